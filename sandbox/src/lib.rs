@@ -1,0 +1,89 @@
+//! `cmod-sandbox` runs **one builder process** (a compiler, archiver or linker invocation)
+//! hermetically, and nothing else.
+//!
+//! It knows nothing about derivations, manifests or store metadata: the realiser in
+//! `cmod-store` turns a resolved derivation into an [`Action`] and hands it to [`run`]. The
+//! action names everything the builder may see:
+//!
+//! * the build directory (host side), which the builder sees at [`BUILD_DIR`] in the
+//!   namespace sandbox and which is its working directory;
+//! * the input store paths, visible read-only at [`STORE_DIR`]`/<hash>-<name>`;
+//! * stable-name links inside the build directory (`src/hello/main.cpp`,
+//!   `bmi/hello.pcm`, ...) that point at those store paths, so compilers record stable
+//!   names instead of hash-named paths;
+//! * the toolchain closure, visible read-only at its host paths;
+//! * the relative paths of the outputs the builder must write.
+//!
+//! Three [`Mode`]s exist. [`Mode::Full`] (Linux user/mount/pid/net/ipc/uts namespaces,
+//! pivot_root and Landlock) is the default; [`Mode::Landlock`] is Landlock only, for
+//! containers without user namespaces; [`Mode::Off`] only clears the environment and runs
+//! in the build directory. Weaker modes are only used on explicit request: [`probe`] tells
+//! the caller whether a mode can be set up on this machine, and [`run`] never falls back
+//! silently.
+//!
+//! Arguments may contain the placeholder [`BUILD_DIR_PLACEHOLDER`]; it is replaced by the
+//! build directory *as the builder sees it* (`/build` in the namespace sandbox, the host
+//! path otherwise). Derivations use it for `-ffile-prefix-map=@builddir@=/build`, which is
+//! a no-op inside the sandbox and makes objects location-independent outside it.
+
+mod action;
+mod env;
+mod error;
+#[cfg(target_os = "linux")]
+mod linux;
+pub mod macos_profile;
+mod materialise;
+mod off;
+mod supervise;
+
+pub use action::{Action, Enforcement, ExitKind, Limits, Link, Mode, Outcome};
+pub use error::SandboxError;
+
+/// The working directory of every builder inside the namespace sandbox.
+pub const BUILD_DIR: &str = "/build";
+/// Where input store paths appear inside the namespace sandbox.
+pub const STORE_DIR: &str = "/cmod/store";
+/// Placeholder in arguments that is replaced by the builder-visible build directory.
+pub const BUILD_DIR_PLACEHOLDER: &str = "@builddir@";
+
+/// Check that `mode` can be set up here, without running anything expensive.
+///
+/// Callers use this once per `realise` so that a missing capability is reported before any
+/// work starts, with the remedy in the error.
+pub fn probe(mode: Mode) -> Result<Enforcement, SandboxError> {
+    match mode {
+        Mode::Off => Ok(Enforcement {
+            mode,
+            landlock_abi: None,
+        }),
+        #[cfg(target_os = "linux")]
+        Mode::Full | Mode::Landlock => linux::probe(mode),
+        #[cfg(not(target_os = "linux"))]
+        Mode::Full | Mode::Landlock => Err(SandboxError::Unsupported {
+            mode,
+            reason: "this operating system has no supported sandbox".into(),
+            remedy: "pass --sandbox=off to build without isolation".into(),
+        }),
+    }
+}
+
+/// Run one action to completion under `mode`.
+///
+/// On return the builder's combined stdout/stderr is in `action.log_path`. A non-zero exit
+/// of the builder is *not* an error of this function: it is reported in
+/// [`Outcome::exit`]. Errors are failures to set up or supervise the sandbox, and the
+/// time and output-size limits.
+pub fn run(mode: Mode, action: &Action) -> Result<Outcome, SandboxError> {
+    action.validate()?;
+    match mode {
+        Mode::Off => off::run(action),
+        #[cfg(target_os = "linux")]
+        Mode::Full | Mode::Landlock => linux::run(mode, action),
+        #[cfg(not(target_os = "linux"))]
+        Mode::Full | Mode::Landlock => Err(SandboxError::Unsupported {
+            mode,
+            reason: "this operating system has no supported sandbox".into(),
+            remedy: "pass --sandbox=off to build without isolation".into(),
+        }),
+    }
+}

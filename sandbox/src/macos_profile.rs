@@ -1,0 +1,1 @@
+//! Generates `sandbox-exec` profiles (SBPL) for the macOS fallback. (Being implemented.)
