@@ -1,1 +1,28 @@
-//! placeholder
+//! `cmod-schema` owns cmod's **formats**: the types of `cmod.toml`, derivations, path
+//! metadata and toolchain descriptions; their JSON Schemas (in `schemas/`); the canonical
+//! JSON encoding; Nix-style base32; and the hashes over all of them — the content hash of
+//! a file tree, the store-path hash and the derivation hash.
+//!
+//! Each hash is frozen by golden-vector tests. Changing one is a versioned format
+//! decision (the `-v1` in every domain-separation string), never a refactor.
+//!
+//! This crate does no I/O beyond what serde does; the store, the evaluator and the CLI
+//! all build on it.
+
+pub mod base32;
+pub mod canonical;
+pub mod content;
+pub mod derivation;
+pub mod diag;
+pub mod manifest;
+pub mod path_info;
+pub mod store_path;
+pub mod toolchain;
+
+pub use content::ContentHash;
+pub use derivation::Derivation;
+pub use path_info::PathInfo;
+pub use store_path::{PathKind, StorePath};
+
+/// Where the JSON Schemas live, relative to this crate's manifest directory.
+pub const SCHEMA_DIR: &str = "schemas";

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Independent reference implementation of cmod's v1 hash formats.
+
+Re-derives the golden vectors frozen in schema/src/{content,store_path}.rs from the
+specification in docs/FORMATS.md, without any cmod code: `pip install blake3` then run
+this script; every line must print OK.
+"""
+import struct
+import sys
+
+import blake3
+
+ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
+def nix32(data: bytes) -> str:
+    """Nix base32: bytes consumed from the end, 5 bits per character."""
+    n = (len(data) * 8 + 4) // 5
+    out = []
+    for k in range(n - 1, -1, -1):
+        b = k * 5
+        i, j = b // 8, b % 8
+        c = data[i] >> j
+        if i + 1 < len(data):
+            c |= data[i + 1] << (8 - j)
+        out.append(ALPHABET[c & 31])
+    return "".join(out)
+
+
+def u64(n: int) -> bytes:
+    return struct.pack("<Q", n)
+
+
+def file_hash(executable: bool, data: bytes) -> bytes:
+    return blake3.blake3(b"cmod-file-v1\0" + bytes([executable]) + u64(len(data)) + data).digest()
+
+
+def symlink_hash(target: bytes) -> bytes:
+    return blake3.blake3(b"cmod-symlink-v1\0" + u64(len(target)) + target).digest()
+
+
+def dir_hash(entries) -> bytes:
+    h = b"cmod-dir-v1\0" + u64(len(entries))
+    for name, child in sorted(entries):
+        h += u64(len(name)) + name + child
+    return blake3.blake3(h).digest()
+
+
+def text(h: bytes) -> str:
+    return "blake3:" + nix32(h)
+
+
+def store_path(kind: str, content: str, name: str, refs=()) -> str:
+    h = b"cmod-store-path-v1\0" + kind.encode() + b"\0" + content.encode() + b"\0" + name.encode()
+    for r in sorted(refs):
+        h += b"\0" + r.encode()
+    return nix32(blake3.blake3(h).digest()[:20]) + "-" + name
+
+
+def main() -> int:
+    hello = file_hash(False, b"hello\n")
+    src = store_path("source", text(hello), "main.cpp")
+    checks = [
+        (text(file_hash(False, b"")), "blake3:1npw6184dclm98l0g5069v2jwzwqbmx5g3zhlfqnk02gncai7fx8"),
+        (text(hello), "blake3:0yjb5l6px9g3994lzgq9mncq00p9v70piw0fng2dq6k5hywcgrc6"),
+        (text(file_hash(True, b"hello\n")), "blake3:0zxgp5i72r8l6mdysa1l35xpwf8dcc9p7rzjq7lp08p3iihyvspl"),
+        (text(symlink_hash(b"../x")), "blake3:15xvkzv4vscv9hgkgm3yjcyspg6xy9n08z20niz27n7i5al58i5g"),
+        (
+            text(dir_hash([(b"b.txt", hello), (b"a", dir_hash([])), (b"link", symlink_hash(b"b.txt"))])),
+            "blake3:04c12l7h14hys8yqsk63qm62afvwc1rapiapzv9iwbksid69g47p",
+        ),
+        (src, "jrdcqn0wj4nf27nf91j2a27x5bhfalx3-main.cpp"),
+        (
+            store_path("output", text(hello), "hello-0.1.0-main.o", [src]),
+            "1f91dpxvahvcpp61w11cagmc3pgmaynw-hello-0.1.0-main.o",
+        ),
+    ]
+    bad = 0
+    for got, want in checks:
+        ok = got == want
+        bad += not ok
+        print("OK  " if ok else "BAD ", got, "" if ok else f"(want {want})")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+//! The **content hash** of a store path (format v1, frozen by golden vectors).
+//!
+//! A path is a tree of regular files, directories and symlinks. Its hash is a Merkle hash
+//! with BLAKE3, so every file can be hashed in parallel and a directory only combines its
+//! children's digests:
+//!
+//! ```text
+//! file(exec, bytes)  = BLAKE3("cmod-file-v1\0"    || exec:u8 || len:u64le || bytes)
+//! symlink(target)    = BLAKE3("cmod-symlink-v1\0" || len:u64le || target)
+//! dir(entries)       = BLAKE3("cmod-dir-v1\0"     || count:u64le ||
+//!                             for each entry, sorted by name bytes:
+//!                               len(name):u64le || name || digest(child))
+//! ```
+//!
+//! Timestamps, owners and permission bits other than "executable" are not part of it.
+//! The text form is `blake3:` followed by the 52-character Nix base32 of the 32-byte digest.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::base32;
+
+/// A 256-bit BLAKE3 content digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentHash(pub [u8; 32]);
+
+const PREFIX: &str = "blake3:";
+
+impl ContentHash {
+    /// The hash of a regular file with the given executable bit and contents.
+    pub fn of_file(executable: bool, bytes: &[u8]) -> ContentHash {
+        let mut h = FileHasher::new(executable, bytes.len() as u64);
+        h.update(bytes);
+        h.finish()
+    }
+
+    /// The hash of a symlink with the given target (stored verbatim).
+    pub fn of_symlink(target: &[u8]) -> ContentHash {
+        let mut h = blake3::Hasher::new();
+        h.update(b"cmod-symlink-v1\0");
+        h.update(&(target.len() as u64).to_le_bytes());
+        h.update(target);
+        ContentHash(*h.finalize().as_bytes())
+    }
+
+    /// The hash of a directory from its entries; they are sorted here, so callers may pass
+    /// them in any order. Names must be unique.
+    pub fn of_dir<'a>(entries: impl IntoIterator<Item = (&'a [u8], ContentHash)>) -> ContentHash {
+        let mut entries: Vec<(&[u8], ContentHash)> = entries.into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        let mut h = blake3::Hasher::new();
+        h.update(b"cmod-dir-v1\0");
+        h.update(&(entries.len() as u64).to_le_bytes());
+        for (name, child) in entries {
+            h.update(&(name.len() as u64).to_le_bytes());
+            h.update(name);
+            h.update(&child.0);
+        }
+        ContentHash(*h.finalize().as_bytes())
+    }
+
+    /// The text form, `blake3:<52 base32 chars>`.
+    pub fn to_text(&self) -> String {
+        format!("{PREFIX}{}", base32::encode(&self.0))
+    }
+}
+
+/// Streaming hasher for large files: feed the contents, then [`FileHasher::finish`].
+pub struct FileHasher {
+    inner: blake3::Hasher,
+    expected: u64,
+    seen: u64,
+}
+
+impl FileHasher {
+    /// `len` is the file's length in bytes; it is part of the encoding, and [`finish`]
+    /// panics in debug builds if a different number of bytes was fed.
+    ///
+    /// [`finish`]: FileHasher::finish
+    pub fn new(executable: bool, len: u64) -> FileHasher {
+        let mut inner = blake3::Hasher::new();
+        inner.update(b"cmod-file-v1\0");
+        inner.update(&[executable as u8]);
+        inner.update(&len.to_le_bytes());
+        FileHasher {
+            inner,
+            expected: len,
+            seen: 0,
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.seen += bytes.len() as u64;
+        if bytes.len() >= 128 * 1024 {
+            self.inner.update_rayon(bytes);
+        } else {
+            self.inner.update(bytes);
+        }
+    }
+
+    /// Bytes fed so far.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Whether exactly the announced length was fed.
+    pub fn complete(&self) -> bool {
+        self.seen == self.expected
+    }
+
+    pub fn finish(self) -> ContentHash {
+        debug_assert!(self.complete(), "file length changed while hashing");
+        ContentHash(*self.inner.finalize().as_bytes())
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentHash({self})")
+    }
+}
+
+/// Why a content-hash string could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a content hash (expected `blake3:` and 52 base32 characters)")]
+pub struct ParseContentHashError(pub String);
+
+impl FromStr for ContentHash {
+    type Err = ParseContentHashError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ParseContentHashError(s.to_string());
+        let rest = s.strip_prefix(PREFIX).ok_or_else(bad)?;
+        let bytes = base32::decode(rest, 32).ok_or_else(bad)?;
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&bytes);
+        Ok(ContentHash(out))
+    }
+}
+
+impl Serialize for ContentHash {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_text())
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentHash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Golden vectors: changing any of these is a format change (bump `cmod-*-v1`).
+    /// `schema/golden/reference.py` re-derives them independently from the spec.
+    #[test]
+    fn golden_vectors() {
+        assert_eq!(
+            ContentHash::of_file(false, b"").to_text(),
+            GOLDEN_EMPTY_FILE
+        );
+        assert_eq!(
+            ContentHash::of_file(false, b"hello\n").to_text(),
+            GOLDEN_HELLO_FILE
+        );
+        assert_eq!(
+            ContentHash::of_file(true, b"hello\n").to_text(),
+            GOLDEN_HELLO_EXEC
+        );
+        assert_eq!(ContentHash::of_symlink(b"../x").to_text(), GOLDEN_SYMLINK);
+        let tree = ContentHash::of_dir([
+            (&b"b.txt"[..], ContentHash::of_file(false, b"hello\n")),
+            (&b"a"[..], ContentHash::of_dir([])),
+            (&b"link"[..], ContentHash::of_symlink(b"b.txt")),
+        ]);
+        assert_eq!(tree.to_text(), GOLDEN_TREE);
+    }
+
+    const GOLDEN_EMPTY_FILE: &str = "blake3:1npw6184dclm98l0g5069v2jwzwqbmx5g3zhlfqnk02gncai7fx8";
+    const GOLDEN_HELLO_FILE: &str = "blake3:0yjb5l6px9g3994lzgq9mncq00p9v70piw0fng2dq6k5hywcgrc6";
+    const GOLDEN_HELLO_EXEC: &str = "blake3:0zxgp5i72r8l6mdysa1l35xpwf8dcc9p7rzjq7lp08p3iihyvspl";
+    const GOLDEN_SYMLINK: &str = "blake3:15xvkzv4vscv9hgkgm3yjcyspg6xy9n08z20niz27n7i5al58i5g";
+    const GOLDEN_TREE: &str = "blake3:04c12l7h14hys8yqsk63qm62afvwc1rapiapzv9iwbksid69g47p";
+
+    #[test]
+    fn exec_bit_and_entry_order_matter_correctly() {
+        assert_ne!(
+            ContentHash::of_file(false, b"x"),
+            ContentHash::of_file(true, b"x")
+        );
+        let a = ContentHash::of_dir([
+            (&b"x"[..], ContentHash::of_file(false, b"1")),
+            (&b"y"[..], ContentHash::of_file(false, b"2")),
+        ]);
+        let b = ContentHash::of_dir([
+            (&b"y"[..], ContentHash::of_file(false, b"2")),
+            (&b"x"[..], ContentHash::of_file(false, b"1")),
+        ]);
+        assert_eq!(a, b, "input order must not matter");
+        let c = ContentHash::of_dir([
+            (&b"x"[..], ContentHash::of_file(false, b"2")),
+            (&b"y"[..], ContentHash::of_file(false, b"1")),
+        ]);
+        assert_ne!(a, c, "swapping contents between names must change the hash");
+    }
+
+    #[test]
+    fn streaming_equals_one_shot() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut h = FileHasher::new(false, data.len() as u64);
+        for chunk in data.chunks(70_000) {
+            h.update(chunk);
+        }
+        assert_eq!(h.finish(), ContentHash::of_file(false, &data));
+    }
+
+    #[test]
+    fn text_round_trip_and_errors() {
+        let h = ContentHash::of_file(false, b"abc");
+        assert_eq!(h.to_text().parse::<ContentHash>().unwrap(), h);
+        assert!("sha256:abc".parse::<ContentHash>().is_err());
+        assert!("blake3:abc".parse::<ContentHash>().is_err());
+    }
+}

@@ -1,0 +1,464 @@
+//! Derivations (format v1): the immutable recipe for one build step.
+//!
+//! A derivation names a toolchain (by identity), a tool of it, an argument vector, a
+//! fixed environment, its inputs and its outputs. Every path in it is relative to the
+//! build directory, so a derivation never mentions where the store or the build lives.
+//!
+//! Inputs appear in the build directory at stable names (`at`): a source at
+//! `src/<package>/<path>`, a BMI at `bmi/<module>.pcm`. An input comes *from* either a
+//! store path (sources, and every input of a resolved derivation) or an output of another
+//! derivation. **Resolution** replaces the latter by the realised output's store path;
+//! the hash of the resolved derivation (plus the sandbox mode) is the key under which
+//! outputs are found or built, which gives early cutoff: an input rebuilt to identical
+//! bytes has the same content-addressed store path, so consumers resolve to the same key.
+//!
+//! The encoding is canonical JSON ([`crate::canonical`]); the `.drv` store path is computed
+//! from it and frozen by golden vectors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path};
+
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::{self, CanonicalError};
+use crate::content::ContentHash;
+use crate::store_path::{PathKind, StorePath, StorePathError};
+
+/// The version written into, and required of, every derivation.
+pub const DERIVATION_VERSION: u32 = 1;
+
+/// What a build step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepKind {
+    /// Precompile a module interface or partition into a BMI (`--precompile`).
+    Bmi,
+    /// Compile a BMI or a source file into an object.
+    Object,
+    /// Collect objects into a static archive.
+    Archive,
+    /// Link objects and archives into an executable.
+    Link,
+}
+
+/// Which program of the toolchain runs the step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tool {
+    /// The C++ compiler driver (also used to link, with lld).
+    #[serde(rename = "c++")]
+    Cxx,
+    /// The archiver.
+    Ar,
+}
+
+/// Why an input is there; informational, but part of the hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputRole {
+    Source,
+    Headers,
+    Bmi,
+    Object,
+    Archive,
+}
+
+/// Where an input comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InputFrom {
+    /// An output of another derivation (only in unresolved derivations).
+    Drv { drv: StorePath, output: String },
+    /// A store path, or the file or directory `sub` inside it.
+    Path {
+        path: StorePath,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sub: Option<String>,
+    },
+}
+
+/// One input, visible to the builder at `at` (relative to the build directory).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    pub at: String,
+    pub role: InputRole,
+    pub from: InputFrom,
+}
+
+/// One output: the builder writes it at `at`; it is registered under store name `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    pub at: String,
+    pub name: String,
+}
+
+/// A build step. See the module documentation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Derivation {
+    pub version: u32,
+    /// Human-readable name; the `.drv` path is `<hash>-<name>.drv`.
+    pub name: String,
+    pub kind: StepKind,
+    /// Identity of the toolchain (see `cmod toolchain`).
+    pub toolchain: ContentHash,
+    pub tool: Tool,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Sorted by `at`; `at` values are unique.
+    pub inputs: Vec<Input>,
+    pub outputs: BTreeMap<String, Output>,
+}
+
+/// A derivation that is structurally wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum DerivationError {
+    #[error("derivation version {found} is not supported (this cmod reads version {DERIVATION_VERSION})")]
+    Version { found: u32 },
+    #[error("derivation `{name}`: {problem}")]
+    Invalid { name: String, problem: String },
+    #[error(transparent)]
+    Name(#[from] StorePathError),
+    #[error(transparent)]
+    Encoding(#[from] CanonicalError),
+    #[error("derivation `{name}` needs output `{output}` of `{drv}`, which has not been realised")]
+    Unrealised {
+        name: String,
+        drv: StorePath,
+        output: String,
+    },
+}
+
+fn is_clean_relative(p: &str) -> bool {
+    !p.is_empty()
+        && !p.contains('\0')
+        && Path::new(p)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
+impl Derivation {
+    /// Check the structural rules: version, names, relative paths, unique and sorted
+    /// inputs, at least one output.
+    pub fn validate(&self) -> Result<(), DerivationError> {
+        if self.version != DERIVATION_VERSION {
+            return Err(DerivationError::Version {
+                found: self.version,
+            });
+        }
+        let invalid = |problem: String| DerivationError::Invalid {
+            name: self.name.clone(),
+            problem,
+        };
+        crate::store_path::validate_name(&format!("{}.drv", self.name))?;
+        if self.outputs.is_empty() {
+            return Err(invalid("it has no outputs".into()));
+        }
+        let mut seen = BTreeSet::new();
+        for w in self.inputs.windows(2) {
+            if w[0].at >= w[1].at {
+                return Err(invalid(format!(
+                    "inputs are not sorted by `at` or repeat `{}`",
+                    w[1].at
+                )));
+            }
+        }
+        for input in &self.inputs {
+            if !is_clean_relative(&input.at) {
+                return Err(invalid(format!(
+                    "input path `{}` is not relative",
+                    input.at
+                )));
+            }
+            if let InputFrom::Path { sub: Some(sub), .. } = &input.from {
+                if !is_clean_relative(sub) {
+                    return Err(invalid(format!("input sub-path `{sub}` is not relative")));
+                }
+            }
+            seen.insert(input.at.as_str());
+        }
+        for (key, out) in &self.outputs {
+            if !is_clean_relative(&out.at) {
+                return Err(invalid(format!(
+                    "output `{key}` path `{}` is not relative",
+                    out.at
+                )));
+            }
+            if seen.contains(out.at.as_str()) {
+                return Err(invalid(format!(
+                    "output `{key}` overlaps an input at `{}`",
+                    out.at
+                )));
+            }
+            crate::store_path::validate_name(&out.name)?;
+        }
+        Ok(())
+    }
+
+    /// The canonical encoding that is hashed.
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, DerivationError> {
+        Ok(canonical::to_vec(self)?)
+    }
+
+    /// The derivations whose outputs this one consumes, deduplicated.
+    pub fn input_drvs(&self) -> BTreeSet<&StorePath> {
+        self.inputs
+            .iter()
+            .filter_map(|i| match &i.from {
+                InputFrom::Drv { drv, .. } => Some(drv),
+                InputFrom::Path { .. } => None,
+            })
+            .collect()
+    }
+
+    /// The store paths this derivation reads directly, deduplicated.
+    pub fn input_paths(&self) -> BTreeSet<&StorePath> {
+        self.inputs
+            .iter()
+            .filter_map(|i| match &i.from {
+                InputFrom::Path { path, .. } => Some(path),
+                InputFrom::Drv { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Whether every input is a store path.
+    pub fn is_resolved(&self) -> bool {
+        self.input_drvs().is_empty()
+    }
+
+    /// The `.drv` store path. Its references are the input derivations and store paths,
+    /// so a derivation's closure can be walked from metadata alone.
+    pub fn drv_path(&self) -> Result<StorePath, DerivationError> {
+        let bytes = self.canonical_bytes()?;
+        let refs: Vec<&StorePath> = self
+            .input_drvs()
+            .into_iter()
+            .chain(self.input_paths())
+            .collect();
+        Ok(StorePath::compute(
+            PathKind::Drv,
+            &ContentHash::of_file(false, &bytes),
+            &format!("{}.drv", self.name),
+            refs,
+        )?)
+    }
+
+    /// Replace every derivation input by the store path of the realised output, as given
+    /// by `realised(drv, output)`.
+    pub fn resolve(
+        &self,
+        mut realised: impl FnMut(&StorePath, &str) -> Option<StorePath>,
+    ) -> Result<Derivation, DerivationError> {
+        let mut out = self.clone();
+        for input in &mut out.inputs {
+            if let InputFrom::Drv { drv, output } = &input.from {
+                let path = realised(drv, output).ok_or_else(|| DerivationError::Unrealised {
+                    name: self.name.clone(),
+                    drv: drv.clone(),
+                    output: output.clone(),
+                })?;
+                input.from = InputFrom::Path { path, sub: None };
+            }
+        }
+        Ok(out)
+    }
+
+    /// The key of a **resolved** derivation built under `sandbox` (`full`, `landlock` or
+    /// `off`): outputs are looked up and recorded under it in the build trace. Modes are
+    /// part of the key so a weaker mode never reuses, or is reused by, stronger outputs.
+    pub fn trace_key(&self, sandbox: &str) -> Result<ContentHash, DerivationError> {
+        debug_assert!(
+            self.is_resolved(),
+            "trace keys are for resolved derivations"
+        );
+        let bytes = self.canonical_bytes()?;
+        let mut h = blake3::Hasher::new();
+        h.update(b"cmod-trace-v1\0");
+        h.update(sandbox.as_bytes());
+        h.update(b"\0");
+        h.update(&bytes);
+        Ok(ContentHash(*h.finalize().as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &[u8], name: &str) -> StorePath {
+        StorePath::compute(
+            PathKind::Source,
+            &ContentHash::of_file(false, text),
+            name,
+            [],
+        )
+        .unwrap()
+    }
+
+    pub(crate) fn sample() -> Derivation {
+        let toolchain = ContentHash::of_file(false, b"toolchain");
+        Derivation {
+            version: DERIVATION_VERSION,
+            name: "hello-0.1.0-hello.pcm".into(),
+            kind: StepKind::Bmi,
+            toolchain,
+            tool: Tool::Cxx,
+            args: vec![
+                "-std=c++20".into(),
+                "-x".into(),
+                "c++-module".into(),
+                "--precompile".into(),
+                "src/hello/hello.cppm".into(),
+                "-o".into(),
+                "out/hello.pcm".into(),
+            ],
+            env: BTreeMap::new(),
+            inputs: vec![Input {
+                at: "src/hello/hello.cppm".into(),
+                role: InputRole::Source,
+                from: InputFrom::Path {
+                    path: src(b"export module hello;\n", "hello.cppm"),
+                    sub: None,
+                },
+            }],
+            outputs: BTreeMap::from([(
+                "bmi".to_string(),
+                Output {
+                    at: "out/hello.pcm".into(),
+                    name: "hello-0.1.0-hello.pcm".into(),
+                },
+            )]),
+        }
+    }
+
+    fn consumer(bmi_drv: &StorePath) -> Derivation {
+        let mut d = sample();
+        d.name = "hello-0.1.0-main.o".into();
+        d.kind = StepKind::Object;
+        d.inputs.push(Input {
+            at: "bmi/hello.pcm".into(),
+            role: InputRole::Bmi,
+            from: InputFrom::Drv {
+                drv: bmi_drv.clone(),
+                output: "bmi".into(),
+            },
+        });
+        d.inputs.sort();
+        d.outputs = BTreeMap::from([(
+            "obj".to_string(),
+            Output {
+                at: "out/main.o".into(),
+                name: "hello-0.1.0-main.o".into(),
+            },
+        )]);
+        d
+    }
+
+    /// Golden vectors: the canonical encoding and `.drv` path of a fixed derivation, and
+    /// the trace key of its resolved consumer. Changing them is a format change.
+    #[test]
+    fn golden_vectors() {
+        let d = sample();
+        d.validate().unwrap();
+        let text = String::from_utf8(d.canonical_bytes().unwrap()).unwrap();
+        assert_eq!(text, GOLDEN_CANONICAL);
+        let drv = d.drv_path().unwrap();
+        assert_eq!(drv.to_string(), GOLDEN_DRV_PATH);
+        let c = consumer(&drv);
+        c.validate().unwrap();
+        let out = StorePath::compute(
+            PathKind::Output,
+            &ContentHash::of_file(false, b"pcm"),
+            "hello-0.1.0-hello.pcm",
+            [],
+        )
+        .unwrap();
+        let resolved = c.resolve(|_, _| Some(out.clone())).unwrap();
+        assert!(resolved.is_resolved());
+        assert_eq!(
+            resolved.trace_key("full").unwrap().to_text(),
+            GOLDEN_TRACE_KEY
+        );
+    }
+
+    const GOLDEN_CANONICAL: &str = r#"{"args":["-std=c++20","-x","c++-module","--precompile","src/hello/hello.cppm","-o","out/hello.pcm"],"env":{},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"bmi","name":"hello-0.1.0-hello.pcm","outputs":{"bmi":{"at":"out/hello.pcm","name":"hello-0.1.0-hello.pcm"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":1}"#;
+    const GOLDEN_DRV_PATH: &str = "jgqbjrb75zxsn2v8gvwr0qjz4zg75anr-hello-0.1.0-hello.pcm.drv";
+    const GOLDEN_TRACE_KEY: &str = "blake3:1rlvqbzccm4q8mrssg9aapb0a75cpzbj1dakzh4rzicix76dw4bh";
+
+    #[test]
+    fn json_round_trip() {
+        let d = sample();
+        let text = serde_json::to_string_pretty(&d).unwrap();
+        let back: Derivation = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, d);
+    }
+
+    #[test]
+    fn unknown_fields_and_versions_are_rejected() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["surprise"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<Derivation>(v).is_err());
+        let mut d = sample();
+        d.version = 2;
+        assert!(matches!(
+            d.validate(),
+            Err(DerivationError::Version { found: 2 })
+        ));
+    }
+
+    #[test]
+    fn structural_errors() {
+        let mut d = sample();
+        d.inputs[0].at = "../escape".into();
+        assert!(d
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("not relative"));
+        let mut d = sample();
+        d.outputs.clear();
+        assert!(d.validate().unwrap_err().to_string().contains("no outputs"));
+        let mut d = sample();
+        let dup = d.inputs[0].clone();
+        d.inputs.push(dup);
+        assert!(d.validate().unwrap_err().to_string().contains("not sorted"));
+    }
+
+    #[test]
+    fn resolution_keys_on_output_content_not_recipe() {
+        let a = sample();
+        let mut b = sample();
+        b.args.push("-DX".into());
+        let (da, db) = (a.drv_path().unwrap(), b.drv_path().unwrap());
+        assert_ne!(da, db, "different recipes are different derivations");
+        let out = StorePath::compute(
+            PathKind::Output,
+            &ContentHash::of_file(false, b"same bytes"),
+            "hello-0.1.0-hello.pcm",
+            [],
+        )
+        .unwrap();
+        let ka = consumer(&da).resolve(|_, _| Some(out.clone())).unwrap();
+        let kb = consumer(&db).resolve(|_, _| Some(out.clone())).unwrap();
+        assert_eq!(
+            ka.trace_key("full").unwrap(),
+            kb.trace_key("full").unwrap(),
+            "identical input bytes must give the same key (early cutoff)"
+        );
+        assert_ne!(
+            ka.trace_key("full").unwrap(),
+            ka.trace_key("off").unwrap(),
+            "sandbox modes never share keys"
+        );
+    }
+
+    #[test]
+    fn unrealised_input_is_an_error() {
+        let d = consumer(&sample().drv_path().unwrap());
+        let err = d.resolve(|_, _| None).unwrap_err();
+        assert!(matches!(err, DerivationError::Unrealised { .. }), "{err}");
+    }
+}

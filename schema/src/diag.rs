@@ -1,0 +1,75 @@
+//! Shared vocabulary for reporting problems: where in a file, and which class of failure
+//! (each class has its own process exit code).
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A position in a user's file, 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+impl Location {
+    /// The 1-based line and column of byte `offset` in `text`.
+    pub fn at_offset(file: impl Into<PathBuf>, text: &str, offset: usize) -> Location {
+        let offset = offset.min(text.len());
+        let before = &text[..offset];
+        let line = before.bytes().filter(|&b| b == b'\n').count() as u32 + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = text[line_start..offset].chars().count() as u32 + 1;
+        Location {
+            file: file.into(),
+            line,
+            column,
+        }
+    }
+}
+
+/// The class of a failure, which decides the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitClass {
+    /// A build step failed (exit 1).
+    Build,
+    /// Bad usage, manifest or lockfile (exit 2).
+    Usage,
+    /// An integrity or security violation (exit 3).
+    Integrity,
+    /// A bug or an environment problem cmod cannot attribute to the user (exit 101).
+    Internal,
+}
+
+impl ExitClass {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitClass::Build => 1,
+            ExitClass::Usage => 2,
+            ExitClass::Integrity => 3,
+            ExitClass::Internal => 101,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_to_lines_and_columns() {
+        let text = "ab\ncdé\nf";
+        assert_eq!(Location::at_offset("x", text, 0).to_string(), "x:1:1");
+        assert_eq!(Location::at_offset("x", text, 4).to_string(), "x:2:2");
+        // The column counts characters, not bytes.
+        assert_eq!(Location::at_offset("x", text, 7).to_string(), "x:2:4");
+        assert_eq!(Location::at_offset("x", text, 8).to_string(), "x:3:1");
+        assert_eq!(Location::at_offset("x", text, 99).to_string(), "x:3:2");
+    }
+}

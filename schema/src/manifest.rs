@@ -1,0 +1,574 @@
+//! `cmod.toml`, manifest format v1: the serde types.
+//!
+//! Every table denies unknown fields, and every value that has rules (a semantic version,
+//! a package name, a C++ standard) is checked while it is deserialised, so a mistake is
+//! reported by the TOML parser with its exact line and column. Cross-field rules (a
+//! dependency that names both `git` and `path`, a missing `main`) are checked by the
+//! evaluator, using the spans kept here in [`Spanned`] fields.
+//!
+//! The JSON Schema `schemas/manifest.schema.json` describes the same format; a test keeps
+//! the two in agreement.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use toml::Spanned;
+
+/// The whole manifest.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    pub package: Option<Package>,
+    #[serde(default)]
+    pub toolchain: ToolchainSpec,
+    pub lib: Option<Lib>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bin: Vec<Spanned<Bin>>,
+    #[serde(default)]
+    pub build: BuildSettings,
+    #[serde(default)]
+    pub profile: Profiles,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dependencies: BTreeMap<String, Spanned<DependencySpec>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dev_dependencies: BTreeMap<String, Spanned<DependencySpec>>,
+}
+
+/// `[package]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Package {
+    pub name: Spanned<PackageName>,
+    pub version: Spanned<SemverVersion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+}
+
+/// A package name: a lowercase ASCII letter, then lowercase letters, digits, `-` or `_`;
+/// at most 64 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PackageName(String);
+
+impl PackageName {
+    pub fn new(s: &str) -> Result<PackageName, String> {
+        let ok_first = s.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+        let ok_rest = s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok_first && ok_rest && s.len() <= 64 {
+            Ok(PackageName(s.to_string()))
+        } else {
+            Err(format!(
+                "`{s}` is not a valid package name; use a lowercase letter followed by lowercase \
+                 letters, digits, `-` or `_` (at most 64 characters), e.g. `{}`",
+                suggest_package_name(s)
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn suggest_package_name(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.starts_with(|c: char| !c.is_ascii_lowercase()) && !out.is_empty() {
+        out.remove(0);
+    }
+    if out.is_empty() {
+        "my-package".into()
+    } else {
+        out.truncate(64);
+        out
+    }
+}
+
+impl fmt::Display for PackageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PackageName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PackageName::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for PackageName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A semantic version, with an error message that says how to write one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SemverVersion(pub semver::Version);
+
+impl<'de> Deserialize<'de> for SemverVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<semver::Version>()
+            .map(SemverVersion)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not a semantic version ({e}); write MAJOR.MINOR.PATCH, e.g. `{}`",
+                    suggest_version(&s)
+                ))
+            })
+    }
+}
+
+fn suggest_version(s: &str) -> String {
+    let nums: Vec<u64> = s
+        .trim_start_matches('v')
+        .split('.')
+        .map_while(|p| p.parse().ok())
+        .collect();
+    match nums.as_slice() {
+        [] => "0.1.0".into(),
+        [a] => format!("{a}.0.0"),
+        [a, b] => format!("{a}.{b}.0"),
+        [a, b, c, ..] => format!("{a}.{b}.{c}"),
+    }
+}
+
+impl Serialize for SemverVersion {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// A semantic version requirement such as `^19` or `>=19, <20`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemverReq(pub semver::VersionReq);
+
+impl<'de> Deserialize<'de> for SemverReq {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<semver::VersionReq>().map(SemverReq).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{s}` is not a version requirement ({e}); write e.g. `^19`, `~1.2` or `>=19, <20`"
+            ))
+        })
+    }
+}
+
+impl Serialize for SemverReq {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// `[toolchain]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ToolchainSpec {
+    /// The C++ compiler driver: a name on `PATH` or an absolute path. Default `clang++-19`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiler: Option<Spanned<String>>,
+    /// A requirement on the compiler's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Spanned<SemverReq>>,
+    #[serde(default)]
+    pub cxx_standard: CxxStandard,
+    #[serde(default)]
+    pub stdlib: Stdlib,
+}
+
+/// The C++ standard. Named modules need C++20 or later.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CxxStandard {
+    #[default]
+    Cxx20,
+    Cxx23,
+    Cxx26,
+}
+
+impl CxxStandard {
+    /// The `-std=` value.
+    pub fn flag(self) -> &'static str {
+        match self {
+            CxxStandard::Cxx20 => "-std=c++20",
+            CxxStandard::Cxx23 => "-std=c++23",
+            CxxStandard::Cxx26 => "-std=c++2c",
+        }
+    }
+
+    pub fn year(self) -> u32 {
+        match self {
+            CxxStandard::Cxx20 => 20,
+            CxxStandard::Cxx23 => 23,
+            CxxStandard::Cxx26 => 26,
+        }
+    }
+
+    fn parse(s: &str) -> Result<CxxStandard, String> {
+        match s.trim_start_matches("c++") {
+            "20" => Ok(CxxStandard::Cxx20),
+            "23" => Ok(CxxStandard::Cxx23),
+            "26" => Ok(CxxStandard::Cxx26),
+            _ => Err(format!(
+                "unsupported C++ standard `{s}`: named modules need `20`, `23` or `26`"
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CxxStandard {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Int(i) => i.to_string(),
+            Raw::Text(s) => s,
+        };
+        CxxStandard::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for CxxStandard {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.year().to_string())
+    }
+}
+
+/// The C++ standard library.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize,
+)]
+pub enum Stdlib {
+    /// GNU libstdc++, the default of Debian's clang.
+    #[default]
+    #[serde(rename = "libstdc++")]
+    Libstdcxx,
+    /// LLVM libc++; the only one that ships `import std;` with clang 19.
+    #[serde(rename = "libc++")]
+    Libcxx,
+}
+
+impl Stdlib {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stdlib::Libstdcxx => "libstdc++",
+            Stdlib::Libcxx => "libc++",
+        }
+    }
+}
+
+/// `[lib]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Lib {
+    /// The archive is `lib<name>.a`; defaults to the package name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Globs relative to the package root. Default: `src/**/*.cppm` and `src/**/*.cpp`.
+    #[serde(default = "default_lib_sources")]
+    pub sources: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub kind: LibKind,
+}
+
+fn default_lib_sources() -> Vec<Spanned<String>> {
+    ["src/**/*.cppm", "src/**/*.cpp"]
+        .iter()
+        .map(|s| Spanned::new(0..0, s.to_string()))
+        .collect()
+}
+
+/// The kind of library. Only static archives exist in format v1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LibKind {
+    #[default]
+    Static,
+}
+
+/// `[[bin]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Bin {
+    pub name: Spanned<String>,
+    pub main: Spanned<String>,
+    /// Extra translation units of this binary only (globs allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Spanned<String>>,
+}
+
+/// `[build]`: settings for every translation unit of the package.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BuildSettings {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cxxflags: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defines: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_dirs: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ldflags: Vec<Spanned<String>>,
+}
+
+/// `[profile.*]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Profiles {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<Profile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Profile>,
+}
+
+/// One profile; unset fields take the profile's built-in default.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Profile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_level: Option<OptLevel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cxxflags: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defines: Vec<String>,
+}
+
+/// An optimisation level: `0`–`3`, `"s"` or `"z"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OptLevel {
+    O0,
+    O1,
+    O2,
+    O3,
+    Os,
+    Oz,
+}
+
+impl OptLevel {
+    pub fn flag(self) -> &'static str {
+        match self {
+            OptLevel::O0 => "-O0",
+            OptLevel::O1 => "-O1",
+            OptLevel::O2 => "-O2",
+            OptLevel::O3 => "-O3",
+            OptLevel::Os => "-Os",
+            OptLevel::Oz => "-Oz",
+        }
+    }
+
+    fn parse(s: &str) -> Result<OptLevel, String> {
+        Ok(match s {
+            "0" => OptLevel::O0,
+            "1" => OptLevel::O1,
+            "2" => OptLevel::O2,
+            "3" => OptLevel::O3,
+            "s" => OptLevel::Os,
+            "z" => OptLevel::Oz,
+            _ => {
+                return Err(format!(
+                    "`{s}` is not an optimisation level; use 0, 1, 2, 3, \"s\" or \"z\""
+                ))
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for OptLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Int(i) => i.to_string(),
+            Raw::Text(s) => s,
+        };
+        OptLevel::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for OptLevel {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            OptLevel::O0 => s.serialize_u8(0),
+            OptLevel::O1 => s.serialize_u8(1),
+            OptLevel::O2 => s.serialize_u8(2),
+            OptLevel::O3 => s.serialize_u8(3),
+            OptLevel::Os => s.serialize_str("s"),
+            OptLevel::Oz => s.serialize_str("z"),
+        }
+    }
+}
+
+/// A dependency. Exactly one source (`path` or `git`) must be given; with `git`, at most
+/// one of `tag`, `rev`, `branch` and `version`. The evaluator checks these rules so it can
+/// point at the offending line.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DependencySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<SemverReq>,
+}
+
+/// The field names of each table, for "did you mean" suggestions.
+pub fn known_fields(table: &str) -> &'static [&'static str] {
+    match table {
+        "" => &[
+            "package",
+            "toolchain",
+            "lib",
+            "bin",
+            "build",
+            "profile",
+            "dependencies",
+            "dev-dependencies",
+        ],
+        "package" => &["name", "version", "description", "license"],
+        "toolchain" => &["compiler", "version", "cxx-standard", "stdlib"],
+        "lib" => &["name", "sources", "kind"],
+        "bin" => &["name", "main", "sources"],
+        "build" => &["cxxflags", "defines", "include-dirs", "ldflags"],
+        "profile" => &["dev", "release"],
+        "profile.dev" | "profile.release" => &["opt-level", "debug", "cxxflags", "defines"],
+        "dependency" => &["path", "git", "tag", "rev", "branch", "version"],
+        _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    #[test]
+    fn full_manifest_parses() {
+        let m = parse(
+            r#"
+            [package]
+            name = "hello"
+            version = "0.1.0"
+            [toolchain]
+            compiler = "clang++-19"
+            version = "^19"
+            cxx-standard = 23
+            stdlib = "libc++"
+            [lib]
+            sources = ["src/**/*.cppm"]
+            [[bin]]
+            name = "hello"
+            main = "src/main.cpp"
+            [build]
+            defines = ["X=1"]
+            [profile.release]
+            opt-level = "s"
+            [dependencies]
+            util = { path = "../util" }
+            "#,
+        )
+        .unwrap();
+        let p = m.package.unwrap();
+        assert_eq!(p.name.get_ref().as_str(), "hello");
+        assert_eq!(m.toolchain.cxx_standard, CxxStandard::Cxx23);
+        assert_eq!(m.toolchain.stdlib, Stdlib::Libcxx);
+        assert_eq!(m.profile.release.unwrap().opt_level, Some(OptLevel::Os));
+        assert_eq!(m.bin.len(), 1);
+        assert_eq!(
+            m.dependencies["util"].get_ref().path.as_deref(),
+            Some("../util")
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let m = parse("[package]\nname = \"a\"\nversion = \"1.0.0\"\n[lib]\n").unwrap();
+        let lib = m.lib.unwrap();
+        let globs: Vec<&str> = lib.sources.iter().map(|s| s.get_ref().as_str()).collect();
+        assert_eq!(globs, ["src/**/*.cppm", "src/**/*.cpp"]);
+        assert_eq!(m.toolchain.cxx_standard, CxxStandard::Cxx20);
+        assert_eq!(m.toolchain.stdlib, Stdlib::Libstdcxx);
+    }
+
+    #[test]
+    fn errors_carry_spans_and_fixes() {
+        let text = "[package]\nname = \"a\"\nversion = \"1.0\"\n";
+        let err = parse(text).unwrap_err();
+        assert!(
+            err.message()
+                .contains("write MAJOR.MINOR.PATCH, e.g. `1.0.0`"),
+            "{err}"
+        );
+        let span = err.span().unwrap();
+        assert_eq!(&text[span], "\"1.0\"");
+
+        let err = parse("[package]\nname = \"Hello World\"\nversion = \"1.0.0\"\n").unwrap_err();
+        assert!(err.message().contains("e.g. `hello-world`"), "{err}");
+
+        let err = parse("[toolchain]\ncxx-standard = 17\n").unwrap_err();
+        assert!(err.message().contains("named modules need"), "{err}");
+
+        let err = parse("[lib]\nsoruces = []\n").unwrap_err();
+        assert!(err.message().contains("unknown field `soruces`"), "{err}");
+
+        let err = parse("[toolchain]\nstdlib = \"msvc\"\n").unwrap_err();
+        assert!(err.message().contains("libstdc++"), "{err}");
+
+        let err = parse("[profile.dev]\nopt-level = 4\n").unwrap_err();
+        assert!(err.message().contains("not an optimisation level"), "{err}");
+    }
+
+    #[test]
+    fn known_fields_match_serde() {
+        // Every listed field of [package] must be accepted, and a made-up one rejected.
+        for f in known_fields("package") {
+            let value = if *f == "version" {
+                "\"1.0.0\""
+            } else {
+                "\"a\""
+            };
+            let mut text = String::from("[package]\n");
+            if *f != "name" {
+                text.push_str("name = \"a\"\n");
+            }
+            if *f != "version" {
+                text.push_str("version = \"1.0.0\"\n");
+            }
+            text.push_str(&format!("{f} = {value}\n"));
+            parse(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+}

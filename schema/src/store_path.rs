@@ -1,0 +1,275 @@
+//! Store paths: `<hash>-<name>`, where `<hash>` is 160 bits of BLAKE3 in 32 Nix-base32
+//! characters (format v1, frozen by golden vectors).
+//!
+//! The hash never includes the store directory, so the same path has the same name in
+//! every store on every machine (invariant 1). It is computed from a *fingerprint*:
+//!
+//! ```text
+//! BLAKE3("cmod-store-path-v1\0" || kind || "\0" || content-hash text || "\0" || name
+//!        || for each reference, sorted: "\0" || reference)[..20]
+//! ```
+//!
+//! `kind` is `source` (a file or tree copied in from the user's project or a fetched
+//! dependency), `output` (something a derivation produced) or `drv` (a derivation file).
+//! Paths are content-addressed: identical contents under the same name are one path.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::base32;
+use crate::content::ContentHash;
+
+/// Bytes of the store-path hash.
+pub const HASH_BYTES: usize = 20;
+/// Characters of the store-path hash.
+pub const HASH_CHARS: usize = 32;
+/// Longest permitted name.
+pub const MAX_NAME_LEN: usize = 211;
+
+/// What a store path holds; part of its fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathKind {
+    Source,
+    Output,
+    Drv,
+}
+
+impl PathKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathKind::Source => "source",
+            PathKind::Output => "output",
+            PathKind::Drv => "drv",
+        }
+    }
+}
+
+/// A store path, identified by its basename `<hash>-<name>` (never by its location).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorePath {
+    hash: [u8; HASH_BYTES],
+    name: String,
+}
+
+/// Why a string is not a store path or a valid name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorePathError {
+    #[error("`{0}` is not a store path (expected `<32 base32 chars>-<name>`)")]
+    Malformed(String),
+    #[error("`{name}` is not a valid store path name: {reason}")]
+    BadName { name: String, reason: &'static str },
+}
+
+/// Check a store path name: 1..=211 characters of `A-Za-z0-9+-._?=`, not starting with `.`.
+pub fn validate_name(name: &str) -> Result<(), StorePathError> {
+    let bad = |reason| StorePathError::BadName {
+        name: name.to_string(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(bad("it is longer than 211 characters"));
+    }
+    if name.starts_with('.') {
+        return Err(bad("it starts with `.`"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+-._?=".contains(&b))
+    {
+        return Err(bad("only A-Z a-z 0-9 + - . _ ? = are allowed"));
+    }
+    Ok(())
+}
+
+/// Turn arbitrary text (a module name, a relative path) into a valid name fragment by
+/// replacing every other character with `-`.
+pub fn sanitize_name(text: &str) -> String {
+    let s: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+-._=".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_start_matches('.');
+    let mut s = if s.is_empty() {
+        "_".to_string()
+    } else {
+        s.to_string()
+    };
+    s.truncate(MAX_NAME_LEN);
+    s
+}
+
+impl StorePath {
+    /// Compute the path for content `hash` of `kind` under `name` with `references`.
+    pub fn compute<'a>(
+        kind: PathKind,
+        hash: &ContentHash,
+        name: &str,
+        references: impl IntoIterator<Item = &'a StorePath>,
+    ) -> Result<StorePath, StorePathError> {
+        validate_name(name)?;
+        let mut refs: Vec<String> = references.into_iter().map(|r| r.to_string()).collect();
+        refs.sort();
+        refs.dedup();
+        let mut h = blake3::Hasher::new();
+        h.update(b"cmod-store-path-v1\0");
+        h.update(kind.as_str().as_bytes());
+        h.update(b"\0");
+        h.update(hash.to_text().as_bytes());
+        h.update(b"\0");
+        h.update(name.as_bytes());
+        for r in &refs {
+            h.update(b"\0");
+            h.update(r.as_bytes());
+        }
+        let mut digest = [0u8; HASH_BYTES];
+        digest.copy_from_slice(&h.finalize().as_bytes()[..HASH_BYTES]);
+        Ok(StorePath {
+            hash: digest,
+            name: name.to_string(),
+        })
+    }
+
+    /// The 32-character hash part.
+    pub fn hash_part(&self) -> String {
+        base32::encode(&self.hash)
+    }
+
+    pub fn hash_bytes(&self) -> &[u8; HASH_BYTES] {
+        &self.hash
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Parse either a basename or a full path whose last component is one.
+    pub fn from_path_str(s: &str) -> Result<StorePath, StorePathError> {
+        let base = s.trim_end_matches('/').rsplit('/').next().unwrap_or(s);
+        base.parse()
+    }
+}
+
+impl fmt::Display for StorePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", base32::encode(&self.hash), self.name)
+    }
+}
+
+impl fmt::Debug for StorePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StorePath({self})")
+    }
+}
+
+impl FromStr for StorePath {
+    type Err = StorePathError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let malformed = || StorePathError::Malformed(s.to_string());
+        if s.len() < HASH_CHARS + 2 || s.as_bytes()[HASH_CHARS] != b'-' {
+            return Err(malformed());
+        }
+        let (hash, name) = (&s[..HASH_CHARS], &s[HASH_CHARS + 1..]);
+        let bytes = base32::decode(hash, HASH_BYTES).ok_or_else(malformed)?;
+        validate_name(name)?;
+        let mut digest = [0u8; HASH_BYTES];
+        digest.copy_from_slice(&bytes);
+        Ok(StorePath {
+            hash: digest,
+            name: name.to_string(),
+        })
+    }
+}
+
+impl Serialize for StorePath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StorePath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> ContentHash {
+        ContentHash::of_file(false, b"hello\n")
+    }
+
+    /// Golden vectors: changing any of these is a format change.
+    #[test]
+    fn golden_vectors() {
+        let src = StorePath::compute(PathKind::Source, &hello(), "main.cpp", []).unwrap();
+        assert_eq!(src.to_string(), GOLDEN_SOURCE);
+        let out =
+            StorePath::compute(PathKind::Output, &hello(), "hello-0.1.0-main.o", [&src]).unwrap();
+        assert_eq!(out.to_string(), GOLDEN_OUTPUT_WITH_REF);
+    }
+
+    const GOLDEN_SOURCE: &str = "jrdcqn0wj4nf27nf91j2a27x5bhfalx3-main.cpp";
+    const GOLDEN_OUTPUT_WITH_REF: &str = "1f91dpxvahvcpp61w11cagmc3pgmaynw-hello-0.1.0-main.o";
+
+    #[test]
+    fn kind_name_and_refs_all_matter() {
+        let a = StorePath::compute(PathKind::Source, &hello(), "x", []).unwrap();
+        let b = StorePath::compute(PathKind::Output, &hello(), "x", []).unwrap();
+        let c = StorePath::compute(PathKind::Source, &hello(), "y", []).unwrap();
+        let d = StorePath::compute(PathKind::Source, &hello(), "x", [&c]).unwrap();
+        assert_ne!(a.hash_part(), b.hash_part());
+        assert_ne!(a.hash_part(), c.hash_part());
+        assert_ne!(a.hash_part(), d.hash_part());
+        let e = StorePath::compute(PathKind::Source, &hello(), "x", [&c, &c]).unwrap();
+        assert_eq!(d, e, "duplicate references collapse");
+    }
+
+    #[test]
+    fn parse_round_trip() {
+        let p = StorePath::compute(PathKind::Source, &hello(), "greet.cppm", []).unwrap();
+        let s = p.to_string();
+        assert_eq!(s.len(), 32 + 1 + "greet.cppm".len());
+        assert_eq!(s.parse::<StorePath>().unwrap(), p);
+        assert_eq!(
+            StorePath::from_path_str(&format!("/some/store/{s}/")).unwrap(),
+            p
+        );
+    }
+
+    #[test]
+    fn invalid_names_and_paths() {
+        assert!(validate_name("").is_err());
+        assert!(validate_name(".hidden").is_err());
+        assert!(validate_name("a/b").is_err());
+        assert!(validate_name("m:p").is_err());
+        assert!(validate_name(&"x".repeat(212)).is_err());
+        assert!(validate_name("hello-0.1.0-m.p.pcm").is_ok());
+        assert!("short-x".parse::<StorePath>().is_err());
+        assert!("eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x"
+            .parse::<StorePath>()
+            .is_err());
+    }
+
+    #[test]
+    fn sanitize_makes_valid_names() {
+        assert_eq!(sanitize_name("m:part"), "m-part");
+        assert_eq!(sanitize_name("src/a b.cpp"), "src-a-b.cpp");
+        assert_eq!(sanitize_name("..x"), "x");
+        assert!(validate_name(&sanitize_name("::")).is_ok());
+    }
+}

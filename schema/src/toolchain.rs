@@ -1,0 +1,32 @@
+//! The description of a discovered toolchain, as cached and as handed to the realiser.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::ContentHash;
+use crate::manifest::Stdlib;
+
+/// A discovered C++ toolchain. `identity` covers everything that can change its output:
+/// the compiler and tool binaries, the exact version string, the resource directory, the
+/// standard library headers and libraries, and the sysroot directories it searches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolchainInfo {
+    pub identity: ContentHash,
+    /// The semantic version parsed from `--version`, e.g. `19.1.7`.
+    pub version: String,
+    /// The first line of `--version`, verbatim.
+    pub version_text: String,
+    pub stdlib: Stdlib,
+    /// The C++ driver, as invoked (its name selects the driver mode).
+    pub cxx: PathBuf,
+    pub scan_deps: PathBuf,
+    pub ar: PathBuf,
+    pub resource_dir: PathBuf,
+    /// The directory holding libc++'s `std.cppm`, when the stdlib ships one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std_module_dir: Option<PathBuf>,
+    /// Host files and directories a sandboxed build step may read and execute.
+    pub closure: Vec<PathBuf>,
+}
