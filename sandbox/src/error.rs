@@ -31,6 +31,11 @@ pub enum SandboxError {
     /// The action wrote more than its output-size limit and was killed.
     #[error("the builder wrote more than {limit} bytes (its output-size limit) and was killed")]
     OutputLimit { limit: u64 },
+    /// The builder left an output the store must not accept: a symlink or ancestor that
+    /// escapes the output, a hard link, a device node, fifo or socket, or a setuid/setgid
+    /// file. This is a security violation, not a build failure.
+    #[error("unsafe output `{}`: {reason}", path.display())]
+    UnsafeOutput { path: PathBuf, reason: String },
     /// The action description itself is malformed (a bug in the caller).
     #[error("invalid sandbox action: {0}")]
     InvalidAction(String),

@@ -16,6 +16,10 @@ use crate::{ExitKind, Limits, SandboxError};
 /// is killed and [`SandboxError::TimeLimit`] is returned. A death by `SIGXFSZ` (the
 /// per-file size limit) is reported as [`SandboxError::OutputLimit`].
 pub(crate) fn wait(pid: Pid, pgid: Pid, limits: &Limits) -> Result<ExitKind, SandboxError> {
+    // A pidfd names this very process even if its pid is reaped and reused before the
+    // timeout fires, so the kill below can never hit an unrelated process.
+    #[cfg(target_os = "linux")]
+    let pidfd = pidfd::open(pid);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let status = loop {
@@ -29,6 +33,10 @@ pub(crate) fn wait(pid: Pid, pgid: Pid, limits: &Limits) -> Result<ExitKind, San
     let status = match rx.recv_timeout(limits.timeout) {
         Ok(status) => status,
         Err(mpsc::RecvTimeoutError::Timeout) => {
+            #[cfg(target_os = "linux")]
+            if let Some(fd) = &pidfd {
+                pidfd::kill(fd);
+            }
             let _ = killpg(pgid, Signal::SIGKILL);
             // Reap, so no zombie outlives the action.
             let _ = rx.recv_timeout(Duration::from_secs(10));
@@ -67,6 +75,39 @@ pub(crate) fn wait(pid: Pid, pgid: Pid, limits: &Limits) -> Result<ExitKind, San
         });
     }
     Ok(exit)
+}
+
+#[cfg(target_os = "linux")]
+mod pidfd {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    use nix::unistd::Pid;
+
+    /// `pidfd_open(pid)`, or `None` on kernels without it (< 5.3).
+    pub(super) fn open(pid: Pid) -> Option<OwnedFd> {
+        // SAFETY: plain syscall; the returned fd is owned by us.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+        if fd < 0 {
+            None
+        } else {
+            // SAFETY: a fresh fd from the kernel.
+            Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+        }
+    }
+
+    /// Send SIGKILL through the pidfd.
+    pub(super) fn kill(fd: &OwnedFd) {
+        // SAFETY: plain syscall on a valid pidfd.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
 }
 
 /// Total bytes of regular files under `dir` (symlinks are not followed).

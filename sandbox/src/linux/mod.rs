@@ -1,26 +1,309 @@
-//! Linux namespace + Landlock sandbox. (Being implemented; see issue 3.)
+//! The Linux sandboxes: [`Mode::Full`] (user, mount, pid, net, ipc and uts namespaces, a
+//! fresh root via `pivot_root`, and Landlock as a second layer) and [`Mode::Landlock`]
+//! (Landlock rules only, for containers without user namespaces).
+//!
+//! Layout of the full sandbox, as the builder sees it:
+//!
+//! ```text
+//! /                      tmpfs, read-only once set up
+//! /usr, /lib -> usr/lib  toolchain paths at their host paths (read-only binds,
+//!  ...                   host symlinks recreated), see plan.rs
+//! /cmod/store/<input>    each input store path (read-only bind)
+//! /build                 the host build directory (read-write bind), the cwd
+//! /tmp                   the build directory's .tmp (read-write bind)
+//! /dev/{null,zero,full,random,urandom}  host device nodes (binds)
+//! /proc                  fresh, for the sandbox's own pid namespace
+//! ```
+//!
+//! Files: `plan.rs` (host-side layout), `landlock_rules.rs` (ruleset), `namespaces.rs`
+//! (clone and error mapping), `child.rs` (the async-signal-safe child), `net.rs`
+//! (loopback).
 
-use crate::{Action, Enforcement, Mode, Outcome, SandboxError};
+mod child;
+mod landlock_rules;
+mod namespaces;
+mod net;
+mod plan;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use nix::unistd::Pid;
+
+use crate::materialise::{prepare_build_dir, substitute_args};
+use crate::{
+    env, supervise, Action, Enforcement, Mode, Outcome, SandboxError, BUILD_DIR, STORE_DIR,
+};
+use child::{CVec, ChildSpec};
+use landlock_rules::Rules;
+use namespaces::{cpath, cstr};
 
 pub(crate) fn probe(mode: Mode) -> Result<Enforcement, SandboxError> {
-    Err(SandboxError::Unsupported {
-        mode,
-        reason: "not implemented yet".into(),
-        remedy: "pass --sandbox=off".into(),
+    match mode {
+        Mode::Full => probe_full(),
+        Mode::Landlock => probe_landlock(),
+        Mode::Off => Ok(Enforcement {
+            mode,
+            landlock_abi: None,
+        }),
+    }
+}
+
+pub(crate) fn run(mode: Mode, action: &Action) -> Result<Outcome, SandboxError> {
+    match mode {
+        Mode::Full => run_full(action),
+        Mode::Landlock => run_landlock(action),
+        Mode::Off => crate::off::run(action),
+    }
+}
+
+/// Options of the tmpfs that becomes the sandbox root (it holds only directories, empty
+/// mount-point files and symlinks).
+const ROOT_TMPFS_OPTIONS: &str = "mode=0755,size=1m,nr_inodes=16k";
+
+fn spec_base(plan: &plan::Plan, tmpfs_at: &Path) -> Result<(ChildSpec, Vec<String>), SandboxError> {
+    let (ops, what) = namespaces::ops(plan)?;
+    let (uid_map, gid_map) = namespaces::id_maps();
+    let spec = ChildSpec {
+        uid_map,
+        gid_map,
+        hostname: namespaces::HOSTNAME,
+        tmpfs_at: cpath(tmpfs_at)?,
+        tmpfs_options: cstr(ROOT_TMPFS_OPTIONS, "tmpfs options")?,
+        ops,
+        cwd: cstr("/", "cwd")?,
+        program: cstr("/", "program")?,
+        argv: CVec::new(Vec::new()),
+        envp: CVec::new(Vec::new()),
+        stdio: None,
+        max_file_bytes: u64::MAX / 2,
+        ruleset_fd: -1,
+        proc_access: 0,
+        err_fd: -1,
+    };
+    Ok((spec, what))
+}
+
+/// Set up a complete (empty) namespace sandbox with the Landlock layer and exit, to find
+/// out before any real work whether this machine allows it.
+fn probe_full() -> Result<Enforcement, SandboxError> {
+    let plan = plan::plan(None)?;
+    let tmpfs_at = std::fs::canonicalize(std::env::temp_dir())
+        .map_err(|e| SandboxError::io("finding", std::env::temp_dir(), e))?;
+    let (mut spec, what) = spec_base(&plan, &tmpfs_at)?;
+    let rules = Rules {
+        devices: plan::DEVICES.iter().map(PathBuf::from).collect(),
+        fresh_proc: true,
+        ..Rules::default()
+    };
+    let ruleset = landlock_rules::prepare(&rules)?;
+    if let Some(r) = &ruleset {
+        spec.ruleset_fd = r.raw_fd();
+        spec.proc_access = r.proc_access;
+    }
+    let pid = namespaces::spawn(&mut spec, &what).map_err(|f| f.into_error(Mode::Full))?;
+    match nix::sys::wait::waitpid(pid, None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(Enforcement {
+            mode: Mode::Full,
+            landlock_abi: ruleset.map(|r| r.abi),
+        }),
+        other => Err(SandboxError::Unsupported {
+            mode: Mode::Full,
+            reason: format!("the probe sandbox ended unexpectedly: {other:?}"),
+            remedy: namespaces::NAMESPACE_REMEDY.into(),
+        }),
+    }
+}
+
+fn landlock_unsupported() -> SandboxError {
+    SandboxError::Unsupported {
+        mode: Mode::Landlock,
+        reason: landlock_rules::unavailable_reason(),
+        remedy: "use a kernel with Landlock enabled (Linux >= 5.13 with `landlock` in the \
+                 `lsm=` boot parameter), or pass `--sandbox=off` explicitly"
+            .into(),
+    }
+}
+
+fn probe_landlock() -> Result<Enforcement, SandboxError> {
+    let rules = Rules {
+        devices: vec![PathBuf::from("/dev/null")],
+        ..Rules::default()
+    };
+    match landlock_rules::prepare(&rules)? {
+        Some(r) => Ok(Enforcement {
+            mode: Mode::Landlock,
+            landlock_abi: Some(r.abi),
+        }),
+        None => Err(landlock_unsupported()),
+    }
+}
+
+fn open_stdio(action: &Action) -> Result<(File, File), SandboxError> {
+    let log = File::create(&action.log_path)
+        .map_err(|e| SandboxError::io("creating log", &action.log_path, e))?;
+    let null = File::open("/dev/null").map_err(|e| SandboxError::io("opening", "/dev/null", e))?;
+    Ok((null, log))
+}
+
+fn env_cstrings(build_seen: &str, action: &Action) -> Result<Vec<CString>, SandboxError> {
+    env::for_action(build_seen, &action.env)
+        .into_iter()
+        .map(|(k, v)| {
+            if k.contains('=') || k.is_empty() {
+                return Err(SandboxError::InvalidAction(format!(
+                    "environment variable name `{k}` is empty or contains `=`"
+                )));
+            }
+            cstr(format!("{k}={v}"), &format!("environment variable `{k}`"))
+        })
+        .collect()
+}
+
+fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
+    let start = Instant::now();
+    prepare_build_dir(action, Path::new(STORE_DIR))?;
+    let plan = plan::plan(Some(action))?;
+    let build = plan
+        .build_dir
+        .clone()
+        .ok_or_else(|| SandboxError::InvalidAction("no build directory".into()))?;
+    let rules = Rules {
+        read_exec: plan
+            .toolchain_binds
+            .iter()
+            .chain(plan.inputs.iter())
+            .cloned()
+            .collect(),
+        read_write: if plan.private_tmp {
+            vec![build.clone(), build.join(".tmp")]
+        } else {
+            vec![build.clone()]
+        },
+        devices: plan::DEVICES.iter().map(PathBuf::from).collect(),
+        fresh_proc: true,
+    };
+    let ruleset = landlock_rules::prepare(&rules)?;
+    let (stdin, log) = open_stdio(action)?;
+
+    let (mut spec, what) = spec_base(&plan, &build)?;
+    let mut argv = vec![cpath(&action.program)?];
+    for a in substitute_args(&action.args, BUILD_DIR) {
+        argv.push(cstr(a, "an argument")?);
+    }
+    spec.cwd = cstr(BUILD_DIR, "cwd")?;
+    spec.program = cpath(&action.program)?;
+    spec.argv = CVec::new(argv);
+    spec.envp = CVec::new(env_cstrings(BUILD_DIR, action)?);
+    spec.stdio = Some((stdin.as_raw_fd(), log.as_raw_fd()));
+    spec.max_file_bytes = action.limits.max_output_bytes;
+    if let Some(r) = &ruleset {
+        spec.ruleset_fd = r.raw_fd();
+        spec.proc_access = r.proc_access;
+    }
+    let pid = namespaces::spawn(&mut spec, &what).map_err(|f| {
+        let mut err = f.into_error(Mode::Full);
+        if let SandboxError::Setup { step, .. } = &mut err {
+            if step == child::Stage::Exec.describe() {
+                *step = format!("executing `{}`", action.program.display());
+            }
+        }
+        err
+    })?;
+    drop((stdin, log, spec));
+    // Killing the child (pid 1 of the sandbox's pid namespace) kills every process in it.
+    let exit = supervise::wait(pid, pid, &action.limits)?;
+    supervise::check_sizes(&action.build_dir, &action.log_path, &action.limits)?;
+    Ok(Outcome {
+        exit,
+        elapsed: start.elapsed(),
+        enforcement: Enforcement {
+            mode: Mode::Full,
+            landlock_abi: ruleset.map(|r| r.abi),
+        },
     })
 }
 
-pub(crate) fn run(mode: Mode, _action: &Action) -> Result<Outcome, SandboxError> {
-    probe(mode).map(|_| unreachable_outcome())
-}
-
-fn unreachable_outcome() -> Outcome {
-    Outcome {
-        exit: crate::ExitKind::Code(1),
-        elapsed: std::time::Duration::ZERO,
-        enforcement: Enforcement {
-            mode: Mode::Off,
-            landlock_abi: None,
-        },
+fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
+    let start = Instant::now();
+    prepare_build_dir(action, &action.store_dir)?;
+    let mut read_exec: Vec<PathBuf> = action
+        .toolchain
+        .iter()
+        .filter(|p| p.exists())
+        .cloned()
+        .collect();
+    for input in &action.inputs {
+        let p = action.store_dir.join(input);
+        if !p.exists() {
+            return Err(SandboxError::io(
+                "finding input",
+                p,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        read_exec.push(p);
     }
+    let rules = Rules {
+        read_exec,
+        read_write: vec![action.build_dir.clone()],
+        devices: plan::DEVICES.iter().map(PathBuf::from).collect(),
+        fresh_proc: false,
+    };
+    let ruleset = landlock_rules::prepare(&rules)?.ok_or_else(landlock_unsupported)?;
+    let (stdin, log) = open_stdio(action)?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))?;
+    let seen = action.build_dir.to_string_lossy().into_owned();
+    let mut cmd = Command::new(&action.program);
+    cmd.args(substitute_args(&action.args, &seen))
+        .env_clear()
+        .envs(env::for_action(&seen, &action.env))
+        .current_dir(&action.build_dir)
+        .stdin(Stdio::from(stdin))
+        .stdout(log)
+        .stderr(log_err);
+    let max = action.limits.max_output_bytes;
+    let fd = ruleset.raw_fd();
+    // SAFETY: the closure only makes raw, async-signal-safe syscalls on prepared values.
+    unsafe {
+        cmd.pre_exec(move || {
+            supervise::child_common(max)?;
+            if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| SandboxError::Setup {
+        step: format!("spawning `{}` under Landlock", action.program.display()),
+        source: e,
+    })?;
+    drop(cmd);
+    let pid = Pid::from_raw(child.id() as i32);
+    let exit = supervise::wait(pid, pid, &action.limits)?;
+    supervise::check_sizes(&action.build_dir, &action.log_path, &action.limits)?;
+    Ok(Outcome {
+        exit,
+        elapsed: start.elapsed(),
+        enforcement: Enforcement {
+            mode: Mode::Landlock,
+            landlock_abi: Some(ruleset.abi),
+        },
+    })
 }

@@ -1,0 +1,453 @@
+//! The child side of the namespace sandbox: everything that runs between `clone()` and
+//! `execve()`.
+//!
+//! # Why this is sound in a multi-threaded caller
+//!
+//! The realiser calls [`crate::run`] from many worker threads at once. After `clone()`
+//! without `CLONE_VM` only the calling thread exists in the child, and any lock another
+//! thread held (the allocator's, stdio's, the dynamic loader's) stays locked forever. So
+//! the child may only make async-signal-safe calls. We chose to *prepare everything in the
+//! parent* rather than re-exec a single-threaded helper binary: a helper would cost an
+//! extra `execve` plus dynamic loading (about 1 ms, a third of the budget) and a second
+//! binary to ship and locate. Instead, [`ChildSpec`] holds every path as a `CString`, the
+//! argument and environment vectors as ready `NULL`-terminated pointer arrays, the
+//! uid/gid map contents, the Landlock ruleset fd and the log fd. [`child_main`] only
+//! iterates over those and issues raw `libc` syscalls: no allocation, no formatting, no
+//! panics (no indexing that can fail, no `unwrap`), no locks. A failure is reported to the
+//! parent as a fixed-size record on a close-on-exec pipe; a successful `execve` closes
+//! that pipe, which the parent sees as end-of-file.
+
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int, c_void};
+
+use super::net;
+
+/// A fixed step of the child, reported to the parent when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Stage {
+    SetGroups = 1,
+    UidMap,
+    GidMap,
+    Hostname,
+    PrivatePropagation,
+    RootTmpfs,
+    EnterNewRoot,
+    PivotRoot,
+    /// A planned step; the record's index says which.
+    Plan,
+    MountProc,
+    Loopback,
+    DetachOldRoot,
+    RootReadOnly,
+    WorkDir,
+    Stdio,
+    Signals,
+    Limits,
+    LandlockProc,
+    Landlock,
+    CloseFds,
+    Exec,
+}
+
+impl Stage {
+    const ALL: [Stage; 21] = [
+        Stage::SetGroups,
+        Stage::UidMap,
+        Stage::GidMap,
+        Stage::Hostname,
+        Stage::PrivatePropagation,
+        Stage::RootTmpfs,
+        Stage::EnterNewRoot,
+        Stage::PivotRoot,
+        Stage::Plan,
+        Stage::MountProc,
+        Stage::Loopback,
+        Stage::DetachOldRoot,
+        Stage::RootReadOnly,
+        Stage::WorkDir,
+        Stage::Stdio,
+        Stage::Signals,
+        Stage::Limits,
+        Stage::LandlockProc,
+        Stage::Landlock,
+        Stage::CloseFds,
+        Stage::Exec,
+    ];
+
+    pub(crate) fn from_u32(v: u32) -> Option<Stage> {
+        Stage::ALL.iter().copied().find(|s| *s as u32 == v)
+    }
+
+    /// What the step does, for error messages.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Stage::SetGroups => "writing /proc/self/setgroups",
+            Stage::UidMap => "writing /proc/self/uid_map",
+            Stage::GidMap => "writing /proc/self/gid_map",
+            Stage::Hostname => "setting the hostname",
+            Stage::PrivatePropagation => "making mount propagation private",
+            Stage::RootTmpfs => "mounting the tmpfs for the new root",
+            Stage::EnterNewRoot => "entering the new root",
+            Stage::PivotRoot => "pivot_root",
+            Stage::Plan => "laying out the new root",
+            Stage::MountProc => "mounting a fresh /proc",
+            Stage::Loopback => "bringing up the loopback interface",
+            Stage::DetachOldRoot => "detaching the old root",
+            Stage::RootReadOnly => "making the new root read-only",
+            Stage::WorkDir => "changing to the build directory",
+            Stage::Stdio => "redirecting stdin/stdout/stderr",
+            Stage::Signals => "resetting the signal mask",
+            Stage::Limits => "applying umask, process group, RLIMIT_FSIZE and no_new_privs",
+            Stage::LandlockProc => "adding the Landlock rule for /proc",
+            Stage::Landlock => "applying the Landlock ruleset",
+            Stage::CloseFds => "closing inherited file descriptors",
+            Stage::Exec => "executing the builder",
+        }
+    }
+}
+
+/// One prepared file-system operation (see `plan::Step`), with C strings ready.
+pub(crate) enum Op {
+    Mkdir(CString),
+    Touch(CString),
+    Symlink {
+        target: CString,
+        at: CString,
+    },
+    Bind {
+        src: CString,
+        dst: CString,
+        attr: u64,
+    },
+}
+
+/// A `NULL`-terminated array of C strings that owns its strings.
+pub(crate) struct CVec {
+    _owned: Vec<CString>,
+    ptrs: Vec<*const c_char>,
+}
+
+impl CVec {
+    pub(crate) fn new(items: Vec<CString>) -> CVec {
+        let mut ptrs: Vec<*const c_char> = items.iter().map(|s| s.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        CVec {
+            _owned: items,
+            ptrs,
+        }
+    }
+
+    fn as_ptr(&self) -> *const *const c_char {
+        self.ptrs.as_ptr()
+    }
+}
+
+/// Everything the child needs, prepared by the parent.
+pub(crate) struct ChildSpec {
+    pub uid_map: Vec<u8>,
+    pub gid_map: Vec<u8>,
+    pub hostname: &'static [u8],
+    /// A host directory the root tmpfs is mounted on before `pivot_root` moves it.
+    pub tmpfs_at: CString,
+    pub tmpfs_options: CString,
+    pub ops: Vec<Op>,
+    pub cwd: CString,
+    pub program: CString,
+    pub argv: CVec,
+    pub envp: CVec,
+    /// `None` for the probe, which exits 0 instead of executing anything.
+    pub stdio: Option<(c_int, c_int)>,
+    pub max_file_bytes: u64,
+    /// Landlock ruleset to enforce (-1: none) and the access to grant on the fresh /proc.
+    pub ruleset_fd: c_int,
+    pub proc_access: u64,
+    /// Write end of the close-on-exec error pipe.
+    pub err_fd: c_int,
+}
+
+/// The record the child writes on failure: stage, plan index, errno.
+pub(crate) const RECORD_LEN: usize = 12;
+
+/// `struct landlock_path_beneath_attr` (packed in the UAPI).
+#[repr(C, packed)]
+struct PathBeneathAttr {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+const LANDLOCK_RULE_PATH_BENEATH: c_int = 1;
+
+static PROC: &[u8] = b"proc\0";
+static PROC_DIR: &[u8] = b"/proc\0";
+static TMPFS: &[u8] = b"tmpfs\0";
+static ROOT: &[u8] = b"/\0";
+static DOT: &[u8] = b".\0";
+static OLD_ROOT: &[u8] = b"oldroot\0";
+static OLD_ROOT_ABS: &[u8] = b"/oldroot\0";
+static SETGROUPS: &[u8] = b"/proc/self/setgroups\0";
+static UID_MAP: &[u8] = b"/proc/self/uid_map\0";
+static GID_MAP: &[u8] = b"/proc/self/gid_map\0";
+static DENY: &[u8] = b"deny";
+
+fn cptr(s: &'static [u8]) -> *const c_char {
+    s.as_ptr().cast()
+}
+
+/// Report `stage`/`index` with the current errno to the parent and exit.
+unsafe fn fail(spec: &ChildSpec, stage: Stage, index: u32) -> ! {
+    let errno = *libc::__errno_location();
+    let mut rec = [0u8; RECORD_LEN];
+    let (a, rest) = rec.split_at_mut(4);
+    let (b, c) = rest.split_at_mut(4);
+    a.copy_from_slice(&(stage as u32).to_ne_bytes());
+    b.copy_from_slice(&index.to_ne_bytes());
+    c.copy_from_slice(&errno.to_ne_bytes());
+    libc::write(spec.err_fd, rec.as_ptr().cast(), RECORD_LEN);
+    libc::_exit(127)
+}
+
+/// Write all of `data` to the file at `path` (a /proc file).
+unsafe fn write_file(path: *const c_char, data: &[u8]) -> bool {
+    let fd = libc::open(path, libc::O_WRONLY | libc::O_CLOEXEC);
+    if fd < 0 {
+        return false;
+    }
+    let n = libc::write(fd, data.as_ptr().cast(), data.len());
+    let ok = n == data.len() as isize;
+    libc::close(fd);
+    ok
+}
+
+unsafe fn mount_setattr(path: *const c_char, attr_set: u64, recursive: bool) -> bool {
+    let attr = libc::mount_attr {
+        attr_set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    libc::syscall(
+        libc::SYS_mount_setattr,
+        libc::AT_FDCWD,
+        path,
+        flags as libc::c_uint,
+        &attr as *const libc::mount_attr,
+        std::mem::size_of::<libc::mount_attr>(),
+    ) == 0
+}
+
+/// Make `to` refer to `from`, clearing close-on-exec when they are already the same fd.
+unsafe fn redirect(from: c_int, to: c_int) -> bool {
+    if from == to {
+        return libc::fcntl(to, libc::F_SETFD, 0) == 0;
+    }
+    libc::dup2(from, to) == to
+}
+
+unsafe fn run_op(op: &Op) -> bool {
+    match op {
+        Op::Mkdir(p) => {
+            libc::mkdir(p.as_ptr(), 0o755) == 0 || *libc::__errno_location() == libc::EEXIST
+        }
+        Op::Touch(p) => {
+            let fd = libc::open(
+                p.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                0o644 as libc::c_uint,
+            );
+            fd >= 0 && libc::close(fd) == 0
+        }
+        Op::Symlink { target, at } => libc::symlink(target.as_ptr(), at.as_ptr()) == 0,
+        Op::Bind { src, dst, attr } => {
+            libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ) == 0
+                && mount_setattr(dst.as_ptr(), *attr, true)
+        }
+    }
+}
+
+/// The entry point passed to `clone()`. Never returns: it executes the builder or exits.
+///
+/// # Safety
+/// `arg` must point at a [`ChildSpec`] that outlives the `clone()` call (the child has its
+/// own copy of the parent's memory), and this must run in a freshly cloned child.
+pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: see above; everything below is a raw syscall on prepared data.
+    unsafe {
+        let spec = &*(arg as *const ChildSpec);
+        setup_and_exec(spec)
+    }
+}
+
+unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
+    // Identity: the caller becomes uid 1000 / gid 100 inside the new user namespace.
+    if !write_file(cptr(SETGROUPS), DENY) {
+        fail(spec, Stage::SetGroups, 0);
+    }
+    if !write_file(cptr(UID_MAP), &spec.uid_map) {
+        fail(spec, Stage::UidMap, 0);
+    }
+    if !write_file(cptr(GID_MAP), &spec.gid_map) {
+        fail(spec, Stage::GidMap, 0);
+    }
+    if libc::sethostname(spec.hostname.as_ptr().cast(), spec.hostname.len()) != 0 {
+        fail(spec, Stage::Hostname, 0);
+    }
+
+    // A fresh root: mount a tmpfs somewhere, pivot into it, keep the old root at /oldroot
+    // while the bind mounts are made from it.
+    if libc::mount(
+        std::ptr::null(),
+        cptr(ROOT),
+        std::ptr::null(),
+        libc::MS_REC | libc::MS_PRIVATE,
+        std::ptr::null(),
+    ) != 0
+    {
+        fail(spec, Stage::PrivatePropagation, 0);
+    }
+    if libc::mount(
+        cptr(TMPFS),
+        spec.tmpfs_at.as_ptr(),
+        cptr(TMPFS),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        spec.tmpfs_options.as_ptr().cast(),
+    ) != 0
+    {
+        fail(spec, Stage::RootTmpfs, 0);
+    }
+    if libc::chdir(spec.tmpfs_at.as_ptr()) != 0 || libc::mkdir(cptr(OLD_ROOT), 0o700) != 0 {
+        fail(spec, Stage::EnterNewRoot, 0);
+    }
+    if libc::syscall(libc::SYS_pivot_root, cptr(DOT), cptr(OLD_ROOT)) != 0
+        || libc::chdir(cptr(ROOT)) != 0
+    {
+        fail(spec, Stage::PivotRoot, 0);
+    }
+    for (i, op) in spec.ops.iter().enumerate() {
+        if !run_op(op) {
+            fail(spec, Stage::Plan, i as u32);
+        }
+    }
+    // The pid namespace is ours (we are its pid 1), so this /proc shows only the sandbox.
+    if libc::mount(
+        cptr(PROC),
+        cptr(PROC_DIR),
+        cptr(PROC),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        std::ptr::null(),
+    ) != 0
+    {
+        fail(spec, Stage::MountProc, 0);
+    }
+    if !net::loopback_up() {
+        fail(spec, Stage::Loopback, 0);
+    }
+    if libc::umount2(cptr(OLD_ROOT_ABS), libc::MNT_DETACH) != 0
+        || libc::rmdir(cptr(OLD_ROOT_ABS)) != 0
+    {
+        fail(spec, Stage::DetachOldRoot, 0);
+    }
+    if !mount_setattr(
+        cptr(ROOT),
+        libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        false,
+    ) {
+        fail(spec, Stage::RootReadOnly, 0);
+    }
+    if libc::chdir(spec.cwd.as_ptr()) != 0 {
+        fail(spec, Stage::WorkDir, 0);
+    }
+    if let Some((stdin_fd, log_fd)) = spec.stdio {
+        if !redirect(stdin_fd, 0) || !redirect(log_fd, 1) || !redirect(log_fd, 2) {
+            fail(spec, Stage::Stdio, 0);
+        }
+    }
+    // Signal dispositions set to "ignore" survive execve (Rust ignores SIGPIPE), and so
+    // does the signal mask: give the builder the defaults.
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    if libc::sigemptyset(&mut empty) != 0
+        || libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0
+        || libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR
+    {
+        fail(spec, Stage::Signals, 0);
+    }
+    if crate::supervise::child_common(spec.max_file_bytes).is_err() {
+        fail(spec, Stage::Limits, 0);
+    }
+    if spec.ruleset_fd >= 0 {
+        if spec.proc_access != 0 {
+            let fd = libc::open(
+                cptr(PROC_DIR),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            let attr = PathBeneathAttr {
+                allowed_access: spec.proc_access,
+                parent_fd: fd,
+            };
+            if fd < 0
+                || libc::syscall(
+                    libc::SYS_landlock_add_rule,
+                    spec.ruleset_fd,
+                    LANDLOCK_RULE_PATH_BENEATH,
+                    &attr as *const PathBeneathAttr,
+                    0,
+                ) != 0
+            {
+                fail(spec, Stage::LandlockProc, 0);
+            }
+            libc::close(fd);
+        }
+        if libc::syscall(libc::SYS_landlock_restrict_self, spec.ruleset_fd, 0) != 0 {
+            fail(spec, Stage::Landlock, 0);
+        }
+    }
+    // Nothing but stdio crosses into the builder, whatever other threads of the caller
+    // opened without O_CLOEXEC. (The error pipe is already close-on-exec.)
+    if libc::syscall(
+        libc::SYS_close_range,
+        3 as libc::c_uint,
+        libc::c_uint::MAX,
+        libc::CLOSE_RANGE_CLOEXEC,
+    ) != 0
+    {
+        fail(spec, Stage::CloseFds, 0);
+    }
+    if spec.stdio.is_none() {
+        // The probe: everything could be set up.
+        libc::_exit(0);
+    }
+    libc::execve(
+        spec.program.as_ptr(),
+        spec.argv.as_ptr(),
+        spec.envp.as_ptr(),
+    );
+    fail(spec, Stage::Exec, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_round_trip() {
+        for s in Stage::ALL {
+            assert_eq!(Stage::from_u32(s as u32), Some(s));
+            assert!(!s.describe().is_empty());
+        }
+        assert_eq!(Stage::from_u32(0), None);
+        assert_eq!(Stage::from_u32(999), None);
+    }
+
+    #[test]
+    fn cvec_is_null_terminated() {
+        let v = CVec::new(vec![CString::new("a").unwrap(), CString::new("b").unwrap()]);
+        assert_eq!(v.ptrs.len(), 3);
+        assert!(v.ptrs[2].is_null());
+    }
+}

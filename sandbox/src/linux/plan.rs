@@ -1,0 +1,412 @@
+//! Host-side planning of the namespace sandbox's file system.
+//!
+//! Everything that needs allocation, `stat`, `readlink` or error handling happens here, in
+//! the (multi-threaded) caller, before any process is cloned. The result is a flat list of
+//! [`Step`]s (create a directory, create a mount-point file, create a symlink, bind-mount a
+//! host path) that the child replays with raw syscalls; see `child.rs`.
+//!
+//! Toolchain paths keep their host path inside the sandbox. A path that goes through
+//! symlinks on the host (Debian is merged-usr: `/lib -> usr/lib`, `/lib64 -> usr/lib64`,
+//! `/bin -> usr/bin`) gets every symlink it passes recreated inside and only its real
+//! target bind-mounted, so the ELF interpreter `/lib64/ld-linux-x86-64.so.2` and absolute
+//! tool paths such as `/usr/bin/clang++-19` resolve exactly as on the host.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ffi::OsString;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::{Action, SandboxError, BUILD_DIR, STORE_DIR};
+
+/// Device nodes bind-mounted from the host into the sandbox's `/dev`.
+pub(crate) const DEVICES: [&str; 5] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
+
+/// Top-level directories the sandbox owns; toolchain paths may not live under them.
+const RESERVED: [&str; 3] = ["/proc", BUILD_DIR, "/cmod"];
+
+/// Symlink hops allowed while resolving one toolchain path (as `MAXSYMLINKS`).
+const MAX_HOPS: usize = 40;
+
+/// How a bind mount is restricted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read-only, nosuid, nodev (toolchain, inputs).
+    ReadOnly,
+    /// Writable, nosuid, nodev (the build directory and its temp dir).
+    ReadWrite,
+    /// A device node: read-only mount (device I/O still works), nosuid, noexec.
+    Device,
+}
+
+/// One file-system operation inside the new root. All paths are absolute as the builder
+/// sees them, except `Bind::src`, which is the (canonical) host path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    Mkdir(PathBuf),
+    /// An empty regular file, used as the mount point of a non-directory bind.
+    Touch(PathBuf),
+    Symlink {
+        at: PathBuf,
+        target: PathBuf,
+    },
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        access: Access,
+    },
+}
+
+/// The complete layout of one sandbox.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub steps: Vec<Step>,
+    /// Real host paths of the toolchain that are bind-mounted (after de-duplication).
+    pub toolchain_binds: Vec<PathBuf>,
+    /// Canonical host paths of the inputs.
+    pub inputs: Vec<PathBuf>,
+    /// Canonical host build directory, if any (the probe has none).
+    pub build_dir: Option<PathBuf>,
+    /// Whether `/tmp` inside is the build directory's `.tmp`. It is not when the toolchain
+    /// itself lives under `/tmp` (then `/tmp` shows those paths and only `TMPDIR` points at
+    /// the private temp dir).
+    pub private_tmp: bool,
+}
+
+/// The toolchain part of a plan: symlinks to recreate and real paths to bind.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ToolchainLayout {
+    pub symlinks: BTreeMap<PathBuf, PathBuf>,
+    pub binds: BTreeSet<PathBuf>,
+}
+
+/// Resolve `path` component by component, recording every symlink met on the way in
+/// `links` (link path -> link text). Returns the real path, or `None` if it does not exist.
+pub(crate) fn resolve(
+    path: &Path,
+    links: &mut BTreeMap<PathBuf, PathBuf>,
+) -> io::Result<Option<PathBuf>> {
+    if !path.is_absolute() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "toolchain paths must be absolute",
+        ));
+    }
+    let mut queue: VecDeque<OsString> = VecDeque::new();
+    push_components(&mut queue, path, false);
+    let mut cur = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(name) = queue.pop_front() {
+        if name == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&name);
+        let meta = match std::fs::symlink_metadata(&next) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if meta.file_type().is_symlink() {
+            hops += 1;
+            if hops > MAX_HOPS {
+                return Err(io::Error::from_raw_os_error(libc::ELOOP));
+            }
+            let target = std::fs::read_link(&next)?;
+            links.insert(next, target.clone());
+            if target.is_absolute() {
+                cur = PathBuf::from("/");
+            }
+            push_components(&mut queue, &target, true);
+        } else {
+            cur = next;
+        }
+    }
+    Ok(Some(cur))
+}
+
+/// Push the normal and `..` components of `p` onto the queue (at the front if `front`).
+fn push_components(queue: &mut VecDeque<OsString>, p: &Path, front: bool) {
+    let parts: Vec<OsString> = p
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    if front {
+        for part in parts.into_iter().rev() {
+            queue.push_front(part);
+        }
+    } else {
+        queue.extend(parts);
+    }
+}
+
+/// Resolve every toolchain path and drop binds and symlinks already covered by a bind of
+/// one of their ancestors. Paths that do not exist on the host are skipped: the builder
+/// would not find them there either.
+pub(crate) fn toolchain_layout(toolchain: &[PathBuf]) -> Result<ToolchainLayout, SandboxError> {
+    let mut layout = ToolchainLayout::default();
+    for path in toolchain {
+        check_reserved(path)?;
+        let real = resolve(path, &mut layout.symlinks)
+            .map_err(|e| SandboxError::io("resolving toolchain path", path, e))?;
+        if let Some(real) = real {
+            layout.binds.insert(real);
+        }
+    }
+    let binds: Vec<PathBuf> = layout.binds.iter().cloned().collect();
+    layout
+        .binds
+        .retain(|b| !binds.iter().any(|o| o != b && b.starts_with(o)));
+    let binds = layout.binds.clone();
+    layout
+        .symlinks
+        .retain(|at, _| !binds.iter().any(|b| at.starts_with(b)));
+    for p in layout.binds.iter().chain(layout.symlinks.keys()) {
+        check_reserved(p)?;
+    }
+    // The sandbox provides its own /dev; toolchain entries there are redundant.
+    layout.binds.retain(|b| !b.starts_with("/dev"));
+    layout.symlinks.retain(|at, _| !at.starts_with("/dev"));
+    Ok(layout)
+}
+
+/// Refuse toolchain paths that would cover or collide with the sandbox's own layout.
+fn check_reserved(p: &Path) -> Result<(), SandboxError> {
+    if p.components()
+        .all(|c| matches!(c, Component::RootDir | Component::CurDir))
+    {
+        return Err(SandboxError::InvalidAction(
+            "the toolchain cannot include the whole root file system `/`".into(),
+        ));
+    }
+    if let Some(r) = RESERVED.iter().find(|r| p.starts_with(r)) {
+        return Err(SandboxError::InvalidAction(format!(
+            "toolchain path `{}` lies under `{r}`, which the sandbox provides itself",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+fn canonical(what: &'static str, p: &Path) -> Result<PathBuf, SandboxError> {
+    std::fs::canonicalize(p).map_err(|e| SandboxError::io(what, p, e))
+}
+
+/// Add `dir` and all its ancestors (except `/`) to `dirs`.
+fn add_dirs(dirs: &mut BTreeSet<PathBuf>, dir: &Path) {
+    for a in dir.ancestors() {
+        if a != Path::new("/") && !a.as_os_str().is_empty() {
+            dirs.insert(a.to_path_buf());
+        }
+    }
+}
+
+/// The mount point for a bind of `src` at `dst`: a directory or an empty file.
+fn mount_point(
+    src: &Path,
+    dst: &Path,
+    dirs: &mut BTreeSet<PathBuf>,
+    files: &mut Vec<PathBuf>,
+) -> Result<(), SandboxError> {
+    let meta = std::fs::metadata(src).map_err(|e| SandboxError::io("inspecting", src, e))?;
+    if let Some(parent) = dst.parent() {
+        add_dirs(dirs, parent);
+    }
+    if meta.is_dir() {
+        add_dirs(dirs, dst);
+    } else {
+        files.push(dst.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Plan the sandbox for `action`, or a bare one (devices only) for the probe.
+pub(crate) fn plan(action: Option<&Action>) -> Result<Plan, SandboxError> {
+    let layout = match action {
+        Some(a) => toolchain_layout(&a.toolchain)?,
+        None => ToolchainLayout::default(),
+    };
+    let mut dirs = BTreeSet::new();
+    let mut files = Vec::new();
+    let mut binds = Vec::new();
+    for real in &layout.binds {
+        mount_point(real, real, &mut dirs, &mut files)?;
+        binds.push((real.clone(), real.clone(), Access::ReadOnly));
+    }
+    for at in layout.symlinks.keys() {
+        if let Some(parent) = at.parent() {
+            add_dirs(&mut dirs, parent);
+        }
+    }
+    let private_tmp = !layout
+        .binds
+        .iter()
+        .chain(layout.symlinks.keys())
+        .any(|p| p.starts_with("/tmp"));
+
+    add_dirs(&mut dirs, Path::new("/dev"));
+    for dev in DEVICES {
+        files.push(PathBuf::from(dev));
+        binds.push((PathBuf::from(dev), PathBuf::from(dev), Access::Device));
+    }
+    add_dirs(&mut dirs, Path::new("/proc"));
+    add_dirs(&mut dirs, Path::new("/tmp"));
+    add_dirs(&mut dirs, Path::new(STORE_DIR));
+
+    let mut plan = Plan {
+        private_tmp,
+        toolchain_binds: layout.binds.iter().cloned().collect(),
+        ..Plan::default()
+    };
+    if let Some(action) = action {
+        for input in &action.inputs {
+            let src = canonical("finding input", &action.store_dir.join(input))?;
+            let dst = Path::new(STORE_DIR).join(input);
+            mount_point(&src, &dst, &mut dirs, &mut files)?;
+            binds.push((src.clone(), dst, Access::ReadOnly));
+            plan.inputs.push(src);
+        }
+        let build = canonical("finding build directory", &action.build_dir)?;
+        add_dirs(&mut dirs, Path::new(BUILD_DIR));
+        binds.push((build.clone(), PathBuf::from(BUILD_DIR), Access::ReadWrite));
+        if private_tmp {
+            binds.push((build.join(".tmp"), PathBuf::from("/tmp"), Access::ReadWrite));
+        }
+        plan.build_dir = Some(build);
+    }
+
+    plan.steps.extend(dirs.into_iter().map(Step::Mkdir));
+    plan.steps.extend(files.into_iter().map(Step::Touch));
+    plan.steps.extend(
+        layout
+            .symlinks
+            .into_iter()
+            .map(|(at, target)| Step::Symlink { at, target }),
+    );
+    // Parents before children, so a later bind is never hidden by an earlier one.
+    binds.sort_by(|a, b| a.1.cmp(&b.1));
+    plan.steps.extend(
+        binds
+            .into_iter()
+            .map(|(src, dst, access)| Step::Bind { src, dst, access }),
+    );
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn resolve_records_every_symlink_hop() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib/x")).unwrap();
+        std::fs::write(root.join("usr/lib/x/ld.so"), b"").unwrap();
+        std::fs::create_dir_all(root.join("usr/lib64")).unwrap();
+        symlink("usr/lib", root.join("lib")).unwrap();
+        symlink("usr/lib64", root.join("lib64")).unwrap();
+        symlink(root.join("lib/x/ld.so"), root.join("usr/lib64/ld.so")).unwrap();
+        let mut links = BTreeMap::new();
+        let real = resolve(&root.join("lib64/ld.so"), &mut links)
+            .unwrap()
+            .unwrap();
+        assert_eq!(real, root.join("usr/lib/x/ld.so"));
+        assert_eq!(links[&root.join("lib64")], PathBuf::from("usr/lib64"));
+        assert_eq!(
+            links[&root.join("usr/lib64/ld.so")],
+            root.join("lib/x/ld.so")
+        );
+        assert_eq!(links[&root.join("lib")], PathBuf::from("usr/lib"));
+    }
+
+    #[test]
+    fn resolve_handles_dotdot_and_missing_paths() {
+        let mut links = BTreeMap::new();
+        let real = resolve(Path::new("/usr/lib/../bin/../lib"), &mut links)
+            .unwrap()
+            .unwrap();
+        assert_eq!(real, PathBuf::from("/usr/lib"));
+        assert_eq!(
+            resolve(Path::new("/nonexistent/cmod/x"), &mut links).unwrap(),
+            None
+        );
+        assert!(resolve(Path::new("relative"), &mut links).is_err());
+    }
+
+    #[test]
+    fn resolve_detects_loops() {
+        let dir = tempfile::tempdir().unwrap();
+        symlink("b", dir.path().join("a")).unwrap();
+        symlink("a", dir.path().join("b")).unwrap();
+        let err = resolve(&dir.path().join("a"), &mut BTreeMap::new()).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn covered_binds_and_links_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/a.so"), b"").unwrap();
+        symlink("a.so", root.join("usr/lib/b.so")).unwrap();
+        let layout = toolchain_layout(&[
+            root.join("usr/lib/b.so"),
+            root.join("usr"),
+            root.join("does-not-exist"),
+        ])
+        .unwrap();
+        assert_eq!(
+            layout.binds.into_iter().collect::<Vec<_>>(),
+            vec![root.join("usr")]
+        );
+        assert!(layout.symlinks.is_empty(), "{:?}", layout.symlinks);
+    }
+
+    #[test]
+    fn reserved_paths_are_rejected() {
+        for p in ["/", "/proc/self", "/build/x", "/cmod"] {
+            let err = toolchain_layout(&[PathBuf::from(p)]);
+            assert!(
+                matches!(err, Err(SandboxError::InvalidAction(_))),
+                "{p}: {err:?}"
+            );
+        }
+        let layout = toolchain_layout(&[PathBuf::from("/dev/null")]).unwrap();
+        assert!(layout.binds.is_empty());
+    }
+
+    #[test]
+    fn probe_plan_has_devices_and_mount_points() {
+        let plan = plan(None).unwrap();
+        assert!(plan.steps.contains(&Step::Mkdir("/proc".into())));
+        assert!(plan.steps.contains(&Step::Touch("/dev/null".into())));
+        assert!(plan.steps.contains(&Step::Bind {
+            src: "/dev/urandom".into(),
+            dst: "/dev/urandom".into(),
+            access: Access::Device,
+        }));
+        // Directories are created before the files and binds that need them.
+        let first_bind = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Bind { .. }))
+            .unwrap();
+        let last_mkdir = plan
+            .steps
+            .iter()
+            .rposition(|s| matches!(s, Step::Mkdir(_)))
+            .unwrap();
+        assert!(last_mkdir < first_bind);
+    }
+}

@@ -1,0 +1,129 @@
+//! The macOS fallback: the builder runs under `/usr/bin/sandbox-exec -p <profile>` with a
+//! profile generated from the action (see `macos_profile.rs`), a cleared environment and
+//! the build directory as cwd.
+//!
+//! What it guarantees is weaker than the Linux sandbox: there is no mount namespace, so
+//! the builder sees the build directory and inputs at their host paths. Derivations pass
+//! `-ffile-prefix-map=@builddir@=/build`, which makes objects and binaries identical
+//! across machines and store roots, but BMIs are not (clang records absolute source paths
+//! in them). See docs/SANDBOX.md. The mode is reported as [`Mode::Full`] (the strongest
+//! isolation this OS offers); [`Mode::Landlock`] does not exist here.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use nix::unistd::Pid;
+
+use crate::materialise::{prepare_build_dir, substitute_args};
+use crate::{env, macos_profile, supervise, Action, Enforcement, Mode, Outcome, SandboxError};
+
+const SANDBOX_EXEC: &str = "/usr/bin/sandbox-exec";
+
+fn unsupported(mode: Mode, reason: impl Into<String>) -> SandboxError {
+    SandboxError::Unsupported {
+        mode,
+        reason: reason.into(),
+        remedy: "run the default `--sandbox=full` (sandbox-exec) on macOS, or pass \
+                 `--sandbox=off` explicitly"
+            .into(),
+    }
+}
+
+pub(crate) fn probe(mode: Mode) -> Result<Enforcement, SandboxError> {
+    if mode != Mode::Full {
+        return Err(unsupported(mode, "Landlock exists only on Linux"));
+    }
+    let status = Command::new(SANDBOX_EXEC)
+        .args(["-p", "(version 1)(allow default)", "/usr/bin/true"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| unsupported(mode, format!("cannot run {SANDBOX_EXEC}: {e}")))?;
+    if !status.success() {
+        return Err(unsupported(
+            mode,
+            format!("{SANDBOX_EXEC} refused a trivial profile ({status})"),
+        ));
+    }
+    Ok(Enforcement {
+        mode,
+        landlock_abi: None,
+    })
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The action with canonical paths (SBPL matches resolved paths: `/tmp` is
+/// `/private/tmp`). Toolchain entries keep their original spelling too, so symlinked tool
+/// paths stay readable as links.
+fn canonical_action(action: &Action) -> Result<Action, SandboxError> {
+    let mut a = action.clone();
+    a.build_dir = std::fs::canonicalize(&action.build_dir)
+        .map_err(|e| SandboxError::io("finding build directory", &action.build_dir, e))?;
+    a.store_dir = canonical(&action.store_dir);
+    a.program = canonical(&action.program);
+    let mut tools: Vec<PathBuf> = action.toolchain.clone();
+    tools.extend(action.toolchain.iter().map(|p| canonical(p)));
+    tools.push(action.program.clone());
+    tools.sort();
+    tools.dedup();
+    a.toolchain = tools;
+    Ok(a)
+}
+
+pub(crate) fn run(mode: Mode, action: &Action) -> Result<Outcome, SandboxError> {
+    if mode != Mode::Full {
+        return Err(unsupported(mode, "Landlock exists only on Linux"));
+    }
+    let start = Instant::now();
+    let canon = canonical_action(action)?;
+    prepare_build_dir(&canon, &canon.store_dir)?;
+    let profile = macos_profile::generate(&canon)?;
+    let seen = canon.build_dir.to_string_lossy().into_owned();
+    let log = File::create(&action.log_path)
+        .map_err(|e| SandboxError::io("creating log", &action.log_path, e))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))?;
+    let mut cmd = Command::new(SANDBOX_EXEC);
+    cmd.arg("-p")
+        .arg(&profile)
+        .arg(&action.program)
+        .args(substitute_args(&action.args, &seen))
+        .env_clear()
+        .envs(env::for_action(&seen, &action.env))
+        .current_dir(&canon.build_dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    let max = action.limits.max_output_bytes;
+    // SAFETY: child_common only makes async-signal-safe calls.
+    unsafe {
+        cmd.pre_exec(move || supervise::child_common(max));
+    }
+    let child = cmd.spawn().map_err(|e| SandboxError::Setup {
+        step: format!(
+            "spawning `{}` under {SANDBOX_EXEC}",
+            action.program.display()
+        ),
+        source: e,
+    })?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let exit = supervise::wait(pid, pid, &action.limits)?;
+    supervise::check_sizes(&action.build_dir, &action.log_path, &action.limits)?;
+    Ok(Outcome {
+        exit,
+        elapsed: start.elapsed(),
+        enforcement: Enforcement {
+            mode: Mode::Full,
+            landlock_abi: None,
+        },
+    })
+}
