@@ -1,1 +1,24 @@
-//! placeholder
+//! `cmod-evaluator` turns a `cmod.toml` into **derivations**: it loads manifests and the
+//! package graph, discovers and identifies the toolchain, finds and scans translation
+//! units, builds and checks the module graph, and emits one derivation per BMI, object,
+//! archive and link step.
+//!
+//! It reads the user's files and runs the compiler's scanner, but never writes to the
+//! store: sources it wants in the store are returned as [`SourceFile`]s for the caller to
+//! add. Everything it computes from file contents is cached by file metadata, so
+//! re-evaluating an unchanged project reads no sources and runs no process.
+
+pub mod cache_io;
+pub mod error;
+pub mod file_cache;
+pub mod flags;
+pub mod graph;
+pub mod hashing;
+pub mod lexer;
+pub mod manifest_file;
+pub mod package;
+pub mod scan;
+pub mod sources;
+pub mod toolchain;
+
+pub use error::{ErrorKind, EvalError};

@@ -1,0 +1,143 @@
+//! A cache of source-file content hashes keyed by file metadata, so a no-op evaluation
+//! reads no file contents: an entry is reused only while the file's size, mtime, ctime,
+//! inode and device are unchanged and the entry was not "racy" (written within two
+//! seconds of the file's last change) when recorded.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use cmod_schema::content::ContentHash;
+use serde::{Deserialize, Serialize};
+
+use crate::hashing::{hash_file, now_ns, Stamp};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    stamp: Stamp,
+    hash: ContentHash,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Table {
+    version: u32,
+    entries: BTreeMap<PathBuf, Entry>,
+}
+
+const VERSION: u32 = 1;
+/// Files changed less than this long ago may still change within the same timestamp
+/// tick, so their hashes are not cached.
+const RACY_WINDOW_NS: i128 = 2_000_000_000;
+
+/// The cache; safe to share between threads. Persisted with [`FileCache::save`].
+#[derive(Debug)]
+pub struct FileCache {
+    file: Option<PathBuf>,
+    /// Entries for files changed this recently (ns) are not recorded.
+    racy_window_ns: i128,
+    table: Mutex<Table>,
+    dirty: Mutex<bool>,
+}
+
+impl FileCache {
+    /// A cache that is never persisted.
+    pub fn in_memory() -> FileCache {
+        FileCache {
+            file: None,
+            racy_window_ns: RACY_WINDOW_NS,
+            table: Mutex::new(Table {
+                version: VERSION,
+                entries: BTreeMap::new(),
+            }),
+            dirty: Mutex::new(false),
+        }
+    }
+
+    /// Load the cache from `file` (a missing or unreadable cache is simply empty).
+    pub fn load(file: PathBuf) -> FileCache {
+        let table = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Table>(&b).ok())
+            .filter(|t| t.version == VERSION)
+            .unwrap_or(Table {
+                version: VERSION,
+                entries: BTreeMap::new(),
+            });
+        FileCache {
+            file: Some(file),
+            racy_window_ns: RACY_WINDOW_NS,
+            table: Mutex::new(table),
+            dirty: Mutex::new(false),
+        }
+    }
+
+    /// The content hash of `path` (absolute), from the cache when its stamp still matches.
+    pub fn hash(&self, path: &Path) -> std::io::Result<ContentHash> {
+        let stamp = Stamp::read(path)?;
+        if let Ok(table) = self.table.lock() {
+            if let Some(e) = table.entries.get(path) {
+                if e.stamp == stamp {
+                    return Ok(e.hash);
+                }
+            }
+        }
+        let (hash, _) = hash_file(path)?;
+        // Re-stat: if the file changed while we read it, do not record anything.
+        let after = Stamp::read(path)?;
+        if after == stamp && !stamp.is_racy(now_ns(), self.racy_window_ns) {
+            if let (Ok(mut table), Ok(mut dirty)) = (self.table.lock(), self.dirty.lock()) {
+                table
+                    .entries
+                    .insert(path.to_path_buf(), Entry { stamp, hash });
+                *dirty = true;
+            }
+        }
+        Ok(hash)
+    }
+
+    /// Write the cache back if it changed (atomically; failures are ignored: it is a cache).
+    pub fn save(&self) {
+        let Some(file) = &self.file else { return };
+        let dirty = self.dirty.lock().map(|d| *d).unwrap_or(false);
+        if !dirty {
+            return;
+        }
+        if let Ok(table) = self.table.lock() {
+            crate::cache_io::write_json_atomic(file, &*table);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuses_and_invalidates() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("a.cpp");
+        std::fs::write(&p, "int x;").unwrap();
+        let cache_file = t.path().join("cache.json");
+        let mut c = FileCache::load(cache_file.clone());
+        c.racy_window_ns = 0;
+        let h1 = c.hash(&p).unwrap();
+        c.save();
+        let c = FileCache::load(cache_file);
+        assert_eq!(c.table.lock().unwrap().entries.len(), 1, "entry persisted");
+        assert_eq!(c.hash(&p).unwrap(), h1);
+        std::fs::write(&p, "int y;").unwrap();
+        let h2 = c.hash(&p).unwrap();
+        assert_ne!(h1, h2, "a rewrite must be noticed");
+        assert_eq!(h2, ContentHash::of_file(false, b"int y;"));
+    }
+
+    #[test]
+    fn racy_entries_are_not_recorded() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("a.cpp");
+        std::fs::write(&p, "fresh").unwrap();
+        let c = FileCache::in_memory();
+        c.hash(&p).unwrap();
+        assert!(c.table.lock().unwrap().entries.is_empty());
+    }
+}

@@ -1,0 +1,256 @@
+//! Finding a package's translation units: `[lib] sources` globs, each `[[bin]]`'s `main`
+//! and `sources`. A bin's files never belong to the library. Only files with a C++
+//! translation-unit extension are units; headers matched by a glob are ignored (headers
+//! reach builds through the scanner's dependency lists instead).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use cmod_schema::manifest::Spanned;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::error::{ErrorKind, EvalError};
+use crate::manifest_file::ManifestFile;
+
+/// Extensions of module interface units (compiled with `-x c++-module`).
+pub const INTERFACE_EXTENSIONS: &[&str] = &["cppm", "ixx", "mpp", "cxxm", "c++m", "ccm"];
+/// Extensions of other translation units.
+pub const SOURCE_EXTENSIONS: &[&str] = &["cpp", "cc", "cxx", "c++"];
+
+/// Whether `rel` names a translation unit.
+pub fn is_unit(rel: &str) -> bool {
+    let ext = rel.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    INTERFACE_EXTENSIONS.contains(&ext) || SOURCE_EXTENSIONS.contains(&ext)
+}
+
+/// Whether `rel`'s extension marks a module interface.
+pub fn has_interface_extension(rel: &str) -> bool {
+    let ext = rel.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    INTERFACE_EXTENSIONS.contains(&ext)
+}
+
+/// Units of one binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinSources {
+    pub name: String,
+    pub main: String,
+    /// `main` first, then the extra sources, sorted.
+    pub units: Vec<String>,
+}
+
+/// All units of a package, as package-relative `/`-separated paths.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PackageSources {
+    pub lib: Vec<String>,
+    pub bins: Vec<BinSources>,
+}
+
+fn build_set(file: &ManifestFile, globs: &[Spanned<String>]) -> Result<GlobSet, EvalError> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        let glob = Glob::new(g.get_ref()).map_err(|e| {
+            EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("`{}` is not a valid glob: {e}", g.get_ref()),
+            )
+            .at(file.location_or_file(g.span()))
+            .help("use `*` within a directory and `**` across directories, e.g. `src/**/*.cppm`")
+        })?;
+        b.add(glob);
+    }
+    b.build()
+        .map_err(|e| EvalError::new(ErrorKind::ManifestInvalid, format!("invalid globs: {e}")))
+}
+
+/// Every file under `root` as a relative path, skipping hidden entries, `result*` links
+/// and nested packages (directories with their own `cmod.toml`).
+fn package_files(root: &Path) -> Result<Vec<String>, EvalError> {
+    let mut files = Vec::new();
+    let walker = walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let name = e.file_name().to_string_lossy();
+            if e.depth() == 0 {
+                return true;
+            }
+            if name.starts_with('.') || (e.path_is_symlink() && name.starts_with("result")) {
+                return false;
+            }
+            !(e.file_type().is_dir() && e.path().join("cmod.toml").exists())
+        });
+    for entry in walker {
+        let entry = entry.map_err(|e| {
+            EvalError::new(
+                ErrorKind::Io,
+                format!("cannot list `{}`: {e}", root.display()),
+            )
+        })?;
+        if entry.file_type().is_file() {
+            if let Ok(rel) = entry.path().strip_prefix(root) {
+                files.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Expand the package's source globs.
+pub fn find_sources(file: &ManifestFile) -> Result<PackageSources, EvalError> {
+    let root = file.dir();
+    let m = &file.manifest;
+    let needs_walk = m.lib.is_some() || m.bin.iter().any(|b| !b.get_ref().sources.is_empty());
+    let all = if needs_walk {
+        package_files(root)?
+    } else {
+        Vec::new()
+    };
+
+    let mut bins = Vec::new();
+    let mut bin_files = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    for bin in &m.bin {
+        let b = bin.get_ref();
+        let name = b.name.get_ref().clone();
+        if !names.insert(name.clone()) {
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("two [[bin]] targets are named `{name}`"),
+            )
+            .at(file.location(b.name.span()))
+            .help("give every binary a distinct name"));
+        }
+        if crate::manifest_file::MANIFEST_NAME == name || name.contains('/') || name.is_empty() {
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("`{name}` is not a valid binary name"),
+            )
+            .at(file.location(b.name.span())));
+        }
+        let main = b.main.get_ref().trim_start_matches("./").to_string();
+        if !root.join(&main).is_file() {
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("binary `{name}`: main file `{main}` does not exist"),
+            )
+            .at(file.location(b.main.span()))
+            .help(format!(
+                "create `{main}` or point `main` at the file that defines main()"
+            )));
+        }
+        let set = build_set(file, &b.sources)?;
+        let mut units: Vec<String> = all
+            .iter()
+            .filter(|f| set.is_match(f.as_str()) && is_unit(f) && **f != main)
+            .cloned()
+            .collect();
+        units.insert(0, main.clone());
+        bin_files.extend(units.iter().cloned());
+        bins.push(BinSources { name, main, units });
+    }
+
+    let mut lib = Vec::new();
+    if let Some(l) = &m.lib {
+        let set = build_set(file, &l.sources)?;
+        lib = all
+            .iter()
+            .filter(|f| set.is_match(f.as_str()) && is_unit(f) && !bin_files.contains(*f))
+            .cloned()
+            .collect();
+        if lib.is_empty() {
+            let span = l.sources.first().map(|s| s.span()).unwrap_or(0..0);
+            let globs: Vec<&str> = l.sources.iter().map(|s| s.get_ref().as_str()).collect();
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("[lib] sources {globs:?} match no translation units"),
+            )
+            .at(file.location_or_file(span))
+            .help(format!(
+                "add .cppm/.cpp files under the globs, fix the globs, or remove [lib]; units have one of the extensions {}",
+                INTERFACE_EXTENSIONS.iter().chain(SOURCE_EXTENSIONS).map(|e| format!(".{e}")).collect::<Vec<_>>().join(" ")
+            )));
+        }
+    }
+    if m.lib.is_none() && m.bin.is_empty() {
+        return Err(EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!(
+                "package `{}` has neither [lib] nor [[bin]]",
+                file.path.display()
+            ),
+        )
+        .at(file.location_or_file(0..0))
+        .help("add a [lib] table with `sources`, or a [[bin]] with `name` and `main`"));
+    }
+    Ok(PackageSources { lib, bins })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(files: &[&str], manifest: &str) -> (tempfile::TempDir, ManifestFile) {
+        let t = tempfile::tempdir().unwrap();
+        for f in files {
+            let p = t.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        let text = format!("[package]\nname = \"p\"\nversion = \"1.0.0\"\n{manifest}");
+        std::fs::write(t.path().join("cmod.toml"), &text).unwrap();
+        let mf = ManifestFile::load(&t.path().join("cmod.toml")).unwrap();
+        (t, mf)
+    }
+
+    #[test]
+    fn lib_excludes_bin_files_and_headers() {
+        let (_t, mf) = project(
+            &["src/a.cppm", "src/b.cpp", "src/main.cpp", "src/x.h", "src/sub/c.cppm", ".hidden/d.cpp", "nested/cmod.toml", "nested/e.cpp"],
+            "[lib]\nsources = [\"**/*.cpp*\", \"**/*.h\"]\n[[bin]]\nname = \"app\"\nmain = \"src/main.cpp\"\n",
+        );
+        let s = find_sources(&mf).unwrap();
+        assert_eq!(s.lib, ["src/a.cppm", "src/b.cpp", "src/sub/c.cppm"]);
+        assert_eq!(s.bins[0].units, ["src/main.cpp"]);
+    }
+
+    #[test]
+    fn missing_main_points_at_the_line() {
+        let (_t, mf) = project(&[], "[[bin]]\nname = \"app\"\nmain = \"src/nope.cpp\"\n");
+        let e = find_sources(&mf).unwrap_err();
+        assert!(e.message.contains("`src/nope.cpp` does not exist"), "{e}");
+        let loc = e.location.unwrap();
+        assert_eq!((loc.line, loc.column), (6, 8));
+    }
+
+    #[test]
+    fn empty_lib_and_duplicate_bins() {
+        let (_t, mf) = project(&["src/x.h"], "[lib]\nsources = [\"src/*\"]\n");
+        let e = find_sources(&mf).unwrap_err();
+        assert!(e.message.contains("match no translation units"), "{e}");
+        assert_eq!(e.location.unwrap().line, 5);
+
+        let (_t, mf) = project(
+            &["m.cpp"],
+            "[[bin]]\nname = \"a\"\nmain = \"m.cpp\"\n[[bin]]\nname = \"a\"\nmain = \"m.cpp\"\n",
+        );
+        let e = find_sources(&mf).unwrap_err();
+        assert!(
+            e.message.contains("two [[bin]] targets are named `a`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_glob() {
+        let (_t, mf) = project(&["a.cpp"], "[lib]\nsources = [\"src/[.cpp\"]\n");
+        let e = find_sources(&mf).unwrap_err();
+        assert!(e.message.contains("not a valid glob"), "{e}");
+    }
+
+    #[test]
+    fn nothing_to_build() {
+        let (_t, mf) = project(&[], "");
+        let e = find_sources(&mf).unwrap_err();
+        assert!(e.message.contains("neither [lib] nor [[bin]]"), "{e}");
+    }
+}

@@ -1,0 +1,392 @@
+//! Toolchain discovery and identity.
+//!
+//! [`discover`] finds the C++ driver (default `clang++-19`) and its tools, computes an
+//! **identity** hash over everything that can change a build's output — the compiler,
+//! linker, archiver and scanner binaries and the shared libraries they load, the exact
+//! `--version` text, the resource directory, the standard library headers and the
+//! libraries a link pulls in — and the **closure** of host paths a sandboxed step needs.
+//!
+//! The result is cached by file metadata: the stamps of every hashed file and of every
+//! directory of every hashed tree. Package managers replace files by renaming, which
+//! changes the parent directory's stamp, so a re-check is one `stat` per directory and
+//! file (about a thousand on Debian: a millisecond or two) and runs no process.
+
+mod probe;
+
+use std::path::{Path, PathBuf};
+
+use cmod_schema::content::ContentHash;
+use cmod_schema::diag::Location;
+use cmod_schema::manifest::Stdlib;
+use cmod_schema::toolchain::ToolchainInfo;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::cache_io::{read_json, write_json_atomic};
+use crate::error::{ErrorKind, EvalError};
+use crate::hashing::{hash_file_with, hash_tree, Stamp};
+
+pub use probe::parse_clang_version;
+
+/// The compiler used when the manifest names none.
+pub const DEFAULT_COMPILER: &str = "clang++-19";
+/// How to install everything cmod needs on Debian and Ubuntu.
+pub const INSTALL_HINT: &str =
+    "apt-get install clang-19 clang-tools-19 lld-19 llvm-19 libc++-19-dev libc++abi-19-dev";
+
+/// What the manifest asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ToolchainRequest {
+    pub compiler: Option<String>,
+    pub version: Option<semver::VersionReq>,
+    pub stdlib: Stdlib,
+    /// Where `[toolchain]` is written, for errors.
+    pub location: Option<Location>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CacheEntry {
+    version: u32,
+    info: ToolchainInfo,
+    stamps: Vec<(PathBuf, Stamp)>,
+    link_stamps: Vec<(PathBuf, Stamp)>,
+}
+
+const CACHE_VERSION: u32 = 1;
+
+/// Find the toolchain, from the cache in `cache_dir` when it is still valid.
+pub fn discover(
+    req: &ToolchainRequest,
+    cache_dir: Option<&Path>,
+) -> Result<ToolchainInfo, EvalError> {
+    let name = req.compiler.as_deref().unwrap_or(DEFAULT_COMPILER);
+    let cxx = find_program(name).ok_or_else(|| {
+        EvalError::new(
+            ErrorKind::Toolchain,
+            format!("C++ compiler `{name}` was not found on PATH"),
+        )
+        .at_opt(req.location.clone())
+        .help(format!(
+            "install it with `{INSTALL_HINT}`, or set [toolchain] compiler to the path of clang++"
+        ))
+    })?;
+    let cache_file = cache_dir.map(|d| {
+        let key = blake3::hash(
+            format!(
+                "cmod-toolchain-cache-v1\0{}\0{}",
+                cxx.display(),
+                req.stdlib.as_str()
+            )
+            .as_bytes(),
+        );
+        d.join(format!("toolchain-{}.json", &key.to_hex()[..32]))
+    });
+    let cached = cache_file
+        .as_deref()
+        .and_then(read_json::<CacheEntry>)
+        .filter(|c| c.version == CACHE_VERSION && stamps_match(c));
+    let info = match cached {
+        Some(c) => c.info,
+        None => {
+            let (info, stamps, link_stamps) = compute(&cxx, req.stdlib)?;
+            if let Some(file) = &cache_file {
+                write_json_atomic(
+                    file,
+                    &CacheEntry {
+                        version: CACHE_VERSION,
+                        info: info.clone(),
+                        stamps,
+                        link_stamps,
+                    },
+                );
+            }
+            info
+        }
+    };
+    check_version(req, &info)?;
+    Ok(info)
+}
+
+fn stamps_match(c: &CacheEntry) -> bool {
+    c.stamps
+        .iter()
+        .all(|(p, s)| Stamp::read(p).is_ok_and(|now| now == *s))
+        && c.link_stamps
+            .iter()
+            .all(|(p, s)| Stamp::read_link(p).is_ok_and(|now| now == *s))
+}
+
+fn check_version(req: &ToolchainRequest, info: &ToolchainInfo) -> Result<(), EvalError> {
+    let Some(wanted) = &req.version else {
+        return Ok(());
+    };
+    let found = semver::Version::parse(&info.version).map_err(|e| {
+        EvalError::new(
+            ErrorKind::Internal,
+            format!("cached toolchain version is corrupt: {e}"),
+        )
+    })?;
+    if wanted.matches(&found) {
+        return Ok(());
+    }
+    Err(EvalError::new(
+        ErrorKind::Toolchain,
+        format!(
+            "`{}` is clang {found}, which does not satisfy the requirement `{wanted}`",
+            info.cxx.display()
+        ),
+    )
+    .at_opt(req.location.clone())
+    .help(
+        "install a matching clang and set [toolchain] compiler to it, or relax [toolchain] version",
+    ))
+}
+
+/// Look `name` up on `PATH` (or take it as a path if it contains `/`).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn missing_tool(what: &str, looked: &Path, package: &str) -> EvalError {
+    EvalError::new(
+        ErrorKind::Toolchain,
+        format!("{what} was not found (looked for `{}`)", looked.display()),
+    )
+    .help(format!("install it with `apt-get install {package}`"))
+}
+
+type Computed = (ToolchainInfo, Vec<(PathBuf, Stamp)>, Vec<(PathBuf, Stamp)>);
+
+fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
+    let p = probe::probe(cxx, stdlib)?;
+    let major = p.version.major;
+    let scan_deps = [
+        p.installed_dir.join("clang-scan-deps"),
+        PathBuf::from(format!("clang-scan-deps-{major}")),
+    ]
+    .into_iter()
+    .find_map(|c| find_program(&c.to_string_lossy()))
+    .ok_or_else(|| {
+        missing_tool(
+            "clang-scan-deps (needed to scan module dependencies)",
+            &p.installed_dir.join("clang-scan-deps"),
+            &format!("clang-tools-{major}"),
+        )
+    })?;
+    let ar = p.installed_dir.join("llvm-ar");
+    if !is_executable(&ar) {
+        return Err(missing_tool("llvm-ar", &ar, &format!("llvm-{major}")));
+    }
+    if !is_executable(&p.linker) {
+        return Err(missing_tool(
+            "the lld linker",
+            &p.linker,
+            &format!("lld-{major}"),
+        ));
+    }
+    if stdlib == Stdlib::Libcxx && !p.include_dirs.iter().any(|d| d.ends_with("c++/v1")) {
+        return Err(EvalError::new(
+            ErrorKind::Toolchain,
+            "stdlib = \"libc++\" was requested but libc++'s headers are not installed",
+        )
+        .help(format!(
+            "install them with `apt-get install libc++-{major}-dev libc++abi-{major}-dev`"
+        )));
+    }
+    let std_module_dir = match stdlib {
+        Stdlib::Libcxx => std_module_dir(cxx),
+        Stdlib::Libstdcxx => None,
+    };
+
+    // Files whose bytes are part of the identity.
+    let binaries: Vec<PathBuf> = [cxx, &scan_deps, &ar, &p.linker]
+        .iter()
+        .filter_map(|b| b.canonicalize().ok())
+        .collect();
+    let mut files: Vec<PathBuf> = binaries.clone();
+    for b in &binaries {
+        files.extend(probe::shared_libraries(b));
+    }
+    files.extend(p.link_objects.iter().cloned());
+    files.extend(p.dynamic_linker.iter().cloned());
+    let mut libs = Vec::new();
+    for lib in &p.libs {
+        probe::resolve_lib(lib, &p.lib_dirs, &mut libs);
+    }
+    files.extend(libs);
+    files.sort();
+    files.dedup();
+
+    // Trees whose contents are part of the identity.
+    let mut trees: Vec<PathBuf> = p
+        .include_dirs
+        .iter()
+        .chain(std::iter::once(&p.resource_dir))
+        .chain(std_module_dir.iter())
+        .filter_map(|d| d.canonicalize().ok())
+        .collect();
+    minimise_dirs(&mut trees);
+
+    let file_hashes: Vec<(PathBuf, ContentHash)> = files
+        .par_iter()
+        .map(|f| {
+            hash_file_with(f, true)
+                .map(|(h, _)| (f.clone(), h))
+                .map_err(|e| EvalError::io(f, "hash toolchain file", e))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut stamps = Vec::new();
+    let mut tree_hashes = Vec::new();
+    for t in &trees {
+        let (h, dirs) =
+            hash_tree(t).map_err(|e| EvalError::io(t, "hash toolchain directory", e))?;
+        tree_hashes.push((t.clone(), h));
+        for d in dirs {
+            if let Ok(s) = Stamp::read(&d) {
+                stamps.push((d, s));
+            }
+        }
+    }
+    for f in &files {
+        if let Ok(s) = Stamp::read(f) {
+            stamps.push((f.clone(), s));
+        }
+    }
+    // The driver may be a symlink to another version: stamp the link itself too.
+    let link_stamps: Vec<(PathBuf, Stamp)> = Stamp::read_link(cxx)
+        .map(|s| vec![(cxx.to_path_buf(), s)])
+        .unwrap_or_default();
+
+    let mut h = blake3::Hasher::new();
+    h.update(b"cmod-toolchain-v1\0");
+    h.update(p.version_output.as_bytes());
+    h.update(b"\0");
+    h.update(stdlib.as_str().as_bytes());
+    for (label, list) in [("file", &file_hashes), ("tree", &tree_hashes)] {
+        for (path, hash) in list {
+            h.update(format!("\0{label}\0{}\0{}", path.display(), hash).as_bytes());
+        }
+    }
+    let identity = ContentHash(*h.finalize().as_bytes());
+
+    let mut closure: Vec<PathBuf> = vec![
+        cxx.to_path_buf(),
+        scan_deps.clone(),
+        ar.clone(),
+        p.linker.clone(),
+        PathBuf::from("/etc/ld.so.cache"),
+    ];
+    if let Some(root) = p.installed_dir.parent().and_then(|r| r.canonicalize().ok()) {
+        closure.push(root);
+    }
+    closure.extend(trees.iter().cloned());
+    for f in files.iter().chain(p.dynamic_linker.iter()) {
+        closure.push(f.clone());
+        if let Ok(c) = f.canonicalize() {
+            closure.push(c);
+        }
+    }
+    closure.retain(|c| c.exists());
+    closure.sort();
+    closure.dedup();
+    let dirs: Vec<PathBuf> = closure.iter().filter(|c| c.is_dir()).cloned().collect();
+    closure.retain(|c| {
+        c.is_dir()
+            || !dirs.iter().any(|d| c.starts_with(d))
+            || c.canonicalize().map_or(true, |canon| &canon != c)
+    });
+    minimise_dirs(&mut closure);
+
+    let info = ToolchainInfo {
+        identity,
+        version: p.version.to_string(),
+        version_text: p.version_text,
+        stdlib,
+        cxx: cxx.to_path_buf(),
+        scan_deps,
+        ar,
+        resource_dir: p.resource_dir,
+        std_module_dir,
+        closure,
+    };
+    Ok((info, stamps, link_stamps))
+}
+
+/// Drop directories nested inside other listed directories (files are kept).
+fn minimise_dirs(paths: &mut Vec<PathBuf>) {
+    paths.sort();
+    paths.dedup();
+    let dirs: Vec<PathBuf> = paths.iter().filter(|p| p.is_dir()).cloned().collect();
+    paths.retain(|p| !p.is_dir() || !dirs.iter().any(|d| d != p && p.starts_with(d)));
+}
+
+/// The directory of libc++'s `std.cppm`, from `libc++.modules.json`.
+fn std_module_dir(cxx: &Path) -> Option<PathBuf> {
+    let out = std::process::Command::new(cxx)
+        .arg("-print-file-name=libc++.modules.json")
+        .output()
+        .ok()?;
+    let manifest = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).ok()?).ok()?;
+    let rel = json["modules"]
+        .as_array()?
+        .iter()
+        .find(|m| m["logical-name"] == "std")?["source-path"]
+        .as_str()?
+        .to_string();
+    let std_cppm = manifest.parent()?.join(rel).canonicalize().ok()?;
+    std_cppm.parent().map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimise_keeps_outermost_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        let b = a.join("b");
+        std::fs::create_dir_all(&b).unwrap();
+        let mut v = vec![b.clone(), a.clone(), a.clone()];
+        minimise_dirs(&mut v);
+        assert_eq!(v, vec![a]);
+    }
+
+    #[test]
+    fn missing_compiler_names_the_install_command() {
+        let req = ToolchainRequest {
+            compiler: Some("clang++-does-not-exist".into()),
+            ..Default::default()
+        };
+        let e = discover(&req, None).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Toolchain);
+        assert!(
+            e.message.contains("`clang++-does-not-exist` was not found"),
+            "{e}"
+        );
+        assert!(e.help.unwrap().contains("apt-get install clang-19"));
+    }
+
+    #[test]
+    fn not_clang_is_rejected() {
+        let req = ToolchainRequest {
+            compiler: Some("/bin/true".into()),
+            ..Default::default()
+        };
+        let e = discover(&req, None).unwrap_err();
+        assert!(e.message.contains("is not clang"), "{e}");
+    }
+}
