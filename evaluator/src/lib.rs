@@ -4,12 +4,16 @@
 //! archive and link step.
 //!
 //! It reads the user's files and runs the compiler's scanner, but never writes to the
-//! store: sources it wants in the store are returned as [`SourceFile`]s for the caller to
-//! add. Everything it computes from file contents is cached by file metadata, so
-//! re-evaluating an unchanged project reads no sources and runs no process.
+//! store: sources it wants in the store are returned as [`derive::SourceFile`]s for the
+//! caller to add. Everything it computes from file contents is cached by file metadata,
+//! so re-evaluating an unchanged project reads no sources and runs no process.
+//!
+//! The entry point is [`evaluate`].
 
 pub mod cache_io;
+pub mod derive;
 pub mod error;
+mod eval;
 pub mod file_cache;
 pub mod flags;
 pub mod graph;
@@ -22,3 +26,4 @@ pub mod sources;
 pub mod toolchain;
 
 pub use error::{ErrorKind, EvalError};
+pub use eval::{evaluate, EvalOptions, Evaluation};

@@ -282,15 +282,17 @@ fn run_scanner(
             .collect();
         let depfile = work.path.join(format!("{n}.d"));
         let deps = std::fs::read_to_string(&depfile).unwrap_or_default();
-        let headers = package_headers(root, &item.rel, &parse_depfile(&deps), files)?;
+        let headers = package_headers(toolchain, root, &item.rel, &parse_depfile(&deps), files)?;
         results.push((provides, requires, headers));
     }
     Ok(results)
 }
 
-/// Keep the dependencies inside the package (system headers belong to the toolchain);
-/// anything else outside it is an error, since a hermetic build could not see it.
+/// Keep the dependencies inside the package; headers inside the toolchain's closure are
+/// covered by its identity (clang-scan-deps lists system headers even with `-MMD`).
+/// Anything else outside the package is an error, since a hermetic build could not see it.
 fn package_headers(
+    toolchain: &ToolchainInfo,
     root: &Path,
     unit: &str,
     deps: &[String],
@@ -306,6 +308,10 @@ fn package_headers(
         let canonical = abs
             .canonicalize()
             .map_err(|e| EvalError::io(&abs, "open header", e))?;
+        let in_toolchain = |p: &Path| toolchain.closure.iter().any(|c| p.starts_with(c));
+        if !canonical.starts_with(root) && (in_toolchain(&abs) || in_toolchain(&canonical)) {
+            continue;
+        }
         let Ok(rel) = canonical.strip_prefix(root) else {
             return Err(EvalError::new(
                 ErrorKind::ManifestInvalid,

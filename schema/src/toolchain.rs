@@ -27,6 +27,9 @@ pub struct ToolchainInfo {
     /// The directory holding libc++'s `std.cppm`, when the stdlib ships one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub std_module_dir: Option<PathBuf>,
+    /// The content hash of that directory (it becomes a source path when used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std_module_hash: Option<ContentHash>,
     /// Host files and directories a sandboxed build step may read and execute.
     pub closure: Vec<PathBuf>,
 }

@@ -52,7 +52,7 @@ struct CacheEntry {
     link_stamps: Vec<(PathBuf, Stamp)>,
 }
 
-const CACHE_VERSION: u32 = 1;
+const CACHE_VERSION: u32 = 2;
 
 /// Find the toolchain, from the cache in `cache_dir` when it is still valid.
 pub fn discover(
@@ -309,6 +309,13 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
     });
     minimise_dirs(&mut closure);
 
+    let std_module_hash = std_module_dir.as_ref().and_then(|d| {
+        let d = d.canonicalize().ok()?;
+        match tree_hashes.iter().find(|(t, _)| *t == d) {
+            Some((_, h)) => Some(*h),
+            None => hash_tree(&d).ok().map(|(h, _)| h),
+        }
+    });
     let info = ToolchainInfo {
         identity,
         version: p.version.to_string(),
@@ -319,6 +326,7 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
         ar,
         resource_dir: p.resource_dir,
         std_module_dir,
+        std_module_hash,
         closure,
     };
     Ok((info, stamps, link_stamps))

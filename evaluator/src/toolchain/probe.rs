@@ -99,7 +99,9 @@ pub fn probe(cxx: &Path, stdlib: Stdlib) -> Result<Probe, EvalError> {
     )?;
     let include_dirs = parse_include_dirs(&String::from_utf8_lossy(&out.stderr));
 
-    let tmp = std::env::temp_dir().join(format!("cmod-probe-{}.o", std::process::id()));
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = std::env::temp_dir().join(format!("cmod-probe-{}-{n}.o", std::process::id()));
     std::fs::write(&tmp, b"").map_err(|e| EvalError::io(&tmp, "write", e))?;
     let tmp_str = tmp.to_string_lossy().into_owned();
     let out = run(

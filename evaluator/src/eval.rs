@@ -1,0 +1,240 @@
+//! The whole evaluation pipeline: manifest → packages → toolchain → sources → scan →
+//! module graph → derivations.
+
+use std::path::{Path, PathBuf};
+
+use cmod_schema::manifest::Stdlib;
+use cmod_schema::toolchain::ToolchainInfo;
+use rayon::prelude::*;
+
+use crate::derive::{derive, DeriveInput, Derived};
+use crate::error::{ErrorKind, EvalError};
+use crate::file_cache::FileCache;
+use crate::flags::{package_flags, PackageFlags, ProfileName};
+use crate::graph::{ModuleGraph, Origin, Owner, RawUnit};
+use crate::lexer::Declarations;
+use crate::package::PackageGraph;
+use crate::scan::{scan_package, ScanItem, Scanned};
+use crate::sources::{find_sources, PackageSources};
+use crate::toolchain::{discover, ToolchainRequest};
+
+/// How to evaluate.
+#[derive(Debug, Clone, Default)]
+pub struct EvalOptions {
+    pub profile: ProfileName,
+    /// Where the evaluator keeps its caches (toolchain, file hashes, scans); none if unset.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The result of evaluating a package directory.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub packages: PackageGraph,
+    pub toolchain: ToolchainInfo,
+    pub graph: ModuleGraph,
+    pub flags: Vec<PackageFlags>,
+    pub derived: Derived,
+    /// Problems that do not stop the build.
+    pub warnings: Vec<EvalError>,
+}
+
+/// Evaluate the package in `dir`.
+pub fn evaluate(dir: &Path, opts: &EvalOptions) -> Result<Evaluation, EvalError> {
+    let packages = PackageGraph::load(dir)?;
+    let toolchain = toolchain_for(&packages, opts.cache_dir.as_deref())?;
+    let files = match &opts.cache_dir {
+        Some(d) => FileCache::load(d.join("files.json")),
+        None => FileCache::in_memory(),
+    };
+
+    let mut all_sources: Vec<PackageSources> = Vec::new();
+    let mut all_flags: Vec<PackageFlags> = Vec::new();
+    for pkg in &packages.packages {
+        let tc = &pkg.file.manifest.toolchain;
+        all_sources.push(find_sources(&pkg.file)?);
+        all_flags.push(package_flags(
+            &pkg.file,
+            opts.profile,
+            tc.cxx_standard,
+            toolchain.stdlib,
+        )?);
+    }
+
+    // Scan each package (one scanner process per package with cache misses).
+    let scanned: Vec<Vec<RawUnit>> = packages
+        .packages
+        .par_iter()
+        .map(|pkg| {
+            let p = pkg.id;
+            let owned: Vec<(String, Owner)> =
+                all_sources[p]
+                    .lib
+                    .iter()
+                    .map(|r| (r.clone(), Owner::Lib))
+                    .chain(all_sources[p].bins.iter().enumerate().flat_map(|(b, bin)| {
+                        bin.units.iter().map(move |r| (r.clone(), Owner::Bin(b)))
+                    }))
+                    .collect();
+            let f = &all_flags[p];
+            let args: Vec<String> = f
+                .dialect
+                .iter()
+                .chain(&f.codegen)
+                .chain(&f.defines)
+                .cloned()
+                .chain(f.include_dirs.iter().map(|d| format!("-I{d}")))
+                .collect();
+            let mut items = Vec::with_capacity(owned.len());
+            for (rel, _) in &owned {
+                let abs = pkg.root.join(rel);
+                let hash = files
+                    .hash(&abs)
+                    .map_err(|e| EvalError::io(&abs, "read", e))?;
+                items.push(ScanItem {
+                    rel: rel.clone(),
+                    hash,
+                    args: args.clone(),
+                });
+            }
+            // A file listed by two binaries is scanned once.
+            let mut unique: Vec<ScanItem> = Vec::new();
+            for it in &items {
+                if !unique.iter().any(|u| u.rel == it.rel) {
+                    unique.push(it.clone());
+                }
+            }
+            let results = scan_package(
+                &toolchain,
+                &pkg.root,
+                &unique,
+                &files,
+                opts.cache_dir.as_deref(),
+            )?;
+            Ok(owned
+                .into_iter()
+                .zip(items)
+                .map(|((rel, owner), item)| {
+                    let idx = unique.iter().position(|u| u.rel == rel).unwrap_or(0);
+                    RawUnit {
+                        origin: Origin::Package(p, owner),
+                        abs: pkg.root.join(&rel),
+                        rel,
+                        hash: item.hash,
+                        scanned: results[idx].clone(),
+                    }
+                })
+                .collect())
+        })
+        .collect::<Result<_, EvalError>>()?;
+    let mut raw: Vec<RawUnit> = scanned.into_iter().flatten().collect();
+    add_std_units(&toolchain, &mut raw);
+
+    let graph = ModuleGraph::build(&packages, raw)?;
+    let derived = derive(&DeriveInput {
+        packages: &packages,
+        graph: &graph,
+        flags: &all_flags,
+        sources: &all_sources,
+        toolchain: &toolchain,
+    })?;
+    files.save();
+    let warnings = graph.warnings.clone();
+    Ok(Evaluation {
+        packages,
+        toolchain,
+        graph,
+        flags: all_flags,
+        derived,
+        warnings,
+    })
+}
+
+/// The toolchain of the root package; every package must agree on the standard library,
+/// and every version requirement must hold.
+fn toolchain_for(
+    packages: &PackageGraph,
+    cache_dir: Option<&Path>,
+) -> Result<ToolchainInfo, EvalError> {
+    let root = packages.root();
+    let spec = &root.file.manifest.toolchain;
+    let location = |file: &crate::manifest_file::ManifestFile,
+                    span: Option<std::ops::Range<usize>>| {
+        span.map(|s| file.location(s))
+            .or_else(|| Some(file.location_or_file(0..0)))
+    };
+    let req = ToolchainRequest {
+        compiler: spec.compiler.as_ref().map(|c| c.get_ref().clone()),
+        version: spec.version.as_ref().map(|v| v.get_ref().0.clone()),
+        stdlib: spec.stdlib,
+        location: location(&root.file, spec.compiler.as_ref().map(|c| c.span())),
+    };
+    let info = discover(&req, cache_dir)?;
+    for pkg in &packages.packages {
+        let t = &pkg.file.manifest.toolchain;
+        if t.stdlib != info.stdlib {
+            return Err(EvalError::new(
+                ErrorKind::Toolchain,
+                format!("package `{}` uses stdlib {}, but the build uses {}", pkg.name, t.stdlib.as_str(), info.stdlib.as_str()),
+            )
+            .at(pkg.file.location_or_file(0..0))
+            .help("one program links one C++ standard library; set the same [toolchain] stdlib in every package"));
+        }
+        if let Some(v) = &t.version {
+            let found = semver::Version::parse(&info.version)
+                .map_err(|e| EvalError::new(ErrorKind::Internal, e.to_string()))?;
+            if !v.get_ref().0.matches(&found) {
+                return Err(EvalError::new(
+                    ErrorKind::Toolchain,
+                    format!(
+                        "package `{}` needs clang `{}`, but the build uses clang {found}",
+                        pkg.name,
+                        v.get_ref().0
+                    ),
+                )
+                .at(pkg.file.location(v.span()))
+                .help("use a compiler that satisfies every package's [toolchain] version"));
+            }
+        }
+    }
+    Ok(info)
+}
+
+/// Add `std` and `std.compat` when a unit imports them and the toolchain ships them.
+fn add_std_units(toolchain: &ToolchainInfo, raw: &mut Vec<RawUnit>) {
+    let (Some(dir), Some(_)) = (&toolchain.std_module_dir, toolchain.std_module_hash) else {
+        return;
+    };
+    if toolchain.stdlib != Stdlib::Libcxx {
+        return;
+    }
+    let wants = |name: &str| {
+        raw.iter()
+            .any(|u| u.scanned.requires.iter().any(|r| r == name))
+    };
+    let compat = wants("std.compat");
+    if !(compat || wants("std")) {
+        return;
+    }
+    let mut add = |file: &str, module: &str, requires: Vec<String>| {
+        let abs = dir.join(file);
+        let hash = crate::hashing::hash_file(&abs)
+            .map(|(h, _)| h)
+            .unwrap_or(cmod_schema::ContentHash([0; 32]));
+        raw.push(RawUnit {
+            origin: Origin::Toolchain,
+            rel: file.to_string(),
+            abs,
+            hash,
+            scanned: Scanned {
+                provides: Some((module.to_string(), true)),
+                requires,
+                headers: vec![],
+                decls: Declarations::default(),
+            },
+        });
+    };
+    add("std.cppm", "std", vec![]);
+    if compat {
+        add("std.compat.cppm", "std.compat", vec!["std".into()]);
+    }
+}
