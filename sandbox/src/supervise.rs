@@ -1,5 +1,6 @@
-//! Waiting for a builder under its limits: the wall-clock timeout kills the whole process
-//! group; the output-size limit is enforced per file by `RLIMIT_FSIZE` (set in the child)
+//! Waiting for a builder under its limits: the wall-clock timeout kills the builder and its
+//! process group (in the full sandbox the builder is pid 1 of its pid namespace, so that
+//! kills every process in it); the output-size limit is enforced per file by `RLIMIT_FSIZE` (set in the child)
 //! and in total by measuring the build directory afterwards.
 
 use std::path::Path;
@@ -12,42 +13,94 @@ use nix::unistd::Pid;
 
 use crate::{ExitKind, Limits, SandboxError};
 
-/// Block until `pid` exits or `limits.timeout` expires. On expiry the process group `pgid`
-/// is killed and [`SandboxError::TimeLimit`] is returned. A death by `SIGXFSZ` (the
-/// per-file size limit) is reported as [`SandboxError::OutputLimit`].
-pub(crate) fn wait(pid: Pid, pgid: Pid, limits: &Limits) -> Result<ExitKind, SandboxError> {
-    // A pidfd names this very process even if its pid is reaped and reused before the
-    // timeout fires, so the kill below can never hit an unrelated process.
-    #[cfg(target_os = "linux")]
-    let pidfd = pidfd::open(pid);
+/// How waiting for the builder ended.
+enum Waited {
+    Done(nix::Result<WaitStatus>),
+    TimedOut,
+}
+
+/// `waitpid(pid)`, retried on `EINTR`.
+fn reap(pid: Pid) -> nix::Result<WaitStatus> {
+    loop {
+        match waitpid(pid, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// What to do when the time limit expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnTimeout {
+    /// SIGKILL the process and its group at once.
+    Kill,
+    /// Send SIGTERM and give the process this long to clean up (the Landlock-mode
+    /// subreaper kills its descendants), then SIGKILL.
+    AskFirst(Duration),
+}
+
+/// Portable waiting: a helper thread blocks in `waitpid` while we wait on a channel with
+/// the timeout.
+fn wait_with_thread(pid: Pid, pgid: Pid, timeout: Duration, on_timeout: OnTimeout) -> Waited {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let status = loop {
-            match waitpid(pid, None) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                other => break other,
-            }
-        };
-        let _ = tx.send(status);
+        let _ = tx.send(reap(pid));
     });
-    let status = match rx.recv_timeout(limits.timeout) {
-        Ok(status) => status,
+    match rx.recv_timeout(timeout) {
+        Ok(status) => Waited::Done(status),
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            #[cfg(target_os = "linux")]
-            if let Some(fd) = &pidfd {
-                pidfd::kill(fd);
+            if let OnTimeout::AskFirst(grace) = on_timeout {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+                if rx.recv_timeout(grace).is_ok() {
+                    let _ = killpg(pgid, Signal::SIGKILL);
+                    return Waited::TimedOut;
+                }
             }
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = killpg(pgid, Signal::SIGKILL);
             // Reap, so no zombie outlives the action.
             let _ = rx.recv_timeout(Duration::from_secs(10));
+            Waited::TimedOut
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => Waited::Done(Err(nix::errno::Errno::ECHILD)),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn wait_status(pid: Pid, pgid: Pid, timeout: Duration, on_timeout: OnTimeout) -> Waited {
+    // A pidfd lets the calling thread poll for the exit with a timeout (no helper thread,
+    // which matters when many actions run at once), and names this very process even if
+    // its pid were reused, so the kill can never hit an unrelated process.
+    match pidfd::open(pid) {
+        Some(fd) => pidfd::wait(&fd, pid, pgid, timeout, on_timeout),
+        None => wait_with_thread(pid, pgid, timeout, on_timeout),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn wait_status(pid: Pid, pgid: Pid, timeout: Duration, on_timeout: OnTimeout) -> Waited {
+    wait_with_thread(pid, pgid, timeout, on_timeout)
+}
+
+/// Block until `pid` exits or `limits.timeout` expires. On expiry `pid` and the process
+/// group `pgid` are killed and [`SandboxError::TimeLimit`] is returned. A death by
+/// `SIGXFSZ` (the per-file size limit) is reported as [`SandboxError::OutputLimit`].
+pub(crate) fn wait(pid: Pid, pgid: Pid, limits: &Limits) -> Result<ExitKind, SandboxError> {
+    wait_with(pid, pgid, limits, OnTimeout::Kill)
+}
+
+/// [`wait`] with a choice of what happens on the time limit.
+pub(crate) fn wait_with(
+    pid: Pid,
+    pgid: Pid,
+    limits: &Limits,
+    on_timeout: OnTimeout,
+) -> Result<ExitKind, SandboxError> {
+    let status = match wait_status(pid, pgid, limits.timeout, on_timeout) {
+        Waited::Done(status) => status,
+        Waited::TimedOut => {
             return Err(SandboxError::TimeLimit {
                 limit: limits.timeout,
-            });
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            return Err(SandboxError::Setup {
-                step: "waiting for the builder".into(),
-                source: std::io::Error::other("waiter thread vanished"),
             })
         }
     };
@@ -80,8 +133,12 @@ pub(crate) fn wait(pid: Pid, pgid: Pid, limits: &Limits) -> Result<ExitKind, San
 #[cfg(target_os = "linux")]
 mod pidfd {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::time::{Duration, Instant};
 
+    use nix::sys::signal::{killpg, Signal};
     use nix::unistd::Pid;
+
+    use super::{reap, OnTimeout, Waited};
 
     /// `pidfd_open(pid)`, or `None` on kernels without it (< 5.3).
     pub(super) fn open(pid: Pid) -> Option<OwnedFd> {
@@ -95,14 +152,71 @@ mod pidfd {
         }
     }
 
-    /// Send SIGKILL through the pidfd.
-    pub(super) fn kill(fd: &OwnedFd) {
+    /// Wait for the process behind `fd` to exit, at most `timeout`.
+    pub(super) fn wait(
+        fd: &OwnedFd,
+        pid: Pid,
+        pgid: Pid,
+        timeout: Duration,
+        on_timeout: OnTimeout,
+    ) -> Waited {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    // Round up so we never spin on a sub-millisecond remainder.
+                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                }
+            };
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut p, 1, ms) };
+            if r > 0 {
+                return Waited::Done(reap(pid));
+            }
+            if r < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let left = deadline.map_or(Duration::MAX, |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+                return super::wait_with_thread(pid, pgid, left, on_timeout);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                if let OnTimeout::AskFirst(grace) = on_timeout {
+                    signal(fd, libc::SIGTERM);
+                    let mut p = libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    let ms = grace.as_millis().min(i32::MAX as u128) as i32;
+                    // SAFETY: one valid pollfd. (An EINTR here just escalates early.)
+                    unsafe { libc::poll(&mut p, 1, ms) };
+                }
+                signal(fd, libc::SIGKILL);
+                let _ = killpg(pgid, Signal::SIGKILL);
+                let _ = reap(pid);
+                return Waited::TimedOut;
+            }
+        }
+    }
+
+    /// Send `sig` through the pidfd.
+    fn signal(fd: &OwnedFd, sig: libc::c_int) {
         // SAFETY: plain syscall on a valid pidfd.
         unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 fd.as_raw_fd(),
-                libc::SIGKILL,
+                sig,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
             );

@@ -37,6 +37,7 @@ both_modes!(
     writes_outside_the_build_dir_fail,
     failing_builder_is_an_outcome,
     timeout_is_enforced,
+    leftover_processes_die_with_the_builder,
     output_limit_is_enforced,
     builddir_placeholder_is_substituted,
     umask_and_no_new_privs_are_set,
@@ -233,14 +234,31 @@ fn timeout_is_enforced(mode: Mode) {
     let err = fx.run(mode, &a).0.unwrap_err();
     assert!(matches!(err, SandboxError::TimeLimit { .. }), "{err}");
     assert!(start.elapsed() < Duration::from_secs(10));
-    if mode == Mode::Full {
-        // Killing pid 1 of the sandbox's pid namespace killed the escaped process too.
-        std::thread::sleep(Duration::from_millis(100));
-        let before = std::fs::read_to_string(fx.build().join("hb")).unwrap_or_default();
-        std::thread::sleep(Duration::from_millis(400));
-        let after = std::fs::read_to_string(fx.build().join("hb")).unwrap_or_default();
-        assert_eq!(before, after, "a process survived the sandbox");
-    }
+    // The process that left the group died too: full kills pid 1 of the sandbox's pid
+    // namespace, landlock's subreaper kills every descendant.
+    let before = std::fs::read_to_string(fx.build().join("hb")).unwrap_or_default();
+    assert!(!before.is_empty(), "the heartbeat never started");
+    std::thread::sleep(Duration::from_millis(400));
+    let after = std::fs::read_to_string(fx.build().join("hb")).unwrap_or_default();
+    assert_eq!(before, after, "a process survived the sandbox");
+}
+
+fn leftover_processes_die_with_the_builder(mode: Mode) {
+    let fx = Fixture::new();
+    let b = fx.seen_build(mode);
+    let (res, log) = fx.sh(
+        mode,
+        &format!(
+            "setsid sh -c 'while :; do date +%s%N > {b}/hb; sleep 0.05; done' & sleep 0.3; exit 3",
+            b = b.display()
+        ),
+    );
+    assert_eq!(res.unwrap().exit, ExitKind::Code(3), "{log}");
+    let before = std::fs::read_to_string(fx.build().join("hb")).unwrap_or_default();
+    assert!(!before.is_empty(), "the daemon never started: {log}");
+    std::thread::sleep(Duration::from_millis(300));
+    let after = std::fs::read_to_string(fx.build().join("hb")).unwrap_or_default();
+    assert_eq!(before, after, "a daemonised process outlived its builder");
 }
 
 fn output_limit_is_enforced(mode: Mode) {

@@ -48,10 +48,14 @@ pub(crate) enum Stage {
     Landlock,
     CloseFds,
     Exec,
+    /// Landlock mode only: becoming the subreaper of the builder.
+    Subreaper,
+    /// Landlock mode only: starting the builder under the subreaper.
+    StartBuilder,
 }
 
 impl Stage {
-    const ALL: [Stage; 21] = [
+    const ALL: [Stage; 23] = [
         Stage::SetGroups,
         Stage::UidMap,
         Stage::GidMap,
@@ -73,6 +77,8 @@ impl Stage {
         Stage::Landlock,
         Stage::CloseFds,
         Stage::Exec,
+        Stage::Subreaper,
+        Stage::StartBuilder,
     ];
 
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
@@ -103,6 +109,8 @@ impl Stage {
             Stage::Landlock => "applying the Landlock ruleset",
             Stage::CloseFds => "closing inherited file descriptors",
             Stage::Exec => "executing the builder",
+            Stage::Subreaper => "becoming the builder's subreaper",
+            Stage::StartBuilder => "starting the builder under its subreaper",
         }
     }
 }
@@ -138,7 +146,7 @@ impl CVec {
         }
     }
 
-    fn as_ptr(&self) -> *const *const c_char {
+    pub(crate) fn as_ptr(&self) -> *const *const c_char {
         self.ptrs.as_ptr()
     }
 }
@@ -195,6 +203,14 @@ fn cptr(s: &'static [u8]) -> *const c_char {
 
 /// Report `stage`/`index` with the current errno to the parent and exit.
 unsafe fn fail(spec: &ChildSpec, stage: Stage, index: u32) -> ! {
+    fail_to(spec.err_fd, stage, index)
+}
+
+/// Report `stage`/`index` with the current errno on `err_fd` and exit 127.
+///
+/// # Safety
+/// Only raw syscalls; for use in a cloned child.
+pub(crate) unsafe fn fail_to(err_fd: c_int, stage: Stage, index: u32) -> ! {
     let errno = *libc::__errno_location();
     let mut rec = [0u8; RECORD_LEN];
     let (a, rest) = rec.split_at_mut(4);
@@ -202,7 +218,7 @@ unsafe fn fail(spec: &ChildSpec, stage: Stage, index: u32) -> ! {
     a.copy_from_slice(&(stage as u32).to_ne_bytes());
     b.copy_from_slice(&index.to_ne_bytes());
     c.copy_from_slice(&errno.to_ne_bytes());
-    libc::write(spec.err_fd, rec.as_ptr().cast(), RECORD_LEN);
+    libc::write(err_fd, rec.as_ptr().cast(), RECORD_LEN);
     libc::_exit(127)
 }
 
@@ -236,8 +252,33 @@ unsafe fn mount_setattr(path: *const c_char, attr_set: u64, recursive: bool) -> 
     ) == 0
 }
 
+/// Signal dispositions set to "ignore" survive execve (Rust ignores SIGPIPE), and so does
+/// the signal mask: give the builder the defaults.
+///
+/// # Safety
+/// Only raw syscalls; for use in a cloned child.
+pub(crate) unsafe fn reset_signals() -> bool {
+    let mut empty: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty) == 0
+        && libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) == 0
+        && libc::signal(libc::SIGPIPE, libc::SIG_DFL) != libc::SIG_ERR
+}
+
+/// Mark every fd from 3 up close-on-exec, so nothing but stdio crosses into the builder.
+///
+/// # Safety
+/// A raw syscall; for use in a cloned child.
+pub(crate) unsafe fn cloexec_from_3() -> bool {
+    libc::syscall(
+        libc::SYS_close_range,
+        3 as libc::c_uint,
+        libc::c_uint::MAX,
+        libc::CLOSE_RANGE_CLOEXEC,
+    ) == 0
+}
+
 /// Make `to` refer to `from`, clearing close-on-exec when they are already the same fd.
-unsafe fn redirect(from: c_int, to: c_int) -> bool {
+pub(crate) unsafe fn redirect(from: c_int, to: c_int) -> bool {
     if from == to {
         return libc::fcntl(to, libc::F_SETFD, 0) == 0;
     }
@@ -368,13 +409,7 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
             fail(spec, Stage::Stdio, 0);
         }
     }
-    // Signal dispositions set to "ignore" survive execve (Rust ignores SIGPIPE), and so
-    // does the signal mask: give the builder the defaults.
-    let mut empty: libc::sigset_t = std::mem::zeroed();
-    if libc::sigemptyset(&mut empty) != 0
-        || libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0
-        || libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR
-    {
+    if !reset_signals() {
         fail(spec, Stage::Signals, 0);
     }
     if crate::supervise::child_common(spec.max_file_bytes).is_err() {
@@ -409,13 +444,7 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
     }
     // Nothing but stdio crosses into the builder, whatever other threads of the caller
     // opened without O_CLOEXEC. (The error pipe is already close-on-exec.)
-    if libc::syscall(
-        libc::SYS_close_range,
-        3 as libc::c_uint,
-        libc::c_uint::MAX,
-        libc::CLOSE_RANGE_CLOEXEC,
-    ) != 0
-    {
+    if !cloexec_from_3() {
         fail(spec, Stage::CloseFds, 0);
     }
     if spec.stdio.is_none() {

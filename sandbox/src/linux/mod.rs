@@ -17,23 +17,22 @@
 //!
 //! Files: `plan.rs` (host-side layout), `landlock_rules.rs` (ruleset), `namespaces.rs`
 //! (clone and error mapping), `child.rs` (the async-signal-safe child), `net.rs`
-//! (loopback).
+//! (loopback), `reaper.rs` (the Landlock-mode subreaper that keeps the process tree
+//! under control without a pid namespace).
 
 mod child;
 mod landlock_rules;
 mod namespaces;
 mod net;
 mod plan;
+mod reaper;
 
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use std::os::raw::c_void;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
-
-use nix::unistd::Pid;
+use std::time::{Duration, Instant};
 
 use crate::materialise::{prepare_build_dir, substitute_args};
 use crate::{
@@ -42,6 +41,11 @@ use crate::{
 use child::{CVec, ChildSpec};
 use landlock_rules::Rules;
 use namespaces::{cpath, cstr};
+use reaper::ReaperSpec;
+use supervise::OnTimeout;
+
+/// Stack of the Landlock-mode builder between its clone and its exec.
+const BUILDER_STACK: usize = 256 * 1024;
 
 pub(crate) fn probe(mode: Mode) -> Result<Enforcement, SandboxError> {
     match mode {
@@ -165,6 +169,19 @@ fn env_cstrings(build_seen: &str, action: &Action) -> Result<Vec<CString>, Sandb
         .collect()
 }
 
+/// Name the program in a failure to execute it.
+fn exec_error(mut err: SandboxError, action: &Action) -> SandboxError {
+    if let SandboxError::Setup { step, .. } = &mut err {
+        if step == child::Stage::Exec.describe() {
+            *step = format!(
+                "executing `{}` (it must exist inside the sandbox: part of the toolchain or an input)",
+                action.program.display()
+            );
+        }
+    }
+    err
+}
+
 fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     let start = Instant::now();
     prepare_build_dir(action, Path::new(STORE_DIR))?;
@@ -206,15 +223,8 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
         spec.ruleset_fd = r.raw_fd();
         spec.proc_access = r.proc_access;
     }
-    let pid = namespaces::spawn(&mut spec, &what).map_err(|f| {
-        let mut err = f.into_error(Mode::Full);
-        if let SandboxError::Setup { step, .. } = &mut err {
-            if step == child::Stage::Exec.describe() {
-                *step = format!("executing `{}`", action.program.display());
-            }
-        }
-        err
-    })?;
+    let pid = namespaces::spawn(&mut spec, &what)
+        .map_err(|f| exec_error(f.into_error(Mode::Full), action))?;
     drop((stdin, log, spec));
     // Killing the child (pid 1 of the sandbox's pid namespace) kills every process in it.
     let exit = supervise::wait(pid, pid, &action.limits)?;
@@ -257,46 +267,49 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
     };
     let ruleset = landlock_rules::prepare(&rules)?.ok_or_else(landlock_unsupported)?;
     let (stdin, log) = open_stdio(action)?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))?;
     let seen = action.build_dir.to_string_lossy().into_owned();
-    let mut cmd = Command::new(&action.program);
-    cmd.args(substitute_args(&action.args, &seen))
-        .env_clear()
-        .envs(env::for_action(&seen, &action.env))
-        .current_dir(&action.build_dir)
-        .stdin(Stdio::from(stdin))
-        .stdout(log)
-        .stderr(log_err);
-    let max = action.limits.max_output_bytes;
-    let fd = ruleset.raw_fd();
-    // SAFETY: the closure only makes raw, async-signal-safe syscalls on prepared values.
-    unsafe {
-        cmd.pre_exec(move || {
-            supervise::child_common(max)?;
-            if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::syscall(
-                libc::SYS_close_range,
-                3 as libc::c_uint,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    let mut argv = vec![cpath(&action.program)?];
+    for a in substitute_args(&action.args, &seen) {
+        argv.push(cstr(a, "an argument")?);
     }
-    let child = cmd.spawn().map_err(|e| SandboxError::Setup {
-        step: format!("spawning `{}` under Landlock", action.program.display()),
-        source: e,
-    })?;
-    drop(cmd);
-    let pid = Pid::from_raw(child.id() as i32);
-    let exit = supervise::wait(pid, pid, &action.limits)?;
+    let mut builder_stack = vec![0u8; BUILDER_STACK];
+    let top = (builder_stack.as_mut_ptr() as usize + BUILDER_STACK) & !0xf;
+    let mut spec = ReaperSpec {
+        program: cpath(&action.program)?,
+        argv: CVec::new(argv),
+        envp: CVec::new(env_cstrings(&seen, action)?),
+        cwd: cpath(&action.build_dir)?,
+        stdin_fd: stdin.as_raw_fd(),
+        log_fd: log.as_raw_fd(),
+        ruleset_fd: ruleset.raw_fd(),
+        max_file_bytes: action.limits.max_output_bytes,
+        err_fd: -1,
+        builder_stack_top: top as *mut c_void,
+    };
+    let fail = |f: namespaces::SpawnFailure| exec_error(f.into_error(Mode::Landlock), action);
+    let pipe = namespaces::ErrPipe::new().map_err(fail)?;
+    spec.err_fd = pipe.write_fd();
+    // SAFETY: `spec` (and the builder stack it points into) outlive the call; the
+    // subreaper and the builder only make async-signal-safe syscalls (reaper.rs).
+    let pid = unsafe {
+        namespaces::clone_child(
+            reaper::reaper_main,
+            libc::SIGCHLD,
+            &mut spec as *mut ReaperSpec as *mut c_void,
+            pipe,
+            &[],
+            "starting the builder's subreaper (clone)",
+        )
+    }
+    .map_err(fail)?;
+    drop((stdin, log, spec, builder_stack));
+    // On the time limit the subreaper is asked to kill every descendant first.
+    let exit = supervise::wait_with(
+        pid,
+        pid,
+        &action.limits,
+        OnTimeout::AskFirst(Duration::from_secs(5)),
+    )?;
     supervise::check_sizes(&action.build_dir, &action.log_path, &action.limits)?;
     Ok(Outcome {
         exit,

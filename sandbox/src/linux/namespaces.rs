@@ -147,7 +147,7 @@ impl SpawnFailure {
 
     pub(crate) fn into_error(self, mode: Mode) -> SandboxError {
         let source = std::io::Error::from_raw_os_error(self.errno);
-        if self.is_capability() {
+        if mode == Mode::Full && self.is_capability() {
             SandboxError::Unsupported {
                 mode,
                 reason: format!("{} failed: {source}", self.what),
@@ -162,57 +162,72 @@ impl SpawnFailure {
     }
 }
 
-/// Clone the sandboxed child and wait until it has executed the builder (or, for the
-/// probe, finished its setup). `what` describes `spec.ops` for error messages.
-///
-/// `spec.err_fd` is filled in here.
-pub(crate) fn spawn(spec: &mut ChildSpec, what: &[String]) -> Result<Pid, SpawnFailure> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(SpawnFailure {
-            stage: None,
-            what: "creating the setup pipe".into(),
-            errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-        });
-    }
-    // SAFETY: both fds were just created and are owned here.
-    let (read_end, write_end) =
-        unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    spec.err_fd = write_end.as_raw_fd();
+/// The close-on-exec pipe a cloned child reports setup failures on.
+pub(crate) struct ErrPipe {
+    read: File,
+    write: OwnedFd,
+}
 
+impl ErrPipe {
+    pub(crate) fn new() -> Result<ErrPipe, SpawnFailure> {
+        let mut fds = [0 as c_int; 2];
+        // SAFETY: pipe2 writes two fds into the array.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(SpawnFailure {
+                stage: None,
+                what: "creating the setup pipe".into(),
+                errno: last_errno(),
+            });
+        }
+        // SAFETY: both fds were just created and are owned here.
+        let (read, write) = unsafe { (File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok(ErrPipe { read, write })
+    }
+
+    /// The write end, for the child spec.
+    pub(crate) fn write_fd(&self) -> c_int {
+        self.write.as_raw_fd()
+    }
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Clone a child that runs `entry(arg)` with `flags` on its own stack, then wait until it
+/// has executed the builder (the pipe closes) or reported which step failed. `what`
+/// describes planned steps, `clone_what` the clone itself, for error messages.
+///
+/// # Safety
+/// `arg` must point at the data `entry` expects, valid for the duration of the call, and
+/// `entry` must only make async-signal-safe calls (see child.rs). `flags` must not
+/// contain `CLONE_VM`.
+pub(crate) unsafe fn clone_child(
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    flags: c_int,
+    arg: *mut c_void,
+    pipe: ErrPipe,
+    what: &[String],
+    clone_what: &str,
+) -> Result<Pid, SpawnFailure> {
+    let ErrPipe { read, write } = pipe;
     let mut stack = vec![0u8; CHILD_STACK];
     // The stack grows down on every architecture Linux namespaces matter on here.
     let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !0xf;
-    let flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWNET
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS
-        | libc::SIGCHLD;
-    // SAFETY: without CLONE_VM the child gets its own copy of `spec` and `stack`;
-    // `child_main` only makes async-signal-safe syscalls (see child.rs).
-    let pid = unsafe {
-        libc::clone(
-            child::child_main,
-            top as *mut c_void,
-            flags,
-            spec as *mut ChildSpec as *mut c_void,
-        )
-    };
-    let clone_errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    // Without CLONE_VM the child gets its own copy of `arg`'s target and of `stack`.
+    let pid = libc::clone(entry, top as *mut c_void, flags, arg);
+    let clone_errno = last_errno();
     drop(stack);
-    drop(write_end);
+    drop(write);
     if pid < 0 {
         return Err(SpawnFailure {
             stage: None,
-            what: "creating user, mount, pid, net, ipc and uts namespaces (clone)".into(),
+            what: clone_what.into(),
             errno: clone_errno,
         });
     }
     let pid = Pid::from_raw(pid);
-    match read_record(read_end) {
+    match read_record(read) {
         None => Ok(pid),
         Some((stage, index, errno)) => {
             // The child has exited (or is about to); reap it.
@@ -227,6 +242,32 @@ pub(crate) fn spawn(spec: &mut ChildSpec, what: &[String]) -> Result<Pid, SpawnF
             };
             Err(SpawnFailure { stage, what, errno })
         }
+    }
+}
+
+/// Clone the namespace sandbox's child and wait until it has executed the builder (or,
+/// for the probe, finished its setup). `what` describes `spec.ops` for error messages.
+pub(crate) fn spawn(spec: &mut ChildSpec, what: &[String]) -> Result<Pid, SpawnFailure> {
+    let pipe = ErrPipe::new()?;
+    spec.err_fd = pipe.write_fd();
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::SIGCHLD;
+    // SAFETY: `spec` outlives the call; `child_main` only makes async-signal-safe
+    // syscalls (see child.rs); no CLONE_VM.
+    unsafe {
+        clone_child(
+            child::child_main,
+            flags,
+            spec as *mut ChildSpec as *mut c_void,
+            pipe,
+            what,
+            "creating user, mount, pid, net, ipc and uts namespaces (clone)",
+        )
     }
 }
 

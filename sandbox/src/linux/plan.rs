@@ -11,10 +11,11 @@
 //! target bind-mounted, so the ELF interpreter `/lib64/ld-linux-x86-64.so.2` and absolute
 //! tool paths such as `/usr/bin/clang++-19` resolve exactly as on the host.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::{Action, SandboxError, BUILD_DIR, STORE_DIR};
 
@@ -78,11 +79,40 @@ pub(crate) struct Plan {
     pub private_tmp: bool,
 }
 
-/// The toolchain part of a plan: symlinks to recreate and real paths to bind.
+/// The toolchain part of a plan: symlinks to recreate and real paths to bind (with
+/// whether each is a directory).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct ToolchainLayout {
     pub symlinks: BTreeMap<PathBuf, PathBuf>,
-    pub binds: BTreeSet<PathBuf>,
+    pub binds: BTreeMap<PathBuf, bool>,
+}
+
+/// Toolchain layouts already resolved in this process, by toolchain list.
+///
+/// Resolving a clang closure (about 40 paths) costs a few hundred `lstat`s, about 0.6 ms,
+/// and every compile of a realise uses the same closure. A toolchain is immutable while
+/// cmod runs (its identity is hashed into every derivation), so the cache is never
+/// invalidated, only bounded.
+fn cached_layout(toolchain: &[PathBuf]) -> Result<Arc<ToolchainLayout>, SandboxError> {
+    const MAX_ENTRIES: usize = 64;
+    static CACHE: OnceLock<Mutex<HashMap<Vec<PathBuf>, Arc<ToolchainLayout>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(hit) = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(toolchain)
+    {
+        return Ok(Arc::clone(hit));
+    }
+    let layout = Arc::new(toolchain_layout(toolchain)?);
+    let mut map = cache
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if map.len() >= MAX_ENTRIES {
+        map.clear();
+    }
+    map.insert(toolchain.to_vec(), Arc::clone(&layout));
+    Ok(layout)
 }
 
 /// Resolve `path` component by component, recording every symlink met on the way in
@@ -153,30 +183,32 @@ fn push_components(queue: &mut VecDeque<OsString>, p: &Path, front: bool) {
 /// one of their ancestors. Paths that do not exist on the host are skipped: the builder
 /// would not find them there either.
 pub(crate) fn toolchain_layout(toolchain: &[PathBuf]) -> Result<ToolchainLayout, SandboxError> {
-    let mut layout = ToolchainLayout::default();
+    let mut symlinks = BTreeMap::new();
+    let mut reals = BTreeSet::new();
     for path in toolchain {
         check_reserved(path)?;
-        let real = resolve(path, &mut layout.symlinks)
+        let real = resolve(path, &mut symlinks)
             .map_err(|e| SandboxError::io("resolving toolchain path", path, e))?;
         if let Some(real) = real {
-            layout.binds.insert(real);
+            reals.insert(real);
         }
     }
-    let binds: Vec<PathBuf> = layout.binds.iter().cloned().collect();
-    layout
-        .binds
-        .retain(|b| !binds.iter().any(|o| o != b && b.starts_with(o)));
-    let binds = layout.binds.clone();
-    layout
-        .symlinks
-        .retain(|at, _| !binds.iter().any(|b| at.starts_with(b)));
-    for p in layout.binds.iter().chain(layout.symlinks.keys()) {
+    let all: Vec<PathBuf> = reals.iter().cloned().collect();
+    reals.retain(|b| !all.iter().any(|o| o != b && b.starts_with(o)));
+    symlinks.retain(|at, _| !reals.iter().any(|b| at.starts_with(b)));
+    for p in reals.iter().chain(symlinks.keys()) {
         check_reserved(p)?;
     }
     // The sandbox provides its own /dev; toolchain entries there are redundant.
-    layout.binds.retain(|b| !b.starts_with("/dev"));
-    layout.symlinks.retain(|at, _| !at.starts_with("/dev"));
-    Ok(layout)
+    reals.retain(|b| !b.starts_with("/dev"));
+    symlinks.retain(|at, _| !at.starts_with("/dev"));
+    let mut binds = BTreeMap::new();
+    for real in reals {
+        let meta =
+            std::fs::metadata(&real).map_err(|e| SandboxError::io("inspecting", &real, e))?;
+        binds.insert(real, meta.is_dir());
+    }
+    Ok(ToolchainLayout { symlinks, binds })
 }
 
 /// Refuse toolchain paths that would cover or collide with the sandbox's own layout.
@@ -210,36 +242,35 @@ fn add_dirs(dirs: &mut BTreeSet<PathBuf>, dir: &Path) {
     }
 }
 
-/// The mount point for a bind of `src` at `dst`: a directory or an empty file.
-fn mount_point(
-    src: &Path,
-    dst: &Path,
-    dirs: &mut BTreeSet<PathBuf>,
-    files: &mut Vec<PathBuf>,
-) -> Result<(), SandboxError> {
-    let meta = std::fs::metadata(src).map_err(|e| SandboxError::io("inspecting", src, e))?;
+/// The mount point for a bind at `dst`: a directory or an empty file.
+fn mount_point(dst: &Path, is_dir: bool, dirs: &mut BTreeSet<PathBuf>, files: &mut Vec<PathBuf>) {
     if let Some(parent) = dst.parent() {
         add_dirs(dirs, parent);
     }
-    if meta.is_dir() {
+    if is_dir {
         add_dirs(dirs, dst);
     } else {
         files.push(dst.to_path_buf());
     }
-    Ok(())
+}
+
+fn is_dir(p: &Path) -> Result<bool, SandboxError> {
+    Ok(std::fs::metadata(p)
+        .map_err(|e| SandboxError::io("inspecting", p, e))?
+        .is_dir())
 }
 
 /// Plan the sandbox for `action`, or a bare one (devices only) for the probe.
 pub(crate) fn plan(action: Option<&Action>) -> Result<Plan, SandboxError> {
     let layout = match action {
-        Some(a) => toolchain_layout(&a.toolchain)?,
-        None => ToolchainLayout::default(),
+        Some(a) => cached_layout(&a.toolchain)?,
+        None => Arc::new(ToolchainLayout::default()),
     };
     let mut dirs = BTreeSet::new();
     let mut files = Vec::new();
     let mut binds = Vec::new();
-    for real in &layout.binds {
-        mount_point(real, real, &mut dirs, &mut files)?;
+    for (real, dir) in &layout.binds {
+        mount_point(real, *dir, &mut dirs, &mut files);
         binds.push((real.clone(), real.clone(), Access::ReadOnly));
     }
     for at in layout.symlinks.keys() {
@@ -249,7 +280,7 @@ pub(crate) fn plan(action: Option<&Action>) -> Result<Plan, SandboxError> {
     }
     let private_tmp = !layout
         .binds
-        .iter()
+        .keys()
         .chain(layout.symlinks.keys())
         .any(|p| p.starts_with("/tmp"));
 
@@ -264,14 +295,14 @@ pub(crate) fn plan(action: Option<&Action>) -> Result<Plan, SandboxError> {
 
     let mut plan = Plan {
         private_tmp,
-        toolchain_binds: layout.binds.iter().cloned().collect(),
+        toolchain_binds: layout.binds.keys().cloned().collect(),
         ..Plan::default()
     };
     if let Some(action) = action {
         for input in &action.inputs {
             let src = canonical("finding input", &action.store_dir.join(input))?;
             let dst = Path::new(STORE_DIR).join(input);
-            mount_point(&src, &dst, &mut dirs, &mut files)?;
+            mount_point(&dst, is_dir(&src)?, &mut dirs, &mut files);
             binds.push((src.clone(), dst, Access::ReadOnly));
             plan.inputs.push(src);
         }
@@ -286,12 +317,11 @@ pub(crate) fn plan(action: Option<&Action>) -> Result<Plan, SandboxError> {
 
     plan.steps.extend(dirs.into_iter().map(Step::Mkdir));
     plan.steps.extend(files.into_iter().map(Step::Touch));
-    plan.steps.extend(
-        layout
-            .symlinks
-            .into_iter()
-            .map(|(at, target)| Step::Symlink { at, target }),
-    );
+    plan.steps
+        .extend(layout.symlinks.iter().map(|(at, target)| Step::Symlink {
+            at: at.clone(),
+            target: target.clone(),
+        }));
     // Parents before children, so a later bind is never hidden by an earlier one.
     binds.sort_by(|a, b| a.1.cmp(&b.1));
     plan.steps.extend(
@@ -368,7 +398,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             layout.binds.into_iter().collect::<Vec<_>>(),
-            vec![root.join("usr")]
+            vec![(root.join("usr"), true)]
         );
         assert!(layout.symlinks.is_empty(), "{:?}", layout.symlinks);
     }
@@ -384,6 +414,17 @@ mod tests {
         }
         let layout = toolchain_layout(&[PathBuf::from("/dev/null")]).unwrap();
         assert!(layout.binds.is_empty());
+    }
+
+    #[test]
+    fn layouts_are_cached_per_toolchain() {
+        let tc = vec![PathBuf::from("/usr/bin"), PathBuf::from("/lib64")];
+        let a = cached_layout(&tc).unwrap();
+        let b = cached_layout(&tc).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(*a, toolchain_layout(&tc).unwrap());
+        let c = cached_layout(&tc[..1]).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
     }
 
     #[test]

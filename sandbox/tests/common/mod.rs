@@ -3,12 +3,15 @@
 //! test programs with the real clang on the host.
 #![allow(dead_code)]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use cmod_sandbox::{Action, Limits, Link, Mode, Outcome, SandboxError};
+
+#[path = "closure.rs"]
+mod closure;
 
 /// The input store path every fixture has (`f` inside holds `input!`).
 pub const INPUT: &str = "0abcdefghijklmnopqrstuvwxyz01234-input";
@@ -125,88 +128,10 @@ pub fn shell_toolchain() -> Vec<PathBuf> {
     .collect()
 }
 
-fn output(cmd: &mut Command) -> (String, String) {
-    let out = cmd.output().unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ldd(bin: &Path, into: &mut BTreeSet<PathBuf>) {
-    let (stdout, _) = output(Command::new("ldd").arg(bin));
-    for line in stdout.lines() {
-        for word in line.split_whitespace() {
-            if word.starts_with('/') {
-                into.insert(PathBuf::from(word));
-            }
-        }
-    }
-}
-
-/// The toolchain closure cmod uses for clang-19, computed by asking clang itself.
-///
-/// LEAD: replace the body with `cmod_evaluator::toolchain` once it exposes the closure as
-/// `Vec<PathBuf>`; the escape suite and the clang test only need that vector.
+/// The toolchain closure cmod uses for clang-19 (see `closure.rs`).
 pub fn clang_closure() -> Vec<PathBuf> {
     static CLOSURE: OnceLock<Vec<PathBuf>> = OnceLock::new();
-    CLOSURE
-        .get_or_init(|| {
-            let cxx = "clang++-19";
-            let mut set = BTreeSet::new();
-            let (which, _) = output(Command::new("sh").args(["-c", "command -v clang++-19"]));
-            let front = PathBuf::from(which.trim());
-            set.insert(front.clone());
-            let real = std::fs::canonicalize(&front).unwrap();
-            set.insert(real.clone());
-            ldd(&real, &mut set);
-            let (dirs, _) = output(Command::new(cxx).arg("-print-search-dirs"));
-            for line in dirs.lines() {
-                if let Some(rest) = line
-                    .strip_prefix("programs: =")
-                    .or_else(|| line.strip_prefix("libraries: ="))
-                {
-                    set.extend(rest.split(':').map(PathBuf::from));
-                }
-            }
-            let (res, _) = output(Command::new(cxx).arg("-print-resource-dir"));
-            set.insert(PathBuf::from(res.trim()));
-            let (_, inc) = output(Command::new(cxx).args(["-E", "-v", "-x", "c++", "/dev/null"]));
-            let mut in_list = false;
-            for line in inc.lines() {
-                if line.starts_with("#include <...> search starts here:") {
-                    in_list = true;
-                } else if line.starts_with("End of search list.") {
-                    in_list = false;
-                } else if in_list {
-                    set.insert(PathBuf::from(line.trim()));
-                }
-            }
-            let (_, link) =
-                output(Command::new(cxx).args(["-###", "-fuse-ld=lld", "x.o", "-o", "x"]));
-            for word in link.split_whitespace() {
-                let w = word.trim_matches('"');
-                let w = w.strip_prefix("-L").unwrap_or(w);
-                if w.starts_with('/') {
-                    set.insert(PathBuf::from(w));
-                }
-            }
-            let linker = set
-                .iter()
-                .find(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("ld.lld"))
-                })
-                .cloned();
-            if let Some(l) = linker {
-                ldd(&std::fs::canonicalize(l).unwrap(), &mut set);
-            }
-            set.insert(PathBuf::from("/etc/ld.so.cache"));
-            set.into_iter()
-                .filter(|p| p.exists() && p != Path::new("/"))
-                .collect()
-        })
-        .clone()
+    CLOSURE.get_or_init(closure::clang_closure).clone()
 }
 
 /// Where compiled test programs live (not under /tmp: the full sandbox owns `/tmp`).

@@ -1,0 +1,1077 @@
+//! The escape suite: hostile builders trying to get out of the sandbox.
+//!
+//! Every attempt is a small C program, compiled on the host with the real `clang-19`, and
+//! run as the builder through `cmod_sandbox::run` with the toolchain closure cmod uses for
+//! clang (`common::clang_closure`, plus the program itself). Each program prints one line
+//! per attempted operation, `label: ok` or `label: <ERRNO NAME>`, and each test asserts
+//! the *specific* denial. The whole suite runs twice, in the `full` sandbox (module
+//! `full`) and in the Landlock-only sandbox (module `landlock`).
+//!
+//! Expected differences between the modes (also in docs/SANDBOX.md):
+//! * Hidden vs denied: in `full` a host path outside the sandbox simply does not exist
+//!   (`ENOENT`); in `landlock` it exists but Landlock refuses it (`EACCES`).
+//! * Read-only mounts vs Landlock: writes to the toolchain and to the sandbox root fail
+//!   with `EROFS` in `full` (the mount refuses before Landlock is asked) and `EACCES` in
+//!   `landlock`.
+//! * `/tmp`: in `full` it is the build directory's private `.tmp` (the write succeeds and
+//!   lands there); in `landlock` the host `/tmp` is denied.
+//! * Host processes: in `full` they are not in the pid namespace (`ESRCH`/`ENOENT`); in
+//!   `landlock` they are visible to the kernel but ptrace, signals (scoped, ABI >= 6) and
+//!   `/proc` are denied (`EPERM`/`EACCES`).
+//! * Landlock mode runs as the calling user (root here), so `chmod u+s`, `mknod` and
+//!   `mount` are refused by Landlock itself (`EACCES`/`EPERM`), not by missing privileges.
+//! * Known gaps of Landlock ABI < 9/10 that only the namespaces close: UDP to host
+//!   sockets and `connect` to pathname unix sockets are not restricted; the
+//!   `udp_to_host_socket` and `pathname_unix_socket` tests assert exactly that (and flip to
+//!   denials on kernels with ABI >= 10/9).
+//! * Time limit: in `full` killing pid 1 kills the whole pid namespace; in `landlock` a
+//!   subreaper kills every descendant, including ones that left the process group.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cmod_sandbox::{Action, ExitKind, Limits, Mode, Outcome, SandboxError, STORE_DIR};
+use common::{Fixture, INPUT, SECRET};
+
+const PRELUDE: &str = r#"
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Print `label: ok` or `label: <ERRNO>` for a syscall result. */
+static long say(const char *label, long rc) {
+    if (rc < 0) printf("%s: %s\n", label, strerrorname_np(errno));
+    else printf("%s: ok\n", label);
+    fflush(stdout);
+    return rc;
+}
+"#;
+
+/// Open each argument read-only and read from it.
+const READ_PATHS: &str = r#"
+int main(int argc, char **argv) {
+    char label[32], buf[64];
+    for (int i = 1; i < argc; i++) {
+        snprintf(label, sizeof label, "read%d", i);
+        int fd = open(argv[i], O_RDONLY);
+        if (fd < 0) { say(label, -1); continue; }
+        say(label, read(fd, buf, sizeof buf));
+    }
+    return 0;
+}
+"#;
+
+/// List each argument as a directory.
+const LIST_DIRS: &str = r#"
+int main(int argc, char **argv) {
+    char label[32];
+    for (int i = 1; i < argc; i++) {
+        snprintf(label, sizeof label, "list%d", i);
+        DIR *d = opendir(argv[i]);
+        if (!d) { say(label, -1); continue; }
+        int n = 0;
+        while (readdir(d)) n++;
+        printf("%s: ok %d\n", label, n);
+    }
+    return 0;
+}
+"#;
+
+/// Write to each argument: `a:PATH` appends to an existing file, `c:PATH` creates one.
+const WRITE_PATHS: &str = r#"
+int main(int argc, char **argv) {
+    char label[32];
+    for (int i = 1; i < argc; i++) {
+        snprintf(label, sizeof label, "write%d", i);
+        int flags = argv[i][0] == 'c' ? O_WRONLY | O_CREAT | O_EXCL : O_WRONLY | O_APPEND;
+        int fd = open(argv[i] + 2, flags, 0644);
+        if (fd < 0) { say(label, -1); continue; }
+        say(label, write(fd, "pwned\n", 6));
+    }
+    return 0;
+}
+"#;
+
+const TCP_CONNECT: &str = r#"
+int main(int argc, char **argv) {
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[1])) };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    say("socket", s);
+    say("connect", connect(s, (struct sockaddr *)&a, sizeof a));
+    return 0;
+}
+"#;
+
+const TCP_BIND: &str = r#"
+int main(void) {
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(41234) };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    say("bind", bind(s, (struct sockaddr *)&a, sizeof a));
+    return 0;
+}
+"#;
+
+const UDP_SEND: &str = r#"
+int main(int argc, char **argv) {
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[1])) };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    say("sendto", sendto(s, "leak", 4, 0, (struct sockaddr *)&a, sizeof a));
+    return 0;
+}
+"#;
+
+const RESOLVE: &str = r#"
+int main(int argc, char **argv) {
+    struct addrinfo *res = 0;
+    int rc = getaddrinfo(argv[1], "80", 0, &res);
+    if (rc == 0) printf("resolve: ok\n");
+    else printf("resolve: failed %d\n", rc);
+    return 0;
+}
+"#;
+
+/// argv[1]: a host pid. Scan /proc and look at the host process.
+const PROC_SCAN: &str = r#"
+int main(int argc, char **argv) {
+    char path[64];
+    DIR *d = opendir("/proc");
+    if (!d) say("list_proc", -1);
+    else {
+        int n = 0, max = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            int p = atoi(e->d_name);
+            if (p > 0) { n++; if (p > max) max = p; }
+        }
+        printf("list_proc: ok %d %d\n", n, max);
+    }
+    snprintf(path, sizeof path, "/proc/%s/cmdline", argv[1]);
+    say("host_cmdline", open(path, O_RDONLY));
+    snprintf(path, sizeof path, "/proc/%s/environ", argv[1]);
+    say("host_environ", open(path, O_RDONLY));
+    return 0;
+}
+"#;
+
+const GETENV: &str = r#"
+int main(int argc, char **argv) {
+    printf("getenv: %s\n", getenv(argv[1]) ? "present" : "absent");
+    return 0;
+}
+"#;
+
+/// argv[1]: a host pid.
+const PTRACE: &str = r#"
+int main(int argc, char **argv) {
+    say("attach_host", ptrace(PTRACE_ATTACH, atoi(argv[1]), 0, 0));
+    say("attach_parent", ptrace(PTRACE_ATTACH, getppid(), 0, 0));
+    say("seize_parent", ptrace(PTRACE_SEIZE, getppid(), 0, 0));
+    return 0;
+}
+"#;
+
+const SIGNAL: &str = r#"
+int main(int argc, char **argv) {
+    say("kill0", kill(atoi(argv[1]), 0));
+    pid_t pp = getppid();
+    printf("ppid: %d\n", pp);
+    if (pp > 0) say("killparent", kill(pp, SIGCONT));
+    return 0;
+}
+"#;
+
+const UNIX_CONNECT: &str = r#"
+int main(int argc, char **argv) {
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    socklen_t len;
+    if (argv[1][0] == '@') {
+        memcpy(a.sun_path + 1, argv[1] + 1, strlen(argv[1]) - 1);
+        len = offsetof(struct sockaddr_un, sun_path) + strlen(argv[1]);
+    } else {
+        strcpy(a.sun_path, argv[1]);
+        len = sizeof a;
+    }
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    say("connect", connect(s, (struct sockaddr *)&a, len));
+    return 0;
+}
+"#;
+
+const SETUID: &str = r#"
+int main(int argc, char **argv) {
+    int fd = open(argv[1], O_WRONLY | O_CREAT, 0755);
+    say("create", fd);
+    close(fd);
+    say("chmod", chmod(argv[1], 04755));
+    struct stat st;
+    stat(argv[1], &st);
+    printf("mode: %o\n", st.st_mode & 07777);
+    return 0;
+}
+"#;
+
+const MKNOD: &str = r#"
+int main(int argc, char **argv) {
+    say("mknod_char", mknod(argv[1], S_IFCHR | 0666, makedev(1, 3)));
+    say("mknod_block", mknod(argv[2], S_IFBLK | 0666, makedev(8, 0)));
+    return 0;
+}
+"#;
+
+const MOUNT: &str = r#"
+int main(int argc, char **argv) {
+    say("mount", mount("none", argv[1], "tmpfs", 0, 0));
+    say("bind", mount("/", argv[1], 0, MS_BIND, 0));
+    say("unshare", unshare(CLONE_NEWUSER | CLONE_NEWNS));
+    say("mount_in_userns", mount("none", argv[1], "tmpfs", 0, 0));
+    say("chroot", chroot("."));
+    return 0;
+}
+"#;
+
+/// Climb out of the cwd with `..` and list/read what is there.
+const DOTDOT: &str = r#"
+int main(int argc, char **argv) {
+    char label[32], buf[64];
+    for (int i = 1; i < argc; i++) {
+        snprintf(label, sizeof label, "read%d", i);
+        int fd = open(argv[i], O_RDONLY);
+        if (fd < 0) { say(label, -1); continue; }
+        say(label, read(fd, buf, sizeof buf));
+    }
+    for (int i = 0; i < 32; i++) chdir("..");
+    char cwd[256];
+    printf("cwd: %s\n", getcwd(cwd, sizeof cwd) ? cwd : "?");
+    DIR *d = opendir(".");
+    say("list_top", d ? 0 : -1);
+    return 0;
+}
+"#;
+
+/// Make argv[2] a symlink to argv[1] and read through it.
+const SYMLINK: &str = r#"
+int main(int argc, char **argv) {
+    char buf[64];
+    say("symlink", symlink(argv[1], argv[2]));
+    int fd = open(argv[2], O_RDONLY);
+    if (fd < 0) say("read_through", -1);
+    else say("read_through", read(fd, buf, sizeof buf));
+    return 0;
+}
+"#;
+
+/// Hard-link argv[1] to argv[2], argv[3] to argv[4].
+const HARDLINK: &str = r#"
+int main(int argc, char **argv) {
+    say("link_host_file", link(argv[1], argv[2]));
+    say("link_toolchain", link(argv[3], argv[4]));
+    return 0;
+}
+"#;
+
+const HANDLE: &str = r#"
+int main(int argc, char **argv) {
+    struct file_handle *h = malloc(sizeof *h + MAX_HANDLE_SZ);
+    h->handle_bytes = MAX_HANDLE_SZ;
+    int mount_id;
+    if (say("name_to_handle", name_to_handle_at(AT_FDCWD, argv[1], h, &mount_id, 0)) == 0) {
+        int mfd = open(argv[2], O_RDONLY | O_DIRECTORY);
+        say("open_by_handle", open_by_handle_at(mfd, h, O_RDONLY));
+    }
+    return 0;
+}
+"#;
+
+/// A process that leaves the process group and keeps writing a heartbeat, and a parent
+/// that spins: only killing the whole sandbox stops both.
+const SPIN: &str = r#"
+int main(int argc, char **argv) {
+    if (fork() == 0) {
+        setsid();
+        for (;;) {
+            int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            static long beat;
+            dprintf(fd, "%ld\n", ++beat);
+            close(fd);
+            usleep(20000);
+        }
+    }
+    for (volatile unsigned long i = 0;; i++) {}
+}
+"#;
+
+/// Write argv[2] bytes to argv[1] in 64 KiB chunks, then argv[3] small files.
+const FILL: &str = r#"
+int main(int argc, char **argv) {
+    static char buf[65536];
+    long total = atol(argv[2]);
+    int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    for (long done = 0; done < total; done += sizeof buf)
+        if (write(fd, buf, sizeof buf) < 0) { say("write", -1); break; }
+    close(fd);
+    for (int i = 0; i < atoi(argv[3]); i++) {
+        char name[64];
+        snprintf(name, sizeof name, "small-%d", i);
+        fd = open(name, O_WRONLY | O_CREAT, 0644);
+        write(fd, buf, 60000);
+        close(fd);
+    }
+    return 0;
+}
+"#;
+
+/// The result of one attempt.
+struct Attempt {
+    result: Result<Outcome, SandboxError>,
+    log: String,
+    lines: BTreeMap<String, String>,
+}
+
+impl Attempt {
+    /// Assert that operation `label` ended with `want` (`ok` or an errno name).
+    #[track_caller]
+    fn expect(&self, label: &str, want: &str) {
+        let got = self
+            .lines
+            .get(label)
+            .map(|s| s.split(' ').next().unwrap_or(""));
+        assert_eq!(got, Some(want), "`{label}`: log:\n{}", self.log);
+    }
+
+    #[track_caller]
+    fn line(&self, label: &str) -> &str {
+        self.lines
+            .get(label)
+            .unwrap_or_else(|| panic!("no `{label}` in log:\n{}", self.log))
+    }
+
+    #[track_caller]
+    fn succeeded(&self) {
+        match &self.result {
+            Ok(o) => assert_eq!(o.exit, ExitKind::Code(0), "log:\n{}", self.log),
+            Err(e) => panic!("run failed: {e}\nlog:\n{}", self.log),
+        }
+    }
+}
+
+/// Compile `source` and run it as the builder with `args` under `mode`; `tweak` may
+/// adjust the action (limits, outputs) first.
+fn attempt(
+    fx: &Fixture,
+    mode: Mode,
+    name: &str,
+    source: &str,
+    args: &[String],
+    tweak: impl FnOnce(&mut Action),
+) -> Attempt {
+    let bin = common::compile_c(name, &format!("{PRELUDE}{source}"));
+    let mut toolchain = common::clang_closure();
+    toolchain.push(bin.clone());
+    let mut action = fx.action(&bin, args, toolchain);
+    tweak(&mut action);
+    let (result, log) = fx.run(mode, &action);
+    let lines = log
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Attempt { result, log, lines }
+}
+
+fn s(p: impl AsRef<Path>) -> String {
+    p.as_ref().to_string_lossy().into_owned()
+}
+
+/// `full` or `landlock` value.
+fn pick<'a>(mode: Mode, full: &'a str, landlock: &'a str) -> &'a str {
+    match mode {
+        Mode::Full => full,
+        _ => landlock,
+    }
+}
+
+fn landlock_abi() -> u8 {
+    cmod_sandbox::probe(Mode::Landlock)
+        .expect("Landlock is available on this machine")
+        .landlock_abi
+        .expect("an ABI")
+}
+
+fn my_pid() -> String {
+    std::process::id().to_string()
+}
+
+macro_rules! escape_suite {
+    ($($name:ident),* $(,)?) => {
+        mod full {
+            $( #[test] fn $name() { super::$name(cmod_sandbox::Mode::Full) } )*
+        }
+        mod landlock {
+            $( #[test] fn $name() { super::$name(cmod_sandbox::Mode::Landlock) } )*
+        }
+    };
+}
+
+escape_suite!(
+    read_home_ssh,
+    read_etc_shadow,
+    read_project_dir,
+    read_non_input_store_path,
+    list_the_store,
+    write_to_an_input,
+    write_to_the_toolchain,
+    write_to_host_tmp,
+    write_outside_the_build_dir,
+    tcp_connect_to_host_listener,
+    tcp_bind,
+    udp_to_host_socket,
+    resolve_a_hostname,
+    see_host_processes,
+    read_secret_env_var,
+    ptrace_the_parent,
+    signal_a_host_process,
+    abstract_unix_socket,
+    pathname_unix_socket,
+    create_a_setuid_file,
+    mknod_a_device,
+    mount_a_file_system,
+    escape_through_dotdot,
+    escape_through_a_symlink,
+    leave_an_output_symlink_outside_the_store,
+    hard_link_a_host_file,
+    open_by_handle,
+    exceed_the_time_limit,
+    exceed_the_size_limit,
+);
+
+fn read_home_ssh(mode: Mode) {
+    let fx = Fixture::new();
+    let key = fx.root().join("home/.ssh/id_ed25519");
+    let a = attempt(&fx, mode, "read_paths", READ_PATHS, &[s(&key)], |_| {});
+    a.succeeded();
+    a.expect("read1", pick(mode, "ENOENT", "EACCES"));
+    assert!(!a.log.contains("PRIVATE KEY"));
+    let l = attempt(
+        &fx,
+        mode,
+        "list_dirs",
+        LIST_DIRS,
+        &[s(key.parent().unwrap())],
+        |a| {
+            a.build_dir = fx.root().join("build2");
+            std::fs::create_dir_all(&a.build_dir).unwrap();
+        },
+    );
+    l.expect("list1", pick(mode, "ENOENT", "EACCES"));
+}
+
+fn read_etc_shadow(mode: Mode) {
+    let fx = Fixture::new();
+    let a = attempt(
+        &fx,
+        mode,
+        "read_paths",
+        READ_PATHS,
+        &["/etc/shadow".into(), "/etc/passwd".into()],
+        |_| {},
+    );
+    a.succeeded();
+    a.expect("read1", pick(mode, "ENOENT", "EACCES"));
+    a.expect("read2", pick(mode, "ENOENT", "EACCES"));
+}
+
+fn read_project_dir(mode: Mode) {
+    let fx = Fixture::new();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let a = attempt(
+        &fx,
+        mode,
+        "read_paths",
+        READ_PATHS,
+        &[s(fx.root().join("project/src/main.cpp")), s(&workspace)],
+        |_| {},
+    );
+    a.succeeded();
+    a.expect("read1", pick(mode, "ENOENT", "EACCES"));
+    a.expect("read2", pick(mode, "ENOENT", "EACCES"));
+}
+
+fn read_non_input_store_path(mode: Mode) {
+    let fx = Fixture::new();
+    let paths = vec![
+        s(Path::new(STORE_DIR).join(SECRET).join("f")),
+        s(fx.store().join(SECRET).join("f")),
+        s(fx.seen_input(mode).join("f")),
+    ];
+    let a = attempt(&fx, mode, "read_paths", READ_PATHS, &paths, |_| {});
+    a.succeeded();
+    // /cmod/store exists only inside the full sandbox; the host store only outside it.
+    a.expect("read1", "ENOENT");
+    a.expect("read2", pick(mode, "ENOENT", "EACCES"));
+    a.expect("read3", "ok");
+}
+
+fn list_the_store(mode: Mode) {
+    let fx = Fixture::new();
+    let store = pick(mode, STORE_DIR, "").to_string();
+    let store = if store.is_empty() {
+        s(fx.store())
+    } else {
+        store
+    };
+    let a = attempt(&fx, mode, "list_dirs", LIST_DIRS, &[store], |_| {});
+    a.succeeded();
+    // Inside the full sandbox /cmod/store is a directory of the read-only root tmpfs,
+    // which Landlock does not let the builder list; the host store is not readable in
+    // Landlock mode. Only the named inputs can be opened.
+    a.expect("list1", "EACCES");
+}
+
+fn write_to_an_input(mode: Mode) {
+    let fx = Fixture::new();
+    let input = fx.seen_input(mode);
+    let a = attempt(
+        &fx,
+        mode,
+        "write_paths",
+        WRITE_PATHS,
+        &[
+            format!("a:{}", s(input.join("f"))),
+            format!("c:{}", s(input.join("new"))),
+        ],
+        |_| {},
+    );
+    a.succeeded();
+    // full: the 0444 store file refuses uid 1000 (no capabilities after exec) before
+    // the read-only bind is asked; creating needs the mount writable first (EROFS).
+    a.expect("write1", pick(mode, "EACCES", "EACCES"));
+    a.expect("write2", pick(mode, "EROFS", "EACCES"));
+    assert_eq!(
+        std::fs::read_to_string(fx.store().join(INPUT).join("f")).unwrap(),
+        "input!"
+    );
+}
+
+fn write_to_the_toolchain(mode: Mode) {
+    let fx = Fixture::new();
+    // A header of the toolchain (not a binary: writing a binary that another test is
+    // executing at that moment would fail with ETXTBSY first).
+    let header = PathBuf::from("/usr/lib/llvm-19/lib/clang/19/include/stddef.h");
+    let a = attempt(
+        &fx,
+        mode,
+        "write_paths",
+        WRITE_PATHS,
+        &[
+            format!("a:{}", s(&header)),
+            "c:/usr/lib/llvm-19/bin/evil".into(),
+            "a:/etc/ld.so.cache".into(),
+        ],
+        |_| {},
+    );
+    a.succeeded();
+    for label in ["write1", "write2", "write3"] {
+        a.expect(label, pick(mode, "EROFS", "EACCES"));
+    }
+    assert!(!Path::new("/usr/lib/llvm-19/bin/evil").exists());
+}
+
+fn write_to_host_tmp(mode: Mode) {
+    let fx = Fixture::new();
+    let marker = format!("cmod-escape-{}-{}", std::process::id(), fastrand());
+    let a = attempt(
+        &fx,
+        mode,
+        "write_paths",
+        WRITE_PATHS,
+        &[format!("c:/tmp/{marker}")],
+        |_| {},
+    );
+    a.succeeded();
+    assert!(
+        !Path::new("/tmp").join(&marker).exists(),
+        "host /tmp written"
+    );
+    match mode {
+        // /tmp inside is the build directory's private .tmp.
+        Mode::Full => {
+            a.expect("write1", "ok");
+            assert!(fx.build().join(".tmp").join(&marker).exists());
+        }
+        _ => a.expect("write1", "EACCES"),
+    }
+}
+
+fn write_outside_the_build_dir(mode: Mode) {
+    let fx = Fixture::new();
+    let a = attempt(
+        &fx,
+        mode,
+        "write_paths",
+        WRITE_PATHS,
+        &[
+            "c:/evil".into(),
+            "c:/dev/evil".into(),
+            format!("c:{}", s(fx.root().join("project/evil"))),
+            format!("c:{}", s(fx.seen_build(mode).join("fine"))),
+        ],
+        |_| {},
+    );
+    a.succeeded();
+    a.expect("write1", pick(mode, "EROFS", "EACCES"));
+    a.expect("write2", pick(mode, "EROFS", "EACCES"));
+    a.expect("write3", pick(mode, "ENOENT", "EACCES"));
+    a.expect("write4", "ok");
+    assert!(!fx.root().join("project/evil").exists());
+    assert!(fx.build().join("fine").exists());
+}
+
+fn tcp_connect_to_host_listener(mode: Mode) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fx = Fixture::new();
+    let a = attempt(
+        &fx,
+        mode,
+        "tcp_connect",
+        TCP_CONNECT,
+        &[port.to_string()],
+        |_| {},
+    );
+    a.succeeded();
+    a.expect("socket", "ok");
+    // Landlock (ABI >= 4) denies the connect in both modes; without it the full
+    // sandbox's own network namespace would answer ECONNREFUSED.
+    a.expect("connect", "EACCES");
+    assert!(
+        listener.accept().is_err(),
+        "the host listener got a connection"
+    );
+}
+
+fn tcp_bind(mode: Mode) {
+    let fx = Fixture::new();
+    let a = attempt(&fx, mode, "tcp_bind", TCP_BIND, &[], |_| {});
+    a.succeeded();
+    a.expect("bind", "EACCES");
+}
+
+fn udp_to_host_socket(mode: Mode) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let fx = Fixture::new();
+    let a = attempt(&fx, mode, "udp_send", UDP_SEND, &[port.to_string()], |_| {});
+    a.succeeded();
+    let mut buf = [0u8; 16];
+    let received = sock.recv(&mut buf).is_ok();
+    match mode {
+        // The datagram goes to the sandbox's own loopback; the host never sees it.
+        Mode::Full => {
+            a.expect("sendto", "ok");
+            assert!(!received, "the host socket received a datagram");
+        }
+        // Known gap: Landlock restricts UDP only from ABI 10 on.
+        _ if landlock_abi() >= 10 => {
+            a.expect("sendto", "EACCES");
+            assert!(!received);
+        }
+        _ => {
+            a.expect("sendto", "ok");
+            assert!(
+                received,
+                "documented Landlock < 10 gap changed; update the docs"
+            );
+        }
+    }
+}
+
+fn resolve_a_hostname(mode: Mode) {
+    let fx = Fixture::new();
+    let a = attempt(
+        &fx,
+        mode,
+        "resolve",
+        RESOLVE,
+        &["example.com".into()],
+        |_| {},
+    );
+    a.succeeded();
+    // No /etc/resolv.conf, /etc/hosts or nsswitch.conf is visible (full) or readable
+    // (landlock); the stub resolver's fallback to 127.0.0.1:53 finds nothing.
+    assert!(a.line("resolve").starts_with("failed"), "{}", a.log);
+}
+
+fn see_host_processes(mode: Mode) {
+    let fx = Fixture::new();
+    let a = attempt(&fx, mode, "proc_scan", PROC_SCAN, &[my_pid()], |_| {});
+    a.succeeded();
+    match mode {
+        Mode::Full => {
+            // Only the builder itself (pid 1) is there.
+            assert_eq!(a.line("list_proc"), "ok 1 1", "{}", a.log);
+        }
+        _ => a.expect("list_proc", "EACCES"),
+    }
+    a.expect("host_cmdline", pick(mode, "ENOENT", "EACCES"));
+    a.expect("host_environ", pick(mode, "ENOENT", "EACCES"));
+}
+
+fn read_secret_env_var(mode: Mode) {
+    std::env::set_var("CMOD_ESCAPE_SECRET", "correct horse battery staple");
+    let fx = Fixture::new();
+    let a = attempt(
+        &fx,
+        mode,
+        "getenv",
+        GETENV,
+        &["CMOD_ESCAPE_SECRET".into()],
+        |_| {},
+    );
+    a.succeeded();
+    assert_eq!(a.line("getenv"), "absent");
+    // And not through the caller's /proc/<pid>/environ either.
+    let p = attempt(&fx, mode, "proc_scan", PROC_SCAN, &[my_pid()], |a| {
+        a.build_dir = fx.root().join("build2");
+        std::fs::create_dir_all(&a.build_dir).unwrap();
+    });
+    p.expect("host_environ", pick(mode, "ENOENT", "EACCES"));
+    assert!(!p.log.contains("battery"));
+}
+
+fn ptrace_the_parent(mode: Mode) {
+    let fx = Fixture::new();
+    let a = attempt(&fx, mode, "ptrace", PTRACE, &[my_pid()], |_| {});
+    a.succeeded();
+    // full: the caller is outside the pid namespace (and getppid() is 0 for pid 1).
+    // landlock: a Landlock domain may not trace processes outside it.
+    a.expect("attach_host", pick(mode, "ESRCH", "EPERM"));
+    a.expect("attach_parent", pick(mode, "ESRCH", "EPERM"));
+    a.expect("seize_parent", pick(mode, "ESRCH", "EPERM"));
+}
+
+fn signal_a_host_process(mode: Mode) {
+    let fx = Fixture::new();
+    let a = attempt(&fx, mode, "signal", SIGNAL, &[my_pid()], |_| {});
+    a.succeeded();
+    // full: the caller is not in the pid namespace, and the builder (pid 1) has no
+    // visible parent. landlock: signals are scoped to the Landlock domain (ABI >= 6).
+    a.expect("kill0", pick(mode, "ESRCH", "EPERM"));
+    match mode {
+        Mode::Full => assert_eq!(a.line("ppid"), "0"),
+        _ => a.expect("killparent", "EPERM"),
+    }
+}
+
+fn abstract_unix_socket(mode: Mode) {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("cmod-escape-{}-{}", std::process::id(), fastrand());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let fx = Fixture::new();
+    let a = attempt(
+        &fx,
+        mode,
+        "unix_connect",
+        UNIX_CONNECT,
+        &[format!("@{name}")],
+        |_| {},
+    );
+    a.succeeded();
+    // full: abstract socket names are per network namespace, so the name does not even
+    // exist inside. landlock: connecting out of the domain is scoped (ABI >= 6).
+    a.expect("connect", pick(mode, "ECONNREFUSED", "EPERM"));
+    assert!(listener.accept().is_err());
+}
+
+fn pathname_unix_socket(mode: Mode) {
+    let fx = Fixture::new();
+    let path = fx.root().join("project/agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let a = attempt(&fx, mode, "unix_connect", UNIX_CONNECT, &[s(&path)], |_| {});
+    a.succeeded();
+    match mode {
+        Mode::Full => {
+            a.expect("connect", "ENOENT");
+            assert!(listener.accept().is_err());
+        }
+        _ if landlock_abi() >= 9 => a.expect("connect", "EACCES"),
+        // Known gap: before ABI 9 Landlock does not restrict connecting to pathname
+        // sockets, so a socket the caller can reach is reachable (docs/SANDBOX.md).
+        _ => {
+            a.expect("connect", "ok");
+            assert!(listener.accept().is_ok(), "documented gap changed");
+        }
+    }
+}
+
+fn create_a_setuid_file(mode: Mode) {
+    let fx = Fixture::new();
+    let out = s(fx.seen_build(mode).join("out/result"));
+    let a = attempt(&fx, mode, "setuid", SETUID, &[out], |_| {});
+    a.expect("create", "ok");
+    // Allowed on one's own file, but never effective: the build dir is mounted nosuid
+    // (full), no_new_privs is set (both), and the output check refuses it.
+    a.expect("chmod", "ok");
+    assert_eq!(a.line("mode"), "4755");
+    match &a.result {
+        Err(SandboxError::UnsafeOutput { reason, .. }) => assert!(reason.contains("setuid")),
+        other => panic!("expected an unsafe-output error, got {other:?}\n{}", a.log),
+    }
+}
+
+fn mknod_a_device(mode: Mode) {
+    let fx = Fixture::new();
+    let b = fx.seen_build(mode);
+    let a = attempt(
+        &fx,
+        mode,
+        "mknod",
+        MKNOD,
+        &[s(b.join("null")), s(b.join("disk"))],
+        |_| {},
+    );
+    a.succeeded();
+    // The build dir rule excludes MAKE_CHAR/MAKE_BLOCK, and Landlock is asked before the
+    // capability check, so both modes say EACCES (full would otherwise fail with EPERM:
+    // no CAP_MKNOD, and never device nodes in a user namespace).
+    a.expect("mknod_char", "EACCES");
+    a.expect("mknod_block", "EACCES");
+    assert!(!fx.build().join("null").exists());
+}
+
+fn mount_a_file_system(mode: Mode) {
+    let fx = Fixture::new();
+    let target = s(fx.seen_build(mode).join(".tmp"));
+    let a = attempt(&fx, mode, "mount", MOUNT, &[target], |_| {});
+    a.succeeded();
+    a.expect("mount", "EPERM");
+    a.expect("bind", "EPERM");
+    // A nested user namespace gives capabilities, but a Landlock domain may never
+    // change its mount topology.
+    a.expect("unshare", "ok");
+    a.expect("mount_in_userns", "EPERM");
+    a.expect("chroot", pick(mode, "ok", "ok"));
+}
+
+fn escape_through_dotdot(mode: Mode) {
+    let fx = Fixture::new();
+    let b = fx.seen_build(mode);
+    let a = attempt(
+        &fx,
+        mode,
+        "dotdot",
+        DOTDOT,
+        &[
+            s(b.join("../../../../../../etc/passwd")),
+            "../../../../../../etc/shadow".into(),
+            s(b.join("../project/src/main.cpp")),
+        ],
+        |_| {},
+    );
+    a.succeeded();
+    a.expect("read1", pick(mode, "ENOENT", "EACCES"));
+    a.expect("read2", pick(mode, "ENOENT", "EACCES"));
+    a.expect("read3", pick(mode, "ENOENT", "EACCES"));
+    assert_eq!(a.line("cwd"), "/");
+    // The top is the sandbox's own root (full) or the host root (landlock); neither can
+    // be listed.
+    a.expect("list_top", "EACCES");
+}
+
+fn escape_through_a_symlink(mode: Mode) {
+    let fx = Fixture::new();
+    let a = attempt(
+        &fx,
+        mode,
+        "symlink",
+        SYMLINK,
+        &[
+            s(fx.root().join("project/src/main.cpp")),
+            s(fx.seen_build(mode).join("sneaky")),
+        ],
+        |_| {},
+    );
+    a.succeeded();
+    a.expect("symlink", "ok");
+    a.expect("read_through", pick(mode, "ENOENT", "EACCES"));
+}
+
+fn leave_an_output_symlink_outside_the_store(mode: Mode) {
+    let fx = Fixture::new();
+    let a = attempt(
+        &fx,
+        mode,
+        "symlink",
+        SYMLINK,
+        &[
+            "/etc/passwd".into(),
+            s(fx.seen_build(mode).join("out/result")),
+        ],
+        |_| {},
+    );
+    a.expect("symlink", "ok");
+    // The builder may create it, but `run` (check_outputs) refuses to hand it to the
+    // realiser: the sandbox/realiser contract is enforced by the sandbox crate.
+    match &a.result {
+        Err(SandboxError::UnsafeOutput { path, reason }) => {
+            assert!(
+                path.ends_with("out/result") && reason.contains("symlink"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected an unsafe-output error, got {other:?}\n{}", a.log),
+    }
+}
+
+fn hard_link_a_host_file(mode: Mode) {
+    let fx = Fixture::new();
+    let b = fx.seen_build(mode);
+    let a = attempt(
+        &fx,
+        mode,
+        "hardlink",
+        HARDLINK,
+        &[
+            s(fx.root().join("project/src/main.cpp")),
+            s(b.join("out/result")),
+            "/usr/lib/llvm-19/bin/clang".into(),
+            s(b.join("clang")),
+        ],
+        |_| {},
+    );
+    a.succeeded();
+    // full: the host file does not exist inside; the toolchain is another mount.
+    // landlock: linking needs the source's rights to cover the destination's (EXDEV).
+    a.expect("link_host_file", pick(mode, "ENOENT", "EXDEV"));
+    a.expect("link_toolchain", "EXDEV");
+    assert!(!fx.build().join("out/result").exists());
+}
+
+fn open_by_handle(mode: Mode) {
+    let fx = Fixture::new();
+    let b = fx.seen_build(mode);
+    std::fs::write(fx.build().join("mine"), "x").unwrap();
+    // full: a handle to its own file; landlock: a handle to a host file outside every
+    // rule (the caller is root there, so the capability check alone would pass).
+    let target = match mode {
+        Mode::Full => b.join("mine"),
+        _ => fx.root().join("project/src/main.cpp"),
+    };
+    let a = attempt(&fx, mode, "handle", HANDLE, &[s(&target), s(&b)], |_| {});
+    a.succeeded();
+    // Re-opening by file handle (the "shocker" container escape) needs
+    // CAP_DAC_READ_SEARCH in the initial user namespace, which the full sandbox never
+    // has; in landlock mode Landlock checks the opened file's path like any open.
+    a.expect("name_to_handle", "ok");
+    a.expect("open_by_handle", pick(mode, "EPERM", "EACCES"));
+}
+
+fn exceed_the_time_limit(mode: Mode) {
+    let fx = Fixture::new();
+    let hb = fx.seen_build(mode).join("heartbeat");
+    let a = attempt(&fx, mode, "spin", SPIN, &[s(&hb)], |a| {
+        a.limits = Limits {
+            timeout: Duration::from_millis(700),
+            ..Limits::default()
+        };
+    });
+    assert!(
+        matches!(a.result, Err(SandboxError::TimeLimit { .. })),
+        "{:?}",
+        a.result
+    );
+    // The heartbeat process left the process group; it must be dead all the same (full:
+    // the pid namespace dies with its pid 1; landlock: the subreaper sweeps it).
+    let read = || {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(fx.build().join("heartbeat")) {
+            f.read_to_string(&mut s).unwrap();
+        }
+        s
+    };
+    let before = read();
+    assert!(
+        !before.is_empty(),
+        "the heartbeat never started:\n{}",
+        a.log
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        before,
+        read(),
+        "a sandboxed process outlived the time limit"
+    );
+}
+
+fn exceed_the_size_limit(mode: Mode) {
+    let fx = Fixture::new();
+    // One big file: cut off by RLIMIT_FSIZE.
+    let a = attempt(
+        &fx,
+        mode,
+        "fill",
+        FILL,
+        &["out/result".into(), (4 << 20).to_string(), "0".into()],
+        |a| a.limits.max_output_bytes = 256 << 10,
+    );
+    assert!(
+        matches!(a.result, Err(SandboxError::OutputLimit { limit }) if limit == 256 << 10),
+        "{:?}",
+        a.result
+    );
+    // Many files each under the limit: caught by the total.
+    let fx = Fixture::new();
+    let a = attempt(
+        &fx,
+        mode,
+        "fill",
+        FILL,
+        &["out/result".into(), "0".into(), "10".into()],
+        |a| a.limits.max_output_bytes = 256 << 10,
+    );
+    assert!(
+        matches!(a.result, Err(SandboxError::OutputLimit { .. })),
+        "{:?}",
+        a.result
+    );
+}
+
+/// A cheap per-call unique number for names.
+fn fastrand() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (N.fetch_add(1, Ordering::Relaxed) << 32)
+}
