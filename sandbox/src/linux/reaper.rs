@@ -84,36 +84,134 @@ extern "C" fn builder_main(arg: *mut c_void) -> c_int {
     }
 }
 
-/// Kill every child of this process (orphans re-parented to us included), reap them, and
-/// repeat until none is left.
-unsafe fn sweep() {
+/// Parse ASCII decimal digits (stopping at the first non-digit).
+fn parse_pid(bytes: &[u8]) -> i32 {
+    let mut pid: i32 = 0;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        pid = pid.saturating_mul(10).saturating_add(i32::from(b - b'0'));
+    }
+    pid
+}
+
+/// SIGKILL every pid listed in `/proc/thread-self/children` (our direct children,
+/// re-parented orphans included). `None` if the kernel has no such file
+/// (`CONFIG_PROC_CHILDREN`).
+unsafe fn kill_listed_children() -> Option<bool> {
+    let fd = libc::open(cptr(CHILDREN), libc::O_RDONLY | libc::O_CLOEXEC);
+    if fd < 0 {
+        return None;
+    }
+    let mut found = false;
+    let mut buf = [0u8; 4096];
+    let mut pid: i32 = 0;
     loop {
-        let mut found = false;
-        let fd = libc::open(cptr(CHILDREN), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd >= 0 {
-            let mut buf = [0u8; 4096];
-            let mut pid: i32 = 0;
-            loop {
-                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-                if n <= 0 {
-                    break;
-                }
-                for &b in buf.iter().take(n as usize) {
-                    if b.is_ascii_digit() {
-                        pid = pid.saturating_mul(10).saturating_add(i32::from(b - b'0'));
-                    } else if pid > 0 {
-                        libc::kill(pid, libc::SIGKILL);
-                        found = true;
-                        pid = 0;
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        if n <= 0 {
+            break;
+        }
+        for &b in buf.iter().take(n as usize) {
+            if b.is_ascii_digit() {
+                pid = pid.saturating_mul(10).saturating_add(i32::from(b - b'0'));
+            } else if pid > 0 {
+                libc::kill(pid, libc::SIGKILL);
+                found = true;
+                pid = 0;
+            }
+        }
+    }
+    if pid > 0 {
+        libc::kill(pid, libc::SIGKILL);
+        found = true;
+    }
+    libc::close(fd);
+    Some(found)
+}
+
+/// The ppid field of a `/proc/<pid>/stat` line (after the last `)` of the command name).
+fn stat_ppid(stat: &[u8]) -> i32 {
+    match stat.iter().rposition(|&b| b == b')') {
+        // ") S 1234 ..."
+        Some(i) => stat.get(i + 4..).map_or(0, parse_pid),
+        None => 0,
+    }
+}
+
+/// Fallback without `/proc/thread-self/children`: find our children by scanning every
+/// `/proc/<pid>/stat`. `None` if `/proc` cannot be read.
+unsafe fn kill_children_by_scan() -> Option<bool> {
+    let mut found = false;
+    let ok = scan_children(libc::getpid(), |pid| {
+        libc::kill(pid, libc::SIGKILL);
+        found = true;
+    });
+    ok.then_some(found)
+}
+
+/// Call `f` with every pid whose parent is `parent`, from `/proc/<pid>/stat`. Returns
+/// false if `/proc` cannot be read. No allocation.
+unsafe fn scan_children(parent: i32, mut f: impl FnMut(i32)) -> bool {
+    let me = parent;
+    let dir = libc::open(
+        cptr(b"/proc\0"),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    );
+    if dir < 0 {
+        return false;
+    }
+    // u64 elements keep the dirent records 8-byte aligned.
+    let mut ents = [0u64; 1024];
+    let len = std::mem::size_of_val(&ents);
+    loop {
+        let n = libc::syscall(libc::SYS_getdents64, dir, ents.as_mut_ptr(), len);
+        if n <= 0 {
+            break;
+        }
+        let base = ents.as_ptr() as *const u8;
+        let mut off = 0usize;
+        while off < n as usize {
+            let d = base.add(off) as *const libc::dirent64;
+            let reclen = usize::from((*d).d_reclen);
+            let name_at = std::mem::offset_of!(libc::dirent64, d_name);
+            let name = std::slice::from_raw_parts(base.add(off + name_at), reclen - name_at);
+            let pid = parse_pid(name);
+            if pid > 0 && pid != me {
+                // "<pid>/stat\0", relative to the /proc fd.
+                let mut path = [0u8; 32];
+                let digits = name.iter().take_while(|b| b.is_ascii_digit()).count();
+                if digits + 6 <= path.len() {
+                    path[..digits].copy_from_slice(&name[..digits]);
+                    path[digits..digits + 5].copy_from_slice(b"/stat");
+                    let fd =
+                        libc::openat(dir, path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+                    if fd >= 0 {
+                        let mut stat = [0u8; 512];
+                        let r = libc::read(fd, stat.as_mut_ptr().cast(), stat.len());
+                        libc::close(fd);
+                        if r > 0 && stat_ppid(&stat[..r as usize]) == me {
+                            f(pid);
+                        }
                     }
                 }
             }
-            if pid > 0 {
-                libc::kill(pid, libc::SIGKILL);
-                found = true;
-            }
-            libc::close(fd);
+            off += reclen;
         }
+    }
+    libc::close(dir);
+    true
+}
+
+/// Kill every child of this process (orphans re-parented to us included), reap them, and
+/// repeat until none is left. If the children cannot be enumerated at all (no /proc), give
+/// up after about 200 ms rather than hang.
+unsafe fn sweep() {
+    let mut blind = 0;
+    loop {
+        let found = kill_listed_children()
+            .or_else(|| kill_children_by_scan())
+            .unwrap_or(false);
         let mut status = 0;
         let flags = if found { 0 } else { libc::WNOHANG };
         let r = libc::waitpid(-1, &mut status, flags);
@@ -122,6 +220,10 @@ unsafe fn sweep() {
         }
         if r == 0 {
             // Children exist but were not listed (the list is racy by nature): try again.
+            blind += 1;
+            if blind > 200 {
+                return;
+            }
             libc::usleep(1000);
         }
     }
@@ -211,5 +313,36 @@ pub(crate) extern "C" fn reaper_main(arg: *mut c_void) -> c_int {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ppid_is_read_after_the_last_paren() {
+        assert_eq!(stat_ppid(b"1234 (sh) S 77 1234 1234 0"), 77);
+        assert_eq!(stat_ppid(b"1234 (a) b) (c) R 9 1 1"), 9);
+        assert_eq!(stat_ppid(b"garbage"), 0);
+        assert_eq!(stat_ppid(b"1 (x)"), 0);
+        assert_eq!(parse_pid(b"4321\0junk"), 4321);
+    }
+
+    #[test]
+    fn scanning_proc_finds_our_children() {
+        // Only look (other tests of this process have children too).
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut seen = Vec::new();
+        // SAFETY: the scan only reads /proc.
+        let ok = unsafe { scan_children(std::process::id() as i32, |p| seen.push(p)) };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(ok);
+        assert!(seen.contains(&(child.id() as i32)), "{seen:?}");
+        assert!(!seen.contains(&(std::process::id() as i32)));
     }
 }
