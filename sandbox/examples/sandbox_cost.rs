@@ -1,7 +1,10 @@
 //! Micro-benchmark: the per-action cost of running a do-nothing builder under each sandbox
 //! mode, against a plain `std::process::Command` spawn. Used for `bench/RESULTS.md`.
 //!
-//! Run: `cargo run --release -p cmod-sandbox --example sandbox_cost -- [ITERATIONS]`
+//! Run: `cargo run --release -p cmod-sandbox --example sandbox_cost -- [ITERATIONS]` (or
+//! `bench/sandbox_cost.sh`). Variants are interleaved iteration by iteration so that load
+//! from other processes on the machine affects them alike; `+off` is the cost of the
+//! isolation itself (same build-dir, log and output work as the `off` mode).
 //!
 //! Each iteration is one complete `cmod_sandbox::run` (build-dir preparation, log file,
 //! mount plan, Landlock ruleset, clone, setup, exec, wait, size and output checks) on a
@@ -43,25 +46,40 @@ fn action(root: &Path, i: usize, toolchain: &[PathBuf]) -> Action {
     }
 }
 
-/// Median and mean of `n` timed runs of `f` (after 10 warm-up runs).
-fn measure(n: usize, mut f: impl FnMut(usize)) -> (Duration, Duration) {
-    for i in 0..10 {
-        f(1_000_000 + i);
-    }
-    let mut times: Vec<Duration> = (0..n)
-        .map(|i| {
-            let t = Instant::now();
-            f(i);
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    let mean = times.iter().sum::<Duration>() / n as u32;
-    (times[n / 2], mean)
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// One measured configuration.
+struct Variant {
+    label: String,
+    mode: Option<Mode>,
+    toolchain: Vec<PathBuf>,
+    root: Option<tempfile::TempDir>,
+    samples: Vec<Duration>,
+}
+
+impl Variant {
+    fn run_once(&mut self, i: usize) {
+        let t = Instant::now();
+        match (self.mode, &self.root) {
+            (Some(mode), Some(root)) => {
+                let out = run(mode, &action(root.path(), i, &self.toolchain)).expect("run");
+                assert!(out.exit.success());
+            }
+            _ => {
+                let s = Command::new("/bin/true").status().expect("spawn");
+                assert!(s.success());
+            }
+        }
+        self.samples.push(t.elapsed());
+    }
+
+    fn quantile(&self, q: f64) -> Duration {
+        let mut v = self.samples.clone();
+        v.sort();
+        v[((v.len() - 1) as f64 * q) as usize]
+    }
 }
 
 fn main() {
@@ -81,41 +99,68 @@ fn main() {
     let mut clang = closure::clang_closure();
     clang.push(PathBuf::from("/bin/true"));
 
-    let (plain_med, plain_mean) = measure(n, |_| {
-        let s = Command::new("/bin/true").status().expect("spawn");
-        assert!(s.success());
-    });
-    println!("iterations per row: {n}");
-    println!(
-        "{:<26} median {:>7.3} ms  mean {:>7.3} ms",
-        "plain spawn",
-        ms(plain_med),
-        ms(plain_mean)
-    );
+    let mut variants = vec![Variant {
+        label: "plain spawn".into(),
+        mode: None,
+        toolchain: vec![],
+        root: None,
+        samples: vec![],
+    }];
     for (label, toolchain) in [("true closure", &minimal), ("clang closure", &clang)] {
         for mode in [Mode::Off, Mode::Landlock, Mode::Full] {
-            // A fresh root per row: build directories must start empty.
+            if let Err(e) = probe(mode) {
+                println!("{mode} unavailable: {e}");
+                continue;
+            }
+            // A fresh root per variant: build directories must start empty.
             let dir = tempfile::tempdir().expect("tempdir");
-            let root = dir.path().to_path_buf();
-            let input = root.join("store").join(INPUT);
+            let input = dir.path().join("store").join(INPUT);
             std::fs::create_dir_all(&input).expect("store");
             std::fs::write(input.join("main.cpp"), "int main(){}\n").expect("input");
-            let row = format!("{mode} ({label})");
-            match probe(mode) {
-                Err(e) => println!("{row:<26} unavailable: {e}"),
-                Ok(_) => {
-                    let (med, mean) = measure(n, |i| {
-                        let out = run(mode, &action(&root, i, toolchain)).expect("run");
-                        assert!(out.exit.success());
-                    });
-                    println!(
-                        "{row:<26} median {:>7.3} ms  mean {:>7.3} ms  (+{:.3} ms over plain spawn)",
-                        ms(med),
-                        ms(mean),
-                        ms(med) - ms(plain_med)
-                    );
-                }
+            variants.push(Variant {
+                label: format!("{mode} ({label} {})", toolchain.len()),
+                mode: Some(mode),
+                toolchain: toolchain.clone(),
+                root: Some(dir),
+                samples: vec![],
+            });
+        }
+    }
+    // Interleave the variants, so that load from other processes hits all of them alike.
+    for i in 0..n + 10 {
+        for v in &mut variants {
+            v.run_once(i);
+            if i < 10 {
+                v.samples.clear();
             }
         }
+    }
+    let plain = variants[0].quantile(0.5);
+    let off: Vec<Duration> = variants
+        .iter()
+        .filter(|v| v.mode == Some(Mode::Off))
+        .map(|v| v.quantile(0.5))
+        .collect();
+    println!("iterations per variant: {n} (interleaved)");
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>12} {:>12}",
+        "variant", "p10 ms", "median", "p90", "+plain", "+off"
+    );
+    for v in &variants {
+        let med = v.quantile(0.5);
+        let off_ref = match v.toolchain.len() {
+            0 => None,
+            l if l == minimal.len() => off.first(),
+            _ => off.get(1),
+        };
+        println!(
+            "{:<28} {:>9.3} {:>9.3} {:>9.3} {:>12} {:>12}",
+            v.label,
+            ms(v.quantile(0.1)),
+            ms(med),
+            ms(v.quantile(0.9)),
+            format!("{:+.3}", ms(med) - ms(plain)),
+            off_ref.map_or("".into(), |o| format!("{:+.3}", ms(med) - ms(*o))),
+        );
     }
 }
