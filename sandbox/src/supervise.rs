@@ -36,6 +36,7 @@ pub(crate) enum OnTimeout {
     Kill,
     /// Send SIGTERM and give the process this long to clean up (the Landlock-mode
     /// subreaper kills its descendants), then SIGKILL.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     AskFirst(Duration),
 }
 
