@@ -1,7 +1,8 @@
 //! Micro-benchmark: the per-action cost of running a do-nothing builder under each sandbox
 //! mode, against a plain `std::process::Command` spawn. Used for `bench/RESULTS.md`.
 //!
-//! Run: `cargo run --release -p cmod-sandbox --example sandbox_cost -- [ITERATIONS]` (or
+//! Run: `cargo run --release -p cmod-sandbox --example sandbox_cost -- [ITERATIONS]
+//! [BALLAST_MIB]` (or
 //! `bench/sandbox_cost.sh`). Variants are interleaved iteration by iteration so that load
 //! from other processes on the machine affects them alike; `+off` is the cost of the
 //! isolation itself (same build-dir, log and output work as the `off` mode).
@@ -87,6 +88,16 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
+    // Optional: make the caller a large process (MiB resident), like a realiser holding a
+    // big build graph, to show what `fork` page-table copying costs.
+    let ballast_mb: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut ballast = vec![0u8; ballast_mb << 20];
+    for (i, b) in ballast.iter_mut().enumerate().step_by(4096) {
+        *b = i as u8;
+    }
     let minimal: Vec<PathBuf> = [
         "/bin/true",
         "/lib64/ld-linux-x86-64.so.2",
@@ -141,7 +152,10 @@ fn main() {
         .filter(|v| v.mode == Some(Mode::Off))
         .map(|v| v.quantile(0.5))
         .collect();
-    println!("iterations per variant: {n} (interleaved)");
+    println!(
+        "iterations per variant: {n} (interleaved); caller resident ballast: {ballast_mb} MiB"
+    );
+    std::hint::black_box(&ballast);
     println!(
         "{:<28} {:>9} {:>9} {:>9} {:>12} {:>12}",
         "variant", "p10 ms", "median", "p90", "+plain", "+off"

@@ -310,16 +310,19 @@ int main(int argc, char **argv) {
 /// that spins: only killing the whole sandbox stops both.
 const SPIN: &str = r#"
 int main(int argc, char **argv) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.new", argv[1]);
     if (fork() == 0) {
         setsid();
-        for (;;) {
-            int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            static long beat;
-            dprintf(fd, "%ld\n", ++beat);
+        for (long beat = 1;; beat++) {
+            int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dprintf(fd, "%ld\n", beat);
             close(fd);
+            rename(tmp, argv[1]);
             usleep(20000);
         }
     }
+    while (access(argv[1], F_OK) != 0) usleep(1000);
     for (volatile unsigned long i = 0;; i++) {}
 }
 "#;
@@ -1003,7 +1006,7 @@ fn exceed_the_time_limit(mode: Mode) {
     let hb = fx.seen_build(mode).join("heartbeat");
     let a = attempt(&fx, mode, "spin", SPIN, &[s(&hb)], |a| {
         a.limits = Limits {
-            timeout: Duration::from_millis(700),
+            timeout: Duration::from_millis(1500),
             ..Limits::default()
         };
     });

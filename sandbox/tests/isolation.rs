@@ -218,16 +218,17 @@ fn timeout_is_enforced(mode: Mode) {
         &[
             "-c".into(),
             // A background process that leaves the process group and keeps writing a
-            // heartbeat, plus a long sleep in the foreground.
+            // heartbeat (atomically), plus a long sleep in the foreground once it runs.
             format!(
-                "setsid sh -c 'while :; do date +%s%N > {b}/hb; sleep 0.05; done' & sleep 30",
+                "setsid sh -c 'while :; do date +%s%N > {b}/hb.new; mv {b}/hb.new {b}/hb; sleep 0.05; done' & \
+                 while [ ! -s {b}/hb ]; do sleep 0.01; done; sleep 30",
                 b = b.display()
             ),
         ],
         common::shell_toolchain(),
     );
     a.limits = Limits {
-        timeout: Duration::from_millis(500),
+        timeout: Duration::from_millis(1500),
         ..Limits::default()
     };
     let start = Instant::now();
@@ -249,7 +250,8 @@ fn leftover_processes_die_with_the_builder(mode: Mode) {
     let (res, log) = fx.sh(
         mode,
         &format!(
-            "setsid sh -c 'while :; do date +%s%N > {b}/hb; sleep 0.05; done' & sleep 0.3; exit 3",
+            "setsid sh -c 'while :; do date +%s%N > {b}/hb.new; mv {b}/hb.new {b}/hb; sleep 0.05; done' & \
+             while [ ! -s {b}/hb ]; do sleep 0.01; done; exit 3",
             b = b.display()
         ),
     );

@@ -252,6 +252,28 @@ unsafe fn mount_setattr(path: *const c_char, attr_set: u64, recursive: bool) -> 
     ) == 0
 }
 
+/// Reset every signal that has a handler to the default action. A child that shares the
+/// caller's memory (`CLONE_VM`) must do this before unblocking signals: a handler of the
+/// caller running in the child would act on the caller's data. (The child has its own
+/// copy of the handler table: no `CLONE_SIGHAND`.)
+///
+/// # Safety
+/// Only raw syscalls; for use in a cloned child with all signals blocked.
+pub(crate) unsafe fn default_signal_handlers() {
+    // Linux has 64 signals; the wrapper refuses SIGKILL, SIGSTOP and glibc's internal ones.
+    for sig in 1..=64 {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction != libc::SIG_DFL
+            && old.sa_sigaction != libc::SIG_IGN
+        {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    }
+}
+
 /// Signal dispositions set to "ignore" survive execve (Rust ignores SIGPIPE), and so does
 /// the signal mask: give the builder the defaults.
 ///
@@ -326,6 +348,9 @@ pub(crate) extern "C" fn child_main(arg: *mut c_void) -> c_int {
 }
 
 unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
+    // The parent blocked every signal around the clone; no handler of the caller may run
+    // here (we share its memory until exec).
+    default_signal_handlers();
     // Identity: the caller becomes uid 1000 / gid 100 inside the new user namespace.
     if !write_file(cptr(SETGROUPS), DENY) {
         fail(spec, Stage::SetGroups, 0);

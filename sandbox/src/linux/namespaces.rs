@@ -198,10 +198,17 @@ fn last_errno() -> i32 {
 /// has executed the builder (the pipe closes) or reported which step failed. `what`
 /// describes planned steps, `clone_what` the clone itself, for error messages.
 ///
+/// With `CLONE_VM | CLONE_VFORK` in `flags` (as `posix_spawn` does) the child borrows our
+/// memory until it executes or exits, and this thread is suspended meanwhile: no page
+/// tables are copied, which is what keeps the cost flat when the caller is a large
+/// process (a `fork` of a process with 2 GB resident costs about 60 ms). All signals are
+/// blocked in this thread around the clone, so no handler of ours can run in the child
+/// before it has reset them (see `child::default_signal_handlers`).
+///
 /// # Safety
 /// `arg` must point at the data `entry` expects, valid for the duration of the call, and
-/// `entry` must only make async-signal-safe calls (see child.rs). `flags` must not
-/// contain `CLONE_VM`.
+/// `entry` must only make async-signal-safe calls (see child.rs). Without `CLONE_VFORK`,
+/// `flags` must not contain `CLONE_VM`.
 pub(crate) unsafe fn clone_child(
     entry: extern "C" fn(*mut c_void) -> c_int,
     flags: c_int,
@@ -214,9 +221,15 @@ pub(crate) unsafe fn clone_child(
     let mut stack = vec![0u8; CHILD_STACK];
     // The stack grows down on every architecture Linux namespaces matter on here.
     let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !0xf;
-    // Without CLONE_VM the child gets its own copy of `arg`'s target and of `stack`.
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    let mut old: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut all);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    // Without CLONE_VM the child gets its own copy of `arg`'s target and of `stack`; with
+    // CLONE_VM|CLONE_VFORK it uses ours, and we resume only once it has executed or exited.
     let pid = libc::clone(entry, top as *mut c_void, flags, arg);
     let clone_errno = last_errno();
+    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     drop(stack);
     drop(write);
     if pid < 0 {
@@ -256,9 +269,12 @@ pub(crate) fn spawn(spec: &mut ChildSpec, what: &[String]) -> Result<Pid, SpawnF
         | libc::CLONE_NEWNET
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWUTS
+        | libc::CLONE_VM
+        | libc::CLONE_VFORK
         | libc::SIGCHLD;
-    // SAFETY: `spec` outlives the call; `child_main` only makes async-signal-safe
-    // syscalls (see child.rs); no CLONE_VM.
+    // SAFETY: `spec` outlives the call (CLONE_VFORK: we wait for the exec); `child_main`
+    // only makes async-signal-safe syscalls and writes nothing but its own stack (see
+    // child.rs).
     unsafe {
         clone_child(
             child::child_main,
