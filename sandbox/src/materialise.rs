@@ -5,6 +5,10 @@ use std::path::Path;
 
 use crate::{Action, SandboxError, BUILD_DIR_PLACEHOLDER};
 
+/// The mtime of every stable-name link and prepared directory (the same as every store
+/// file's).
+pub(crate) const LINK_MTIME: i64 = 1;
+
 /// Create the stable-name links and `.tmp` in the (host) build directory.
 ///
 /// `store_seen` is the store directory as the builder will see it (`/cmod/store` inside the
@@ -30,8 +34,39 @@ pub(crate) fn prepare_build_dir(action: &Action, store_seen: &Path) -> Result<()
         }
         std::os::unix::fs::symlink(&target, &at)
             .map_err(|e| SandboxError::io("linking", &at, e))?;
+        pin_mtime(&at)?;
+    }
+    // clang folds the mtimes of an imported module file's link *and of the directory
+    // holding it* into the importing BMI's signature; pin every directory we prepared
+    // (deepest first, since creating entries touches the parent) so identical inputs give
+    // identical BMIs.
+    let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+    for rel in action.links.iter().map(|l| &l.at).chain(&action.outputs) {
+        let mut p = rel.parent();
+        while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.push(action.build_dir.join(d));
+            p = d.parent();
+        }
+    }
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs.dedup();
+    for d in dirs.iter().chain([&tmp, &action.build_dir]) {
+        pin_mtime(d)?;
     }
     Ok(())
+}
+
+/// Set the mtime (and atime) of `path` itself, not following symlinks, to [`LINK_MTIME`].
+fn pin_mtime(path: &Path) -> Result<(), SandboxError> {
+    let t = nix::sys::time::TimeSpec::new(LINK_MTIME, 0);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| SandboxError::io("setting the time of", path, e.into()))
 }
 
 /// Substitute the build-dir placeholder in every argument.
@@ -67,8 +102,18 @@ mod tests {
             limits: Limits::default(),
         };
         prepare_build_dir(&action, Path::new("/cmod/store")).unwrap();
-        let target = std::fs::read_link(dir.path().join("src/pkg/a.cpp")).unwrap();
+        let link = dir.path().join("src/pkg/a.cpp");
+        let target = std::fs::read_link(&link).unwrap();
         assert_eq!(target, Path::new("/cmod/store/h-src/a.cpp"));
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::symlink_metadata(&link).unwrap().mtime(),
+            LINK_MTIME
+        );
+        for d in ["src/pkg", "src", "out", ".tmp", ""] {
+            let m = std::fs::metadata(dir.path().join(d)).unwrap().mtime();
+            assert_eq!(m, LINK_MTIME, "directory `{d}`");
+        }
         assert!(dir.path().join("out").is_dir());
         assert!(dir.path().join(".tmp").is_dir());
     }

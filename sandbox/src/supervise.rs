@@ -260,7 +260,8 @@ pub(crate) fn check_sizes(
 }
 
 /// Child-side setup shared by the modes that spawn with `pre_exec`: own process group,
-/// umask 022, the per-file size limit, and no new privileges.
+/// umask 022, the per-file size limit, a fixed address-space layout, and no new
+/// privileges.
 ///
 /// The per-file limit is one byte above `max_file_bytes`: a write past it is cut off there,
 /// so a file that hit the limit is still measurably over it in [`check_sizes`] even when a
@@ -281,6 +282,20 @@ pub(crate) unsafe fn child_common(max_file_bytes: u64) -> std::io::Result<()> {
     };
     if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
         return Err(std::io::Error::last_os_error());
+    }
+    // clang 19 folds heap addresses into the signature of a BMI that imports other
+    // modules, so its output varies with address-space randomisation. Builders run with
+    // a fixed layout; the sandbox, not ASLR, is what contains them.
+    #[cfg(target_os = "linux")]
+    {
+        let current = libc::personality(0xffff_ffff);
+        if current == -1
+            || libc::personality(
+                (current as libc::c_ulong) | libc::ADDR_NO_RANDOMIZE as libc::c_ulong,
+            ) == -1
+        {
+            return Err(std::io::Error::last_os_error());
+        }
     }
     #[cfg(target_os = "linux")]
     if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {

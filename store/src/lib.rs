@@ -1,1 +1,20 @@
-//! placeholder
+//! `cmod-store` is the content-addressed store: where paths live, what is known about
+//! them, how new contents become valid paths atomically, how derivations are realised
+//! (the scheduler that resolves, looks up and builds), and how the store is kept healthy
+//! (garbage collection, verification).
+//!
+//! It knows formats only through `cmod-schema` and runs builders only through
+//! `cmod-sandbox`; it never reads manifests.
+
+pub mod content;
+pub mod error;
+pub mod gc;
+pub mod layout;
+pub mod lock;
+pub mod realise;
+pub mod registry;
+pub mod roots;
+pub mod trace;
+
+pub use error::StoreError;
+pub use layout::Store;

@@ -52,7 +52,7 @@ struct CacheEntry {
     link_stamps: Vec<(PathBuf, Stamp)>,
 }
 
-const CACHE_VERSION: u32 = 2;
+const CACHE_VERSION: u32 = 5;
 
 /// Find the toolchain, from the cache in `cache_dir` when it is still valid.
 pub fn discover(
@@ -279,8 +279,6 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
             h.update(format!("\0{label}\0{}\0{}", path.display(), hash).as_bytes());
         }
     }
-    let identity = ContentHash(*h.finalize().as_bytes());
-
     let mut closure: Vec<PathBuf> = vec![
         cxx.to_path_buf(),
         scan_deps.clone(),
@@ -292,6 +290,13 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
         closure.push(root);
     }
     closure.extend(trees.iter().cloned());
+    // The driver finds libstdc++ by listing the directory that holds GCC installations
+    // (one subdirectory per version) and picking one; expose exactly that directory.
+    closure.extend(
+        p.gcc_install
+            .iter()
+            .filter_map(|d| d.canonicalize().ok()?.parent().map(Path::to_path_buf)),
+    );
     for f in files.iter().chain(p.dynamic_linker.iter()) {
         closure.push(f.clone());
         if let Ok(c) = f.canonicalize() {
@@ -308,6 +313,12 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
             || c.canonicalize().map_or(true, |canon| &canon != c)
     });
     minimise_dirs(&mut closure);
+    // What a sandboxed step can see shapes its output (clang records its header search
+    // paths in every BMI), so the closure is part of the identity.
+    for c in &closure {
+        h.update(format!("\0closure\0{}", c.display()).as_bytes());
+    }
+    let identity = ContentHash(*h.finalize().as_bytes());
 
     let std_module_hash = std_module_dir.as_ref().and_then(|d| {
         let d = d.canonicalize().ok()?;

@@ -22,6 +22,8 @@ pub struct Probe {
     pub resource_dir: PathBuf,
     /// `#include <...>` search directories, in order.
     pub include_dirs: Vec<PathBuf>,
+    /// The GCC installation the driver selected (its libstdc++, crt files, libgcc).
+    pub gcc_install: Option<PathBuf>,
     /// The linker the driver runs.
     pub linker: PathBuf,
     /// `-dynamic-linker` of the link line.
@@ -97,7 +99,12 @@ pub fn probe(cxx: &Path, stdlib: Stdlib) -> Result<Probe, EvalError> {
             "/dev/null",
         ],
     )?;
-    let include_dirs = parse_include_dirs(&String::from_utf8_lossy(&out.stderr));
+    let verbose = String::from_utf8_lossy(&out.stderr);
+    let include_dirs = parse_include_dirs(&verbose);
+    let gcc_install = verbose
+        .lines()
+        .find_map(|l| l.strip_prefix("Selected GCC installation:"))
+        .map(|d| PathBuf::from(d.trim()));
 
     static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -131,6 +138,7 @@ pub fn probe(cxx: &Path, stdlib: Stdlib) -> Result<Probe, EvalError> {
         installed_dir,
         resource_dir,
         include_dirs,
+        gcc_install,
         linker: PathBuf::new(),
         dynamic_linker: None,
         link_objects: Vec::new(),
@@ -332,6 +340,7 @@ mod tests {
             installed_dir: PathBuf::new(),
             resource_dir: PathBuf::new(),
             include_dirs: vec![],
+            gcc_install: None,
             linker: PathBuf::new(),
             dynamic_linker: None,
             link_objects: vec![],

@@ -1,0 +1,219 @@
+//! Command-line definitions (clap). Names follow Cargo; semantics follow Nix.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A content-addressed store and hermetic builder for C++20 modules.
+#[derive(Debug, Parser)]
+#[command(name = "cmod", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Store root (default: $CMOD_STORE, else $XDG_DATA_HOME/cmod).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Path to cmod.toml (default: search upwards from the current directory).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new package in a new directory.
+    New {
+        /// Directory (and package name).
+        path: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Create a new package in the current directory.
+    Init {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Build targets into the store.
+    #[command(alias = "build")]
+    Realise(RealiseArgs),
+    /// Build a binary and run it.
+    Run(RunArgs),
+    /// Print the derivations of targets.
+    Eval(EvalArgs),
+    /// Print one derivation (given a target, a .drv path or an output path).
+    ShowDerivation {
+        what: String,
+        #[command(flatten)]
+        build: BuildOpts,
+    },
+    /// Print the module graph.
+    Graph {
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+        #[command(flatten)]
+        build: BuildOpts,
+    },
+    /// Show metadata of store paths (or of targets' outputs).
+    PathInfo(PathInfoArgs),
+    /// Print the build log of a derivation, an output path or a target.
+    Log {
+        what: String,
+        #[command(flatten)]
+        build: BuildOpts,
+    },
+    /// Delete store paths that no root keeps alive.
+    Gc {
+        /// Only print what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop after freeing this many bytes.
+        #[arg(long, value_name = "BYTES")]
+        max_freed: Option<u64>,
+        /// Print the roots and exit.
+        #[arg(long)]
+        print_roots: bool,
+        /// Print the live paths and exit.
+        #[arg(long)]
+        print_live: bool,
+    },
+    /// Operations on the store itself.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+    /// Run a command inside the sandbox that build steps get, to see what they see.
+    SandboxExec {
+        /// Isolation mode.
+        #[arg(long, value_name = "MODE", default_value = "full")]
+        sandbox: String,
+        #[command(flatten)]
+        build: BuildOpts,
+        /// The program and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print the toolchain and its identity.
+    Toolchain {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        build: BuildOpts,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Check that every valid path is intact (re-hashing its contents).
+    Verify {
+        /// Only check that contents exist, without re-hashing.
+        #[arg(long)]
+        no_contents: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GraphFormat {
+    Dot,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum MessageFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Options shared by every command that evaluates the manifest.
+#[derive(Debug, Clone, Args, Default)]
+pub struct BuildOpts {
+    /// Use the release profile.
+    #[arg(long, global = true)]
+    pub release: bool,
+}
+
+/// Options of commands that build.
+#[derive(Debug, Clone, Args)]
+pub struct RunOpts {
+    /// Parallel build jobs (default: number of cores).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Isolation of build steps: `full` (default), `landlock`, or `off`.
+    #[arg(long, value_name = "MODE", default_value = "full")]
+    pub sandbox: String,
+    /// Keep the build directory of a failed step.
+    #[arg(long)]
+    pub keep_failed: bool,
+    /// Wall-clock limit per build step.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub action_timeout: u64,
+    /// Limit on the bytes a build step may write.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
+    pub max_output_size: u64,
+    /// Output format of progress messages.
+    #[arg(long, value_enum, default_value = "human")]
+    pub message_format: MessageFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RealiseArgs {
+    /// Targets (binary or library names of the package); default: all.
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub build: BuildOpts,
+    #[command(flatten)]
+    pub run: RunOpts,
+    /// Name of the out-link (`result`); others get `<name>-<target>`.
+    #[arg(long, short = 'o', value_name = "NAME", default_value = "result")]
+    pub out_link: PathBuf,
+    /// Do not create out-links.
+    #[arg(long)]
+    pub no_link: bool,
+    /// Print the targets' output paths on stdout.
+    #[arg(long)]
+    pub print_out_paths: bool,
+    /// Only show what would be built.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Which binary to run (default: the only one).
+    #[arg(long)]
+    pub bin: Option<String>,
+    #[command(flatten)]
+    pub build: BuildOpts,
+    #[command(flatten)]
+    pub run: RunOpts,
+    /// Arguments for the program.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Targets (default: all).
+    pub targets: Vec<String>,
+    /// Print derivations as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct PathInfoArgs {
+    /// Store paths or targets (default: the package's targets).
+    pub paths: Vec<String>,
+    /// Include the closure (references, recursively).
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print sizes.
+    #[arg(short = 's', long)]
+    pub size: bool,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}

@@ -1,0 +1,254 @@
+//! Read-only commands: `eval`, `show-derivation`, `graph`, `path-info`, `log`,
+//! `toolchain`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use cmod_evaluator::graph::Origin;
+use cmod_schema::derivation::Derivation;
+use cmod_schema::StorePath;
+use cmod_store::realise::needed;
+use serde_json::json;
+
+use crate::cli::{BuildOpts, Cli, EvalArgs, GraphFormat, PathInfoArgs};
+use crate::commands::realise::outputs_of;
+use crate::diagnostic::CliError;
+use crate::project::{load, open_store, Project};
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), CliError> {
+    let project = load(cli, &args.build)?;
+    let targets = project.targets(&args.targets)?;
+    let roots: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    let order = needed(&project.eval.derived.derivations, &roots)?;
+    if args.json {
+        let map: serde_json::Map<String, serde_json::Value> = order
+            .iter()
+            .map(|d| {
+                (
+                    project.store.path_of(d).display().to_string(),
+                    serde_json::to_value(&project.eval.derived.derivations[d]).unwrap_or_default(),
+                )
+            })
+            .collect();
+        println!("{}", pretty(&serde_json::Value::Object(map)));
+    } else {
+        for d in &order {
+            let drv = &project.eval.derived.derivations[d];
+            println!(
+                "{:<8} {}",
+                format!("{:?}", drv.kind).to_lowercase(),
+                project.store.path_of(d).display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Find a derivation by target name, `.drv` path or output path.
+fn find_derivation(project: &Project, what: &str) -> Result<(StorePath, Derivation), CliError> {
+    if let Ok(targets) = project.targets(&[what.to_string()]) {
+        let d = targets[0].drv.clone();
+        return Ok((d.clone(), project.eval.derived.derivations[&d].clone()));
+    }
+    let path = project.store.parse_path(what).map_err(|_| {
+        CliError::usage(
+            format!("`{what}` is neither a target nor a store path"),
+            Some("pass a target name, a .drv path or an output path".into()),
+        )
+    })?;
+    let drv_path = if path.name().ends_with(".drv") {
+        path
+    } else {
+        project.store.path_info(&path)?.deriver.ok_or_else(|| {
+            CliError::usage(
+                format!("`{what}` was not built by a derivation (it is a source)"),
+                None,
+            )
+        })?
+    };
+    if let Some(d) = project.eval.derived.derivations.get(&drv_path) {
+        return Ok((drv_path, d.clone()));
+    }
+    let bytes = std::fs::read(project.store.path_of(&drv_path)).map_err(|e| {
+        CliError::usage(
+            format!("cannot read `{drv_path}`: {e}"),
+            Some("run `cmod realise` to write it".into()),
+        )
+    })?;
+    let d: Derivation = serde_json::from_slice(&bytes).map_err(|e| CliError::Integrity {
+        message: format!("`{drv_path}` is not a valid derivation: {e}"),
+        help: None,
+    })?;
+    Ok((drv_path, d))
+}
+
+pub fn show_derivation(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
+    let project = load(cli, build)?;
+    let (path, drv) = find_derivation(&project, what)?;
+    let v = json!({ project.store.path_of(&path).display().to_string(): drv });
+    println!("{}", pretty(&v));
+    Ok(())
+}
+
+pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), CliError> {
+    let project = load(cli, build)?;
+    let g = &project.eval.graph;
+    let pkg_name = |u: usize| match g.units[u].origin {
+        Origin::Package(p, _) => project.eval.packages.packages[p].name.clone(),
+        Origin::Toolchain => "toolchain".into(),
+    };
+    let label = |u: usize| format!("{}/{}", pkg_name(u), g.units[u].rel);
+    match format {
+        GraphFormat::Json => {
+            let units: Vec<serde_json::Value> = (0..g.units.len())
+                .map(|u| {
+                    let unit = &g.units[u];
+                    json!({
+                        "id": label(u),
+                        "package": pkg_name(u),
+                        "path": unit.rel,
+                        "kind": format!("{:?}", unit.kind),
+                        "module": unit.module,
+                        "imports": unit.imports.iter().map(|i| json!({"module": i.name, "line": i.line, "exported": i.exported})).collect::<Vec<_>>(),
+                        "depends_on": g.edges[u].iter().map(|&v| label(v)).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!("{}", pretty(&json!({ "units": units })));
+        }
+        GraphFormat::Dot => {
+            println!(
+                "digraph modules {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];"
+            );
+            let mut by_module: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for (u, unit) in g.units.iter().enumerate() {
+                let m = unit
+                    .module
+                    .as_deref()
+                    .map(|m| m.split(':').next().unwrap_or(m).to_string())
+                    .unwrap_or_default();
+                by_module.entry(m).or_default().push(u);
+            }
+            for (i, (m, units)) in by_module.iter().enumerate() {
+                if !m.is_empty() {
+                    println!("  subgraph cluster_{i} {{\n    label=\"module {m}\";");
+                }
+                for &u in units {
+                    let unit = &g.units[u];
+                    let text = match &unit.module {
+                        Some(name) => format!("{}\\n{} ({:?})", label(u), name, unit.kind),
+                        None => format!("{}\\n({:?})", label(u), unit.kind),
+                    };
+                    println!("    \"{}\" [label=\"{text}\"];", label(u));
+                }
+                if !m.is_empty() {
+                    println!("  }}");
+                }
+            }
+            for (u, edges) in g.edges.iter().enumerate() {
+                for &v in edges {
+                    println!("  \"{}\" -> \"{}\";", label(u), label(v));
+                }
+            }
+            println!("}}");
+        }
+    }
+    Ok(())
+}
+
+pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
+    let (store, mut paths) =
+        if args.paths.iter().all(|p| p.contains('/') || p.len() > 33) && !args.paths.is_empty() {
+            let store = open_store(cli)?;
+            let paths = args
+                .paths
+                .iter()
+                .map(|p| store.parse_path(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            (store, paths)
+        } else {
+            let project = load(cli, &args.build)?;
+            let targets = project.targets(&args.paths)?;
+            let outs: Vec<StorePath> = outputs_of(&project, &targets)?.into_values().collect();
+            (project.store, outs)
+        };
+    if args.recursive {
+        let mut seen = BTreeSet::new();
+        let mut todo: VecDeque<StorePath> = paths.into_iter().collect();
+        while let Some(p) = todo.pop_front() {
+            if seen.insert(p.clone()) {
+                todo.extend(store.path_info(&p)?.references);
+            }
+        }
+        paths = seen.into_iter().collect();
+    }
+    let infos = paths
+        .iter()
+        .map(|p| store.path_info(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.json {
+        let v: Vec<serde_json::Value> = infos
+            .iter()
+            .map(|i| {
+                let mut v = serde_json::to_value(i).unwrap_or_default();
+                v["location"] = json!(store.path_of(&i.path));
+                v
+            })
+            .collect();
+        println!("{}", pretty(&serde_json::Value::Array(v)));
+    } else {
+        for i in infos {
+            if args.size {
+                println!("{}\t{}", store.path_of(&i.path).display(), i.size);
+            } else {
+                println!("{}", store.path_of(&i.path).display());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
+    let store = open_store(cli)?;
+    let path = match store.parse_path(what) {
+        Ok(p) => p,
+        Err(_) => {
+            let project = load(cli, build)?;
+            let t = project.targets(&[what.to_string()])?;
+            t[0].drv.clone()
+        }
+    };
+    match store.log_for(&path) {
+        Some(text) => {
+            print!("{text}");
+            Ok(())
+        }
+        None => Err(CliError::usage(
+            format!("no build log is recorded for `{what}`"),
+            Some("logs exist for derivations built by this store (or their outputs)".into()),
+        )),
+    }
+}
+
+pub fn toolchain(cli: &Cli, as_json: bool, build: &BuildOpts) -> Result<(), CliError> {
+    let project = load(cli, build)?;
+    let t = &project.eval.toolchain;
+    if as_json {
+        println!("{}", pretty(&serde_json::to_value(t).unwrap_or_default()));
+    } else {
+        println!("identity:  {}", t.identity);
+        println!("compiler:  {} ({})", t.cxx.display(), t.version_text);
+        println!("stdlib:    {}", t.stdlib.as_str());
+        println!("scan-deps: {}", t.scan_deps.display());
+        println!("archiver:  {}", t.ar.display());
+        println!("resources: {}", t.resource_dir.display());
+        if let Some(d) = &t.std_module_dir {
+            println!("std module: {}", d.display());
+        }
+        println!("closure:   {} paths", t.closure.len());
+    }
+    Ok(())
+}

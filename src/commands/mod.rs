@@ -1,0 +1,7 @@
+//! One module per group of commands; each is a thin layer over the library crates.
+
+pub mod debug;
+pub mod inspect;
+pub mod maintenance;
+pub mod new;
+pub mod realise;

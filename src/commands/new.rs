@@ -1,0 +1,53 @@
+//! `cmod new` and `cmod init`: a package with a module, its implementation and a main.
+
+use std::path::Path;
+
+use cmod_schema::manifest::PackageName;
+
+use crate::diagnostic::CliError;
+
+fn write_new(path: &Path, text: &str) -> Result<(), CliError> {
+    if path.exists() {
+        return Err(CliError::usage(
+            format!("`{}` already exists", path.display()),
+            Some("cmod does not overwrite files; remove it or pick another directory".into()),
+        ));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CliError::usage(format!("cannot create `{}`: {e}", dir.display()), None)
+        })?;
+    }
+    std::fs::write(path, text)
+        .map_err(|e| CliError::usage(format!("cannot write `{}`: {e}", path.display()), None))
+}
+
+/// Create a package named `name` in `dir`.
+pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
+    let default = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "app".into());
+    let name = name.map(str::to_string).unwrap_or(default);
+    let pkg = PackageName::new(&name)
+        .map_err(|e| CliError::usage(e, Some("pass --name with a valid package name".into())))?;
+    let module = pkg.as_str().replace('-', "_");
+    write_new(&dir.join("cmod.toml"), &format!(
+        "[package]\nname = \"{pkg}\"\nversion = \"0.1.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\ncxx-standard = 20\n\n[lib]\nsources = [\"src/**/*.cppm\", \"src/**/*.cpp\"]\n\n[[bin]]\nname = \"{pkg}\"\nmain = \"src/main.cpp\"\n"
+    ))?;
+    write_new(&dir.join(format!("src/{module}.cppm")), &format!(
+        "module;\n#include <string>\nexport module {module};\n\nexport namespace {module} {{\nstd::string greeting();\n}}\n"
+    ))?;
+    write_new(&dir.join(format!("src/{module}.cpp")), &format!(
+        "module;\n#include <string>\nmodule {module};\n\nnamespace {module} {{\nstd::string greeting() {{ return \"Hello from {pkg}!\"; }}\n}}\n"
+    ))?;
+    write_new(&dir.join("src/main.cpp"), &format!("#include <cstdio>\nimport {module};\n\nint main() {{\n    std::puts({module}::greeting().c_str());\n}}\n"))?;
+    let gitignore = dir.join(".gitignore");
+    if !gitignore.exists() {
+        write_new(&gitignore, "result\nresult-*\n")?;
+    }
+    eprintln!("     Created package `{pkg}` in {}", dir.display());
+    Ok(())
+}

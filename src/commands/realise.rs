@@ -1,0 +1,260 @@
+//! `cmod realise` (alias `build`) and `cmod run`.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cmod_evaluator::derive::Target;
+use cmod_sandbox::{Limits, Mode};
+use cmod_schema::StorePath;
+use cmod_store::realise::{self, BuildEnv, RealiseOptions};
+use serde_json::json;
+
+use crate::cli::{Cli, RealiseArgs, RunArgs, RunOpts};
+use crate::diagnostic::CliError;
+use crate::progress::Progress;
+use crate::project::{load, Project};
+
+fn sandbox_mode(run: &RunOpts) -> Result<Mode, CliError> {
+    let mode: Mode = run
+        .sandbox
+        .parse()
+        .map_err(|e: String| CliError::usage(e, None))?;
+    cmod_sandbox::probe(mode).map_err(|e| CliError::Sandbox {
+        message: e.to_string(),
+        help: e.remedy().map(str::to_string),
+    })?;
+    Ok(mode)
+}
+
+fn jobs(run: &RunOpts) -> usize {
+    run.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+/// Realise `targets`, reporting through `progress`. Returns each target's output path.
+fn build(
+    project: &Project,
+    targets: &[Target],
+    run: &RunOpts,
+    progress: &Progress,
+) -> Result<(Vec<StorePath>, realise::Realisation), CliError> {
+    let mode = sandbox_mode(run)?;
+    project.add_sources()?;
+    let env = BuildEnv {
+        toolchain: &project.eval.toolchain,
+        sandbox: mode,
+        limits: Limits {
+            timeout: Duration::from_secs(run.action_timeout),
+            max_output_bytes: run.max_output_size,
+        },
+        keep_failed: run.keep_failed,
+    };
+    let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    let r = realise::realise(
+        &project.store,
+        &project.eval.derived.derivations,
+        &drvs,
+        &env,
+        &RealiseOptions { jobs: jobs(run) },
+        progress,
+    )?;
+    let outputs: Vec<StorePath> = targets
+        .iter()
+        .filter_map(|t| {
+            r.outputs
+                .get(&t.drv)
+                .and_then(|o| o.get(&t.output))
+                .cloned()
+        })
+        .collect();
+    let target_json: serde_json::Map<String, serde_json::Value> = targets
+        .iter()
+        .zip(outputs.iter())
+        .map(|(t, p)| (t.name.clone(), json!(project.store.path_of(p))))
+        .collect();
+    progress.finish(
+        r.success(),
+        r.built.len(),
+        r.fresh,
+        r.failures.len(),
+        serde_json::Value::Object(target_json),
+    );
+    if !r.success() {
+        let mut message = String::new();
+        for (_, e) in &r.failures {
+            message.push_str(&e.to_string());
+            if let realise::BuildError::Failed {
+                kept: Some(dir), ..
+            } = e
+            {
+                message.push_str(&format!(" (build directory kept at {})", dir.display()));
+            }
+            message.push('\n');
+        }
+        if !r.skipped.is_empty() {
+            message.push_str(&format!(
+                "{} dependent step(s) were not attempted",
+                r.skipped.len()
+            ));
+        }
+        return Err(CliError::BuildFailed {
+            message: message.trim_end().to_string(),
+        });
+    }
+    Ok((outputs, r))
+}
+
+/// Report an error that happened before building in the JSON contract too.
+fn with_json_finish<T>(progress: &Progress, r: Result<T, CliError>) -> Result<T, CliError> {
+    if let Err(e) = &r {
+        if progress.is_json() && !matches!(e, CliError::BuildFailed { .. }) {
+            progress.json_line(json!({"reason": "error", "message": e.summary()}));
+            progress.finish(false, 0, 0, 0, json!({}));
+        }
+    }
+    r
+}
+
+pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
+    let store_dir = crate::project::open_store(cli)?.store_dir();
+    let progress = Progress::new(args.run.message_format, store_dir);
+    let prepared = with_json_finish(
+        &progress,
+        load(cli, &args.build).and_then(|p| {
+            let t = p.targets(&args.targets)?;
+            Ok((p, t))
+        }),
+    )?;
+    let (project, targets) = prepared;
+    if args.dry_run {
+        let mode = sandbox_mode(&args.run)?;
+        let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+        let plan = realise::dry_run(
+            &project.store,
+            &project.eval.derived.derivations,
+            &drvs,
+            mode.as_str(),
+        )?;
+        eprintln!(
+            "{} derivation(s) would be built, {} are fresh:",
+            plan.to_build.len(),
+            plan.fresh
+        );
+        for d in &plan.to_build {
+            println!("{}", project.store.path_of(d).display());
+        }
+        return Ok(());
+    }
+    let (outputs, r) =
+        with_json_finish(&progress, build(&project, &targets, &args.run, &progress))?;
+    if !args.no_link {
+        let keep = r.closure(&project.eval.derived.derivations);
+        for (i, (t, p)) in targets.iter().zip(&outputs).enumerate() {
+            let link = if i == 0 {
+                args.out_link.clone()
+            } else {
+                PathBuf::from(format!("{}-{}", args.out_link.display(), t.name))
+            };
+            project.store.add_out_link(&link, p, &keep)?;
+        }
+    }
+    if args.print_out_paths {
+        for p in &outputs {
+            println!("{}", project.store.path_of(p).display());
+        }
+    }
+    Ok(())
+}
+
+pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
+    let project = load(cli, &args.build)?;
+    let bins: Vec<Target> = project
+        .targets(&[])?
+        .into_iter()
+        .filter(|t| t.kind == cmod_evaluator::derive::TargetKind::Bin)
+        .collect();
+    let target = match &args.bin {
+        Some(name) => bins
+            .iter()
+            .find(|t| &t.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                CliError::usage(
+                    format!("no binary named `{name}`"),
+                    Some(format!(
+                        "binaries: {}",
+                        bins.iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                )
+            })?,
+        None => match bins.as_slice() {
+            [one] => one.clone(),
+            [] => {
+                return Err(CliError::usage(
+                    "the package has no [[bin]] to run",
+                    Some("add a [[bin]] table with `name` and `main`".into()),
+                ))
+            }
+            many => {
+                return Err(CliError::usage(
+                    "the package has several binaries",
+                    Some(format!(
+                        "pick one with --bin: {}",
+                        many.iter()
+                            .map(|t| t.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                ))
+            }
+        },
+    };
+    let progress = Progress::new(args.run.message_format, project.store.store_dir());
+    let (outputs, _) = build(
+        &project,
+        std::slice::from_ref(&target),
+        &args.run,
+        &progress,
+    )?;
+    let exe = outputs
+        .first()
+        .map(|p| project.store.path_of(p))
+        .ok_or_else(|| CliError::Internal("no output for the binary".into()))?;
+    let err = std::process::Command::new(&exe).args(&args.args).exec();
+    Err(CliError::Internal(format!(
+        "cannot run `{}`: {err}",
+        exe.display()
+    )))
+}
+
+/// Realised outputs of targets, for other commands.
+pub fn outputs_of(
+    project: &Project,
+    targets: &[Target],
+) -> Result<BTreeMap<String, StorePath>, CliError> {
+    targets
+        .iter()
+        .map(|t| {
+            project
+                .realised_output(t)
+                .map(|p| (t.name.clone(), p))
+                .ok_or_else(|| {
+                    CliError::usage(
+                        format!(
+                            "target `{}` has not been realised with the current sources",
+                            t.name
+                        ),
+                        Some("run `cmod realise` first".into()),
+                    )
+                })
+        })
+        .collect()
+}

@@ -1,0 +1,239 @@
+//! Errors at the command line: one type that every command returns, rendered for humans
+//! with the file, line, a snippet and a help line, and mapped to distinct exit codes
+//! (1 build failure, 2 usage/manifest/lock, 3 integrity, 101 internal).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use cmod_evaluator::EvalError;
+use cmod_schema::diag::{ExitClass, Location};
+use cmod_store::StoreError;
+
+/// Anything a command can fail with.
+#[derive(Debug)]
+pub enum CliError {
+    Eval(EvalError),
+    Store(StoreError),
+    /// A usage error with an optional hint.
+    Usage {
+        message: String,
+        help: Option<String>,
+    },
+    /// One or more build steps failed (already reported in detail).
+    BuildFailed {
+        message: String,
+    },
+    /// The sandbox cannot be set up.
+    Sandbox {
+        message: String,
+        help: Option<String>,
+    },
+    /// An integrity or security violation.
+    Integrity {
+        message: String,
+        help: Option<String>,
+    },
+    Internal(String),
+}
+
+impl From<EvalError> for CliError {
+    fn from(e: EvalError) -> Self {
+        CliError::Eval(e)
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        CliError::Store(e)
+    }
+}
+
+impl From<cmod_store::realise::RealiseError> for CliError {
+    fn from(e: cmod_store::realise::RealiseError) -> Self {
+        match e {
+            cmod_store::realise::RealiseError::Store(s) => CliError::Store(s),
+            other => CliError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>, help: Option<String>) -> CliError {
+        CliError::Usage {
+            message: message.into(),
+            help,
+        }
+    }
+
+    pub fn exit_class(&self) -> ExitClass {
+        match self {
+            CliError::Eval(e) => e.exit_class(),
+            CliError::Store(e) => e.exit_class(),
+            CliError::Usage { .. } | CliError::Sandbox { .. } => ExitClass::Usage,
+            CliError::BuildFailed { .. } => ExitClass::Build,
+            CliError::Integrity { .. } => ExitClass::Integrity,
+            CliError::Internal(_) => ExitClass::Internal,
+        }
+    }
+
+    /// One-line summary (for JSON messages).
+    pub fn summary(&self) -> String {
+        match self {
+            CliError::Eval(e) => e.to_string(),
+            CliError::Store(e) => e.to_string(),
+            CliError::Usage { message, .. }
+            | CliError::BuildFailed { message }
+            | CliError::Sandbox { message, .. }
+            | CliError::Integrity { message, .. }
+            | CliError::Internal(message) => message.clone(),
+        }
+    }
+
+    /// The full human rendering.
+    pub fn render(&self) -> String {
+        match self {
+            CliError::Eval(e) => {
+                let mut out =
+                    render_diagnostic("error", &e.message, e.location.as_ref(), e.help.as_deref());
+                for n in &e.notes {
+                    out.push_str(&render_diagnostic(
+                        "note",
+                        &n.message,
+                        n.location.as_ref(),
+                        None,
+                    ));
+                }
+                out
+            }
+            CliError::Store(e) => render_diagnostic("error", &e.to_string(), None, store_help(e)),
+            CliError::Usage { message, help }
+            | CliError::Sandbox { message, help }
+            | CliError::Integrity { message, help } => {
+                render_diagnostic("error", message, None, help.as_deref())
+            }
+            CliError::BuildFailed { message } => render_diagnostic("error", message, None, None),
+            CliError::Internal(m) => render_diagnostic(
+                "error",
+                &format!("internal error: {m}"),
+                None,
+                Some("this is a bug in cmod; please report it with the command you ran"),
+            ),
+        }
+    }
+}
+
+fn store_help(e: &StoreError) -> Option<&'static str> {
+    match e {
+        StoreError::CorruptMetadata { .. } => {
+            Some("run `cmod store verify` and then `cmod gc` to drop damaged paths")
+        }
+        StoreError::NotValid(_) => Some("run `cmod realise` first"),
+        _ => None,
+    }
+}
+
+/// A path shown relative to the current directory when it is below it.
+pub fn display_path(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(&cwd).ok().map(|r| r.display().to_string()))
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// Render `level: message`, a location arrow with the source line, and a help line.
+pub fn render_diagnostic(
+    level: &str,
+    message: &str,
+    location: Option<&Location>,
+    help: Option<&str>,
+) -> String {
+    let mut out = format!("{level}: {message}\n");
+    if let Some(loc) = location {
+        let _ = writeln!(
+            out,
+            "  --> {}:{}:{}",
+            display_path(&loc.file),
+            loc.line,
+            loc.column
+        );
+        let line_text = std::fs::read_to_string(&loc.file).ok().and_then(|t| {
+            t.lines()
+                .nth(loc.line.saturating_sub(1) as usize)
+                .map(str::to_string)
+        });
+        if let Some(text) = line_text {
+            let n = loc.line.to_string();
+            let pad = " ".repeat(n.len());
+            let _ = writeln!(out, " {pad} |");
+            let _ = writeln!(out, " {n} | {text}");
+            let caret_pad: String = text
+                .chars()
+                .take(loc.column.saturating_sub(1) as usize)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            let _ = writeln!(out, " {pad} | {caret_pad}^");
+        }
+    }
+    if let Some(h) = help {
+        let mut lines = h.lines();
+        if let Some(first) = lines.next() {
+            let _ = writeln!(out, "  = help: {first}");
+        }
+        for l in lines {
+            let _ = writeln!(out, "          {l}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_snippet_and_caret() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("cmod.toml");
+        std::fs::write(&f, "[lib]\nsoruces = []\n").unwrap();
+        let text = render_diagnostic(
+            "error",
+            "unknown field `soruces`",
+            Some(&Location {
+                file: f.clone(),
+                line: 2,
+                column: 1,
+            }),
+            Some("did you mean `sources`?"),
+        );
+        assert!(text.contains(&format!("--> {}:2:1", f.display())), "{text}");
+        assert!(text.contains(" 2 | soruces = []"), "{text}");
+        assert!(text.contains("   | ^"), "{text}");
+        assert!(
+            text.ends_with("  = help: did you mean `sources`?\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(CliError::usage("x", None).exit_class().code(), 2);
+        assert_eq!(
+            CliError::BuildFailed {
+                message: "x".into()
+            }
+            .exit_class()
+            .code(),
+            1
+        );
+        assert_eq!(
+            CliError::Integrity {
+                message: "x".into(),
+                help: None
+            }
+            .exit_class()
+            .code(),
+            3
+        );
+        assert_eq!(CliError::Internal("x".into()).exit_class().code(), 101);
+    }
+}

@@ -1,0 +1,145 @@
+//! What most commands share: finding the package, opening the store, evaluating, adding
+//! sources, and choosing targets.
+
+use std::path::{Path, PathBuf};
+
+use cmod_evaluator::derive::{Target, TargetKind};
+use cmod_evaluator::flags::ProfileName;
+use cmod_evaluator::{evaluate, EvalOptions, Evaluation};
+use cmod_store::Store;
+
+use crate::cli::{BuildOpts, Cli};
+use crate::diagnostic::{render_diagnostic, CliError};
+
+/// An evaluated package and its store.
+pub struct Project {
+    pub store: Store,
+    pub eval: Evaluation,
+}
+
+/// The directory of the package: `--manifest-path`'s, or the nearest one upwards that
+/// has a `cmod.toml`.
+pub fn package_dir(cli: &Cli) -> Result<PathBuf, CliError> {
+    if let Some(p) = &cli.manifest_path {
+        let dir = if p.file_name().is_some_and(|n| n == "cmod.toml") {
+            p.parent().map(Path::to_path_buf).unwrap_or_default()
+        } else {
+            p.clone()
+        };
+        return Ok(if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        });
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| CliError::Internal(format!("cannot read the current directory: {e}")))?;
+    cwd.ancestors()
+        .find(|d| d.join("cmod.toml").is_file())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| {
+            CliError::usage(
+                format!(
+                    "could not find `cmod.toml` in `{}` or any parent directory",
+                    cwd.display()
+                ),
+                Some("run `cmod init` to create a package here, or pass --manifest-path".into()),
+            )
+        })
+}
+
+pub fn open_store(cli: &Cli) -> Result<Store, CliError> {
+    let root = cli.store.clone().unwrap_or_else(Store::default_root);
+    Ok(Store::open(&root)?)
+}
+
+/// Evaluate the package, printing warnings to stderr.
+pub fn load(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
+    let store = open_store(cli)?;
+    let dir = package_dir(cli)?;
+    let opts = EvalOptions {
+        profile: if build.release {
+            ProfileName::Release
+        } else {
+            ProfileName::Dev
+        },
+        cache_dir: Some(store.cache_dir()),
+    };
+    let eval = evaluate(&dir, &opts)?;
+    for w in &eval.warnings {
+        eprint!(
+            "{}",
+            render_diagnostic(
+                "warning",
+                &w.message,
+                w.location.as_ref(),
+                w.help.as_deref()
+            )
+        );
+    }
+    Ok(Project { store, eval })
+}
+
+impl Project {
+    /// Copy every source the derivations read into the store.
+    pub fn add_sources(&self) -> Result<(), CliError> {
+        for s in &self.eval.derived.sources {
+            self.store.add_source(&s.host, &s.path, &s.hash)?;
+        }
+        Ok(())
+    }
+
+    /// The root package's targets named in `names` (all of them when empty). A name is a
+    /// binary's name, the library's archive name, the package name (its library), or `lib`.
+    pub fn targets(&self, names: &[String]) -> Result<Vec<Target>, CliError> {
+        let root = &self.eval.packages.root().name;
+        let mine: Vec<&Target> = self
+            .eval
+            .derived
+            .targets
+            .iter()
+            .filter(|t| &t.package == root)
+            .collect();
+        if names.is_empty() {
+            let mut all: Vec<Target> = mine
+                .iter()
+                .filter(|t| t.kind == TargetKind::Bin)
+                .map(|t| (*t).clone())
+                .collect();
+            all.extend(
+                mine.iter()
+                    .filter(|t| t.kind == TargetKind::Lib)
+                    .map(|t| (*t).clone()),
+            );
+            return Ok(all);
+        }
+        names
+            .iter()
+            .map(|n| {
+                mine.iter()
+                    .find(|t| {
+                        t.name == *n
+                            || (t.kind == TargetKind::Lib
+                                && (n == root || n == "lib" || t.name == format!("lib{n}.a")))
+                    })
+                    .map(|t| (*t).clone())
+                    .ok_or_else(|| {
+                        let known: Vec<String> = mine.iter().map(|t| t.name.clone()).collect();
+                        CliError::usage(
+                            format!("package `{root}` has no target `{n}`"),
+                            Some(format!("its targets are: {}", known.join(", "))),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// The store location of a derivation's realised output, if it was realised.
+    pub fn realised_output(&self, t: &Target) -> Option<cmod_schema::StorePath> {
+        let rec = self.store.drv_outputs(&t.drv)?;
+        rec.outputs
+            .get(&t.output)
+            .filter(|p| self.store.is_valid(p))
+            .cloned()
+    }
+}

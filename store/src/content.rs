@@ -1,0 +1,414 @@
+//! File-tree operations on store paths: hashing (with reference scanning) in the v1
+//! content encoding, normalisation (read-only, mtime 1), output checks, and copying
+//! user files in.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path};
+
+use cmod_schema::base32;
+use cmod_schema::content::{ContentHash, FileHasher};
+use cmod_schema::store_path::HASH_CHARS;
+use cmod_schema::StorePath;
+use nix::sys::stat::{utimensat, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use rayon::prelude::*;
+
+use crate::error::StoreError;
+
+/// The mtime every store file gets.
+pub const NORMAL_MTIME: i64 = 1;
+
+/// The result of hashing a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeInfo {
+    pub hash: ContentHash,
+    /// Total bytes of regular files.
+    pub size: u64,
+    /// Candidate store paths whose hash part occurs in some file or link target.
+    pub references: BTreeSet<StorePath>,
+}
+
+/// Candidates for reference scanning, by hash part.
+pub type Candidates = HashMap<String, StorePath>;
+
+/// Build the candidate map for `paths`.
+pub fn candidates<'a>(paths: impl IntoIterator<Item = &'a StorePath>) -> Candidates {
+    paths
+        .into_iter()
+        .map(|p| (p.hash_part(), p.clone()))
+        .collect()
+}
+
+fn scan_refs(bytes: &[u8], cands: &Candidates, found: &mut BTreeSet<StorePath>) {
+    if cands.is_empty() || bytes.len() < HASH_CHARS {
+        return;
+    }
+    let mut run = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        if base32::is_digit(b) {
+            run += 1;
+            if run >= HASH_CHARS {
+                let start = i + 1 - HASH_CHARS;
+                if let Ok(s) = std::str::from_utf8(&bytes[start..=i]) {
+                    if let Some(p) = cands.get(s) {
+                        found.insert(p.clone());
+                    }
+                }
+            }
+        } else {
+            run = 0;
+        }
+    }
+}
+
+/// Hash `path` (file, symlink or directory) and find references to `cands`.
+pub fn hash_path(path: &Path, cands: &Candidates) -> Result<TreeInfo, StoreError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target =
+            std::fs::read_link(path).map_err(|e| StoreError::io("reading link", path, e))?;
+        let bytes = target.as_os_str().as_encoded_bytes();
+        let mut references = BTreeSet::new();
+        scan_refs(bytes, cands, &mut references);
+        Ok(TreeInfo {
+            hash: ContentHash::of_symlink(bytes),
+            size: 0,
+            references,
+        })
+    } else if ft.is_dir() {
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(path)
+            .map_err(|e| StoreError::io("listing", path, e))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::io("listing", path, e))?;
+        names.sort();
+        let children: Vec<TreeInfo> = names
+            .par_iter()
+            .map(|n| hash_path(&path.join(n), cands))
+            .collect::<Result<_, _>>()?;
+        let mut size = 0;
+        let mut references = BTreeSet::new();
+        let mut entries = Vec::with_capacity(names.len());
+        for (n, c) in names.iter().zip(children) {
+            size += c.size;
+            references.extend(c.references);
+            entries.push((n.as_encoded_bytes(), c.hash));
+        }
+        Ok(TreeInfo {
+            hash: ContentHash::of_dir(entries),
+            size,
+            references,
+        })
+    } else if ft.is_file() {
+        let exec = meta.permissions().mode() & 0o111 != 0;
+        let mut f = std::fs::File::open(path).map_err(|e| StoreError::io("opening", path, e))?;
+        let mut hasher = FileHasher::new(exec, meta.len());
+        let mut references = BTreeSet::new();
+        let mut buf = vec![0u8; (meta.len() as usize).clamp(HASH_CHARS, 1 << 20)];
+        // Keep the last HASH_CHARS-1 bytes across reads so hashes spanning chunks are seen.
+        let mut carry: Vec<u8> = Vec::new();
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| StoreError::io("reading", path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            if !cands.is_empty() {
+                carry.extend_from_slice(&buf[..n]);
+                scan_refs(&carry, cands, &mut references);
+                let keep = carry.len().min(HASH_CHARS - 1);
+                carry.drain(..carry.len() - keep);
+            }
+        }
+        if !hasher.complete() {
+            return Err(StoreError::io(
+                "hashing",
+                path,
+                std::io::Error::other("file changed size while being read"),
+            ));
+        }
+        Ok(TreeInfo {
+            hash: hasher.finish(),
+            size: meta.len(),
+            references,
+        })
+    } else {
+        Err(StoreError::BadOutput {
+            at: path.display().to_string(),
+            problem: "is a device, FIFO or socket, which a store path cannot hold".into(),
+        })
+    }
+}
+
+/// Check an output tree before it is registered: only regular files, directories and
+/// symlinks that stay inside the tree.
+pub fn check_output(root: &Path, display: &str) -> Result<(), StoreError> {
+    check_node(root, Path::new(""), display)
+}
+
+fn check_node(path: &Path, rel: &Path, display: &str) -> Result<(), StoreError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
+    let ft = meta.file_type();
+    let at = if rel.as_os_str().is_empty() {
+        display.to_string()
+    } else {
+        format!("{display}/{}", rel.display())
+    };
+    if ft.is_symlink() {
+        let target =
+            std::fs::read_link(path).map_err(|e| StoreError::io("reading link", path, e))?;
+        if rel.as_os_str().is_empty() {
+            return Err(StoreError::BadOutput { at, problem: format!("is a symlink to `{}`; an output must be a file or directory, not a link out of the store path", target.display()) });
+        }
+        if target.is_absolute() {
+            return Err(StoreError::BadOutput {
+                at,
+                problem: format!(
+                    "is a symlink to the absolute path `{}`, which points outside the store path",
+                    target.display()
+                ),
+            });
+        }
+        // Resolve lexically against the link's directory inside the tree.
+        let mut depth: i64 = rel.components().count() as i64 - 1;
+        for c in target.components() {
+            match c {
+                Component::ParentDir => depth -= 1,
+                Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return Err(StoreError::BadOutput {
+                    at,
+                    problem: format!(
+                        "is a symlink to `{}`, which escapes the store path",
+                        target.display()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    } else if ft.is_dir() {
+        for e in std::fs::read_dir(path).map_err(|e| StoreError::io("listing", path, e))? {
+            let e = e.map_err(|e| StoreError::io("listing", path, e))?;
+            check_node(&e.path(), &rel.join(e.file_name()), display)?;
+        }
+        Ok(())
+    } else if ft.is_file() {
+        Ok(())
+    } else {
+        Err(StoreError::BadOutput {
+            at,
+            problem: "is a device, FIFO or socket".into(),
+        })
+    }
+}
+
+fn set_mtime(path: &Path) -> Result<(), StoreError> {
+    let t = TimeSpec::new(NORMAL_MTIME, 0);
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &t,
+        &t,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| StoreError::io("setting the time of", path, e.into()))
+}
+
+/// Make a tree read-only (files 0444 or 0555, directories 0555) with mtime 1. A file with
+/// other hard links is first replaced by a private copy, so normalising never changes a
+/// file outside the tree.
+pub fn normalise(path: &Path) -> Result<(), StoreError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        let entries: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| StoreError::io("listing", path, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::io("listing", path, e))?;
+        entries.par_iter().try_for_each(|e| normalise(&e.path()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o555))
+            .map_err(|e| StoreError::io("setting permissions of", path, e))?;
+    } else if ft.is_file() {
+        if meta.nlink() > 1 {
+            let tmp = path.with_extension("cmod-unlink");
+            std::fs::copy(path, &tmp).map_err(|e| StoreError::io("copying", path, e))?;
+            std::fs::rename(&tmp, path).map_err(|e| StoreError::io("replacing", path, e))?;
+        }
+        let mode = if meta.permissions().mode() & 0o111 != 0 {
+            0o555
+        } else {
+            0o444
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| StoreError::io("setting permissions of", path, e))?;
+    }
+    set_mtime(path)
+}
+
+/// Make a tree writable again so it can be deleted.
+pub fn make_writable(path: &Path) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.file_type().is_dir() {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
+        if let Ok(rd) = std::fs::read_dir(path) {
+            for e in rd.flatten() {
+                make_writable(&e.path());
+            }
+        }
+    }
+}
+
+/// Delete a file or tree, read-only or not.
+pub fn remove(path: &Path) -> Result<(), StoreError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if meta.file_type().is_dir() {
+        make_writable(path);
+        std::fs::remove_dir_all(path).map_err(|e| StoreError::io("deleting", path, e))
+    } else {
+        std::fs::remove_file(path).map_err(|e| StoreError::io("deleting", path, e))
+    }
+}
+
+/// Copy a user file or tree to `dst`. Files lose their executable bit when `strip_exec`;
+/// symlinks inside trees are copied as links.
+pub fn copy_in(src: &Path, dst: &Path, strip_exec: bool) -> Result<(), StoreError> {
+    let meta = std::fs::metadata(src).map_err(|e| StoreError::io("reading", src, e))?;
+    if meta.is_dir() {
+        copy_tree(src, dst)
+    } else {
+        std::fs::copy(src, dst).map_err(|e| StoreError::io("copying", src, e))?;
+        let mode = if !strip_exec && meta.permissions().mode() & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| StoreError::io("setting permissions of", dst, e))
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir(dst).map_err(|e| StoreError::io("creating", dst, e))?;
+    for e in std::fs::read_dir(src).map_err(|e| StoreError::io("listing", src, e))? {
+        let e = e.map_err(|e| StoreError::io("listing", src, e))?;
+        let (s, d) = (e.path(), dst.join(e.file_name()));
+        let ft = e
+            .file_type()
+            .map_err(|e| StoreError::io("reading", &s, e))?;
+        if ft.is_symlink() {
+            let t = std::fs::read_link(&s).map_err(|e| StoreError::io("reading link", &s, e))?;
+            std::os::unix::fs::symlink(&t, &d).map_err(|e| StoreError::io("linking", &d, e))?;
+        } else if ft.is_dir() {
+            copy_tree(&s, &d)?;
+        } else if ft.is_file() {
+            copy_in(&s, &d, false)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmod_schema::PathKind;
+
+    #[test]
+    fn hash_matches_the_schema_encoding() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("x");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join("b.txt"), "hello\n").unwrap();
+        std::os::unix::fs::symlink("b.txt", root.join("link")).unwrap();
+        let info = hash_path(&root, &Candidates::new()).unwrap();
+        assert_eq!(
+            info.hash.to_text(),
+            "blake3:04c12l7h14hys8yqsk63qm62afvwc1rapiapzv9iwbksid69g47p"
+        );
+        assert_eq!(info.size, 6);
+    }
+
+    #[test]
+    fn references_are_found_even_across_read_chunks() {
+        let t = tempfile::tempdir().unwrap();
+        let p = StorePath::compute(
+            PathKind::Output,
+            &ContentHash::of_file(false, b"dep"),
+            "dep",
+            [],
+        )
+        .unwrap();
+        let q = StorePath::compute(
+            PathKind::Output,
+            &ContentHash::of_file(false, b"other"),
+            "other",
+            [],
+        )
+        .unwrap();
+        let mut data = vec![b'x'; (1 << 20) - 10];
+        data.extend_from_slice(format!("/cmod/store/{p}/lib").as_bytes());
+        std::fs::write(t.path().join("f"), &data).unwrap();
+        let info = hash_path(&t.path().join("f"), &candidates([&p, &q])).unwrap();
+        assert_eq!(info.references, BTreeSet::from([p]));
+    }
+
+    #[test]
+    fn normalise_sets_modes_times_and_breaks_hard_links() {
+        let t = tempfile::tempdir().unwrap();
+        let host = t.path().join("host-file");
+        std::fs::write(&host, "secret").unwrap();
+        let out = t.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::hard_link(&host, out.join("linked")).unwrap();
+        std::fs::write(out.join("tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(out.join("tool"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        normalise(&out).unwrap();
+        let m = |p: &Path| std::fs::symlink_metadata(p).unwrap();
+        assert_eq!(m(&out.join("linked")).permissions().mode() & 0o777, 0o444);
+        assert_eq!(m(&out.join("tool")).permissions().mode() & 0o777, 0o555);
+        assert_eq!(m(&out).permissions().mode() & 0o777, 0o555);
+        assert_eq!(m(&out.join("tool")).mtime(), NORMAL_MTIME);
+        assert_eq!(
+            m(&host).permissions().mode() & 0o222,
+            0o200,
+            "host file untouched"
+        );
+        assert_eq!(m(&out.join("linked")).nlink(), 1);
+        remove(&out).unwrap();
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn escaping_outputs_are_rejected() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        std::fs::create_dir_all(out.join("d")).unwrap();
+        std::os::unix::fs::symlink("../x", out.join("d/ok")).unwrap();
+        check_output(&out, "out").unwrap();
+        std::os::unix::fs::symlink("../../x", out.join("d/bad")).unwrap();
+        let e = check_output(&out, "out").unwrap_err().to_string();
+        assert!(e.contains("escapes the store path"), "{e}");
+        let single = t.path().join("single");
+        std::os::unix::fs::symlink("/etc/passwd", &single).unwrap();
+        let e = check_output(&single, "out/x").unwrap_err().to_string();
+        assert!(e.contains("not a link out of the store path"), "{e}");
+        let nested = t.path().join("nested");
+        std::fs::create_dir(&nested).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", nested.join("p")).unwrap();
+        let e = check_output(&nested, "out").unwrap_err().to_string();
+        assert!(e.contains("absolute path `/etc/passwd`"), "{e}");
+        let fifo = t.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        assert!(check_output(&fifo, "out/f").is_err());
+    }
+}

@@ -1,0 +1,228 @@
+//! Garbage collection and verification.
+//!
+//! GC deletes every valid path not reachable from a root (through references and keep
+//! lists). It holds the store's GC lock exclusively; every realisation holds it shared
+//! for its whole run, so GC never deletes what a running build uses — it waits.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use cmod_schema::StorePath;
+
+use crate::content;
+use crate::error::StoreError;
+use crate::layout::Store;
+use crate::lock::Lock;
+
+/// What GC did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Deleted (or dead) paths with their sizes.
+    pub dead: Vec<(StorePath, u64)>,
+    pub freed: u64,
+    pub alive: usize,
+}
+
+/// A path whose contents do not match its metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    pub path: StorePath,
+    pub problem: String,
+}
+
+/// What verification found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub checked: usize,
+    pub corrupt: Vec<Corruption>,
+}
+
+/// A shared hold on the GC lock, kept by a realisation for its whole run.
+#[derive(Debug)]
+pub struct GcGuard {
+    _flock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl Store {
+    fn gc_lock_path(&self) -> std::path::PathBuf {
+        self.dir("locks").join("gc.lock")
+    }
+
+    /// Hold the GC lock shared (many realisations at once; GC waits for them).
+    pub fn gc_guard(&self) -> Result<GcGuard, StoreError> {
+        let path = self.gc_lock_path();
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::io("opening lock", &path, e))?;
+        let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared)
+            .map_err(|(_, e)| StoreError::io("locking", &path, e.into()))?;
+        Ok(GcGuard { _flock: flock })
+    }
+
+    /// Every path reachable from the roots.
+    pub fn live_paths(&self) -> Result<BTreeSet<StorePath>, StoreError> {
+        let mut live = BTreeSet::new();
+        let mut todo: VecDeque<StorePath> = VecDeque::new();
+        for r in self.roots()? {
+            todo.push_back(r.target);
+            todo.extend(r.keep);
+        }
+        while let Some(p) = todo.pop_front() {
+            if !self.is_valid(&p) || !live.insert(p.clone()) {
+                continue;
+            }
+            let info = self.path_info(&p)?;
+            todo.extend(info.references.into_iter().filter(|r| !live.contains(r)));
+        }
+        Ok(live)
+    }
+
+    /// Delete unreachable paths (at most `max_freed` bytes' worth, if given).
+    pub fn collect_garbage(
+        &self,
+        dry_run: bool,
+        max_freed: Option<u64>,
+    ) -> Result<GcReport, StoreError> {
+        let _lock = Lock::acquire(&self.gc_lock_path())?;
+        let live = self.live_paths()?;
+        let mut report = GcReport {
+            alive: live.len(),
+            ..Default::default()
+        };
+        for p in self.valid_paths()? {
+            if live.contains(&p) {
+                continue;
+            }
+            if max_freed.is_some_and(|m| report.freed >= m) {
+                break;
+            }
+            let size = self.path_info(&p).map(|i| i.size).unwrap_or(0);
+            if !dry_run {
+                self.delete_path(&p)?;
+            }
+            report.freed += size;
+            report.dead.push((p, size));
+        }
+        if !dry_run {
+            self.clean_leftovers()?;
+        }
+        Ok(report)
+    }
+
+    /// Remove contents without metadata (crash leftovers) and stale temporaries.
+    fn clean_leftovers(&self) -> Result<(), StoreError> {
+        let dir = self.store_dir();
+        for e in std::fs::read_dir(&dir).map_err(|e| StoreError::io("listing", &dir, e))? {
+            let e = e.map_err(|e| StoreError::io("listing", &dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            match name.parse::<StorePath>() {
+                Ok(p) if self.is_valid(&p) => {}
+                _ => content::remove(&e.path())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Check every valid path exists, and with `contents`, that it still hashes to its
+    /// recorded content hash.
+    pub fn verify(&self, contents: bool) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport::default();
+        for p in self.valid_paths()? {
+            report.checked += 1;
+            let info = self.path_info(&p)?;
+            let on_disk = self.path_of(&p);
+            if std::fs::symlink_metadata(&on_disk).is_err() {
+                report.corrupt.push(Corruption {
+                    path: p,
+                    problem: "its contents are missing".into(),
+                });
+                continue;
+            }
+            if contents {
+                match content::hash_path(&on_disk, &Default::default()) {
+                    Ok(t) if t.hash == info.content_hash && t.size == info.size => {}
+                    Ok(t) => report.corrupt.push(Corruption {
+                        path: p,
+                        problem: format!(
+                            "contents hash to {} ({} bytes), but {} ({} bytes) was recorded",
+                            t.hash, t.size, info.content_hash, info.size
+                        ),
+                    }),
+                    Err(e) => report.corrupt.push(Corruption {
+                        path: p,
+                        problem: e.to_string(),
+                    }),
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmod_schema::PathKind;
+
+    #[test]
+    fn gc_keeps_rooted_closures_and_deletes_the_rest() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(&t.path().join("s")).unwrap();
+        let none = BTreeSet::new();
+        let dep = s.add_bytes(PathKind::Output, "dep", b"dep", &none).unwrap();
+        let top = s
+            .add_bytes(
+                PathKind::Output,
+                "top",
+                b"top",
+                &BTreeSet::from([dep.clone()]),
+            )
+            .unwrap();
+        let kept = s
+            .add_bytes(PathKind::Output, "kept.o", b"obj", &none)
+            .unwrap();
+        let junk = s
+            .add_bytes(PathKind::Output, "junk", b"junk", &none)
+            .unwrap();
+        let link = t.path().join("result");
+        s.add_out_link(&link, &top, &BTreeSet::from([kept.clone()]))
+            .unwrap();
+
+        let dry = s.collect_garbage(true, None).unwrap();
+        assert_eq!(dry.dead, vec![(junk.clone(), 4)]);
+        assert!(s.is_valid(&junk), "dry run deletes nothing");
+        let r = s.collect_garbage(false, None).unwrap();
+        assert_eq!(r.freed, 4);
+        assert!(!s.is_valid(&junk) && !s.path_of(&junk).exists());
+        assert!(s.is_valid(&top) && s.is_valid(&dep) && s.is_valid(&kept));
+
+        // Removing the out-link makes everything garbage.
+        std::fs::remove_file(&link).unwrap();
+        let r = s.collect_garbage(false, None).unwrap();
+        assert_eq!(r.dead.len(), 3);
+        assert!(s.valid_paths().unwrap().is_empty());
+        assert!(s.roots().unwrap().is_empty());
+    }
+
+    #[test]
+    fn verify_detects_modified_and_missing_contents() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let none = BTreeSet::new();
+        let a = s.add_bytes(PathKind::Output, "a", b"aaa", &none).unwrap();
+        let b = s.add_bytes(PathKind::Output, "b", b"bbb", &none).unwrap();
+        assert!(s.verify(true).unwrap().corrupt.is_empty());
+        let pa = s.path_of(&a);
+        std::fs::set_permissions(&pa, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        std::fs::write(&pa, "tampered").unwrap();
+        std::fs::remove_file(s.path_of(&b)).unwrap();
+        let r = s.verify(true).unwrap();
+        assert_eq!(r.checked, 2);
+        let bad: Vec<&StorePath> = r.corrupt.iter().map(|c| &c.path).collect();
+        assert_eq!(bad, vec![&a, &b]);
+        assert!(r.corrupt[0].problem.contains("was recorded"));
+        assert!(r.corrupt[1].problem.contains("missing"));
+    }
+}

@@ -1,0 +1,50 @@
+//! What a realisation reports as it goes. The CLI turns these into JSON lines or a
+//! progress bar.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cmod_schema::StorePath;
+
+/// One step of a realisation.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// The plan: how many derivations are needed.
+    Planned { total: usize },
+    /// A derivation started building.
+    Started { drv: &'a StorePath, name: &'a str },
+    /// A derivation was built in this run.
+    Built {
+        drv: &'a StorePath,
+        name: &'a str,
+        outputs: &'a BTreeMap<String, StorePath>,
+        elapsed: Duration,
+    },
+    /// A derivation's outputs were found in the store (nothing ran).
+    Fresh {
+        drv: &'a StorePath,
+        name: &'a str,
+        outputs: &'a BTreeMap<String, StorePath>,
+    },
+    /// A derivation failed; `log` is the builder's output.
+    Failed {
+        drv: &'a StorePath,
+        name: &'a str,
+        log: &'a str,
+        reason: &'a str,
+    },
+    /// A derivation was not attempted because an input failed.
+    Skipped { drv: &'a StorePath, name: &'a str },
+}
+
+/// Receives events; must be callable from worker threads.
+pub trait Reporter: Sync {
+    fn event(&self, event: &Event<'_>);
+}
+
+/// A reporter that ignores everything.
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn event(&self, _: &Event<'_>) {}
+}

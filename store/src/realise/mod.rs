@@ -1,0 +1,406 @@
+//! Realisation: the scheduler that turns derivations into valid outputs.
+//!
+//! For each needed derivation, in dependency order and in parallel (`jobs` workers):
+//! 1. **resolve** it: replace each input derivation by the store path of its realised
+//!    output;
+//! 2. compute the **key** of the resolved derivation (with the sandbox mode);
+//! 3. if the build trace has outputs for the key, they are **fresh**: nothing runs;
+//! 4. otherwise **build** it (under a per-key lock, so concurrent processes never build
+//!    the same thing twice) and record the outputs in the trace.
+//!
+//! Because outputs are content-addressed, an input rebuilt to identical bytes resolves
+//! its consumers to the same keys, and nothing downstream runs (early cutoff).
+//! Ready derivations are started longest-remaining-chain first. After the first failure
+//! no new build starts; running ones finish, and dependents are reported as skipped.
+
+mod build;
+pub mod events;
+
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use cmod_schema::derivation::Derivation;
+use cmod_schema::{ContentHash, PathKind, StorePath};
+
+use build::Realised;
+pub use build::{BuildEnv, BuildError};
+pub use events::{Event, Reporter, Silent};
+
+use crate::error::StoreError;
+use crate::layout::Store;
+
+/// Options of one realisation.
+#[derive(Debug, Clone)]
+pub struct RealiseOptions {
+    pub jobs: usize,
+}
+
+/// What a realisation produced.
+#[derive(Debug, Default)]
+pub struct Realisation {
+    /// Outputs of every needed derivation.
+    pub outputs: BTreeMap<StorePath, BTreeMap<String, StorePath>>,
+    /// Derivations built in this run.
+    pub built: Vec<StorePath>,
+    /// Derivations found fresh.
+    pub fresh: usize,
+    /// Failures (empty on success).
+    pub failures: Vec<(StorePath, BuildError)>,
+    /// Derivations not attempted because an input failed.
+    pub skipped: Vec<StorePath>,
+}
+
+impl Realisation {
+    pub fn success(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// Every store path the realisation used or produced: outputs and the `.drv` files
+    /// and source paths of every needed derivation (the keep list of its out-link).
+    pub fn closure(&self, drvs: &BTreeMap<StorePath, Derivation>) -> BTreeSet<StorePath> {
+        let mut out = BTreeSet::new();
+        for (d, outs) in &self.outputs {
+            out.insert(d.clone());
+            out.extend(outs.values().cloned());
+            if let Some(drv) = drvs.get(d) {
+                out.extend(drv.input_paths().into_iter().cloned());
+            }
+        }
+        out
+    }
+}
+
+/// Errors that stop a realisation before it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum RealiseError {
+    #[error("derivation `{0}` is needed but was not provided")]
+    MissingDerivation(StorePath),
+    #[error("derivation `{drv}` is not canonical: its contents hash to `{found}`")]
+    DrvMismatch { drv: StorePath, found: StorePath },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The derivations needed for `targets`, in topological order (inputs first).
+pub fn needed(
+    drvs: &BTreeMap<StorePath, Derivation>,
+    targets: &[StorePath],
+) -> Result<Vec<StorePath>, RealiseError> {
+    let mut order = Vec::new();
+    let mut seen = BTreeSet::new();
+    fn visit(
+        d: &StorePath,
+        drvs: &BTreeMap<StorePath, Derivation>,
+        seen: &mut BTreeSet<StorePath>,
+        order: &mut Vec<StorePath>,
+    ) -> Result<(), RealiseError> {
+        if !seen.insert(d.clone()) {
+            return Ok(());
+        }
+        let drv = drvs
+            .get(d)
+            .ok_or_else(|| RealiseError::MissingDerivation(d.clone()))?;
+        for i in drv.input_drvs() {
+            visit(i, drvs, seen, order)?;
+        }
+        order.push(d.clone());
+        Ok(())
+    }
+    for t in targets {
+        visit(t, drvs, &mut seen, &mut order)?;
+    }
+    Ok(order)
+}
+
+/// Write the `.drv` files of `order` into the store (skipping those already valid).
+pub fn write_derivations(
+    store: &Store,
+    drvs: &BTreeMap<StorePath, Derivation>,
+    order: &[StorePath],
+) -> Result<(), RealiseError> {
+    for d in order {
+        if store.is_valid(d) {
+            continue;
+        }
+        let drv = &drvs[d];
+        let bytes = drv
+            .canonical_bytes()
+            .map_err(|e| StoreError::CorruptMetadata {
+                path: d.to_string(),
+                reason: e.to_string(),
+            })?;
+        let refs: BTreeSet<StorePath> = drv
+            .input_drvs()
+            .into_iter()
+            .chain(drv.input_paths())
+            .cloned()
+            .collect();
+        let written = store.add_bytes(PathKind::Drv, d.name(), &bytes, &refs)?;
+        if written != *d {
+            return Err(RealiseError::DrvMismatch {
+                drv: d.clone(),
+                found: written,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What [`dry_run`] predicts.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Derivations that will be built (an upper bound: early cutoff may skip some).
+    pub to_build: Vec<StorePath>,
+    pub fresh: usize,
+}
+
+/// Predict a realisation without building anything.
+pub fn dry_run(
+    store: &Store,
+    drvs: &BTreeMap<StorePath, Derivation>,
+    targets: &[StorePath],
+    sandbox: &str,
+) -> Result<Plan, RealiseError> {
+    let order = needed(drvs, targets)?;
+    let mut known: HashMap<StorePath, BTreeMap<String, StorePath>> = HashMap::new();
+    let mut plan = Plan::default();
+    for d in order {
+        let drv = &drvs[&d];
+        let resolved = drv.resolve(|i, o| known.get(i).and_then(|m| m.get(o)).cloned());
+        let hit = resolved
+            .ok()
+            .and_then(|r| r.trace_key(sandbox).ok())
+            .and_then(|k| store.trace_lookup(&k));
+        match hit {
+            Some(entry) => {
+                plan.fresh += 1;
+                known.insert(d, entry.outputs);
+            }
+            None => plan.to_build.push(d),
+        }
+    }
+    Ok(plan)
+}
+
+struct Node {
+    drv: StorePath,
+    deps: Vec<usize>,
+    dependents: Vec<usize>,
+    priority: usize,
+}
+
+#[derive(Default)]
+struct State {
+    ready: BinaryHeap<(usize, usize)>,
+    waiting_on: Vec<usize>,
+    results: Vec<Option<BTreeMap<String, StorePath>>>,
+    running: usize,
+    finished: usize,
+    stop: bool,
+    out: Realisation,
+}
+
+/// Realise `targets` (derivation paths present in `drvs`).
+pub fn realise(
+    store: &Store,
+    drvs: &BTreeMap<StorePath, Derivation>,
+    targets: &[StorePath],
+    env: &BuildEnv<'_>,
+    opts: &RealiseOptions,
+    reporter: &dyn Reporter,
+) -> Result<Realisation, RealiseError> {
+    let _gc = store.gc_guard()?;
+    let order = needed(drvs, targets)?;
+    write_derivations(store, drvs, &order)?;
+    reporter.event(&Event::Planned { total: order.len() });
+
+    let index: HashMap<&StorePath, usize> = order.iter().enumerate().map(|(i, d)| (d, i)).collect();
+    let mut nodes: Vec<Node> = order
+        .iter()
+        .map(|d| Node {
+            drv: d.clone(),
+            deps: drvs[d].input_drvs().into_iter().map(|i| index[i]).collect(),
+            dependents: Vec::new(),
+            priority: 1,
+        })
+        .collect();
+    for i in 0..nodes.len() {
+        for j in nodes[i].deps.clone() {
+            nodes[j].dependents.push(i);
+        }
+    }
+    // Longest chain of dependents: start what the most work waits on first.
+    for i in (0..nodes.len()).rev() {
+        let p = 1 + nodes[i]
+            .dependents
+            .iter()
+            .map(|&j| nodes[j].priority)
+            .max()
+            .unwrap_or(0);
+        nodes[i].priority = p;
+    }
+    let mut state = State {
+        waiting_on: nodes.iter().map(|n| n.deps.len()).collect(),
+        results: vec![None; nodes.len()],
+        ..Default::default()
+    };
+    for (i, n) in nodes.iter().enumerate() {
+        if n.deps.is_empty() {
+            state.ready.push((n.priority, i));
+        }
+    }
+    let shared = (Mutex::new(state), Condvar::new());
+    let sandbox = env.sandbox.as_str();
+
+    let worker = || loop {
+        let (i, inputs) = {
+            let Ok(mut st) = shared.0.lock() else { return };
+            loop {
+                if st.finished == nodes.len() || (st.stop && st.running == 0 && st.ready.is_empty())
+                {
+                    shared.1.notify_all();
+                    return;
+                }
+                if !st.stop {
+                    if let Some((_, i)) = st.ready.pop() {
+                        st.running += 1;
+                        let inputs: HashMap<StorePath, BTreeMap<String, StorePath>> = nodes[i]
+                            .deps
+                            .iter()
+                            .filter_map(|&j| Some((nodes[j].drv.clone(), st.results[j].clone()?)))
+                            .collect();
+                        break (i, inputs);
+                    }
+                } else if st.running == 0 {
+                    shared.1.notify_all();
+                    return;
+                }
+                st = match shared.1.wait(st) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            }
+        };
+        let node = &nodes[i];
+        let drv = &drvs[&node.drv];
+        let started = Instant::now();
+        let result = realise_one(store, &node.drv, drv, &inputs, sandbox, env, reporter);
+        let Ok(mut st) = shared.0.lock() else { return };
+        st.running -= 1;
+        st.finished += 1;
+        match result {
+            Ok((realised, key)) => {
+                let (outputs, built) = match realised {
+                    Realised::Built(o) => (o, true),
+                    Realised::Fresh(o) => (o, false),
+                };
+                if let Err(e) = store.record_drv_outputs(&node.drv, &key, &outputs) {
+                    st.out.failures.push((
+                        node.drv.clone(),
+                        BuildError::Store {
+                            name: drv.name.clone(),
+                            source: e,
+                        },
+                    ));
+                    st.stop = true;
+                }
+                if built {
+                    reporter.event(&Event::Built {
+                        drv: &node.drv,
+                        name: &drv.name,
+                        outputs: &outputs,
+                        elapsed: started.elapsed(),
+                    });
+                    st.out.built.push(node.drv.clone());
+                } else {
+                    reporter.event(&Event::Fresh {
+                        drv: &node.drv,
+                        name: &drv.name,
+                        outputs: &outputs,
+                    });
+                    st.out.fresh += 1;
+                }
+                st.out.outputs.insert(node.drv.clone(), outputs.clone());
+                st.results[i] = Some(outputs);
+                for &j in &node.dependents {
+                    st.waiting_on[j] -= 1;
+                    if st.waiting_on[j] == 0 {
+                        st.ready.push((nodes[j].priority, j));
+                    }
+                }
+            }
+            Err(e) => {
+                let (log, reason) = match &e {
+                    BuildError::Failed { log, .. } | BuildError::MissingOutput { log, .. } => {
+                        (log.clone(), e.to_string())
+                    }
+                    other => (String::new(), other.to_string()),
+                };
+                reporter.event(&Event::Failed {
+                    drv: &node.drv,
+                    name: &drv.name,
+                    log: &log,
+                    reason: &reason,
+                });
+                st.out.failures.push((node.drv.clone(), e));
+                st.stop = true;
+            }
+        }
+        shared.1.notify_all();
+    };
+    let jobs = opts.jobs.max(1).min(nodes.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(worker);
+        }
+    });
+    let mut st = shared.0.into_inner().map_err(|_| {
+        StoreError::io(
+            "realising",
+            store.root(),
+            std::io::Error::other("a worker panicked"),
+        )
+    })?;
+    for (i, n) in nodes.iter().enumerate() {
+        if st.results[i].is_none() && !st.out.failures.iter().any(|(d, _)| *d == n.drv) {
+            reporter.event(&Event::Skipped {
+                drv: &n.drv,
+                name: &drvs[&n.drv].name,
+            });
+            st.out.skipped.push(n.drv.clone());
+        }
+    }
+    Ok(st.out)
+}
+
+fn realise_one(
+    store: &Store,
+    drv_path: &StorePath,
+    drv: &Derivation,
+    inputs: &HashMap<StorePath, BTreeMap<String, StorePath>>,
+    sandbox: &str,
+    env: &BuildEnv<'_>,
+    reporter: &dyn Reporter,
+) -> Result<(Realised, ContentHash), BuildError> {
+    let name = drv.name.clone();
+    let st = |e: cmod_schema::derivation::DerivationError| BuildError::Store {
+        name: name.clone(),
+        source: StoreError::CorruptMetadata {
+            path: drv_path.to_string(),
+            reason: e.to_string(),
+        },
+    };
+    let resolved = drv
+        .resolve(|d, o| inputs.get(d).and_then(|m| m.get(o)).cloned())
+        .map_err(st)?;
+    let key = resolved.trace_key(sandbox).map_err(st)?;
+    if let Some(entry) = store.trace_lookup(&key) {
+        return Ok((Realised::Fresh(entry.outputs), key));
+    }
+    reporter.event(&Event::Started {
+        drv: drv_path,
+        name: &drv.name,
+    });
+    Ok((build::build(store, drv_path, &resolved, &key, env)?, key))
+}

@@ -1,0 +1,357 @@
+//! Valid paths: reading and writing path metadata, registering new contents atomically,
+//! and adding sources.
+//!
+//! Registration order is what makes a crash safe (invariant 4): contents are completed
+//! in `tmp/`, moved to their final name, normalised, and only then is the metadata file
+//! written (atomically, by rename). A path without metadata is not valid and is replaced
+//! on the next registration or deleted by GC.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cmod_schema::path_info::PATH_INFO_VERSION;
+use cmod_schema::{ContentHash, PathInfo, PathKind, StorePath};
+
+use crate::content::{self, Candidates};
+use crate::error::StoreError;
+use crate::layout::Store;
+use crate::lock::Lock;
+
+/// Details of a registration.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub kind: PathKind,
+    pub name: &'a str,
+    pub deriver: Option<&'a StorePath>,
+    pub sandbox: Option<&'a str>,
+    /// Store paths the contents may refer to.
+    pub candidates: &'a Candidates,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Write `bytes` to `path` atomically (temporary file in the same directory + rename).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().ok_or_else(|| {
+        StoreError::io(
+            "writing",
+            path,
+            std::io::Error::other("no parent directory"),
+        )
+    })?;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| StoreError::io("writing", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        StoreError::io("renaming into place", path, e)
+    })
+}
+
+impl Store {
+    /// Whether `path` is valid (its metadata is committed).
+    pub fn is_valid(&self, path: &StorePath) -> bool {
+        self.meta_file(path).exists()
+    }
+
+    /// The metadata of a valid path.
+    pub fn path_info(&self, path: &StorePath) -> Result<PathInfo, StoreError> {
+        let file = self.meta_file(path);
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotValid(path.clone()))
+            }
+            Err(e) => return Err(StoreError::io("reading metadata", &file, e)),
+        };
+        let info: PathInfo =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::CorruptMetadata {
+                path: path.to_string(),
+                reason: e.to_string(),
+            })?;
+        if info.version != PATH_INFO_VERSION || info.path != *path {
+            return Err(StoreError::CorruptMetadata {
+                path: path.to_string(),
+                reason: format!("it describes `{}` (format {})", info.path, info.version),
+            });
+        }
+        Ok(info)
+    }
+
+    /// Replace the metadata of a path (e.g. to add signatures).
+    pub fn write_path_info(&self, info: &PathInfo) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(info).map_err(|e| StoreError::CorruptMetadata {
+            path: info.path.to_string(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&self.meta_file(&info.path), &bytes)
+    }
+
+    /// Every valid path.
+    pub fn valid_paths(&self) -> Result<Vec<StorePath>, StoreError> {
+        let dir = self.dir("meta");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(|e| StoreError::io("listing", &dir, e))? {
+            let e = e.map_err(|e| StoreError::io("listing", &dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !name.ends_with(".json") {
+                continue;
+            }
+            let bytes =
+                std::fs::read(e.path()).map_err(|er| StoreError::io("reading", e.path(), er))?;
+            match serde_json::from_slice::<PathInfo>(&bytes) {
+                Ok(info) => out.push(info.path),
+                Err(err) => {
+                    return Err(StoreError::CorruptMetadata {
+                        path: name,
+                        reason: err.to_string(),
+                    })
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// A fresh temporary location under `tmp/` (not created).
+    pub fn temp_path(&self, label: &str) -> std::path::PathBuf {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dir("tmp")
+            .join(format!("{label}-{}-{n}", std::process::id()))
+    }
+
+    fn lock_for(&self, path: &StorePath) -> Result<Lock, StoreError> {
+        Lock::acquire(&self.dir("locks").join(format!("{}.lock", path.hash_part())))
+    }
+
+    /// Register the tree at `tmp` (which this call consumes) as a new store path.
+    /// If the same contents are already valid under the same name, `tmp` is discarded
+    /// and the existing path returned.
+    pub fn register(&self, tmp: &Path, reg: &Registration<'_>) -> Result<PathInfo, StoreError> {
+        let tree = content::hash_path(tmp, reg.candidates)?;
+        self.register_hashed(tmp, reg, tree.hash, tree.size, tree.references)
+    }
+
+    fn register_hashed(
+        &self,
+        tmp: &Path,
+        reg: &Registration<'_>,
+        hash: ContentHash,
+        size: u64,
+        references: BTreeSet<StorePath>,
+    ) -> Result<PathInfo, StoreError> {
+        let path = StorePath::compute(reg.kind, &hash, reg.name, &references)
+            .map_err(|e| StoreError::BadPath(reg.name.into(), e.to_string()))?;
+        let _lock = self.lock_for(&path)?;
+        if self.is_valid(&path) {
+            content::remove(tmp)?;
+            return self.path_info(&path);
+        }
+        let dest = self.path_of(&path);
+        // Left over by a crash before its metadata was written: not valid, replace it.
+        content::remove(&dest)?;
+        std::fs::rename(tmp, &dest)
+            .map_err(|e| StoreError::io("moving into the store", &dest, e))?;
+        content::normalise(&dest)?;
+        let info = PathInfo {
+            version: PATH_INFO_VERSION,
+            path,
+            kind: reg.kind,
+            content_hash: hash,
+            size,
+            references,
+            deriver: reg.deriver.cloned(),
+            registered: now(),
+            sandbox: reg.sandbox.map(str::to_string),
+            signatures: BTreeSet::new(),
+        };
+        self.write_path_info(&info)?;
+        Ok(info)
+    }
+
+    /// Add a user file (or tree) that the evaluator hashed as `expected` under store path
+    /// `path`. The copy is re-hashed; if the file changed meanwhile, nothing is added.
+    pub fn add_source(
+        &self,
+        host: &Path,
+        path: &StorePath,
+        expected: &ContentHash,
+    ) -> Result<(), StoreError> {
+        if self.is_valid(path) {
+            return Ok(());
+        }
+        let tmp = self.temp_path("source");
+        content::copy_in(host, &tmp, true)?;
+        let tree = content::hash_path(&tmp, &Candidates::new())?;
+        if tree.hash != *expected {
+            content::remove(&tmp)?;
+            return Err(StoreError::SourceChanged {
+                host: host.to_path_buf(),
+                expected: expected.to_text(),
+                found: tree.hash.to_text(),
+            });
+        }
+        let reg = Registration {
+            kind: PathKind::Source,
+            name: path.name(),
+            deriver: None,
+            sandbox: None,
+            candidates: &Candidates::new(),
+        };
+        let info = self.register_hashed(&tmp, &reg, tree.hash, tree.size, BTreeSet::new())?;
+        if info.path != *path {
+            return Err(StoreError::CorruptMetadata {
+                path: path.to_string(),
+                reason: format!("registered as `{}`", info.path),
+            });
+        }
+        Ok(())
+    }
+
+    /// Add bytes as a file store path of `kind` (used for `.drv` files).
+    pub fn add_bytes(
+        &self,
+        kind: PathKind,
+        name: &str,
+        bytes: &[u8],
+        references: &BTreeSet<StorePath>,
+    ) -> Result<StorePath, StoreError> {
+        let hash = ContentHash::of_file(false, bytes);
+        let path = StorePath::compute(kind, &hash, name, references)
+            .map_err(|e| StoreError::BadPath(name.into(), e.to_string()))?;
+        if self.is_valid(&path) {
+            return Ok(path);
+        }
+        let tmp = self.temp_path("bytes");
+        std::fs::write(&tmp, bytes).map_err(|e| StoreError::io("writing", &tmp, e))?;
+        let reg = Registration {
+            kind,
+            name,
+            deriver: None,
+            sandbox: None,
+            candidates: &Candidates::new(),
+        };
+        let info =
+            self.register_hashed(&tmp, &reg, hash, bytes.len() as u64, references.clone())?;
+        Ok(info.path)
+    }
+
+    /// Remove a path: metadata first (so it stops being valid), then contents.
+    pub(crate) fn delete_path(&self, path: &StorePath) -> Result<(), StoreError> {
+        let _lock = self.lock_for(path)?;
+        let meta = self.meta_file(path);
+        match std::fs::remove_file(&meta) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("deleting", &meta, e)),
+        }
+        content::remove(&self.path_of(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(&t.path().join("store")).unwrap();
+        (t, s)
+    }
+
+    #[test]
+    fn register_is_content_addressed_and_deduplicated() {
+        let (_t, s) = store();
+        let reg = Registration {
+            kind: PathKind::Output,
+            name: "x.o",
+            deriver: None,
+            sandbox: Some("off"),
+            candidates: &Candidates::new(),
+        };
+        let a = s.temp_path("a");
+        std::fs::write(&a, "object").unwrap();
+        let ia = s.register(&a, &reg).unwrap();
+        assert!(s.is_valid(&ia.path));
+        assert_eq!(std::fs::read(s.path_of(&ia.path)).unwrap(), b"object");
+        let b = s.temp_path("b");
+        std::fs::write(&b, "object").unwrap();
+        let ib = s.register(&b, &reg).unwrap();
+        assert_eq!(ia.path, ib.path);
+        assert!(!b.exists(), "duplicate contents are discarded");
+        assert_eq!(s.path_info(&ia.path).unwrap(), ia);
+        assert_eq!(s.valid_paths().unwrap(), vec![ia.path.clone()]);
+    }
+
+    #[test]
+    fn leftover_without_metadata_is_replaced() {
+        let (_t, s) = store();
+        let reg = Registration {
+            kind: PathKind::Output,
+            name: "y",
+            deriver: None,
+            sandbox: None,
+            candidates: &Candidates::new(),
+        };
+        let a = s.temp_path("a");
+        std::fs::write(&a, "good").unwrap();
+        let info = s.register(&a, &reg).unwrap();
+        // Simulate a crash after the move but before the metadata: garbage, no metadata.
+        std::fs::remove_file(s.meta_file(&info.path)).unwrap();
+        content::remove(&s.path_of(&info.path)).unwrap();
+        std::fs::write(s.path_of(&info.path), "partial").unwrap();
+        assert!(!s.is_valid(&info.path));
+        let b = s.temp_path("b");
+        std::fs::write(&b, "good").unwrap();
+        let again = s.register(&b, &reg).unwrap();
+        assert_eq!(std::fs::read(s.path_of(&again.path)).unwrap(), b"good");
+    }
+
+    #[test]
+    fn add_source_detects_a_change_during_the_copy() {
+        let (t, s) = store();
+        let host = t.path().join("main.cpp");
+        std::fs::write(&host, "int main() {}").unwrap();
+        let good = ContentHash::of_file(false, b"int main() {}");
+        let path = StorePath::compute(PathKind::Source, &good, "main.cpp", []).unwrap();
+        s.add_source(&host, &path, &good).unwrap();
+        assert!(s.is_valid(&path));
+        let stale = ContentHash::of_file(false, b"old contents");
+        let p2 = StorePath::compute(PathKind::Source, &stale, "main.cpp", []).unwrap();
+        let e = s.add_source(&host, &p2, &stale).unwrap_err();
+        assert!(matches!(e, StoreError::SourceChanged { .. }), "{e}");
+        assert!(!s.is_valid(&p2));
+    }
+
+    #[test]
+    fn delete_invalidates_first() {
+        let (_t, s) = store();
+        let p = s
+            .add_bytes(PathKind::Drv, "a.drv", b"{}", &BTreeSet::new())
+            .unwrap();
+        s.delete_path(&p).unwrap();
+        assert!(!s.is_valid(&p));
+        assert!(!s.path_of(&p).exists());
+    }
+
+    #[test]
+    fn corrupt_metadata_is_reported() {
+        let (_t, s) = store();
+        let p = s
+            .add_bytes(PathKind::Drv, "a.drv", b"{}", &BTreeSet::new())
+            .unwrap();
+        std::fs::write(s.meta_file(&p), "{ not json").unwrap();
+        assert!(matches!(
+            s.path_info(&p),
+            Err(StoreError::CorruptMetadata { .. })
+        ));
+    }
+}
