@@ -93,8 +93,7 @@ impl CliError {
     pub fn render(&self) -> String {
         match self {
             CliError::Eval(e) => {
-                let mut out =
-                    render_diagnostic("error", &e.message, e.location.as_ref(), e.help.as_deref());
+                let mut out = render_diagnostic("error", &e.message, e.location.as_ref(), None);
                 for n in &e.notes {
                     out.push_str(&render_diagnostic(
                         "note",
@@ -102,6 +101,10 @@ impl CliError {
                         n.location.as_ref(),
                         None,
                     ));
+                }
+                // Notes first, then how to fix it, as rustc does.
+                if let Some(h) = &e.help {
+                    out.push_str(&render_help(h));
                 }
                 out
             }
@@ -175,13 +178,17 @@ pub fn render_diagnostic(
         }
     }
     if let Some(h) = help {
-        let mut lines = h.lines();
-        if let Some(first) = lines.next() {
-            let _ = writeln!(out, "  = help: {first}");
-        }
-        for l in lines {
-            let _ = writeln!(out, "          {l}");
-        }
+        out.push_str(&render_help(h));
+    }
+    out
+}
+
+/// `  = help: ...`, with continuation lines indented under the text.
+fn render_help(help: &str) -> String {
+    let mut out = String::new();
+    for (i, l) in help.lines().enumerate() {
+        let lead = if i == 0 { "  = help: " } else { "          " };
+        let _ = writeln!(out, "{lead}{l}");
     }
     out
 }

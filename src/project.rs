@@ -116,11 +116,15 @@ impl Project {
         names
             .iter()
             .map(|n| {
+                // An exact target name wins over the library's aliases, so a binary named
+                // like its package is found by that name.
                 mine.iter()
-                    .find(|t| {
-                        t.name == *n
-                            || (t.kind == TargetKind::Lib
-                                && (n == root || n == "lib" || t.name == format!("lib{n}.a")))
+                    .find(|t| t.name == *n)
+                    .or_else(|| {
+                        mine.iter().find(|t| {
+                            t.kind == TargetKind::Lib
+                                && (n == root || n == "lib" || t.name == format!("lib{n}.a"))
+                        })
                     })
                     .map(|t| (*t).clone())
                     .ok_or_else(|| {

@@ -1,0 +1,219 @@
+//! The inspection and maintenance commands, on real builds.
+
+mod common;
+
+use common::{cmod_in, failure, run, Sandbox};
+use serde_json::Value;
+
+fn stdout(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn new_and_init_create_buildable_packages() {
+    let s = Sandbox::new();
+    let out = s.cmod(s.dir.path(), &["new", "my-app"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = s.dir.path().join("my-app");
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(run(&r.target("my-app"), &[]), "Hello from my-app!\n");
+    // `new` refuses to overwrite.
+    let again = s.cmod(s.dir.path(), &["new", "my-app"]);
+    let (code, err) = failure(&again);
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists"), "{err}");
+
+    let empty = s.dir.path().join("other");
+    std::fs::create_dir(&empty).unwrap();
+    let out = s.cmod(&empty, &["init", "--name", "second"]);
+    assert!(out.status.success());
+    assert!(std::fs::read_to_string(empty.join("cmod.toml"))
+        .unwrap()
+        .contains("name = \"second\""));
+    let (code, err) = failure(&s.cmod(s.dir.path(), &["new", "Bad Name"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("not a valid package name"), "{err}");
+}
+
+#[test]
+fn eval_show_derivation_and_graph() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let drvs: Value =
+        serde_json::from_str(&stdout(&s.cmod(&dir, &["eval", "--json", "hello"]))).unwrap();
+    let map = drvs.as_object().unwrap();
+    assert_eq!(map.len(), 6);
+    let link = map.iter().find(|(_, d)| d["kind"] == "link").unwrap();
+    assert!(link.0.ends_with("-hello-0.1.0-hello.drv"));
+    assert_eq!(link.1["version"], 1);
+    assert!(link.1["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "-fuse-ld=lld"));
+
+    let shown: Value =
+        serde_json::from_str(&stdout(&s.cmod(&dir, &["show-derivation", "hello"]))).unwrap();
+    assert_eq!(shown.as_object().unwrap().keys().next(), Some(link.0));
+    // After realising, an output path leads back to its derivation.
+    let r = s.realise(&dir, &["--no-link"]).ok();
+    let out_path = r.target("hello");
+    let by_output: Value = serde_json::from_str(&stdout(
+        &s.cmod(&dir, &["show-derivation", out_path.to_str().unwrap()]),
+    ))
+    .unwrap();
+    assert_eq!(by_output, shown);
+
+    let dot = stdout(&s.cmod(&dir, &["graph", "--format", "dot"]));
+    assert!(dot.starts_with("digraph modules {"), "{dot}");
+    assert!(
+        dot.contains("\"hello/src/main.cpp\" -> \"hello/src/hello.cppm\""),
+        "{dot}"
+    );
+    let json: Value =
+        serde_json::from_str(&stdout(&s.cmod(&dir, &["graph", "--format", "json"]))).unwrap();
+    let units = json["units"].as_array().unwrap();
+    assert_eq!(units.len(), 3);
+    assert!(units
+        .iter()
+        .any(|u| u["kind"] == "Implementation" && u["module"] == "hello"));
+}
+
+#[test]
+fn dry_run_print_out_paths_no_link_path_info_and_log() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let dry = s.cmod(&dir, &["realise", "--dry-run"]);
+    let planned = stdout(&dry);
+    assert_eq!(planned.lines().count(), 6, "{planned}");
+    assert!(
+        !dir.join("result").exists(),
+        "a dry run builds and links nothing"
+    );
+
+    let out = s.cmod(
+        &dir,
+        &["realise", "--no-link", "--print-out-paths", "hello"],
+    );
+    let printed = stdout(&out);
+    let exe = printed.trim();
+    assert!(exe.ends_with("-hello-0.1.0-hello"), "{printed}");
+    assert!(!dir.join("result").exists());
+    assert_eq!(run(std::path::Path::new(exe), &[]), "Hello, modules!\n");
+
+    let info: Value =
+        serde_json::from_str(&stdout(&s.cmod(&dir, &["path-info", "--json", "hello"]))).unwrap();
+    let i = &info[0];
+    assert_eq!(i["kind"], "output");
+    assert_eq!(i["sandbox"], "full");
+    assert!(i["deriver"]
+        .as_str()
+        .unwrap()
+        .ends_with("-hello-0.1.0-hello.drv"));
+    assert_eq!(i["location"], exe);
+    assert!(i["content_hash"].as_str().unwrap().starts_with("blake3:"));
+    let recursive = stdout(&s.cmod(&dir, &["path-info", "-r", exe]));
+    assert_eq!(recursive.trim(), exe, "a static binary references nothing");
+
+    // `cmod log` shows the builder's output for a target, a derivation and an output.
+    std::fs::write(
+        dir.join("src/main.cpp"),
+        std::fs::read_to_string(dir.join("src/main.cpp")).unwrap()
+            + "\n#warning \"visible in the log\"\n",
+    )
+    .unwrap();
+    s.realise(&dir, &["--no-link"]).ok();
+    let log = stdout(&s.cmod(&dir, &["log", "hello"]));
+    assert!(log.is_empty(), "the link step printed nothing: {log}");
+    let drvs: Value = serde_json::from_str(&stdout(&s.cmod(&dir, &["eval", "--json"]))).unwrap();
+    let main_drv = drvs
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.ends_with("src-main.cpp.o.drv"))
+        .unwrap()
+        .clone();
+    let log = stdout(&s.cmod(&dir, &["log", &main_drv]));
+    assert!(log.contains("warning: \"visible in the log\""), "{log}");
+    let (code, err) = failure(&s.cmod(&dir, &["log", "nonexistent-target"]));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn gc_keeps_what_out_links_root_and_verify_catches_tampering() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    s.realise(&dir, &[]).ok();
+    // An unrooted build of another package becomes garbage.
+    let other = s.copy_example("path-deps");
+    let app = other.join("app");
+    s.realise(&app, &["--no-link"]).ok();
+    let dry = stdout(&s.cmod(&dir, &["gc", "--dry-run"]));
+    assert!(dry.lines().any(|l| l.ends_with("-app-1.0.0-app")), "{dry}");
+    assert!(!dry.lines().any(|l| l.contains("hello")), "{dry}");
+    let roots = stdout(&s.cmod(&dir, &["gc", "--print-roots"]));
+    assert!(roots.contains("result ->"), "{roots}");
+    stdout(&s.cmod(&dir, &["gc"]));
+    // The rooted build is intact and still fresh: nothing to rebuild after GC.
+    let again = s.realise(&dir, &[]).ok();
+    assert!(again.built().is_empty(), "{:?}", again.built());
+    assert_eq!(run(&dir.join("result"), &[]), "Hello, modules!\n");
+    // The unrooted one was collected and must be rebuilt.
+    let rebuilt = s.realise(&app, &["--no-link"]).ok();
+    assert!(!rebuilt.built().is_empty());
+
+    // Tamper with a store file: `store verify` reports it with the integrity exit code.
+    let exe = std::fs::read_link(dir.join("result")).unwrap();
+    let mut perms = std::fs::metadata(&exe).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&exe, perms).unwrap();
+    std::fs::write(&exe, b"not a program any more").unwrap();
+    let (code, err) = failure(&s.cmod(&dir, &["store", "verify"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!("corrupt: {}", exe.display())),
+        "{err}"
+    );
+    assert!(err.contains("store path(s) are corrupt"), "{err}");
+}
+
+#[test]
+fn store_paths_do_not_depend_on_the_store_location() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    let a = s.dir.path().join("a");
+    let b = s
+        .dir
+        .path()
+        .join("a-much-longer-store-root/with/more/components");
+    let names = |store: &std::path::Path| -> Vec<String> {
+        let out = cmod_in(&dir, store, &["realise", "--no-link"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut v: Vec<String> = std::fs::read_dir(store.join("v1/store"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let (na, nb) = (names(&a), names(&b));
+    // 14 derivations, their 14 outputs and 8 sources.
+    assert_eq!(na.len(), 36, "{na:?}");
+    assert_eq!(
+        na, nb,
+        "store paths (drv, sources, outputs) must be named identically in any store"
+    );
+}

@@ -1,0 +1,264 @@
+//! Bad input gets a clear error naming the file and line, with its own exit code, and
+//! leaves the store valid. Every case runs the real `cmod` binary.
+
+mod common;
+
+use common::{failure, Sandbox};
+
+const PKG: &str = "[package]\nname = \"bad\"\nversion = \"0.1.0\"\n\n[lib]\nsources = [\"src/*.cppm\", \"src/*.cpp\"]\n";
+
+fn project(s: &Sandbox, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let mut all = vec![("cmod.toml", PKG)];
+    all.extend_from_slice(files);
+    s.project("p", &all)
+}
+
+/// Realise and expect failure with `code`; returns stderr.
+fn fails(s: &Sandbox, dir: &std::path::Path, code: i32) -> String {
+    let out = s.cmod(dir, &["realise"]);
+    let (got, stderr) = failure(&out);
+    assert_eq!(got, code, "exit code; stderr:\n{stderr}");
+    stderr
+}
+
+#[test]
+fn duplicate_module_name() {
+    let s = Sandbox::new();
+    let dir = project(
+        &s,
+        &[
+            ("src/a.cppm", "export module dup;\n"),
+            ("src/b.cppm", "// second\nexport module dup;\n"),
+        ],
+    );
+    let err = fails(&s, &dir, 2);
+    assert!(
+        err.contains("error: module `dup` is declared twice"),
+        "{err}"
+    );
+    assert!(err.contains("src/b.cppm:2:1"), "{err}");
+    assert!(
+        err.contains("note: first declared here") && err.contains("src/a.cppm:1:1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_import_names_the_importing_file_and_line() {
+    let s = Sandbox::new();
+    let dir = project(
+        &s,
+        &[
+            ("src/a.cppm", "export module alpha;\n"),
+            (
+                "src/use.cpp",
+                "#include <cstdio>\nimport alpha;\nimport alhpa_extra;\n",
+            ),
+        ],
+    );
+    let err = fails(&s, &dir, 2);
+    assert!(
+        err.contains("error: `src/use.cpp` imports module `alhpa_extra`, which no unit provides"),
+        "{err}"
+    );
+    assert!(err.contains("src/use.cpp:3:1"), "{err}");
+    assert!(err.contains(" 3 | import alhpa_extra;"), "{err}");
+}
+
+#[test]
+fn import_cycle_lists_the_cycle() {
+    let s = Sandbox::new();
+    let dir = project(
+        &s,
+        &[
+            ("src/a.cppm", "export module ca;\nimport cb;\n"),
+            ("src/b.cppm", "export module cb;\nimport ca;\n"),
+        ],
+    );
+    let err = fails(&s, &dir, 2);
+    assert!(
+        err.contains("modules import each other in a cycle: ca → cb → ca"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`ca` imports `cb` here") && err.contains("`cb` imports `ca` here"),
+        "{err}"
+    );
+    assert!(
+        err.contains("src/a.cppm:2:1") && err.contains("src/b.cppm:2:1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn partition_without_primary_interface() {
+    let s = Sandbox::new();
+    let dir = project(
+        &s,
+        &[(
+            "src/p.cppm",
+            "export module lonely:part;\nexport int f();\n",
+        )],
+    );
+    let err = fails(&s, &dir, 2);
+    assert!(err.contains("exported partition `lonely:part` belongs to module `lonely`, which has no primary interface in this package"), "{err}");
+    assert!(err.contains("src/p.cppm:1:1"), "{err}");
+}
+
+#[test]
+fn implementation_unit_without_interface() {
+    let s = Sandbox::new();
+    let dir = project(
+        &s,
+        &[(
+            "src/impl.cpp",
+            "// implementation\nmodule ghost;\nint f() { return 1; }\n",
+        )],
+    );
+    let err = fails(&s, &dir, 2);
+    assert!(err.contains("implementation unit of module `ghost` has no interface `export module ghost;` in this package"), "{err}");
+    assert!(err.contains("src/impl.cpp:2:1"), "{err}");
+}
+
+#[test]
+fn unexported_partition_is_a_warning_not_an_error() {
+    let s = Sandbox::new();
+    let dir = project(
+        &s,
+        &[
+            ("src/m.cppm", "export module wm;\nimport :p;\n"),
+            (
+                "src/p.cppm",
+                "export module wm:p;\nexport int f() { return 1; }\n",
+            ),
+        ],
+    );
+    let out = s.cmod(&dir, &["realise"]);
+    let (code, err) = failure(&out);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: exported partition `wm:p` is not re-exported by the primary interface of `wm`"), "{err}");
+    assert!(
+        err.contains("help: add `export import :p;` to `src/m.cppm`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn header_units_are_not_supported_yet() {
+    let s = Sandbox::new();
+    let dir = project(
+        &s,
+        &[("src/a.cppm", "export module hu;\nimport <vector>;\n")],
+    );
+    let err = fails(&s, &dir, 2);
+    assert!(
+        err.contains("header units are not supported yet: `import <vector>;`"),
+        "{err}"
+    );
+    assert!(err.contains("src/a.cppm:2:1"), "{err}");
+}
+
+#[test]
+fn manifest_errors_show_file_line_column_and_a_fix() {
+    let s = Sandbox::new();
+    let dir = s.project(
+        "m",
+        &[(
+            "cmod.toml",
+            "[package]\nname = \"m\"\nversion = \"0.1.0\"\n\n[lib]\nsoruces = [\"src/*.cppm\"]\n",
+        )],
+    );
+    let err = fails(&s, &dir, 2);
+    assert!(err.contains("unknown field `soruces`"), "{err}");
+    assert!(err.contains("cmod.toml:6:1"), "{err}");
+    assert!(err.contains("help: did you mean `sources`?"), "{err}");
+
+    std::fs::write(
+        dir.join("cmod.toml"),
+        "[package]\nname = \"m\"\nversion = \"1.2\"\n",
+    )
+    .unwrap();
+    let err = fails(&s, &dir, 2);
+    assert!(err.contains("`1.2` is not a semantic version"), "{err}");
+    assert!(err.contains("cmod.toml:3:11"), "{err}");
+    assert!(err.contains("e.g. `1.2.0`"), "{err}");
+}
+
+#[test]
+fn missing_compiler_gives_the_install_command() {
+    let s = Sandbox::new();
+    let dir = s.project("c", &[("cmod.toml", "[package]\nname = \"c\"\nversion = \"0.1.0\"\n[toolchain]\ncompiler = \"clang++-404\"\n[[bin]]\nname = \"c\"\nmain = \"m.cpp\"\n"), ("m.cpp", "int main() {}\n")]);
+    let err = fails(&s, &dir, 2);
+    assert!(
+        err.contains("C++ compiler `clang++-404` was not found on PATH"),
+        "{err}"
+    );
+    assert!(err.contains("cmod.toml:5:12"), "{err}");
+    assert!(
+        err.contains("apt-get install clang-19 clang-tools-19 lld-19"),
+        "{err}"
+    );
+}
+
+#[test]
+fn compile_error_names_the_unit_exits_1_and_keeps_the_store_valid() {
+    let s = Sandbox::new();
+    let dir = project(
+        &s,
+        &[
+            (
+                "src/ok.cppm",
+                "export module okm;\nexport int ok() { return 1; }\n",
+            ),
+            (
+                "src/broken.cpp",
+                "import okm;\nint broken() { return ok() + ; }\n",
+            ),
+        ],
+    );
+    let r = s.realise(&dir, &[]);
+    assert_eq!(r.output.status.code(), Some(1), "{}", r.stderr());
+    assert_eq!(r.finished()["success"], false);
+    let failed: Vec<&serde_json::Value> = r
+        .messages
+        .iter()
+        .filter(|m| m["reason"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["name"], "bad-0.1.0-src-broken.cpp.o");
+    let log = failed[0]["log"].as_str().unwrap();
+    assert!(
+        log.contains("src/bad/src/broken.cpp:2:30: error: expected expression"),
+        "{log}"
+    );
+    assert!(r.stderr().contains("expected expression"), "{}", r.stderr());
+    // Nothing partial was registered, and everything that was is intact.
+    let verify = s.cmod(&dir, &["store", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    // The log stays available.
+    let drv = failed[0]["drv"].as_str().unwrap();
+    assert!(std::path::Path::new(drv).exists());
+}
+
+#[test]
+fn json_contract_reports_errors_before_building_too() {
+    let s = Sandbox::new();
+    let dir = project(&s, &[("src/impl.cpp", "module ghost;\n")]);
+    let r = s.realise(&dir, &[]);
+    assert_eq!(r.output.status.code(), Some(2));
+    let errors: Vec<&serde_json::Value> = r
+        .messages
+        .iter()
+        .filter(|m| m["reason"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("has no interface"));
+    assert_eq!(r.finished()["success"], false);
+}

@@ -1,0 +1,85 @@
+//! Every shipped example is realised with the real clang-19 in the full sandbox, and its
+//! binary's output is checked. Together they cover all five unit kinds.
+
+mod common;
+
+use common::{run, Sandbox};
+
+#[test]
+fn hello_builds_runs_and_links_result() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(r.built().len(), 6, "{:?}", r.built());
+    assert_eq!(run(&r.target("hello"), &[]), "Hello, modules!\n");
+    assert_eq!(run(&dir.join("result"), &["cmod"]), "Hello, cmod!\n");
+    let link = std::fs::read_link(dir.join("result")).unwrap();
+    assert!(
+        link.starts_with(s.store().canonicalize().unwrap().join("v1/store")),
+        "{}",
+        link.display()
+    );
+}
+
+#[test]
+fn library_covers_every_unit_kind() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    let r = s.realise(&dir, &[]).ok();
+    let built = r.built();
+    // 4 BMIs (primary, 2 exported partitions, internal partition), 8 objects, archive, link.
+    for name in [
+        "geometry-1.2.0-geometry.pcm",
+        "geometry-1.2.0-geometry-shapes.pcm",
+        "geometry-1.2.0-geometry-format.pcm",
+        "geometry-1.2.0-geometry-detail.pcm",
+        "geometry-1.2.0-src-area.cpp.o",
+        "geometry-1.2.0-src-describe.cpp.o",
+        "geometry-1.2.0-src-detail.cppm.o",
+        "geometry-1.2.0-app-table.cpp.o",
+        "geometry-1.2.0-libgeometry.a",
+        "geometry-1.2.0-shapes",
+    ] {
+        assert!(
+            built.contains(&name.to_string()),
+            "{name} missing from {built:?}"
+        );
+    }
+    assert_eq!(built.len(), 14);
+    assert_eq!(
+        run(&r.target("shapes"), &[]),
+        "0: circle of area 3.14 cm^2\n1: rectangle of area 6.00 cm^2\n2: triangle of area 10.00 cm^2\ntotal 19.14 (geometry 1.2.0)\n"
+    );
+}
+
+#[test]
+fn path_dependencies_one_importing_the_other() {
+    let s = Sandbox::new();
+    s.copy_example("path-deps");
+    let app = s.dir.path().join("path-deps/app");
+    let r = s.realise(&app, &[]).ok();
+    assert_eq!(run(&r.target("app"), &[]), "ten feet: 3.048 m\n");
+    // `report` imports `units`; both libraries are archived and linked.
+    let built = r.built();
+    assert!(
+        built.contains(&"report-0.2.0-libreport.a".to_string()),
+        "{built:?}"
+    );
+    assert!(
+        built.contains(&"units-0.3.1-libunits.a".to_string()),
+        "{built:?}"
+    );
+}
+
+#[test]
+fn cmod_run_passes_arguments() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let out = s.cmod(&dir, &["run", "--", "tests"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, tests!\n");
+}

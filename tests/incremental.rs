@@ -1,0 +1,107 @@
+//! Incremental rebuilds, counted from the `--message-format json` contract, on a copy of
+//! `examples/library` (built without `-g`).
+
+mod common;
+
+use common::{run, Sandbox};
+
+fn edit(path: &std::path::Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "`{from}` not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|n| format!("geometry-1.2.0-{n}")).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn no_op_builds_nothing() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    s.realise(&dir, &[]).ok();
+    let again = s.realise(&dir, &[]).ok();
+    assert!(again.built().is_empty(), "{:?}", again.built());
+    assert_eq!(again.finished()["fresh"], 14);
+}
+
+#[test]
+fn implementation_body_edit_rebuilds_its_object_archive_and_link() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    let first = s.realise(&dir, &[]).ok();
+    edit(
+        &dir.join("src/area.cpp"),
+        "return 0.5 * s.a * s.b;",
+        "return s.a * s.b / 2.0 + 0.0 * s.a;",
+    );
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(
+        r.built(),
+        names(&["src-area.cpp.o", "libgeometry.a", "shapes"])
+    );
+    assert_ne!(r.target("shapes"), first.target("shapes"));
+    assert!(run(&r.target("shapes"), &[]).contains("total 19.14"));
+}
+
+#[test]
+fn exported_partition_signature_edit_rebuilds_it_and_its_importers() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    s.realise(&dir, &[]).ok();
+    edit(
+        &dir.join("src/shapes.cppm"),
+        "double area(const Shape& s);",
+        "double area(const Shape& s) noexcept;",
+    );
+    edit(
+        &dir.join("src/area.cpp"),
+        "double area(const Shape& s) {",
+        "double area(const Shape& s) noexcept {",
+    );
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(
+        r.built(),
+        names(&[
+            // The partition's BMI and object, and every BMI that imports it.
+            "geometry-shapes.pcm",
+            "src-shapes.cppm.o",
+            "geometry-format.pcm",
+            "src-format.cppm.o",
+            "geometry.pcm",
+            "src-geometry.cppm.o",
+            // Every unit whose closure contains it.
+            "src-area.cpp.o",
+            "src-describe.cpp.o",
+            "app-table.cpp.o",
+            "app-main.cpp.o",
+            "libgeometry.a",
+            "shapes",
+        ])
+    );
+    // The internal partition does not import `:shapes`: its BMI and object are fresh.
+    assert!(
+        !r.built().iter().any(|n| n.contains("detail")),
+        "{:?}",
+        r.built()
+    );
+    assert!(run(&r.target("shapes"), &[]).contains("total 19.14"));
+}
+
+#[test]
+fn comment_edit_in_a_plain_unit_is_cut_off_before_the_link() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    let first = s.realise(&dir, &[]).ok();
+    edit(
+        &dir.join("app/table.cpp"),
+        "// A plain translation unit of the binary.",
+        "// A plain translation unit of the binary (edited comment).",
+    );
+    let r = s.realise(&dir, &[]).ok();
+    // The object is rebuilt, comes out byte-identical, and nothing downstream runs.
+    assert_eq!(r.built(), names(&["app-table.cpp.o"]));
+    assert_eq!(r.target("shapes"), first.target("shapes"));
+}
