@@ -2,9 +2,11 @@
 //! clang itself (search dirs, resource dir, include paths, the `-###` of a link with lld,
 //! and `ldd` of the compiler and linker). Shared by the tests and the benchmark example.
 //!
-//! LEAD: this stands in for `cmod_evaluator::toolchain`; once that exposes the closure as
-//! `Vec<PathBuf>`, make `clang_closure` return it (the escape suite, the clang test and
-//! `examples/sandbox_cost.rs` only use this function).
+//! LEAD: this stands in for `cmod_evaluator::toolchain::discover(..)?.closure` (the
+//! sandbox crate does not depend on the evaluator). To run the suites with exactly the
+//! evaluator's closure, write it one path per line to a file and set
+//! `CMOD_SANDBOX_TEST_CLOSURE=<file>`; to wire it in for good, make `clang_closure` return
+//! it (the escape suite, the clang test and `examples/sandbox_cost.rs` only call this).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -29,8 +31,17 @@ fn ldd(bin: &Path, into: &mut BTreeSet<PathBuf>) {
     }
 }
 
-/// The toolchain closure cmod uses for clang-19, computed by asking clang itself.
+/// The toolchain closure cmod uses for clang-19: read from `$CMOD_SANDBOX_TEST_CLOSURE`
+/// (one path per line) if set, else computed by asking clang itself.
 pub fn clang_closure() -> Vec<PathBuf> {
+    if let Some(file) = std::env::var_os("CMOD_SANDBOX_TEST_CLOSURE") {
+        let text = std::fs::read_to_string(&file).expect("reading CMOD_SANDBOX_TEST_CLOSURE");
+        return text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| PathBuf::from(l.trim()))
+            .collect();
+    }
     let cxx = "clang++-19";
     let mut set = BTreeSet::new();
     let (which, _) = output(Command::new("sh").args(["-c", "command -v clang++-19"]));
