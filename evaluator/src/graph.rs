@@ -481,7 +481,7 @@ impl ModuleGraph {
     /// through other exported partitions ([module.unit]/3; no diagnostic required).
     fn warn_unexported_partitions(&mut self) {
         let mut warnings = Vec::new();
-        for (&ref name, &p) in &self.providers {
+        for (name, &p) in &self.providers {
             let unit = &self.units[p];
             if unit.kind != UnitKind::ExportedPartition {
                 continue;
