@@ -33,6 +33,9 @@ pub struct PathInfo {
     /// The sandbox mode that built it (`full`, `landlock`, `off`), for outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// The Landlock ABI level that was enforced while building it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landlock_abi: Option<u8>,
     /// Detached signatures `keyname:base64`.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub signatures: BTreeSet<String>,
@@ -56,6 +59,7 @@ mod tests {
             deriver: None,
             registered: 0,
             sandbox: Some("full".into()),
+            landlock_abi: Some(7),
             signatures: BTreeSet::new(),
         };
         let text = serde_json::to_string(&info).unwrap();

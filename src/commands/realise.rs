@@ -102,6 +102,29 @@ fn build(
                 r.skipped.len()
             ));
         }
+        // A builder that tried to leave an escaping link, a hard link, a device or a
+        // setuid file behind is a security violation, not an ordinary build failure.
+        let violation = r.failures.iter().any(|(_, e)| {
+            matches!(
+                e,
+                realise::BuildError::Sandbox {
+                    source: cmod_sandbox::SandboxError::UnsafeOutput { .. },
+                    ..
+                } | realise::BuildError::Store {
+                    source: cmod_store::StoreError::BadOutput { .. },
+                    ..
+                }
+            )
+        });
+        if violation {
+            return Err(CliError::Integrity {
+                message: message.trim_end().to_string(),
+                help: Some(
+                    "a build step left an output that could escape the store; nothing was registered"
+                        .into(),
+                ),
+            });
+        }
         return Err(CliError::BuildFailed {
             message: message.trim_end().to_string(),
         });

@@ -25,6 +25,8 @@ pub struct Registration<'a> {
     pub name: &'a str,
     pub deriver: Option<&'a StorePath>,
     pub sandbox: Option<&'a str>,
+    /// The Landlock ABI enforced while building, if any.
+    pub landlock_abi: Option<u8>,
     /// Store paths the contents may refer to.
     pub candidates: &'a Candidates,
 }
@@ -171,6 +173,7 @@ impl Store {
             deriver: reg.deriver.cloned(),
             registered: now(),
             sandbox: reg.sandbox.map(str::to_string),
+            landlock_abi: reg.landlock_abi,
             signatures: BTreeSet::new(),
         };
         self.write_path_info(&info)?;
@@ -204,6 +207,7 @@ impl Store {
             name: path.name(),
             deriver: None,
             sandbox: None,
+            landlock_abi: None,
             candidates: &Candidates::new(),
         };
         let info = self.register_hashed(&tmp, &reg, tree.hash, tree.size, BTreeSet::new())?;
@@ -237,6 +241,7 @@ impl Store {
             name,
             deriver: None,
             sandbox: None,
+            landlock_abi: None,
             candidates: &Candidates::new(),
         };
         let info =
@@ -275,6 +280,7 @@ mod tests {
             name: "x.o",
             deriver: None,
             sandbox: Some("off"),
+            landlock_abi: None,
             candidates: &Candidates::new(),
         };
         let a = s.temp_path("a");
@@ -299,6 +305,7 @@ mod tests {
             name: "y",
             deriver: None,
             sandbox: None,
+            landlock_abi: None,
             candidates: &Candidates::new(),
         };
         let a = s.temp_path("a");

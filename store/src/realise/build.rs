@@ -190,6 +190,7 @@ pub(crate) fn build(
             name: &out.name,
             deriver: Some(drv_path),
             sandbox: Some(env.sandbox.as_str()),
+            landlock_abi: outcome.enforcement.landlock_abi,
             candidates: &cands,
         };
         let info = store.register(&staged, &reg).map_err(st)?;
