@@ -37,6 +37,9 @@ pub enum Command {
     Realise(RealiseArgs),
     /// Build a binary and run it.
     Run(RunArgs),
+    /// Write cmod.lock (toolchain identity, dependency trees; with --outputs, pinned
+    /// output hashes that `realise --locked` verifies).
+    Lock(LockArgs),
     /// Print the derivations of targets.
     Eval(EvalArgs),
     /// Print one derivation (given a target, a .drv path or an output path).
@@ -174,6 +177,25 @@ pub struct RealiseArgs {
     /// Only show what would be built.
     #[arg(long)]
     pub dry_run: bool,
+    /// Rebuild every derivation of the targets, even those in the store, and compare the
+    /// results bit for bit (exit 3 on any difference).
+    #[arg(long)]
+    pub check: bool,
+    /// Fail (exit 2) if cmod.lock would change, and (exit 3) if an output differs from the
+    /// one it pins.
+    #[arg(long)]
+    pub locked: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Also realise every target and pin the content hash of its output.
+    #[arg(long)]
+    pub outputs: bool,
+    #[command(flatten)]
+    pub build: BuildOpts,
+    #[command(flatten)]
+    pub run: RunOpts,
 }
 
 #[derive(Debug, Args)]

@@ -47,6 +47,39 @@ impl Progress {
             .into()
     }
 
+    fn difference_json(&self, d: &cmod_store::realise::Difference) -> serde_json::Value {
+        json!({
+            "output": d.output,
+            "stored": self.abs(&d.stored),
+            "file": d.file,
+            "stored_size": d.stored_size,
+            "rebuilt_size": d.rebuilt_size,
+            "first_difference": d.first_difference,
+            "kept": d.kept,
+        })
+    }
+
+    /// One human line per differing file of a `--check`.
+    pub fn describe_difference(&self, d: &cmod_store::realise::Difference) -> String {
+        let mut path = self.abs(&d.stored);
+        if !d.file.is_empty() {
+            path = format!("{path}/{}", d.file);
+        }
+        let size = |s: Option<u64>| s.map_or("absent".to_string(), |s| format!("{s} bytes"));
+        let mut line = format!(
+            "{path}: stored {}, rebuilt {}",
+            size(d.stored_size),
+            size(d.rebuilt_size)
+        );
+        if let Some(off) = d.first_difference {
+            line.push_str(&format!(", first difference at byte {off}"));
+        }
+        if let Some(k) = &d.kept {
+            line.push_str(&format!(" (rebuilt copy kept at {})", k.display()));
+        }
+        line
+    }
+
     /// Write one JSON message line to stdout.
     pub fn json_line(&self, value: serde_json::Value) {
         let _guard = self.out.lock();
@@ -67,26 +100,59 @@ impl Progress {
     }
 
     /// The summary at the end: the `finished` JSON message or a human line.
-    pub fn finish(
-        &self,
-        success: bool,
-        built: usize,
-        fresh: usize,
-        failed: usize,
-        targets: serde_json::Value,
-    ) {
+    pub fn finish(&self, summary: &Summary) {
         if let Some(bar) = self.bar.lock().ok().and_then(|mut b| b.take()) {
             bar.finish_and_clear();
         }
         let secs = self.started.elapsed().as_secs_f64();
+        let Summary {
+            success,
+            built,
+            fresh,
+            checked,
+            differing,
+            failed,
+            targets,
+        } = summary;
         match self.format {
-            MessageFormat::Json => self.json_line(json!({"reason": "finished", "success": success, "built": built, "fresh": fresh, "failed": failed, "targets": targets, "elapsed_secs": secs})),
+            MessageFormat::Json => self.json_line(json!({
+                "reason": "finished",
+                "success": success,
+                "built": built,
+                "fresh": fresh,
+                "checked": checked,
+                "differing": differing,
+                "failed": failed,
+                "targets": targets,
+                "elapsed_secs": secs,
+            })),
             MessageFormat::Human => {
-                let verb = if success { "Finished" } else { "Failed" };
-                eprintln!("{verb:>12} {} derivations ({built} built, {fresh} fresh, {failed} failed) in {secs:.2}s", built + fresh + failed);
+                let verb = if *success { "Finished" } else { "Failed" };
+                let total = built + fresh + checked + failed;
+                let mut counts = format!("{built} built, {fresh} fresh");
+                if *checked > 0 {
+                    counts.push_str(&format!(", {checked} checked ({differing} differing)"));
+                }
+                eprintln!(
+                    "{verb:>12} {total} derivations ({counts}, {failed} failed) in {secs:.2}s"
+                );
             }
         }
     }
+}
+
+/// The totals of a realisation, reported last.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub success: bool,
+    pub built: usize,
+    pub fresh: usize,
+    pub checked: usize,
+    /// Derivations whose `--check` rebuild differed.
+    pub differing: usize,
+    pub failed: usize,
+    /// Target name → output path.
+    pub targets: serde_json::Value,
 }
 
 impl Reporter for Progress {
@@ -115,6 +181,17 @@ impl Reporter for Progress {
                 Event::Skipped { drv, name } => {
                     json!({"reason": "skipped", "drv": self.abs(drv), "name": name})
                 }
+                Event::Checked {
+                    drv,
+                    name,
+                    differences,
+                } => json!({
+                    "reason": "checked",
+                    "drv": self.abs(drv),
+                    "name": name,
+                    "identical": differences.is_empty(),
+                    "differences": differences.iter().map(|d| self.difference_json(d)).collect::<Vec<_>>(),
+                }),
                 Event::Planned { .. } | Event::Started { .. } => return,
             };
             self.json_line(v);
@@ -142,6 +219,20 @@ impl Reporter for Progress {
                 Some(bar) => bar.set_message(name.to_string()),
                 None => eprintln!("{:>12} {name}", "Compiling"),
             },
+            Event::Checked {
+                name, differences, ..
+            } => {
+                for d in differences.iter() {
+                    self.human(&format!(
+                        "{:>12} {name}: {}",
+                        "Differs",
+                        self.describe_difference(d)
+                    ));
+                }
+                if let Some(bar) = self.bar.lock().ok().and_then(|b| b.clone()) {
+                    bar.inc(1);
+                }
+            }
             Event::Built { .. } | Event::Fresh { .. } | Event::Skipped { .. } => {
                 if let Some(bar) = self.bar.lock().ok().and_then(|b| b.clone()) {
                     bar.inc(1);

@@ -15,6 +15,7 @@ use crate::diagnostic::{render_diagnostic, CliError};
 pub struct Project {
     pub store: Store,
     pub eval: Evaluation,
+    pub profile: ProfileName,
 }
 
 /// The directory of the package: `--manifest-path`'s, or the nearest one upwards that
@@ -77,7 +78,11 @@ pub fn load(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
             )
         );
     }
-    Ok(Project { store, eval })
+    Ok(Project {
+        store,
+        eval,
+        profile: opts.profile,
+    })
 }
 
 impl Project {

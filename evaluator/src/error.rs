@@ -35,6 +35,8 @@ pub enum ErrorKind {
     PartitionWithoutPrimary,
     /// An implementation unit's module has no interface.
     ImplementationWithoutInterface,
+    /// `cmod.lock` is malformed, or a `--locked` build would change it.
+    Lock,
     /// Reading a user file failed.
     Io,
     /// A bug in cmod.

@@ -19,6 +19,7 @@ pub mod flags;
 pub mod graph;
 pub mod hashing;
 pub mod lexer;
+pub mod lockfile;
 pub mod manifest_file;
 pub mod package;
 pub mod scan;

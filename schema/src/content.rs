@@ -61,6 +61,40 @@ impl ContentHash {
         ContentHash(*h.finalize().as_bytes())
     }
 
+    /// The hash of the tree formed by `files` (`/`-separated relative paths with their
+    /// file hashes), as if they were laid out on disk: equal to hashing that directory.
+    pub fn of_files<'a>(files: impl IntoIterator<Item = (&'a str, ContentHash)>) -> ContentHash {
+        #[derive(Default)]
+        struct Dir<'a> {
+            files: Vec<(&'a str, ContentHash)>,
+            dirs: std::collections::BTreeMap<&'a str, Dir<'a>>,
+        }
+        fn hash(d: &Dir<'_>) -> ContentHash {
+            let subdirs: Vec<(&[u8], ContentHash)> = d
+                .dirs
+                .iter()
+                .map(|(n, sub)| (n.as_bytes(), hash(sub)))
+                .collect();
+            ContentHash::of_dir(
+                d.files
+                    .iter()
+                    .map(|(n, h)| (n.as_bytes(), *h))
+                    .chain(subdirs),
+            )
+        }
+        let mut root = Dir::default();
+        for (path, h) in files {
+            let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+            let Some(name) = parts.pop() else { continue };
+            let mut dir = &mut root;
+            for p in parts {
+                dir = dir.dirs.entry(p).or_default();
+            }
+            dir.files.push((name, h));
+        }
+        hash(&root)
+    }
+
     /// The text form, `blake3:<52 base32 chars>`.
     pub fn to_text(&self) -> String {
         format!("{PREFIX}{}", base32::encode(&self.0))
@@ -192,6 +226,27 @@ mod tests {
     const GOLDEN_HELLO_EXEC: &str = "blake3:0zxgp5i72r8l6mdysa1l35xpwf8dcc9p7rzjq7lp08p3iihyvspl";
     const GOLDEN_SYMLINK: &str = "blake3:15xvkzv4vscv9hgkgm3yjcyspg6xy9n08z20niz27n7i5al58i5g";
     const GOLDEN_TREE: &str = "blake3:04c12l7h14hys8yqsk63qm62afvwc1rapiapzv9iwbksid69g47p";
+
+    #[test]
+    fn virtual_trees_hash_like_directories() {
+        let hello = ContentHash::of_file(false, b"hello\n");
+        let nested = ContentHash::of_files([
+            ("src/a.cpp", hello),
+            ("src/sub/b.h", hello),
+            ("cmod.toml", hello),
+        ]);
+        let by_hand = ContentHash::of_dir([
+            (&b"cmod.toml"[..], hello),
+            (
+                &b"src"[..],
+                ContentHash::of_dir([
+                    (&b"a.cpp"[..], hello),
+                    (&b"sub"[..], ContentHash::of_dir([(&b"b.h"[..], hello)])),
+                ]),
+            ),
+        ]);
+        assert_eq!(nested, by_hand);
+    }
 
     #[test]
     fn exec_bit_and_entry_order_matter_correctly() {

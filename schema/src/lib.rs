@@ -14,6 +14,7 @@ pub mod canonical;
 pub mod content;
 pub mod derivation;
 pub mod diag;
+pub mod lock;
 pub mod manifest;
 pub mod path_info;
 pub mod store_path;

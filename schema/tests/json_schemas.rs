@@ -190,3 +190,51 @@ fn path_info_schema_matches_the_type() {
     bad["sandbox"] = json!("partial");
     assert!(!v.is_valid(&bad));
 }
+
+#[test]
+fn lock_schema_matches_the_type() {
+    use cmod_schema::lock::*;
+    let v = schema("lock.schema.json");
+    let h = cmod_schema::ContentHash::of_file(false, b"x");
+    let lock = Lockfile {
+        version: LOCK_VERSION,
+        toolchain: LockedToolchain {
+            identity: h,
+            compiler: "clang++-19".into(),
+            version: "19.1.7".into(),
+            stdlib: "libc++".into(),
+        },
+        packages: vec![LockedPackage {
+            name: "units".into(),
+            version: "0.3.1".into(),
+            source: "path+../units".into(),
+            tree: h,
+            dependencies: vec!["x".into()],
+        }],
+        outputs: std::collections::BTreeMap::from([(
+            "release".to_string(),
+            std::collections::BTreeMap::from([(
+                "app".to_string(),
+                LockedOutput {
+                    path: cmod_schema::StorePath::compute(
+                        cmod_schema::PathKind::Output,
+                        &h,
+                        "app",
+                        [],
+                    )
+                    .unwrap(),
+                    content_hash: h,
+                },
+            )]),
+        )]),
+    };
+    let as_json = toml_to_json(&lock.render());
+    let errors: Vec<String> = v.iter_errors(&as_json).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut bad = as_json.clone();
+    bad["toolchain"]["stdlib"] = json!("msvc");
+    assert!(!v.is_valid(&bad));
+    let mut bad = as_json;
+    bad["package"][0]["source"] = json!("ftp://x");
+    assert!(!v.is_valid(&bad));
+}

@@ -2,6 +2,7 @@
 
 pub mod debug;
 pub mod inspect;
+pub mod lock;
 pub mod maintenance;
 pub mod new;
 pub mod realise;

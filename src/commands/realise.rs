@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use cmod_evaluator::derive::Target;
 use cmod_sandbox::{Limits, Mode};
+use cmod_schema::lock::Lockfile;
 use cmod_schema::StorePath;
 use cmod_store::realise::{self, BuildEnv, RealiseOptions};
 use serde_json::json;
 
 use crate::cli::{Cli, RealiseArgs, RunArgs, RunOpts};
 use crate::diagnostic::CliError;
-use crate::progress::Progress;
+use crate::progress::{Progress, Summary};
 use crate::project::{load, Project};
 
 fn sandbox_mode(run: &RunOpts) -> Result<Mode, CliError> {
@@ -37,31 +38,43 @@ fn jobs(run: &RunOpts) -> usize {
 }
 
 /// Realise `targets`, reporting through `progress`. Returns each target's output path.
-fn build(
+pub(crate) fn build_targets(
     project: &Project,
     targets: &[Target],
     run: &RunOpts,
+    check: bool,
+    pinned: Option<&Lockfile>,
     progress: &Progress,
 ) -> Result<(Vec<StorePath>, realise::Realisation), CliError> {
-    let mode = sandbox_mode(run)?;
-    project.add_sources()?;
-    let env = BuildEnv {
-        toolchain: &project.eval.toolchain,
-        sandbox: mode,
-        limits: Limits {
-            timeout: Duration::from_secs(run.action_timeout),
-            max_output_bytes: run.max_output_size,
-        },
-        keep_failed: run.keep_failed,
-    };
-    let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
-    let r = realise::realise(
-        &project.store,
-        &project.eval.derived.derivations,
-        &drvs,
-        &env,
-        &RealiseOptions { jobs: jobs(run) },
+    // Until the realisation reports its own summary, errors still owe the JSON stream
+    // its `finished` line.
+    let r = with_json_finish(
         progress,
+        (|| {
+            let mode = sandbox_mode(run)?;
+            project.add_sources()?;
+            let env = BuildEnv {
+                toolchain: &project.eval.toolchain,
+                sandbox: mode,
+                limits: Limits {
+                    timeout: Duration::from_secs(run.action_timeout),
+                    max_output_bytes: run.max_output_size,
+                },
+                keep_failed: run.keep_failed,
+            };
+            let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+            Ok(realise::realise(
+                &project.store,
+                &project.eval.derived.derivations,
+                &drvs,
+                &env,
+                &RealiseOptions {
+                    jobs: jobs(run),
+                    check,
+                },
+                progress,
+            )?)
+        })(),
     )?;
     let outputs: Vec<StorePath> = targets
         .iter()
@@ -77,13 +90,24 @@ fn build(
         .zip(outputs.iter())
         .map(|(t, p)| (t.name.clone(), json!(project.store.path_of(p))))
         .collect();
-    progress.finish(
-        r.success(),
-        r.built.len(),
-        r.fresh,
-        r.failures.len(),
-        serde_json::Value::Object(target_json),
-    );
+    // Pinned outputs are verified before the final message, so it tells the whole truth.
+    let pin_check = match (pinned, r.success()) {
+        (Some(lock), true) => {
+            crate::commands::lock::verify_outputs(project, lock, targets, &outputs)
+        }
+        _ => Ok(()),
+    };
+    let differing: std::collections::BTreeSet<&StorePath> =
+        r.differences.iter().map(|(d, _)| d).collect();
+    progress.finish(&Summary {
+        success: r.success() && differing.is_empty() && pin_check.is_ok(),
+        built: r.built.len(),
+        fresh: r.fresh,
+        checked: r.checked,
+        differing: differing.len(),
+        failed: r.failures.len(),
+        targets: serde_json::Value::Object(target_json),
+    });
     if !r.success() {
         let mut message = String::new();
         for (_, e) in &r.failures {
@@ -129,15 +153,37 @@ fn build(
             message: message.trim_end().to_string(),
         });
     }
+    pin_check?;
+    if !r.differences.is_empty() {
+        let mut message = format!(
+            "{} output file(s) of {} derivation(s) differ from the stored copies: the build is not reproducible",
+            r.differences.len(),
+            differing.len()
+        );
+        for (_, d) in &r.differences {
+            message.push_str("\n  ");
+            message.push_str(&progress.describe_difference(d));
+        }
+        let kept = r.differences.iter().any(|(_, d)| d.kept.is_some());
+        return Err(CliError::Integrity {
+            message,
+            help: (!kept).then(|| {
+                "pass --keep-failed to keep each rebuilt copy beside the original (`<path>.check`) for diffing".into()
+            }),
+        });
+    }
     Ok((outputs, r))
 }
 
 /// Report an error that happened before building in the JSON contract too.
 fn with_json_finish<T>(progress: &Progress, r: Result<T, CliError>) -> Result<T, CliError> {
     if let Err(e) = &r {
-        if progress.is_json() && !matches!(e, CliError::BuildFailed { .. }) {
+        if progress.is_json() {
             progress.json_line(json!({"reason": "error", "message": e.summary()}));
-            progress.finish(false, 0, 0, 0, json!({}));
+            progress.finish(&Summary {
+                targets: json!({}),
+                ..Summary::default()
+            });
         }
     }
     r
@@ -154,6 +200,13 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         }),
     )?;
     let (project, targets) = prepared;
+    let lock = match args.dry_run {
+        true => None,
+        false => Some(with_json_finish(
+            &progress,
+            crate::commands::lock::prepare(&project, args.locked),
+        )?),
+    };
     if args.dry_run {
         let mode = sandbox_mode(&args.run)?;
         let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
@@ -173,8 +226,14 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    let (outputs, r) =
-        with_json_finish(&progress, build(&project, &targets, &args.run, &progress))?;
+    let (outputs, r) = build_targets(
+        &project,
+        &targets,
+        &args.run,
+        args.check,
+        lock.as_ref().filter(|_| args.locked),
+        &progress,
+    )?;
     if !args.no_link {
         let keep = r.closure(&project.eval.derived.derivations);
         for (i, (t, p)) in targets.iter().zip(&outputs).enumerate() {
@@ -241,10 +300,12 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
         },
     };
     let progress = Progress::new(args.run.message_format, project.store.store_dir());
-    let (outputs, _) = build(
+    let (outputs, _) = build_targets(
         &project,
         std::slice::from_ref(&target),
         &args.run,
+        false,
+        None,
         &progress,
     )?;
     let exe = outputs

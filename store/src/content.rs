@@ -318,6 +318,132 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// One entry that differs between two trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDiff {
+    /// Path relative to the tree roots (empty for single-file trees).
+    pub file: String,
+    /// Size on the left (`None` if absent or not a regular file there).
+    pub left_size: Option<u64>,
+    pub right_size: Option<u64>,
+    /// First differing byte when both sides are regular files.
+    pub first_difference: Option<u64>,
+}
+
+#[derive(PartialEq)]
+enum Node {
+    File(u64),
+    Dir(Vec<std::ffi::OsString>),
+    Link(std::path::PathBuf),
+    Missing,
+}
+
+fn node(p: &Path) -> Result<Node, StoreError> {
+    let meta = match std::fs::symlink_metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Node::Missing),
+        Err(e) => return Err(StoreError::io("reading", p, e)),
+    };
+    let ft = meta.file_type();
+    Ok(if ft.is_symlink() {
+        Node::Link(std::fs::read_link(p).map_err(|e| StoreError::io("reading link", p, e))?)
+    } else if ft.is_dir() {
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(p)
+            .map_err(|e| StoreError::io("listing", p, e))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::io("listing", p, e))?;
+        names.sort();
+        Node::Dir(names)
+    } else {
+        Node::File(meta.len())
+    })
+}
+
+/// The first offset at which two files differ, or `None` if they are identical.
+fn first_difference(a: &Path, b: &Path) -> Result<Option<u64>, StoreError> {
+    let mut fa = std::fs::File::open(a).map_err(|e| StoreError::io("opening", a, e))?;
+    let mut fb = std::fs::File::open(b).map_err(|e| StoreError::io("opening", b, e))?;
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    let mut offset = 0u64;
+    loop {
+        let na = read_full(&mut fa, &mut ba).map_err(|e| StoreError::io("reading", a, e))?;
+        let nb = read_full(&mut fb, &mut bb).map_err(|e| StoreError::io("reading", b, e))?;
+        let n = na.min(nb);
+        if let Some(i) = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y) {
+            return Ok(Some(offset + i as u64));
+        }
+        if na != nb {
+            return Ok(Some(offset + n as u64));
+        }
+        if na == 0 {
+            return Ok(None);
+        }
+        offset += n as u64;
+    }
+}
+
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Every difference between the trees at `left` and `right` (contents, executable bits
+/// aside), sorted by path.
+pub fn diff_trees(left: &Path, right: &Path) -> Result<Vec<FileDiff>, StoreError> {
+    let mut out = Vec::new();
+    diff_into(left, right, "", &mut out)?;
+    Ok(out)
+}
+
+fn diff_into(l: &Path, r: &Path, rel: &str, out: &mut Vec<FileDiff>) -> Result<(), StoreError> {
+    let (nl, nr) = (node(l)?, node(r)?);
+    let size = |n: &Node| {
+        if let Node::File(s) = n {
+            Some(*s)
+        } else {
+            None
+        }
+    };
+    match (&nl, &nr) {
+        (Node::File(a), Node::File(b)) => {
+            if let Some(off) = first_difference(l, r)? {
+                out.push(FileDiff {
+                    file: rel.into(),
+                    left_size: Some(*a),
+                    right_size: Some(*b),
+                    first_difference: Some(off),
+                });
+            }
+        }
+        (Node::Dir(a), Node::Dir(b)) => {
+            let names: BTreeSet<&std::ffi::OsString> = a.iter().chain(b).collect();
+            for n in names {
+                let child = if rel.is_empty() {
+                    n.to_string_lossy().into_owned()
+                } else {
+                    format!("{rel}/{}", n.to_string_lossy())
+                };
+                diff_into(&l.join(n), &r.join(n), &child, out)?;
+            }
+        }
+        (a, b) if a == b => {}
+        _ => out.push(FileDiff {
+            file: rel.into(),
+            left_size: size(&nl),
+            right_size: size(&nr),
+            first_difference: None,
+        }),
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +512,45 @@ mod tests {
         assert_eq!(m(&out.join("linked")).nlink(), 1);
         remove(&out).unwrap();
         assert!(!out.exists());
+    }
+
+    #[test]
+    fn diffs_name_files_sizes_and_offsets() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        for (root, data, extra) in [(&a, "hello world", false), (&b, "hello there!", true)] {
+            std::fs::create_dir_all(root.join("d")).unwrap();
+            std::fs::write(root.join("d/f"), data).unwrap();
+            std::fs::write(root.join("same"), "x").unwrap();
+            if extra {
+                std::fs::write(root.join("new"), "n").unwrap();
+            }
+        }
+        let d = diff_trees(&a, &b).unwrap();
+        assert_eq!(
+            d,
+            vec![
+                FileDiff {
+                    file: "d/f".into(),
+                    left_size: Some(11),
+                    right_size: Some(12),
+                    first_difference: Some(6)
+                },
+                FileDiff {
+                    file: "new".into(),
+                    left_size: None,
+                    right_size: Some(1),
+                    first_difference: None
+                },
+            ]
+        );
+        assert!(diff_trees(&a, &a).unwrap().is_empty());
+        // A prefix differs at the end of the shorter file.
+        std::fs::write(t.path().join("p1"), "abc").unwrap();
+        std::fs::write(t.path().join("p2"), "abcd").unwrap();
+        let d = diff_trees(&t.path().join("p1"), &t.path().join("p2")).unwrap();
+        assert_eq!(d[0].first_difference, Some(3));
+        assert_eq!(d[0].file, "");
     }
 
     #[test]

@@ -38,6 +38,16 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// How strong a sandbox mode is (higher is stronger); unknown modes rank lowest.
+fn sandbox_rank(mode: Option<&str>) -> u8 {
+    match mode {
+        Some("full") => 3,
+        Some("landlock") => 2,
+        Some("off") => 1,
+        _ => 0,
+    }
+}
+
 /// Write `bytes` to `path` atomically (temporary file in the same directory + rename).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().ok_or_else(|| {
@@ -155,7 +165,15 @@ impl Store {
         let _lock = self.lock_for(&path)?;
         if self.is_valid(&path) {
             content::remove(tmp)?;
-            return self.path_info(&path);
+            let mut info = self.path_info(&path)?;
+            // The same bytes were produced again. Record the strongest sandbox that has
+            // produced them, so the metadata never understates how they were built.
+            if sandbox_rank(reg.sandbox) > sandbox_rank(info.sandbox.as_deref()) {
+                info.sandbox = reg.sandbox.map(str::to_string);
+                info.landlock_abi = reg.landlock_abi;
+                self.write_path_info(&info)?;
+            }
+            return Ok(info);
         }
         let dest = self.path_of(&path);
         // Left over by a crash before its metadata was written: not valid, replace it.
@@ -295,6 +313,43 @@ mod tests {
         assert!(!b.exists(), "duplicate contents are discarded");
         assert_eq!(s.path_info(&ia.path).unwrap(), ia);
         assert_eq!(s.valid_paths().unwrap(), vec![ia.path.clone()]);
+    }
+
+    #[test]
+    fn metadata_records_the_strongest_sandbox_that_produced_the_bytes() {
+        let (_t, s) = store();
+        let reg = |mode: &'static str, abi: Option<u8>| Registration {
+            kind: PathKind::Output,
+            name: "same.o",
+            deriver: None,
+            sandbox: Some(mode),
+            landlock_abi: abi,
+            candidates: &EMPTY,
+        };
+        static EMPTY: std::sync::LazyLock<Candidates> = std::sync::LazyLock::new(Candidates::new);
+        let put = |r: &Registration<'_>| {
+            let tmp = s.temp_path("x");
+            std::fs::write(&tmp, "identical bytes").unwrap();
+            s.register(&tmp, r).unwrap()
+        };
+        let first = put(&reg("off", None));
+        assert_eq!(first.sandbox.as_deref(), Some("off"));
+        let upgraded = put(&reg("full", Some(7)));
+        assert_eq!(upgraded.path, first.path);
+        assert_eq!(
+            (upgraded.sandbox.as_deref(), upgraded.landlock_abi),
+            (Some("full"), Some(7))
+        );
+        let kept = put(&reg("landlock", Some(7)));
+        assert_eq!(
+            kept.sandbox.as_deref(),
+            Some("full"),
+            "a weaker rebuild never downgrades"
+        );
+        assert_eq!(
+            s.path_info(&first.path).unwrap().sandbox.as_deref(),
+            Some("full")
+        );
     }
 
     #[test]

@@ -65,17 +65,59 @@ pub enum BuildError {
 pub(crate) enum Realised {
     Built(BTreeMap<String, StorePath>),
     Fresh(BTreeMap<String, StorePath>),
+    /// Rebuilt for `--check` and compared with the stored outputs (which stay in use).
+    Checked {
+        outputs: BTreeMap<String, StorePath>,
+        differences: Vec<Difference>,
+    },
 }
 
-/// Build `resolved` (the resolution of `drv`, keyed `key`) unless another process did
-/// meanwhile. Holds the per-key lock for the whole build.
-pub(crate) fn build(
+/// One way a rebuilt output differs from the stored one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// The output name (`obj`, `bmi`, ...).
+    pub output: String,
+    /// The stored path it was compared with.
+    pub stored: StorePath,
+    /// The differing file, relative to the output (empty for a single-file output).
+    pub file: String,
+    pub stored_size: Option<u64>,
+    pub rebuilt_size: Option<u64>,
+    /// The first byte offset at which the contents differ, when both are files.
+    pub first_difference: Option<u64>,
+    /// Where the rebuilt copy was kept (`--keep-failed`).
+    pub kept: Option<PathBuf>,
+}
+
+/// A finished, successful builder run whose outputs are still in its build directory.
+struct Run {
+    build_dir: PathBuf,
+    log_path: PathBuf,
+    landlock_abi: Option<u8>,
+}
+
+impl Run {
+    fn discard(&self) {
+        let _ = content::remove(&self.build_dir);
+        let _ = std::fs::remove_file(&self.log_path);
+    }
+}
+
+fn per_key_lock(store: &Store, key: &ContentHash) -> Result<Lock, StoreError> {
+    Lock::acquire(
+        &store
+            .dir("locks")
+            .join(format!("key-{}.lock", &key.to_text()[7..39])),
+    )
+}
+
+/// Run the builder of `resolved` in a fresh build directory and check that it produced
+/// every declared output safely.
+fn run_builder(
     store: &Store,
-    drv_path: &StorePath,
     resolved: &Derivation,
-    key: &ContentHash,
     env: &BuildEnv<'_>,
-) -> Result<Realised, BuildError> {
+) -> Result<Run, BuildError> {
     let name = resolved.name.clone();
     let st = |source: StoreError| BuildError::Store {
         name: name.clone(),
@@ -88,19 +130,10 @@ pub(crate) fn build(
             have: env.toolchain.identity,
         });
     }
-    let lock_file = store
-        .dir("locks")
-        .join(format!("key-{}.lock", &key.to_text()[7..39]));
-    let _lock = Lock::acquire(&lock_file).map_err(st)?;
-    if let Some(entry) = store.trace_lookup(key) {
-        return Ok(Realised::Fresh(entry.outputs));
-    }
-
     let build_dir = store.temp_path("build");
     std::fs::create_dir_all(&build_dir)
         .map_err(|e| st(StoreError::io("creating", &build_dir, e)))?;
     let log_path = build_dir.with_extension("log");
-    let inputs: BTreeSet<&StorePath> = resolved.input_paths();
     let links = resolved
         .inputs
         .iter()
@@ -127,7 +160,11 @@ pub(crate) fn build(
             .collect(),
         build_dir: build_dir.clone(),
         store_dir: store.store_dir(),
-        inputs: inputs.iter().map(|p| p.to_string()).collect(),
+        inputs: resolved
+            .input_paths()
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
         links,
         toolchain: env.toolchain.closure.clone(),
         outputs: resolved
@@ -138,25 +175,30 @@ pub(crate) fn build(
         log_path: log_path.clone(),
         limits: env.limits,
     };
-    let cleanup = |keep: bool| -> Option<PathBuf> {
-        if keep {
-            Some(build_dir.clone())
+    let run = Run {
+        build_dir: build_dir.clone(),
+        log_path: log_path.clone(),
+        landlock_abi: None,
+    };
+    // On failure the build directory is kept only with --keep-failed.
+    let fail = |run: &Run| -> Option<PathBuf> {
+        if env.keep_failed {
+            Some(run.build_dir.clone())
         } else {
-            let _ = content::remove(&build_dir);
-            let _ = std::fs::remove_file(&log_path);
+            run.discard();
             None
         }
     };
     let outcome = match cmod_sandbox::run(env.sandbox, &action) {
         Ok(o) => o,
         Err(source) => {
-            cleanup(env.keep_failed);
+            fail(&run);
             return Err(BuildError::Sandbox { name, source });
         }
     };
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     if !outcome.exit.success() {
-        let kept = cleanup(env.keep_failed);
+        let kept = fail(&run);
         return Err(BuildError::Failed {
             name,
             exit: outcome.exit.to_string(),
@@ -164,13 +206,10 @@ pub(crate) fn build(
             kept,
         });
     }
-
-    let cands = candidates(inputs.iter().copied());
-    let mut outputs = BTreeMap::new();
-    for (key_name, out) in &resolved.outputs {
+    for out in resolved.outputs.values() {
         let produced = build_dir.join(&out.at);
         if std::fs::symlink_metadata(&produced).is_err() {
-            cleanup(env.keep_failed);
+            fail(&run);
             return Err(BuildError::MissingOutput {
                 name,
                 at: out.at.clone(),
@@ -178,9 +217,39 @@ pub(crate) fn build(
             });
         }
         if let Err(e) = content::check_output(&produced, &out.at) {
-            cleanup(env.keep_failed);
+            fail(&run);
             return Err(st(e));
         }
+    }
+    Ok(Run {
+        landlock_abi: outcome.enforcement.landlock_abi,
+        ..run
+    })
+}
+
+/// Build `resolved` (the resolution of `drv`, keyed `key`) unless another process did
+/// meanwhile, and register its outputs. Holds the per-key lock for the whole build.
+pub(crate) fn build(
+    store: &Store,
+    drv_path: &StorePath,
+    resolved: &Derivation,
+    key: &ContentHash,
+    env: &BuildEnv<'_>,
+) -> Result<Realised, BuildError> {
+    let name = resolved.name.clone();
+    let st = |source: StoreError| BuildError::Store {
+        name: name.clone(),
+        source,
+    };
+    let _lock = per_key_lock(store, key).map_err(st)?;
+    if let Some(entry) = store.trace_lookup(key) {
+        return Ok(Realised::Fresh(entry.outputs));
+    }
+    let run = run_builder(store, resolved, env)?;
+    let cands = candidates(resolved.input_paths());
+    let mut outputs = BTreeMap::new();
+    for (key_name, out) in &resolved.outputs {
+        let produced = run.build_dir.join(&out.at);
         // Move the output out of the build directory before registering it.
         let staged = store.temp_path("out");
         std::fs::rename(&produced, &staged)
@@ -190,13 +259,13 @@ pub(crate) fn build(
             name: &out.name,
             deriver: Some(drv_path),
             sandbox: Some(env.sandbox.as_str()),
-            landlock_abi: outcome.enforcement.landlock_abi,
+            landlock_abi: run.landlock_abi,
             candidates: &cands,
         };
         let info = store.register(&staged, &reg).map_err(st)?;
         outputs.insert(key_name.clone(), info.path);
     }
-    store.keep_log(key, &log_path, &outputs).map_err(st)?;
+    store.keep_log(key, &run.log_path, &outputs).map_err(st)?;
     store
         .trace_record(&TraceEntry {
             version: TRACE_VERSION,
@@ -207,6 +276,62 @@ pub(crate) fn build(
             signatures: BTreeSet::new(),
         })
         .map_err(st)?;
-    cleanup(false);
+    run.discard();
     Ok(Realised::Built(outputs))
+}
+
+/// Rebuild `resolved` and compare every output with `stored` bit for bit. The stored
+/// outputs stay the ones in use; with `keep_failed`, a differing rebuilt output is kept
+/// beside the original as `<path>.check`.
+pub(crate) fn check(
+    store: &Store,
+    resolved: &Derivation,
+    key: &ContentHash,
+    stored: BTreeMap<String, StorePath>,
+    env: &BuildEnv<'_>,
+) -> Result<Realised, BuildError> {
+    let name = resolved.name.clone();
+    let st = |source: StoreError| BuildError::Store {
+        name: name.clone(),
+        source,
+    };
+    let _lock = per_key_lock(store, key).map_err(st)?;
+    let run = run_builder(store, resolved, env)?;
+    let mut differences = Vec::new();
+    for (key_name, out) in &resolved.outputs {
+        let Some(path) = stored.get(key_name) else {
+            continue;
+        };
+        let rebuilt = run.build_dir.join(&out.at);
+        let original = store.path_of(path);
+        let diffs = content::diff_trees(&original, &rebuilt).map_err(st)?;
+        if diffs.is_empty() {
+            continue;
+        }
+        let kept = if env.keep_failed {
+            let dest = PathBuf::from(format!("{}.check", original.display()));
+            let _ = content::remove(&dest);
+            std::fs::rename(&rebuilt, &dest)
+                .map_err(|e| st(StoreError::io("keeping the rebuilt output", &dest, e)))?;
+            Some(dest)
+        } else {
+            None
+        };
+        for d in diffs {
+            differences.push(Difference {
+                output: key_name.clone(),
+                stored: path.clone(),
+                file: d.file,
+                stored_size: d.left_size,
+                rebuilt_size: d.right_size,
+                first_difference: d.first_difference,
+                kept: kept.clone(),
+            });
+        }
+    }
+    run.discard();
+    Ok(Realised::Checked {
+        outputs: stored,
+        differences,
+    })
 }

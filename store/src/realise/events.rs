@@ -33,6 +33,13 @@ pub enum Event<'a> {
         log: &'a str,
         reason: &'a str,
     },
+    /// A derivation was rebuilt for `--check` and compared with its stored outputs;
+    /// `differences` is empty when they were bit-identical.
+    Checked {
+        drv: &'a StorePath,
+        name: &'a str,
+        differences: &'a [super::Difference],
+    },
     /// A derivation was not attempted because an input failed.
     Skipped { drv: &'a StorePath, name: &'a str },
 }

@@ -24,7 +24,7 @@ use cmod_schema::derivation::Derivation;
 use cmod_schema::{ContentHash, PathKind, StorePath};
 
 use build::Realised;
-pub use build::{BuildEnv, BuildError};
+pub use build::{BuildEnv, BuildError, Difference};
 pub use events::{Event, Reporter, Silent};
 
 use crate::error::StoreError;
@@ -34,6 +34,9 @@ use crate::layout::Store;
 #[derive(Debug, Clone)]
 pub struct RealiseOptions {
     pub jobs: usize,
+    /// Rebuild derivations whose outputs are already in the store and compare the
+    /// results bit for bit (`--check`).
+    pub check: bool,
 }
 
 /// What a realisation produced.
@@ -45,6 +48,10 @@ pub struct Realisation {
     pub built: Vec<StorePath>,
     /// Derivations found fresh.
     pub fresh: usize,
+    /// Derivations rebuilt and compared (`--check`).
+    pub checked: usize,
+    /// Outputs whose rebuild differed from the stored copy.
+    pub differences: Vec<(StorePath, Difference)>,
     /// Failures (empty on success).
     pub failures: Vec<(StorePath, BuildError)>,
     /// Derivations not attempted because an input failed.
@@ -285,15 +292,33 @@ pub fn realise(
         let node = &nodes[i];
         let drv = &drvs[&node.drv];
         let started = Instant::now();
-        let result = realise_one(store, &node.drv, drv, &inputs, sandbox, env, reporter);
+        let result = realise_one(
+            store, &node.drv, drv, &inputs, sandbox, env, opts.check, reporter,
+        );
         let Ok(mut st) = shared.0.lock() else { return };
         st.running -= 1;
         st.finished += 1;
         match result {
             Ok((realised, key)) => {
+                let checked = matches!(realised, Realised::Checked { .. });
                 let (outputs, built) = match realised {
                     Realised::Built(o) => (o, true),
                     Realised::Fresh(o) => (o, false),
+                    Realised::Checked {
+                        outputs,
+                        differences,
+                    } => {
+                        reporter.event(&Event::Checked {
+                            drv: &node.drv,
+                            name: &drv.name,
+                            differences: &differences,
+                        });
+                        st.out.checked += 1;
+                        st.out
+                            .differences
+                            .extend(differences.into_iter().map(|d| (node.drv.clone(), d)));
+                        (outputs, false)
+                    }
                 };
                 if let Err(e) = store.record_drv_outputs(&node.drv, &key, &outputs) {
                     st.out.failures.push((
@@ -305,7 +330,9 @@ pub fn realise(
                     ));
                     st.stop = true;
                 }
-                if built {
+                if checked {
+                    // Reported above.
+                } else if built {
                     reporter.event(&Event::Built {
                         drv: &node.drv,
                         name: &drv.name,
@@ -381,6 +408,7 @@ fn realise_one(
     inputs: &HashMap<StorePath, BTreeMap<String, StorePath>>,
     sandbox: &str,
     env: &BuildEnv<'_>,
+    check: bool,
     reporter: &dyn Reporter,
 ) -> Result<(Realised, ContentHash), BuildError> {
     let name = drv.name.clone();
@@ -395,12 +423,17 @@ fn realise_one(
         .resolve(|d, o| inputs.get(d).and_then(|m| m.get(o)).cloned())
         .map_err(st)?;
     let key = resolved.trace_key(sandbox).map_err(st)?;
-    if let Some(entry) = store.trace_lookup(&key) {
-        return Ok((Realised::Fresh(entry.outputs), key));
+    let found = store.trace_lookup(&key);
+    if let (Some(entry), false) = (&found, check) {
+        return Ok((Realised::Fresh(entry.outputs.clone()), key));
     }
     reporter.event(&Event::Started {
         drv: drv_path,
         name: &drv.name,
     });
-    Ok((build::build(store, drv_path, &resolved, &key, env)?, key))
+    let realised = match found {
+        Some(entry) => build::check(store, &resolved, &key, entry.outputs, env)?,
+        None => build::build(store, drv_path, &resolved, &key, env)?,
+    };
+    Ok((realised, key))
 }

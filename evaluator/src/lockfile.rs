@@ -1,0 +1,170 @@
+//! `cmod.lock` for an evaluation: what the lock *should* say now (toolchain and dependency
+//! trees), reading the existing one with located errors, and a readable description of
+//! how the two differ (what `--locked` reports).
+
+use std::path::{Path, PathBuf};
+
+use cmod_schema::diag::Location;
+use cmod_schema::lock::{LockError, LockedPackage, LockedToolchain, Lockfile, LOCK_VERSION};
+use cmod_schema::ContentHash;
+
+use crate::error::{ErrorKind, EvalError};
+use crate::graph::Origin;
+use crate::Evaluation;
+
+/// The lockfile's name, next to the root manifest.
+pub const LOCK_NAME: &str = "cmod.lock";
+
+/// Where the lockfile of `eval` lives.
+pub fn lock_path(eval: &Evaluation) -> PathBuf {
+    eval.packages.root().root.join(LOCK_NAME)
+}
+
+/// Read the lockfile at `path`; `Ok(None)` if there is none.
+pub fn read(path: &Path) -> Result<Option<Lockfile>, EvalError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(EvalError::io(path, "read", e)),
+    };
+    match Lockfile::parse(&text) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(LockError::Syntax { message, span }) => Err(EvalError::new(
+            ErrorKind::Lock,
+            format!("`{}` is malformed: {message}", path.display()),
+        )
+        .at(Location::at_offset(
+            path,
+            &text,
+            span.map_or(0, |s| s.start),
+        ))
+        .help("cmod.lock is generated: delete it and run `cmod lock` to write a fresh one")),
+        Err(e @ LockError::Version(_)) => Err(EvalError::new(ErrorKind::Lock, e.to_string())
+            .at(Location::at_offset(path, &text, 0))
+            .help("regenerate it with this cmod: `cmod lock`")),
+    }
+}
+
+/// The lock state of `eval` now: toolchain and dependency packages, no outputs.
+pub fn current(eval: &Evaluation) -> Lockfile {
+    let t = &eval.toolchain;
+    let root = eval.packages.root();
+    let mut packages: Vec<LockedPackage> = eval
+        .packages
+        .packages
+        .iter()
+        .filter(|p| p.id != root.id)
+        .map(|p| {
+            let mut files: Vec<(String, ContentHash)> = vec![(
+                "cmod.toml".into(),
+                ContentHash::of_file(false, p.file.text.as_bytes()),
+            )];
+            for u in &eval.graph.units {
+                if let Origin::Package(id, _) = u.origin {
+                    if id == p.id {
+                        files.push((u.rel.clone(), u.hash));
+                        files.extend(u.headers.iter().map(|h| (h.rel.clone(), h.hash)));
+                    }
+                }
+            }
+            files.sort();
+            files.dedup();
+            let rel = relative(&root.root, &p.root);
+            LockedPackage {
+                name: p.name.clone(),
+                version: p.version.to_string(),
+                source: format!("path+{rel}"),
+                tree: ContentHash::of_files(files.iter().map(|(f, h)| (f.as_str(), *h))),
+                dependencies: p.deps.iter().map(|d| d.name.clone()).collect(),
+            }
+        })
+        .collect();
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    Lockfile {
+        version: LOCK_VERSION,
+        toolchain: LockedToolchain {
+            identity: t.identity,
+            compiler: t.cxx.display().to_string(),
+            version: t.version.clone(),
+            stdlib: t.stdlib.as_str().into(),
+        },
+        packages,
+        outputs: Default::default(),
+    }
+}
+
+/// How `old` differs from `new` (outputs aside), one sentence per change.
+pub fn changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.toolchain.identity != new.toolchain.identity {
+        out.push(format!(
+            "the toolchain changed: locked {} ({} {}), now {} ({} {})",
+            old.toolchain.identity,
+            old.toolchain.compiler,
+            old.toolchain.version,
+            new.toolchain.identity,
+            new.toolchain.compiler,
+            new.toolchain.version
+        ));
+    }
+    for p in &new.packages {
+        match old.packages.iter().find(|o| o.name == p.name) {
+            None => out.push(format!("package `{}` is not in the lock", p.name)),
+            Some(o) if o.tree != p.tree => out.push(format!(
+                "package `{}` changed after locking: its tree was {}, now {}",
+                p.name, o.tree, p.tree
+            )),
+            Some(o)
+                if o.version != p.version
+                    || o.source != p.source
+                    || o.dependencies != p.dependencies =>
+            {
+                out.push(format!(
+                    "package `{}` is locked as {} from {}, but is now {} from {}",
+                    p.name, o.version, o.source, p.version, p.source
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for o in &old.packages {
+        if !new.packages.iter().any(|p| p.name == o.name) {
+            out.push(format!("package `{}` is locked but no longer used", o.name));
+        }
+    }
+    out
+}
+
+fn relative(from: &Path, to: &Path) -> String {
+    let f: Vec<_> = from.components().collect();
+    let t: Vec<_> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), f.len() - common).collect();
+    parts.extend(
+        t[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_lock_points_at_the_line() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join(LOCK_NAME);
+        std::fs::write(&p, "version = 1\n\n[toolchain]\nidentity = 5\n").unwrap();
+        let e = read(&p).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Lock);
+        assert_eq!(e.location.unwrap().line, 4, "{}", e.message);
+        assert!(e.help.unwrap().contains("cmod lock"));
+        assert!(read(&t.path().join("none.lock")).unwrap().is_none());
+    }
+}

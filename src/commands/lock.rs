@@ -1,0 +1,153 @@
+//! `cmod lock` and the lockfile side of `cmod realise`: keep `cmod.lock` current, refuse
+//! to change it under `--locked`, and verify pinned outputs.
+
+use cmod_evaluator::derive::Target;
+use cmod_evaluator::lockfile::{self, lock_path};
+use cmod_evaluator::{ErrorKind, EvalError};
+use cmod_schema::lock::{LockedOutput, Lockfile};
+use cmod_schema::StorePath;
+
+use crate::cli::{Cli, LockArgs};
+use crate::commands::realise::build_targets;
+use crate::diagnostic::CliError;
+use crate::progress::Progress;
+use crate::project::{load, Project};
+
+fn profile(project: &Project) -> &'static str {
+    project.profile.as_str()
+}
+
+/// Write `lock` unless the file already says exactly that.
+fn write(project: &Project, lock: &Lockfile) -> Result<bool, CliError> {
+    let path = lock_path(&project.eval);
+    let text = lock.render();
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+        return Ok(false);
+    }
+    std::fs::write(&path, text).map_err(|e| CliError::Eval(EvalError::io(&path, "write", e)))?;
+    Ok(true)
+}
+
+/// The lock `realise` works under. With `locked`, the existing lock must exist and match
+/// the current state (exit 2 otherwise). Without it, the lock is brought up to date;
+/// pinned outputs survive only while nothing they depend on changed.
+pub fn prepare(project: &Project, locked: bool) -> Result<Lockfile, CliError> {
+    let path = lock_path(&project.eval);
+    let old = lockfile::read(&path)?;
+    let mut now = lockfile::current(&project.eval);
+    match (old, locked) {
+        (None, true) => Err(EvalError::new(
+            ErrorKind::Lock,
+            format!("--locked was given but `{}` does not exist", path.display()),
+        )
+        .help("run `cmod lock` (or `cmod lock --outputs`) and commit cmod.lock")
+        .into()),
+        (Some(old), true) => {
+            let changes = lockfile::changes(&old, &now);
+            if changes.is_empty() {
+                Ok(old)
+            } else {
+                Err(EvalError::new(
+                    ErrorKind::Lock,
+                    format!(
+                        "--locked was given but `{}` would change:\n  - {}",
+                        path.display(),
+                        changes.join("\n  - ")
+                    ),
+                )
+                .help("run `cmod lock` to update it if these changes are intended")
+                .into())
+            }
+        }
+        (old, false) => {
+            if let Some(old) = old {
+                let changes = lockfile::changes(&old, &now);
+                if changes.is_empty() {
+                    now.outputs = old.outputs;
+                } else if !old.outputs.is_empty() {
+                    eprintln!("warning: cmod.lock: pinned outputs dropped because {}; run `cmod lock --outputs` to pin new ones", changes[0]);
+                }
+            }
+            write(project, &now)?;
+            Ok(now)
+        }
+    }
+}
+
+/// Check the realised outputs of `targets` against the outputs pinned in `lock` for the
+/// current profile (exit 3 on any difference).
+pub fn verify_outputs(
+    project: &Project,
+    lock: &Lockfile,
+    targets: &[Target],
+    outputs: &[StorePath],
+) -> Result<(), CliError> {
+    let Some(pinned) = lock.outputs.get(profile(project)) else {
+        return Ok(());
+    };
+    let mut wrong = Vec::new();
+    for (t, p) in targets.iter().zip(outputs) {
+        let Some(pin) = pinned.get(&t.name) else {
+            continue;
+        };
+        let info = project.store.path_info(p)?;
+        if info.content_hash != pin.content_hash {
+            wrong.push(format!(
+                "`{}`: {} hashes to {}, but cmod.lock pins {} ({})",
+                t.name,
+                project.store.path_of(p).display(),
+                info.content_hash,
+                pin.content_hash,
+                pin.path
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Integrity {
+            message: format!("realised outputs differ from those pinned in cmod.lock:\n  - {}", wrong.join("\n  - ")),
+            help: Some("if the change is intended, re-pin with `cmod lock --outputs`; otherwise the build or the store is not trustworthy".into()),
+        })
+    }
+}
+
+/// `cmod lock [--outputs]`.
+pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
+    let project = load(cli, &args.build)?;
+    let mut lock = prepare(&project, false)?;
+    if args.outputs {
+        let targets = project.targets(&[])?;
+        let progress = Progress::new(args.run.message_format, project.store.store_dir());
+        let (outputs, _) = build_targets(&project, &targets, &args.run, false, None, &progress)?;
+        let pins = lock
+            .outputs
+            .entry(profile(&project).to_string())
+            .or_default();
+        pins.clear();
+        for (t, p) in targets.iter().zip(&outputs) {
+            let info = project.store.path_info(p)?;
+            pins.insert(
+                t.name.clone(),
+                LockedOutput {
+                    path: p.clone(),
+                    content_hash: info.content_hash,
+                },
+            );
+        }
+        write(&project, &lock)?;
+        eprintln!(
+            "{:>12} {} output(s) of the `{}` profile in cmod.lock",
+            "Pinned",
+            outputs.len(),
+            profile(&project)
+        );
+    } else {
+        eprintln!(
+            "{:>12} toolchain and {} package(s) in cmod.lock",
+            "Locked",
+            lock.packages.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! How realisation uses the sandbox: recorded modes, limits, and no silent fallback.
+
+mod common;
+
+use common::{failure, Sandbox};
+use serde_json::Value;
+
+#[test]
+fn outputs_record_the_sandbox_and_modes_do_not_share_outputs() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let full = s.realise(&dir, &["--no-link"]).ok();
+    let info: Value = serde_json::from_slice(
+        &s.cmod(
+            &dir,
+            &[
+                "path-info",
+                "--json",
+                full.target("hello").to_str().unwrap(),
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(info[0]["sandbox"], "full");
+    assert!(info[0]["landlock_abi"].as_u64().unwrap() >= 1);
+    // A weaker mode never reuses the full sandbox's outputs: everything is built again.
+    let off = s.realise(&dir, &["--no-link", "--sandbox", "off"]).ok();
+    assert_eq!(off.built().len(), 6);
+    let sandbox_of = |built: &common::Realised, name: &str| -> Value {
+        let m = built
+            .messages
+            .iter()
+            .find(|m| m["reason"] == "built" && m["name"] == name)
+            .unwrap();
+        let out = m["outputs"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
+        let info: Value =
+            serde_json::from_slice(&s.cmod(&dir, &["path-info", "--json", &out]).stdout).unwrap();
+        info[0]["sandbox"].clone()
+    };
+    // Outside the sandbox the BMI records host paths, so it is a different path, marked `off`.
+    assert_eq!(sandbox_of(&off, "hello-0.1.0-hello.pcm"), "off");
+    // The binary came out byte-identical to the full sandbox's: the same path, whose
+    // metadata keeps the strongest sandbox that produced those bytes.
+    assert_eq!(off.target("hello"), full.target("hello"));
+    assert_eq!(sandbox_of(&off, "hello-0.1.0-hello"), "full");
+    // ... and the full sandbox does not reuse the weaker outputs either.
+    let again = s.realise(&dir, &["--no-link"]).ok();
+    assert!(
+        again.built().is_empty(),
+        "full-sandbox outputs are still there: {:?}",
+        again.built()
+    );
+    let landlock = s
+        .realise(&dir, &["--no-link", "--sandbox", "landlock"])
+        .ok();
+    assert_eq!(landlock.built().len(), 6);
+}
+
+#[test]
+fn time_and_size_limits_give_clear_errors() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let r = s.realise(&dir, &["--action-timeout", "0"]);
+    assert_eq!(r.output.status.code(), Some(1), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("exceeded its time limit of 0s"),
+        "{}",
+        r.stderr()
+    );
+    let r = s.realise(&dir, &["--max-output-size", "2000"]);
+    assert_eq!(r.output.status.code(), Some(1), "{}", r.stderr());
+    assert!(
+        r.stderr().contains("wrote more than 2000 bytes"),
+        "{}",
+        r.stderr()
+    );
+    let verify = s.cmod(&dir, &["store", "verify"]);
+    assert!(verify.status.success());
+}
+
+#[test]
+fn unknown_sandbox_mode_is_a_usage_error() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let (code, err) = failure(&s.cmod(&dir, &["realise", "--sandbox", "partial"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown sandbox mode `partial`"), "{err}");
+}
+
+/// Inside a user namespace whose limit forbids nested user namespaces (as in many
+/// containers), the full sandbox cannot be set up: realise must refuse with exit 2 and a
+/// remedy, and `--sandbox=landlock` must still work.
+#[test]
+fn no_silent_fallback_without_user_namespaces() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let script = format!("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"",);
+    let run = |mode: &str| {
+        std::process::Command::new("unshare")
+            .args([
+                "--user",
+                "--map-root-user",
+                "sh",
+                "-c",
+                &script,
+                "sh",
+                env!("CARGO_BIN_EXE_cmod"),
+                "--store",
+            ])
+            .arg(s.store())
+            .args(["realise", "--no-link", "--sandbox", mode])
+            .current_dir(&dir)
+            .output()
+            .expect("unshare")
+    };
+    let out = run("full");
+    let (code, err) = failure(&out);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the `full` sandbox cannot be set up"), "{err}");
+    assert!(
+        err.contains("--sandbox=landlock"),
+        "the remedy names the weaker mode: {err}"
+    );
+    assert!(
+        !std::fs::read_dir(s.store().join("v1/meta"))
+            .map(|d| d.count() > 0)
+            .unwrap_or(false),
+        "nothing was built"
+    );
+    let out = run("landlock");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
