@@ -258,7 +258,6 @@ pub fn realise(
         }
     }
     let shared = (Mutex::new(state), Condvar::new());
-    let sandbox = env.sandbox.as_str();
 
     let worker = || loop {
         let (i, inputs) = {
@@ -292,9 +291,7 @@ pub fn realise(
         let node = &nodes[i];
         let drv = &drvs[&node.drv];
         let started = Instant::now();
-        let result = realise_one(
-            store, &node.drv, drv, &inputs, sandbox, env, opts.check, reporter,
-        );
+        let result = realise_one(store, &node.drv, drv, &inputs, env, opts.check, reporter);
         let Ok(mut st) = shared.0.lock() else { return };
         st.running -= 1;
         st.finished += 1;
@@ -406,7 +403,6 @@ fn realise_one(
     drv_path: &StorePath,
     drv: &Derivation,
     inputs: &HashMap<StorePath, BTreeMap<String, StorePath>>,
-    sandbox: &str,
     env: &BuildEnv<'_>,
     check: bool,
     reporter: &dyn Reporter,
@@ -422,7 +418,7 @@ fn realise_one(
     let resolved = drv
         .resolve(|d, o| inputs.get(d).and_then(|m| m.get(o)).cloned())
         .map_err(st)?;
-    let key = resolved.trace_key(sandbox).map_err(st)?;
+    let key = resolved.trace_key(env.sandbox.as_str()).map_err(st)?;
     let found = store.trace_lookup(&key);
     if let (Some(entry), false) = (&found, check) {
         return Ok((Realised::Fresh(entry.outputs.clone()), key));
