@@ -103,7 +103,7 @@ fn unknown_sandbox_mode_is_a_usage_error() {
 fn no_silent_fallback_without_user_namespaces() {
     let s = Sandbox::new();
     let dir = s.copy_example("hello");
-    let script = format!("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"",);
+    let script = "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"";
     let run = |mode: &str| {
         std::process::Command::new("unshare")
             .args([
