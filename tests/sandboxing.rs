@@ -111,7 +111,7 @@ fn no_silent_fallback_without_user_namespaces() {
                 "--map-root-user",
                 "sh",
                 "-c",
-                &script,
+                script,
                 "sh",
                 env!("CARGO_BIN_EXE_cmod"),
                 "--store",
