@@ -94,7 +94,10 @@ class Quiet:
                 return
 
     def timed(self, fn, *args, **kwargs):
-        """Call `fn` after waiting for idle CPUs, recording others' load during the call."""
+        """Call `fn` after waiting for idle CPUs; return (its result, CPU seconds of our process tree).
+
+        Also records the load other processes put on the machine during the call.
+        """
         self.wait()
         machine0, own0 = cpu_seconds()
         start = time.monotonic()
@@ -108,7 +111,7 @@ class Quiet:
         if load > self.threshold:
             self.noisy += 1
             log(f"noisy run: other processes used {load:.2f} CPUs meanwhile")
-        return result
+        return result, own1 - own0
 
     def summary(self):
         """One sentence for the report."""
@@ -144,24 +147,27 @@ def median(samples):
 
 
 class Series:
-    """Repeated samples of one measurement: wall seconds and work done per run."""
+    """Repeated samples of one measurement: wall seconds, work done and CPU seconds per run."""
 
     def __init__(self):
         self.seconds = []
         self.work = []
+        self.cpu = []
 
-    def add(self, seconds, work=None):
+    def add(self, seconds, work=None, cpu=None):
         """Record one run."""
         self.seconds.append(seconds)
         self.work.append(work)
+        if cpu is not None:
+            self.cpu.append(cpu)
 
-    def median(self):
-        """Median wall time in seconds."""
-        return median(self.seconds)
+    def median(self, attr="seconds"):
+        """Median wall time (or, with attr="cpu", CPU time) in seconds."""
+        return median(getattr(self, attr))
 
     def to_json(self):
         """Plain-data form for results.json."""
-        return {"seconds": self.seconds, "work": self.work}
+        return {"seconds": self.seconds, "work": self.work, "cpu": self.cpu}
 
 
 class Outputs:
@@ -239,23 +245,23 @@ def bench_cmake(tools, project, build, args, quiet, outputs):
         res[f"cold/{driver}"] = Series()
         for _ in range(args.cold_runs):
             res["configure"].add(configure(tools, project, build))
-            secs, out = quiet.timed(run, build_cmd(tools, driver, build, args.jobs), cwd=WORK)
-            res[f"cold/{driver}"].add(secs, ninja_edges(out))
+            (secs, out), cpu = quiet.timed(run, build_cmd(tools, driver, build, args.jobs), cwd=WORK)
+            res[f"cold/{driver}"].add(secs, ninja_edges(out), cpu)
             log(f"cmake cold ({driver}): {secs:.2f} s")
     outputs.check("cmake+ninja", 0, binary_output(build / BIN))
     for driver in DRIVERS:
         res[f"noop/{driver}"] = Series()
         for _ in range(args.runs):
-            secs, out = quiet.timed(run, build_cmd(tools, driver, build, args.jobs), cwd=WORK)
-            res[f"noop/{driver}"].add(secs, ninja_edges(out))
+            (secs, out), cpu = quiet.timed(run, build_cmd(tools, driver, build, args.jobs), cwd=WORK)
+            res[f"noop/{driver}"].add(secs, ninja_edges(out), cpu)
     edit = 0
     for driver in DRIVERS:
         res[f"edit/{driver}"] = Series()
         for _ in range(args.runs):
             edit += 1
             gen.edit_impl(project, edit)
-            secs, out = quiet.timed(run, build_cmd(tools, driver, build, args.jobs), cwd=WORK)
-            res[f"edit/{driver}"].add(secs, ninja_edges(out))
+            (secs, out), cpu = quiet.timed(run, build_cmd(tools, driver, build, args.jobs), cwd=WORK)
+            res[f"edit/{driver}"].add(secs, ninja_edges(out), cpu)
             outputs.check("cmake+ninja", edit, binary_output(build / BIN))
         log(f"cmake no-op ({driver}) {res[f'noop/{driver}'].median() * 1e3:.0f} ms, "
             f"edit {res[f'edit/{driver}'].median():.2f} s")
@@ -387,18 +393,19 @@ def replay(jobs, build, parallel):
 
 
 def bench_floor(tools, build, args, quiet, outputs, edit):
-    """Serial replay (sum of command times), then -j replays with critical-path order."""
+    """An untimed calibration replay (each command's time), then timed critical-path-first replays."""
     jobs = floor_jobs(tools, build)
-    res = {"floor/serial-sum": Series(), "floor/jobs": Series()}
+    res = {"floor/jobs": Series()}
     remove_outputs(jobs, build)
-    res["floor/serial-sum"].add(quiet.timed(replay, jobs, build, 1), len(jobs))
+    quiet.wait()
+    replay(jobs, build, args.jobs)
     set_priorities(jobs)
     for _ in range(args.cold_runs):
         remove_outputs(jobs, build)
-        res["floor/jobs"].add(quiet.timed(replay, jobs, build, args.jobs), len(jobs))
+        secs, cpu = quiet.timed(replay, jobs, build, args.jobs)
+        res["floor/jobs"].add(secs, len(jobs), cpu)
     outputs.check("floor", edit, binary_output(build / BIN))
-    log(f"floor: serial {res['floor/serial-sum'].median():.2f} s, -j{args.jobs} {res['floor/jobs'].median():.2f} s "
-        f"({len(jobs)} commands)")
+    log(f"floor: -j{args.jobs} {res['floor/jobs'].median():.2f} s ({len(jobs)} commands)")
     return res
 
 
@@ -444,14 +451,17 @@ def bench_cmod(cmod, project, args, quiet, outputs):
         for path in (home, store, project / ".cmod"):
             shutil.rmtree(path, ignore_errors=True)
         (project / "result").unlink(missing_ok=True)
-        res["cold/cmod"].add(*quiet.timed(realise, cmod, project, store, env, args.jobs))
+        (secs, built), cpu = quiet.timed(realise, cmod, project, store, env, args.jobs)
+        res["cold/cmod"].add(secs, built, cpu)
         log(f"cmod cold: {res['cold/cmod'].seconds[-1]:.2f} s")
     outputs.check("cmod", 0, binary_output(cmod_binary(project)))
     for _ in range(args.runs):
-        res["noop/cmod"].add(*quiet.timed(realise, cmod, project, store, env, args.jobs))
+        (secs, built), cpu = quiet.timed(realise, cmod, project, store, env, args.jobs)
+        res["noop/cmod"].add(secs, built, cpu)
     for edit in range(1, args.runs + 1):
         gen.edit_impl(project, edit)
-        res["edit/cmod"].add(*quiet.timed(realise, cmod, project, store, env, args.jobs))
+        (secs, built), cpu = quiet.timed(realise, cmod, project, store, env, args.jobs)
+        res["edit/cmod"].add(secs, built, cpu)
         outputs.check("cmod", edit, binary_output(cmod_binary(project)))
     log(f"cmod no-op {res['noop/cmod'].median() * 1e3:.0f} ms, edit {res['edit/cmod'].median():.2f} s")
     return res
@@ -474,24 +484,26 @@ def fmt_series(series):
     text = fmt_time(series.median())
     if len(series.seconds) > 1:
         text += " (" + ", ".join(fmt_time(s) for s in series.seconds) + ")"
+    if series.cpu:
+        text += f"; CPU {fmt_time(series.median('cpu'))}"
     work = {w for w in series.work if w is not None}
     if work:
         text += f"; {'/'.join(str(w) for w in sorted(work))} ran"
     return text
 
 
-def ratio(res, num, den):
-    """Ratio of two series' medians, formatted, or 'pending' if either is missing."""
-    a, b = median_of(res, num), median_of(res, den)
+def ratio(res, num, den, attr="seconds"):
+    """Ratio of two series' medians (wall, or CPU with attr="cpu"), or 'pending' if one is missing."""
+    a, b = median_of(res, num, attr), median_of(res, den, attr)
     return "pending" if a is None or b is None else f"{a / b:.2f}×"
 
 
-def median_of(res, key):
-    """Median of series `key`, or of the sum of medians for 'a+b'; None if any is missing."""
+def median_of(res, key, attr="seconds"):
+    """Median of series `key`, or the sum of medians for 'a+b'; None if any is missing."""
     parts = [res.get(k) for k in key.split("+")]
-    if not all(p and p.seconds for p in parts):
+    if not all(p and getattr(p, attr) for p in parts):
         return None
-    return sum(p.median() for p in parts)
+    return sum(p.median(attr) for p in parts)
 
 
 def table(res, jobs):
@@ -505,10 +517,9 @@ def table(res, jobs):
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
     rows.append(f"| CMake configure (not in cold) | {fmt_series(res.get('configure'))} | | |")
     rows.append(f"| raw compiler floor, -j{jobs} replay | {fmt_series(res.get('floor/jobs'))} | | |")
-    serial = res.get("floor/serial-sum")
-    if serial and serial.seconds:
-        rows.append(f"| raw compiler floor, serial sum / {jobs} | {fmt_time(serial.median() / jobs)} "
-                    f"(serial {fmt_time(serial.median())}) | | |")
+    floor_cpu = median_of(res, "floor/jobs", "cpu")
+    if floor_cpu is not None:
+        rows.append(f"| raw compiler floor, CPU / {jobs} | {fmt_time(floor_cpu / jobs)} | | |")
     return "\n".join(rows)
 
 
@@ -523,6 +534,10 @@ def ratios(res):
         f"- cold vs floor (-j replay): ninja {ratio(res, 'cold/ninja', 'floor/jobs')}, "
         f"cmod {ratio(res, 'cold/cmod', 'floor/jobs')}",
         f"- cmod cold / (CMake configure + ninja cold): {ratio(res, 'cold/cmod', 'configure+cold/ninja')}",
+        f"- CPU time (user+sys of the process tree; less sensitive to other load than wall time): "
+        f"cold cmod / ninja {ratio(res, 'cold/cmod', 'cold/ninja', 'cpu')}, "
+        f"ninja / floor {ratio(res, 'cold/ninja', 'floor/jobs', 'cpu')}, "
+        f"cmod / floor {ratio(res, 'cold/cmod', 'floor/jobs', 'cpu')}",
     ]
     return "\n".join(lines)
 
@@ -574,12 +589,15 @@ again unchanged. *Edit* changes one statement in the body of the last module's
 implementation unit (`gen.py --edit-impl`, a new value each run) and rebuilds. The *raw compiler
 floor* replays the exact compile, archive and link commands of CMake's build (`ninja -t commands`
 minus the `clang-scan-deps` and `cmake_ninja_dyndep` steps; module maps read from the `.modmap`
-response files), from an empty output tree, through `/bin/sh` as Ninja does. A serial replay gives
-each command's time; then a scheduler runs them `-j{args.jobs}` in dependency order (a command waits
-for the producers of the BMIs it reads), starting the ready command with the longest remaining
-critical path first. That is what a build system with zero overhead and perfect knowledge would
-achieve with these one-phase commands; "serial sum / {args.jobs}" is the looser bound that ignores
-dependencies. cmod's two-phase BMI/object split runs different commands, so its floor could differ
+response files), from an empty output tree, through `/bin/sh` as Ninja does. A scheduler runs
+them `-j{args.jobs}` in dependency order (a command waits for the producers of the BMIs it reads),
+starting the ready command with the longest remaining critical path first, with each command's
+time taken from an untimed calibration replay. That is what a build system with zero overhead and
+perfect knowledge would achieve with these one-phase commands. "CPU / {args.jobs}" (the replay's
+user+sys time spread over all cores) is the looser bound that ignores dependencies. A serial
+replay's summed wall time is no bound here: on this VM it came out about a third above the
+commands' CPU time.
+cmod's two-phase BMI/object split runs different commands, so its own floor could differ
 slightly.
 """
 
@@ -626,7 +644,8 @@ def cmod_status(args):
                f"`cargo build --release`, or pass --cmod PATH / set CMOD_BIN.")
         log(msg)
         return False, f"\n- cmod: not measured ({msg})", "not run"
-    return True, "", first_line([str(cmod), "--version"])
+    built = datetime.datetime.fromtimestamp(cmod.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    return True, "", f"{first_line([str(cmod), '--version'])} (binary built {built})"
 
 
 def main(argv=None):
