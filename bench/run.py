@@ -239,7 +239,7 @@ DRIVERS = ("ninja", "cmake --build")
 
 
 def bench_cmake(tools, project, build, args, quiet, outputs):
-    """Cold, no-op and edit series for both drivers; returns {name: Series}."""
+    """Cold, no-op and edit series for both drivers; returns ({name: Series}, last edit value)."""
     res = {"configure": Series()}
     for driver in DRIVERS:
         res[f"cold/{driver}"] = Series()
