@@ -82,8 +82,8 @@ pub enum InputFrom {
 #[serde(deny_unknown_fields)]
 pub struct Input {
     pub at: String,
-    pub role: InputRole,
     pub from: InputFrom,
+    pub role: InputRole,
 }
 
 /// One output: the builder writes it at `at`; it is registered under store name `name`.
@@ -97,19 +97,23 @@ pub struct Output {
 /// A build step. See the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+///
+/// Fields are declared in alphabetical order, as in every struct a derivation contains,
+/// so serde's compact output already *is* the canonical encoding (see
+/// [`Derivation::canonical_bytes`]).
 pub struct Derivation {
-    pub version: u32,
-    /// Human-readable name; the `.drv` path is `<hash>-<name>.drv`.
-    pub name: String,
-    pub kind: StepKind,
-    /// Identity of the toolchain (see `cmod toolchain`).
-    pub toolchain: ContentHash,
-    pub tool: Tool,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     /// Sorted by `at`; `at` values are unique.
     pub inputs: Vec<Input>,
+    pub kind: StepKind,
+    /// Human-readable name; the `.drv` path is `<hash>-<name>.drv`.
+    pub name: String,
     pub outputs: BTreeMap<String, Output>,
+    pub tool: Tool,
+    /// Identity of the toolchain (see `cmod toolchain`).
+    pub toolchain: ContentHash,
+    pub version: u32,
 }
 
 /// A derivation that is structurally wrong.
@@ -197,9 +201,13 @@ impl Derivation {
         Ok(())
     }
 
-    /// The canonical encoding that is hashed.
+    /// The canonical encoding that is hashed. Because every struct involved declares its
+    /// fields alphabetically and every map is a `BTreeMap`, serde's compact output is
+    /// already canonical; a test holds it equal to [`canonical::to_vec`], which sorts
+    /// explicitly, and the golden vectors freeze the bytes.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, DerivationError> {
-        Ok(canonical::to_vec(self)?)
+        serde_json::to_vec(self)
+            .map_err(|e| DerivationError::Encoding(CanonicalError::Serialize(e)))
     }
 
     /// The derivations whose outputs this one consumes, deduplicated.
@@ -387,6 +395,18 @@ mod tests {
     const GOLDEN_CANONICAL: &str = r#"{"args":["-std=c++20","-x","c++-module","--precompile","src/hello/hello.cppm","-o","out/hello.pcm"],"env":{},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"bmi","name":"hello-0.1.0-hello.pcm","outputs":{"bmi":{"at":"out/hello.pcm","name":"hello-0.1.0-hello.pcm"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":1}"#;
     const GOLDEN_DRV_PATH: &str = "jgqbjrb75zxsn2v8gvwr0qjz4zg75anr-hello-0.1.0-hello.pcm.drv";
     const GOLDEN_TRACE_KEY: &str = "blake3:1rlvqbzccm4q8mrssg9aapb0a75cpzbj1dakzh4rzicix76dw4bh";
+
+    #[test]
+    fn direct_encoding_is_canonical() {
+        let d = sample();
+        let c = consumer(&d.drv_path().unwrap());
+        for drv in [&d, &c] {
+            assert_eq!(
+                drv.canonical_bytes().unwrap(),
+                canonical::to_vec(drv).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn json_round_trip() {
