@@ -86,59 +86,65 @@ pub fn load(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
 }
 
 impl Project {
+    /// The derivations (emitted on first use).
+    pub fn derived(&self) -> Result<&cmod_evaluator::derive::Derived, CliError> {
+        Ok(self.eval.derived()?)
+    }
+
     /// Copy every source the derivations read into the store.
     pub fn add_sources(&self) -> Result<(), CliError> {
-        for s in &self.eval.derived.sources {
+        for s in &self.derived()?.sources {
             self.store.add_source(&s.host, &s.path, &s.hash)?;
         }
         Ok(())
     }
 
-    /// The root package's targets named in `names` (all of them when empty). A name is a
-    /// binary's name, the library's archive name, the package name (its library), or `lib`.
-    pub fn targets(&self, names: &[String]) -> Result<Vec<Target>, CliError> {
+    /// The root package's target names selected by `names` (all of them, binaries first,
+    /// when empty), checked without emitting derivations. A name is a binary's name, the
+    /// library's archive name, the package name (its library), or `lib`; an exact target
+    /// name wins over the library's aliases.
+    pub fn select(&self, names: &[String]) -> Result<Vec<String>, CliError> {
         let root = &self.eval.packages.root().name;
-        let mine: Vec<&Target> = self
-            .eval
-            .derived
-            .targets
-            .iter()
-            .filter(|t| &t.package == root)
-            .collect();
+        let all = self.eval.target_names();
         if names.is_empty() {
-            let mut all: Vec<Target> = mine
-                .iter()
-                .filter(|t| t.kind == TargetKind::Bin)
-                .map(|t| (*t).clone())
-                .collect();
-            all.extend(
-                mine.iter()
-                    .filter(|t| t.kind == TargetKind::Lib)
-                    .map(|t| (*t).clone()),
-            );
-            return Ok(all);
+            return Ok(all.into_iter().map(|(n, _)| n).collect());
         }
         names
             .iter()
             .map(|n| {
-                // An exact target name wins over the library's aliases, so a binary named
-                // like its package is found by that name.
-                mine.iter()
-                    .find(|t| t.name == *n)
+                all.iter()
+                    .find(|(t, _)| t == n)
                     .or_else(|| {
-                        mine.iter().find(|t| {
-                            t.kind == TargetKind::Lib
-                                && (n == root || n == "lib" || t.name == format!("lib{n}.a"))
+                        all.iter().find(|(t, kind)| {
+                            *kind == TargetKind::Lib
+                                && (n == root || n == "lib" || *t == format!("lib{n}.a"))
                         })
                     })
-                    .map(|t| (*t).clone())
+                    .map(|(t, _)| t.clone())
                     .ok_or_else(|| {
-                        let known: Vec<String> = mine.iter().map(|t| t.name.clone()).collect();
+                        let known: Vec<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
                         CliError::usage(
                             format!("package `{root}` has no target `{n}`"),
                             Some(format!("its targets are: {}", known.join(", "))),
                         )
                     })
+            })
+            .collect()
+    }
+
+    /// The selected targets with their derivations.
+    pub fn targets(&self, names: &[String]) -> Result<Vec<Target>, CliError> {
+        let root = &self.eval.packages.root().name;
+        let derived = self.derived()?;
+        self.select(names)?
+            .into_iter()
+            .map(|n| {
+                derived
+                    .targets
+                    .iter()
+                    .find(|t| &t.package == root && t.name == n)
+                    .cloned()
+                    .ok_or_else(|| CliError::Internal(format!("target `{n}` has no derivation")))
             })
             .collect()
     }

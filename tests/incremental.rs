@@ -105,3 +105,28 @@ fn comment_edit_in_a_plain_unit_is_cut_off_before_the_link() {
     assert_eq!(r.built(), names(&["app-table.cpp.o"]));
     assert_eq!(r.target("shapes"), first.target("shapes"));
 }
+
+#[test]
+fn header_edit_rebuilds_only_the_units_that_include_it() {
+    let s = Sandbox::new();
+    let dir = s.project(
+        "hdr",
+        &[
+            ("cmod.toml", "[package]\nname = \"hdr\"\nversion = \"0.1.0\"\n[build]\ninclude-dirs = [\"include\"]\n[profile.dev]\ndebug = false\n[[bin]]\nname = \"hdr\"\nmain = \"src/main.cpp\"\nsources = [\"src/other.cpp\"]\n"),
+            ("include/config.h", "#pragma once\n#define ANSWER 41\n"),
+            ("src/main.cpp", "#include <cstdio>\n#include \"config.h\"\nint other();\nint main() { std::printf(\"%d %d\\n\", ANSWER, other()); }\n"),
+            ("src/other.cpp", "int other() { return 7; }\n"),
+        ],
+    );
+    let first = s.realise(&dir, &[]).ok();
+    assert_eq!(run(&first.target("hdr"), &[]), "41 7\n");
+    assert!(s.realise(&dir, &[]).ok().built().is_empty());
+    std::fs::write(
+        dir.join("include/config.h"),
+        "#pragma once\n#define ANSWER 42\n",
+    )
+    .unwrap();
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(r.built(), ["hdr-0.1.0-hdr", "hdr-0.1.0-src-main.cpp.o"]);
+    assert_eq!(run(&r.target("hdr"), &[]), "42 7\n");
+}

@@ -78,6 +78,17 @@ pub struct DeriveInput<'a> {
     pub toolchain: &'a ToolchainInfo,
 }
 
+/// The archive a package's `[lib]` produces (`lib<name>.a`), which is also the library
+/// target's name.
+pub fn archive_file(pkg: &crate::package::Package) -> Option<String> {
+    let lib = pkg.file.manifest.lib.as_ref()?;
+    let name = lib
+        .name
+        .clone()
+        .unwrap_or_else(|| pkg.name.replace('-', "_"));
+    Some(format!("lib{}.a", sanitize_name(&name)))
+}
+
 /// The stable file name of a module's BMI (`m:p` → `m-p.pcm`).
 pub fn bmi_file(module: &str) -> String {
     format!("{}.pcm", sanitize_name(&module.replace(':', "-")))
@@ -384,14 +395,9 @@ impl<'a> Emitter<'a> {
     /// The archive derivation of package `p`'s library, if it has one.
     fn archive(&mut self, p: PackageId) -> Result<Option<(StorePath, String)>, EvalError> {
         let pkg = &self.input.packages.packages[p];
-        let Some(lib) = &pkg.file.manifest.lib else {
+        let Some(file) = archive_file(pkg) else {
             return Ok(None);
         };
-        let lib_name = lib
-            .name
-            .clone()
-            .unwrap_or_else(|| pkg.name.replace('-', "_"));
-        let file = format!("lib{}.a", sanitize_name(&lib_name));
         let ident = pkg.ident();
         let mut inputs = Vec::new();
         for u in self.units_of(p, Owner::Lib) {

@@ -1,13 +1,16 @@
 //! The whole evaluation pipeline: manifest → packages → toolchain → sources → scan →
 //! module graph → derivations.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use cmod_schema::manifest::Stdlib;
 use cmod_schema::toolchain::ToolchainInfo;
+use cmod_schema::ContentHash;
 use rayon::prelude::*;
 
-use crate::derive::{derive, DeriveInput, Derived};
+use crate::derive::{archive_file, derive, DeriveInput, Derived, TargetKind};
 use crate::error::{ErrorKind, EvalError};
 use crate::file_cache::FileCache;
 use crate::flags::{package_flags, PackageFlags, ProfileName};
@@ -26,16 +29,107 @@ pub struct EvalOptions {
     pub cache_dir: Option<PathBuf>,
 }
 
-/// The result of evaluating a package directory.
-#[derive(Debug, Clone)]
+/// The result of evaluating a package directory. Derivations are emitted on first use
+/// ([`Evaluation::derived`]); everything they depend on is summarised, cheaply, by
+/// [`Evaluation::fingerprint`], so a caller can tell a no-op without emitting them.
+#[derive(Debug)]
 pub struct Evaluation {
     pub packages: PackageGraph,
     pub toolchain: ToolchainInfo,
     pub graph: ModuleGraph,
     pub flags: Vec<PackageFlags>,
-    pub derived: Derived,
+    pub sources: Vec<PackageSources>,
+    pub profile: ProfileName,
     /// Problems that do not stop the build.
     pub warnings: Vec<EvalError>,
+    derived: OnceLock<Result<Derived, EvalError>>,
+}
+
+impl Evaluation {
+    /// The derivations, emitted on first call.
+    pub fn derived(&self) -> Result<&Derived, EvalError> {
+        self.derived
+            .get_or_init(|| {
+                derive(&DeriveInput {
+                    packages: &self.packages,
+                    graph: &self.graph,
+                    flags: &self.flags,
+                    sources: &self.sources,
+                    toolchain: &self.toolchain,
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// A hash of everything derivation emission reads: the evaluator's version, the
+    /// profile, the toolchain identity, every package's location, manifest and flags, and
+    /// every unit with its content hash, scan result and headers. Equal fingerprints mean
+    /// identical derivations.
+    pub fn fingerprint(&self) -> ContentHash {
+        let mut h = blake3::Hasher::new();
+        let mut put = |s: &str| {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        };
+        put(concat!(
+            "cmod-eval-fingerprint-v1 ",
+            env!("CARGO_PKG_VERSION")
+        ));
+        put(self.profile.as_str());
+        put(&self.toolchain.identity.to_text());
+        for (p, pkg) in self.packages.packages.iter().enumerate() {
+            put(&pkg.root.to_string_lossy());
+            put(&pkg.file.text);
+            let f = &self.flags[p];
+            for list in [
+                &f.dialect,
+                &f.codegen,
+                &f.defines,
+                &f.include_dirs,
+                &f.ldflags,
+            ] {
+                put(&list.len().to_string());
+                list.iter().for_each(|x| put(x));
+            }
+            for d in &pkg.deps {
+                put(&d.name);
+                put(&d.package.to_string());
+            }
+            let s = &self.sources[p];
+            s.lib.iter().for_each(|x| put(x));
+            for b in &s.bins {
+                put(&b.name);
+                b.units.iter().for_each(|x| put(x));
+            }
+        }
+        for u in &self.graph.units {
+            put(&format!("{:?} {:?} {:?}", u.origin, u.kind, u.module));
+            put(&u.rel);
+            put(&u.hash.to_text());
+            for i in &u.imports {
+                put(&i.name);
+            }
+            for hd in &u.headers {
+                put(&hd.rel);
+                put(&hd.hash.to_text());
+            }
+        }
+        ContentHash(*h.finalize().as_bytes())
+    }
+
+    /// The root package's targets as (name, kind), binaries first — the same names the
+    /// derivations' targets carry, known without emitting them.
+    pub fn target_names(&self) -> Vec<(String, TargetKind)> {
+        let root = self.packages.root();
+        let mut out: Vec<(String, TargetKind)> = self.sources[root.id]
+            .bins
+            .iter()
+            .map(|b| (b.name.clone(), TargetKind::Bin))
+            .collect();
+        out.extend(archive_file(root).map(|a| (a, TargetKind::Lib)));
+        out
+    }
 }
 
 /// Evaluate the package in `dir`.
@@ -97,11 +191,13 @@ pub fn evaluate(dir: &Path, opts: &EvalOptions) -> Result<Evaluation, EvalError>
                 });
             }
             // A file listed by two binaries is scanned once.
+            let mut index: HashMap<String, usize> = HashMap::new();
             let mut unique: Vec<ScanItem> = Vec::new();
             for it in &items {
-                if !unique.iter().any(|u| u.rel == it.rel) {
+                index.entry(it.rel.clone()).or_insert_with(|| {
                     unique.push(it.clone());
-                }
+                    unique.len() - 1
+                });
             }
             let results = scan_package(
                 &toolchain,
@@ -114,7 +210,7 @@ pub fn evaluate(dir: &Path, opts: &EvalOptions) -> Result<Evaluation, EvalError>
                 .into_iter()
                 .zip(items)
                 .map(|((rel, owner), item)| {
-                    let idx = unique.iter().position(|u| u.rel == rel).unwrap_or(0);
+                    let idx = index.get(rel.as_str()).copied().unwrap_or(0);
                     RawUnit {
                         origin: Origin::Package(p, owner),
                         abs: pkg.root.join(&rel),
@@ -130,13 +226,6 @@ pub fn evaluate(dir: &Path, opts: &EvalOptions) -> Result<Evaluation, EvalError>
     add_std_units(&toolchain, &mut raw);
 
     let graph = ModuleGraph::build(&packages, raw)?;
-    let derived = derive(&DeriveInput {
-        packages: &packages,
-        graph: &graph,
-        flags: &all_flags,
-        sources: &all_sources,
-        toolchain: &toolchain,
-    })?;
     files.save();
     let warnings = graph.warnings.clone();
     Ok(Evaluation {
@@ -144,8 +233,10 @@ pub fn evaluate(dir: &Path, opts: &EvalOptions) -> Result<Evaluation, EvalError>
         toolchain,
         graph,
         flags: all_flags,
-        derived,
+        sources: all_sources,
+        profile: opts.profile,
         warnings,
+        derived: OnceLock::new(),
     })
 }
 

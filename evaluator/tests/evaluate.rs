@@ -15,7 +15,7 @@ fn example(name: &str) -> PathBuf {
 
 fn kinds(e: &cmod_evaluator::Evaluation) -> BTreeMap<StepKind, usize> {
     let mut m = BTreeMap::new();
-    for d in e.derived.derivations.values() {
+    for d in e.derived().unwrap().derivations.values() {
         *m.entry(d.kind).or_default() += 1;
     }
     m
@@ -58,7 +58,8 @@ fn library_example_has_every_unit_kind_and_two_phase_steps() {
 
     // The object of main.cpp sees the whole closure of `geometry`, by name.
     let main_obj = e
-        .derived
+        .derived()
+        .unwrap()
         .derivations
         .values()
         .find(|d| d.name == "geometry-1.2.0-app-main.cpp.o")
@@ -79,7 +80,10 @@ fn library_example_has_every_unit_kind_and_two_phase_steps() {
     );
     // A second evaluation (warm caches) gives identical derivations.
     let again = evaluate(&example("library"), &opts).unwrap();
-    assert_eq!(again.derived.derivations, e.derived.derivations);
+    assert_eq!(
+        again.derived().unwrap().derivations,
+        e.derived().unwrap().derivations
+    );
 }
 
 #[test]
@@ -93,7 +97,8 @@ fn path_deps_link_both_archives_in_dependency_order() {
         .collect();
     assert_eq!(names, ["units", "report", "app"]);
     let link = e
-        .derived
+        .derived()
+        .unwrap()
         .derivations
         .values()
         .find(|d| d.kind == StepKind::Link)
@@ -101,7 +106,8 @@ fn path_deps_link_both_archives_in_dependency_order() {
     let libs: Vec<&String> = link.args.iter().filter(|a| a.starts_with("lib/")).collect();
     assert_eq!(libs, ["lib/libreport.a", "lib/libunits.a"]);
     assert_eq!(
-        e.derived
+        e.derived()
+            .unwrap()
             .targets
             .iter()
             .filter(|t| t.package == "app")

@@ -20,7 +20,7 @@ use std::path::{Component, Path};
 
 use serde::{Deserialize, Serialize};
 
-use crate::canonical::{self, CanonicalError};
+use crate::canonical::CanonicalError;
 use crate::content::ContentHash;
 use crate::store_path::{PathKind, StorePath, StorePathError};
 
@@ -203,7 +203,7 @@ impl Derivation {
 
     /// The canonical encoding that is hashed. Because every struct involved declares its
     /// fields alphabetically and every map is a `BTreeMap`, serde's compact output is
-    /// already canonical; a test holds it equal to [`canonical::to_vec`], which sorts
+    /// already canonical; a test holds it equal to [`crate::canonical::to_vec`], which sorts
     /// explicitly, and the golden vectors freeze the bytes.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, DerivationError> {
         serde_json::to_vec(self)
@@ -295,6 +295,7 @@ impl Derivation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canonical;
 
     fn src(text: &[u8], name: &str) -> StorePath {
         StorePath::compute(

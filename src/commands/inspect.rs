@@ -22,21 +22,22 @@ pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), CliError> {
     let project = load(cli, &args.build)?;
     let targets = project.targets(&args.targets)?;
     let roots: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
-    let order = needed(&project.eval.derived.derivations, &roots)?;
+    let derivations = &project.derived()?.derivations;
+    let order = needed(derivations, &roots)?;
     if args.json {
         let map: serde_json::Map<String, serde_json::Value> = order
             .iter()
             .map(|d| {
                 (
                     project.store.path_of(d).display().to_string(),
-                    serde_json::to_value(&project.eval.derived.derivations[d]).unwrap_or_default(),
+                    serde_json::to_value(&derivations[d]).unwrap_or_default(),
                 )
             })
             .collect();
         println!("{}", pretty(&serde_json::Value::Object(map)));
     } else {
         for d in &order {
-            let drv = &project.eval.derived.derivations[d];
+            let drv = &derivations[d];
             println!(
                 "{:<8} {}",
                 format!("{:?}", drv.kind).to_lowercase(),
@@ -51,7 +52,7 @@ pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), CliError> {
 fn find_derivation(project: &Project, what: &str) -> Result<(StorePath, Derivation), CliError> {
     if let Ok(targets) = project.targets(&[what.to_string()]) {
         let d = targets[0].drv.clone();
-        return Ok((d.clone(), project.eval.derived.derivations[&d].clone()));
+        return Ok((d.clone(), project.derived()?.derivations[&d].clone()));
     }
     let path = project.store.parse_path(what).map_err(|_| {
         CliError::usage(
@@ -69,7 +70,7 @@ fn find_derivation(project: &Project, what: &str) -> Result<(StorePath, Derivati
             )
         })?
     };
-    if let Some(d) = project.eval.derived.derivations.get(&drv_path) {
+    if let Some(d) = project.derived()?.derivations.get(&drv_path) {
         return Ok((drv_path, d.clone()));
     }
     let bytes = std::fs::read(project.store.path_of(&drv_path)).map_err(|e| {

@@ -1,7 +1,6 @@
 //! `cmod lock` and the lockfile side of `cmod realise`: keep `cmod.lock` current, refuse
 //! to change it under `--locked`, and verify pinned outputs.
 
-use cmod_evaluator::derive::Target;
 use cmod_evaluator::lockfile::{self, lock_path};
 use cmod_evaluator::{ErrorKind, EvalError};
 use cmod_schema::lock::{LockedOutput, Lockfile};
@@ -74,27 +73,25 @@ pub fn prepare(project: &Project, locked: bool) -> Result<Lockfile, CliError> {
     }
 }
 
-/// Check the realised outputs of `targets` against the outputs pinned in `lock` for the
-/// current profile (exit 3 on any difference).
+/// Check realised target outputs (name, path) against the outputs pinned in `lock` for
+/// the current profile (exit 3 on any difference).
 pub fn verify_outputs(
     project: &Project,
     lock: &Lockfile,
-    targets: &[Target],
-    outputs: &[StorePath],
+    outputs: &[(String, StorePath)],
 ) -> Result<(), CliError> {
     let Some(pinned) = lock.outputs.get(profile(project)) else {
         return Ok(());
     };
     let mut wrong = Vec::new();
-    for (t, p) in targets.iter().zip(outputs) {
-        let Some(pin) = pinned.get(&t.name) else {
+    for (name, p) in outputs {
+        let Some(pin) = pinned.get(name) else {
             continue;
         };
         let info = project.store.path_info(p)?;
         if info.content_hash != pin.content_hash {
             wrong.push(format!(
-                "`{}`: {} hashes to {}, but cmod.lock pins {} ({})",
-                t.name,
+                "`{name}`: {} hashes to {}, but cmod.lock pins {} ({})",
                 project.store.path_of(p).display(),
                 info.content_hash,
                 pin.content_hash,

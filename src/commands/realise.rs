@@ -8,7 +8,9 @@ use std::time::Duration;
 use cmod_evaluator::derive::Target;
 use cmod_sandbox::{Limits, Mode};
 use cmod_schema::lock::Lockfile;
-use cmod_schema::StorePath;
+use cmod_schema::{ContentHash, StorePath};
+use cmod_store::memo::{Memo, MemoEntry};
+use cmod_store::realise::Reporter;
 use cmod_store::realise::{self, BuildEnv, RealiseOptions};
 use serde_json::json;
 
@@ -65,7 +67,7 @@ pub(crate) fn build_targets(
             let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
             Ok(realise::realise(
                 &project.store,
-                &project.eval.derived.derivations,
+                &project.derived()?.derivations,
                 &drvs,
                 &env,
                 &RealiseOptions {
@@ -93,7 +95,12 @@ pub(crate) fn build_targets(
     // Pinned outputs are verified before the final message, so it tells the whole truth.
     let pin_check = match (pinned, r.success()) {
         (Some(lock), true) => {
-            crate::commands::lock::verify_outputs(project, lock, targets, &outputs)
+            let named: Vec<(String, StorePath)> = targets
+                .iter()
+                .map(|t| t.name.clone())
+                .zip(outputs.iter().cloned())
+                .collect();
+            crate::commands::lock::verify_outputs(project, lock, &named)
         }
         _ => Ok(()),
     };
@@ -189,30 +196,64 @@ fn with_json_finish<T>(progress: &Progress, r: Result<T, CliError>) -> Result<T,
     r
 }
 
+/// The key of a realisation memo: the evaluation's fingerprint (everything the
+/// derivations are computed from), the sandbox mode and the selected targets.
+fn memo_key(project: &Project, mode: Mode, names: &[String]) -> ContentHash {
+    let mut parts = vec![mode.as_str()];
+    parts.extend(names.iter().map(String::as_str));
+    cmod_store::memo::memo_key(&project.eval.fingerprint(), &parts)
+}
+
+/// A no-op: report the memo's derivations as fresh (the JSON contract still lists them)
+/// and verify pinned outputs, without emitting or resolving a single derivation.
+fn report_memo(
+    project: &Project,
+    memo: &Memo,
+    pinned: Option<&Lockfile>,
+    progress: &Progress,
+) -> Result<(), CliError> {
+    for d in &memo.derivations {
+        progress.event(&realise::Event::Fresh {
+            drv: &d.drv,
+            name: &d.name,
+            outputs: &d.outputs,
+        });
+    }
+    let pin_check = match pinned {
+        Some(lock) => crate::commands::lock::verify_outputs(project, lock, &memo.targets),
+        None => Ok(()),
+    };
+    progress.finish(&Summary {
+        success: pin_check.is_ok(),
+        fresh: memo.derivations.len(),
+        targets: serde_json::Value::Object(
+            memo.targets
+                .iter()
+                .map(|(n, p)| (n.clone(), json!(project.store.path_of(p))))
+                .collect(),
+        ),
+        ..Summary::default()
+    });
+    pin_check
+}
+
 pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     let store_dir = crate::project::open_store(cli)?.store_dir();
     let progress = Progress::new(args.run.message_format, store_dir);
-    let prepared = with_json_finish(
+    let (project, names) = with_json_finish(
         &progress,
         load(cli, &args.build).and_then(|p| {
-            let t = p.targets(&args.targets)?;
-            Ok((p, t))
+            let names = p.select(&args.targets)?;
+            Ok((p, names))
         }),
     )?;
-    let (project, targets) = prepared;
-    let lock = match args.dry_run {
-        true => None,
-        false => Some(with_json_finish(
-            &progress,
-            crate::commands::lock::prepare(&project, args.locked),
-        )?),
-    };
     if args.dry_run {
         let mode = sandbox_mode(&args.run)?;
+        let targets = project.targets(&names)?;
         let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
         let plan = realise::dry_run(
             &project.store,
-            &project.eval.derived.derivations,
+            &project.derived()?.derivations,
             &drvs,
             mode.as_str(),
         )?;
@@ -226,27 +267,62 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    let (outputs, r) = build_targets(
-        &project,
-        &targets,
-        &args.run,
-        args.check,
-        lock.as_ref().filter(|_| args.locked),
+    let lock = with_json_finish(
         &progress,
+        crate::commands::lock::prepare(&project, args.locked),
     )?;
+    let pinned = Some(&lock).filter(|_| args.locked);
+    let mode: Mode = with_json_finish(
+        &progress,
+        args.run
+            .sandbox
+            .parse()
+            .map_err(|e: String| CliError::usage(e, None)),
+    )?;
+    let key = memo_key(&project, mode, &names);
+    let memo = match project.store.memo(&key).filter(|_| !args.check) {
+        Some(memo) => {
+            report_memo(&project, &memo, pinned, &progress)?;
+            memo
+        }
+        None => {
+            let targets = with_json_finish(&progress, project.targets(&names))?;
+            let (outputs, r) =
+                build_targets(&project, &targets, &args.run, args.check, pinned, &progress)?;
+            let derivations = &project.derived()?.derivations;
+            let memo = Memo::new(
+                targets
+                    .iter()
+                    .zip(outputs)
+                    .map(|(t, p)| (t.name.clone(), p))
+                    .collect(),
+                r.outputs
+                    .iter()
+                    .map(|(d, o)| MemoEntry {
+                        drv: d.clone(),
+                        name: derivations[d].name.clone(),
+                        outputs: o.clone(),
+                    })
+                    .collect(),
+                r.closure(derivations).into_iter().collect(),
+            );
+            project.store.write_memo(&key, &memo)?;
+            memo
+        }
+    };
     if !args.no_link {
-        let keep = r.closure(&project.eval.derived.derivations);
-        for (i, (t, p)) in targets.iter().zip(&outputs).enumerate() {
+        let keep: std::collections::BTreeSet<StorePath> = memo.keep.iter().cloned().collect();
+        for (i, (name, p)) in memo.targets.iter().enumerate() {
             let link = if i == 0 {
                 args.out_link.clone()
             } else {
-                PathBuf::from(format!("{}-{}", args.out_link.display(), t.name))
+                PathBuf::from(format!("{}-{name}", args.out_link.display()))
             };
             project.store.add_out_link(&link, p, &keep)?;
         }
     }
     if args.print_out_paths {
-        for p in &outputs {
+        for (_, p) in &memo.targets {
             println!("{}", project.store.path_of(p).display());
         }
     }

@@ -11,6 +11,7 @@
 //! <root>/v1/gcroots/                roots: `auto/` for out-links, others by hand
 //! <root>/v1/tmp/                    build directories and partial copies
 //! <root>/v1/cache/                  the evaluator's caches
+//! <root>/v1/memo/                   realisation memos (no-op shortcuts)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,7 @@ impl Store {
             "gcroots/auto",
             "tmp",
             "cache",
+            "memo",
         ] {
             let d = v.join(dir);
             std::fs::create_dir_all(&d).map_err(|e| StoreError::io("creating", &d, e))?;

@@ -11,6 +11,7 @@ pub mod error;
 pub mod gc;
 pub mod layout;
 pub mod lock;
+pub mod memo;
 pub mod realise;
 pub mod registry;
 pub mod roots;

@@ -50,6 +50,26 @@ impl Store {
                 return Err(StoreError::io("replacing the out-link", &link, std::io::Error::other("it exists and is not a symlink; remove it or pass --out-link with another name")));
             }
         }
+        let id = blake3::hash(link.as_os_str().as_encoded_bytes()).to_hex()[..32].to_string();
+        let auto = self.dir("gcroots/auto");
+        let root_link = auto.join(&id);
+        let keep_file = auto.join(format!("{id}.keep.json"));
+        let list = KeepList {
+            link: link.clone(),
+            keep: keep.iter().cloned().collect(),
+        };
+        let bytes = serde_json::to_vec(&list).map_err(|e| {
+            StoreError::io("writing the keep list", &auto, std::io::Error::other(e))
+        })?;
+        let target_path = self.path_of(target);
+        // Nothing to do when the link, its root and its keep list are already as wanted
+        // (the common case of a no-op build): no file is rewritten.
+        let unchanged = std::fs::read_link(&link).is_ok_and(|t| t == target_path)
+            && std::fs::read_link(&root_link).is_ok_and(|t| t == link)
+            && std::fs::read(&keep_file).is_ok_and(|old| old == bytes);
+        if unchanged {
+            return Ok(());
+        }
         let tmp = link.with_file_name(format!(
             ".{}.cmod-tmp-{}",
             link.file_name()
@@ -58,25 +78,14 @@ impl Store {
             std::process::id()
         ));
         let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(self.path_of(target), &tmp)
+        std::os::unix::fs::symlink(&target_path, &tmp)
             .map_err(|e| StoreError::io("creating the out-link", &tmp, e))?;
         std::fs::rename(&tmp, &link)
             .map_err(|e| StoreError::io("creating the out-link", &link, e))?;
-
-        let id = blake3::hash(link.as_os_str().as_encoded_bytes()).to_hex()[..32].to_string();
-        let auto = self.dir("gcroots/auto");
-        let root_link = auto.join(&id);
         let _ = std::fs::remove_file(&root_link);
         std::os::unix::fs::symlink(&link, &root_link)
             .map_err(|e| StoreError::io("registering the root", &root_link, e))?;
-        let list = KeepList {
-            link: link.clone(),
-            keep: keep.iter().cloned().collect(),
-        };
-        let bytes = serde_json::to_vec(&list).map_err(|e| {
-            StoreError::io("writing the keep list", &auto, std::io::Error::other(e))
-        })?;
-        write_atomic(&auto.join(format!("{id}.keep.json")), &bytes)
+        write_atomic(&keep_file, &bytes)
     }
 
     /// All live roots; stale auto roots (links deleted or pointing elsewhere) are removed.
