@@ -16,6 +16,7 @@ pub mod error;
 mod eval;
 pub mod file_cache;
 pub mod flags;
+pub mod git;
 pub mod graph;
 pub mod hashing;
 pub mod lexer;

@@ -10,6 +10,7 @@
 //! all build on it.
 
 pub mod base32;
+pub mod cache;
 pub mod canonical;
 pub mod content;
 pub mod derivation;
@@ -17,6 +18,7 @@ pub mod diag;
 pub mod lock;
 pub mod manifest;
 pub mod path_info;
+pub mod signature;
 pub mod store_path;
 pub mod toolchain;
 

@@ -33,6 +33,24 @@ pub struct Manifest {
     pub dependencies: BTreeMap<String, Spanned<DependencySpec>>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dev_dependencies: BTreeMap<String, Spanned<DependencySpec>>,
+    /// Present in the root manifest of a workspace (which may then omit `[package]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Spanned<WorkspaceSpec>>,
+}
+
+/// `[workspace]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WorkspaceSpec {
+    /// Globs of member directories, relative to the workspace root.
+    #[serde(default)]
+    pub members: Vec<Spanned<String>>,
+    /// Directories matched by `members` that are not members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Dependencies members inherit with `name = { workspace = true }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dependencies: BTreeMap<String, Spanned<DependencySpec>>,
 }
 
 /// `[package]`.
@@ -422,9 +440,10 @@ impl Serialize for OptLevel {
     }
 }
 
-/// A dependency. Exactly one source (`path` or `git`) must be given; with `git`, at most
-/// one of `tag`, `rev`, `branch` and `version`. The evaluator checks these rules so it can
-/// point at the offending line.
+/// A dependency. Exactly one source (`path` or `git`) must be given — or `workspace = true`
+/// to inherit the workspace's entry of the same name; with `git`, at most one of `tag`,
+/// `rev`, `branch` and `version`. The evaluator checks these rules so it can point at the
+/// offending line.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DependencySpec {
@@ -440,6 +459,8 @@ pub struct DependencySpec {
     pub branch: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<SemverReq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<bool>,
 }
 
 /// The field names of each table, for "did you mean" suggestions.
@@ -454,6 +475,7 @@ pub fn known_fields(table: &str) -> &'static [&'static str] {
             "profile",
             "dependencies",
             "dev-dependencies",
+            "workspace",
         ],
         "package" => &["name", "version", "description", "license"],
         "toolchain" => &["compiler", "version", "cxx-standard", "stdlib"],
@@ -462,7 +484,16 @@ pub fn known_fields(table: &str) -> &'static [&'static str] {
         "build" => &["cxxflags", "defines", "include-dirs", "ldflags"],
         "profile" => &["dev", "release"],
         "profile.dev" | "profile.release" => &["opt-level", "debug", "cxxflags", "defines"],
-        "dependency" => &["path", "git", "tag", "rev", "branch", "version"],
+        "dependency" => &[
+            "path",
+            "git",
+            "tag",
+            "rev",
+            "branch",
+            "version",
+            "workspace",
+        ],
+        "workspace" => &["members", "exclude", "dependencies"],
         _ => &[],
     }
 }

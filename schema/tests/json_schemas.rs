@@ -122,6 +122,8 @@ fn schema_rejects_mixed_dependency_sources() {
         "[dependencies]\nu = { path = \"../u\", git = \"file:///r\" }\n",
         "[dependencies]\nu = { git = \"file:///r\", tag = \"v1\", rev = \"abc\" }\n",
         "[dependencies]\nu = { tag = \"v1\" }\n",
+        "[dependencies]\nu = { path = \"../u\", workspace = true }\n",
+        "[dependencies]\nu = { git = \"file:///r\", workspace = true }\n",
     ] {
         assert!(!v.is_valid(&toml_to_json(bad)), "{bad}");
     }

@@ -1,0 +1,243 @@
+//! Binary-cache formats (v1): the `cmod-cache-info` file at a cache's root, the per-path
+//! metadata (`info/<hash>.json`, the narinfo of cmod), and the sharing settings read from
+//! user configuration and from `[cache]` in `cmod.toml`.
+//!
+//! Everything here arrives from other machines, so parsing is strict: a document must
+//! carry a `version`; a newer version than this crate knows is refused before any other
+//! field is looked at, and unknown fields in a known version are refused too.
+
+use std::collections::BTreeSet;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::content::ContentHash;
+use crate::store_path::{PathKind, StorePath};
+
+/// The version of every document in this module.
+pub const CACHE_FORMAT_VERSION: u32 = 1;
+/// The name of the file at the root of every binary cache.
+pub const CACHE_INFO_FILE: &str = "cmod-cache-info";
+
+/// `cmod-cache-info`: what a cache is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheInfo {
+    pub version: u32,
+    /// The store format of the paths it holds (`v1`).
+    pub store_format: String,
+    /// Lower is preferred when several substituters have a path.
+    #[serde(default)]
+    pub priority: u32,
+}
+
+impl Default for CacheInfo {
+    fn default() -> Self {
+        CacheInfo {
+            version: CACHE_FORMAT_VERSION,
+            store_format: "v1".into(),
+            priority: 50,
+        }
+    }
+}
+
+/// The transfer archive of one path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveRef {
+    /// Relative location in the cache: `nar/<file hash>.tar.zst`.
+    pub file: String,
+    /// BLAKE3 of the compressed bytes (`blake3:` + base32).
+    pub file_hash: ContentHash,
+    /// Length of the compressed bytes.
+    pub file_size: u64,
+    /// Always `tar+zstd` in v1.
+    pub compression: String,
+}
+
+/// Per-path metadata in a cache or on the wire (the narinfo of cmod).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NarInfo {
+    pub version: u32,
+    pub path: StorePath,
+    pub kind: PathKind,
+    pub content_hash: ContentHash,
+    /// Bytes of regular-file contents once unpacked.
+    pub size: u64,
+    pub references: BTreeSet<StorePath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deriver: Option<StorePath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landlock_abi: Option<u8>,
+    /// `keyname:base64` signatures over the path fingerprint.
+    #[serde(default)]
+    pub signatures: BTreeSet<String>,
+    pub archive: ArchiveRef,
+}
+
+/// Why a document from elsewhere was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("it is not valid JSON: {0}")]
+    Json(String),
+    #[error("it has no numeric `version` field")]
+    NoVersion,
+    #[error(
+        "it has format version {found}, newer than this cmod understands ({known}); upgrade cmod"
+    )]
+    Newer { found: u64, known: u32 },
+    #[error("it does not match format version {version}: {reason}")]
+    Invalid { version: u32, reason: String },
+}
+
+/// Parse a versioned document strictly (see the module docs).
+pub fn parse_versioned<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FormatError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| FormatError::Json(e.to_string()))?;
+    let version = value
+        .get("version")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or(FormatError::NoVersion)?;
+    if version > CACHE_FORMAT_VERSION as u64 {
+        return Err(FormatError::Newer {
+            found: version,
+            known: CACHE_FORMAT_VERSION,
+        });
+    }
+    if version != CACHE_FORMAT_VERSION as u64 {
+        return Err(FormatError::Invalid {
+            version: CACHE_FORMAT_VERSION,
+            reason: format!("version {version} is not supported"),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| FormatError::Invalid {
+        version: CACHE_FORMAT_VERSION,
+        reason: e.to_string(),
+    })
+}
+
+/// Sharing settings: `[cache]` in `cmod.toml`, or the user configuration file
+/// (`$XDG_CONFIG_HOME/cmod/config.toml`, top level or under `[cache]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheSettings {
+    /// Binary caches or remote stores to substitute from (`file://`, `http(s)://`, `ssh://`).
+    #[serde(default)]
+    pub substituters: Vec<String>,
+    /// `name:base64` ed25519 public keys whose signatures are trusted.
+    #[serde(default)]
+    pub trusted_public_keys: Vec<String>,
+    /// Require a trusted signature on everything received (default: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_sigs: Option<bool>,
+    /// Secret keys to sign every path this machine builds with.
+    #[serde(default)]
+    pub secret_key_files: Vec<String>,
+}
+
+impl CacheSettings {
+    /// Add `other`'s entries after this one's (keeping the first of duplicates);
+    /// `require_sigs` is taken from `other` only where this one leaves it unset.
+    pub fn merge(&mut self, other: &CacheSettings) {
+        for s in &other.substituters {
+            if !self.substituters.contains(s) {
+                self.substituters.push(s.clone());
+            }
+        }
+        for k in &other.trusted_public_keys {
+            if !self.trusted_public_keys.contains(k) {
+                self.trusted_public_keys.push(k.clone());
+            }
+        }
+        for k in &other.secret_key_files {
+            if !self.secret_key_files.contains(k) {
+                self.secret_key_files.push(k.clone());
+            }
+        }
+        if self.require_sigs.is_none() {
+            self.require_sigs = other.require_sigs;
+        }
+    }
+}
+
+/// The user configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UserConfig {
+    #[serde(default)]
+    pub cache: CacheSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> NarInfo {
+        let h = ContentHash::of_file(false, b"x");
+        NarInfo {
+            version: 1,
+            path: StorePath::compute(PathKind::Output, &h, "x.o", []).unwrap(),
+            kind: PathKind::Output,
+            content_hash: h,
+            size: 1,
+            references: BTreeSet::new(),
+            deriver: None,
+            sandbox: Some("full".into()),
+            landlock_abi: None,
+            signatures: BTreeSet::from(["k:c2ln".to_string()]),
+            archive: ArchiveRef {
+                file: "nar/x.tar.zst".into(),
+                file_hash: h,
+                file_size: 10,
+                compression: "tar+zstd".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn strict_versioned_parsing() {
+        let text = serde_json::to_vec(&sample()).unwrap();
+        assert_eq!(parse_versioned::<NarInfo>(&text).unwrap(), sample());
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["mirror"] = serde_json::json!("evil");
+        let e = parse_versioned::<NarInfo>(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("unknown field `mirror`"), "{e}");
+        v["version"] = serde_json::json!(2);
+        let e = parse_versioned::<NarInfo>(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(e, FormatError::Newer { found: 2, known: 1 });
+        assert!(e.to_string().contains("newer than this cmod understands"));
+        let e = parse_versioned::<NarInfo>(b"{\"path\": 1}").unwrap_err();
+        assert_eq!(e, FormatError::NoVersion);
+        assert!(matches!(
+            parse_versioned::<NarInfo>(b"{ trunc"),
+            Err(FormatError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn settings_merge_keeps_order_and_first_choice() {
+        let mut a = CacheSettings {
+            substituters: vec!["file:///a".into()],
+            require_sigs: Some(false),
+            ..Default::default()
+        };
+        let b = CacheSettings {
+            substituters: vec!["file:///b".into(), "file:///a".into()],
+            trusted_public_keys: vec!["k:x".into()],
+            require_sigs: Some(true),
+            ..Default::default()
+        };
+        a.merge(&b);
+        assert_eq!(a.substituters, vec!["file:///a", "file:///b"]);
+        assert_eq!(a.trusted_public_keys, vec!["k:x"]);
+        assert_eq!(a.require_sigs, Some(false));
+        let cfg: UserConfig =
+            toml::from_str("[cache]\nsubstituters = [\"file:///c\"]\nrequire-sigs = true\n")
+                .unwrap();
+        assert_eq!(cfg.cache.require_sigs, Some(true));
+        assert!(toml::from_str::<UserConfig>("[cache]\nsubstituter = []\n").is_err());
+    }
+}
