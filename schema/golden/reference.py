@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Independent reference implementation of cmod's v1 hash formats.
 
-Re-derives the golden vectors frozen in schema/src/{content,store_path}.rs from the
-specification in docs/FORMATS.md, without any cmod code: `pip install blake3` then run
-this script; every line must print OK.
+Re-derives the golden vectors frozen in schema/src/{content,store_path,signature}.rs and
+store/src/sign.rs from the specification (docs/ARCHITECTURE.md, docs/SHARING.md), without
+any cmod code: `pip install blake3 cryptography` then run this script; every line must
+print OK.
 """
 import struct
 import sys
 
+import base64
+
 import blake3
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
 
@@ -57,6 +62,15 @@ def store_path(kind: str, content: str, name: str, refs=()) -> str:
     return nix32(blake3.blake3(h).digest()[:20]) + "-" + name
 
 
+def path_fingerprint(path: str, content: str, size: int, refs=()) -> str:
+    return f"cmod-path-sig-v1;{path};{content};{size};" + ",".join(sorted(refs))
+
+
+def trace_fingerprint(key: bytes, sandbox: str, drv: str, outputs: dict) -> str:
+    outs = ",".join(f"{n}={p}" for n, p in sorted(outputs.items()))
+    return f"cmod-trace-sig-v1;{nix32(key)};{sandbox};{drv};{outs}"
+
+
 def main() -> int:
     hello = file_hash(False, b"hello\n")
     src = store_path("source", text(hello), "main.cpp")
@@ -73,6 +87,30 @@ def main() -> int:
         (
             store_path("output", text(hello), "hello-0.1.0-main.o", [src]),
             "1f91dpxvahvcpp61w11cagmc3pgmaynw-hello-0.1.0-main.o",
+        ),
+    ]
+    out = store_path("output", text(hello), "hello-0.1.0-main.o", [src])
+    drv = store_path("drv", text(hello), "main.o.drv")
+    sk = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    pub = sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    src_fp = path_fingerprint(src, text(hello), 6)
+    checks += [
+        (
+            path_fingerprint(out, text(hello), 6, [src]),
+            "cmod-path-sig-v1;1f91dpxvahvcpp61w11cagmc3pgmaynw-hello-0.1.0-main.o;"
+            "blake3:0yjb5l6px9g3994lzgq9mncq00p9v70piw0fng2dq6k5hywcgrc6;6;"
+            "jrdcqn0wj4nf27nf91j2a27x5bhfalx3-main.cpp",
+        ),
+        (
+            trace_fingerprint(file_hash(False, b"key"), "full", drv, {"obj": out}),
+            "cmod-trace-sig-v1;16k052fq0x2lp2h45kdyzrdzp57j6qa7m3gv632ipafblhbc1131;full;"
+            "rwkwfh4g72lhijiyvwgwnc19kgczvl4f-main.o.drv;"
+            "obj=1f91dpxvahvcpp61w11cagmc3pgmaynw-hello-0.1.0-main.o",
+        ),
+        ("cache.example-1:" + base64.b64encode(pub).decode(), "cache.example-1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="),
+        (
+            "cache.example-1:" + base64.b64encode(sk.sign(src_fp.encode())).decode(),
+            "cache.example-1:/fBR5NDy/GB7u02MTcSn2KYTLnGiUnLfQuRREJjj649YWObBWaoTWD75OBI6xYOSvBpOq6OI8/OWu2EZvv3nAg==",
         ),
     ]
     bad = 0

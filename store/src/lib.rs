@@ -15,6 +15,7 @@ pub mod memo;
 pub mod realise;
 pub mod registry;
 pub mod roots;
+pub mod sign;
 pub mod trace;
 
 pub use error::StoreError;
