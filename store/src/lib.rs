@@ -6,6 +6,7 @@
 //! It knows formats only through `cmod-schema` and runs builders only through
 //! `cmod-sandbox`; it never reads manifests.
 
+pub mod archive;
 pub mod content;
 pub mod error;
 pub mod gc;
