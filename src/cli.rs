@@ -132,6 +132,30 @@ pub struct BuildOpts {
     /// Use the release profile.
     #[arg(long, global = true)]
     pub release: bool,
+    /// Only this workspace member (repeatable; default: all members at the workspace
+    /// root, else the current package).
+    #[arg(short = 'p', long = "package", value_name = "MEMBER", global = true)]
+    pub package: Vec<String>,
+    /// Fail (exit 2) if cmod.lock would change; fail (exit 3) if an output differs from
+    /// the one it pins.
+    #[arg(long, global = true)]
+    pub locked: bool,
+    /// Use only the store and the git cache; never the network.
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// `--locked` and `--offline`.
+    #[arg(long, global = true)]
+    pub frozen: bool,
+}
+
+impl BuildOpts {
+    pub fn locked(&self) -> bool {
+        self.locked || self.frozen
+    }
+
+    pub fn offline(&self) -> bool {
+        self.offline || self.frozen
+    }
 }
 
 /// Options of commands that build.
@@ -181,10 +205,6 @@ pub struct RealiseArgs {
     /// results bit for bit (exit 3 on any difference).
     #[arg(long)]
     pub check: bool,
-    /// Fail (exit 2) if cmod.lock would change, and (exit 3) if an output differs from the
-    /// one it pins.
-    #[arg(long)]
-    pub locked: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use cmod_evaluator::derive::{Target, TargetKind};
+use cmod_evaluator::deps::{Fetcher, Network, TreeStore, Update};
 use cmod_evaluator::flags::ProfileName;
+use cmod_evaluator::git::GitCache;
+use cmod_evaluator::lockfile::{self, LOCK_NAME};
+use cmod_schema::{ContentHash, StorePath};
 use cmod_evaluator::{evaluate, EvalOptions, Evaluation};
 use cmod_store::Store;
 
@@ -54,19 +58,47 @@ pub fn open_store(cli: &Cli) -> Result<Store, CliError> {
     Ok(Store::open(&root)?)
 }
 
+/// The store as the evaluator sees it: where source trees are found and added.
+struct StoreTrees<'a>(&'a Store);
+
+impl TreeStore for StoreTrees<'_> {
+    fn find(&self, path: &StorePath) -> Option<PathBuf> {
+        self.0.is_valid(path).then(|| self.0.path_of(path))
+    }
+
+    fn add(&self, dir: &Path, path: &StorePath, hash: &ContentHash) -> Result<PathBuf, String> {
+        self.0.add_source(dir, path, hash).map_err(|e| e.to_string())?;
+        Ok(self.0.path_of(path))
+    }
+}
+
 /// Evaluate the package, printing warnings to stderr.
 pub fn load(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
+    load_with(cli, build, Update::Nothing, None)
+}
+
+/// Evaluate, releasing the locked versions of the packages `update` names (for
+/// `cmod update`), optionally pinning one to a `precise` version or revision.
+pub fn load_with(cli: &Cli, build: &BuildOpts, update: Update, precise: Option<(String, String)>) -> Result<Project, CliError> {
     let store = open_store(cli)?;
     let dir = package_dir(cli)?;
     let opts = EvalOptions {
-        profile: if build.release {
-            ProfileName::Release
-        } else {
-            ProfileName::Dev
-        },
+        profile: if build.release { ProfileName::Release } else { ProfileName::Dev },
         cache_dir: Some(store.cache_dir()),
+        select: build.package.clone(),
     };
-    let eval = evaluate(&dir, &opts)?;
+    let lock_file = cmod_evaluator::workspace::root_of(&dir)?.join(LOCK_NAME);
+    let lock = lockfile::read(&lock_file)?;
+    let trees = StoreTrees(&store);
+    let fetcher = Fetcher {
+        git: GitCache::new(store.cache_dir().join("git")),
+        trees: &trees,
+        network: if build.offline() { Network::Offline } else { Network::Online },
+        lock: lock.as_ref(),
+        update,
+        precise,
+    };
+    let eval = evaluate(&dir, &opts, Some(&fetcher))?;
     for w in &eval.warnings {
         eprint!(
             "{}",
@@ -99,52 +131,72 @@ impl Project {
         Ok(())
     }
 
-    /// The root package's target names selected by `names` (all of them, binaries first,
-    /// when empty), checked without emitting derivations. A name is a binary's name, the
-    /// library's archive name, the package name (its library), or `lib`; an exact target
-    /// name wins over the library's aliases.
-    pub fn select(&self, names: &[String]) -> Result<Vec<String>, CliError> {
-        let root = &self.eval.packages.root().name;
+    /// The targets selected by `names` as (package, target), all of the selected members'
+    /// targets when empty — checked without emitting derivations. A name is a target's
+    /// name, `member/target`, a member's name (its library), or `lib`; an exact target
+    /// name wins over the library aliases.
+    pub fn select(&self, names: &[String]) -> Result<Vec<(String, String)>, CliError> {
         let all = self.eval.target_names();
         if names.is_empty() {
-            return Ok(all.into_iter().map(|(n, _)| n).collect());
+            return Ok(all.into_iter().map(|(p, t, _)| (p, t)).collect());
         }
-        names
-            .iter()
-            .map(|n| {
-                all.iter()
-                    .find(|(t, _)| t == n)
-                    .or_else(|| {
-                        all.iter().find(|(t, kind)| {
-                            *kind == TargetKind::Lib
-                                && (n == root || n == "lib" || *t == format!("lib{n}.a"))
-                        })
-                    })
-                    .map(|(t, _)| t.clone())
-                    .ok_or_else(|| {
-                        let known: Vec<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
-                        CliError::usage(
-                            format!("package `{root}` has no target `{n}`"),
-                            Some(format!("its targets are: {}", known.join(", "))),
-                        )
-                    })
-            })
-            .collect()
+        let known = || all.iter().map(|(p, t, _)| format!("{p}/{t}")).collect::<Vec<_>>().join(", ");
+        let mut out = Vec::new();
+        for n in names {
+            let (pkg, name) = match n.split_once('/') {
+                Some((p, t)) => (Some(p), t),
+                None => (None, n.as_str()),
+            };
+            let in_pkg = |p: &str| pkg.is_none_or(|want| want == p);
+            let mut found: Vec<&(String, String, TargetKind)> = all.iter().filter(|(p, t, _)| in_pkg(p) && t == name).collect();
+            if found.is_empty() {
+                found = all
+                    .iter()
+                    .filter(|(p, t, kind)| in_pkg(p) && *kind == TargetKind::Lib && (name == p || name == "lib" || *t == format!("lib{name}.a")))
+                    .collect();
+            }
+            match found.as_slice() {
+                [(p, t, _)] => out.push((p.clone(), t.clone())),
+                [] => return Err(CliError::usage(format!("no target `{n}`"), Some(format!("the targets are: {}", known())))),
+                many => {
+                    let options: Vec<String> = many.iter().map(|(p, t, _)| format!("{p}/{t}")).collect();
+                    return Err(CliError::usage(format!("`{n}` names several targets"), Some(format!("say which: {}", options.join(", ")))));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How targets are called in messages and out-link names: `target`, or
+    /// `member/target` when the selection spans several members.
+    pub fn display_names(selected: &[(String, String)]) -> Vec<String> {
+        let qualified = selected.iter().map(|(p, _)| p).collect::<std::collections::BTreeSet<_>>().len() > 1;
+        selected.iter().map(|(p, t)| if qualified { format!("{p}/{t}") } else { t.clone() }).collect()
+    }
+
+    /// [`Project::display_names`] of resolved targets.
+    pub fn shown(targets: &[Target]) -> Vec<String> {
+        let pairs: Vec<(String, String)> = targets.iter().map(|t| (t.package.clone(), t.name.clone())).collect();
+        Project::display_names(&pairs)
+    }
+
+    /// The targets named on the command line, with their derivations.
+    pub fn targets_named(&self, names: &[String]) -> Result<Vec<Target>, CliError> {
+        self.targets(&self.select(names)?)
     }
 
     /// The selected targets with their derivations.
-    pub fn targets(&self, names: &[String]) -> Result<Vec<Target>, CliError> {
-        let root = &self.eval.packages.root().name;
+    pub fn targets(&self, selected: &[(String, String)]) -> Result<Vec<Target>, CliError> {
         let derived = self.derived()?;
-        self.select(names)?
-            .into_iter()
-            .map(|n| {
+        selected
+            .iter()
+            .map(|(p, n)| {
                 derived
                     .targets
                     .iter()
-                    .find(|t| &t.package == root && t.name == n)
+                    .find(|t| &t.package == p && &t.name == n)
                     .cloned()
-                    .ok_or_else(|| CliError::Internal(format!("target `{n}` has no derivation")))
+                    .ok_or_else(|| CliError::Internal(format!("target `{p}/{n}` has no derivation")))
             })
             .collect()
     }

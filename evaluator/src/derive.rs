@@ -524,8 +524,8 @@ pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
             archives.insert(p, a);
         }
     }
-    // Binaries of the root package only; dependencies contribute their libraries.
-    for p in [input.packages.root] {
+    // Binaries of the selected members only; dependencies contribute their libraries.
+    for &p in &input.packages.selected {
         for b in 0..input.sources[p].bins.len() {
             let drv = e.link(p, b, &archives)?;
             let pkg = &input.packages.packages[p];

@@ -37,6 +37,8 @@ pub enum ErrorKind {
     ImplementationWithoutInterface,
     /// `cmod.lock` is malformed, or a `--locked` build would change it.
     Lock,
+    /// Fetched bytes do not match what the lock pins (a tampered cache or mirror).
+    Integrity,
     /// Reading a user file failed.
     Io,
     /// A bug in cmod.
@@ -47,6 +49,7 @@ impl ErrorKind {
     pub fn exit_class(self) -> ExitClass {
         match self {
             ErrorKind::Scan => ExitClass::Build,
+            ErrorKind::Integrity => ExitClass::Integrity,
             ErrorKind::Internal => ExitClass::Internal,
             _ => ExitClass::Usage,
         }

@@ -16,7 +16,8 @@ use crate::file_cache::FileCache;
 use crate::flags::{package_flags, PackageFlags, ProfileName};
 use crate::graph::{ModuleGraph, Origin, Owner, RawUnit};
 use crate::lexer::Declarations;
-use crate::package::PackageGraph;
+use crate::deps::Fetcher;
+use crate::package::{LoadOptions, PackageGraph};
 use crate::scan::{scan_package, ScanItem, Scanned};
 use crate::sources::{find_sources, PackageSources};
 use crate::toolchain::{discover, ToolchainRequest};
@@ -27,6 +28,8 @@ pub struct EvalOptions {
     pub profile: ProfileName,
     /// Where the evaluator keeps its caches (toolchain, file hashes, scans); none if unset.
     pub cache_dir: Option<PathBuf>,
+    /// Workspace members to select (`-p`); empty for the default.
+    pub select: Vec<String>,
 }
 
 /// The result of evaluating a package directory. Derivations are emitted on first use
@@ -118,23 +121,24 @@ impl Evaluation {
         ContentHash(*h.finalize().as_bytes())
     }
 
-    /// The root package's targets as (name, kind), binaries first — the same names the
-    /// derivations' targets carry, known without emitting them.
-    pub fn target_names(&self) -> Vec<(String, TargetKind)> {
-        let root = self.packages.root();
-        let mut out: Vec<(String, TargetKind)> = self.sources[root.id]
-            .bins
-            .iter()
-            .map(|b| (b.name.clone(), TargetKind::Bin))
-            .collect();
-        out.extend(archive_file(root).map(|a| (a, TargetKind::Lib)));
+    /// The selected members' targets as (package, name, kind), each member's binaries
+    /// before its library — the same names the derivations' targets carry, known without
+    /// emitting them.
+    pub fn target_names(&self) -> Vec<(String, String, TargetKind)> {
+        let mut out = Vec::new();
+        for &p in &self.packages.selected {
+            let pkg = &self.packages.packages[p];
+            out.extend(self.sources[p].bins.iter().map(|b| (pkg.name.clone(), b.name.clone(), TargetKind::Bin)));
+            out.extend(archive_file(pkg).map(|a| (pkg.name.clone(), a, TargetKind::Lib)));
+        }
         out
     }
 }
 
-/// Evaluate the package in `dir`.
-pub fn evaluate(dir: &Path, opts: &EvalOptions) -> Result<Evaluation, EvalError> {
-    let packages = PackageGraph::load(dir)?;
+/// Evaluate the package or workspace in `dir`. Git dependencies are resolved through
+/// `fetcher` (an error without one).
+pub fn evaluate(dir: &Path, opts: &EvalOptions, fetcher: Option<&Fetcher<'_>>) -> Result<Evaluation, EvalError> {
+    let packages = PackageGraph::load(dir, &LoadOptions { fetcher, select: opts.select.clone() })?;
     let toolchain = toolchain_for(&packages, opts.cache_dir.as_deref())?;
     let files = match &opts.cache_dir {
         Some(d) => FileCache::load(d.join("files.json")),
@@ -227,7 +231,8 @@ pub fn evaluate(dir: &Path, opts: &EvalOptions) -> Result<Evaluation, EvalError>
 
     let graph = ModuleGraph::build(&packages, raw)?;
     files.save();
-    let warnings = graph.warnings.clone();
+    let mut warnings = packages.warnings.clone();
+    warnings.extend(graph.warnings.iter().cloned());
     Ok(Evaluation {
         packages,
         toolchain,
@@ -246,8 +251,9 @@ fn toolchain_for(
     packages: &PackageGraph,
     cache_dir: Option<&Path>,
 ) -> Result<ToolchainInfo, EvalError> {
-    let root = packages.root();
-    let spec = &root.file.manifest.toolchain;
+    // The workspace manifest's toolchain builds the whole graph.
+    let root_file = &packages.workspace_file;
+    let spec = &root_file.manifest.toolchain;
     let location = |file: &crate::manifest_file::ManifestFile,
                     span: Option<std::ops::Range<usize>>| {
         span.map(|s| file.location(s))
@@ -256,16 +262,16 @@ fn toolchain_for(
     let req = ToolchainRequest {
         compiler: spec.compiler.as_ref().map(|c| c.get_ref().clone()),
         version: spec.version.as_ref().map(|v| v.get_ref().0.clone()),
-        stdlib: spec.stdlib,
-        location: location(&root.file, spec.compiler.as_ref().map(|c| c.span())),
+        stdlib: spec.stdlib.unwrap_or_default(),
+        location: location(root_file, spec.compiler.as_ref().map(|c| c.span())),
     };
     let info = discover(&req, cache_dir)?;
     for pkg in &packages.packages {
         let t = &pkg.file.manifest.toolchain;
-        if t.stdlib != info.stdlib {
+        if let Some(stdlib) = t.stdlib.filter(|s| *s != info.stdlib) {
             return Err(EvalError::new(
                 ErrorKind::Toolchain,
-                format!("package `{}` uses stdlib {}, but the build uses {}", pkg.name, t.stdlib.as_str(), info.stdlib.as_str()),
+                format!("package `{}` uses stdlib {}, but the build uses {}", pkg.name, stdlib.as_str(), info.stdlib.as_str()),
             )
             .at(pkg.file.location_or_file(0..0))
             .help("one program links one C++ standard library; set the same [toolchain] stdlib in every package"));

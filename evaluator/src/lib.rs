@@ -11,6 +11,7 @@
 //! The entry point is [`evaluate`].
 
 pub mod cache_io;
+pub mod deps;
 pub mod derive;
 pub mod error;
 mod eval;
@@ -26,6 +27,7 @@ pub mod package;
 pub mod scan;
 pub mod sources;
 pub mod toolchain;
+pub mod workspace;
 
 pub use error::{ErrorKind, EvalError};
 pub use eval::{evaluate, EvalOptions, Evaluation};

@@ -10,14 +10,15 @@ use cmod_schema::ContentHash;
 
 use crate::error::{ErrorKind, EvalError};
 use crate::graph::Origin;
+use crate::package::PackageSource;
 use crate::Evaluation;
 
 /// The lockfile's name, next to the root manifest.
 pub const LOCK_NAME: &str = "cmod.lock";
 
-/// Where the lockfile of `eval` lives.
+/// Where the lockfile of `eval` lives: at the workspace root.
 pub fn lock_path(eval: &Evaluation) -> PathBuf {
-    eval.packages.root().root.join(LOCK_NAME)
+    eval.packages.workspace_root.join(LOCK_NAME)
 }
 
 /// Read the lockfile at `path`; `Ok(None)` if there is none.
@@ -48,33 +49,21 @@ pub fn read(path: &Path) -> Result<Option<Lockfile>, EvalError> {
 /// The lock state of `eval` now: toolchain and dependency packages, no outputs.
 pub fn current(eval: &Evaluation) -> Lockfile {
     let t = &eval.toolchain;
-    let root = eval.packages.root();
-    let mut packages: Vec<LockedPackage> = eval
-        .packages
+    let graph = &eval.packages;
+    let mut packages: Vec<LockedPackage> = graph
         .packages
         .iter()
-        .filter(|p| p.id != root.id)
+        .filter(|p| !graph.is_member(p.id))
         .map(|p| {
-            let mut files: Vec<(String, ContentHash)> = vec![(
-                "cmod.toml".into(),
-                ContentHash::of_file(false, p.file.text.as_bytes()),
-            )];
-            for u in &eval.graph.units {
-                if let Origin::Package(id, _) = u.origin {
-                    if id == p.id {
-                        files.push((u.rel.clone(), u.hash));
-                        files.extend(u.headers.iter().map(|h| (h.rel.clone(), h.hash)));
-                    }
-                }
-            }
-            files.sort();
-            files.dedup();
-            let rel = relative(&root.root, &p.root);
+            let (source, tree) = match &p.source {
+                PackageSource::Git(g) => (g.source(), g.tree),
+                PackageSource::Path | PackageSource::Member => (format!("path+{}", relative(&graph.workspace_root, &p.root)), files_hash(eval, p.id)),
+            };
             LockedPackage {
                 name: p.name.clone(),
                 version: p.version.to_string(),
-                source: format!("path+{rel}"),
-                tree: ContentHash::of_files(files.iter().map(|(f, h)| (f.as_str(), *h))),
+                source,
+                tree,
                 dependencies: p.deps.iter().map(|d| d.name.clone()).collect(),
             }
         })
@@ -91,6 +80,24 @@ pub fn current(eval: &Evaluation) -> Lockfile {
         packages,
         outputs: Default::default(),
     }
+}
+
+/// The content hash of what a path package's build reads: its manifest, units and the
+/// headers they include.
+fn files_hash(eval: &Evaluation, id: usize) -> ContentHash {
+    let p = &eval.packages.packages[id];
+    let mut files: Vec<(String, ContentHash)> = vec![("cmod.toml".into(), ContentHash::of_file(false, p.file.text.as_bytes()))];
+    for u in &eval.graph.units {
+        if let Origin::Package(pid, _) = u.origin {
+            if pid == id {
+                files.push((u.rel.clone(), u.hash));
+                files.extend(u.headers.iter().map(|h| (h.rel.clone(), h.hash)));
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    ContentHash::of_files(files.iter().map(|(f, h)| (f.as_str(), *h)))
 }
 
 /// How `old` differs from `new` (outputs aside), one sentence per change.

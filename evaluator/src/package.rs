@@ -1,8 +1,12 @@
-//! The package graph: the root package and, transitively, its path dependencies, each
-//! loaded once (by canonical directory) and ordered so dependencies come first.
+//! The package graph: the workspace (or single package) and, transitively, its path and
+//! git dependencies, each loaded once (by canonical directory) and ordered so dependencies
+//! come first.
 //!
-//! Each package name must be unique in a graph: two versions of a module cannot coexist
-//! in one program, so two different packages with one name is an error naming both.
+//! Each package name resolves to one package per graph: two versions of a module cannot
+//! coexist in one program. Requirements that cannot share one package are an error naming
+//! both requirers. Semver requirements on the same git package are satisfied together:
+//! when a later requirement rules out the version chosen first, resolution restarts with
+//! every requirement known so far and takes the highest tag matching all of them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,11 +14,24 @@ use std::path::{Path, PathBuf};
 use cmod_schema::diag::Location;
 use cmod_schema::manifest::{DependencySpec, Spanned};
 
+use crate::deps::{Fetcher, GitPackage, GitRef};
 use crate::error::{ErrorKind, EvalError};
 use crate::manifest_file::{ManifestFile, MANIFEST_NAME};
+use crate::workspace::{self, Workspace};
 
 /// Index of a package in [`PackageGraph::packages`].
 pub type PackageId = usize;
+
+/// Where a package comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackageSource {
+    /// A member of the workspace (or the single package being built).
+    Member,
+    /// A path dependency outside the workspace.
+    Path,
+    /// A git dependency, checked out in the store.
+    Git(GitPackage),
+}
 
 /// One loaded package.
 #[derive(Debug, Clone)]
@@ -27,6 +44,7 @@ pub struct Package {
     pub file: ManifestFile,
     /// Direct (non-dev) dependencies.
     pub deps: Vec<Dependency>,
+    pub source: PackageSource,
 }
 
 impl Package {
@@ -49,19 +67,50 @@ pub struct Dependency {
 #[derive(Debug, Clone)]
 pub struct PackageGraph {
     pub packages: Vec<Package>,
+    /// The directory holding the workspace (or single package) manifest and `cmod.lock`.
+    pub workspace_root: PathBuf,
+    /// That manifest; its `[toolchain]` builds the whole graph.
+    pub workspace_file: ManifestFile,
+    /// Workspace members (the single package, outside a workspace).
+    pub members: Vec<PackageId>,
+    /// The members to build: all of them at the workspace root, else the current one.
+    pub selected: Vec<PackageId>,
+    /// The first selected member.
     pub root: PackageId,
+    /// Problems that do not stop the build (e.g. a locked tag that has moved).
+    pub warnings: Vec<EvalError>,
+}
+
+/// How to load.
+#[derive(Default)]
+pub struct LoadOptions<'a> {
+    /// Resolves git dependencies; without one they are an error.
+    pub fetcher: Option<&'a Fetcher<'a>>,
+    /// Member names to select (`-p`); empty for the default.
+    pub select: Vec<String>,
 }
 
 impl PackageGraph {
-    /// Load the package in `dir` and all its path dependencies.
-    pub fn load(dir: &Path) -> Result<PackageGraph, EvalError> {
-        let mut loader = Loader::default();
-        let root_dir = canonical(dir)?;
-        let root = loader.visit(&root_dir, None)?;
-        Ok(PackageGraph {
-            packages: loader.done,
-            root,
-        })
+    /// Load the package or workspace in `dir` with its dependencies.
+    pub fn load(dir: &Path, opts: &LoadOptions<'_>) -> Result<PackageGraph, EvalError> {
+        let dir = dir.canonicalize().map_err(|e| EvalError::io(dir, "open the directory", e))?;
+        let ws = workspace::find(&dir)?;
+        let mut extra: BTreeMap<String, Vec<semver::VersionReq>> = BTreeMap::new();
+        for _ in 0..16 {
+            match Loader::new(opts, ws.clone(), extra.clone()).run(&dir) {
+                Ok(g) => return Ok(g),
+                Err(Stop::Error(e)) => return Err(e),
+                Err(Stop::Restart(name, reqs)) => {
+                    let all = extra.entry(name).or_default();
+                    for r in reqs {
+                        if !all.contains(&r) {
+                            all.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        Err(EvalError::new(ErrorKind::Dependency, "dependency resolution did not settle after 16 rounds"))
     }
 
     pub fn root(&self) -> &Package {
@@ -84,300 +133,264 @@ impl PackageGraph {
         walk(self, id, &mut seen, &mut order);
         order
     }
+
+    pub fn is_member(&self, id: PackageId) -> bool {
+        self.members.contains(&id)
+    }
 }
 
-fn canonical(dir: &Path) -> Result<PathBuf, EvalError> {
-    dir.canonicalize()
-        .map_err(|e| EvalError::io(dir, "open the directory", e))
+enum Stop {
+    Error(EvalError),
+    /// Re-resolve with these extra version requirements on a package.
+    Restart(String, Vec<semver::VersionReq>),
 }
 
-#[derive(Default)]
-struct Loader {
+impl From<EvalError> for Stop {
+    fn from(e: EvalError) -> Self {
+        Stop::Error(e)
+    }
+}
+
+/// A requirement on a git package, remembered for conflict messages.
+struct Requirement {
+    requirer: String,
+    reference: GitRef,
+    location: Location,
+}
+
+struct Loader<'a> {
+    opts: &'a LoadOptions<'a>,
+    ws: Option<Workspace>,
+    extra: BTreeMap<String, Vec<semver::VersionReq>>,
     done: Vec<Package>,
     by_dir: BTreeMap<PathBuf, PackageId>,
     by_name: BTreeMap<String, PackageId>,
-    /// Packages being loaded, for cycle detection: (dir, name, where it was required).
-    stack: Vec<(PathBuf, String, Option<Location>)>,
+    git: BTreeMap<String, (GitPackage, Vec<Requirement>)>,
+    /// Packages being loaded, for cycle detection: (dir, name).
+    stack: Vec<(PathBuf, String)>,
+    warnings: Vec<EvalError>,
 }
 
-impl Loader {
-    fn visit(&mut self, dir: &Path, required_at: Option<Location>) -> Result<PackageId, EvalError> {
+fn canonical(dir: &Path, at: &Location) -> Result<PathBuf, EvalError> {
+    dir.canonicalize().map_err(|e| {
+        EvalError::new(ErrorKind::Dependency, format!("cannot open `{}`: {e}", dir.display()))
+            .at(at.clone())
+            .help("fix `path`; it is relative to the directory of the manifest that declares it")
+    })
+}
+
+impl<'a> Loader<'a> {
+    fn new(opts: &'a LoadOptions<'a>, ws: Option<Workspace>, extra: BTreeMap<String, Vec<semver::VersionReq>>) -> Self {
+        Loader { opts, ws, extra, done: Vec::new(), by_dir: BTreeMap::new(), by_name: BTreeMap::new(), git: BTreeMap::new(), stack: Vec::new(), warnings: Vec::new() }
+    }
+
+    fn run(mut self, dir: &Path) -> Result<PackageGraph, Stop> {
+        let (root_dir, member_dirs, file) = match &self.ws {
+            Some(ws) => (ws.root.clone(), ws.members.clone(), ws.file.clone()),
+            None => (dir.to_path_buf(), vec![dir.to_path_buf()], ManifestFile::load(&dir.join(MANIFEST_NAME))?),
+        };
+        let mut members = Vec::new();
+        for m in &member_dirs {
+            members.push(self.visit(m, None, PackageSource::Member)?);
+        }
+        let selected: Vec<PackageId> = if !self.opts.select.is_empty() {
+            self.opts
+                .select
+                .iter()
+                .map(|n| {
+                    members.iter().copied().find(|&m| self.done[m].name == *n).ok_or_else(|| {
+                        let names: Vec<&str> = members.iter().map(|&m| self.done[m].name.as_str()).collect();
+                        EvalError::new(ErrorKind::ManifestInvalid, format!("`{n}` is not a member of this workspace"))
+                            .help(format!("members: {}", names.join(", ")))
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        } else if dir == root_dir {
+            members.clone()
+        } else {
+            members.iter().copied().filter(|&m| self.done[m].root == dir).collect()
+        };
+        let Some(&root) = selected.first() else {
+            return Err(EvalError::new(ErrorKind::ManifestInvalid, format!("the workspace at `{}` has no members", root_dir.display()))
+                .at(file.location_or_file(0..0))
+                .help("list member directories in [workspace] members")
+                .into());
+        };
+        Ok(PackageGraph { packages: self.done, workspace_root: root_dir, workspace_file: file, members, selected, root, warnings: self.warnings })
+    }
+
+    fn visit(&mut self, dir: &Path, required_at: Option<Location>, source: PackageSource) -> Result<PackageId, Stop> {
         if let Some(&id) = self.by_dir.get(dir) {
             return Ok(id);
         }
-        if let Some(pos) = self.stack.iter().position(|(d, _, _)| d == dir) {
-            let mut cycle: Vec<String> = self.stack[pos..]
-                .iter()
-                .map(|(_, n, _)| n.clone())
-                .collect();
+        if let Some(pos) = self.stack.iter().position(|(d, _)| d == dir) {
+            let mut cycle: Vec<String> = self.stack[pos..].iter().map(|(_, n)| n.clone()).collect();
             cycle.push(self.stack[pos].1.clone());
-            return Err(EvalError::new(
-                ErrorKind::Dependency,
-                format!(
-                    "packages depend on each other in a cycle: {}",
-                    cycle.join(" → ")
-                ),
-            )
-            .at_opt(required_at)
-            .help("remove one of these dependencies; a package graph must be acyclic"));
+            return Err(EvalError::new(ErrorKind::Dependency, format!("packages depend on each other in a cycle: {}", cycle.join(" → ")))
+                .at_opt(required_at)
+                .help("remove one of these dependencies; a package graph must be acyclic")
+                .into());
         }
-        let file = ManifestFile::load(&dir.join(MANIFEST_NAME)).map_err(|e| {
-            match (&required_at, e.kind) {
-                (Some(at), ErrorKind::ManifestMissing) => EvalError::new(
-                    ErrorKind::Dependency,
-                    format!(
-                        "dependency directory `{}` has no `{MANIFEST_NAME}`",
-                        dir.display()
-                    ),
-                )
+        let file = ManifestFile::load(&dir.join(MANIFEST_NAME)).map_err(|e| match (&required_at, e.kind) {
+            (Some(at), ErrorKind::ManifestMissing) => EvalError::new(ErrorKind::Dependency, format!("dependency directory `{}` has no `{MANIFEST_NAME}`", dir.display()))
                 .at(at.clone())
                 .help("point `path` at a directory that contains a cmod package"),
-                _ => e,
-            }
+            _ => e,
         })?;
         let Some(package) = file.manifest.package.clone() else {
-            return Err(EvalError::new(
-                ErrorKind::ManifestInvalid,
-                format!("`{}` has no [package] table", file.path.display()),
-            )
-            .at(file.location_or_file(0..0))
-            .help("add\n\n[package]\nname = \"my-package\"\nversion = \"0.1.0\"\n"));
+            return Err(EvalError::new(ErrorKind::ManifestInvalid, format!("`{}` has no [package] table", file.path.display()))
+                .at(file.location_or_file(0..0))
+                .help("add\n\n[package]\nname = \"my-package\"\nversion = \"0.1.0\"\n")
+                .into());
         };
         let name = package.name.get_ref().as_str().to_string();
         let version = package.version.get_ref().0.clone();
-        self.stack
-            .push((dir.to_path_buf(), name.clone(), required_at.clone()));
+        self.stack.push((dir.to_path_buf(), name.clone()));
 
         let mut deps = Vec::new();
         for (dep_name, spec) in &file.manifest.dependencies {
             let location = file.location(spec.span());
-            let dep_dir = dependency_dir(&file, dep_name, spec)?;
-            let id = self.visit(&dep_dir, Some(location.clone()))?;
+            let id = self.dependency(&file, &name, dep_name, spec, &location, &source)?;
             let found = &self.done[id].name;
             if found != dep_name {
-                return Err(EvalError::new(
-                    ErrorKind::Dependency,
-                    format!(
-                        "dependency `{dep_name}` points at `{}`, whose package is named `{found}`",
-                        dep_dir.display()
-                    ),
-                )
-                .at(location)
-                .help(format!("rename the dependency key to `{found}`")));
+                return Err(EvalError::new(ErrorKind::Dependency, format!("dependency `{dep_name}` points at package `{found}` (in `{}`)", self.done[id].root.display()))
+                    .at(location)
+                    .help(format!("rename the dependency key to `{found}`"))
+                    .into());
             }
-            deps.push(Dependency {
-                name: dep_name.clone(),
-                package: id,
-                location,
-            });
+            deps.push(crate::package::Dependency { name: dep_name.clone(), package: id, location });
         }
         self.stack.pop();
 
         if let Some(&other) = self.by_name.get(&name) {
             let other = &self.done[other];
-            return Err(EvalError::new(
-                ErrorKind::Dependency,
-                format!(
-                    "two different packages are named `{name}`: `{}` and `{}`",
-                    other.root.display(),
-                    dir.display()
-                ),
-            )
-            .at_opt(required_at)
-            .help("one program can hold only one package of a name; depend on the same directory from both places"));
+            return Err(EvalError::new(ErrorKind::Dependency, format!("two different packages are named `{name}`: `{}` and `{}`", other.root.display(), dir.display()))
+                .at_opt(required_at)
+                .help("one program can hold only one package of a name; depend on the same source from both places")
+                .into());
         }
         let id = self.done.len();
         self.by_dir.insert(dir.to_path_buf(), id);
         self.by_name.insert(name.clone(), id);
-        self.done.push(Package {
-            id,
-            name,
-            version,
-            root: dir.to_path_buf(),
-            file,
-            deps,
-        });
+        self.done.push(Package { id, name, version, root: dir.to_path_buf(), file, deps, source });
         Ok(id)
+    }
+
+    /// Load dependency `dep_name` of package `requirer`, returning its package id.
+    fn dependency(&mut self, file: &ManifestFile, requirer: &str, dep_name: &str, spec: &Spanned<DependencySpec>, location: &Location, from: &PackageSource) -> Result<PackageId, Stop> {
+        let (spec, base, location) = self.inherit(file, dep_name, spec, location)?;
+        check_shape(&spec, dep_name, &location)?;
+        if let Some(path) = &spec.path {
+            let dir = canonical(&base.join(path), &location)?;
+            if let PackageSource::Git(g) = from {
+                if !dir.starts_with(&g.dir) {
+                    return Err(EvalError::new(ErrorKind::Dependency, format!("`{requirer}` (from `{}`) has a path dependency `{dep_name}` outside its repository", g.url)).at(location).into());
+                }
+            }
+            let source = if self.ws.as_ref().is_some_and(|w| w.members.contains(&dir)) {
+                PackageSource::Member
+            } else if let PackageSource::Git(g) = from {
+                PackageSource::Git(g.clone())
+            } else {
+                PackageSource::Path
+            };
+            return self.visit(&dir, Some(location), source);
+        }
+        let url = spec.git.clone().unwrap_or_default();
+        let reference = GitRef::of(&spec).ok_or_else(|| {
+            EvalError::new(ErrorKind::ManifestInvalid, format!("git dependency `{dep_name}` is not pinned"))
+                .at(location.clone())
+                .help("add one of `tag = \"...\"`, `rev = \"...\"`, `branch = \"...\"` or `version = \"^1.2\"`")
+        })?;
+        let Some(fetcher) = self.opts.fetcher else {
+            return Err(EvalError::new(ErrorKind::Internal, "git dependencies need a fetcher").into());
+        };
+        if let Some((pkg, reqs)) = self.git.get_mut(dep_name) {
+            let same_url = pkg.url == url;
+            if same_url && pkg.satisfies(&reference, || fetcher.git.open(&url).ok().and_then(|r| crate::git::refs(&r).ok())) {
+                reqs.push(Requirement { requirer: requirer.into(), reference, location: location.clone() });
+                let dir = pkg.dir.clone();
+                return Ok(self.by_dir.get(&dir).copied().ok_or_else(|| EvalError::new(ErrorKind::Internal, "git package not loaded"))?);
+            }
+            let all_versions = same_url && matches!(reference, GitRef::Version(_)) && reqs.iter().all(|r| matches!(r.reference, GitRef::Version(_)));
+            if all_versions {
+                let mut wanted: Vec<semver::VersionReq> = reqs.iter().filter_map(|r| if let GitRef::Version(v) = &r.reference { Some(v.clone()) } else { None }).collect();
+                if let GitRef::Version(v) = &reference {
+                    wanted.push(v.clone());
+                }
+                if self.extra.get(dep_name).is_none_or(|e| wanted.iter().any(|w| !e.contains(w))) {
+                    return Err(Stop::Restart(dep_name.to_string(), wanted));
+                }
+            }
+            let first = &reqs[0];
+            let describe = |u: &str, r: &GitRef| format!("`{}` from `{u}`", r.query());
+            return Err(EvalError::new(
+                ErrorKind::Dependency,
+                format!(
+                    "package `{dep_name}` is required as {} by `{}` and as {} by `{requirer}`, and no single version satisfies both",
+                    describe(&pkg.url, &first.reference),
+                    first.requirer,
+                    describe(&url, &reference)
+                ),
+            )
+            .at(location.clone())
+            .note(Some(first.location.clone()), format!("`{}` requires it here", first.requirer))
+            .help("one program can hold only one version of a package: make the requirements compatible")
+            .into());
+        }
+        let also: Vec<semver::VersionReq> = self.extra.get(dep_name).cloned().unwrap_or_default();
+        let pkg = fetcher.resolve(dep_name, &url, &reference, &also, &base, &mut self.warnings).map_err(|e| {
+            let at = e.location.clone().or(Some(location.clone()));
+            e.at_opt(at)
+        })?;
+        let dir = pkg.dir.clone();
+        self.git.insert(dep_name.to_string(), (pkg.clone(), vec![Requirement { requirer: requirer.into(), reference, location: location.clone() }]));
+        self.visit(&dir, Some(location), PackageSource::Git(pkg))
+    }
+
+    /// Resolve `{ workspace = true }` to the workspace's entry (paths relative to the
+    /// workspace root); other specs are returned as they are, relative to `file`.
+    fn inherit(&self, file: &ManifestFile, name: &str, spec: &Spanned<DependencySpec>, location: &Location) -> Result<(DependencySpec, PathBuf, Location), EvalError> {
+        let s = spec.get_ref();
+        if s.workspace != Some(true) {
+            return Ok((s.clone(), file.dir().to_path_buf(), location.clone()));
+        }
+        let others = s.path.is_some() || s.git.is_some() || s.tag.is_some() || s.rev.is_some() || s.branch.is_some() || s.version.is_some();
+        if others {
+            return Err(EvalError::new(ErrorKind::ManifestInvalid, format!("dependency `{name}` sets `workspace = true` and also its own source"))
+                .at(location.clone())
+                .help("with `workspace = true` the source comes from [workspace.dependencies]; remove the other keys"));
+        }
+        let Some(ws) = &self.ws else {
+            return Err(EvalError::new(ErrorKind::ManifestInvalid, format!("dependency `{name}` uses `workspace = true`, but this package is not in a workspace"))
+                .at(location.clone())
+                .help("declare its source here, or add this package to a workspace's members"));
+        };
+        let entry = ws.file.manifest.workspace.as_ref().and_then(|w| w.get_ref().dependencies.get(name)).ok_or_else(|| {
+            EvalError::new(ErrorKind::ManifestInvalid, format!("dependency `{name}` uses `workspace = true`, but [workspace.dependencies] has no `{name}`"))
+                .at(location.clone())
+                .help(format!("add `{name} = {{ ... }}` to [workspace.dependencies] in `{}`", ws.file.path.display()))
+        })?;
+        Ok((entry.get_ref().clone(), ws.root.clone(), ws.file.location(entry.span())))
     }
 }
 
-/// Check the dependency spec's shape and return its directory.
-fn dependency_dir(
-    file: &ManifestFile,
-    name: &str,
-    spec: &Spanned<DependencySpec>,
-) -> Result<PathBuf, EvalError> {
-    let location = file.location(spec.span());
-    let s = spec.get_ref();
-    let pins: Vec<&str> = [
-        ("tag", s.tag.is_some()),
-        ("rev", s.rev.is_some()),
-        ("branch", s.branch.is_some()),
-        ("version", s.version.is_some()),
-    ]
-    .iter()
-    .filter(|(_, set)| *set)
-    .map(|(n, _)| *n)
-    .collect();
-    let invalid = |msg: String, help: &str| {
-        Err(EvalError::new(ErrorKind::ManifestInvalid, msg)
-            .at(location.clone())
-            .help(help.to_string()))
-    };
+/// Check the dependency spec's shape: one source, at most one git pin.
+fn check_shape(s: &DependencySpec, name: &str, location: &Location) -> Result<(), EvalError> {
+    let pins: Vec<&str> = [("tag", s.tag.is_some()), ("rev", s.rev.is_some()), ("branch", s.branch.is_some()), ("version", s.version.is_some())]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(n, _)| *n)
+        .collect();
+    let invalid = |msg: String, help: &str| Err(EvalError::new(ErrorKind::ManifestInvalid, msg).at(location.clone()).help(help.to_string()));
     match (&s.path, &s.git) {
-        (Some(_), Some(_)) => invalid(
-            format!("dependency `{name}` gives both `path` and `git`"),
-            "keep exactly one source: `path = \"...\"` or `git = \"...\"`",
-        ),
-        (None, None) => invalid(
-            format!("dependency `{name}` has no source"),
-            "add `path = \"../dir\"` or `git = \"https://...\"`",
-        ),
-        (Some(_), None) if !pins.is_empty() => invalid(
-            format!("dependency `{name}` is a path dependency but sets `{}`", pins.join("`, `")),
-            "`tag`, `rev`, `branch` and `version` only apply to `git` dependencies",
-        ),
-        (None, Some(_)) if pins.len() > 1 => invalid(
-            format!("dependency `{name}` sets `{}` together", pins.join("` and `")),
-            "pin a git dependency with exactly one of `tag`, `rev`, `branch` or `version`",
-        ),
-        (None, Some(url)) => Err(EvalError::new(
-            ErrorKind::Unsupported,
-            format!("dependency `{name}` comes from git (`{url}`), which this version of cmod cannot fetch yet"),
-        )
-        .at(location.clone())
-        .help("vendor the package and use `path = \"...\"` until git dependencies land")),
-        (Some(path), None) => {
-            let dir = file.dir().join(path);
-            dir.canonicalize().map_err(|e| {
-                EvalError::new(
-                    ErrorKind::Dependency,
-                    format!("dependency `{name}`: cannot open `{}`: {e}", dir.display()),
-                )
-                .at(location.clone())
-                .help("fix `path`; it is relative to the directory of this cmod.toml")
-            })
-        }
+        (Some(_), Some(_)) => invalid(format!("dependency `{name}` gives both `path` and `git`"), "keep exactly one source: `path = \"...\"` or `git = \"...\"`"),
+        (None, None) => invalid(format!("dependency `{name}` has no source"), "add `path = \"../dir\"` or `git = \"https://...\"`"),
+        (Some(_), None) if !pins.is_empty() => invalid(format!("dependency `{name}` is a path dependency but sets `{}`", pins.join("`, `")), "`tag`, `rev`, `branch` and `version` only apply to `git` dependencies"),
+        (None, Some(_)) if pins.len() > 1 => invalid(format!("dependency `{name}` sets `{}` together", pins.join("` and `")), "pin a git dependency with exactly one of `tag`, `rev`, `branch` or `version`"),
+        _ => Ok(()),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(dir: &Path, rel: &str, text: &str) {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-
-    fn pkg(name: &str, deps: &str) -> String {
-        format!("[package]\nname = \"{name}\"\nversion = \"1.0.0\"\n[dependencies]\n{deps}")
-    }
-
-    #[test]
-    fn diamond_loads_each_package_once_in_order() {
-        let t = tempfile::tempdir().unwrap();
-        write(
-            t.path(),
-            "a/cmod.toml",
-            &pkg("a", "b = { path = \"../b\" }\nc = { path = \"../c\" }\n"),
-        );
-        write(
-            t.path(),
-            "b/cmod.toml",
-            &pkg("b", "d = { path = \"../d\" }\n"),
-        );
-        write(
-            t.path(),
-            "c/cmod.toml",
-            &pkg("c", "d = { path = \"../d\" }\n"),
-        );
-        write(t.path(), "d/cmod.toml", &pkg("d", ""));
-        let g = PackageGraph::load(&t.path().join("a")).unwrap();
-        let names: Vec<&str> = g.packages.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["d", "b", "c", "a"]);
-        assert_eq!(g.root().name, "a");
-        let deps: Vec<&str> = g
-            .transitive_deps(g.root)
-            .iter()
-            .map(|&i| g.packages[i].name.as_str())
-            .collect();
-        assert_eq!(deps, ["d", "b", "c"]);
-    }
-
-    #[test]
-    fn cycle_is_reported_with_its_members() {
-        let t = tempfile::tempdir().unwrap();
-        write(
-            t.path(),
-            "a/cmod.toml",
-            &pkg("a", "b = { path = \"../b\" }\n"),
-        );
-        write(
-            t.path(),
-            "b/cmod.toml",
-            &pkg("b", "a = { path = \"../a\" }\n"),
-        );
-        let e = PackageGraph::load(&t.path().join("a")).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Dependency);
-        assert!(e.message.contains("a → b → a"), "{e}");
-        assert!(e.location.unwrap().file.ends_with("b/cmod.toml"));
-    }
-
-    #[test]
-    fn wrong_name_and_missing_dir() {
-        let t = tempfile::tempdir().unwrap();
-        write(
-            t.path(),
-            "a/cmod.toml",
-            &pkg("a", "x = { path = \"../b\" }\n"),
-        );
-        write(t.path(), "b/cmod.toml", &pkg("b", ""));
-        let e = PackageGraph::load(&t.path().join("a")).unwrap_err();
-        assert!(e.message.contains("whose package is named `b`"), "{e}");
-        assert_eq!(e.help.as_deref(), Some("rename the dependency key to `b`"));
-
-        write(
-            t.path(),
-            "c/cmod.toml",
-            &pkg("c", "nope = { path = \"../nope\" }\n"),
-        );
-        let e = PackageGraph::load(&t.path().join("c")).unwrap_err();
-        assert!(e.message.contains("cannot open"), "{e}");
-        assert_eq!(e.location.unwrap().line, 5);
-    }
-
-    #[test]
-    fn conflicting_sources_are_rejected_at_the_line() {
-        let t = tempfile::tempdir().unwrap();
-        write(
-            t.path(),
-            "a/cmod.toml",
-            &pkg("a", "b = { path = \"../b\", git = \"file:///x\" }\n"),
-        );
-        let e = PackageGraph::load(&t.path().join("a")).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::ManifestInvalid);
-        assert!(e.message.contains("both `path` and `git`"), "{e}");
-        assert_eq!(e.location.unwrap().line, 5);
-
-        write(
-            t.path(),
-            "d/cmod.toml",
-            &pkg(
-                "d",
-                "b = { git = \"file:///x\", tag = \"v1\", rev = \"abc\" }\n",
-            ),
-        );
-        let e = PackageGraph::load(&t.path().join("d")).unwrap_err();
-        assert!(e.message.contains("sets `tag` and `rev` together"), "{e}");
-    }
-
-    #[test]
-    fn missing_package_table() {
-        let t = tempfile::tempdir().unwrap();
-        write(t.path(), "a/cmod.toml", "[lib]\n");
-        let e = PackageGraph::load(&t.path().join("a")).unwrap_err();
-        assert!(e.message.contains("no [package] table"), "{e}");
-    }
-}
+mod tests;

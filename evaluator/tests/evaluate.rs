@@ -28,7 +28,7 @@ fn library_example_has_every_unit_kind_and_two_phase_steps() {
         cache_dir: Some(cache.path().to_path_buf()),
         ..Default::default()
     };
-    let e = evaluate(&example("library"), &opts).unwrap();
+    let e = evaluate(&example("library"), &opts, None).unwrap();
     let mut unit_kinds: Vec<(String, UnitKind)> = e
         .graph
         .units
@@ -79,7 +79,7 @@ fn library_example_has_every_unit_kind_and_two_phase_steps() {
         ]
     );
     // A second evaluation (warm caches) gives identical derivations.
-    let again = evaluate(&example("library"), &opts).unwrap();
+    let again = evaluate(&example("library"), &opts, None).unwrap();
     assert_eq!(
         again.derived().unwrap().derivations,
         e.derived().unwrap().derivations
@@ -88,7 +88,7 @@ fn library_example_has_every_unit_kind_and_two_phase_steps() {
 
 #[test]
 fn path_deps_link_both_archives_in_dependency_order() {
-    let e = evaluate(&example("path-deps/app"), &EvalOptions::default()).unwrap();
+    let e = evaluate(&example("path-deps/app"), &EvalOptions::default(), None).unwrap();
     let names: Vec<&str> = e
         .packages
         .packages

@@ -205,8 +205,10 @@ pub struct ToolchainSpec {
     pub version: Option<Spanned<SemverReq>>,
     #[serde(default)]
     pub cxx_standard: CxxStandard,
-    #[serde(default)]
-    pub stdlib: Stdlib,
+    /// The standard library; unset means the build's (the workspace manifest's, else
+    /// libstdc++).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdlib: Option<Stdlib>,
 }
 
 /// The C++ standard. Named modules need C++20 or later.
@@ -535,7 +537,7 @@ mod tests {
         let p = m.package.unwrap();
         assert_eq!(p.name.get_ref().as_str(), "hello");
         assert_eq!(m.toolchain.cxx_standard, CxxStandard::Cxx23);
-        assert_eq!(m.toolchain.stdlib, Stdlib::Libcxx);
+        assert_eq!(m.toolchain.stdlib, Some(Stdlib::Libcxx));
         assert_eq!(m.profile.release.unwrap().opt_level, Some(OptLevel::Os));
         assert_eq!(m.bin.len(), 1);
         assert_eq!(
@@ -551,7 +553,7 @@ mod tests {
         let globs: Vec<&str> = lib.sources.iter().map(|s| s.get_ref().as_str()).collect();
         assert_eq!(globs, ["src/**/*.cppm", "src/**/*.cpp"]);
         assert_eq!(m.toolchain.cxx_standard, CxxStandard::Cxx20);
-        assert_eq!(m.toolchain.stdlib, Stdlib::Libstdcxx);
+        assert_eq!(m.toolchain.stdlib, None);
     }
 
     #[test]

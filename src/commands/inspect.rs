@@ -20,7 +20,7 @@ fn pretty(v: &serde_json::Value) -> String {
 
 pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), CliError> {
     let project = load(cli, &args.build)?;
-    let targets = project.targets(&args.targets)?;
+    let targets = project.targets_named(&args.targets)?;
     let roots: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
     let derivations = &project.derived()?.derivations;
     let order = needed(derivations, &roots)?;
@@ -50,7 +50,7 @@ pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), CliError> {
 
 /// Find a derivation by target name, `.drv` path or output path.
 fn find_derivation(project: &Project, what: &str) -> Result<(StorePath, Derivation), CliError> {
-    if let Ok(targets) = project.targets(&[what.to_string()]) {
+    if let Ok(targets) = project.targets_named(&[what.to_string()]) {
         let d = targets[0].drv.clone();
         return Ok((d.clone(), project.derived()?.derivations[&d].clone()));
     }
@@ -172,7 +172,7 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
             (store, paths)
         } else {
             let project = load(cli, &args.build)?;
-            let targets = project.targets(&args.paths)?;
+            let targets = project.targets_named(&args.paths)?;
             let outs: Vec<StorePath> = outputs_of(&project, &targets)?.into_values().collect();
             (project.store, outs)
         };
@@ -218,7 +218,7 @@ pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
         Ok(p) => p,
         Err(_) => {
             let project = load(cli, build)?;
-            let t = project.targets(&[what.to_string()])?;
+            let t = project.targets_named(&[what.to_string()])?;
             t[0].drv.clone()
         }
     };

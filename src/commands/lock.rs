@@ -114,7 +114,7 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
     let project = load(cli, &args.build)?;
     let mut lock = prepare(&project, false)?;
     if args.outputs {
-        let targets = project.targets(&[])?;
+        let targets = project.targets_named(&[])?;
         let progress = Progress::new(args.run.message_format, project.store.store_dir());
         let (outputs, _) = build_targets(&project, &targets, &args.run, false, None, &progress)?;
         let pins = lock
@@ -122,10 +122,10 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
             .entry(profile(&project).to_string())
             .or_default();
         pins.clear();
-        for (t, p) in targets.iter().zip(&outputs) {
+        for (name, p) in Project::shown(&targets).into_iter().zip(&outputs) {
             let info = project.store.path_info(p)?;
             pins.insert(
-                t.name.clone(),
+                name,
                 LockedOutput {
                     path: p.clone(),
                     content_hash: info.content_hash,

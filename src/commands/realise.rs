@@ -87,19 +87,16 @@ pub(crate) fn build_targets(
                 .cloned()
         })
         .collect();
-    let target_json: serde_json::Map<String, serde_json::Value> = targets
+    let shown = Project::shown(targets);
+    let target_json: serde_json::Map<String, serde_json::Value> = shown
         .iter()
         .zip(outputs.iter())
-        .map(|(t, p)| (t.name.clone(), json!(project.store.path_of(p))))
+        .map(|(n, p)| (n.clone(), json!(project.store.path_of(p))))
         .collect();
     // Pinned outputs are verified before the final message, so it tells the whole truth.
     let pin_check = match (pinned, r.success()) {
         (Some(lock), true) => {
-            let named: Vec<(String, StorePath)> = targets
-                .iter()
-                .map(|t| t.name.clone())
-                .zip(outputs.iter().cloned())
-                .collect();
+            let named: Vec<(String, StorePath)> = shown.iter().cloned().zip(outputs.iter().cloned()).collect();
             crate::commands::lock::verify_outputs(project, lock, &named)
         }
         _ => Ok(()),
@@ -269,9 +266,9 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     }
     let lock = with_json_finish(
         &progress,
-        crate::commands::lock::prepare(&project, args.locked),
+        crate::commands::lock::prepare(&project, args.build.locked()),
     )?;
-    let pinned = Some(&lock).filter(|_| args.locked);
+    let pinned = Some(&lock).filter(|_| args.build.locked());
     let mode: Mode = with_json_finish(
         &progress,
         args.run
@@ -279,7 +276,8 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
             .parse()
             .map_err(|e: String| CliError::usage(e, None)),
     )?;
-    let key = memo_key(&project, mode, &names);
+    let shown = Project::display_names(&names);
+    let key = memo_key(&project, mode, &shown);
     let memo = match project.store.memo(&key).filter(|_| !args.check) {
         Some(memo) => {
             report_memo(&project, &memo, pinned, &progress)?;
@@ -291,11 +289,7 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
                 build_targets(&project, &targets, &args.run, args.check, pinned, &progress)?;
             let derivations = &project.derived()?.derivations;
             let memo = Memo::new(
-                targets
-                    .iter()
-                    .zip(outputs)
-                    .map(|(t, p)| (t.name.clone(), p))
-                    .collect(),
+                shown.iter().cloned().zip(outputs).collect(),
                 r.outputs
                     .iter()
                     .map(|(d, o)| MemoEntry {
@@ -332,7 +326,7 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
     let project = load(cli, &args.build)?;
     let bins: Vec<Target> = project
-        .targets(&[])?
+        .targets_named(&[])?
         .into_iter()
         .filter(|t| t.kind == cmod_evaluator::derive::TargetKind::Bin)
         .collect();
