@@ -68,15 +68,35 @@ pub enum Command {
         /// Only print what would be deleted.
         #[arg(long)]
         dry_run: bool,
-        /// Stop after freeing this many bytes.
-        #[arg(long, value_name = "BYTES")]
-        max_freed: Option<u64>,
+        /// Stop after freeing this much (bytes, or with a K, M, G or T suffix).
+        #[arg(long, value_name = "SIZE")]
+        max_freed: Option<String>,
         /// Print the roots and exit.
         #[arg(long)]
         print_roots: bool,
         /// Print the live paths and exit.
         #[arg(long)]
         print_live: bool,
+        /// Print the dead paths (what GC would delete) and exit.
+        #[arg(long)]
+        print_dead: bool,
+    },
+    /// Copy store paths (or the package's targets, with their signed build trace) to or
+    /// from a binary cache or another machine.
+    Copy(crate::commands::share::CopyArgs),
+    /// Manage signing keys.
+    Key {
+        #[command(subcommand)]
+        command: crate::commands::share::KeyCommand,
+    },
+    /// Show why store path A depends on store path B (the chain of references).
+    WhyDepends {
+        /// The path (or target) that depends.
+        a: String,
+        /// The path it depends on.
+        b: String,
+        #[command(flatten)]
+        build: BuildOpts,
     },
     /// Operations on the store itself.
     Store {
@@ -105,11 +125,33 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
-    /// Check that every valid path is intact (re-hashing its contents).
+    /// Check that every valid path is intact (re-hashing its contents). With
+    /// --check-contents or --sigs-needed, exit with Nix's bits: 1 corrupt, 2 untrusted,
+    /// 4 other failures.
     Verify {
         /// Only check that contents exist, without re-hashing.
         #[arg(long)]
         no_contents: bool,
+        /// Re-hash contents (Nix-style exit bits).
+        #[arg(long)]
+        check_contents: bool,
+        /// Require this many valid signatures by trusted keys (Nix-style exit bits).
+        #[arg(long, value_name = "N")]
+        sigs_needed: Option<usize>,
+        /// Trusted public keys (`name:base64`; default: user configuration and [cache]).
+        #[arg(long, value_name = "KEY")]
+        trusted_public_keys: Vec<String>,
+    },
+    /// Sign store paths (or targets' outputs and build trace) with a secret key.
+    Sign(crate::commands::share::SignArgs),
+    /// Serve this store over stdin/stdout (what `cmod copy ssh://` runs remotely).
+    Serve(crate::commands::share::ServeArgs),
+    /// Add a file or directory to the store as a source path and print it.
+    Add {
+        path: PathBuf,
+        /// Store path name (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -179,6 +221,27 @@ pub struct RunOpts {
     /// Output format of progress messages.
     #[arg(long, value_enum, default_value = "human")]
     pub message_format: MessageFormat,
+    #[command(flatten)]
+    pub sharing: SharingOpts,
+}
+
+/// Where to substitute from and whom to trust (override user configuration and
+/// `[cache]` in cmod.toml).
+#[derive(Debug, Clone, Args, Default)]
+pub struct SharingOpts {
+    /// Substituter URLs (repeat or separate by spaces; replaces the configured list).
+    #[arg(long, value_name = "URL")]
+    pub substituters: Vec<String>,
+    /// Trusted public keys `name:base64` (repeat or separate by spaces; replaces the
+    /// configured list).
+    #[arg(long, value_name = "KEY")]
+    pub trusted_public_keys: Vec<String>,
+    /// Do not substitute.
+    #[arg(long)]
+    pub no_substitute: bool,
+    /// Accept unsigned paths and trace entries from remote sources (NOT recommended).
+    #[arg(long)]
+    pub no_require_sigs: bool,
 }
 
 #[derive(Debug, Args)]
@@ -256,6 +319,9 @@ pub struct PathInfoArgs {
     /// Print sizes.
     #[arg(short = 's', long)]
     pub size: bool,
+    /// Print closure sizes.
+    #[arg(short = 'S', long)]
+    pub closure_size: bool,
     #[command(flatten)]
     pub build: BuildOpts,
 }

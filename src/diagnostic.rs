@@ -52,6 +52,7 @@ impl From<cmod_store::realise::RealiseError> for CliError {
     fn from(e: cmod_store::realise::RealiseError) -> Self {
         match e {
             cmod_store::realise::RealiseError::Store(s) => CliError::Store(s),
+            cmod_store::realise::RealiseError::Substitution(c) => CliError::from(c),
             other => CliError::Internal(other.to_string()),
         }
     }

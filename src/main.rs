@@ -24,6 +24,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
             commands::inspect::show_derivation(cli, what, build)
         }
         Command::Graph { format, build } => commands::inspect::graph(cli, *format, build),
+        Command::PathInfo(args) if args.closure_size => commands::why::path_info(cli, args),
         Command::PathInfo(args) => commands::inspect::path_info(cli, args),
         Command::Log { what, build } => commands::inspect::log(cli, what, build),
         Command::Gc {
@@ -31,21 +32,68 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
             max_freed,
             print_roots,
             print_live,
-        } => commands::maintenance::gc(cli, *dry_run, *max_freed, *print_roots, *print_live),
+            print_dead,
+        } => commands::maintenance::gc(
+            cli,
+            &commands::maintenance::GcOpts {
+                dry_run: *dry_run || *print_dead,
+                max_freed: max_freed.as_deref(),
+                print_roots: *print_roots,
+                print_live: *print_live,
+            },
+        ),
         Command::Store {
-            command: StoreCommand::Verify { no_contents },
-        } => commands::maintenance::verify(cli, *no_contents),
+            command:
+                StoreCommand::Verify {
+                    no_contents,
+                    check_contents,
+                    sigs_needed,
+                    trusted_public_keys,
+                },
+        } => {
+            if *check_contents || sigs_needed.is_some() {
+                commands::maintenance::verify_nix(
+                    cli,
+                    *check_contents,
+                    sigs_needed.unwrap_or(0),
+                    trusted_public_keys,
+                )
+            } else {
+                commands::maintenance::verify(cli, *no_contents)
+            }
+        }
+        Command::Store {
+            command: StoreCommand::Sign(args),
+        } => commands::share::sign(cli, args),
+        Command::Store {
+            command: StoreCommand::Serve(args),
+        } => commands::share::serve(cli, args),
+        Command::Store {
+            command: StoreCommand::Add { path, name },
+        } => commands::share::add(cli, path, name.as_deref()),
+        Command::Copy(args) => commands::share::copy(cli, args),
+        Command::Key { command } => commands::share::key(command),
+        Command::WhyDepends { a, b, build } => commands::why::why_depends(cli, a, b, build),
         Command::SandboxExec {
             sandbox,
             build,
             command,
         } => commands::debug::sandbox_exec(cli, sandbox, command, build),
+        Command::Update(args) => commands::deps::update(cli, args),
+        Command::Add(args) => commands::deps::add(cli, args),
+        Command::Remove(args) => commands::deps::remove(cli, args),
+        Command::Tree(args) => commands::deps::tree(cli, args),
+        Command::Fetch { build } => commands::deps::fetch(cli, build),
         Command::Toolchain { json, build } => commands::inspect::toolchain(cli, *json, build),
     }
 }
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = commands::share::configure_sharing(&cli) {
+        eprint!("{}", e.render());
+        std::process::exit(e.exit_class().code());
+    }
     if let Err(e) = dispatch(&cli) {
         eprint!("{}", e.render());
         std::process::exit(e.exit_class().code());

@@ -19,6 +19,7 @@ pub struct Progress {
     bar: Mutex<Option<ProgressBar>>,
     started: Instant,
     out: Mutex<()>,
+    substituted: std::sync::atomic::AtomicUsize,
 }
 
 impl Progress {
@@ -29,6 +30,7 @@ impl Progress {
             bar: Mutex::new(None),
             started: Instant::now(),
             out: Mutex::new(()),
+            substituted: Default::default(),
         }
     }
 
@@ -105,6 +107,7 @@ impl Progress {
             bar.finish_and_clear();
         }
         let secs = self.started.elapsed().as_secs_f64();
+        let substituted = self.substituted.load(std::sync::atomic::Ordering::Relaxed);
         let Summary {
             success,
             built,
@@ -120,6 +123,7 @@ impl Progress {
                 "success": success,
                 "built": built,
                 "fresh": fresh,
+                "substituted": substituted,
                 "checked": checked,
                 "differing": differing,
                 "failed": failed,
@@ -128,8 +132,11 @@ impl Progress {
             })),
             MessageFormat::Human => {
                 let verb = if *success { "Finished" } else { "Failed" };
-                let total = built + fresh + checked + failed;
+                let total = built + fresh + checked + failed + substituted;
                 let mut counts = format!("{built} built, {fresh} fresh");
+                if substituted > 0 {
+                    counts.push_str(&format!(", {substituted} substituted"));
+                }
                 if *checked > 0 {
                     counts.push_str(&format!(", {checked} checked ({differing} differing)"));
                 }
@@ -157,6 +164,14 @@ pub struct Summary {
 
 impl Reporter for Progress {
     fn event(&self, e: &Event<'_>) {
+        if let Event::Warning { message } = e {
+            self.human(&format!("warning: {message}"));
+            return;
+        }
+        if let Event::Substituted { .. } = e {
+            self.substituted
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if self.format == MessageFormat::Json {
             let v = match e {
                 Event::Built {
@@ -192,7 +207,15 @@ impl Reporter for Progress {
                     "identical": differences.is_empty(),
                     "differences": differences.iter().map(|d| self.difference_json(d)).collect::<Vec<_>>(),
                 }),
-                Event::Planned { .. } | Event::Started { .. } => return,
+                Event::Substituted {
+                    drv,
+                    name,
+                    outputs,
+                    from,
+                } => {
+                    json!({"reason": "substituted", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "from": from})
+                }
+                Event::Planned { .. } | Event::Started { .. } | Event::Warning { .. } => return,
             };
             self.json_line(v);
             if let Event::Failed { log, reason, .. } = e {
@@ -233,6 +256,13 @@ impl Reporter for Progress {
                     bar.inc(1);
                 }
             }
+            Event::Substituted { name, from, .. } => {
+                match self.bar.lock().ok().and_then(|b| b.clone()) {
+                    Some(bar) => bar.inc(1),
+                    None => eprintln!("{:>12} {name} from {from}", "Substituted"),
+                }
+            }
+            Event::Warning { .. } => {}
             Event::Built { .. } | Event::Fresh { .. } | Event::Skipped { .. } => {
                 if let Some(bar) = self.bar.lock().ok().and_then(|b| b.clone()) {
                     bar.inc(1);

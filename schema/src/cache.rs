@@ -171,6 +171,26 @@ pub struct UserConfig {
     pub cache: CacheSettings,
 }
 
+impl UserConfig {
+    /// Parse the user configuration file's text.
+    pub fn parse(text: &str) -> Result<UserConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// The `[cache]` table of a `cmod.toml`, if it has one (the rest is not looked at).
+pub fn manifest_cache_section(text: &str) -> Result<Option<CacheSettings>, String> {
+    let doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    match doc.get("cache") {
+        None => Ok(None),
+        Some(v) => v
+            .clone()
+            .try_into::<CacheSettings>()
+            .map(Some)
+            .map_err(|e| format!("[cache]: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +258,13 @@ mod tests {
             toml::from_str("[cache]\nsubstituters = [\"file:///c\"]\nrequire-sigs = true\n")
                 .unwrap();
         assert_eq!(cfg.cache.require_sigs, Some(true));
-        assert!(toml::from_str::<UserConfig>("[cache]\nsubstituter = []\n").is_err());
+        assert!(UserConfig::parse("[cache]\nsubstituter = []\n").is_err());
+        let m = manifest_cache_section(
+            "[package]\nname = \"x\"\n[cache]\ntrusted-public-keys = [\"k:AAAA\"]\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(m.trusted_public_keys, vec!["k:AAAA"]);
+        assert_eq!(manifest_cache_section("[package]\n").unwrap(), None);
     }
 }

@@ -6,3 +6,5 @@ pub mod lock;
 pub mod maintenance;
 pub mod new;
 pub mod realise;
+pub mod share;
+pub mod why;

@@ -7,17 +7,24 @@
 //! `cmod-sandbox`; it never reads manifests.
 
 pub mod archive;
+pub mod cache;
 pub mod content;
+pub mod copy;
 pub mod error;
 pub mod gc;
+pub mod import;
 pub mod layout;
 pub mod lock;
 pub mod memo;
 pub mod realise;
 pub mod registry;
 pub mod roots;
+pub mod serve;
 pub mod sign;
+pub mod ssh;
+pub mod substitute;
 pub mod trace;
+pub mod transfer;
 
 pub use error::StoreError;
 pub use layout::Store;

@@ -140,7 +140,7 @@ impl Store {
             .join(format!("{label}-{}-{n}", std::process::id()))
     }
 
-    fn lock_for(&self, path: &StorePath) -> Result<Lock, StoreError> {
+    pub(crate) fn lock_for(&self, path: &StorePath) -> Result<Lock, StoreError> {
         Lock::acquire(&self.dir("locks").join(format!("{}.lock", path.hash_part())))
     }
 

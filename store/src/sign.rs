@@ -208,6 +208,11 @@ pub fn path_info_fingerprint(info: &PathInfo) -> String {
     path_fingerprint(&info.path, &info.content_hash, info.size, &info.references)
 }
 
+/// The fingerprint of transfer metadata (the same text as for the store's metadata).
+pub fn path_fingerprint_of(info: &cmod_schema::cache::NarInfo) -> String {
+    path_fingerprint(&info.path, &info.content_hash, info.size, &info.references)
+}
+
 /// The fingerprint of a build-trace entry.
 pub fn trace_entry_fingerprint(entry: &TraceEntry) -> String {
     trace_fingerprint(&entry.key, &entry.sandbox, &entry.drv, &entry.outputs)

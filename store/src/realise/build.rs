@@ -266,16 +266,16 @@ pub(crate) fn build(
         outputs.insert(key_name.clone(), info.path);
     }
     store.keep_log(key, &run.log_path, &outputs).map_err(st)?;
-    store
-        .trace_record(&TraceEntry {
-            version: TRACE_VERSION,
-            key: *key,
-            drv: drv_path.clone(),
-            sandbox: env.sandbox.as_str().into(),
-            outputs: outputs.clone(),
-            signatures: BTreeSet::new(),
-        })
-        .map_err(st)?;
+    let mut entry = TraceEntry {
+        version: TRACE_VERSION,
+        key: *key,
+        drv: drv_path.clone(),
+        sandbox: env.sandbox.as_str().into(),
+        outputs: outputs.clone(),
+        signatures: BTreeSet::new(),
+    };
+    crate::substitute::sign_built(store, &mut entry).map_err(st)?;
+    store.trace_record(&entry).map_err(st)?;
     run.discard();
     Ok(Realised::Built(outputs))
 }

@@ -40,6 +40,15 @@ pub enum Event<'a> {
         name: &'a str,
         differences: &'a [super::Difference],
     },
+    /// A derivation's outputs were downloaded from a substituter (verified and signed).
+    Substituted {
+        drv: &'a StorePath,
+        name: &'a str,
+        outputs: &'a BTreeMap<String, StorePath>,
+        from: &'a str,
+    },
+    /// Something worth telling that does not stop the realisation.
+    Warning { message: &'a str },
     /// A derivation was not attempted because an input failed.
     Skipped { drv: &'a StorePath, name: &'a str },
 }

@@ -48,6 +48,8 @@ pub struct Realisation {
     pub built: Vec<StorePath>,
     /// Derivations found fresh.
     pub fresh: usize,
+    /// Derivations whose outputs were substituted.
+    pub substituted: Vec<StorePath>,
     /// Derivations rebuilt and compared (`--check`).
     pub checked: usize,
     /// Outputs whose rebuild differed from the stored copy.
@@ -87,6 +89,26 @@ pub enum RealiseError {
     DrvMismatch { drv: StorePath, found: StorePath },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A substituter offered something that failed verification.
+    #[error(transparent)]
+    Substitution(#[from] crate::transfer::CopyError),
+}
+
+/// Reports a substitution walk through the realisation's reporter.
+struct Observe<'a>(&'a dyn Reporter);
+
+impl crate::substitute::Observer for Observe<'_> {
+    fn warn(&self, message: &str) {
+        self.0.event(&Event::Warning { message });
+    }
+    fn substituted(&self, s: &crate::substitute::Substituted<'_>) {
+        self.0.event(&Event::Substituted {
+            drv: s.drv,
+            name: s.name,
+            outputs: s.outputs,
+            from: s.from,
+        });
+    }
 }
 
 /// The derivations needed for `targets`, in topological order (inputs first).
@@ -221,6 +243,18 @@ pub fn realise(
     let order = needed(drvs, targets)?;
     write_derivations(store, drvs, &order)?;
     reporter.event(&Event::Planned { total: order.len() });
+    // Substitute what the configured substituters have (never for --check).
+    let substituted = match crate::substitute::configured().filter(|_| !opts.check) {
+        Some(cfg) => crate::substitute::walk(
+            store,
+            drvs,
+            &order,
+            env.sandbox.as_str(),
+            &cfg,
+            &Observe(reporter),
+        )?,
+        None => HashMap::new(),
+    };
 
     let index: HashMap<&StorePath, usize> = order.iter().enumerate().map(|(i, d)| (d, i)).collect();
     let mut nodes: Vec<Node> = order
@@ -253,7 +287,21 @@ pub fn realise(
         ..Default::default()
     };
     for (i, n) in nodes.iter().enumerate() {
-        if n.deps.is_empty() {
+        if let Some(outputs) = substituted.get(&n.drv) {
+            state.results[i] = Some(outputs.clone());
+            state.finished += 1;
+            state.out.substituted.push(n.drv.clone());
+            state.out.outputs.insert(n.drv.clone(), outputs.clone());
+        }
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let pending = n
+            .deps
+            .iter()
+            .filter(|&&j| state.results[j].is_none())
+            .count();
+        state.waiting_on[i] = pending;
+        if pending == 0 && state.results[i].is_none() {
             state.ready.push((n.priority, i));
         }
     }
@@ -348,8 +396,8 @@ pub fn realise(
                 st.out.outputs.insert(node.drv.clone(), outputs.clone());
                 st.results[i] = Some(outputs);
                 for &j in &node.dependents {
-                    st.waiting_on[j] -= 1;
-                    if st.waiting_on[j] == 0 {
+                    st.waiting_on[j] = st.waiting_on[j].saturating_sub(1);
+                    if st.waiting_on[j] == 0 && st.results[j].is_none() {
                         st.ready.push((nodes[j].priority, j));
                     }
                 }

@@ -1,0 +1,468 @@
+//! Sharing the store: `cmod copy`, `cmod key generate`, `cmod store sign|serve|add`, and
+//! the sharing configuration (substituters and trusted keys) that `realise` uses.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use cmod_schema::cache::{manifest_cache_section, CacheSettings, UserConfig};
+use cmod_schema::{PathKind, StorePath};
+use cmod_store::copy::{copy_from, copy_to, Remote};
+use cmod_store::sign::{SecretKey, TrustedKeys};
+use cmod_store::substitute::{self, Sharing};
+use cmod_store::trace::TraceEntry;
+use cmod_store::transfer::{CopyError, Trust};
+use cmod_store::Store;
+
+use crate::cli::{BuildOpts, Cli, Command, SharingOpts};
+use crate::diagnostic::CliError;
+use crate::project::{load, open_store, package_dir};
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Copy to this store URL (file:///dir, ssh://[user@]host[:port], http(s)://...).
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "from",
+        required_unless_present = "from"
+    )]
+    pub to: Option<String>,
+    /// Copy from this store URL into the local store.
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+    /// Store paths, or targets of the current package (default: all its targets, with
+    /// every output of their builds and the signed build-trace entries).
+    pub what: Vec<String>,
+    /// Parallel transfers (default: 4).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Trusted public keys for --from (replaces the configured list).
+    #[arg(long, value_name = "KEY")]
+    pub trusted_public_keys: Vec<String>,
+    /// Accept unsigned paths with --from (NOT recommended).
+    #[arg(long)]
+    pub no_require_sigs: bool,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate an ed25519 key pair in the `name:base64` form.
+    Generate {
+        /// The key's name (e.g. `cache.example.org-1`).
+        name: String,
+        /// Where to write the secret key (created with mode 0600).
+        #[arg(long, value_name = "FILE")]
+        secret_key: PathBuf,
+        /// Where to write the public key.
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The secret key file.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: PathBuf,
+    /// Sign the closure of the given paths too.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Store paths, or targets (default: all targets, their build's outputs and trace).
+    pub what: Vec<String>,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Speak the protocol on stdin/stdout (the only mode).
+    #[arg(long, required = true)]
+    pub stdio: bool,
+    /// Require a trusted signature on everything added.
+    #[arg(long)]
+    pub require_sigs: bool,
+    /// Keys trusted with --require-sigs (default: the configured ones).
+    #[arg(long, value_name = "KEY")]
+    pub trusted_public_keys: Vec<String>,
+}
+
+impl From<CopyError> for CliError {
+    fn from(e: CopyError) -> Self {
+        let message = e.to_string();
+        match e.exit_class() {
+            cmod_schema::diag::ExitClass::Integrity => CliError::Integrity {
+                message,
+                help: Some("nothing from it was registered; the store is unchanged".into()),
+            },
+            cmod_schema::diag::ExitClass::Usage => CliError::usage(message, None),
+            cmod_schema::diag::ExitClass::Internal => CliError::Internal(message),
+            _ => CliError::BuildFailed { message },
+        }
+    }
+}
+
+fn split_words(v: &[String]) -> Vec<String> {
+    v.iter()
+        .flat_map(|s| s.split_whitespace().map(str::to_string))
+        .collect()
+}
+
+/// The user configuration file: `$CMOD_CONFIG`, else `$XDG_CONFIG_HOME/cmod/config.toml`,
+/// else `~/.config/cmod/config.toml`.
+pub fn user_config_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CMOD_CONFIG").filter(|s| !s.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("cmod/config.toml"))
+}
+
+/// The settings from `[cache]` of the package's cmod.toml, then the user configuration.
+pub fn settings(cli: &Cli) -> Result<CacheSettings, CliError> {
+    let mut s = CacheSettings::default();
+    if let Ok(dir) = package_dir(cli) {
+        let manifest = dir.join("cmod.toml");
+        if let Ok(text) = std::fs::read_to_string(&manifest) {
+            if let Some(m) = manifest_cache_section(&text)
+                .map_err(|e| CliError::usage(format!("`{}`: {e}", manifest.display()), None))?
+            {
+                s.merge(&m);
+            }
+        }
+    }
+    if let Some(path) = user_config_path() {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let cfg = UserConfig::parse(&text).map_err(|e| {
+                CliError::usage(
+                    format!(
+                        "the configuration file `{}` is invalid: {e}",
+                        path.display()
+                    ),
+                    None,
+                )
+            })?;
+            s.merge(&cfg.cache);
+        }
+    }
+    Ok(s)
+}
+
+fn trust_from(keys: &[String], require_sigs: bool) -> Result<Trust, CliError> {
+    let keys = TrustedKeys::parse(keys.iter().map(String::as_str))
+        .map_err(|e| CliError::usage(e.to_string(), None))?;
+    Ok(Trust { keys, require_sigs })
+}
+
+/// The trust policy from settings, overridden by flags.
+pub fn trust(cli: &Cli, flag_keys: &[String], no_require_sigs: bool) -> Result<Trust, CliError> {
+    let s = settings(cli)?;
+    let flag_keys = split_words(flag_keys);
+    let keys = if flag_keys.is_empty() {
+        s.trusted_public_keys.clone()
+    } else {
+        flag_keys
+    };
+    trust_from(&keys, !no_require_sigs && s.require_sigs.unwrap_or(true))
+}
+
+/// Install the sharing configuration for commands that realise.
+pub fn configure_sharing(cli: &Cli) -> Result<(), CliError> {
+    let (opts, jobs): (&SharingOpts, Option<usize>) = match &cli.command {
+        Command::Realise(a) => (&a.run.sharing, a.run.jobs),
+        Command::Run(a) => (&a.run.sharing, a.run.jobs),
+        Command::Lock(a) => (&a.run.sharing, a.run.jobs),
+        _ => return Ok(()),
+    };
+    let s = settings(cli)?;
+    let flag_subs = split_words(&opts.substituters);
+    let substituters = if opts.no_substitute {
+        Vec::new()
+    } else if flag_subs.is_empty() {
+        s.substituters.clone()
+    } else {
+        flag_subs
+    };
+    let trust = trust(cli, &opts.trusted_public_keys, opts.no_require_sigs)?;
+    let signing = s
+        .secret_key_files
+        .iter()
+        .map(|f| SecretKey::read(Path::new(f)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::usage(e.to_string(), None))?;
+    substitute::configure(Sharing {
+        substituters,
+        trust,
+        jobs: jobs.unwrap_or(4).max(4),
+        signing,
+    });
+    Ok(())
+}
+
+fn looks_like_path(s: &str) -> bool {
+    s.contains('/') || StorePath::from_path_str(s).is_ok()
+}
+
+/// What a target argument list stands for: every output of the targets' builds and
+/// the build-trace entries that produced them.
+fn realised(
+    cli: &Cli,
+    names: &[String],
+    build: &BuildOpts,
+) -> Result<(Store, Vec<StorePath>, Vec<TraceEntry>), CliError> {
+    let project = load(cli, build)?;
+    let derived = project.derived()?;
+    let targets: Vec<_> = derived
+        .targets
+        .iter()
+        .filter(|t| names.is_empty() || names.iter().any(|n| *n == t.name || *n == t.package))
+        .collect();
+    if targets.is_empty() {
+        return Err(CliError::usage(
+            format!("no target named {}", names.join(", ")),
+            None,
+        ));
+    }
+    let roots: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    let order = cmod_store::realise::needed(&derived.derivations, &roots)?;
+    let mut paths = Vec::new();
+    let mut traces = Vec::new();
+    for d in order {
+        let entry = project
+            .store
+            .drv_outputs(&d)
+            .and_then(|r| project.store.trace_lookup(&r.key))
+            .ok_or_else(|| {
+                CliError::usage(
+                    format!(
+                        "`{}` has not been realised with the current sources",
+                        derived.derivations[&d].name
+                    ),
+                    Some("run `cmod realise` first".into()),
+                )
+            })?;
+        paths.extend(entry.outputs.values().cloned());
+        traces.push(entry);
+    }
+    Ok((project.store, paths, traces))
+}
+
+fn parse_paths(store: &Store, what: &[String]) -> Result<Vec<StorePath>, CliError> {
+    what.iter()
+        .map(|p| store.parse_path(p).map_err(CliError::from))
+        .collect()
+}
+
+pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
+    let jobs = args.jobs.unwrap_or(4).max(1);
+    let started = Instant::now();
+    let paths_given = !args.what.is_empty() && args.what.iter().all(|w| looks_like_path(w));
+    if let Some(url) = &args.to {
+        let (store, roots, traces) = if paths_given {
+            let store = open_store(cli)?;
+            let roots = parse_paths(&store, &args.what)?;
+            (store, roots, Vec::new())
+        } else {
+            realised(cli, &args.what, &args.build)?
+        };
+        let _gc = store.gc_guard()?;
+        let remote = Remote::open(url)?;
+        let r = copy_to(&store, remote.dest(), &roots, &traces, jobs)?;
+        eprintln!(
+            "{:>12} {} of {} path(s) and {} build-trace entr{} to {url} in {:.2}s",
+            "Copied",
+            r.copied,
+            r.closure,
+            r.traces,
+            if r.traces == 1 { "y" } else { "ies" },
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let Some(url) = &args.from else {
+        return Err(CliError::usage("pass --to URL or --from URL", None));
+    };
+    let trust = trust(cli, &args.trusted_public_keys, args.no_require_sigs)?;
+    if paths_given {
+        let store = open_store(cli)?;
+        let roots: Vec<StorePath> = args
+            .what
+            .iter()
+            .map(|p| StorePath::from_path_str(p).map_err(|e| CliError::usage(e.to_string(), None)))
+            .collect::<Result<_, _>>()?;
+        let _gc = store.gc_guard()?;
+        let remote = Remote::open(url)?;
+        let r = copy_from(&store, remote.source(), &roots, &trust, jobs)?;
+        eprintln!(
+            "{:>12} {} of {} path(s) from {url} in {:.2}s",
+            "Copied",
+            r.copied,
+            r.closure,
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    // Targets: walk the build like a substituting realise, without building.
+    let project = load(cli, &args.build)?;
+    let derived = project.derived()?;
+    let roots: Vec<StorePath> = derived
+        .targets
+        .iter()
+        .filter(|t| {
+            args.what.is_empty() || args.what.iter().any(|n| *n == t.name || *n == t.package)
+        })
+        .map(|t| t.drv.clone())
+        .collect();
+    let order = cmod_store::realise::needed(&derived.derivations, &roots)?;
+    let _gc = project.store.gc_guard()?;
+    cmod_store::realise::write_derivations(&project.store, &derived.derivations, &order)?;
+    let cfg = Sharing {
+        substituters: vec![url.clone()],
+        trust,
+        jobs,
+        signing: Vec::new(),
+    };
+    struct Strict(std::sync::Mutex<Vec<String>>);
+    impl substitute::Observer for Strict {
+        fn warn(&self, m: &str) {
+            if let Ok(mut v) = self.0.lock() {
+                v.push(m.to_string());
+            }
+        }
+        fn substituted(&self, _: &substitute::Substituted<'_>) {}
+    }
+    let obs = Strict(Default::default());
+    let got = substitute::walk(
+        &project.store,
+        &derived.derivations,
+        &order,
+        "full",
+        &cfg,
+        &obs,
+    )?;
+    if let Some(w) = obs.0.lock().ok().and_then(|v| v.first().cloned()) {
+        return Err(CliError::BuildFailed { message: w });
+    }
+    let fresh = order.len() - got.len();
+    eprintln!(
+        "{:>12} the outputs of {} derivation(s) from {url} ({} were already here, {} not in the cache) in {:.2}s",
+        "Copied",
+        got.len(),
+        fresh.min(order.len()),
+        order.len().saturating_sub(got.len() + fresh),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn key(command: &KeyCommand) -> Result<(), CliError> {
+    let KeyCommand::Generate {
+        name,
+        secret_key,
+        public_key,
+    } = command;
+    let sk = SecretKey::generate(name).map_err(|e| CliError::usage(e.to_string(), None))?;
+    for f in [secret_key, public_key] {
+        if f.exists() {
+            return Err(CliError::usage(
+                format!("`{}` already exists", f.display()),
+                Some("remove it first or pick another file".into()),
+            ));
+        }
+    }
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let write = |path: &Path, text: &str, mode: u32| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| CliError::usage(format!("cannot write `{}`: {e}", path.display()), None))
+    };
+    write(secret_key, &sk.to_text(), 0o600)?;
+    write(public_key, &sk.public().to_text(), 0o644)?;
+    eprintln!("{:>12} key pair `{name}`", "Generated");
+    println!("{}", sk.public().to_text());
+    Ok(())
+}
+
+pub fn sign(cli: &Cli, args: &SignArgs) -> Result<(), CliError> {
+    let key = SecretKey::read(&args.key_file).map_err(|e| CliError::usage(e.to_string(), None))?;
+    let paths_given = !args.what.is_empty() && args.what.iter().all(|w| looks_like_path(w));
+    let (store, mut paths, traces) = if paths_given {
+        let store = open_store(cli)?;
+        let p = parse_paths(&store, &args.what)?;
+        (store, p, Vec::new())
+    } else {
+        realised(cli, &args.what, &args.build)?
+    };
+    if args.recursive || !traces.is_empty() {
+        paths = cmod_store::copy::closure(&store, &paths)?;
+    }
+    for p in &paths {
+        let mut info = store.path_info(p)?;
+        key.sign_path(&mut info);
+        store.write_path_info(&info)?;
+    }
+    for mut t in traces {
+        key.sign_trace(&mut t);
+        store.trace_record(&t)?;
+    }
+    eprintln!(
+        "{:>12} {} path(s) with `{}`",
+        "Signed",
+        paths.len(),
+        key.name
+    );
+    Ok(())
+}
+
+pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CliError> {
+    let store = open_store(cli)?;
+    let trust = if args.require_sigs {
+        Some(trust(cli, &args.trusted_public_keys, false)?)
+    } else {
+        None
+    };
+    let mut input = std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock());
+    let mut output = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    cmod_store::serve::serve(&store, &mut input, &mut output, trust.as_ref())
+        .map_err(|e| CliError::Internal(format!("serving the store: {e}")))
+}
+
+pub fn add(cli: &Cli, path: &Path, name: Option<&str>) -> Result<(), CliError> {
+    let store = open_store(cli)?;
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => cmod_schema::store_path::sanitize_name(
+            &path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+    };
+    let tmp = store.temp_path("add");
+    cmod_store::content::copy_in(path, &tmp, false)?;
+    let none = BTreeMap::new();
+    let info = store.register(
+        &tmp,
+        &cmod_store::registry::Registration {
+            kind: PathKind::Source,
+            name: &name,
+            deriver: None,
+            sandbox: None,
+            landlock_abi: None,
+            candidates: &none.into_iter().collect(),
+        },
+    )?;
+    println!("{}", store.path_of(&info.path).display());
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! Binary caches: the same layout whether a directory (`file://`) or any HTTP server
+//! (`http(s)://`, GET to read, PUT to write) holds it.
+//!
+//! ```text
+//! cmod-cache-info                 {"version":1,"store_format":"v1","priority":50}
+//! nar/<file hash>.tar.zst         a path's transfer archive (see `archive`)
+//! info/<hash part>.json           its metadata with signatures (schema: nar-info)
+//! trace/<key>.json                signed build-trace entries (schema: trace-entry)
+//! ```
+//!
+//! Writers upload every archive first, then the metadata in topological order
+//! (references before referrers), then trace entries, each file atomically (rename or a
+//! single PUT). A reader that finds metadata therefore finds its archive and the
+//! metadata of its whole closure; a killed upload leaves at worst unreferenced
+//! archives, which the next upload overwrites.
+
+mod file;
+mod http;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::Path;
+
+use cmod_schema::cache::{parse_versioned, CacheInfo, NarInfo, CACHE_INFO_FILE};
+use cmod_schema::{base32, ContentHash, StorePath};
+
+use crate::layout::Store;
+use crate::trace::{TraceEntry, TRACE_VERSION};
+use crate::transfer::{parallel, CopyError, Dest, OnArchive, Source};
+
+pub use file::FileBackend;
+pub use http::HttpBackend;
+
+/// A transport failure, before the caller adds which URL it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    /// Could not connect, or timed out after every retry.
+    Unreachable(String),
+    /// The server answered with an error, or a local I/O error.
+    Failed(String),
+}
+
+/// A place that stores files by relative name.
+pub trait Backend: Send + Sync {
+    fn url(&self) -> String;
+    /// A whole (small) file, or `None` if absent.
+    fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, BackendError>;
+    /// Stream a file into `each`; `false` if absent.
+    fn read(
+        &self,
+        rel: &str,
+        each: &mut dyn FnMut(&mut dyn Read) -> Result<(), CopyError>,
+    ) -> Result<bool, CopyError>;
+    /// Store bytes under `rel`, atomically.
+    fn put_bytes(&self, rel: &str, bytes: &[u8]) -> Result<(), BackendError>;
+    /// Store the local file `src` under `rel`, atomically.
+    fn put_file(&self, rel: &str, src: &Path) -> Result<(), BackendError>;
+    /// Which of `names` exist in directory `dir` (the batched query).
+    fn exist(&self, dir: &str, names: &[String], jobs: usize) -> Result<Vec<bool>, BackendError>;
+}
+
+/// A binary cache at a URL.
+pub struct BinaryCache {
+    backend: Box<dyn Backend>,
+    /// zstd level for archives written here.
+    pub level: i32,
+}
+
+fn info_rel(p: &StorePath) -> String {
+    format!("info/{}.json", p.hash_part())
+}
+
+fn trace_rel(key: &ContentHash) -> String {
+    format!("trace/{}.json", base32::encode(&key.0))
+}
+
+impl BinaryCache {
+    /// Open `file:///dir` or `http(s)://...`.
+    pub fn open(url: &str) -> Result<BinaryCache, CopyError> {
+        let backend: Box<dyn Backend> = if let Some(dir) = url.strip_prefix("file://") {
+            if !dir.starts_with('/') {
+                return Err(CopyError::BadUrl(url.into()));
+            }
+            Box::new(FileBackend::new(Path::new(dir)))
+        } else if url.starts_with("http://") || url.starts_with("https://") {
+            Box::new(HttpBackend::new(url)?)
+        } else {
+            return Err(CopyError::BadUrl(url.into()));
+        };
+        Ok(BinaryCache { backend, level: 3 })
+    }
+
+    fn err(&self, e: BackendError) -> CopyError {
+        match e {
+            BackendError::Unreachable(reason) => CopyError::Unreachable {
+                url: self.backend.url(),
+                reason,
+            },
+            BackendError::Failed(reason) => CopyError::Transport {
+                url: self.backend.url(),
+                reason,
+            },
+        }
+    }
+
+    /// The cache's `cmod-cache-info`, if it has one; refused if it is from a newer cmod.
+    pub fn cache_info(&self) -> Result<Option<CacheInfo>, CopyError> {
+        let Some(bytes) = self.backend.get(CACHE_INFO_FILE).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        parse_versioned::<CacheInfo>(&bytes)
+            .map(Some)
+            .map_err(|e| CopyError::Integrity {
+                url: self.backend.url(),
+                path: CACHE_INFO_FILE.into(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn ensure_cache_info(&self) -> Result<(), CopyError> {
+        // A cache that does not exist yet is created by its first upload.
+        let existing = match self.cache_info() {
+            Err(CopyError::Unreachable { .. }) => None,
+            other => other?,
+        };
+        if existing.is_none() {
+            let bytes = serde_json::to_vec_pretty(&CacheInfo::default())
+                .map_err(|e| self.err(BackendError::Failed(e.to_string())))?;
+            self.backend
+                .put_bytes(CACHE_INFO_FILE, &bytes)
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn get_many<T: Send>(
+        &self,
+        rels: Vec<String>,
+        jobs: usize,
+        parse: impl Fn(&str, &[u8]) -> Result<T, CopyError> + Sync,
+    ) -> Result<Vec<Option<T>>, CopyError> {
+        let slots: Vec<std::sync::Mutex<Option<T>>> =
+            rels.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let idx: Vec<usize> = (0..rels.len()).collect();
+        parallel(&idx, jobs, |&i| {
+            if let Some(bytes) = self.backend.get(&rels[i]).map_err(|e| self.err(e))? {
+                let v = parse(&rels[i], &bytes)?;
+                if let Ok(mut s) = slots[i].lock() {
+                    *s = Some(v);
+                }
+            }
+            Ok::<(), CopyError>(())
+        })?;
+        Ok(slots
+            .into_iter()
+            .map(|s| s.into_inner().ok().flatten())
+            .collect())
+    }
+
+    fn pack_and_upload(&self, store: &Store, p: &StorePath) -> Result<NarInfo, CopyError> {
+        let (tmp, mut archive) = crate::serve::pack_to_temp(store, p)?;
+        archive.file = format!("nar/{}.tar.zst", base32::encode(&archive.file_hash.0));
+        let up = self.backend.put_file(&archive.file, &tmp);
+        let _ = std::fs::remove_file(&tmp);
+        up.map_err(|e| self.err(e))?;
+        let mut info = crate::serve::nar_info(store, p)?;
+        info.archive = archive;
+        Ok(info)
+    }
+}
+
+impl Source for BinaryCache {
+    fn url(&self) -> String {
+        self.backend.url()
+    }
+
+    fn infos(&self, paths: &[StorePath]) -> Result<BTreeMap<StorePath, NarInfo>, CopyError> {
+        let url = self.backend.url();
+        let got = self.get_many(paths.iter().map(info_rel).collect(), 16, |rel, bytes| {
+            parse_versioned::<NarInfo>(bytes).map_err(|e| CopyError::Integrity {
+                url: url.clone(),
+                path: rel.into(),
+                reason: format!("its metadata {e}"),
+            })
+        })?;
+        let mut out = BTreeMap::new();
+        for (p, info) in paths.iter().zip(got) {
+            let Some(info) = info else { continue };
+            if info.path != *p {
+                return Err(CopyError::Integrity {
+                    url: url.clone(),
+                    path: p.to_string(),
+                    reason: format!("its metadata describes `{}`", info.path),
+                });
+            }
+            out.insert(p.clone(), info);
+        }
+        Ok(out)
+    }
+
+    fn traces(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, TraceEntry>, CopyError> {
+        let url = self.backend.url();
+        let got = self.get_many(keys.iter().map(trace_rel).collect(), 16, |rel, bytes| {
+            parse_versioned::<TraceEntry>(bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    (t.version == TRACE_VERSION)
+                        .then_some(t)
+                        .ok_or_else(|| "unsupported version".to_string())
+                })
+                .map_err(|reason| CopyError::Integrity {
+                    url: url.clone(),
+                    path: rel.into(),
+                    reason: format!("the build-trace entry {reason}"),
+                })
+        })?;
+        let mut out = BTreeMap::new();
+        for (k, t) in keys.iter().zip(got) {
+            let Some(t) = t else { continue };
+            if t.key != *k {
+                return Err(CopyError::Integrity {
+                    url: url.clone(),
+                    path: trace_rel(k),
+                    reason: "the build-trace entry is filed under another key".into(),
+                });
+            }
+            out.insert(*k, t);
+        }
+        Ok(out)
+    }
+
+    fn fetch(&self, infos: &[NarInfo], jobs: usize, each: &OnArchive<'_>) -> Result<(), CopyError> {
+        parallel(infos, jobs, |info| {
+            let rel = &info.archive.file;
+            if !rel.starts_with("nar/")
+                || rel.contains("..")
+                || info.archive.compression != "tar+zstd"
+            {
+                return Err(CopyError::Integrity {
+                    url: Source::url(self),
+                    path: info.path.to_string(),
+                    reason: format!(
+                        "its archive `{rel}` ({}) is not a v1 archive location",
+                        info.archive.compression
+                    ),
+                });
+            }
+            let found = self.backend.read(rel, &mut |r| each(info, r))?;
+            if !found {
+                return Err(CopyError::NotFound {
+                    url: Source::url(self),
+                    path: format!("{rel} (the archive of {})", info.path),
+                });
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Dest for BinaryCache {
+    fn url(&self) -> String {
+        self.backend.url()
+    }
+
+    fn missing(&self, paths: &[StorePath]) -> Result<BTreeSet<StorePath>, CopyError> {
+        let names: Vec<String> = paths
+            .iter()
+            .map(|p| format!("{}.json", p.hash_part()))
+            .collect();
+        let have = self
+            .backend
+            .exist("info", &names, 16)
+            .map_err(|e| self.err(e))?;
+        Ok(paths
+            .iter()
+            .zip(have)
+            .filter(|(_, h)| !h)
+            .map(|(p, _)| p.clone())
+            .collect())
+    }
+
+    fn send(&self, store: &Store, paths: &[StorePath], jobs: usize) -> Result<usize, CopyError> {
+        if paths.is_empty() {
+            return Ok(0);
+        }
+        self.ensure_cache_info()?;
+        // Archives first, in parallel.
+        let infos: Vec<std::sync::Mutex<Option<NarInfo>>> =
+            paths.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let idx: Vec<usize> = (0..paths.len()).collect();
+        parallel(&idx, jobs, |&i| {
+            let info = self.pack_and_upload(store, &paths[i])?;
+            if let Ok(mut s) = infos[i].lock() {
+                *s = Some(info);
+            }
+            Ok::<(), CopyError>(())
+        })?;
+        let infos: Vec<NarInfo> = infos
+            .into_iter()
+            .filter_map(|s| s.into_inner().ok().flatten())
+            .collect();
+        // Then metadata, level by level (references first).
+        let n = infos.len();
+        for level in crate::transfer::levels(infos) {
+            parallel(&level, jobs.max(4), |info| {
+                let bytes = serde_json::to_vec_pretty(info)
+                    .map_err(|e| self.err(BackendError::Failed(e.to_string())))?;
+                self.backend
+                    .put_bytes(&info_rel(&info.path), &bytes)
+                    .map_err(|e| self.err(e))
+            })?;
+        }
+        Ok(n)
+    }
+
+    fn send_traces(&self, entries: &[TraceEntry]) -> Result<(), CopyError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.ensure_cache_info()?;
+        parallel(entries, 8, |t| {
+            let bytes = serde_json::to_vec_pretty(t)
+                .map_err(|e| self.err(BackendError::Failed(e.to_string())))?;
+            self.backend
+                .put_bytes(&trace_rel(&t.key), &bytes)
+                .map_err(|e| self.err(e))
+        })
+    }
+}

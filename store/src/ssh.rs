@@ -1,0 +1,399 @@
+//! The `ssh://[user@]host[:port]` transport: runs `cmod store serve --stdio` on the remote
+//! machine through the OpenSSH client and speaks the framed protocol of `serve` over
+//! its stdin/stdout.
+//!
+//! Query parameters: `?remote-store=DIR` (the remote's `--store`) and
+//! `?remote-program=PATH` (default `cmod`). Extra `ssh` options come from
+//! `$CMOD_SSHOPTS` (split on whitespace), e.g. `-F ./ssh_config -i key`. `BatchMode` is
+//! always on, so ssh fails instead of prompting.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use cmod_schema::cache::NarInfo;
+use cmod_schema::{ContentHash, StorePath};
+use serde_json::{json, Value};
+
+use crate::layout::Store;
+use crate::serve::{
+    nar_info, pack_to_temp, read_msg, write_archive, write_msg, FrameReader, PROTOCOL,
+};
+use crate::trace::TraceEntry;
+use crate::transfer::{parallel, CopyError, Dest, OnArchive, Source};
+
+struct Pipe {
+    w: BufWriter<ChildStdin>,
+    r: BufReader<ChildStdout>,
+}
+
+/// A connection to a remote store.
+pub struct SshStore {
+    url: String,
+    child: Mutex<Child>,
+    pipe: Mutex<Option<Pipe>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The parts of an ssh URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshUrl {
+    pub host: String,
+    pub port: Option<u16>,
+    pub remote_store: Option<String>,
+    pub remote_program: String,
+}
+
+impl SshUrl {
+    pub fn parse(url: &str) -> Result<SshUrl, CopyError> {
+        let bad = || CopyError::BadUrl(url.into());
+        let rest = url.strip_prefix("ssh://").ok_or_else(bad)?;
+        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = authority.trim_end_matches('/');
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
+            None => (authority, None),
+        };
+        if host.is_empty() || host.contains('/') || host.starts_with('-') {
+            return Err(bad());
+        }
+        let mut u = SshUrl {
+            host: host.into(),
+            port,
+            remote_store: None,
+            remote_program: "cmod".into(),
+        };
+        for kv in query.split('&').filter(|s| !s.is_empty()) {
+            match kv.split_once('=') {
+                Some(("remote-store", v)) => u.remote_store = Some(v.into()),
+                Some(("remote-program", v)) => u.remote_program = v.into(),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(u)
+    }
+}
+
+impl SshStore {
+    /// Start the remote server and shake hands.
+    pub fn connect(url: &str) -> Result<SshStore, CopyError> {
+        let u = SshUrl::parse(url)?;
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-x", "-T", "-o", "BatchMode=yes"]);
+        if let Some(p) = u.port {
+            cmd.arg("-p").arg(p.to_string());
+        }
+        if let Ok(opts) = std::env::var("CMOD_SSHOPTS") {
+            cmd.args(opts.split_whitespace());
+        }
+        let mut remote = vec![quote(&u.remote_program)];
+        if let Some(s) = &u.remote_store {
+            remote.push("--store".into());
+            remote.push(quote(s));
+        }
+        remote.extend(["store", "serve", "--stdio"].map(String::from));
+        cmd.arg(&u.host).arg("--").arg(remote.join(" "));
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let unreachable = |reason: String| CopyError::Unreachable {
+            url: url.into(),
+            reason,
+        };
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| unreachable(format!("cannot run the OpenSSH client `ssh`: {e}")))?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(mut err) = child.stderr.take() {
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = err.read_to_string(&mut text);
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&text);
+                }
+            });
+        }
+        let (Some(w), Some(r)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(unreachable("ssh has no pipes".into()));
+        };
+        let store = SshStore {
+            url: url.into(),
+            child: Mutex::new(child),
+            pipe: Mutex::new(Some(Pipe {
+                w: BufWriter::with_capacity(1 << 20, w),
+                r: BufReader::with_capacity(1 << 20, r),
+            })),
+            stderr,
+        };
+        match store.request(&json!({"op": "hello", "protocol": PROTOCOL})) {
+            Ok(v) if v["protocol"].as_u64() == Some(PROTOCOL) => Ok(store),
+            Ok(v) => Err(CopyError::Transport {
+                url: url.into(),
+                reason: format!("the remote speaks another protocol: {v}"),
+            }),
+            Err(CopyError::Transport { reason, .. }) => Err(unreachable(reason)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What ssh printed, once it has exited (for error messages).
+    fn ssh_said(&self) -> String {
+        if let Ok(mut c) = self.child.lock() {
+            for _ in 0..50 {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        self.stderr
+            .lock()
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    fn broken(&self, e: std::io::Error) -> CopyError {
+        let said = self.ssh_said();
+        CopyError::Transport {
+            url: self.url.clone(),
+            reason: if said.is_empty() {
+                format!("the connection failed: {e}")
+            } else {
+                format!("the connection failed: {e}; ssh said: {said}")
+            },
+        }
+    }
+
+    fn with_pipe<T>(
+        &self,
+        f: impl FnOnce(&mut Pipe) -> Result<T, CopyError>,
+    ) -> Result<T, CopyError> {
+        let mut guard = self.pipe.lock().map_err(|_| CopyError::Transport {
+            url: self.url.clone(),
+            reason: "the connection is poisoned".into(),
+        })?;
+        let Some(pipe) = guard.as_mut() else {
+            return Err(CopyError::Transport {
+                url: self.url.clone(),
+                reason: "the connection was closed after an earlier error".into(),
+            });
+        };
+        let r = f(pipe);
+        if r.is_err() {
+            *guard = None;
+        }
+        r
+    }
+
+    fn answer(&self, v: Option<Value>) -> Result<Value, CopyError> {
+        match v {
+            None => Err(self.broken(std::io::ErrorKind::UnexpectedEof.into())),
+            Some(v) => match v.get("error").and_then(Value::as_str) {
+                Some(e) => Err(CopyError::Transport {
+                    url: self.url.clone(),
+                    reason: format!("the remote store said: {e}"),
+                }),
+                None => Ok(v),
+            },
+        }
+    }
+
+    fn request(&self, msg: &Value) -> Result<Value, CopyError> {
+        let v = self.with_pipe(|p| {
+            write_msg(&mut p.w, msg)
+                .and_then(|_| p.w.flush())
+                .and_then(|_| read_msg(&mut p.r))
+                .map_err(|e| self.broken(e))
+        })?;
+        self.answer(v)
+    }
+
+    fn list<T: serde::de::DeserializeOwned>(&self, v: &Value, name: &str) -> Result<T, CopyError> {
+        serde_json::from_value(v[name].clone()).map_err(|e| CopyError::Integrity {
+            url: self.url.clone(),
+            path: name.into(),
+            reason: format!("the remote's answer does not parse: {e}"),
+        })
+    }
+}
+
+impl Drop for SshStore {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.pipe.lock() {
+            if let Some(mut p) = g.take() {
+                let _ = write_msg(&mut p.w, &json!({"op": "bye"}));
+                let _ = p.w.flush();
+            }
+        }
+        if let Ok(mut c) = self.child.lock() {
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Source for SshStore {
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    fn infos(&self, paths: &[StorePath]) -> Result<BTreeMap<StorePath, NarInfo>, CopyError> {
+        let v = self.request(&json!({"op": "infos", "paths": paths}))?;
+        let infos: Vec<NarInfo> = self.list(&v, "infos")?;
+        Ok(infos.into_iter().map(|i| (i.path.clone(), i)).collect())
+    }
+
+    fn traces(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, TraceEntry>, CopyError> {
+        let v = self.request(&json!({"op": "traces", "keys": keys}))?;
+        let t: Vec<TraceEntry> = self.list(&v, "traces")?;
+        Ok(t.into_iter().map(|t| (t.key, t)).collect())
+    }
+
+    fn fetch(
+        &self,
+        infos: &[NarInfo],
+        _jobs: usize,
+        each: &OnArchive<'_>,
+    ) -> Result<(), CopyError> {
+        let paths: Vec<&StorePath> = infos.iter().map(|i| &i.path).collect();
+        self.with_pipe(|p| {
+            write_msg(&mut p.w, &json!({"op": "get", "paths": paths}))
+                .and_then(|_| p.w.flush())
+                .map_err(|e| self.broken(e))?;
+            for info in infos {
+                let head = read_msg(&mut p.r).map_err(|e| self.broken(e))?;
+                let head = self.answer(head)?;
+                let mut info = info.clone();
+                info.archive.file_hash = self.list(&head, "file_hash")?;
+                info.archive.file_size = self.list(&head, "file_size")?;
+                let mut frames = FrameReader::new(&mut p.r);
+                each(&info, &mut frames)?;
+                frames.drain().map_err(|e| self.broken(e))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Dest for SshStore {
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    fn missing(&self, paths: &[StorePath]) -> Result<BTreeSet<StorePath>, CopyError> {
+        let v = self.request(&json!({"op": "missing", "paths": paths}))?;
+        self.list(&v, "missing")
+    }
+
+    /// Pack in parallel, then stream every `add` without waiting for answers
+    /// (pipelined), reading the answers on this thread as they come.
+    fn send(&self, store: &Store, paths: &[StorePath], jobs: usize) -> Result<usize, CopyError> {
+        if paths.is_empty() {
+            return Ok(0);
+        }
+        let packed: Vec<Mutex<Option<(std::path::PathBuf, NarInfo)>>> =
+            paths.iter().map(|_| Mutex::new(None)).collect();
+        let idx: Vec<usize> = (0..paths.len()).collect();
+        let cleanup = |packed: &[Mutex<Option<(std::path::PathBuf, NarInfo)>>]| {
+            for s in packed {
+                if let Ok(Some((tmp, _))) = s.lock().map(|g| g.clone()) {
+                    let _ = std::fs::remove_file(tmp);
+                }
+            }
+        };
+        let r = parallel(&idx, jobs, |&i| {
+            let (tmp, a) = pack_to_temp(store, &paths[i])?;
+            let mut info = nar_info(store, &paths[i])?;
+            info.archive = a;
+            if let Ok(mut s) = packed[i].lock() {
+                *s = Some((tmp, info));
+            }
+            Ok::<(), CopyError>(())
+        });
+        if let Err(e) = r {
+            cleanup(&packed);
+            return Err(e);
+        }
+        let items: Vec<(std::path::PathBuf, NarInfo)> = packed
+            .iter()
+            .filter_map(|s| s.lock().ok().and_then(|g| g.clone()))
+            .collect();
+        let r = self.with_pipe(|p| {
+            let Pipe { w, r } = p;
+            std::thread::scope(|s| {
+                let writer = s.spawn(move || -> std::io::Result<()> {
+                    for (tmp, info) in &items {
+                        write_msg(w, &json!({"op": "add", "info": info}))?;
+                        write_archive(w, tmp)?;
+                    }
+                    w.flush()
+                });
+                let mut first_err = None;
+                for _ in 0..paths.len() {
+                    match read_msg(r) {
+                        Ok(v) => {
+                            if let Err(e) = self.answer(v) {
+                                first_err.get_or_insert(e);
+                            }
+                        }
+                        Err(e) => {
+                            first_err.get_or_insert(self.broken(e));
+                            break;
+                        }
+                    }
+                }
+                let wrote = writer.join();
+                if let Some(e) = first_err {
+                    return Err(e);
+                }
+                match wrote {
+                    Ok(Ok(())) => Ok(paths.len()),
+                    Ok(Err(e)) => Err(self.broken(e)),
+                    Err(_) => Err(self.broken(std::io::Error::other("the sender panicked"))),
+                }
+            })
+        });
+        cleanup(&packed);
+        r
+    }
+
+    fn send_traces(&self, entries: &[TraceEntry]) -> Result<(), CopyError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.request(&json!({"op": "add_traces", "entries": entries}))
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_port_user_and_options() {
+        let u = SshUrl::parse("ssh://me@127.0.0.1:2222?remote-store=/s&remote-program=/bin/cmod")
+            .unwrap();
+        assert_eq!(u.host, "me@127.0.0.1");
+        assert_eq!(u.port, Some(2222));
+        assert_eq!(u.remote_store.as_deref(), Some("/s"));
+        assert_eq!(u.remote_program, "/bin/cmod");
+        assert_eq!(SshUrl::parse("ssh://h").unwrap().remote_program, "cmod");
+        for bad in [
+            "ssh://",
+            "ssh://h:x",
+            "ssh://-oProxyCommand=x",
+            "ssh://h?evil=1",
+            "http://h",
+        ] {
+            assert!(SshUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(quote("a'b"), "'a'\\''b'");
+    }
+}

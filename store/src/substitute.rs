@@ -1,0 +1,220 @@
+//! Substitution: before building, `realise` asks the configured substituters for the
+//! build-trace entries of the derivations it needs — one batched query per level of the
+//! derivation graph — and downloads, verifies and registers the outputs they name
+//! instead of building them.
+//!
+//! Keys are the *resolved* derivations' trace keys, so a level can only be asked once
+//! the outputs of every input are known (found locally, or named by a verified trace
+//! entry one level down). A trace entry is trusted only with a valid signature by a
+//! trusted key (when signatures are required, the default), and so is every output path
+//! it names. An unreachable substituter is skipped with a warning; a bad signature or
+//! hash is an error naming the substituter and the path.
+//!
+//! The configuration is process-wide: the CLI installs it (from flags, `cmod.toml` and
+//! user configuration) before realising, and `realise` reads it. The same settings'
+//! `secret-key-files` sign every path and trace entry this process builds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use cmod_schema::derivation::Derivation;
+use cmod_schema::{ContentHash, StorePath};
+
+use crate::copy::{fetch_traces, remote_closure, Remote};
+use crate::layout::Store;
+use crate::sign::SecretKey;
+use crate::trace::TraceEntry;
+use crate::transfer::{receive, CopyError, Trust};
+
+/// What substitution and signing use.
+#[derive(Debug, Clone, Default)]
+pub struct Sharing {
+    /// Substituter URLs, in order of preference.
+    pub substituters: Vec<String>,
+    pub trust: Trust,
+    /// Parallel downloads.
+    pub jobs: usize,
+    /// Keys that sign everything built here.
+    pub signing: Vec<SecretKey>,
+}
+
+static CONFIG: Mutex<Option<Arc<Sharing>>> = Mutex::new(None);
+
+/// Install the process-wide sharing configuration.
+pub fn configure(config: Sharing) {
+    if let Ok(mut c) = CONFIG.lock() {
+        *c = Some(Arc::new(config));
+    }
+}
+
+/// The installed configuration, if any.
+pub fn configured() -> Option<Arc<Sharing>> {
+    CONFIG.lock().ok().and_then(|c| c.clone())
+}
+
+/// Sign a freshly built trace entry and its outputs' metadata with the configured keys.
+pub(crate) fn sign_built(store: &Store, entry: &mut TraceEntry) -> Result<(), crate::StoreError> {
+    let Some(cfg) = configured() else {
+        return Ok(());
+    };
+    for key in &cfg.signing {
+        for out in entry.outputs.values() {
+            let mut info = store.path_info(out)?;
+            key.sign_path(&mut info);
+            store.write_path_info(&info)?;
+        }
+        key.sign_trace(entry);
+    }
+    Ok(())
+}
+
+/// A substituted derivation.
+pub struct Substituted<'a> {
+    pub drv: &'a StorePath,
+    pub name: &'a str,
+    pub outputs: &'a BTreeMap<String, StorePath>,
+    pub from: &'a str,
+}
+
+/// Callbacks of a walk.
+pub trait Observer {
+    fn warn(&self, message: &str);
+    fn substituted(&self, s: &Substituted<'_>);
+}
+
+struct Remotes<'a> {
+    urls: &'a [String],
+    open: Vec<Option<Remote>>,
+    disabled: Vec<bool>,
+}
+
+impl Remotes<'_> {
+    fn get(&mut self, i: usize, obs: &dyn Observer) -> Option<&Remote> {
+        if self.disabled[i] {
+            return None;
+        }
+        if self.open[i].is_none() {
+            match Remote::open(&self.urls[i]) {
+                Ok(r) => self.open[i] = Some(r),
+                Err(e) => {
+                    self.fail(i, &e, obs);
+                    return None;
+                }
+            }
+        }
+        self.open[i].as_ref()
+    }
+
+    fn fail(&mut self, i: usize, e: &CopyError, obs: &dyn Observer) {
+        obs.warn(&format!(
+            "substituter `{}` is unavailable ({e}); building locally instead",
+            self.urls[i]
+        ));
+        self.disabled[i] = true;
+        self.open[i] = None;
+    }
+}
+
+/// Walk `order` (topologically sorted derivations) level by level and substitute what
+/// the configured substituters have. Returns the substituted derivations' outputs.
+pub fn walk(
+    store: &Store,
+    drvs: &BTreeMap<StorePath, Derivation>,
+    order: &[StorePath],
+    sandbox: &str,
+    cfg: &Sharing,
+    obs: &dyn Observer,
+) -> Result<HashMap<StorePath, BTreeMap<String, StorePath>>, CopyError> {
+    let mut substituted = HashMap::new();
+    if cfg.substituters.is_empty() {
+        return Ok(substituted);
+    }
+    let mut remotes = Remotes {
+        urls: &cfg.substituters,
+        open: cfg.substituters.iter().map(|_| None).collect(),
+        disabled: vec![false; cfg.substituters.len()],
+    };
+    let mut known: HashMap<StorePath, BTreeMap<String, StorePath>> = HashMap::new();
+    let mut processed: BTreeSet<StorePath> = BTreeSet::new();
+    loop {
+        let level: Vec<&StorePath> = order
+            .iter()
+            .filter(|d| !processed.contains(*d))
+            .filter(|d| drvs[*d].input_drvs().iter().all(|i| known.contains_key(*i)))
+            .collect();
+        if level.is_empty() {
+            break;
+        }
+        let mut want: Vec<(&StorePath, ContentHash)> = Vec::new();
+        for d in level {
+            processed.insert(d.clone());
+            let resolved = drvs[d].resolve(|i, o| known.get(i).and_then(|m| m.get(o)).cloned());
+            let Some(key) = resolved.ok().and_then(|r| r.trace_key(sandbox).ok()) else {
+                continue;
+            };
+            match store.trace_lookup(&key) {
+                Some(e) => {
+                    known.insert(d.clone(), e.outputs);
+                }
+                None => want.push((d, key)),
+            }
+        }
+        for i in 0..cfg.substituters.len() {
+            if want.is_empty() {
+                break;
+            }
+            let Some(remote) = remotes.get(i, obs) else {
+                continue;
+            };
+            let source = remote.source();
+            let keys: Vec<ContentHash> = want.iter().map(|(_, k)| *k).collect();
+            let entries = match fetch_traces(source, &keys, &cfg.trust) {
+                Ok(e) => e,
+                Err(e @ (CopyError::Unreachable { .. } | CopyError::Transport { .. })) => {
+                    remotes.fail(i, &e, obs);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if entries.is_empty() {
+                continue;
+            }
+            let outs: Vec<StorePath> = entries
+                .values()
+                .flat_map(|e| e.outputs.values().cloned())
+                .collect();
+            let got = remote_closure(store, source, &outs)
+                .and_then(|infos| receive(store, source, infos, &cfg.trust, cfg.jobs.max(1)));
+            match got {
+                Ok(_) => {}
+                Err(e @ (CopyError::Unreachable { .. } | CopyError::Transport { .. })) => {
+                    remotes.fail(i, &e, obs);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            let url = cfg.substituters[i].clone();
+            want.retain(|(d, key)| {
+                let Some(entry) = entries.get(key) else {
+                    return true;
+                };
+                let recorded = store
+                    .trace_record(entry)
+                    .and_then(|_| store.record_drv_outputs(d, key, &entry.outputs));
+                if recorded.is_err() {
+                    return true;
+                }
+                obs.substituted(&Substituted {
+                    drv: d,
+                    name: &drvs[*d].name,
+                    outputs: &entry.outputs,
+                    from: &url,
+                });
+                known.insert((*d).clone(), entry.outputs.clone());
+                substituted.insert((*d).clone(), entry.outputs.clone());
+                false
+            });
+        }
+    }
+    Ok(substituted)
+}

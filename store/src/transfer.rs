@@ -1,0 +1,362 @@
+//! What every transport shares: the errors of copying, the trust policy, the `Source`
+//! and `Dest` interfaces that binary caches and remote stores implement, and the
+//! receiving pipeline that turns untrusted archives into valid paths.
+//!
+//! Receiving checks, in this order and before a path becomes valid: the metadata's
+//! format (strict, versioned), its signature (by a trusted key, when required: checked
+//! for the whole batch before a single byte of an archive is read), the archive's
+//! members (see `archive`), the compressed stream's size and hash, and the unpacked
+//! tree's content hash, size and store path (see `import`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use cmod_schema::cache::NarInfo;
+use cmod_schema::diag::ExitClass;
+use cmod_schema::{ContentHash, StorePath};
+
+use crate::archive::{self, ArchiveError};
+use crate::error::StoreError;
+use crate::import::ImportError;
+use crate::layout::Store;
+use crate::sign::{path_fingerprint_of, trace_entry_fingerprint, SigError, TrustedKeys};
+use crate::trace::TraceEntry;
+
+/// Everything that can go wrong while copying.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("cannot reach `{url}`: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("`{url}`: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("`{path}` from `{url}` is not trusted: {reason}")]
+    Untrusted {
+        url: String,
+        path: String,
+        reason: String,
+    },
+    #[error("`{path}` from `{url}` was refused: {reason}")]
+    Integrity {
+        url: String,
+        path: String,
+        reason: String,
+    },
+    #[error("`{url}` does not have `{path}`")]
+    NotFound { url: String, path: String },
+    #[error("`{0}` is not a supported store URL (use file:///dir, ssh://[user@]host[:port] or http(s)://host/path)")]
+    BadUrl(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CopyError {
+    /// Integrity and trust violations exit 3; a missing path or bad URL is a usage error;
+    /// transport failures are reported as build-environment failures (exit 1).
+    pub fn exit_class(&self) -> ExitClass {
+        match self {
+            CopyError::Untrusted { .. } | CopyError::Integrity { .. } => ExitClass::Integrity,
+            CopyError::NotFound { .. } | CopyError::BadUrl(_) => ExitClass::Usage,
+            CopyError::Unreachable { .. } | CopyError::Transport { .. } => ExitClass::Build,
+            CopyError::Store(e) => e.exit_class(),
+        }
+    }
+}
+
+/// Which signatures received paths and trace entries need.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    pub keys: TrustedKeys,
+    /// Require a valid signature by one of `keys` (on by default for every remote source).
+    pub require_sigs: bool,
+}
+
+impl Trust {
+    /// Check the signatures of path metadata from `url`.
+    pub fn check_path(&self, url: &str, info: &NarInfo) -> Result<(), CopyError> {
+        if !self.require_sigs {
+            return Ok(());
+        }
+        self.keys
+            .check(&path_fingerprint_of(info), &info.signatures)
+            .map_err(|e| untrusted(url, &info.path.to_string(), e))
+    }
+
+    /// Check the signatures of a build-trace entry from `url`.
+    pub fn check_trace(&self, url: &str, entry: &TraceEntry) -> Result<(), CopyError> {
+        if !self.require_sigs {
+            return Ok(());
+        }
+        self.keys
+            .check(&trace_entry_fingerprint(entry), &entry.signatures)
+            .map_err(|e| untrusted(url, &format!("build-trace entry of {}", entry.drv), e))
+    }
+}
+
+fn untrusted(url: &str, path: &str, e: SigError) -> CopyError {
+    let mut reason = e.to_string();
+    if matches!(e, SigError::Unsigned | SigError::Untrusted(_)) {
+        reason.push_str(
+            "; sign it with `cmod store sign`, add the signer's key to `trusted-public-keys`, or pass --no-require-sigs",
+        );
+    }
+    CopyError::Untrusted {
+        url: url.into(),
+        path: path.into(),
+        reason,
+    }
+}
+
+/// Called once per received archive with its metadata and compressed stream.
+pub type OnArchive<'a> = dyn Fn(&NarInfo, &mut dyn Read) -> Result<(), CopyError> + Sync + 'a;
+
+/// Where paths come from.
+pub trait Source: Sync {
+    fn url(&self) -> String;
+    /// Metadata of those of `paths` the source has (one batched query).
+    fn infos(&self, paths: &[StorePath]) -> Result<BTreeMap<StorePath, NarInfo>, CopyError>;
+    /// Build-trace entries the source has for `keys` (one batched query).
+    fn traces(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, TraceEntry>, CopyError>;
+    /// Stream the archive of every one of `infos` into `each` (in parallel where the
+    /// transport allows, at most `jobs` at once); stop at the first error.
+    fn fetch(&self, infos: &[NarInfo], jobs: usize, each: &OnArchive<'_>) -> Result<(), CopyError>;
+}
+
+/// Where paths go.
+pub trait Dest: Sync {
+    fn url(&self) -> String;
+    /// Which of `paths` the destination lacks (one batched query).
+    fn missing(&self, paths: &[StorePath]) -> Result<BTreeSet<StorePath>, CopyError>;
+    /// Send `paths` (topologically ordered: references first) from `store`.
+    fn send(&self, store: &Store, paths: &[StorePath], jobs: usize) -> Result<usize, CopyError>;
+    /// Send build-trace entries (after the paths they name).
+    fn send_traces(&self, entries: &[TraceEntry]) -> Result<(), CopyError>;
+}
+
+/// A reader that hashes and counts what passes through it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: blake3::Hasher::new(),
+            count: 0,
+        }
+    }
+
+    /// Read to the end, then return the hash and length of everything read.
+    pub fn finish(mut self) -> std::io::Result<(ContentHash, u64)> {
+        std::io::copy(&mut self, &mut std::io::sink())?;
+        Ok((ContentHash(*self.hasher.finalize().as_bytes()), self.count))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// A writer that hashes and counts what passes through it.
+pub struct HashingWriter<W> {
+    pub inner: W,
+    hasher: blake3::Hasher,
+    count: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: blake3::Hasher::new(),
+            count: 0,
+        }
+    }
+
+    pub fn digest(&self) -> (ContentHash, u64) {
+        (ContentHash(*self.hasher.finalize().as_bytes()), self.count)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Unpack one archive stream from `url` into a private temporary directory, check the
+/// stream against `info`'s archive hash and size and the tree against its content, and
+/// register it. Nothing is left behind on failure.
+pub fn receive_one(
+    store: &Store,
+    url: &str,
+    info: &NarInfo,
+    stream: &mut dyn Read,
+) -> Result<(), CopyError> {
+    let integrity = |reason: String| CopyError::Integrity {
+        url: url.into(),
+        path: info.path.to_string(),
+        reason,
+    };
+    if store.is_valid(&info.path) {
+        std::io::copy(stream, &mut std::io::sink()).map_err(|e| integrity(e.to_string()))?;
+        return Ok(());
+    }
+    let dir = store.temp_path("recv");
+    let mut reader = HashingReader::new(stream);
+    let unpacked = archive::unpack(&mut reader, &dir, info.size);
+    let checked = unpacked.and_then(|u| {
+        let (hash, len) = reader
+            .finish()
+            .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+        let a = &info.archive;
+        if len != a.file_size || hash != a.file_hash {
+            return Err(ArchiveError::Corrupt(format!(
+                "the archive has {len} bytes hashing to {hash}, but the metadata announces {} bytes hashing to {}",
+                a.file_size, a.file_hash
+            )));
+        }
+        Ok(u)
+    });
+    let u = match checked {
+        Ok(u) => u,
+        Err(e) => {
+            let _ = crate::content::remove(&dir);
+            return Err(match e {
+                ArchiveError::Io { .. } => CopyError::Store(StoreError::io(
+                    "unpacking",
+                    &dir,
+                    std::io::Error::other(e.to_string()),
+                )),
+                other => integrity(other.to_string()),
+            });
+        }
+    };
+    let r = store.import_tree(&u.root, info);
+    let _ = crate::content::remove(&dir);
+    match r {
+        Ok(_) => Ok(()),
+        Err(ImportError::Mismatch(m)) => Err(integrity(m)),
+        Err(ImportError::Store(s)) => Err(CopyError::Store(s)),
+    }
+}
+
+/// Split `infos` into levels: each path's references inside the set are in earlier
+/// levels. Paths outside the set are assumed present.
+pub fn levels(infos: Vec<NarInfo>) -> Vec<Vec<NarInfo>> {
+    let names: BTreeSet<StorePath> = infos.iter().map(|i| i.path.clone()).collect();
+    let mut level: HashMap<StorePath, usize> = HashMap::new();
+    let mut pending = infos;
+    let mut out: Vec<Vec<NarInfo>> = Vec::new();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut rest = Vec::new();
+        for i in pending {
+            let deps: Option<Vec<usize>> = i
+                .references
+                .iter()
+                .filter(|r| names.contains(*r) && **r != i.path)
+                .map(|r| level.get(r).copied())
+                .collect();
+            match deps {
+                Some(d) => {
+                    let l = d.into_iter().map(|x| x + 1).max().unwrap_or(0);
+                    level.insert(i.path.clone(), l);
+                    if out.len() <= l {
+                        out.resize_with(l + 1, Vec::new);
+                    }
+                    out[l].push(i);
+                }
+                None => rest.push(i),
+            }
+        }
+        if rest.len() == before {
+            // A reference cycle cannot come from a content-addressed store; put the rest
+            // last so the import reports the missing references.
+            out.push(rest);
+            break;
+        }
+        pending = rest;
+    }
+    out
+}
+
+/// Check every signature, then fetch, verify and register `infos` from `source`, level
+/// by level. Returns the paths registered.
+pub fn receive(
+    store: &Store,
+    source: &dyn Source,
+    infos: Vec<NarInfo>,
+    trust: &Trust,
+    jobs: usize,
+) -> Result<Vec<StorePath>, CopyError> {
+    let url = source.url();
+    for i in &infos {
+        trust.check_path(&url, i)?;
+    }
+    let mut done = Vec::new();
+    for level in levels(infos) {
+        let todo: Vec<NarInfo> = level
+            .into_iter()
+            .filter(|i| !store.is_valid(&i.path))
+            .collect();
+        if todo.is_empty() {
+            continue;
+        }
+        source.fetch(&todo, jobs, &|info, stream| {
+            receive_one(store, &url, info, stream)
+        })?;
+        done.extend(todo.into_iter().map(|i| i.path));
+    }
+    Ok(done)
+}
+
+/// Run `f` over `items` on up to `jobs` threads, stopping at the first error.
+pub fn parallel<T: Sync, E: Send>(
+    items: &[T],
+    jobs: usize,
+    f: impl Fn(&T) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let first: Mutex<Option<E>> = Mutex::new(None);
+    let work = || loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(i) else { return };
+        if let Err(e) = f(item) {
+            stop.store(true, Ordering::Relaxed);
+            if let Ok(mut slot) = first.lock() {
+                slot.get_or_insert(e);
+            }
+        }
+    };
+    let n = jobs.max(1).min(items.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 1..n {
+            s.spawn(work);
+        }
+        work();
+    });
+    match first.into_inner() {
+        Ok(Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
