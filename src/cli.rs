@@ -114,6 +114,19 @@ pub enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Re-resolve dependencies (all, or the named ones) and update cmod.lock.
+    Update(UpdateArgs),
+    /// Add a dependency to cmod.toml (keeping its formatting and comments).
+    Add(AddArgs),
+    /// Remove a dependency from cmod.toml.
+    Remove(RemoveArgs),
+    /// Print the package dependency tree.
+    Tree(TreeArgs),
+    /// Resolve every dependency and put its sources in the store, for offline builds.
+    Fetch {
+        #[command(flatten)]
+        build: BuildOpts,
+    },
     /// Print the toolchain and its identity.
     Toolchain {
         #[arg(long)]
@@ -302,6 +315,65 @@ pub struct EvalArgs {
     /// Print derivations as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Packages to update (default: all).
+    pub packages: Vec<String>,
+    /// Pin the one named package to this version (semver dependencies) or revision.
+    #[arg(long, value_name = "VERSION|REV")]
+    pub precise: Option<String>,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The dependency's package name.
+    pub name: String,
+    /// Git repository URL (`https://`, `file://` or a path).
+    #[arg(long, value_name = "URL")]
+    pub git: Option<String>,
+    #[arg(long)]
+    pub tag: Option<String>,
+    #[arg(long)]
+    pub rev: Option<String>,
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// A semver requirement on the repository's tags, e.g. `^1.2`.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// A local package directory (relative to the manifest).
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<String>,
+    /// Add to [dev-dependencies].
+    #[arg(long)]
+    pub dev: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The dependency to remove.
+    pub name: String,
+    /// Remove from [dev-dependencies].
+    #[arg(long)]
+    pub dev: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    /// Show what depends on this package instead.
+    #[arg(short = 'i', long = "invert", value_name = "PACKAGE")]
+    pub invert: Option<String>,
+    /// Show this many levels.
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Show packages required by more than one package, with their requirers.
+    #[arg(short = 'd', long)]
+    pub duplicates: bool,
     #[command(flatten)]
     pub build: BuildOpts,
 }

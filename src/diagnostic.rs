@@ -136,12 +136,18 @@ fn store_help(e: &StoreError) -> Option<&'static str> {
     }
 }
 
-/// A path shown relative to the current directory when it is below it.
+/// A path shown relative to the current directory when it is below it (`.` for the
+/// current directory itself).
 pub fn display_path(p: &Path) -> String {
-    std::env::current_dir()
+    let shown = std::env::current_dir()
         .ok()
         .and_then(|cwd| p.strip_prefix(&cwd).ok().map(|r| r.display().to_string()))
-        .unwrap_or_else(|| p.display().to_string())
+        .unwrap_or_else(|| p.display().to_string());
+    if shown.is_empty() {
+        ".".into()
+    } else {
+        shown
+    }
 }
 
 /// Render `level: message`, a location arrow with the source line, and a help line.

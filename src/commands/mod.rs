@@ -1,6 +1,7 @@
 //! One module per group of commands; each is a thin layer over the library crates.
 
 pub mod debug;
+pub mod deps;
 pub mod inspect;
 pub mod lock;
 pub mod maintenance;

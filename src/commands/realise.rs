@@ -96,7 +96,8 @@ pub(crate) fn build_targets(
     // Pinned outputs are verified before the final message, so it tells the whole truth.
     let pin_check = match (pinned, r.success()) {
         (Some(lock), true) => {
-            let named: Vec<(String, StorePath)> = shown.iter().cloned().zip(outputs.iter().cloned()).collect();
+            let named: Vec<(String, StorePath)> =
+                shown.iter().cloned().zip(outputs.iter().cloned()).collect();
             crate::commands::lock::verify_outputs(project, lock, &named)
         }
         _ => Ok(()),
@@ -310,7 +311,11 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
             let link = if i == 0 {
                 args.out_link.clone()
             } else {
-                PathBuf::from(format!("{}-{name}", args.out_link.display()))
+                PathBuf::from(format!(
+                    "{}-{}",
+                    args.out_link.display(),
+                    name.replace('/', "-")
+                ))
             };
             project.store.add_out_link(&link, p, &keep)?;
         }

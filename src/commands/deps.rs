@@ -1,0 +1,385 @@
+//! Dependency commands: `update`, `add`, `remove`, `tree` and `fetch`. Manifest edits go
+//! through toml_edit, so the user's formatting and comments survive.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cmod_evaluator::deps::Update;
+use cmod_evaluator::lockfile;
+use cmod_evaluator::manifest_file::{ManifestFile, MANIFEST_NAME};
+use cmod_evaluator::package::{PackageGraph, PackageId, PackageSource};
+use cmod_schema::manifest::PackageName;
+use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
+
+use crate::cli::{AddArgs, Cli, RemoveArgs, TreeArgs, UpdateArgs};
+use crate::diagnostic::{display_path, CliError};
+use crate::project::{load, load_with, package_dir};
+
+/// `cmod update [pkg...] [--precise V]`: release locked versions and resolve again.
+pub fn update(cli: &Cli, args: &UpdateArgs) -> Result<(), CliError> {
+    if args.build.locked() {
+        return Err(CliError::usage(
+            "`cmod update` changes cmod.lock, so it cannot run with --locked or --frozen",
+            None,
+        ));
+    }
+    let precise = match (&args.precise, args.packages.as_slice()) {
+        (None, _) => None,
+        (Some(p), [one]) => Some((one.clone(), p.clone())),
+        (Some(_), _) => {
+            return Err(CliError::usage(
+                "--precise needs exactly one package",
+                Some("run `cmod update <package> --precise <version|rev>`".into()),
+            ))
+        }
+    };
+    let policy = if args.packages.is_empty() {
+        Update::All
+    } else {
+        Update::Only(args.packages.iter().cloned().collect())
+    };
+    let lock_file =
+        cmod_evaluator::workspace::root_of(&package_dir(cli)?)?.join(lockfile::LOCK_NAME);
+    let old = lockfile::read(&lock_file)?;
+    let project = load_with(cli, &args.build, policy, precise)?;
+    let graph = &project.eval.packages;
+    for name in &args.packages {
+        if !graph
+            .packages
+            .iter()
+            .any(|p| &p.name == name && !graph.is_member(p.id))
+        {
+            let deps: Vec<&str> = graph
+                .packages
+                .iter()
+                .filter(|p| !graph.is_member(p.id))
+                .map(|p| p.name.as_str())
+                .collect();
+            return Err(CliError::usage(
+                format!("`{name}` is not a dependency of this workspace"),
+                Some(format!("dependencies: {}", deps.join(", "))),
+            ));
+        }
+    }
+    let new = crate::commands::lock::prepare(&project, false)?;
+    let before: BTreeMap<&str, (&str, &str)> = old
+        .as_ref()
+        .map(|l| {
+            l.packages
+                .iter()
+                .map(|p| (p.name.as_str(), (p.version.as_str(), p.source.as_str())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut changed = 0;
+    for p in &new.packages {
+        match before.get(p.name.as_str()) {
+            None => eprintln!("{:>12} {} v{} ({})", "Adding", p.name, p.version, p.source),
+            Some((v, s)) if *s != p.source => eprintln!(
+                "{:>12} {} v{v} -> v{} ({})",
+                "Updating", p.name, p.version, p.source
+            ),
+            Some(_) => continue,
+        }
+        changed += 1;
+    }
+    for (name, (v, _)) in &before {
+        if !new.packages.iter().any(|p| p.name == *name) {
+            eprintln!("{:>12} {name} v{v}", "Removing");
+            changed += 1;
+        }
+    }
+    if changed == 0 {
+        eprintln!("{:>12} everything is up to date", "Locked");
+    }
+    Ok(())
+}
+
+/// `cmod fetch`: resolve every dependency and put its tree in the store (for later
+/// `--offline` builds), updating cmod.lock unless `--locked`.
+pub fn fetch(cli: &Cli, build: &crate::cli::BuildOpts) -> Result<(), CliError> {
+    let project = load(cli, build)?;
+    crate::commands::lock::prepare(&project, build.locked())?;
+    let git = project
+        .eval
+        .packages
+        .packages
+        .iter()
+        .filter(|p| matches!(p.source, PackageSource::Git(_)))
+        .count();
+    let sources = project.derived()?.sources.len();
+    project.add_sources()?;
+    eprintln!(
+        "{:>12} {git} git package(s) and {sources} source file(s) are in the store",
+        "Fetched"
+    );
+    Ok(())
+}
+
+fn manifest_document(cli: &Cli) -> Result<(std::path::PathBuf, String, DocumentMut), CliError> {
+    let path = package_dir(cli)?.join(MANIFEST_NAME);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| CliError::usage(format!("cannot read `{}`: {e}", path.display()), None))?;
+    // Parse with cmod first, so a broken manifest gets its located error.
+    let parsed = ManifestFile::parse(&path, text.clone())?;
+    if parsed.manifest.package.is_none() {
+        return Err(CliError::usage(
+            format!(
+                "`{}` is a workspace without a [package]",
+                display_path(&path)
+            ),
+            Some("run the command in a member's directory (or give --manifest-path)".into()),
+        ));
+    }
+    let doc = text
+        .parse::<DocumentMut>()
+        .map_err(|e| CliError::usage(format!("cannot edit `{}`: {e}", path.display()), None))?;
+    Ok((path, text, doc))
+}
+
+fn save(path: &std::path::Path, original: &str, doc: &DocumentMut) -> Result<(), CliError> {
+    let text = doc.to_string();
+    // Never write a manifest cmod itself would reject.
+    if let Err(e) = ManifestFile::parse(path, text.clone()) {
+        return Err(CliError::Internal(format!(
+            "the edited manifest would not parse ({e}); `{}` is unchanged",
+            path.display()
+        )));
+    }
+    if text != original {
+        std::fs::write(path, text).map_err(|e| {
+            CliError::usage(format!("cannot write `{}`: {e}", path.display()), None)
+        })?;
+    }
+    Ok(())
+}
+
+fn dependency_table(doc: &mut DocumentMut, dev: bool) -> Result<&mut Table, CliError> {
+    let key = if dev {
+        "dev-dependencies"
+    } else {
+        "dependencies"
+    };
+    if !doc.contains_key(key) {
+        doc.insert(key, Item::Table(Table::new()));
+    }
+    // An inline `dependencies = { ... }` becomes a table; its entries are kept.
+    if let Some(inline) = doc[key].as_inline_table().cloned() {
+        doc.insert(key, Item::Table(inline.into_table()));
+    }
+    doc[key]
+        .as_table_mut()
+        .ok_or_else(|| CliError::usage(format!("[{key}] in cmod.toml is not a table"), None))
+}
+
+/// `cmod add <name> (--git URL [--tag|--rev|--branch|--version] | --path P)`.
+pub fn add(cli: &Cli, args: &AddArgs) -> Result<(), CliError> {
+    PackageName::new(&args.name).map_err(|e| CliError::usage(e, None))?;
+    let pins: Vec<(&str, &String)> = [
+        ("tag", &args.tag),
+        ("rev", &args.rev),
+        ("branch", &args.branch),
+        ("version", &args.version),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    .collect();
+    let mut spec = InlineTable::new();
+    match (&args.git, &args.path) {
+        (Some(url), None) => {
+            spec.insert("git", Value::from(url.as_str()));
+            match pins.as_slice() {
+                [(k, v)] => {
+                    if *k == "version" {
+                        v.parse::<semver::VersionReq>().map_err(|e| {
+                            CliError::usage(
+                                format!("`{v}` is not a version requirement: {e}"),
+                                Some("e.g. `^1.2`".into()),
+                            )
+                        })?;
+                    }
+                    spec.insert(*k, Value::from(v.as_str()));
+                }
+                [] => {
+                    return Err(CliError::usage(
+                        "a git dependency needs a pin",
+                        Some("add one of --tag, --rev, --branch or --version".into()),
+                    ))
+                }
+                _ => {
+                    return Err(CliError::usage(
+                        "give only one of --tag, --rev, --branch and --version",
+                        None,
+                    ))
+                }
+            }
+        }
+        (None, Some(path)) if pins.is_empty() => {
+            spec.insert("path", Value::from(path.as_str()));
+        }
+        (None, Some(_)) => {
+            return Err(CliError::usage(
+                "--tag, --rev, --branch and --version only apply to --git",
+                None,
+            ))
+        }
+        _ => {
+            return Err(CliError::usage(
+                "give exactly one of --git URL and --path DIR",
+                None,
+            ))
+        }
+    }
+    let (path, original, mut doc) = manifest_document(cli)?;
+    let table = dependency_table(&mut doc, args.dev)?;
+    let verb = if table.contains_key(&args.name) {
+        "Replacing"
+    } else {
+        "Adding"
+    };
+    table.insert(&args.name, Item::Value(Value::InlineTable(spec)));
+    save(&path, &original, &doc)?;
+    eprintln!("{verb:>12} `{}` in {}", args.name, display_path(&path));
+    Ok(())
+}
+
+/// `cmod remove <name>`.
+pub fn remove(cli: &Cli, args: &RemoveArgs) -> Result<(), CliError> {
+    let (path, original, mut doc) = manifest_document(cli)?;
+    let key = if args.dev {
+        "dev-dependencies"
+    } else {
+        "dependencies"
+    };
+    let removed = doc
+        .get_mut(key)
+        .and_then(|t| t.as_table_like_mut())
+        .and_then(|t| t.remove(&args.name));
+    if removed.is_none() {
+        let existing: Vec<String> = doc
+            .get(key)
+            .and_then(|t| t.as_table_like())
+            .map(|t| t.iter().map(|(k, _)| k.to_string()).collect())
+            .unwrap_or_default();
+        return Err(CliError::usage(
+            format!(
+                "`{}` is not in [{key}] of {}",
+                args.name,
+                display_path(&path)
+            ),
+            Some(if existing.is_empty() {
+                format!("[{key}] is empty")
+            } else {
+                format!("it has: {}", existing.join(", "))
+            }),
+        ));
+    }
+    save(&path, &original, &doc)?;
+    eprintln!(
+        "{:>12} `{}` from {}",
+        "Removing",
+        args.name,
+        display_path(&path)
+    );
+    Ok(())
+}
+
+fn label(graph: &PackageGraph, id: PackageId) -> String {
+    let p = &graph.packages[id];
+    let origin = match &p.source {
+        PackageSource::Member => format!("({})", display_path(&p.root)),
+        PackageSource::Path => format!("(path {})", display_path(&p.root)),
+        PackageSource::Git(g) => format!(
+            "({} {} @ {})",
+            g.url,
+            g.reference.query(),
+            &g.commit[..g.commit.len().min(10)]
+        ),
+    };
+    format!("{} v{} {origin}", p.name, p.version)
+}
+
+/// `cmod tree [-i PKG] [--depth N] [--duplicates]`.
+pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
+    let project = load(cli, &args.build)?;
+    let graph = &project.eval.packages;
+    let mut dependents: BTreeMap<PackageId, Vec<PackageId>> = BTreeMap::new();
+    for p in &graph.packages {
+        for d in &p.deps {
+            dependents.entry(d.package).or_default().push(p.id);
+        }
+    }
+    if args.duplicates {
+        let mut any = false;
+        for (id, by) in &dependents {
+            if by.len() > 1 {
+                any = true;
+                let names: Vec<&str> = by
+                    .iter()
+                    .map(|&b| graph.packages[b].name.as_str())
+                    .collect();
+                println!("{}\n  required by {}", label(graph, *id), names.join(", "));
+            }
+        }
+        if !any {
+            eprintln!("no package is required by more than one package");
+        }
+        return Ok(());
+    }
+    let roots: Vec<PackageId> = match &args.invert {
+        Some(name) => vec![graph
+            .packages
+            .iter()
+            .find(|p| &p.name == name)
+            .map(|p| p.id)
+            .ok_or_else(|| {
+                CliError::usage(format!("no package named `{name}` in the graph"), None)
+            })?],
+        None => graph.selected.clone(),
+    };
+    let children = |id: PackageId| -> Vec<PackageId> {
+        if args.invert.is_some() {
+            dependents.get(&id).cloned().unwrap_or_default()
+        } else {
+            graph.packages[id].deps.iter().map(|d| d.package).collect()
+        }
+    };
+    let mut printed = BTreeSet::new();
+    fn walk(
+        id: PackageId,
+        prefix: &str,
+        depth: usize,
+        max: Option<usize>,
+        children: &dyn Fn(PackageId) -> Vec<PackageId>,
+        graph: &PackageGraph,
+        printed: &mut BTreeSet<PackageId>,
+    ) {
+        let kids = children(id);
+        if max.is_some_and(|m| depth >= m) {
+            return;
+        }
+        for (i, k) in kids.iter().enumerate() {
+            let last = i + 1 == kids.len();
+            let seen = !printed.insert(*k);
+            println!(
+                "{prefix}{}{}{}",
+                if last { "└── " } else { "├── " },
+                label(graph, *k),
+                if seen && !children(*k).is_empty() {
+                    " (*)"
+                } else {
+                    ""
+                }
+            );
+            if !seen {
+                let next = format!("{prefix}{}", if last { "    " } else { "│   " });
+                walk(*k, &next, depth + 1, max, children, graph, printed);
+            }
+        }
+    }
+    for r in roots {
+        println!("{}", label(graph, r));
+        printed.insert(r);
+        walk(r, "", 0, args.depth, &children, graph, &mut printed);
+    }
+    Ok(())
+}
