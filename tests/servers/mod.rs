@@ -1,0 +1,279 @@
+//! Real servers on loopback for the sharing tests: OpenSSH `sshd` with keys made here,
+//! and nginx with WebDAV PUT behind a bearer token. A server that cannot start fails the
+//! test with its log; nothing is skipped.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn wait_for_port(port: u16, what: &str, log: &Path, child: &mut Child) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited ({status}) before listening on 127.0.0.1:{port}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "{what} did not listen on 127.0.0.1:{port} within 15 s:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn run_ok(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e} (run scripts/install-deps)"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An OpenSSH server on a loopback port that accepts one key made for the test.
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Sshd {
+    pub fn start(dir: &Path) -> Sshd {
+        std::fs::create_dir_all(dir).unwrap();
+        // sshd needs its privilege-separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        for key in ["host_key", "client_key"] {
+            run_ok(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(dir.join(key)),
+                "ssh-keygen",
+            );
+        }
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
+        let port = free_port();
+        let user = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "root".into());
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\nLogLevel ERROR\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("sshd_config"), config).unwrap();
+        let host_pub = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
+        std::fs::write(
+            dir.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_pub}"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("ssh_config"),
+            format!(
+                "Host cmodtest\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d}/client_key\n  \
+                 IdentitiesOnly yes\n  StrictHostKeyChecking yes\n  UserKnownHostsFile {d}/known_hosts\n  LogLevel ERROR\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("sshd.log");
+        let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("OpenSSH sshd is not installed: run scripts/install-deps (openssh-server)");
+        let mut child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start sshd");
+        wait_for_port(port, "sshd", &log, &mut child);
+        Sshd {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// `CMOD_SSHOPTS` for reaching this server as host `cmodtest`.
+    pub fn ssh_opts(&self) -> String {
+        format!("-F {}", self.dir.join("ssh_config").display())
+    }
+
+    /// The URL of a store at `remote_store` on this server.
+    pub fn url(&self, remote_store: &Path) -> String {
+        format!(
+            "ssh://cmodtest?remote-store={}&remote-program={}",
+            remote_store.display(),
+            env!("CARGO_BIN_EXE_cmod")
+        )
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx serving `root` with GET for everyone and WebDAV PUT for bearer `token`.
+pub struct Nginx {
+    child: Child,
+    pub port: u16,
+    pub root: PathBuf,
+}
+
+pub const TOKEN: &str = "s3cret-token";
+
+impl Nginx {
+    pub fn start(dir: &Path) -> Nginx {
+        let root = dir.join("www");
+        std::fs::create_dir_all(&root).unwrap();
+        for t in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            std::fs::create_dir_all(dir.join(t)).unwrap();
+        }
+        let port = free_port();
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nuser root;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+             client_max_body_size 0;\n  keepalive_requests 100000;\n\
+             map $http_authorization $auth_ok {{ default 0; \"Bearer {TOKEN}\" 1; }}\n\
+             map \"$request_method$auth_ok\" $deny {{ default 0; PUT0 1; }}\n\
+             server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    location / {{\n      \
+             if ($deny) {{ return 401; }}\n      dav_methods PUT;\n      create_full_put_path on;\n      \
+             dav_access user:rw group:r all:r;\n    }}\n  }}\n}}\n",
+            root = root.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let log = dir.join("error.log");
+        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("nginx is not installed: run scripts/install-deps (nginx)");
+        let mut child = Command::new(nginx)
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        wait_for_port(port, "nginx", &log, &mut child);
+        Nginx { child, port, root }
+    }
+
+    pub fn url(&self, sub: &str) -> String {
+        format!("http://127.0.0.1:{}/{sub}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `cmod --store <store> <args>` in `cwd` with extra environment.
+pub fn cmod_env(cwd: &Path, store: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cmod"));
+    c.arg("--store")
+        .arg(store)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CMOD_STORE");
+    c.env("CMOD_CONFIG", cwd.join("no-user-config.toml"));
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run cmod")
+}
+
+/// Panic with stderr unless the command succeeded; return stdout.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A key pair made with `cmod key generate`: (secret key file, public key text).
+pub fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {
+    let sk = dir.join(format!("{name}.sec"));
+    let pk = dir.join(format!("{name}.pub"));
+    let out = Command::new(env!("CARGO_BIN_EXE_cmod"))
+        .args(["key", "generate", name, "--secret-key"])
+        .arg(&sk)
+        .arg("--public-key")
+        .arg(&pk)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&pk).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), text.trim());
+    (sk, text.trim().to_string())
+}
+
+/// Store path names (valid ones) in a store root.
+pub fn valid_paths(store: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(store.join("v1/meta"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Entries left in a store's `tmp/` and unregistered entries in `store/`.
+pub fn leftovers(store: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for d in ["v1/tmp", "v1/store"] {
+        if let Ok(rd) = std::fs::read_dir(store.join(d)) {
+            for e in rd.flatten() {
+                v.push(format!("{d}/{}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    v
+}

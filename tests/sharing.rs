@@ -1,0 +1,305 @@
+//! Sharing a store: round trips in both directions over file://, ssh:// (a real OpenSSH
+//! sshd on loopback) and http:// (a real nginx with WebDAV PUT), and fresh stores that
+//! substitute a whole example from each kind of cache and build nothing.
+
+mod common;
+mod servers;
+
+use std::path::{Path, PathBuf};
+
+use common::{run, Realised, Sandbox};
+use servers::{cmod_env, keypair, ok, valid_paths, Nginx, Sshd, TOKEN};
+
+/// `examples/hello` realised in store `a` and signed with a fresh key.
+struct Signed {
+    s: Sandbox,
+    dir: PathBuf,
+    pk: String,
+}
+
+impl Signed {
+    fn new() -> Signed {
+        let s = Sandbox::new();
+        let dir = s.copy_example("hello");
+        let r = s.realise(&dir, &["--no-link"]).ok();
+        assert_eq!(r.built().len(), 6);
+        let (sk, pk) = keypair(s.dir.path(), "test-cache-1");
+        let signed = ok(s
+            .cmod(&dir, &["store", "sign", "--key-file", sk.to_str().unwrap()])
+            .clone());
+        assert!(signed.is_empty());
+        Signed { s, dir, pk }
+    }
+
+    fn store(&self, name: &str) -> PathBuf {
+        self.s.dir.path().join(name)
+    }
+
+    fn cmod(&self, store: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        cmod_env(&self.dir, store, args, env)
+    }
+
+    /// Realise in a fresh `store` substituting from `url`; it must build nothing.
+    fn substitute(&self, store: &Path, url: &str, env: &[(&str, &str)]) -> Realised {
+        let out = self.cmod(
+            store,
+            &[
+                "realise",
+                "--message-format",
+                "json",
+                "--no-link",
+                "--substituters",
+                url,
+                "--trusted-public-keys",
+                &self.pk,
+            ],
+            env,
+        );
+        let r = Realised::parse(out).ok();
+        assert!(
+            r.built().is_empty(),
+            "nothing may be built: {:?}",
+            r.built()
+        );
+        let subs: Vec<&serde_json::Value> = r
+            .messages
+            .iter()
+            .filter(|m| m["reason"] == "substituted")
+            .collect();
+        assert_eq!(subs.len(), 6, "{:?}", r.messages);
+        assert!(subs.iter().all(|m| m["from"] == url), "{subs:?}");
+        assert_eq!(r.finished()["substituted"], 6);
+        assert_eq!(run(&r.target("hello"), &[]), "Hello, modules!\n");
+        r
+    }
+
+    /// After copying the targets in, a realise finds everything fresh.
+    fn all_fresh(&self, store: &Path) {
+        let out = self.cmod(
+            store,
+            &["realise", "--message-format", "json", "--no-link"],
+            &[],
+        );
+        let r = Realised::parse(out).ok();
+        assert!(r.built().is_empty(), "{:?}", r.built());
+        assert_eq!(r.finished()["fresh"], 6);
+        assert_eq!(run(&r.target("hello"), &[]), "Hello, modules!\n");
+    }
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn file_cache_round_trip_and_substitution() {
+    let t = Signed::new();
+    let a = t.s.store();
+    let cache = t.s.dir.path().join("cache");
+    let url = format!("file://{}", cache.display());
+    let out = t.cmod(&a, &["copy", "--to", &url], &[]);
+    let err = stderr(&out);
+    ok(out);
+    assert!(
+        err.contains("Copied 6 of 6 path(s) and 6 build-trace entries"),
+        "{err}"
+    );
+    for f in ["cmod-cache-info", "info", "nar", "trace"] {
+        assert!(cache.join(f).exists(), "{f}");
+    }
+    // Nothing left to send: one batched query, no upload.
+    let err = stderr(&t.cmod(&a, &["copy", "--to", &url], &[]));
+    assert!(err.contains("Copied 0 of 6 path(s)"), "{err}");
+
+    // From the cache, by target: every output and trace entry arrives, so nothing builds.
+    let b = t.store("b");
+    ok(t.cmod(
+        &b,
+        &["copy", "--from", &url, "--trusted-public-keys", &t.pk],
+        &[],
+    ));
+    t.all_fresh(&b);
+    ok(t.cmod(&b, &["store", "verify", "--check-contents"], &[]));
+    // Nix's exit bits: the outputs came signed; the sources and derivations written
+    // locally are not, which is bit 2 ("untrusted").
+    let out = t.cmod(
+        &b,
+        &[
+            "store",
+            "verify",
+            "--sigs-needed",
+            "1",
+            "--trusted-public-keys",
+            &t.pk,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("main.cpp: 0 of 1 required signature(s)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("-hello-0.1.0-hello: 0 of"),
+        "the substituted outputs are signed: {err}"
+    );
+
+    // From the cache, by path.
+    let exe = std::fs::read_link(t.dir.join("result")).ok();
+    assert!(exe.is_none(), "realised with --no-link");
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(t.cmod(&a, &["path-info", "--json", "hello"], &[]))).unwrap();
+    let exe = info[0]["location"].as_str().unwrap().to_string();
+    let name = Path::new(&exe)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let c = t.store("c");
+    ok(t.cmod(
+        &c,
+        &[
+            "copy",
+            "--from",
+            &url,
+            "--trusted-public-keys",
+            &t.pk,
+            &name,
+        ],
+        &[],
+    ));
+    assert_eq!(valid_paths(&c).len(), 1);
+
+    // Substitution, with flags and with the user configuration file.
+    t.substitute(&t.store("d"), &url, &[]);
+    let cfg = t.s.dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[cache]\nsubstituters = [\"{url}\"]\ntrusted-public-keys = [\"{}\"]\n",
+            t.pk
+        ),
+    )
+    .unwrap();
+    let e = t.store("e");
+    let out = t.cmod(
+        &e,
+        &["realise", "--message-format", "json", "--no-link"],
+        &[("CMOD_CONFIG", cfg.to_str().unwrap())],
+    );
+    let r = Realised::parse(out).ok();
+    assert!(r.built().is_empty());
+    assert_eq!(r.finished()["substituted"], 6);
+}
+
+#[test]
+fn ssh_round_trip_and_substitution() {
+    let t = Signed::new();
+    let sshd = Sshd::start(&t.s.dir.path().join("sshd"));
+    let opts = sshd.ssh_opts();
+    let env = [("CMOD_SSHOPTS", opts.as_str())];
+    let remote = t.s.dir.path().join("remote-store");
+    let url = sshd.url(&remote);
+    let out = t.cmod(&t.s.store(), &["copy", "--to", &url], &env);
+    let err = stderr(&out);
+    ok(out);
+    assert!(
+        err.contains("Copied 6 of 6 path(s) and 6 build-trace entries"),
+        "{err}"
+    );
+    assert_eq!(valid_paths(&remote).len(), 6);
+    ok(cmod_env(&t.dir, &remote, &["store", "verify"], &[]));
+    let err = stderr(&t.cmod(&t.s.store(), &["copy", "--to", &url], &env));
+    assert!(err.contains("Copied 0 of 6 path(s)"), "{err}");
+
+    let b = t.store("b");
+    ok(t.cmod(
+        &b,
+        &["copy", "--from", &url, "--trusted-public-keys", &t.pk],
+        &env,
+    ));
+    t.all_fresh(&b);
+    t.substitute(&t.store("c"), &url, &env);
+
+    // A remote that cannot be reached is a warning, and the build happens locally.
+    let dead = format!("ssh://cmodtest:1?remote-store={}", remote.display());
+    let out = t.cmod(
+        &t.store("d"),
+        &[
+            "realise",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--substituters",
+            &dead,
+            "--trusted-public-keys",
+            &t.pk,
+        ],
+        &env,
+    );
+    let r = Realised::parse(out).ok();
+    assert_eq!(r.built().len(), 6);
+    assert!(
+        r.stderr()
+            .contains("warning: substituter `ssh://cmodtest:1"),
+        "{}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn http_round_trip_and_substitution() {
+    let t = Signed::new();
+    let nginx = Nginx::start(&t.s.dir.path().join("nginx"));
+    let url = nginx.url("cache");
+    // PUT needs the bearer token.
+    let out = t.cmod(&t.s.store(), &["copy", "--to", &url], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("HTTP 401"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("CMOD_CACHE_TOKEN"),
+        "{}",
+        stderr(&out)
+    );
+    let env = [("CMOD_CACHE_TOKEN", TOKEN)];
+    let out = t.cmod(&t.s.store(), &["copy", "--to", &url, "-j", "8"], &env);
+    let err = stderr(&out);
+    ok(out);
+    assert!(
+        err.contains("Copied 6 of 6 path(s) and 6 build-trace entries"),
+        "{err}"
+    );
+    assert!(nginx.root.join("cache/cmod-cache-info").is_file());
+    let err = stderr(&t.cmod(&t.s.store(), &["copy", "--to", &url], &env));
+    assert!(err.contains("Copied 0 of 6 path(s)"), "{err}");
+
+    // Reading needs no token.
+    let b = t.store("b");
+    ok(t.cmod(
+        &b,
+        &["copy", "--from", &url, "--trusted-public-keys", &t.pk],
+        &[],
+    ));
+    t.all_fresh(&b);
+    t.substitute(&t.store("c"), &url, &[]);
+
+    // Nothing listens here: a warning and a local build.
+    let dead = format!("http://127.0.0.1:{}/cache", servers::free_port());
+    let out = t.cmod(
+        &t.store("d"),
+        &[
+            "realise",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--substituters",
+            &dead,
+        ],
+        &[],
+    );
+    let r = Realised::parse(out).ok();
+    assert_eq!(r.built().len(), 6);
+    assert!(r.stderr().contains("is unavailable"), "{}", r.stderr());
+}
