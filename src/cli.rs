@@ -117,6 +117,7 @@ pub enum Command {
     /// Re-resolve dependencies (all, or the named ones) and update cmod.lock.
     Update(UpdateArgs),
     /// Add a dependency to cmod.toml (keeping its formatting and comments).
+    #[command(disable_version_flag = true)]
     Add(AddArgs),
     /// Remove a dependency from cmod.toml.
     Remove(RemoveArgs),

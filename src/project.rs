@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use cmod_evaluator::derive::{Target, TargetKind};
 use cmod_evaluator::deps::{Fetcher, Network, TreeStore, Update};
+use cmod_evaluator::derive::{Target, TargetKind};
 use cmod_evaluator::flags::ProfileName;
 use cmod_evaluator::git::GitCache;
 use cmod_evaluator::lockfile::{self, LOCK_NAME};
-use cmod_schema::{ContentHash, StorePath};
 use cmod_evaluator::{evaluate, EvalOptions, Evaluation};
+use cmod_schema::{ContentHash, StorePath};
 use cmod_store::Store;
 
 use crate::cli::{BuildOpts, Cli};
@@ -67,7 +67,9 @@ impl TreeStore for StoreTrees<'_> {
     }
 
     fn add(&self, dir: &Path, path: &StorePath, hash: &ContentHash) -> Result<PathBuf, String> {
-        self.0.add_source(dir, path, hash).map_err(|e| e.to_string())?;
+        self.0
+            .add_source(dir, path, hash)
+            .map_err(|e| e.to_string())?;
         Ok(self.0.path_of(path))
     }
 }
@@ -79,11 +81,20 @@ pub fn load(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
 
 /// Evaluate, releasing the locked versions of the packages `update` names (for
 /// `cmod update`), optionally pinning one to a `precise` version or revision.
-pub fn load_with(cli: &Cli, build: &BuildOpts, update: Update, precise: Option<(String, String)>) -> Result<Project, CliError> {
+pub fn load_with(
+    cli: &Cli,
+    build: &BuildOpts,
+    update: Update,
+    precise: Option<(String, String)>,
+) -> Result<Project, CliError> {
     let store = open_store(cli)?;
     let dir = package_dir(cli)?;
     let opts = EvalOptions {
-        profile: if build.release { ProfileName::Release } else { ProfileName::Dev },
+        profile: if build.release {
+            ProfileName::Release
+        } else {
+            ProfileName::Dev
+        },
         cache_dir: Some(store.cache_dir()),
         select: build.package.clone(),
     };
@@ -93,7 +104,11 @@ pub fn load_with(cli: &Cli, build: &BuildOpts, update: Update, precise: Option<(
     let fetcher = Fetcher {
         git: GitCache::new(store.cache_dir().join("git")),
         trees: &trees,
-        network: if build.offline() { Network::Offline } else { Network::Online },
+        network: if build.offline() {
+            Network::Offline
+        } else {
+            Network::Online
+        },
         lock: lock.as_ref(),
         update,
         precise,
@@ -140,7 +155,12 @@ impl Project {
         if names.is_empty() {
             return Ok(all.into_iter().map(|(p, t, _)| (p, t)).collect());
         }
-        let known = || all.iter().map(|(p, t, _)| format!("{p}/{t}")).collect::<Vec<_>>().join(", ");
+        let known = || {
+            all.iter()
+                .map(|(p, t, _)| format!("{p}/{t}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut out = Vec::new();
         for n in names {
             let (pkg, name) = match n.split_once('/') {
@@ -148,19 +168,35 @@ impl Project {
                 None => (None, n.as_str()),
             };
             let in_pkg = |p: &str| pkg.is_none_or(|want| want == p);
-            let mut found: Vec<&(String, String, TargetKind)> = all.iter().filter(|(p, t, _)| in_pkg(p) && t == name).collect();
+            let mut found: Vec<&(String, String, TargetKind)> = all
+                .iter()
+                .filter(|(p, t, _)| in_pkg(p) && t == name)
+                .collect();
             if found.is_empty() {
                 found = all
                     .iter()
-                    .filter(|(p, t, kind)| in_pkg(p) && *kind == TargetKind::Lib && (name == p || name == "lib" || *t == format!("lib{name}.a")))
+                    .filter(|(p, t, kind)| {
+                        in_pkg(p)
+                            && *kind == TargetKind::Lib
+                            && (name == p || name == "lib" || *t == format!("lib{name}.a"))
+                    })
                     .collect();
             }
             match found.as_slice() {
                 [(p, t, _)] => out.push((p.clone(), t.clone())),
-                [] => return Err(CliError::usage(format!("no target `{n}`"), Some(format!("the targets are: {}", known())))),
+                [] => {
+                    return Err(CliError::usage(
+                        format!("no target `{n}`"),
+                        Some(format!("the targets are: {}", known())),
+                    ))
+                }
                 many => {
-                    let options: Vec<String> = many.iter().map(|(p, t, _)| format!("{p}/{t}")).collect();
-                    return Err(CliError::usage(format!("`{n}` names several targets"), Some(format!("say which: {}", options.join(", ")))));
+                    let options: Vec<String> =
+                        many.iter().map(|(p, t, _)| format!("{p}/{t}")).collect();
+                    return Err(CliError::usage(
+                        format!("`{n}` names several targets"),
+                        Some(format!("say which: {}", options.join(", "))),
+                    ));
                 }
             }
         }
@@ -170,14 +206,47 @@ impl Project {
     /// How targets are called in messages and out-link names: `target`, or
     /// `member/target` when the selection spans several members.
     pub fn display_names(selected: &[(String, String)]) -> Vec<String> {
-        let qualified = selected.iter().map(|(p, _)| p).collect::<std::collections::BTreeSet<_>>().len() > 1;
-        selected.iter().map(|(p, t)| if qualified { format!("{p}/{t}") } else { t.clone() }).collect()
+        let qualified = selected
+            .iter()
+            .map(|(p, _)| p)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1;
+        selected
+            .iter()
+            .map(|(p, t)| {
+                if qualified {
+                    format!("{p}/{t}")
+                } else {
+                    t.clone()
+                }
+            })
+            .collect()
     }
 
     /// [`Project::display_names`] of resolved targets.
     pub fn shown(targets: &[Target]) -> Vec<String> {
-        let pairs: Vec<(String, String)> = targets.iter().map(|t| (t.package.clone(), t.name.clone())).collect();
+        let pairs: Vec<(String, String)> = targets
+            .iter()
+            .map(|t| (t.package.clone(), t.name.clone()))
+            .collect();
         Project::display_names(&pairs)
+    }
+
+    /// The store paths of the git checkouts the package graph was loaded from (kept
+    /// alive by out-links, so garbage collection never forces a re-fetch).
+    pub fn source_trees(&self) -> Vec<StorePath> {
+        self.eval
+            .packages
+            .packages
+            .iter()
+            .filter_map(|p| match &p.source {
+                cmod_evaluator::package::PackageSource::Git(g) => {
+                    self.store.parse_path(&g.dir.to_string_lossy()).ok()
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The targets named on the command line, with their derivations.
@@ -196,7 +265,9 @@ impl Project {
                     .iter()
                     .find(|t| &t.package == p && &t.name == n)
                     .cloned()
-                    .ok_or_else(|| CliError::Internal(format!("target `{p}/{n}` has no derivation")))
+                    .ok_or_else(|| {
+                        CliError::Internal(format!("target `{p}/{n}` has no derivation"))
+                    })
             })
             .collect()
     }

@@ -93,7 +93,9 @@ pub struct LoadOptions<'a> {
 impl PackageGraph {
     /// Load the package or workspace in `dir` with its dependencies.
     pub fn load(dir: &Path, opts: &LoadOptions<'_>) -> Result<PackageGraph, EvalError> {
-        let dir = dir.canonicalize().map_err(|e| EvalError::io(dir, "open the directory", e))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| EvalError::io(dir, "open the directory", e))?;
         let ws = workspace::find(&dir)?;
         let mut extra: BTreeMap<String, Vec<semver::VersionReq>> = BTreeMap::new();
         for _ in 0..16 {
@@ -110,7 +112,10 @@ impl PackageGraph {
                 }
             }
         }
-        Err(EvalError::new(ErrorKind::Dependency, "dependency resolution did not settle after 16 rounds"))
+        Err(EvalError::new(
+            ErrorKind::Dependency,
+            "dependency resolution did not settle after 16 rounds",
+        ))
     }
 
     pub fn root(&self) -> &Package {
@@ -173,21 +178,42 @@ struct Loader<'a> {
 
 fn canonical(dir: &Path, at: &Location) -> Result<PathBuf, EvalError> {
     dir.canonicalize().map_err(|e| {
-        EvalError::new(ErrorKind::Dependency, format!("cannot open `{}`: {e}", dir.display()))
-            .at(at.clone())
-            .help("fix `path`; it is relative to the directory of the manifest that declares it")
+        EvalError::new(
+            ErrorKind::Dependency,
+            format!("cannot open `{}`: {e}", dir.display()),
+        )
+        .at(at.clone())
+        .help("fix `path`; it is relative to the directory of the manifest that declares it")
     })
 }
 
 impl<'a> Loader<'a> {
-    fn new(opts: &'a LoadOptions<'a>, ws: Option<Workspace>, extra: BTreeMap<String, Vec<semver::VersionReq>>) -> Self {
-        Loader { opts, ws, extra, done: Vec::new(), by_dir: BTreeMap::new(), by_name: BTreeMap::new(), git: BTreeMap::new(), stack: Vec::new(), warnings: Vec::new() }
+    fn new(
+        opts: &'a LoadOptions<'a>,
+        ws: Option<Workspace>,
+        extra: BTreeMap<String, Vec<semver::VersionReq>>,
+    ) -> Self {
+        Loader {
+            opts,
+            ws,
+            extra,
+            done: Vec::new(),
+            by_dir: BTreeMap::new(),
+            by_name: BTreeMap::new(),
+            git: BTreeMap::new(),
+            stack: Vec::new(),
+            warnings: Vec::new(),
+        }
     }
 
     fn run(mut self, dir: &Path) -> Result<PackageGraph, Stop> {
         let (root_dir, member_dirs, file) = match &self.ws {
             Some(ws) => (ws.root.clone(), ws.members.clone(), ws.file.clone()),
-            None => (dir.to_path_buf(), vec![dir.to_path_buf()], ManifestFile::load(&dir.join(MANIFEST_NAME))?),
+            None => (
+                dir.to_path_buf(),
+                vec![dir.to_path_buf()],
+                ManifestFile::load(&dir.join(MANIFEST_NAME))?,
+            ),
         };
         let mut members = Vec::new();
         for m in &member_dirs {
@@ -198,50 +224,97 @@ impl<'a> Loader<'a> {
                 .select
                 .iter()
                 .map(|n| {
-                    members.iter().copied().find(|&m| self.done[m].name == *n).ok_or_else(|| {
-                        let names: Vec<&str> = members.iter().map(|&m| self.done[m].name.as_str()).collect();
-                        EvalError::new(ErrorKind::ManifestInvalid, format!("`{n}` is not a member of this workspace"))
+                    members
+                        .iter()
+                        .copied()
+                        .find(|&m| self.done[m].name == *n)
+                        .ok_or_else(|| {
+                            let names: Vec<&str> = members
+                                .iter()
+                                .map(|&m| self.done[m].name.as_str())
+                                .collect();
+                            EvalError::new(
+                                ErrorKind::ManifestInvalid,
+                                format!("`{n}` is not a member of this workspace"),
+                            )
                             .help(format!("members: {}", names.join(", ")))
-                    })
+                        })
                 })
                 .collect::<Result<_, _>>()?
         } else if dir == root_dir {
             members.clone()
         } else {
-            members.iter().copied().filter(|&m| self.done[m].root == dir).collect()
+            members
+                .iter()
+                .copied()
+                .filter(|&m| self.done[m].root == dir)
+                .collect()
         };
         let Some(&root) = selected.first() else {
-            return Err(EvalError::new(ErrorKind::ManifestInvalid, format!("the workspace at `{}` has no members", root_dir.display()))
-                .at(file.location_or_file(0..0))
-                .help("list member directories in [workspace] members")
-                .into());
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("the workspace at `{}` has no members", root_dir.display()),
+            )
+            .at(file.location_or_file(0..0))
+            .help("list member directories in [workspace] members")
+            .into());
         };
-        Ok(PackageGraph { packages: self.done, workspace_root: root_dir, workspace_file: file, members, selected, root, warnings: self.warnings })
+        Ok(PackageGraph {
+            packages: self.done,
+            workspace_root: root_dir,
+            workspace_file: file,
+            members,
+            selected,
+            root,
+            warnings: self.warnings,
+        })
     }
 
-    fn visit(&mut self, dir: &Path, required_at: Option<Location>, source: PackageSource) -> Result<PackageId, Stop> {
+    fn visit(
+        &mut self,
+        dir: &Path,
+        required_at: Option<Location>,
+        source: PackageSource,
+    ) -> Result<PackageId, Stop> {
         if let Some(&id) = self.by_dir.get(dir) {
             return Ok(id);
         }
         if let Some(pos) = self.stack.iter().position(|(d, _)| d == dir) {
             let mut cycle: Vec<String> = self.stack[pos..].iter().map(|(_, n)| n.clone()).collect();
             cycle.push(self.stack[pos].1.clone());
-            return Err(EvalError::new(ErrorKind::Dependency, format!("packages depend on each other in a cycle: {}", cycle.join(" → ")))
-                .at_opt(required_at)
-                .help("remove one of these dependencies; a package graph must be acyclic")
-                .into());
+            return Err(EvalError::new(
+                ErrorKind::Dependency,
+                format!(
+                    "packages depend on each other in a cycle: {}",
+                    cycle.join(" → ")
+                ),
+            )
+            .at_opt(required_at)
+            .help("remove one of these dependencies; a package graph must be acyclic")
+            .into());
         }
-        let file = ManifestFile::load(&dir.join(MANIFEST_NAME)).map_err(|e| match (&required_at, e.kind) {
-            (Some(at), ErrorKind::ManifestMissing) => EvalError::new(ErrorKind::Dependency, format!("dependency directory `{}` has no `{MANIFEST_NAME}`", dir.display()))
+        let file = ManifestFile::load(&dir.join(MANIFEST_NAME)).map_err(|e| {
+            match (&required_at, e.kind) {
+                (Some(at), ErrorKind::ManifestMissing) => EvalError::new(
+                    ErrorKind::Dependency,
+                    format!(
+                        "dependency directory `{}` has no `{MANIFEST_NAME}`",
+                        dir.display()
+                    ),
+                )
                 .at(at.clone())
                 .help("point `path` at a directory that contains a cmod package"),
-            _ => e,
+                _ => e,
+            }
         })?;
         let Some(package) = file.manifest.package.clone() else {
-            return Err(EvalError::new(ErrorKind::ManifestInvalid, format!("`{}` has no [package] table", file.path.display()))
-                .at(file.location_or_file(0..0))
-                .help("add\n\n[package]\nname = \"my-package\"\nversion = \"0.1.0\"\n")
-                .into());
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("`{}` has no [package] table", file.path.display()),
+            )
+            .at(file.location_or_file(0..0))
+            .help("add\n\n[package]\nname = \"my-package\"\nversion = \"0.1.0\"\n")
+            .into());
         };
         let name = package.name.get_ref().as_str().to_string();
         let version = package.version.get_ref().0.clone();
@@ -253,12 +326,22 @@ impl<'a> Loader<'a> {
             let id = self.dependency(&file, &name, dep_name, spec, &location, &source)?;
             let found = &self.done[id].name;
             if found != dep_name {
-                return Err(EvalError::new(ErrorKind::Dependency, format!("dependency `{dep_name}` points at package `{found}` (in `{}`)", self.done[id].root.display()))
-                    .at(location)
-                    .help(format!("rename the dependency key to `{found}`"))
-                    .into());
+                return Err(EvalError::new(
+                    ErrorKind::Dependency,
+                    format!(
+                        "dependency `{dep_name}` points at package `{found}` (in `{}`)",
+                        self.done[id].root.display()
+                    ),
+                )
+                .at(location)
+                .help(format!("rename the dependency key to `{found}`"))
+                .into());
             }
-            deps.push(crate::package::Dependency { name: dep_name.clone(), package: id, location });
+            deps.push(crate::package::Dependency {
+                name: dep_name.clone(),
+                package: id,
+                location,
+            });
         }
         self.stack.pop();
 
@@ -272,12 +355,28 @@ impl<'a> Loader<'a> {
         let id = self.done.len();
         self.by_dir.insert(dir.to_path_buf(), id);
         self.by_name.insert(name.clone(), id);
-        self.done.push(Package { id, name, version, root: dir.to_path_buf(), file, deps, source });
+        self.done.push(Package {
+            id,
+            name,
+            version,
+            root: dir.to_path_buf(),
+            file,
+            deps,
+            source,
+        });
         Ok(id)
     }
 
     /// Load dependency `dep_name` of package `requirer`, returning its package id.
-    fn dependency(&mut self, file: &ManifestFile, requirer: &str, dep_name: &str, spec: &Spanned<DependencySpec>, location: &Location, from: &PackageSource) -> Result<PackageId, Stop> {
+    fn dependency(
+        &mut self,
+        file: &ManifestFile,
+        requirer: &str,
+        dep_name: &str,
+        spec: &Spanned<DependencySpec>,
+        location: &Location,
+        from: &PackageSource,
+    ) -> Result<PackageId, Stop> {
         let (spec, base, location) = self.inherit(file, dep_name, spec, location)?;
         check_shape(&spec, dep_name, &location)?;
         if let Some(path) = &spec.path {
@@ -303,22 +402,58 @@ impl<'a> Loader<'a> {
                 .help("add one of `tag = \"...\"`, `rev = \"...\"`, `branch = \"...\"` or `version = \"^1.2\"`")
         })?;
         let Some(fetcher) = self.opts.fetcher else {
-            return Err(EvalError::new(ErrorKind::Internal, "git dependencies need a fetcher").into());
+            return Err(
+                EvalError::new(ErrorKind::Internal, "git dependencies need a fetcher").into(),
+            );
         };
         if let Some((pkg, reqs)) = self.git.get_mut(dep_name) {
             let same_url = pkg.url == url;
-            if same_url && pkg.satisfies(&reference, || fetcher.git.open(&url).ok().and_then(|r| crate::git::refs(&r).ok())) {
-                reqs.push(Requirement { requirer: requirer.into(), reference, location: location.clone() });
+            if same_url
+                && pkg.satisfies(&reference, || {
+                    fetcher
+                        .git
+                        .open(&url)
+                        .ok()
+                        .and_then(|r| crate::git::refs(&r).ok())
+                })
+            {
+                reqs.push(Requirement {
+                    requirer: requirer.into(),
+                    reference,
+                    location: location.clone(),
+                });
                 let dir = pkg.dir.clone();
-                return Ok(self.by_dir.get(&dir).copied().ok_or_else(|| EvalError::new(ErrorKind::Internal, "git package not loaded"))?);
+                return Ok(self.by_dir.get(&dir).copied().ok_or_else(|| {
+                    EvalError::new(ErrorKind::Internal, "git package not loaded")
+                })?);
             }
-            let all_versions = same_url && matches!(reference, GitRef::Version(_)) && reqs.iter().all(|r| matches!(r.reference, GitRef::Version(_)));
+            let all_versions = same_url
+                && matches!(reference, GitRef::Version(_))
+                && reqs
+                    .iter()
+                    .all(|r| matches!(r.reference, GitRef::Version(_)));
             if all_versions {
-                let mut wanted: Vec<semver::VersionReq> = reqs.iter().filter_map(|r| if let GitRef::Version(v) = &r.reference { Some(v.clone()) } else { None }).collect();
-                if let GitRef::Version(v) = &reference {
-                    wanted.push(v.clone());
+                let mut wanted: Vec<semver::VersionReq> = Vec::new();
+                for r in reqs.iter().map(|r| &r.reference).chain([&reference]) {
+                    if let GitRef::Version(v) = r {
+                        if !wanted.contains(v) {
+                            wanted.push(v.clone());
+                        }
+                    }
                 }
-                if self.extra.get(dep_name).is_none_or(|e| wanted.iter().any(|w| !e.contains(w))) {
+                // Restart with every requirement only if some tag satisfies them all.
+                let satisfiable = fetcher
+                    .git
+                    .open(&url)
+                    .ok()
+                    .and_then(|r| crate::git::refs(&r).ok())
+                    .is_some_and(|refs| crate::deps::select_version(&refs, &wanted).is_some());
+                if satisfiable
+                    && self
+                        .extra
+                        .get(dep_name)
+                        .is_none_or(|e| wanted.iter().any(|w| !e.contains(w)))
+                {
                     return Err(Stop::Restart(dep_name.to_string(), wanted));
                 }
             }
@@ -339,23 +474,46 @@ impl<'a> Loader<'a> {
             .into());
         }
         let also: Vec<semver::VersionReq> = self.extra.get(dep_name).cloned().unwrap_or_default();
-        let pkg = fetcher.resolve(dep_name, &url, &reference, &also, &base, &mut self.warnings).map_err(|e| {
-            let at = e.location.clone().or(Some(location.clone()));
-            e.at_opt(at)
-        })?;
+        let pkg = fetcher
+            .resolve(dep_name, &url, &reference, &also, &base, &mut self.warnings)
+            .map_err(|e| {
+                let at = e.location.clone().or(Some(location.clone()));
+                e.at_opt(at)
+            })?;
         let dir = pkg.dir.clone();
-        self.git.insert(dep_name.to_string(), (pkg.clone(), vec![Requirement { requirer: requirer.into(), reference, location: location.clone() }]));
+        self.git.insert(
+            dep_name.to_string(),
+            (
+                pkg.clone(),
+                vec![Requirement {
+                    requirer: requirer.into(),
+                    reference,
+                    location: location.clone(),
+                }],
+            ),
+        );
         self.visit(&dir, Some(location), PackageSource::Git(pkg))
     }
 
     /// Resolve `{ workspace = true }` to the workspace's entry (paths relative to the
     /// workspace root); other specs are returned as they are, relative to `file`.
-    fn inherit(&self, file: &ManifestFile, name: &str, spec: &Spanned<DependencySpec>, location: &Location) -> Result<(DependencySpec, PathBuf, Location), EvalError> {
+    fn inherit(
+        &self,
+        file: &ManifestFile,
+        name: &str,
+        spec: &Spanned<DependencySpec>,
+        location: &Location,
+    ) -> Result<(DependencySpec, PathBuf, Location), EvalError> {
         let s = spec.get_ref();
         if s.workspace != Some(true) {
             return Ok((s.clone(), file.dir().to_path_buf(), location.clone()));
         }
-        let others = s.path.is_some() || s.git.is_some() || s.tag.is_some() || s.rev.is_some() || s.branch.is_some() || s.version.is_some();
+        let others = s.path.is_some()
+            || s.git.is_some()
+            || s.tag.is_some()
+            || s.rev.is_some()
+            || s.branch.is_some()
+            || s.version.is_some();
         if others {
             return Err(EvalError::new(ErrorKind::ManifestInvalid, format!("dependency `{name}` sets `workspace = true` and also its own source"))
                 .at(location.clone())
@@ -371,23 +529,54 @@ impl<'a> Loader<'a> {
                 .at(location.clone())
                 .help(format!("add `{name} = {{ ... }}` to [workspace.dependencies] in `{}`", ws.file.path.display()))
         })?;
-        Ok((entry.get_ref().clone(), ws.root.clone(), ws.file.location(entry.span())))
+        Ok((
+            entry.get_ref().clone(),
+            ws.root.clone(),
+            ws.file.location(entry.span()),
+        ))
     }
 }
 
 /// Check the dependency spec's shape: one source, at most one git pin.
 fn check_shape(s: &DependencySpec, name: &str, location: &Location) -> Result<(), EvalError> {
-    let pins: Vec<&str> = [("tag", s.tag.is_some()), ("rev", s.rev.is_some()), ("branch", s.branch.is_some()), ("version", s.version.is_some())]
-        .iter()
-        .filter(|(_, set)| *set)
-        .map(|(n, _)| *n)
-        .collect();
-    let invalid = |msg: String, help: &str| Err(EvalError::new(ErrorKind::ManifestInvalid, msg).at(location.clone()).help(help.to_string()));
+    let pins: Vec<&str> = [
+        ("tag", s.tag.is_some()),
+        ("rev", s.rev.is_some()),
+        ("branch", s.branch.is_some()),
+        ("version", s.version.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(n, _)| *n)
+    .collect();
+    let invalid = |msg: String, help: &str| {
+        Err(EvalError::new(ErrorKind::ManifestInvalid, msg)
+            .at(location.clone())
+            .help(help.to_string()))
+    };
     match (&s.path, &s.git) {
-        (Some(_), Some(_)) => invalid(format!("dependency `{name}` gives both `path` and `git`"), "keep exactly one source: `path = \"...\"` or `git = \"...\"`"),
-        (None, None) => invalid(format!("dependency `{name}` has no source"), "add `path = \"../dir\"` or `git = \"https://...\"`"),
-        (Some(_), None) if !pins.is_empty() => invalid(format!("dependency `{name}` is a path dependency but sets `{}`", pins.join("`, `")), "`tag`, `rev`, `branch` and `version` only apply to `git` dependencies"),
-        (None, Some(_)) if pins.len() > 1 => invalid(format!("dependency `{name}` sets `{}` together", pins.join("` and `")), "pin a git dependency with exactly one of `tag`, `rev`, `branch` or `version`"),
+        (Some(_), Some(_)) => invalid(
+            format!("dependency `{name}` gives both `path` and `git`"),
+            "keep exactly one source: `path = \"...\"` or `git = \"...\"`",
+        ),
+        (None, None) => invalid(
+            format!("dependency `{name}` has no source"),
+            "add `path = \"../dir\"` or `git = \"https://...\"`",
+        ),
+        (Some(_), None) if !pins.is_empty() => invalid(
+            format!(
+                "dependency `{name}` is a path dependency but sets `{}`",
+                pins.join("`, `")
+            ),
+            "`tag`, `rev`, `branch` and `version` only apply to `git` dependencies",
+        ),
+        (None, Some(_)) if pins.len() > 1 => invalid(
+            format!(
+                "dependency `{name}` sets `{}` together",
+                pins.join("` and `")
+            ),
+            "pin a git dependency with exactly one of `tag`, `rev`, `branch` or `version`",
+        ),
         _ => Ok(()),
     }
 }

@@ -137,7 +137,10 @@ fn manifest_document(cli: &Cli) -> Result<(std::path::PathBuf, String, DocumentM
 }
 
 fn save(path: &std::path::Path, original: &str, doc: &DocumentMut) -> Result<(), CliError> {
-    let text = doc.to_string();
+    let mut text = doc.to_string();
+    if original.ends_with('\n') && !text.ends_with('\n') {
+        text.push('\n');
+    }
     // Never write a manifest cmod itself would reject.
     if let Err(e) = ManifestFile::parse(path, text.clone()) {
         return Err(CliError::Internal(format!(

@@ -299,7 +299,10 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
                         outputs: o.clone(),
                     })
                     .collect(),
-                r.closure(derivations).into_iter().collect(),
+                r.closure(derivations)
+                    .into_iter()
+                    .chain(project.source_trees())
+                    .collect(),
             );
             project.store.write_memo(&key, &memo)?;
             memo

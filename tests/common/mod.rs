@@ -63,14 +63,42 @@ impl Sandbox {
 }
 
 pub fn cmod_in(cwd: &Path, store: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cmod"))
-        .arg("--store")
+    cmod_env(cwd, store, args, &[])
+}
+
+/// `cmod_in` with extra environment variables.
+pub fn cmod_env(cwd: &Path, store: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cmod"));
+    cmd.arg("--store")
         .arg(store)
         .args(args)
         .current_dir(cwd)
         .env_remove("CMOD_STORE")
+        .env_remove("CMOD_GIT_REWRITE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run cmod")
+}
+
+/// Run `git` in `dir` (tests create and change upstream repositories with it; cmod
+/// itself never runs git).
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@cmod.invalid")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@cmod.invalid")
         .output()
-        .expect("run cmod")
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn copy_dir(src: &Path, dst: &Path) {
