@@ -205,6 +205,8 @@ fn kill_when(store: &Path, args: &[&str], ready: impl Fn() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the copy neither finished nor got going in 60 s");
 }
 
