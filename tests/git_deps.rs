@@ -469,3 +469,99 @@ fn add_and_remove_keep_comments_and_formatting() {
     assert_eq!(code, 2);
     assert!(err.contains("`numbers` is not in [dependencies]"), "{err}");
 }
+
+/// A real smart-HTTP git server on loopback: `git http-backend` as a CGI program under
+/// Python's http.server, killed when dropped.
+struct HttpGitServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpGitServer {
+    fn start(root: &Path, repos: &Path) -> HttpGitServer {
+        let cgi = root.join("cgi-bin");
+        std::fs::create_dir_all(&cgi).unwrap();
+        let script = cgi.join("git");
+        std::fs::write(&script, format!("#!/bin/sh\nexport GIT_PROJECT_ROOT={} GIT_HTTP_EXPORT_ALL=1\nexec git -c safe.directory='*' http-backend\n", repos.display())).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        // Python's CGI runs scripts as `nobody`: let it read the repositories.
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(repos)
+            .status();
+        let mut dir = repos.to_path_buf();
+        while let Some(parent) = dir.parent() {
+            let _ = std::process::Command::new("chmod")
+                .arg("a+x")
+                .arg(&dir)
+                .status();
+            dir = parent.to_path_buf();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = HttpGitServer {
+            child: std::process::Command::new("python3")
+                .args([
+                    "-m",
+                    "http.server",
+                    "--cgi",
+                    "--bind",
+                    "127.0.0.1",
+                    &port.to_string(),
+                ])
+                .current_dir(root)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("python3 http.server"),
+            port,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the HTTP git server did not start on port {port}");
+    }
+}
+
+impl Drop for HttpGitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn git_over_http_with_gix_transport() {
+    let u = Upstream::new();
+    let server = HttpGitServer::start(&u.s.dir.path().join("www"), &u.repos);
+    let env = vec![(
+        "CMOD_GIT_REWRITE",
+        format!("{PREFIX}=http://127.0.0.1:{}/cgi-bin/git/", server.port),
+    )];
+    let dir = u.s.copy_example("with-deps");
+    let r = Realised::parse(cmod_env(
+        &dir,
+        &u.s.store(),
+        &["realise", "--message-format", "json"],
+        &env,
+    ))
+    .ok();
+    assert!(run(&r.target("with-deps"), &[]).contains("numbers 1.10.0"));
+    // Locked and in the store: the server is not needed any more.
+    drop(server);
+    let r = Realised::parse(cmod_env(
+        &dir,
+        &u.s.store(),
+        &["realise", "--message-format", "json", "--frozen"],
+        &env,
+    ))
+    .ok();
+    assert!(r.built().is_empty());
+}

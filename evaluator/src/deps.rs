@@ -125,8 +125,8 @@ impl GitPackage {
         match r {
             GitRef::Version(req) => req.matches(&self.version),
             GitRef::Rev(rev) => self.commit.starts_with(rev.as_str()),
-            GitRef::Tag(t) => self.reference == GitRef::Tag(t.clone()) || refs().and_then(|r| r.tags.get(t).map(|id| id.to_string() == self.commit)).unwrap_or(false),
-            GitRef::Branch(b) => self.reference == GitRef::Branch(b.clone()) || refs().and_then(|r| r.branches.get(b).map(|id| id.to_string() == self.commit)).unwrap_or(false),
+            GitRef::Tag(t) => self.reference == GitRef::Tag(t.clone()) || refs().and_then(|r| r.tags.get(t).map(|id| git::parse_id(&self.commit) == Some(*id))).unwrap_or(false),
+            GitRef::Branch(b) => self.reference == GitRef::Branch(b.clone()) || refs().and_then(|r| r.branches.get(b).map(|id| git::parse_id(&self.commit) == Some(*id))).unwrap_or(false),
         }
     }
 }

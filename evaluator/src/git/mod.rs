@@ -233,7 +233,7 @@ fn remote_fetch(url: &str, dir: &Path) -> Result<(), GitError> {
     if !dir.join("HEAD").exists() {
         let prepare = gix::prepare_clone_bare(url, dir).map_err(|e| fail(&e))?;
         let mut prepare =
-            prepare.configure_remote(move |r| Ok(r.with_refspecs(refspecs, Direction::Fetch)?));
+            prepare.configure_remote(move |r| r.with_refspecs(refspecs, Direction::Fetch));
         prepare
             .fetch_only(gix::progress::Discard, &interrupt)
             .map_err(|e| fail(&e))?;
