@@ -20,9 +20,21 @@ fn load(dir: &Path) -> Result<PackageGraph, EvalError> {
 #[test]
 fn diamond_loads_each_package_once_in_order() {
     let t = tempfile::tempdir().unwrap();
-    write(t.path(), "a/cmod.toml", &pkg("a", "b = { path = \"../b\" }\nc = { path = \"../c\" }\n"));
-    write(t.path(), "b/cmod.toml", &pkg("b", "d = { path = \"../d\" }\n"));
-    write(t.path(), "c/cmod.toml", &pkg("c", "d = { path = \"../d\" }\n"));
+    write(
+        t.path(),
+        "a/cmod.toml",
+        &pkg("a", "b = { path = \"../b\" }\nc = { path = \"../c\" }\n"),
+    );
+    write(
+        t.path(),
+        "b/cmod.toml",
+        &pkg("b", "d = { path = \"../d\" }\n"),
+    );
+    write(
+        t.path(),
+        "c/cmod.toml",
+        &pkg("c", "d = { path = \"../d\" }\n"),
+    );
     write(t.path(), "d/cmod.toml", &pkg("d", ""));
     let g = load(&t.path().join("a")).unwrap();
     let names: Vec<&str> = g.packages.iter().map(|p| p.name.as_str()).collect();
@@ -30,15 +42,27 @@ fn diamond_loads_each_package_once_in_order() {
     assert_eq!(g.root().name, "a");
     assert_eq!(g.members, vec![g.root]);
     assert_eq!(g.packages[0].source, PackageSource::Path);
-    let deps: Vec<&str> = g.transitive_deps(g.root).iter().map(|&i| g.packages[i].name.as_str()).collect();
+    let deps: Vec<&str> = g
+        .transitive_deps(g.root)
+        .iter()
+        .map(|&i| g.packages[i].name.as_str())
+        .collect();
     assert_eq!(deps, ["d", "b", "c"]);
 }
 
 #[test]
 fn cycle_is_reported_with_its_members() {
     let t = tempfile::tempdir().unwrap();
-    write(t.path(), "a/cmod.toml", &pkg("a", "b = { path = \"../b\" }\n"));
-    write(t.path(), "b/cmod.toml", &pkg("b", "a = { path = \"../a\" }\n"));
+    write(
+        t.path(),
+        "a/cmod.toml",
+        &pkg("a", "b = { path = \"../b\" }\n"),
+    );
+    write(
+        t.path(),
+        "b/cmod.toml",
+        &pkg("b", "a = { path = \"../a\" }\n"),
+    );
     let e = load(&t.path().join("a")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Dependency);
     assert!(e.message.contains("a → b → a"), "{e}");
@@ -48,13 +72,21 @@ fn cycle_is_reported_with_its_members() {
 #[test]
 fn wrong_name_and_missing_dir() {
     let t = tempfile::tempdir().unwrap();
-    write(t.path(), "a/cmod.toml", &pkg("a", "x = { path = \"../b\" }\n"));
+    write(
+        t.path(),
+        "a/cmod.toml",
+        &pkg("a", "x = { path = \"../b\" }\n"),
+    );
     write(t.path(), "b/cmod.toml", &pkg("b", ""));
     let e = load(&t.path().join("a")).unwrap_err();
     assert!(e.message.contains("points at package `b`"), "{e}");
     assert_eq!(e.help.as_deref(), Some("rename the dependency key to `b`"));
 
-    write(t.path(), "c/cmod.toml", &pkg("c", "nope = { path = \"../nope\" }\n"));
+    write(
+        t.path(),
+        "c/cmod.toml",
+        &pkg("c", "nope = { path = \"../nope\" }\n"),
+    );
     let e = load(&t.path().join("c")).unwrap_err();
     assert!(e.message.contains("cannot open"), "{e}");
     assert_eq!(e.location.unwrap().line, 5);
@@ -63,17 +95,32 @@ fn wrong_name_and_missing_dir() {
 #[test]
 fn conflicting_sources_are_rejected_at_the_line() {
     let t = tempfile::tempdir().unwrap();
-    write(t.path(), "a/cmod.toml", &pkg("a", "b = { path = \"../b\", git = \"file:///x\" }\n"));
+    write(
+        t.path(),
+        "a/cmod.toml",
+        &pkg("a", "b = { path = \"../b\", git = \"file:///x\" }\n"),
+    );
     let e = load(&t.path().join("a")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::ManifestInvalid);
     assert!(e.message.contains("both `path` and `git`"), "{e}");
     assert_eq!(e.location.unwrap().line, 5);
 
-    write(t.path(), "d/cmod.toml", &pkg("d", "b = { git = \"file:///x\", tag = \"v1\", rev = \"abc\" }\n"));
+    write(
+        t.path(),
+        "d/cmod.toml",
+        &pkg(
+            "d",
+            "b = { git = \"file:///x\", tag = \"v1\", rev = \"abc\" }\n",
+        ),
+    );
     let e = load(&t.path().join("d")).unwrap_err();
     assert!(e.message.contains("sets `tag` and `rev` together"), "{e}");
 
-    write(t.path(), "e/cmod.toml", &pkg("e", "b = { git = \"file:///x\" }\n"));
+    write(
+        t.path(),
+        "e/cmod.toml",
+        &pkg("e", "b = { git = \"file:///x\" }\n"),
+    );
     let e = load(&t.path().join("e")).unwrap_err();
     assert!(e.message.contains("is not pinned"), "{e}");
 }
@@ -91,8 +138,19 @@ fn workspace_members_inherit_dependencies_and_select() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
     write(root, "cmod.toml", "[workspace]\nmembers = [\"members/*\"]\n\n[workspace.dependencies]\nc = { path = \"members/c\" }\nextern = { path = \"vendor/extern\" }\n");
-    write(root, "members/a/cmod.toml", &pkg("a", "b = { path = \"../b\" }\n"));
-    write(root, "members/b/cmod.toml", &pkg("b", "c = { workspace = true }\nextern = { workspace = true }\n"));
+    write(
+        root,
+        "members/a/cmod.toml",
+        &pkg("a", "b = { path = \"../b\" }\n"),
+    );
+    write(
+        root,
+        "members/b/cmod.toml",
+        &pkg(
+            "b",
+            "c = { workspace = true }\nextern = { workspace = true }\n",
+        ),
+    );
     write(root, "members/c/cmod.toml", &pkg("c", ""));
     write(root, "vendor/extern/cmod.toml", &pkg("extern", ""));
     let g = load(root).unwrap();
@@ -103,14 +161,38 @@ fn workspace_members_inherit_dependencies_and_select() {
     assert_eq!(g.selected.len(), 3, "at the root every member is selected");
     assert_eq!(g.workspace_root, root.canonicalize().unwrap());
     let ext = g.packages.iter().find(|p| p.name == "extern").unwrap();
-    assert_eq!(ext.source, PackageSource::Path, "a path outside the workspace is not a member");
+    assert_eq!(
+        ext.source,
+        PackageSource::Path,
+        "a path outside the workspace is not a member"
+    );
     // From a member's directory, only that member is selected; the workspace is found.
     let g = load(&root.join("members/b")).unwrap();
-    assert_eq!(g.selected.iter().map(|&s| g.packages[s].name.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert_eq!(
+        g.selected
+            .iter()
+            .map(|&s| g.packages[s].name.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
     // `-p` selects by name; unknown names are an error.
-    let g = PackageGraph::load(root, &LoadOptions { fetcher: None, select: vec!["c".into()] }).unwrap();
+    let g = PackageGraph::load(
+        root,
+        &LoadOptions {
+            fetcher: None,
+            select: vec!["c".into()],
+        },
+    )
+    .unwrap();
     assert_eq!(g.root().name, "c");
-    let e = PackageGraph::load(root, &LoadOptions { fetcher: None, select: vec!["zz".into()] }).unwrap_err();
+    let e = PackageGraph::load(
+        root,
+        &LoadOptions {
+            fetcher: None,
+            select: vec!["zz".into()],
+        },
+    )
+    .unwrap_err();
     assert!(e.message.contains("`zz` is not a member"), "{e}");
 }
 
@@ -121,11 +203,22 @@ fn workspace_inheritance_errors() {
     write(root, "cmod.toml", "[workspace]\nmembers = [\"m\"]\n");
     write(root, "m/cmod.toml", &pkg("m", "x = { workspace = true }\n"));
     let e = load(root).unwrap_err();
-    assert!(e.message.contains("[workspace.dependencies] has no `x`"), "{e}");
-    write(root, "m/cmod.toml", &pkg("m", "x = { workspace = true, path = \"../x\" }\n"));
+    assert!(
+        e.message.contains("[workspace.dependencies] has no `x`"),
+        "{e}"
+    );
+    write(
+        root,
+        "m/cmod.toml",
+        &pkg("m", "x = { workspace = true, path = \"../x\" }\n"),
+    );
     let e = load(root).unwrap_err();
     assert!(e.message.contains("also its own source"), "{e}");
-    write(root, "solo/cmod.toml", &pkg("solo", "x = { workspace = true }\n"));
+    write(
+        root,
+        "solo/cmod.toml",
+        &pkg("solo", "x = { workspace = true }\n"),
+    );
     let e = load(&root.join("solo")).unwrap_err();
     assert!(e.message.contains("not in a workspace"), "{e}");
 }
