@@ -117,7 +117,12 @@ pub struct GitPackage {
 impl GitPackage {
     /// `git+<url>?<query>#<commit>`.
     pub fn source(&self) -> String {
-        format!("git+{}?{}#{}", self.url, self.reference.query(), self.commit)
+        format!(
+            "git+{}?{}#{}",
+            self.url,
+            self.reference.query(),
+            self.commit
+        )
     }
 
     /// Whether this package satisfies another requirement `r` on the same URL.
@@ -125,8 +130,26 @@ impl GitPackage {
         match r {
             GitRef::Version(req) => req.matches(&self.version),
             GitRef::Rev(rev) => self.commit.starts_with(rev.as_str()),
-            GitRef::Tag(t) => self.reference == GitRef::Tag(t.clone()) || refs().and_then(|r| r.tags.get(t).map(|id| git::parse_id(&self.commit) == Some(*id))).unwrap_or(false),
-            GitRef::Branch(b) => self.reference == GitRef::Branch(b.clone()) || refs().and_then(|r| r.branches.get(b).map(|id| git::parse_id(&self.commit) == Some(*id))).unwrap_or(false),
+            GitRef::Tag(t) => {
+                self.reference == GitRef::Tag(t.clone())
+                    || refs()
+                        .and_then(|r| {
+                            r.tags
+                                .get(t)
+                                .map(|id| git::parse_id(&self.commit) == Some(*id))
+                        })
+                        .unwrap_or(false)
+            }
+            GitRef::Branch(b) => {
+                self.reference == GitRef::Branch(b.clone())
+                    || refs()
+                        .and_then(|r| {
+                            r.branches
+                                .get(b)
+                                .map(|id| git::parse_id(&self.commit) == Some(*id))
+                        })
+                        .unwrap_or(false)
+            }
         }
     }
 }
@@ -145,10 +168,19 @@ pub fn tree_name(name: &str, version: &semver::Version) -> String {
 }
 
 /// The highest tag of `refs` whose version (after an optional `v`) matches every requirement.
-pub fn select_version<'r>(refs: &'r git::Refs, reqs: &[semver::VersionReq]) -> Option<(&'r String, semver::Version)> {
+pub fn select_version<'r>(
+    refs: &'r git::Refs,
+    reqs: &[semver::VersionReq],
+) -> Option<(&'r String, semver::Version)> {
     refs.tags
         .keys()
-        .filter_map(|t| t.strip_prefix('v').unwrap_or(t).parse::<semver::Version>().ok().map(|v| (t, v)))
+        .filter_map(|t| {
+            t.strip_prefix('v')
+                .unwrap_or(t)
+                .parse::<semver::Version>()
+                .ok()
+                .map(|v| (t, v))
+        })
         .filter(|(_, v)| reqs.iter().all(|r| r.matches(v)))
         .max_by(|a, b| a.1.cmp(&b.1))
 }
@@ -181,27 +213,86 @@ impl Fetcher<'_> {
 
     /// Resolve git dependency `name` (`url`, `reference`) required from `base`'s manifest,
     /// with extra version requirements `also` from other requirers.
-    pub fn resolve(&self, name: &str, url: &str, reference: &GitRef, also: &[semver::VersionReq], base: &Path, warnings: &mut Vec<EvalError>) -> Result<GitPackage, EvalError> {
-        if let Some(lock) = self.locked(name, url, reference).filter(|_| also.is_empty()) {
-            let version: semver::Version = lock.version.parse().map_err(|e| EvalError::new(ErrorKind::Lock, format!("cmod.lock: package `{name}` has version `{}`: {e}", lock.version)))?;
-            let commit = parse_git_source(&lock.source).map(|(_, _, c)| c.to_string()).unwrap_or_default();
-            let pkg = self.materialise(name, url, reference, &commit, Some((&lock.tree, &version)), base)?;
+    pub fn resolve(
+        &self,
+        name: &str,
+        url: &str,
+        reference: &GitRef,
+        also: &[semver::VersionReq],
+        base: &Path,
+        warnings: &mut Vec<EvalError>,
+    ) -> Result<GitPackage, EvalError> {
+        if let Some(lock) = self
+            .locked(name, url, reference)
+            .filter(|_| also.is_empty())
+        {
+            let version: semver::Version = lock.version.parse().map_err(|e| {
+                EvalError::new(
+                    ErrorKind::Lock,
+                    format!(
+                        "cmod.lock: package `{name}` has version `{}`: {e}",
+                        lock.version
+                    ),
+                )
+            })?;
+            let commit = parse_git_source(&lock.source)
+                .map(|(_, _, c)| c.to_string())
+                .unwrap_or_default();
+            let pkg = self.materialise(
+                name,
+                url,
+                reference,
+                &commit,
+                Some((&lock.tree, &version)),
+                base,
+            )?;
             self.warn_if_moved(&pkg, base, warnings);
             return Ok(pkg);
         }
         let repo = self.repo(url, base)?;
-        let refs = git::refs(&repo).map_err(|e| EvalError::new(ErrorKind::Dependency, e.to_string()))?;
-        let precise = self.precise.as_ref().filter(|(p, _)| p == name).map(|(_, v)| v.as_str());
+        let refs =
+            git::refs(&repo).map_err(|e| EvalError::new(ErrorKind::Dependency, e.to_string()))?;
+        let precise = self
+            .precise
+            .as_ref()
+            .filter(|(p, _)| p == name)
+            .map(|(_, v)| v.as_str());
         let commit = match (reference, precise) {
             (GitRef::Version(req), Some(v)) => {
-                let want: semver::Version = v.trim_start_matches('v').parse().map_err(|e| EvalError::new(ErrorKind::Dependency, format!("--precise `{v}` is not a version: {e}")))?;
+                let want: semver::Version = v.trim_start_matches('v').parse().map_err(|e| {
+                    EvalError::new(
+                        ErrorKind::Dependency,
+                        format!("--precise `{v}` is not a version: {e}"),
+                    )
+                })?;
                 if !req.matches(&want) || also.iter().any(|r| !r.matches(&want)) {
-                    return Err(EvalError::new(ErrorKind::Dependency, format!("--precise {want} does not satisfy the requirement `{req}` of `{name}`")));
+                    return Err(EvalError::new(
+                        ErrorKind::Dependency,
+                        format!(
+                            "--precise {want} does not satisfy the requirement `{req}` of `{name}`"
+                        ),
+                    ));
                 }
-                let tag = refs.tags.keys().find(|t| t.strip_prefix('v').unwrap_or(t) == want.to_string()).ok_or_else(|| EvalError::new(ErrorKind::Dependency, format!("`{url}` has no tag for version {want}")))?;
+                let tag = refs
+                    .tags
+                    .keys()
+                    .find(|t| t.strip_prefix('v').unwrap_or(t) == want.to_string())
+                    .ok_or_else(|| {
+                        EvalError::new(
+                            ErrorKind::Dependency,
+                            format!("`{url}` has no tag for version {want}"),
+                        )
+                    })?;
                 refs.tags[tag].to_string()
             }
-            (_, Some(rev)) => git::resolve_rev(&repo, rev).map_err(|e| EvalError::new(ErrorKind::Dependency, format!("--precise for `{name}`: {e}")))?.to_string(),
+            (_, Some(rev)) => git::resolve_rev(&repo, rev)
+                .map_err(|e| {
+                    EvalError::new(
+                        ErrorKind::Dependency,
+                        format!("--precise for `{name}`: {e}"),
+                    )
+                })?
+                .to_string(),
             (GitRef::Version(req), None) => {
                 let mut reqs = vec![req.clone()];
                 reqs.extend(also.iter().cloned());
@@ -211,28 +302,84 @@ impl Fetcher<'_> {
                         let tags: Vec<&str> = refs.tags.keys().map(String::as_str).collect();
                         return Err(EvalError::new(
                             ErrorKind::Dependency,
-                            format!("no tag of `{url}` matches {}", reqs.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(" and ")),
+                            format!(
+                                "no tag of `{url}` matches {}",
+                                reqs.iter()
+                                    .map(|r| format!("`{r}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(" and ")
+                            ),
                         )
-                        .help(format!("its tags are: {}", if tags.is_empty() { "(none)".to_string() } else { tags.join(", ") })));
+                        .help(format!(
+                            "its tags are: {}",
+                            if tags.is_empty() {
+                                "(none)".to_string()
+                            } else {
+                                tags.join(", ")
+                            }
+                        )));
                     }
                 }
             }
-            (GitRef::Tag(t), None) => refs.tags.get(t).map(|id| id.to_string()).ok_or_else(|| EvalError::new(ErrorKind::Dependency, format!("`{url}` has no tag `{t}`")).help(format!("its tags are: {}", refs.tags.keys().cloned().collect::<Vec<_>>().join(", "))))?,
-            (GitRef::Branch(b), None) => refs.branches.get(b).map(|id| id.to_string()).ok_or_else(|| EvalError::new(ErrorKind::Dependency, format!("`{url}` has no branch `{b}`")))?,
-            (GitRef::Rev(r), None) => git::resolve_rev(&repo, r).map_err(|e| EvalError::new(ErrorKind::Dependency, format!("`{url}`: {e}")))?.to_string(),
+            (GitRef::Tag(t), None) => {
+                refs.tags.get(t).map(|id| id.to_string()).ok_or_else(|| {
+                    EvalError::new(ErrorKind::Dependency, format!("`{url}` has no tag `{t}`")).help(
+                        format!(
+                            "its tags are: {}",
+                            refs.tags.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })?
+            }
+            (GitRef::Branch(b), None) => {
+                refs.branches
+                    .get(b)
+                    .map(|id| id.to_string())
+                    .ok_or_else(|| {
+                        EvalError::new(
+                            ErrorKind::Dependency,
+                            format!("`{url}` has no branch `{b}`"),
+                        )
+                    })?
+            }
+            (GitRef::Rev(r), None) => git::resolve_rev(&repo, r)
+                .map_err(|e| EvalError::new(ErrorKind::Dependency, format!("`{url}`: {e}")))?
+                .to_string(),
         };
         self.materialise(name, url, reference, &commit, None, base)
     }
 
     /// Get the tree of `commit` into the store (or find it there) and describe the package.
-    fn materialise(&self, name: &str, url: &str, reference: &GitRef, commit: &str, locked: Option<(&ContentHash, &semver::Version)>, base: &Path) -> Result<GitPackage, EvalError> {
+    fn materialise(
+        &self,
+        name: &str,
+        url: &str,
+        reference: &GitRef,
+        commit: &str,
+        locked: Option<(&ContentHash, &semver::Version)>,
+        base: &Path,
+    ) -> Result<GitPackage, EvalError> {
         if let Some((tree, version)) = locked {
-            let path = StorePath::compute(PathKind::Source, tree, &tree_name(name, version), []).map_err(|e| EvalError::new(ErrorKind::Internal, e.to_string()))?;
+            let path = StorePath::compute(PathKind::Source, tree, &tree_name(name, version), [])
+                .map_err(|e| EvalError::new(ErrorKind::Internal, e.to_string()))?;
             if let Some(dir) = self.trees.find(&path) {
-                return Ok(GitPackage { url: url.into(), reference: reference.clone(), commit: commit.into(), tree: *tree, dir, name: name.into(), version: version.clone() });
+                return Ok(GitPackage {
+                    url: url.into(),
+                    reference: reference.clone(),
+                    commit: commit.into(),
+                    tree: *tree,
+                    dir,
+                    name: name.into(),
+                    version: version.clone(),
+                });
             }
         }
-        let id = git::parse_id(commit).ok_or_else(|| EvalError::new(ErrorKind::Lock, format!("cmod.lock: `{commit}` is not a commit id")))?;
+        let id = git::parse_id(commit).ok_or_else(|| {
+            EvalError::new(
+                ErrorKind::Lock,
+                format!("cmod.lock: `{commit}` is not a commit id"),
+            )
+        })?;
         let mut repo = self.repo_if_cached(url).filter(|r| git::has_commit(r, &id));
         if repo.is_none() {
             let r = self.repo(url, base)?;
@@ -249,12 +396,41 @@ impl Fetcher<'_> {
         };
         let manifest_text = git::read_file(&repo, &id, crate::manifest_file::MANIFEST_NAME)
             .map_err(|e| EvalError::new(ErrorKind::Dependency, e.to_string()))?
-            .ok_or_else(|| EvalError::new(ErrorKind::Dependency, format!("commit {commit} of `{url}` has no cmod.toml at its root")))?;
-        let manifest: Manifest = toml::from_str(&String::from_utf8_lossy(&manifest_text)).map_err(|e| EvalError::new(ErrorKind::Dependency, format!("the cmod.toml of `{url}` at {commit} is invalid: {}", e.message())))?;
-        let version = manifest.package.as_ref().map(|p| p.version.get_ref().0.clone()).ok_or_else(|| EvalError::new(ErrorKind::Dependency, format!("the cmod.toml of `{url}` at {commit} has no [package]")))?;
-        let tmp = self.git.dir(url).with_extension(format!("checkout-{}-{}", std::process::id(), &commit[..12]));
+            .ok_or_else(|| {
+                EvalError::new(
+                    ErrorKind::Dependency,
+                    format!("commit {commit} of `{url}` has no cmod.toml at its root"),
+                )
+            })?;
+        let manifest: Manifest =
+            toml::from_str(&String::from_utf8_lossy(&manifest_text)).map_err(|e| {
+                EvalError::new(
+                    ErrorKind::Dependency,
+                    format!(
+                        "the cmod.toml of `{url}` at {commit} is invalid: {}",
+                        e.message()
+                    ),
+                )
+            })?;
+        let version = manifest
+            .package
+            .as_ref()
+            .map(|p| p.version.get_ref().0.clone())
+            .ok_or_else(|| {
+                EvalError::new(
+                    ErrorKind::Dependency,
+                    format!("the cmod.toml of `{url}` at {commit} has no [package]"),
+                )
+            })?;
+        let tmp = self.git.dir(url).with_extension(format!(
+            "checkout-{}-{}",
+            std::process::id(),
+            &commit[..12]
+        ));
         let _ = std::fs::remove_dir_all(&tmp);
-        let hash = git::checkout(&repo, &id, &tmp).map_err(|e| EvalError::new(ErrorKind::Dependency, format!("checking out `{name}`: {e}")));
+        let hash = git::checkout(&repo, &id, &tmp).map_err(|e| {
+            EvalError::new(ErrorKind::Dependency, format!("checking out `{name}`: {e}"))
+        });
         let result = hash.and_then(|hash| {
             if let Some((expected, _)) = locked {
                 if *expected != hash {
@@ -286,8 +462,12 @@ impl Fetcher<'_> {
         if self.network == Network::Offline {
             return;
         }
-        let Ok(git::Location::Local(path)) = git::locate(&git::rewrite(&pkg.url), base) else { return };
-        let Ok(refs) = git::local_refs(&path) else { return };
+        let Ok(git::Location::Local(path)) = git::locate(&git::rewrite(&pkg.url), base) else {
+            return;
+        };
+        let Ok(refs) = git::local_refs(&path) else {
+            return;
+        };
         let (kind, now) = match &pkg.reference {
             GitRef::Tag(t) => ("tag", refs.tags.get(t)),
             GitRef::Branch(b) => ("branch", refs.branches.get(b)),
@@ -331,13 +511,21 @@ mod tests {
 
     #[test]
     fn semver_selection_takes_the_highest_matching_tag() {
-        let r = refs(&["v1.0.0", "v1.2.3", "v1.10.0", "v2.0.0", "not-a-version", "1.2.4"]);
+        let r = refs(&[
+            "v1.0.0",
+            "v1.2.3",
+            "v1.10.0",
+            "v2.0.0",
+            "not-a-version",
+            "1.2.4",
+        ]);
         let pick = |req: &str| select_version(&r, &[req.parse().unwrap()]).map(|(t, _)| t.clone());
         assert_eq!(pick("^1.2").as_deref(), Some("v1.10.0"));
         assert_eq!(pick("~1.2").as_deref(), Some("1.2.4"));
         assert_eq!(pick("=1.0.0").as_deref(), Some("v1.0.0"));
         assert_eq!(pick("^3"), None);
-        let both = select_version(&r, &["^1.2".parse().unwrap(), "<1.5".parse().unwrap()]).map(|(t, _)| t.clone());
+        let both = select_version(&r, &["^1.2".parse().unwrap(), "<1.5".parse().unwrap()])
+            .map(|(t, _)| t.clone());
         assert_eq!(both.as_deref(), Some("1.2.4"));
     }
 
@@ -353,8 +541,21 @@ mod tests {
             version: "1.2.3".parse().unwrap(),
         };
         let s = p.source();
-        assert_eq!(s, format!("git+https://example.com/u.git?version=^1.2#{}", "a".repeat(40)));
-        assert_eq!(parse_git_source(&s), Some(("https://example.com/u.git", "version=^1.2", "a".repeat(40).as_str())));
+        assert_eq!(
+            s,
+            format!(
+                "git+https://example.com/u.git?version=^1.2#{}",
+                "a".repeat(40)
+            )
+        );
+        assert_eq!(
+            parse_git_source(&s),
+            Some((
+                "https://example.com/u.git",
+                "version=^1.2",
+                "a".repeat(40).as_str()
+            ))
+        );
         assert!(p.satisfies(&GitRef::Version("^1".parse().unwrap()), || None));
         assert!(!p.satisfies(&GitRef::Version("^2".parse().unwrap()), || None));
         assert!(p.satisfies(&GitRef::Rev("aaaaaaa".into()), || None));

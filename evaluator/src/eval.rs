@@ -10,13 +10,13 @@ use cmod_schema::toolchain::ToolchainInfo;
 use cmod_schema::ContentHash;
 use rayon::prelude::*;
 
+use crate::deps::Fetcher;
 use crate::derive::{archive_file, derive, DeriveInput, Derived, TargetKind};
 use crate::error::{ErrorKind, EvalError};
 use crate::file_cache::FileCache;
 use crate::flags::{package_flags, PackageFlags, ProfileName};
 use crate::graph::{ModuleGraph, Origin, Owner, RawUnit};
 use crate::lexer::Declarations;
-use crate::deps::Fetcher;
 use crate::package::{LoadOptions, PackageGraph};
 use crate::scan::{scan_package, ScanItem, Scanned};
 use crate::sources::{find_sources, PackageSources};
@@ -128,7 +128,12 @@ impl Evaluation {
         let mut out = Vec::new();
         for &p in &self.packages.selected {
             let pkg = &self.packages.packages[p];
-            out.extend(self.sources[p].bins.iter().map(|b| (pkg.name.clone(), b.name.clone(), TargetKind::Bin)));
+            out.extend(
+                self.sources[p]
+                    .bins
+                    .iter()
+                    .map(|b| (pkg.name.clone(), b.name.clone(), TargetKind::Bin)),
+            );
             out.extend(archive_file(pkg).map(|a| (pkg.name.clone(), a, TargetKind::Lib)));
         }
         out
@@ -137,8 +142,18 @@ impl Evaluation {
 
 /// Evaluate the package or workspace in `dir`. Git dependencies are resolved through
 /// `fetcher` (an error without one).
-pub fn evaluate(dir: &Path, opts: &EvalOptions, fetcher: Option<&Fetcher<'_>>) -> Result<Evaluation, EvalError> {
-    let packages = PackageGraph::load(dir, &LoadOptions { fetcher, select: opts.select.clone() })?;
+pub fn evaluate(
+    dir: &Path,
+    opts: &EvalOptions,
+    fetcher: Option<&Fetcher<'_>>,
+) -> Result<Evaluation, EvalError> {
+    let packages = PackageGraph::load(
+        dir,
+        &LoadOptions {
+            fetcher,
+            select: opts.select.clone(),
+        },
+    )?;
     let toolchain = toolchain_for(&packages, opts.cache_dir.as_deref())?;
     let files = match &opts.cache_dir {
         Some(d) => FileCache::load(d.join("files.json")),

@@ -57,7 +57,10 @@ pub fn current(eval: &Evaluation) -> Lockfile {
         .map(|p| {
             let (source, tree) = match &p.source {
                 PackageSource::Git(g) => (g.source(), g.tree),
-                PackageSource::Path | PackageSource::Member => (format!("path+{}", relative(&graph.workspace_root, &p.root)), files_hash(eval, p.id)),
+                PackageSource::Path | PackageSource::Member => (
+                    format!("path+{}", relative(&graph.workspace_root, &p.root)),
+                    files_hash(eval, p.id),
+                ),
             };
             LockedPackage {
                 name: p.name.clone(),
@@ -86,7 +89,10 @@ pub fn current(eval: &Evaluation) -> Lockfile {
 /// headers they include.
 fn files_hash(eval: &Evaluation, id: usize) -> ContentHash {
     let p = &eval.packages.packages[id];
-    let mut files: Vec<(String, ContentHash)> = vec![("cmod.toml".into(), ContentHash::of_file(false, p.file.text.as_bytes()))];
+    let mut files: Vec<(String, ContentHash)> = vec![(
+        "cmod.toml".into(),
+        ContentHash::of_file(false, p.file.text.as_bytes()),
+    )];
     for u in &eval.graph.units {
         if let Origin::Package(pid, _) = u.origin {
             if pid == id {

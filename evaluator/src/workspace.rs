@@ -23,17 +23,27 @@ pub struct Workspace {
 /// The member directories of the workspace whose root manifest is `file`.
 fn member_dirs(file: &ManifestFile) -> Result<Vec<PathBuf>, EvalError> {
     let root = file.dir().to_path_buf();
-    let Some(ws) = &file.manifest.workspace else { return Ok(Vec::new()) };
+    let Some(ws) = &file.manifest.workspace else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     if file.manifest.package.is_some() {
         out.push(root.clone());
     }
-    let excluded: Vec<PathBuf> = ws.get_ref().exclude.iter().map(|e| root.join(e.trim_end_matches('/'))).collect();
+    let excluded: Vec<PathBuf> = ws
+        .get_ref()
+        .exclude
+        .iter()
+        .map(|e| root.join(e.trim_end_matches('/')))
+        .collect();
     for pattern in &ws.get_ref().members {
         let glob = Glob::new(pattern.get_ref().trim_end_matches('/'))
             .map_err(|e| {
-                EvalError::new(ErrorKind::ManifestInvalid, format!("`{}` is not a valid member glob: {e}", pattern.get_ref()))
-                    .at(file.location_or_file(pattern.span()))
+                EvalError::new(
+                    ErrorKind::ManifestInvalid,
+                    format!("`{}` is not a valid member glob: {e}", pattern.get_ref()),
+                )
+                .at(file.location_or_file(pattern.span()))
             })?
             .compile_matcher();
         let before = out.len();
@@ -41,18 +51,33 @@ fn member_dirs(file: &ManifestFile) -> Result<Vec<PathBuf>, EvalError> {
             .min_depth(1)
             .sort_by_file_name()
             .into_iter()
-            .filter_entry(|e| e.file_type().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_entry(|e| {
+                e.file_type().is_dir() && !e.file_name().to_string_lossy().starts_with('.')
+            })
             .flatten()
         {
-            let Ok(rel) = entry.path().strip_prefix(&root) else { continue };
-            if glob.is_match(rel) && entry.path().join(MANIFEST_NAME).is_file() && !excluded.iter().any(|x| x == entry.path()) {
+            let Ok(rel) = entry.path().strip_prefix(&root) else {
+                continue;
+            };
+            if glob.is_match(rel)
+                && entry.path().join(MANIFEST_NAME).is_file()
+                && !excluded.iter().any(|x| x == entry.path())
+            {
                 out.push(entry.path().to_path_buf());
             }
         }
         if out.len() == before {
-            return Err(EvalError::new(ErrorKind::ManifestInvalid, format!("workspace member pattern `{}` matches no package directory", pattern.get_ref()))
-                .at(file.location_or_file(pattern.span()))
-                .help("each member is a directory (relative to the workspace root) holding a cmod.toml"));
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!(
+                    "workspace member pattern `{}` matches no package directory",
+                    pattern.get_ref()
+                ),
+            )
+            .at(file.location_or_file(pattern.span()))
+            .help(
+                "each member is a directory (relative to the workspace root) holding a cmod.toml",
+            ));
         }
     }
     let mut canon = Vec::new();
@@ -66,7 +91,9 @@ fn member_dirs(file: &ManifestFile) -> Result<Vec<PathBuf>, EvalError> {
 
 /// The directory holding the lockfile for `dir`: its workspace root, else `dir` itself.
 pub fn root_of(dir: &Path) -> Result<PathBuf, EvalError> {
-    let dir = dir.canonicalize().map_err(|e| EvalError::io(dir, "open the directory", e))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| EvalError::io(dir, "open the directory", e))?;
     Ok(find(&dir)?.map(|w| w.root).unwrap_or(dir))
 }
 
@@ -83,7 +110,11 @@ pub fn find(dir: &Path) -> Result<Option<Workspace>, EvalError> {
         }
         let members = member_dirs(&file)?;
         if ancestor == dir || members.iter().any(|m| m == dir) {
-            return Ok(Some(Workspace { root: ancestor.to_path_buf(), file, members }));
+            return Ok(Some(Workspace {
+                root: ancestor.to_path_buf(),
+                file,
+                members,
+            }));
         }
         // A workspace that does not list this package: it stands alone.
         return Ok(None);
@@ -105,23 +136,42 @@ mod tests {
     fn members_globs_exclude_and_lookup_from_a_member() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().canonicalize().unwrap();
-        write(&root, "cmod.toml", "[workspace]\nmembers = [\"crates/*\"]\nexclude = [\"crates/old\"]\n");
+        write(
+            &root,
+            "cmod.toml",
+            "[workspace]\nmembers = [\"crates/*\"]\nexclude = [\"crates/old\"]\n",
+        );
         for m in ["a", "b", "old"] {
-            write(&root, &format!("crates/{m}/cmod.toml"), &format!("[package]\nname = \"{m}\"\nversion = \"1.0.0\"\n"));
+            write(
+                &root,
+                &format!("crates/{m}/cmod.toml"),
+                &format!("[package]\nname = \"{m}\"\nversion = \"1.0.0\"\n"),
+            );
         }
         std::fs::create_dir_all(root.join("crates/empty")).unwrap();
         let ws = find(&root).unwrap().unwrap();
-        let names: Vec<String> = ws.members.iter().map(|m| m.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = ws
+            .members
+            .iter()
+            .map(|m| m.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, ["a", "b"]);
         let from_member = find(&root.join("crates/a")).unwrap().unwrap();
         assert_eq!(from_member.root, root);
-        assert!(find(&root.join("crates/old")).unwrap().is_none(), "excluded packages stand alone");
+        assert!(
+            find(&root.join("crates/old")).unwrap().is_none(),
+            "excluded packages stand alone"
+        );
     }
 
     #[test]
     fn a_pattern_matching_nothing_is_an_error() {
         let t = tempfile::tempdir().unwrap();
-        write(t.path(), "cmod.toml", "[workspace]\nmembers = [\n  \"nothing/*\",\n]\n");
+        write(
+            t.path(),
+            "cmod.toml",
+            "[workspace]\nmembers = [\n  \"nothing/*\",\n]\n",
+        );
         let e = find(&t.path().canonicalize().unwrap()).unwrap_err();
         assert!(e.message.contains("matches no package directory"), "{e}");
         assert_eq!(e.location.unwrap().line, 3);

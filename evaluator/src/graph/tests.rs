@@ -31,7 +31,8 @@ fn fixture() -> Fixture {
         "c/cmod.toml",
         "[package]\nname = \"c\"\nversion = \"1.0.0\"\n",
     );
-    let packages = PackageGraph::load(&t.path().join("a"), &crate::package::LoadOptions::default()).unwrap();
+    let packages =
+        PackageGraph::load(&t.path().join("a"), &crate::package::LoadOptions::default()).unwrap();
     Fixture { _dir: t, packages }
 }
 
