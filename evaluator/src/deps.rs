@@ -257,82 +257,82 @@ impl Fetcher<'_> {
             .as_ref()
             .filter(|(p, _)| p == name)
             .map(|(_, v)| v.as_str());
-        let commit = match (reference, precise) {
-            (GitRef::Version(req), Some(v)) => {
-                let want: semver::Version = v.trim_start_matches('v').parse().map_err(|e| {
-                    EvalError::new(
-                        ErrorKind::Dependency,
-                        format!("--precise `{v}` is not a version: {e}"),
-                    )
-                })?;
-                if !req.matches(&want) || also.iter().any(|r| !r.matches(&want)) {
-                    return Err(EvalError::new(
-                        ErrorKind::Dependency,
-                        format!(
-                            "--precise {want} does not satisfy the requirement `{req}` of `{name}`"
-                        ),
-                    ));
-                }
-                let tag = refs
-                    .tags
-                    .keys()
-                    .find(|t| t.strip_prefix('v').unwrap_or(t) == want.to_string())
-                    .ok_or_else(|| {
+        let commit =
+            match (reference, precise) {
+                (GitRef::Version(req), Some(v)) => {
+                    let want: semver::Version = v.trim_start_matches('v').parse().map_err(|e| {
                         EvalError::new(
                             ErrorKind::Dependency,
-                            format!("`{url}` has no tag for version {want}"),
+                            format!("--precise `{v}` is not a version: {e}"),
                         )
                     })?;
-                refs.tags[tag].to_string()
-            }
-            (_, Some(rev)) => git::resolve_rev(&repo, rev)
-                .map_err(|e| {
-                    EvalError::new(
-                        ErrorKind::Dependency,
-                        format!("--precise for `{name}`: {e}"),
-                    )
-                })?
-                .to_string(),
-            (GitRef::Version(req), None) => {
-                let mut reqs = vec![req.clone()];
-                reqs.extend(also.iter().cloned());
-                match select_version(&refs, &reqs) {
-                    Some((tag, _)) => refs.tags[tag].to_string(),
-                    None => {
-                        let tags: Vec<&str> = refs.tags.keys().map(String::as_str).collect();
+                    if !req.matches(&want) || also.iter().any(|r| !r.matches(&want)) {
                         return Err(EvalError::new(
                             ErrorKind::Dependency,
                             format!(
-                                "no tag of `{url}` matches {}",
-                                reqs.iter()
-                                    .map(|r| format!("`{r}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(" and ")
-                            ),
+                            "--precise {want} does not satisfy the requirement `{req}` of `{name}`"
+                        ),
+                        ));
+                    }
+                    let tag = refs
+                        .tags
+                        .keys()
+                        .find(|t| t.strip_prefix('v').unwrap_or(t) == want.to_string())
+                        .ok_or_else(|| {
+                            EvalError::new(
+                                ErrorKind::Dependency,
+                                format!("`{url}` has no tag for version {want}"),
+                            )
+                        })?;
+                    refs.tags[tag].to_string()
+                }
+                (_, Some(rev)) => git::resolve_rev(&repo, rev)
+                    .map_err(|e| {
+                        EvalError::new(
+                            ErrorKind::Dependency,
+                            format!("--precise for `{name}`: {e}"),
                         )
-                        .help(format!(
-                            "its tags are: {}",
-                            if tags.is_empty() {
-                                "(none)".to_string()
-                            } else {
-                                tags.join(", ")
-                            }
-                        )));
+                    })?
+                    .to_string(),
+                (GitRef::Version(req), None) => {
+                    let mut reqs = vec![req.clone()];
+                    reqs.extend(also.iter().cloned());
+                    match select_version(&refs, &reqs) {
+                        Some((tag, _)) => refs.tags[tag].to_string(),
+                        None => {
+                            let tags: Vec<&str> = refs.tags.keys().map(String::as_str).collect();
+                            return Err(EvalError::new(
+                                ErrorKind::Dependency,
+                                format!(
+                                    "no tag of `{url}` matches {}",
+                                    reqs.iter()
+                                        .map(|r| format!("`{r}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(" and ")
+                                ),
+                            )
+                            .help(format!(
+                                "its tags are: {}",
+                                if tags.is_empty() {
+                                    "(none)".to_string()
+                                } else {
+                                    tags.join(", ")
+                                }
+                            )));
+                        }
                     }
                 }
-            }
-            (GitRef::Tag(t), None) => {
-                refs.tags.get(t).map(|id| id.to_string()).ok_or_else(|| {
-                    EvalError::new(ErrorKind::Dependency, format!("`{url}` has no tag `{t}`")).help(
-                        format!(
-                            "its tags are: {}",
-                            refs.tags.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    )
-                })?
-            }
-            (GitRef::Branch(b), None) => {
-                refs.branches
+                (GitRef::Tag(t), None) => {
+                    refs.tags.get(t).map(|id| id.to_string()).ok_or_else(|| {
+                        EvalError::new(ErrorKind::Dependency, format!("`{url}` has no tag `{t}`"))
+                            .help(format!(
+                                "its tags are: {}",
+                                refs.tags.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ))
+                    })?
+                }
+                (GitRef::Branch(b), None) => refs
+                    .branches
                     .get(b)
                     .map(|id| id.to_string())
                     .ok_or_else(|| {
@@ -340,12 +340,11 @@ impl Fetcher<'_> {
                             ErrorKind::Dependency,
                             format!("`{url}` has no branch `{b}`"),
                         )
-                    })?
-            }
-            (GitRef::Rev(r), None) => git::resolve_rev(&repo, r)
-                .map_err(|e| EvalError::new(ErrorKind::Dependency, format!("`{url}`: {e}")))?
-                .to_string(),
-        };
+                    })?,
+                (GitRef::Rev(r), None) => git::resolve_rev(&repo, r)
+                    .map_err(|e| EvalError::new(ErrorKind::Dependency, format!("`{url}`: {e}")))?
+                    .to_string(),
+            };
         self.materialise(name, url, reference, &commit, None, base)
     }
 
