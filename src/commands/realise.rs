@@ -265,6 +265,9 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
+    // Hold the GC lock (shared) until the out-links are registered as roots: between a
+    // realisation finishing and its roots existing, a concurrent GC must not run.
+    let _gc = project.store.gc_guard()?;
     let lock = with_json_finish(
         &progress,
         crate::commands::lock::prepare(&project, args.build.locked()),
