@@ -380,7 +380,7 @@ impl ModuleGraph {
             .at(at)
             .help(format!("import the module instead: `import {};`", module_of(&imp.name)));
         }
-        let rel = relative_path(&importer.root, &owner.root);
+        let rel = crate::paths::relative(&importer.root, &owner.root);
         EvalError::new(
             ErrorKind::UndeclaredDependency,
             format!(
@@ -563,24 +563,6 @@ fn providers(units: &[Unit]) -> Result<BTreeMap<String, UnitId>, EvalError> {
         providers.insert(name.clone(), i);
     }
     Ok(providers)
-}
-
-/// `to` relative to `from`, for suggestions like `path = "../units"`.
-fn relative_path(from: &std::path::Path, to: &std::path::Path) -> String {
-    let f: Vec<_> = from.components().collect();
-    let t: Vec<_> = to.components().collect();
-    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), f.len() - common).collect();
-    parts.extend(
-        t[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    if parts.is_empty() {
-        ".".into()
-    } else {
-        parts.join("/")
-    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod lexer;
 pub mod lockfile;
 pub mod manifest_file;
 pub mod package;
+pub mod paths;
 pub mod scan;
 pub mod sources;
 pub mod toolchain;

@@ -58,7 +58,10 @@ pub fn current(eval: &Evaluation) -> Lockfile {
             let (source, tree) = match &p.source {
                 PackageSource::Git(g) => (g.source(), g.tree),
                 PackageSource::Path | PackageSource::Member => (
-                    format!("path+{}", relative(&graph.workspace_root, &p.root)),
+                    format!(
+                        "path+{}",
+                        crate::paths::relative(&graph.workspace_root, &p.root)
+                    ),
                     files_hash(eval, p.id),
                 ),
             };
@@ -146,23 +149,6 @@ pub fn changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
         }
     }
     out
-}
-
-fn relative(from: &Path, to: &Path) -> String {
-    let f: Vec<_> = from.components().collect();
-    let t: Vec<_> = to.components().collect();
-    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), f.len() - common).collect();
-    parts.extend(
-        t[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    if parts.is_empty() {
-        ".".into()
-    } else {
-        parts.join("/")
-    }
 }
 
 #[cfg(test)]

@@ -211,6 +211,21 @@ pub struct ToolchainSpec {
     pub stdlib: Option<Stdlib>,
 }
 
+/// A value written either as an integer or as a string (`cxx-standard = 20` or `"20"`),
+/// as text.
+fn int_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Text(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::Int(i) => i.to_string(),
+        Raw::Text(s) => s,
+    })
+}
+
 /// The C++ standard. Named modules need C++20 or later.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CxxStandard {
@@ -252,16 +267,7 @@ impl CxxStandard {
 
 impl<'de> Deserialize<'de> for CxxStandard {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(i64),
-            Text(String),
-        }
-        let text = match Raw::deserialize(d)? {
-            Raw::Int(i) => i.to_string(),
-            Raw::Text(s) => s,
-        };
+        let text = int_or_text(d)?;
         CxxStandard::parse(&text).map_err(serde::de::Error::custom)
     }
 }
@@ -415,16 +421,7 @@ impl OptLevel {
 
 impl<'de> Deserialize<'de> for OptLevel {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(i64),
-            Text(String),
-        }
-        let text = match Raw::deserialize(d)? {
-            Raw::Int(i) => i.to_string(),
-            Raw::Text(s) => s,
-        };
+        let text = int_or_text(d)?;
         OptLevel::parse(&text).map_err(serde::de::Error::custom)
     }
 }

@@ -50,12 +50,7 @@ impl Store {
     /// Hold the GC lock shared (many realisations at once; GC waits for them).
     pub fn gc_guard(&self) -> Result<GcGuard, StoreError> {
         let path = self.gc_lock_path();
-        let file = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::io("opening lock", &path, e))?;
+        let file = crate::lock::open(&path)?;
         let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared)
             .map_err(|(_, e)| StoreError::io("locking", &path, e.into()))?;
         Ok(GcGuard { _flock: flock })

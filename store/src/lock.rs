@@ -15,15 +15,20 @@ pub struct Lock {
     path: PathBuf,
 }
 
+/// Open (creating) the lock file at `path`.
+pub(crate) fn open(path: &Path) -> Result<File, StoreError> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::io("opening lock", path, e))
+}
+
 impl Lock {
     /// Block until the lock at `path` is held.
     pub fn acquire(path: &Path) -> Result<Lock, StoreError> {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| StoreError::io("opening lock", path, e))?;
+        let file = open(path)?;
         let flock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| StoreError::io("locking", path, e.into()))?;
         Ok(Lock {
@@ -34,12 +39,7 @@ impl Lock {
 
     /// Take the lock only if it is free.
     pub fn try_acquire(path: &Path) -> Result<Option<Lock>, StoreError> {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| StoreError::io("opening lock", path, e))?;
+        let file = open(path)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(flock) => Ok(Some(Lock {
                 _flock: flock,

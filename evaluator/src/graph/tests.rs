@@ -331,10 +331,3 @@ fn unexported_partition_warns() {
         .unwrap()
         .contains("export import :p;"));
 }
-
-#[test]
-fn relative_paths() {
-    use std::path::Path;
-    assert_eq!(relative_path(Path::new("/x/a"), Path::new("/x/b")), "../b");
-    assert_eq!(relative_path(Path::new("/x/a"), Path::new("/x/a/c")), "c");
-}
