@@ -565,3 +565,44 @@ fn git_over_http_with_gix_transport() {
     .ok();
     assert!(r.built().is_empty());
 }
+
+#[test]
+fn the_same_tree_from_two_urls_is_one_store_path() {
+    let u = Upstream::new();
+    let mirror = u.s.dir.path().join("mirror/numbers.git");
+    std::fs::create_dir_all(mirror.parent().unwrap()).unwrap();
+    let copy = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(u.repos.join("numbers.git"))
+        .arg(&mirror)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let a = numbers_app(&u, "via-upstream", "=1.2.3");
+    let b = u.app(
+        "via-mirror",
+        &format!(
+            "numbers = {{ git = \"file://{}\", tag = \"v1.2.3\" }}\n",
+            mirror.display()
+        ),
+        &["numbers"],
+        "std::puts(numbers::version());",
+    );
+    for dir in [&a, &b] {
+        u.realise(dir, &[]).ok();
+    }
+    let tree_of = |dir: &Path| {
+        let lock = std::fs::read_to_string(dir.join("cmod.lock")).unwrap();
+        lock.lines()
+            .find(|l| l.starts_with("tree = "))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(tree_of(&a), tree_of(&b));
+    let checkouts: Vec<String> = std::fs::read_dir(u.s.store().join("v1/store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("-numbers-1.2.3-src"))
+        .collect();
+    assert_eq!(checkouts.len(), 1, "{checkouts:?}");
+}

@@ -93,3 +93,111 @@ fn importing_an_undeclared_member_names_the_package_to_add() {
     assert!(err.contains("src/main.cpp:3:1"), "{err}");
     assert!(err.contains("core = { path = \"../core\" }"), "{err}");
 }
+
+#[test]
+fn each_package_keeps_its_dialect_and_consumers_get_bmi_variants() {
+    let s = Sandbox::new();
+    s.project(
+        "dialects/old",
+        &[
+            ("cmod.toml", "[package]\nname = \"old\"\nversion = \"1.0.0\"\n[toolchain]\ncxx-standard = 20\n[lib]\nsources = [\"*.cppm\"]\n[build]\ndefines = [\"OLD_ONLY=1\"]\n"),
+            ("old.cppm", "export module old;\nexport inline int answer() { return OLD_ONLY * 42; }\n"),
+        ],
+    );
+    let app = s.project(
+        "dialects/new",
+        &[
+            ("cmod.toml", "[package]\nname = \"new\"\nversion = \"1.0.0\"\n[toolchain]\ncxx-standard = 23\n[[bin]]\nname = \"new\"\nmain = \"main.cpp\"\n[dependencies]\nold = { path = \"../old\" }\n"),
+            ("main.cpp", "#include <cstdio>\nimport old;\nint main() { std::printf(\"%d %ld\\n\", answer(), __cplusplus); }\n"),
+        ],
+    );
+    let r = s.realise(&app, &[]).ok();
+    // C++23's __cplusplus, and old's own define still applied to old's unit.
+    assert_eq!(run(&r.target("new"), &[]), "42 202302\n");
+    let drvs: serde_json::Value =
+        serde_json::from_slice(&s.cmod(&app, &["eval", "--json"]).stdout).unwrap();
+    let bmis: Vec<&serde_json::Value> = drvs
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|d| d["kind"] == "bmi")
+        .collect();
+    assert_eq!(
+        bmis.len(),
+        2,
+        "old.pcm in its own dialect and a C++23 variant for `new`"
+    );
+    let stds: Vec<bool> = bmis
+        .iter()
+        .map(|d| {
+            d["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "-std=c++23")
+        })
+        .collect();
+    assert!(stds.contains(&true) && stds.contains(&false), "{stds:?}");
+    for b in &bmis {
+        assert!(
+            b["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "-DOLD_ONLY=1"),
+            "old's defines stay with old's units"
+        );
+    }
+    let main_obj = drvs
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|d| d["name"] == "new-1.0.0-main.cpp.o")
+        .unwrap();
+    assert!(
+        !main_obj["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "-DOLD_ONLY=1"),
+        "and never leak into new's"
+    );
+}
+
+#[test]
+fn tree_inverts_limits_depth_and_lists_shared_packages() {
+    let s = Sandbox::new();
+    let ws = s.copy_example("workspace");
+    let text = |args: &[&str]| {
+        let out = s.cmod(&ws, args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let full = text(&["tree", "-p", "app"]);
+    assert!(
+        full.starts_with("app v1.0.0")
+            && full.contains("└── text v0.2.0")
+            && full.contains("    └── core v0.4.0"),
+        "{full}"
+    );
+    let shallow = text(&["tree", "-p", "app", "--depth", "1"]);
+    assert!(
+        shallow.contains("text v0.2.0") && !shallow.contains("core"),
+        "{shallow}"
+    );
+    let inverted = text(&["tree", "-i", "core"]);
+    assert!(
+        inverted.starts_with("core v0.4.0")
+            && inverted.contains("└── text v0.2.0")
+            && inverted.contains("    └── app v1.0.0"),
+        "{inverted}"
+    );
+    // In the whole workspace, core is required only by text; the tree says so.
+    let dups = s.cmod(&ws, &["tree", "--duplicates"]);
+    assert!(String::from_utf8_lossy(&dups.stderr)
+        .contains("no package is required by more than one package"));
+}
