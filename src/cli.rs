@@ -226,6 +226,10 @@ pub struct RunOpts {
     /// Keep the build directory of a failed step.
     #[arg(long)]
     pub keep_failed: bool,
+    /// Also reuse outputs built under this sandbox mode (repeatable). By default outputs
+    /// of different modes are never shared.
+    #[arg(long, value_name = "MODE")]
+    pub accept_outputs_from: Vec<String>,
     /// Wall-clock limit per build step.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub action_timeout: u64,

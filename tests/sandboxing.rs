@@ -66,6 +66,34 @@ fn outputs_record_the_sandbox_and_modes_do_not_share_outputs() {
 }
 
 #[test]
+fn outputs_of_another_mode_are_reused_only_on_request() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    s.realise(&dir, &["--no-link"]).ok();
+    // Asked to, a weaker mode takes the full sandbox's outputs instead of building.
+    let reused = s
+        .realise(
+            &dir,
+            &[
+                "--no-link",
+                "--sandbox",
+                "off",
+                "--accept-outputs-from",
+                "full",
+            ],
+        )
+        .ok();
+    assert!(reused.built().is_empty(), "{:?}", reused.built());
+    assert_eq!(reused.finished()["fresh"], 6);
+    // Without the request, it still builds everything itself.
+    let own = s.realise(&dir, &["--no-link", "--sandbox", "off"]).ok();
+    assert_eq!(own.built().len(), 6);
+    let (code, err) = failure(&s.cmod(&dir, &["realise", "--accept-outputs-from", "sometimes"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown sandbox mode `sometimes`"), "{err}");
+}
+
+#[test]
 fn time_and_size_limits_give_clear_errors() {
     let s = Sandbox::new();
     let dir = s.copy_example("hello");

@@ -63,6 +63,11 @@ pub(crate) fn build_targets(
                     max_output_bytes: run.max_output_size,
                 },
                 keep_failed: run.keep_failed,
+                accept_from: run
+                    .accept_outputs_from
+                    .iter()
+                    .map(|m| m.parse::<Mode>().map_err(|e| CliError::usage(e, None)))
+                    .collect::<Result<_, _>>()?,
             };
             let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
             Ok(realise::realise(
@@ -195,9 +200,14 @@ fn with_json_finish<T>(progress: &Progress, r: Result<T, CliError>) -> Result<T,
 }
 
 /// The key of a realisation memo: the evaluation's fingerprint (everything the
-/// derivations are computed from), the sandbox mode and the selected targets.
-fn memo_key(project: &Project, mode: Mode, names: &[String]) -> ContentHash {
-    let mut parts = vec![mode.as_str()];
+/// derivations are computed from), the sandbox mode, the modes whose outputs were accepted
+/// too, and the selected targets.
+fn memo_key(project: &Project, mode: Mode, run: &RunOpts, names: &[String]) -> ContentHash {
+    let mut accepted: Vec<&str> = run.accept_outputs_from.iter().map(String::as_str).collect();
+    accepted.sort();
+    accepted.dedup();
+    let accepted = format!("accept:{}", accepted.join(","));
+    let mut parts = vec![mode.as_str(), accepted.as_str()];
     parts.extend(names.iter().map(String::as_str));
     cmod_store::memo::memo_key(&project.eval.fingerprint(), &parts)
 }
@@ -281,7 +291,7 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
             .map_err(|e: String| CliError::usage(e, None)),
     )?;
     let shown = Project::display_names(&names);
-    let key = memo_key(&project, mode, &shown);
+    let key = memo_key(&project, mode, &args.run, &shown);
     let memo = match project.store.memo(&key).filter(|_| !args.check) {
         Some(memo) => {
             report_memo(&project, &memo, pinned, &progress)?;

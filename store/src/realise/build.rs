@@ -23,6 +23,9 @@ pub struct BuildEnv<'a> {
     pub limits: Limits,
     /// Keep the build directory of a failed build.
     pub keep_failed: bool,
+    /// Other sandbox modes whose outputs may be reused when the current mode has none
+    /// (`--accept-outputs-from`); empty by default, so modes never share outputs.
+    pub accept_from: Vec<Mode>,
 }
 
 /// Why one derivation could not be realised.
