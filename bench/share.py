@@ -181,9 +181,9 @@ def main(argv=None):
         log(f"tree copy run {i + 1}")
         c, n = WORK / "cache-tree-cmod", WORK / "cache-tree-nix"
         fresh(c, n)
-        (secs, _), _ = quiet.timed(sh, [cmod, "--store", store, "copy", "--to", f"file://{c}", cpath, "-j", args.jobs], env)
+        (secs, _, _), _ = quiet.timed(sh, [cmod, "--store", store, "copy", "--to", f"file://{c}", cpath, "-j", args.jobs], env)
         res["tree"]["cmod"].append(secs)
-        (secs, _), _ = quiet.timed(sh, NIX + ["copy", "--to", f"file://{n}", npath])
+        (secs, _, _), _ = quiet.timed(sh, NIX + ["copy", "--to", f"file://{n}", npath])
         res["tree"]["nix"].append(secs)
         res["tree"]["cmod_size"] = tree_bytes(c)
         res["tree"]["nix_size"] = tree_bytes(n)

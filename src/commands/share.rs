@@ -349,13 +349,11 @@ pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
     if let Some(w) = obs.0.lock().ok().and_then(|v| v.first().cloned()) {
         return Err(CliError::BuildFailed { message: w });
     }
-    let fresh = order.len() - got.len();
     eprintln!(
-        "{:>12} the outputs of {} derivation(s) from {url} ({} were already here, {} not in the cache) in {:.2}s",
+        "{:>12} the outputs of {} of {} derivation(s) from {url} (the rest were already here or not in the cache) in {:.2}s",
         "Copied",
         got.len(),
-        fresh.min(order.len()),
-        order.len().saturating_sub(got.len() + fresh),
+        order.len(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
