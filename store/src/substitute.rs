@@ -187,7 +187,13 @@ pub fn walk(
                 .and_then(|infos| receive(store, source, infos, &cfg.trust, cfg.jobs.max(1)));
             match got {
                 Ok(_) => {}
-                Err(e @ (CopyError::Unreachable { .. } | CopyError::Transport { .. })) => {
+                // A cache whose trace names outputs it does not hold is broken, not
+                // hostile: skip it like an unreachable one.
+                Err(
+                    e @ (CopyError::Unreachable { .. }
+                    | CopyError::Transport { .. }
+                    | CopyError::NotFound { .. }),
+                ) => {
                     remotes.fail(i, &e, obs);
                     continue;
                 }
