@@ -115,8 +115,19 @@ impl Remotes<'_> {
     }
 }
 
-/// Walk `order` (topologically sorted derivations) level by level and substitute what
-/// the configured substituters have. Returns the substituted derivations' outputs.
+/// A trace hit waiting for its outputs to be downloaded.
+struct Hit {
+    drv: StorePath,
+    key: ContentHash,
+    entry: TraceEntry,
+    from: usize,
+}
+
+/// Walk `order` (topologically sorted derivations) and substitute what the configured
+/// substituters have. First the trace walk: level by level, one batched trace query per
+/// level and substituter (a hit names its outputs, which is all the next level needs to
+/// resolve). Then the downloads: every hit's outputs from each substituter in one
+/// parallel, verified transfer. Returns the substituted derivations' outputs.
 pub fn walk(
     store: &Store,
     drvs: &BTreeMap<StorePath, Derivation>,
@@ -136,6 +147,7 @@ pub fn walk(
     };
     let mut known: HashMap<StorePath, BTreeMap<String, StorePath>> = HashMap::new();
     let mut processed: BTreeSet<StorePath> = BTreeSet::new();
+    let mut hits: Vec<Hit> = Vec::new();
     loop {
         let level: Vec<&StorePath> = order
             .iter()
@@ -166,9 +178,8 @@ pub fn walk(
             let Some(remote) = remotes.get(i, obs) else {
                 continue;
             };
-            let source = remote.source();
             let keys: Vec<ContentHash> = want.iter().map(|(_, k)| *k).collect();
-            let entries = match fetch_traces(source, &keys, &cfg.trust) {
+            let entries = match fetch_traces(remote.source(), &keys, &cfg.trust) {
                 Ok(e) => e,
                 Err(e @ (CopyError::Unreachable { .. } | CopyError::Transport { .. })) => {
                     remotes.fail(i, &e, obs);
@@ -176,51 +187,68 @@ pub fn walk(
                 }
                 Err(e) => return Err(e),
             };
-            if entries.is_empty() {
-                continue;
-            }
-            let outs: Vec<StorePath> = entries
-                .values()
-                .flat_map(|e| e.outputs.values().cloned())
-                .collect();
-            let got = remote_closure(store, source, &outs)
-                .and_then(|infos| receive(store, source, infos, &cfg.trust, cfg.jobs.max(1)));
-            match got {
-                Ok(_) => {}
-                // A cache whose trace names outputs it does not hold is broken, not
-                // hostile: skip it like an unreachable one.
-                Err(
-                    e @ (CopyError::Unreachable { .. }
-                    | CopyError::Transport { .. }
-                    | CopyError::NotFound { .. }),
-                ) => {
-                    remotes.fail(i, &e, obs);
-                    continue;
+            want.retain(|(d, key)| match entries.get(key) {
+                Some(entry) => {
+                    known.insert((*d).clone(), entry.outputs.clone());
+                    hits.push(Hit {
+                        drv: (*d).clone(),
+                        key: *key,
+                        entry: entry.clone(),
+                        from: i,
+                    });
+                    false
                 }
-                Err(e) => return Err(e),
-            }
-            let url = cfg.substituters[i].clone();
-            want.retain(|(d, key)| {
-                let Some(entry) = entries.get(key) else {
-                    return true;
-                };
-                let recorded = store
-                    .trace_record(entry)
-                    .and_then(|_| store.record_drv_outputs(d, key, &entry.outputs));
-                if recorded.is_err() {
-                    return true;
-                }
-                obs.substituted(&Substituted {
-                    drv: d,
-                    name: &drvs[*d].name,
-                    outputs: &entry.outputs,
-                    from: &url,
-                });
-                known.insert((*d).clone(), entry.outputs.clone());
-                substituted.insert((*d).clone(), entry.outputs.clone());
-                false
+                None => true,
             });
         }
+    }
+    // Downloads, one verified transfer per substituter.
+    let mut failed: BTreeSet<usize> = BTreeSet::new();
+    for i in 0..cfg.substituters.len() {
+        let outs: Vec<StorePath> = hits
+            .iter()
+            .filter(|h| h.from == i)
+            .flat_map(|h| h.entry.outputs.values().cloned())
+            .collect();
+        if outs.is_empty() {
+            continue;
+        }
+        let Some(remote) = remotes.get(i, obs) else {
+            failed.insert(i);
+            continue;
+        };
+        let source = remote.source();
+        let got = remote_closure(store, source, &outs)
+            .and_then(|infos| receive(store, source, infos, &cfg.trust, cfg.jobs.max(1)));
+        match got {
+            Ok(_) => {}
+            // A cache whose trace names outputs it does not hold is broken, not
+            // hostile: skip it like an unreachable one.
+            Err(
+                e @ (CopyError::Unreachable { .. }
+                | CopyError::Transport { .. }
+                | CopyError::NotFound { .. }),
+            ) => {
+                remotes.fail(i, &e, obs);
+                failed.insert(i);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Record and report, in topological order.
+    for h in hits {
+        if failed.contains(&h.from) || !h.entry.outputs.values().all(|p| store.is_valid(p)) {
+            continue;
+        }
+        store.trace_record(&h.entry)?;
+        store.record_drv_outputs(&h.drv, &h.key, &h.entry.outputs)?;
+        obs.substituted(&Substituted {
+            drv: &h.drv,
+            name: &drvs[&h.drv].name,
+            outputs: &h.entry.outputs,
+            from: &cfg.substituters[h.from],
+        });
+        substituted.insert(h.drv, h.entry.outputs);
     }
     Ok(substituted)
 }
