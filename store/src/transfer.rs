@@ -360,3 +360,72 @@ pub fn parallel<T: Sync, E: Send>(
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmod_schema::cache::ArchiveRef;
+    use cmod_schema::PathKind;
+
+    fn info(name: &str, refs: &[&NarInfo]) -> NarInfo {
+        let h = ContentHash::of_file(false, name.as_bytes());
+        let references: BTreeSet<StorePath> = refs.iter().map(|r| r.path.clone()).collect();
+        NarInfo {
+            version: 1,
+            path: StorePath::compute(PathKind::Output, &h, name, &references).unwrap(),
+            kind: PathKind::Output,
+            content_hash: h,
+            size: 0,
+            references,
+            deriver: None,
+            sandbox: None,
+            landlock_abi: None,
+            signatures: BTreeSet::new(),
+            archive: ArchiveRef {
+                file: String::new(),
+                file_hash: h,
+                file_size: 0,
+                compression: "tar+zstd".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn levels_put_references_first() {
+        let a = info("a", &[]);
+        let b = info("b", &[&a]);
+        let c = info("c", &[&b, &a]);
+        let d = info("d", &[]);
+        let names = |l: &[NarInfo]| {
+            l.iter()
+                .map(|i| i.path.name().to_string())
+                .collect::<Vec<_>>()
+        };
+        let out = levels(vec![c.clone(), b.clone(), d.clone(), a.clone()]);
+        let shown: Vec<Vec<String>> = out.iter().map(|l| names(l)).collect();
+        assert_eq!(shown, vec![vec!["d", "a"], vec!["b"], vec!["c"]]);
+        // References outside the set are taken as present.
+        let out = levels(vec![c]);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn parallel_stops_at_the_first_error() {
+        let items: Vec<u32> = (0..100).collect();
+        let done = AtomicUsize::new(0);
+        let r = parallel(&items, 4, |&i| {
+            done.fetch_add(1, Ordering::Relaxed);
+            if i == 10 {
+                Err(format!("item {i} failed"))
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(r, Err("item 10 failed".to_string()));
+        assert!(
+            done.load(Ordering::Relaxed) < 100,
+            "work stops after a failure"
+        );
+        assert_eq!(parallel(&items, 3, |_| Ok::<(), String>(())), Ok(()));
+    }
+}
