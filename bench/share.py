@@ -280,6 +280,7 @@ def main(argv=None):
         sshd.stop()
 
     # fully substituted build
+    settle()
     res["subst"], res["subst_warm"] = [], []
     for i in range(args.runs):
         for kind in ["subst", "subst_warm"]:

@@ -195,17 +195,17 @@ fn check_link(member: &str, rel: &Path, target: &[u8]) -> Result<(), ArchiveErro
 /// What an unpacked archive held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unpacked {
-    /// The unpacked tree (`<dest>/p`).
+    /// The unpacked tree (`dest`).
     pub root: PathBuf,
     /// Bytes of regular files.
     pub size: u64,
 }
 
-/// Unpack a compressed archive from `input` into the fresh directory `dest` (created
-/// here; it must not exist), refusing anything hostile (see the module docs) and more
-/// than `max_size` bytes of file contents.
+/// Unpack a compressed archive from `input` so that its root `p` becomes `dest` (which
+/// must not exist; its parent must), refusing anything hostile (see the module docs) and
+/// more than `max_size` bytes of file contents. On error, `dest` may hold a partial tree
+/// that the caller deletes.
 pub fn unpack<R: Read>(input: R, dest: &Path, max_size: u64) -> Result<Unpacked, ArchiveError> {
-    std::fs::create_dir(dest).map_err(|e| io("creating", dest, e))?;
     let dec = zstd::stream::read::Decoder::new(input)
         .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
     let mut ar = tar::Archive::new(dec);
@@ -228,7 +228,11 @@ pub fn unpack<R: Read>(input: R, dest: &Path, max_size: u64) -> Result<Unpacked,
                 "comes before (or without) its parent directory, or its parent is not a directory",
             )),
         }
-        let at = dest.join(&rel);
+        let at = match rel.strip_prefix(ROOT) {
+            Ok(sub) if sub.as_os_str().is_empty() => dest.to_path_buf(),
+            Ok(sub) => dest.join(sub),
+            Err(_) => return Err(hostile(&member, "is outside the archive's root")),
+        };
         let kind = e.header().entry_type();
         match kind {
             tar::EntryType::Directory => {
@@ -303,7 +307,7 @@ pub fn unpack<R: Read>(input: R, dest: &Path, max_size: u64) -> Result<Unpacked,
         }
     }
     Ok(Unpacked {
-        root: dest.join(ROOT),
+        root: dest.to_path_buf(),
         size,
     })
 }

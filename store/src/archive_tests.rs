@@ -69,8 +69,9 @@ fn refused(archive: &[u8], max: u64) -> String {
     let outside: Vec<_> = std::fs::read_dir(t.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "d")
         .collect();
-    assert_eq!(outside, vec![std::ffi::OsString::from("d")], "{e}");
+    assert!(outside.is_empty(), "{outside:?}: {e}");
     assert!(!t.path().join("escaped").exists());
     e
 }

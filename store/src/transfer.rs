@@ -247,9 +247,8 @@ pub fn receive_one(
             });
         }
     };
-    let r = store.import_tree(&u.root, info);
-    let _ = crate::content::remove(&dir);
-    match r {
+    // `import_tree` consumes the tree: it is moved into the store or deleted.
+    match store.import_tree(&u.root, info) {
         Ok(_) => Ok(()),
         Err(ImportError::Mismatch(m)) => Err(integrity(m)),
         Err(ImportError::Store(s)) => Err(CopyError::Store(s)),

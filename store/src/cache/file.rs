@@ -97,8 +97,9 @@ impl Backend for FileBackend {
     fn put_file(&self, rel: &str, src: &Path) -> Result<(), BackendError> {
         let dest = self.root.join(rel);
         let tmp = self.tmp_beside(&dest)?;
-        // Same file system: a rename; otherwise a copy (copy_file_range) then a rename.
-        if std::fs::hard_link(src, &tmp).is_err() {
+        // `src` is a temporary the caller gives up: on the same file system it is moved
+        // (nothing to delete afterwards); otherwise copied (copy_file_range).
+        if std::fs::rename(src, &tmp).is_err() {
             std::fs::copy(src, &tmp).map_err(|e| {
                 BackendError::Failed(format!("copying to `{}`: {e}", tmp.display()))
             })?;

@@ -53,7 +53,8 @@ pub trait Backend: Send + Sync {
     ) -> Result<bool, CopyError>;
     /// Store bytes under `rel`, atomically.
     fn put_bytes(&self, rel: &str, bytes: &[u8]) -> Result<(), BackendError>;
-    /// Store the local file `src` under `rel`, atomically.
+    /// Store the local temporary file `src` under `rel`, atomically (`src` may be
+    /// moved away; the caller deletes it if it is still there).
     fn put_file(&self, rel: &str, src: &Path) -> Result<(), BackendError>;
     /// Which of `names` exist in directory `dir` (the batched query).
     fn exist(&self, dir: &str, names: &[String], jobs: usize) -> Result<Vec<bool>, BackendError>;
