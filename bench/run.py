@@ -444,12 +444,15 @@ def cmod_binary(project):
 
 def bench_cmod(cmod, project, args, quiet, outputs):
     """Cold (fresh store and caches), no-op and edit series for `cmod realise`."""
-    home, store = WORK / "cmod-home", WORK / "cmod-store"
-    env = cmod_env(home)
     res = {"cold/cmod": Series(), "noop/cmod": Series(), "edit/cmod": Series()}
-    for _ in range(args.cold_runs):
-        for path in (home, store, project / ".cmod"):
-            shutil.rmtree(path, ignore_errors=True)
+    for path in WORK.glob("cmod-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for run_index in range(args.cold_runs):
+        # A fresh store per cold run, nothing deleted between timed runs: ext4 slows inode
+        # allocation for a while after mass deletions.
+        home, store = WORK / f"cmod-home-{run_index}", WORK / f"cmod-store-{run_index}"
+        env = cmod_env(home)
+        shutil.rmtree(project / ".cmod", ignore_errors=True)
         (project / "result").unlink(missing_ok=True)
         (secs, built), cpu = quiet.timed(realise, cmod, project, store, env, args.jobs)
         res["cold/cmod"].add(secs, built, cpu)
@@ -602,10 +605,10 @@ slightly.
 """
 
 
-def write_section(path, section):
-    """Replace (or append) our section in RESULTS.md, keeping every other section."""
+def write_section(path, section, heading=SECTION):
+    """Replace (or append) the section under `heading` in RESULTS.md, keeping every other one."""
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1)
     else:
