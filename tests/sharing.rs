@@ -303,3 +303,67 @@ fn http_round_trip_and_substitution() {
     assert_eq!(r.built().len(), 6);
     assert!(r.stderr().contains("is unavailable"), "{}", r.stderr());
 }
+
+#[test]
+fn builds_are_signed_as_they_are_built_with_configured_secret_keys() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let (sk, pk) = keypair(s.dir.path(), "ci-1");
+    let cfg = s.dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!("[cache]\nsecret-key-files = [\"{}\"]\n", sk.display()),
+    )
+    .unwrap();
+    let env = [("CMOD_CONFIG", cfg.to_str().unwrap())];
+    let a = s.store();
+    let out = cmod_env(
+        &dir,
+        &a,
+        &["realise", "--message-format", "json", "--no-link"],
+        &env,
+    );
+    let r = Realised::parse(out).ok();
+    assert_eq!(r.built().len(), 6);
+    let info: serde_json::Value = serde_json::from_str(&ok(cmod_env(
+        &dir,
+        &a,
+        &["path-info", "--json", "hello"],
+        &env,
+    )))
+    .unwrap();
+    let sigs = info[0]["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 1, "{info}");
+    assert!(sigs[0].as_str().unwrap().starts_with("ci-1:"));
+    // No `store sign` needed: the cache is usable as it is.
+    let url = format!("file://{}", s.dir.path().join("cache").display());
+    ok(cmod_env(&dir, &a, &["copy", "--to", &url], &env));
+    let fresh = s.dir.path().join("fresh");
+    let out = cmod_env(
+        &dir,
+        &fresh,
+        &[
+            "realise",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--substituters",
+            &url,
+            "--trusted-public-keys",
+            &pk,
+        ],
+        &[],
+    );
+    let r = Realised::parse(out).ok();
+    assert!(r.built().is_empty());
+    assert_eq!(r.finished()["substituted"], 6);
+    // A missing key file is a usage error that names it.
+    std::fs::write(&cfg, "[cache]\nsecret-key-files = [\"/nonexistent/key\"]\n").unwrap();
+    let out = cmod_env(&dir, &a, &["realise", "--no-link"], &env);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/key"),
+        "{}",
+        stderr(&out)
+    );
+}
