@@ -272,8 +272,17 @@ fn http_round_trip_and_substitution() {
         "{err}"
     );
     assert!(nginx.root.join("cache/cmod-cache-info").is_file());
+    assert!(nginx.root.join("cache/cmod-cache-index").is_file());
+    // The no-op copy asks once: one GET of the index, no request per path.
+    let before = nginx.requests().len();
     let err = stderr(&t.cmod(&t.s.store(), &["copy", "--to", &url], &env));
     assert!(err.contains("Copied 0 of 6 path(s)"), "{err}");
+    let asked: Vec<String> = nginx.requests()[before..].to_vec();
+    assert_eq!(
+        asked,
+        vec!["GET /cache/cmod-cache-index".to_string()],
+        "{asked:?}"
+    );
 
     // Reading needs no token.
     let b = t.store("b");

@@ -160,7 +160,7 @@ impl Nginx {
         let conf = format!(
             "daemon off;\nmaster_process off;\nuser root;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
              events {{ worker_connections 256; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
              fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
              client_max_body_size 0;\n  keepalive_requests 100000;\n\
              map $http_authorization $auth_ok {{ default 0; \"Bearer {TOKEN}\" 1; }}\n\
@@ -194,6 +194,24 @@ impl Nginx {
 
     pub fn url(&self, sub: &str) -> String {
         format!("http://127.0.0.1:{}/{sub}", self.port)
+    }
+
+    /// The request lines served so far (`METHOD /path`), from the access log.
+    pub fn requests(&self) -> Vec<String> {
+        let log = self
+            .root
+            .parent()
+            .map(|d| d.join("access.log"))
+            .unwrap_or_default();
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let req = l.split('"').nth(1)?;
+                let mut parts = req.split(' ');
+                Some(format!("{} {}", parts.next()?, parts.next()?))
+            })
+            .collect()
     }
 }
 

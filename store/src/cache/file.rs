@@ -107,6 +107,10 @@ impl Backend for FileBackend {
         self.commit(&tmp, &dest)
     }
 
+    fn listable(&self) -> bool {
+        true
+    }
+
     fn exist(&self, dir: &str, names: &[String], _jobs: usize) -> Result<Vec<bool>, BackendError> {
         let d = self.root.join(dir);
         let present: BTreeSet<String> = match std::fs::read_dir(&d) {

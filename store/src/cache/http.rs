@@ -197,8 +197,12 @@ impl Backend for HttpBackend {
         Ok(())
     }
 
-    /// A static server has no query endpoint: the batch is answered by concurrent HEAD
-    /// requests over kept-alive connections.
+    fn listable(&self) -> bool {
+        false
+    }
+
+    /// A static server has no query endpoint: without an index, the batch is answered
+    /// by concurrent HEAD requests over kept-alive connections.
     fn exist(&self, dir: &str, names: &[String], jobs: usize) -> Result<Vec<bool>, BackendError> {
         let found: Vec<std::sync::atomic::AtomicBool> =
             names.iter().map(|_| Default::default()).collect();

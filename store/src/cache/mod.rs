@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! cmod-cache-info                 {"version":1,"store_format":"v1","priority":50}
+//! cmod-cache-index                "cmod-cache-index v1", then `info/<hash part>` and
+//!                                 `trace/<key>` lines: what the cache holds (a hint)
 //! nar/<file hash>.tar.zst         a path's transfer archive (see `archive`)
 //! info/<hash part>.json           its metadata with signatures (schema: nar-info)
 //! trace/<key>.json                signed build-trace entries (schema: trace-entry)
@@ -56,6 +58,8 @@ pub trait Backend: Send + Sync {
     /// Store the local temporary file `src` under `rel`, atomically (`src` may be
     /// moved away; the caller deletes it if it is still there).
     fn put_file(&self, rel: &str, src: &Path) -> Result<(), BackendError>;
+    /// Whether `exist` is one listing (true) rather than a request per name.
+    fn listable(&self) -> bool;
     /// Which of `names` exist in directory `dir` (the batched query).
     fn exist(&self, dir: &str, names: &[String], jobs: usize) -> Result<Vec<bool>, BackendError>;
 }
@@ -65,7 +69,13 @@ pub struct BinaryCache {
     backend: Box<dyn Backend>,
     /// zstd level for archives written here.
     pub level: i32,
+    /// The index as read once for this session's queries (`None`: not read yet).
+    index: std::sync::Mutex<Option<Option<BTreeSet<String>>>>,
 }
+
+/// The index of the paths a cache holds (a hint that saves a request per path).
+const INDEX_FILE: &str = "cmod-cache-index";
+const INDEX_HEADER: &str = "cmod-cache-index v1";
 
 fn info_rel(p: &StorePath) -> String {
     format!("info/{}.json", p.hash_part())
@@ -88,7 +98,11 @@ impl BinaryCache {
         } else {
             return Err(CopyError::BadUrl(url.into()));
         };
-        Ok(BinaryCache { backend, level: 3 })
+        Ok(BinaryCache {
+            backend,
+            level: 3,
+            index: std::sync::Mutex::new(None),
+        })
     }
 
     fn err(&self, e: BackendError) -> CopyError {
@@ -156,6 +170,56 @@ impl BinaryCache {
             .into_iter()
             .map(|s| s.into_inner().ok().flatten())
             .collect())
+    }
+
+    /// The entries of `cmod-cache-index`, if the cache has one (read once per session).
+    fn index(&self) -> Result<Option<BTreeSet<String>>, CopyError> {
+        if let Some(ix) = self.index.lock().ok().and_then(|g| g.clone()) {
+            return Ok(ix);
+        }
+        let ix = self.read_index()?;
+        if let Ok(mut g) = self.index.lock() {
+            *g = Some(ix.clone());
+        }
+        Ok(ix)
+    }
+
+    fn read_index(&self) -> Result<Option<BTreeSet<String>>, CopyError> {
+        let Some(bytes) = self.backend.get(INDEX_FILE).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines = text.lines();
+        if lines.next() != Some(INDEX_HEADER) {
+            // Another format: ignore it and ask per path.
+            return Ok(None);
+        }
+        Ok(Some(lines.map(str::to_string).collect()))
+    }
+
+    /// Add entries (`info/<hash part>`, `trace/<key>`) to the index, after their files
+    /// are uploaded. Concurrent writers may lose each other's additions; that only makes
+    /// a later copy send them again.
+    fn add_to_index(&self, entries: impl IntoIterator<Item = String>) -> Result<(), CopyError> {
+        let mut all = self.read_index()?.unwrap_or_default();
+        let before = all.len();
+        all.extend(entries);
+        if let Ok(mut g) = self.index.lock() {
+            *g = Some(Some(all.clone()));
+        }
+        if all.len() == before {
+            return Ok(());
+        }
+        let mut text = String::with_capacity(33 * all.len() + 32);
+        text.push_str(INDEX_HEADER);
+        text.push('\n');
+        for h in &all {
+            text.push_str(h);
+            text.push('\n');
+        }
+        self.backend
+            .put_bytes(INDEX_FILE, text.as_bytes())
+            .map_err(|e| self.err(e))
     }
 
     fn pack_and_upload(&self, store: &Store, p: &StorePath) -> Result<NarInfo, CopyError> {
@@ -263,7 +327,19 @@ impl Dest for BinaryCache {
         self.backend.url()
     }
 
+    /// The batched query. A cache with an index answers from it in one request (a path
+    /// the index misses is sent again, which is harmless); one without (written by an
+    /// older cmod, or emptied by hand) is asked per path. `file://` always lists `info/`.
     fn missing(&self, paths: &[StorePath]) -> Result<BTreeSet<StorePath>, CopyError> {
+        if !self.backend.listable() {
+            if let Some(index) = self.index()? {
+                return Ok(paths
+                    .iter()
+                    .filter(|p| !index.contains(&format!("info/{}", p.hash_part())))
+                    .cloned()
+                    .collect());
+            }
+        }
         let names: Vec<String> = paths
             .iter()
             .map(|p| format!("{}.json", p.hash_part()))
@@ -311,6 +387,7 @@ impl Dest for BinaryCache {
                     .map_err(|e| self.err(e))
             })?;
         }
+        self.add_to_index(paths.iter().map(|p| format!("info/{}", p.hash_part())))?;
         Ok(n)
     }
 
@@ -318,13 +395,46 @@ impl Dest for BinaryCache {
         if entries.is_empty() {
             return Ok(());
         }
+        // Only the entries the cache lacks, found like the paths (one listing, the
+        // index, or a request per entry).
+        let keys: Vec<String> = entries.iter().map(|t| base32::encode(&t.key.0)).collect();
+        let index = if self.backend.listable() {
+            None
+        } else {
+            self.index()?
+        };
+        let have: Vec<bool> = match index {
+            Some(ix) => keys
+                .iter()
+                .map(|k| ix.contains(&format!("trace/{k}")))
+                .collect(),
+            None => {
+                let names: Vec<String> = keys.iter().map(|k| format!("{k}.json")).collect();
+                self.backend
+                    .exist("trace", &names, 16)
+                    .map_err(|e| self.err(e))?
+            }
+        };
+        let todo: Vec<&TraceEntry> = entries
+            .iter()
+            .zip(&have)
+            .filter(|(_, h)| !**h)
+            .map(|(t, _)| t)
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
         self.ensure_cache_info()?;
-        parallel(entries, 8, |t| {
+        parallel(&todo, 8, |t| {
             let bytes = serde_json::to_vec_pretty(t)
                 .map_err(|e| self.err(BackendError::Failed(e.to_string())))?;
             self.backend
                 .put_bytes(&trace_rel(&t.key), &bytes)
                 .map_err(|e| self.err(e))
-        })
+        })?;
+        self.add_to_index(
+            todo.iter()
+                .map(|t| format!("trace/{}", base32::encode(&t.key.0))),
+        )
     }
 }
