@@ -192,6 +192,44 @@ fn file_cache_round_trip_and_substitution() {
     let r = Realised::parse(out).ok();
     assert!(r.built().is_empty());
     assert_eq!(r.finished()["substituted"], 6);
+
+    // And with `[cache]` in the package's own cmod.toml (no flags, no user configuration).
+    let manifest = t.dir.join("cmod.toml");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!(
+            "{original}\n[cache]\nsubstituters = [\"{url}\"]\ntrusted-public-keys = [\"{}\"]\n",
+            t.pk
+        ),
+    )
+    .unwrap();
+    let out = t.cmod(
+        &t.store("f"),
+        &["realise", "--message-format", "json", "--no-link"],
+        &[],
+    );
+    let r = Realised::parse(out).ok();
+    assert!(r.built().is_empty(), "{:?}", r.built());
+    assert_eq!(r.finished()["substituted"], 6);
+
+    // A signing key in a shared manifest is refused, pointing at the user configuration.
+    std::fs::write(
+        &manifest,
+        format!("{original}\n[cache]\nsecret-key-files = [\"sk\"]\n"),
+    )
+    .unwrap();
+    let out = t.cmod(&t.store("g"), &["realise", "--no-link"], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("secret-key-files") && err.contains("cmod.toml"),
+        "{err}"
+    );
+    assert!(
+        valid_paths(&t.store("g")).is_empty(),
+        "nothing may be built: {err}"
+    );
 }
 
 #[test]

@@ -179,16 +179,37 @@ impl UserConfig {
 }
 
 /// The `[cache]` table of a `cmod.toml`, if it has one (the rest is not looked at).
+/// Errors start with `line:column: ` where the offending value is.
 pub fn manifest_cache_section(text: &str) -> Result<Option<CacheSettings>, String> {
-    let doc: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
-    match doc.get("cache") {
-        None => Ok(None),
-        Some(v) => v
-            .clone()
-            .try_into::<CacheSettings>()
-            .map(Some)
-            .map_err(|e| format!("[cache]: {e}")),
+    #[derive(Deserialize)]
+    struct OnlyCache {
+        #[serde(default)]
+        cache: Option<crate::manifest::ManifestCache>,
     }
+    let doc: OnlyCache = toml::from_str(text).map_err(|e| {
+        let at = e.span().map_or(String::new(), |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("{line}:{column}: ")
+        });
+        let message = e.message().trim().to_string();
+        if message.contains("secret-key-files") {
+            format!(
+                "{at}[cache] `secret-key-files` is not allowed in cmod.toml (a manifest is \
+                 shared); put it under [cache] in the user configuration \
+                 ($XDG_CONFIG_HOME/cmod/config.toml)"
+            )
+        } else {
+            format!("{at}{message}")
+        }
+    })?;
+    Ok(doc.cache.map(|table| CacheSettings {
+        substituters: table.substituters,
+        trusted_public_keys: table.trusted_public_keys,
+        require_sigs: table.require_sigs,
+        secret_key_files: Vec::new(),
+    }))
 }
 
 #[cfg(test)]
@@ -266,5 +287,31 @@ mod tests {
         .unwrap();
         assert_eq!(m.trusted_public_keys, vec!["k:AAAA"]);
         assert_eq!(manifest_cache_section("[package]\n").unwrap(), None);
+    }
+
+    #[test]
+    fn manifest_cache_section_reads_only_cache_and_locates_errors() {
+        let ok = "[package]\nname = \"a\"\n\n[cache]\nsubstituters = [\"file:///c\"]\nrequire-sigs = false\n";
+        let s = manifest_cache_section(ok).unwrap().unwrap();
+        assert_eq!(s.substituters, vec!["file:///c".to_string()]);
+        assert_eq!(s.require_sigs, Some(false));
+        assert!(s.secret_key_files.is_empty());
+        assert_eq!(
+            manifest_cache_section("[package]\nname = \"a\"\n").unwrap(),
+            None
+        );
+
+        let typo = manifest_cache_section("[package]\n\n[cache]\nsubstituter = []\n").unwrap_err();
+        assert!(
+            typo.starts_with("4:1: ") && typo.contains("`substituters`"),
+            "{typo}"
+        );
+        let secret = manifest_cache_section("[cache]\nsecret-key-files = [\"k\"]\n").unwrap_err();
+        assert!(
+            secret.starts_with("2:1: ") && secret.contains("user configuration"),
+            "{secret}"
+        );
+        let wrong_type = manifest_cache_section("[cache]\nrequire-sigs = \"no\"\n").unwrap_err();
+        assert!(wrong_type.starts_with("2:"), "{wrong_type}");
     }
 }

@@ -36,6 +36,26 @@ pub struct Manifest {
     /// Present in the root manifest of a workspace (which may then omit `[package]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<Spanned<WorkspaceSpec>>,
+    /// `[cache]`: where to substitute from and whom to trust, for builds of this package
+    /// (read from the root package only; the user configuration adds to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<ManifestCache>,
+}
+
+/// `[cache]` in `cmod.toml`. Secret keys are deliberately absent: a manifest is
+/// committed and shared, so signing keys belong in the user configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ManifestCache {
+    /// Binary caches or remote stores to substitute from (`file://`, `http(s)://`, `ssh://`).
+    #[serde(default)]
+    pub substituters: Vec<String>,
+    /// `name:base64` ed25519 public keys whose signatures are trusted.
+    #[serde(default)]
+    pub trusted_public_keys: Vec<String>,
+    /// Require a trusted signature on everything received (default: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_sigs: Option<bool>,
 }
 
 /// `[workspace]`.

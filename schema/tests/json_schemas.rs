@@ -100,6 +100,12 @@ const CASES: &[(&str, bool)] = &[
         "[dependencies]\nu = { path = \"../u\", branch = \"x\", extra = 1 }\n",
         false,
     ),
+    (
+        "[cache]\nsubstituters = [\"file:///c\"]\ntrusted-public-keys = [\"k-1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=\"]\nrequire-sigs = false\n",
+        true,
+    ),
+    ("[cache]\nsecret-key-files = [\"sk\"]\n", false),
+    ("[cache]\nsubstituter = [\"file:///c\"]\n", false),
 ];
 
 #[test]

@@ -131,7 +131,7 @@ pub fn settings(cli: &Cli) -> Result<CacheSettings, CliError> {
         let manifest = dir.join("cmod.toml");
         if let Ok(text) = std::fs::read_to_string(&manifest) {
             if let Some(m) = manifest_cache_section(&text)
-                .map_err(|e| CliError::usage(format!("`{}`: {e}", manifest.display()), None))?
+                .map_err(|e| CliError::usage(format!("{}:{e}", manifest.display()), None))?
             {
                 s.merge(&m);
             }

@@ -7,7 +7,7 @@
 //! <root>/v1/trace/<key>.json        build trace: resolved derivation key → outputs
 //! <root>/v1/drv-outputs/<hash>.json latest realisation of a derivation
 //! <root>/v1/log/<key>.log           build logs (and <hash>.log links per output)
-//! <root>/v1/locks/                  per-path and per-key lock files
+//! <root>/v1/locks/                  lock files: gc.lock, paths-<c>.lock (32 stripes), key-<hash>.lock
 //! <root>/v1/gcroots/                roots: `auto/` for out-links, others by hand
 //! <root>/v1/tmp/                    build directories and partial copies
 //! <root>/v1/cache/                  the evaluator's caches

@@ -140,8 +140,13 @@ impl Store {
             .join(format!("{label}-{}-{n}", std::process::id()))
     }
 
+    /// The lock that serialises registering and deleting `path`. Paths share 32 lock
+    /// files by the first character of their hash: the critical sections are short and
+    /// never nested, and one lock file per path would cost an inode for every path the
+    /// store ever held (measurable when a substitution registers hundreds at once).
     pub(crate) fn lock_for(&self, path: &StorePath) -> Result<Lock, StoreError> {
-        Lock::acquire(&self.dir("locks").join(format!("{}.lock", path.hash_part())))
+        let stripe = path.hash_part().chars().next().unwrap_or('0');
+        Lock::acquire(&self.dir("locks").join(format!("paths-{stripe}.lock")))
     }
 
     /// Register the tree at `tmp` (which this call consumes) as a new store path.

@@ -216,9 +216,12 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
         .filter_map(|b| b.canonicalize().ok())
         .collect();
     let mut files: Vec<PathBuf> = binaries.clone();
-    for b in &binaries {
-        files.extend(probe::shared_libraries(b));
-    }
+    files.extend(
+        binaries
+            .par_iter()
+            .flat_map_iter(|b| probe::shared_libraries(b))
+            .collect::<Vec<_>>(),
+    );
     files.extend(p.link_objects.iter().cloned());
     files.extend(p.dynamic_linker.iter().cloned());
     let mut libs = Vec::new();
@@ -239,19 +242,30 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
         .collect();
     minimise_dirs(&mut trees);
 
-    let file_hashes: Vec<(PathBuf, ContentHash)> = files
-        .par_iter()
-        .map(|f| {
-            hash_file_with(f, true)
-                .map(|(h, _)| (f.clone(), h))
-                .map_err(|e| EvalError::io(f, "hash toolchain file", e))
-        })
-        .collect::<Result<_, _>>()?;
+    // Files and trees hash at the same time (on the rayon pool): the big shared libraries
+    // and the thousands of small headers keep both cores busy.
+    let (file_hashes, hashed_trees) = rayon::join(
+        || {
+            files
+                .par_iter()
+                .map(|f| {
+                    hash_file_with(f, true)
+                        .map(|(h, _)| (f.clone(), h))
+                        .map_err(|e| EvalError::io(f, "hash toolchain file", e))
+                })
+                .collect::<Result<Vec<(PathBuf, ContentHash)>, _>>()
+        },
+        || {
+            trees
+                .par_iter()
+                .map(|t| hash_tree(t).map_err(|e| EvalError::io(t, "hash toolchain directory", e)))
+                .collect::<Result<Vec<_>, _>>()
+        },
+    );
+    let file_hashes = file_hashes?;
     let mut stamps = Vec::new();
     let mut tree_hashes = Vec::new();
-    for t in &trees {
-        let (h, dirs) =
-            hash_tree(t).map_err(|e| EvalError::io(t, "hash toolchain directory", e))?;
+    for (t, (h, dirs)) in trees.iter().zip(hashed_trees?) {
         tree_hashes.push((t.clone(), h));
         for d in dirs {
             if let Ok(s) = Stamp::read(&d) {

@@ -49,9 +49,51 @@ fn run(cxx: &Path, args: &[&str]) -> Result<std::process::Output, EvalError> {
         })
 }
 
-/// Run the driver a few times and parse what it prints.
+/// Run the driver a few times (concurrently: each run is mostly process start-up) and
+/// parse what it prints.
 pub fn probe(cxx: &Path, stdlib: Stdlib) -> Result<Probe, EvalError> {
-    let out = run(cxx, &["--version"])?;
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = std::env::temp_dir().join(format!("cmod-probe-{}-{n}.o", std::process::id()));
+    std::fs::write(&tmp, b"").map_err(|e| EvalError::io(&tmp, "write", e))?;
+    let tmp_str = tmp.to_string_lossy().into_owned();
+    let stdlib_flag = format!("-stdlib={}", stdlib.as_str());
+    let verbose_args = [
+        stdlib_flag.as_str(),
+        "-E",
+        "-x",
+        "c++",
+        "-v",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+    ];
+    let link_args = [
+        stdlib_flag.as_str(),
+        "-fuse-ld=lld",
+        "-###",
+        &tmp_str,
+        "-o",
+        "/dev/null",
+    ];
+    let (version_out, resource_out, verbose_out, link_out) = std::thread::scope(|s| {
+        let version = s.spawn(|| run(cxx, &["--version"]));
+        let resource = s.spawn(|| run(cxx, &["-print-resource-dir"]));
+        let verbose = s.spawn(|| run(cxx, &verbose_args));
+        let link = run(cxx, &link_args);
+        let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
+            h.join().unwrap_or_else(|_| {
+                Err(EvalError::new(
+                    ErrorKind::Internal,
+                    "a compiler probe thread panicked",
+                ))
+            })
+        };
+        (join(version), join(resource), join(verbose), link)
+    });
+    let _ = std::fs::remove_file(&tmp);
+
+    let out = version_out?;
     let version_output = String::from_utf8_lossy(&out.stdout).into_owned();
     let version_text = version_output
         .lines()
@@ -82,23 +124,10 @@ pub fn probe(cxx: &Path, stdlib: Stdlib) -> Result<Probe, EvalError> {
         .or_else(|| cxx.canonicalize().ok()?.parent().map(Path::to_path_buf))
         .unwrap_or_default();
 
-    let out = run(cxx, &["-print-resource-dir"])?;
+    let out = resource_out?;
     let resource_dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
 
-    let stdlib_flag = format!("-stdlib={}", stdlib.as_str());
-    let out = run(
-        cxx,
-        &[
-            &stdlib_flag,
-            "-E",
-            "-x",
-            "c++",
-            "-v",
-            "/dev/null",
-            "-o",
-            "/dev/null",
-        ],
-    )?;
+    let out = verbose_out?;
     let verbose = String::from_utf8_lossy(&out.stderr);
     let include_dirs = parse_include_dirs(&verbose);
     let gcc_install = verbose
@@ -106,24 +135,7 @@ pub fn probe(cxx: &Path, stdlib: Stdlib) -> Result<Probe, EvalError> {
         .find_map(|l| l.strip_prefix("Selected GCC installation:"))
         .map(|d| PathBuf::from(d.trim()));
 
-    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = std::env::temp_dir().join(format!("cmod-probe-{}-{n}.o", std::process::id()));
-    std::fs::write(&tmp, b"").map_err(|e| EvalError::io(&tmp, "write", e))?;
-    let tmp_str = tmp.to_string_lossy().into_owned();
-    let out = run(
-        cxx,
-        &[
-            &stdlib_flag,
-            "-fuse-ld=lld",
-            "-###",
-            &tmp_str,
-            "-o",
-            "/dev/null",
-        ],
-    );
-    let _ = std::fs::remove_file(&tmp);
-    let out = out?;
+    let out = link_out?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let link_line = stderr
         .lines()
