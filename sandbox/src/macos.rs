@@ -9,16 +9,12 @@
 //! in them). See docs/SANDBOX.md. The mode is reported as [`Mode::Full`] (the strongest
 //! isolation this OS offers); [`Mode::Landlock`] does not exist here.
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use nix::unistd::Pid;
-
-use crate::materialise::{prepare_build_dir, substitute_args};
-use crate::{env, macos_profile, supervise, Action, Enforcement, Mode, Outcome, SandboxError};
+use crate::materialise::prepare_build_dir;
+use crate::{macos_profile, supervise, Action, Enforcement, Mode, Outcome, SandboxError};
 
 const SANDBOX_EXEC: &str = "/usr/bin/sandbox-exec";
 
@@ -86,44 +82,20 @@ pub(crate) fn run(mode: Mode, action: &Action) -> Result<Outcome, SandboxError> 
     let canon = canonical_action(action)?;
     prepare_build_dir(&canon, &canon.store_dir)?;
     let profile = macos_profile::generate(&canon)?;
-    let seen = canon.build_dir.to_string_lossy().into_owned();
-    let log = File::create(&action.log_path)
-        .map_err(|e| SandboxError::io("creating log", &action.log_path, e))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))?;
     let mut cmd = Command::new(SANDBOX_EXEC);
-    cmd.arg("-p")
-        .arg(&profile)
-        .arg(&action.program)
-        .args(substitute_args(&action.args, &seen))
-        .env_clear()
-        .envs(env::for_action(&seen, &action.env))
-        .current_dir(&canon.build_dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err);
-    let max = action.limits.max_output_bytes;
-    // SAFETY: child_common only makes async-signal-safe calls.
-    unsafe {
-        cmd.pre_exec(move || supervise::child_common(max));
-    }
-    let child = cmd.spawn().map_err(|e| SandboxError::Setup {
-        step: format!(
+    cmd.arg("-p").arg(&profile).arg(&action.program);
+    supervise::run_unshared(
+        cmd,
+        action,
+        &canon.build_dir,
+        format!(
             "spawning `{}` under {SANDBOX_EXEC}",
             action.program.display()
         ),
-        source: e,
-    })?;
-    let pid = Pid::from_raw(child.id() as i32);
-    let exit = supervise::wait(pid, pid, &action.limits)?;
-    supervise::check_sizes(&action.build_dir, &action.log_path, &action.limits)?;
-    Ok(Outcome {
-        exit,
-        elapsed: start.elapsed(),
-        enforcement: Enforcement {
+        start,
+        Enforcement {
             mode: Mode::Full,
             landlock_abi: None,
         },
-    })
+    )
 }

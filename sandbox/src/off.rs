@@ -1,53 +1,26 @@
 //! `--sandbox=off`: a cleared environment and a private build directory, nothing more.
 //! Outputs built this way are marked `off` in their metadata.
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
-use nix::unistd::Pid;
-
-use crate::materialise::{prepare_build_dir, substitute_args};
-use crate::{env, supervise, Action, Enforcement, Mode, Outcome, SandboxError};
+use crate::materialise::prepare_build_dir;
+use crate::{supervise, Action, Enforcement, Mode, Outcome, SandboxError};
 
 pub(crate) fn run(action: &Action) -> Result<Outcome, SandboxError> {
     let start = Instant::now();
     prepare_build_dir(action, &action.store_dir)?;
-    let seen = action.build_dir.to_string_lossy().into_owned();
-    let log = File::create(&action.log_path)
-        .map_err(|e| SandboxError::io("creating log", &action.log_path, e))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))?;
-    let mut cmd = Command::new(&action.program);
-    cmd.args(substitute_args(&action.args, &seen))
-        .env_clear()
-        .envs(env::for_action(&seen, &action.env))
-        .current_dir(&action.build_dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err);
-    let max = action.limits.max_output_bytes;
-    // SAFETY: child_common only makes async-signal-safe calls.
-    unsafe {
-        cmd.pre_exec(move || supervise::child_common(max));
-    }
-    let child = cmd.spawn().map_err(|e| SandboxError::Setup {
-        step: format!("spawning `{}`", action.program.display()),
-        source: e,
-    })?;
-    let pid = Pid::from_raw(child.id() as i32);
-    let exit = supervise::wait(pid, pid, &action.limits)?;
-    supervise::check_sizes(&action.build_dir, &action.log_path, &action.limits)?;
-    Ok(Outcome {
-        exit,
-        elapsed: start.elapsed(),
-        enforcement: Enforcement {
+    supervise::run_unshared(
+        Command::new(&action.program),
+        action,
+        &action.build_dir,
+        format!("spawning `{}`", action.program.display()),
+        start,
+        Enforcement {
             mode: Mode::Off,
             landlock_abi: None,
         },
-    })
+    )
 }
 
 #[cfg(test)]

@@ -3,15 +3,64 @@
 //! kills every process in it); the output-size limit is enforced per file by `RLIMIT_FSIZE` (set in the child)
 //! and in total by measuring the build directory afterwards.
 
+use std::fs::File;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::{ExitKind, Limits, SandboxError};
+use crate::materialise::substitute_args;
+use crate::{env, Action, Enforcement, ExitKind, Limits, Outcome, SandboxError};
+
+/// Run a builder without namespaces (`off`, and the macOS `sandbox-exec` wrapper): `cmd`
+/// arrives with its program (and any wrapper arguments) set; this appends the action's
+/// arguments with the build directory spelled as `build_dir`, clears the environment,
+/// sends both output streams to the log, applies [`child_common`], then waits under the
+/// limits and checks the output sizes. `what` names the spawn in errors.
+pub(crate) fn run_unshared(
+    mut cmd: Command,
+    action: &Action,
+    build_dir: &Path,
+    what: String,
+    start: Instant,
+    enforcement: Enforcement,
+) -> Result<Outcome, SandboxError> {
+    let log = File::create(&action.log_path)
+        .map_err(|e| SandboxError::io("creating log", &action.log_path, e))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))?;
+    let seen = build_dir.to_string_lossy().into_owned();
+    cmd.args(substitute_args(&action.args, &seen))
+        .env_clear()
+        .envs(env::for_action(&seen, &action.env))
+        .current_dir(build_dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    let max = action.limits.max_output_bytes;
+    // SAFETY: child_common only makes async-signal-safe calls.
+    unsafe {
+        cmd.pre_exec(move || child_common(max));
+    }
+    let child = cmd.spawn().map_err(|e| SandboxError::Setup {
+        step: what,
+        source: e,
+    })?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let exit = wait(pid, pid, &action.limits)?;
+    check_sizes(&action.build_dir, &action.log_path, &action.limits)?;
+    Ok(Outcome {
+        exit,
+        elapsed: start.elapsed(),
+        enforcement,
+    })
+}
 
 /// How waiting for the builder ended.
 enum Waited {
