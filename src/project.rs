@@ -140,10 +140,13 @@ impl Project {
 
     /// Copy every source the derivations read into the store.
     pub fn add_sources(&self) -> Result<(), CliError> {
-        for s in &self.derived()?.sources {
-            self.store.add_source(&s.host, &s.path, &s.hash)?;
-        }
-        Ok(())
+        let sources: Vec<_> = self
+            .derived()?
+            .sources
+            .iter()
+            .map(|s| (s.host.as_path(), &s.path, &s.hash))
+            .collect();
+        Ok(self.store.add_sources(&sources)?)
     }
 
     /// The targets selected by `names` as (package, target), all of the selected members'

@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use cmod_schema::path_info::PATH_INFO_VERSION;
 use cmod_schema::{ContentHash, PathInfo, PathKind, StorePath};
 
+use rayon::prelude::*;
+
 use crate::content::{self, Candidates};
 use crate::error::StoreError;
 use crate::layout::Store;
@@ -201,6 +203,17 @@ impl Store {
         };
         self.write_path_info(&info)?;
         Ok(info)
+    }
+
+    /// [`add_source`](Store::add_source) for many `(host, path, expected)` at once, in
+    /// parallel (sources reference nothing, so their order does not matter).
+    pub fn add_sources(
+        &self,
+        sources: &[(&Path, &StorePath, &ContentHash)],
+    ) -> Result<(), StoreError> {
+        sources
+            .par_iter()
+            .try_for_each(|(host, path, expected)| self.add_source(host, path, expected))
     }
 
     /// Add a user file (or tree) that the evaluator hashed as `expected` under store path

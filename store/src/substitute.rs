@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use cmod_schema::derivation::Derivation;
 use cmod_schema::{ContentHash, StorePath};
+use rayon::prelude::*;
 
 use crate::copy::{fetch_traces, remote_closure, Remote};
 use crate::layout::Store;
@@ -235,13 +236,16 @@ pub fn walk(
             Err(e) => return Err(e),
         }
     }
-    // Record and report, in topological order.
-    for h in hits {
-        if failed.contains(&h.from) || !h.entry.outputs.values().all(|p| store.is_valid(p)) {
-            continue;
-        }
+    // Record (in parallel: every entry is a file of its own), then report in
+    // topological order.
+    hits.retain(|h| {
+        !failed.contains(&h.from) && h.entry.outputs.values().all(|p| store.is_valid(p))
+    });
+    hits.par_iter().try_for_each(|h| {
         store.trace_record(&h.entry)?;
-        store.record_drv_outputs(&h.drv, &h.key, &h.entry.outputs)?;
+        store.record_drv_outputs(&h.drv, &h.key, &h.entry.outputs)
+    })?;
+    for h in hits {
         obs.substituted(&Substituted {
             drv: &h.drv,
             name: &drvs[&h.drv].name,

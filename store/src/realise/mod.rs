@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use cmod_schema::derivation::Derivation;
 use cmod_schema::{ContentHash, PathKind, StorePath};
+use rayon::prelude::*;
 
 use build::Realised;
 pub use build::{BuildEnv, BuildError, Difference};
@@ -142,36 +143,60 @@ pub fn needed(
     Ok(order)
 }
 
-/// Write the `.drv` files of `order` into the store (skipping those already valid).
+/// Write the `.drv` files of `order` (topologically sorted) into the store, skipping
+/// those already valid. Derivations are written level by level, in parallel within a
+/// level, so a derivation becomes valid only after every derivation it references.
 pub fn write_derivations(
     store: &Store,
     drvs: &BTreeMap<StorePath, Derivation>,
     order: &[StorePath],
 ) -> Result<(), RealiseError> {
+    let mut depth: HashMap<&StorePath, usize> = HashMap::with_capacity(order.len());
+    let mut levels: Vec<Vec<&StorePath>> = Vec::new();
     for d in order {
-        if store.is_valid(d) {
-            continue;
-        }
-        let drv = &drvs[d];
-        let bytes = drv
-            .canonical_bytes()
-            .map_err(|e| StoreError::CorruptMetadata {
-                path: d.to_string(),
-                reason: e.to_string(),
-            })?;
-        let refs: BTreeSet<StorePath> = drv
+        let level = drvs[d]
             .input_drvs()
-            .into_iter()
-            .chain(drv.input_paths())
-            .cloned()
-            .collect();
-        let written = store.add_bytes(PathKind::Drv, d.name(), &bytes, &refs)?;
-        if written != *d {
-            return Err(RealiseError::DrvMismatch {
-                drv: d.clone(),
-                found: written,
-            });
+            .iter()
+            .filter_map(|i| depth.get(*i))
+            .map(|l| l + 1)
+            .max()
+            .unwrap_or(0);
+        depth.insert(d, level);
+        if levels.len() <= level {
+            levels.resize_with(level + 1, Vec::new);
         }
+        levels[level].push(d);
+    }
+    for level in levels {
+        level
+            .par_iter()
+            .try_for_each(|d| write_derivation(store, d, &drvs[*d]))?;
+    }
+    Ok(())
+}
+
+fn write_derivation(store: &Store, d: &StorePath, drv: &Derivation) -> Result<(), RealiseError> {
+    if store.is_valid(d) {
+        return Ok(());
+    }
+    let bytes = drv
+        .canonical_bytes()
+        .map_err(|e| StoreError::CorruptMetadata {
+            path: d.to_string(),
+            reason: e.to_string(),
+        })?;
+    let refs: BTreeSet<StorePath> = drv
+        .input_drvs()
+        .into_iter()
+        .chain(drv.input_paths())
+        .cloned()
+        .collect();
+    let written = store.add_bytes(PathKind::Drv, d.name(), &bytes, &refs)?;
+    if written != *d {
+        return Err(RealiseError::DrvMismatch {
+            drv: d.clone(),
+            found: written,
+        });
     }
     Ok(())
 }
@@ -489,4 +514,79 @@ fn realise_one(
         None => build::build(store, drv_path, &resolved, &key, env)?,
     };
     Ok((realised, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmod_schema::derivation::{
+        Input, InputFrom, InputRole, Output, StepKind, Tool, DERIVATION_VERSION,
+    };
+
+    fn step(name: &str, deps: &[&StorePath]) -> Derivation {
+        let mut inputs: Vec<Input> = deps
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Input {
+                at: format!("in/{i}.o"),
+                from: InputFrom::Drv {
+                    drv: (*d).clone(),
+                    output: "obj".into(),
+                },
+                role: InputRole::Object,
+            })
+            .collect();
+        inputs.sort();
+        Derivation {
+            args: vec![name.into()],
+            env: BTreeMap::new(),
+            inputs,
+            kind: StepKind::Object,
+            name: format!("{name}.o"),
+            outputs: BTreeMap::from([(
+                "obj".to_string(),
+                Output {
+                    at: "out/x.o".into(),
+                    name: format!("{name}.o"),
+                },
+            )]),
+            tool: Tool::Cxx,
+            toolchain: ContentHash::of_file(false, b"toolchain"),
+            version: DERIVATION_VERSION,
+        }
+    }
+
+    /// A diamond plus a chain, written level by level: every `.drv` is valid afterwards,
+    /// records its input derivations as references, and a second write is a no-op.
+    #[test]
+    fn derivations_are_written_with_their_references() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let mut drvs = BTreeMap::new();
+        let mut add = |d: Derivation| {
+            let p = d.drv_path().unwrap();
+            drvs.insert(p.clone(), d);
+            p
+        };
+        let a = add(step("a", &[]));
+        let b = add(step("b", &[&a]));
+        let c = add(step("c", &[&a]));
+        let d = add(step("d", &[&b, &c]));
+        let e = add(step("e", &[&d, &a]));
+        let order = needed(&drvs, std::slice::from_ref(&e)).unwrap();
+        assert_eq!(order.len(), 5);
+        write_derivations(&store, &drvs, &order).unwrap();
+        for p in &order {
+            assert!(store.is_valid(p), "{p} was not written");
+            let info = store.path_info(p).unwrap();
+            let want: BTreeSet<StorePath> = drvs[p].input_drvs().into_iter().cloned().collect();
+            assert_eq!(info.references, want, "references of {p}");
+            assert_eq!(
+                std::fs::read(store.path_of(p)).unwrap(),
+                drvs[p].canonical_bytes().unwrap()
+            );
+        }
+        write_derivations(&store, &drvs, &order).unwrap();
+        assert_eq!(store.path_info(&e).unwrap().references.len(), 2);
+    }
 }
