@@ -80,7 +80,7 @@ pub(crate) fn run(mode: Mode, action: &Action) -> Result<Outcome, SandboxError> 
     }
     let start = Instant::now();
     let canon = canonical_action(action)?;
-    prepare_build_dir(&canon, &canon.store_dir)?;
+    prepare_build_dir(&canon, &canon.store_dir, &Default::default())?;
     let profile = macos_profile::generate(&canon)?;
     let mut cmd = Command::new(SANDBOX_EXEC);
     cmd.arg("-p").arg(&profile).arg(&action.program);

@@ -9,7 +9,7 @@ use crate::{supervise, Action, Enforcement, Mode, Outcome, SandboxError};
 
 pub(crate) fn run(action: &Action) -> Result<Outcome, SandboxError> {
     let start = Instant::now();
-    prepare_build_dir(action, &action.store_dir)?;
+    prepare_build_dir(action, &action.store_dir, &Default::default())?;
     supervise::run_unshared(
         Command::new(&action.program),
         action,

@@ -417,6 +417,56 @@ fn full_root_is_a_minimal_read_only_tree() {
     assert!(log.contains("Read-only file system"), "{log}");
 }
 
+/// The full sandbox lays out directories of stable-name links (here `src/` and
+/// `bmi/deep/`) on a sealed tmpfs of its own: the builder sees the same links, with the
+/// same pinned times as the host layout, cannot change them, and the host build
+/// directory never holds them. A directory that also holds an output stays on the host.
+#[test]
+fn full_links_live_on_a_sealed_tmpfs_inside() {
+    let fx = Fixture::new();
+    let mut a = fx.action(
+        Path::new("/bin/sh"),
+        &[
+            "-c".to_string(),
+            "cat bmi/deep/m.pcm; echo; readlink out/in.txt; \
+             stat -c '%n %Y' src/f src bmi/deep/m.pcm bmi/deep bmi; \
+             touch bmi/new 2>&1; rm src/f 2>&1; echo done > out/result"
+                .to_string(),
+        ],
+        common::shell_toolchain(),
+    );
+    for at in ["bmi/deep/m.pcm", "out/in.txt"] {
+        a.links.push(cmod_sandbox::Link {
+            at: at.into(),
+            store_path: INPUT.into(),
+            sub: Some("f".into()),
+        });
+    }
+    let log = ok_log(fx.run(Mode::Full, &a));
+    let seen = fx.seen_input(Mode::Full).join("f");
+    assert!(
+        log.starts_with(&format!("input!\n{}\n", seen.display())),
+        "{log}"
+    );
+    for n in ["src/f", "src", "bmi/deep/m.pcm", "bmi/deep", "bmi"] {
+        assert!(log.contains(&format!("\n{n} 1\n")), "mtime of {n}: {log}");
+    }
+    assert_eq!(log.matches("Read-only file system").count(), 2, "{log}");
+    // On the host: empty mount points for the tmpfs roots; the `out/` link is real.
+    for d in ["src", "bmi"] {
+        let entries = std::fs::read_dir(fx.build().join(d)).unwrap().count();
+        assert_eq!(entries, 0, "host `{d}` holds links");
+    }
+    assert!(std::fs::symlink_metadata(fx.build().join("out/in.txt"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(fx.build().join("out/result")).unwrap(),
+        "done\n"
+    );
+}
+
 #[test]
 fn landlock_runs_in_the_host_build_dir_as_the_caller() {
     let fx = Fixture::new();

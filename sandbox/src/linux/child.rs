@@ -137,6 +137,9 @@ pub(crate) enum Op {
         dst: CString,
         attr: u64,
     },
+    Tmpfs(CString),
+    PinTime(CString),
+    Seal(CString),
 }
 
 /// A `NULL`-terminated array of C strings that owns its strings.
@@ -197,6 +200,9 @@ const LANDLOCK_RULE_PATH_BENEATH: c_int = 1;
 static PROC: &[u8] = b"proc\0";
 static PROC_DIR: &[u8] = b"/proc\0";
 static TMPFS: &[u8] = b"tmpfs\0";
+/// A link directory's tmpfs: symlinks only (short targets live in the inode), sealed
+/// read-only once laid out; the size bounds the long targets that take a page each.
+static LINK_TMPFS_OPTIONS: &[u8] = b"mode=0755,size=64m\0";
 static ROOT: &[u8] = b"/\0";
 static DOT: &[u8] = b".\0";
 static OLD_ROOT: &[u8] = b"oldroot\0";
@@ -330,6 +336,33 @@ unsafe fn run_op(op: &Op) -> bool {
             fd >= 0 && libc::close(fd) == 0
         }
         Op::Symlink { target, at } => libc::symlink(target.as_ptr(), at.as_ptr()) == 0,
+        Op::Tmpfs(at) => {
+            libc::mount(
+                cptr(TMPFS),
+                at.as_ptr(),
+                cptr(TMPFS),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                cptr(LINK_TMPFS_OPTIONS).cast(),
+            ) == 0
+        }
+        Op::PinTime(p) => {
+            let t = libc::timespec {
+                tv_sec: crate::materialise::LINK_MTIME,
+                tv_nsec: 0,
+            };
+            let times = [t, t];
+            libc::utimensat(
+                libc::AT_FDCWD,
+                p.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            ) == 0
+        }
+        Op::Seal(p) => mount_setattr(
+            p.as_ptr(),
+            libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+            false,
+        ),
         Op::Bind { src, dst, attr } => {
             libc::mount(
                 src.as_ptr(),

@@ -34,7 +34,7 @@ use std::os::raw::c_void;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::materialise::{prepare_build_dir, substitute_args};
+use crate::materialise::{link_roots, prepare_build_dir, substitute_args};
 use crate::{
     env, supervise, Action, Enforcement, Mode, Outcome, SandboxError, BUILD_DIR, STORE_DIR,
 };
@@ -96,7 +96,7 @@ fn spec_base(plan: &plan::Plan, tmpfs_at: &Path) -> Result<(ChildSpec, Vec<Strin
 /// Set up a complete (empty) namespace sandbox with the Landlock layer and exit, to find
 /// out before any real work whether this machine allows it.
 fn probe_full() -> Result<Enforcement, SandboxError> {
-    let plan = plan::plan(None)?;
+    let plan = plan::plan(None, &Default::default())?;
     let tmpfs_at = std::fs::canonicalize(std::env::temp_dir())
         .map_err(|e| SandboxError::io("finding", std::env::temp_dir(), e))?;
     let (mut spec, what) = spec_base(&plan, &tmpfs_at)?;
@@ -184,8 +184,9 @@ fn exec_error(mut err: SandboxError, action: &Action) -> SandboxError {
 
 fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     let start = Instant::now();
-    prepare_build_dir(action, Path::new(STORE_DIR))?;
-    let plan = plan::plan(Some(action))?;
+    let link_roots = link_roots(action);
+    prepare_build_dir(action, Path::new(STORE_DIR), &link_roots)?;
+    let plan = plan::plan(Some(action), &link_roots)?;
     let build = plan
         .build_dir
         .clone()
@@ -241,7 +242,7 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
 
 fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
     let start = Instant::now();
-    prepare_build_dir(action, &action.store_dir)?;
+    prepare_build_dir(action, &action.store_dir, &Default::default())?;
     let mut read_exec: Vec<PathBuf> = action
         .toolchain
         .iter()

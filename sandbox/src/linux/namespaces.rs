@@ -74,6 +74,18 @@ pub(crate) fn ops(plan: &Plan) -> Result<(Vec<Op>, Vec<String>), SandboxError> {
                     target.display()
                 ));
             }
+            Step::Tmpfs(p) => {
+                ops.push(Op::Tmpfs(cpath(p)?));
+                what.push(format!("mounting a tmpfs for links at `{}`", p.display()));
+            }
+            Step::PinTime(p) => {
+                ops.push(Op::PinTime(cpath(p)?));
+                what.push(format!("setting the time of `{}`", p.display()));
+            }
+            Step::Seal(p) => {
+                ops.push(Op::Seal(cpath(p)?));
+                what.push(format!("making `{}` read-only", p.display()));
+            }
             Step::Bind { src, dst, access } => {
                 let mut old = b"/oldroot".to_vec();
                 old.extend_from_slice(src.as_os_str().as_bytes());

@@ -61,6 +61,13 @@ pub(crate) enum Step {
         dst: PathBuf,
         access: Access,
     },
+    /// A fresh, empty tmpfs (for a directory of stable-name links).
+    Tmpfs(PathBuf),
+    /// Set the mtime and atime of the path itself (not following a symlink) to
+    /// [`LINK_MTIME`](crate::materialise::LINK_MTIME).
+    PinTime(PathBuf),
+    /// Make the mount at this path read-only (nosuid, nodev).
+    Seal(PathBuf),
 }
 
 /// The complete layout of one sandbox.
@@ -260,8 +267,13 @@ fn is_dir(p: &Path) -> Result<bool, SandboxError> {
         .is_dir())
 }
 
-/// Plan the sandbox for `action`, or a bare one (devices only) for the probe.
-pub(crate) fn plan(action: Option<&Action>) -> Result<Plan, SandboxError> {
+/// Plan the sandbox for `action`, or a bare one (devices only) for the probe. The links
+/// under `link_roots` (see [`link_roots`](crate::materialise::link_roots)) are laid out
+/// on a read-only tmpfs per root, over the build directory's (empty) directory.
+pub(crate) fn plan(
+    action: Option<&Action>,
+    link_roots: &BTreeSet<PathBuf>,
+) -> Result<Plan, SandboxError> {
     let layout = match action {
         Some(a) => cached_layout(&a.toolchain)?,
         None => Arc::new(ToolchainLayout::default()),
@@ -329,7 +341,54 @@ pub(crate) fn plan(action: Option<&Action>) -> Result<Plan, SandboxError> {
             .into_iter()
             .map(|(src, dst, access)| Step::Bind { src, dst, access }),
     );
+    if let Some(action) = action {
+        plan.steps.extend(link_steps(action, link_roots));
+    }
     Ok(plan)
+}
+
+/// The steps that lay out the links under `roots` inside the sandbox (after the build
+/// directory is mounted): a tmpfs per root, directories, links, then the same pinned
+/// times the host layout gets (links, then directories deepest first), then read-only.
+fn link_steps(action: &Action, roots: &BTreeSet<PathBuf>) -> Vec<Step> {
+    let build = Path::new(BUILD_DIR);
+    let mut steps: Vec<Step> = roots.iter().map(|r| Step::Tmpfs(build.join(r))).collect();
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut links = Vec::new();
+    for link in &action.links {
+        let Some(root) = roots.iter().find(|r| link.at.starts_with(r)) else {
+            continue;
+        };
+        let mut d = link.at.parent();
+        while let Some(p) = d.filter(|p| p.starts_with(root) && *p != root.as_path()) {
+            dirs.insert(build.join(p));
+            d = p.parent();
+        }
+        links.push(Step::Symlink {
+            at: build.join(&link.at),
+            target: crate::materialise::link_target(link, Path::new(STORE_DIR)),
+        });
+    }
+    let pins: Vec<Step> = links
+        .iter()
+        .filter_map(|l| match l {
+            Step::Symlink { at, .. } => Some(Step::PinTime(at.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut deepest_first: Vec<PathBuf> = dirs
+        .iter()
+        .cloned()
+        .chain(roots.iter().map(|r| build.join(r)))
+        .collect();
+    deepest_first.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    // BTreeSet order creates parents before children.
+    steps.extend(dirs.into_iter().map(Step::Mkdir));
+    steps.extend(links);
+    steps.extend(pins);
+    steps.extend(deepest_first.into_iter().map(Step::PinTime));
+    steps.extend(roots.iter().map(|r| Step::Seal(build.join(r))));
+    steps
 }
 
 #[cfg(test)]
@@ -429,7 +488,7 @@ mod tests {
 
     #[test]
     fn probe_plan_has_devices_and_mount_points() {
-        let plan = plan(None).unwrap();
+        let plan = plan(None, &BTreeSet::new()).unwrap();
         assert!(plan.steps.contains(&Step::Mkdir("/proc".into())));
         assert!(plan.steps.contains(&Step::Touch("/dev/null".into())));
         assert!(plan.steps.contains(&Step::Bind {
@@ -449,5 +508,66 @@ mod tests {
             .rposition(|s| matches!(s, Step::Mkdir(_)))
             .unwrap();
         assert!(last_mkdir < first_bind);
+    }
+
+    /// Link directories become a tmpfs each, laid out after the build directory's bind,
+    /// with links and directories pinned (links first, directories deepest first) and the
+    /// mount sealed last.
+    #[test]
+    fn link_roots_are_laid_out_on_tmpfs_after_the_build_bind() {
+        let t = tempfile::tempdir().unwrap();
+        let store = t.path().join("store");
+        std::fs::create_dir_all(store.join("h-a")).unwrap();
+        std::fs::create_dir_all(t.path().join("build")).unwrap();
+        let action = Action {
+            program: "/bin/true".into(),
+            args: vec![],
+            env: vec![],
+            build_dir: t.path().join("build"),
+            store_dir: store,
+            inputs: vec!["h-a".into()],
+            links: vec![crate::Link {
+                at: "bmi/m/a.pcm".into(),
+                store_path: "h-a".into(),
+                sub: Some("a.pcm".into()),
+            }],
+            toolchain: vec![],
+            outputs: vec!["out/a.o".into()],
+            log_path: t.path().join("log"),
+            limits: crate::Limits::default(),
+        };
+        let roots = BTreeSet::from([PathBuf::from("bmi")]);
+        let steps = plan(Some(&action), &roots).unwrap().steps;
+        let at = |want: &Step| {
+            steps
+                .iter()
+                .position(|s| s == want)
+                .unwrap_or_else(|| panic!("{want:?} missing from {steps:#?}"))
+        };
+        let build_bind = steps
+            .iter()
+            .position(|s| matches!(s, Step::Bind { dst, .. } if dst == Path::new(BUILD_DIR)))
+            .unwrap();
+        let tmpfs = at(&Step::Tmpfs("/build/bmi".into()));
+        let dir = at(&Step::Mkdir("/build/bmi/m".into()));
+        let link = at(&Step::Symlink {
+            at: "/build/bmi/m/a.pcm".into(),
+            target: "/cmod/store/h-a/a.pcm".into(),
+        });
+        let pin_link = at(&Step::PinTime("/build/bmi/m/a.pcm".into()));
+        let pin_dir = at(&Step::PinTime("/build/bmi/m".into()));
+        let pin_root = at(&Step::PinTime("/build/bmi".into()));
+        let seal = at(&Step::Seal("/build/bmi".into()));
+        assert!(
+            build_bind < tmpfs && tmpfs < dir && dir < link,
+            "{steps:#?}"
+        );
+        assert!(link < pin_link && pin_link < pin_dir && pin_dir < pin_root);
+        assert_eq!(seal, steps.len() - 1);
+        // Without roots, nothing of the kind.
+        let bare = plan(Some(&action), &BTreeSet::new()).unwrap().steps;
+        assert!(!bare
+            .iter()
+            .any(|s| matches!(s, Step::Tmpfs(_) | Step::Seal(_))));
     }
 }
