@@ -98,7 +98,13 @@ class Quiet:
 
         Also records the load other processes put on the machine during the call.
         """
+        return self.timed_after(None, fn, *args, **kwargs)
+
+    def timed_after(self, prepare, fn, *args, **kwargs):
+        """`timed`, with `prepare()` (if any) run untimed between the wait and the call."""
         self.wait()
+        if prepare is not None:
+            prepare()
         machine0, own0 = cpu_seconds()
         start = time.monotonic()
         result = fn(*args, **kwargs)

@@ -92,6 +92,10 @@ Measured {today} at commit {git} with:
 - full vs off: {(med['full'] / med['off'] - 1) * 100:+.1f} % wall
   ({(med['full'] - med['off']) * 1e3:+.0f} ms, about {per_action:+.1f} ms per action with
   {args.jobs} running at a time); landlock vs off: {(med['landlock'] / med['off'] - 1) * 100:+.1f} %.
+- The full sandbox lays out the stable-name links (`src/`, `bmi/`, `obj/`) on a tmpfs inside
+  the sandbox, while `landlock` and `off` create them in the host build directory, where
+  ext4 makes inode creation slow after the many deletions of a build (docs/SANDBOX.md);
+  that can make `full` the fastest mode.
 """
 
 

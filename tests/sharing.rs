@@ -351,6 +351,45 @@ fn http_round_trip_and_substitution() {
     assert!(r.stderr().contains("is unavailable"), "{}", r.stderr());
 }
 
+/// HTTPS through reqwest + rustls against nginx with a certificate from a CA made by the
+/// test: refused (and nothing written) until the CA is trusted through `SSL_CERT_FILE`,
+/// then a round trip and a substitution that builds nothing.
+#[test]
+fn https_round_trip_trusts_only_configured_certificates() {
+    let t = Signed::new();
+    let nginx = Nginx::start_tls(&t.s.dir.path().join("nginx-tls"));
+    let url = nginx.url("cache");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let out = t.cmod(
+        &t.s.store(),
+        &["copy", "--to", &url],
+        &[("CMOD_CACHE_TOKEN", TOKEN)],
+    );
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&url), "{err}");
+    assert!(err.contains("certificate"), "{err}");
+    assert!(
+        err.contains("SSL_CERT_FILE"),
+        "the error names the fix: {err}"
+    );
+    assert!(!err.contains("after 4 attempts"), "not retried: {err}");
+    assert!(!nginx.root.join("cache").exists(), "something was written");
+
+    let ca = nginx.ca.clone().unwrap();
+    let env = [
+        ("CMOD_CACHE_TOKEN", TOKEN),
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+    ];
+    let err = stderr(&t.cmod(&t.s.store(), &["copy", "--to", &url, "-j", "4"], &env));
+    assert!(
+        err.contains("Copied 6 of 6 path(s) and 6 build-trace entries"),
+        "{err}"
+    );
+    assert!(nginx.root.join("cache/cmod-cache-info").is_file());
+    t.substitute(&t.store("tls"), &url, &env[1..]);
+}
+
 #[test]
 fn builds_are_signed_as_they_are_built_with_configured_secret_keys() {
     let s = Sandbox::new();

@@ -139,17 +139,90 @@ impl Drop for Sshd {
     }
 }
 
-/// nginx serving `root` with GET for everyone and WebDAV PUT for bearer `token`.
+/// nginx serving `root` with GET for everyone and WebDAV PUT for bearer `token`, over
+/// plain HTTP or over TLS with a certificate from a CA made for the test.
 pub struct Nginx {
     child: Child,
     pub port: u16,
     pub root: PathBuf,
+    /// With TLS: the test CA's certificate (PEM), which clients must be told to trust.
+    pub ca: Option<PathBuf>,
 }
 
 pub const TOKEN: &str = "s3cret-token";
 
+/// A CA and a server certificate for `127.0.0.1` signed by it (ECDSA P-256, two days),
+/// made with the `openssl` command. Returns (ca.crt, server.crt, server.key).
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
+    let (crt, key, csr) = (
+        dir.join("server.crt"),
+        dir.join("server.key"),
+        dir.join("server.csr"),
+    );
+    let ext = dir.join("server.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509", "-days", "2", "-subj", "/CN=cmod test CA"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&ca),
+        "openssl req (CA)",
+    );
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-subj", "/CN=127.0.0.1"])
+            .args(ec)
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr),
+        "openssl req (server)",
+    );
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-set_serial", "2"])
+            .arg("-in")
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&ca)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(&crt),
+        "openssl x509 (sign server certificate)",
+    );
+    (ca, crt, key)
+}
+
 impl Nginx {
     pub fn start(dir: &Path) -> Nginx {
+        Nginx::start_with(dir, false)
+    }
+
+    /// The same server over HTTPS only.
+    pub fn start_tls(dir: &Path) -> Nginx {
+        Nginx::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, tls: bool) -> Nginx {
         let root = dir.join("www");
         std::fs::create_dir_all(&root).unwrap();
         for t in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
@@ -157,6 +230,17 @@ impl Nginx {
         }
         let port = free_port();
         let d = dir.display();
+        let (ca, listen) = if tls {
+            let (ca, crt, key) = make_certificates(dir);
+            let listen = format!(
+                "listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};",
+                crt.display(),
+                key.display()
+            );
+            (Some(ca), listen)
+        } else {
+            (None, format!("listen 127.0.0.1:{port};"))
+        };
         let conf = format!(
             "daemon off;\nmaster_process off;\nuser root;\nworker_processes 1;\nerror_log {d}/error.log;\npid {d}/nginx.pid;\n\
              events {{ worker_connections 256; }}\n\
@@ -165,7 +249,7 @@ impl Nginx {
              client_max_body_size 0;\n  keepalive_requests 100000;\n\
              map $http_authorization $auth_ok {{ default 0; \"Bearer {TOKEN}\" 1; }}\n\
              map \"$request_method$auth_ok\" $deny {{ default 0; PUT0 1; }}\n\
-             server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    location / {{\n      \
+             server {{\n    {listen}\n    root {root};\n    location / {{\n      \
              if ($deny) {{ return 401; }}\n      dav_methods PUT;\n      create_full_put_path on;\n      \
              dav_access user:rw group:r all:r;\n    }}\n  }}\n}}\n",
             root = root.display()
@@ -189,11 +273,17 @@ impl Nginx {
             .spawn()
             .expect("start nginx");
         wait_for_port(port, "nginx", &log, &mut child);
-        Nginx { child, port, root }
+        Nginx {
+            child,
+            port,
+            root,
+            ca,
+        }
     }
 
     pub fn url(&self, sub: &str) -> String {
-        format!("http://127.0.0.1:{}/{sub}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/{sub}", self.port)
     }
 
     /// The request lines served so far (`METHOD /path`), from the access log.

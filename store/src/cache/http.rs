@@ -76,6 +76,13 @@ impl HttpBackend {
                 Ok(r) => return Ok(r),
                 Err(e) if e.is_connect() || e.is_timeout() => {
                     last = error_chain(&e);
+                    // An untrusted certificate will not become trusted by retrying.
+                    if last.contains("certificate") {
+                        return Err(BackendError::Failed(format!(
+                            "{last}; if the server's certificate is from your own CA, \
+                             name a PEM bundle with it in SSL_CERT_FILE (or a directory in SSL_CERT_DIR)"
+                        )));
+                    }
                 }
                 Err(e) => return Err(BackendError::Failed(error_chain(&e))),
             }
