@@ -211,6 +211,7 @@ pub fn unpack<R: Read>(input: R, dest: &Path, max_size: u64) -> Result<Unpacked,
     let mut ar = tar::Archive::new(dec);
     let corrupt = |e: std::io::Error| ArchiveError::Corrupt(e.to_string());
     let mut made: HashMap<PathBuf, Made> = HashMap::new();
+    let mut links: Vec<PathBuf> = Vec::new();
     let mut size = 0u64;
     for entry in ar.entries().map_err(corrupt)? {
         let mut e = entry.map_err(corrupt)?;
@@ -273,6 +274,7 @@ pub fn unpack<R: Read>(input: R, dest: &Path, max_size: u64) -> Result<Unpacked,
                 check_link(&member, &rel, &target)?;
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &at)
                     .map_err(|er| io("linking", &at, er))?;
+                links.push(rel.clone());
                 made.insert(rel, Made::Other);
             }
             tar::EntryType::Link => return Err(hostile(&member, "is a hard link")),
@@ -290,6 +292,13 @@ pub fn unpack<R: Read>(input: R, dest: &Path, max_size: u64) -> Result<Unpacked,
     }
     if !made.contains_key(Path::new(ROOT)) {
         return Err(ArchiveError::Corrupt(format!("it has no `{ROOT}` member")));
+    }
+    // Each link's own target stayed inside; now that the whole tree exists, resolve every
+    // link through the others too (a chain of inside-looking links can still escape).
+    for rel in &links {
+        let inside = rel.strip_prefix(ROOT).unwrap_or(rel);
+        crate::symlinks::check_link_stays_inside(dest, inside)
+            .map_err(|p| hostile(&rel.display().to_string(), p.to_string()))?;
     }
     // The tar end marker was read; the compressed stream must end cleanly too.
     let mut rest = ar.into_inner();

@@ -136,6 +136,34 @@ fn every_hostile_archive_is_refused() {
             raw(&[("p", Directory, dir), ("p/./x", Regular, b"x")]),
             "`.` path component",
         ),
+        // Each link looks inside on its own; `t` resolves through `a/s` to the store dir.
+        (
+            raw(&[
+                ("p", Directory, dir),
+                ("p/a", Directory, dir),
+                ("p/a/s", Symlink, b".."),
+                ("p/t", Symlink, b"a/s/.."),
+            ]),
+            "through the link `a/s`",
+        ),
+        // The same with the link it goes through coming later in the archive.
+        (
+            raw(&[
+                ("p", Directory, dir),
+                ("p/a", Directory, dir),
+                ("p/t", Symlink, b"a/s/../../etc"),
+                ("p/a/s", Symlink, b"."),
+            ]),
+            "escapes the store path",
+        ),
+        (
+            raw(&[
+                ("p", Directory, dir),
+                ("p/l1", Symlink, b"l2"),
+                ("p/l2", Symlink, b"l1"),
+            ]),
+            "a loop",
+        ),
     ];
     for (archive, want) in cases {
         let e = refused(&archive, 1000);

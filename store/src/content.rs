@@ -148,10 +148,10 @@ pub fn hash_path(path: &Path, cands: &Candidates) -> Result<TreeInfo, StoreError
 /// Check an output tree before it is registered: only regular files, directories and
 /// symlinks that stay inside the tree.
 pub fn check_output(root: &Path, display: &str) -> Result<(), StoreError> {
-    check_node(root, Path::new(""), display)
+    check_node(root, root, Path::new(""), display)
 }
 
-fn check_node(path: &Path, rel: &Path, display: &str) -> Result<(), StoreError> {
+fn check_node(root: &Path, path: &Path, rel: &Path, display: &str) -> Result<(), StoreError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
     let ft = meta.file_type();
     let at = if rel.as_os_str().is_empty() {
@@ -165,38 +165,15 @@ fn check_node(path: &Path, rel: &Path, display: &str) -> Result<(), StoreError> 
         if rel.as_os_str().is_empty() {
             return Err(StoreError::BadOutput { at, problem: format!("is a symlink to `{}`; an output must be a file or directory, not a link out of the store path", target.display()) });
         }
-        if target.is_absolute() {
-            return Err(StoreError::BadOutput {
-                at,
-                problem: format!(
-                    "is a symlink to the absolute path `{}`, which points outside the store path",
-                    target.display()
-                ),
-            });
-        }
-        // Resolve lexically against the link's directory inside the tree.
-        let mut depth: i64 = rel.components().count() as i64 - 1;
-        for c in target.components() {
-            match c {
-                Component::ParentDir => depth -= 1,
-                Component::Normal(_) => depth += 1,
-                _ => {}
-            }
-            if depth < 0 {
-                return Err(StoreError::BadOutput {
-                    at,
-                    problem: format!(
-                        "is a symlink to `{}`, which escapes the store path",
-                        target.display()
-                    ),
-                });
-            }
-        }
+        crate::symlinks::check_link_stays_inside(root, rel).map_err(|p| StoreError::BadOutput {
+            at,
+            problem: p.to_string(),
+        })?;
         Ok(())
     } else if ft.is_dir() {
         for e in std::fs::read_dir(path).map_err(|e| StoreError::io("listing", path, e))? {
             let e = e.map_err(|e| StoreError::io("listing", path, e))?;
-            check_node(&e.path(), &rel.join(e.file_name()), display)?;
+            check_node(root, &e.path(), &rel.join(e.file_name()), display)?;
         }
         Ok(())
     } else if ft.is_file() {
@@ -572,6 +549,17 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", nested.join("p")).unwrap();
         let e = check_output(&nested, "out").unwrap_err().to_string();
         assert!(e.contains("absolute path `/etc/passwd`"), "{e}");
+        // Links that each look inside but escape together (resolved through each other).
+        let chain = t.path().join("chain");
+        std::fs::create_dir_all(chain.join("a")).unwrap();
+        std::os::unix::fs::symlink("..", chain.join("a/s")).unwrap();
+        check_output(&chain, "out").unwrap();
+        std::os::unix::fs::symlink("a/s/../x", chain.join("t")).unwrap();
+        let e = check_output(&chain, "out").unwrap_err().to_string();
+        assert!(
+            e.contains("out/t") && e.contains("through the link `a/s`"),
+            "{e}"
+        );
         let fifo = t.path().join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
         assert!(check_output(&fifo, "out/f").is_err());

@@ -23,6 +23,7 @@ pub mod serve;
 pub mod sign;
 pub mod ssh;
 pub mod substitute;
+pub mod symlinks;
 pub mod trace;
 pub mod transfer;
 

@@ -147,6 +147,8 @@ pub struct Nginx {
     pub root: PathBuf,
     /// With TLS: the test CA's certificate (PEM), which clients must be told to trust.
     pub ca: Option<PathBuf>,
+    /// Log-barrier requests sent so far (see `requests`).
+    barriers: std::cell::Cell<u32>,
 }
 
 pub const TOKEN: &str = "s3cret-token";
@@ -278,6 +280,7 @@ impl Nginx {
             port,
             root,
             ca,
+            barriers: std::cell::Cell::new(0),
         }
     }
 
@@ -286,8 +289,46 @@ impl Nginx {
         format!("{scheme}://127.0.0.1:{}/{sub}", self.port)
     }
 
-    /// The request lines served so far (`METHOD /path`), from the access log.
+    /// The request lines served so far (`METHOD /path`), from the access log, once every
+    /// request answered before this call has been logged.
+    ///
+    /// nginx writes a request's log line after it has sent the response, so a client can
+    /// finish before its last request is in the log. This server is a single process
+    /// handling connections in order, so a marker request sent now is logged after all
+    /// earlier ones: wait for the marker, then read the log without the markers.
     pub fn requests(&self) -> Vec<String> {
+        assert!(
+            self.ca.is_none(),
+            "requests() sends a plain-HTTP marker; not available over TLS"
+        );
+        let marker = format!("/__log-barrier-{}", self.barriers.get());
+        self.barriers.set(self.barriers.get() + 1);
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .expect("connect to nginx for the log barrier");
+        use std::io::{Read, Write};
+        write!(conn, "GET {marker} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .expect("send the log barrier");
+        let mut sink = Vec::new();
+        let _ = conn.read_to_end(&mut sink);
+        let wanted = format!("GET {marker}");
+        let start = Instant::now();
+        loop {
+            let lines = self.logged_requests();
+            if lines.iter().any(|l| *l == wanted) {
+                return lines
+                    .into_iter()
+                    .filter(|l| !l.contains("/__log-barrier-"))
+                    .collect();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nginx did not log the barrier request {marker} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn logged_requests(&self) -> Vec<String> {
         let log = self
             .root
             .parent()
