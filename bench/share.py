@@ -74,14 +74,14 @@ def seed_cache(store, warm):
     shutil.copytree(warm / "v1/cache", store / "v1/cache")
 
 
-def page_in_toolchain(cmod, scratch):
+def page_in_toolchain(cmod, scratch, project):
     """Load the compiler, its libraries and headers into the page cache, untimed, by
     computing the toolchain identity in a scratch store. This VM pages out file data left
     idle for about a minute (DAMON), which would otherwise make the first realise after a
     pause a disk benchmark rather than a measure of an empty store."""
     def prepare():
         d = scratch / f"s{len(list(scratch.glob('s*')))}"
-        sh([cmod, "--store", d, "toolchain"], env=cmod_env(scratch / "home"))
+        sh([cmod, "--store", d, "toolchain"], env=cmod_env(scratch / "home"), cwd=project)
     scratch.mkdir(parents=True, exist_ok=True)
     return prepare
 
@@ -195,7 +195,6 @@ def main(argv=None):
     subprocess.run(["nix-store", "--gc"], capture_output=True)
     home = WORK / "home"
     env = cmod_env(home)
-    warm_up = page_in_toolchain(cmod, WORK / "scratch")
     res = {}
 
     # -------------------------------------------------- 200 MB, 2,000-file tree
@@ -225,6 +224,7 @@ def main(argv=None):
     params = gen.params_from(args)
     project = WORK / "proj"
     gen.generate(project, params, force=True)
+    warm_up = page_in_toolchain(cmod, WORK / "scratch", project)
     key_sec, key_pub = WORK / "key.sec", WORK / "key.pub"
     fresh(key_sec, key_pub)
     for f in [key_sec, key_pub]:
