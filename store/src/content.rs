@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path};
+use std::path::Path;
 
 use cmod_schema::base32;
 use cmod_schema::content::{ContentHash, FileHasher};
