@@ -230,6 +230,24 @@ fn file_cache_round_trip_and_substitution() {
         valid_paths(&t.store("g")).is_empty(),
         "nothing may be built: {err}"
     );
+
+    // Nor may a shared manifest switch signature checks off: a clone naming its own cache
+    // with `require-sigs = false` is refused at the line, and nothing is substituted.
+    let line = original.lines().count() + 4;
+    std::fs::write(
+        &manifest,
+        format!("{original}\n[cache]\nsubstituters = [\"{url}\"]\nrequire-sigs = false\n"),
+    )
+    .unwrap();
+    let out = t.cmod(&t.store("h"), &["realise", "--no-link"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cmod.toml:{line}:16:"))
+            && err.contains("`require-sigs = false` is not allowed in cmod.toml"),
+        "{err}"
+    );
+    assert!(valid_paths(&t.store("h")).is_empty(), "{err}");
 }
 
 #[test]

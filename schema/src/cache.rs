@@ -186,13 +186,14 @@ pub fn manifest_cache_section(text: &str) -> Result<Option<CacheSettings>, Strin
         #[serde(default)]
         cache: Option<crate::manifest::ManifestCache>,
     }
+    let at = |span: std::ops::Range<usize>| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("{line}:{column}: ")
+    };
     let doc: OnlyCache = toml::from_str(text).map_err(|e| {
-        let at = e.span().map_or(String::new(), |span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("{line}:{column}: ")
-        });
+        let at = e.span().map_or(String::new(), at);
         let message = e.message().trim().to_string();
         if message.contains("secret-key-files") {
             format!(
@@ -204,10 +205,23 @@ pub fn manifest_cache_section(text: &str) -> Result<Option<CacheSettings>, Strin
             format!("{at}{message}")
         }
     })?;
-    Ok(doc.cache.map(|table| CacheSettings {
+    let Some(table) = doc.cache else {
+        return Ok(None);
+    };
+    if let Some(off) = table.require_sigs.as_ref().filter(|r| !*r.get_ref()) {
+        return Err(format!(
+            "{}[cache] `require-sigs = false` is not allowed in cmod.toml: a manifest is \
+             shared, so it must not turn signature checks off for everyone who builds it; \
+             remove the line, and where unsigned substitutes are really wanted set \
+             `require-sigs = false` under [cache] in the user configuration \
+             ($XDG_CONFIG_HOME/cmod/config.toml) or pass --no-require-sigs",
+            at(off.span())
+        ));
+    }
+    Ok(Some(CacheSettings {
         substituters: table.substituters,
         trusted_public_keys: table.trusted_public_keys,
-        require_sigs: table.require_sigs,
+        require_sigs: table.require_sigs.map(|r| *r.get_ref()),
         secret_key_files: Vec::new(),
     }))
 }
@@ -291,10 +305,18 @@ mod tests {
 
     #[test]
     fn manifest_cache_section_reads_only_cache_and_locates_errors() {
-        let ok = "[package]\nname = \"a\"\n\n[cache]\nsubstituters = [\"file:///c\"]\nrequire-sigs = false\n";
+        let ok = "[package]\nname = \"a\"\n\n[cache]\nsubstituters = [\"file:///c\"]\nrequire-sigs = true\n";
         let s = manifest_cache_section(ok).unwrap().unwrap();
         assert_eq!(s.substituters, vec!["file:///c".to_string()]);
-        assert_eq!(s.require_sigs, Some(false));
+        assert_eq!(s.require_sigs, Some(true));
+        // A shared manifest may not switch signature checks off.
+        let off = manifest_cache_section(&ok.replace("= true", "= false")).unwrap_err();
+        assert!(
+            off.starts_with("6:16: ")
+                && off.contains("not allowed in cmod.toml")
+                && off.contains("--no-require-sigs"),
+            "{off}"
+        );
         assert!(s.secret_key_files.is_empty());
         assert_eq!(
             manifest_cache_section("[package]\nname = \"a\"\n").unwrap(),

@@ -53,9 +53,11 @@ pub struct ManifestCache {
     /// `name:base64` ed25519 public keys whose signatures are trusted.
     #[serde(default)]
     pub trusted_public_keys: Vec<String>,
-    /// Require a trusted signature on everything received (default: true).
+    /// Require a trusted signature on everything received (default: true). A manifest
+    /// may only say `true`: it is shared, so it must not switch the check off for
+    /// whoever builds it (that belongs to the user configuration or `--no-require-sigs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub require_sigs: Option<bool>,
+    pub require_sigs: Option<Spanned<bool>>,
 }
 
 /// `[workspace]`.

@@ -101,7 +101,7 @@ const CASES: &[(&str, bool)] = &[
         false,
     ),
     (
-        "[cache]\nsubstituters = [\"file:///c\"]\ntrusted-public-keys = [\"k-1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=\"]\nrequire-sigs = false\n",
+        "[cache]\nsubstituters = [\"file:///c\"]\ntrusted-public-keys = [\"k-1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=\"]\nrequire-sigs = true\n",
         true,
     ),
     ("[cache]\nsecret-key-files = [\"sk\"]\n", false),
@@ -128,6 +128,8 @@ fn schema_rejects_mixed_dependency_sources() {
         "[dependencies]\nu = { path = \"../u\", git = \"file:///r\" }\n",
         "[dependencies]\nu = { git = \"file:///r\", tag = \"v1\", rev = \"abc\" }\n",
         "[dependencies]\nu = { tag = \"v1\" }\n",
+        // Refused with the line by `manifest_cache_section` (a manifest is shared).
+        "[cache]\nrequire-sigs = false\n",
         "[dependencies]\nu = { path = \"../u\", workspace = true }\n",
         "[dependencies]\nu = { git = \"file:///r\", workspace = true }\n",
     ] {
