@@ -42,6 +42,29 @@ pub struct GcGuard {
     _flock: nix::fcntl::Flock<std::fs::File>,
 }
 
+/// The process that made a temporary named `<label>-<pid>-<n>`.
+fn temporary_owner(name: &str) -> Option<i32> {
+    let mut parts = name.rsplitn(3, '-');
+    let _n: u64 = parts.next()?.parse().ok()?;
+    let pid: i32 = parts.next()?.parse().ok()?;
+    parts.next().filter(|label| !label.is_empty())?;
+    Some(pid)
+}
+
+/// Whether a process with this pid exists (a reused pid counts as alive: kept, not lost).
+fn alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    if pid as u32 == std::process::id() {
+        return true;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
 impl Store {
     fn gc_lock_path(&self) -> std::path::PathBuf {
         self.dir("locks").join("gc.lock")
@@ -115,6 +138,38 @@ impl Store {
             match name.parse::<StorePath>() {
                 Ok(p) if self.is_valid(&p) => {}
                 _ => content::remove(&e.path())?,
+            }
+        }
+        // Build directories and partial copies under `tmp/` (`<label>-<pid>-<n>`), and
+        // the `.tmp-<pid>-<n>` files of atomic writes, left by processes that died (a
+        // killed copy, a crash). Entries of live processes stay: they are in use.
+        let tmp = self.dir("tmp");
+        for e in std::fs::read_dir(&tmp).map_err(|e| StoreError::io("listing", &tmp, e))? {
+            let e = e.map_err(|e| StoreError::io("listing", &tmp, e))?;
+            if temporary_owner(&e.file_name().to_string_lossy()).is_some_and(|pid| !alive(pid)) {
+                content::remove(&e.path())?;
+            }
+        }
+        for sub in [
+            "meta",
+            "trace",
+            "drv-outputs",
+            "memo",
+            "log",
+            "gcroots/auto",
+        ] {
+            let d = self.dir(sub);
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(rest) = name.strip_prefix(".tmp-") else {
+                    continue;
+                };
+                if temporary_owner(&format!("t-{rest}")).is_some_and(|pid| !alive(pid)) {
+                    content::remove(&e.path())?;
+                }
             }
         }
         Ok(())
@@ -199,6 +254,42 @@ mod tests {
         assert_eq!(r.dead.len(), 3);
         assert!(s.valid_paths().unwrap().is_empty());
         assert!(s.roots().unwrap().is_empty());
+    }
+
+    #[test]
+    fn gc_removes_temporaries_of_dead_processes_only() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        // A killed copy's partial tree (read-only, as unpacked paths are normalised).
+        let recv = s.dir("tmp").join(format!("recv-{dead}-3"));
+        std::fs::create_dir_all(recv.join("p")).unwrap();
+        std::fs::write(recv.join("p/f"), "x").unwrap();
+        content::normalise(&recv).unwrap();
+        let meta_tmp = s.dir("meta").join(format!(".tmp-{dead}-0"));
+        std::fs::write(&meta_tmp, "{").unwrap();
+        let trace_tmp = s.dir("trace").join(format!(".tmp-{dead}-9"));
+        std::fs::write(&trace_tmp, "{").unwrap();
+        // This process's own build directory and temporary are in use.
+        let mine = s.dir("tmp").join(format!("build-{me}-1"));
+        std::fs::create_dir_all(&mine).unwrap();
+        let my_meta = s.dir("meta").join(format!(".tmp-{me}-1"));
+        std::fs::write(&my_meta, "{").unwrap();
+        // Names that are not temporaries are not touched.
+        let other = s.dir("tmp").join("notes");
+        std::fs::write(&other, "").unwrap();
+
+        s.collect_garbage(true, None).unwrap();
+        assert!(recv.exists(), "a dry run deletes nothing");
+        s.collect_garbage(false, None).unwrap();
+        assert!(!recv.exists() && !meta_tmp.exists() && !trace_tmp.exists());
+        assert!(mine.exists() && my_meta.exists() && other.exists());
+        assert_eq!(temporary_owner("build-12-3"), Some(12));
+        assert_eq!(temporary_owner("t-12-x"), None);
+        assert_eq!(temporary_owner("-12-3"), None);
     }
 
     #[test]
