@@ -471,3 +471,73 @@ fn builds_are_signed_as_they_are_built_with_configured_secret_keys() {
         stderr(&out)
     );
 }
+
+#[test]
+fn copy_from_targets_fetches_the_build_trace_of_the_chosen_sandbox_mode() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let r = s.realise(&dir, &["--no-link", "--sandbox", "off"]).ok();
+    assert_eq!(r.built().len(), 6);
+    let (sk, pk) = keypair(s.dir.path(), "test-cache-1");
+    ok(
+        s.cmod(&dir, &["store", "sign", "--key-file", sk.to_str().unwrap()])
+            .clone(),
+    );
+    let cache = s.dir.path().join("cache");
+    let url = format!("file://{}", cache.display());
+    ok(cmod_env(&dir, &s.store(), &["copy", "--to", &url], &[]));
+
+    // The cache holds outputs built without the sandbox; a full-sandbox copy finds none.
+    let b = s.dir.path().join("b");
+    let from = |mode: &str| {
+        let out = cmod_env(
+            &dir,
+            &b,
+            &[
+                "copy",
+                "--from",
+                &url,
+                "--trusted-public-keys",
+                &pk,
+                "--sandbox",
+                mode,
+            ],
+            &[],
+        );
+        let err = stderr(&out);
+        ok(out);
+        err
+    };
+    let err = from("full");
+    assert!(err.contains("the outputs of 0 of 6 derivation(s)"), "{err}");
+    let err = from("off");
+    assert!(err.contains("the outputs of 6 of 6 derivation(s)"), "{err}");
+    let out = cmod_env(
+        &dir,
+        &b,
+        &[
+            "realise",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--sandbox",
+            "off",
+        ],
+        &[],
+    );
+    let r = Realised::parse(out).ok();
+    assert!(r.built().is_empty(), "{:?}", r.built());
+    assert_eq!(run(&r.target("hello"), &[]), "Hello, modules!\n");
+    let out = cmod_env(
+        &dir,
+        &b,
+        &["copy", "--from", &url, "--sandbox", "none"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown sandbox mode `none`"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -44,6 +44,10 @@ pub struct CopyArgs {
     /// Accept unsigned paths with --from (NOT recommended).
     #[arg(long)]
     pub no_require_sigs: bool,
+    /// With --from and targets: the sandbox mode whose build trace to fetch (`full`,
+    /// the default, `landlock` or `off`), as `realise --sandbox` would look it up.
+    #[arg(long, value_name = "MODE", requires = "from")]
+    pub sandbox: Option<String>,
     #[command(flatten)]
     pub build: BuildOpts,
 }
@@ -290,6 +294,13 @@ pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
     };
     let trust = trust(cli, &args.trusted_public_keys, args.no_require_sigs)?;
     if paths_given {
+        if args.sandbox.is_some() {
+            return Err(CliError::usage(
+                "--sandbox selects whose build trace to fetch for targets; store paths are \
+                 copied as they are",
+                Some("drop --sandbox, or name targets instead of store paths".into()),
+            ));
+        }
         let store = open_store(cli)?;
         let roots: Vec<StorePath> = args
             .what
@@ -309,6 +320,12 @@ pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
         return Ok(());
     }
     // Targets: walk the build like a substituting realise, without building.
+    let mode: cmod_sandbox::Mode = args
+        .sandbox
+        .as_deref()
+        .unwrap_or("full")
+        .parse()
+        .map_err(|e: String| CliError::usage(e, None))?;
     let project = load(cli, &args.build)?;
     let derived = project.derived()?;
     let roots: Vec<StorePath> = derived
@@ -342,7 +359,7 @@ pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
         &project.store,
         &derived.derivations,
         &order,
-        "full",
+        mode.as_str(),
         &cfg,
         &obs,
     )?;
