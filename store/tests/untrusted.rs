@@ -252,6 +252,22 @@ fn newer_formats_and_unknown_fields_are_refused() {
     let cache = BinaryCache::open(&format!("file://{}", f.cache_dir().display())).unwrap();
     let e = cache.cache_info().unwrap_err().to_string();
     assert!(e.contains("newer than this cmod understands"), "{e}");
+    // A copy from it stops at the cache's description, before any path is read.
+    let e = f.refused();
+    assert!(
+        e.contains("cmod-cache-info") && e.contains("newer than this cmod understands"),
+        "{e}"
+    );
+
+    // Same version, another store format: refused naming the format.
+    let f = fixture();
+    std::fs::write(
+        f.cache_dir().join("cmod-cache-info"),
+        r#"{"version":1,"store_format":"v2","priority":50}"#,
+    )
+    .unwrap();
+    let e = f.refused();
+    assert!(e.contains("store format `v2`"), "{e}");
 }
 
 /// A tar.zst from raw members (name, type, data or link target).

@@ -71,6 +71,9 @@ pub struct BinaryCache {
     pub level: i32,
     /// The index as read once for this session's queries (`None`: not read yet).
     index: std::sync::Mutex<Option<Option<BTreeSet<String>>>>,
+    /// Whether `cmod-cache-info` allows reading here: checked once, before the first read
+    /// (`Err`: why not).
+    readable: std::sync::OnceLock<Result<(), String>>,
 }
 
 /// The index of the paths a cache holds (a hint that saves a request per path).
@@ -102,6 +105,7 @@ impl BinaryCache {
             backend,
             level: 3,
             index: std::sync::Mutex::new(None),
+            readable: std::sync::OnceLock::new(),
         })
     }
 
@@ -130,6 +134,33 @@ impl BinaryCache {
                 path: CACHE_INFO_FILE.into(),
                 reason: e.to_string(),
             })
+    }
+
+    /// Refuse to read a cache made by a newer cmod or holding another store format
+    /// (checked once; a cache without `cmod-cache-info` is an empty or plain directory).
+    fn check_readable(&self) -> Result<(), CopyError> {
+        let verdict = match self.readable.get() {
+            Some(v) => v.clone(),
+            None => {
+                let v = match self.cache_info() {
+                    Ok(Some(info)) if info.store_format != "v1" => Err(format!(
+                        "the cache holds store format `{}`, and this cmod reads only `v1`; \
+                         use the cmod that wrote it, or another cache",
+                        info.store_format
+                    )),
+                    Ok(_) => Ok(()),
+                    Err(CopyError::Integrity { reason, .. }) => Err(reason),
+                    // Transient: not remembered; the read that follows reports it.
+                    Err(_) => return Ok(()),
+                };
+                self.readable.get_or_init(|| v).clone()
+            }
+        };
+        verdict.map_err(|reason| CopyError::Integrity {
+            url: self.backend.url(),
+            path: CACHE_INFO_FILE.into(),
+            reason,
+        })
     }
 
     fn ensure_cache_info(&self) -> Result<(), CopyError> {
@@ -240,6 +271,7 @@ impl Source for BinaryCache {
     }
 
     fn infos(&self, paths: &[StorePath]) -> Result<BTreeMap<StorePath, NarInfo>, CopyError> {
+        self.check_readable()?;
         let url = self.backend.url();
         let got = self.get_many(paths.iter().map(info_rel).collect(), 16, |rel, bytes| {
             parse_versioned::<NarInfo>(bytes).map_err(|e| CopyError::Integrity {
@@ -264,6 +296,7 @@ impl Source for BinaryCache {
     }
 
     fn traces(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, TraceEntry>, CopyError> {
+        self.check_readable()?;
         let url = self.backend.url();
         let got = self.get_many(keys.iter().map(trace_rel).collect(), 16, |rel, bytes| {
             parse_versioned::<TraceEntry>(bytes)
@@ -295,6 +328,7 @@ impl Source for BinaryCache {
     }
 
     fn fetch(&self, infos: &[NarInfo], jobs: usize, each: &OnArchive<'_>) -> Result<(), CopyError> {
+        self.check_readable()?;
         parallel(infos, jobs, |info| {
             let rel = &info.archive.file;
             if !rel.starts_with("nar/")
