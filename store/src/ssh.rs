@@ -215,6 +215,31 @@ impl SshStore {
         self.answer(v)
     }
 
+    /// A list of versioned records (metadata, trace entries): each is refused if it is
+    /// of a newer format or has fields this version does not know, as from a cache.
+    fn versioned_list<T: serde::de::DeserializeOwned>(
+        &self,
+        v: &Value,
+        name: &str,
+    ) -> Result<Vec<T>, CopyError> {
+        let items: Vec<Value> = self.list(v, name)?;
+        items
+            .iter()
+            .map(|item| {
+                let bytes = serde_json::to_vec(item).unwrap_or_default();
+                cmod_schema::cache::parse_versioned::<T>(&bytes).map_err(|e| CopyError::Integrity {
+                    url: self.url.clone(),
+                    path: item
+                        .get("path")
+                        .and_then(Value::as_str)
+                        .unwrap_or(name)
+                        .to_string(),
+                    reason: format!("the remote's {name} entry {e}"),
+                })
+            })
+            .collect()
+    }
+
     fn list<T: serde::de::DeserializeOwned>(&self, v: &Value, name: &str) -> Result<T, CopyError> {
         serde_json::from_value(v[name].clone()).map_err(|e| CopyError::Integrity {
             url: self.url.clone(),
@@ -245,13 +270,23 @@ impl Source for SshStore {
 
     fn infos(&self, paths: &[StorePath]) -> Result<BTreeMap<StorePath, NarInfo>, CopyError> {
         let v = self.request(&json!({"op": "infos", "paths": paths}))?;
-        let infos: Vec<NarInfo> = self.list(&v, "infos")?;
+        let infos: Vec<NarInfo> = self.versioned_list(&v, "infos")?;
         Ok(infos.into_iter().map(|i| (i.path.clone(), i)).collect())
     }
 
     fn traces(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, TraceEntry>, CopyError> {
         let v = self.request(&json!({"op": "traces", "keys": keys}))?;
-        let t: Vec<TraceEntry> = self.list(&v, "traces")?;
+        let t: Vec<TraceEntry> = self.versioned_list(&v, "traces")?;
+        if let Some(bad) = t.iter().find(|t| t.version != crate::trace::TRACE_VERSION) {
+            return Err(CopyError::Integrity {
+                url: self.url.clone(),
+                path: "traces".into(),
+                reason: format!(
+                    "the build-trace entry has the unsupported version {}",
+                    bad.version
+                ),
+            });
+        }
         Ok(t.into_iter().map(|t| (t.key, t)).collect())
     }
 

@@ -314,7 +314,7 @@ impl Nginx {
         let start = Instant::now();
         loop {
             let lines = self.logged_requests();
-            if lines.iter().any(|l| *l == wanted) {
+            if lines.contains(&wanted) {
                 return lines
                     .into_iter()
                     .filter(|l| !l.contains("/__log-barrier-"))
