@@ -350,6 +350,40 @@ fn http_round_trip_and_substitution() {
     t.all_fresh(&b);
     t.substitute(&t.store("c"), &url, &[]);
 
+    // Connections that break half-way through a download are retried: everything is
+    // still substituted (a proxy in front of nginx cuts the first two archive bodies).
+    let flaky = servers::FlakyProxy::start(nginx.port, 2);
+    t.substitute(&t.store("c2"), &flaky.url("cache"), &[]);
+    assert!(
+        flaky.cuts_left.load(std::sync::atomic::Ordering::SeqCst) <= 0,
+        "no download was cut"
+    );
+    // A download that breaks every time is a transport failure, not an integrity one:
+    // a warning naming it, and a local build.
+    let broken = servers::FlakyProxy::start(nginx.port, i64::MAX);
+    let out = t.cmod(
+        &t.store("c3"),
+        &[
+            "realise",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--substituters",
+            &broken.url("cache"),
+            "--trusted-public-keys",
+            &t.pk,
+        ],
+        &[],
+    );
+    let r = Realised::parse(out).ok();
+    assert_eq!(r.built().len(), 6);
+    assert!(
+        r.stderr()
+            .contains("the connection broke during the download"),
+        "{}",
+        r.stderr()
+    );
+
     // Nothing listens here: a warning and a local build.
     let dead = format!("http://127.0.0.1:{}/cache", servers::free_port());
     let out = t.cmod(

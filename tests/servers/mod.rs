@@ -426,3 +426,101 @@ pub fn leftovers(store: &Path) -> Vec<String> {
     }
     v
 }
+
+/// An HTTP/1.1 proxy on loopback in front of a real server (nginx) that breaks the
+/// connection half-way through the body of the first `cut` responses whose path contains
+/// `/nar/` (after sending the full headers, Content-Length included), as a network
+/// failure mid-download would. Each request goes to the server on a fresh connection;
+/// the client's connection is kept alive otherwise.
+pub struct FlakyProxy {
+    pub port: u16,
+    pub cuts_left: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl FlakyProxy {
+    pub fn start(upstream: u16, cut: i64) -> FlakyProxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let cuts_left = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(cut));
+        let left = cuts_left.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let left = left.clone();
+                std::thread::spawn(move || {
+                    let _ = proxy_connection(conn, upstream, |path| {
+                        path.contains("/nar/") && left.fetch_sub(1, Ordering::SeqCst) > 0
+                    });
+                });
+            }
+        });
+        FlakyProxy { port, cuts_left }
+    }
+
+    pub fn url(&self, sub: &str) -> String {
+        format!("http://127.0.0.1:{}/{sub}", self.port)
+    }
+}
+
+fn proxy_connection(
+    client: std::net::TcpStream,
+    upstream: u16,
+    cut: impl Fn(&str) -> bool,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    loop {
+        // One request: its head, then a body of Content-Length bytes (PUT).
+        let mut head = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("connection:") {
+                continue;
+            }
+            if line == "\r\n" {
+                head.extend_from_slice(b"Connection: close\r\n\r\n");
+                break;
+            }
+            head.extend_from_slice(line.as_bytes());
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body)?;
+        let path = String::from_utf8_lossy(&head)
+            .split(' ')
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        let mut up = std::net::TcpStream::connect(("127.0.0.1", upstream))?;
+        up.write_all(&head)?;
+        up.write_all(&body)?;
+        let mut response = Vec::new();
+        up.read_to_end(&mut response)?;
+        // nginx closed after the response (Connection: close): tell the client the
+        // connection stays open, as the client asked.
+        let text = String::from_utf8_lossy(&response);
+        let split = text
+            .find("\r\n\r\n")
+            .map(|i| i + 4)
+            .unwrap_or(response.len());
+        let head_out = text[..split].replace("Connection: close\r\n", "Connection: keep-alive\r\n");
+        if cut(&path) {
+            let half = split + (response.len() - split) / 2;
+            client.write_all(head_out.as_bytes())?;
+            client.write_all(&response[split..half])?;
+            client.flush()?;
+            return client.shutdown(std::net::Shutdown::Both);
+        }
+        client.write_all(head_out.as_bytes())?;
+        client.write_all(&response[split..])?;
+        client.flush()?;
+    }
+}

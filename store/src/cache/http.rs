@@ -2,7 +2,8 @@
 //! PUT to write (nginx WebDAV, S3 presigned URLs, ...). A bearer token is taken from
 //! `$CMOD_CACHE_TOKEN` when set. Every request has a connect timeout and an overall
 //! timeout, and is retried with exponential backoff when the connection fails, times
-//! out, or the server answers 429 or 5xx.
+//! out, or the server answers 429 or 5xx; a download whose connection breaks mid-body is
+//! retried too.
 
 use std::io::Read;
 use std::path::Path;
@@ -111,6 +112,21 @@ impl HttpBackend {
     }
 }
 
+/// A response body that remembers whether reading it failed in transport (as opposed to
+/// the reader's consumer rejecting the bytes).
+struct WatchedBody {
+    inner: Response,
+    broken: Option<String>,
+}
+
+impl Read for WatchedBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            self.broken = Some(error_chain(e));
+        })
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -164,15 +180,41 @@ impl Backend for HttpBackend {
                 reason,
             },
         };
-        let mut r = self.send(&|| Ok(self.client.get(&url))).map_err(fail)?;
-        if r.status() == StatusCode::NOT_FOUND {
-            return Ok(false);
+        // A connection that breaks mid-body is a transport failure, not bad bytes: the
+        // download is retried (the consumer discards what it unpacked), and after the
+        // last attempt it is reported as a transport error, which a substituting build
+        // treats like an unreachable cache.
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=ATTEMPTS {
+            let r = self.send(&|| Ok(self.client.get(&url))).map_err(fail)?;
+            if r.status() == StatusCode::NOT_FOUND {
+                return Ok(false);
+            }
+            if !r.status().is_success() {
+                return Err(fail(self.status_error("GET", rel, r)));
+            }
+            let mut body = WatchedBody {
+                inner: r,
+                broken: None,
+            };
+            match each(&mut body) {
+                Ok(()) => return Ok(true),
+                Err(e) => match body.broken {
+                    Some(broken) if attempt == ATTEMPTS => {
+                        return Err(fail(BackendError::Failed(format!(
+                            "GET `{rel}`: the connection broke during the download ({broken}) \
+                             {ATTEMPTS} times"
+                        ))))
+                    }
+                    Some(_) => {
+                        std::thread::sleep(delay);
+                        delay *= 2;
+                    }
+                    None => return Err(e),
+                },
+            }
         }
-        if !r.status().is_success() {
-            return Err(fail(self.status_error("GET", rel, r)));
-        }
-        each(&mut r)?;
-        Ok(true)
+        Ok(false)
     }
 
     fn put_bytes(&self, rel: &str, bytes: &[u8]) -> Result<(), BackendError> {
