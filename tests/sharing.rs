@@ -575,3 +575,60 @@ fn copy_from_targets_fetches_the_build_trace_of_the_chosen_sandbox_mode() {
         stderr(&out)
     );
 }
+
+#[test]
+fn store_sign_signs_the_named_paths_and_with_r_their_closure() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    s.realise(&dir, &["--no-link"]).ok();
+    let (sk, pk) = keypair(s.dir.path(), "signer-1");
+    let drvs: serde_json::Value =
+        serde_json::from_str(&ok(s.cmod(&dir, &["eval", "--json"]).clone())).unwrap();
+    let link_drv = drvs
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.ends_with("-hello-0.1.0-hello.drv"))
+        .unwrap()
+        .clone();
+    let sign = |extra: &[&str]| {
+        let mut args = vec!["store", "sign", "--key-file", sk.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(&link_drv);
+        let out = s.cmod(&dir, &args);
+        let err = stderr(&out);
+        ok(out);
+        err
+    };
+    let unsigned = || {
+        let out = s.cmod(
+            &dir,
+            &[
+                "store",
+                "verify",
+                "--sigs-needed",
+                "1",
+                "--trusted-public-keys",
+                &pk,
+            ],
+        );
+        stderr(&out)
+    };
+    let err = sign(&[]);
+    assert!(err.contains("Signed 1 path(s) with `signer-1`"), "{err}");
+    let report = unsigned();
+    assert!(!report.contains("-hello-0.1.0-hello.drv: 0 of"), "{report}");
+    assert!(
+        report.contains("main.cpp: 0 of 1 required signature(s)"),
+        "{report}"
+    );
+    let err = sign(&["-r"]);
+    let n: usize = err
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(n > 5, "the link derivation's closure: {err}");
+    let report = unsigned();
+    assert!(!report.contains("main.cpp: 0 of"), "{report}");
+}

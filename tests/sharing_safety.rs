@@ -78,6 +78,26 @@ fn substituting_with_an_untrusted_or_forged_signature_is_an_integrity_error() {
         meta["kind"] != "output"
     }));
 
+    // Only on explicit request are unsigned (here: untrusted) substitutes accepted.
+    let lax = s.dir.path().join("lax");
+    let out = cmod_env(
+        &dir,
+        &lax,
+        &[
+            "realise",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--substituters",
+            &url,
+            "--no-require-sigs",
+        ],
+        &[],
+    );
+    let r = Realised::parse(out).ok();
+    assert!(r.built().is_empty(), "{:?}", r.built());
+    assert_eq!(r.finished()["substituted"], 6);
+
     // Forge: change an output path's metadata after signing (its size).
     let info_dir = cache.join("info");
     let mut forged = false;
@@ -176,6 +196,26 @@ fn truncated_http_downloads_and_corrupt_archives_register_nothing() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("was refused"), "{}", stderr(&out));
+    // The same corrupt cache as a substituter: exit 3 naming the substituter and a path.
+    let out = cmod_env(
+        &dir,
+        &s.dir.path().join("fresh3"),
+        &[
+            "realise",
+            "--no-link",
+            "--substituters",
+            &furl,
+            "--trusted-public-keys",
+            &pk,
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("-hello-0.1.0-") && err.contains(&format!("` from `{furl}` was refused")),
+        "{err}"
+    );
     // Every archive is corrupt, so no output may have been registered (evaluating the
     // package stores its sources and derivations, which are not received).
     let outputs: Vec<String> = valid_paths(&fresh2)
@@ -458,8 +498,23 @@ fn health_commands_why_depends_path_info_closure_sizes_and_gc_flags() {
         !remaining.is_empty(),
         "--max-freed 1K stops after about 1 KiB"
     );
+    // A symlink placed in gcroots/ by hand is a root too.
+    let manual_root = a.join("v1/gcroots/kept-by-hand");
+    std::os::unix::fs::symlink(dep, &manual_root).unwrap();
+    let roots = ok(s.cmod(&dir, &["gc", "--print-roots"]));
+    assert!(
+        roots.contains("kept-by-hand") && roots.contains(dep_name),
+        "{roots}"
+    );
     ok(s.cmod(&dir, &["gc"]));
     assert!(ok(s.cmod(&dir, &["gc", "--print-dead"])).is_empty());
+    assert!(
+        Path::new(dep).exists(),
+        "gc deleted a path rooted in gcroots/"
+    );
+    std::fs::remove_file(&manual_root).unwrap();
+    let dead = ok(s.cmod(&dir, &["gc", "--print-dead"]));
+    assert!(dead.lines().any(|l| l.ends_with(dep_name)), "{dead}");
 
     // store verify --check-contents reports a modified file with exit bit 1.
     let r = s.realise(&dir, &[]).ok();

@@ -397,6 +397,10 @@ pub fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {
     );
     let text = std::fs::read_to_string(&pk).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), text.trim());
+    // The secret key is readable by its owner only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sk).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "secret key mode {mode:o}");
     (sk, text.trim().to_string())
 }
 
