@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use cmod_evaluator::graph::Origin;
+use cmod_evaluator::toolchain::{discover, ToolchainRequest};
 use cmod_schema::derivation::Derivation;
 use cmod_schema::StorePath;
 use cmod_store::realise::needed;
@@ -12,7 +13,7 @@ use serde_json::json;
 use crate::cli::{BuildOpts, Cli, EvalArgs, GraphFormat, PathInfoArgs};
 use crate::commands::realise::outputs_of;
 use crate::diagnostic::CliError;
-use crate::project::{load, open_store, Project};
+use crate::project::{find_package_dir, load, open_store, Project};
 
 fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
@@ -269,9 +270,17 @@ fn no_log(what: &str) -> CliError {
     )
 }
 
+/// `cmod toolchain`: the package's toolchain, or outside a package the default one
+/// (`clang++-19` with libstdc++).
 pub fn toolchain(cli: &Cli, as_json: bool, build: &BuildOpts) -> Result<(), CliError> {
-    let project = load(cli, build)?;
-    let t = &project.eval.toolchain;
+    let t = match find_package_dir(cli)? {
+        Some(_) => load(cli, build)?.eval.toolchain,
+        None => {
+            let store = open_store(cli)?;
+            discover(&ToolchainRequest::default(), Some(&store.cache_dir()))?
+        }
+    };
+    let t = &t;
     if as_json {
         println!("{}", pretty(&serde_json::to_value(t).unwrap_or_default()));
     } else {
