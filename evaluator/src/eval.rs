@@ -242,7 +242,7 @@ pub fn evaluate(
         })
         .collect::<Result<_, EvalError>>()?;
     let mut raw: Vec<RawUnit> = scanned.into_iter().flatten().collect();
-    add_std_units(&toolchain, &mut raw);
+    add_std_units(&toolchain, &mut raw)?;
 
     let graph = ModuleGraph::build(&packages, raw)?;
     files.save();
@@ -312,12 +312,13 @@ fn toolchain_for(
 }
 
 /// Add `std` and `std.compat` when a unit imports them and the toolchain ships them.
-fn add_std_units(toolchain: &ToolchainInfo, raw: &mut Vec<RawUnit>) {
+/// A module source the toolchain lists but that cannot be read is an error naming it.
+fn add_std_units(toolchain: &ToolchainInfo, raw: &mut Vec<RawUnit>) -> Result<(), EvalError> {
     let (Some(dir), Some(_)) = (&toolchain.std_module_dir, toolchain.std_module_hash) else {
-        return;
+        return Ok(());
     };
     if toolchain.stdlib != Stdlib::Libcxx {
-        return;
+        return Ok(());
     }
     let wants = |name: &str| {
         raw.iter()
@@ -325,13 +326,11 @@ fn add_std_units(toolchain: &ToolchainInfo, raw: &mut Vec<RawUnit>) {
     };
     let compat = wants("std.compat");
     if !(compat || wants("std")) {
-        return;
+        return Ok(());
     }
     let mut add = |file: &str, module: &str, requires: Vec<String>| {
         let abs = dir.join(file);
-        let hash = crate::hashing::hash_file(&abs)
-            .map(|(h, _)| h)
-            .unwrap_or(cmod_schema::ContentHash([0; 32]));
+        let hash = std_module_hash(&abs)?;
         raw.push(RawUnit {
             origin: Origin::Toolchain,
             rel: file.to_string(),
@@ -344,9 +343,53 @@ fn add_std_units(toolchain: &ToolchainInfo, raw: &mut Vec<RawUnit>) {
                 decls: Declarations::default(),
             },
         });
+        Ok::<(), EvalError>(())
     };
-    add("std.cppm", "std", vec![]);
+    add("std.cppm", "std", vec![])?;
     if compat {
-        add("std.compat.cppm", "std.compat", vec!["std".into()]);
+        add("std.compat.cppm", "std.compat", vec!["std".into()])?;
+    }
+    Ok(())
+}
+
+/// The content hash of one of the toolchain's standard library module sources.
+fn std_module_hash(path: &Path) -> Result<ContentHash, EvalError> {
+    crate::hashing::hash_file(path)
+        .map(|(h, _)| h)
+        .map_err(|e| {
+            EvalError::new(
+                ErrorKind::Toolchain,
+                format!(
+                    "cannot read the standard library module source `{}`: {e}",
+                    path.display()
+                ),
+            )
+            .help("`import std;` needs libc++'s module sources; reinstall them with `apt-get install --reinstall libc++-19-dev`, or use stdlib = \"libstdc++\" without `import std;`")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_std_module_source_is_an_error_naming_it() {
+        let t = tempfile::tempdir().unwrap();
+        let missing = t.path().join("std.cppm");
+        let e = std_module_hash(&missing).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Toolchain);
+        assert!(
+            e.message.contains(&format!(
+                "cannot read the standard library module source `{}`",
+                missing.display()
+            )),
+            "{e}"
+        );
+        assert!(e.help.unwrap().contains("libc++-19-dev"));
+        std::fs::write(&missing, "export module std;\n").unwrap();
+        assert_eq!(
+            std_module_hash(&missing).unwrap(),
+            crate::hashing::hash_file(&missing).unwrap().0
+        );
     }
 }

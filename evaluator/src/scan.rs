@@ -281,11 +281,43 @@ fn run_scanner(
             .filter_map(|r| r["logical-name"].as_str().map(str::to_string))
             .collect();
         let depfile = work.path.join(format!("{n}.d"));
-        let deps = std::fs::read_to_string(&depfile).unwrap_or_default();
-        let headers = package_headers(toolchain, root, &item.rel, &parse_depfile(&deps), files)?;
+        let deps = read_depfile(&toolchain.scan_deps, root, &item.rel, &depfile)?;
+        let headers = package_headers(toolchain, root, &item.rel, &deps, files)?;
         results.push((provides, requires, headers));
     }
     Ok(results)
+}
+
+/// The prerequisites the scanner wrote for `unit` to `depfile`. Without them the unit's
+/// headers would silently go untracked (an edit to one would not rebuild it), so a
+/// missing or empty depfile is an error.
+fn read_depfile(
+    scanner: &Path,
+    root: &Path,
+    unit: &str,
+    depfile: &Path,
+) -> Result<Vec<String>, EvalError> {
+    let text = std::fs::read_to_string(depfile).unwrap_or_default();
+    let deps = parse_depfile(&text);
+    if deps.is_empty() {
+        return Err(EvalError::new(
+            ErrorKind::Scan,
+            format!(
+                "`{}` wrote no dependency list for `{unit}`, so the headers it includes cannot be tracked",
+                scanner.display()
+            ),
+        )
+        .at(Location {
+            file: root.join(unit),
+            line: 1,
+            column: 1,
+        })
+        .help(format!(
+            "cmod needs a clang-scan-deps that honours `-MF` in a compilation database (clang-tools-19); install it with `{}`",
+            crate::toolchain::INSTALL_HINT
+        )));
+    }
+    Ok(deps)
 }
 
 /// Keep the dependencies inside the package; headers inside the toolchain's closure are
@@ -493,6 +525,33 @@ mod tests {
             ]
         );
         assert!(parse_depfile("").is_empty());
+    }
+
+    #[test]
+    fn a_missing_or_empty_depfile_is_an_error_at_the_unit() {
+        let t = tempfile::tempdir().unwrap();
+        let scanner = Path::new("/usr/bin/clang-scan-deps-19");
+        let missing = t.path().join("0.d");
+        let e = read_depfile(scanner, Path::new("/p"), "src/a.cpp", &missing).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Scan);
+        assert!(
+            e.message
+                .contains("wrote no dependency list for `src/a.cpp`"),
+            "{e}"
+        );
+        let loc = e.location.clone().unwrap();
+        assert_eq!(
+            (loc.file.as_path(), loc.line),
+            (Path::new("/p/src/a.cpp"), 1)
+        );
+        assert!(e.help.unwrap().contains("clang-tools-19"));
+        std::fs::write(&missing, "").unwrap();
+        assert!(read_depfile(scanner, Path::new("/p"), "src/a.cpp", &missing).is_err());
+        std::fs::write(&missing, "0.o: src/a.cpp inc/x.h\n").unwrap();
+        assert_eq!(
+            read_depfile(scanner, Path::new("/p"), "src/a.cpp", &missing).unwrap(),
+            ["src/a.cpp", "inc/x.h"]
+        );
     }
 
     #[test]
