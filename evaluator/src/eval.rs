@@ -45,7 +45,17 @@ pub struct Evaluation {
     pub profile: ProfileName,
     /// Problems that do not stop the build.
     pub warnings: Vec<EvalError>,
+    /// What this evaluation had to compute rather than take from its caches.
+    pub stats: EvalStats,
     derived: OnceLock<Result<Derived, EvalError>>,
+}
+
+/// The work an evaluation did beyond reading its caches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvalStats {
+    /// Units that went through clang-scan-deps (`<package>/<path>`, sorted); empty when
+    /// every scan result came from the cache.
+    pub scanned: Vec<String>,
 }
 
 impl Evaluation {
@@ -174,7 +184,7 @@ pub fn evaluate(
     }
 
     // Scan each package (one scanner process per package with cache misses).
-    let scanned: Vec<Vec<RawUnit>> = packages
+    let scanned: Vec<(Vec<RawUnit>, Vec<String>)> = packages
         .packages
         .par_iter()
         .map(|pkg| {
@@ -218,14 +228,20 @@ pub fn evaluate(
                     unique.len() - 1
                 });
             }
-            let results = scan_package(
+            let scan = scan_package(
                 &toolchain,
                 &pkg.root,
                 &unique,
                 &files,
                 opts.cache_dir.as_deref(),
             )?;
-            Ok(owned
+            let results = &scan.results;
+            let rescanned = scan
+                .rescanned
+                .iter()
+                .map(|rel| format!("{}/{rel}", pkg.name))
+                .collect();
+            let units = owned
                 .into_iter()
                 .zip(items)
                 .map(|((rel, owner), item)| {
@@ -238,10 +254,17 @@ pub fn evaluate(
                         scanned: results[idx].clone(),
                     }
                 })
-                .collect())
+                .collect();
+            Ok((units, rescanned))
         })
         .collect::<Result<_, EvalError>>()?;
-    let mut raw: Vec<RawUnit> = scanned.into_iter().flatten().collect();
+    let mut stats = EvalStats::default();
+    let mut raw: Vec<RawUnit> = Vec::new();
+    for (units, rescanned) in scanned {
+        raw.extend(units);
+        stats.scanned.extend(rescanned);
+    }
+    stats.scanned.sort();
     add_std_units(&toolchain, &mut raw)?;
 
     let graph = ModuleGraph::build(&packages, raw)?;
@@ -256,6 +279,7 @@ pub fn evaluate(
         sources: all_sources,
         profile: opts.profile,
         warnings,
+        stats,
         derived: OnceLock::new(),
     })
 }

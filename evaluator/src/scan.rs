@@ -81,6 +81,16 @@ fn cache_key(toolchain: &ToolchainInfo, item: &ScanItem) -> String {
     h.finalize().to_hex().to_string()
 }
 
+/// The scan of one package.
+#[derive(Debug, Clone)]
+pub struct PackageScan {
+    /// One result per item, in order.
+    pub results: Vec<Scanned>,
+    /// The items (package-relative paths) that missed the cache and went through the
+    /// scanner in this call.
+    pub rescanned: Vec<String>,
+}
+
 /// Scan the units of the package rooted at `root`, using and updating the cache in
 /// `cache_dir`.
 pub fn scan_package(
@@ -89,7 +99,7 @@ pub fn scan_package(
     items: &[ScanItem],
     files: &FileCache,
     cache_dir: Option<&Path>,
-) -> Result<Vec<Scanned>, EvalError> {
+) -> Result<PackageScan, EvalError> {
     let cache_file = cache_dir.map(|d| {
         let key = blake3::hash(root.as_os_str().as_encoded_bytes());
         d.join(format!("scan-{}.json", &key.to_hex()[..32]))
@@ -147,10 +157,14 @@ pub fn scan_package(
             write_json_atomic(f, &table);
         }
     }
-    results
+    let results = results
         .into_iter()
         .map(|r| r.ok_or_else(|| EvalError::new(ErrorKind::Internal, "a unit was not scanned")))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(PackageScan {
+        results,
+        rescanned: misses.iter().map(|&i| items[i].rel.clone()).collect(),
+    })
 }
 
 fn headers_unchanged(root: &Path, headers: &[HeaderDep], files: &FileCache) -> bool {
