@@ -35,7 +35,8 @@ struct CountingCompiler {
 }
 
 impl CountingCompiler {
-    const SCRIPT: &'static str = "#!/bin/sh\necho run >> \"$(dirname \"$0\")/runs\"\nexec clang++-19 \"$@\"\n";
+    const SCRIPT: &'static str =
+        "#!/bin/sh\necho run >> \"$(dirname \"$0\")/runs\"\nexec clang++-19 \"$@\"\n";
 
     fn new() -> CountingCompiler {
         let dir = tempfile::tempdir().unwrap();
@@ -74,7 +75,10 @@ fn a_cached_identity_runs_no_compiler_until_a_stamp_changes() {
     };
     let first = discover(&req, Some(cache.path())).unwrap();
     let probed = cc.runs();
-    assert!(probed >= 3, "the first discovery probes the compiler: {probed} runs");
+    assert!(
+        probed >= 3,
+        "the first discovery probes the compiler: {probed} runs"
+    );
     assert!(
         first.closure.iter().any(|p| p == &cc.path()),
         "{:?}",
