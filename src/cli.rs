@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "cmod", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Store root (default: $CMOD_STORE, else $XDG_DATA_HOME/cmod).
+    /// Store root (default: $CMOD_STORE, else $XDG_DATA_HOME/cmod, else
+    /// $HOME/.local/share/cmod).
     #[arg(long, global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
     /// Path to cmod.toml (default: search upwards from the current directory).

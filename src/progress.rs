@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use cmod_store::realise::{Event, Reporter};
@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::cli::MessageFormat;
+use crate::source_paths::SourceRoots;
 
 /// Reports events in the chosen format.
 pub struct Progress {
@@ -20,6 +21,8 @@ pub struct Progress {
     started: Instant,
     out: Mutex<()>,
     substituted: std::sync::atomic::AtomicUsize,
+    /// Maps build-directory paths in failed steps' diagnostics to the user's files.
+    source_roots: OnceLock<SourceRoots>,
 }
 
 impl Progress {
@@ -31,6 +34,20 @@ impl Progress {
             started: Instant::now(),
             out: Mutex::new(()),
             substituted: Default::default(),
+            source_roots: OnceLock::new(),
+        }
+    }
+
+    /// Show failed steps' diagnostics with the user's paths for the sources under `roots`.
+    pub fn set_source_roots(&self, roots: SourceRoots) {
+        let _ = self.source_roots.set(roots);
+    }
+
+    /// A failed step's log as the user should see it.
+    fn shown_log(&self, derivation: &cmod_schema::derivation::Derivation, log: &str) -> String {
+        match self.source_roots.get() {
+            Some(roots) => roots.rewrite(derivation, log),
+            None => log.to_string(),
         }
     }
 
@@ -116,6 +133,8 @@ impl Progress {
             differing,
             failed,
             targets,
+            out_paths,
+            error,
         } = summary;
         match self.format {
             MessageFormat::Json => self.json_line(json!({
@@ -128,6 +147,8 @@ impl Progress {
                 "differing": differing,
                 "failed": failed,
                 "targets": targets,
+                "out_paths": out_paths,
+                "error": error,
                 "elapsed_secs": secs,
             })),
             MessageFormat::Human => {
@@ -160,6 +181,12 @@ pub struct Summary {
     pub failed: usize,
     /// Target name → output path.
     pub targets: serde_json::Value,
+    /// The targets' output paths, in the order they were named (`--print-out-paths`
+    /// prints these; JSON messages carry them here instead).
+    pub out_paths: Vec<PathBuf>,
+    /// Why a realisation that built everything still failed (e.g. an out-link could not
+    /// be written).
+    pub error: Option<String>,
 }
 
 impl Reporter for Progress {
@@ -188,10 +215,11 @@ impl Reporter for Progress {
                 Event::Failed {
                     drv,
                     name,
+                    derivation,
                     log,
                     reason,
                 } => {
-                    json!({"reason": "failed", "drv": self.abs(drv), "name": name, "error": reason, "log": log})
+                    json!({"reason": "failed", "drv": self.abs(drv), "name": name, "error": reason, "log": self.shown_log(derivation, log)})
                 }
                 Event::Skipped { drv, name } => {
                     json!({"reason": "skipped", "drv": self.abs(drv), "name": name})
@@ -218,8 +246,14 @@ impl Reporter for Progress {
                 Event::Planned { .. } | Event::Started { .. } | Event::Warning { .. } => return,
             };
             self.json_line(v);
-            if let Event::Failed { log, reason, .. } = e {
-                eprintln!("error: {reason}\n{log}");
+            if let Event::Failed {
+                derivation,
+                log,
+                reason,
+                ..
+            } = e
+            {
+                eprintln!("error: {reason}\n{}", self.shown_log(derivation, log));
             }
             return;
         }
@@ -269,10 +303,14 @@ impl Reporter for Progress {
                 }
             }
             Event::Failed {
-                name, log, reason, ..
+                name,
+                derivation,
+                log,
+                reason,
+                ..
             } => {
                 let mut text = format!("error: {reason}\n  --> while building {name}\n");
-                for l in log.lines() {
+                for l in self.shown_log(derivation, log).lines() {
                     text.push_str(l);
                     text.push('\n');
                 }

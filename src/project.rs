@@ -25,36 +25,45 @@ pub struct Project {
 /// The directory of the package: `--manifest-path`'s, or the nearest one upwards that
 /// has a `cmod.toml`.
 pub fn package_dir(cli: &Cli) -> Result<PathBuf, CliError> {
+    find_package_dir(cli)?.ok_or_else(|| {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        CliError::usage(
+            format!(
+                "could not find `cmod.toml` in `{}` or any parent directory",
+                cwd.display()
+            ),
+            Some("run `cmod init` to create a package here, or pass --manifest-path".into()),
+        )
+    })
+}
+
+/// [`package_dir`], or `None` outside any package (and without --manifest-path).
+pub fn find_package_dir(cli: &Cli) -> Result<Option<PathBuf>, CliError> {
     if let Some(p) = &cli.manifest_path {
         let dir = if p.file_name().is_some_and(|n| n == "cmod.toml") {
             p.parent().map(Path::to_path_buf).unwrap_or_default()
         } else {
             p.clone()
         };
-        return Ok(if dir.as_os_str().is_empty() {
+        return Ok(Some(if dir.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {
             dir
-        });
+        }));
     }
     let cwd = std::env::current_dir()
         .map_err(|e| CliError::Internal(format!("cannot read the current directory: {e}")))?;
-    cwd.ancestors()
+    Ok(cwd
+        .ancestors()
         .find(|d| d.join("cmod.toml").is_file())
-        .map(Path::to_path_buf)
-        .ok_or_else(|| {
-            CliError::usage(
-                format!(
-                    "could not find `cmod.toml` in `{}` or any parent directory",
-                    cwd.display()
-                ),
-                Some("run `cmod init` to create a package here, or pass --manifest-path".into()),
-            )
-        })
+        .map(Path::to_path_buf))
 }
 
 pub fn open_store(cli: &Cli) -> Result<Store, CliError> {
-    let root = cli.store.clone().unwrap_or_else(Store::default_root);
+    let root = match &cli.store {
+        Some(dir) => dir.clone(),
+        None => Store::default_root()?,
+    };
     Ok(Store::open(&root)?)
 }
 

@@ -226,12 +226,23 @@ fn compile_error_names_the_unit_exits_1_and_keeps_the_store_valid() {
         .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["name"], "bad-0.1.0-src-broken.cpp.o");
+    // Diagnostics name the user's file (relative to the current directory), not the
+    // path the compiler saw in its build directory.
     let log = failed[0]["log"].as_str().unwrap();
     assert!(
-        log.contains("src/bad/src/broken.cpp:2:30: error: expected expression"),
+        log.lines()
+            .any(|l| l.starts_with("src/broken.cpp:2:30: error: expected expression")),
         "{log}"
     );
-    assert!(r.stderr().contains("expected expression"), "{}", r.stderr());
+    assert!(!log.contains("src/bad/src/broken.cpp"), "{log}");
+    let stderr = r.stderr();
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("src/broken.cpp:2:30: error: expected expression")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("src/bad/"), "{stderr}");
     // Nothing partial was registered, and everything that was is intact.
     let verify = s.cmod(&dir, &["store", "verify"]);
     assert!(
@@ -239,9 +250,59 @@ fn compile_error_names_the_unit_exits_1_and_keeps_the_store_valid() {
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
-    // The log stays available.
+    // The log stays available, as the compiler wrote it, by derivation and by target.
     let drv = failed[0]["drv"].as_str().unwrap();
-    assert!(std::path::Path::new(drv).exists());
+    assert!(
+        stderr.contains(&format!("the log is kept: `cmod log {drv}`")),
+        "{stderr}"
+    );
+    let by_drv = s.cmod(&dir, &["log", drv]);
+    assert!(by_drv.status.success(), "{}", failure(&by_drv).1);
+    let text = String::from_utf8_lossy(&by_drv.stdout);
+    assert!(
+        text.contains("src/bad/src/broken.cpp:2:30: error: expected expression"),
+        "{text}"
+    );
+    let by_target = s.cmod(&dir, &["log", "libbad.a"]);
+    let (code, note) = failure(&by_target);
+    assert_eq!(code, 0, "{note}");
+    assert!(
+        note.contains("`libbad.a` was not built; this is the log of `bad-0.1.0-src-broken.cpp.o`"),
+        "{note}"
+    );
+    assert_eq!(String::from_utf8_lossy(&by_target.stdout), text);
+
+    // After the fix the target's own step ran: its log is shown, without the note.
+    std::fs::write(
+        dir.join("src/broken.cpp"),
+        "import okm;\nint broken() { return ok() + 1; }\n",
+    )
+    .unwrap();
+    s.realise(&dir, &[]).ok();
+    let fixed = s.cmod(&dir, &["log", "libbad.a"]);
+    let (code, note) = failure(&fixed);
+    assert_eq!(code, 0, "{note}");
+    assert!(!note.contains("was not built"), "{note}");
+    assert!(
+        !String::from_utf8_lossy(&fixed.stdout).contains("expected expression"),
+        "{}",
+        String::from_utf8_lossy(&fixed.stdout)
+    );
+}
+
+/// A log is recorded only for derivations this store built or attempted.
+#[test]
+fn log_of_an_unknown_path_says_how_to_get_one() {
+    let s = Sandbox::new();
+    let dir = project(&s, &[("src/ok.cppm", "export module okm;\n")]);
+    let out = s.cmod(&dir, &["log", "0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-x.drv"]);
+    let (code, err) = failure(&out);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no build log is recorded for `0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-x.drv`"),
+        "{err}"
+    );
+    assert!(err.contains("run `cmod realise` first"), "{err}");
 }
 
 #[test]

@@ -45,7 +45,17 @@ pub struct Evaluation {
     pub profile: ProfileName,
     /// Problems that do not stop the build.
     pub warnings: Vec<EvalError>,
+    /// What this evaluation had to compute rather than take from its caches.
+    pub stats: EvalStats,
     derived: OnceLock<Result<Derived, EvalError>>,
+}
+
+/// The work an evaluation did beyond reading its caches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvalStats {
+    /// Units that went through clang-scan-deps (`<package>/<path>`, sorted); empty when
+    /// every scan result came from the cache.
+    pub scanned: Vec<String>,
 }
 
 impl Evaluation {
@@ -174,7 +184,7 @@ pub fn evaluate(
     }
 
     // Scan each package (one scanner process per package with cache misses).
-    let scanned: Vec<Vec<RawUnit>> = packages
+    let scanned: Vec<(Vec<RawUnit>, Vec<String>)> = packages
         .packages
         .par_iter()
         .map(|pkg| {
@@ -218,14 +228,20 @@ pub fn evaluate(
                     unique.len() - 1
                 });
             }
-            let results = scan_package(
+            let scan = scan_package(
                 &toolchain,
                 &pkg.root,
                 &unique,
                 &files,
                 opts.cache_dir.as_deref(),
             )?;
-            Ok(owned
+            let results = &scan.results;
+            let rescanned = scan
+                .rescanned
+                .iter()
+                .map(|rel| format!("{}/{rel}", pkg.name))
+                .collect();
+            let units = owned
                 .into_iter()
                 .zip(items)
                 .map(|((rel, owner), item)| {
@@ -238,11 +254,18 @@ pub fn evaluate(
                         scanned: results[idx].clone(),
                     }
                 })
-                .collect())
+                .collect();
+            Ok((units, rescanned))
         })
         .collect::<Result<_, EvalError>>()?;
-    let mut raw: Vec<RawUnit> = scanned.into_iter().flatten().collect();
-    add_std_units(&toolchain, &mut raw);
+    let mut stats = EvalStats::default();
+    let mut raw: Vec<RawUnit> = Vec::new();
+    for (units, rescanned) in scanned {
+        raw.extend(units);
+        stats.scanned.extend(rescanned);
+    }
+    stats.scanned.sort();
+    add_std_units(&toolchain, &mut raw)?;
 
     let graph = ModuleGraph::build(&packages, raw)?;
     files.save();
@@ -256,6 +279,7 @@ pub fn evaluate(
         sources: all_sources,
         profile: opts.profile,
         warnings,
+        stats,
         derived: OnceLock::new(),
     })
 }
@@ -312,12 +336,13 @@ fn toolchain_for(
 }
 
 /// Add `std` and `std.compat` when a unit imports them and the toolchain ships them.
-fn add_std_units(toolchain: &ToolchainInfo, raw: &mut Vec<RawUnit>) {
+/// A module source the toolchain lists but that cannot be read is an error naming it.
+fn add_std_units(toolchain: &ToolchainInfo, raw: &mut Vec<RawUnit>) -> Result<(), EvalError> {
     let (Some(dir), Some(_)) = (&toolchain.std_module_dir, toolchain.std_module_hash) else {
-        return;
+        return Ok(());
     };
     if toolchain.stdlib != Stdlib::Libcxx {
-        return;
+        return Ok(());
     }
     let wants = |name: &str| {
         raw.iter()
@@ -325,13 +350,11 @@ fn add_std_units(toolchain: &ToolchainInfo, raw: &mut Vec<RawUnit>) {
     };
     let compat = wants("std.compat");
     if !(compat || wants("std")) {
-        return;
+        return Ok(());
     }
     let mut add = |file: &str, module: &str, requires: Vec<String>| {
         let abs = dir.join(file);
-        let hash = crate::hashing::hash_file(&abs)
-            .map(|(h, _)| h)
-            .unwrap_or(cmod_schema::ContentHash([0; 32]));
+        let hash = std_module_hash(&abs)?;
         raw.push(RawUnit {
             origin: Origin::Toolchain,
             rel: file.to_string(),
@@ -344,9 +367,53 @@ fn add_std_units(toolchain: &ToolchainInfo, raw: &mut Vec<RawUnit>) {
                 decls: Declarations::default(),
             },
         });
+        Ok::<(), EvalError>(())
     };
-    add("std.cppm", "std", vec![]);
+    add("std.cppm", "std", vec![])?;
     if compat {
-        add("std.compat.cppm", "std.compat", vec!["std".into()]);
+        add("std.compat.cppm", "std.compat", vec!["std".into()])?;
+    }
+    Ok(())
+}
+
+/// The content hash of one of the toolchain's standard library module sources.
+fn std_module_hash(path: &Path) -> Result<ContentHash, EvalError> {
+    crate::hashing::hash_file(path)
+        .map(|(h, _)| h)
+        .map_err(|e| {
+            EvalError::new(
+                ErrorKind::Toolchain,
+                format!(
+                    "cannot read the standard library module source `{}`: {e}",
+                    path.display()
+                ),
+            )
+            .help("`import std;` needs libc++'s module sources; reinstall them with `apt-get install --reinstall libc++-19-dev`, or use stdlib = \"libstdc++\" without `import std;`")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_std_module_source_is_an_error_naming_it() {
+        let t = tempfile::tempdir().unwrap();
+        let missing = t.path().join("std.cppm");
+        let e = std_module_hash(&missing).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Toolchain);
+        assert!(
+            e.message.contains(&format!(
+                "cannot read the standard library module source `{}`",
+                missing.display()
+            )),
+            "{e}"
+        );
+        assert!(e.help.unwrap().contains("libc++-19-dev"));
+        std::fs::write(&missing, "export module std;\n").unwrap();
+        assert_eq!(
+            std_module_hash(&missing).unwrap(),
+            crate::hashing::hash_file(&missing).unwrap().0
+        );
     }
 }

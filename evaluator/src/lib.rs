@@ -31,4 +31,4 @@ pub mod toolchain;
 pub mod workspace;
 
 pub use error::{ErrorKind, EvalError};
-pub use eval::{evaluate, EvalOptions, Evaluation};
+pub use eval::{evaluate, EvalOptions, EvalStats, Evaluation};

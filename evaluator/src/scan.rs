@@ -81,6 +81,16 @@ fn cache_key(toolchain: &ToolchainInfo, item: &ScanItem) -> String {
     h.finalize().to_hex().to_string()
 }
 
+/// The scan of one package.
+#[derive(Debug, Clone)]
+pub struct PackageScan {
+    /// One result per item, in order.
+    pub results: Vec<Scanned>,
+    /// The items (package-relative paths) that missed the cache and went through the
+    /// scanner in this call.
+    pub rescanned: Vec<String>,
+}
+
 /// Scan the units of the package rooted at `root`, using and updating the cache in
 /// `cache_dir`.
 pub fn scan_package(
@@ -89,7 +99,7 @@ pub fn scan_package(
     items: &[ScanItem],
     files: &FileCache,
     cache_dir: Option<&Path>,
-) -> Result<Vec<Scanned>, EvalError> {
+) -> Result<PackageScan, EvalError> {
     let cache_file = cache_dir.map(|d| {
         let key = blake3::hash(root.as_os_str().as_encoded_bytes());
         d.join(format!("scan-{}.json", &key.to_hex()[..32]))
@@ -147,10 +157,14 @@ pub fn scan_package(
             write_json_atomic(f, &table);
         }
     }
-    results
+    let results = results
         .into_iter()
         .map(|r| r.ok_or_else(|| EvalError::new(ErrorKind::Internal, "a unit was not scanned")))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(PackageScan {
+        results,
+        rescanned: misses.iter().map(|&i| items[i].rel.clone()).collect(),
+    })
 }
 
 fn headers_unchanged(root: &Path, headers: &[HeaderDep], files: &FileCache) -> bool {
@@ -281,11 +295,43 @@ fn run_scanner(
             .filter_map(|r| r["logical-name"].as_str().map(str::to_string))
             .collect();
         let depfile = work.path.join(format!("{n}.d"));
-        let deps = std::fs::read_to_string(&depfile).unwrap_or_default();
-        let headers = package_headers(toolchain, root, &item.rel, &parse_depfile(&deps), files)?;
+        let deps = read_depfile(&toolchain.scan_deps, root, &item.rel, &depfile)?;
+        let headers = package_headers(toolchain, root, &item.rel, &deps, files)?;
         results.push((provides, requires, headers));
     }
     Ok(results)
+}
+
+/// The prerequisites the scanner wrote for `unit` to `depfile`. Without them the unit's
+/// headers would silently go untracked (an edit to one would not rebuild it), so a
+/// missing or empty depfile is an error.
+fn read_depfile(
+    scanner: &Path,
+    root: &Path,
+    unit: &str,
+    depfile: &Path,
+) -> Result<Vec<String>, EvalError> {
+    let text = std::fs::read_to_string(depfile).unwrap_or_default();
+    let deps = parse_depfile(&text);
+    if deps.is_empty() {
+        return Err(EvalError::new(
+            ErrorKind::Scan,
+            format!(
+                "`{}` wrote no dependency list for `{unit}`, so the headers it includes cannot be tracked",
+                scanner.display()
+            ),
+        )
+        .at(Location {
+            file: root.join(unit),
+            line: 1,
+            column: 1,
+        })
+        .help(format!(
+            "cmod needs a clang-scan-deps that honours `-MF` in a compilation database (clang-tools-19); install it with `{}`",
+            crate::toolchain::INSTALL_HINT
+        )));
+    }
+    Ok(deps)
 }
 
 /// Keep the dependencies inside the package; headers inside the toolchain's closure are
@@ -493,6 +539,33 @@ mod tests {
             ]
         );
         assert!(parse_depfile("").is_empty());
+    }
+
+    #[test]
+    fn a_missing_or_empty_depfile_is_an_error_at_the_unit() {
+        let t = tempfile::tempdir().unwrap();
+        let scanner = Path::new("/usr/bin/clang-scan-deps-19");
+        let missing = t.path().join("0.d");
+        let e = read_depfile(scanner, Path::new("/p"), "src/a.cpp", &missing).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Scan);
+        assert!(
+            e.message
+                .contains("wrote no dependency list for `src/a.cpp`"),
+            "{e}"
+        );
+        let loc = e.location.clone().unwrap();
+        assert_eq!(
+            (loc.file.as_path(), loc.line),
+            (Path::new("/p/src/a.cpp"), 1)
+        );
+        assert!(e.help.unwrap().contains("clang-tools-19"));
+        std::fs::write(&missing, "").unwrap();
+        assert!(read_depfile(scanner, Path::new("/p"), "src/a.cpp", &missing).is_err());
+        std::fs::write(&missing, "0.o: src/a.cpp inc/x.h\n").unwrap();
+        assert_eq!(
+            read_depfile(scanner, Path::new("/p"), "src/a.cpp", &missing).unwrap(),
+            ["src/a.cpp", "inc/x.h"]
+        );
     }
 
     #[test]

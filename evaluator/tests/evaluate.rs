@@ -78,10 +78,19 @@ fn library_example_has_every_unit_kind_and_two_phase_steps() {
             "-fmodule-file=geometry:shapes=bmi/geometry-shapes.pcm",
         ]
     );
-    // A second evaluation (warm caches) gives identical derivations.
+    // The cold evaluation scanned every unit; a second one (warm caches) scans none and
+    // gives the same derivations as the cold one and as one without any cache.
+    assert_eq!(e.stats.scanned.len(), 8, "{:?}", e.stats.scanned);
     let again = evaluate(&example("library"), &opts, None).unwrap();
+    assert!(again.stats.scanned.is_empty(), "{:?}", again.stats.scanned);
     assert_eq!(
         again.derived().unwrap().derivations,
+        e.derived().unwrap().derivations
+    );
+    let uncached = evaluate(&example("library"), &EvalOptions::default(), None).unwrap();
+    assert_eq!(uncached.stats.scanned.len(), 8);
+    assert_eq!(
+        uncached.derived().unwrap().derivations,
         e.derived().unwrap().derivations
     );
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use cmod_evaluator::graph::Origin;
+use cmod_evaluator::toolchain::{discover, ToolchainRequest};
 use cmod_schema::derivation::Derivation;
 use cmod_schema::StorePath;
 use cmod_store::realise::needed;
@@ -12,7 +13,7 @@ use serde_json::json;
 use crate::cli::{BuildOpts, Cli, EvalArgs, GraphFormat, PathInfoArgs};
 use crate::commands::realise::outputs_of;
 use crate::diagnostic::CliError;
-use crate::project::{load, open_store, Project};
+use crate::project::{find_package_dir, load, open_store, Project};
 
 fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
@@ -214,29 +215,72 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
 
 pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
     let store = open_store(cli)?;
-    let path = match store.parse_path(what) {
-        Ok(p) => p,
-        Err(_) => {
-            let project = load(cli, build)?;
-            let t = project.targets_named(&[what.to_string()])?;
-            t[0].drv.clone()
+    if let Ok(path) = store.parse_path(what) {
+        return match store.log_for(&path) {
+            Some(text) => {
+                print_log(&text);
+                Ok(())
+            }
+            None => Err(no_log(what)),
+        };
+    }
+    let project = load(cli, build)?;
+    let target = project.targets_named(&[what.to_string()])?.remove(0);
+    if let Some(text) = project.store.log_for(&target.drv) {
+        print_log(&text);
+        return Ok(());
+    }
+    // The target's own step never ran: show the steps of its closure whose latest
+    // attempt failed (they have a log but were never realised).
+    let derivations = &project.derived()?.derivations;
+    let mut shown = 0;
+    for d in needed(derivations, std::slice::from_ref(&target.drv))? {
+        if project.store.drv_outputs(&d).is_some() {
+            continue;
         }
-    };
-    match store.log_for(&path) {
-        Some(text) => {
-            print!("{text}");
-            Ok(())
+        if let Some(text) = project.store.log_for(&d) {
+            eprintln!(
+                "note: `{what}` was not built; this is the log of `{}` ({}), whose build failed",
+                derivations[&d].name,
+                project.store.path_of(&d).display()
+            );
+            print_log(&text);
+            shown += 1;
         }
-        None => Err(CliError::usage(
-            format!("no build log is recorded for `{what}`"),
-            Some("logs exist for derivations built by this store (or their outputs)".into()),
-        )),
+    }
+    if shown == 0 {
+        return Err(no_log(what));
+    }
+    Ok(())
+}
+
+/// A log as recorded, ending in a newline.
+fn print_log(text: &str) {
+    if text.is_empty() || text.ends_with('\n') {
+        print!("{text}");
+    } else {
+        println!("{text}");
     }
 }
 
+fn no_log(what: &str) -> CliError {
+    CliError::usage(
+        format!("no build log is recorded for `{what}`"),
+        Some("logs exist for derivations built (or attempted) in this store, and their outputs; run `cmod realise` first".into()),
+    )
+}
+
+/// `cmod toolchain`: the package's toolchain, or outside a package the default one
+/// (`clang++-19` with libstdc++).
 pub fn toolchain(cli: &Cli, as_json: bool, build: &BuildOpts) -> Result<(), CliError> {
-    let project = load(cli, build)?;
-    let t = &project.eval.toolchain;
+    let t = match find_package_dir(cli)? {
+        Some(_) => load(cli, build)?.eval.toolchain,
+        None => {
+            let store = open_store(cli)?;
+            discover(&ToolchainRequest::default(), Some(&store.cache_dir()))?
+        }
+    };
+    let t = &t;
     if as_json {
         println!("{}", pretty(&serde_json::to_value(t).unwrap_or_default()));
     } else {

@@ -116,7 +116,15 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
     if args.outputs {
         let targets = project.targets_named(&[])?;
         let progress = Progress::new(args.run.message_format, project.store.store_dir());
-        let (outputs, _) = build_targets(&project, &targets, &args.run, false, None, &progress)?;
+        let (outputs, _) = build_targets(
+            &project,
+            &targets,
+            &args.run,
+            false,
+            None,
+            &progress,
+            |_, _| Ok(()),
+        )?;
         let pins = lock
             .outputs
             .entry(profile(&project).to_string())

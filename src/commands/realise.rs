@@ -40,6 +40,8 @@ fn jobs(run: &RunOpts) -> usize {
 }
 
 /// Realise `targets`, reporting through `progress`. Returns each target's output path.
+/// On success `after` runs (with the outputs) before the final message, so a failure
+/// there (writing out-links, say) is reported by that message too.
 pub(crate) fn build_targets(
     project: &Project,
     targets: &[Target],
@@ -47,7 +49,9 @@ pub(crate) fn build_targets(
     check: bool,
     pinned: Option<&Lockfile>,
     progress: &Progress,
+    after: impl FnOnce(&[StorePath], &realise::Realisation) -> Result<(), CliError>,
 ) -> Result<(Vec<StorePath>, realise::Realisation), CliError> {
+    progress.set_source_roots(crate::source_paths::of_evaluation(&project.eval));
     // Until the realisation reports its own summary, errors still owe the JSON stream
     // its `finished` line.
     let r = with_json_finish(
@@ -109,24 +113,36 @@ pub(crate) fn build_targets(
     };
     let differing: std::collections::BTreeSet<&StorePath> =
         r.differences.iter().map(|(d, _)| d).collect();
+    let built_ok = r.success() && differing.is_empty() && pin_check.is_ok();
+    let after_result = if built_ok {
+        after(&outputs, &r)
+    } else {
+        Ok(())
+    };
     progress.finish(&Summary {
-        success: r.success() && differing.is_empty() && pin_check.is_ok(),
+        success: built_ok && after_result.is_ok(),
         built: r.built.len(),
         fresh: r.fresh,
         checked: r.checked,
         differing: differing.len(),
         failed: r.failures.len(),
         targets: serde_json::Value::Object(target_json),
+        out_paths: outputs.iter().map(|p| project.store.path_of(p)).collect(),
+        error: after_result.as_ref().err().map(CliError::summary),
     });
+    after_result?;
     if !r.success() {
         let mut message = String::new();
-        for (_, e) in &r.failures {
+        for (drv, e) in &r.failures {
             message.push_str(&e.to_string());
-            if let realise::BuildError::Failed {
-                kept: Some(dir), ..
-            } = e
-            {
-                message.push_str(&format!(" (build directory kept at {})", dir.display()));
+            if let realise::BuildError::Failed { kept, .. } = e {
+                if let Some(dir) = kept {
+                    message.push_str(&format!(" (build directory kept at {})", dir.display()));
+                }
+                message.push_str(&format!(
+                    "\n  the log is kept: `cmod log {}`",
+                    project.store.path_of(drv).display()
+                ));
             }
             message.push('\n');
         }
@@ -213,12 +229,14 @@ fn memo_key(project: &Project, mode: Mode, run: &RunOpts, names: &[String]) -> C
 }
 
 /// A no-op: report the memo's derivations as fresh (the JSON contract still lists them)
-/// and verify pinned outputs, without emitting or resolving a single derivation.
+/// and verify pinned outputs, without emitting or resolving a single derivation. `after`
+/// runs before the final message, as in [`build_targets`].
 fn report_memo(
     project: &Project,
     memo: &Memo,
     pinned: Option<&Lockfile>,
     progress: &Progress,
+    after: impl FnOnce() -> Result<(), CliError>,
 ) -> Result<(), CliError> {
     for d in &memo.derivations {
         progress.event(&realise::Event::Fresh {
@@ -231,8 +249,9 @@ fn report_memo(
         Some(lock) => crate::commands::lock::verify_outputs(project, lock, &memo.targets),
         None => Ok(()),
     };
+    let after_result = if pin_check.is_ok() { after() } else { Ok(()) };
     progress.finish(&Summary {
-        success: pin_check.is_ok(),
+        success: pin_check.is_ok() && after_result.is_ok(),
         fresh: memo.derivations.len(),
         targets: serde_json::Value::Object(
             memo.targets
@@ -240,9 +259,90 @@ fn report_memo(
                 .map(|(n, p)| (n.clone(), json!(project.store.path_of(p))))
                 .collect(),
         ),
+        out_paths: memo
+            .targets
+            .iter()
+            .map(|(_, p)| project.store.path_of(p))
+            .collect(),
+        error: after_result.as_ref().err().map(CliError::summary),
         ..Summary::default()
     });
-    pin_check
+    pin_check.and(after_result)
+}
+
+/// Point the out-links at the targets' outputs (each a GC root keeping `keep` alive).
+fn link_outputs(
+    project: &Project,
+    args: &RealiseArgs,
+    targets: &[(String, StorePath)],
+    keep: &std::collections::BTreeSet<StorePath>,
+) -> Result<(), CliError> {
+    if args.no_link {
+        return Ok(());
+    }
+    for (i, (name, p)) in targets.iter().enumerate() {
+        let link = if i == 0 {
+            args.out_link.clone()
+        } else {
+            PathBuf::from(format!(
+                "{}-{}",
+                args.out_link.display(),
+                name.replace('/', "-")
+            ))
+        };
+        project.store.add_out_link(&link, p, keep)?;
+    }
+    Ok(())
+}
+
+/// `--dry-run`: list what would be built (JSON lines with `--message-format json`).
+fn dry_run(
+    project: &Project,
+    names: &[(String, String)],
+    args: &RealiseArgs,
+    progress: &Progress,
+) -> Result<(), CliError> {
+    let plan = with_json_finish(
+        progress,
+        (|| {
+            let mode = sandbox_mode(&args.run)?;
+            let targets = project.targets(names)?;
+            let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+            Ok(realise::dry_run(
+                &project.store,
+                &project.derived()?.derivations,
+                &drvs,
+                mode.as_str(),
+            )?)
+        })(),
+    )?;
+    let derivations = &project.derived()?.derivations;
+    if progress.is_json() {
+        for d in &plan.to_build {
+            progress.json_line(json!({
+                "reason": "would-build",
+                "drv": project.store.path_of(d),
+                "name": derivations[d].name,
+            }));
+        }
+        progress.json_line(json!({
+            "reason": "finished",
+            "success": true,
+            "dry_run": true,
+            "would_build": plan.to_build.len(),
+            "fresh": plan.fresh,
+        }));
+        return Ok(());
+    }
+    eprintln!(
+        "{} derivation(s) would be built, {} are fresh:",
+        plan.to_build.len(),
+        plan.fresh
+    );
+    for d in &plan.to_build {
+        println!("{}", project.store.path_of(d).display());
+    }
+    Ok(())
 }
 
 pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
@@ -256,24 +356,7 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         }),
     )?;
     if args.dry_run {
-        let mode = sandbox_mode(&args.run)?;
-        let targets = project.targets(&names)?;
-        let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
-        let plan = realise::dry_run(
-            &project.store,
-            &project.derived()?.derivations,
-            &drvs,
-            mode.as_str(),
-        )?;
-        eprintln!(
-            "{} derivation(s) would be built, {} are fresh:",
-            plan.to_build.len(),
-            plan.fresh
-        );
-        for d in &plan.to_build {
-            println!("{}", project.store.path_of(d).display());
-        }
-        return Ok(());
+        return dry_run(&project, &names, args, &progress);
     }
     // Hold the GC lock (shared) until the out-links are registered as roots: between a
     // realisation finishing and its roots existing, a concurrent GC must not run.
@@ -294,49 +377,52 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     let key = memo_key(&project, mode, &args.run, &shown);
     let memo = match project.store.memo(&key).filter(|_| !args.check) {
         Some(memo) => {
-            report_memo(&project, &memo, pinned, &progress)?;
+            let keep = memo.keep.iter().cloned().collect();
+            report_memo(&project, &memo, pinned, &progress, || {
+                link_outputs(&project, args, &memo.targets, &keep)
+            })?;
             memo
         }
         None => {
             let targets = with_json_finish(&progress, project.targets(&names))?;
-            let (outputs, r) =
-                build_targets(&project, &targets, &args.run, args.check, pinned, &progress)?;
-            let derivations = &project.derived()?.derivations;
-            let memo = Memo::new(
-                shown.iter().cloned().zip(outputs).collect(),
-                r.outputs
-                    .iter()
-                    .map(|(d, o)| MemoEntry {
-                        drv: d.clone(),
-                        name: derivations[d].name.clone(),
-                        outputs: o.clone(),
-                    })
-                    .collect(),
-                r.closure(derivations)
-                    .into_iter()
-                    .chain(project.source_trees())
-                    .collect(),
-            );
-            project.store.write_memo(&key, &memo)?;
-            memo
+            let mut written = None;
+            build_targets(
+                &project,
+                &targets,
+                &args.run,
+                args.check,
+                pinned,
+                &progress,
+                |outputs, r| {
+                    let derivations = &project.derived()?.derivations;
+                    let memo = Memo::new(
+                        shown.iter().cloned().zip(outputs.iter().cloned()).collect(),
+                        r.outputs
+                            .iter()
+                            .map(|(d, o)| MemoEntry {
+                                drv: d.clone(),
+                                name: derivations[d].name.clone(),
+                                outputs: o.clone(),
+                            })
+                            .collect(),
+                        r.closure(derivations)
+                            .into_iter()
+                            .chain(project.source_trees())
+                            .collect(),
+                    );
+                    let keep = memo.keep.iter().cloned().collect();
+                    link_outputs(&project, args, &memo.targets, &keep)?;
+                    project.store.write_memo(&key, &memo)?;
+                    written = Some(memo);
+                    Ok(())
+                },
+            )?;
+            written.ok_or_else(|| CliError::Internal("the realisation left no memo".into()))?
         }
     };
-    if !args.no_link {
-        let keep: std::collections::BTreeSet<StorePath> = memo.keep.iter().cloned().collect();
-        for (i, (name, p)) in memo.targets.iter().enumerate() {
-            let link = if i == 0 {
-                args.out_link.clone()
-            } else {
-                PathBuf::from(format!(
-                    "{}-{}",
-                    args.out_link.display(),
-                    name.replace('/', "-")
-                ))
-            };
-            project.store.add_out_link(&link, p, &keep)?;
-        }
-    }
-    if args.print_out_paths {
+    // With JSON messages the paths are in the `finished` line (`out_paths`); stdout
+    // carries nothing but JSON.
+    if args.print_out_paths && !progress.is_json() {
         for (_, p) in &memo.targets {
             println!("{}", project.store.path_of(p).display());
         }
@@ -398,6 +484,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
         false,
         None,
         &progress,
+        |_, _| Ok(()),
     )?;
     let exe = outputs
         .first()

@@ -31,6 +31,10 @@ pub enum StoreError {
     BadOutput { at: String, problem: String },
     #[error("the store at `{}` uses format `{found}`, which this cmod does not understand", root.display())]
     Format { root: PathBuf, found: String },
+    #[error("no store location: none of $CMOD_STORE, $XDG_DATA_HOME and $HOME is set; pass --store DIR, or set CMOD_STORE or XDG_DATA_HOME")]
+    NoStoreLocation,
+    #[error("cannot create the out-link `{}`: a file that is not a symlink is there; remove it, or pass --out-link with another name", link.display())]
+    OutLinkInTheWay { link: PathBuf },
 }
 
 impl StoreError {
@@ -55,7 +59,9 @@ impl StoreError {
             StoreError::SourceChanged { .. }
             | StoreError::NotValid(_)
             | StoreError::BadPath(..)
-            | StoreError::Format { .. } => ExitClass::Usage,
+            | StoreError::Format { .. }
+            | StoreError::NoStoreLocation
+            | StoreError::OutLinkInTheWay { .. } => ExitClass::Usage,
             StoreError::Io { .. } => ExitClass::Internal,
         }
     }

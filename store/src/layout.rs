@@ -57,18 +57,19 @@ impl Store {
     }
 
     /// The default store root: `$CMOD_STORE`, else `$XDG_DATA_HOME/cmod`, else
-    /// `~/.local/share/cmod`.
-    pub fn default_root() -> PathBuf {
-        if let Some(s) = std::env::var_os("CMOD_STORE").filter(|s| !s.is_empty()) {
-            return PathBuf::from(s);
+    /// `$HOME/.local/share/cmod`; an error when none is set (never a guess such as
+    /// `/tmp`, which other users can write to).
+    pub fn default_root() -> Result<PathBuf, StoreError> {
+        let var = |name: &str| std::env::var_os(name).filter(|s| !s.is_empty());
+        if let Some(s) = var("CMOD_STORE") {
+            return Ok(PathBuf::from(s));
         }
-        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|s| !s.is_empty()) {
-            return PathBuf::from(x).join("cmod");
+        if let Some(x) = var("XDG_DATA_HOME") {
+            return Ok(PathBuf::from(x).join("cmod"));
         }
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/tmp"));
-        home.join(".local/share/cmod")
+        var("HOME")
+            .map(|h| PathBuf::from(h).join(".local/share/cmod"))
+            .ok_or(StoreError::NoStoreLocation)
     }
 
     pub fn root(&self) -> &Path {

@@ -47,7 +47,7 @@ impl Store {
         };
         if let Ok(meta) = std::fs::symlink_metadata(&link) {
             if !meta.file_type().is_symlink() {
-                return Err(StoreError::io("replacing the out-link", &link, std::io::Error::other("it exists and is not a symlink; remove it or pass --out-link with another name")));
+                return Err(StoreError::OutLinkInTheWay { link });
             }
         }
         let id = blake3::hash(link.as_os_str().as_encoded_bytes()).to_hex()[..32].to_string();

@@ -109,10 +109,13 @@ impl Store {
         self.dir("log").join(format!("{}.log", key_name(key)))
     }
 
-    /// Keep the log at `from` as the log of `key`, and make it findable from each output.
+    /// Keep the log at `from` as the log of the successful build of `drv` under `key`:
+    /// findable from each output, and from `drv` as its latest attempt (replacing the log
+    /// of an earlier, failed attempt).
     pub fn keep_log(
         &self,
         key: &ContentHash,
+        drv: &StorePath,
         from: &Path,
         outputs: &BTreeMap<String, StorePath>,
     ) -> Result<(), StoreError> {
@@ -120,24 +123,46 @@ impl Store {
         std::fs::rename(from, &dest)
             .or_else(|_| std::fs::copy(from, &dest).map(|_| ()))
             .map_err(|e| StoreError::io("keeping the log", &dest, e))?;
-        for out in outputs.values() {
-            let link = self.dir("log").join(format!("{}.log", out.hash_part()));
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(format!("{}.log", key_name(key)), &link)
-                .map_err(|e| StoreError::io("linking the log", &link, e))?;
+        for path in outputs.values().chain(std::iter::once(drv)) {
+            self.link_log(key, path)?;
         }
         Ok(())
     }
 
-    /// The log of the build that produced output `path`, or of the latest build of the
-    /// derivation `path`.
+    /// Keep `text`, the log of a failed build of `drv` under `key`, as the latest attempt
+    /// of `drv` (`cmod log <drv>` shows it until a later attempt replaces it).
+    pub fn keep_failed_log(
+        &self,
+        key: &ContentHash,
+        drv: &StorePath,
+        text: &[u8],
+    ) -> Result<(), StoreError> {
+        write_atomic(&self.log_file(key), text)?;
+        self.link_log(key, drv)
+    }
+
+    /// Point `log/<hash of path>.log` at the log of `key`, atomically.
+    fn link_log(&self, key: &ContentHash, path: &StorePath) -> Result<(), StoreError> {
+        let link = self.dir("log").join(format!("{}.log", path.hash_part()));
+        let tmp = self.temp_path("log-link");
+        std::os::unix::fs::symlink(format!("{}.log", key_name(key)), &tmp)
+            .map_err(|e| StoreError::io("linking the log", &tmp, e))?;
+        std::fs::rename(&tmp, &link).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            StoreError::io("linking the log", &link, e)
+        })
+    }
+
+    /// The log of the build that produced output `path`, or of the latest build attempt
+    /// of the derivation `path` (failed or not).
     pub fn log_for(&self, path: &StorePath) -> Option<String> {
-        let by_output = self.dir("log").join(format!("{}.log", path.hash_part()));
-        if let Ok(text) = std::fs::read_to_string(&by_output) {
-            return Some(text);
+        let by_path = self.dir("log").join(format!("{}.log", path.hash_part()));
+        if let Ok(bytes) = std::fs::read(&by_path) {
+            return Some(String::from_utf8_lossy(&bytes).into_owned());
         }
         let rec = self.drv_outputs(path)?;
-        std::fs::read_to_string(self.log_file(&rec.key)).ok()
+        let bytes = std::fs::read(self.log_file(&rec.key)).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 }
 
@@ -189,9 +214,34 @@ mod tests {
         let log = t.path().join("l");
         std::fs::write(&log, "warning: x\n").unwrap();
         let outputs = BTreeMap::from([("obj".to_string(), out.clone())]);
-        s.keep_log(&key, &log, &outputs).unwrap();
-        s.record_drv_outputs(&drv, &key, &outputs).unwrap();
+        s.keep_log(&key, &drv, &log, &outputs).unwrap();
         assert_eq!(s.log_for(&out).as_deref(), Some("warning: x\n"));
         assert_eq!(s.log_for(&drv).as_deref(), Some("warning: x\n"));
+    }
+
+    /// A failed attempt's log is the derivation's latest log; a later successful attempt
+    /// (under another key) replaces it, and the failed one never shows for the output.
+    #[test]
+    fn failed_logs_are_kept_until_a_later_success() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let drv = s
+            .add_bytes(PathKind::Drv, "x.o.drv", b"{}", &BTreeSet::new())
+            .unwrap();
+        assert_eq!(s.log_for(&drv), None);
+        let failed_key = ContentHash::of_file(false, b"first");
+        s.keep_failed_log(&failed_key, &drv, b"x.cpp:1:1: error: nope\n")
+            .unwrap();
+        assert_eq!(s.log_for(&drv).as_deref(), Some("x.cpp:1:1: error: nope\n"));
+        let out = s
+            .add_bytes(PathKind::Output, "x.o", b"obj", &BTreeSet::new())
+            .unwrap();
+        let key = ContentHash::of_file(false, b"second");
+        let log = t.path().join("l");
+        std::fs::write(&log, "ok\n").unwrap();
+        let outputs = BTreeMap::from([("obj".to_string(), out.clone())]);
+        s.keep_log(&key, &drv, &log, &outputs).unwrap();
+        assert_eq!(s.log_for(&drv).as_deref(), Some("ok\n"));
+        assert_eq!(s.log_for(&out).as_deref(), Some("ok\n"));
     }
 }

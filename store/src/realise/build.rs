@@ -199,7 +199,9 @@ fn run_builder(
             return Err(BuildError::Sandbox { name, source });
         }
     };
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let log = std::fs::read(&log_path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     if !outcome.exit.success() {
         let kept = fail(&run);
         return Err(BuildError::Failed {
@@ -230,6 +232,24 @@ fn run_builder(
     })
 }
 
+/// Keep the log of a failed attempt to build `drv_path` (under `key`) in the store, so
+/// `cmod log` shows it. If it cannot be kept, the log the user sees says so.
+fn keep_failure_log(
+    store: &Store,
+    drv_path: &StorePath,
+    key: &ContentHash,
+    mut error: BuildError,
+) -> BuildError {
+    if let BuildError::Failed { log, .. } | BuildError::MissingOutput { log, .. } = &mut error {
+        if let Err(e) = store.keep_failed_log(key, drv_path, log.as_bytes()) {
+            log.push_str(&format!(
+                "\nnote: this log could not be kept in the store: {e}\n"
+            ));
+        }
+    }
+    error
+}
+
 /// Build `resolved` (the resolution of `drv`, keyed `key`) unless another process did
 /// meanwhile, and register its outputs. Holds the per-key lock for the whole build.
 pub(crate) fn build(
@@ -248,7 +268,8 @@ pub(crate) fn build(
     if let Some(entry) = store.trace_lookup(key) {
         return Ok(Realised::Fresh(entry.outputs));
     }
-    let run = run_builder(store, resolved, env)?;
+    let run =
+        run_builder(store, resolved, env).map_err(|e| keep_failure_log(store, drv_path, key, e))?;
     let cands = candidates(resolved.input_paths());
     let mut outputs = BTreeMap::new();
     for (key_name, out) in &resolved.outputs {
@@ -268,7 +289,9 @@ pub(crate) fn build(
         let info = store.register(&staged, &reg).map_err(st)?;
         outputs.insert(key_name.clone(), info.path);
     }
-    store.keep_log(key, &run.log_path, &outputs).map_err(st)?;
+    store
+        .keep_log(key, drv_path, &run.log_path, &outputs)
+        .map_err(st)?;
     let mut entry = TraceEntry {
         version: TRACE_VERSION,
         key: *key,
@@ -288,6 +311,7 @@ pub(crate) fn build(
 /// beside the original as `<path>.check`.
 pub(crate) fn check(
     store: &Store,
+    drv_path: &StorePath,
     resolved: &Derivation,
     key: &ContentHash,
     stored: BTreeMap<String, StorePath>,
@@ -299,7 +323,8 @@ pub(crate) fn check(
         source,
     };
     let _lock = per_key_lock(store, key).map_err(st)?;
-    let run = run_builder(store, resolved, env)?;
+    let run =
+        run_builder(store, resolved, env).map_err(|e| keep_failure_log(store, drv_path, key, e))?;
     let mut differences = Vec::new();
     for (key_name, out) in &resolved.outputs {
         let Some(path) = stored.get(key_name) else {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use cmod_schema::derivation::Derivation;
 use cmod_schema::StorePath;
 
 /// One step of a realisation.
@@ -26,10 +27,13 @@ pub enum Event<'a> {
         name: &'a str,
         outputs: &'a BTreeMap<String, StorePath>,
     },
-    /// A derivation failed; `log` is the builder's output.
+    /// A derivation failed; `log` is the builder's output (as recorded: paths in it are
+    /// the build directory's, e.g. `src/<package>/<file>`, which `derivation`'s inputs
+    /// map to the user's files).
     Failed {
         drv: &'a StorePath,
         name: &'a str,
+        derivation: &'a Derivation,
         log: &'a str,
         reason: &'a str,
     },

@@ -437,6 +437,7 @@ pub fn realise(
                 reporter.event(&Event::Failed {
                     drv: &node.drv,
                     name: &drv.name,
+                    derivation: drv,
                     log: &log,
                     reason: &reason,
                 });
@@ -510,7 +511,7 @@ fn realise_one(
         name: &drv.name,
     });
     let realised = match found {
-        Some(entry) => build::check(store, &resolved, &key, entry.outputs, env)?,
+        Some(entry) => build::check(store, drv_path, &resolved, &key, entry.outputs, env)?,
         None => build::build(store, drv_path, &resolved, &key, env)?,
     };
     Ok((realised, key))

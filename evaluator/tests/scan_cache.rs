@@ -1,0 +1,97 @@
+//! The scan cache, observed through `Evaluation::stats`: which units went through the
+//! real clang-scan-deps in each evaluation.
+
+use std::path::{Path, PathBuf};
+
+use cmod_evaluator::{evaluate, EvalOptions};
+
+const MANIFEST: &str = "[package]\nname = \"p\"\nversion = \"0.1.0\"\n\n[lib]\nsources = [\"src/*.cppm\", \"src/*.cpp\"]\n\n[build]\ndefines = [\"LEVEL=1\"]\ninclude-dirs = [\"inc\"]\n";
+
+struct Project {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Project {
+        let p = Project {
+            dir: tempfile::tempdir().unwrap(),
+            cache: tempfile::tempdir().unwrap(),
+        };
+        p.write("cmod.toml", MANIFEST);
+        p.write("src/m.cppm", "export module m;\nexport int f();\n");
+        p.write(
+            "src/a.cpp",
+            "module;\n#include \"x.h\"\nmodule m;\nint f() { return X; }\n",
+        );
+        p.write("src/b.cpp", "import m;\nint g() { return f(); }\n");
+        p.write("inc/x.h", "#define X 1\n");
+        p
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// The units the scanner ran on in a fresh evaluation with the shared cache.
+    fn scanned(&self) -> Vec<String> {
+        let opts = EvalOptions {
+            cache_dir: Some(self.cache.path().to_path_buf()),
+            ..Default::default()
+        };
+        let e = evaluate(&self.root(), &opts, None).unwrap();
+        e.stats.scanned.clone()
+    }
+}
+
+fn touch(path: &Path) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+}
+
+#[test]
+fn unchanged_units_are_not_rescanned_and_what_changes_is() {
+    let p = Project::new();
+    assert_eq!(p.scanned(), ["p/src/a.cpp", "p/src/b.cpp", "p/src/m.cppm"]);
+    assert!(p.scanned().is_empty(), "a warm evaluation runs no scanner");
+
+    // New metadata, same bytes: re-hashed, not re-scanned.
+    touch(&p.root().join("src/a.cpp"));
+    touch(&p.root().join("inc/x.h"));
+    assert!(p.scanned().is_empty());
+
+    // An edited unit is re-scanned alone.
+    p.write("src/b.cpp", "import m;\nint g() { return f() + 1; }\n");
+    assert_eq!(p.scanned(), ["p/src/b.cpp"]);
+
+    // An edited header re-scans only the unit that includes it.
+    p.write("inc/x.h", "#define X 2\n");
+    assert_eq!(p.scanned(), ["p/src/a.cpp"]);
+    assert!(p.scanned().is_empty());
+
+    // Changed flags re-scan every unit of the package.
+    p.write("cmod.toml", &MANIFEST.replace("LEVEL=1", "LEVEL=2"));
+    assert_eq!(p.scanned(), ["p/src/a.cpp", "p/src/b.cpp", "p/src/m.cppm"]);
+    assert!(p.scanned().is_empty());
+}
+
+#[test]
+fn a_header_that_starts_being_included_is_tracked() {
+    let p = Project::new();
+    p.scanned();
+    p.write(
+        "src/b.cpp",
+        "module;\n#include \"x.h\"\nmodule m;\nint g() { return X; }\n",
+    );
+    assert_eq!(p.scanned(), ["p/src/b.cpp"]);
+    // Now both units include the header: an edit to it re-scans both.
+    p.write("inc/x.h", "#define X 3\n");
+    assert_eq!(p.scanned(), ["p/src/a.cpp", "p/src/b.cpp"]);
+}

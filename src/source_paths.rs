@@ -1,0 +1,183 @@
+//! Compiler diagnostics name files as the build step saw them: `src/<package>/<path>` in
+//! its build directory (and `toolchain/std/...` for the standard library modules). Before
+//! a failed step's diagnostics are shown, those names are mapped back to the user's files
+//! (relative to the current directory when below it), so editors and terminals can jump
+//! to them. Only the source and header inputs of the failed derivation are rewritten,
+//! and only where they stand as a whole path; the log kept in the store is unchanged.
+
+use std::path::{Path, PathBuf};
+
+use cmod_evaluator::derive::STD_MODULE_DIR;
+use cmod_schema::derivation::{Derivation, InputFrom, InputRole};
+
+use crate::diagnostic::display_path;
+
+/// Where each package's sources live on the host, by package name.
+#[derive(Debug, Clone, Default)]
+pub struct SourceRoots {
+    packages: Vec<(String, PathBuf)>,
+    std_dir: Option<PathBuf>,
+}
+
+/// One in-sandbox path and the user's path it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rename {
+    from: String,
+    to: String,
+    /// `from` is a directory: paths below it are rewritten too.
+    dir: bool,
+}
+
+impl SourceRoots {
+    pub fn new(packages: Vec<(String, PathBuf)>, std_dir: Option<PathBuf>) -> SourceRoots {
+        SourceRoots { packages, std_dir }
+    }
+
+    /// The renames for `drv`'s source and header inputs, longest first.
+    fn renames(&self, drv: &Derivation) -> Vec<Rename> {
+        let mut out = Vec::new();
+        for input in &drv.inputs {
+            if !matches!(input.role, InputRole::Source | InputRole::Headers)
+                || !matches!(input.from, InputFrom::Path { .. })
+            {
+                continue;
+            }
+            if input.at == STD_MODULE_DIR {
+                if let Some(dir) = &self.std_dir {
+                    out.push(Rename {
+                        from: format!("{STD_MODULE_DIR}/"),
+                        to: format!("{}/", dir.display()),
+                        dir: true,
+                    });
+                }
+                continue;
+            }
+            let Some(rest) = input.at.strip_prefix("src/") else {
+                continue;
+            };
+            let host = self.packages.iter().find_map(|(name, root)| {
+                let rel = rest.strip_prefix(name.as_str())?.strip_prefix('/')?;
+                Some(root.join(rel))
+            });
+            if let Some(host) = host {
+                out.push(Rename {
+                    from: input.at.clone(),
+                    to: display_path(&host),
+                    dir: false,
+                });
+            }
+        }
+        out.sort_by(|a, b| b.from.len().cmp(&a.from.len()).then(a.from.cmp(&b.from)));
+        out.dedup();
+        out
+    }
+
+    /// `log` with `drv`'s in-sandbox source paths replaced by the user's.
+    pub fn rewrite(&self, drv: &Derivation, log: &str) -> String {
+        rewrite_paths(log, &self.renames(drv))
+    }
+}
+
+/// Whether `c` can end a path in a diagnostic (`file:line:col`, `'file'`, `(file)`, ...).
+fn ends_path(c: Option<char>) -> bool {
+    c.is_none_or(|c| c.is_whitespace() || matches!(c, ':' | '\'' | '"' | '`' | ')' | ','))
+}
+
+/// Whether `c` can come before a path.
+fn starts_path(c: Option<char>) -> bool {
+    c.is_none_or(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '(' | '='))
+}
+
+fn rewrite_paths(text: &str, renames: &[Rename]) -> String {
+    if renames.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    'scan: while i < text.len() {
+        let before = text[..i].chars().next_back();
+        if starts_path(before) {
+            for r in renames {
+                if !text[i..].starts_with(&r.from) {
+                    continue;
+                }
+                let end = i + r.from.len();
+                if r.dir || ends_path(text[end..].chars().next()) {
+                    out.push_str(&r.to);
+                    i = end;
+                    continue 'scan;
+                }
+            }
+        }
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// The host directory of every package of `eval`, for [`SourceRoots`].
+pub fn of_evaluation(eval: &cmod_evaluator::Evaluation) -> SourceRoots {
+    SourceRoots::new(
+        eval.packages
+            .packages
+            .iter()
+            .map(|p| (p.name.clone(), p.root.clone()))
+            .collect(),
+        eval.toolchain
+            .std_module_dir
+            .as_deref()
+            .map(Path::to_path_buf),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(from: &str, to: &str) -> Rename {
+        Rename {
+            from: from.into(),
+            to: to.into(),
+            dir: false,
+        }
+    }
+
+    #[test]
+    fn only_whole_known_paths_are_rewritten() {
+        let renames = [
+            r("src/p/src/a.cpp", "src/a.cpp"),
+            r("src/p/inc/x.h", "inc/x.h"),
+        ];
+        let log = "In file included from src/p/src/a.cpp:1:\n\
+                   src/p/inc/x.h:3:7: error: bad\n\
+                   note: see 'src/p/inc/x.h' and src/p/inc/x.hpp:1:1 and xsrc/p/src/a.cpp:1\n\
+                   bmi/p.pcm src/q/src/a.cpp:2:2\n";
+        assert_eq!(
+            rewrite_paths(log, &renames),
+            "In file included from src/a.cpp:1:\n\
+             inc/x.h:3:7: error: bad\n\
+             note: see 'inc/x.h' and src/p/inc/x.hpp:1:1 and xsrc/p/src/a.cpp:1\n\
+             bmi/p.pcm src/q/src/a.cpp:2:2\n"
+        );
+    }
+
+    #[test]
+    fn directories_rewrite_what_is_below_them() {
+        let renames = [Rename {
+            from: "toolchain/std/".into(),
+            to: "/usr/share/libc++/v1/".into(),
+            dir: true,
+        }];
+        assert_eq!(
+            rewrite_paths("toolchain/std/std.cppm:9:1: error: x", &renames),
+            "/usr/share/libc++/v1/std.cppm:9:1: error: x"
+        );
+        assert_eq!(
+            rewrite_paths("é toolchain/stdx", &renames),
+            "é toolchain/stdx"
+        );
+    }
+}
