@@ -38,6 +38,8 @@ pub enum Command {
     Realise(RealiseArgs),
     /// Build a binary and run it.
     Run(RunArgs),
+    /// Build the [[test]] binaries and run each in the sandbox; exit 1 if any fails.
+    Test(TestArgs),
     /// Write cmod.lock (toolchain identity, dependency trees; with --outputs, pinned
     /// output hashes that `realise --locked` verifies).
     Lock(LockArgs),
@@ -310,6 +312,25 @@ pub struct RunArgs {
     #[command(flatten)]
     pub run: RunOpts,
     /// Arguments for the program.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Tests to run (`name` or `member/name`); default: every test of the selected members.
+    pub tests: Vec<String>,
+    /// Build the tests but do not run them.
+    #[arg(long)]
+    pub no_run: bool,
+    /// Print the output of passing tests too (failing tests' output is always printed).
+    #[arg(long)]
+    pub show_output: bool,
+    #[command(flatten)]
+    pub build: BuildOpts,
+    #[command(flatten)]
+    pub run: RunOpts,
+    /// Arguments for every test binary.
     #[arg(last = true)]
     pub args: Vec<String>,
 }

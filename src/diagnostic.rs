@@ -23,6 +23,10 @@ pub enum CliError {
     BuildFailed {
         message: String,
     },
+    /// One or more tests failed (each already reported with its output).
+    TestsFailed {
+        message: String,
+    },
     /// The sandbox cannot be set up.
     Sandbox {
         message: String,
@@ -71,7 +75,7 @@ impl CliError {
             CliError::Eval(e) => e.exit_class(),
             CliError::Store(e) => e.exit_class(),
             CliError::Usage { .. } | CliError::Sandbox { .. } => ExitClass::Usage,
-            CliError::BuildFailed { .. } => ExitClass::Build,
+            CliError::BuildFailed { .. } | CliError::TestsFailed { .. } => ExitClass::Build,
             CliError::Integrity { .. } => ExitClass::Integrity,
             CliError::Internal(_) => ExitClass::Internal,
         }
@@ -84,6 +88,7 @@ impl CliError {
             CliError::Store(e) => e.to_string(),
             CliError::Usage { message, .. }
             | CliError::BuildFailed { message }
+            | CliError::TestsFailed { message }
             | CliError::Sandbox { message, .. }
             | CliError::Integrity { message, .. }
             | CliError::Internal(message) => message.clone(),
@@ -115,7 +120,9 @@ impl CliError {
             | CliError::Integrity { message, help } => {
                 render_diagnostic("error", message, None, help.as_deref())
             }
-            CliError::BuildFailed { message } => render_diagnostic("error", message, None, None),
+            CliError::BuildFailed { message } | CliError::TestsFailed { message } => {
+                render_diagnostic("error", message, None, None)
+            }
             CliError::Internal(m) => render_diagnostic(
                 "error",
                 &format!("internal error: {m}"),

@@ -19,6 +19,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Init { name } => commands::new::create(std::path::Path::new("."), name.as_deref()),
         Command::Realise(args) => commands::realise::realise(cli, args),
         Command::Run(args) => commands::realise::run(cli, args),
+        Command::Test(args) => commands::test::test(cli, args),
         Command::Lock(args) => commands::lock::lock(cli, args),
         Command::Eval(args) => commands::inspect::eval(cli, args),
         Command::ShowDerivation { what, build } => {

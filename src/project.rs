@@ -88,6 +88,11 @@ pub fn load(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
     load_with(cli, build, Update::Nothing, None)
 }
 
+/// Evaluate the package with its members' `[[test]]` binaries (for `cmod test`).
+pub fn load_with_tests(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
+    evaluate_project(cli, build, Update::Nothing, None, true)
+}
+
 /// Evaluate, releasing the locked versions of the packages `update` names (for
 /// `cmod update`), optionally pinning one to a `precise` version or revision.
 pub fn load_with(
@@ -95,6 +100,16 @@ pub fn load_with(
     build: &BuildOpts,
     update: Update,
     precise: Option<(String, String)>,
+) -> Result<Project, CliError> {
+    evaluate_project(cli, build, update, precise, false)
+}
+
+fn evaluate_project(
+    cli: &Cli,
+    build: &BuildOpts,
+    update: Update,
+    precise: Option<(String, String)>,
+    with_tests: bool,
 ) -> Result<Project, CliError> {
     let store = open_store(cli)?;
     let dir = package_dir(cli)?;
@@ -106,6 +121,7 @@ pub fn load_with(
         },
         cache_dir: Some(store.cache_dir()),
         select: build.package.clone(),
+        with_tests,
     };
     let lock_file = cmod_evaluator::workspace::root_of(&dir)?.join(LOCK_NAME);
     let lock = lockfile::read(&lock_file)?;

@@ -5,62 +5,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use common::{cmod_env, examples, failure, git, run, Realised, Sandbox};
-
-const PREFIX: &str = "https://git.example.com/cmod-examples/";
-
-struct Upstream {
-    s: Sandbox,
-    repos: PathBuf,
-}
-
-impl Upstream {
-    fn new() -> Upstream {
-        let s = Sandbox::new();
-        let repos = s.dir.path().join("upstream");
-        let out = std::process::Command::new(examples().join("with-deps/upstream/publish.sh"))
-            .arg(&repos)
-            .output()
-            .expect("publish.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Upstream { s, repos }
-    }
-
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![(
-            "CMOD_GIT_REWRITE",
-            format!("{PREFIX}=file://{}/", self.repos.display()),
-        )]
-    }
-
-    fn cmod(&self, dir: &Path, args: &[&str]) -> Output {
-        cmod_env(dir, &self.s.store(), args, &self.env())
-    }
-
-    fn realise(&self, dir: &Path, extra: &[&str]) -> Realised {
-        let mut args = vec!["realise", "--message-format", "json"];
-        args.extend_from_slice(extra);
-        Realised::parse(self.cmod(dir, &args))
-    }
-
-    /// A binary package `name` depending on `deps` (TOML lines) whose main prints `body`.
-    fn app(&self, name: &str, deps: &str, imports: &[&str], body: &str) -> PathBuf {
-        let imports: String = imports.iter().map(|m| format!("import {m};\n")).collect();
-        self.s.project(
-            name,
-            &[
-                ("cmod.toml", &format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\n\n[[bin]]\nname = \"{name}\"\nmain = \"main.cpp\"\n\n[dependencies]\n{deps}")),
-                ("main.cpp", &format!("#include <cstdio>\n{imports}int main() {{ {body} }}\n")),
-            ],
-        )
-    }
-}
+use common::upstream::{Upstream, PREFIX};
+use common::{cmod_env, failure, git, run, Realised};
 
 fn numbers_app(u: &Upstream, name: &str, req: &str) -> PathBuf {
     u.app(
@@ -190,6 +137,20 @@ fn a_diamond_resolves_to_one_version_and_conflicts_name_both_requirers() {
     assert_eq!(run(&r.target("top"), &[]), "1.2.3 1.2.3\n");
     let lock = std::fs::read_to_string(dir.join("cmod.lock")).unwrap();
     assert_eq!(lock.matches("name = \"numbers\"").count(), 1);
+    // `tree --duplicates` lists the shared package once, with both requirers.
+    let out = u.cmod(&dir, &["tree", "--duplicates"]);
+    let dups = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dups.starts_with(&format!("numbers v1.2.3 ({PREFIX}numbers.git version=")),
+        "{dups}"
+    );
+    assert!(dups.contains("\n  required by left, right\n"), "{dups}");
+    assert_eq!(dups.lines().count(), 2, "only numbers is shared: {dups}");
 
     lib("right", "^2");
     let (code, err) = failure(&u.cmod(&dir, &["realise"]));
@@ -319,6 +280,55 @@ fn update_precise_pins_a_version() {
 }
 
 #[test]
+fn update_precise_pins_a_revision() {
+    let u = Upstream::new();
+    let repo = u.repos.join("greeting.git");
+    let first = git(&repo, &["rev-list", "--max-parents=0", "HEAD"]);
+    let dir = u.app(
+        "precise-rev",
+        &format!("greeting = {{ git = \"{PREFIX}greeting.git\", branch = \"main\" }}\n"),
+        &["greeting"],
+        "std::puts(greeting::hello(\"p\").c_str());",
+    );
+    let r = u.realise(&dir, &[]).ok();
+    assert_eq!(
+        run(&r.target("precise-rev"), &[]),
+        "hello, p (greeting 1.1.0)\n"
+    );
+    // An abbreviated revision is resolved to the full commit and pinned.
+    let out = u.cmod(&dir, &["update", "greeting", "--precise", &first[..10]]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Updating greeting"), "{err}");
+    assert!(
+        u.lock(&dir).contains(&format!(
+            "source = \"git+{PREFIX}greeting.git?branch=main#{first}\""
+        )),
+        "{}",
+        u.lock(&dir)
+    );
+    // The lock is the truth: the branch still points at 1.1.0, the build stays at the pin.
+    let r = u.realise(&dir, &["--locked"]).ok();
+    assert_eq!(
+        run(&r.target("precise-rev"), &[]),
+        "hello, p (greeting 1.0.0)\n"
+    );
+    let (code, err) = failure(&u.cmod(
+        &dir,
+        &["update", "greeting", "--precise", "0123456789abcdef"],
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--precise for `greeting`") && err.contains("0123456789abcdef"),
+        "{err}"
+    );
+    assert!(
+        u.lock(&dir).contains(&format!("#{first}\"")),
+        "a failed update leaves the lock alone"
+    );
+}
+
+#[test]
 fn rewritten_upstream_history_is_a_clear_error() {
     let u = Upstream::new();
     let dir = u.app(
@@ -406,8 +416,48 @@ fn a_tampered_git_cache_is_an_integrity_error() {
         &u.env(),
     ));
     assert_eq!(code, 3, "{err}");
+    // The message names both hashes: the locked one, and the one the tampered tree has
+    // (computed independently: git's own checkout of the tampered cache, added to a store).
+    let locked = u.lock(&dir);
+    let expected = locked
+        .lines()
+        .find_map(|l| l.strip_prefix("tree = \""))
+        .map(|t| t.trim_end_matches('"').to_string())
+        .unwrap();
+    let tree = u.s.dir.path().join("tampered-tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let extracted = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "git archive v1.0.0 | tar -x -C '{}'",
+            tree.display()
+        ))
+        .current_dir(&cache)
+        .status()
+        .unwrap();
+    assert!(extracted.success());
+    assert!(std::fs::read_to_string(tree.join("src/greeting.cppm"))
+        .unwrap()
+        .contains("evil"));
+    let scratch = u.s.dir.path().join("scratch-store");
+    let added = cmod_env(
+        &dir,
+        &scratch,
+        &["store", "add", &tree.to_string_lossy()],
+        &[],
+    );
+    let added_path = String::from_utf8_lossy(&added.stdout).trim().to_string();
+    let info: serde_json::Value = serde_json::from_slice(
+        &cmod_env(&dir, &scratch, &["path-info", "--json", &added_path], &[]).stdout,
+    )
+    .unwrap();
+    let actual = info[0]["content_hash"].as_str().unwrap().to_string();
+    assert_ne!(actual, expected);
     assert!(
-        err.contains("package `greeting`") && err.contains("but cmod.lock pins tree blake3:"),
+        err.contains(&format!(
+            "package `greeting`: commit {} checks out to tree {actual}, but cmod.lock pins tree {expected}",
+            git(&cache, &["rev-parse", "v1.0.0^{commit}"])
+        )),
         "{err}"
     );
 }

@@ -91,7 +91,27 @@ fn importing_an_undeclared_member_names_the_package_to_add() {
         "{err}"
     );
     assert!(err.contains("src/main.cpp:3:1"), "{err}");
-    assert!(err.contains("core = { path = \"../core\" }"), "{err}");
+    // The workspace declares `core` in [workspace.dependencies]: the member inherits it.
+    assert!(
+        err.contains("add `core = { workspace = true }` to [dependencies] in `"),
+        "{err}"
+    );
+    // Without a workspace entry, the help is the path from the member.
+    let root = ws.join("cmod.toml");
+    let text = std::fs::read_to_string(&root).unwrap();
+    std::fs::write(&root, text.replace("core = { path = \"core\" }\n", "")).unwrap();
+    std::fs::write(
+        ws.join("text/cmod.toml"),
+        "[package]\nname = \"text\"\nversion = \"0.2.0\"\n\n[lib]\nsources = [\"src/*.cppm\"]\n\n[dependencies]\ncore = { path = \"../core\" }\n",
+    )
+    .unwrap();
+    let (code, err) = failure(&s.cmod(&ws, &["realise"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("add `core = { path = \"../core\" }` to [dependencies]")
+            && err.contains("cmod add core --path ../core"),
+        "{err}"
+    );
 }
 
 #[test]

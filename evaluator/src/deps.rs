@@ -387,6 +387,15 @@ impl Fetcher<'_> {
             }
         }
         let Some(repo) = repo else {
+            // Offline, only the local cache was looked at: the commit may well exist
+            // upstream, it just was never fetched here.
+            if self.network == Network::Offline {
+                return Err(EvalError::new(
+                    ErrorKind::Dependency,
+                    format!("package `{name}` is pinned to commit {commit}, which is not in the local git cache of `{url}` (and its tree is not in the store)"),
+                )
+                .help("run `cmod fetch` without --offline (or --frozen) to fetch it into the cache and the store, then build offline"));
+            }
             return Err(EvalError::new(
                 ErrorKind::Dependency,
                 format!("package `{name}` is pinned to commit {commit}, which `{url}` no longer has (was its history rewritten?)"),

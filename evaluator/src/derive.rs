@@ -14,7 +14,7 @@
 //! * object of an implementation or plain unit: `-c src/...`;
 //! * archive: `llvm-ar rcsD` over a library's objects;
 //! * link: the driver with lld over a binary's objects and the archives of its package
-//!   and all its dependencies.
+//!   and all its dependencies (for a test binary, its dev-dependencies' too).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -49,6 +49,8 @@ pub struct SourceFile {
 pub enum TargetKind {
     Lib,
     Bin,
+    /// A `[[test]]` binary, built and run by `cmod test` only.
+    Test,
 }
 
 /// A buildable target and the derivation output that is its result.
@@ -418,31 +420,49 @@ impl<'a> Emitter<'a> {
         Ok(Some((drv, file)))
     }
 
+    /// The link derivation of executable `owner` (a binary or a test) of package `p`.
     fn link(
         &mut self,
         p: PackageId,
-        bin: usize,
+        owner: Owner,
         archives: &BTreeMap<PackageId, (StorePath, String)>,
     ) -> Result<StorePath, EvalError> {
         let pkg = &self.input.packages.packages[p];
-        let bin_name = self.input.sources[p].bins[bin].name.clone();
-        let ident = pkg.ident();
+        let sources = &self.input.sources[p];
+        let (bin_name, name, deps) = match owner {
+            Owner::Bin(b) => {
+                let n = sources.bins[b].name.clone();
+                let drv_name = format!("{}-{}", pkg.ident(), sanitize_name(&n));
+                (n, drv_name, self.input.packages.transitive_deps(p))
+            }
+            Owner::Test(t) => {
+                let n = sources.tests[t].name.clone();
+                let drv_name = format!("{}-test-{}", pkg.ident(), sanitize_name(&n));
+                (n, drv_name, self.input.packages.test_deps(p))
+            }
+            Owner::Lib => {
+                return Err(EvalError::new(
+                    ErrorKind::Internal,
+                    "a library is archived, not linked",
+                ))
+            }
+        };
         let mut inputs = Vec::new();
         let mut objects = Vec::new();
-        for u in self.units_of(p, Owner::Bin(bin)) {
+        for u in self.units_of(p, owner) {
             let i = self.object_input(u)?;
             objects.push(i.at.clone());
             inputs.push(i);
         }
         // The standard library modules, when anything linked into this binary uses them.
         let mut linked: Vec<PackageId> = vec![p];
-        linked.extend(self.input.packages.transitive_deps(p));
+        linked.extend(deps.iter().copied());
         let std_units: Vec<UnitId> = (0..self.input.graph.units.len())
             .filter(|&u| self.input.graph.units[u].origin == Origin::Toolchain)
             .collect();
         if !std_units.is_empty() {
             let uses_std = (0..self.input.graph.units.len()).any(|u| {
-                matches!(self.input.graph.units[u].origin, Origin::Package(q, o) if linked.contains(&q) && (q != p || o == Owner::Lib || o == Owner::Bin(bin)))
+                matches!(self.input.graph.units[u].origin, Origin::Package(q, o) if linked.contains(&q) && (q != p || o == Owner::Lib || o == owner))
                     && self.input.graph.closure(u).iter().any(|v| std_units.contains(v))
             });
             if uses_std {
@@ -455,7 +475,7 @@ impl<'a> Emitter<'a> {
         }
         // Own archive first, then dependencies, dependents before what they depend on.
         let mut order = vec![p];
-        order.extend(self.input.packages.transitive_deps(p).into_iter().rev());
+        order.extend(deps.into_iter().rev());
         let mut libs = Vec::new();
         for q in order {
             if let Some((drv, file)) = archives.get(&q) {
@@ -481,7 +501,6 @@ impl<'a> Emitter<'a> {
         args.extend(objects);
         args.extend(libs);
         args.extend(f.ldflags.iter().cloned());
-        let name = format!("{ident}-{}", sanitize_name(&bin_name));
         self.emit(
             name.clone(),
             StepKind::Link,
@@ -524,15 +543,22 @@ pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
             archives.insert(p, a);
         }
     }
-    // Binaries of the selected members only; dependencies contribute their libraries.
+    // Binaries (and tests, when evaluated with them) of the selected members only;
+    // dependencies contribute their libraries.
     for &p in &input.packages.selected {
-        for b in 0..input.sources[p].bins.len() {
-            let drv = e.link(p, b, &archives)?;
-            let pkg = &input.packages.packages[p];
+        let s = &input.sources[p];
+        let executables = (0..s.bins.len())
+            .map(|b| (Owner::Bin(b), s.bins[b].name.clone(), TargetKind::Bin))
+            .chain(
+                (0..s.tests.len())
+                    .map(|t| (Owner::Test(t), s.tests[t].name.clone(), TargetKind::Test)),
+            );
+        for (owner, name, kind) in executables.collect::<Vec<_>>() {
+            let drv = e.link(p, owner, &archives)?;
             e.out.targets.push(Target {
-                package: pkg.name.clone(),
-                name: input.sources[p].bins[b].name.clone(),
-                kind: TargetKind::Bin,
+                package: input.packages.packages[p].name.clone(),
+                name,
+                kind,
                 drv,
                 output: "exe".into(),
             });

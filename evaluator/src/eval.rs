@@ -30,6 +30,8 @@ pub struct EvalOptions {
     pub cache_dir: Option<PathBuf>,
     /// Workspace members to select (`-p`); empty for the default.
     pub select: Vec<String>,
+    /// Include the selected members' `[[test]]` binaries (for `cmod test`).
+    pub with_tests: bool,
 }
 
 /// The result of evaluating a package directory. Derivations are emitted on first use
@@ -109,11 +111,19 @@ impl Evaluation {
                 put(&d.name);
                 put(&d.package.to_string());
             }
+            put(&format!("dev:{}", pkg.dev_deps.len()));
+            for d in &pkg.dev_deps {
+                put(&d.name);
+                put(&d.package.to_string());
+            }
             let s = &self.sources[p];
             s.lib.iter().for_each(|x| put(x));
-            for b in &s.bins {
-                put(&b.name);
-                b.units.iter().for_each(|x| put(x));
+            for (kind, list) in [("bins", &s.bins), ("tests", &s.tests)] {
+                put(&format!("{kind}:{}", list.len()));
+                for b in list {
+                    put(&b.name);
+                    b.units.iter().for_each(|x| put(x));
+                }
             }
         }
         for u in &self.graph.units {
@@ -148,6 +158,22 @@ impl Evaluation {
         }
         out
     }
+
+    /// The selected members' tests as (package, test name); empty unless evaluated
+    /// [`EvalOptions::with_tests`].
+    pub fn test_names(&self) -> Vec<(String, String)> {
+        self.packages
+            .selected
+            .iter()
+            .flat_map(|&p| {
+                let pkg = &self.packages.packages[p];
+                self.sources[p]
+                    .tests
+                    .iter()
+                    .map(|t| (pkg.name.clone(), t.name.clone()))
+            })
+            .collect()
+    }
 }
 
 /// Evaluate the package or workspace in `dir`. Git dependencies are resolved through
@@ -174,7 +200,8 @@ pub fn evaluate(
     let mut all_flags: Vec<PackageFlags> = Vec::new();
     for pkg in &packages.packages {
         let tc = &pkg.file.manifest.toolchain;
-        all_sources.push(find_sources(&pkg.file)?);
+        let tests = opts.with_tests && packages.selected.contains(&pkg.id);
+        all_sources.push(find_sources(&pkg.file, tests)?);
         all_flags.push(package_flags(
             &pkg.file,
             opts.profile,
@@ -197,6 +224,15 @@ pub fn evaluate(
                     .chain(all_sources[p].bins.iter().enumerate().flat_map(|(b, bin)| {
                         bin.units.iter().map(move |r| (r.clone(), Owner::Bin(b)))
                     }))
+                    .chain(
+                        all_sources[p]
+                            .tests
+                            .iter()
+                            .enumerate()
+                            .flat_map(|(t, test)| {
+                                test.units.iter().map(move |r| (r.clone(), Owner::Test(t)))
+                            }),
+                    )
                     .collect();
             let f = &all_flags[p];
             let args: Vec<String> = f
@@ -219,7 +255,7 @@ pub fn evaluate(
                     args: args.clone(),
                 });
             }
-            // A file listed by two binaries is scanned once.
+            // A file listed by two binaries (or tests) is scanned once.
             let mut index: HashMap<String, usize> = HashMap::new();
             let mut unique: Vec<ScanItem> = Vec::new();
             for it in &items {

@@ -4,8 +4,9 @@
 //! Nodes are units, not modules: a module has one primary interface and any number of
 //! partitions and implementation units, all distinct nodes. Module names are unique
 //! across a build graph. A unit may import modules of its own package, of its own binary
-//! (for a binary's units), and of its package's **direct** dependencies; partitions are
-//! importable only from within their module. The standard library module `std` (and
+//! or test (for their units), and of its package's **direct** dependencies — for a test's
+//! units, its dev-dependencies too; partitions are importable only from within their
+//! module. The standard library module `std` (and
 //! `std.compat`) comes from the toolchain when it ships one.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,8 +15,9 @@ use std::path::PathBuf;
 use cmod_schema::content::ContentHash;
 use cmod_schema::diag::Location;
 
+use crate::deps::GitRef;
 use crate::error::{did_you_mean, ErrorKind, EvalError};
-use crate::package::{PackageGraph, PackageId};
+use crate::package::{PackageGraph, PackageId, PackageSource};
 use crate::scan::{HeaderDep, Scanned};
 
 /// Index into [`ModuleGraph::units`].
@@ -61,6 +63,8 @@ impl UnitKind {
 pub enum Owner {
     Lib,
     Bin(usize),
+    /// A `[[test]]` binary (index into the package's tests).
+    Test(usize),
 }
 
 /// Where a unit's source comes from.
@@ -259,7 +263,7 @@ impl ModuleGraph {
                 } else {
                     po == Owner::Lib
                         && provider.kind == UnitKind::PrimaryInterface
-                        && packages.packages[ip].deps.iter().any(|d| d.package == pp)
+                        && packages.packages[ip].depends_on(pp, matches!(io, Owner::Test(_)))
                 }
             }
         }
@@ -365,7 +369,7 @@ impl ModuleGraph {
             return EvalError::new(
                 ErrorKind::UnknownImport,
                 format!(
-                    "module `{}` belongs to another binary of package `{}`",
+                    "module `{}` belongs to another binary or test of package `{}`",
                     imp.name, owner.name
                 ),
             )
@@ -380,27 +384,56 @@ impl ModuleGraph {
             .at(at)
             .help(format!("import the module instead: `import {};`", module_of(&imp.name)));
         }
-        let rel = crate::paths::relative(&importer.root, &owner.root);
-        EvalError::new(
-            ErrorKind::UndeclaredDependency,
-            format!(
-                "module `{}` is provided by package `{}`, which `{}` does not depend on",
-                imp.name, owner.name, importer.name
-            ),
-        )
-        .at(at)
-        .note(
+        let for_test = matches!(unit.origin, Origin::Package(_, Owner::Test(_)));
+        let e = if importer.dev_depends_on(pp) {
+            EvalError::new(
+                ErrorKind::UndeclaredDependency,
+                format!(
+                    "module `{}` is provided by package `{}`, which is only a dev-dependency of `{}`: only its [[test]] targets may import it",
+                    imp.name, owner.name, importer.name
+                ),
+            )
+            .at(at)
+            .help(format!(
+                "move `{}` from [dev-dependencies] to [dependencies] in `{}`, or import `{}` from a test only",
+                owner.name,
+                importer.file.path.display(),
+                imp.name
+            ))
+        } else {
+            let table = if for_test {
+                "[dev-dependencies]"
+            } else {
+                "[dependencies]"
+            };
+            let dev = if for_test { " --dev" } else { "" };
+            let help = match suggested_dependency(packages, ip, pp) {
+                Some((spec, add)) => format!(
+                    "add `{} = {spec}` to {table} in `{}`{}",
+                    owner.name,
+                    importer.file.path.display(),
+                    add.map(|a| format!(" (or run `cmod add {}{dev} {a}`)", owner.name))
+                        .unwrap_or_default()
+                ),
+                None => format!(
+                    "`{}` lives inside the git repository of another package and cannot be declared on its own; depend on that repository's package, or copy `{}` into a path dependency",
+                    owner.name, owner.name
+                ),
+            };
+            EvalError::new(
+                ErrorKind::UndeclaredDependency,
+                format!(
+                    "module `{}` is provided by package `{}`, which `{}` does not depend on",
+                    imp.name, owner.name, importer.name
+                ),
+            )
+            .at(at)
+            .help(help)
+        };
+        e.note(
             Some(provider.location(provider.module_line)),
             format!("`{}` is declared here", imp.name),
         )
-        .help(format!(
-            "add `{} = {{ path = \"{}\" }}` to [dependencies] in `{}` (or run `cmod add {} --path {}`)",
-            owner.name,
-            rel,
-            importer.file.path.display(),
-            owner.name,
-            rel
-        ))
     }
 
     fn check_cycles(&self) -> Result<(), EvalError> {
@@ -533,6 +566,51 @@ impl ModuleGraph {
         out.sort_by(|&a, &b| self.units[a].module.cmp(&self.units[b].module));
         out
     }
+}
+
+/// How package `importer` can declare a dependency on `owner`: the inline table to add
+/// and, where `cmod add` can write it, that command's arguments. A git package is
+/// suggested with its URL and the pin it was resolved with; a package the workspace
+/// declares in [workspace.dependencies] with `workspace = true`; anything else by path.
+/// `None` for a package inside another package's git repository, which cannot be
+/// declared on its own.
+fn suggested_dependency(
+    packages: &PackageGraph,
+    importer: PackageId,
+    owner: PackageId,
+) -> Option<(String, Option<String>)> {
+    let imp = &packages.packages[importer];
+    let own = &packages.packages[owner];
+    let inherited = packages.is_member(importer)
+        && packages
+            .workspace_file
+            .manifest
+            .workspace
+            .as_ref()
+            .is_some_and(|w| w.get_ref().dependencies.contains_key(&own.name));
+    if inherited {
+        return Some(("{ workspace = true }".into(), None));
+    }
+    if let PackageSource::Git(g) = &own.source {
+        if own.root != g.dir {
+            return None;
+        }
+        let (key, value) = match &g.reference {
+            GitRef::Tag(t) => ("tag", t.clone()),
+            GitRef::Rev(r) => ("rev", r.clone()),
+            GitRef::Branch(b) => ("branch", b.clone()),
+            GitRef::Version(v) => ("version", v.to_string()),
+        };
+        return Some((
+            format!("{{ git = \"{}\", {key} = \"{value}\" }}", g.url),
+            Some(format!("--git {} --{key} '{value}'", g.url)),
+        ));
+    }
+    let rel = crate::paths::relative(&imp.root, &own.root);
+    Some((
+        format!("{{ path = \"{rel}\" }}"),
+        Some(format!("--path {rel}")),
+    ))
 }
 
 fn providers(units: &[Unit]) -> Result<BTreeMap<String, UnitId>, EvalError> {

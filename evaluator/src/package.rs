@@ -1,6 +1,8 @@
 //! The package graph: the workspace (or single package) and, transitively, its path and
 //! git dependencies, each loaded once (by canonical directory) and ordered so dependencies
-//! come first.
+//! come first (a member's dev-dependencies may follow it). Workspace members'
+//! `[dev-dependencies]` (and what they depend on) are part of the graph, so they are
+//! resolved and locked whatever is built; those of other packages are not (as in Cargo).
 //!
 //! Each package name resolves to one package per graph: two versions of a module cannot
 //! coexist in one program. Requirements that cannot share one package are an error naming
@@ -44,6 +46,9 @@ pub struct Package {
     pub file: ManifestFile,
     /// Direct (non-dev) dependencies.
     pub deps: Vec<Dependency>,
+    /// `[dev-dependencies]`, visible to the package's tests only. Loaded for workspace
+    /// members alone: a dependency's dev-dependencies are never part of the graph.
+    pub dev_deps: Vec<Dependency>,
     pub source: PackageSource,
 }
 
@@ -51,6 +56,17 @@ impl Package {
     /// `name-version`, the prefix of every store name of this package.
     pub fn ident(&self) -> String {
         format!("{}-{}", self.name, self.version)
+    }
+
+    /// Whether `package` is a direct dependency, counting dev-dependencies `for_tests`.
+    pub fn depends_on(&self, package: PackageId, for_tests: bool) -> bool {
+        self.deps.iter().any(|d| d.package == package)
+            || (for_tests && self.dev_deps.iter().any(|d| d.package == package))
+    }
+
+    /// Whether `package` is one of the dev-dependencies.
+    pub fn dev_depends_on(&self, package: PackageId) -> bool {
+        self.dev_deps.iter().any(|d| d.package == package)
     }
 }
 
@@ -124,7 +140,19 @@ impl PackageGraph {
 
     /// Every package `id` depends on, transitively, dependencies first (excluding `id`).
     pub fn transitive_deps(&self, id: PackageId) -> Vec<PackageId> {
+        self.closure(id, false)
+    }
+
+    /// What the tests of `id` link: its dependencies and dev-dependencies, and theirs
+    /// (not their dev-dependencies), transitively, dependencies first (excluding `id`,
+    /// even when a dev-dependency depends on it).
+    pub fn test_deps(&self, id: PackageId) -> Vec<PackageId> {
+        self.closure(id, true)
+    }
+
+    fn closure(&self, id: PackageId, with_dev: bool) -> Vec<PackageId> {
         let mut seen = vec![false; self.packages.len()];
+        seen[id] = true;
         let mut order = Vec::new();
         fn walk(g: &PackageGraph, id: PackageId, seen: &mut [bool], order: &mut Vec<PackageId>) {
             for d in &g.packages[id].deps {
@@ -135,7 +163,23 @@ impl PackageGraph {
                 }
             }
         }
-        walk(self, id, &mut seen, &mut order);
+        let first: Vec<PackageId> = if with_dev {
+            let p = &self.packages[id];
+            p.deps
+                .iter()
+                .chain(&p.dev_deps)
+                .map(|d| d.package)
+                .collect()
+        } else {
+            self.packages[id].deps.iter().map(|d| d.package).collect()
+        };
+        for d in first {
+            if !seen[d] {
+                seen[d] = true;
+                walk(self, d, &mut seen, &mut order);
+                order.push(d);
+            }
+        }
         order
     }
 
@@ -320,10 +364,52 @@ impl<'a> Loader<'a> {
         let version = package.version.get_ref().0.clone();
         self.stack.push((dir.to_path_buf(), name.clone()));
 
+        let deps = self.load_deps(&file, &name, &file.manifest.dependencies, &source)?;
+        self.stack.pop();
+
+        if let Some(&other) = self.by_name.get(&name) {
+            let other = &self.done[other];
+            return Err(EvalError::new(ErrorKind::Dependency, format!("two different packages are named `{name}`: `{}` and `{}`", other.root.display(), dir.display()))
+                .at_opt(required_at)
+                .help("one program can hold only one package of a name; depend on the same source from both places")
+                .into());
+        }
+        let id = self.done.len();
+        self.by_dir.insert(dir.to_path_buf(), id);
+        self.by_name.insert(name.clone(), id);
+        let is_member = source == PackageSource::Member;
+        self.done.push(Package {
+            id,
+            name: name.clone(),
+            version,
+            root: dir.to_path_buf(),
+            file: file.clone(),
+            deps,
+            dev_deps: Vec::new(),
+            source: source.clone(),
+        });
+        // Dev-dependencies are loaded after the package is registered, so one of them may
+        // depend on the package itself (a test helper built on the library), as in Cargo.
+        if is_member {
+            let dev = self.load_deps(&file, &name, &file.manifest.dev_dependencies, &source)?;
+            self.done[id].dev_deps = dev;
+        }
+        Ok(id)
+    }
+
+    /// Load the dependencies of one table (`[dependencies]` or `[dev-dependencies]`) of
+    /// package `requirer`, checking that each key names the package it points at.
+    fn load_deps(
+        &mut self,
+        file: &ManifestFile,
+        requirer: &str,
+        table: &BTreeMap<String, Spanned<DependencySpec>>,
+        source: &PackageSource,
+    ) -> Result<Vec<Dependency>, Stop> {
         let mut deps = Vec::new();
-        for (dep_name, spec) in &file.manifest.dependencies {
+        for (dep_name, spec) in table {
             let location = file.location(spec.span());
-            let id = self.dependency(&file, &name, dep_name, spec, &location, &source)?;
+            let id = self.dependency(file, requirer, dep_name, spec, &location, source)?;
             let found = &self.done[id].name;
             if found != dep_name {
                 return Err(EvalError::new(
@@ -337,34 +423,13 @@ impl<'a> Loader<'a> {
                 .help(format!("rename the dependency key to `{found}`"))
                 .into());
             }
-            deps.push(crate::package::Dependency {
+            deps.push(Dependency {
                 name: dep_name.clone(),
                 package: id,
                 location,
             });
         }
-        self.stack.pop();
-
-        if let Some(&other) = self.by_name.get(&name) {
-            let other = &self.done[other];
-            return Err(EvalError::new(ErrorKind::Dependency, format!("two different packages are named `{name}`: `{}` and `{}`", other.root.display(), dir.display()))
-                .at_opt(required_at)
-                .help("one program can hold only one package of a name; depend on the same source from both places")
-                .into());
-        }
-        let id = self.done.len();
-        self.by_dir.insert(dir.to_path_buf(), id);
-        self.by_name.insert(name.clone(), id);
-        self.done.push(Package {
-            id,
-            name,
-            version,
-            root: dir.to_path_buf(),
-            file,
-            deps,
-            source,
-        });
-        Ok(id)
+        Ok(deps)
     }
 
     /// Load dependency `dep_name` of package `requirer`, returning its package id.

@@ -1,9 +1,9 @@
-//! Finding a package's translation units: `[lib] sources` globs, each `[[bin]]`'s `main`
-//! and `sources`. A bin's files never belong to the library. Only files with a C++
-//! translation-unit extension are units; headers matched by a glob are ignored (headers
+//! Finding a package's translation units: `[lib] sources` globs, each `[[bin]]`'s and
+//! `[[test]]`'s `main` and `sources`. A bin's or test's files never belong to the library.
+//! Only files with a C++ translation-unit extension are units; headers matched by a glob are ignored (headers
 //! reach builds through the scanner's dependency lists instead).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use cmod_schema::manifest::Spanned;
@@ -29,9 +29,9 @@ pub fn has_interface_extension(rel: &str) -> bool {
     INTERFACE_EXTENSIONS.contains(&ext)
 }
 
-/// Units of one binary.
+/// Units of one executable: a `[[bin]]` or a `[[test]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BinSources {
+pub struct ExecutableSources {
     pub name: String,
     pub main: String,
     /// `main` first, then the extra sources, sorted.
@@ -42,7 +42,9 @@ pub struct BinSources {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PackageSources {
     pub lib: Vec<String>,
-    pub bins: Vec<BinSources>,
+    pub bins: Vec<ExecutableSources>,
+    /// The `[[test]]` binaries, when they were asked for (see [`find_sources`]).
+    pub tests: Vec<ExecutableSources>,
 }
 
 fn build_set(file: &ManifestFile, globs: &[Spanned<String>]) -> Result<GlobSet, EvalError> {
@@ -95,11 +97,43 @@ fn package_files(root: &Path) -> Result<Vec<String>, EvalError> {
     Ok(files)
 }
 
-/// Expand the package's source globs.
-pub fn find_sources(file: &ManifestFile) -> Result<PackageSources, EvalError> {
+/// One `[[bin]]` or `[[test]]` entry, as written.
+struct ExecutableEntry<'m> {
+    /// `[[bin]]` or `[[test]]`, for messages.
+    table: &'static str,
+    name: &'m Spanned<String>,
+    main: &'m Spanned<String>,
+    sources: &'m [Spanned<String>],
+}
+
+/// Expand the package's source globs. The `[[test]]` entries are always checked (and their
+/// files never belong to the library), but their units are returned only `with_tests`.
+pub fn find_sources(file: &ManifestFile, with_tests: bool) -> Result<PackageSources, EvalError> {
     let root = file.dir();
     let m = &file.manifest;
-    let needs_walk = m.lib.is_some() || m.bin.iter().any(|b| !b.get_ref().sources.is_empty());
+    let entries: Vec<ExecutableEntry<'_>> = m
+        .bin
+        .iter()
+        .map(|b| {
+            let b = b.get_ref();
+            ExecutableEntry {
+                table: "[[bin]]",
+                name: &b.name,
+                main: &b.main,
+                sources: &b.sources,
+            }
+        })
+        .chain(m.test.iter().map(|t| {
+            let t = t.get_ref();
+            ExecutableEntry {
+                table: "[[test]]",
+                name: &t.name,
+                main: &t.main,
+                sources: &t.sources,
+            }
+        }))
+        .collect();
+    let needs_walk = m.lib.is_some() || entries.iter().any(|e| !e.sources.is_empty());
     let all = if needs_walk {
         package_files(root)?
     } else {
@@ -107,46 +141,61 @@ pub fn find_sources(file: &ManifestFile) -> Result<PackageSources, EvalError> {
     };
 
     let mut bins = Vec::new();
-    let mut bin_files = BTreeSet::new();
-    let mut names = BTreeSet::new();
-    for bin in &m.bin {
-        let b = bin.get_ref();
-        let name = b.name.get_ref().clone();
-        if !names.insert(name.clone()) {
-            return Err(EvalError::new(
-                ErrorKind::ManifestInvalid,
-                format!("two [[bin]] targets are named `{name}`"),
-            )
-            .at(file.location(b.name.span()))
-            .help("give every binary a distinct name"));
+    let mut tests = Vec::new();
+    let mut executable_files = BTreeSet::new();
+    let mut names: BTreeMap<String, &'static str> = BTreeMap::new();
+    for entry in &entries {
+        let name = entry.name.get_ref().clone();
+        if let Some(first) = names.insert(name.clone(), entry.table) {
+            let message = if first == entry.table {
+                format!("two {first} targets are named `{name}`")
+            } else {
+                format!("a {first} and a {} are both named `{name}`", entry.table)
+            };
+            return Err(EvalError::new(ErrorKind::ManifestInvalid, message)
+                .at(file.location(entry.name.span()))
+                .help("give every binary and test a distinct name"));
         }
         if crate::manifest_file::MANIFEST_NAME == name || name.contains('/') || name.is_empty() {
             return Err(EvalError::new(
                 ErrorKind::ManifestInvalid,
-                format!("`{name}` is not a valid binary name"),
+                format!("`{name}` is not a valid {} name", entry.table),
             )
-            .at(file.location(b.name.span())));
+            .at(file.location(entry.name.span()))
+            .help("use a plain file name, e.g. `name = \"app\"`"));
         }
-        let main = b.main.get_ref().trim_start_matches("./").to_string();
+        let main = entry.main.get_ref().trim_start_matches("./").to_string();
         if !root.join(&main).is_file() {
+            let what = if entry.table == "[[test]]" {
+                "test"
+            } else {
+                "binary"
+            };
             return Err(EvalError::new(
                 ErrorKind::ManifestInvalid,
-                format!("binary `{name}`: main file `{main}` does not exist"),
+                format!("{what} `{name}`: main file `{main}` does not exist"),
             )
-            .at(file.location(b.main.span()))
+            .at(file.location(entry.main.span()))
             .help(format!(
                 "create `{main}` or point `main` at the file that defines main()"
             )));
         }
-        let set = build_set(file, &b.sources)?;
+        let set = build_set(file, entry.sources)?;
         let mut units: Vec<String> = all
             .iter()
             .filter(|f| set.is_match(f.as_str()) && is_unit(f) && **f != main)
             .cloned()
             .collect();
         units.insert(0, main.clone());
-        bin_files.extend(units.iter().cloned());
-        bins.push(BinSources { name, main, units });
+        executable_files.extend(units.iter().cloned());
+        let sources = ExecutableSources { name, main, units };
+        if entry.table == "[[test]]" {
+            if with_tests {
+                tests.push(sources);
+            }
+        } else {
+            bins.push(sources);
+        }
     }
 
     let mut lib = Vec::new();
@@ -154,7 +203,7 @@ pub fn find_sources(file: &ManifestFile) -> Result<PackageSources, EvalError> {
         let set = build_set(file, &l.sources)?;
         lib = all
             .iter()
-            .filter(|f| set.is_match(f.as_str()) && is_unit(f) && !bin_files.contains(*f))
+            .filter(|f| set.is_match(f.as_str()) && is_unit(f) && !executable_files.contains(*f))
             .cloned()
             .collect();
         if lib.is_empty() {
@@ -182,7 +231,7 @@ pub fn find_sources(file: &ManifestFile) -> Result<PackageSources, EvalError> {
         .at(file.location_or_file(0..0))
         .help("add a [lib] table with `sources`, or a [[bin]] with `name` and `main`"));
     }
-    Ok(PackageSources { lib, bins })
+    Ok(PackageSources { lib, bins, tests })
 }
 
 #[cfg(test)]
@@ -208,7 +257,7 @@ mod tests {
             &["src/a.cppm", "src/b.cpp", "src/main.cpp", "src/x.h", "src/sub/c.cppm", ".hidden/d.cpp", "nested/cmod.toml", "nested/e.cpp"],
             "[lib]\nsources = [\"**/*.cpp*\", \"**/*.h\"]\n[[bin]]\nname = \"app\"\nmain = \"src/main.cpp\"\n",
         );
-        let s = find_sources(&mf).unwrap();
+        let s = find_sources(&mf, false).unwrap();
         assert_eq!(s.lib, ["src/a.cppm", "src/b.cpp", "src/sub/c.cppm"]);
         assert_eq!(s.bins[0].units, ["src/main.cpp"]);
     }
@@ -216,7 +265,7 @@ mod tests {
     #[test]
     fn missing_main_points_at_the_line() {
         let (_t, mf) = project(&[], "[[bin]]\nname = \"app\"\nmain = \"src/nope.cpp\"\n");
-        let e = find_sources(&mf).unwrap_err();
+        let e = find_sources(&mf, false).unwrap_err();
         assert!(e.message.contains("`src/nope.cpp` does not exist"), "{e}");
         let loc = e.location.unwrap();
         assert_eq!((loc.line, loc.column), (6, 8));
@@ -225,7 +274,7 @@ mod tests {
     #[test]
     fn empty_lib_and_duplicate_bins() {
         let (_t, mf) = project(&["src/x.h"], "[lib]\nsources = [\"src/*\"]\n");
-        let e = find_sources(&mf).unwrap_err();
+        let e = find_sources(&mf, false).unwrap_err();
         assert!(e.message.contains("match no translation units"), "{e}");
         assert_eq!(e.location.unwrap().line, 5);
 
@@ -233,7 +282,7 @@ mod tests {
             &["m.cpp"],
             "[[bin]]\nname = \"a\"\nmain = \"m.cpp\"\n[[bin]]\nname = \"a\"\nmain = \"m.cpp\"\n",
         );
-        let e = find_sources(&mf).unwrap_err();
+        let e = find_sources(&mf, false).unwrap_err();
         assert!(
             e.message.contains("two [[bin]] targets are named `a`"),
             "{e}"
@@ -241,16 +290,71 @@ mod tests {
     }
 
     #[test]
+    fn test_files_never_join_the_lib_and_are_listed_only_on_request() {
+        let manifest = "[lib]\nsources = [\"**/*.cpp*\"]\n[[test]]\nname = \"checks\"\nmain = \"tests/checks.cpp\"\nsources = [\"tests/util/*.cpp\"]\n";
+        let (_t, mf) = project(
+            &[
+                "src/a.cppm",
+                "tests/checks.cpp",
+                "tests/util/u.cpp",
+                "tests/other.cpp",
+            ],
+            manifest,
+        );
+        let without = find_sources(&mf, false).unwrap();
+        assert_eq!(without.lib, ["src/a.cppm", "tests/other.cpp"]);
+        assert!(without.tests.is_empty());
+        let with = find_sources(&mf, true).unwrap();
+        assert_eq!(
+            with.lib, without.lib,
+            "the library does not depend on the request"
+        );
+        assert_eq!(with.tests.len(), 1);
+        assert_eq!(with.tests[0].name, "checks");
+        assert_eq!(
+            with.tests[0].units,
+            ["tests/checks.cpp", "tests/util/u.cpp"]
+        );
+    }
+
+    #[test]
+    fn test_entries_are_checked_at_their_line() {
+        let (_t, mf) = project(
+            &["m.cpp"],
+            "[[bin]]\nname = \"a\"\nmain = \"m.cpp\"\n[[test]]\nname = \"a\"\nmain = \"m.cpp\"\n",
+        );
+        let e = find_sources(&mf, false).unwrap_err();
+        assert!(
+            e.message
+                .contains("a [[bin]] and a [[test]] are both named `a`"),
+            "{e}"
+        );
+        assert_eq!(e.location.unwrap().line, 8);
+
+        let (_t, mf) = project(
+            &["m.cpp"],
+            "[[bin]]\nname = \"a\"\nmain = \"m.cpp\"\n[[test]]\nname = \"t\"\nmain = \"tests/t.cpp\"\n",
+        );
+        let e = find_sources(&mf, false).unwrap_err();
+        assert!(
+            e.message
+                .contains("test `t`: main file `tests/t.cpp` does not exist"),
+            "{e}"
+        );
+        assert_eq!(e.location.unwrap().line, 9);
+    }
+
+    #[test]
     fn bad_glob() {
         let (_t, mf) = project(&["a.cpp"], "[lib]\nsources = [\"src/[.cpp\"]\n");
-        let e = find_sources(&mf).unwrap_err();
+        let e = find_sources(&mf, false).unwrap_err();
         assert!(e.message.contains("not a valid glob"), "{e}");
     }
 
     #[test]
     fn nothing_to_build() {
         let (_t, mf) = project(&[], "");
-        let e = find_sources(&mf).unwrap_err();
+        let e = find_sources(&mf, false).unwrap_err();
         assert!(e.message.contains("neither [lib] nor [[bin]]"), "{e}");
     }
 }

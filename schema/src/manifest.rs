@@ -25,6 +25,10 @@ pub struct Manifest {
     pub lib: Option<Lib>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bin: Vec<Spanned<Bin>>,
+    /// `[[test]]`: test binaries, built and run by `cmod test`; they alone may import the
+    /// modules of `[dev-dependencies]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<Spanned<Test>>,
     #[serde(default)]
     pub build: BuildSettings,
     #[serde(default)]
@@ -363,6 +367,17 @@ pub struct Bin {
     pub sources: Vec<Spanned<String>>,
 }
 
+/// `[[test]]`: a test binary. It passes when it exits with status 0.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Test {
+    pub name: Spanned<String>,
+    pub main: Spanned<String>,
+    /// Extra translation units of this test only (globs allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Spanned<String>>,
+}
+
 /// `[build]`: settings for every translation unit of the package.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -492,16 +507,18 @@ pub fn known_fields(table: &str) -> &'static [&'static str] {
             "toolchain",
             "lib",
             "bin",
+            "test",
             "build",
             "profile",
             "dependencies",
             "dev-dependencies",
             "workspace",
+            "cache",
         ],
         "package" => &["name", "version", "description", "license"],
         "toolchain" => &["compiler", "version", "cxx-standard", "stdlib"],
         "lib" => &["name", "sources", "kind"],
-        "bin" => &["name", "main", "sources"],
+        "bin" | "test" => &["name", "main", "sources"],
         "build" => &["cxxflags", "defines", "include-dirs", "ldflags"],
         "profile" => &["dev", "release"],
         "profile.dev" | "profile.release" => &["opt-level", "debug", "cxxflags", "defines"],
@@ -515,6 +532,7 @@ pub fn known_fields(table: &str) -> &'static [&'static str] {
             "workspace",
         ],
         "workspace" => &["members", "exclude", "dependencies"],
+        "cache" => &["substituters", "trusted-public-keys", "require-sigs"],
         _ => &[],
     }
 }
@@ -544,6 +562,10 @@ mod tests {
             [[bin]]
             name = "hello"
             main = "src/main.cpp"
+            [[test]]
+            name = "checks"
+            main = "tests/checks.cpp"
+            sources = ["tests/util/*.cpp"]
             [build]
             defines = ["X=1"]
             [profile.release]
@@ -559,6 +581,10 @@ mod tests {
         assert_eq!(m.toolchain.stdlib, Some(Stdlib::Libcxx));
         assert_eq!(m.profile.release.unwrap().opt_level, Some(OptLevel::Os));
         assert_eq!(m.bin.len(), 1);
+        let test = m.test[0].get_ref();
+        assert_eq!(test.name.get_ref(), "checks");
+        assert_eq!(test.main.get_ref(), "tests/checks.cpp");
+        assert_eq!(test.sources.len(), 1);
         assert_eq!(
             m.dependencies["util"].get_ref().path.as_deref(),
             Some("../util")
@@ -595,6 +621,9 @@ mod tests {
 
         let err = parse("[lib]\nsoruces = []\n").unwrap_err();
         assert!(err.message().contains("unknown field `soruces`"), "{err}");
+
+        let err = parse("[[test]]\nname = \"t\"\n").unwrap_err();
+        assert!(err.message().contains("missing field `main`"), "{err}");
 
         let err = parse("[toolchain]\nstdlib = \"msvc\"\n").unwrap_err();
         assert!(err.message().contains("libstdc++"), "{err}");

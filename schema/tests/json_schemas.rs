@@ -83,6 +83,16 @@ const CASES: &[(&str, bool)] = &[
     ("[lib]\nkind = \"shared\"\n", false),
     ("[[bin]]\nname = \"x\"\nmain = \"m.cpp\"\n", true),
     ("[[bin]]\nname = \"x\"\n", false),
+    (
+        "[[test]]\nname = \"t\"\nmain = \"tests/t.cpp\"\nsources = [\"tests/util/*.cpp\"]\n",
+        true,
+    ),
+    ("[[test]]\nname = \"t\"\n", false),
+    ("[[test]]\nname = \"t\"\nmain = \"t.cpp\"\nargs = []\n", false),
+    (
+        "[dev-dependencies]\nu = { git = \"file:///r\", rev = \"abc1234\" }\n",
+        true,
+    ),
     ("[profile.dev]\nopt-level = \"s\"\ndebug = true\n", true),
     ("[profile.dev]\nopt-level = 4\n", false),
     ("[profile.test]\n", false),

@@ -307,8 +307,11 @@ pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
     let graph = &project.eval.packages;
     let mut dependents: BTreeMap<PackageId, Vec<PackageId>> = BTreeMap::new();
     for p in &graph.packages {
-        for d in &p.deps {
-            dependents.entry(d.package).or_default().push(p.id);
+        for d in p.deps.iter().chain(&p.dev_deps) {
+            let by = dependents.entry(d.package).or_default();
+            if !by.contains(&p.id) {
+                by.push(p.id);
+            }
         }
     }
     if args.duplicates {
@@ -383,6 +386,20 @@ pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
         println!("{}", label(graph, r));
         printed.insert(r);
         walk(r, "", 0, args.depth, &children, graph, &mut printed);
+        // A member's dev-dependencies, under their own heading (as `cargo tree` shows them).
+        let dev = &graph.packages[r].dev_deps;
+        if args.invert.is_none() && !dev.is_empty() && args.depth.is_none_or(|d| d > 0) {
+            println!("[dev-dependencies]");
+            let dev_ids: Vec<PackageId> = dev.iter().map(|d| d.package).collect();
+            let only_dev = |id: PackageId| {
+                if id == r {
+                    dev_ids.clone()
+                } else {
+                    children(id)
+                }
+            };
+            walk(r, "", 0, args.depth, &only_dev, graph, &mut printed);
+        }
     }
     Ok(())
 }

@@ -8,4 +8,5 @@ pub mod maintenance;
 pub mod new;
 pub mod realise;
 pub mod share;
+pub mod test;
 pub mod why;

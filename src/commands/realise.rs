@@ -19,7 +19,7 @@ use crate::diagnostic::CliError;
 use crate::progress::{Progress, Summary};
 use crate::project::{load, Project};
 
-fn sandbox_mode(run: &RunOpts) -> Result<Mode, CliError> {
+pub(crate) fn sandbox_mode(run: &RunOpts) -> Result<Mode, CliError> {
     let mode: Mode = run
         .sandbox
         .parse()

@@ -10,8 +10,8 @@ struct Fixture {
     packages: PackageGraph,
 }
 
-/// Packages `a` (root) → `b` → `c`, plus `d` that nobody depends on... except `a` may
-/// reach `c` only through `b`.
+/// Packages `a` (root) → `b` → `c`: `a` may reach `c` only through `b`. `d` is a
+/// dev-dependency of `a`, for `a`'s tests only.
 fn fixture() -> Fixture {
     let t = tempfile::tempdir().unwrap();
     let write = |rel: &str, text: &str| {
@@ -21,7 +21,11 @@ fn fixture() -> Fixture {
     };
     write(
         "a/cmod.toml",
-        "[package]\nname = \"a\"\nversion = \"1.0.0\"\n[dependencies]\nb = { path = \"../b\" }\n",
+        "[package]\nname = \"a\"\nversion = \"1.0.0\"\n[dependencies]\nb = { path = \"../b\" }\n[dev-dependencies]\nd = { path = \"../d\" }\n",
+    );
+    write(
+        "d/cmod.toml",
+        "[package]\nname = \"d\"\nversion = \"1.0.0\"\n",
     );
     write(
         "b/cmod.toml",
@@ -74,6 +78,13 @@ fn unit(f: &Fixture, package: &str, rel: &str, text: &str) -> RawUnit {
             decls,
         },
     }
+}
+
+/// A unit of the first `[[test]]` of `package`.
+fn test_unit(f: &Fixture, package: &str, rel: &str, text: &str) -> RawUnit {
+    let mut u = unit(f, package, rel, text);
+    u.origin = Origin::Package(pkg(f, package), Owner::Test(0));
+    u
 }
 
 fn build(f: &Fixture, units: Vec<RawUnit>) -> Result<ModuleGraph, EvalError> {
@@ -212,6 +223,72 @@ fn transitive_package_is_not_importable() {
     );
     assert_eq!(e.location.clone().unwrap().line, 2);
     assert!(e.help.unwrap().contains("c = { path = \"../c\" }"));
+}
+
+#[test]
+fn dev_dependencies_are_importable_by_tests_only() {
+    let f = fixture();
+    let lib_d = || unit(&f, "d", "d.cppm", "export module check_d;\n");
+    let lib_a = || unit(&f, "a", "a.cppm", "export module ma;\n");
+    let g = build(
+        &f,
+        vec![
+            lib_d(),
+            lib_a(),
+            test_unit(&f, "a", "tests/t.cpp", "import ma;\nimport check_d;\n"),
+        ],
+    )
+    .unwrap();
+    let names: Vec<&str> = g.edges[2]
+        .iter()
+        .map(|&p| g.units[p].module.as_deref().unwrap())
+        .collect();
+    assert_eq!(names, ["ma", "check_d"]);
+
+    // The library (or a binary) importing the dev-dependency is the usual undeclared
+    // package error, naming the package and saying why.
+    for owner in [Owner::Lib, Owner::Bin(0)] {
+        let mut importer = unit(
+            &f,
+            "a",
+            "src/uses.cpp",
+            "module;\nexport module mu;\nimport check_d;\n",
+        );
+        importer.origin = Origin::Package(pkg(&f, "a"), owner);
+        let e = build(&f, vec![lib_d(), importer]).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::UndeclaredDependency);
+        assert_eq!(
+            e.message,
+            "module `check_d` is provided by package `d`, which is only a dev-dependency of `a`: only its [[test]] targets may import it"
+        );
+        let at = e.location.clone().unwrap();
+        assert!(at.file.ends_with("a/src/uses.cpp"), "{}", at.file.display());
+        assert_eq!(at.line, 3);
+        assert!(
+            e.help
+                .as_deref()
+                .unwrap()
+                .contains("move `d` from [dev-dependencies] to [dependencies]"),
+            "{e:?}"
+        );
+    }
+
+    // A test importing a package nobody declared is told to add it to [dev-dependencies].
+    let e = build(
+        &f,
+        vec![
+            unit(&f, "c", "c.cppm", "export module cmod_c;\n"),
+            test_unit(&f, "a", "tests/t.cpp", "import cmod_c;\n"),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::UndeclaredDependency);
+    let help = e.help.unwrap();
+    assert!(
+        help.contains("add `c = { path = \"../c\" }` to [dev-dependencies]")
+            && help.contains("cmod add c --dev --path ../c"),
+        "{help}"
+    );
 }
 
 #[test]

@@ -115,6 +115,14 @@ fn conflicting_sources_are_rejected_at_the_line() {
     );
     let e = load(&t.path().join("d")).unwrap_err();
     assert!(e.message.contains("sets `tag` and `rev` together"), "{e}");
+    assert_eq!(e.kind, ErrorKind::ManifestInvalid);
+    let at = e.location.unwrap();
+    assert!(at.file.ends_with("d/cmod.toml"), "{}", at.file.display());
+    assert_eq!(
+        (at.line, at.column),
+        (5, 5),
+        "the dependency's value on line 5"
+    );
 
     write(
         t.path(),
@@ -221,4 +229,66 @@ fn workspace_inheritance_errors() {
     );
     let e = load(&root.join("solo")).unwrap_err();
     assert!(e.message.contains("not in a workspace"), "{e}");
+}
+
+#[test]
+fn dev_dependencies_of_members_are_loaded_apart_and_checked_at_their_line() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    // `app` has a dev-dependency `check`, which itself depends on `app` (a test helper
+    // built on the library under test). `lib`'s own dev-dependency points nowhere: it is
+    // never loaded, because `lib` is a dependency, not a member.
+    write(
+        root,
+        "app/cmod.toml",
+        &format!(
+            "{}[dev-dependencies]\ncheck = {{ path = \"../check\" }}\n",
+            pkg("app", "lib = { path = \"../lib\" }\n")
+        ),
+    );
+    write(
+        root,
+        "check/cmod.toml",
+        &pkg("check", "app = { path = \"../app\" }\n"),
+    );
+    write(
+        root,
+        "lib/cmod.toml",
+        &format!(
+            "{}[dev-dependencies]\nmissing = {{ path = \"../does-not-exist\" }}\n",
+            pkg("lib", "")
+        ),
+    );
+    let g = load(&root.join("app")).unwrap();
+    let id = |n: &str| g.packages.iter().position(|p| p.name == n).unwrap();
+    let app = &g.packages[id("app")];
+    let names = |deps: &[Dependency]| deps.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&app.deps), ["lib"]);
+    assert_eq!(names(&app.dev_deps), ["check"]);
+    assert!(app.depends_on(id("check"), true) && !app.depends_on(id("check"), false));
+    assert!(g.packages[id("lib")].dev_deps.is_empty());
+    assert!(!g.packages.iter().any(|p| p.name == "missing"));
+    // Binaries link `lib`; tests link `lib` and `check`, never `app` twice.
+    assert_eq!(g.transitive_deps(id("app")), [id("lib")]);
+    assert_eq!(g.test_deps(id("app")), [id("lib"), id("check")]);
+
+    // A dev-dependency's shape is checked like any other, at its line.
+    write(
+        root,
+        "app/cmod.toml",
+        &format!(
+            "{}[dev-dependencies]\ncheck = {{ path = \"../check\", git = \"file:///x\" }}\n",
+            pkg("app", "")
+        ),
+    );
+    let e = load(&root.join("app")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ManifestInvalid);
+    assert!(
+        e.message
+            .contains("dependency `check` gives both `path` and `git`"),
+        "{e}"
+    );
+    let at = e.location.unwrap();
+    assert!(at.file.ends_with("app/cmod.toml"));
+    assert_eq!(at.line, 6);
 }
