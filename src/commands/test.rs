@@ -47,7 +47,15 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     crate::commands::lock::prepare(&project, args.build.locked())?;
     let targets = test_targets(&project, &selected)?;
     let progress = Progress::new(args.run.message_format, project.store.store_dir());
-    let (outputs, _) = build_targets(&project, &targets, &args.run, false, None, &progress)?;
+    let (outputs, _) = build_targets(
+        &project,
+        &targets,
+        &args.run,
+        false,
+        None,
+        &progress,
+        |_, _| Ok(()),
+    )?;
     let names = Project::display_names(&selected);
     let exes: Vec<PathBuf> = outputs.iter().map(|p| project.store.path_of(p)).collect();
     if exes.len() != targets.len() {
