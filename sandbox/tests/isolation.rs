@@ -273,7 +273,7 @@ fn output_limit_is_enforced(mode: Mode) {
     a.limits.max_output_bytes = 4096;
     let err = fx.run(mode, &a).0.unwrap_err();
     assert!(
-        matches!(err, SandboxError::OutputLimit { limit: 4096 }),
+        matches!(err, SandboxError::OutputLimit { limit: 4096, .. }),
         "{err}"
     );
 }
