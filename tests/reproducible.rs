@@ -346,3 +346,82 @@ fn locked_outputs_and_dependencies_are_verified() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("cmod.lock:3:"), "{err}");
 }
+
+/// The flags that make outputs independent of where they were built are in every
+/// derivation as evaluated (`cmod eval --json`), in both profiles: `-ffile-prefix-map`
+/// on every compile, `-Xclang -fmodules-embed-all-files` on every BMI step, `D`
+/// (deterministic: zero timestamps, uids, modes) in every archive's `llvm-ar` operation,
+/// and lld (content-derived build id) on every link.
+#[test]
+fn path_independence_flags_are_in_every_derivation() {
+    let s = Sandbox::new();
+    s.copy_example("library");
+    s.copy_example("path-deps");
+    let mut seen = BTreeMap::<String, usize>::new();
+    for (dir, profile) in [
+        ("library", None),
+        ("library", Some("--release")),
+        ("path-deps/app", None),
+    ] {
+        let mut args = vec!["eval", "--json"];
+        args.extend(profile);
+        let out = s.cmod(&s.dir.path().join(dir), &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let drvs: BTreeMap<String, serde_json::Value> =
+            serde_json::from_slice(&out.stdout).unwrap();
+        for (path, drv) in &drvs {
+            let kind = drv["kind"].as_str().unwrap().to_string();
+            let args: Vec<&str> = drv["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            let has = |flag: &str| args.contains(&flag);
+            match kind.as_str() {
+                "bmi" | "object" => {
+                    assert_eq!(drv["tool"], "c++", "{path}");
+                    assert!(
+                        has("-ffile-prefix-map=@builddir@=/build"),
+                        "{path}: no -ffile-prefix-map in {args:?}"
+                    );
+                    if kind == "bmi" {
+                        assert!(
+                            args.windows(2)
+                                .any(|w| w == ["-Xclang", "-fmodules-embed-all-files"]),
+                            "{path}: no `-Xclang -fmodules-embed-all-files` in {args:?}"
+                        );
+                        assert!(has("--precompile"), "{path}: {args:?}");
+                    }
+                }
+                "archive" => {
+                    assert_eq!(drv["tool"], "ar", "{path}");
+                    let op = args[0];
+                    assert!(
+                        op.contains('D') && !op.contains('U'),
+                        "{path}: llvm-ar operation `{op}` is not deterministic"
+                    );
+                }
+                "link" => {
+                    assert!(has("-fuse-ld=lld"), "{path}: {args:?}");
+                    assert!(
+                        !args.iter().any(|a| a.contains("build-id=uuid")),
+                        "{path}: {args:?}"
+                    );
+                }
+                other => panic!("{path}: unexpected derivation kind `{other}`"),
+            }
+            *seen.entry(kind).or_default() += 1;
+        }
+    }
+    // Every kind was inspected: 2 × library (4 BMIs, 8 objects, 1 archive, 1 link) and
+    // path-deps (2 archives at least, 1 link).
+    for (kind, at_least) in [("bmi", 8), ("object", 16), ("archive", 4), ("link", 3)] {
+        let n = seen.get(kind).copied().unwrap_or(0);
+        assert!(n >= at_least, "only {n} `{kind}` derivations: {seen:?}");
+    }
+}
