@@ -25,8 +25,8 @@
 //!   `udp_to_host_socket` and `pathname_unix_socket` tests assert exactly that (and flip to
 //!   denials on kernels with ABI >= 10/9).
 //!
-//! The time and output-size limits are in `escape_limits.rs`; the harness shared by both
-//! is `escape/harness.rs`.
+//! The time and output-size limits are in `escape_limits.rs`, name resolution in
+//! `escape_dns.rs`; the harness they share is `escape/harness.rs`.
 
 mod common;
 
@@ -59,7 +59,6 @@ escape_suite!(
     tcp_connect_to_host_listener,
     tcp_bind,
     udp_to_host_socket,
-    resolve_a_hostname,
     see_host_processes,
     read_secret_env_var,
     ptrace_the_parent,
@@ -319,22 +318,6 @@ fn udp_to_host_socket(mode: Mode) {
             );
         }
     }
-}
-
-fn resolve_a_hostname(mode: Mode) {
-    let fx = Fixture::new();
-    let a = attempt(
-        &fx,
-        mode,
-        "resolve",
-        RESOLVE,
-        &["example.com".into()],
-        |_| {},
-    );
-    a.succeeded();
-    // No /etc/resolv.conf, /etc/hosts or nsswitch.conf is visible (full) or readable
-    // (landlock); the stub resolver's fallback to 127.0.0.1:53 finds nothing.
-    assert!(a.line("resolve").starts_with("failed"), "{}", a.log);
 }
 
 fn see_host_processes(mode: Mode) {

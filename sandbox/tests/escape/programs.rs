@@ -78,16 +78,6 @@ int main(int argc, char **argv) {
 }
 "#;
 
-pub const RESOLVE: &str = r#"
-int main(int argc, char **argv) {
-    struct addrinfo *res = 0;
-    int rc = getaddrinfo(argv[1], "80", 0, &res);
-    if (rc == 0) printf("resolve: ok\n");
-    else printf("resolve: failed %d\n", rc);
-    return 0;
-}
-"#;
-
 /// argv[1]: a host pid. Scan /proc and look at the host process.
 pub const PROC_SCAN: &str = r#"
 int main(int argc, char **argv) {
