@@ -158,6 +158,61 @@ fn outputs_of_another_mode_are_reused_only_on_request() {
     assert!(err.contains("unknown sandbox mode `sometimes`"), "{err}");
 }
 
+/// `realise` names the isolation it enforced once, in its last line (human) or the
+/// `finished` message (JSON), with the Landlock ABI the outputs' metadata records.
+#[test]
+fn realise_reports_the_enforced_landlock_abi() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let json = s.realise(&dir, &["--no-link"]).ok();
+    let sandbox = &json.finished()["sandbox"];
+    assert_eq!(sandbox["mode"], "full", "{sandbox}");
+    let abi = sandbox["landlock_abi"]
+        .as_u64()
+        .expect("Landlock on this machine");
+    let info: Value = serde_json::from_slice(
+        &s.cmod(
+            &dir,
+            &[
+                "path-info",
+                "--json",
+                json.target("hello").to_str().unwrap(),
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(info[0]["landlock_abi"].as_u64(), Some(abi));
+    for (mode, want) in [
+        ("full", format!("; sandbox full, Landlock ABI {abi}")),
+        (
+            "landlock",
+            format!("; sandbox landlock, Landlock ABI {abi}"),
+        ),
+        ("off", "; sandbox off".to_string()),
+    ] {
+        // --check runs the builds (the no-op path runs no sandbox and names none).
+        let out = s.cmod(
+            &dir,
+            &["realise", "--no-link", "--check", "--sandbox", mode],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let finished: Vec<&str> = err.lines().filter(|l| l.contains("Finished")).collect();
+        assert_eq!(finished.len(), 1, "{err}");
+        assert!(finished[0].ends_with(&want), "{mode}: {err}");
+        assert_eq!(
+            err.matches("Landlock ABI").count(),
+            usize::from(mode != "off"),
+            "once: {err}"
+        );
+        assert!(
+            !err.contains("no Landlock"),
+            "this kernel has Landlock: {err}"
+        );
+    }
+}
+
 #[test]
 fn time_and_size_limits_give_clear_errors() {
     let s = Sandbox::new();
