@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
+use cmod_sandbox::{Enforcement, Mode};
 use cmod_store::realise::{Event, Reporter};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -135,6 +136,7 @@ impl Progress {
             targets,
             out_paths,
             error,
+            sandbox,
         } = summary;
         match self.format {
             MessageFormat::Json => self.json_line(json!({
@@ -149,6 +151,10 @@ impl Progress {
                 "targets": targets,
                 "out_paths": out_paths,
                 "error": error,
+                "sandbox": sandbox.map(|e| json!({
+                    "mode": e.mode.as_str(),
+                    "landlock_abi": e.landlock_abi,
+                })),
                 "elapsed_secs": secs,
             })),
             MessageFormat::Human => {
@@ -161,8 +167,11 @@ impl Progress {
                 if *checked > 0 {
                     counts.push_str(&format!(", {checked} checked ({differing} differing)"));
                 }
+                let isolation = sandbox
+                    .map(|e| format!("; {}", describe_enforcement(&e)))
+                    .unwrap_or_default();
                 eprintln!(
-                    "{verb:>12} {total} derivations ({counts}, {failed} failed) in {secs:.2}s"
+                    "{verb:>12} {total} derivations ({counts}, {failed} failed) in {secs:.2}s{isolation}"
                 );
             }
         }
@@ -187,6 +196,18 @@ pub struct Summary {
     /// Why a realisation that built everything still failed (e.g. an out-link could not
     /// be written).
     pub error: Option<String>,
+    /// The isolation the sandbox enforced, when build steps could run (not on the
+    /// no-op path, which runs nothing).
+    pub sandbox: Option<Enforcement>,
+}
+
+/// How the Finished line names the enforced isolation: `sandbox full, Landlock ABI 7`.
+pub fn describe_enforcement(e: &Enforcement) -> String {
+    match (e.mode, e.landlock_abi) {
+        (Mode::Off, _) => "sandbox off".to_string(),
+        (mode, Some(abi)) => format!("sandbox {mode}, Landlock ABI {abi}"),
+        (mode, None) => format!("sandbox {mode}, no Landlock"),
+    }
 }
 
 impl Reporter for Progress {

@@ -52,7 +52,8 @@ fn outputs_record_the_sandbox_and_modes_do_not_share_outputs() {
     // metadata keeps the strongest sandbox that produced those bytes.
     assert_eq!(off.target("hello"), full.target("hello"));
     assert_eq!(sandbox_of(&off, "hello-0.1.0-hello"), "full");
-    // ... and the full sandbox does not reuse the weaker outputs either.
+    // The weaker run left the full sandbox's own outputs in place. (That full never reuses
+    // weaker outputs needs them to exist first: `full_never_reuses_weaker_outputs_unless_asked`.)
     let again = s.realise(&dir, &["--no-link"]).ok();
     assert!(
         again.built().is_empty(),
@@ -63,6 +64,70 @@ fn outputs_record_the_sandbox_and_modes_do_not_share_outputs() {
         .realise(&dir, &["--no-link", "--sandbox", "landlock"])
         .ok();
     assert_eq!(landlock.built().len(), 6);
+}
+
+/// The sandbox mode recorded in the metadata of the output of the derivation `name` built
+/// or found in `r`.
+fn sandbox_of(s: &Sandbox, dir: &std::path::Path, r: &common::Realised, name: &str) -> Value {
+    let m = r
+        .messages
+        .iter()
+        .find(|m| (m["reason"] == "built" || m["reason"] == "fresh") && m["name"] == name)
+        .unwrap_or_else(|| panic!("no message for {name}: {:?}", r.messages));
+    let out = m["outputs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    let info: Value =
+        serde_json::from_slice(&s.cmod(dir, &["path-info", "--json", &out]).stdout).unwrap();
+    info[0]["sandbox"].clone()
+}
+
+/// The reverse of the test above, in fresh stores: outputs of a weaker mode exist first,
+/// and the full sandbox must not reuse them unless asked to.
+#[test]
+fn full_never_reuses_weaker_outputs_unless_asked() {
+    for weaker in ["off", "landlock"] {
+        let s = Sandbox::new();
+        let dir = s.copy_example("hello");
+        let first = s.realise(&dir, &["--no-link", "--sandbox", weaker]).ok();
+        assert_eq!(first.built().len(), 6, "{weaker}: {:?}", first.built());
+        assert_eq!(
+            sandbox_of(&s, &dir, &first, "hello-0.1.0-hello.pcm"),
+            weaker
+        );
+
+        // Asked to, full takes the weaker outputs: nothing is built.
+        let reused = s
+            .realise(&dir, &["--no-link", "--accept-outputs-from", weaker])
+            .ok();
+        assert!(reused.built().is_empty(), "{weaker}: {:?}", reused.built());
+        assert_eq!(reused.finished()["fresh"], 6, "{weaker}");
+        assert_eq!(
+            sandbox_of(&s, &dir, &reused, "hello-0.1.0-hello.pcm"),
+            weaker,
+            "a reused output keeps the mode that built it"
+        );
+
+        // Not asked (and after the request above), full builds every step itself.
+        let full = s.realise(&dir, &["--no-link"]).ok();
+        assert_eq!(
+            full.built().len(),
+            6,
+            "full reused {weaker} outputs: built only {:?}",
+            full.built()
+        );
+        assert_eq!(sandbox_of(&s, &dir, &full, "hello-0.1.0-hello.pcm"), "full");
+        // The binary is byte-identical, so it is the same path; its metadata now records
+        // the strongest sandbox that produced those bytes.
+        assert_eq!(full.target("hello"), first.target("hello"), "{weaker}");
+        assert_eq!(sandbox_of(&s, &dir, &full, "hello-0.1.0-hello"), "full");
+    }
 }
 
 #[test]
@@ -91,6 +156,61 @@ fn outputs_of_another_mode_are_reused_only_on_request() {
     let (code, err) = failure(&s.cmod(&dir, &["realise", "--accept-outputs-from", "sometimes"]));
     assert_eq!(code, 2);
     assert!(err.contains("unknown sandbox mode `sometimes`"), "{err}");
+}
+
+/// `realise` names the isolation it enforced once, in its last line (human) or the
+/// `finished` message (JSON), with the Landlock ABI the outputs' metadata records.
+#[test]
+fn realise_reports_the_enforced_landlock_abi() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let json = s.realise(&dir, &["--no-link"]).ok();
+    let sandbox = &json.finished()["sandbox"];
+    assert_eq!(sandbox["mode"], "full", "{sandbox}");
+    let abi = sandbox["landlock_abi"]
+        .as_u64()
+        .expect("Landlock on this machine");
+    let info: Value = serde_json::from_slice(
+        &s.cmod(
+            &dir,
+            &[
+                "path-info",
+                "--json",
+                json.target("hello").to_str().unwrap(),
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(info[0]["landlock_abi"].as_u64(), Some(abi));
+    for (mode, want) in [
+        ("full", format!("; sandbox full, Landlock ABI {abi}")),
+        (
+            "landlock",
+            format!("; sandbox landlock, Landlock ABI {abi}"),
+        ),
+        ("off", "; sandbox off".to_string()),
+    ] {
+        // --check runs the builds (the no-op path runs no sandbox and names none).
+        let out = s.cmod(
+            &dir,
+            &["realise", "--no-link", "--check", "--sandbox", mode],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let finished: Vec<&str> = err.lines().filter(|l| l.contains("Finished")).collect();
+        assert_eq!(finished.len(), 1, "{err}");
+        assert!(finished[0].ends_with(&want), "{mode}: {err}");
+        assert_eq!(
+            err.matches("Landlock ABI").count(),
+            usize::from(mode != "off"),
+            "once: {err}"
+        );
+        assert!(
+            !err.contains("no Landlock"),
+            "this kernel has Landlock: {err}"
+        );
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Errors of setting up or supervising a sandboxed action.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,9 +29,10 @@ pub enum SandboxError {
     /// The action exceeded its wall-clock limit and was killed.
     #[error("the builder exceeded its time limit of {}s and was killed", limit.as_secs_f64())]
     TimeLimit { limit: Duration },
-    /// The action wrote more than its output-size limit and was killed.
-    #[error("the builder wrote more than {limit} bytes (its output-size limit) and was killed")]
-    OutputLimit { limit: u64 },
+    /// The action wrote more than its output-size limit; `overrun` says how it was found
+    /// and whether the builder was killed for it.
+    #[error("{}", output_limit_message(*limit, overrun))]
+    OutputLimit { limit: u64, overrun: OutputOverrun },
     /// The builder left an output the store must not accept: a symlink or ancestor that
     /// escapes the output, a hard link, a device node, fifo or socket, or a setuid/setgid
     /// file. This is a security violation, not a build failure.
@@ -46,6 +48,54 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// How an action exceeded its output-size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputOverrun {
+    /// One file reached the limit: the kernel stopped the builder with `SIGXFSZ`
+    /// (`RLIMIT_FSIZE`).
+    FileTooLarge,
+    /// While the builder ran, `what` was measured at `bytes`; the builder and everything
+    /// it started were killed.
+    WhileRunning { what: Measured, bytes: u64 },
+    /// The builder exited on its own, leaving `what` at `bytes`.
+    AfterExit { what: Measured, bytes: u64 },
+}
+
+/// What was measured against the output-size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured {
+    /// The build directory (outputs and temporaries).
+    BuildDir,
+    /// The builder's combined stdout and stderr.
+    Log,
+}
+
+impl fmt::Display for Measured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Measured::BuildDir => "its build directory",
+            Measured::Log => "its log",
+        })
+    }
+}
+
+fn output_limit_message(limit: u64, overrun: &OutputOverrun) -> String {
+    match overrun {
+        OutputOverrun::FileTooLarge => format!(
+            "the builder wrote more than {limit} bytes (its output-size limit) to one file \
+             and was killed by SIGXFSZ"
+        ),
+        OutputOverrun::WhileRunning { what, bytes } => format!(
+            "the builder wrote more than {limit} bytes (its output-size limit; {what} \
+             measured {bytes} bytes while it ran) and was killed"
+        ),
+        OutputOverrun::AfterExit { what, bytes } => format!(
+            "the builder wrote more than {limit} bytes (its output-size limit; {what} \
+             measured {bytes} bytes after it exited)"
+        ),
+    }
 }
 
 impl SandboxError {

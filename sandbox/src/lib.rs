@@ -42,11 +42,12 @@ pub mod macos_profile;
 mod macos_typecheck;
 mod materialise;
 mod off;
+mod output_size;
 mod outputs;
 mod supervise;
 
 pub use action::{Action, Enforcement, ExitKind, Limits, Link, Mode, Outcome};
-pub use error::SandboxError;
+pub use error::{Measured, OutputOverrun, SandboxError};
 pub use outputs::check_outputs;
 
 /// The working directory of every builder inside the namespace sandbox.

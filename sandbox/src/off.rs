@@ -101,8 +101,41 @@ mod tests {
         let a = sh(dir.path(), "head -c 100000 /dev/zero > out/x", limits);
         let err = crate::run(Mode::Off, &a).unwrap_err();
         assert!(
-            matches!(err, SandboxError::OutputLimit { limit: 4096 }),
+            matches!(err, SandboxError::OutputLimit { limit: 4096, .. }),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn many_small_files_are_stopped_while_the_builder_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            timeout: Duration::from_secs(30),
+            max_output_bytes: 1 << 20,
+        };
+        // 16 KiB files forever: no single file is near the limit.
+        let a = sh(
+            dir.path(),
+            "i=0; while :; do head -c 16384 /dev/zero > f$i; i=$((i+1)); done",
+            limits,
+        );
+        let start = Instant::now();
+        let err = crate::run(Mode::Off, &a).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SandboxError::OutputLimit {
+                    limit: 1048576,
+                    overrun: crate::OutputOverrun::WhileRunning { bytes, .. }
+                } if bytes > 1 << 20
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("and was killed"), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
         );
     }
 }

@@ -1,7 +1,9 @@
-//! Waiting for a builder under its limits: the wall-clock timeout kills the builder and its
-//! process group (in the full sandbox the builder is pid 1 of its pid namespace, so that
-//! kills every process in it); the output-size limit is enforced per file by `RLIMIT_FSIZE` (set in the child)
-//! and in total by measuring the build directory afterwards.
+//! Waiting for a builder under its limits: the wall-clock timeout and the output-size
+//! limit kill the builder and its process group (in the full sandbox the builder is pid 1
+//! of its pid namespace, so that kills every process in it). The output-size limit is
+//! enforced per file by `RLIMIT_FSIZE` (set in the child), and in total by a
+//! [`SizeWatch`] polled while the builder runs and by measuring once more after it exits
+//! (see `output_size.rs`).
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -14,8 +16,10 @@ use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::error::OutputOverrun;
 use crate::materialise::substitute_args;
-use crate::{env, Action, Enforcement, ExitKind, Limits, Outcome, SandboxError};
+use crate::output_size::{check_sizes, SizeWatch};
+use crate::{env, Action, Enforcement, ExitKind, Outcome, SandboxError};
 
 /// Run a builder without namespaces (`off`, and the macOS `sandbox-exec` wrapper): `cmd`
 /// arrives with its program (and any wrapper arguments) set; this appends the action's
@@ -53,8 +57,12 @@ pub(crate) fn run_unshared(
         source: e,
     })?;
     let pid = Pid::from_raw(child.id() as i32);
-    let exit = wait(pid, pid, &action.limits)?;
-    check_sizes(&action.build_dir, &action.log_path, &action.limits)?;
+    let exit = wait(pid, pid, action)?;
+    check_sizes(
+        &action.build_dir,
+        &action.log_path,
+        action.limits.max_output_bytes,
+    )?;
     Ok(Outcome {
         exit,
         elapsed: start.elapsed(),
@@ -65,7 +73,10 @@ pub(crate) fn run_unshared(
 /// How waiting for the builder ended.
 enum Waited {
     Done(nix::Result<WaitStatus>),
+    /// The time limit expired; the builder was killed.
     TimedOut,
+    /// The size watch found the output-size limit exceeded; the builder was killed.
+    OverSize(OutputOverrun),
 }
 
 /// `waitpid(pid)`, retried on `EINTR`.
@@ -78,7 +89,7 @@ fn reap(pid: Pid) -> nix::Result<WaitStatus> {
     }
 }
 
-/// What to do when the time limit expires.
+/// What to do when the supervisor stops a builder (time or size limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OnTimeout {
     /// SIGKILL the process and its group at once.
@@ -89,68 +100,124 @@ pub(crate) enum OnTimeout {
     AskFirst(Duration),
 }
 
-/// Portable waiting: a helper thread blocks in `waitpid` while we wait on a channel with
-/// the timeout.
-fn wait_with_thread(pid: Pid, pgid: Pid, timeout: Duration, on_timeout: OnTimeout) -> Waited {
+/// Whether the builder must be stopped now: the size watch is asked first (when its
+/// measurement is due), then the deadline.
+fn must_stop(deadline: Option<Instant>, watch: &mut SizeWatch<'_>) -> Option<Waited> {
+    if let Some(overrun) = watch.poll() {
+        return Some(Waited::OverSize(overrun));
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Some(Waited::TimedOut);
+    }
+    None
+}
+
+/// How long to sleep before something is due: the deadline or the size watch.
+fn next_wake(deadline: Option<Instant>, watch: &SizeWatch<'_>) -> Duration {
+    let left = deadline.map_or(Duration::MAX, |d| {
+        d.saturating_duration_since(Instant::now())
+    });
+    left.min(watch.due_in())
+}
+
+/// Portable waiting: a helper thread blocks in `waitpid` while we wait on a channel,
+/// waking for the deadline and the size watch.
+fn wait_with_thread(
+    pid: Pid,
+    pgid: Pid,
+    deadline: Option<Instant>,
+    on_timeout: OnTimeout,
+    watch: &mut SizeWatch<'_>,
+) -> Waited {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(reap(pid));
     });
-    match rx.recv_timeout(timeout) {
-        Ok(status) => Waited::Done(status),
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            if let OnTimeout::AskFirst(grace) = on_timeout {
-                let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
-                if rx.recv_timeout(grace).is_ok() {
-                    let _ = killpg(pgid, Signal::SIGKILL);
-                    return Waited::TimedOut;
-                }
+    loop {
+        match rx.recv_timeout(next_wake(deadline, watch)) {
+            Ok(status) => return Waited::Done(status),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Waited::Done(Err(nix::errno::Errno::ECHILD))
             }
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let _ = killpg(pgid, Signal::SIGKILL);
-            // Reap, so no zombie outlives the action.
-            let _ = rx.recv_timeout(Duration::from_secs(10));
-            Waited::TimedOut
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let Some(why) = must_stop(deadline, watch) else {
+                    continue;
+                };
+                if let OnTimeout::AskFirst(grace) = on_timeout {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+                    if rx.recv_timeout(grace).is_ok() {
+                        let _ = killpg(pgid, Signal::SIGKILL);
+                        return why;
+                    }
+                }
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                let _ = killpg(pgid, Signal::SIGKILL);
+                // Reap, so no zombie outlives the action.
+                let _ = rx.recv_timeout(Duration::from_secs(10));
+                return why;
+            }
         }
-        Err(mpsc::RecvTimeoutError::Disconnected) => Waited::Done(Err(nix::errno::Errno::ECHILD)),
     }
 }
 
 #[cfg(target_os = "linux")]
-fn wait_status(pid: Pid, pgid: Pid, timeout: Duration, on_timeout: OnTimeout) -> Waited {
+fn wait_status(
+    pid: Pid,
+    pgid: Pid,
+    deadline: Option<Instant>,
+    on_timeout: OnTimeout,
+    watch: &mut SizeWatch<'_>,
+) -> Waited {
     // A pidfd lets the calling thread poll for the exit with a timeout (no helper thread,
     // which matters when many actions run at once), and names this very process even if
     // its pid were reused, so the kill can never hit an unrelated process.
     match pidfd::open(pid) {
-        Some(fd) => pidfd::wait(&fd, pid, pgid, timeout, on_timeout),
-        None => wait_with_thread(pid, pgid, timeout, on_timeout),
+        Some(fd) => pidfd::wait(&fd, pid, pgid, deadline, on_timeout, watch),
+        None => wait_with_thread(pid, pgid, deadline, on_timeout, watch),
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn wait_status(pid: Pid, pgid: Pid, timeout: Duration, on_timeout: OnTimeout) -> Waited {
-    wait_with_thread(pid, pgid, timeout, on_timeout)
+fn wait_status(
+    pid: Pid,
+    pgid: Pid,
+    deadline: Option<Instant>,
+    on_timeout: OnTimeout,
+    watch: &mut SizeWatch<'_>,
+) -> Waited {
+    wait_with_thread(pid, pgid, deadline, on_timeout, watch)
 }
 
-/// Block until `pid` exits or `limits.timeout` expires. On expiry `pid` and the process
-/// group `pgid` are killed and [`SandboxError::TimeLimit`] is returned. A death by
-/// `SIGXFSZ` (the per-file size limit) is reported as [`SandboxError::OutputLimit`].
-pub(crate) fn wait(pid: Pid, pgid: Pid, limits: &Limits) -> Result<ExitKind, SandboxError> {
-    wait_with(pid, pgid, limits, OnTimeout::Kill)
+/// Block until `pid` exits, under `action`'s limits. If the time limit expires, or the
+/// build directory or log grows past the output-size limit while it runs, `pid` and the
+/// process group `pgid` are killed and [`SandboxError::TimeLimit`] or
+/// [`SandboxError::OutputLimit`] is returned. A death by `SIGXFSZ` (the per-file size
+/// limit) is reported as [`SandboxError::OutputLimit`] too.
+pub(crate) fn wait(pid: Pid, pgid: Pid, action: &Action) -> Result<ExitKind, SandboxError> {
+    wait_with(pid, pgid, action, OnTimeout::Kill)
 }
 
-/// [`wait`] with a choice of what happens on the time limit.
+/// [`wait`] with a choice of how the builder is stopped on a limit.
 pub(crate) fn wait_with(
     pid: Pid,
     pgid: Pid,
-    limits: &Limits,
+    action: &Action,
     on_timeout: OnTimeout,
 ) -> Result<ExitKind, SandboxError> {
-    let status = match wait_status(pid, pgid, limits.timeout, on_timeout) {
+    let limits = &action.limits;
+    let mut watch = SizeWatch::new(&action.build_dir, &action.log_path, limits.max_output_bytes);
+    let deadline = Instant::now().checked_add(limits.timeout);
+    let status = match wait_status(pid, pgid, deadline, on_timeout, &mut watch) {
         Waited::Done(status) => status,
         Waited::TimedOut => {
             return Err(SandboxError::TimeLimit {
                 limit: limits.timeout,
+            })
+        }
+        Waited::OverSize(overrun) => {
+            return Err(SandboxError::OutputLimit {
+                limit: limits.max_output_bytes,
+                overrun,
             })
         }
     };
@@ -175,6 +242,7 @@ pub(crate) fn wait_with(
     if exit == ExitKind::Signal(libc::SIGXFSZ) {
         return Err(SandboxError::OutputLimit {
             limit: limits.max_output_bytes,
+            overrun: OutputOverrun::FileTooLarge,
         });
     }
     Ok(exit)
@@ -188,7 +256,7 @@ mod pidfd {
     use nix::sys::signal::{killpg, Signal};
     use nix::unistd::Pid;
 
-    use super::{reap, OnTimeout, Waited};
+    use super::{must_stop, next_wake, reap, OnTimeout, SizeWatch, Waited};
 
     /// `pidfd_open(pid)`, or `None` on kernels without it (< 5.3).
     pub(super) fn open(pid: Pid) -> Option<OwnedFd> {
@@ -202,60 +270,53 @@ mod pidfd {
         }
     }
 
-    /// Wait for the process behind `fd` to exit, at most `timeout`.
+    /// Poll `fd` for the process's exit, at most `wait` (rounded up to whole
+    /// milliseconds, so we never spin on a sub-millisecond remainder). `Ok(true)`: it
+    /// exited.
+    fn poll_exit(fd: &OwnedFd, wait: Duration) -> std::io::Result<bool> {
+        let ms = wait.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(r > 0)
+    }
+
+    /// Wait for the process behind `fd` to exit, waking for the deadline and the size
+    /// watch; stop it when either says so.
     pub(super) fn wait(
         fd: &OwnedFd,
         pid: Pid,
         pgid: Pid,
-        timeout: Duration,
+        deadline: Option<Instant>,
         on_timeout: OnTimeout,
+        watch: &mut SizeWatch<'_>,
     ) -> Waited {
-        let deadline = Instant::now().checked_add(timeout);
         loop {
-            let ms = match deadline {
-                None => -1,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    // Round up so we never spin on a sub-millisecond remainder.
-                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
-                }
+            match poll_exit(fd, next_wake(deadline, watch)) {
+                Ok(true) => return Waited::Done(reap(pid)),
+                Ok(false) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return super::wait_with_thread(pid, pgid, deadline, on_timeout, watch),
+            }
+            let Some(why) = must_stop(deadline, watch) else {
+                continue;
             };
-            let mut p = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut p, 1, ms) };
-            if r > 0 {
-                return Waited::Done(reap(pid));
+            if let OnTimeout::AskFirst(grace) = on_timeout {
+                signal(fd, libc::SIGTERM);
+                // An error here (EINTR) just escalates early.
+                let _ = poll_exit(fd, grace);
             }
-            if r < 0 {
-                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                let left = deadline.map_or(Duration::MAX, |d| {
-                    d.saturating_duration_since(Instant::now())
-                });
-                return super::wait_with_thread(pid, pgid, left, on_timeout);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                if let OnTimeout::AskFirst(grace) = on_timeout {
-                    signal(fd, libc::SIGTERM);
-                    let mut p = libc::pollfd {
-                        fd: fd.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    let ms = grace.as_millis().min(i32::MAX as u128) as i32;
-                    // SAFETY: one valid pollfd. (An EINTR here just escalates early.)
-                    unsafe { libc::poll(&mut p, 1, ms) };
-                }
-                signal(fd, libc::SIGKILL);
-                let _ = killpg(pgid, Signal::SIGKILL);
-                let _ = reap(pid);
-                return Waited::TimedOut;
-            }
+            signal(fd, libc::SIGKILL);
+            let _ = killpg(pgid, Signal::SIGKILL);
+            let _ = reap(pid);
+            return why;
         }
     }
 
@@ -274,46 +335,12 @@ mod pidfd {
     }
 }
 
-/// Total bytes of regular files under `dir` (symlinks are not followed).
-pub(crate) fn tree_size(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0u64;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let ft = entry.file_type()?;
-            if ft.is_dir() {
-                stack.push(entry.path());
-            } else if ft.is_file() {
-                total += entry.metadata()?.len();
-            }
-        }
-    }
-    Ok(total)
-}
-
-/// Fail with [`SandboxError::OutputLimit`] if the build directory or log outgrew the limit.
-pub(crate) fn check_sizes(
-    build_dir: &Path,
-    log: &Path,
-    limits: &Limits,
-) -> Result<(), SandboxError> {
-    let size = tree_size(build_dir).map_err(|e| SandboxError::io("measuring", build_dir, e))?;
-    let log_size = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
-    if size > limits.max_output_bytes || log_size > limits.max_output_bytes {
-        return Err(SandboxError::OutputLimit {
-            limit: limits.max_output_bytes,
-        });
-    }
-    Ok(())
-}
-
 /// Child-side setup shared by the modes that spawn with `pre_exec`: own process group,
 /// umask 022, the per-file size limit, a fixed address-space layout, and no new
 /// privileges.
 ///
 /// The per-file limit is one byte above `max_file_bytes`: a write past it is cut off there,
-/// so a file that hit the limit is still measurably over it in [`check_sizes`] even when a
+/// so a file that hit the limit is still measurably over it in `check_sizes` even when a
 /// shell between us and the writer swallows the `SIGXFSZ`.
 ///
 /// # Safety

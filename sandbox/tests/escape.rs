@@ -24,115 +24,27 @@
 //!   sockets and `connect` to pathname unix sockets are not restricted; the
 //!   `udp_to_host_socket` and `pathname_unix_socket` tests assert exactly that (and flip to
 //!   denials on kernels with ABI >= 10/9).
-//! * Time limit: in `full` killing pid 1 kills the whole pid namespace; in `landlock` a
-//!   subreaper kills every descendant, including ones that left the process group.
+//!
+//! The time and output-size limits are in `escape_limits.rs`, name resolution in
+//! `escape_dns.rs`; the harness they share is `escape/harness.rs`.
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cmod_sandbox::{Action, ExitKind, Limits, Mode, Outcome, SandboxError, STORE_DIR};
+use cmod_sandbox::{Mode, SandboxError, STORE_DIR};
 use common::{Fixture, INPUT, SECRET};
+
+#[path = "escape/harness.rs"]
+#[macro_use]
+mod harness;
+use harness::*;
 
 #[path = "escape/programs.rs"]
 mod programs;
 use programs::*;
-
-/// The result of one attempt.
-struct Attempt {
-    result: Result<Outcome, SandboxError>,
-    log: String,
-    lines: BTreeMap<String, String>,
-}
-
-impl Attempt {
-    /// Assert that operation `label` ended with `want` (`ok` or an errno name).
-    #[track_caller]
-    fn expect(&self, label: &str, want: &str) {
-        let got = self
-            .lines
-            .get(label)
-            .map(|s| s.split(' ').next().unwrap_or(""));
-        assert_eq!(got, Some(want), "`{label}`: log:\n{}", self.log);
-    }
-
-    #[track_caller]
-    fn line(&self, label: &str) -> &str {
-        self.lines
-            .get(label)
-            .unwrap_or_else(|| panic!("no `{label}` in log:\n{}", self.log))
-    }
-
-    #[track_caller]
-    fn succeeded(&self) {
-        match &self.result {
-            Ok(o) => assert_eq!(o.exit, ExitKind::Code(0), "log:\n{}", self.log),
-            Err(e) => panic!("run failed: {e}\nlog:\n{}", self.log),
-        }
-    }
-}
-
-/// Compile `source` and run it as the builder with `args` under `mode`; `tweak` may
-/// adjust the action (limits, outputs) first.
-fn attempt(
-    fx: &Fixture,
-    mode: Mode,
-    name: &str,
-    source: &str,
-    args: &[String],
-    tweak: impl FnOnce(&mut Action),
-) -> Attempt {
-    let bin = common::compile_c(name, &format!("{PRELUDE}{source}"));
-    let mut toolchain = common::clang_closure();
-    toolchain.push(bin.clone());
-    let mut action = fx.action(&bin, args, toolchain);
-    tweak(&mut action);
-    let (result, log) = fx.run(mode, &action);
-    let lines = log
-        .lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Attempt { result, log, lines }
-}
-
-fn s(p: impl AsRef<Path>) -> String {
-    p.as_ref().to_string_lossy().into_owned()
-}
-
-/// `full` or `landlock` value.
-fn pick<'a>(mode: Mode, full: &'a str, landlock: &'a str) -> &'a str {
-    match mode {
-        Mode::Full => full,
-        _ => landlock,
-    }
-}
-
-fn landlock_abi() -> u8 {
-    cmod_sandbox::probe(Mode::Landlock)
-        .expect("Landlock is available on this machine")
-        .landlock_abi
-        .expect("an ABI")
-}
-
-fn my_pid() -> String {
-    std::process::id().to_string()
-}
-
-macro_rules! escape_suite {
-    ($($name:ident),* $(,)?) => {
-        mod full {
-            $( #[test] fn $name() { super::$name(cmod_sandbox::Mode::Full) } )*
-        }
-        mod landlock {
-            $( #[test] fn $name() { super::$name(cmod_sandbox::Mode::Landlock) } )*
-        }
-    };
-}
 
 escape_suite!(
     read_home_ssh,
@@ -147,7 +59,6 @@ escape_suite!(
     tcp_connect_to_host_listener,
     tcp_bind,
     udp_to_host_socket,
-    resolve_a_hostname,
     see_host_processes,
     read_secret_env_var,
     ptrace_the_parent,
@@ -162,8 +73,6 @@ escape_suite!(
     leave_an_output_symlink_outside_the_store,
     hard_link_a_host_file,
     open_by_handle,
-    exceed_the_time_limit,
-    exceed_the_size_limit,
 );
 
 fn read_home_ssh(mode: Mode) {
@@ -409,22 +318,6 @@ fn udp_to_host_socket(mode: Mode) {
             );
         }
     }
-}
-
-fn resolve_a_hostname(mode: Mode) {
-    let fx = Fixture::new();
-    let a = attempt(
-        &fx,
-        mode,
-        "resolve",
-        RESOLVE,
-        &["example.com".into()],
-        |_| {},
-    );
-    a.succeeded();
-    // No /etc/resolv.conf, /etc/hosts or nsswitch.conf is visible (full) or readable
-    // (landlock); the stub resolver's fallback to 127.0.0.1:53 finds nothing.
-    assert!(a.line("resolve").starts_with("failed"), "{}", a.log);
 }
 
 fn see_host_processes(mode: Mode) {
@@ -694,85 +587,4 @@ fn open_by_handle(mode: Mode) {
     // has; in landlock mode Landlock checks the opened file's path like any open.
     a.expect("name_to_handle", "ok");
     a.expect("open_by_handle", pick(mode, "EPERM", "EACCES"));
-}
-
-fn exceed_the_time_limit(mode: Mode) {
-    let fx = Fixture::new();
-    let hb = fx.seen_build(mode).join("heartbeat");
-    let a = attempt(&fx, mode, "spin", SPIN, &[s(&hb)], |a| {
-        a.limits = Limits {
-            timeout: Duration::from_millis(1500),
-            ..Limits::default()
-        };
-    });
-    assert!(
-        matches!(a.result, Err(SandboxError::TimeLimit { .. })),
-        "{:?}",
-        a.result
-    );
-    // The heartbeat process left the process group; it must be dead all the same (full:
-    // the pid namespace dies with its pid 1; landlock: the subreaper sweeps it).
-    let read = || {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(fx.build().join("heartbeat")) {
-            f.read_to_string(&mut s).unwrap();
-        }
-        s
-    };
-    let before = read();
-    assert!(
-        !before.is_empty(),
-        "the heartbeat never started:\n{}",
-        a.log
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        before,
-        read(),
-        "a sandboxed process outlived the time limit"
-    );
-}
-
-fn exceed_the_size_limit(mode: Mode) {
-    let fx = Fixture::new();
-    // One big file: cut off by RLIMIT_FSIZE.
-    let a = attempt(
-        &fx,
-        mode,
-        "fill",
-        FILL,
-        &["out/result".into(), (4 << 20).to_string(), "0".into()],
-        |a| a.limits.max_output_bytes = 256 << 10,
-    );
-    assert!(
-        matches!(a.result, Err(SandboxError::OutputLimit { limit }) if limit == 256 << 10),
-        "{:?}",
-        a.result
-    );
-    // Many files each under the limit: caught by the total.
-    let fx = Fixture::new();
-    let a = attempt(
-        &fx,
-        mode,
-        "fill",
-        FILL,
-        &["out/result".into(), "0".into(), "10".into()],
-        |a| a.limits.max_output_bytes = 256 << 10,
-    );
-    assert!(
-        matches!(a.result, Err(SandboxError::OutputLimit { .. })),
-        "{:?}",
-        a.result
-    );
-}
-
-/// A cheap per-call unique number for names.
-fn fastrand() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0);
-    t ^ (N.fetch_add(1, Ordering::Relaxed) << 32)
 }

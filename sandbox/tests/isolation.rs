@@ -60,8 +60,18 @@ fn probe_reports_the_enforced_abi(mode: Mode) {
 fn environment_is_cleared_and_fixed(mode: Mode) {
     std::env::set_var("CMOD_TEST_SECRET", "hunter2");
     let fx = Fixture::new();
-    ok_log(fx.sh(mode, "env | sort > out/result; pwd >> out/result"));
+    ok_log(fx.sh(
+        mode,
+        "env | sort > out/result; pwd >> out/result; \
+         if [ -e \"$HOME\" ]; then echo home-exists; else echo no-home; fi > out/home",
+    ));
     let env = std::fs::read_to_string(fx.build().join("out/result")).unwrap();
+    // HOME names a directory that does not exist (on the host either, for `landlock`).
+    assert!(!Path::new("/homeless-shelter").exists());
+    assert_eq!(
+        std::fs::read_to_string(fx.build().join("out/home")).unwrap(),
+        "no-home\n"
+    );
     assert!(
         !env.contains("hunter2") && !env.contains("CMOD_TEST_SECRET"),
         "{env}"
@@ -71,6 +81,7 @@ fn environment_is_cleared_and_fixed(mode: Mode) {
         "LC_ALL=C",
         "SOURCE_DATE_EPOCH=1",
         "HOME=/homeless-shelter",
+        "PATH=/usr/bin:/bin",
         "CMOD_EXTRA=1",
     ] {
         assert!(env.lines().any(|l| l == want), "missing {want}: {env}");
@@ -273,7 +284,7 @@ fn output_limit_is_enforced(mode: Mode) {
     a.limits.max_output_bytes = 4096;
     let err = fx.run(mode, &a).0.unwrap_err();
     assert!(
-        matches!(err, SandboxError::OutputLimit { limit: 4096 }),
+        matches!(err, SandboxError::OutputLimit { limit: 4096, .. }),
         "{err}"
     );
 }
@@ -308,6 +319,17 @@ fn umask_and_no_new_privs_are_set(mode: Mode) {
         // Landlock mode does not grant /proc at all.
         _ => assert!(log.contains("no-proc"), "{log}"),
     }
+    // Asked directly (no /proc needed), in both modes.
+    let bin = common::compile_c(
+        "no_new_privs",
+        "#include <stdio.h>\n#include <sys/prctl.h>\n\
+         int main(void) { printf(\"no_new_privs: %d\\n\", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)); return 0; }\n",
+    );
+    let mut toolchain = common::shell_toolchain();
+    toolchain.push(bin.clone());
+    let fx = Fixture::new();
+    let log = ok_log(fx.run(mode, &fx.action(&bin, &[], toolchain)));
+    assert_eq!(log, "no_new_privs: 1\n");
 }
 
 fn device_nodes_work(mode: Mode) {

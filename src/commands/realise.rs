@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cmod_evaluator::derive::Target;
-use cmod_sandbox::{Limits, Mode};
+use cmod_sandbox::{Enforcement, Limits, Mode};
 use cmod_schema::lock::Lockfile;
 use cmod_schema::{ContentHash, StorePath};
 use cmod_store::memo::{Memo, MemoEntry};
@@ -19,16 +19,32 @@ use crate::diagnostic::CliError;
 use crate::progress::{Progress, Summary};
 use crate::project::{load, Project};
 
-pub(crate) fn sandbox_mode(run: &RunOpts) -> Result<Mode, CliError> {
+/// Parse and probe the requested sandbox mode: what it will enforce, or exit 2 with the
+/// remedy. A full sandbox without Landlock (a kernel without it) still isolates with its
+/// namespaces, but loses the second layer: that is worth a warning.
+pub(crate) fn sandbox_mode(run: &RunOpts) -> Result<Enforcement, CliError> {
     let mode: Mode = run
         .sandbox
         .parse()
         .map_err(|e: String| CliError::usage(e, None))?;
-    cmod_sandbox::probe(mode).map_err(|e| CliError::Sandbox {
+    let enforced = cmod_sandbox::probe(mode).map_err(|e| CliError::Sandbox {
         message: e.to_string(),
         help: e.remedy().map(str::to_string),
     })?;
-    Ok(mode)
+    if let Some(warning) = missing_landlock_warning(&enforced) {
+        eprintln!("{warning}");
+    }
+    Ok(enforced)
+}
+
+/// The warning for a full sandbox that runs without Landlock, if that is the case.
+fn missing_landlock_warning(enforced: &Enforcement) -> Option<String> {
+    (enforced.mode == Mode::Full && enforced.landlock_abi.is_none()).then(|| {
+        "warning: this kernel has no Landlock, so the full sandbox runs with its namespaces only \
+         (no second layer restricting files and TCP); enable Landlock (CONFIG_SECURITY_LANDLOCK, \
+         `lsm=landlock,...` on the kernel command line) to restore it"
+            .to_string()
+    })
 }
 
 fn jobs(run: &RunOpts) -> usize {
@@ -54,14 +70,14 @@ pub(crate) fn build_targets(
     progress.set_source_roots(crate::source_paths::of_evaluation(&project.eval));
     // Until the realisation reports its own summary, errors still owe the JSON stream
     // its `finished` line.
-    let r = with_json_finish(
+    let (r, enforced) = with_json_finish(
         progress,
         (|| {
-            let mode = sandbox_mode(run)?;
+            let enforced = sandbox_mode(run)?;
             project.add_sources()?;
             let env = BuildEnv {
                 toolchain: &project.eval.toolchain,
-                sandbox: mode,
+                sandbox: enforced.mode,
                 limits: Limits {
                     timeout: Duration::from_secs(run.action_timeout),
                     max_output_bytes: run.max_output_size,
@@ -74,7 +90,7 @@ pub(crate) fn build_targets(
                     .collect::<Result<_, _>>()?,
             };
             let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
-            Ok(realise::realise(
+            let r = realise::realise(
                 &project.store,
                 &project.derived()?.derivations,
                 &drvs,
@@ -84,7 +100,8 @@ pub(crate) fn build_targets(
                     check,
                 },
                 progress,
-            )?)
+            )?;
+            Ok((r, enforced))
         })(),
     )?;
     let outputs: Vec<StorePath> = targets
@@ -129,6 +146,7 @@ pub(crate) fn build_targets(
         targets: serde_json::Value::Object(target_json),
         out_paths: outputs.iter().map(|p| project.store.path_of(p)).collect(),
         error: after_result.as_ref().err().map(CliError::summary),
+        sandbox: Some(enforced),
     });
     after_result?;
     if !r.success() {
@@ -305,7 +323,7 @@ fn dry_run(
     let plan = with_json_finish(
         progress,
         (|| {
-            let mode = sandbox_mode(&args.run)?;
+            let mode = sandbox_mode(&args.run)?.mode;
             let targets = project.targets(names)?;
             let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
             Ok(realise::dry_run(
@@ -519,4 +537,32 @@ pub fn outputs_of(
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_full_sandbox_without_landlock_is_warned_about() {
+        let full = |abi| Enforcement {
+            mode: Mode::Full,
+            landlock_abi: abi,
+        };
+        let warning = missing_landlock_warning(&full(None)).unwrap();
+        assert!(
+            warning.starts_with("warning: this kernel has no Landlock")
+                && warning.contains("namespaces only")
+                && warning.contains("CONFIG_SECURITY_LANDLOCK"),
+            "{warning}"
+        );
+        assert_eq!(missing_landlock_warning(&full(Some(7))), None);
+        for mode in [Mode::Off, Mode::Landlock] {
+            let e = Enforcement {
+                mode,
+                landlock_abi: None,
+            };
+            assert_eq!(missing_landlock_warning(&e), None, "{mode}");
+        }
+    }
 }

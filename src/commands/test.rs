@@ -69,7 +69,7 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    let mode = sandbox_mode(&args.run)?;
+    let mode = sandbox_mode(&args.run)?.mode;
     let json = progress.is_json();
     if !json {
         println!(

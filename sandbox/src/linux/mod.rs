@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::materialise::{link_roots, prepare_build_dir, substitute_args};
+use crate::output_size::check_sizes;
 use crate::{
     env, supervise, Action, Enforcement, Mode, Outcome, SandboxError, BUILD_DIR, STORE_DIR,
 };
@@ -228,8 +229,12 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
         .map_err(|f| exec_error(f.into_error(Mode::Full), action))?;
     drop((stdin, log, spec));
     // Killing the child (pid 1 of the sandbox's pid namespace) kills every process in it.
-    let exit = supervise::wait(pid, pid, &action.limits)?;
-    supervise::check_sizes(&action.build_dir, &action.log_path, &action.limits)?;
+    let exit = supervise::wait(pid, pid, action)?;
+    check_sizes(
+        &action.build_dir,
+        &action.log_path,
+        action.limits.max_output_bytes,
+    )?;
     Ok(Outcome {
         exit,
         elapsed: start.elapsed(),
@@ -308,10 +313,14 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
     let exit = supervise::wait_with(
         pid,
         pid,
-        &action.limits,
+        action,
         OnTimeout::AskFirst(Duration::from_secs(5)),
     )?;
-    supervise::check_sizes(&action.build_dir, &action.log_path, &action.limits)?;
+    check_sizes(
+        &action.build_dir,
+        &action.log_path,
+        action.limits.max_output_bytes,
+    )?;
     Ok(Outcome {
         exit,
         elapsed: start.elapsed(),

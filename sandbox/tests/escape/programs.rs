@@ -1,36 +1,6 @@
-//! The C sources of the escape attempts. Each prints `label: ok` or `label: <ERRNO>` per
-//! operation (see `say` in the prelude); `escape.rs` compiles them with clang-19 and runs
-//! them as builders.
-
-pub const PRELUDE: &str = r#"
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mount.h>
-#include <sys/ptrace.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/types.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-/* Print `label: ok` or `label: <ERRNO>` for a syscall result. */
-static long say(const char *label, long rc) {
-    if (rc < 0) printf("%s: %s\n", label, strerrorname_np(errno));
-    else printf("%s: ok\n", label);
-    fflush(stdout);
-    return rc;
-}
-"#;
+//! The C sources of the escape attempts of `escape.rs`. Each prints `label: ok` or
+//! `label: <ERRNO>` per operation (see `say` in the prelude, `harness.rs`); the harness
+//! compiles them with clang-19 and runs them as builders.
 
 /// Open each argument read-only and read from it.
 pub const READ_PATHS: &str = r#"
@@ -104,16 +74,6 @@ int main(int argc, char **argv) {
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     int s = socket(AF_INET, SOCK_DGRAM, 0);
     say("sendto", sendto(s, "leak", 4, 0, (struct sockaddr *)&a, sizeof a));
-    return 0;
-}
-"#;
-
-pub const RESOLVE: &str = r#"
-int main(int argc, char **argv) {
-    struct addrinfo *res = 0;
-    int rc = getaddrinfo(argv[1], "80", 0, &res);
-    if (rc == 0) printf("resolve: ok\n");
-    else printf("resolve: failed %d\n", rc);
     return 0;
 }
 "#;
@@ -265,47 +225,6 @@ int main(int argc, char **argv) {
     if (say("name_to_handle", name_to_handle_at(AT_FDCWD, argv[1], h, &mount_id, 0)) == 0) {
         int mfd = open(argv[2], O_RDONLY | O_DIRECTORY);
         say("open_by_handle", open_by_handle_at(mfd, h, O_RDONLY));
-    }
-    return 0;
-}
-"#;
-
-/// A process that leaves the process group and keeps writing a heartbeat, and a parent
-/// that spins: only killing the whole sandbox stops both.
-pub const SPIN: &str = r#"
-int main(int argc, char **argv) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.new", argv[1]);
-    if (fork() == 0) {
-        setsid();
-        for (long beat = 1;; beat++) {
-            int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            dprintf(fd, "%ld\n", beat);
-            close(fd);
-            rename(tmp, argv[1]);
-            usleep(20000);
-        }
-    }
-    while (access(argv[1], F_OK) != 0) usleep(1000);
-    for (volatile unsigned long i = 0;; i++) {}
-}
-"#;
-
-/// Write argv[2] bytes to argv[1] in 64 KiB chunks, then argv[3] small files.
-pub const FILL: &str = r#"
-int main(int argc, char **argv) {
-    static char buf[65536];
-    long total = atol(argv[2]);
-    int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    for (long done = 0; done < total; done += sizeof buf)
-        if (write(fd, buf, sizeof buf) < 0) { say("write", -1); break; }
-    close(fd);
-    for (int i = 0; i < atoi(argv[3]); i++) {
-        char name[64];
-        snprintf(name, sizeof name, "small-%d", i);
-        fd = open(name, O_WRONLY | O_CREAT, 0644);
-        write(fd, buf, 60000);
-        close(fd);
     }
     return 0;
 }
