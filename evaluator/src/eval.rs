@@ -18,9 +18,9 @@ use crate::flags::{package_flags, PackageFlags, ProfileName};
 use crate::graph::{ModuleGraph, Origin, Owner, RawUnit};
 use crate::lexer::Declarations;
 use crate::package::{LoadOptions, PackageGraph};
-use crate::scan::{scan_package, ScanItem, Scanned};
+use crate::scan::{scan_package, Prescan, ScanItem, Scanned};
 use crate::sources::{find_sources, PackageSources};
-use crate::toolchain::{discover, ToolchainRequest};
+use crate::toolchain::ToolchainRequest;
 
 /// How to evaluate.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +58,9 @@ pub struct EvalStats {
     /// Units that went through clang-scan-deps (`<package>/<path>`, sorted); empty when
     /// every scan result came from the cache.
     pub scanned: Vec<String>,
+    /// Packages whose scanner run overlapped toolchain identification (an empty
+    /// toolchain cache) and was used.
+    pub prescanned: Vec<String>,
 }
 
 impl Evaluation {
@@ -190,7 +193,8 @@ pub fn evaluate(
             select: opts.select.clone(),
         },
     )?;
-    let toolchain = toolchain_for(&packages, opts.cache_dir.as_deref())?;
+    let request = toolchain_request(&packages);
+    let lookup = crate::toolchain::lookup(&request, opts.cache_dir.as_deref())?;
     let files = match &opts.cache_dir {
         Some(d) => FileCache::load(d.join("files.json")),
         None => FileCache::in_memory(),
@@ -206,12 +210,13 @@ pub fn evaluate(
             &pkg.file,
             opts.profile,
             tc.cxx_standard,
-            toolchain.stdlib,
+            request.stdlib,
         )?);
     }
 
-    // Scan each package (one scanner process per package with cache misses).
-    let scanned: Vec<(Vec<RawUnit>, Vec<String>)> = packages
+    // Each package's units with their content hashes and flags (a unit listed by two
+    // binaries or tests is scanned once).
+    let prepared: Vec<Prepared> = packages
         .packages
         .par_iter()
         .map(|pkg| {
@@ -264,12 +269,65 @@ pub fn evaluate(
                     unique.len() - 1
                 });
             }
+            Ok(Prepared {
+                owned,
+                items,
+                index,
+                unique,
+            })
+        })
+        .collect::<Result<_, EvalError>>()?;
+
+    // The toolchain's identity keys the scan cache. On an empty cache it takes a few
+    // hundred milliseconds to probe and hash, and so does the scan: run the scanner with
+    // the tools identification will most likely find, meanwhile (its results are used
+    // only if it does find them).
+    let (toolchain, prescans) = match lookup {
+        crate::toolchain::Lookup::Cached(info) => (info, Vec::new()),
+        crate::toolchain::Lookup::Missing(pending) => {
+            let tools = pending
+                .likely_scanner()
+                .map(|s| (pending.driver().to_path_buf(), s));
+            std::thread::scope(|scope| {
+                let pre = scope.spawn(|| {
+                    let Some((cxx, scanner)) = &tools else {
+                        return Vec::new();
+                    };
+                    packages
+                        .packages
+                        .iter()
+                        .zip(&prepared)
+                        .map(|(pkg, prep)| Prescan::run(cxx, scanner, &pkg.root, &prep.unique))
+                        .collect()
+                });
+                let info = pending.identify();
+                let pre: Vec<Option<Prescan>> = pre.join().unwrap_or_default();
+                info.map(|i| (i, pre))
+            })?
+        }
+    };
+    check_package_toolchains(&packages, &toolchain)?;
+
+    // Scan each package (one scanner process per package with cache misses).
+    let scanned: Vec<(Vec<RawUnit>, Vec<String>, Option<String>)> = packages
+        .packages
+        .par_iter()
+        .zip(prepared)
+        .map(|(pkg, prep)| {
+            let p = pkg.id;
+            let Prepared {
+                owned,
+                items,
+                index,
+                unique,
+            } = prep;
             let scan = scan_package(
                 &toolchain,
                 &pkg.root,
                 &unique,
                 &files,
                 opts.cache_dir.as_deref(),
+                prescans.get(p).and_then(Option::as_ref),
             )?;
             let results = &scan.results;
             let rescanned = scan
@@ -291,14 +349,16 @@ pub fn evaluate(
                     }
                 })
                 .collect();
-            Ok((units, rescanned))
+            let prescanned = scan.prescanned.then(|| pkg.name.clone());
+            Ok((units, rescanned, prescanned))
         })
         .collect::<Result<_, EvalError>>()?;
     let mut stats = EvalStats::default();
     let mut raw: Vec<RawUnit> = Vec::new();
-    for (units, rescanned) in scanned {
+    for (units, rescanned, prescanned) in scanned {
         raw.extend(units);
         stats.scanned.extend(rescanned);
+        stats.prescanned.extend(prescanned);
     }
     stats.scanned.sort();
     add_std_units(&toolchain, &mut raw)?;
@@ -320,13 +380,21 @@ pub fn evaluate(
     })
 }
 
-/// The toolchain of the root package; every package must agree on the standard library,
-/// and every version requirement must hold.
-fn toolchain_for(
-    packages: &PackageGraph,
-    cache_dir: Option<&Path>,
-) -> Result<ToolchainInfo, EvalError> {
-    // The workspace manifest's toolchain builds the whole graph.
+/// A package's units, ready to scan.
+struct Prepared {
+    /// Every unit with the target that owns it.
+    owned: Vec<(String, Owner)>,
+    /// One scan item per owned unit.
+    items: Vec<ScanItem>,
+    /// Unit path → its index in `unique`.
+    index: HashMap<String, usize>,
+    /// The distinct units, as scanned.
+    unique: Vec<ScanItem>,
+}
+
+/// What the root package asks of the toolchain (the workspace manifest's toolchain
+/// builds the whole graph).
+fn toolchain_request(packages: &PackageGraph) -> ToolchainRequest {
     let root_file = &packages.workspace_file;
     let spec = &root_file.manifest.toolchain;
     let location = |file: &crate::manifest_file::ManifestFile,
@@ -334,13 +402,20 @@ fn toolchain_for(
         span.map(|s| file.location(s))
             .or_else(|| Some(file.location_or_file(0..0)))
     };
-    let req = ToolchainRequest {
+    ToolchainRequest {
         compiler: spec.compiler.as_ref().map(|c| c.get_ref().clone()),
         version: spec.version.as_ref().map(|v| v.get_ref().0.clone()),
         stdlib: spec.stdlib.unwrap_or_default(),
         location: location(root_file, spec.compiler.as_ref().map(|c| c.span())),
-    };
-    let info = discover(&req, cache_dir)?;
+    }
+}
+
+/// Every package must agree on the standard library, and every version requirement
+/// must hold.
+fn check_package_toolchains(
+    packages: &PackageGraph,
+    info: &ToolchainInfo,
+) -> Result<(), EvalError> {
     for pkg in &packages.packages {
         let t = &pkg.file.manifest.toolchain;
         if let Some(stdlib) = t.stdlib.filter(|s| *s != info.stdlib) {
@@ -368,7 +443,7 @@ fn toolchain_for(
             }
         }
     }
-    Ok(info)
+    Ok(())
 }
 
 /// Add `std` and `std.compat` when a unit imports them and the toolchain ships them.

@@ -89,6 +89,8 @@ pub struct PackageScan {
     /// The items (package-relative paths) that missed the cache and went through the
     /// scanner in this call.
     pub rescanned: Vec<String>,
+    /// Whether the misses' results came from a [`Prescan`].
+    pub prescanned: bool,
 }
 
 /// Scan the units of the package rooted at `root`, using and updating the cache in
@@ -99,6 +101,7 @@ pub fn scan_package(
     items: &[ScanItem],
     files: &FileCache,
     cache_dir: Option<&Path>,
+    prescan: Option<&Prescan>,
 ) -> Result<PackageScan, EvalError> {
     let cache_file = cache_dir.map(|d| {
         let key = blake3::hash(root.as_os_str().as_encoded_bytes());
@@ -123,6 +126,7 @@ pub fn scan_package(
         .collect();
 
     let misses: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
+    let prescan = prescan.filter(|p| !misses.is_empty() && p.applies_to(toolchain, items));
     if !misses.is_empty() {
         let mut decls = Vec::with_capacity(misses.len());
         for &i in &misses {
@@ -132,8 +136,20 @@ pub fn scan_package(
             reject_header_units(&path, &d)?;
             decls.push(d);
         }
-        let batch: Vec<&ScanItem> = misses.iter().map(|&i| &items[i]).collect();
-        let scanned = run_scanner(toolchain, root, &batch, files)?;
+        // The scanner's findings: from a prescan run with these very tools and items
+        // while the toolchain was being identified, else from running it now.
+        let raw: Vec<RawRule> = match prescan {
+            Some(p) => misses.iter().map(|&i| p.rules[i].clone()).collect(),
+            None => {
+                let batch: Vec<&ScanItem> = misses.iter().map(|&i| &items[i]).collect();
+                run_scanner(&toolchain.cxx, &toolchain.scan_deps, root, &batch)?
+            }
+        };
+        let mut scanned = Vec::with_capacity(raw.len());
+        for (&i, rule) in misses.iter().zip(raw) {
+            let headers = package_headers(toolchain, root, &items[i].rel, &rule.deps, files)?;
+            scanned.push((rule.provides, rule.requires, headers));
+        }
         for ((&i, d), (provides, requires, headers)) in misses.iter().zip(decls).zip(scanned) {
             let s = Scanned {
                 provides,
@@ -164,6 +180,7 @@ pub fn scan_package(
     Ok(PackageScan {
         results,
         rescanned: misses.iter().map(|&i| items[i].rel.clone()).collect(),
+        prescanned: prescan.is_some(),
     })
 }
 
@@ -201,14 +218,63 @@ fn reject_header_units(path: &Path, d: &Declarations) -> Result<(), EvalError> {
     Ok(())
 }
 
-type RawScan = (Option<(String, bool)>, Vec<String>, Vec<HeaderDep>);
+/// What the scanner reported for one unit, before its dependencies are sorted into
+/// package headers and toolchain files (which needs the toolchain's closure).
+#[derive(Debug, Clone)]
+pub struct RawRule {
+    provides: Option<(String, bool)>,
+    requires: Vec<String>,
+    /// The depfile's prerequisites, as written.
+    deps: Vec<String>,
+}
+
+/// A scan of every item of a package run *while* the toolchain is being identified (its
+/// identity, which keys the scan cache, takes a few hundred milliseconds to hash on an
+/// empty cache). The scanner itself needs only the driver and the scanner binary, so
+/// the two overlap; the results are used only if identification finds the same tools.
+#[derive(Debug, Clone)]
+pub struct Prescan {
+    cxx: PathBuf,
+    scan_deps: PathBuf,
+    items: Vec<(String, ContentHash)>,
+    rules: Vec<RawRule>,
+}
+
+impl Prescan {
+    /// Scan `items` with the given tools; `None` if anything goes wrong (the regular
+    /// scan then runs and reports it properly).
+    pub fn run(cxx: &Path, scan_deps: &Path, root: &Path, items: &[ScanItem]) -> Option<Prescan> {
+        if items.is_empty() {
+            return None;
+        }
+        let batch: Vec<&ScanItem> = items.iter().collect();
+        let rules = run_scanner(cxx, scan_deps, root, &batch).ok()?;
+        Some(Prescan {
+            cxx: cxx.to_path_buf(),
+            scan_deps: scan_deps.to_path_buf(),
+            items: items.iter().map(|i| (i.rel.clone(), i.hash)).collect(),
+            rules,
+        })
+    }
+
+    fn applies_to(&self, toolchain: &ToolchainInfo, items: &[ScanItem]) -> bool {
+        self.cxx == toolchain.cxx
+            && self.scan_deps == toolchain.scan_deps
+            && self.items.len() == items.len()
+            && self
+                .items
+                .iter()
+                .zip(items)
+                .all(|((rel, hash), i)| *rel == i.rel && *hash == i.hash)
+    }
+}
 
 fn run_scanner(
-    toolchain: &ToolchainInfo,
+    cxx: &Path,
+    scan_deps: &Path,
     root: &Path,
     batch: &[&ScanItem],
-    files: &FileCache,
-) -> Result<Vec<RawScan>, EvalError> {
+) -> Result<Vec<RawRule>, EvalError> {
     let work = tempdir_for_scan()?;
     let mut db = Vec::with_capacity(batch.len());
     for (n, item) in batch.iter().enumerate() {
@@ -217,7 +283,7 @@ fn run_scanner(
         } else {
             "c++"
         };
-        let mut args = vec![toolchain.cxx.to_string_lossy().into_owned()];
+        let mut args = vec![cxx.to_string_lossy().into_owned()];
         args.extend(item.args.iter().cloned());
         let dep = work.path.join(format!("{n}.d"));
         args.extend([
@@ -243,7 +309,7 @@ fn run_scanner(
     let db_path = work.path.join("compile_commands.json");
     std::fs::write(&db_path, serde_json::to_vec(&db).unwrap_or_default())
         .map_err(|e| EvalError::io(&db_path, "write", e))?;
-    let out = Command::new(&toolchain.scan_deps)
+    let out = Command::new(scan_deps)
         .arg("-format=p1689")
         .arg("-compilation-database")
         .arg(&db_path)
@@ -252,7 +318,7 @@ fn run_scanner(
         .map_err(|e| {
             EvalError::new(
                 ErrorKind::Toolchain,
-                format!("cannot run `{}`: {e}", toolchain.scan_deps.display()),
+                format!("cannot run `{}`: {e}", scan_deps.display()),
             )
         })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -295,9 +361,12 @@ fn run_scanner(
             .filter_map(|r| r["logical-name"].as_str().map(str::to_string))
             .collect();
         let depfile = work.path.join(format!("{n}.d"));
-        let deps = read_depfile(&toolchain.scan_deps, root, &item.rel, &depfile)?;
-        let headers = package_headers(toolchain, root, &item.rel, &deps, files)?;
-        results.push((provides, requires, headers));
+        let deps = read_depfile(scan_deps, root, &item.rel, &depfile)?;
+        results.push(RawRule {
+            provides,
+            requires,
+            deps,
+        });
     }
     Ok(results)
 }

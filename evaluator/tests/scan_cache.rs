@@ -95,3 +95,44 @@ fn a_header_that_starts_being_included_is_tracked() {
     p.write("inc/x.h", "#define X 3\n");
     assert_eq!(p.scanned(), ["p/src/a.cpp", "p/src/b.cpp"]);
 }
+
+/// On an empty toolchain cache the scanner runs while the toolchain is identified; its
+/// results are exactly those of a scan run afterwards.
+#[test]
+fn a_scan_overlapping_toolchain_identification_gives_the_same_results() {
+    let p = Project::new();
+    let opts = EvalOptions {
+        cache_dir: Some(p.cache.path().to_path_buf()),
+        ..Default::default()
+    };
+    let overlapped = evaluate(&p.root(), &opts, None).unwrap();
+    assert_eq!(overlapped.stats.prescanned, ["p"]);
+    assert_eq!(overlapped.stats.scanned.len(), 3);
+    // Forget the scan results only: the toolchain is cached, so the scanner runs after.
+    for e in std::fs::read_dir(p.cache.path()).unwrap() {
+        let path = e.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("scan-")
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let after = evaluate(&p.root(), &opts, None).unwrap();
+    assert!(after.stats.prescanned.is_empty());
+    assert_eq!(after.stats.scanned, overlapped.stats.scanned);
+    let drvs = |e: &cmod_evaluator::Evaluation| {
+        e.derived()
+            .unwrap()
+            .derivations
+            .iter()
+            .map(|(p, d)| (p.to_string(), serde_json::to_string(d).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(drvs(&overlapped), drvs(&after));
+    // With both caches warm nothing is scanned at all.
+    let warm = evaluate(&p.root(), &opts, None).unwrap();
+    assert!(warm.stats.scanned.is_empty() && warm.stats.prescanned.is_empty());
+}

@@ -59,6 +59,66 @@ pub fn discover(
     req: &ToolchainRequest,
     cache_dir: Option<&Path>,
 ) -> Result<ToolchainInfo, EvalError> {
+    match lookup(req, cache_dir)? {
+        Lookup::Cached(info) => Ok(info),
+        Lookup::Missing(pending) => pending.identify(),
+    }
+}
+
+/// The result of [`lookup`].
+#[derive(Debug)]
+pub enum Lookup {
+    /// The cached description is still valid (its version requirement checked).
+    Cached(ToolchainInfo),
+    /// The toolchain must be probed and hashed: [`Pending::identify`].
+    Missing(Pending),
+}
+
+/// A toolchain found on disk whose identity is not cached yet.
+#[derive(Debug)]
+pub struct Pending {
+    req: ToolchainRequest,
+    cxx: PathBuf,
+    cache_file: Option<PathBuf>,
+}
+
+impl Pending {
+    /// The driver that will be identified.
+    pub fn driver(&self) -> &Path {
+        &self.cxx
+    }
+
+    /// The scanner identification will most likely pick: `clang-scan-deps` next to the
+    /// real driver binary. Callers may start work with it early, and must check the
+    /// identified toolchain's `scan_deps` before trusting that work.
+    pub fn likely_scanner(&self) -> Option<PathBuf> {
+        let dir = self.cxx.canonicalize().ok()?.parent()?.to_path_buf();
+        let s = dir.join("clang-scan-deps");
+        is_executable(&s).then_some(s)
+    }
+
+    /// Probe and hash the toolchain, and cache the result.
+    pub fn identify(self) -> Result<ToolchainInfo, EvalError> {
+        let (info, stamps, link_stamps) = compute(&self.cxx, self.req.stdlib)?;
+        if let Some(file) = &self.cache_file {
+            write_json_atomic(
+                file,
+                &CacheEntry {
+                    version: CACHE_VERSION,
+                    info: info.clone(),
+                    stamps,
+                    link_stamps,
+                },
+            );
+        }
+        check_version(&self.req, &info)?;
+        Ok(info)
+    }
+}
+
+/// Find the driver, and its description in the cache in `cache_dir` if that is still
+/// valid (a stat per hashed file and directory; no process runs).
+pub fn lookup(req: &ToolchainRequest, cache_dir: Option<&Path>) -> Result<Lookup, EvalError> {
     let name = req.compiler.as_deref().unwrap_or(DEFAULT_COMPILER);
     let cxx = find_program(name).ok_or_else(|| {
         EvalError::new(
@@ -85,26 +145,17 @@ pub fn discover(
         .as_deref()
         .and_then(read_json::<CacheEntry>)
         .filter(|c| c.version == CACHE_VERSION && stamps_match(c));
-    let info = match cached {
-        Some(c) => c.info,
-        None => {
-            let (info, stamps, link_stamps) = compute(&cxx, req.stdlib)?;
-            if let Some(file) = &cache_file {
-                write_json_atomic(
-                    file,
-                    &CacheEntry {
-                        version: CACHE_VERSION,
-                        info: info.clone(),
-                        stamps,
-                        link_stamps,
-                    },
-                );
-            }
-            info
+    match cached {
+        Some(c) => {
+            check_version(req, &c.info)?;
+            Ok(Lookup::Cached(c.info))
         }
-    };
-    check_version(req, &info)?;
-    Ok(info)
+        None => Ok(Lookup::Missing(Pending {
+            req: req.clone(),
+            cxx,
+            cache_file,
+        })),
+    }
 }
 
 fn stamps_match(c: &CacheEntry) -> bool {
