@@ -370,7 +370,8 @@ pub struct AddArgs {
     pub rev: Option<String>,
     #[arg(long)]
     pub branch: Option<String>,
-    /// A semver requirement on the repository's tags, e.g. `^1.2`.
+    /// A semver requirement, e.g. `^1.2`: with --git, on the repository's tags; with
+    /// --path, on the version of the package found there.
     #[arg(long)]
     pub version: Option<String>,
     /// A local package directory (relative to the manifest).

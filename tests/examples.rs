@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run, Sandbox};
+use common::{failure, run, Sandbox};
 
 #[test]
 fn hello_builds_runs_and_links_result() {
@@ -69,6 +69,49 @@ fn path_dependencies_one_importing_the_other() {
         built.contains(&"units-0.3.1-libunits.a".to_string()),
         "{built:?}"
     );
+}
+
+/// `{ path, version }`, written by `cmod add --path --version`: the package found at the
+/// path must satisfy the requirement, or the build stops at the dependency's line.
+#[test]
+fn a_path_dependency_with_a_version_requirement_is_checked() {
+    let s = Sandbox::new();
+    s.copy_example("path-deps");
+    let app = s.dir.path().join("path-deps/app");
+    let add = |req: &str| {
+        let out = s.cmod(
+            &app,
+            &["add", "units", "--path", "../units", "--version", req],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    add("^1");
+    let manifest = std::fs::read_to_string(app.join("cmod.toml")).unwrap();
+    assert!(
+        manifest.contains("units = { path = \"../units\", version = \"^1\" }"),
+        "{manifest}"
+    );
+    let (code, err) = failure(&s.cmod(&app, &["realise"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "dependency `units` requires version `^1`, but the package at `../units` is `units` 0.3.1"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("cmod.toml:12:"),
+        "the dependency's line: {err}"
+    );
+    assert!(!app.join("cmod.lock").exists(), "nothing is locked");
+
+    add("~0.3");
+    let r = s.realise(&app, &[]).ok();
+    assert_eq!(run(&r.target("app"), &[]), "ten feet: 3.048 m\n");
 }
 
 #[test]

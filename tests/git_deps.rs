@@ -3,11 +3,13 @@
 //! `CMOD_GIT_REWRITE` (the manifests keep their honest URLs).
 
 mod common;
+mod servers;
 
 use std::path::{Path, PathBuf};
 
 use common::upstream::{Upstream, PREFIX};
 use common::{cmod_env, failure, git, run, Realised};
+use servers::git_http::GitHttp;
 
 fn numbers_app(u: &Upstream, name: &str, req: &str) -> PathBuf {
     u.app(
@@ -520,81 +522,11 @@ fn add_and_remove_keep_comments_and_formatting() {
     assert!(err.contains("`numbers` is not in [dependencies]"), "{err}");
 }
 
-/// A real smart-HTTP git server on loopback: `git http-backend` as a CGI program under
-/// Python's http.server, killed when dropped.
-struct HttpGitServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl HttpGitServer {
-    fn start(root: &Path, repos: &Path) -> HttpGitServer {
-        let cgi = root.join("cgi-bin");
-        std::fs::create_dir_all(&cgi).unwrap();
-        let script = cgi.join("git");
-        std::fs::write(&script, format!("#!/bin/sh\nexport GIT_PROJECT_ROOT={} GIT_HTTP_EXPORT_ALL=1\nexec git -c safe.directory='*' http-backend\n", repos.display())).unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        // Python's CGI runs scripts as `nobody`: let it read the repositories.
-        let _ = std::process::Command::new("chmod")
-            .args(["-R", "a+rX"])
-            .arg(repos)
-            .status();
-        let mut dir = repos.to_path_buf();
-        while let Some(parent) = dir.parent() {
-            let _ = std::process::Command::new("chmod")
-                .arg("a+x")
-                .arg(&dir)
-                .status();
-            dir = parent.to_path_buf();
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let server = HttpGitServer {
-            child: std::process::Command::new("python3")
-                .args([
-                    "-m",
-                    "http.server",
-                    "--cgi",
-                    "--bind",
-                    "127.0.0.1",
-                    &port.to_string(),
-                ])
-                .current_dir(root)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("python3 http.server"),
-            port,
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the HTTP git server did not start on port {port}");
-    }
-}
-
-impl Drop for HttpGitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn git_over_http_with_gix_transport() {
     let u = Upstream::new();
-    let server = HttpGitServer::start(&u.s.dir.path().join("www"), &u.repos);
-    let env = vec![(
-        "CMOD_GIT_REWRITE",
-        format!("{PREFIX}=http://127.0.0.1:{}/cgi-bin/git/", server.port),
-    )];
+    let server = GitHttp::start(&u.s.dir.path().join("git-http"), &u.repos);
+    let env = vec![("CMOD_GIT_REWRITE", format!("{PREFIX}={}", server.prefix()))];
     let dir = u.s.copy_example("with-deps");
     let r = Realised::parse(cmod_env(
         &dir,
@@ -614,6 +546,53 @@ fn git_over_http_with_gix_transport() {
     ))
     .ok();
     assert!(r.built().is_empty());
+}
+
+/// `https://` through gix's reqwest + rustls transport, against nginx with a certificate
+/// from a CA made by the test (git http-backend behind it): refused with the remedy
+/// until the CA is trusted through `SSL_CERT_FILE`, then built, run and locked with the
+/// https URL and the commit.
+#[test]
+fn git_over_https_trusts_only_configured_certificates() {
+    let u = Upstream::new();
+    let server = GitHttp::start_tls(&u.s.dir.path().join("git-https"), &u.repos);
+    let url = server.url("numbers.git");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let dir = u.app(
+        "over-https",
+        &format!("numbers = {{ git = \"{url}\", version = \"^1.2\" }}\n"),
+        &["numbers"],
+        "std::puts(numbers::version());",
+    );
+    let realise = ["realise", "--message-format", "json"];
+    let (code, err) = failure(&u.cmod(&dir, &realise));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("fetching `{url}` failed")), "{err}");
+    assert!(err.contains("certificate"), "{err}");
+    assert!(
+        err.contains("SSL_CERT_FILE"),
+        "the error names the fix: {err}"
+    );
+    assert!(!dir.join("cmod.lock").exists(), "nothing is locked");
+    let cached = std::fs::read_dir(u.s.store().join("v1/cache/git"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(cached, 0, "no half-made clone is left in the git cache");
+
+    let ca = server.ca().unwrap().to_str().unwrap().to_string();
+    let mut env = u.env();
+    env.push(("SSL_CERT_FILE", ca));
+    let r = Realised::parse(cmod_env(&dir, &u.s.store(), &realise, &env)).ok();
+    assert_eq!(run(&r.target("over-https"), &[]), "1.10.0\n");
+    let commit = git(
+        &u.repos.join("numbers.git"),
+        &["rev-parse", "v1.10.0^{commit}"],
+    );
+    let lock = u.lock(&dir);
+    assert!(
+        lock.contains(&format!("source = \"git+{url}?version=^1.2#{commit}\"")),
+        "{lock}"
+    );
 }
 
 #[test]

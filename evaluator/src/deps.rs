@@ -185,6 +185,14 @@ pub fn select_version<'r>(
         .max_by(|a, b| a.1.cmp(&b.1))
 }
 
+/// How to trust a server whose certificate comes from the user's own CA. gix's HTTP
+/// transport is reqwest + rustls with the platform verifier, which on Linux reads the
+/// system's roots through rustls-native-certs: `SSL_CERT_FILE` / `SSL_CERT_DIR` replace
+/// them, and git's own `http.sslCAInfo` is not consulted.
+const TRUST_HELP: &str = "if the server's certificate is from your own CA, name a PEM bundle \
+     with it in SSL_CERT_FILE (or a directory in SSL_CERT_DIR); these replace the system's \
+     roots, so include them too for other servers (git's http.sslCAInfo is not read)";
+
 impl Fetcher<'_> {
     fn locked(&self, name: &str, url: &str, reference: &GitRef) -> Option<&LockedPackage> {
         if self.update.releases(name) || self.precise.as_ref().is_some_and(|(p, _)| p == name) {
@@ -202,12 +210,14 @@ impl Fetcher<'_> {
             Network::Offline => self.git.open(url),
         };
         r.map_err(|e| {
-            let offline = matches!(e, git::GitError::NotCached { .. });
-            let mut err = EvalError::new(ErrorKind::Dependency, e.to_string());
-            if offline {
-                err = err.help("run `cmod fetch` while online to fill the store and the git cache");
+            let err = EvalError::new(ErrorKind::Dependency, e.to_string());
+            match e {
+                git::GitError::NotCached { .. } => {
+                    err.help("run `cmod fetch` while online to fill the store and the git cache")
+                }
+                git::GitError::Certificate { .. } => err.help(TRUST_HELP),
+                _ => err,
             }
-            err
         })
     }
 

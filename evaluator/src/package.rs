@@ -458,7 +458,11 @@ impl<'a> Loader<'a> {
             } else {
                 PackageSource::Path
             };
-            return self.visit(&dir, Some(location), source);
+            let id = self.visit(&dir, Some(location.clone()), source)?;
+            if let Some(req) = &spec.version {
+                self.check_path_version(id, dep_name, &req.0, path, &location)?;
+            }
+            return Ok(id);
         }
         let url = spec.git.clone().unwrap_or_default();
         let reference = GitRef::of(&spec).ok_or_else(|| {
@@ -560,6 +564,39 @@ impl<'a> Loader<'a> {
         self.visit(&dir, Some(location), PackageSource::Git(pkg))
     }
 
+    /// As in Cargo, `{ path = "...", version = "..." }` requires the package found at the
+    /// path to satisfy the requirement. (A key naming another package is reported by the
+    /// caller instead.)
+    fn check_path_version(
+        &self,
+        id: PackageId,
+        dep_name: &str,
+        req: &semver::VersionReq,
+        path: &str,
+        location: &Location,
+    ) -> Result<(), EvalError> {
+        let found = &self.done[id];
+        if found.name != dep_name || req.matches(&found.version) {
+            return Ok(());
+        }
+        Err(EvalError::new(
+            ErrorKind::Dependency,
+            format!(
+                "dependency `{dep_name}` requires version `{req}`, but the package at `{path}` is `{dep_name}` {}",
+                found.version
+            ),
+        )
+        .at(location.clone())
+        .note(
+            Some(found.file.location_or_file(found.file.manifest.package.as_ref().map_or(0..0, |p| p.version.span()))),
+            format!("`{dep_name}` {} is declared here", found.version),
+        )
+        .help(format!(
+            "change the requirement to one that {} satisfies, or point `path` at a matching `{dep_name}`",
+            found.version
+        )))
+    }
+
     /// Resolve `{ workspace = true }` to the workspace's entry (paths relative to the
     /// workspace root); other specs are returned as they are, relative to `file`.
     fn inherit(
@@ -628,12 +665,17 @@ fn check_shape(s: &DependencySpec, name: &str, location: &Location) -> Result<()
             format!("dependency `{name}` has no source"),
             "add `path = \"../dir\"` or `git = \"https://...\"`",
         ),
-        (Some(_), None) if !pins.is_empty() => invalid(
+        (Some(_), None) if pins.iter().any(|p| *p != "version") => invalid(
             format!(
                 "dependency `{name}` is a path dependency but sets `{}`",
-                pins.join("`, `")
+                pins.iter()
+                    .filter(|p| **p != "version")
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("`, `")
             ),
-            "`tag`, `rev`, `branch` and `version` only apply to `git` dependencies",
+            "`tag`, `rev` and `branch` only apply to `git` dependencies \
+             (a path dependency may state a `version` requirement)",
         ),
         (None, Some(_)) if pins.len() > 1 => invalid(
             format!(

@@ -2,12 +2,13 @@
 //!
 //! A workspace is a directory whose `cmod.toml` has a `[workspace]` table (and optionally a
 //! `[package]` of its own). Members are the directories matched by `members` globs that
-//! hold a `cmod.toml`, minus `exclude`. Like Cargo, a package directory belongs to the
+//! hold a `cmod.toml`, minus those matched by `exclude` globs and everything below them.
+//! `*` stays within one path component and `**` spans any number, as in Cargo. Like Cargo, a package directory belongs to the
 //! nearest enclosing workspace that lists it; otherwise it stands alone.
 
 use std::path::{Path, PathBuf};
 
-use globset::Glob;
+use globset::{GlobBuilder, GlobMatcher};
 
 use crate::error::{ErrorKind, EvalError};
 use crate::manifest_file::{ManifestFile, MANIFEST_NAME};
@@ -20,6 +21,34 @@ pub struct Workspace {
     pub members: Vec<PathBuf>,
 }
 
+/// A member or exclude glob, matched against paths relative to the workspace root. As
+/// in Cargo, `*`, `?` and `[...]` never match `/` (so `libs/*` is the directories directly
+/// in `libs`), while `**` matches any number of directories (`libs/**` is every
+/// directory below `libs`).
+fn compile(
+    file: &ManifestFile,
+    pattern: &toml::Spanned<String>,
+    what: &str,
+) -> Result<GlobMatcher, EvalError> {
+    GlobBuilder::new(pattern_text(pattern))
+        .literal_separator(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| {
+            EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("`{}` is not a valid {what} glob: {e}", pattern.get_ref()),
+            )
+            .at(file.location_or_file(pattern.span()))
+        })
+}
+
+/// A glob as written, without a leading `./` or trailing `/`.
+fn pattern_text(pattern: &toml::Spanned<String>) -> &str {
+    let text = pattern.get_ref().trim_end_matches('/');
+    text.strip_prefix("./").unwrap_or(text)
+}
+
 /// The member directories of the workspace whose root manifest is `file`.
 fn member_dirs(file: &ManifestFile) -> Result<Vec<PathBuf>, EvalError> {
     let root = file.dir().to_path_buf();
@@ -30,39 +59,42 @@ fn member_dirs(file: &ManifestFile) -> Result<Vec<PathBuf>, EvalError> {
     if file.manifest.package.is_some() {
         out.push(root.clone());
     }
-    let excluded: Vec<PathBuf> = ws
+    let excluded = ws
         .get_ref()
         .exclude
         .iter()
-        .map(|e| root.join(e.trim_end_matches('/')))
-        .collect();
+        .map(|e| compile(file, e, "exclude"))
+        .collect::<Result<Vec<_>, _>>()?;
     for pattern in &ws.get_ref().members {
-        let glob = Glob::new(pattern.get_ref().trim_end_matches('/'))
-            .map_err(|e| {
-                EvalError::new(
-                    ErrorKind::ManifestInvalid,
-                    format!("`{}` is not a valid member glob: {e}", pattern.get_ref()),
-                )
-                .at(file.location_or_file(pattern.span()))
-            })?
-            .compile_matcher();
+        let glob = compile(file, pattern, "member")?;
+        // Without `**` a match is exactly as deep as the pattern: walk no deeper.
+        let text = pattern_text(pattern);
+        let depth = if text.contains("**") {
+            usize::MAX
+        } else {
+            text.split('/').filter(|c| !c.is_empty()).count()
+        };
         let before = out.len();
         for entry in walkdir::WalkDir::new(&root)
             .min_depth(1)
+            .max_depth(depth)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| {
-                e.file_type().is_dir() && !e.file_name().to_string_lossy().starts_with('.')
+                // An excluded directory takes everything below it along (Cargo's rule).
+                e.file_type().is_dir()
+                    && !e.file_name().to_string_lossy().starts_with('.')
+                    && !e
+                        .path()
+                        .strip_prefix(&root)
+                        .is_ok_and(|rel| excluded.iter().any(|x| x.is_match(rel)))
             })
             .flatten()
         {
             let Ok(rel) = entry.path().strip_prefix(&root) else {
                 continue;
             };
-            if glob.is_match(rel)
-                && entry.path().join(MANIFEST_NAME).is_file()
-                && !excluded.iter().any(|x| x == entry.path())
-            {
+            if glob.is_match(rel) && entry.path().join(MANIFEST_NAME).is_file() {
                 out.push(entry.path().to_path_buf());
             }
         }
@@ -76,7 +108,8 @@ fn member_dirs(file: &ManifestFile) -> Result<Vec<PathBuf>, EvalError> {
             )
             .at(file.location_or_file(pattern.span()))
             .help(
-                "each member is a directory (relative to the workspace root) holding a cmod.toml",
+                "each member is a directory (relative to the workspace root) holding a cmod.toml; \
+                 `*` does not cross `/` (use `**` for any depth), and `exclude` removes directories",
             ));
         }
     }
@@ -162,6 +195,105 @@ mod tests {
             find(&root.join("crates/old")).unwrap().is_none(),
             "excluded packages stand alone"
         );
+    }
+
+    fn package(root: &Path, rel: &str) {
+        let name = rel.rsplit('/').next().unwrap();
+        write(
+            root,
+            &format!("{rel}/cmod.toml"),
+            &format!("[package]\nname = \"{name}\"\nversion = \"1.0.0\"\n"),
+        );
+    }
+
+    /// Members of a workspace whose root manifest says `workspace`, relative to the root.
+    fn members(workspace: &str, packages: &[&str]) -> Result<Vec<String>, EvalError> {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        write(&root, "cmod.toml", &format!("[workspace]\n{workspace}"));
+        for p in packages {
+            package(&root, p);
+        }
+        let ws = find(&root)?.expect("a workspace");
+        Ok(ws
+            .members
+            .iter()
+            .map(|m| {
+                m.strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect())
+    }
+
+    const TREE: &[&str] = &[
+        "libs/a",
+        "libs/a/nested",
+        "libs/b",
+        "libs/b/deep/er",
+        "libs/old",
+        "libs/old/inner",
+        "libs/a-old",
+        "tools/x",
+    ];
+
+    #[test]
+    fn a_star_does_not_cross_a_slash() {
+        let m = members("members = [\"libs/*\"]\n", TREE).unwrap();
+        assert_eq!(m, ["libs/a", "libs/a-old", "libs/b", "libs/old"]);
+        let m = members("members = [\"*/a\", \"libs/?\"]\n", TREE).unwrap();
+        assert_eq!(m, ["libs/a", "libs/b"]);
+        let m = members("members = [\"libs/*/*\"]\n", TREE).unwrap();
+        assert_eq!(m, ["libs/a/nested", "libs/old/inner"]);
+    }
+
+    #[test]
+    fn a_double_star_spans_directories() {
+        let m = members("members = [\"libs/**\"]\n", TREE).unwrap();
+        assert_eq!(
+            m,
+            [
+                "libs/a",
+                "libs/a/nested",
+                "libs/a-old",
+                "libs/b",
+                "libs/b/deep/er",
+                "libs/old",
+                "libs/old/inner"
+            ]
+        );
+        let m = members("members = [\"**/inner\", \"./tools/x/\"]\n", TREE).unwrap();
+        assert_eq!(m, ["libs/old/inner", "tools/x"]);
+    }
+
+    #[test]
+    fn exclude_takes_globs_and_everything_below_a_match() {
+        let m = members(
+            "members = [\"libs/**\"]\nexclude = [\"libs/*old\", \"libs/b/deep\"]\n",
+            TREE,
+        )
+        .unwrap();
+        assert_eq!(m, ["libs/a", "libs/a/nested", "libs/b"]);
+        let m = members("members = [\"libs/*\"]\nexclude = [\"**/a\"]\n", TREE).unwrap();
+        assert_eq!(m, ["libs/a-old", "libs/b", "libs/old"]);
+        // A pattern whose every match is excluded matches nothing.
+        let e = members("members = [\"tools/*\"]\nexclude = [\"tools\"]\n", TREE).unwrap_err();
+        assert!(e.message.contains("matches no package directory"), "{e}");
+    }
+
+    #[test]
+    fn an_invalid_glob_is_an_error_at_its_line() {
+        let e = members(
+            "members = [\"libs/*\"]\nexclude = [\n  \"libs/[\",\n]\n",
+            TREE,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("not a valid exclude glob"), "{e}");
+        assert_eq!(e.location.unwrap().line, 4);
+        let e = members("members = [\"libs/{a\"]\n", TREE).unwrap_err();
+        assert!(e.message.contains("not a valid member glob"), "{e}");
+        assert_eq!(e.location.unwrap().line, 2);
     }
 
     #[test]

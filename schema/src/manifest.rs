@@ -71,9 +71,9 @@ pub struct WorkspaceSpec {
     /// Globs of member directories, relative to the workspace root.
     #[serde(default)]
     pub members: Vec<Spanned<String>>,
-    /// Directories matched by `members` that are not members.
+    /// Globs of directories that are not members, nor is anything below them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exclude: Vec<String>,
+    pub exclude: Vec<Spanned<String>>,
     /// Dependencies members inherit with `name = { workspace = true }`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dependencies: BTreeMap<String, Spanned<DependencySpec>>,

@@ -103,6 +103,10 @@ const CASES: &[(&str, bool)] = &[
     ("[build]\nincludes = []\n", false),
     ("[dependencies]\nu = { path = \"../u\" }\n", true),
     (
+        "[dependencies]\nu = { path = \"../u\", version = \"^1.2\" }\n",
+        true,
+    ),
+    (
         "[dependencies]\nu = { git = \"file:///r\", tag = \"v1\" }\n",
         true,
     ),
@@ -136,6 +140,7 @@ fn schema_rejects_mixed_dependency_sources() {
     let v = schema("manifest.schema.json");
     for bad in [
         "[dependencies]\nu = { path = \"../u\", git = \"file:///r\" }\n",
+        "[dependencies]\nu = { path = \"../u\", tag = \"v1\" }\n",
         "[dependencies]\nu = { git = \"file:///r\", tag = \"v1\", rev = \"abc\" }\n",
         "[dependencies]\nu = { tag = \"v1\" }\n",
         // Refused with the line by `manifest_cache_section` (a manifest is shared).

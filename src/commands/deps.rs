@@ -174,7 +174,7 @@ fn dependency_table(doc: &mut DocumentMut, dev: bool) -> Result<&mut Table, CliE
         .ok_or_else(|| CliError::usage(format!("[{key}] in cmod.toml is not a table"), None))
 }
 
-/// `cmod add <name> (--git URL [--tag|--rev|--branch|--version] | --path P)`.
+/// `cmod add <name> (--git URL [--tag|--rev|--branch|--version] | --path P [--version])`.
 pub fn add(cli: &Cli, args: &AddArgs) -> Result<(), CliError> {
     PackageName::new(&args.name).map_err(|e| CliError::usage(e, None))?;
     let pins: Vec<(&str, &String)> = [
@@ -186,20 +186,20 @@ pub fn add(cli: &Cli, args: &AddArgs) -> Result<(), CliError> {
     .into_iter()
     .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
     .collect();
+    if let Some(v) = &args.version {
+        v.parse::<semver::VersionReq>().map_err(|e| {
+            CliError::usage(
+                format!("`{v}` is not a version requirement: {e}"),
+                Some("e.g. `^1.2`".into()),
+            )
+        })?;
+    }
     let mut spec = InlineTable::new();
     match (&args.git, &args.path) {
         (Some(url), None) => {
             spec.insert("git", Value::from(url.as_str()));
             match pins.as_slice() {
                 [(k, v)] => {
-                    if *k == "version" {
-                        v.parse::<semver::VersionReq>().map_err(|e| {
-                            CliError::usage(
-                                format!("`{v}` is not a version requirement: {e}"),
-                                Some("e.g. `^1.2`".into()),
-                            )
-                        })?;
-                    }
                     spec.insert(*k, Value::from(v.as_str()));
                 }
                 [] => {
@@ -216,12 +216,17 @@ pub fn add(cli: &Cli, args: &AddArgs) -> Result<(), CliError> {
                 }
             }
         }
-        (None, Some(path)) if pins.is_empty() => {
+        // Like Cargo, a path dependency may state a version requirement, which the
+        // package found there must satisfy.
+        (None, Some(path)) if pins.iter().all(|(k, _)| *k == "version") => {
             spec.insert("path", Value::from(path.as_str()));
+            if let Some(v) = &args.version {
+                spec.insert("version", Value::from(v.as_str()));
+            }
         }
         (None, Some(_)) => {
             return Err(CliError::usage(
-                "--tag, --rev, --branch and --version only apply to --git",
+                "--tag, --rev and --branch only apply to --git",
                 None,
             ))
         }

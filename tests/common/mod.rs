@@ -76,7 +76,9 @@ pub fn cmod_env(cwd: &Path, store: &Path, args: &[&str], env: &[(&str, String)])
         .args(args)
         .current_dir(cwd)
         .env_remove("CMOD_STORE")
-        .env_remove("CMOD_GIT_REWRITE");
+        .env_remove("CMOD_GIT_REWRITE")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR");
     for (k, v) in env {
         cmd.env(k, v);
     }

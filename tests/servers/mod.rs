@@ -1,8 +1,11 @@
-//! Real servers on loopback for the sharing tests: OpenSSH `sshd` with keys made here,
-//! and nginx with WebDAV PUT behind a bearer token. A server that cannot start fails the
+//! Real servers on loopback: OpenSSH `sshd` with keys made here, nginx with WebDAV PUT
+//! behind a bearer token (the sharing tests), and `git http-backend` behind nginx through
+//! fcgiwrap ([`git_http`], the git dependency tests). A server that cannot start fails the
 //! test with its log; nothing is skipped.
 
 #![allow(dead_code)]
+
+pub mod git_http;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -225,6 +228,11 @@ impl Nginx {
     }
 
     fn start_with(dir: &Path, tls: bool) -> Nginx {
+        Nginx::start_with_locations(dir, tls, "")
+    }
+
+    /// The server with extra `location` blocks (nginx syntax) ahead of the WebDAV root.
+    pub fn start_with_locations(dir: &Path, tls: bool, locations: &str) -> Nginx {
         let root = dir.join("www");
         std::fs::create_dir_all(&root).unwrap();
         for t in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
@@ -251,7 +259,7 @@ impl Nginx {
              client_max_body_size 0;\n  keepalive_requests 100000;\n\
              map $http_authorization $auth_ok {{ default 0; \"Bearer {TOKEN}\" 1; }}\n\
              map \"$request_method$auth_ok\" $deny {{ default 0; PUT0 1; }}\n\
-             server {{\n    {listen}\n    root {root};\n    location / {{\n      \
+             server {{\n    {listen}\n    root {root};\n    {locations}\n    location / {{\n      \
              if ($deny) {{ return 401; }}\n      dav_methods PUT;\n      create_full_put_path on;\n      \
              dav_access user:rw group:r all:r;\n    }}\n  }}\n}}\n",
             root = root.display()

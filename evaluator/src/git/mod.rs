@@ -25,6 +25,10 @@ pub enum GitError {
     Open { path: PathBuf, message: String },
     #[error("fetching `{url}` failed: {message}")]
     Fetch { url: String, message: String },
+    /// The server's TLS certificate is not trusted (HTTPS goes through reqwest + rustls,
+    /// whose roots are the system's, or `SSL_CERT_FILE` / `SSL_CERT_DIR` instead).
+    #[error("fetching `{url}` failed: the server's TLS certificate is not trusted: {message}")]
+    Certificate { url: String, message: String },
     #[error("`{url}` is not in the git cache; fetch it while online (`cmod fetch`)")]
     NotCached { url: String },
     #[error("git object {id} is missing or unreadable: {message}")]
@@ -222,12 +226,42 @@ pub fn parse_id(hex: &str) -> Option<ObjectId> {
     ObjectId::from_hex(hex.as_bytes()).ok()
 }
 
+/// An error and its sources, joined with `: ` (gix's transport errors say only
+/// "Transport handshake failed" at the top; the cause is further down).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s
+}
+
+/// A failed fetch of `url`; an untrusted server certificate gets its own variant, which
+/// says how to trust it.
+fn fetch_error(url: &str, e: &dyn std::error::Error) -> GitError {
+    let message = error_chain(e);
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("unknownissuer") {
+        return GitError::Certificate {
+            url: url.to_string(),
+            message,
+        };
+    }
+    GitError::Fetch {
+        url: url.to_string(),
+        message,
+    }
+}
+
 fn remote_fetch(url: &str, dir: &Path) -> Result<(), GitError> {
     use gix::remote::Direction;
-    let fail = |e: &dyn std::fmt::Display| GitError::Fetch {
-        url: url.to_string(),
-        message: e.to_string(),
-    };
+    let fail = |e: &dyn std::error::Error| fetch_error(url, e);
     let interrupt = std::sync::atomic::AtomicBool::new(false);
     let refspecs = ["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"];
     if !dir.join("HEAD").exists() {

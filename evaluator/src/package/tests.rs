@@ -134,6 +134,104 @@ fn conflicting_sources_are_rejected_at_the_line() {
 }
 
 #[test]
+fn a_path_dependency_may_require_a_version_of_what_it_finds() {
+    let t = tempfile::tempdir().unwrap();
+    write(t.path(), "b/cmod.toml", &pkg("b", ""));
+    for req in ["1.0.0", "^1", "~1.0", ">=0.9, <2", "*"] {
+        write(
+            t.path(),
+            "a/cmod.toml",
+            &pkg(
+                "a",
+                &format!("b = {{ path = \"../b\", version = \"{req}\" }}\n"),
+            ),
+        );
+        let g = load(&t.path().join("a")).unwrap_or_else(|e| panic!("{req}: {e}"));
+        assert_eq!(g.packages[0].name, "b");
+    }
+
+    write(
+        t.path(),
+        "a/cmod.toml",
+        &pkg("a", "b = { path = \"../b\", version = \"^2.1\" }\n"),
+    );
+    let e = load(&t.path().join("a")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Dependency);
+    assert!(
+        e.message
+            .contains("requires version `^2.1`, but the package at `../b` is `b` 1.0.0"),
+        "{e}"
+    );
+    let at = e.location.clone().unwrap();
+    assert!(at.file.ends_with("a/cmod.toml"), "{}", at.file.display());
+    assert_eq!(at.line, 5);
+    let declared = e.notes[0].location.clone().unwrap();
+    assert!(declared.file.ends_with("b/cmod.toml"));
+    assert_eq!(declared.line, 3, "the note points at b's `version`");
+
+    // Pre-releases match only requirements that name one, as in Cargo.
+    write(
+        t.path(),
+        "p/cmod.toml",
+        "[package]\nname = \"p\"\nversion = \"2.0.0-rc.1\"\n",
+    );
+    write(
+        t.path(),
+        "a/cmod.toml",
+        &pkg("a", "p = { path = \"../p\", version = \"^2\" }\n"),
+    );
+    let e = load(&t.path().join("a")).unwrap_err();
+    assert!(e.message.contains("`p` 2.0.0-rc.1"), "{e}");
+    write(
+        t.path(),
+        "a/cmod.toml",
+        &pkg("a", "p = { path = \"../p\", version = \"^2.0.0-rc.1\" }\n"),
+    );
+    load(&t.path().join("a")).unwrap();
+
+    // Git pins still do not apply to path dependencies.
+    write(
+        t.path(),
+        "a/cmod.toml",
+        &pkg(
+            "a",
+            "b = { path = \"../b\", version = \"^1\", tag = \"v1\" }\n",
+        ),
+    );
+    let e = load(&t.path().join("a")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ManifestInvalid);
+    assert!(
+        e.message.contains("is a path dependency but sets `tag`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_inherited_path_and_version_is_checked_at_the_workspace_entry() {
+    let t = tempfile::tempdir().unwrap();
+    write(
+        t.path(),
+        "cmod.toml",
+        "[workspace]\nmembers = [\"app\"]\n\n[workspace.dependencies]\ncore = { path = \"libs/core\", version = \"^3\" }\n",
+    );
+    write(t.path(), "libs/core/cmod.toml", &pkg("core", ""));
+    write(
+        t.path(),
+        "app/cmod.toml",
+        &pkg("app", "core = { workspace = true }\n"),
+    );
+    let e = load(&t.path().canonicalize().unwrap()).unwrap_err();
+    assert!(
+        e.message
+            .contains("requires version `^3`, but the package at `libs/core` is `core` 1.0.0"),
+        "{e}"
+    );
+    let at = e.location.unwrap();
+    assert!(!at.file.ends_with("app/cmod.toml"), "{}", at.file.display());
+    assert_eq!(at.line, 5);
+}
+
+#[test]
 fn missing_package_table() {
     let t = tempfile::tempdir().unwrap();
     write(t.path(), "a/cmod.toml", "[lib]\n");
