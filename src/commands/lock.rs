@@ -8,7 +8,7 @@ use cmod_schema::StorePath;
 use cmod_store::content;
 
 use crate::cli::{Cli, LockArgs};
-use crate::commands::realise::build_targets;
+use crate::commands::realise::build_outputs;
 use crate::diagnostic::CliError;
 use crate::progress::Progress;
 use crate::project::{load, Project};
@@ -138,15 +138,7 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
     if args.outputs {
         let targets = project.targets_named(&[])?;
         let progress = Progress::new(args.run.message_format, project.store.store_dir());
-        let (outputs, _) = build_targets(
-            &project,
-            &targets,
-            &args.run,
-            false,
-            None,
-            &progress,
-            |_, _| Ok(()),
-        )?;
+        let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
         let pins = lock
             .outputs
             .entry(profile(&project).to_string())

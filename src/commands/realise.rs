@@ -55,6 +55,17 @@ fn jobs(run: &RunOpts) -> usize {
     })
 }
 
+/// Realise `targets` plainly (no `--check`, no pins, nothing to do after): each
+/// target's output path.
+pub(crate) fn build_outputs(
+    project: &Project,
+    targets: &[Target],
+    run: &RunOpts,
+    progress: &Progress,
+) -> Result<Vec<StorePath>, CliError> {
+    build_targets(project, targets, run, false, None, progress, |_, _| Ok(())).map(|(o, _)| o)
+}
+
 /// Realise `targets`, reporting through `progress`. Returns each target's output path.
 /// On success `after` runs (with the outputs) before the final message, so a failure
 /// there (writing out-links, say) is reported by that message too.
@@ -495,14 +506,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
         },
     };
     let progress = Progress::new(args.run.message_format, project.store.store_dir());
-    let (outputs, _) = build_targets(
+    let outputs = build_outputs(
         &project,
         std::slice::from_ref(&target),
         &args.run,
-        false,
-        None,
         &progress,
-        |_, _| Ok(()),
     )?;
     let exe = outputs
         .first()

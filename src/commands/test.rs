@@ -16,7 +16,7 @@ use cmod_sandbox::{Action, ExitKind, Limits, Mode, SandboxError};
 use serde_json::json;
 
 use crate::cli::{Cli, TestArgs};
-use crate::commands::realise::{build_targets, sandbox_mode};
+use crate::commands::realise::{build_outputs, sandbox_mode};
 use crate::diagnostic::CliError;
 use crate::progress::Progress;
 use crate::project::{load_with_tests, Project};
@@ -47,15 +47,7 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     crate::commands::lock::prepare(&project, args.build.locked())?;
     let targets = test_targets(&project, &selected)?;
     let progress = Progress::new(args.run.message_format, project.store.store_dir());
-    let (outputs, _) = build_targets(
-        &project,
-        &targets,
-        &args.run,
-        false,
-        None,
-        &progress,
-        |_, _| Ok(()),
-    )?;
+    let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
     let names = Project::display_names(&selected);
     let exes: Vec<PathBuf> = outputs.iter().map(|p| project.store.path_of(p)).collect();
     if exes.len() != targets.len() {
