@@ -163,15 +163,19 @@ impl Project {
         Ok(self.eval.derived()?)
     }
 
-    /// Copy every source the derivations read into the store.
-    pub fn add_sources(&self) -> Result<(), CliError> {
-        let sources: Vec<_> = self
+    /// Every source the derivations read: (host file, store path, content hash).
+    pub fn sources(&self) -> Result<Vec<(&Path, &StorePath, &ContentHash)>, CliError> {
+        Ok(self
             .derived()?
             .sources
             .iter()
             .map(|s| (s.host.as_path(), &s.path, &s.hash))
-            .collect();
-        Ok(self.store.add_sources(&sources)?)
+            .collect())
+    }
+
+    /// Copy every source the derivations read into the store.
+    pub fn add_sources(&self) -> Result<(), CliError> {
+        Ok(self.store.add_sources(&self.sources()?)?)
     }
 
     /// The targets selected by `names` as (package, target), all of the selected members'

@@ -85,7 +85,7 @@ pub(crate) fn build_targets(
         progress,
         (|| {
             let enforced = sandbox_mode(run)?;
-            project.add_sources()?;
+            let sources = project.sources()?;
             let env = BuildEnv {
                 toolchain: &project.eval.toolchain,
                 sandbox: enforced.mode,
@@ -109,6 +109,7 @@ pub(crate) fn build_targets(
                 &RealiseOptions {
                     jobs: jobs(run),
                     check,
+                    sources: &sources,
                 },
                 progress,
             )?;

@@ -17,6 +17,7 @@ mod build;
 pub mod events;
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
@@ -33,11 +34,14 @@ use crate::layout::Store;
 
 /// Options of one realisation.
 #[derive(Debug, Clone)]
-pub struct RealiseOptions {
+pub struct RealiseOptions<'a> {
     pub jobs: usize,
     /// Rebuild derivations whose outputs are already in the store and compare the
     /// results bit for bit (`--check`).
     pub check: bool,
+    /// User files to add to the store as source paths before anything is built (host
+    /// path, store path, the hash the evaluator saw): see [`Store::add_sources`].
+    pub sources: &'a [(&'a Path, &'a StorePath, &'a ContentHash)],
 }
 
 /// What a realisation produced.
@@ -266,20 +270,37 @@ pub fn realise(
 ) -> Result<Realisation, RealiseError> {
     let _gc = store.gc_guard()?;
     let order = needed(drvs, targets)?;
-    write_derivations(store, drvs, &order)?;
     reporter.event(&Event::Planned { total: order.len() });
-    // Substitute what the configured substituters have (never for --check).
-    let substituted = match crate::substitute::configured().filter(|_| !opts.check) {
-        Some(cfg) => crate::substitute::walk(
-            store,
-            drvs,
-            &order,
-            env.sandbox.as_str(),
-            &cfg,
-            &Observe(reporter),
-        )?,
-        None => HashMap::new(),
-    };
+    // Sources and derivations are written while substituters are asked for the outputs:
+    // neither needs the other (substitution works from the derivations in memory), and
+    // a fully substituted build would otherwise wait for hundreds of small store writes
+    // before its first download. Both are done before anything is built.
+    let (written, substituted) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| -> Result<(), RealiseError> {
+            store.add_sources(opts.sources)?;
+            write_derivations(store, drvs, &order)?;
+            Ok(())
+        });
+        // Substitute what the configured substituters have (never for --check).
+        let substituted = match crate::substitute::configured().filter(|_| !opts.check) {
+            Some(cfg) => crate::substitute::walk(
+                store,
+                drvs,
+                &order,
+                env.sandbox.as_str(),
+                &cfg,
+                &Observe(reporter),
+            )
+            .map_err(RealiseError::from),
+            None => Ok(HashMap::new()),
+        };
+        let written = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (written, substituted)
+    });
+    written?;
+    let substituted = substituted?;
 
     let index: HashMap<&StorePath, usize> = order.iter().enumerate().map(|(i, d)| (d, i)).collect();
     let mut nodes: Vec<Node> = order
