@@ -6,6 +6,7 @@ mod commands;
 mod diagnostic;
 mod progress;
 mod project;
+mod scan_entries;
 mod source_paths;
 
 use clap::Parser;

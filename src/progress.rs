@@ -137,6 +137,8 @@ impl Progress {
             out_paths,
             error,
             sandbox,
+            scanned,
+            scans_substituted,
         } = summary;
         match self.format {
             MessageFormat::Json => self.json_line(json!({
@@ -155,6 +157,8 @@ impl Progress {
                     "mode": e.mode.as_str(),
                     "landlock_abi": e.landlock_abi,
                 })),
+                "scanned": scanned,
+                "scans_substituted": scans_substituted,
                 "elapsed_secs": secs,
             })),
             MessageFormat::Human => {
@@ -199,6 +203,10 @@ pub struct Summary {
     /// The isolation the sandbox enforced, when build steps could run (not on the
     /// no-op path, which runs nothing).
     pub sandbox: Option<Enforcement>,
+    /// Units this run's evaluation scanned with `clang-scan-deps`.
+    pub scanned: usize,
+    /// Units whose scan came from a substituter's scan entries.
+    pub scans_substituted: usize,
 }
 
 /// How the Finished line names the enforced isolation: `sandbox full, Landlock ABI 7`.

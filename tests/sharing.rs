@@ -69,6 +69,15 @@ impl Signed {
         assert_eq!(subs.len(), 6, "{:?}", r.messages);
         assert!(subs.iter().all(|m| m["from"] == url), "{subs:?}");
         assert_eq!(r.finished()["substituted"], 6);
+        // Binary caches serve the signed scan results too, so nothing is scanned here;
+        // ssh:// stores do not, so the three units are scanned locally.
+        let (scanned, from_cache) = if url.starts_with("ssh://") {
+            (3, 0)
+        } else {
+            (0, 3)
+        };
+        assert_eq!(r.finished()["scanned"], scanned, "{:?}", r.finished());
+        assert_eq!(r.finished()["scans_substituted"], from_cache);
         assert_eq!(run(&r.target("hello"), &[]), "Hello, modules!\n");
         r
     }
@@ -495,6 +504,10 @@ fn builds_are_signed_as_they_are_built_with_configured_secret_keys() {
     let r = Realised::parse(out).ok();
     assert!(r.built().is_empty());
     assert_eq!(r.finished()["substituted"], 6);
+    // The scans were signed as they were made too, so the fresh store scanned nothing.
+    assert_eq!(r.finished()["scans_substituted"], 3, "{:?}", r.finished());
+    assert_eq!(r.finished()["scanned"], 0);
+    assert_eq!(std::fs::read_dir(a.join("v1/scans")).unwrap().count(), 3);
     // A missing key file is a usage error that names it.
     std::fs::write(&cfg, "[cache]\nsecret-key-files = [\"/nonexistent/key\"]\n").unwrap();
     let out = cmod_env(&dir, &a, &["realise", "--no-link"], &env);

@@ -529,3 +529,85 @@ fn health_commands_why_depends_path_info_closure_sizes_and_gc_flags() {
         stderr(&out)
     );
 }
+
+/// Scan entries are an optimisation: unsigned ones are ignored with a warning (the units
+/// are scanned here and the build still substitutes), forged ones are an integrity error.
+#[test]
+fn unsigned_scan_entries_are_ignored_and_forged_ones_refused() {
+    let s = Sandbox::new();
+    let cache = s.dir.path().join("cache");
+    let url = format!("file://{}", cache.display());
+    let (dir, pk) = pushed(&s, &url, &[]);
+    let scans: Vec<PathBuf> = std::fs::read_dir(cache.join("scan"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(scans.len(), 3, "one scan entry per unit of hello");
+    // What cmod publishes conforms to the published schema.
+    let schema_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/schemas/scan-entry.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for p in &scans {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", p.display());
+        assert_eq!(v["signatures"].as_array().map(Vec::len), Some(1), "{v}");
+    }
+    let realise = |store: &str| {
+        cmod_env(
+            &dir,
+            &s.dir.path().join(store),
+            &[
+                "realise",
+                "--message-format",
+                "json",
+                "--no-link",
+                "--substituters",
+                &url,
+                "--trusted-public-keys",
+                &pk,
+            ],
+            &[],
+        )
+    };
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        for p in &scans {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            f(&mut v);
+            std::fs::write(p, serde_json::to_vec(&v).unwrap()).unwrap();
+        }
+    };
+    // Forged: a signed result changed after signing (it claims another import).
+    let originals: Vec<Vec<u8>> = scans.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    edit(&|v| {
+        v["result"]["requires"] = serde_json::json!(["evil"]);
+    });
+    let out = realise("forged");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("scan/") && err.contains("the scan entry's signature is invalid"),
+        "{err}"
+    );
+    assert!(err.contains("does not verify"), "{err}");
+    // Unsigned: not used; the units are scanned locally and the outputs substituted.
+    for (p, o) in scans.iter().zip(&originals) {
+        std::fs::write(p, o).unwrap();
+    }
+    edit(&|v| {
+        v.as_object_mut().unwrap().remove("signatures");
+    });
+    let r = common::Realised::parse(realise("unsigned")).ok();
+    assert!(r.built().is_empty(), "{:?}", r.built());
+    assert_eq!(r.finished()["substituted"], 6);
+    assert_eq!(r.finished()["scanned"], 3);
+    assert_eq!(r.finished()["scans_substituted"], 0);
+    assert!(
+        r.stderr().contains("3 scan result(s)") && r.stderr().contains("it is not signed"),
+        "{}",
+        r.stderr()
+    );
+}

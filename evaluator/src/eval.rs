@@ -18,7 +18,8 @@ use crate::flags::{package_flags, PackageFlags, ProfileName};
 use crate::graph::{ModuleGraph, Origin, Owner, RawUnit};
 use crate::lexer::Declarations;
 use crate::package::{LoadOptions, PackageGraph};
-use crate::scan::{scan_package, Prescan, ScanItem, Scanned};
+use crate::scan::{scan_package, ScanItem, ScanSource, Scanned};
+use crate::scanner::Prescan;
 use crate::sources::{find_sources, PackageSources};
 use crate::toolchain::ToolchainRequest;
 
@@ -32,6 +33,9 @@ pub struct EvalOptions {
     pub select: Vec<String>,
     /// Include the selected members' `[[test]]` binaries (for `cmod test`).
     pub with_tests: bool,
+    /// Where to look for scan results the local cache lacks before running the scanner
+    /// (the substituters' scan entries).
+    pub scan_source: Option<std::sync::Arc<dyn ScanSource>>,
 }
 
 /// The result of evaluating a package directory. Derivations are emitted on first use
@@ -49,6 +53,8 @@ pub struct Evaluation {
     pub warnings: Vec<EvalError>,
     /// What this evaluation had to compute rather than take from its caches.
     pub stats: EvalStats,
+    /// Every scanned unit's scan key and result (what scan entries publish).
+    scan_records: Vec<(ContentHash, Scanned)>,
     derived: OnceLock<Result<Derived, EvalError>>,
 }
 
@@ -61,9 +67,24 @@ pub struct EvalStats {
     /// Packages whose scanner run overlapped toolchain identification (an empty
     /// toolchain cache) and was used.
     pub prescanned: Vec<String>,
+    /// Units whose scan came from the [`EvalOptions::scan_source`] (`<package>/<path>`).
+    pub scans_substituted: Vec<String>,
 }
 
 impl Evaluation {
+    /// Every scanned unit's scan entry content: its key and result as JSON (what
+    /// `cmod store sign` signs and `cmod copy --to` publishes).
+    pub fn scan_entries(&self) -> Vec<(ContentHash, serde_json::Value)> {
+        let mut out: Vec<(ContentHash, serde_json::Value)> = self
+            .scan_records
+            .iter()
+            .filter_map(|(k, s)| Some((*k, serde_json::to_value(s).ok()?)))
+            .collect();
+        out.sort_by_key(|e| e.0);
+        out.dedup_by(|a, b| a.0 == b.0);
+        out
+    }
+
     /// The derivations, emitted on first call.
     pub fn derived(&self) -> Result<&Derived, EvalError> {
         self.derived
@@ -285,8 +306,11 @@ pub fn evaluate(
     let (toolchain, prescans) = match lookup {
         crate::toolchain::Lookup::Cached(info) => (info, Vec::new()),
         crate::toolchain::Lookup::Missing(pending) => {
+            // With a scan source the results will most likely come from there: do not
+            // spend the cores identification needs on a scan.
             let tools = pending
                 .likely_scanner()
+                .filter(|_| opts.scan_source.is_none())
                 .map(|s| (pending.driver().to_path_buf(), s));
             std::thread::scope(|scope| {
                 let pre = scope.spawn(|| {
@@ -309,7 +333,7 @@ pub fn evaluate(
     check_package_toolchains(&packages, &toolchain)?;
 
     // Scan each package (one scanner process per package with cache misses).
-    let scanned: Vec<(Vec<RawUnit>, Vec<String>, Option<String>)> = packages
+    let scanned: Vec<(Vec<RawUnit>, Vec<String>, ScanExtras)> = packages
         .packages
         .par_iter()
         .zip(prepared)
@@ -328,6 +352,7 @@ pub fn evaluate(
                 &files,
                 opts.cache_dir.as_deref(),
                 prescans.get(p).and_then(Option::as_ref),
+                opts.scan_source.as_deref(),
             )?;
             let results = &scan.results;
             let rescanned = scan
@@ -349,17 +374,37 @@ pub fn evaluate(
                     }
                 })
                 .collect();
-            let prescanned = scan.prescanned.then(|| pkg.name.clone());
-            Ok((units, rescanned, prescanned))
+            let extra = ScanExtras {
+                prescanned: scan.prescanned.then(|| pkg.name.clone()),
+                substituted: scan
+                    .substituted
+                    .iter()
+                    .map(|rel| format!("{}/{rel}", pkg.name))
+                    .collect(),
+                records: scan
+                    .keys
+                    .iter()
+                    .copied()
+                    .zip(scan.results.iter().cloned())
+                    .collect(),
+                warnings: scan.warnings.clone(),
+            };
+            Ok((units, rescanned, extra))
         })
         .collect::<Result<_, EvalError>>()?;
     let mut stats = EvalStats::default();
     let mut raw: Vec<RawUnit> = Vec::new();
-    for (units, rescanned, prescanned) in scanned {
+    let mut scan_records = Vec::new();
+    let mut scan_warnings = Vec::new();
+    for (units, rescanned, extra) in scanned {
         raw.extend(units);
         stats.scanned.extend(rescanned);
-        stats.prescanned.extend(prescanned);
+        stats.prescanned.extend(extra.prescanned);
+        stats.scans_substituted.extend(extra.substituted);
+        scan_records.extend(extra.records);
+        scan_warnings.extend(extra.warnings);
     }
+    scan_warnings.dedup();
     stats.scanned.sort();
     add_std_units(&toolchain, &mut raw)?;
 
@@ -367,6 +412,11 @@ pub fn evaluate(
     files.save();
     let mut warnings = packages.warnings.clone();
     warnings.extend(graph.warnings.iter().cloned());
+    warnings.extend(
+        scan_warnings
+            .into_iter()
+            .map(|w| EvalError::new(ErrorKind::Integrity, w)),
+    );
     Ok(Evaluation {
         packages,
         toolchain,
@@ -376,8 +426,17 @@ pub fn evaluate(
         profile: opts.profile,
         warnings,
         stats,
+        scan_records,
         derived: OnceLock::new(),
     })
+}
+
+/// What a package's scan adds besides its units.
+struct ScanExtras {
+    prescanned: Option<String>,
+    substituted: Vec<String>,
+    records: Vec<(ContentHash, Scanned)>,
+    warnings: Vec<String>,
 }
 
 /// A package's units, ready to scan.

@@ -26,6 +26,7 @@ pub mod manifest_file;
 pub mod package;
 pub mod paths;
 pub mod scan;
+pub mod scanner;
 pub mod sources;
 pub mod toolchain;
 pub mod workspace;

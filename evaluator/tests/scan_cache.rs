@@ -136,3 +136,84 @@ fn a_scan_overlapping_toolchain_identification_gives_the_same_results() {
     let warm = evaluate(&p.root(), &opts, None).unwrap();
     assert!(warm.stats.scanned.is_empty() && warm.stats.prescanned.is_empty());
 }
+
+/// A scan source that serves fixed results (as a binary cache's scan entries would).
+#[derive(Debug)]
+struct Served(std::collections::BTreeMap<cmod_schema::ContentHash, serde_json::Value>);
+
+impl cmod_evaluator::scan::ScanSource for Served {
+    fn fetch(
+        &self,
+        keys: &[cmod_schema::ContentHash],
+    ) -> Result<cmod_evaluator::scan::SubstitutedScans, cmod_evaluator::EvalError> {
+        Ok(cmod_evaluator::scan::SubstitutedScans {
+            found: keys
+                .iter()
+                .filter_map(|k| Some((*k, self.0.get(k)?.clone())))
+                .collect(),
+            warnings: vec!["one was not trusted".into()],
+        })
+    }
+}
+
+/// Results from a scan source replace the scanner, but only where every header they
+/// list is the same here; the rest are scanned. The outcome equals a local scan.
+#[test]
+fn served_scan_results_are_used_only_where_their_headers_match() {
+    let p = Project::new();
+    let local = evaluate(
+        &p.root(),
+        &EvalOptions {
+            cache_dir: Some(p.cache.path().to_path_buf()),
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    let served: std::collections::BTreeMap<_, _> = local.scan_entries().into_iter().collect();
+    assert_eq!(served.len(), 3);
+    let with_source = |cache: &Path| {
+        evaluate(
+            &p.root(),
+            &EvalOptions {
+                cache_dir: Some(cache.to_path_buf()),
+                scan_source: Some(std::sync::Arc::new(Served(served.clone()))),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap()
+    };
+    let drvs = |e: &cmod_evaluator::Evaluation| {
+        e.derived()
+            .unwrap()
+            .derivations
+            .keys()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+    };
+    let fresh = tempfile::tempdir().unwrap();
+    let e = with_source(fresh.path());
+    assert_eq!(
+        e.stats.scans_substituted,
+        ["p/src/a.cpp", "p/src/b.cpp", "p/src/m.cppm"]
+    );
+    assert!(e.stats.scanned.is_empty() && e.stats.prescanned.is_empty());
+    assert_eq!(drvs(&e), drvs(&local));
+    assert!(e
+        .warnings
+        .iter()
+        .any(|w| w.message == "one was not trusted"));
+    // The served results were cached: the next evaluation asks for nothing.
+    let again = with_source(fresh.path());
+    assert!(again.stats.scans_substituted.is_empty() && again.stats.scanned.is_empty());
+
+    // The header a.cpp includes differs here: its served result is not used.
+    p.write("inc/x.h", "#define X 3\n");
+    let fresh = tempfile::tempdir().unwrap();
+    let e = with_source(fresh.path());
+    assert_eq!(e.stats.scans_substituted, ["p/src/b.cpp", "p/src/m.cppm"]);
+    assert_eq!(e.stats.scanned, ["p/src/a.cpp"]);
+    let local = evaluate(&p.root(), &EvalOptions::default(), None).unwrap();
+    assert_eq!(drvs(&e), drvs(&local));
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent reference implementation of cmod's v1 hash formats.
 
-Re-derives the golden vectors frozen in schema/src/{content,store_path,signature}.rs and
+Re-derives the golden vectors frozen in schema/src/{content,store_path,signature,scan_entry}.rs and
 store/src/sign.rs from the specification (docs/ARCHITECTURE.md, docs/SHARING.md), without
 any cmod code: `pip install blake3 cryptography` then run this script; every line must
 print OK.
@@ -71,6 +71,10 @@ def trace_fingerprint(key: bytes, sandbox: str, drv: str, outputs: dict) -> str:
     return f"cmod-trace-sig-v1;{nix32(key)};{sandbox};{drv};{outs}"
 
 
+def scan_fingerprint(key: bytes, result_canonical_json: bytes) -> str:
+    return f"cmod-scan-sig-v1;{text(key)};{text(blake3.blake3(result_canonical_json).digest())}"
+
+
 def main() -> int:
     hello = file_hash(False, b"hello\n")
     src = store_path("source", text(hello), "main.cpp")
@@ -106,6 +110,12 @@ def main() -> int:
             "cmod-trace-sig-v1;16k052fq0x2lp2h45kdyzrdzp57j6qa7m3gv632ipafblhbc1131;full;"
             "rwkwfh4g72lhijiyvwgwnc19kgczvl4f-main.o.drv;"
             "obj=1f91dpxvahvcpp61w11cagmc3pgmaynw-hello-0.1.0-main.o",
+        ),
+        (
+            # Canonical JSON: sorted keys, no whitespace.
+            scan_fingerprint(file_hash(False, b"key"), b'{"provides":["m",true],"requires":["b","a"]}'),
+            "cmod-scan-sig-v1;blake3:16k052fq0x2lp2h45kdyzrdzp57j6qa7m3gv632ipafblhbc1131;"
+            "blake3:1sj4sz7m5nb3bss2a74gv56jbiqgyq3mqx2p21ddzj51cfp71hnk",
         ),
         ("cache.example-1:" + base64.b64encode(pub).decode(), "cache.example-1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="),
         (

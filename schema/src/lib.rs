@@ -18,6 +18,7 @@ pub mod diag;
 pub mod lock;
 pub mod manifest;
 pub mod path_info;
+pub mod scan_entry;
 pub mod signature;
 pub mod store_path;
 pub mod toolchain;

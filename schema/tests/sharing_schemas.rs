@@ -88,6 +88,41 @@ fn trace_entry_and_cache_info_schemas() {
 }
 
 #[test]
+fn scan_entry_schema_matches_the_type() {
+    let t = schema("scan-entry.schema.json");
+    let s = sample();
+    let entry = json!({
+        "version": 1,
+        "key": s.content_hash,
+        "result": {
+            "provides": ["m", true],
+            "requires": ["m:p"],
+            "headers": [{"rel": "inc/x.h", "hash": s.content_hash}],
+            "decls": {"module": null},
+        },
+        "signatures": [format!("k-1:{}==", "B".repeat(86))],
+    });
+    assert!(t.is_valid(&entry));
+    let parsed: cmod_schema::scan_entry::ScanEntry = serde_json::from_value(entry.clone()).unwrap();
+    assert_eq!(parsed.signatures.len(), 1);
+    for (field, bad) in [
+        ("mirror", json!("x")),
+        ("version", json!(2)),
+        ("key", json!("not-a-hash")),
+    ] {
+        let mut doc = entry.clone();
+        doc[field] = bad;
+        assert!(!t.is_valid(&doc), "{field}");
+    }
+    let mut no_headers = entry.clone();
+    no_headers["result"]
+        .as_object_mut()
+        .unwrap()
+        .remove("headers");
+    assert!(!t.is_valid(&no_headers));
+}
+
+#[test]
 fn config_schema_matches_the_type() {
     let c = schema("config.schema.json");
     let text = "[cache]\nsubstituters = [\"https://c.example/x\"]\ntrusted-public-keys = [\"k-1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=\"]\nrequire-sigs = true\n";

@@ -85,6 +85,7 @@ pub(crate) fn build_targets(
         progress,
         (|| {
             let enforced = sandbox_mode(run)?;
+            crate::scan_entries::sign_as_built(project)?;
             let sources = project.sources()?;
             let env = BuildEnv {
                 toolchain: &project.eval.toolchain,
@@ -159,6 +160,8 @@ pub(crate) fn build_targets(
         out_paths: outputs.iter().map(|p| project.store.path_of(p)).collect(),
         error: after_result.as_ref().err().map(CliError::summary),
         sandbox: Some(enforced),
+        scanned: project.eval.stats.scanned.len(),
+        scans_substituted: project.eval.stats.scans_substituted.len(),
     });
     after_result?;
     if !r.success() {

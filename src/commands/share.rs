@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use cmod_schema::cache::{manifest_cache_section, CacheSettings, UserConfig};
+use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{PathKind, StorePath};
 use cmod_store::copy::{copy_from, copy_to, Remote};
 use cmod_store::sign::{SecretKey, TrustedKeys};
@@ -215,11 +216,32 @@ fn looks_like_path(s: &str) -> bool {
 
 /// What a target argument list stands for: every output of the targets' builds and
 /// the build-trace entries that produced them.
-fn realised(
-    cli: &Cli,
-    names: &[String],
-    build: &BuildOpts,
-) -> Result<(Store, Vec<StorePath>, Vec<TraceEntry>), CliError> {
+/// What the targets' builds can publish.
+struct Built {
+    store: Store,
+    /// Every output of the builds.
+    paths: Vec<StorePath>,
+    /// The build-trace entries that produced them.
+    traces: Vec<TraceEntry>,
+    /// The evaluation's scan results.
+    scans: Vec<ScanEntry>,
+}
+
+impl Built {
+    /// Named store paths alone (nothing built to publish with them).
+    fn paths(cli: &Cli, what: &[String]) -> Result<Built, CliError> {
+        let store = open_store(cli)?;
+        let paths = parse_paths(&store, what)?;
+        Ok(Built {
+            store,
+            paths,
+            traces: Vec::new(),
+            scans: Vec::new(),
+        })
+    }
+}
+
+fn realised(cli: &Cli, names: &[String], build: &BuildOpts) -> Result<Built, CliError> {
     let project = load(cli, build)?;
     let derived = project.derived()?;
     let targets: Vec<_> = derived
@@ -254,7 +276,13 @@ fn realised(
         paths.extend(entry.outputs.values().cloned());
         traces.push(entry);
     }
-    Ok((project.store, paths, traces))
+    let scans = crate::scan_entries::entries(&project);
+    Ok(Built {
+        store: project.store,
+        paths,
+        traces,
+        scans,
+    })
 }
 
 fn parse_paths(store: &Store, what: &[String]) -> Result<Vec<StorePath>, CliError> {
@@ -268,23 +296,30 @@ pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let paths_given = !args.what.is_empty() && args.what.iter().all(|w| looks_like_path(w));
     if let Some(url) = &args.to {
-        let (store, roots, traces) = if paths_given {
-            let store = open_store(cli)?;
-            let roots = parse_paths(&store, &args.what)?;
-            (store, roots, Vec::new())
+        let Built {
+            store,
+            paths: roots,
+            traces,
+            scans,
+        } = if paths_given {
+            Built::paths(cli, &args.what)?
         } else {
             realised(cli, &args.what, &args.build)?
         };
         let _gc = store.gc_guard()?;
         let remote = Remote::open(url)?;
         let r = copy_to(&store, remote.dest(), &roots, &traces, jobs)?;
+        // Scan results after the build they belong to (a reader that finds a scan can
+        // find the trace and paths too).
+        let scans_sent = remote.dest().send_scans(&scans)?;
         eprintln!(
-            "{:>12} {} of {} path(s) and {} build-trace entr{} to {url} in {:.2}s",
+            "{:>12} {} of {} path(s) and {} build-trace entr{} to {url} ({scans_sent} scan entr{}) in {:.2}s",
             "Copied",
             r.copied,
             r.closure,
             r.traces,
             if r.traces == 1 { "y" } else { "ies" },
+            if scans_sent == 1 { "y" } else { "ies" },
             started.elapsed().as_secs_f64()
         );
         return Ok(());
@@ -412,13 +447,20 @@ pub fn key(command: &KeyCommand) -> Result<(), CliError> {
 pub fn sign(cli: &Cli, args: &SignArgs) -> Result<(), CliError> {
     let key = SecretKey::read(&args.key_file).map_err(|e| CliError::usage(e.to_string(), None))?;
     let paths_given = !args.what.is_empty() && args.what.iter().all(|w| looks_like_path(w));
-    let (store, mut paths, traces) = if paths_given {
-        let store = open_store(cli)?;
-        let p = parse_paths(&store, &args.what)?;
-        (store, p, Vec::new())
+    let Built {
+        store,
+        mut paths,
+        traces,
+        scans,
+    } = if paths_given {
+        Built::paths(cli, &args.what)?
     } else {
         realised(cli, &args.what, &args.build)?
     };
+    for mut e in scans {
+        key.sign_scan(&mut e);
+        store.scan_record(&e)?;
+    }
     if args.recursive || !traces.is_empty() {
         paths = cmod_store::copy::closure(&store, &paths)?;
     }

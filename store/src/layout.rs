@@ -42,6 +42,7 @@ impl Store {
             "store",
             "meta",
             "trace",
+            "scans",
             "drv-outputs",
             "log",
             "locks",

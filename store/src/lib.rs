@@ -19,6 +19,7 @@ pub mod memo;
 pub mod realise;
 pub mod registry;
 pub mod roots;
+pub mod scans;
 pub mod serve;
 pub mod sign;
 pub mod ssh;

@@ -155,6 +155,18 @@ impl SecretKey {
         info.signatures.insert(sig);
     }
 
+    /// Add this key's signature to a scan entry (nothing if its result has no canonical
+    /// encoding, which an evaluator never writes).
+    pub fn sign_scan(&self, entry: &mut cmod_schema::scan_entry::ScanEntry) {
+        let Some(fingerprint) = entry.fingerprint() else {
+            return;
+        };
+        let sig = self.sign(&fingerprint);
+        let prefix = format!("{}:", self.name);
+        entry.signatures.retain(|s| !s.starts_with(&prefix));
+        entry.signatures.insert(sig);
+    }
+
     /// Add this key's signature to a build-trace entry.
     pub fn sign_trace(&self, entry: &mut TraceEntry) {
         let sig = self.sign(&trace_entry_fingerprint(entry));

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use cmod_schema::cache::NarInfo;
 use cmod_schema::diag::ExitClass;
+use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{ContentHash, StorePath};
 
 use crate::archive::{self, ArchiveError};
@@ -121,6 +122,11 @@ pub trait Source: Sync {
     /// Stream the archive of every one of `infos` into `each` (in parallel where the
     /// transport allows, at most `jobs` at once); stop at the first error.
     fn fetch(&self, infos: &[NarInfo], jobs: usize, each: &OnArchive<'_>) -> Result<(), CopyError>;
+    /// Scan entries the source has for `keys` (none, for sources that keep none).
+    fn scans(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, ScanEntry>, CopyError> {
+        let _ = keys;
+        Ok(BTreeMap::new())
+    }
 }
 
 /// Where paths go.
@@ -132,6 +138,11 @@ pub trait Dest: Sync {
     fn send(&self, store: &Store, paths: &[StorePath], jobs: usize) -> Result<usize, CopyError>;
     /// Send build-trace entries (after the paths they name).
     fn send_traces(&self, entries: &[TraceEntry]) -> Result<(), CopyError>;
+    /// Send scan entries; how many were sent (0 where the destination keeps none).
+    fn send_scans(&self, entries: &[ScanEntry]) -> Result<usize, CopyError> {
+        let _ = entries;
+        Ok(0)
+    }
 }
 
 /// A reader that hashes and counts what passes through it.

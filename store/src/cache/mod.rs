@@ -8,6 +8,7 @@
 //! nar/<file hash>.tar.zst         a path's transfer archive (see `archive`)
 //! info/<hash part>.json           its metadata with signatures (schema: nar-info)
 //! trace/<key>.json                signed build-trace entries (schema: trace-entry)
+//! scan/<key>.json                 signed scan entries (schema: scan-entry)
 //! ```
 //!
 //! Writers upload every archive first, then the metadata in topological order
@@ -24,9 +25,11 @@ use std::io::Read;
 use std::path::Path;
 
 use cmod_schema::cache::{parse_versioned, CacheInfo, NarInfo, CACHE_INFO_FILE};
+use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{base32, ContentHash, StorePath};
 
 use crate::layout::Store;
+use crate::scans::scan_rel;
 use crate::trace::{TraceEntry, TRACE_VERSION};
 use crate::transfer::{parallel, CopyError, Dest, OnArchive, Source};
 
@@ -327,6 +330,50 @@ impl Source for BinaryCache {
         Ok(out)
     }
 
+    /// Scan entries for `keys`: one request each, except for keys the index (when the
+    /// cache has one) says are absent.
+    fn scans(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, ScanEntry>, CopyError> {
+        self.check_readable()?;
+        let url = self.backend.url();
+        let index = if self.backend.listable() {
+            None
+        } else {
+            self.index()?
+        };
+        let wanted: Vec<&ContentHash> = keys
+            .iter()
+            .filter(|k| {
+                index
+                    .as_ref()
+                    .is_none_or(|ix| ix.contains(scan_rel(k).trim_end_matches(".json")))
+            })
+            .collect();
+        let got = self.get_many(
+            wanted.iter().map(|k| scan_rel(k)).collect(),
+            16,
+            |rel, bytes| {
+                parse_versioned::<ScanEntry>(bytes).map_err(|e| CopyError::Integrity {
+                    url: url.clone(),
+                    path: rel.into(),
+                    reason: format!("the scan entry {e}"),
+                })
+            },
+        )?;
+        let mut out = BTreeMap::new();
+        for (k, e) in wanted.into_iter().zip(got) {
+            let Some(e) = e else { continue };
+            if e.key != *k {
+                return Err(CopyError::Integrity {
+                    url: url.clone(),
+                    path: scan_rel(k),
+                    reason: "the scan entry is filed under another key".into(),
+                });
+            }
+            out.insert(*k, e);
+        }
+        Ok(out)
+    }
+
     fn fetch(&self, infos: &[NarInfo], jobs: usize, each: &OnArchive<'_>) -> Result<(), CopyError> {
         self.check_readable()?;
         parallel(infos, jobs, |info| {
@@ -470,5 +517,55 @@ impl Dest for BinaryCache {
             todo.iter()
                 .map(|t| format!("trace/{}", base32::encode(&t.key.0))),
         )
+    }
+
+    /// Upload the scan entries the cache lacks (by the index, a listing or a request
+    /// each); returns how many were sent.
+    fn send_scans(&self, entries: &[ScanEntry]) -> Result<usize, CopyError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let index = if self.backend.listable() {
+            None
+        } else {
+            self.index()?
+        };
+        let have: Vec<bool> = match index {
+            Some(ix) => entries
+                .iter()
+                .map(|e| ix.contains(scan_rel(&e.key).trim_end_matches(".json")))
+                .collect(),
+            None => {
+                let names: Vec<String> = entries
+                    .iter()
+                    .map(|e| format!("{}.json", base32::encode(&e.key.0)))
+                    .collect();
+                self.backend
+                    .exist("scan", &names, 16)
+                    .map_err(|e| self.err(e))?
+            }
+        };
+        let todo: Vec<&ScanEntry> = entries
+            .iter()
+            .zip(&have)
+            .filter(|(_, h)| !**h)
+            .map(|(e, _)| e)
+            .collect();
+        if todo.is_empty() {
+            return Ok(0);
+        }
+        self.ensure_cache_info()?;
+        parallel(&todo, 8, |e| {
+            let bytes = serde_json::to_vec(e)
+                .map_err(|er| self.err(BackendError::Failed(er.to_string())))?;
+            self.backend
+                .put_bytes(&scan_rel(&e.key), &bytes)
+                .map_err(|er| self.err(er))
+        })?;
+        self.add_to_index(
+            todo.iter()
+                .map(|e| scan_rel(&e.key).trim_end_matches(".json").to_string()),
+        )?;
+        Ok(todo.len())
     }
 }

@@ -1,0 +1,345 @@
+//! Running `clang-scan-deps`: one `-format=p1689` call over a compilation database
+//! for a batch of units, each also writing a `-MMD` depfile; and the early run
+//! ([`Prescan`]) that overlaps toolchain identification.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cmod_schema::content::ContentHash;
+use cmod_schema::diag::Location;
+use cmod_schema::toolchain::ToolchainInfo;
+
+use crate::error::{ErrorKind, EvalError};
+use crate::scan::ScanItem;
+use crate::sources::has_interface_extension;
+
+/// What the scanner reported for one unit, before its dependencies are sorted into
+/// package headers and toolchain files (which needs the toolchain's closure).
+#[derive(Debug, Clone)]
+pub struct RawRule {
+    pub(crate) provides: Option<(String, bool)>,
+    pub(crate) requires: Vec<String>,
+    /// The depfile's prerequisites, as written.
+    pub(crate) deps: Vec<String>,
+}
+
+/// A scan of every item of a package run *while* the toolchain is being identified (its
+/// identity, which keys the scan cache, takes a few hundred milliseconds to hash on an
+/// empty cache). The scanner itself needs only the driver and the scanner binary, so
+/// the two overlap; the results are used only if identification finds the same tools.
+#[derive(Debug, Clone)]
+pub struct Prescan {
+    cxx: PathBuf,
+    scan_deps: PathBuf,
+    items: Vec<(String, ContentHash)>,
+    pub(crate) rules: Vec<RawRule>,
+}
+
+impl Prescan {
+    /// Scan `items` with the given tools; `None` if anything goes wrong (the regular
+    /// scan then runs and reports it properly).
+    pub fn run(cxx: &Path, scan_deps: &Path, root: &Path, items: &[ScanItem]) -> Option<Prescan> {
+        if items.is_empty() {
+            return None;
+        }
+        let batch: Vec<&ScanItem> = items.iter().collect();
+        let rules = run_scanner(cxx, scan_deps, root, &batch).ok()?;
+        Some(Prescan {
+            cxx: cxx.to_path_buf(),
+            scan_deps: scan_deps.to_path_buf(),
+            items: items.iter().map(|i| (i.rel.clone(), i.hash)).collect(),
+            rules,
+        })
+    }
+
+    pub(crate) fn applies_to(&self, toolchain: &ToolchainInfo, items: &[ScanItem]) -> bool {
+        self.cxx == toolchain.cxx
+            && self.scan_deps == toolchain.scan_deps
+            && self.items.len() == items.len()
+            && self
+                .items
+                .iter()
+                .zip(items)
+                .all(|((rel, hash), i)| *rel == i.rel && *hash == i.hash)
+    }
+}
+
+pub(crate) fn run_scanner(
+    cxx: &Path,
+    scan_deps: &Path,
+    root: &Path,
+    batch: &[&ScanItem],
+) -> Result<Vec<RawRule>, EvalError> {
+    let work = tempdir_for_scan()?;
+    let mut db = Vec::with_capacity(batch.len());
+    for (n, item) in batch.iter().enumerate() {
+        let lang = if has_interface_extension(&item.rel) {
+            "c++-module"
+        } else {
+            "c++"
+        };
+        let mut args = vec![cxx.to_string_lossy().into_owned()];
+        args.extend(item.args.iter().cloned());
+        let dep = work.path.join(format!("{n}.d"));
+        args.extend([
+            "-x".into(),
+            lang.into(),
+            "-c".into(),
+            item.rel.clone(),
+            "-o".into(),
+            format!("{n}.o"),
+            "-MMD".into(),
+            "-MF".into(),
+            dep.to_string_lossy().into_owned(),
+            "-MT".into(),
+            format!("{n}.o"),
+        ]);
+        db.push(serde_json::json!({
+            "directory": root,
+            "file": item.rel,
+            "output": format!("{n}.o"),
+            "arguments": args,
+        }));
+    }
+    let db_path = work.path.join("compile_commands.json");
+    std::fs::write(&db_path, serde_json::to_vec(&db).unwrap_or_default())
+        .map_err(|e| EvalError::io(&db_path, "write", e))?;
+    let out = Command::new(scan_deps)
+        .arg("-format=p1689")
+        .arg("-compilation-database")
+        .arg(&db_path)
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| {
+            EvalError::new(
+                ErrorKind::Toolchain,
+                format!("cannot run `{}`: {e}", scan_deps.display()),
+            )
+        })?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(scan_failure(root, &stderr));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        EvalError::new(
+            ErrorKind::Internal,
+            format!("clang-scan-deps printed invalid JSON: {e}"),
+        )
+    })?;
+    let mut by_output: BTreeMap<String, &serde_json::Value> = BTreeMap::new();
+    for rule in json["rules"].as_array().into_iter().flatten() {
+        if let Some(o) = rule["primary-output"].as_str() {
+            by_output.insert(o.to_string(), rule);
+        }
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for (n, item) in batch.iter().enumerate() {
+        let rule = by_output.get(&format!("{n}.o")).ok_or_else(|| {
+            EvalError::new(
+                ErrorKind::Internal,
+                format!("clang-scan-deps reported nothing for `{}`", item.rel),
+            )
+        })?;
+        let provides = rule["provides"]
+            .as_array()
+            .and_then(|p| p.first())
+            .and_then(|p| {
+                Some((
+                    p["logical-name"].as_str()?.to_string(),
+                    p["is-interface"].as_bool().unwrap_or(true),
+                ))
+            });
+        let requires = rule["requires"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["logical-name"].as_str().map(str::to_string))
+            .collect();
+        let depfile = work.path.join(format!("{n}.d"));
+        let deps = read_depfile(scan_deps, root, &item.rel, &depfile)?;
+        results.push(RawRule {
+            provides,
+            requires,
+            deps,
+        });
+    }
+    Ok(results)
+}
+
+/// The prerequisites the scanner wrote for `unit` to `depfile`. Without them the unit's
+/// headers would silently go untracked (an edit to one would not rebuild it), so a
+/// missing or empty depfile is an error.
+fn read_depfile(
+    scanner: &Path,
+    root: &Path,
+    unit: &str,
+    depfile: &Path,
+) -> Result<Vec<String>, EvalError> {
+    let text = std::fs::read_to_string(depfile).unwrap_or_default();
+    let deps = parse_depfile(&text);
+    if deps.is_empty() {
+        return Err(EvalError::new(
+            ErrorKind::Scan,
+            format!(
+                "`{}` wrote no dependency list for `{unit}`, so the headers it includes cannot be tracked",
+                scanner.display()
+            ),
+        )
+        .at(Location {
+            file: root.join(unit),
+            line: 1,
+            column: 1,
+        })
+        .help(format!(
+            "cmod needs a clang-scan-deps that honours `-MF` in a compilation database (clang-tools-19); install it with `{}`",
+            crate::toolchain::INSTALL_HINT
+        )));
+    }
+    Ok(deps)
+}
+
+/// The prerequisites of a Makefile-style depfile.
+pub fn parse_depfile(text: &str) -> Vec<String> {
+    let joined = text.replace("\\\r\n", " ").replace("\\\n", " ");
+    let Some((_, rest)) = joined.split_once(": ") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => {
+                cur.push(' ');
+                chars.next();
+            }
+            '$' if chars.peek() == Some(&'$') => {
+                cur.push('$');
+                chars.next();
+            }
+            c if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Turn clang-scan-deps' stderr into an error at the first diagnostic's location.
+fn scan_failure(root: &Path, stderr: &str) -> EvalError {
+    let diag = stderr.lines().find_map(|l| {
+        let (loc, msg) = l
+            .split_once(": fatal error: ")
+            .or_else(|| l.split_once(": error: "))?;
+        let mut parts = loc.rsplitn(3, ':');
+        let column: u32 = parts.next()?.parse().ok()?;
+        let line: u32 = parts.next()?.parse().ok()?;
+        let file = parts.next()?;
+        Some((root.join(file), line, column, msg.to_string()))
+    });
+    let details: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("Error while scanning dependencies for"))
+        .collect();
+    match diag {
+        Some((file, line, column, msg)) => EvalError::new(ErrorKind::Scan, msg)
+            .at(Location { file, line, column })
+            .note(
+                None,
+                format!("clang-scan-deps said:\n{}", details.join("\n")),
+            )
+            .help("fix the error; every unit is scanned before anything is built"),
+        None => EvalError::new(
+            ErrorKind::Scan,
+            format!("scanning module dependencies failed:\n{}", stderr.trim()),
+        ),
+    }
+}
+
+struct ScanDir {
+    path: PathBuf,
+}
+
+impl Drop for ScanDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn tempdir_for_scan() -> Result<ScanDir, EvalError> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("cmod-scan-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&path).map_err(|e| EvalError::io(&path, "create", e))?;
+    Ok(ScanDir { path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depfile_parsing() {
+        let text = "0.o: src/a.cpp include/x.h \\\n  include/with\\ space.h \\\n  inc/$$dollar.h\n";
+        assert_eq!(
+            parse_depfile(text),
+            [
+                "src/a.cpp",
+                "include/x.h",
+                "include/with space.h",
+                "inc/$dollar.h"
+            ]
+        );
+        assert!(parse_depfile("").is_empty());
+    }
+
+    #[test]
+    fn a_missing_or_empty_depfile_is_an_error_at_the_unit() {
+        let t = tempfile::tempdir().unwrap();
+        let scanner = Path::new("/usr/bin/clang-scan-deps-19");
+        let missing = t.path().join("0.d");
+        let e = read_depfile(scanner, Path::new("/p"), "src/a.cpp", &missing).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Scan);
+        assert!(
+            e.message
+                .contains("wrote no dependency list for `src/a.cpp`"),
+            "{e}"
+        );
+        let loc = e.location.clone().unwrap();
+        assert_eq!(
+            (loc.file.as_path(), loc.line),
+            (Path::new("/p/src/a.cpp"), 1)
+        );
+        assert!(e.help.unwrap().contains("clang-tools-19"));
+        std::fs::write(&missing, "").unwrap();
+        assert!(read_depfile(scanner, Path::new("/p"), "src/a.cpp", &missing).is_err());
+        std::fs::write(&missing, "0.o: src/a.cpp inc/x.h\n").unwrap();
+        assert_eq!(
+            read_depfile(scanner, Path::new("/p"), "src/a.cpp", &missing).unwrap(),
+            ["src/a.cpp", "inc/x.h"]
+        );
+    }
+
+    #[test]
+    fn scan_failure_points_at_the_diagnostic() {
+        let stderr = "Error while scanning dependencies for src/a.cpp:\nsrc/a.cpp:3:10: fatal error: 'nope.h' file not found\nsrc/b.cpp:7:2: error: unterminated conditional directive\n";
+        let e = scan_failure(Path::new("/p"), stderr);
+        assert_eq!(e.kind, ErrorKind::Scan);
+        let loc = e.location.clone().unwrap();
+        assert_eq!(
+            (loc.file.as_path(), loc.line, loc.column),
+            (Path::new("/p/src/a.cpp"), 3, 10)
+        );
+        assert_eq!(e.message, "'nope.h' file not found");
+        assert!(e.notes[0]
+            .message
+            .contains("unterminated conditional directive"));
+    }
+}

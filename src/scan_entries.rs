@@ -1,0 +1,81 @@
+//! The CLI's side of sharing scan results (`cmod_schema::scan_entry`): the evaluator asks
+//! the configured substituters for scans its cache lacks; `cmod store sign` and builds
+//! with `secret-key-files` sign the evaluation's scans into the store; `cmod copy --to`
+//! publishes them.
+
+use std::sync::Arc;
+
+use cmod_evaluator::scan::{ScanSource, SubstitutedScans};
+use cmod_evaluator::{ErrorKind, EvalError};
+use cmod_schema::scan_entry::ScanEntry;
+use cmod_schema::ContentHash;
+use cmod_store::sign::SecretKey;
+
+use crate::cli::BuildOpts;
+use crate::diagnostic::CliError;
+use crate::project::Project;
+
+/// Scan entries from the configured substituters (binary caches), signature-checked.
+#[derive(Debug)]
+struct FromSubstituters;
+
+impl ScanSource for FromSubstituters {
+    fn fetch(&self, keys: &[ContentHash]) -> Result<SubstitutedScans, EvalError> {
+        let got = cmod_store::scans::substitute_scans(keys)
+            .map_err(|e| EvalError::new(ErrorKind::Integrity, e.to_string()))?;
+        Ok(SubstitutedScans {
+            found: got.found,
+            warnings: got.warnings,
+        })
+    }
+}
+
+/// Where the evaluator may take scans from: the substituters, when any are configured
+/// and the network may be used.
+pub fn source(build: &BuildOpts) -> Option<Arc<dyn ScanSource>> {
+    let cfg = cmod_store::substitute::configured()?;
+    let any_cache = cfg.substituters.iter().any(|u| !u.starts_with("ssh://"));
+    (any_cache && !build.offline()).then(|| Arc::new(FromSubstituters) as Arc<dyn ScanSource>)
+}
+
+/// The evaluation's scan entries: as signed in the store where they are, else unsigned.
+pub fn entries(project: &Project) -> Vec<ScanEntry> {
+    project
+        .eval
+        .scan_entries()
+        .into_iter()
+        .map(|(key, result)| match project.store.scan_lookup(&key) {
+            Some(e) if e.result == result => e,
+            _ => ScanEntry::new(key, result),
+        })
+        .collect()
+}
+
+/// Sign the evaluation's scan entries with `keys` and record them in the store (only
+/// those not yet signed by every key). Returns how many were (re)written.
+pub fn sign(project: &Project, keys: &[SecretKey]) -> Result<usize, CliError> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut written = 0;
+    for mut e in entries(project) {
+        let before = e.signatures.clone();
+        for k in keys {
+            k.sign_scan(&mut e);
+        }
+        if e.signatures != before {
+            project.store.scan_record(&e)?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+/// With `secret-key-files` configured, sign what this evaluation scanned, as builds are
+/// signed when they happen.
+pub fn sign_as_built(project: &Project) -> Result<(), CliError> {
+    let Some(cfg) = cmod_store::substitute::configured() else {
+        return Ok(());
+    };
+    sign(project, &cfg.signing).map(|_| ())
+}
