@@ -363,7 +363,10 @@ the signed build trace) against `nix copy --to file://N` of the same directories
 (every valid path of the built store) twice, the second timed; substituted: `B --store EMPTY realise -j 2
 --substituters file://C --trusted-public-keys KEY`, after `B store sign --key-file K` in the built store.
 "Empty store and caches" pays for the toolchain identity (hashing the compiler's closure,
-436 MB in about 10,000 files, ~0.2 s here) and scanning on both sides; "warm evaluator caches" starts both from a store
+436 MB in about 10,000 files, ~0.2 s here) on both sides; the cold build also scans every unit
+(overlapped with the identity), while the substituted one takes the signed scan entries
+`store sign` and `copy --to` published with the build (see docs/SHARING.md, "Scan entries");
+"warm evaluator caches" starts both from a store
 that has evaluated the project before (its `v1/cache` copied) but holds none of its
 outputs, as on a developer machine or a CI runner with a persistent store. Every run
 writes to directories of its own and nothing is deleted during the timed part (ext4
