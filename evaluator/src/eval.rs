@@ -17,8 +17,8 @@ use crate::file_cache::FileCache;
 use crate::flags::{package_flags, PackageFlags, ProfileName};
 use crate::graph::{ModuleGraph, Origin, Owner, RawUnit};
 use crate::lexer::Declarations;
-use crate::package::{LoadOptions, PackageGraph};
-use crate::scan::{scan_package, ScanItem, Scanned};
+use crate::package::{LoadOptions, Package, PackageGraph};
+use crate::scan::{scan_package, ScanCache, ScanItem, Scanned};
 use crate::sources::{find_sources, PackageSources};
 use crate::toolchain::{discover, ToolchainRequest};
 
@@ -190,18 +190,43 @@ pub fn evaluate(
             select: opts.select.clone(),
         },
     )?;
-    let toolchain = toolchain_for(&packages, opts.cache_dir.as_deref())?;
-    let files = match &opts.cache_dir {
-        Some(d) => FileCache::load(d.join("files.json")),
-        None => FileCache::in_memory(),
-    };
+    // The toolchain check (a cache read and about a thousand `stat`s) runs beside what
+    // does not depend on it: loading the file-hash cache, expanding the source globs,
+    // hashing the units (from the cache) and reading the scan caches. Errors are
+    // reported in the order a sequential evaluation would meet them.
+    let (toolchain, files, prepared) = std::thread::scope(|s| {
+        let toolchain = s.spawn(|| toolchain_for(&packages, opts.cache_dir.as_deref()));
+        let files = match &opts.cache_dir {
+            Some(d) => FileCache::load(d.join("files.json")),
+            None => FileCache::in_memory(),
+        };
+        let prepared: Vec<Result<Prepared, EvalError>> = packages
+            .packages
+            .iter()
+            .map(|pkg| {
+                let tests = opts.with_tests && packages.selected.contains(&pkg.id);
+                let sources = find_sources(&pkg.file, tests)?;
+                Ok(prepare(pkg, sources, &files, opts.cache_dir.as_deref()))
+            })
+            .collect();
+        let toolchain = toolchain.join().unwrap_or_else(|_| {
+            Err(EvalError::new(
+                ErrorKind::Internal,
+                "the toolchain check panicked",
+            ))
+        });
+        (toolchain, files, prepared)
+    });
+    let toolchain = toolchain?;
 
     let mut all_sources: Vec<PackageSources> = Vec::new();
     let mut all_flags: Vec<PackageFlags> = Vec::new();
-    for pkg in &packages.packages {
+    let mut all_prepared: Vec<Prepared> = Vec::new();
+    for (pkg, prepared) in packages.packages.iter().zip(prepared) {
         let tc = &pkg.file.manifest.toolchain;
-        let tests = opts.with_tests && packages.selected.contains(&pkg.id);
-        all_sources.push(find_sources(&pkg.file, tests)?);
+        let mut prepared = prepared?;
+        all_sources.push(std::mem::take(&mut prepared.sources));
+        all_prepared.push(prepared);
         all_flags.push(package_flags(
             &pkg.file,
             opts.profile,
@@ -211,89 +236,81 @@ pub fn evaluate(
     }
 
     // Scan each package (one scanner process per package with cache misses).
-    let scanned: Vec<(Vec<RawUnit>, Vec<String>)> = packages
-        .packages
-        .par_iter()
-        .map(|pkg| {
-            let p = pkg.id;
-            let owned: Vec<(String, Owner)> =
-                all_sources[p]
-                    .lib
-                    .iter()
-                    .map(|r| (r.clone(), Owner::Lib))
-                    .chain(all_sources[p].bins.iter().enumerate().flat_map(|(b, bin)| {
-                        bin.units.iter().map(move |r| (r.clone(), Owner::Bin(b)))
-                    }))
-                    .chain(
-                        all_sources[p]
-                            .tests
-                            .iter()
-                            .enumerate()
-                            .flat_map(|(t, test)| {
-                                test.units.iter().map(move |r| (r.clone(), Owner::Test(t)))
-                            }),
-                    )
-                    .collect();
-            let f = &all_flags[p];
-            let args: Vec<String> = f
-                .dialect
-                .iter()
-                .chain(&f.codegen)
-                .chain(&f.defines)
-                .cloned()
-                .chain(f.include_dirs.iter().map(|d| format!("-I{d}")))
-                .collect();
-            let mut items = Vec::with_capacity(owned.len());
-            for (rel, _) in &owned {
-                let abs = pkg.root.join(rel);
-                let hash = files
-                    .hash(&abs)
-                    .map_err(|e| EvalError::io(&abs, "read", e))?;
-                items.push(ScanItem {
-                    rel: rel.clone(),
-                    hash,
-                    args: args.clone(),
-                });
-            }
-            // A file listed by two binaries (or tests) is scanned once.
-            let mut index: HashMap<String, usize> = HashMap::new();
-            let mut unique: Vec<ScanItem> = Vec::new();
-            for it in &items {
-                index.entry(it.rel.clone()).or_insert_with(|| {
-                    unique.push(it.clone());
-                    unique.len() - 1
-                });
-            }
-            let scan = scan_package(
-                &toolchain,
-                &pkg.root,
-                &unique,
-                &files,
-                opts.cache_dir.as_deref(),
-            )?;
-            let results = &scan.results;
-            let rescanned = scan
-                .rescanned
-                .iter()
-                .map(|rel| format!("{}/{rel}", pkg.name))
-                .collect();
-            let units = owned
-                .into_iter()
-                .zip(items)
-                .map(|((rel, owner), item)| {
-                    let idx = index.get(rel.as_str()).copied().unwrap_or(0);
-                    RawUnit {
-                        origin: Origin::Package(p, owner),
-                        abs: pkg.root.join(&rel),
-                        rel,
-                        hash: item.hash,
-                        scanned: results[idx].clone(),
-                    }
-                })
-                .collect();
-            Ok((units, rescanned))
-        })
-        .collect::<Result<_, EvalError>>()?;
+    let scan_one = |(pkg, prepared): (&Package, Prepared)| {
+        let p = pkg.id;
+        let Prepared {
+            owned,
+            hashes,
+            cache,
+            ..
+        } = prepared;
+        let f = &all_flags[p];
+        let args: Vec<String> = f
+            .dialect
+            .iter()
+            .chain(&f.codegen)
+            .chain(&f.defines)
+            .cloned()
+            .chain(f.include_dirs.iter().map(|d| format!("-I{d}")))
+            .collect();
+        let items: Vec<ScanItem> = owned
+            .iter()
+            .zip(hashes?)
+            .map(|((rel, _), hash)| ScanItem {
+                rel: rel.clone(),
+                hash,
+                args: args.clone(),
+            })
+            .collect();
+        // A file listed by two binaries (or tests) is scanned once.
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut unique: Vec<ScanItem> = Vec::new();
+        for it in &items {
+            index.entry(it.rel.clone()).or_insert_with(|| {
+                unique.push(it.clone());
+                unique.len() - 1
+            });
+        }
+        let scan = scan_package(&toolchain, &pkg.root, &unique, &files, cache)?;
+        let results = &scan.results;
+        let rescanned = scan
+            .rescanned
+            .iter()
+            .map(|rel| format!("{}/{rel}", pkg.name))
+            .collect();
+        let units = owned
+            .into_iter()
+            .zip(items)
+            .map(|((rel, owner), item)| {
+                let idx = index.get(rel.as_str()).copied().unwrap_or(0);
+                RawUnit {
+                    origin: Origin::Package(p, owner),
+                    abs: pkg.root.join(&rel),
+                    rel,
+                    hash: item.hash,
+                    scanned: results[idx].clone(),
+                }
+            })
+            .collect();
+        Ok((units, rescanned))
+    };
+    // One package (the common case, and every no-op of one) is scanned on this thread:
+    // starting the thread pool costs more than a cached scan.
+    let scanned: Vec<(Vec<RawUnit>, Vec<String>)> = if packages.packages.len() > 1 {
+        packages
+            .packages
+            .par_iter()
+            .zip(all_prepared)
+            .map(scan_one)
+            .collect::<Result<_, EvalError>>()?
+    } else {
+        packages
+            .packages
+            .iter()
+            .zip(all_prepared)
+            .map(scan_one)
+            .collect::<Result<_, EvalError>>()?
+    };
     let mut stats = EvalStats::default();
     let mut raw: Vec<RawUnit> = Vec::new();
     for (units, rescanned) in scanned {
@@ -318,6 +335,55 @@ pub fn evaluate(
         stats,
         derived: OnceLock::new(),
     })
+}
+
+/// What can be known about a package's units before the toolchain is: its sources, its
+/// units with their owners, their content hashes and its scan cache.
+struct Prepared {
+    sources: PackageSources,
+    owned: Vec<(String, Owner)>,
+    /// Failing here is reported after the flags are checked, as in a sequential run.
+    hashes: Result<Vec<ContentHash>, EvalError>,
+    cache: ScanCache,
+}
+
+fn prepare(
+    pkg: &Package,
+    sources: PackageSources,
+    files: &FileCache,
+    cache_dir: Option<&Path>,
+) -> Prepared {
+    let owned: Vec<(String, Owner)> =
+        sources
+            .lib
+            .iter()
+            .map(|r| (r.clone(), Owner::Lib))
+            .chain(
+                sources
+                    .bins
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(b, bin)| bin.units.iter().map(move |r| (r.clone(), Owner::Bin(b)))),
+            )
+            .chain(
+                sources.tests.iter().enumerate().flat_map(|(t, test)| {
+                    test.units.iter().map(move |r| (r.clone(), Owner::Test(t)))
+                }),
+            )
+            .collect();
+    let hashes = owned
+        .iter()
+        .map(|(rel, _)| {
+            let abs = pkg.root.join(rel);
+            files.hash(&abs).map_err(|e| EvalError::io(&abs, "read", e))
+        })
+        .collect();
+    Prepared {
+        sources,
+        owned,
+        hashes,
+        cache: ScanCache::load(&pkg.root, cache_dir),
+    }
 }
 
 /// The toolchain of the root package; every package must agree on the standard library,

@@ -66,10 +66,11 @@ struct CacheEntry {
 
 const CACHE_VERSION: u32 = 1;
 
-fn cache_key(toolchain: &ToolchainInfo, item: &ScanItem) -> String {
+/// `identity` is the toolchain identity's text form.
+fn cache_key(identity: &str, item: &ScanItem) -> String {
     let mut h = blake3::Hasher::new();
     h.update(b"cmod-scan-v1\0");
-    h.update(toolchain.identity.to_text().as_bytes());
+    h.update(identity.as_bytes());
     h.update(b"\0");
     h.update(item.rel.as_bytes());
     h.update(b"\0");
@@ -91,27 +92,46 @@ pub struct PackageScan {
     pub rescanned: Vec<String>,
 }
 
-/// Scan the units of the package rooted at `root`, using and updating the cache in
-/// `cache_dir`.
+/// A package's scan cache, loaded (it does not depend on the toolchain, so it can be
+/// read while the toolchain is checked).
+#[derive(Debug)]
+pub struct ScanCache {
+    file: Option<PathBuf>,
+    table: CacheTable,
+}
+
+impl ScanCache {
+    /// The cache of the package rooted at `root` in `cache_dir` (empty if none).
+    pub fn load(root: &Path, cache_dir: Option<&Path>) -> ScanCache {
+        let file = cache_dir.map(|d| {
+            let key = blake3::hash(root.as_os_str().as_encoded_bytes());
+            d.join(format!("scan-{}.json", &key.to_hex()[..32]))
+        });
+        let mut table: CacheTable = file
+            .as_deref()
+            .and_then(read_json)
+            .filter(|t: &CacheTable| t.version == CACHE_VERSION)
+            .unwrap_or_default();
+        table.version = CACHE_VERSION;
+        ScanCache { file, table }
+    }
+}
+
+/// Scan the units of the package rooted at `root`, using and updating its `cache`.
 pub fn scan_package(
     toolchain: &ToolchainInfo,
     root: &Path,
     items: &[ScanItem],
     files: &FileCache,
-    cache_dir: Option<&Path>,
+    cache: ScanCache,
 ) -> Result<PackageScan, EvalError> {
-    let cache_file = cache_dir.map(|d| {
-        let key = blake3::hash(root.as_os_str().as_encoded_bytes());
-        d.join(format!("scan-{}.json", &key.to_hex()[..32]))
-    });
-    let mut table: CacheTable = cache_file
-        .as_deref()
-        .and_then(read_json)
-        .filter(|t: &CacheTable| t.version == CACHE_VERSION)
-        .unwrap_or_default();
-    table.version = CACHE_VERSION;
+    let ScanCache {
+        file: cache_file,
+        mut table,
+    } = cache;
 
-    let keys: Vec<String> = items.iter().map(|i| cache_key(toolchain, i)).collect();
+    let identity = toolchain.identity.to_text();
+    let keys: Vec<String> = items.iter().map(|i| cache_key(&identity, i)).collect();
     let mut results: Vec<Option<Scanned>> = items
         .iter()
         .zip(&keys)

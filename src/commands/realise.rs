@@ -12,6 +12,7 @@ use cmod_schema::{ContentHash, StorePath};
 use cmod_store::memo::{Memo, MemoEntry};
 use cmod_store::realise::Reporter;
 use cmod_store::realise::{self, BuildEnv, RealiseOptions};
+use cmod_store::roots::KeepList;
 use serde_json::json;
 
 use crate::cli::{Cli, RealiseArgs, RunArgs, RunOpts};
@@ -256,13 +257,15 @@ fn report_memo(
     progress: &Progress,
     after: impl FnOnce() -> Result<(), CliError>,
 ) -> Result<(), CliError> {
-    for d in &memo.derivations {
-        progress.event(&realise::Event::Fresh {
-            drv: &d.drv,
-            name: &d.name,
-            outputs: &d.outputs,
-        });
-    }
+    progress.batched(|| {
+        for d in &memo.derivations {
+            progress.event(&realise::Event::Fresh {
+                drv: &d.drv,
+                name: &d.name,
+                outputs: &d.outputs,
+            });
+        }
+    });
     let pin_check = match pinned {
         Some(lock) => crate::commands::lock::verify_outputs(project, lock, &memo.targets),
         None => Ok(()),
@@ -293,7 +296,7 @@ fn link_outputs(
     project: &Project,
     args: &RealiseArgs,
     targets: &[(String, StorePath)],
-    keep: &std::collections::BTreeSet<StorePath>,
+    keep: &KeepList,
 ) -> Result<(), CliError> {
     if args.no_link {
         return Ok(());
@@ -395,9 +398,8 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     let key = memo_key(&project, mode, &args.run, &shown);
     let memo = match project.store.memo(&key).filter(|_| !args.check) {
         Some(memo) => {
-            let keep = memo.keep.iter().cloned().collect();
             report_memo(&project, &memo, pinned, &progress, || {
-                link_outputs(&project, args, &memo.targets, &keep)
+                link_outputs(&project, args, &memo.targets, &memo.keep)
             })?;
             memo
         }
@@ -423,13 +425,14 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
                                 outputs: o.clone(),
                             })
                             .collect(),
-                        r.closure(derivations)
-                            .into_iter()
-                            .chain(project.source_trees())
-                            .collect(),
+                        KeepList::new(
+                            &r.closure(derivations)
+                                .into_iter()
+                                .chain(project.source_trees())
+                                .collect(),
+                        )?,
                     );
-                    let keep = memo.keep.iter().cloned().collect();
-                    link_outputs(&project, args, &memo.targets, &keep)?;
+                    link_outputs(&project, args, &memo.targets, &memo.keep)?;
                     project.store.write_memo(&key, &memo)?;
                     written = Some(memo);
                     Ok(())

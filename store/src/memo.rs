@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::layout::Store;
 use crate::registry::write_atomic;
+use crate::roots::KeepList;
 
-const MEMO_VERSION: u32 = 1;
+const MEMO_VERSION: u32 = 2;
 
 /// One realised derivation, as the memo remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +35,7 @@ pub struct Memo {
     /// Every derivation of the realisation.
     pub derivations: Vec<MemoEntry>,
     /// What the targets' out-links keep alive.
-    pub keep: Vec<StorePath>,
+    pub keep: KeepList,
 }
 
 /// The key of a memo: a fingerprint of everything the derivations were computed from,
@@ -54,7 +55,7 @@ impl Memo {
     pub fn new(
         targets: Vec<(String, StorePath)>,
         derivations: Vec<MemoEntry>,
-        keep: Vec<StorePath>,
+        keep: KeepList,
     ) -> Memo {
         Memo {
             version: MEMO_VERSION,
@@ -120,7 +121,7 @@ mod tests {
                 name: "app".into(),
                 outputs: BTreeMap::from([("obj".into(), obj.clone())]),
             }],
-            vec![out.clone(), obj.clone()],
+            KeepList::new(&[out.clone(), obj.clone()].into()).unwrap(),
         );
         s.write_memo(&key, &memo).unwrap();
         assert_eq!(s.memo(&key), Some(memo));
