@@ -250,3 +250,49 @@ fn an_out_link_in_the_way_fails_and_finished_says_so() {
     assert_eq!(r.finished()["error"], Value::Null);
     assert_eq!(run(&dir.join("result"), &[]), "Hello, modules!\n");
 }
+
+/// An out-link whose directory does not exist is a usage error (exit 2) that names the
+/// path and says to create the directory — before anything is built, and on a no-op.
+#[test]
+fn an_out_link_in_a_missing_directory_is_a_usage_error() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    std::fs::write(dir.join("notes"), "a file, not a directory").unwrap();
+    for round in ["building", "no-op"] {
+        if round == "no-op" {
+            s.realise(&dir, &["--no-link"]).ok();
+        }
+        for (link, shown, problem) in [
+            ("missing/sub/app", "missing/sub", "does not exist"),
+            ("notes/app", "notes", "is not a directory"),
+        ] {
+            let r = s.realise(&dir, &["--out-link", link]);
+            let (code, err) = failure(&r.output);
+            assert_eq!(code, 2, "{round} {link}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "cannot create the out-link `{link}`: the directory `{shown}` {problem}; create it first (`mkdir -p {shown}`)"
+                )),
+                "{round} {link}: {err}"
+            );
+            // Reported as errors before building are: an `error` line, then `finished`.
+            assert_eq!(r.finished()["success"], false, "{round}");
+            let errors: Vec<&Value> = r
+                .messages
+                .iter()
+                .filter(|m| m["reason"] == "error")
+                .collect();
+            assert_eq!(errors.len(), 1, "{round}: {:?}", r.messages);
+            assert!(
+                errors[0]["message"].as_str().unwrap().contains(link),
+                "{round}: {}",
+                errors[0]
+            );
+            assert!(r.built().is_empty(), "{round}: checked before building");
+        }
+        assert!(!dir.join("missing").exists(), "no directory is created");
+    }
+    std::fs::create_dir_all(dir.join("missing/sub")).unwrap();
+    s.realise(&dir, &["--out-link", "missing/sub/app"]).ok();
+    assert_eq!(run(&dir.join("missing/sub/app"), &[]), "Hello, modules!\n");
+}

@@ -379,6 +379,14 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     if args.dry_run {
         return dry_run(&project, &names, args, &progress);
     }
+    // An out-link's directory is never created: a missing one is the user's to fix, and
+    // is better said before building than after.
+    if !args.no_link {
+        with_json_finish(
+            &progress,
+            cmod_store::roots::check_out_link_dir(&args.out_link).map_err(CliError::from),
+        )?;
+    }
     // Hold the GC lock (shared) until the out-links are registered as roots: between a
     // realisation finishing and its roots existing, a concurrent GC must not run.
     let _gc = project.store.gc_guard()?;

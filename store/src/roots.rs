@@ -65,6 +65,33 @@ impl PartialEq for KeepList {
 
 impl Eq for KeepList {}
 
+/// Check that the directory an out-link `link` goes in exists (the link itself is
+/// created or replaced; its directory never is). `link` is named in the error as given.
+pub fn check_out_link_dir(link: &Path) -> Result<(), StoreError> {
+    let dir = match link.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let problem = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "is not a directory",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => "does not exist",
+        Err(e) => {
+            return Err(StoreError::io(
+                "checking the out-link directory",
+                dir.to_path_buf(),
+                e,
+            ))
+        }
+    };
+    Err(StoreError::OutLinkDir {
+        link: link.to_path_buf(),
+        dir: dir.to_path_buf(),
+        problem,
+    })
+}
+
 impl Store {
     /// Create or replace the symlink `link` → `target` and register it as a root that
     /// also keeps `keep` alive.
@@ -81,10 +108,12 @@ impl Store {
                 .map_err(|e| StoreError::io("reading the working directory", ".", e))?
                 .join(link)
         };
-        if let Ok(meta) = std::fs::symlink_metadata(&link) {
-            if !meta.file_type().is_symlink() {
+        match std::fs::symlink_metadata(&link) {
+            Ok(meta) if !meta.file_type().is_symlink() => {
                 return Err(StoreError::OutLinkInTheWay { link });
             }
+            Ok(_) => {}
+            Err(_) => check_out_link_dir(&link)?,
         }
         let id = blake3::hash(link.as_os_str().as_encoded_bytes()).to_hex()[..32].to_string();
         let auto = self.dir("gcroots/auto");
@@ -234,6 +263,24 @@ mod tests {
         .unwrap();
         assert_ne!(std::fs::metadata(&keep_file).unwrap().ino(), before);
         assert_eq!(s.roots().unwrap()[0].keep, vec![top]);
+    }
+
+    #[test]
+    fn an_out_link_directory_is_never_created() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(&t.path().join("store")).unwrap();
+        let top = s
+            .add_bytes(PathKind::Output, "top", b"top", &BTreeSet::new())
+            .unwrap();
+        let keep = KeepList::new(&BTreeSet::new()).unwrap();
+        let link = t.path().join("gone/result");
+        let e = s.add_out_link(&link, &top, &keep).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::OutLinkDir { link: l, problem: "does not exist", .. } if *l == link),
+            "{e}"
+        );
+        assert_eq!(e.exit_class(), cmod_schema::diag::ExitClass::Usage);
+        assert!(!t.path().join("gone").exists());
     }
 
     #[test]
