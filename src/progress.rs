@@ -265,9 +265,11 @@ impl Reporter for Progress {
                     drv,
                     name,
                     outputs,
+                    started,
                     elapsed,
                 } => {
-                    json!({"reason": "built", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "elapsed_secs": elapsed.as_secs_f64()})
+                    let started_secs = started.saturating_duration_since(self.started);
+                    json!({"reason": "built", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "started_secs": started_secs.as_secs_f64(), "elapsed_secs": elapsed.as_secs_f64()})
                 }
                 Event::Fresh { drv, name, outputs } => {
                     // The hot line of a no-op: serialised without building a JSON value,
