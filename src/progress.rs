@@ -56,7 +56,10 @@ impl Progress {
     }
 
     fn abs(&self, p: &cmod_schema::StorePath) -> String {
-        format!("{}{p}", self.store_prefix)
+        let mut s = String::with_capacity(self.store_prefix.len() + 32 + 1 + p.name().len());
+        s.push_str(&self.store_prefix);
+        p.append_to(&mut s);
+        s
     }
 
     fn outputs_json(
@@ -127,24 +130,31 @@ impl Progress {
         }
     }
 
-    /// Run `f` with JSON lines collected and written to stdout in one go when it returns
-    /// (a no-op reports hundreds of `fresh` lines; one write each cost more than the
-    /// rest of the report).
-    pub fn batched<T>(&self, f: impl FnOnce() -> T) -> T {
+    /// Run `f` with the JSON lines it reports collected instead of written, and return
+    /// them, for [`Progress::write_collected`] (or to be dropped). A no-op reports
+    /// hundreds of `fresh` lines: one write each cost more than the rest of the report,
+    /// and collecting them first lets them be prepared before they are known to be true.
+    pub fn collected(&self, f: impl FnOnce()) -> Vec<u8> {
         if let Ok(mut out) = self.out.lock() {
             out.get_or_insert_with(Vec::new);
         }
-        let result = f();
-        let buffer = self
-            .out
+        f();
+        self.out
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Write lines from [`Progress::collected`] to stdout in one go.
+    pub fn write_collected(&self, lines: &[u8]) {
+        if lines.is_empty() {
+            return;
+        }
+        let _guard = self.out.lock();
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(&buffer);
+        let _ = stdout.write_all(lines);
         let _ = stdout.flush();
-        result
     }
 
     fn human(&self, line: &str) {

@@ -175,3 +175,30 @@ fn a_no_op_notices_a_new_unit_and_a_changed_define() {
     assert_ne!(redefined.target("shapes"), first.target("shapes"));
     assert!(run(&redefined.target("shapes"), &[]).contains("mm"));
 }
+
+/// The no-op shortcut is trusted only while every output it lists is valid: with one
+/// intermediate object gone from the store, the next realise rebuilds exactly that one.
+#[test]
+fn a_no_op_rebuilds_an_intermediate_output_that_left_the_store() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    let first = s.realise(&dir, &[]).ok();
+    let no_op = s.realise(&dir, &[]).ok();
+    assert!(no_op.built().is_empty());
+    let object = no_op
+        .messages
+        .iter()
+        .find(|m| m["reason"] == "fresh" && m["name"] == "geometry-1.2.0-src-area.cpp.o")
+        .unwrap_or_else(|| panic!("{:?}", no_op.messages));
+    let path = object["outputs"]["obj"].as_str().unwrap();
+    let hash = &std::path::Path::new(path)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()[..32];
+    // Unregistered (as a damaged path would be): the path is no longer valid.
+    std::fs::remove_file(s.store().join(format!("v1/meta/{hash}.json"))).unwrap();
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(r.built(), names(&["src-area.cpp.o"]));
+    assert_eq!(r.target("shapes"), first.target("shapes"));
+    assert!(s.realise(&dir, &[]).ok().built().is_empty());
+}

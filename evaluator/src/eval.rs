@@ -82,20 +82,36 @@ impl Evaluation {
     /// every unit with its content hash, scan result and headers. Equal fingerprints mean
     /// identical derivations.
     pub fn fingerprint(&self) -> ContentHash {
-        let mut h = blake3::Hasher::new();
-        let mut put = |s: &str| {
-            h.update(&(s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
-        };
-        put(concat!(
-            "cmod-eval-fingerprint-v1 ",
+        /// Length-prefixed fields, and lists prefixed by their length, so no two
+        /// different evaluations feed the same bytes.
+        struct Fields(blake3::Hasher);
+        impl Fields {
+            fn put(&mut self, s: &str) {
+                self.0.update(&(s.len() as u64).to_le_bytes());
+                self.0.update(s.as_bytes());
+            }
+            fn count(&mut self, n: usize) {
+                self.0.update(&(n as u64).to_le_bytes());
+            }
+            fn list<'a>(&mut self, items: impl ExactSizeIterator<Item = &'a String>) {
+                self.count(items.len());
+                items.for_each(|x| self.put(x));
+            }
+            fn hash(&mut self, h: &ContentHash) {
+                self.0.update(&h.0);
+            }
+        }
+        let mut h = Fields(blake3::Hasher::new());
+        h.put(concat!(
+            "cmod-eval-fingerprint-v2 ",
             env!("CARGO_PKG_VERSION")
         ));
-        put(self.profile.as_str());
-        put(&self.toolchain.identity.to_text());
+        h.put(self.profile.as_str());
+        h.hash(&self.toolchain.identity);
+        h.count(self.packages.packages.len());
         for (p, pkg) in self.packages.packages.iter().enumerate() {
-            put(&pkg.root.to_string_lossy());
-            put(&pkg.file.text);
+            h.put(&pkg.root.to_string_lossy());
+            h.put(&pkg.file.text);
             let f = &self.flags[p];
             for list in [
                 &f.dialect,
@@ -104,41 +120,38 @@ impl Evaluation {
                 &f.include_dirs,
                 &f.ldflags,
             ] {
-                put(&list.len().to_string());
-                list.iter().for_each(|x| put(x));
+                h.list(list.iter());
             }
-            for d in &pkg.deps {
-                put(&d.name);
-                put(&d.package.to_string());
-            }
-            put(&format!("dev:{}", pkg.dev_deps.len()));
-            for d in &pkg.dev_deps {
-                put(&d.name);
-                put(&d.package.to_string());
+            for deps in [&pkg.deps, &pkg.dev_deps] {
+                h.count(deps.len());
+                for d in deps {
+                    h.put(&d.name);
+                    h.put(&d.package.to_string());
+                }
             }
             let s = &self.sources[p];
-            s.lib.iter().for_each(|x| put(x));
-            for (kind, list) in [("bins", &s.bins), ("tests", &s.tests)] {
-                put(&format!("{kind}:{}", list.len()));
+            h.list(s.lib.iter());
+            for list in [&s.bins, &s.tests] {
+                h.count(list.len());
                 for b in list {
-                    put(&b.name);
-                    b.units.iter().for_each(|x| put(x));
+                    h.put(&b.name);
+                    h.list(b.units.iter());
                 }
             }
         }
+        h.count(self.graph.units.len());
         for u in &self.graph.units {
-            put(&format!("{:?} {:?} {:?}", u.origin, u.kind, u.module));
-            put(&u.rel);
-            put(&u.hash.to_text());
-            for i in &u.imports {
-                put(&i.name);
-            }
+            h.put(&format!("{:?} {:?} {:?}", u.origin, u.kind, u.module));
+            h.put(&u.rel);
+            h.hash(&u.hash);
+            h.list(u.imports.iter().map(|i| &i.name));
+            h.count(u.headers.len());
             for hd in &u.headers {
-                put(&hd.rel);
-                put(&hd.hash.to_text());
+                h.put(&hd.rel);
+                h.hash(&hd.hash);
             }
         }
-        ContentHash(*h.finalize().as_bytes())
+        ContentHash(*h.0.finalize().as_bytes())
     }
 
     /// The selected members' targets as (package, name, kind), each member's binaries
@@ -272,7 +285,14 @@ pub fn evaluate(
             });
         }
         let scan = scan_package(&toolchain, &pkg.root, &unique, &files, cache)?;
-        let results = &scan.results;
+        // Each result is moved to the last unit that uses it, cloned for the others.
+        let mut uses = vec![0usize; scan.results.len()];
+        for (rel, _) in &owned {
+            if let Some(&i) = index.get(rel.as_str()) {
+                uses[i] += 1;
+            }
+        }
+        let mut results: Vec<Option<Scanned>> = scan.results.into_iter().map(Some).collect();
         let rescanned = scan
             .rescanned
             .iter()
@@ -283,15 +303,23 @@ pub fn evaluate(
             .zip(items)
             .map(|((rel, owner), item)| {
                 let idx = index.get(rel.as_str()).copied().unwrap_or(0);
-                RawUnit {
-                    origin: Origin::Package(p, owner),
-                    abs: pkg.root.join(&rel),
-                    rel,
-                    hash: item.hash,
-                    scanned: results[idx].clone(),
-                }
+                uses[idx] = uses[idx].saturating_sub(1);
+                let scanned = if uses[idx] == 0 {
+                    results[idx].take()
+                } else {
+                    results[idx].clone()
+                };
+                scanned
+                    .map(|scanned| RawUnit {
+                        origin: Origin::Package(p, owner),
+                        abs: pkg.root.join(&rel),
+                        rel,
+                        hash: item.hash,
+                        scanned,
+                    })
+                    .ok_or_else(|| EvalError::new(ErrorKind::Internal, "a unit lost its scan"))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         Ok((units, rescanned))
     };
     // One package (the common case, and every no-op of one) is scanned on this thread:

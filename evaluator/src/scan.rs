@@ -132,17 +132,31 @@ pub fn scan_package(
 
     let identity = toolchain.identity.to_text();
     let keys: Vec<String> = items.iter().map(|i| cache_key(&identity, i)).collect();
-    let mut results: Vec<Option<Scanned>> = items
+    let hits: Vec<bool> = items
         .iter()
         .zip(&keys)
         .map(|(item, key)| {
-            let e = table.entries.get(&item.rel)?;
-            (e.key == *key && headers_unchanged(root, &e.result.headers, files))
-                .then(|| e.result.clone())
+            table
+                .entries
+                .get(&item.rel)
+                .is_some_and(|e| e.key == *key && headers_unchanged(root, &e.result.headers, files))
         })
         .collect();
-
-    let misses: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
+    let misses: Vec<usize> = (0..items.len()).filter(|&i| !hits[i]).collect();
+    // Hits are taken from the table; only a table that will be written back keeps them.
+    let mut results: Vec<Option<Scanned>> = items
+        .iter()
+        .zip(&hits)
+        .map(|(item, &hit)| {
+            if !hit {
+                None
+            } else if misses.is_empty() {
+                table.entries.remove(&item.rel).map(|e| e.result)
+            } else {
+                table.entries.get(&item.rel).map(|e| e.result.clone())
+            }
+        })
+        .collect();
     if !misses.is_empty() {
         let mut decls = Vec::with_capacity(misses.len());
         for &i in &misses {

@@ -143,7 +143,20 @@ impl StorePath {
 
     /// The 32-character hash part.
     pub fn hash_part(&self) -> String {
-        base32::encode(&self.hash)
+        self.hash_part_str(&mut [0; HASH_CHARS]).to_string()
+    }
+
+    /// The hash part written into `buf`, without allocating.
+    pub fn hash_part_str<'b>(&self, buf: &'b mut [u8; HASH_CHARS]) -> &'b str {
+        base32::encode_into(&self.hash, buf);
+        // The alphabet is ASCII.
+        std::str::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Append `<hash>-<name>` to `out` (no temporary string, no formatting machinery).
+    pub fn append_to(&self, out: &mut String) {
+        let mut buf = [0u8; HASH_CHARS + 1 + MAX_NAME_LEN];
+        out.push_str(self.write_to(&mut buf));
     }
 
     pub fn hash_bytes(&self) -> &[u8; HASH_BYTES] {

@@ -247,25 +247,44 @@ fn memo_key(project: &Project, mode: Mode, run: &RunOpts, names: &[String]) -> C
     cmod_store::memo::memo_key(&project.eval.fingerprint(), &parts)
 }
 
-/// A no-op: report the memo's derivations as fresh (the JSON contract still lists them)
-/// and verify pinned outputs, without emitting or resolving a single derivation. `after`
-/// runs before the final message, as in [`build_targets`].
+/// The memo under `key` if it can be trusted (every output it names is still valid),
+/// with its derivations' `fresh` lines already prepared: they are collected while a
+/// second thread checks the outputs, and written only if the memo holds.
+fn trusted_memo(
+    project: &Project,
+    key: &ContentHash,
+    progress: &Progress,
+) -> Option<(Memo, Vec<u8>)> {
+    let memo = project.store.memo_unchecked(key)?;
+    let (valid, fresh_lines) = std::thread::scope(|s| {
+        let valid = s.spawn(|| project.store.memo_outputs_valid(&memo));
+        let lines = progress.collected(|| {
+            for d in &memo.derivations {
+                progress.event(&realise::Event::Fresh {
+                    drv: &d.drv,
+                    name: &d.name,
+                    outputs: &d.outputs,
+                });
+            }
+        });
+        (valid.join().unwrap_or(false), lines)
+    });
+    valid.then_some((memo, fresh_lines))
+}
+
+/// A no-op: report the memo's derivations as fresh (the JSON contract still lists them;
+/// `fresh_lines` from [`trusted_memo`]) and verify pinned outputs, without emitting or
+/// resolving a single derivation. `after` runs before the final message, as in
+/// [`build_targets`].
 fn report_memo(
     project: &Project,
     memo: &Memo,
+    fresh_lines: &[u8],
     pinned: Option<&Lockfile>,
     progress: &Progress,
     after: impl FnOnce() -> Result<(), CliError>,
 ) -> Result<(), CliError> {
-    progress.batched(|| {
-        for d in &memo.derivations {
-            progress.event(&realise::Event::Fresh {
-                drv: &d.drv,
-                name: &d.name,
-                outputs: &d.outputs,
-            });
-        }
-    });
+    progress.write_collected(fresh_lines);
     let pin_check = match pinned {
         Some(lock) => crate::commands::lock::verify_outputs(project, lock, &memo.targets),
         None => Ok(()),
@@ -404,9 +423,14 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     )?;
     let shown = Project::display_names(&names);
     let key = memo_key(&project, mode, &args.run, &shown);
-    let memo = match project.store.memo(&key).filter(|_| !args.check) {
-        Some(memo) => {
-            report_memo(&project, &memo, pinned, &progress, || {
+    let hit = if args.check {
+        None
+    } else {
+        trusted_memo(&project, &key, &progress)
+    };
+    let memo = match hit {
+        Some((memo, fresh_lines)) => {
+            report_memo(&project, &memo, &fresh_lines, pinned, &progress, || {
                 link_outputs(&project, args, &memo.targets, &memo.keep)
             })?;
             memo

@@ -74,15 +74,27 @@ impl Store {
 
     /// The memo under `key`, if there is one and every output it names is still valid.
     pub fn memo(&self, key: &ContentHash) -> Option<Memo> {
+        self.memo_unchecked(key)
+            .filter(|m| self.memo_outputs_valid(m))
+    }
+
+    /// The memo under `key` as recorded, its outputs not yet checked: it may be trusted
+    /// only once [`Store::memo_outputs_valid`] says so (a caller can prepare its report
+    /// meanwhile).
+    pub fn memo_unchecked(&self, key: &ContentHash) -> Option<Memo> {
         let bytes = std::fs::read(self.memo_file(key)).ok()?;
         let memo: Memo = serde_json::from_slice(&bytes).ok()?;
-        let valid = memo.version == MEMO_VERSION
-            && memo.targets.iter().all(|(_, p)| self.is_valid(p))
-            && memo
-                .derivations
+        (memo.version == MEMO_VERSION).then_some(memo)
+    }
+
+    /// Whether every output `memo` names is still valid.
+    pub fn memo_outputs_valid(&self, memo: &Memo) -> bool {
+        self.all_valid(
+            memo.targets
                 .iter()
-                .all(|d| d.outputs.values().all(|p| self.is_valid(p)));
-        valid.then_some(memo)
+                .map(|(_, p)| p)
+                .chain(memo.derivations.iter().flat_map(|d| d.outputs.values())),
+        )
     }
 
     /// Record `memo` under `key`.
