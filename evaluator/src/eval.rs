@@ -206,9 +206,11 @@ pub fn evaluate(
     // The toolchain check (a cache read and about a thousand `stat`s) runs beside what
     // does not depend on it: loading the file-hash cache, expanding the source globs,
     // hashing the units (from the cache) and reading the scan caches. Errors are
-    // reported in the order a sequential evaluation would meet them.
+    // reported in the order a sequential evaluation would meet them. (Without a thread,
+    // the check simply runs after the rest.)
     let (toolchain, files, prepared) = std::thread::scope(|s| {
-        let toolchain = s.spawn(|| toolchain_for(&packages, opts.cache_dir.as_deref()));
+        let check = || toolchain_for(&packages, opts.cache_dir.as_deref());
+        let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
         let files = match &opts.cache_dir {
             Some(d) => FileCache::load(d.join("files.json")),
             None => FileCache::in_memory(),
@@ -222,12 +224,15 @@ pub fn evaluate(
                 Ok(prepare(pkg, sources, &files, opts.cache_dir.as_deref()))
             })
             .collect();
-        let toolchain = toolchain.join().unwrap_or_else(|_| {
-            Err(EvalError::new(
-                ErrorKind::Internal,
-                "the toolchain check panicked",
-            ))
-        });
+        let toolchain = match spawned {
+            Some(thread) => thread.join().unwrap_or_else(|_| {
+                Err(EvalError::new(
+                    ErrorKind::Internal,
+                    "the toolchain check panicked",
+                ))
+            }),
+            None => check(),
+        };
         (toolchain, files, prepared)
     });
     let toolchain = toolchain?;

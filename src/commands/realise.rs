@@ -257,7 +257,8 @@ fn trusted_memo(
 ) -> Option<(Memo, Vec<u8>)> {
     let memo = project.store.memo_unchecked(key)?;
     let (valid, fresh_lines) = std::thread::scope(|s| {
-        let valid = s.spawn(|| project.store.memo_outputs_valid(&memo));
+        let check = || project.store.memo_outputs_valid(&memo);
+        let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
         let lines = progress.collected(|| {
             for d in &memo.derivations {
                 progress.event(&realise::Event::Fresh {
@@ -267,7 +268,11 @@ fn trusted_memo(
                 });
             }
         });
-        (valid.join().unwrap_or(false), lines)
+        let valid = match spawned {
+            Some(thread) => thread.join().unwrap_or(false),
+            None => check(),
+        };
+        (valid, lines)
     });
     valid.then_some((memo, fresh_lines))
 }
