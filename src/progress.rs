@@ -21,7 +21,7 @@ pub struct Progress {
     store_prefix: String,
     bar: Mutex<Option<ProgressBar>>,
     started: Instant,
-    /// Lines written to stdout one at a time, or, while [`Progress::batched`] runs,
+    /// Lines written to stdout one at a time, or, while [`Progress::collected`] runs,
     /// collected here and written at once.
     out: Mutex<Option<Vec<u8>>>,
     substituted: std::sync::atomic::AtomicUsize,
