@@ -17,10 +17,13 @@ use crate::source_paths::SourceRoots;
 /// Reports events in the chosen format.
 pub struct Progress {
     format: MessageFormat,
-    store_dir: PathBuf,
+    /// The store directory as shown in messages, with a trailing `/`.
+    store_prefix: String,
     bar: Mutex<Option<ProgressBar>>,
     started: Instant,
-    out: Mutex<()>,
+    /// Lines written to stdout one at a time, or, while [`Progress::collected`] runs,
+    /// collected here and written at once.
+    out: Mutex<Option<Vec<u8>>>,
     substituted: std::sync::atomic::AtomicUsize,
     /// Maps build-directory paths in failed steps' diagnostics to the user's files.
     source_roots: OnceLock<SourceRoots>,
@@ -30,10 +33,10 @@ impl Progress {
     pub fn new(format: MessageFormat, store_dir: PathBuf) -> Progress {
         Progress {
             format,
-            store_dir,
+            store_prefix: store_dir.join("").display().to_string(),
             bar: Mutex::new(None),
             started: Instant::now(),
-            out: Mutex::new(()),
+            out: Mutex::new(None),
             substituted: Default::default(),
             source_roots: OnceLock::new(),
         }
@@ -53,7 +56,10 @@ impl Progress {
     }
 
     fn abs(&self, p: &cmod_schema::StorePath) -> String {
-        self.store_dir.join(p.to_string()).display().to_string()
+        let mut s = String::with_capacity(self.store_prefix.len() + 32 + 1 + p.name().len());
+        s.push_str(&self.store_prefix);
+        p.append_to(&mut s);
+        s
     }
 
     fn outputs_json(
@@ -102,9 +108,52 @@ impl Progress {
 
     /// Write one JSON message line to stdout.
     pub fn json_line(&self, value: serde_json::Value) {
+        self.write_json(&value);
+    }
+
+    /// Write one JSON message line to stdout, serialised from `value`.
+    fn write_json(&self, value: &impl serde::Serialize) {
+        let mut guard = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_mut() {
+            Some(buffer) => {
+                if serde_json::to_writer(&mut *buffer, value).is_ok() {
+                    buffer.push(b'\n');
+                }
+            }
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                if serde_json::to_writer(&mut stdout, value).is_ok() {
+                    let _ = stdout.write_all(b"\n");
+                }
+                let _ = stdout.flush();
+            }
+        }
+    }
+
+    /// Run `f` with the JSON lines it reports collected instead of written, and return
+    /// them, for [`Progress::write_collected`] (or to be dropped). A no-op reports
+    /// hundreds of `fresh` lines: one write each cost more than the rest of the report,
+    /// and collecting them first lets them be prepared before they are known to be true.
+    pub fn collected(&self, f: impl FnOnce()) -> Vec<u8> {
+        if let Ok(mut out) = self.out.lock() {
+            out.get_or_insert_with(Vec::new);
+        }
+        f();
+        self.out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+
+    /// Write lines from [`Progress::collected`] to stdout in one go.
+    pub fn write_collected(&self, lines: &[u8]) {
+        if lines.is_empty() {
+            return;
+        }
         let _guard = self.out.lock();
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{value}");
+        let _ = stdout.write_all(lines);
         let _ = stdout.flush();
     }
 
@@ -234,12 +283,32 @@ impl Reporter for Progress {
                     drv,
                     name,
                     outputs,
+                    started,
                     elapsed,
                 } => {
-                    json!({"reason": "built", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "elapsed_secs": elapsed.as_secs_f64()})
+                    let started_secs = started.saturating_duration_since(self.started);
+                    json!({"reason": "built", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "started_secs": started_secs.as_secs_f64(), "elapsed_secs": elapsed.as_secs_f64()})
                 }
                 Event::Fresh { drv, name, outputs } => {
-                    json!({"reason": "fresh", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs)})
+                    // The hot line of a no-op: serialised without building a JSON value,
+                    // keys in the same (sorted) order as the other messages.
+                    #[derive(serde::Serialize)]
+                    struct Fresh<'a> {
+                        drv: String,
+                        name: &'a str,
+                        outputs: std::collections::BTreeMap<&'a str, String>,
+                        reason: &'static str,
+                    }
+                    self.write_json(&Fresh {
+                        drv: self.abs(drv),
+                        name,
+                        outputs: outputs
+                            .iter()
+                            .map(|(k, p)| (k.as_str(), self.abs(p)))
+                            .collect(),
+                        reason: "fresh",
+                    });
+                    return;
                 }
                 Event::Failed {
                     drv,

@@ -130,3 +130,75 @@ fn header_edit_rebuilds_only_the_units_that_include_it() {
     assert_eq!(r.built(), ["hdr-0.1.0-hdr", "hdr-0.1.0-src-main.cpp.o"]);
     assert_eq!(run(&r.target("hdr"), &[]), "42 7\n");
 }
+
+/// The no-op path keys its caches on file metadata and directory listings; a unit added
+/// to a globbed directory, and a changed flag in the manifest, must still be noticed.
+#[test]
+fn a_no_op_notices_a_new_unit_and_a_changed_define() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    let first = s.realise(&dir, &[]).ok();
+    assert!(s.realise(&dir, &[]).ok().built().is_empty());
+
+    std::fs::write(
+        dir.join("src/extra.cpp"),
+        "module geometry;\nnamespace geometry { int extra_unit() { return 1; } }\n",
+    )
+    .unwrap();
+    let added = s.realise(&dir, &[]).ok();
+    assert_eq!(
+        added.built(),
+        names(&["src-extra.cpp.o", "libgeometry.a", "shapes"])
+    );
+    assert!(s.realise(&dir, &[]).ok().built().is_empty());
+
+    edit(
+        &dir.join("cmod.toml"),
+        "defines = [\"GEOMETRY_UNITS=\\\"cm\\\"\"]",
+        "defines = [\"GEOMETRY_UNITS=\\\"mm\\\"\"]",
+    );
+    let redefined = s.realise(&dir, &[]).ok();
+    // Every compile step has the define in its arguments, so every one runs again.
+    let compiles: Vec<String> = added
+        .messages
+        .iter()
+        .filter(|m| m["reason"] == "built" || m["reason"] == "fresh")
+        .filter_map(|m| m["name"].as_str())
+        .filter(|n| n.ends_with(".o") || n.ends_with(".pcm"))
+        .map(str::to_string)
+        .collect();
+    let built = redefined.built();
+    assert!(!compiles.is_empty());
+    for c in &compiles {
+        assert!(built.contains(c), "{c} was not rebuilt: {built:?}");
+    }
+    assert_ne!(redefined.target("shapes"), first.target("shapes"));
+    assert!(run(&redefined.target("shapes"), &[]).contains("mm"));
+}
+
+/// The no-op shortcut is trusted only while every output it lists is valid: with one
+/// intermediate object gone from the store, the next realise rebuilds exactly that one.
+#[test]
+fn a_no_op_rebuilds_an_intermediate_output_that_left_the_store() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    let first = s.realise(&dir, &[]).ok();
+    let no_op = s.realise(&dir, &[]).ok();
+    assert!(no_op.built().is_empty());
+    let object = no_op
+        .messages
+        .iter()
+        .find(|m| m["reason"] == "fresh" && m["name"] == "geometry-1.2.0-src-area.cpp.o")
+        .unwrap_or_else(|| panic!("{:?}", no_op.messages));
+    let path = object["outputs"]["obj"].as_str().unwrap();
+    let hash = &std::path::Path::new(path)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()[..32];
+    // Unregistered (as a damaged path would be): the path is no longer valid.
+    std::fs::remove_file(s.store().join(format!("v1/meta/{hash}.json"))).unwrap();
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(r.built(), names(&["src-area.cpp.o"]));
+    assert_eq!(r.target("shapes"), first.target("shapes"));
+    assert!(s.realise(&dir, &[]).ok().built().is_empty());
+}

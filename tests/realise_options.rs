@@ -114,6 +114,41 @@ fn release_builds_different_derivations_that_run() {
     assert!(run(&r.target("shapes"), &[]).contains("total"));
 }
 
+/// The `[started, started + elapsed]` interval of every built step, in seconds since the
+/// run started, sorted by start; each lies within the whole run.
+fn built_intervals(r: &Realised) -> Vec<(f64, f64, String)> {
+    let total = r.finished()["elapsed_secs"].as_f64().unwrap();
+    let mut v: Vec<(f64, f64, String)> = r
+        .messages
+        .iter()
+        .filter(|m| m["reason"] == "built")
+        .map(|m| {
+            let start = m["started_secs"].as_f64().unwrap_or_else(|| panic!("{m}"));
+            let end = start + m["elapsed_secs"].as_f64().unwrap_or_else(|| panic!("{m}"));
+            assert!(
+                0.0 <= start && start <= end && end <= total,
+                "{m} in {total}"
+            );
+            (start, end, m["name"].as_str().unwrap().to_string())
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v
+}
+
+/// Pairs of built steps that ran at the same time.
+fn overlapping(intervals: &[(f64, f64, String)]) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for (i, a) in intervals.iter().enumerate() {
+        for b in &intervals[i + 1..] {
+            if b.0 < a.1 {
+                pairs.push((a.2.clone(), b.2.clone()));
+            }
+        }
+    }
+    pairs
+}
+
 #[test]
 fn one_job_builds_everything_in_order() {
     let s = Sandbox::new();
@@ -121,18 +156,43 @@ fn one_job_builds_everything_in_order() {
     let r = s.realise(&dir, &["-j", "1"]).ok();
     assert_eq!(r.built().len(), 14);
     assert_eq!(r.finished()["built"], 14);
-    // With one worker, steps never overlap: their times add up to at most the whole.
-    let steps: f64 = r
-        .messages
-        .iter()
-        .filter(|m| m["reason"] == "built")
-        .map(|m| m["elapsed_secs"].as_f64().unwrap())
-        .sum();
-    assert!(
-        steps <= r.finished()["elapsed_secs"].as_f64().unwrap(),
-        "{steps}"
-    );
+    // With one worker, each step starts only after the previous one finished.
+    let intervals = built_intervals(&r);
+    assert_eq!(intervals.len(), 14);
+    assert_eq!(overlapping(&intervals), vec![], "{intervals:?}");
     assert!(run(&dir.join("result"), &[]).contains("total"));
+}
+
+/// The counterpart of [`one_job_builds_everything_in_order`]: with two jobs and
+/// independent units (each a compile of well over the time a worker takes to start),
+/// steps do run at the same time, so the interval check above is not vacuous.
+#[test]
+fn two_jobs_run_independent_steps_at_the_same_time() {
+    let s = Sandbox::new();
+    let unit = |n: usize| {
+        format!(
+            "#include <map>\n#include <string>\n#include <vector>\n\
+             std::string f{n}() {{ std::map<int, std::vector<std::string>> m; m[{n}].push_back(\"{n}\"); return m[{n}][0]; }}\n"
+        )
+    };
+    let units: Vec<(String, String)> = (0..4).map(|n| (format!("src/u{n}.cpp"), unit(n))).collect();
+    let mut files: Vec<(&str, &str)> = units
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let main = "#include <cstdio>\n#include <string>\nstd::string f0(); std::string f1(); std::string f2(); std::string f3();\n\
+                int main() { std::printf(\"%s\\n\", (f0() + f1() + f2() + f3()).c_str()); }\n";
+    files.push(("src/main.cpp", main));
+    files.push((
+        "cmod.toml",
+        "[package]\nname = \"par\"\nversion = \"0.1.0\"\n[[bin]]\nname = \"par\"\nmain = \"src/main.cpp\"\nsources = [\"src/u*.cpp\"]\n",
+    ));
+    let dir = s.project("par", &files);
+    let r = s.realise(&dir, &["-j", "2"]).ok();
+    assert_eq!(r.built().len(), 6, "{:?}", r.built());
+    let intervals = built_intervals(&r);
+    assert!(!overlapping(&intervals).is_empty(), "{intervals:?}");
+    assert_eq!(run(&dir.join("result"), &[]), "0123\n");
 }
 
 #[test]
@@ -249,4 +309,50 @@ fn an_out_link_in_the_way_fails_and_finished_says_so() {
     let r = s.realise(&dir, &[]).ok();
     assert_eq!(r.finished()["error"], Value::Null);
     assert_eq!(run(&dir.join("result"), &[]), "Hello, modules!\n");
+}
+
+/// An out-link whose directory does not exist is a usage error (exit 2) that names the
+/// path and says to create the directory — before anything is built, and on a no-op.
+#[test]
+fn an_out_link_in_a_missing_directory_is_a_usage_error() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    std::fs::write(dir.join("notes"), "a file, not a directory").unwrap();
+    for round in ["building", "no-op"] {
+        if round == "no-op" {
+            s.realise(&dir, &["--no-link"]).ok();
+        }
+        for (link, shown, problem) in [
+            ("missing/sub/app", "missing/sub", "does not exist"),
+            ("notes/app", "notes", "is not a directory"),
+        ] {
+            let r = s.realise(&dir, &["--out-link", link]);
+            let (code, err) = failure(&r.output);
+            assert_eq!(code, 2, "{round} {link}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "cannot create the out-link `{link}`: the directory `{shown}` {problem}; create it first (`mkdir -p {shown}`)"
+                )),
+                "{round} {link}: {err}"
+            );
+            // Reported as errors before building are: an `error` line, then `finished`.
+            assert_eq!(r.finished()["success"], false, "{round}");
+            let errors: Vec<&Value> = r
+                .messages
+                .iter()
+                .filter(|m| m["reason"] == "error")
+                .collect();
+            assert_eq!(errors.len(), 1, "{round}: {:?}", r.messages);
+            assert!(
+                errors[0]["message"].as_str().unwrap().contains(link),
+                "{round}: {}",
+                errors[0]
+            );
+            assert!(r.built().is_empty(), "{round}: checked before building");
+        }
+        assert!(!dir.join("missing").exists(), "no directory is created");
+    }
+    std::fs::create_dir_all(dir.join("missing/sub")).unwrap();
+    s.realise(&dir, &["--out-link", "missing/sub/app"]).ok();
+    assert_eq!(run(&dir.join("missing/sub/app"), &[]), "Hello, modules!\n");
 }

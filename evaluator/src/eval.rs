@@ -17,11 +17,11 @@ use crate::file_cache::FileCache;
 use crate::flags::{package_flags, PackageFlags, ProfileName};
 use crate::graph::{ModuleGraph, Origin, Owner, RawUnit};
 use crate::lexer::Declarations;
-use crate::package::{LoadOptions, PackageGraph};
-use crate::scan::{scan_package, ScanItem, ScanSource, Scanned};
+use crate::package::{LoadOptions, Package, PackageGraph};
+use crate::scan::{scan_package, ScanCache, ScanItem, ScanSource, Scanned};
 use crate::scanner::Prescan;
 use crate::sources::{find_sources, PackageSources};
-use crate::toolchain::ToolchainRequest;
+use crate::toolchain::{Lookup, ToolchainRequest};
 
 /// How to evaluate.
 #[derive(Debug, Clone, Default)]
@@ -53,8 +53,10 @@ pub struct Evaluation {
     pub warnings: Vec<EvalError>,
     /// What this evaluation had to compute rather than take from its caches.
     pub stats: EvalStats,
-    /// Every scanned unit's scan key and result (what scan entries publish).
-    scan_records: Vec<(ContentHash, Scanned)>,
+    /// Every scanned unit's package root, path and scan key (what its scan entry is
+    /// filed under); the results themselves stay in the scan caches.
+    scan_keys: Vec<(PathBuf, String, ContentHash)>,
+    cache_dir: Option<PathBuf>,
     derived: OnceLock<Result<Derived, EvalError>>,
 }
 
@@ -73,13 +75,23 @@ pub struct EvalStats {
 
 impl Evaluation {
     /// Every scanned unit's scan entry content: its key and result as JSON (what
-    /// `cmod store sign` signs and `cmod copy --to` publishes).
+    /// `cmod store sign` signs and `cmod copy --to` publishes), read back from the scan
+    /// caches this evaluation used (none without a cache directory).
     pub fn scan_entries(&self) -> Vec<(ContentHash, serde_json::Value)> {
-        let mut out: Vec<(ContentHash, serde_json::Value)> = self
-            .scan_records
-            .iter()
-            .filter_map(|(k, s)| Some((*k, serde_json::to_value(s).ok()?)))
-            .collect();
+        let mut by_root: std::collections::BTreeMap<&Path, Vec<(&str, &ContentHash)>> =
+            std::collections::BTreeMap::new();
+        for (root, rel, key) in &self.scan_keys {
+            by_root.entry(root).or_default().push((rel, key));
+        }
+        let mut out = Vec::new();
+        for (root, units) in by_root {
+            let cache = ScanCache::load(root, self.cache_dir.as_deref());
+            for (rel, key) in units {
+                if let Some(result) = cache.result_for(rel, key) {
+                    out.push((*key, result));
+                }
+            }
+        }
         out.sort_by_key(|e| e.0);
         out.dedup_by(|a, b| a.0 == b.0);
         out
@@ -106,20 +118,36 @@ impl Evaluation {
     /// every unit with its content hash, scan result and headers. Equal fingerprints mean
     /// identical derivations.
     pub fn fingerprint(&self) -> ContentHash {
-        let mut h = blake3::Hasher::new();
-        let mut put = |s: &str| {
-            h.update(&(s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
-        };
-        put(concat!(
-            "cmod-eval-fingerprint-v1 ",
+        /// Length-prefixed fields, and lists prefixed by their length, so no two
+        /// different evaluations feed the same bytes.
+        struct Fields(blake3::Hasher);
+        impl Fields {
+            fn put(&mut self, s: &str) {
+                self.0.update(&(s.len() as u64).to_le_bytes());
+                self.0.update(s.as_bytes());
+            }
+            fn count(&mut self, n: usize) {
+                self.0.update(&(n as u64).to_le_bytes());
+            }
+            fn list<'a>(&mut self, items: impl ExactSizeIterator<Item = &'a String>) {
+                self.count(items.len());
+                items.for_each(|x| self.put(x));
+            }
+            fn hash(&mut self, h: &ContentHash) {
+                self.0.update(&h.0);
+            }
+        }
+        let mut h = Fields(blake3::Hasher::new());
+        h.put(concat!(
+            "cmod-eval-fingerprint-v2 ",
             env!("CARGO_PKG_VERSION")
         ));
-        put(self.profile.as_str());
-        put(&self.toolchain.identity.to_text());
+        h.put(self.profile.as_str());
+        h.hash(&self.toolchain.identity);
+        h.count(self.packages.packages.len());
         for (p, pkg) in self.packages.packages.iter().enumerate() {
-            put(&pkg.root.to_string_lossy());
-            put(&pkg.file.text);
+            h.put(&pkg.root.to_string_lossy());
+            h.put(&pkg.file.text);
             let f = &self.flags[p];
             for list in [
                 &f.dialect,
@@ -128,41 +156,38 @@ impl Evaluation {
                 &f.include_dirs,
                 &f.ldflags,
             ] {
-                put(&list.len().to_string());
-                list.iter().for_each(|x| put(x));
+                h.list(list.iter());
             }
-            for d in &pkg.deps {
-                put(&d.name);
-                put(&d.package.to_string());
-            }
-            put(&format!("dev:{}", pkg.dev_deps.len()));
-            for d in &pkg.dev_deps {
-                put(&d.name);
-                put(&d.package.to_string());
+            for deps in [&pkg.deps, &pkg.dev_deps] {
+                h.count(deps.len());
+                for d in deps {
+                    h.put(&d.name);
+                    h.put(&d.package.to_string());
+                }
             }
             let s = &self.sources[p];
-            s.lib.iter().for_each(|x| put(x));
-            for (kind, list) in [("bins", &s.bins), ("tests", &s.tests)] {
-                put(&format!("{kind}:{}", list.len()));
+            h.list(s.lib.iter());
+            for list in [&s.bins, &s.tests] {
+                h.count(list.len());
                 for b in list {
-                    put(&b.name);
-                    b.units.iter().for_each(|x| put(x));
+                    h.put(&b.name);
+                    h.list(b.units.iter());
                 }
             }
         }
+        h.count(self.graph.units.len());
         for u in &self.graph.units {
-            put(&format!("{:?} {:?} {:?}", u.origin, u.kind, u.module));
-            put(&u.rel);
-            put(&u.hash.to_text());
-            for i in &u.imports {
-                put(&i.name);
-            }
+            h.put(&format!("{:?} {:?} {:?}", u.origin, u.kind, u.module));
+            h.put(&u.rel);
+            h.hash(&u.hash);
+            h.list(u.imports.iter().map(|i| &i.name));
+            h.count(u.headers.len());
             for hd in &u.headers {
-                put(&hd.rel);
-                put(&hd.hash.to_text());
+                h.put(&hd.rel);
+                h.hash(&hd.hash);
             }
         }
-        ContentHash(*h.finalize().as_bytes())
+        ContentHash(*h.0.finalize().as_bytes())
     }
 
     /// The selected members' targets as (package, name, kind), each member's binaries
@@ -214,19 +239,49 @@ pub fn evaluate(
             select: opts.select.clone(),
         },
     )?;
+    // The toolchain check (a cache read and about a thousand `stat`s) runs beside what
+    // does not depend on it: loading the file-hash cache, expanding the source globs,
+    // hashing the units (from the cache) and reading the scan caches. Errors are
+    // reported in the order a sequential evaluation would meet them. (Without a thread,
+    // the check simply runs after the rest.)
     let request = toolchain_request(&packages);
-    let lookup = crate::toolchain::lookup(&request, opts.cache_dir.as_deref())?;
-    let files = match &opts.cache_dir {
-        Some(d) => FileCache::load(d.join("files.json")),
-        None => FileCache::in_memory(),
-    };
+    let (lookup, files, prepared) = std::thread::scope(|s| {
+        let check = || crate::toolchain::lookup(&request, opts.cache_dir.as_deref());
+        let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
+        let files = match &opts.cache_dir {
+            Some(d) => FileCache::load(d.join("files.json")),
+            None => FileCache::in_memory(),
+        };
+        let prepared: Vec<Result<Prepared, EvalError>> = packages
+            .packages
+            .iter()
+            .map(|pkg| {
+                let tests = opts.with_tests && packages.selected.contains(&pkg.id);
+                let sources = find_sources(&pkg.file, tests)?;
+                Ok(prepare(pkg, sources, &files, opts.cache_dir.as_deref()))
+            })
+            .collect();
+        let lookup = match spawned {
+            Some(thread) => thread.join().unwrap_or_else(|_| {
+                Err(EvalError::new(
+                    ErrorKind::Internal,
+                    "the toolchain check panicked",
+                ))
+            }),
+            None => check(),
+        };
+        (lookup, files, prepared)
+    });
+    let lookup = lookup?;
 
     let mut all_sources: Vec<PackageSources> = Vec::new();
     let mut all_flags: Vec<PackageFlags> = Vec::new();
-    for pkg in &packages.packages {
+    let mut all_prepared: Vec<Prepared> = Vec::new();
+    for (pkg, prepared) in packages.packages.iter().zip(prepared) {
         let tc = &pkg.file.manifest.toolchain;
-        let tests = opts.with_tests && packages.selected.contains(&pkg.id);
-        all_sources.push(find_sources(&pkg.file, tests)?);
+        let mut prepared = prepared?;
+        all_sources.push(std::mem::take(&mut prepared.sources));
+        all_prepared.push(prepared);
         all_flags.push(package_flags(
             &pkg.file,
             opts.profile,
@@ -235,79 +290,58 @@ pub fn evaluate(
         )?);
     }
 
-    // Each package's units with their content hashes and flags (a unit listed by two
-    // binaries or tests is scanned once).
-    let prepared: Vec<Prepared> = packages
-        .packages
-        .par_iter()
-        .map(|pkg| {
-            let p = pkg.id;
-            let owned: Vec<(String, Owner)> =
-                all_sources[p]
-                    .lib
-                    .iter()
-                    .map(|r| (r.clone(), Owner::Lib))
-                    .chain(all_sources[p].bins.iter().enumerate().flat_map(|(b, bin)| {
-                        bin.units.iter().map(move |r| (r.clone(), Owner::Bin(b)))
-                    }))
-                    .chain(
-                        all_sources[p]
-                            .tests
-                            .iter()
-                            .enumerate()
-                            .flat_map(|(t, test)| {
-                                test.units.iter().map(move |r| (r.clone(), Owner::Test(t)))
-                            }),
-                    )
-                    .collect();
-            let f = &all_flags[p];
-            let args: Vec<String> = f
-                .dialect
-                .iter()
-                .chain(&f.codegen)
-                .chain(&f.defines)
-                .cloned()
-                .chain(f.include_dirs.iter().map(|d| format!("-I{d}")))
-                .collect();
-            let mut items = Vec::with_capacity(owned.len());
-            for (rel, _) in &owned {
-                let abs = pkg.root.join(rel);
-                let hash = files
-                    .hash(&abs)
-                    .map_err(|e| EvalError::io(&abs, "read", e))?;
-                items.push(ScanItem {
-                    rel: rel.clone(),
-                    hash,
-                    args: args.clone(),
-                });
-            }
-            // A file listed by two binaries (or tests) is scanned once.
-            let mut index: HashMap<String, usize> = HashMap::new();
-            let mut unique: Vec<ScanItem> = Vec::new();
-            for it in &items {
-                index.entry(it.rel.clone()).or_insert_with(|| {
-                    unique.push(it.clone());
-                    unique.len() - 1
-                });
-            }
-            Ok(Prepared {
-                owned,
-                items,
-                index,
-                unique,
+    // Each package's scan items (a file listed by two binaries or tests is scanned once).
+    let mut plans: Vec<ScanPlan> = Vec::with_capacity(all_prepared.len());
+    for (pkg, prepared) in packages.packages.iter().zip(all_prepared) {
+        let Prepared {
+            owned,
+            hashes,
+            cache,
+            ..
+        } = prepared;
+        let f = &all_flags[pkg.id];
+        let args: Vec<String> = f
+            .dialect
+            .iter()
+            .chain(&f.codegen)
+            .chain(&f.defines)
+            .cloned()
+            .chain(f.include_dirs.iter().map(|d| format!("-I{d}")))
+            .collect();
+        let items: Vec<ScanItem> = owned
+            .iter()
+            .zip(hashes?)
+            .map(|((rel, _), hash)| ScanItem {
+                rel: rel.clone(),
+                hash,
+                args: args.clone(),
             })
-        })
-        .collect::<Result<_, EvalError>>()?;
+            .collect();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut unique: Vec<ScanItem> = Vec::new();
+        for it in &items {
+            index.entry(it.rel.clone()).or_insert_with(|| {
+                unique.push(it.clone());
+                unique.len() - 1
+            });
+        }
+        plans.push(ScanPlan {
+            owned,
+            items,
+            index,
+            unique,
+            cache,
+        });
+    }
 
     // The toolchain's identity keys the scan cache. On an empty cache it takes a few
     // hundred milliseconds to probe and hash, and so does the scan: run the scanner with
     // the tools identification will most likely find, meanwhile (its results are used
-    // only if it does find them).
+    // only if it does find them). With a scan source the results will most likely come
+    // from there instead, so identification gets the cores to itself.
     let (toolchain, prescans) = match lookup {
-        crate::toolchain::Lookup::Cached(info) => (info, Vec::new()),
-        crate::toolchain::Lookup::Missing(pending) => {
-            // With a scan source the results will most likely come from there: do not
-            // spend the cores identification needs on a scan.
+        Lookup::Cached(info) => (info, Vec::new()),
+        Lookup::Missing(pending) => {
             let tools = pending
                 .likely_scanner()
                 .filter(|_| opts.scan_source.is_none())
@@ -320,8 +354,8 @@ pub fn evaluate(
                     packages
                         .packages
                         .iter()
-                        .zip(&prepared)
-                        .map(|(pkg, prep)| Prescan::run(cxx, scanner, &pkg.root, &prep.unique))
+                        .zip(&plans)
+                        .map(|(pkg, plan)| Prescan::run(cxx, scanner, &pkg.root, &plan.unique))
                         .collect()
                 });
                 let info = pending.identify();
@@ -333,75 +367,102 @@ pub fn evaluate(
     check_package_toolchains(&packages, &toolchain)?;
 
     // Scan each package (one scanner process per package with cache misses).
-    let scanned: Vec<(Vec<RawUnit>, Vec<String>, ScanExtras)> = packages
-        .packages
-        .par_iter()
-        .zip(prepared)
-        .map(|(pkg, prep)| {
-            let p = pkg.id;
-            let Prepared {
-                owned,
-                items,
-                index,
-                unique,
-            } = prep;
-            let scan = scan_package(
-                &toolchain,
-                &pkg.root,
-                &unique,
-                &files,
-                opts.cache_dir.as_deref(),
-                prescans.get(p).and_then(Option::as_ref),
-                opts.scan_source.as_deref(),
-            )?;
-            let results = &scan.results;
-            let rescanned = scan
-                .rescanned
+    let scan_one = |(pkg, plan): (&Package, ScanPlan)| {
+        let p = pkg.id;
+        let ScanPlan {
+            owned,
+            items,
+            index,
+            unique,
+            cache,
+        } = plan;
+        let scan = scan_package(
+            &toolchain,
+            &pkg.root,
+            &unique,
+            &files,
+            cache,
+            prescans.get(p).and_then(Option::as_ref),
+            opts.scan_source.as_deref(),
+        )?;
+        let extra = ScanExtras {
+            prescanned: scan.prescanned.then(|| pkg.name.clone()),
+            substituted: scan
+                .substituted
                 .iter()
                 .map(|rel| format!("{}/{rel}", pkg.name))
-                .collect();
-            let units = owned
-                .into_iter()
-                .zip(items)
-                .map(|((rel, owner), item)| {
-                    let idx = index.get(rel.as_str()).copied().unwrap_or(0);
-                    RawUnit {
+                .collect(),
+            keys: unique
+                .iter()
+                .zip(&scan.keys)
+                .map(|(it, k)| (pkg.root.clone(), it.rel.clone(), *k))
+                .collect(),
+            warnings: scan.warnings,
+        };
+        // Each result is moved to the last unit that uses it, cloned for the others.
+        let mut uses = vec![0usize; scan.results.len()];
+        for (rel, _) in &owned {
+            if let Some(&i) = index.get(rel.as_str()) {
+                uses[i] += 1;
+            }
+        }
+        let mut results: Vec<Option<Scanned>> = scan.results.into_iter().map(Some).collect();
+        let rescanned = scan
+            .rescanned
+            .iter()
+            .map(|rel| format!("{}/{rel}", pkg.name))
+            .collect();
+        let units = owned
+            .into_iter()
+            .zip(items)
+            .map(|((rel, owner), item)| {
+                let idx = index.get(rel.as_str()).copied().unwrap_or(0);
+                uses[idx] = uses[idx].saturating_sub(1);
+                let scanned = if uses[idx] == 0 {
+                    results[idx].take()
+                } else {
+                    results[idx].clone()
+                };
+                scanned
+                    .map(|scanned| RawUnit {
                         origin: Origin::Package(p, owner),
                         abs: pkg.root.join(&rel),
                         rel,
                         hash: item.hash,
-                        scanned: results[idx].clone(),
-                    }
-                })
-                .collect();
-            let extra = ScanExtras {
-                prescanned: scan.prescanned.then(|| pkg.name.clone()),
-                substituted: scan
-                    .substituted
-                    .iter()
-                    .map(|rel| format!("{}/{rel}", pkg.name))
-                    .collect(),
-                records: scan
-                    .keys
-                    .iter()
-                    .copied()
-                    .zip(scan.results.iter().cloned())
-                    .collect(),
-                warnings: scan.warnings.clone(),
-            };
-            Ok((units, rescanned, extra))
-        })
-        .collect::<Result<_, EvalError>>()?;
+                        scanned,
+                    })
+                    .ok_or_else(|| EvalError::new(ErrorKind::Internal, "a unit lost its scan"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((units, rescanned, extra))
+    };
+    // One package (the common case, and every no-op of one) is scanned on this thread:
+    // starting the thread pool costs more than a cached scan.
+    let scanned: Vec<(Vec<RawUnit>, Vec<String>, ScanExtras)> = if packages.packages.len() > 1 {
+        packages
+            .packages
+            .par_iter()
+            .zip(plans)
+            .map(scan_one)
+            .collect::<Result<_, EvalError>>()?
+    } else {
+        packages
+            .packages
+            .iter()
+            .zip(plans)
+            .map(scan_one)
+            .collect::<Result<_, EvalError>>()?
+    };
     let mut stats = EvalStats::default();
     let mut raw: Vec<RawUnit> = Vec::new();
-    let mut scan_records = Vec::new();
-    let mut scan_warnings = Vec::new();
+    let mut scan_keys = Vec::new();
+    let mut scan_warnings: Vec<String> = Vec::new();
     for (units, rescanned, extra) in scanned {
         raw.extend(units);
         stats.scanned.extend(rescanned);
         stats.prescanned.extend(extra.prescanned);
         stats.scans_substituted.extend(extra.substituted);
-        scan_records.extend(extra.records);
+        scan_keys.extend(extra.keys);
         scan_warnings.extend(extra.warnings);
     }
     scan_warnings.dedup();
@@ -426,21 +487,14 @@ pub fn evaluate(
         profile: opts.profile,
         warnings,
         stats,
-        scan_records,
+        scan_keys,
+        cache_dir: opts.cache_dir.clone(),
         derived: OnceLock::new(),
     })
 }
 
-/// What a package's scan adds besides its units.
-struct ScanExtras {
-    prescanned: Option<String>,
-    substituted: Vec<String>,
-    records: Vec<(ContentHash, Scanned)>,
-    warnings: Vec<String>,
-}
-
 /// A package's units, ready to scan.
-struct Prepared {
+struct ScanPlan {
     /// Every unit with the target that owns it.
     owned: Vec<(String, Owner)>,
     /// One scan item per owned unit.
@@ -449,6 +503,64 @@ struct Prepared {
     index: HashMap<String, usize>,
     /// The distinct units, as scanned.
     unique: Vec<ScanItem>,
+    cache: ScanCache,
+}
+
+/// What a package's scan adds besides its units.
+struct ScanExtras {
+    prescanned: Option<String>,
+    substituted: Vec<String>,
+    keys: Vec<(PathBuf, String, ContentHash)>,
+    warnings: Vec<String>,
+}
+
+/// What can be known about a package's units before the toolchain is: its sources, its
+/// units with their owners, their content hashes and its scan cache.
+struct Prepared {
+    sources: PackageSources,
+    owned: Vec<(String, Owner)>,
+    /// Failing here is reported after the flags are checked, as in a sequential run.
+    hashes: Result<Vec<ContentHash>, EvalError>,
+    cache: ScanCache,
+}
+
+fn prepare(
+    pkg: &Package,
+    sources: PackageSources,
+    files: &FileCache,
+    cache_dir: Option<&Path>,
+) -> Prepared {
+    let owned: Vec<(String, Owner)> =
+        sources
+            .lib
+            .iter()
+            .map(|r| (r.clone(), Owner::Lib))
+            .chain(
+                sources
+                    .bins
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(b, bin)| bin.units.iter().map(move |r| (r.clone(), Owner::Bin(b)))),
+            )
+            .chain(
+                sources.tests.iter().enumerate().flat_map(|(t, test)| {
+                    test.units.iter().map(move |r| (r.clone(), Owner::Test(t)))
+                }),
+            )
+            .collect();
+    let hashes = owned
+        .iter()
+        .map(|(rel, _)| {
+            let abs = pkg.root.join(rel);
+            files.hash(&abs).map_err(|e| EvalError::io(&abs, "read", e))
+        })
+        .collect();
+    Prepared {
+        sources,
+        owned,
+        hashes,
+        cache: ScanCache::load(&pkg.root, cache_dir),
+    }
 }
 
 /// What the root package asks of the toolchain (the workspace manifest's toolchain

@@ -168,21 +168,24 @@ impl ModuleGraph {
         for r in raw {
             let (kind, module) = classify(&r.scanned);
             let module_line = r.scanned.decls.module.as_ref().map_or(1, |m| m.line);
-            let imports =
-                r.scanned
-                    .requires
-                    .iter()
-                    .map(|name| {
-                        let decl = r.scanned.decls.imports.iter().find(|i| {
-                            r.scanned.decls.qualified(&i.target).as_deref() == Some(name)
-                        });
-                        Import {
-                            name: name.clone(),
-                            line: decl.map_or(module_line, |d| d.line),
-                            exported: decl.is_some_and(|d| d.exported),
-                        }
-                    })
-                    .collect();
+            let imports = r
+                .scanned
+                .requires
+                .iter()
+                .map(|name| {
+                    let decl = r
+                        .scanned
+                        .decls
+                        .imports
+                        .iter()
+                        .find(|i| r.scanned.decls.refers_to(&i.target, name));
+                    Import {
+                        name: name.clone(),
+                        line: decl.map_or(module_line, |d| d.line),
+                        exported: decl.is_some_and(|d| d.exported),
+                    }
+                })
+                .collect();
             units.push(Unit {
                 origin: r.origin,
                 rel: r.rel,

@@ -87,13 +87,41 @@ fn hash_node(path: &Path, dirs: &mut Vec<PathBuf>) -> std::io::Result<ContentHas
 }
 
 /// File metadata that changes whenever the contents are replaced or modified.
+///
+/// Written as the array `[len, mtime_ns, ctime_ns, ino, dev]`: the caches hold about a
+/// thousand stamps, and field names made up most of what a no-op parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StampArray", into = "StampArray")]
 pub struct Stamp {
     pub len: u64,
     pub mtime_ns: i128,
     pub ctime_ns: i128,
     pub ino: u64,
     pub dev: u64,
+}
+
+/// Times are written as 64-bit nanoseconds (serde_json parses 128-bit integers slowly);
+/// one outside that range (after 2262) is written as `i64::MIN`, so it never matches a
+/// fresh stamp and the file is simply re-checked.
+type StampArray = (u64, i64, i64, u64, u64);
+
+impl From<StampArray> for Stamp {
+    fn from((len, mtime_ns, ctime_ns, ino, dev): StampArray) -> Stamp {
+        Stamp {
+            len,
+            mtime_ns: mtime_ns.into(),
+            ctime_ns: ctime_ns.into(),
+            ino,
+            dev,
+        }
+    }
+}
+
+impl From<Stamp> for StampArray {
+    fn from(s: Stamp) -> StampArray {
+        let ns = |t: i128| i64::try_from(t).unwrap_or(i64::MIN);
+        (s.len, ns(s.mtime_ns), ns(s.ctime_ns), s.ino, s.dev)
+    }
 }
 
 impl Stamp {
@@ -153,6 +181,27 @@ mod tests {
             "blake3:04c12l7h14hys8yqsk63qm62afvwc1rapiapzv9iwbksid69g47p"
         );
         assert_eq!(dirs.len(), 2);
+    }
+
+    #[test]
+    fn stamps_are_written_as_arrays() {
+        let s = Stamp {
+            len: 1,
+            mtime_ns: 2,
+            ctime_ns: 3,
+            ino: 4,
+            dev: 5,
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(text, "[1,2,3,4,5]");
+        assert_eq!(serde_json::from_str::<Stamp>(&text).unwrap(), s);
+        // A time beyond 64-bit nanoseconds cannot round-trip: it must never match.
+        let far = Stamp {
+            mtime_ns: i128::from(i64::MAX) + 1,
+            ..s
+        };
+        let back: Stamp = serde_json::from_str(&serde_json::to_string(&far).unwrap()).unwrap();
+        assert_ne!(back, far);
     }
 
     #[test]

@@ -59,11 +59,29 @@ impl Declarations {
         }
     }
 
+    /// Whether `target` refers to the fully qualified module `name` (what
+    /// [`Declarations::qualified`] would say, without building the name).
+    pub fn refers_to(&self, target: &ImportTarget, name: &str) -> bool {
+        match target {
+            ImportTarget::Module(m) => m == name,
+            ImportTarget::Partition(p) => {
+                let Some(module) = self.module.as_ref().and_then(|m| m.name.split(':').next())
+                else {
+                    return false;
+                };
+                name.strip_prefix(module)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    .is_some_and(|rest| rest == p)
+            }
+            ImportTarget::Header(_) => false,
+        }
+    }
+
     /// The line of the import of qualified module `name`, if the lexer saw one.
     pub fn import_line(&self, name: &str) -> Option<u32> {
         self.imports
             .iter()
-            .find(|i| self.qualified(&i.target).as_deref() == Some(name))
+            .find(|i| self.refers_to(&i.target, name))
             .map(|i| i.line)
     }
 }
@@ -398,6 +416,38 @@ mod tests {
 
     fn lex(s: &str) -> Declarations {
         scan_declarations(s.as_bytes())
+    }
+
+    #[test]
+    fn refers_to_agrees_with_qualified() {
+        let names = [
+            "geo",
+            "geo:detail",
+            "geo:det",
+            "geo:detailx",
+            "geox:detail",
+            "std",
+            "detail",
+            "geo:",
+            ":detail",
+        ];
+        for text in [
+            "export module geo:shapes;\nimport :detail;\nimport std;\nimport <x.h>;\n",
+            "module geo;\nimport :detail;\n",
+            "import :detail;\nimport geo;\n",
+        ] {
+            let d = lex(text);
+            for i in &d.imports {
+                for n in names {
+                    assert_eq!(
+                        d.refers_to(&i.target, n),
+                        d.qualified(&i.target).as_deref() == Some(n),
+                        "{text:?} {:?} {n}",
+                        i.target
+                    );
+                }
+            }
+        }
     }
 
     #[test]

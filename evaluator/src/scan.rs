@@ -84,11 +84,12 @@ pub struct SubstitutedScans {
     pub warnings: Vec<String>,
 }
 
-/// The scan-cache key of `item`, as the content hash that names scan entries.
-pub fn scan_key(toolchain: &ToolchainInfo, item: &ScanItem) -> ContentHash {
+/// The scan-cache key of `item` (`identity` is the toolchain identity's text form): the
+/// content hash that names its scan entry; the local cache stores it in hex.
+pub fn scan_key(identity: &str, item: &ScanItem) -> ContentHash {
     let mut h = blake3::Hasher::new();
     h.update(b"cmod-scan-v1\0");
-    h.update(toolchain.identity.to_text().as_bytes());
+    h.update(identity.as_bytes());
     h.update(b"\0");
     h.update(item.rel.as_bytes());
     h.update(b"\0");
@@ -100,10 +101,8 @@ pub fn scan_key(toolchain: &ToolchainInfo, item: &ScanItem) -> ContentHash {
     ContentHash(*h.finalize().as_bytes())
 }
 
-fn cache_key(toolchain: &ToolchainInfo, item: &ScanItem) -> String {
-    blake3::Hash::from(scan_key(toolchain, item).0)
-        .to_hex()
-        .to_string()
+fn hex_key(key: &ContentHash) -> String {
+    blake3::Hash::from(key.0).to_hex().to_string()
 }
 
 /// The scan of one package.
@@ -124,41 +123,82 @@ pub struct PackageScan {
     pub warnings: Vec<String>,
 }
 
-/// Scan the units of the package rooted at `root`, using and updating the cache in
-/// `cache_dir`.
+/// A package's scan cache, loaded (it does not depend on the toolchain, so it can be
+/// read while the toolchain is checked).
+#[derive(Debug)]
+pub struct ScanCache {
+    file: Option<PathBuf>,
+    table: CacheTable,
+}
+
+impl ScanCache {
+    /// The cache of the package rooted at `root` in `cache_dir` (empty if none).
+    pub fn load(root: &Path, cache_dir: Option<&Path>) -> ScanCache {
+        let file = cache_dir.map(|d| {
+            let key = blake3::hash(root.as_os_str().as_encoded_bytes());
+            d.join(format!("scan-{}.json", &key.to_hex()[..32]))
+        });
+        let mut table: CacheTable = file
+            .as_deref()
+            .and_then(read_json)
+            .filter(|t: &CacheTable| t.version == CACHE_VERSION)
+            .unwrap_or_default();
+        table.version = CACHE_VERSION;
+        ScanCache { file, table }
+    }
+
+    /// The cached result for the unit `rel` under scan key `key`, as JSON.
+    pub fn result_for(&self, rel: &str, key: &ContentHash) -> Option<serde_json::Value> {
+        let e = self.table.entries.get(rel)?;
+        (e.key == hex_key(key))
+            .then(|| serde_json::to_value(&e.result).ok())
+            .flatten()
+    }
+}
+
+/// Scan the units of the package rooted at `root`, using and updating its `cache`.
 pub fn scan_package(
     toolchain: &ToolchainInfo,
     root: &Path,
     items: &[ScanItem],
     files: &FileCache,
-    cache_dir: Option<&Path>,
+    cache: ScanCache,
     prescan: Option<&Prescan>,
     source: Option<&dyn ScanSource>,
 ) -> Result<PackageScan, EvalError> {
-    let cache_file = cache_dir.map(|d| {
-        let key = blake3::hash(root.as_os_str().as_encoded_bytes());
-        d.join(format!("scan-{}.json", &key.to_hex()[..32]))
-    });
-    let mut table: CacheTable = cache_file
-        .as_deref()
-        .and_then(read_json)
-        .filter(|t: &CacheTable| t.version == CACHE_VERSION)
-        .unwrap_or_default();
-    table.version = CACHE_VERSION;
+    let ScanCache {
+        file: cache_file,
+        mut table,
+    } = cache;
 
-    let keys: Vec<String> = items.iter().map(|i| cache_key(toolchain, i)).collect();
-    let mut results: Vec<Option<Scanned>> = items
+    let identity = toolchain.identity.to_text();
+    let scan_keys: Vec<ContentHash> = items.iter().map(|i| scan_key(&identity, i)).collect();
+    let keys: Vec<String> = scan_keys.iter().map(hex_key).collect();
+    let hits: Vec<bool> = items
         .iter()
         .zip(&keys)
         .map(|(item, key)| {
-            let e = table.entries.get(&item.rel)?;
-            (e.key == *key && headers_unchanged(root, &e.result.headers, files))
-                .then(|| e.result.clone())
+            table
+                .entries
+                .get(&item.rel)
+                .is_some_and(|e| e.key == *key && headers_unchanged(root, &e.result.headers, files))
         })
         .collect();
-
-    let scan_keys: Vec<ContentHash> = items.iter().map(|i| scan_key(toolchain, i)).collect();
-    let mut misses: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
+    let mut misses: Vec<usize> = (0..items.len()).filter(|&i| !hits[i]).collect();
+    // Hits are taken from the table; only a table that will be written back keeps them.
+    let mut results: Vec<Option<Scanned>> = items
+        .iter()
+        .zip(&hits)
+        .map(|(item, &hit)| {
+            if !hit {
+                None
+            } else if misses.is_empty() {
+                table.entries.remove(&item.rel).map(|e| e.result)
+            } else {
+                table.entries.get(&item.rel).map(|e| e.result.clone())
+            }
+        })
+        .collect();
     // Trusted results from elsewhere, each used only if its headers match the files here.
     let mut substituted = Vec::new();
     let mut warnings = Vec::new();

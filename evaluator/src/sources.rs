@@ -64,37 +64,61 @@ fn build_set(file: &ManifestFile, globs: &[Spanned<String>]) -> Result<GlobSet, 
         .map_err(|e| EvalError::new(ErrorKind::ManifestInvalid, format!("invalid globs: {e}")))
 }
 
-/// Every file under `root` as a relative path, skipping hidden entries, `result*` links
-/// and nested packages (directories with their own `cmod.toml`).
+/// Every file under `root` as a relative path, in sorted depth-first order, skipping
+/// hidden entries, symlinks (never followed, so `result*` out-links are not entered) and
+/// nested packages (directories with their own `cmod.toml`).
 fn package_files(root: &Path) -> Result<Vec<String>, EvalError> {
     let mut files = Vec::new();
-    let walker = walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            let name = e.file_name().to_string_lossy();
-            if e.depth() == 0 {
-                return true;
-            }
-            if name.starts_with('.') || (e.path_is_symlink() && name.starts_with("result")) {
-                return false;
-            }
-            !(e.file_type().is_dir() && e.path().join("cmod.toml").exists())
-        });
-    for entry in walker {
-        let entry = entry.map_err(|e| {
-            EvalError::new(
-                ErrorKind::Io,
-                format!("cannot list `{}`: {e}", root.display()),
-            )
-        })?;
-        if entry.file_type().is_file() {
-            if let Ok(rel) = entry.path().strip_prefix(root) {
-                files.push(rel.to_string_lossy().replace('\\', "/"));
-            }
+    walk(root, "", false, &mut files)?;
+    Ok(files)
+}
+
+/// Add the files under `dir` (package-relative `rel`) to `files`; with `skip_package`,
+/// nothing when `dir` holds a `cmod.toml`. The nested-package check reads the listing
+/// the walk needs anyway, instead of a `stat` per directory.
+fn walk(
+    dir: &Path,
+    rel: &str,
+    skip_package: bool,
+    files: &mut Vec<String>,
+) -> Result<(), EvalError> {
+    let list_error = |e: std::io::Error| {
+        EvalError::new(
+            ErrorKind::Io,
+            format!("cannot list `{}`: {e}", dir.display()),
+        )
+    };
+    let mut entries: Vec<(std::ffi::OsString, std::fs::FileType)> = std::fs::read_dir(dir)
+        .map_err(list_error)?
+        .map(|e| e.and_then(|e| Ok((e.file_name(), e.file_type()?))))
+        .collect::<Result<_, _>>()
+        .map_err(list_error)?;
+    if skip_package
+        && entries
+            .iter()
+            .any(|(n, _)| n == crate::manifest_file::MANIFEST_NAME)
+        && dir.join(crate::manifest_file::MANIFEST_NAME).exists()
+    {
+        return Ok(());
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, kind) in entries {
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with('.') {
+            continue;
+        }
+        let child_rel = if rel.is_empty() {
+            name_text.replace('\\', "/")
+        } else {
+            format!("{rel}/{}", name_text.replace('\\', "/"))
+        };
+        if kind.is_file() {
+            files.push(child_rel);
+        } else if kind.is_dir() {
+            walk(&dir.join(&name), &child_rel, true, files)?;
         }
     }
-    Ok(files)
+    Ok(())
 }
 
 /// One `[[bin]]` or `[[test]]` entry, as written.
@@ -260,6 +284,39 @@ mod tests {
         let s = find_sources(&mf, false).unwrap();
         assert_eq!(s.lib, ["src/a.cppm", "src/b.cpp", "src/sub/c.cppm"]);
         assert_eq!(s.bins[0].units, ["src/main.cpp"]);
+    }
+
+    #[test]
+    fn the_walk_is_sorted_and_skips_links_hidden_entries_and_nested_packages() {
+        let (t, _mf) = project(
+            &[
+                "b/z.cpp",
+                "b/a.cpp",
+                "a.cpp",
+                "c/.d/x.cpp",
+                "pkg/cmod.toml",
+                "pkg/y.cpp",
+                "real/r.cpp",
+            ],
+            "",
+        );
+        std::os::unix::fs::symlink(t.path().join("real"), t.path().join("result")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("a.cpp"), t.path().join("link.cpp")).unwrap();
+        // A dangling `cmod.toml` link does not make a package.
+        std::fs::create_dir(t.path().join("dangling")).unwrap();
+        std::os::unix::fs::symlink("missing", t.path().join("dangling/cmod.toml")).unwrap();
+        std::fs::write(t.path().join("dangling/w.cpp"), "").unwrap();
+        assert_eq!(
+            package_files(t.path()).unwrap(),
+            [
+                "a.cpp",
+                "b/a.cpp",
+                "b/z.cpp",
+                "cmod.toml",
+                "dangling/w.cpp",
+                "real/r.cpp"
+            ]
+        );
     }
 
     #[test]

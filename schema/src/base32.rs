@@ -9,11 +9,31 @@ pub const fn encoded_len(n: usize) -> usize {
     (n * 8).div_ceil(5)
 }
 
+/// The digit of each byte value, or `INVALID`.
+const DIGITS: [u8; 256] = {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 32 {
+        t[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+const INVALID: u8 = 0xff;
+
 /// Encode `bytes` in Nix base32.
 pub fn encode(bytes: &[u8]) -> String {
-    let len = encoded_len(bytes.len());
-    let mut out = String::with_capacity(len);
-    for n in (0..len).rev() {
+    let mut out = vec![0u8; encoded_len(bytes.len())];
+    encode_into(bytes, &mut out);
+    // Every byte written is an ASCII digit of the alphabet.
+    out.into_iter().map(char::from).collect()
+}
+
+/// Encode `bytes` into `out`, which must be exactly [`encoded_len`] long (no allocation).
+pub fn encode_into(bytes: &[u8], out: &mut [u8]) {
+    let len = out.len();
+    for (k, slot) in out.iter_mut().enumerate() {
+        let n = len - 1 - k;
         let b = n * 5;
         let i = b / 8;
         let j = b % 8;
@@ -23,19 +43,29 @@ pub fn encode(bytes: &[u8]) -> String {
         } else {
             0
         };
-        out.push(ALPHABET[((lo | hi) & 0x1f) as usize] as char);
+        *slot = ALPHABET[((lo | hi) & 0x1f) as usize];
     }
-    out
 }
 
 /// Decode a Nix base32 string into exactly `n` bytes, or `None` if it is malformed.
 pub fn decode(s: &str, n: usize) -> Option<Vec<u8>> {
-    if s.len() != encoded_len(n) {
-        return None;
-    }
     let mut out = vec![0u8; n];
-    for (k, c) in s.bytes().rev().enumerate() {
-        let digit = ALPHABET.iter().position(|&a| a == c)? as u16;
+    decode_into(s.as_bytes(), &mut out).then_some(out)
+}
+
+/// Decode `s` into `out` (whose length is the number of bytes wanted); false if `s` is
+/// malformed. `out` must start zeroed.
+pub fn decode_into(s: &[u8], out: &mut [u8]) -> bool {
+    let n = out.len();
+    if s.len() != encoded_len(n) {
+        return false;
+    }
+    for (k, &c) in s.iter().rev().enumerate() {
+        let digit = DIGITS[c as usize];
+        if digit == INVALID {
+            return false;
+        }
+        let digit = digit as u16;
         let b = k * 5;
         let i = b / 8;
         let j = b % 8;
@@ -44,15 +74,15 @@ pub fn decode(s: &str, n: usize) -> Option<Vec<u8>> {
         if i + 1 < n {
             out[i + 1] |= carry as u8;
         } else if carry != 0 {
-            return None;
+            return false;
         }
     }
-    Some(out)
+    true
 }
 
 /// Whether `c` belongs to the alphabet.
 pub fn is_digit(c: u8) -> bool {
-    ALPHABET.contains(&c)
+    DIGITS[c as usize] != INVALID
 }
 
 #[cfg(test)]
@@ -89,6 +119,17 @@ mod tests {
             let s = encode(&bytes);
             assert_eq!(decode(&s, n).unwrap(), bytes, "n={n}");
         }
+    }
+
+    #[test]
+    fn the_table_matches_the_alphabet() {
+        for c in 0..=255u8 {
+            assert_eq!(is_digit(c), ALPHABET.contains(&c), "{c}");
+        }
+        let all = std::str::from_utf8(ALPHABET).unwrap();
+        let mut bytes = [0u8; 20];
+        assert!(decode_into(all.as_bytes(), &mut bytes));
+        assert_eq!(encode(&bytes), all);
     }
 
     #[test]

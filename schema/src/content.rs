@@ -27,6 +27,8 @@ use crate::base32;
 pub struct ContentHash(pub [u8; 32]);
 
 const PREFIX: &str = "blake3:";
+/// Length of the text form: the prefix and 52 base32 characters.
+const TEXT_LEN: usize = PREFIX.len() + base32::encoded_len(32);
 
 impl ContentHash {
     /// The hash of a regular file with the given executable bit and contents.
@@ -97,7 +99,16 @@ impl ContentHash {
 
     /// The text form, `blake3:<52 base32 chars>`.
     pub fn to_text(&self) -> String {
-        format!("{PREFIX}{}", base32::encode(&self.0))
+        let mut buf = [0u8; TEXT_LEN];
+        self.write_text(&mut buf).to_string()
+    }
+
+    /// The text form written into `buf` without allocating.
+    fn write_text<'b>(&self, buf: &'b mut [u8; TEXT_LEN]) -> &'b str {
+        buf[..PREFIX.len()].copy_from_slice(PREFIX.as_bytes());
+        base32::encode_into(&self.0, &mut buf[PREFIX.len()..]);
+        // The prefix and the alphabet are ASCII.
+        std::str::from_utf8(buf).unwrap_or_default()
     }
 }
 
@@ -152,7 +163,8 @@ impl FileHasher {
 
 impl fmt::Display for ContentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_text())
+        let mut buf = [0u8; TEXT_LEN];
+        f.write_str(self.write_text(&mut buf))
     }
 }
 
@@ -172,23 +184,34 @@ impl FromStr for ContentHash {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || ParseContentHashError(s.to_string());
         let rest = s.strip_prefix(PREFIX).ok_or_else(bad)?;
-        let bytes = base32::decode(rest, 32).ok_or_else(bad)?;
         let mut out = [0u8; 32];
-        out.copy_from_slice(&bytes);
+        if !base32::decode_into(rest.as_bytes(), &mut out) {
+            return Err(bad());
+        }
         Ok(ContentHash(out))
     }
 }
 
 impl Serialize for ContentHash {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_text())
+        let mut buf = [0u8; TEXT_LEN];
+        s.serialize_str(self.write_text(&mut buf))
     }
 }
 
 impl<'de> Deserialize<'de> for ContentHash {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ContentHash;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a content hash `blake3:<52 base32 characters>`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<ContentHash, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
     }
 }
 

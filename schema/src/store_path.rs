@@ -143,7 +143,20 @@ impl StorePath {
 
     /// The 32-character hash part.
     pub fn hash_part(&self) -> String {
-        base32::encode(&self.hash)
+        self.hash_part_str(&mut [0; HASH_CHARS]).to_string()
+    }
+
+    /// The hash part written into `buf`, without allocating.
+    pub fn hash_part_str<'b>(&self, buf: &'b mut [u8; HASH_CHARS]) -> &'b str {
+        base32::encode_into(&self.hash, buf);
+        // The alphabet is ASCII.
+        std::str::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Append `<hash>-<name>` to `out` (no temporary string, no formatting machinery).
+    pub fn append_to(&self, out: &mut String) {
+        let mut buf = [0u8; HASH_CHARS + 1 + MAX_NAME_LEN];
+        out.push_str(self.write_to(&mut buf));
     }
 
     pub fn hash_bytes(&self) -> &[u8; HASH_BYTES] {
@@ -161,9 +174,25 @@ impl StorePath {
     }
 }
 
+impl StorePath {
+    /// `<hash>-<name>` written into `buf` without allocating.
+    fn write_to<'b>(&self, buf: &'b mut [u8; HASH_CHARS + 1 + MAX_NAME_LEN]) -> &'b str {
+        base32::encode_into(&self.hash, &mut buf[..HASH_CHARS]);
+        buf[HASH_CHARS] = b'-';
+        // Names are validated on construction (at most MAX_NAME_LEN bytes), but stay
+        // within the buffer whatever happens.
+        let name = &self.name.as_bytes()[..self.name.len().min(MAX_NAME_LEN)];
+        let end = HASH_CHARS + 1 + name.len();
+        buf[HASH_CHARS + 1..end].copy_from_slice(name);
+        // The alphabet is ASCII and the name is a `str`'s prefix of ASCII characters.
+        std::str::from_utf8(&buf[..end]).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for StorePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", base32::encode(&self.hash), self.name)
+        let mut buf = [0u8; HASH_CHARS + 1 + MAX_NAME_LEN];
+        f.write_str(self.write_to(&mut buf))
     }
 }
 
@@ -180,11 +209,12 @@ impl FromStr for StorePath {
         if s.len() < HASH_CHARS + 2 || s.as_bytes()[HASH_CHARS] != b'-' {
             return Err(malformed());
         }
-        let (hash, name) = (&s[..HASH_CHARS], &s[HASH_CHARS + 1..]);
-        let bytes = base32::decode(hash, HASH_BYTES).ok_or_else(malformed)?;
-        validate_name(name)?;
+        let (hash, name) = (&s.as_bytes()[..HASH_CHARS], &s[HASH_CHARS + 1..]);
         let mut digest = [0u8; HASH_BYTES];
-        digest.copy_from_slice(&bytes);
+        if !base32::decode_into(hash, &mut digest) {
+            return Err(malformed());
+        }
+        validate_name(name)?;
         Ok(StorePath {
             hash: digest,
             name: name.to_string(),
@@ -194,14 +224,24 @@ impl FromStr for StorePath {
 
 impl Serialize for StorePath {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut buf = [0u8; HASH_CHARS + 1 + MAX_NAME_LEN];
+        s.serialize_str(self.write_to(&mut buf))
     }
 }
 
 impl<'de> Deserialize<'de> for StorePath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = StorePath;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a store path `<hash>-<name>`")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<StorePath, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
     }
 }
 

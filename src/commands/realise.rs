@@ -12,6 +12,7 @@ use cmod_schema::{ContentHash, StorePath};
 use cmod_store::memo::{Memo, MemoEntry};
 use cmod_store::realise::Reporter;
 use cmod_store::realise::{self, BuildEnv, RealiseOptions};
+use cmod_store::roots::KeepList;
 use serde_json::json;
 
 use crate::cli::{Cli, RealiseArgs, RunArgs, RunOpts};
@@ -261,23 +262,49 @@ fn memo_key(project: &Project, mode: Mode, run: &RunOpts, names: &[String]) -> C
     cmod_store::memo::memo_key(&project.eval.fingerprint(), &parts)
 }
 
-/// A no-op: report the memo's derivations as fresh (the JSON contract still lists them)
-/// and verify pinned outputs, without emitting or resolving a single derivation. `after`
-/// runs before the final message, as in [`build_targets`].
+/// The memo under `key` if it can be trusted (every output it names is still valid),
+/// with its derivations' `fresh` lines already prepared: they are collected while a
+/// second thread checks the outputs, and written only if the memo holds.
+fn trusted_memo(
+    project: &Project,
+    key: &ContentHash,
+    progress: &Progress,
+) -> Option<(Memo, Vec<u8>)> {
+    let memo = project.store.memo_unchecked(key)?;
+    let (valid, fresh_lines) = std::thread::scope(|s| {
+        let check = || project.store.memo_outputs_valid(&memo);
+        let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
+        let lines = progress.collected(|| {
+            for d in &memo.derivations {
+                progress.event(&realise::Event::Fresh {
+                    drv: &d.drv,
+                    name: &d.name,
+                    outputs: &d.outputs,
+                });
+            }
+        });
+        let valid = match spawned {
+            Some(thread) => thread.join().unwrap_or(false),
+            None => check(),
+        };
+        (valid, lines)
+    });
+    valid.then_some((memo, fresh_lines))
+}
+
+/// A no-op: report the memo's derivations as fresh (the JSON contract still lists them;
+/// `fresh_lines` from [`trusted_memo`]) and verify pinned outputs, without emitting or
+/// resolving a single derivation. `after` runs before the final message, as in
+/// [`build_targets`].
 fn report_memo(
     project: &Project,
     memo: &Memo,
+    fresh_lines: &[u8],
     pinned: Option<&Lockfile>,
     progress: &Progress,
     after: impl FnOnce() -> Result<(), CliError>,
 ) -> Result<(), CliError> {
-    for d in &memo.derivations {
-        progress.event(&realise::Event::Fresh {
-            drv: &d.drv,
-            name: &d.name,
-            outputs: &d.outputs,
-        });
-    }
+    progress.write_collected(fresh_lines);
     let pin_check = match pinned {
         Some(lock) => crate::commands::lock::verify_outputs(project, lock, &memo.targets),
         None => Ok(()),
@@ -308,7 +335,7 @@ fn link_outputs(
     project: &Project,
     args: &RealiseArgs,
     targets: &[(String, StorePath)],
-    keep: &std::collections::BTreeSet<StorePath>,
+    keep: &KeepList,
 ) -> Result<(), CliError> {
     if args.no_link {
         return Ok(());
@@ -391,6 +418,14 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     if args.dry_run {
         return dry_run(&project, &names, args, &progress);
     }
+    // An out-link's directory is never created: a missing one is the user's to fix, and
+    // is better said before building than after.
+    if !args.no_link {
+        with_json_finish(
+            &progress,
+            cmod_store::roots::check_out_link_dir(&args.out_link).map_err(CliError::from),
+        )?;
+    }
     // Hold the GC lock (shared) until the out-links are registered as roots: between a
     // realisation finishing and its roots existing, a concurrent GC must not run.
     let _gc = project.store.gc_guard()?;
@@ -408,11 +443,15 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     )?;
     let shown = Project::display_names(&names);
     let key = memo_key(&project, mode, &args.run, &shown);
-    let memo = match project.store.memo(&key).filter(|_| !args.check) {
-        Some(memo) => {
-            let keep = memo.keep.iter().cloned().collect();
-            report_memo(&project, &memo, pinned, &progress, || {
-                link_outputs(&project, args, &memo.targets, &keep)
+    let hit = if args.check {
+        None
+    } else {
+        trusted_memo(&project, &key, &progress)
+    };
+    let memo = match hit {
+        Some((memo, fresh_lines)) => {
+            report_memo(&project, &memo, &fresh_lines, pinned, &progress, || {
+                link_outputs(&project, args, &memo.targets, &memo.keep)
             })?;
             memo
         }
@@ -438,13 +477,14 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
                                 outputs: o.clone(),
                             })
                             .collect(),
-                        r.closure(derivations)
-                            .into_iter()
-                            .chain(project.source_trees())
-                            .collect(),
+                        KeepList::new(
+                            &r.closure(derivations)
+                                .into_iter()
+                                .chain(project.source_trees())
+                                .collect(),
+                        )?,
                     );
-                    let keep = memo.keep.iter().cloned().collect();
-                    link_outputs(&project, args, &memo.targets, &keep)?;
+                    link_outputs(&project, args, &memo.targets, &memo.keep)?;
                     project.store.write_memo(&key, &memo)?;
                     written = Some(memo);
                     Ok(())

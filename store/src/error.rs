@@ -35,6 +35,13 @@ pub enum StoreError {
     NoStoreLocation,
     #[error("cannot create the out-link `{}`: a file that is not a symlink is there; remove it, or pass --out-link with another name", link.display())]
     OutLinkInTheWay { link: PathBuf },
+    #[error("cannot create the out-link `{}`: the directory `{}` {problem}; create it first (`mkdir -p {}`), or pass --out-link with a path in an existing directory", link.display(), dir.display(), dir.display())]
+    OutLinkDir {
+        link: PathBuf,
+        dir: PathBuf,
+        /// `does not exist` or `is not a directory`.
+        problem: &'static str,
+    },
 }
 
 impl StoreError {
@@ -61,7 +68,8 @@ impl StoreError {
             | StoreError::BadPath(..)
             | StoreError::Format { .. }
             | StoreError::NoStoreLocation
-            | StoreError::OutLinkInTheWay { .. } => ExitClass::Usage,
+            | StoreError::OutLinkInTheWay { .. }
+            | StoreError::OutLinkDir { .. } => ExitClass::Usage,
             StoreError::Io { .. } => ExitClass::Internal,
         }
     }

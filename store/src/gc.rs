@@ -237,8 +237,8 @@ mod tests {
             .add_bytes(PathKind::Output, "junk", b"junk", &none)
             .unwrap();
         let link = t.path().join("result");
-        s.add_out_link(&link, &top, &BTreeSet::from([kept.clone()]))
-            .unwrap();
+        let keep = crate::roots::KeepList::new(&BTreeSet::from([kept.clone()])).unwrap();
+        s.add_out_link(&link, &top, &keep).unwrap();
 
         let dry = s.collect_garbage(true, None).unwrap();
         assert_eq!(dry.dead, vec![(junk.clone(), 4)]);

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::layout::Store;
 use crate::registry::write_atomic;
+use crate::roots::KeepList;
 
-const MEMO_VERSION: u32 = 1;
+const MEMO_VERSION: u32 = 2;
 
 /// One realised derivation, as the memo remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +35,7 @@ pub struct Memo {
     /// Every derivation of the realisation.
     pub derivations: Vec<MemoEntry>,
     /// What the targets' out-links keep alive.
-    pub keep: Vec<StorePath>,
+    pub keep: KeepList,
 }
 
 /// The key of a memo: a fingerprint of everything the derivations were computed from,
@@ -54,7 +55,7 @@ impl Memo {
     pub fn new(
         targets: Vec<(String, StorePath)>,
         derivations: Vec<MemoEntry>,
-        keep: Vec<StorePath>,
+        keep: KeepList,
     ) -> Memo {
         Memo {
             version: MEMO_VERSION,
@@ -73,15 +74,27 @@ impl Store {
 
     /// The memo under `key`, if there is one and every output it names is still valid.
     pub fn memo(&self, key: &ContentHash) -> Option<Memo> {
+        self.memo_unchecked(key)
+            .filter(|m| self.memo_outputs_valid(m))
+    }
+
+    /// The memo under `key` as recorded, its outputs not yet checked: it may be trusted
+    /// only once [`Store::memo_outputs_valid`] says so (a caller can prepare its report
+    /// meanwhile).
+    pub fn memo_unchecked(&self, key: &ContentHash) -> Option<Memo> {
         let bytes = std::fs::read(self.memo_file(key)).ok()?;
         let memo: Memo = serde_json::from_slice(&bytes).ok()?;
-        let valid = memo.version == MEMO_VERSION
-            && memo.targets.iter().all(|(_, p)| self.is_valid(p))
-            && memo
-                .derivations
+        (memo.version == MEMO_VERSION).then_some(memo)
+    }
+
+    /// Whether every output `memo` names is still valid.
+    pub fn memo_outputs_valid(&self, memo: &Memo) -> bool {
+        self.all_valid(
+            memo.targets
                 .iter()
-                .all(|d| d.outputs.values().all(|p| self.is_valid(p)));
-        valid.then_some(memo)
+                .map(|(_, p)| p)
+                .chain(memo.derivations.iter().flat_map(|d| d.outputs.values())),
+        )
     }
 
     /// Record `memo` under `key`.
@@ -120,7 +133,7 @@ mod tests {
                 name: "app".into(),
                 outputs: BTreeMap::from([("obj".into(), obj.clone())]),
             }],
-            vec![out.clone(), obj.clone()],
+            KeepList::new(&[out.clone(), obj.clone()].into()).unwrap(),
         );
         s.write_memo(&key, &memo).unwrap();
         assert_eq!(s.memo(&key), Some(memo));

@@ -75,6 +75,23 @@ impl Store {
         self.meta_file(path).exists()
     }
 
+    /// Whether every one of `paths` is valid: [`Store::is_valid`] for each, but looked up
+    /// relative to the open metadata directory (one path component per check instead of
+    /// the whole absolute path; a no-op checks hundreds).
+    pub fn all_valid<'a>(&self, paths: impl IntoIterator<Item = &'a StorePath>) -> bool {
+        let Ok(meta) = std::fs::File::open(self.dir("meta")) else {
+            return paths.into_iter().all(|p| self.is_valid(p));
+        };
+        let mut name = [0u8; cmod_schema::store_path::HASH_CHARS + 5];
+        name[cmod_schema::store_path::HASH_CHARS..].copy_from_slice(b".json");
+        paths.into_iter().all(|p| {
+            let mut hash = [0u8; cmod_schema::store_path::HASH_CHARS];
+            name[..cmod_schema::store_path::HASH_CHARS]
+                .copy_from_slice(p.hash_part_str(&mut hash).as_bytes());
+            nix::sys::stat::fstatat(&meta, &name[..], nix::fcntl::AtFlags::empty()).is_ok()
+        })
+    }
+
     /// The metadata of a valid path.
     pub fn path_info(&self, path: &StorePath) -> Result<PathInfo, StoreError> {
         let file = self.meta_file(path);

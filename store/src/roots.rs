@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use cmod_schema::StorePath;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::error::StoreError;
 use crate::layout::Store;
@@ -23,10 +24,72 @@ pub struct Root {
     pub keep: Vec<StorePath>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct KeepList {
-    link: PathBuf,
+/// A keep list file, `{"link":...,"keep":[...]}`, as GC reads it.
+#[derive(Deserialize)]
+struct KeepFile {
     keep: Vec<StorePath>,
+}
+
+/// The paths an out-link keeps alive, serialised once as a sorted JSON array of store
+/// paths. A no-op realisation compares it with the registered keep list byte for byte
+/// instead of serialising a thousand paths per out-link again (which showed in no-op
+/// profiles); it is parsed only when a keep list has to be written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeepList(Box<RawValue>);
+
+impl KeepList {
+    pub fn new(paths: &BTreeSet<StorePath>) -> Result<KeepList, StoreError> {
+        serde_json::value::to_raw_value(paths)
+            .map(KeepList)
+            .map_err(|e| StoreError::CorruptMetadata {
+                path: "keep list".into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The paths, checked to be a JSON array of store paths.
+    pub fn paths(&self) -> Result<Vec<StorePath>, StoreError> {
+        serde_json::from_str(self.0.get()).map_err(|e| StoreError::CorruptMetadata {
+            path: "keep list".into(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl PartialEq for KeepList {
+    fn eq(&self, other: &KeepList) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for KeepList {}
+
+/// Check that the directory an out-link `link` goes in exists (the link itself is
+/// created or replaced; its directory never is). `link` is named in the error as given.
+pub fn check_out_link_dir(link: &Path) -> Result<(), StoreError> {
+    let dir = match link.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let problem = match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "is not a directory",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist",
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => "does not exist",
+        Err(e) => {
+            return Err(StoreError::io(
+                "checking the out-link directory",
+                dir.to_path_buf(),
+                e,
+            ))
+        }
+    };
+    Err(StoreError::OutLinkDir {
+        link: link.to_path_buf(),
+        dir: dir.to_path_buf(),
+        problem,
+    })
 }
 
 impl Store {
@@ -36,7 +99,7 @@ impl Store {
         &self,
         link: &Path,
         target: &StorePath,
-        keep: &BTreeSet<StorePath>,
+        keep: &KeepList,
     ) -> Result<(), StoreError> {
         let link = if link.is_absolute() {
             link.to_path_buf()
@@ -45,22 +108,25 @@ impl Store {
                 .map_err(|e| StoreError::io("reading the working directory", ".", e))?
                 .join(link)
         };
-        if let Ok(meta) = std::fs::symlink_metadata(&link) {
-            if !meta.file_type().is_symlink() {
+        match std::fs::symlink_metadata(&link) {
+            Ok(meta) if !meta.file_type().is_symlink() => {
                 return Err(StoreError::OutLinkInTheWay { link });
             }
+            Ok(_) => {}
+            Err(_) => check_out_link_dir(&link)?,
         }
         let id = blake3::hash(link.as_os_str().as_encoded_bytes()).to_hex()[..32].to_string();
         let auto = self.dir("gcroots/auto");
         let root_link = auto.join(&id);
         let keep_file = auto.join(format!("{id}.keep.json"));
-        let list = KeepList {
-            link: link.clone(),
-            keep: keep.iter().cloned().collect(),
-        };
-        let bytes = serde_json::to_vec(&list).map_err(|e| {
+        // Exactly what serde_json writes for a `KeepFile`.
+        let mut bytes = b"{\"link\":".to_vec();
+        serde_json::to_writer(&mut bytes, &link).map_err(|e| {
             StoreError::io("writing the keep list", &auto, std::io::Error::other(e))
         })?;
+        bytes.extend_from_slice(b",\"keep\":");
+        bytes.extend_from_slice(keep.0.get().as_bytes());
+        bytes.push(b'}');
         let target_path = self.path_of(target);
         // Nothing to do when the link, its root and its keep list are already as wanted
         // (the common case of a no-op build): no file is rewritten.
@@ -70,6 +136,8 @@ impl Store {
         if unchanged {
             return Ok(());
         }
+        // Only well-formed keep lists are registered (GC reads them back).
+        keep.paths()?;
         let tmp = link.with_file_name(format!(
             ".{}.cmod-tmp-{}",
             link.file_name()
@@ -104,7 +172,7 @@ impl Store {
                 let path = self.parse_path(&target.to_string_lossy()).ok()?;
                 let keep = std::fs::read(&keep_file)
                     .ok()
-                    .and_then(|b| serde_json::from_slice::<KeepList>(&b).ok())
+                    .and_then(|b| serde_json::from_slice::<KeepFile>(&b).ok())
                     .map(|k| k.keep)
                     .unwrap_or_default();
                 Some(Root {
@@ -139,5 +207,93 @@ impl Store {
         }
         roots.sort_by(|a, b| a.link.cmp(&b.link));
         Ok(roots)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmod_schema::PathKind;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn keep_lists_are_written_once_and_read_back_by_gc() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(&t.path().join("store")).unwrap();
+        let none = BTreeSet::new();
+        let top = s.add_bytes(PathKind::Output, "top", b"top", &none).unwrap();
+        let kept = s.add_bytes(PathKind::Output, "a.o", b"a", &none).unwrap();
+        let keep = KeepList::new(&BTreeSet::from([kept.clone(), top.clone()])).unwrap();
+        let link = t.path().join("result");
+        s.add_out_link(&link, &top, &keep).unwrap();
+
+        let auto = s.dir("gcroots/auto");
+        let keep_file = std::fs::read_dir(&auto)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".keep.json"))
+            .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&keep_file).unwrap()).unwrap();
+        // In the set's order, as the keep list was always written.
+        let sorted: Vec<String> = BTreeSet::from([kept.clone(), top.clone()])
+            .iter()
+            .map(StorePath::to_string)
+            .collect();
+        assert_eq!(
+            json,
+            serde_json::json!({"link": link.to_string_lossy(), "keep": sorted})
+        );
+        let roots = s.roots().unwrap();
+        assert_eq!(roots.len(), 1);
+        assert_eq!(roots[0].target, top);
+        assert_eq!(roots[0].keep.len(), 2);
+
+        // The same link again (a no-op) rewrites nothing.
+        let before = std::fs::metadata(&keep_file).unwrap().ino();
+        let again = KeepList::new(&BTreeSet::from([top.clone(), kept])).unwrap();
+        s.add_out_link(&link, &top, &again).unwrap();
+        assert_eq!(std::fs::metadata(&keep_file).unwrap().ino(), before);
+        // A different keep list replaces it.
+        s.add_out_link(
+            &link,
+            &top,
+            &KeepList::new(&BTreeSet::from([top.clone()])).unwrap(),
+        )
+        .unwrap();
+        assert_ne!(std::fs::metadata(&keep_file).unwrap().ino(), before);
+        assert_eq!(s.roots().unwrap()[0].keep, vec![top]);
+    }
+
+    #[test]
+    fn an_out_link_directory_is_never_created() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(&t.path().join("store")).unwrap();
+        let top = s
+            .add_bytes(PathKind::Output, "top", b"top", &BTreeSet::new())
+            .unwrap();
+        let keep = KeepList::new(&BTreeSet::new()).unwrap();
+        let link = t.path().join("gone/result");
+        let e = s.add_out_link(&link, &top, &keep).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::OutLinkDir { link: l, problem: "does not exist", .. } if *l == link),
+            "{e}"
+        );
+        assert_eq!(e.exit_class(), cmod_schema::diag::ExitClass::Usage);
+        assert!(!t.path().join("gone").exists());
+    }
+
+    #[test]
+    fn a_malformed_keep_list_is_never_registered() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(&t.path().join("store")).unwrap();
+        let top = s
+            .add_bytes(PathKind::Output, "top", b"top", &BTreeSet::new())
+            .unwrap();
+        let bad: KeepList = serde_json::from_str(r#"["not a store path"]"#).unwrap();
+        let e = s
+            .add_out_link(&t.path().join("result"), &top, &bad)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::CorruptMetadata { .. }), "{e}");
     }
 }

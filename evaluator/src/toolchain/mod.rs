@@ -52,7 +52,7 @@ struct CacheEntry {
     link_stamps: Vec<(PathBuf, Stamp)>,
 }
 
-const CACHE_VERSION: u32 = 5;
+const CACHE_VERSION: u32 = 6;
 
 /// Find the toolchain, from the cache in `cache_dir` when it is still valid.
 pub fn discover(

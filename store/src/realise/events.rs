@@ -2,7 +2,7 @@
 //! progress bar.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cmod_schema::derivation::Derivation;
 use cmod_schema::StorePath;
@@ -19,6 +19,9 @@ pub enum Event<'a> {
         drv: &'a StorePath,
         name: &'a str,
         outputs: &'a BTreeMap<String, StorePath>,
+        /// When the step was taken up by a worker, and how long it took from then
+        /// (resolution, build, registration).
+        started: Instant,
         elapsed: Duration,
     },
     /// A derivation's outputs were found in the store (nothing ran).

@@ -428,6 +428,7 @@ pub fn realise(
                         drv: &node.drv,
                         name: &drv.name,
                         outputs: &outputs,
+                        started,
                         elapsed: started.elapsed(),
                     });
                     st.out.built.push(node.drv.clone());
