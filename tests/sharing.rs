@@ -410,6 +410,41 @@ fn http_round_trip_and_substitution() {
     let r = Realised::parse(out).ok();
     assert_eq!(r.built().len(), 6);
     assert!(r.stderr().contains("is unavailable"), "{}", r.stderr());
+
+    // A server that drops every connection: asked once (for the scan entries), reported
+    // once, and not asked again by the substitution walk.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let dropping = format!("http://127.0.0.1:{port}/cache");
+    let out = t.cmod(
+        &t.store("e"),
+        &[
+            "realise",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--substituters",
+            &dropping,
+        ],
+        &[],
+    );
+    let r = Realised::parse(out).ok();
+    assert_eq!(r.built().len(), 6);
+    assert_eq!(
+        r.stderr().matches("is unavailable").count(),
+        1,
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 /// HTTPS through reqwest + rustls against nginx with a certificate from a CA made by the

@@ -62,8 +62,8 @@ pub struct ScanSubstitution {
 
 /// Ask the configured substituters (binary caches only, in order) for the scan entries
 /// of `keys`. Untrusted entries are skipped with a warning; an unreachable cache is
-/// skipped silently (the realisation that follows reports it); a trusted signature that
-/// does not verify is an error.
+/// skipped, and remembered so that the realisation that follows reports it once and does
+/// not wait for it again; a trusted signature that does not verify is an error.
 pub fn substitute_scans(keys: &[ContentHash]) -> Result<ScanSubstitution, CopyError> {
     let mut out = ScanSubstitution::default();
     let Some(cfg) = crate::substitute::configured() else {
@@ -82,7 +82,11 @@ pub fn substitute_scans(keys: &[ContentHash]) -> Result<ScanSubstitution, CopyEr
         };
         let entries = match remote.source().scans(&want) {
             Ok(e) => e,
-            Err(CopyError::Unreachable { .. } | CopyError::Transport { .. }) => continue,
+            Err(e @ (CopyError::Unreachable { .. } | CopyError::Transport { .. })) => {
+                // Reported (once) by the substitution walk, which will not ask again.
+                crate::substitute::mark_unavailable(url, &e);
+                continue;
+            }
             Err(e) => return Err(e),
         };
         let mut refused = 0usize;

@@ -83,6 +83,21 @@ pub trait Observer {
     fn substituted(&self, s: &Substituted<'_>);
 }
 
+/// Substituters found unavailable earlier in this process (url → why): asking for scan
+/// entries happens before the walk, and a cache that timed out there is not retried.
+static UNAVAILABLE: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// Remember that the substituter `url` is unavailable for the rest of this process.
+pub(crate) fn mark_unavailable(url: &str, why: &CopyError) {
+    if let Ok(mut u) = UNAVAILABLE.lock() {
+        u.entry(url.to_string()).or_insert_with(|| why.to_string());
+    }
+}
+
+fn known_unavailable(url: &str) -> Option<String> {
+    UNAVAILABLE.lock().ok().and_then(|u| u.get(url).cloned())
+}
+
 struct Remotes<'a> {
     urls: &'a [String],
     open: Vec<Option<Remote>>,
@@ -92,6 +107,14 @@ struct Remotes<'a> {
 impl Remotes<'_> {
     fn get(&mut self, i: usize, obs: &dyn Observer) -> Option<&Remote> {
         if self.disabled[i] {
+            return None;
+        }
+        if let Some(why) = known_unavailable(&self.urls[i]) {
+            obs.warn(&format!(
+                "substituter `{}` is unavailable ({why}); building locally instead",
+                self.urls[i]
+            ));
+            self.disabled[i] = true;
             return None;
         }
         if self.open[i].is_none() {

@@ -153,8 +153,9 @@ impl BinaryCache {
                     )),
                     Ok(_) => Ok(()),
                     Err(CopyError::Integrity { reason, .. }) => Err(reason),
-                    // Transient: not remembered; the read that follows reports it.
-                    Err(_) => return Ok(()),
+                    // Transient (unreachable, a broken connection): not remembered, and
+                    // reported now rather than by the read that would follow.
+                    Err(e) => return Err(e),
                 };
                 self.readable.get_or_init(|| v).clone()
             }
