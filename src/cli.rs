@@ -86,7 +86,7 @@ pub enum Command {
     },
     /// Copy store paths (or the package's targets, with their signed build trace) to or
     /// from a binary cache or another machine.
-    Copy(crate::commands::share::CopyArgs),
+    Copy(crate::commands::copy::CopyArgs),
     /// Manage signing keys.
     Key {
         #[command(subcommand)]
@@ -199,7 +199,7 @@ pub struct BuildOpts {
     /// the one it pins.
     #[arg(long, global = true)]
     pub locked: bool,
-    /// Use only the store and the git cache; never the network.
+    /// Use only the store and the git cache: fetch nothing, ask no substituter.
     #[arg(long, global = true)]
     pub offline: bool,
     /// `--locked` and `--offline`.

@@ -74,7 +74,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Store {
             command: StoreCommand::Add { path, name },
         } => commands::share::add(cli, path, name.as_deref()),
-        Command::Copy(args) => commands::share::copy(cli, args),
+        Command::Copy(args) => commands::copy::copy(cli, args),
         Command::Key { command } => commands::share::key(command),
         Command::WhyDepends { a, b, build } => commands::why::why_depends(cli, a, b, build),
         Command::SandboxExec {

@@ -122,7 +122,7 @@ fn evaluate_project(
         cache_dir: Some(store.cache_dir()),
         select: build.package.clone(),
         with_tests,
-        scan_source: crate::scan_entries::source(build),
+        scan_source: crate::scan_entries::source(build, &store),
     };
     let lock_file = cmod_evaluator::workspace::root_of(&dir)?.join(LOCK_NAME);
     let lock = lockfile::read(&lock_file)?;

@@ -10,18 +10,20 @@ use cmod_evaluator::{ErrorKind, EvalError};
 use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::ContentHash;
 use cmod_store::sign::SecretKey;
+use cmod_store::Store;
 
 use crate::cli::BuildOpts;
 use crate::diagnostic::CliError;
 use crate::project::Project;
 
-/// Scan entries from the configured substituters (binary caches), signature-checked.
+/// Scan entries from the configured substituters (binary caches), signature-checked and
+/// recorded in the store.
 #[derive(Debug)]
-struct FromSubstituters;
+struct FromSubstituters(Store);
 
 impl ScanSource for FromSubstituters {
     fn fetch(&self, keys: &[ContentHash]) -> Result<SubstitutedScans, EvalError> {
-        let got = cmod_store::scans::substitute_scans(keys)
+        let got = cmod_store::scans::substitute_scans(&self.0, keys)
             .map_err(|e| EvalError::new(ErrorKind::Integrity, e.to_string()))?;
         Ok(SubstitutedScans {
             found: got.found,
@@ -32,10 +34,36 @@ impl ScanSource for FromSubstituters {
 
 /// Where the evaluator may take scans from: the substituters, when any are configured
 /// and the network may be used.
-pub fn source(build: &BuildOpts) -> Option<Arc<dyn ScanSource>> {
+pub fn source(build: &BuildOpts, store: &Store) -> Option<Arc<dyn ScanSource>> {
     let cfg = cmod_store::substitute::configured()?;
     let any_cache = cfg.substituters.iter().any(|u| !u.starts_with("ssh://"));
-    (any_cache && !build.offline()).then(|| Arc::new(FromSubstituters) as Arc<dyn ScanSource>)
+    (any_cache && !build.offline())
+        .then(|| Arc::new(FromSubstituters(store.clone())) as Arc<dyn ScanSource>)
+}
+
+/// Before publishing: take from the configured substituters the signed entries of the
+/// evaluation's scans that the store holds unsigned (scanned here, or taken from a cache
+/// before caches' signatures were kept), so a relay passes them on signed. A cache that
+/// does not answer is skipped; a forged signature is an integrity error.
+pub fn fetch_signed(project: &Project, build: &BuildOpts) -> Result<(), CliError> {
+    if build.offline() {
+        return Ok(());
+    }
+    let keys: Vec<ContentHash> = project
+        .eval
+        .scan_entries()
+        .into_iter()
+        .filter(|(key, _)| project.store.scan_lookup(key).is_none())
+        .map(|(key, _)| key)
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let got = cmod_store::scans::substitute_scans(&project.store, &keys)?;
+    for w in got.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
 }
 
 /// The evaluation's scan entries: as signed in the store where they are, else unsigned.

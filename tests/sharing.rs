@@ -680,3 +680,137 @@ fn store_sign_signs_the_named_paths_and_with_r_their_closure() {
     let report = unsigned();
     assert!(!report.contains("main.cpp: 0 of"), "{report}");
 }
+
+#[test]
+fn copy_to_relays_a_cache_without_building_and_offline_asks_no_substituter() {
+    let t = Signed::new();
+    let cache_a = t.s.dir.path().join("cache-a");
+    let url_a = format!("file://{}", cache_a.display());
+    ok(t.cmod(&t.s.store(), &["copy", "--to", &url_a], &[]));
+
+    // A fresh store has nothing to push, and says where to get it from.
+    let b = t.store("b");
+    let cache_b = t.s.dir.path().join("cache-b");
+    let url_b = format!("file://{}", cache_b.display());
+    let out = t.cmod(&b, &["copy", "--to", &url_b], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("has not been realised with the current sources")
+            && err.contains("--substituters URL"),
+        "{err}"
+    );
+    assert!(!cache_b.exists(), "nothing may be written: {err}");
+
+    // Trusting the wrong key: an integrity error, and nothing is registered or pushed.
+    let (_, other) = keypair(t.s.dir.path(), "other-1");
+    let out = t.cmod(
+        &b,
+        &[
+            "copy",
+            "--to",
+            &url_b,
+            "--substituters",
+            &url_a,
+            "--trusted-public-keys",
+            &other,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(!cache_b.exists(), "{}", stderr(&out));
+    // Registered build outputs (sources and derivations are written by evaluation).
+    let outputs = |store: &Path| {
+        valid_paths(store)
+            .into_iter()
+            .filter(|n| {
+                let meta = std::fs::read_to_string(store.join("v1/meta").join(n)).unwrap();
+                serde_json::from_str::<serde_json::Value>(&meta).unwrap()["kind"] == "output"
+            })
+            .count()
+    };
+    assert_eq!(outputs(&b), 0, "{:?}", valid_paths(&b));
+
+    // An unreachable substituter is a warning; what is missing is then still missing.
+    let gone = format!("file://{}", t.s.dir.path().join("no-such-cache").display());
+    let out = t.cmod(&b, &["copy", "--to", &url_b, "--substituters", &gone], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("warning:") && err.contains(&gone), "{err}");
+    assert!(!cache_b.exists(), "{err}");
+
+    // Relayed: substituted from cache a (verified), pushed to cache b, nothing built.
+    let out = t.cmod(
+        &b,
+        &[
+            "copy",
+            "--to",
+            &url_b,
+            "--substituters",
+            &url_a,
+            "--trusted-public-keys",
+            &t.pk,
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    ok(out);
+    assert!(
+        err.contains("Copied 6 of 6 path(s) and 6 build-trace entries"),
+        "{err}"
+    );
+    t.all_fresh(&b);
+    // The relay keeps the builder's signatures: a third store substitutes from cache b.
+    t.substitute(&t.store("c"), &url_b, &[]);
+
+    // By store path too: the missing path is fetched, then pushed.
+    let info: serde_json::Value = serde_json::from_str(&ok(t.cmod(
+        &t.s.store(),
+        &["path-info", "--json", "hello"],
+        &[],
+    )))
+    .unwrap();
+    let exe = info[0]["location"].as_str().unwrap();
+    let name = Path::new(exe).file_name().unwrap().to_str().unwrap();
+    let d = t.store("d");
+    let cache_d = t.s.dir.path().join("cache-d");
+    let url_d = format!("file://{}", cache_d.display());
+    let out = t.cmod(
+        &d,
+        &[
+            "copy",
+            "--to",
+            &url_d,
+            "--substituters",
+            &url_a,
+            "--trusted-public-keys",
+            &t.pk,
+            name,
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    ok(out);
+    assert!(err.contains("Copied 1 of 1 path(s)"), "{err}");
+    assert_eq!(outputs(&d), 1, "{:?}", valid_paths(&d));
+
+    // `--offline` fetches nothing: a realise builds everything itself.
+    let out = t.cmod(
+        &t.store("e"),
+        &[
+            "realise",
+            "--offline",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--substituters",
+            &url_a,
+            "--trusted-public-keys",
+            &t.pk,
+        ],
+        &[],
+    );
+    let r = Realised::parse(out).ok();
+    assert_eq!(r.built().len(), 6, "{:?}", r.messages);
+    assert_eq!(r.finished()["substituted"], 0);
+}

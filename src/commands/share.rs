@@ -1,15 +1,14 @@
-//! Sharing the store: `cmod copy`, `cmod key generate`, `cmod store sign|serve|add`, and
-//! the sharing configuration (substituters and trusted keys) that `realise` uses.
+//! Sharing the store: `cmod key generate`, `cmod store sign|serve|add`, what a target
+//! list publishes (for `sign` and `copy`), and the sharing configuration (substituters
+//! and trusted keys) that `realise` and `copy` use.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use cmod_schema::cache::{manifest_cache_section, CacheSettings, UserConfig};
 use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{PathKind, StorePath};
-use cmod_store::copy::{copy_from, copy_to, Remote};
 use cmod_store::sign::{SecretKey, TrustedKeys};
 use cmod_store::substitute::{self, Sharing};
 use cmod_store::trace::TraceEntry;
@@ -18,40 +17,7 @@ use cmod_store::Store;
 
 use crate::cli::{BuildOpts, Cli, Command, SharingOpts};
 use crate::diagnostic::CliError;
-use crate::project::{load, open_store, package_dir};
-
-#[derive(Debug, Args)]
-pub struct CopyArgs {
-    /// Copy to this store URL (file:///dir, ssh://[user@]host[:port], http(s)://...).
-    #[arg(
-        long,
-        value_name = "URL",
-        conflicts_with = "from",
-        required_unless_present = "from"
-    )]
-    pub to: Option<String>,
-    /// Copy from this store URL into the local store.
-    #[arg(long, value_name = "URL")]
-    pub from: Option<String>,
-    /// Store paths, or targets of the current package (default: all its targets, with
-    /// every output of their builds and the signed build-trace entries).
-    pub what: Vec<String>,
-    /// Parallel transfers (default: 4).
-    #[arg(short = 'j', long, value_name = "N")]
-    pub jobs: Option<usize>,
-    /// Trusted public keys for --from (replaces the configured list).
-    #[arg(long, value_name = "KEY")]
-    pub trusted_public_keys: Vec<String>,
-    /// Accept unsigned paths with --from (NOT recommended).
-    #[arg(long)]
-    pub no_require_sigs: bool,
-    /// With --from and targets: the sandbox mode whose build trace to fetch (`full`,
-    /// the default, `landlock` or `off`), as `realise --sandbox` would look it up.
-    #[arg(long, value_name = "MODE", requires = "from")]
-    pub sandbox: Option<String>,
-    #[command(flatten)]
-    pub build: BuildOpts,
-}
+use crate::project::{load, open_store, package_dir, Project};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -110,7 +76,7 @@ impl From<CopyError> for CliError {
     }
 }
 
-fn split_words(v: &[String]) -> Vec<String> {
+pub(crate) fn split_words(v: &[String]) -> Vec<String> {
     v.iter()
         .flat_map(|s| s.split_whitespace().map(str::to_string))
         .collect()
@@ -179,15 +145,16 @@ pub fn trust(cli: &Cli, flag_keys: &[String], no_require_sigs: bool) -> Result<T
 
 /// Install the sharing configuration for commands that realise.
 pub fn configure_sharing(cli: &Cli) -> Result<(), CliError> {
-    let (opts, jobs): (&SharingOpts, Option<usize>) = match &cli.command {
-        Command::Realise(a) => (&a.run.sharing, a.run.jobs),
-        Command::Run(a) => (&a.run.sharing, a.run.jobs),
-        Command::Lock(a) => (&a.run.sharing, a.run.jobs),
+    let (opts, jobs, offline): (&SharingOpts, Option<usize>, bool) = match &cli.command {
+        Command::Realise(a) => (&a.run.sharing, a.run.jobs, a.build.offline()),
+        Command::Run(a) => (&a.run.sharing, a.run.jobs, a.build.offline()),
+        Command::Lock(a) => (&a.run.sharing, a.run.jobs, a.build.offline()),
         _ => return Ok(()),
     };
     let s = settings(cli)?;
     let flag_subs = split_words(&opts.substituters);
-    let substituters = if opts.no_substitute {
+    // `--offline` promises no fetching, so it asks no substituter (as Nix's does).
+    let substituters = if opts.no_substitute || offline {
         Vec::new()
     } else if flag_subs.is_empty() {
         s.substituters.clone()
@@ -210,26 +177,26 @@ pub fn configure_sharing(cli: &Cli) -> Result<(), CliError> {
     Ok(())
 }
 
-fn looks_like_path(s: &str) -> bool {
+/// Whether a `what` argument names a store path rather than a target.
+pub(crate) fn looks_like_path(s: &str) -> bool {
     s.contains('/') || StorePath::from_path_str(s).is_ok()
 }
 
-/// What a target argument list stands for: every output of the targets' builds and
-/// the build-trace entries that produced them.
-/// What the targets' builds can publish.
-struct Built {
-    store: Store,
+/// What the targets' builds can publish: every output of the builds and the
+/// build-trace entries that produced them.
+pub(crate) struct Built {
+    pub store: Store,
     /// Every output of the builds.
-    paths: Vec<StorePath>,
+    pub paths: Vec<StorePath>,
     /// The build-trace entries that produced them.
-    traces: Vec<TraceEntry>,
+    pub traces: Vec<TraceEntry>,
     /// The evaluation's scan results.
-    scans: Vec<ScanEntry>,
+    pub scans: Vec<ScanEntry>,
 }
 
 impl Built {
     /// Named store paths alone (nothing built to publish with them).
-    fn paths(cli: &Cli, what: &[String]) -> Result<Built, CliError> {
+    pub fn paths(cli: &Cli, what: &[String]) -> Result<Built, CliError> {
         let store = open_store(cli)?;
         let paths = parse_paths(&store, what)?;
         Ok(Built {
@@ -241,21 +208,42 @@ impl Built {
     }
 }
 
-fn realised(cli: &Cli, names: &[String], build: &BuildOpts) -> Result<Built, CliError> {
-    let project = load(cli, build)?;
-    let derived = project.derived()?;
-    let targets: Vec<_> = derived
+/// The derivations of the targets `names` picks (by target or member name; all when
+/// empty), or a usage error listing the targets there are.
+pub(crate) fn selected_targets(
+    derived: &cmod_evaluator::derive::Derived,
+    names: &[String],
+) -> Result<Vec<StorePath>, CliError> {
+    let roots: Vec<StorePath> = derived
         .targets
         .iter()
         .filter(|t| names.is_empty() || names.iter().any(|n| *n == t.name || *n == t.package))
+        .map(|t| t.drv.clone())
         .collect();
-    if targets.is_empty() {
+    if roots.is_empty() {
+        let known: Vec<&str> = derived.targets.iter().map(|t| t.name.as_str()).collect();
         return Err(CliError::usage(
             format!("no target named {}", names.join(", ")),
-            None,
+            Some(if known.is_empty() {
+                "this package has no targets".into()
+            } else {
+                format!("the targets are: {}", known.join(", "))
+            }),
         ));
     }
-    let roots: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    Ok(roots)
+}
+
+/// What the realised builds of the targets `names` publish.
+pub(crate) fn realised(cli: &Cli, names: &[String], build: &BuildOpts) -> Result<Built, CliError> {
+    built(load(cli, build)?, names)
+}
+
+/// What the realised builds of the targets `names` of `project` publish; an error names
+/// the first derivation that has not been realised with the current sources.
+pub(crate) fn built(project: Project, names: &[String]) -> Result<Built, CliError> {
+    let derived = project.derived()?;
+    let roots = selected_targets(derived, names)?;
     let order = cmod_store::realise::needed(&derived.derivations, &roots)?;
     let mut paths = Vec::new();
     let mut traces = Vec::new();
@@ -264,13 +252,18 @@ fn realised(cli: &Cli, names: &[String], build: &BuildOpts) -> Result<Built, Cli
             .store
             .drv_outputs(&d)
             .and_then(|r| project.store.trace_lookup(&r.key))
+            .filter(|e| e.outputs.values().all(|p| project.store.is_valid(p)))
             .ok_or_else(|| {
                 CliError::usage(
                     format!(
                         "`{}` has not been realised with the current sources",
                         derived.derivations[&d].name
                     ),
-                    Some("run `cmod realise` first".into()),
+                    Some(
+                        "run `cmod realise` first, or name a cache that has it with \
+                         `--substituters URL`"
+                            .into(),
+                    ),
                 )
             })?;
         paths.extend(entry.outputs.values().cloned());
@@ -289,126 +282,6 @@ fn parse_paths(store: &Store, what: &[String]) -> Result<Vec<StorePath>, CliErro
     what.iter()
         .map(|p| store.parse_path(p).map_err(CliError::from))
         .collect()
-}
-
-pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
-    let jobs = args.jobs.unwrap_or(4).max(1);
-    let started = Instant::now();
-    let paths_given = !args.what.is_empty() && args.what.iter().all(|w| looks_like_path(w));
-    if let Some(url) = &args.to {
-        let Built {
-            store,
-            paths: roots,
-            traces,
-            scans,
-        } = if paths_given {
-            Built::paths(cli, &args.what)?
-        } else {
-            realised(cli, &args.what, &args.build)?
-        };
-        let _gc = store.gc_guard()?;
-        let remote = Remote::open(url)?;
-        let r = copy_to(&store, remote.dest(), &roots, &traces, jobs)?;
-        // Scan results after the build they belong to (a reader that finds a scan can
-        // find the trace and paths too).
-        let scans_sent = remote.dest().send_scans(&scans)?;
-        eprintln!(
-            "{:>12} {} of {} path(s) and {} build-trace entr{} to {url} ({scans_sent} scan entr{}) in {:.2}s",
-            "Copied",
-            r.copied,
-            r.closure,
-            r.traces,
-            if r.traces == 1 { "y" } else { "ies" },
-            if scans_sent == 1 { "y" } else { "ies" },
-            started.elapsed().as_secs_f64()
-        );
-        return Ok(());
-    }
-    let Some(url) = &args.from else {
-        return Err(CliError::usage("pass --to URL or --from URL", None));
-    };
-    let trust = trust(cli, &args.trusted_public_keys, args.no_require_sigs)?;
-    if paths_given {
-        if args.sandbox.is_some() {
-            return Err(CliError::usage(
-                "--sandbox selects whose build trace to fetch for targets; store paths are \
-                 copied as they are",
-                Some("drop --sandbox, or name targets instead of store paths".into()),
-            ));
-        }
-        let store = open_store(cli)?;
-        let roots: Vec<StorePath> = args
-            .what
-            .iter()
-            .map(|p| StorePath::from_path_str(p).map_err(|e| CliError::usage(e.to_string(), None)))
-            .collect::<Result<_, _>>()?;
-        let _gc = store.gc_guard()?;
-        let remote = Remote::open(url)?;
-        let r = copy_from(&store, remote.source(), &roots, &trust, jobs)?;
-        eprintln!(
-            "{:>12} {} of {} path(s) from {url} in {:.2}s",
-            "Copied",
-            r.copied,
-            r.closure,
-            started.elapsed().as_secs_f64()
-        );
-        return Ok(());
-    }
-    // Targets: walk the build like a substituting realise, without building.
-    let mode: cmod_sandbox::Mode = args
-        .sandbox
-        .as_deref()
-        .unwrap_or("full")
-        .parse()
-        .map_err(|e: String| CliError::usage(e, None))?;
-    let project = load(cli, &args.build)?;
-    let derived = project.derived()?;
-    let roots: Vec<StorePath> = derived
-        .targets
-        .iter()
-        .filter(|t| {
-            args.what.is_empty() || args.what.iter().any(|n| *n == t.name || *n == t.package)
-        })
-        .map(|t| t.drv.clone())
-        .collect();
-    let order = cmod_store::realise::needed(&derived.derivations, &roots)?;
-    let _gc = project.store.gc_guard()?;
-    cmod_store::realise::write_derivations(&project.store, &derived.derivations, &order)?;
-    let cfg = Sharing {
-        substituters: vec![url.clone()],
-        trust,
-        jobs,
-        signing: Vec::new(),
-    };
-    struct Strict(std::sync::Mutex<Vec<String>>);
-    impl substitute::Observer for Strict {
-        fn warn(&self, m: &str) {
-            if let Ok(mut v) = self.0.lock() {
-                v.push(m.to_string());
-            }
-        }
-        fn substituted(&self, _: &substitute::Substituted<'_>) {}
-    }
-    let obs = Strict(Default::default());
-    let got = substitute::walk(
-        &project.store,
-        &derived.derivations,
-        &order,
-        mode.as_str(),
-        &cfg,
-        &obs,
-    )?;
-    if let Some(w) = obs.0.lock().ok().and_then(|v| v.first().cloned()) {
-        return Err(CliError::BuildFailed { message: w });
-    }
-    eprintln!(
-        "{:>12} the outputs of {} of {} derivation(s) from {url} (the rest were already here or not in the cache) in {:.2}s",
-        "Copied",
-        got.len(),
-        order.len(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
 }
 
 pub fn key(command: &KeyCommand) -> Result<(), CliError> {

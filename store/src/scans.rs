@@ -63,8 +63,13 @@ pub struct ScanSubstitution {
 /// Ask the configured substituters (binary caches only, in order) for the scan entries
 /// of `keys`. Untrusted entries are skipped with a warning; an unreachable cache is
 /// skipped, and remembered so that the realisation that follows reports it once and does
-/// not wait for it again; a trusted signature that does not verify is an error.
-pub fn substitute_scans(keys: &[ContentHash]) -> Result<ScanSubstitution, CopyError> {
+/// not wait for it again; a trusted signature that does not verify is an error. Entries
+/// whose signatures were verified are recorded in `store` as received, so that a copy
+/// from this store passes them on signed.
+pub fn substitute_scans(
+    store: &Store,
+    keys: &[ContentHash],
+) -> Result<ScanSubstitution, CopyError> {
     let mut out = ScanSubstitution::default();
     let Some(cfg) = crate::substitute::configured() else {
         return Ok(out);
@@ -95,7 +100,7 @@ pub fn substitute_scans(keys: &[ContentHash]) -> Result<ScanSubstitution, CopyEr
             if cfg.trust.require_sigs {
                 let fingerprint = entry.fingerprint().unwrap_or_default();
                 match cfg.trust.keys.check(&fingerprint, &entry.signatures) {
-                    Ok(()) => {}
+                    Ok(()) => store.scan_record(&entry)?,
                     Err(SigError::Invalid(why)) => {
                         return Err(CopyError::Untrusted {
                             url: url.clone(),

@@ -1,0 +1,275 @@
+//! `cmod copy --to URL | --from URL [targets|paths]`: push a closure (with its signed
+//! build trace and scan results) to another store or binary cache, or pull one in.
+//!
+//! With `--to`, what the targets' builds (or the named paths) lack locally is first
+//! substituted, verified, from the substituters (`--substituters`, else the configured
+//! ones), so a machine can relay a cache's contents without building them.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use cmod_schema::StorePath;
+use cmod_store::copy::{copy_from, copy_to, Remote};
+use cmod_store::substitute::{self, Sharing};
+use cmod_store::transfer::CopyError;
+use cmod_store::Store;
+
+use crate::cli::{BuildOpts, Cli};
+use crate::commands::share::{
+    built, looks_like_path, selected_targets, settings, split_words, trust, Built,
+};
+use crate::diagnostic::CliError;
+use crate::project::{load, open_store, Project};
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Copy to this store URL (file:///dir, ssh://[user@]host[:port], http(s)://...).
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "from",
+        required_unless_present = "from"
+    )]
+    pub to: Option<String>,
+    /// Copy from this store URL into the local store.
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+    /// Store paths, or targets of the current package (default: all its targets, with
+    /// every output of their builds and the signed build-trace entries).
+    pub what: Vec<String>,
+    /// Parallel transfers (default: 4).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// With --to: where to substitute what is missing locally from (repeat or separate
+    /// by spaces; replaces the configured substituters).
+    #[arg(long, value_name = "URL", conflicts_with = "from")]
+    pub substituters: Vec<String>,
+    /// With --to: push only what is already in the local store.
+    #[arg(long, conflicts_with_all = ["from", "substituters"])]
+    pub no_substitute: bool,
+    /// Trusted public keys for what is received, from --from or the substituters
+    /// (replaces the configured list).
+    #[arg(long, value_name = "KEY")]
+    pub trusted_public_keys: Vec<String>,
+    /// Accept unsigned paths from --from or the substituters (NOT recommended).
+    #[arg(long)]
+    pub no_require_sigs: bool,
+    /// With targets: the sandbox mode whose build trace to fetch (`full`, the default,
+    /// `landlock` or `off`), as `realise --sandbox` would look it up.
+    #[arg(long, value_name = "MODE")]
+    pub sandbox: Option<String>,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+/// Receives the substitution walk's warnings: kept for `--from` (where the source not
+/// answering is the failure), printed for `--to` (where the local store may suffice).
+struct Warnings {
+    keep: bool,
+    kept: std::sync::Mutex<Vec<String>>,
+}
+
+impl substitute::Observer for Warnings {
+    fn warn(&self, m: &str) {
+        if !self.keep {
+            eprintln!("warning: {m}");
+        } else if let Ok(mut v) = self.kept.lock() {
+            v.push(m.to_string());
+        }
+    }
+    fn substituted(&self, _: &substitute::Substituted<'_>) {}
+}
+
+pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
+    let jobs = args.jobs.unwrap_or(4).max(1);
+    let started = Instant::now();
+    let paths_given = !args.what.is_empty() && args.what.iter().all(|w| looks_like_path(w));
+    if paths_given && args.sandbox.is_some() {
+        return Err(CliError::usage(
+            "--sandbox selects whose build trace to fetch for targets; store paths are \
+             copied as they are",
+            Some("drop --sandbox, or name targets instead of store paths".into()),
+        ));
+    }
+    let mode: cmod_sandbox::Mode = args
+        .sandbox
+        .as_deref()
+        .unwrap_or("full")
+        .parse()
+        .map_err(|e: String| CliError::usage(e, None))?;
+    let trust = trust(cli, &args.trusted_public_keys, args.no_require_sigs)?;
+    if let Some(url) = &args.to {
+        let substituters = if args.no_substitute || args.build.offline() {
+            Vec::new()
+        } else {
+            match split_words(&args.substituters) {
+                flags if flags.is_empty() => settings(cli)?.substituters,
+                flags => flags,
+            }
+        };
+        let cfg = install(Sharing {
+            substituters,
+            trust,
+            jobs,
+            signing: Vec::new(),
+        })?;
+        // One shared GC lock from the first substituted path to the end of the push.
+        let (_gc, built) = if paths_given {
+            let store = open_store(cli)?;
+            let gc = store.gc_guard()?;
+            substitute_paths(&store, &args.what, &cfg)?;
+            (gc, Built::paths(cli, &args.what)?)
+        } else {
+            let project = load(cli, &args.build)?;
+            let gc = project.store.gc_guard()?;
+            substitute_targets(&project, &args.what, mode, &cfg, false)?;
+            if !cfg.substituters.is_empty() {
+                crate::scan_entries::fetch_signed(&project, &args.build)?;
+            }
+            (gc, built(project, &args.what)?)
+        };
+        let Built {
+            store,
+            paths: roots,
+            traces,
+            scans,
+        } = built;
+        let remote = Remote::open(url)?;
+        let r = copy_to(&store, remote.dest(), &roots, &traces, jobs)?;
+        // Scan results after the build they belong to (a reader that finds a scan can
+        // find the trace and paths too).
+        let scans_sent = remote.dest().send_scans(&scans)?;
+        eprintln!(
+            "{:>12} {} of {} path(s) and {} build-trace entr{} to {url} ({scans_sent} scan entr{}) in {:.2}s",
+            "Copied",
+            r.copied,
+            r.closure,
+            r.traces,
+            if r.traces == 1 { "y" } else { "ies" },
+            if scans_sent == 1 { "y" } else { "ies" },
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let Some(url) = &args.from else {
+        return Err(CliError::usage("pass --to URL or --from URL", None));
+    };
+    if paths_given {
+        let store = open_store(cli)?;
+        let roots: Vec<StorePath> = args
+            .what
+            .iter()
+            .map(|p| StorePath::from_path_str(p).map_err(|e| CliError::usage(e.to_string(), None)))
+            .collect::<Result<_, _>>()?;
+        let _gc = store.gc_guard()?;
+        let remote = Remote::open(url)?;
+        let r = copy_from(&store, remote.source(), &roots, &trust, jobs)?;
+        eprintln!(
+            "{:>12} {} of {} path(s) from {url} in {:.2}s",
+            "Copied",
+            r.copied,
+            r.closure,
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    // Targets: walk the build like a substituting realise, without building.
+    let cfg = install(Sharing {
+        substituters: vec![url.clone()],
+        trust,
+        jobs,
+        signing: Vec::new(),
+    })?;
+    let project = load(cli, &args.build)?;
+    let _gc = project.store.gc_guard()?;
+    let (got, of) = substitute_targets(&project, &args.what, mode, &cfg, true)?;
+    eprintln!(
+        "{:>12} the outputs of {got} of {of} derivation(s) from {url} (the rest were already here or not in the cache) in {:.2}s",
+        "Copied",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Install `cfg` as the process's sharing configuration, so that the evaluation takes
+/// the scan results it lacks from the same caches (verified) as the outputs.
+fn install(cfg: Sharing) -> Result<Arc<Sharing>, CliError> {
+    substitute::configure(cfg);
+    substitute::configured()
+        .ok_or_else(|| CliError::Internal("the sharing configuration was not kept".into()))
+}
+
+/// Substitute from `cfg`'s substituters the outputs of the targets' derivations that
+/// the store lacks (as a substituting `realise --sandbox mode` would, without
+/// building). Returns (derivations substituted, derivations needed). With `strict`, a
+/// substituter that does not answer is an error; otherwise a warning.
+fn substitute_targets(
+    project: &Project,
+    names: &[String],
+    mode: cmod_sandbox::Mode,
+    cfg: &Sharing,
+    strict: bool,
+) -> Result<(usize, usize), CliError> {
+    let derived = project.derived()?;
+    let roots = selected_targets(derived, names)?;
+    let order = cmod_store::realise::needed(&derived.derivations, &roots)?;
+    let store = &project.store;
+    let realised = |d: &StorePath| {
+        store
+            .drv_outputs(d)
+            .and_then(|r| store.trace_lookup(&r.key))
+            .is_some_and(|e| e.outputs.values().all(|p| store.is_valid(p)))
+    };
+    if cfg.substituters.is_empty() || (!strict && order.iter().all(realised)) {
+        return Ok((0, order.len()));
+    }
+    cmod_store::realise::write_derivations(store, &derived.derivations, &order)?;
+    let obs = Warnings {
+        keep: strict,
+        kept: Default::default(),
+    };
+    let got = substitute::walk(
+        store,
+        &derived.derivations,
+        &order,
+        mode.as_str(),
+        cfg,
+        &obs,
+    )?;
+    if let Some(w) = obs.kept.lock().ok().and_then(|v| v.first().cloned()) {
+        return Err(CliError::BuildFailed { message: w });
+    }
+    Ok((got.len(), order.len()))
+}
+
+/// Fetch the named store paths the store lacks (with their closures) from the first of
+/// `cfg`'s substituters that has them; one that does not answer or lacks them is
+/// warned about and the next one asked.
+fn substitute_paths(store: &Store, what: &[String], cfg: &Sharing) -> Result<(), CliError> {
+    let mut missing: Vec<StorePath> = what
+        .iter()
+        .map(|p| store.parse_path(p).map_err(CliError::from))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|p| !store.is_valid(p))
+        .collect();
+    for url in &cfg.substituters {
+        if missing.is_empty() {
+            break;
+        }
+        let got = Remote::open(url)
+            .and_then(|remote| copy_from(store, remote.source(), &missing, &cfg.trust, cfg.jobs));
+        match got {
+            Ok(_) => {}
+            Err(
+                e @ (CopyError::Unreachable { .. }
+                | CopyError::Transport { .. }
+                | CopyError::NotFound { .. }),
+            ) => eprintln!("warning: substituter {url}: {e}; trying the next"),
+            Err(e) => return Err(e.into()),
+        }
+        missing.retain(|p| !store.is_valid(p));
+    }
+    Ok(())
+}
