@@ -622,6 +622,15 @@ fn copy_from_targets_fetches_the_build_trace_of_the_chosen_sandbox_mode() {
         "{}",
         stderr(&out)
     );
+    // A target that does not exist is named, with the ones that do.
+    let out = cmod_env(&dir, &b, &["copy", "--from", &url, "nosuch"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no target named nosuch")
+            && err.contains("the targets are: libhello.a, hello"),
+        "{err}"
+    );
 }
 
 #[test]
