@@ -12,7 +12,7 @@ use clap::Args;
 use cmod_schema::StorePath;
 use cmod_store::copy::{copy_from, copy_to, Remote};
 use cmod_store::substitute::{self, Sharing};
-use cmod_store::transfer::CopyError;
+use cmod_store::transfer::{CopyError, Trust};
 use cmod_store::Store;
 
 use crate::cli::{BuildOpts, Cli};
@@ -82,7 +82,6 @@ impl substitute::Observer for Warnings {
 }
 
 pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
-    let jobs = args.jobs.unwrap_or(4).max(1);
     let started = Instant::now();
     let paths_given = !args.what.is_empty() && args.what.iter().all(|w| looks_like_path(w));
     if paths_given && args.sandbox.is_some() {
@@ -99,62 +98,89 @@ pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
         .parse()
         .map_err(|e: String| CliError::usage(e, None))?;
     let trust = trust(cli, &args.trusted_public_keys, args.no_require_sigs)?;
-    if let Some(url) = &args.to {
-        let substituters = if args.no_substitute || args.build.offline() {
-            Vec::new()
-        } else {
-            match split_words(&args.substituters) {
-                flags if flags.is_empty() => settings(cli)?.substituters,
-                flags => flags,
-            }
-        };
-        let cfg = install(Sharing {
-            substituters,
-            trust,
-            jobs,
-            signing: Vec::new(),
-        })?;
-        // One shared GC lock from the first substituted path to the end of the push.
-        let (_gc, built) = if paths_given {
-            let store = open_store(cli)?;
-            let gc = store.gc_guard()?;
-            substitute_paths(&store, &args.what, &cfg)?;
-            (gc, Built::paths(cli, &args.what)?)
-        } else {
-            let project = load(cli, &args.build)?;
-            let gc = project.store.gc_guard()?;
-            substitute_targets(&project, &args.what, mode, &cfg, false)?;
-            if !cfg.substituters.is_empty() {
-                crate::scan_entries::fetch_signed(&project, &args.build)?;
-            }
-            (gc, built(project, &args.what)?)
-        };
-        let Built {
-            store,
-            paths: roots,
-            traces,
-            scans,
-        } = built;
-        let remote = Remote::open(url)?;
-        let r = copy_to(&store, remote.dest(), &roots, &traces, jobs)?;
-        // Scan results after the build they belong to (a reader that finds a scan can
-        // find the trace and paths too).
-        let scans_sent = remote.dest().send_scans(&scans)?;
-        eprintln!(
-            "{:>12} {} of {} path(s) and {} build-trace entr{} to {url} ({scans_sent} scan entr{}) in {:.2}s",
-            "Copied",
-            r.copied,
-            r.closure,
-            r.traces,
-            if r.traces == 1 { "y" } else { "ies" },
-            if scans_sent == 1 { "y" } else { "ies" },
-            started.elapsed().as_secs_f64()
-        );
-        return Ok(());
+    match (&args.to, &args.from) {
+        (Some(url), _) => push(cli, args, url, paths_given, mode, trust, started),
+        (None, Some(url)) => pull(cli, args, url, paths_given, mode, trust, started),
+        (None, None) => Err(CliError::usage("pass --to URL or --from URL", None)),
     }
-    let Some(url) = &args.from else {
-        return Err(CliError::usage("pass --to URL or --from URL", None));
+}
+
+/// `copy --to`: substitute what is missing locally, then push.
+fn push(
+    cli: &Cli,
+    args: &CopyArgs,
+    url: &str,
+    paths_given: bool,
+    mode: cmod_sandbox::Mode,
+    trust: Trust,
+    started: Instant,
+) -> Result<(), CliError> {
+    let jobs = args.jobs.unwrap_or(4).max(1);
+    let substituters = if args.no_substitute || args.build.offline() {
+        Vec::new()
+    } else {
+        match split_words(&args.substituters) {
+            flags if flags.is_empty() => settings(cli)?.substituters,
+            flags => flags,
+        }
     };
+    let cfg = install(Sharing {
+        substituters,
+        trust,
+        jobs,
+        signing: Vec::new(),
+    })?;
+    // One shared GC lock from the first substituted path to the end of the push.
+    let (_gc, built) = if paths_given {
+        let store = open_store(cli)?;
+        let gc = store.gc_guard()?;
+        substitute_paths(&store, &args.what, &cfg)?;
+        (gc, Built::paths(cli, &args.what)?)
+    } else {
+        let project = load(cli, &args.build)?;
+        let gc = project.store.gc_guard()?;
+        substitute_targets(&project, &args.what, mode, &cfg, false)?;
+        if !cfg.substituters.is_empty() {
+            crate::scan_entries::fetch_signed(&project, &args.build)?;
+        }
+        (gc, built(project, &args.what)?)
+    };
+    let Built {
+        store,
+        paths: roots,
+        traces,
+        scans,
+    } = built;
+    let remote = Remote::open(url)?;
+    let r = copy_to(&store, remote.dest(), &roots, &traces, jobs)?;
+    // Scan results after the build they belong to (a reader that finds a scan can
+    // find the trace and paths too).
+    let scans_sent = remote.dest().send_scans(&scans)?;
+    eprintln!(
+        "{:>12} {} of {} path(s) and {} build-trace entr{} to {url} ({scans_sent} scan entr{}) in {:.2}s",
+        "Copied",
+        r.copied,
+        r.closure,
+        r.traces,
+        if r.traces == 1 { "y" } else { "ies" },
+        if scans_sent == 1 { "y" } else { "ies" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `copy --from`: paths with their closures, or the targets' builds walked like a
+/// substituting realise, without building.
+fn pull(
+    cli: &Cli,
+    args: &CopyArgs,
+    url: &str,
+    paths_given: bool,
+    mode: cmod_sandbox::Mode,
+    trust: Trust,
+    started: Instant,
+) -> Result<(), CliError> {
+    let jobs = args.jobs.unwrap_or(4).max(1);
     if paths_given {
         let store = open_store(cli)?;
         let roots: Vec<StorePath> = args
@@ -174,9 +200,8 @@ pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
         );
         return Ok(());
     }
-    // Targets: walk the build like a substituting realise, without building.
     let cfg = install(Sharing {
-        substituters: vec![url.clone()],
+        substituters: vec![url.to_string()],
         trust,
         jobs,
         signing: Vec::new(),
