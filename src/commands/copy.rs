@@ -12,7 +12,7 @@ use clap::Args;
 use cmod_schema::StorePath;
 use cmod_store::copy::{copy_from, copy_to, Remote};
 use cmod_store::substitute::{self, Sharing};
-use cmod_store::transfer::{CopyError, Trust};
+use cmod_store::transfer::Trust;
 use cmod_store::Store;
 
 use crate::cli::{BuildOpts, Cli};
@@ -98,24 +98,41 @@ pub fn copy(cli: &Cli, args: &CopyArgs) -> Result<(), CliError> {
         .parse()
         .map_err(|e: String| CliError::usage(e, None))?;
     let trust = trust(cli, &args.trusted_public_keys, args.no_require_sigs)?;
+    let plan = Plan {
+        paths_given,
+        mode,
+        trust,
+        jobs: args.jobs.unwrap_or(4).max(1),
+        started,
+    };
     match (&args.to, &args.from) {
-        (Some(url), _) => push(cli, args, url, paths_given, mode, trust, started),
-        (None, Some(url)) => pull(cli, args, url, paths_given, mode, trust, started),
+        (Some(url), _) => push(cli, args, url, plan),
+        (None, Some(url)) => pull(cli, args, url, plan),
         (None, None) => Err(CliError::usage("pass --to URL or --from URL", None)),
     }
 }
 
-/// `copy --to`: substitute what is missing locally, then push.
-fn push(
-    cli: &Cli,
-    args: &CopyArgs,
-    url: &str,
+/// What `copy` decided from its arguments, for either direction.
+struct Plan {
+    /// `what` names store paths (else targets).
     paths_given: bool,
+    /// Whose build trace to look up for targets.
     mode: cmod_sandbox::Mode,
+    /// What received paths and entries need.
     trust: Trust,
+    jobs: usize,
     started: Instant,
-) -> Result<(), CliError> {
-    let jobs = args.jobs.unwrap_or(4).max(1);
+}
+
+/// `copy --to`: substitute what is missing locally, then push.
+fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliError> {
+    let Plan {
+        paths_given,
+        mode,
+        trust,
+        jobs,
+        started,
+    } = plan;
     let substituters = if args.no_substitute || args.build.offline() {
         Vec::new()
     } else {
@@ -171,16 +188,14 @@ fn push(
 
 /// `copy --from`: paths with their closures, or the targets' builds walked like a
 /// substituting realise, without building.
-fn pull(
-    cli: &Cli,
-    args: &CopyArgs,
-    url: &str,
-    paths_given: bool,
-    mode: cmod_sandbox::Mode,
-    trust: Trust,
-    started: Instant,
-) -> Result<(), CliError> {
-    let jobs = args.jobs.unwrap_or(4).max(1);
+fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliError> {
+    let Plan {
+        paths_given,
+        mode,
+        trust,
+        jobs,
+        started,
+    } = plan;
     if paths_given {
         let store = open_store(cli)?;
         let roots: Vec<StorePath> = args
@@ -287,11 +302,9 @@ fn substitute_paths(store: &Store, what: &[String], cfg: &Sharing) -> Result<(),
             .and_then(|remote| copy_from(store, remote.source(), &missing, &cfg.trust, cfg.jobs));
         match got {
             Ok(_) => {}
-            Err(
-                e @ (CopyError::Unreachable { .. }
-                | CopyError::Transport { .. }
-                | CopyError::NotFound { .. }),
-            ) => eprintln!("warning: substituter {url}: {e}; trying the next"),
+            Err(e) if e.is_unavailable_source() => {
+                eprintln!("warning: substituter {url}: {e}; trying the next")
+            }
             Err(e) => return Err(e.into()),
         }
         missing.retain(|p| !store.is_valid(p));

@@ -248,11 +248,7 @@ pub fn walk(
             Ok(_) => {}
             // A cache whose trace names outputs it does not hold is broken, not
             // hostile: skip it like an unreachable one.
-            Err(
-                e @ (CopyError::Unreachable { .. }
-                | CopyError::Transport { .. }
-                | CopyError::NotFound { .. }),
-            ) => {
+            Err(e) if e.is_unavailable_source() => {
                 remotes.fail(i, &e, obs);
                 failed.insert(i);
             }

@@ -65,6 +65,20 @@ impl CopyError {
     }
 }
 
+impl CopyError {
+    /// A source that did not answer (unreachable, failed in transport) or does not hold
+    /// what its own metadata names: skipped like a cache that is down, never trusted
+    /// less or more. Integrity and trust failures are not among these.
+    pub fn is_unavailable_source(&self) -> bool {
+        matches!(
+            self,
+            CopyError::Unreachable { .. }
+                | CopyError::Transport { .. }
+                | CopyError::NotFound { .. }
+        )
+    }
+}
+
 /// Which signatures received paths and trace entries need.
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
