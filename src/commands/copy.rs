@@ -160,7 +160,9 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         if !cfg.substituters.is_empty() {
             crate::scan_entries::fetch_signed(&project, &args.build)?;
         }
-        (gc, built(project, &args.what)?)
+        let help = "run `cmod realise` first, or name a cache that has it with \
+                    `--substituters URL`";
+        (gc, built(project, &args.what, help)?)
     };
     let Built {
         store,

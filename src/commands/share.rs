@@ -236,12 +236,12 @@ pub(crate) fn selected_targets(
 
 /// What the realised builds of the targets `names` publish.
 pub(crate) fn realised(cli: &Cli, names: &[String], build: &BuildOpts) -> Result<Built, CliError> {
-    built(load(cli, build)?, names)
+    built(load(cli, build)?, names, "run `cmod realise` first")
 }
 
 /// What the realised builds of the targets `names` of `project` publish; an error names
-/// the first derivation that has not been realised with the current sources.
-pub(crate) fn built(project: Project, names: &[String]) -> Result<Built, CliError> {
+/// the first derivation that has not been realised with the current sources, with `help`.
+pub(crate) fn built(project: Project, names: &[String], help: &str) -> Result<Built, CliError> {
     let derived = project.derived()?;
     let roots = selected_targets(derived, names)?;
     let order = cmod_store::realise::needed(&derived.derivations, &roots)?;
@@ -259,11 +259,7 @@ pub(crate) fn built(project: Project, names: &[String]) -> Result<Built, CliErro
                         "`{}` has not been realised with the current sources",
                         derived.derivations[&d].name
                     ),
-                    Some(
-                        "run `cmod realise` first, or name a cache that has it with \
-                         `--substituters URL`"
-                            .into(),
-                    ),
+                    Some(help.into()),
                 )
             })?;
         paths.extend(entry.outputs.values().cloned());
