@@ -289,6 +289,15 @@ impl Project {
 
     /// The selected targets with their derivations.
     pub fn targets(&self, selected: &[(String, String)]) -> Result<Vec<Target>, CliError> {
+        self.targets_where(selected, |_| true)
+    }
+
+    /// The selected targets among those `keep` accepts, with their derivations.
+    pub fn targets_where(
+        &self,
+        selected: &[(String, String)],
+        keep: impl Fn(&Target) -> bool,
+    ) -> Result<Vec<Target>, CliError> {
         let derived = self.derived()?;
         selected
             .iter()
@@ -296,7 +305,7 @@ impl Project {
                 derived
                     .targets
                     .iter()
-                    .find(|t| &t.package == p && &t.name == n)
+                    .find(|t| keep(t) && &t.package == p && &t.name == n)
                     .cloned()
                     .ok_or_else(|| {
                         CliError::Internal(format!("target `{p}/{n}` has no derivation"))

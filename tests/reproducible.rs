@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{cmod_env, cmod_in, examples, Sandbox};
+use common::{cmod_env, cmod_in, Sandbox};
 
 /// The prefix of `examples/with-deps`' git URLs.
 const GIT_PREFIX: &str = "https://git.example.com/cmod-examples/";
@@ -54,16 +54,7 @@ impl AllExamples {
         for ex in ["hello", "library", "path-deps", "workspace", "with-deps"] {
             s.copy_example(ex);
         }
-        let repos = s.dir.path().join("upstream");
-        let out = std::process::Command::new(examples().join("with-deps/upstream/publish.sh"))
-            .arg(&repos)
-            .output()
-            .expect("publish.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let repos = common::upstream::publish(&s);
         let rewrite = vec![(
             "CMOD_GIT_REWRITE",
             format!("{GIT_PREFIX}=file://{}/", repos.display()),

@@ -627,8 +627,8 @@ fn copy_from_targets_fetches_the_build_trace_of_the_chosen_sandbox_mode() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
-        err.contains("no target named nosuch")
-            && err.contains("the targets are: libhello.a, hello"),
+        err.contains("no target `nosuch`")
+            && err.contains("the targets are: hello/hello, hello/libhello.a"),
         "{err}"
     );
 }

@@ -253,8 +253,8 @@ fn substitute_targets(
     cfg: &Sharing,
     strict: bool,
 ) -> Result<(usize, usize), CliError> {
+    let roots = selected_targets(project, names)?;
     let derived = project.derived()?;
-    let roots = selected_targets(derived, names)?;
     let order = cmod_store::realise::needed(&derived.derivations, &roots)?;
     let store = &project.store;
     let realised = |d: &StorePath| {

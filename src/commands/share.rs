@@ -208,30 +208,17 @@ impl Built {
     }
 }
 
-/// The derivations of the targets `names` picks (by target or member name; all when
-/// empty), or a usage error listing the targets there are.
+/// The derivations of the targets `names` picks, named as `realise` names them
+/// ([`Project::select`]; all targets when empty).
 pub(crate) fn selected_targets(
-    derived: &cmod_evaluator::derive::Derived,
+    project: &Project,
     names: &[String],
 ) -> Result<Vec<StorePath>, CliError> {
-    let roots: Vec<StorePath> = derived
-        .targets
-        .iter()
-        .filter(|t| names.is_empty() || names.iter().any(|n| *n == t.name || *n == t.package))
-        .map(|t| t.drv.clone())
-        .collect();
-    if roots.is_empty() {
-        let known: Vec<&str> = derived.targets.iter().map(|t| t.name.as_str()).collect();
-        return Err(CliError::usage(
-            format!("no target named {}", names.join(", ")),
-            Some(if known.is_empty() {
-                "this package has no targets".into()
-            } else {
-                format!("the targets are: {}", known.join(", "))
-            }),
-        ));
-    }
-    Ok(roots)
+    Ok(project
+        .targets_named(names)?
+        .into_iter()
+        .map(|t| t.drv)
+        .collect())
 }
 
 /// What the realised builds of the targets `names` publish.
@@ -242,8 +229,8 @@ pub(crate) fn realised(cli: &Cli, names: &[String], build: &BuildOpts) -> Result
 /// What the realised builds of the targets `names` of `project` publish; an error names
 /// the first derivation that has not been realised with the current sources, with `help`.
 pub(crate) fn built(project: Project, names: &[String], help: &str) -> Result<Built, CliError> {
+    let roots = selected_targets(&project, names)?;
     let derived = project.derived()?;
-    let roots = selected_targets(derived, names)?;
     let order = cmod_store::realise::needed(&derived.derivations, &roots)?;
     let mut paths = Vec::new();
     let mut traces = Vec::new();

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cmod_evaluator::derive::{Target, TargetKind};
+use cmod_evaluator::derive::TargetKind;
 use cmod_sandbox::{Action, ExitKind, Limits, Mode, SandboxError};
 use serde_json::json;
 
@@ -45,7 +45,7 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     // Keep the test binaries alive (against a concurrent GC) until they have run.
     let _gc = project.store.gc_guard()?;
     crate::commands::lock::prepare(&project, args.build.locked())?;
-    let targets = test_targets(&project, &selected)?;
+    let targets = project.targets_where(&selected, |t| t.kind == TargetKind::Test)?;
     let progress = Progress::new(args.run.message_format, project.store.store_dir());
     let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
     let names = Project::display_names(&selected);
@@ -158,21 +158,6 @@ fn select(project: &Project, names: &[String]) -> Result<Vec<(String, String)>, 
         }
     }
     Ok(out)
-}
-
-fn test_targets(project: &Project, selected: &[(String, String)]) -> Result<Vec<Target>, CliError> {
-    let derived = project.derived()?;
-    selected
-        .iter()
-        .map(|(p, n)| {
-            derived
-                .targets
-                .iter()
-                .find(|t| t.kind == TargetKind::Test && &t.package == p && &t.name == n)
-                .cloned()
-                .ok_or_else(|| CliError::Internal(format!("test `{p}/{n}` has no derivation")))
-        })
-        .collect()
 }
 
 fn package_root(project: &Project, name: &str) -> Result<PathBuf, CliError> {

@@ -16,19 +16,25 @@ pub struct Upstream {
     pub repos: PathBuf,
 }
 
+/// Publish the with-deps example's upstream repositories into `<sandbox>/upstream`.
+pub fn publish(s: &Sandbox) -> PathBuf {
+    let repos = s.dir.path().join("upstream");
+    let out = std::process::Command::new(examples().join("with-deps/upstream/publish.sh"))
+        .arg(&repos)
+        .output()
+        .expect("publish.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    repos
+}
+
 impl Upstream {
     pub fn new() -> Upstream {
         let s = Sandbox::new();
-        let repos = s.dir.path().join("upstream");
-        let out = std::process::Command::new(examples().join("with-deps/upstream/publish.sh"))
-            .arg(&repos)
-            .output()
-            .expect("publish.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let repos = publish(&s);
         Upstream { s, repos }
     }
 
