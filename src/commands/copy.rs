@@ -17,7 +17,7 @@ use cmod_store::Store;
 
 use crate::cli::{BuildOpts, Cli};
 use crate::commands::share::{
-    built, looks_like_path, selected_targets, settings, split_words, trust, Built,
+    built, looks_like_path, realisation, selected_targets, settings, split_words, trust, Built,
 };
 use crate::diagnostic::CliError;
 use crate::project::{load, open_store, Project};
@@ -257,13 +257,9 @@ fn substitute_targets(
     let derived = project.derived()?;
     let order = cmod_store::realise::needed(&derived.derivations, &roots)?;
     let store = &project.store;
-    let realised = |d: &StorePath| {
-        store
-            .drv_outputs(d)
-            .and_then(|r| store.trace_lookup(&r.key))
-            .is_some_and(|e| e.outputs.values().all(|p| store.is_valid(p)))
-    };
-    if cfg.substituters.is_empty() || (!strict && order.iter().all(realised)) {
+    if cfg.substituters.is_empty()
+        || (!strict && order.iter().all(|d| realisation(store, d).is_some()))
+    {
         return Ok((0, order.len()));
     }
     cmod_store::realise::write_derivations(store, &derived.derivations, &order)?;

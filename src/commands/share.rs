@@ -221,6 +221,15 @@ pub(crate) fn selected_targets(
         .collect())
 }
 
+/// The build-trace entry of `drv`'s latest realisation, if every output it names is
+/// still in the store.
+pub(crate) fn realisation(store: &Store, drv: &StorePath) -> Option<TraceEntry> {
+    store
+        .drv_outputs(drv)
+        .and_then(|r| store.trace_lookup(&r.key))
+        .filter(|e| e.outputs.values().all(|p| store.is_valid(p)))
+}
+
 /// What the realised builds of the targets `names` publish.
 pub(crate) fn realised(cli: &Cli, names: &[String], build: &BuildOpts) -> Result<Built, CliError> {
     built(load(cli, build)?, names, "run `cmod realise` first")
@@ -235,20 +244,15 @@ pub(crate) fn built(project: Project, names: &[String], help: &str) -> Result<Bu
     let mut paths = Vec::new();
     let mut traces = Vec::new();
     for d in order {
-        let entry = project
-            .store
-            .drv_outputs(&d)
-            .and_then(|r| project.store.trace_lookup(&r.key))
-            .filter(|e| e.outputs.values().all(|p| project.store.is_valid(p)))
-            .ok_or_else(|| {
-                CliError::usage(
-                    format!(
-                        "`{}` has not been realised with the current sources",
-                        derived.derivations[&d].name
-                    ),
-                    Some(help.into()),
-                )
-            })?;
+        let entry = realisation(&project.store, &d).ok_or_else(|| {
+            CliError::usage(
+                format!(
+                    "`{}` has not been realised with the current sources",
+                    derived.derivations[&d].name
+                ),
+                Some(help.into()),
+            )
+        })?;
         paths.extend(entry.outputs.values().cloned());
         traces.push(entry);
     }
