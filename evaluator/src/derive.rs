@@ -1,22 +1,30 @@
 //! Emitting derivations from a checked module graph.
 //!
 //! Inside every build directory, inputs have **stable names**, never hash-named store
-//! paths: a unit's source at `src/<package>/<path>`, its package headers beside it, a BMI
-//! at `bmi/<module>.pcm` (`:` becomes `-`), objects at `obj/<name>.o`, archives at
-//! `lib/lib<name>.a`. Objects record their input's basename and BMIs their source's path,
-//! so stable names are what lets an unchanged input produce byte-identical outputs.
+//! paths: a unit's source at `src/<package>/<path>`, its package headers beside it (and
+//! other packages' headers under their own `src/<package>/`), a BMI at
+//! `bmi/<module>.pcm` (`:` becomes `-`), a precompiled header at `pch/<name>.pch`,
+//! objects at `obj/<name>.o`, archives at `lib/lib<name>.a`. Objects record their input's
+//! basename and BMIs their source's path, so stable names are what lets an unchanged
+//! input produce byte-identical outputs. Headers of the system a step reads are listed
+//! with their content hashes in the derivation's `host` files, as are the system
+//! libraries a link reads.
 //!
 //! Steps (two-phase, as DESIGN.md describes):
 //! * BMI: `--precompile -x c++-module src/... -o out/<m>.pcm` with `-fmodule-file=` for
 //!   the unit's whole transitive closure, in the **consumer's dialect** (a variant per
 //!   dialect that needs it);
 //! * object of an importable unit: `-c bmi/<m>.pcm` with the same closure;
-//! * object of an implementation or plain unit: `-c src/...`;
+//! * object of an implementation or plain unit: `-x c++ -c src/...` (with
+//!   `-include-pch` when its target has a `pch`), or `-x c -c src/...` for C;
+//! * precompiled header: `-x c++-header src/... -o out/<name>.pch`, per set of flags;
 //! * archive: `llvm-ar rcsD` over a library's objects;
-//! * link: the driver with lld over a binary's objects and the archives of its package
-//!   and all its dependencies (for a test binary, its dev-dependencies' too).
+//! * link: the driver with lld over a binary's objects, the archives of the libraries of
+//!   its package it uses and of all its dependencies' libraries (for a test binary, its
+//!   dev-dependencies' too), then its system libraries.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use cmod_schema::derivation::{
     Derivation, Input, InputFrom, InputRole, Output, StepKind, Tool, DERIVATION_VERSION,
@@ -26,10 +34,17 @@ use cmod_schema::toolchain::ToolchainInfo;
 use cmod_schema::ContentHash;
 
 use crate::error::{ErrorKind, EvalError};
-use crate::flags::PackageFlags;
-use crate::graph::{ModuleGraph, Origin, Owner, UnitId};
+use crate::flags::{PkgPath, UnitFlags};
+use crate::graph::{ModuleGraph, Origin, Owner, UnitId, UnitKind};
 use crate::package::{PackageGraph, PackageId};
-use crate::sources::PackageSources;
+use crate::scan::{HeaderDep, SystemHeader};
+use crate::settings::Settings;
+use crate::sources::{Lang, PackageSources};
+use crate::targets::PackageTargets;
+
+mod link;
+
+pub use crate::targets::TargetKind;
 
 /// Where the toolchain's standard-library module sources appear in a build directory.
 pub const STD_MODULE_DIR: &str = "toolchain/std";
@@ -42,15 +57,6 @@ pub struct SourceFile {
     pub hash: ContentHash,
     /// A directory tree rather than one file.
     pub tree: bool,
-}
-
-/// What a target is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TargetKind {
-    Lib,
-    Bin,
-    /// A `[[test]]` binary, built and run by `cmod test` only.
-    Test,
 }
 
 /// A buildable target and the derivation output that is its result.
@@ -71,24 +77,36 @@ pub struct Derived {
     pub targets: Vec<Target>,
 }
 
+/// A precompiled header as scanned for one set of flags: what its step reads.
+#[derive(Debug, Clone)]
+pub struct PchScan {
+    pub at: PkgPath,
+    /// The flags of the units that use it (without their `pch`).
+    pub flags: Arc<UnitFlags>,
+    pub hash: ContentHash,
+    pub headers: Vec<HeaderDep>,
+    pub system: Vec<SystemHeader>,
+}
+
 /// Inputs of [`derive`].
 pub struct DeriveInput<'a> {
     pub packages: &'a PackageGraph,
+    pub targets: &'a [PackageTargets],
     pub graph: &'a ModuleGraph,
-    pub flags: &'a [PackageFlags],
     pub sources: &'a [PackageSources],
+    pub settings: &'a Settings,
+    pub pchs: &'a [PchScan],
     pub toolchain: &'a ToolchainInfo,
 }
 
-/// The archive a package's `[lib]` produces (`lib<name>.a`), which is also the library
-/// target's name.
-pub fn archive_file(pkg: &crate::package::Package) -> Option<String> {
-    let lib = pkg.file.manifest.lib.as_ref()?;
-    let name = lib
-        .name
-        .clone()
-        .unwrap_or_else(|| pkg.name.replace('-', "_"));
-    Some(format!("lib{}.a", sanitize_name(&name)))
+/// The archives a package's libraries produce (`lib<name>.a`), which are also the
+/// library targets' names.
+pub fn archive_files(sources: &PackageSources) -> Vec<String> {
+    sources.libs.iter().map(|l| archive_file(&l.name)).collect()
+}
+
+fn archive_file(lib_name: &str) -> String {
+    format!("lib{}.a", sanitize_name(lib_name))
 }
 
 /// The stable file name of a module's BMI (`m:p` → `m-p.pcm`).
@@ -102,16 +120,46 @@ fn object_file(rel: &str) -> String {
     format!("{}.o", sanitize_name(&rel.replace('/', "-")))
 }
 
-struct Emitter<'a> {
+/// The host files of `system` headers.
+fn host_files(system: &[SystemHeader]) -> BTreeMap<String, ContentHash> {
+    system.iter().map(|h| (h.path.clone(), h.hash)).collect()
+}
+
+/// What a unit's compile adds to use a precompiled header: inputs and arguments.
+type PchUse = (Vec<Input>, Vec<String>);
+
+/// One step to emit.
+struct Step {
+    name: String,
+    kind: StepKind,
+    tool: Tool,
+    args: Vec<String>,
+    inputs: Vec<Input>,
+    host: BTreeMap<String, ContentHash>,
+    /// (output key, path in the build directory).
+    output: (&'static str, String),
+}
+
+pub(crate) struct Emitter<'a> {
     input: &'a DeriveInput<'a>,
     out: Derived,
     /// (unit, dialect) → BMI derivation path.
     bmis: HashMap<(UnitId, Vec<String>), StorePath>,
     objects: HashMap<UnitId, StorePath>,
+    /// PCH index → its derivation.
+    pch_drvs: HashMap<usize, StorePath>,
     source_paths: HashMap<(Option<PackageId>, String), StorePath>,
 }
 
 impl<'a> Emitter<'a> {
+    fn package_named(&self, name: &str) -> Option<PackageId> {
+        self.input
+            .packages
+            .packages
+            .iter()
+            .position(|p| p.name == name)
+    }
+
     fn ident(&self, u: UnitId) -> String {
         match self.input.graph.units[u].origin {
             Origin::Package(p, _) => self.input.packages.packages[p].ident(),
@@ -119,34 +167,27 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn own_dialect(&self, u: UnitId) -> Vec<String> {
-        match self.input.graph.units[u].origin {
-            Origin::Package(p, _) => self.input.flags[p].dialect.clone(),
-            Origin::Toolchain => self.input.flags[self.input.packages.root].dialect.clone(),
+    fn place(&self) -> impl Fn(&PkgPath) -> String + '_ {
+        |at: &PkgPath| {
+            format!(
+                "src/{}/{}",
+                self.input.packages.packages[at.package].name, at.rel
+            )
         }
     }
 
-    /// The flags a unit is compiled with, apart from module files and the step itself.
+    /// The flags a unit is compiled with in `dialect`, apart from module files and the
+    /// step itself.
     fn unit_flags(&self, u: UnitId, dialect: &[String]) -> Vec<String> {
         let unit = &self.input.graph.units[u];
         let mut args: Vec<String> = dialect.to_vec();
-        match unit.origin {
-            Origin::Package(p, _) => {
-                let f = &self.input.flags[p];
-                let name = &self.input.packages.packages[p].name;
-                args.extend(f.codegen.iter().cloned());
-                args.extend(f.defines.iter().cloned());
-                args.extend(f.include_dirs.iter().map(|d| format!("-Isrc/{name}/{d}")));
-            }
-            Origin::Toolchain => {
-                let root = &self.input.flags[self.input.packages.root];
-                args.extend(root.codegen.iter().cloned());
-                args.extend([
-                    format!("-isystem{STD_MODULE_DIR}"),
-                    "-Wno-reserved-module-identifier".into(),
-                    "-Wno-reserved-user-defined-literal".into(),
-                ]);
-            }
+        args.extend(unit.flags.render_after_dialect(&self.place()));
+        if unit.origin == Origin::Toolchain {
+            args.extend([
+                format!("-isystem{STD_MODULE_DIR}"),
+                "-Wno-reserved-module-identifier".into(),
+                "-Wno-reserved-user-defined-literal".into(),
+            ]);
         }
         args.push(format!("-ffile-prefix-map={}=/build", "@builddir@"));
         args
@@ -192,14 +233,42 @@ impl<'a> Emitter<'a> {
         Ok(path)
     }
 
+    /// Header inputs: each package header at `src/<package>/<rel>`.
+    fn header_inputs(
+        &mut self,
+        own: PackageId,
+        headers: &[HeaderDep],
+    ) -> Result<Vec<Input>, EvalError> {
+        let mut inputs = Vec::new();
+        for h in headers {
+            let p = match &h.package {
+                None => own,
+                Some(name) => self.package_named(name).ok_or_else(|| {
+                    EvalError::new(
+                        ErrorKind::Internal,
+                        format!("header of unknown package `{name}`"),
+                    )
+                })?,
+            };
+            let pkg = &self.input.packages.packages[p];
+            let (name, host) = (pkg.name.clone(), pkg.root.join(&h.rel));
+            let path = self.add_source(Some(p), &h.rel, host, h.hash, false)?;
+            inputs.push(Input {
+                at: format!("src/{name}/{}", h.rel),
+                role: InputRole::Headers,
+                from: InputFrom::Path { path, sub: None },
+            });
+        }
+        Ok(inputs)
+    }
+
     /// Source and header inputs of unit `u`.
     fn source_inputs(&mut self, u: UnitId) -> Result<Vec<Input>, EvalError> {
         let unit = self.input.graph.units[u].clone();
         let mut inputs = Vec::new();
         match unit.origin {
             Origin::Package(p, _) => {
-                let pkg = &self.input.packages.packages[p];
-                let (name, root) = (pkg.name.clone(), pkg.root.clone());
+                let name = self.input.packages.packages[p].name.clone();
                 let path =
                     self.add_source(Some(p), &unit.rel, unit.abs.clone(), unit.hash, false)?;
                 inputs.push(Input {
@@ -207,15 +276,7 @@ impl<'a> Emitter<'a> {
                     role: InputRole::Source,
                     from: InputFrom::Path { path, sub: None },
                 });
-                for h in &unit.headers {
-                    let path =
-                        self.add_source(Some(p), &h.rel, root.join(&h.rel), h.hash, false)?;
-                    inputs.push(Input {
-                        at: format!("src/{name}/{}", h.rel),
-                        role: InputRole::Headers,
-                        from: InputFrom::Path { path, sub: None },
-                    });
-                }
+                inputs.extend(self.header_inputs(p, &unit.headers)?);
             }
             Origin::Toolchain => {
                 let tc = self.input.toolchain;
@@ -262,28 +323,27 @@ impl<'a> Emitter<'a> {
         Ok((inputs, flags))
     }
 
-    fn emit(
-        &mut self,
-        name: String,
-        kind: StepKind,
-        tool: Tool,
-        args: Vec<String>,
-        mut inputs: Vec<Input>,
-        output: (&str, String, String),
-    ) -> Result<StorePath, EvalError> {
-        inputs.sort();
-        inputs.dedup();
-        let (key, at, out_name) = output;
+    fn emit(&mut self, mut step: Step) -> Result<StorePath, EvalError> {
+        step.inputs.sort();
+        step.inputs.dedup();
+        let (key, at) = step.output;
         let drv = Derivation {
             version: DERIVATION_VERSION,
-            name,
-            kind,
+            name: step.name.clone(),
+            kind: step.kind,
             toolchain: self.input.toolchain.identity,
-            tool,
-            args,
+            tool: step.tool,
+            args: step.args,
             env: BTreeMap::new(),
-            inputs,
-            outputs: BTreeMap::from([(key.to_string(), Output { at, name: out_name })]),
+            host: step.host,
+            inputs: step.inputs,
+            outputs: BTreeMap::from([(
+                key.to_string(),
+                Output {
+                    at,
+                    name: step.name,
+                },
+            )]),
         };
         let internal = |e: cmod_schema::derivation::DerivationError| {
             EvalError::new(ErrorKind::Internal, e.to_string())
@@ -303,7 +363,7 @@ impl<'a> Emitter<'a> {
         let module = unit.module.clone().unwrap_or_default();
         let file = bmi_file(&module);
         let mut name = format!("{}-{file}", self.ident(u));
-        if dialect != self.own_dialect(u).as_slice() {
+        if dialect != unit.flags.dialect.as_slice() {
             let h = blake3::hash(dialect.join("\0").as_bytes()).to_hex();
             name = format!("{}-{}-{file}", self.ident(u), &h[..8]);
         }
@@ -322,16 +382,116 @@ impl<'a> Emitter<'a> {
             "-o".into(),
             format!("out/{file}"),
         ]);
-        let path = self.emit(
-            name.clone(),
-            StepKind::Bmi,
-            Tool::Cxx,
+        let path = self.emit(Step {
+            name,
+            kind: StepKind::Bmi,
+            tool: Tool::Cxx,
             args,
             inputs,
-            ("bmi", format!("out/{file}"), name),
-        )?;
+            host: host_files(&unit.system),
+            output: ("bmi", format!("out/{file}")),
+        })?;
         self.bmis.insert((u, dialect.to_vec()), path.clone());
         Ok(path)
+    }
+
+    /// The precompiled header for unit `u`, if it uses one: its input and flags.
+    fn pch_for(&mut self, u: UnitId) -> Result<Option<PchUse>, EvalError> {
+        let unit = &self.input.graph.units[u];
+        let uses = unit.flags.lang == Lang::Cxx
+            && matches!(unit.kind, UnitKind::Implementation | UnitKind::Plain);
+        let Some(at) = unit.flags.pch.clone().filter(|_| uses) else {
+            return Ok(None);
+        };
+        let without = UnitFlags {
+            pch: None,
+            ..(*unit.flags).clone()
+        };
+        let Some(index) = self
+            .input
+            .pchs
+            .iter()
+            .position(|s| s.at == at && *s.flags == without)
+        else {
+            return Err(EvalError::new(
+                ErrorKind::Internal,
+                format!("precompiled header `{}` was not scanned", at.rel),
+            ));
+        };
+        let drv = match self.pch_drvs.get(&index) {
+            Some(d) => d.clone(),
+            None => {
+                let d = self.pch(index)?;
+                self.pch_drvs.insert(index, d.clone());
+                d
+            }
+        };
+        let scan = self.input.pchs[index].clone();
+        let file = self.pch_file(index);
+        let mut inputs = vec![Input {
+            at: format!("pch/{file}"),
+            role: InputRole::Pch,
+            from: InputFrom::Drv {
+                drv,
+                output: "pch".into(),
+            },
+        }];
+        // clang checks that the header and everything it includes still exist.
+        inputs.extend(self.header_inputs(at.package, &scan.headers)?);
+        let own = HeaderDep {
+            package: None,
+            rel: at.rel.clone(),
+            hash: scan.hash,
+        };
+        inputs.extend(self.header_inputs(at.package, &[own])?);
+        Ok(Some((
+            inputs,
+            vec!["-include-pch".into(), format!("pch/{file}")],
+        )))
+    }
+
+    fn pch_file(&self, index: usize) -> String {
+        let at = &self.input.pchs[index].at;
+        format!("{}-{index}.pch", sanitize_name(&at.rel.replace('/', "-")))
+    }
+
+    /// The derivation of precompiled header `index`.
+    fn pch(&mut self, index: usize) -> Result<StorePath, EvalError> {
+        let scan = self.input.pchs[index].clone();
+        let pkg = &self.input.packages.packages[scan.at.package];
+        let ident = pkg.ident();
+        let file = self.pch_file(index);
+        let mut args = scan.flags.render(&self.place());
+        args.push(format!("-ffile-prefix-map={}=/build", "@builddir@"));
+        args.extend([
+            "-Xclang".into(),
+            "-fno-pch-timestamp".into(),
+            "-x".into(),
+            "c++-header".into(),
+            (self.place())(&scan.at),
+            "-o".into(),
+            format!("out/{file}"),
+        ]);
+        let mut inputs = self.header_inputs(scan.at.package, &scan.headers)?;
+        let own = HeaderDep {
+            package: None,
+            rel: scan.at.rel.clone(),
+            hash: scan.hash,
+        };
+        let mut src = self.header_inputs(scan.at.package, &[own])?;
+        for i in &mut src {
+            i.role = InputRole::Source;
+        }
+        inputs.extend(src);
+        self.emit(Step {
+            name: format!("{ident}-{file}"),
+            kind: StepKind::Pch,
+            tool: Tool::Cxx,
+            args,
+            inputs,
+            host: host_files(&scan.system),
+            output: ("pch", format!("out/{file}")),
+        })
     }
 
     /// The object derivation of unit `u` (own dialect).
@@ -340,11 +500,12 @@ impl<'a> Emitter<'a> {
             return Ok(p.clone());
         }
         let unit = self.input.graph.units[u].clone();
-        let dialect = self.own_dialect(u);
+        let dialect = unit.flags.dialect.clone();
         let (mut inputs, module_flags) = self.module_inputs(u, &dialect)?;
         let mut args = self.unit_flags(u, &dialect);
         args.extend(module_flags);
         let obj = object_file(&unit.rel);
+        let mut host = BTreeMap::new();
         if unit.kind.is_importable() {
             let module = unit.module.clone().unwrap_or_default();
             let at = format!("bmi/{}", bmi_file(&module));
@@ -360,18 +521,27 @@ impl<'a> Emitter<'a> {
             args.extend(["-c".into(), at]);
         } else {
             inputs.extend(self.source_inputs(u)?);
-            args.extend(["-x".into(), "c++".into(), "-c".into(), self.source_at(u)]);
+            if let Some((pch_inputs, pch_args)) = self.pch_for(u)? {
+                inputs.extend(pch_inputs);
+                args.extend(pch_args);
+            }
+            host = host_files(&unit.system);
+            let lang = match unit.flags.lang {
+                Lang::Cxx => "c++",
+                Lang::C => "c",
+            };
+            args.extend(["-x".into(), lang.into(), "-c".into(), self.source_at(u)]);
         }
         args.extend(["-o".into(), format!("out/{obj}")]);
-        let name = format!("{}-{obj}", self.ident(u));
-        let path = self.emit(
-            name.clone(),
-            StepKind::Object,
-            Tool::Cxx,
+        let path = self.emit(Step {
+            name: format!("{}-{obj}", self.ident(u)),
+            kind: StepKind::Object,
+            tool: Tool::Cxx,
             args,
             inputs,
-            ("obj", format!("out/{obj}"), name),
-        )?;
+            host,
+            output: ("obj", format!("out/{obj}")),
+        })?;
         self.objects.insert(u, path.clone());
         Ok(path)
     }
@@ -394,144 +564,55 @@ impl<'a> Emitter<'a> {
             .collect()
     }
 
-    /// The archive derivation of package `p`'s library, if it has one.
-    fn archive(&mut self, p: PackageId) -> Result<Option<(StorePath, String)>, EvalError> {
+    /// The archive derivation of library `l` of package `p`.
+    fn archive(&mut self, p: PackageId, l: usize) -> Result<(StorePath, String), EvalError> {
         let pkg = &self.input.packages.packages[p];
-        let Some(file) = archive_file(pkg) else {
-            return Ok(None);
-        };
+        let file = archive_file(&self.input.sources[p].libs[l].name);
         let ident = pkg.ident();
         let mut inputs = Vec::new();
-        for u in self.units_of(p, Owner::Lib) {
+        for u in self.units_of(p, Owner::Lib(l)) {
             inputs.push(self.object_input(u)?);
         }
         inputs.sort();
         let mut args = vec!["rcsD".to_string(), format!("out/{file}")];
         args.extend(inputs.iter().map(|i| i.at.clone()));
-        let name = format!("{ident}-{file}");
-        let drv = self.emit(
-            name.clone(),
-            StepKind::Archive,
-            Tool::Ar,
+        let drv = self.emit(Step {
+            name: format!("{ident}-{file}"),
+            kind: StepKind::Archive,
+            tool: Tool::Ar,
             args,
             inputs,
-            ("lib", format!("out/{file}"), name),
-        )?;
-        Ok(Some((drv, file)))
-    }
-
-    /// The link derivation of executable `owner` (a binary or a test) of package `p`.
-    fn link(
-        &mut self,
-        p: PackageId,
-        owner: Owner,
-        archives: &BTreeMap<PackageId, (StorePath, String)>,
-    ) -> Result<StorePath, EvalError> {
-        let pkg = &self.input.packages.packages[p];
-        let sources = &self.input.sources[p];
-        let (bin_name, name, deps) = match owner {
-            Owner::Bin(b) => {
-                let n = sources.bins[b].name.clone();
-                let drv_name = format!("{}-{}", pkg.ident(), sanitize_name(&n));
-                (n, drv_name, self.input.packages.transitive_deps(p))
-            }
-            Owner::Test(t) => {
-                let n = sources.tests[t].name.clone();
-                let drv_name = format!("{}-test-{}", pkg.ident(), sanitize_name(&n));
-                (n, drv_name, self.input.packages.test_deps(p))
-            }
-            Owner::Lib => {
-                return Err(EvalError::new(
-                    ErrorKind::Internal,
-                    "a library is archived, not linked",
-                ))
-            }
-        };
-        let mut inputs = Vec::new();
-        let mut objects = Vec::new();
-        for u in self.units_of(p, owner) {
-            let i = self.object_input(u)?;
-            objects.push(i.at.clone());
-            inputs.push(i);
-        }
-        // The standard library modules, when anything linked into this binary uses them.
-        let mut linked: Vec<PackageId> = vec![p];
-        linked.extend(deps.iter().copied());
-        let std_units: Vec<UnitId> = (0..self.input.graph.units.len())
-            .filter(|&u| self.input.graph.units[u].origin == Origin::Toolchain)
-            .collect();
-        if !std_units.is_empty() {
-            let uses_std = (0..self.input.graph.units.len()).any(|u| {
-                matches!(self.input.graph.units[u].origin, Origin::Package(q, o) if linked.contains(&q) && (q != p || o == Owner::Lib || o == owner))
-                    && self.input.graph.closure(u).iter().any(|v| std_units.contains(v))
-            });
-            if uses_std {
-                for u in std_units {
-                    let i = self.object_input(u)?;
-                    objects.push(i.at.clone());
-                    inputs.push(i);
-                }
-            }
-        }
-        // Own archive first, then dependencies, dependents before what they depend on.
-        let mut order = vec![p];
-        order.extend(deps.into_iter().rev());
-        let mut libs = Vec::new();
-        for q in order {
-            if let Some((drv, file)) = archives.get(&q) {
-                let at = format!("lib/{file}");
-                libs.push(at.clone());
-                inputs.push(Input {
-                    at,
-                    role: InputRole::Archive,
-                    from: InputFrom::Drv {
-                        drv: drv.clone(),
-                        output: "lib".into(),
-                    },
-                });
-            }
-        }
-        let f = &self.input.flags[p];
-        let mut args: Vec<String> = f.dialect.clone();
-        args.extend([
-            "-fuse-ld=lld".into(),
-            "-o".into(),
-            format!("out/{bin_name}"),
-        ]);
-        args.extend(objects);
-        args.extend(libs);
-        args.extend(f.ldflags.iter().cloned());
-        self.emit(
-            name.clone(),
-            StepKind::Link,
-            Tool::Cxx,
-            args,
-            inputs,
-            ("exe", format!("out/{bin_name}"), name),
-        )
+            host: BTreeMap::new(),
+            output: ("lib", format!("out/{file}")),
+        })?;
+        Ok((drv, file))
     }
 }
 
-/// Emit every derivation of every package's library and binaries.
+/// Emit every derivation of every package's libraries and of the selected members'
+/// executables.
 pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
     let mut e = Emitter {
         input,
         out: Derived::default(),
         bmis: HashMap::new(),
         objects: HashMap::new(),
+        pch_drvs: HashMap::new(),
         source_paths: HashMap::new(),
     };
     // Every importable unit gets its own-dialect BMI even if nothing imports it yet, so a
     // library's interface is checked when the library is built.
-    let mut archives = BTreeMap::new();
+    let mut archives: BTreeMap<(PackageId, usize), (StorePath, String)> = BTreeMap::new();
     for p in 0..input.packages.packages.len() {
-        for u in e.units_of(p, Owner::Lib) {
-            if input.graph.units[u].kind.is_importable() {
-                let d = e.own_dialect(u);
-                e.bmi(u, &d)?;
+        for l in 0..input.sources[p].libs.len() {
+            for u in e.units_of(p, Owner::Lib(l)) {
+                let unit = &input.graph.units[u];
+                if unit.kind.is_importable() {
+                    let d = unit.flags.dialect.clone();
+                    e.bmi(u, &d)?;
+                }
             }
-        }
-        if let Some(a) = e.archive(p)? {
+            let a = e.archive(p, l)?;
             let pkg = &input.packages.packages[p];
             e.out.targets.push(Target {
                 package: pkg.name.clone(),
@@ -540,7 +621,7 @@ pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
                 drv: a.0.clone(),
                 output: "lib".into(),
             });
-            archives.insert(p, a);
+            archives.insert((p, l), a);
         }
     }
     // Binaries (and tests, when evaluated with them) of the selected members only;

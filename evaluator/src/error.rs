@@ -29,6 +29,10 @@ pub enum ErrorKind {
     UnknownImport,
     /// An import names a module of a package the importer does not depend on.
     UndeclaredDependency,
+    /// An import names a module its library keeps private.
+    PrivateModule,
+    /// A system library (pkg-config package or `links` name) cannot be found.
+    SystemLibrary,
     /// Modules import each other in a cycle.
     ImportCycle,
     /// A partition's module has no primary interface.

@@ -45,6 +45,9 @@ pub struct FileCache {
     racy_window_ns: i128,
     table: Mutex<Table>,
     dirty: Mutex<bool>,
+    /// Hashes already checked by this instance (one evaluation): a system header that a
+    /// hundred units include is stamped once.
+    checked: Mutex<HashMap<PathBuf, ContentHash>>,
 }
 
 impl FileCache {
@@ -58,6 +61,7 @@ impl FileCache {
                 entries: HashMap::new(),
             }),
             dirty: Mutex::new(false),
+            checked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -76,11 +80,24 @@ impl FileCache {
             racy_window_ns: RACY_WINDOW_NS,
             table: Mutex::new(table),
             dirty: Mutex::new(false),
+            checked: Mutex::new(HashMap::new()),
         }
     }
 
     /// The content hash of `path` (absolute), from the cache when its stamp still matches.
+    /// Within one instance, a path is stamped and hashed at most once.
     pub fn hash(&self, path: &Path) -> std::io::Result<ContentHash> {
+        if let Some(h) = self.checked.lock().ok().and_then(|c| c.get(path).copied()) {
+            return Ok(h);
+        }
+        let hash = self.hash_now(path)?;
+        if let Ok(mut c) = self.checked.lock() {
+            c.insert(path.to_path_buf(), hash);
+        }
+        Ok(hash)
+    }
+
+    fn hash_now(&self, path: &Path) -> std::io::Result<ContentHash> {
         let stamp = Stamp::read(path)?;
         if let Ok(table) = self.table.lock() {
             if let Some(e) = table.entries.get(path) {
@@ -134,12 +151,18 @@ mod tests {
         c.racy_window_ns = 0;
         let h1 = c.hash(&p).unwrap();
         c.save();
-        let c = FileCache::load(cache_file);
+        let c = FileCache::load(cache_file.clone());
         assert_eq!(c.table.lock().unwrap().entries.len(), 1, "entry persisted");
         assert_eq!(c.hash(&p).unwrap(), h1);
         std::fs::write(&p, "int y;").unwrap();
+        assert_eq!(
+            c.hash(&p).unwrap(),
+            h1,
+            "one instance (one evaluation) checks a file once"
+        );
+        let c = FileCache::load(cache_file);
         let h2 = c.hash(&p).unwrap();
-        assert_ne!(h1, h2, "a rewrite must be noticed");
+        assert_ne!(h1, h2, "a rewrite must be noticed by the next evaluation");
         assert_eq!(h2, ContentHash::of_file(false, b"int y;"));
     }
 

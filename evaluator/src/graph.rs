@@ -2,23 +2,33 @@
 //! checks that make a module program well-formed.
 //!
 //! Nodes are units, not modules: a module has one primary interface and any number of
-//! partitions and implementation units, all distinct nodes. Module names are unique
-//! across a build graph. A unit may import modules of its own package, of its own binary
-//! or test (for their units), and of its package's **direct** dependencies — for a test's
-//! units, its dev-dependencies too; partitions are importable only from within their
-//! module. The standard library module `std` (and
-//! `std.compat`) comes from the toolchain when it ships one.
+//! partitions and implementation units, all distinct nodes. An import resolves **within
+//! the importer's scope**: its own target's modules, the modules of the libraries of its
+//! package that its target uses, the public modules of its package's direct dependencies
+//! (for a test's units, its dev-dependencies too), and the toolchain's `std`. So module
+//! names need to be unique only within what one link sees: two tests of a package may
+//! each build a module `cfg` from the same source with different defines, while two
+//! modules of one name in one link closure (a target, the libraries it links and its
+//! packages' libraries) are an error naming both. Partitions are importable only from
+//! within their module; a library's private modules only from its own package.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use cmod_schema::content::ContentHash;
 use cmod_schema::diag::Location;
 
-use crate::deps::GitRef;
-use crate::error::{did_you_mean, ErrorKind, EvalError};
-use crate::package::{PackageGraph, PackageId, PackageSource};
-use crate::scan::{HeaderDep, Scanned};
+use crate::error::EvalError;
+use crate::flags::UnitFlags;
+use crate::package::{PackageGraph, PackageId};
+use crate::scan::{HeaderDep, Scanned, SystemHeader};
+use crate::targets::PackageTargets;
+
+mod checks;
+mod errors;
+
+pub use crate::targets::Owner;
 
 /// Index into [`ModuleGraph::units`].
 pub type UnitId = usize;
@@ -58,15 +68,6 @@ impl UnitKind {
     }
 }
 
-/// Which target of its package a unit belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Owner {
-    Lib,
-    Bin(usize),
-    /// A `[[test]]` binary (index into the package's tests).
-    Test(usize),
-}
-
 /// Where a unit's source comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Origin {
@@ -81,6 +82,8 @@ pub struct Import {
     pub name: String,
     pub line: u32,
     pub exported: bool,
+    /// The unit it resolved to.
+    pub provider: Option<UnitId>,
 }
 
 /// One translation unit.
@@ -98,6 +101,10 @@ pub struct Unit {
     pub module_line: u32,
     pub imports: Vec<Import>,
     pub headers: Vec<HeaderDep>,
+    /// Headers of the system it includes, tracked by path and hash.
+    pub system: Vec<SystemHeader>,
+    /// How it is compiled.
+    pub flags: Arc<UnitFlags>,
 }
 
 impl Unit {
@@ -115,14 +122,19 @@ impl Unit {
             Origin::Toolchain => None,
         }
     }
+
+    pub fn owner(&self) -> Option<Owner> {
+        match self.origin {
+            Origin::Package(_, o) => Some(o),
+            Origin::Toolchain => None,
+        }
+    }
 }
 
 /// A checked module graph.
 #[derive(Debug, Clone)]
 pub struct ModuleGraph {
     pub units: Vec<Unit>,
-    /// Module name → the unit providing it.
-    pub providers: BTreeMap<String, UnitId>,
     /// For every unit, the providers of its imports (resolved).
     pub edges: Vec<Vec<UnitId>>,
     /// Problems that do not stop the build.
@@ -137,6 +149,7 @@ pub struct RawUnit {
     pub abs: PathBuf,
     pub hash: ContentHash,
     pub scanned: Scanned,
+    pub flags: Arc<UnitFlags>,
 }
 
 fn classify(s: &Scanned) -> (UnitKind, Option<String>) {
@@ -157,408 +170,203 @@ fn classify(s: &Scanned) -> (UnitKind, Option<String>) {
     }
 }
 
-fn module_of(name: &str) -> &str {
+pub(crate) fn module_of(name: &str) -> &str {
     name.split(':').next().unwrap_or(name)
 }
 
-impl ModuleGraph {
-    /// Classify, resolve and check `raw` units of `packages`.
-    pub fn build(packages: &PackageGraph, raw: Vec<RawUnit>) -> Result<ModuleGraph, EvalError> {
-        let mut units = Vec::with_capacity(raw.len());
-        for r in raw {
-            let (kind, module) = classify(&r.scanned);
-            let module_line = r.scanned.decls.module.as_ref().map_or(1, |m| m.line);
-            let imports = r
-                .scanned
-                .requires
-                .iter()
-                .map(|name| {
-                    let decl = r
-                        .scanned
-                        .decls
-                        .imports
-                        .iter()
-                        .find(|i| r.scanned.decls.refers_to(&i.target, name));
-                    Import {
-                        name: name.clone(),
-                        line: decl.map_or(module_line, |d| d.line),
-                        exported: decl.is_some_and(|d| d.exported),
-                    }
-                })
-                .collect();
-            units.push(Unit {
-                origin: r.origin,
-                rel: r.rel,
-                abs: r.abs,
-                hash: r.hash,
-                kind,
-                module,
-                module_line,
-                imports,
-                headers: r.scanned.headers,
-            });
-        }
+/// Why a provider is not visible from an importer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hidden {
+    /// Same package, another binary or test.
+    OtherTarget,
+    /// Same package, a library the importer's target does not use.
+    UnusedLib(usize),
+    /// Another package's partition.
+    Partition,
+    /// Another package's module its library keeps private.
+    Private,
+    /// Another package the importer's package does not depend on.
+    NotDependency,
+    /// The toolchain's modules cannot import packages.
+    FromToolchain,
+}
 
-        let providers = providers(&units)?;
+/// What a graph is built from.
+pub struct GraphInput<'a> {
+    pub packages: &'a PackageGraph,
+    pub targets: &'a [PackageTargets],
+}
+
+impl ModuleGraph {
+    /// Classify, resolve and check `raw` units.
+    pub fn build(input: &GraphInput<'_>, raw: Vec<RawUnit>) -> Result<ModuleGraph, EvalError> {
+        let units: Vec<Unit> = raw.into_iter().map(unit_of).collect();
+        let mut by_name: BTreeMap<String, Vec<UnitId>> = BTreeMap::new();
+        for (i, u) in units.iter().enumerate() {
+            if let (true, Some(name)) = (u.kind.is_importable(), &u.module) {
+                by_name.entry(name.clone()).or_default().push(i);
+            }
+        }
         let mut graph = ModuleGraph {
             units,
-            providers,
             edges: Vec::new(),
             warnings: Vec::new(),
         };
-        graph.check_owners()?;
-        graph.edges = (0..graph.units.len())
-            .map(|u| graph.resolve_imports(packages, u))
-            .collect::<Result<_, _>>()?;
-        graph.check_cycles()?;
-        graph.warn_unexported_partitions();
+        graph.check_owners(input, &by_name)?;
+        let mut edges = Vec::with_capacity(graph.units.len());
+        for u in 0..graph.units.len() {
+            let resolved = graph.resolve_imports(input, &by_name, u)?;
+            edges.push(
+                resolved
+                    .iter()
+                    .map(|(_, p)| *p)
+                    .fold(Vec::new(), |mut acc, p| {
+                        if p != u && !acc.contains(&p) {
+                            acc.push(p);
+                        }
+                        acc
+                    }),
+            );
+            for (i, p) in resolved {
+                graph.units[u].imports[i].provider = Some(p);
+            }
+        }
+        graph.edges = edges;
+        checks::check_cycles(&graph)?;
+        checks::check_link_closures(&graph, input)?;
+        checks::check_public_modules(&graph, input)?;
+        graph.warnings = checks::unexported_partitions(&graph);
         Ok(graph)
     }
 
-    /// Partitions and implementation units need their module's primary interface in the
-    /// same package.
-    fn check_owners(&self) -> Result<(), EvalError> {
+    /// Whether `provider` is importable from `importer`.
+    pub(crate) fn scope(
+        &self,
+        input: &GraphInput<'_>,
+        importer: &Unit,
+        provider: &Unit,
+    ) -> Result<(), Hidden> {
+        let (ip, io, pp, po) = match (importer.origin, provider.origin) {
+            (_, Origin::Toolchain) => return Ok(()),
+            (Origin::Toolchain, Origin::Package(..)) => return Err(Hidden::FromToolchain),
+            (Origin::Package(ip, io), Origin::Package(pp, po)) => (ip, io, pp, po),
+        };
+        if ip == pp {
+            if po == io {
+                return Ok(());
+            }
+            let Owner::Lib(l) = po else {
+                return Err(Hidden::OtherTarget);
+            };
+            let visible = input.targets[ip]
+                .get(io)
+                .is_some_and(|t| t.visible_libs.contains(&l));
+            return if visible {
+                Ok(())
+            } else {
+                Err(Hidden::UnusedLib(l))
+            };
+        }
+        let Owner::Lib(l) = po else {
+            return Err(Hidden::OtherTarget);
+        };
+        if provider.kind != UnitKind::PrimaryInterface {
+            return Err(Hidden::Partition);
+        }
+        if !input.packages.packages[ip].depends_on(pp, io.is_test()) {
+            return Err(Hidden::NotDependency);
+        }
+        if !is_public(input, pp, l, provider) {
+            return Err(Hidden::Private);
+        }
+        Ok(())
+    }
+
+    /// The providers of `name` visible from unit `u`: exactly one, or an error.
+    fn provider(
+        &self,
+        input: &GraphInput<'_>,
+        by_name: &BTreeMap<String, Vec<UnitId>>,
+        u: UnitId,
+        name: &str,
+        line: u32,
+    ) -> Result<UnitId, EvalError> {
+        let unit = &self.units[u];
+        let candidates = by_name.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        let visible: Vec<UnitId> = candidates
+            .iter()
+            .copied()
+            .filter(|&c| self.scope(input, unit, &self.units[c]).is_ok())
+            .collect();
+        match visible.as_slice() {
+            [one] => Ok(*one),
+            [first, second, ..] => Err(errors::duplicate(self, input, *first, *second, None)),
+            [] => Err(errors::not_visible(self, input, by_name, u, name, line)),
+        }
+    }
+
+    /// Partitions and implementation units need their module's primary interface in their
+    /// own package, visible from them.
+    fn check_owners(
+        &self,
+        input: &GraphInput<'_>,
+        by_name: &BTreeMap<String, Vec<UnitId>>,
+    ) -> Result<(), EvalError> {
         for u in &self.units {
             let Some(name) = &u.module else { continue };
+            if !matches!(
+                u.kind,
+                UnitKind::ExportedPartition
+                    | UnitKind::InternalPartition
+                    | UnitKind::Implementation
+            ) {
+                continue;
+            }
             let wanted = module_of(name);
-            let primary = self
-                .providers
+            let primary = by_name
                 .get(wanted)
-                .map(|&p| &self.units[p])
-                .filter(|p| p.kind == UnitKind::PrimaryInterface);
-            let same_package = primary.is_some_and(|p| p.package() == u.package());
-            match u.kind {
-                UnitKind::ExportedPartition | UnitKind::InternalPartition if !same_package => {
-                    return Err(EvalError::new(
-                        ErrorKind::PartitionWithoutPrimary,
-                        format!(
-                            "{} `{name}` belongs to module `{wanted}`, which has no primary interface in this package",
-                            u.kind.describe()
-                        ),
-                    )
-                    .at(u.location(u.module_line))
-                    .help(format!(
-                        "add a unit with `export module {wanted};` (and `export import :{};` for exported partitions) to the package's sources",
-                        name.split(':').nth(1).unwrap_or("")
-                    )));
-                }
-                UnitKind::Implementation if !same_package => {
-                    return Err(EvalError::new(
-                        ErrorKind::ImplementationWithoutInterface,
-                        format!("implementation unit of module `{name}` has no interface `export module {name};` in this package"),
-                    )
-                    .at(u.location(u.module_line))
-                    .help(format!("add the interface unit (`export module {name};`) to the package's sources, or fix the module name")));
-                }
-                _ => {}
+                .into_iter()
+                .flatten()
+                .copied()
+                .find(|&p| {
+                    let p = &self.units[p];
+                    p.kind == UnitKind::PrimaryInterface
+                        && p.package() == u.package()
+                        && self.scope(input, u, p).is_ok()
+                });
+            if primary.is_none() {
+                return Err(errors::without_primary(u, name, wanted));
             }
         }
         Ok(())
     }
 
-    fn visible(&self, packages: &PackageGraph, importer: &Unit, provider: &Unit) -> bool {
-        match (importer.origin, provider.origin) {
-            (_, Origin::Toolchain) => true,
-            (Origin::Toolchain, Origin::Package(..)) => false,
-            (Origin::Package(ip, io), Origin::Package(pp, po)) => {
-                if ip == pp {
-                    po == Owner::Lib || po == io
-                } else {
-                    po == Owner::Lib
-                        && provider.kind == UnitKind::PrimaryInterface
-                        && packages.packages[ip].depends_on(pp, matches!(io, Owner::Test(_)))
-                }
-            }
-        }
-    }
-
+    /// Resolve every import of unit `u` as (import index, provider).
     fn resolve_imports(
         &self,
-        packages: &PackageGraph,
+        input: &GraphInput<'_>,
+        by_name: &BTreeMap<String, Vec<UnitId>>,
         u: UnitId,
-    ) -> Result<Vec<UnitId>, EvalError> {
+    ) -> Result<Vec<(usize, UnitId)>, EvalError> {
         let unit = &self.units[u];
         let mut out = Vec::new();
-        for imp in &unit.imports {
-            let at = unit.location(imp.line);
-            let Some(&p) = self.providers.get(&imp.name) else {
-                return Err(self.unknown_import(packages, unit, imp, at));
-            };
-            let provider = &self.units[p];
+        for (i, imp) in unit.imports.iter().enumerate() {
             if imp.name.contains(':')
                 && unit.module.as_deref().map(module_of) != Some(module_of(&imp.name))
+                && by_name.contains_key(&imp.name)
             {
-                return Err(EvalError::new(
-                    ErrorKind::UnknownImport,
-                    format!(
-                        "partition `{}` can only be imported by units of module `{}`",
-                        imp.name,
-                        module_of(&imp.name)
-                    ),
-                )
-                .at(at)
-                .help(format!(
-                    "import the module instead: `import {};`",
-                    module_of(&imp.name)
-                )));
+                return Err(errors::foreign_partition(unit, imp));
             }
-            if !self.visible(packages, unit, provider) {
-                return Err(self.invisible_import(packages, unit, provider, imp, at));
-            }
-            if p != u && !out.contains(&p) {
-                out.push(p);
-            }
+            let p = self.provider(input, by_name, u, &imp.name, imp.line)?;
+            out.push((i, p));
         }
         Ok(out)
-    }
-
-    fn unknown_import(
-        &self,
-        packages: &PackageGraph,
-        unit: &Unit,
-        imp: &Import,
-        at: Location,
-    ) -> EvalError {
-        if imp.name == "std" || imp.name == "std.compat" {
-            return EvalError::new(
-                ErrorKind::UnknownImport,
-                format!("`import {};` needs a standard library that ships the `{}` module", imp.name, imp.name),
-            )
-            .at(at)
-            .help("set [toolchain] stdlib = \"libc++\" (libstdc++ 12 has no std module), or #include the headers you need");
-        }
-        let candidates: Vec<&str> = self.providers.keys().map(String::as_str).collect();
-        let mut e = EvalError::new(
-            ErrorKind::UnknownImport,
-            format!(
-                "`{}` imports module `{}`, which no unit provides",
-                unit.rel, imp.name
-            ),
-        )
-        .at(at);
-        e = match did_you_mean(&imp.name, candidates) {
-            Some(s) => e.help(format!("did you mean `{s}`?")),
-            None => e.help(match unit.package() {
-                Some(p) => format!(
-                    "add the package that provides `{}` to [dependencies] of `{}`, or add a unit with `export module {};`",
-                    imp.name,
-                    packages.packages[p].file.path.display(),
-                    imp.name
-                ),
-                None => "this module is not part of the toolchain".into(),
-            }),
-        };
-        e
-    }
-
-    fn invisible_import(
-        &self,
-        packages: &PackageGraph,
-        unit: &Unit,
-        provider: &Unit,
-        imp: &Import,
-        at: Location,
-    ) -> EvalError {
-        let (Some(ip), Some(pp)) = (unit.package(), provider.package()) else {
-            return EvalError::new(
-                ErrorKind::UnknownImport,
-                format!("module `{}` is not visible here", imp.name),
-            )
-            .at(at);
-        };
-        let importer = &packages.packages[ip];
-        let owner = &packages.packages[pp];
-        if ip == pp {
-            return EvalError::new(
-                ErrorKind::UnknownImport,
-                format!(
-                    "module `{}` belongs to another binary or test of package `{}`",
-                    imp.name, owner.name
-                ),
-            )
-            .at(at)
-            .help("move the module into [lib] sources to share it between targets");
-        }
-        if provider.kind != UnitKind::PrimaryInterface {
-            return EvalError::new(
-                ErrorKind::UnknownImport,
-                format!("`{}` is a partition of package `{}` and cannot be imported from another package", imp.name, owner.name),
-            )
-            .at(at)
-            .help(format!("import the module instead: `import {};`", module_of(&imp.name)));
-        }
-        let for_test = matches!(unit.origin, Origin::Package(_, Owner::Test(_)));
-        let e = if importer.dev_depends_on(pp) {
-            EvalError::new(
-                ErrorKind::UndeclaredDependency,
-                format!(
-                    "module `{}` is provided by package `{}`, which is only a dev-dependency of `{}`: only its [[test]] targets may import it",
-                    imp.name, owner.name, importer.name
-                ),
-            )
-            .at(at)
-            .help(format!(
-                "move `{}` from [dev-dependencies] to [dependencies] in `{}`, or import `{}` from a test only",
-                owner.name,
-                importer.file.path.display(),
-                imp.name
-            ))
-        } else {
-            let table = if for_test {
-                "[dev-dependencies]"
-            } else {
-                "[dependencies]"
-            };
-            let dev = if for_test { " --dev" } else { "" };
-            let help = match suggested_dependency(packages, ip, pp) {
-                Some((spec, add)) => format!(
-                    "add `{} = {spec}` to {table} in `{}`{}",
-                    owner.name,
-                    importer.file.path.display(),
-                    add.map(|a| format!(" (or run `cmod add {}{dev} {a}`)", owner.name))
-                        .unwrap_or_default()
-                ),
-                None => format!(
-                    "`{}` lives inside the git repository of another package and cannot be declared on its own; depend on that repository's package, or copy `{}` into a path dependency",
-                    owner.name, owner.name
-                ),
-            };
-            EvalError::new(
-                ErrorKind::UndeclaredDependency,
-                format!(
-                    "module `{}` is provided by package `{}`, which `{}` does not depend on",
-                    imp.name, owner.name, importer.name
-                ),
-            )
-            .at(at)
-            .help(help)
-        };
-        e.note(
-            Some(provider.location(provider.module_line)),
-            format!("`{}` is declared here", imp.name),
-        )
-    }
-
-    fn check_cycles(&self) -> Result<(), EvalError> {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            Active,
-            Done,
-        }
-        let mut mark = vec![Mark::New; self.units.len()];
-        let mut stack: Vec<UnitId> = Vec::new();
-        fn visit(
-            g: &ModuleGraph,
-            u: UnitId,
-            mark: &mut [Mark],
-            stack: &mut Vec<UnitId>,
-        ) -> Result<(), EvalError> {
-            mark[u] = Mark::Active;
-            stack.push(u);
-            for &v in &g.edges[u] {
-                match mark[v] {
-                    Mark::Done => {}
-                    Mark::New => visit(g, v, mark, stack)?,
-                    Mark::Active => {
-                        let start = stack.iter().position(|&s| s == v).unwrap_or(0);
-                        let cycle = &stack[start..];
-                        return Err(g.cycle_error(cycle));
-                    }
-                }
-            }
-            stack.pop();
-            mark[u] = Mark::Done;
-            Ok(())
-        }
-        for u in 0..self.units.len() {
-            if mark[u] == Mark::New {
-                visit(self, u, &mut mark, &mut stack)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn cycle_error(&self, cycle: &[UnitId]) -> EvalError {
-        let name = |u: UnitId| {
-            self.units[u]
-                .module
-                .clone()
-                .unwrap_or_else(|| self.units[u].rel.clone())
-        };
-        let mut path: Vec<String> = cycle.iter().map(|&u| name(u)).collect();
-        path.push(name(cycle[0]));
-        let first = &self.units[cycle[0]];
-        let next = cycle.get(1).copied().unwrap_or(cycle[0]);
-        let line_of = |from: UnitId, to: UnitId| {
-            let to_name = name(to);
-            self.units[from]
-                .imports
-                .iter()
-                .find(|i| i.name == to_name)
-                .map_or(1, |i| i.line)
-        };
-        let mut e = EvalError::new(
-            ErrorKind::ImportCycle,
-            format!("modules import each other in a cycle: {}", path.join(" → ")),
-        )
-        .at(first.location(line_of(cycle[0], next)));
-        for (i, &u) in cycle.iter().enumerate() {
-            let to = cycle[(i + 1) % cycle.len()];
-            e = e.note(
-                Some(self.units[u].location(line_of(u, to))),
-                format!("`{}` imports `{}` here", name(u), name(to)),
-            );
-        }
-        e.help("break the cycle: move the shared declarations into a module both can import")
-    }
-
-    /// Exported partitions must be re-exported by the primary interface, directly or
-    /// through other exported partitions ([module.unit]/3; no diagnostic required).
-    fn warn_unexported_partitions(&mut self) {
-        let mut warnings = Vec::new();
-        for (name, &p) in &self.providers {
-            let unit = &self.units[p];
-            if unit.kind != UnitKind::ExportedPartition {
-                continue;
-            }
-            let module = module_of(name);
-            let Some(&primary) = self.providers.get(module) else {
-                continue;
-            };
-            let mut reached = BTreeSet::new();
-            let mut todo = vec![primary];
-            while let Some(u) = todo.pop() {
-                for imp in self.units[u].imports.iter().filter(|i| i.exported) {
-                    if let Some(&t) = self.providers.get(&imp.name) {
-                        if reached.insert(t) {
-                            todo.push(t);
-                        }
-                    }
-                }
-            }
-            if !reached.contains(&p) {
-                let part = name.split(':').nth(1).unwrap_or("");
-                warnings.push(
-                    EvalError::new(
-                        ErrorKind::ManifestInvalid,
-                        format!("exported partition `{name}` is not re-exported by the primary interface of `{module}`"),
-                    )
-                    .at(unit.location(unit.module_line))
-                    .help(format!(
-                        "add `export import :{part};` to `{}`, or make the partition internal (`module {name};`)",
-                        self.units[primary].rel
-                    )),
-                );
-            }
-        }
-        self.warnings = warnings;
     }
 
     /// Every importable unit `u` depends on, transitively (excluding `u`), sorted by module
     /// name: exactly the `-fmodule-file=` list of its compile.
     pub fn closure(&self, u: UnitId) -> Vec<UnitId> {
-        let mut seen = BTreeSet::new();
+        let mut seen = std::collections::BTreeSet::new();
         let mut todo: Vec<UnitId> = self.edges[u].clone();
         while let Some(v) = todo.pop() {
             if v != u && seen.insert(v) {
@@ -571,79 +379,53 @@ impl ModuleGraph {
     }
 }
 
-/// How package `importer` can declare a dependency on `owner`: the inline table to add
-/// and, where `cmod add` can write it, that command's arguments. A git package is
-/// suggested with its URL and the pin it was resolved with; a package the workspace
-/// declares in [workspace.dependencies] with `workspace = true`; anything else by path.
-/// `None` for a package inside another package's git repository, which cannot be
-/// declared on its own.
-fn suggested_dependency(
-    packages: &PackageGraph,
-    importer: PackageId,
-    owner: PackageId,
-) -> Option<(String, Option<String>)> {
-    let imp = &packages.packages[importer];
-    let own = &packages.packages[owner];
-    let inherited = packages.is_member(importer)
-        && packages
-            .workspace_file
-            .manifest
-            .workspace
-            .as_ref()
-            .is_some_and(|w| w.get_ref().dependencies.contains_key(&own.name));
-    if inherited {
-        return Some(("{ workspace = true }".into(), None));
+/// Whether `provider`, a primary interface of library `l` of package `p`, is public.
+pub(crate) fn is_public(input: &GraphInput<'_>, p: PackageId, l: usize, provider: &Unit) -> bool {
+    let Some(lib) = input.targets[p].libs.get(l) else {
+        return true;
+    };
+    match (&lib.public_modules, &provider.module) {
+        (None, _) => true,
+        (Some(list), Some(name)) => list.iter().any(|(m, _)| m == module_of(name)),
+        (Some(_), None) => false,
     }
-    if let PackageSource::Git(g) = &own.source {
-        if own.root != g.dir {
-            return None;
-        }
-        let (key, value) = match &g.reference {
-            GitRef::Tag(t) => ("tag", t.clone()),
-            GitRef::Rev(r) => ("rev", r.clone()),
-            GitRef::Branch(b) => ("branch", b.clone()),
-            GitRef::Version(v) => ("version", v.to_string()),
-        };
-        return Some((
-            format!("{{ git = \"{}\", {key} = \"{value}\" }}", g.url),
-            Some(format!("--git {} --{key} '{value}'", g.url)),
-        ));
-    }
-    let rel = crate::paths::relative(&imp.root, &own.root);
-    Some((
-        format!("{{ path = \"{rel}\" }}"),
-        Some(format!("--path {rel}")),
-    ))
 }
 
-fn providers(units: &[Unit]) -> Result<BTreeMap<String, UnitId>, EvalError> {
-    let mut providers: BTreeMap<String, UnitId> = BTreeMap::new();
-    for (i, u) in units.iter().enumerate() {
-        if !u.kind.is_importable() {
-            continue;
-        }
-        let Some(name) = &u.module else { continue };
-        if let Some(&first) = providers.get(name) {
-            let f = &units[first];
-            let what = if name.contains(':') {
-                "partition"
-            } else {
-                "module"
-            };
-            return Err(EvalError::new(
-                ErrorKind::DuplicateModule,
-                format!("{what} `{name}` is declared twice"),
-            )
-            .at(u.location(u.module_line))
-            .note(Some(f.location(f.module_line)), "first declared here")
-            .help(format!(
-                "rename one of them; a {what} name must be unique in the whole build (implementation units use `module {};` without `export`)",
-                module_of(name)
-            )));
-        }
-        providers.insert(name.clone(), i);
+fn unit_of(r: RawUnit) -> Unit {
+    let (kind, module) = classify(&r.scanned);
+    let module_line = r.scanned.decls.module.as_ref().map_or(1, |m| m.line);
+    let imports = r
+        .scanned
+        .requires
+        .iter()
+        .map(|name| {
+            let decl = r
+                .scanned
+                .decls
+                .imports
+                .iter()
+                .find(|i| r.scanned.decls.refers_to(&i.target, name));
+            Import {
+                name: name.clone(),
+                line: decl.map_or(module_line, |d| d.line),
+                exported: decl.is_some_and(|d| d.exported),
+                provider: None,
+            }
+        })
+        .collect();
+    Unit {
+        origin: r.origin,
+        rel: r.rel,
+        abs: r.abs,
+        hash: r.hash,
+        kind,
+        module,
+        module_line,
+        imports,
+        headers: r.scanned.headers,
+        system: r.scanned.system,
+        flags: r.flags,
     }
-    Ok(providers)
 }
 
 #[cfg(test)]

@@ -27,7 +27,10 @@ pub mod package;
 pub mod paths;
 pub mod scan;
 pub mod scanner;
+pub mod settings;
 pub mod sources;
+pub mod system;
+pub mod targets;
 pub mod toolchain;
 pub mod workspace;
 

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use cmod_schema::diag::Location;
-use cmod_schema::lock::{LockError, LockedPackage, LockedToolchain, Lockfile, LOCK_VERSION};
+use cmod_schema::lock::{
+    LockError, LockedPackage, LockedSystem, LockedToolchain, Lockfile, LOCK_VERSION,
+};
 use cmod_schema::ContentHash;
 
 use crate::error::{ErrorKind, EvalError};
@@ -75,6 +77,20 @@ pub fn current(eval: &Evaluation) -> Lockfile {
         })
         .collect();
     packages.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut system: Vec<LockedSystem> = Vec::new();
+    for lib in eval.settings.all_system_libs() {
+        let entry = LockedSystem {
+            name: lib.name.clone(),
+            pkg_config: lib.pkg_config.clone(),
+            version: lib.version.clone(),
+            files: lib.files.clone(),
+        };
+        match system.iter_mut().find(|s| s.name == entry.name) {
+            Some(existing) => existing.files.extend(entry.files),
+            None => system.push(entry),
+        }
+    }
+    system.sort_by(|a, b| a.name.cmp(&b.name));
     Lockfile {
         version: LOCK_VERSION,
         toolchain: LockedToolchain {
@@ -84,6 +100,7 @@ pub fn current(eval: &Evaluation) -> Lockfile {
             stdlib: t.stdlib.as_str().into(),
         },
         packages,
+        system,
         outputs: Default::default(),
     }
 }
@@ -100,7 +117,12 @@ fn files_hash(eval: &Evaluation, id: usize) -> ContentHash {
         if let Origin::Package(pid, _) = u.origin {
             if pid == id {
                 files.push((u.rel.clone(), u.hash));
-                files.extend(u.headers.iter().map(|h| (h.rel.clone(), h.hash)));
+                files.extend(
+                    u.headers
+                        .iter()
+                        .filter(|h| h.package.is_none())
+                        .map(|h| (h.rel.clone(), h.hash)),
+                );
             }
         }
     }
@@ -146,6 +168,55 @@ pub fn changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
     for o in &old.packages {
         if !new.packages.iter().any(|p| p.name == o.name) {
             out.push(format!("package `{}` is locked but no longer used", o.name));
+        }
+    }
+    out.extend(system_changes(old, new));
+    out
+}
+
+/// How the system libraries differ, one sentence per library.
+fn system_changes(old: &Lockfile, new: &Lockfile) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &new.system {
+        let Some(o) = old.system.iter().find(|o| o.name == s.name) else {
+            out.push(format!("system library `{}` is not in the lock", s.name));
+            continue;
+        };
+        if o.version != s.version {
+            out.push(format!(
+                "system library `{}` is locked at version {}, but the system has {}",
+                s.name,
+                o.version.as_deref().unwrap_or("(none)"),
+                s.version.as_deref().unwrap_or("(none)")
+            ));
+            continue;
+        }
+        let changed: Vec<String> = s
+            .files
+            .iter()
+            .filter(|(path, hash)| o.files.get(*path) != Some(*hash))
+            .map(|(path, _)| path.clone())
+            .chain(
+                o.files
+                    .keys()
+                    .filter(|p| !s.files.contains_key(*p))
+                    .cloned(),
+            )
+            .collect();
+        if !changed.is_empty() {
+            out.push(format!(
+                "system library `{}` changed after locking: {}",
+                s.name,
+                changed.join(", ")
+            ));
+        }
+    }
+    for o in &old.system {
+        if !new.system.iter().any(|s| s.name == o.name) {
+            out.push(format!(
+                "system library `{}` is locked but no longer used",
+                o.name
+            ));
         }
     }
     out

@@ -49,7 +49,25 @@ pub struct Package {
     /// `[dev-dependencies]`, visible to the package's tests only. Loaded for workspace
     /// members alone: a dependency's dev-dependencies are never part of the graph.
     pub dev_deps: Vec<Dependency>,
+    /// System libraries declared in `[dependencies]` (`zlib = { system = "zlib" }`).
+    pub system: Vec<SystemDep>,
+    /// Those declared in `[dev-dependencies]`, for the package's tests only.
+    pub dev_system: Vec<SystemDep>,
     pub source: PackageSource,
+}
+
+/// A system library a package depends on, found through pkg-config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemDep {
+    /// The dependency's key.
+    pub name: String,
+    /// The pkg-config module (`zlib`).
+    pub module: String,
+    /// A requirement on the version pkg-config reports.
+    pub version: Option<semver::VersionReq>,
+    /// Whether the package's consumers inherit its compile flags.
+    pub public: bool,
+    pub location: Location,
 }
 
 impl Package {
@@ -77,6 +95,9 @@ pub struct Dependency {
     pub package: PackageId,
     /// Where the dependency is declared.
     pub location: Location,
+    /// `public = true`: the package's consumers inherit this dependency's usage
+    /// requirements (its libraries' public include directories and defines).
+    pub public: bool,
 }
 
 /// All packages of a build, dependencies before their dependents.
@@ -365,6 +386,7 @@ impl<'a> Loader<'a> {
         self.stack.push((dir.to_path_buf(), name.clone()));
 
         let deps = self.load_deps(&file, &name, &file.manifest.dependencies, &source)?;
+        let system = self.system_deps(&file, &file.manifest.dependencies)?;
         self.stack.pop();
 
         if let Some(&other) = self.by_name.get(&name) {
@@ -386,6 +408,8 @@ impl<'a> Loader<'a> {
             file: file.clone(),
             deps,
             dev_deps: Vec::new(),
+            system,
+            dev_system: Vec::new(),
             source: source.clone(),
         });
         // Dev-dependencies are loaded after the package is registered, so one of them may
@@ -393,6 +417,7 @@ impl<'a> Loader<'a> {
         if is_member {
             let dev = self.load_deps(&file, &name, &file.manifest.dev_dependencies, &source)?;
             self.done[id].dev_deps = dev;
+            self.done[id].dev_system = self.system_deps(&file, &file.manifest.dev_dependencies)?;
         }
         Ok(id)
     }
@@ -409,6 +434,11 @@ impl<'a> Loader<'a> {
         let mut deps = Vec::new();
         for (dep_name, spec) in table {
             let location = file.location(spec.span());
+            let inherited = self.inherit(file, dep_name, spec, &location)?.0;
+            if inherited.system.is_some() {
+                continue;
+            }
+            let public = inherited.public == Some(true) || spec.get_ref().public == Some(true);
             let id = self.dependency(file, requirer, dep_name, spec, &location, source)?;
             let found = &self.done[id].name;
             if found != dep_name {
@@ -427,6 +457,7 @@ impl<'a> Loader<'a> {
                 name: dep_name.clone(),
                 package: id,
                 location,
+                public,
             });
         }
         Ok(deps)
@@ -597,6 +628,36 @@ impl<'a> Loader<'a> {
         )))
     }
 
+    /// The `system` dependencies of one table, checked.
+    fn system_deps(
+        &self,
+        file: &ManifestFile,
+        table: &BTreeMap<String, Spanned<DependencySpec>>,
+    ) -> Result<Vec<SystemDep>, EvalError> {
+        let mut out = Vec::new();
+        for (name, spec) in table {
+            let (s, _, location) = self.inherit(file, name, spec, &file.location(spec.span()))?;
+            let Some(module) = &s.system else { continue };
+            check_shape(&s, name, &location)?;
+            if module.is_empty() || module.contains(char::is_whitespace) {
+                return Err(EvalError::new(
+                    ErrorKind::ManifestInvalid,
+                    format!("`{module}` is not a pkg-config package name"),
+                )
+                .at(location)
+                .help("write the name `pkg-config --list-all` shows, e.g. `system = \"zlib\"`"));
+            }
+            out.push(SystemDep {
+                name: name.clone(),
+                module: module.clone(),
+                version: s.version.as_ref().map(|v| v.0.clone()),
+                public: s.public == Some(true) || spec.get_ref().public == Some(true),
+                location,
+            });
+        }
+        Ok(out)
+    }
+
     /// Resolve `{ workspace = true }` to the workspace's entry (paths relative to the
     /// workspace root); other specs are returned as they are, relative to `file`.
     fn inherit(
@@ -611,6 +672,7 @@ impl<'a> Loader<'a> {
             return Ok((s.clone(), file.dir().to_path_buf(), location.clone()));
         }
         let others = s.path.is_some()
+            || s.system.is_some()
             || s.git.is_some()
             || s.tag.is_some()
             || s.rev.is_some()
@@ -656,6 +718,30 @@ fn check_shape(s: &DependencySpec, name: &str, location: &Location) -> Result<()
             .at(location.clone())
             .help(help.to_string()))
     };
+    if s.system.is_some() {
+        let others: Vec<&str> = [
+            ("path", s.path.is_some()),
+            ("git", s.git.is_some()),
+            ("tag", s.tag.is_some()),
+            ("rev", s.rev.is_some()),
+            ("branch", s.branch.is_some()),
+            ("workspace", s.workspace.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(n, _)| *n)
+        .collect();
+        if !others.is_empty() {
+            return invalid(
+                format!(
+                    "dependency `{name}` is a system library but also sets `{}`",
+                    others.join("`, `")
+                ),
+                "a `system` dependency is found through pkg-config; it may only add `version` and `public`",
+            );
+        }
+        return Ok(());
+    }
     match (&s.path, &s.git) {
         (Some(_), Some(_)) => invalid(
             format!("dependency `{name}` gives both `path` and `git`"),
@@ -663,7 +749,7 @@ fn check_shape(s: &DependencySpec, name: &str, location: &Location) -> Result<()
         ),
         (None, None) => invalid(
             format!("dependency `{name}` has no source"),
-            "add `path = \"../dir\"` or `git = \"https://...\"`",
+            "add `path = \"../dir\"`, `git = \"https://...\"` or, for a library of the system, `system = \"<pkg-config name>\"`",
         ),
         (Some(_), None) if pins.iter().any(|p| *p != "version") => invalid(
             format!(

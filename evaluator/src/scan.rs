@@ -1,11 +1,17 @@
 //! Scanning translation units: which module each provides, which it requires, and which
-//! package headers it includes.
+//! headers it includes.
 //!
 //! All units of a package that are not in the cache are scanned by **one**
 //! `clang-scan-deps -format=p1689` call over a compilation database; each entry also asks
-//! for a `-MMD` depfile, which gives the unit's exact header list. Results are cached per
-//! package, keyed by the toolchain identity, the unit's path, content hash and flags; a
-//! cached result is reused only while every header it listed still has the same hash.
+//! for a depfile, which gives the unit's exact header list. Headers are sorted into
+//! package headers (of the unit's own package or of another package of the graph, through
+//! a usage requirement's include directory), system headers (from `/usr/include` and the
+//! like, tracked one by one with their content hash, since the toolchain identity does not
+//! cover them) and toolchain headers (the C++ standard library, the resource directory:
+//! covered by the identity, dropped). Results are cached per package, keyed by the
+//! toolchain identity, the unit's path, content hash and flags (as a build step sees
+//! them, so the key is the same on every machine); a cached result is reused only while
+//! every header it listed still has the same hash.
 //! Misses are first asked of a [`ScanSource`] (a binary cache's signed scan entries),
 //! under the same header rule; running the scanner itself is in [`crate::scanner`].
 
@@ -24,20 +30,61 @@ use crate::lexer::{scan_declarations, Declarations, ImportTarget};
 use crate::scanner::{run_scanner, Prescan, RawRule};
 
 /// One unit to scan.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ScanItem {
     /// Package-relative path.
     pub rel: String,
     pub hash: ContentHash,
-    /// Preprocessor-relevant flags, with include directories relative to the package root.
+    /// `-x <language>` and the preprocessor-relevant flags, with package paths as a build
+    /// step sees them (`src/<package>/...`): what the scan key covers.
     pub args: Vec<String>,
+    /// The same flags with package paths on the host, for running the scanner.
+    pub host_args: Vec<String>,
 }
 
-/// A header a unit includes, inside its package.
+/// A header a unit includes, inside a package of the graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeaderDep {
+    /// The package holding it, when that is not the unit's own package (a header found
+    /// through another package's public include directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
     pub rel: String,
     pub hash: ContentHash,
+}
+
+/// A header a unit includes from the system (outside every package and outside the
+/// directories the toolchain identity covers), by absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemHeader {
+    pub path: String,
+    pub hash: ContentHash,
+}
+
+/// Where a package's headers may come from, for sorting a unit's dependencies.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderScope {
+    /// The unit's package.
+    pub root: PathBuf,
+    /// Every other package of the graph: (name, canonical root).
+    pub packages: Vec<(String, PathBuf)>,
+    /// Directories whose headers are tracked as system headers: the toolchain's system
+    /// include directories and those of system dependencies.
+    pub system_dirs: Vec<PathBuf>,
+}
+
+impl HeaderScope {
+    /// The host file of a package header.
+    pub fn host_path(&self, h: &HeaderDep) -> Option<PathBuf> {
+        match &h.package {
+            None => Some(self.root.join(&h.rel)),
+            Some(name) => self
+                .packages
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, root)| root.join(&h.rel)),
+        }
+    }
 }
 
 /// What scanning found in one unit.
@@ -48,6 +95,8 @@ pub struct Scanned {
     /// Modules required, fully qualified, as the scanner reports them.
     pub requires: Vec<String>,
     pub headers: Vec<HeaderDep>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<SystemHeader>,
     /// The lexer's view: declaration lines and kinds.
     #[serde(with = "decls_serde")]
     pub decls: Declarations,
@@ -61,11 +110,14 @@ struct CacheTable {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CacheEntry {
-    key: String,
+    /// The unit's path, so entries of units that no longer exist can be dropped.
+    rel: String,
     result: Scanned,
 }
 
-const CACHE_VERSION: u32 = 1;
+/// Version 2: entries are filed under their scan key (one unit may be scanned with
+/// several sets of flags), and results list system headers.
+const CACHE_VERSION: u32 = 2;
 
 /// Where scan results can come from besides the local cache and `clang-scan-deps`: the
 /// scan entries of a binary cache (see `cmod_schema::scan_entry`). Implementations
@@ -149,17 +201,17 @@ impl ScanCache {
 
     /// The cached result for the unit `rel` under scan key `key`, as JSON.
     pub fn result_for(&self, rel: &str, key: &ContentHash) -> Option<serde_json::Value> {
-        let e = self.table.entries.get(rel)?;
-        (e.key == hex_key(key))
+        let e = self.table.entries.get(&hex_key(key))?;
+        (e.rel == rel)
             .then(|| serde_json::to_value(&e.result).ok())
             .flatten()
     }
 }
 
-/// Scan the units of the package rooted at `root`, using and updating its `cache`.
+/// Scan the units of the package `scope.root`, using and updating its `cache`.
 pub fn scan_package(
     toolchain: &ToolchainInfo,
-    root: &Path,
+    scope: &HeaderScope,
     items: &[ScanItem],
     files: &FileCache,
     cache: ScanCache,
@@ -170,7 +222,7 @@ pub fn scan_package(
         file: cache_file,
         mut table,
     } = cache;
-
+    let root = scope.root.as_path();
     let identity = toolchain.identity.to_text();
     let scan_keys: Vec<ContentHash> = items.iter().map(|i| scan_key(&identity, i)).collect();
     let keys: Vec<String> = scan_keys.iter().map(hex_key).collect();
@@ -180,23 +232,17 @@ pub fn scan_package(
         .map(|(item, key)| {
             table
                 .entries
-                .get(&item.rel)
-                .is_some_and(|e| e.key == *key && headers_unchanged(root, &e.result.headers, files))
+                .get(key)
+                .is_some_and(|e| e.rel == item.rel && headers_unchanged(scope, &e.result, files))
         })
         .collect();
     let mut misses: Vec<usize> = (0..items.len()).filter(|&i| !hits[i]).collect();
-    // Hits are taken from the table; only a table that will be written back keeps them.
-    let mut results: Vec<Option<Scanned>> = items
+    let mut results: Vec<Option<Scanned>> = keys
         .iter()
         .zip(&hits)
-        .map(|(item, &hit)| {
-            if !hit {
-                None
-            } else if misses.is_empty() {
-                table.entries.remove(&item.rel).map(|e| e.result)
-            } else {
-                table.entries.get(&item.rel).map(|e| e.result.clone())
-            }
+        .map(|(key, &hit)| {
+            hit.then(|| table.entries.get(key).map(|e| e.result.clone()))
+                .flatten()
         })
         .collect();
     // Trusted results from elsewhere, each used only if its headers match the files here.
@@ -213,11 +259,11 @@ pub fn scan_package(
             let Ok(s) = serde_json::from_value::<Scanned>(value.clone()) else {
                 continue;
             };
-            if headers_unchanged(root, &s.headers, files) {
+            if headers_unchanged(scope, &s, files) {
                 table.entries.insert(
-                    items[i].rel.clone(),
+                    keys[i].clone(),
                     CacheEntry {
-                        key: keys[i].clone(),
+                        rel: items[i].rel.clone(),
                         result: s.clone(),
                     },
                 );
@@ -229,52 +275,25 @@ pub fn scan_package(
     }
     let prescan = prescan.filter(|p| !misses.is_empty() && p.applies_to(toolchain, items));
     if !misses.is_empty() || !substituted.is_empty() {
-        let mut decls = Vec::with_capacity(misses.len());
-        for &i in &misses {
-            let path = root.join(&items[i].rel);
-            let text = std::fs::read(&path).map_err(|e| EvalError::io(&path, "read", e))?;
-            let d = scan_declarations(&text);
-            reject_header_units(&path, &d)?;
-            decls.push(d);
-        }
-        // The scanner's findings: from a prescan run with these very tools and items
-        // while the toolchain was being identified, else from running it now.
-        let raw: Vec<RawRule> = match prescan {
-            _ if misses.is_empty() => Vec::new(),
-            Some(p) => misses.iter().map(|&i| p.rules[i].clone()).collect(),
-            None => {
-                let batch: Vec<&ScanItem> = misses.iter().map(|&i| &items[i]).collect();
-                run_scanner(&toolchain.cxx, &toolchain.scan_deps, root, &batch)?
-            }
-        };
-        let mut scanned = Vec::with_capacity(raw.len());
-        for (&i, rule) in misses.iter().zip(raw) {
-            let headers = package_headers(toolchain, root, &items[i].rel, &rule.deps, files)?;
-            scanned.push((rule.provides, rule.requires, headers));
-        }
-        for ((&i, d), (provides, requires, headers)) in misses.iter().zip(decls).zip(scanned) {
-            let s = Scanned {
-                provides,
-                requires,
-                headers,
-                decls: d,
-            };
+        let fresh = scan_misses(toolchain, scope, items, &misses, files, prescan)?;
+        for (&i, s) in misses.iter().zip(fresh) {
             table.entries.insert(
-                items[i].rel.clone(),
+                keys[i].clone(),
                 CacheEntry {
-                    key: keys[i].clone(),
+                    rel: items[i].rel.clone(),
                     result: s.clone(),
                 },
             );
             results[i] = Some(s);
         }
-        // Forget units that no longer exist.
-        let live: std::collections::BTreeSet<&str> = items.iter().map(|i| i.rel.as_str()).collect();
+        // Forget results no unit uses any more.
+        let live: std::collections::BTreeSet<&str> = keys.iter().map(String::as_str).collect();
         table.entries.retain(|k, _| live.contains(k.as_str()));
         if let Some(f) = &cache_file {
             write_json_atomic(f, &table);
         }
     }
+    let _ = root;
     let results = results
         .into_iter()
         .map(|r| r.ok_or_else(|| EvalError::new(ErrorKind::Internal, "a unit was not scanned")))
@@ -289,10 +308,56 @@ pub fn scan_package(
     })
 }
 
-fn headers_unchanged(root: &Path, headers: &[HeaderDep], files: &FileCache) -> bool {
-    headers.iter().all(|h| {
+/// Run the lexer and the scanner (or take a prescan's findings) for the `misses`.
+fn scan_misses(
+    toolchain: &ToolchainInfo,
+    scope: &HeaderScope,
+    items: &[ScanItem],
+    misses: &[usize],
+    files: &FileCache,
+    prescan: Option<&Prescan>,
+) -> Result<Vec<Scanned>, EvalError> {
+    let root = scope.root.as_path();
+    let mut decls = Vec::with_capacity(misses.len());
+    for &i in misses {
+        let path = root.join(&items[i].rel);
+        let text = std::fs::read(&path).map_err(|e| EvalError::io(&path, "read", e))?;
+        let d = scan_declarations(&text);
+        reject_header_units(&path, &d)?;
+        decls.push(d);
+    }
+    // The scanner's findings: from a prescan run with these very tools and items while
+    // the toolchain was being identified, else from running it now.
+    let raw: Vec<RawRule> = match prescan {
+        _ if misses.is_empty() => Vec::new(),
+        Some(p) => misses.iter().map(|&i| p.rules[i].clone()).collect(),
+        None => {
+            let batch: Vec<&ScanItem> = misses.iter().map(|&i| &items[i]).collect();
+            run_scanner(&toolchain.cxx, &toolchain.scan_deps, root, &batch)?
+        }
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    for ((&i, rule), d) in misses.iter().zip(raw).zip(decls) {
+        let (headers, system) = sort_headers(toolchain, scope, &items[i].rel, &rule.deps, files)?;
+        out.push(Scanned {
+            provides: rule.provides,
+            requires: rule.requires,
+            headers,
+            system,
+            decls: d,
+        });
+    }
+    Ok(out)
+}
+
+fn headers_unchanged(scope: &HeaderScope, s: &Scanned, files: &FileCache) -> bool {
+    s.headers.iter().all(|h| {
+        scope
+            .host_path(h)
+            .is_some_and(|p| files.hash(&p).is_ok_and(|now| now == h.hash))
+    }) && s.system.iter().all(|h| {
         files
-            .hash(&root.join(&h.rel))
+            .hash(Path::new(&h.path))
             .is_ok_and(|now| now == h.hash)
     })
 }
@@ -323,17 +388,68 @@ fn reject_header_units(path: &Path, d: &Declarations) -> Result<(), EvalError> {
     Ok(())
 }
 
-/// Keep the dependencies inside the package; headers inside the toolchain's closure are
-/// covered by its identity (clang-scan-deps lists system headers even with `-MMD`).
-/// Anything else outside the package is an error, since a hermetic build could not see it.
-fn package_headers(
+/// What one dependency of a unit is.
+enum HeaderKind {
+    /// In a package: (its name, `None` for the unit's own), path inside it.
+    Package(Option<String>, String),
+    /// Tracked by absolute (canonical) path.
+    System(PathBuf),
+    /// Covered by the toolchain's identity.
+    Toolchain,
+}
+
+fn classify(
     toolchain: &ToolchainInfo,
-    root: &Path,
+    scope: &HeaderScope,
+    abs: &Path,
+    canonical: &Path,
+) -> Option<HeaderKind> {
+    let rel_in = |root: &Path| {
+        canonical
+            .strip_prefix(root)
+            .ok()
+            .map(|r| r.to_string_lossy().replace('\\', "/"))
+    };
+    if let Some(rel) = rel_in(&scope.root) {
+        return Some(HeaderKind::Package(None, rel));
+    }
+    let owner = scope
+        .packages
+        .iter()
+        .filter(|(_, root)| canonical.starts_with(root))
+        .max_by_key(|(_, root)| root.as_os_str().len());
+    if let Some((name, root)) = owner {
+        return rel_in(root).map(|rel| HeaderKind::Package(Some(name.clone()), rel));
+    }
+    let under = |dirs: &[PathBuf]| {
+        dirs.iter()
+            .any(|d| abs.starts_with(d) || canonical.starts_with(d))
+    };
+    if under(&toolchain.hashed_dirs) {
+        return Some(HeaderKind::Toolchain);
+    }
+    if under(&scope.system_dirs)
+        || under(&toolchain.system_include_dirs)
+        || under(&toolchain.closure)
+    {
+        return Some(HeaderKind::System(canonical.to_path_buf()));
+    }
+    None
+}
+
+/// Sort a unit's dependencies into package headers and system headers (see the module
+/// documentation); anything outside packages and the system's include directories is an
+/// error, since a hermetic build could not see it.
+fn sort_headers(
+    toolchain: &ToolchainInfo,
+    scope: &HeaderScope,
     unit: &str,
     deps: &[String],
     files: &FileCache,
-) -> Result<Vec<HeaderDep>, EvalError> {
-    let mut out = Vec::new();
+) -> Result<(Vec<HeaderDep>, Vec<SystemHeader>), EvalError> {
+    let root = scope.root.as_path();
+    let mut headers: Vec<HeaderDep> = Vec::new();
+    let mut system: Vec<SystemHeader> = Vec::new();
     for d in deps {
         let abs = if Path::new(d).is_absolute() {
             PathBuf::from(d)
@@ -343,29 +459,47 @@ fn package_headers(
         let canonical = abs
             .canonicalize()
             .map_err(|e| EvalError::io(&abs, "open header", e))?;
-        let in_toolchain = |p: &Path| toolchain.closure.iter().any(|c| p.starts_with(c));
-        if !canonical.starts_with(root) && (in_toolchain(&abs) || in_toolchain(&canonical)) {
-            continue;
-        }
-        let Ok(rel) = canonical.strip_prefix(root) else {
-            return Err(EvalError::new(
-                ErrorKind::ManifestInvalid,
-                format!("`{unit}` includes `{}`, which is outside its package", canonical.display()),
-            )
-            .at(Location { file: root.join(unit), line: 1, column: 1 })
-            .help("a build only sees its package's files and the toolchain; move the header into the package or share the code as a module"));
+        let hash = || {
+            files
+                .hash(&canonical)
+                .map_err(|e| EvalError::io(&canonical, "hash", e))
         };
-        let rel = rel.to_string_lossy().replace('\\', "/");
-        if rel == unit || out.iter().any(|h: &HeaderDep| h.rel == rel) {
-            continue;
+        match classify(toolchain, scope, &abs, &canonical) {
+            Some(HeaderKind::Toolchain) => {}
+            Some(HeaderKind::Package(package, rel)) => {
+                if (package.is_none() && rel == unit)
+                    || headers.iter().any(|h| h.rel == rel && h.package == package)
+                {
+                    continue;
+                }
+                headers.push(HeaderDep {
+                    package,
+                    rel,
+                    hash: hash()?,
+                });
+            }
+            Some(HeaderKind::System(path)) => {
+                let path = path.to_string_lossy().into_owned();
+                if !system.iter().any(|h| h.path == path) {
+                    system.push(SystemHeader {
+                        path,
+                        hash: hash()?,
+                    });
+                }
+            }
+            None => {
+                return Err(EvalError::new(
+                    ErrorKind::ManifestInvalid,
+                    format!("`{unit}` includes `{}`, which is outside its package", canonical.display()),
+                )
+                .at(Location { file: root.join(unit), line: 1, column: 1 })
+                .help("a build only sees packages and the system's include directories: move the header into the package, export it from a dependency's `public-include-dirs`, or declare the library it belongs to as a `system` dependency"));
+            }
         }
-        let hash = files
-            .hash(&canonical)
-            .map_err(|e| EvalError::io(&canonical, "hash", e))?;
-        out.push(HeaderDep { rel, hash });
     }
-    out.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(out)
+    headers.sort_by(|a, b| (&a.package, &a.rel).cmp(&(&b.package, &b.rel)));
+    system.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((headers, system))
 }
 
 /// Serde for the lexer's declarations (kept out of the lexer, which has no serde).

@@ -1,5 +1,6 @@
 //! Running `clang-scan-deps`: one `-format=p1689` call over a compilation database
-//! for a batch of units, each also writing a `-MMD` depfile; and the early run
+//! for a batch of units, each also writing a depfile (`-MMD`, which clang-scan-deps
+//! treats as `-MD`: system headers are listed too); and the early run
 //! ([`Prescan`]) that overlaps toolchain identification.
 
 use std::collections::BTreeMap;
@@ -12,7 +13,6 @@ use cmod_schema::toolchain::ToolchainInfo;
 
 use crate::error::{ErrorKind, EvalError};
 use crate::scan::ScanItem;
-use crate::sources::has_interface_extension;
 
 /// What the scanner reported for one unit, before its dependencies are sorted into
 /// package headers and toolchain files (which needs the toolchain's closure).
@@ -74,17 +74,11 @@ pub(crate) fn run_scanner(
     let work = tempdir_for_scan()?;
     let mut db = Vec::with_capacity(batch.len());
     for (n, item) in batch.iter().enumerate() {
-        let lang = if has_interface_extension(&item.rel) {
-            "c++-module"
-        } else {
-            "c++"
-        };
+        // The item's flags start with `-x <language>`.
         let mut args = vec![cxx.to_string_lossy().into_owned()];
-        args.extend(item.args.iter().cloned());
+        args.extend(item.host_args.iter().cloned());
         let dep = work.path.join(format!("{n}.d"));
         args.extend([
-            "-x".into(),
-            lang.into(),
             "-c".into(),
             item.rel.clone(),
             "-o".into(),

@@ -1,53 +1,119 @@
-//! Finding a package's translation units: `[lib] sources` globs, each `[[bin]]`'s and
-//! `[[test]]`'s `main` and `sources`. A bin's or test's files never belong to the library.
-//! Only files with a C++ translation-unit extension are units; headers matched by a glob are ignored (headers
-//! reach builds through the scanner's dependency lists instead).
+//! Finding a package's translation units: each library's `sources`, each `[[bin]]`'s and
+//! `[[test]]`'s `main` and `sources`. A bin's or test's files never belong to a library,
+//! and a file belongs to at most one library.
+//!
+//! Units are C++ (`.cppm .ixx .mpp .cxxm .c++m .ccm` interfaces, `.cpp .cc .cxx .c++`) or C
+//! (`.c`). A glob ignores other files (headers reach builds through the scanner's
+//! dependency lists instead); a file named explicitly (no glob characters) that cmod does
+//! not compile is an error at its line. The walk follows a symlinked file that stays
+//! inside the package; one that leaves it is an error when a source pattern matches it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use cmod_schema::manifest::Spanned;
+use cmod_schema::manifest::{Spanned, Target};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::error::{ErrorKind, EvalError};
 use crate::manifest_file::ManifestFile;
 
+mod walk;
+
+use walk::{package_files, Walk};
+
 /// Extensions of module interface units (compiled with `-x c++-module`).
 pub const INTERFACE_EXTENSIONS: &[&str] = &["cppm", "ixx", "mpp", "cxxm", "c++m", "ccm"];
-/// Extensions of other translation units.
+/// Extensions of other C++ translation units.
 pub const SOURCE_EXTENSIONS: &[&str] = &["cpp", "cc", "cxx", "c++"];
+/// Extensions of C translation units.
+pub const C_EXTENSIONS: &[&str] = &["c"];
+/// A library's sources when it names none.
+pub const DEFAULT_LIB_SOURCES: &[&str] = &["src/**/*.cppm", "src/**/*.cpp", "src/**/*.c"];
+
+/// The language a unit is compiled as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lang {
+    Cxx,
+    C,
+}
+
+fn extension(rel: &str) -> &str {
+    let base = rel.rsplit('/').next().unwrap_or(rel);
+    base.rsplit_once('.').map(|(_, e)| e).unwrap_or("")
+}
+
+/// The language of `rel`, if it names a translation unit.
+pub fn language(rel: &str) -> Option<Lang> {
+    let ext = extension(rel);
+    if INTERFACE_EXTENSIONS.contains(&ext) || SOURCE_EXTENSIONS.contains(&ext) {
+        Some(Lang::Cxx)
+    } else if C_EXTENSIONS.contains(&ext) {
+        Some(Lang::C)
+    } else {
+        None
+    }
+}
 
 /// Whether `rel` names a translation unit.
 pub fn is_unit(rel: &str) -> bool {
-    let ext = rel.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    INTERFACE_EXTENSIONS.contains(&ext) || SOURCE_EXTENSIONS.contains(&ext)
+    language(rel).is_some()
 }
 
 /// Whether `rel`'s extension marks a module interface.
 pub fn has_interface_extension(rel: &str) -> bool {
-    let ext = rel.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    INTERFACE_EXTENSIONS.contains(&ext)
+    INTERFACE_EXTENSIONS.contains(&extension(rel))
 }
 
-/// Units of one executable: a `[[bin]]` or a `[[test]]`.
+fn all_extensions() -> String {
+    INTERFACE_EXTENSIONS
+        .iter()
+        .chain(SOURCE_EXTENSIONS)
+        .chain(C_EXTENSIONS)
+        .map(|e| format!(".{e}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Units of one target: a library, a `[[bin]]` or a `[[test]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecutableSources {
+pub struct TargetSources {
     pub name: String,
-    pub main: String,
-    /// `main` first, then the extra sources, sorted.
+    /// An executable's `main` (its first unit).
+    pub main: Option<String>,
+    /// `main` first, then the other sources, sorted.
     pub units: Vec<String>,
 }
 
-/// All units of a package, as package-relative `/`-separated paths.
+/// All units of a package, as package-relative `/`-separated paths; each list is in the
+/// order of the manifest's tables.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PackageSources {
-    pub lib: Vec<String>,
-    pub bins: Vec<ExecutableSources>,
+    pub libs: Vec<TargetSources>,
+    pub bins: Vec<TargetSources>,
     /// The `[[test]]` binaries, when they were asked for (see [`find_sources`]).
-    pub tests: Vec<ExecutableSources>,
+    pub tests: Vec<TargetSources>,
 }
 
-fn build_set(file: &ManifestFile, globs: &[Spanned<String>]) -> Result<GlobSet, EvalError> {
+/// The name of library `index` of the package: its `name`, else (a lone library) the
+/// package's name with `-` written `_`.
+pub fn lib_name(file: &ManifestFile, index: usize) -> String {
+    let lib = file.manifest.lib.tables.get(index).map(Spanned::get_ref);
+    match lib.and_then(|l| l.name.as_ref()) {
+        Some(n) => n.get_ref().clone(),
+        None => file
+            .manifest
+            .package
+            .as_ref()
+            .map(|p| p.name.get_ref().as_str().replace('-', "_"))
+            .unwrap_or_default(),
+    }
+}
+
+fn has_glob_characters(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', '{'])
+}
+
+fn build_set(file: &ManifestFile, globs: &[&Spanned<String>]) -> Result<GlobSet, EvalError> {
     let mut b = GlobSetBuilder::new();
     for g in globs {
         let glob = Glob::new(g.get_ref()).map_err(|e| {
@@ -64,187 +130,106 @@ fn build_set(file: &ManifestFile, globs: &[Spanned<String>]) -> Result<GlobSet, 
         .map_err(|e| EvalError::new(ErrorKind::ManifestInvalid, format!("invalid globs: {e}")))
 }
 
-/// Every file under `root` as a relative path, in sorted depth-first order, skipping
-/// hidden entries, symlinks (never followed, so `result*` out-links are not entered) and
-/// nested packages (directories with their own `cmod.toml`).
-fn package_files(root: &Path) -> Result<Vec<String>, EvalError> {
-    let mut files = Vec::new();
-    walk(root, "", false, &mut files)?;
-    Ok(files)
-}
-
-/// Add the files under `dir` (package-relative `rel`) to `files`; with `skip_package`,
-/// nothing when `dir` holds a `cmod.toml`. The nested-package check reads the listing
-/// the walk needs anyway, instead of a `stat` per directory.
-fn walk(
-    dir: &Path,
-    rel: &str,
-    skip_package: bool,
-    files: &mut Vec<String>,
-) -> Result<(), EvalError> {
-    let list_error = |e: std::io::Error| {
-        EvalError::new(
-            ErrorKind::Io,
-            format!("cannot list `{}`: {e}", dir.display()),
-        )
-    };
-    let mut entries: Vec<(std::ffi::OsString, std::fs::FileType)> = std::fs::read_dir(dir)
-        .map_err(list_error)?
-        .map(|e| e.and_then(|e| Ok((e.file_name(), e.file_type()?))))
-        .collect::<Result<_, _>>()
-        .map_err(list_error)?;
-    if skip_package
-        && entries
+/// The units `patterns` select in the walked package. Globs pick the files with a unit
+/// extension; a pattern without glob characters names one file, which must exist and be
+/// a unit. A symlink leaving the package that a pattern selects is an error.
+fn match_sources(
+    file: &ManifestFile,
+    walk: &Walk,
+    patterns: &[Spanned<String>],
+) -> Result<BTreeSet<String>, EvalError> {
+    let mut out = BTreeSet::new();
+    let (explicit, globs): (Vec<&Spanned<String>>, Vec<&Spanned<String>>) = patterns
+        .iter()
+        .partition(|p| !has_glob_characters(p.get_ref()));
+    for p in explicit {
+        let rel = p.get_ref().trim_start_matches("./").to_string();
+        let at = file.location_or_file(p.span());
+        walk.check_named(file.dir(), &rel, &at)?;
+        if !is_unit(&rel) {
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("`{rel}` is named in `sources`, but cmod does not compile `.{}` files", extension(&rel)),
+            )
+            .at(at)
+            .help(format!(
+                "remove it: translation units have one of the extensions {}; headers reach the build through #include",
+                all_extensions()
+            )));
+        }
+        out.insert(rel);
+    }
+    if globs.is_empty() {
+        return Ok(out);
+    }
+    let set = build_set(file, &globs)?;
+    for (rel, target) in &walk.escaping {
+        if set.is_match(rel.as_str()) && is_unit(rel) {
+            let at = globs
+                .iter()
+                .find(|g| Glob::new(g.get_ref()).is_ok_and(|g| g.compile_matcher().is_match(rel)))
+                .map_or_else(
+                    || file.location_or_file(0..0),
+                    |g| file.location_or_file(g.span()),
+                );
+            return Err(escaping_link(rel, target, at));
+        }
+    }
+    out.extend(
+        walk.files
             .iter()
-            .any(|(n, _)| n == crate::manifest_file::MANIFEST_NAME)
-        && dir.join(crate::manifest_file::MANIFEST_NAME).exists()
-    {
-        return Ok(());
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, kind) in entries {
-        let name_text = name.to_string_lossy();
-        if name_text.starts_with('.') {
-            continue;
-        }
-        let child_rel = if rel.is_empty() {
-            name_text.replace('\\', "/")
-        } else {
-            format!("{rel}/{}", name_text.replace('\\', "/"))
-        };
-        if kind.is_file() {
-            files.push(child_rel);
-        } else if kind.is_dir() {
-            walk(&dir.join(&name), &child_rel, true, files)?;
-        }
-    }
-    Ok(())
+            .filter(|f| set.is_match(f.as_str()) && is_unit(f))
+            .cloned(),
+    );
+    Ok(out)
 }
 
-/// One `[[bin]]` or `[[test]]` entry, as written.
+fn escaping_link(rel: &str, target: &Path, at: cmod_schema::diag::Location) -> EvalError {
+    EvalError::new(
+        ErrorKind::ManifestInvalid,
+        format!(
+            "source `{rel}` is a symlink to `{}`, which is outside the package",
+            target.display()
+        ),
+    )
+    .at(at)
+    .help("a build sees only its package's files: copy the file into the package, or share it as a module of a dependency")
+}
+
+/// One `[[bin]]` or `[[test]]` table, as written.
 struct ExecutableEntry<'m> {
     /// `[[bin]]` or `[[test]]`, for messages.
     table: &'static str,
-    name: &'m Spanned<String>,
-    main: &'m Spanned<String>,
-    sources: &'m [Spanned<String>],
+    spanned: &'m Spanned<Target>,
 }
 
-/// Expand the package's source globs. The `[[test]]` entries are always checked (and their
-/// files never belong to the library), but their units are returned only `with_tests`.
+impl ExecutableEntry<'_> {
+    fn what(&self) -> &'static str {
+        if self.table == "[[test]]" {
+            "test"
+        } else {
+            "binary"
+        }
+    }
+}
+
+/// Expand the package's source patterns. The `[[test]]` entries are always checked (and
+/// their files never belong to a library), but their units are returned only `with_tests`.
 pub fn find_sources(file: &ManifestFile, with_tests: bool) -> Result<PackageSources, EvalError> {
-    let root = file.dir();
     let m = &file.manifest;
     let entries: Vec<ExecutableEntry<'_>> = m
         .bin
         .iter()
-        .map(|b| {
-            let b = b.get_ref();
-            ExecutableEntry {
-                table: "[[bin]]",
-                name: &b.name,
-                main: &b.main,
-                sources: &b.sources,
-            }
+        .map(|spanned| ExecutableEntry {
+            table: "[[bin]]",
+            spanned,
         })
-        .chain(m.test.iter().map(|t| {
-            let t = t.get_ref();
-            ExecutableEntry {
-                table: "[[test]]",
-                name: &t.name,
-                main: &t.main,
-                sources: &t.sources,
-            }
+        .chain(m.test.iter().map(|spanned| ExecutableEntry {
+            table: "[[test]]",
+            spanned,
         }))
         .collect();
-    let needs_walk = m.lib.is_some() || entries.iter().any(|e| !e.sources.is_empty());
-    let all = if needs_walk {
-        package_files(root)?
-    } else {
-        Vec::new()
-    };
-
-    let mut bins = Vec::new();
-    let mut tests = Vec::new();
-    let mut executable_files = BTreeSet::new();
-    let mut names: BTreeMap<String, &'static str> = BTreeMap::new();
-    for entry in &entries {
-        let name = entry.name.get_ref().clone();
-        if let Some(first) = names.insert(name.clone(), entry.table) {
-            let message = if first == entry.table {
-                format!("two {first} targets are named `{name}`")
-            } else {
-                format!("a {first} and a {} are both named `{name}`", entry.table)
-            };
-            return Err(EvalError::new(ErrorKind::ManifestInvalid, message)
-                .at(file.location(entry.name.span()))
-                .help("give every binary and test a distinct name"));
-        }
-        if crate::manifest_file::MANIFEST_NAME == name || name.contains('/') || name.is_empty() {
-            return Err(EvalError::new(
-                ErrorKind::ManifestInvalid,
-                format!("`{name}` is not a valid {} name", entry.table),
-            )
-            .at(file.location(entry.name.span()))
-            .help("use a plain file name, e.g. `name = \"app\"`"));
-        }
-        let main = entry.main.get_ref().trim_start_matches("./").to_string();
-        if !root.join(&main).is_file() {
-            let what = if entry.table == "[[test]]" {
-                "test"
-            } else {
-                "binary"
-            };
-            return Err(EvalError::new(
-                ErrorKind::ManifestInvalid,
-                format!("{what} `{name}`: main file `{main}` does not exist"),
-            )
-            .at(file.location(entry.main.span()))
-            .help(format!(
-                "create `{main}` or point `main` at the file that defines main()"
-            )));
-        }
-        let set = build_set(file, entry.sources)?;
-        let mut units: Vec<String> = all
-            .iter()
-            .filter(|f| set.is_match(f.as_str()) && is_unit(f) && **f != main)
-            .cloned()
-            .collect();
-        units.insert(0, main.clone());
-        executable_files.extend(units.iter().cloned());
-        let sources = ExecutableSources { name, main, units };
-        if entry.table == "[[test]]" {
-            if with_tests {
-                tests.push(sources);
-            }
-        } else {
-            bins.push(sources);
-        }
-    }
-
-    let mut lib = Vec::new();
-    if let Some(l) = &m.lib {
-        let set = build_set(file, &l.sources)?;
-        lib = all
-            .iter()
-            .filter(|f| set.is_match(f.as_str()) && is_unit(f) && !executable_files.contains(*f))
-            .cloned()
-            .collect();
-        if lib.is_empty() {
-            let span = l.sources.first().map(|s| s.span()).unwrap_or(0..0);
-            let globs: Vec<&str> = l.sources.iter().map(|s| s.get_ref().as_str()).collect();
-            return Err(EvalError::new(
-                ErrorKind::ManifestInvalid,
-                format!("[lib] sources {globs:?} match no translation units"),
-            )
-            .at(file.location_or_file(span))
-            .help(format!(
-                "add .cppm/.cpp files under the globs, fix the globs, or remove [lib]; units have one of the extensions {}",
-                INTERFACE_EXTENSIONS.iter().chain(SOURCE_EXTENSIONS).map(|e| format!(".{e}")).collect::<Vec<_>>().join(" ")
-            )));
-        }
-    }
-    if m.lib.is_none() && m.bin.is_empty() {
+    if m.lib.is_empty() && m.bin.is_empty() {
         return Err(EvalError::new(
             ErrorKind::ManifestInvalid,
             format!(
@@ -255,163 +240,217 @@ pub fn find_sources(file: &ManifestFile, with_tests: bool) -> Result<PackageSour
         .at(file.location_or_file(0..0))
         .help("add a [lib] table with `sources`, or a [[bin]] with `name` and `main`"));
     }
-    Ok(PackageSources { lib, bins, tests })
+    let walk = package_files(file.dir())?;
+    let mut bins = Vec::new();
+    let mut tests = Vec::new();
+    let mut executable_files = BTreeSet::new();
+    let mut names: BTreeMap<String, &'static str> = BTreeMap::new();
+    for entry in &entries {
+        let sources = executable_sources(file, &walk, entry, &mut names)?;
+        executable_files.extend(sources.units.iter().cloned());
+        if entry.table == "[[test]]" {
+            if with_tests {
+                tests.push(sources);
+            }
+        } else {
+            bins.push(sources);
+        }
+    }
+    let libs = lib_sources(file, &walk, &executable_files)?;
+    Ok(PackageSources { libs, bins, tests })
+}
+
+/// The units of one executable, after checking its name and `main`.
+fn executable_sources(
+    file: &ManifestFile,
+    walk: &Walk,
+    entry: &ExecutableEntry<'_>,
+    names: &mut BTreeMap<String, &'static str>,
+) -> Result<TargetSources, EvalError> {
+    let t = entry.spanned.get_ref();
+    let table_at = file.location_or_file(entry.spanned.span());
+    let Some(name_field) = &t.name else {
+        return Err(EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!("a {} table has no `name`", entry.table),
+        )
+        .at(table_at)
+        .help("add `name = \"...\"`: the executable's file name"));
+    };
+    let name = name_field.get_ref().clone();
+    if let Some(first) = names.insert(name.clone(), entry.table) {
+        let message = if first == entry.table {
+            format!("two {first} targets are named `{name}`")
+        } else {
+            format!("a {first} and a {} are both named `{name}`", entry.table)
+        };
+        return Err(EvalError::new(ErrorKind::ManifestInvalid, message)
+            .at(file.location(name_field.span()))
+            .help("give every binary and test a distinct name"));
+    }
+    if crate::manifest_file::MANIFEST_NAME == name || name.contains('/') || name.is_empty() {
+        return Err(EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!("`{name}` is not a valid {} name", entry.table),
+        )
+        .at(file.location(name_field.span()))
+        .help("use a plain file name, e.g. `name = \"app\"`"));
+    }
+    let Some(main_field) = &t.main else {
+        return Err(EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!("{} `{name}` has no `main`", entry.what()),
+        )
+        .at(table_at)
+        .help("add `main = \"src/main.cpp\"`: the unit that defines main()"));
+    };
+    let main = main_field.get_ref().trim_start_matches("./").to_string();
+    let main_at = file.location(main_field.span());
+    if !file.dir().join(&main).is_file() {
+        return Err(EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!(
+                "{} `{name}`: main file `{main}` does not exist",
+                entry.what()
+            ),
+        )
+        .at(main_at)
+        .help(format!(
+            "create `{main}` or point `main` at the file that defines main()"
+        )));
+    }
+    walk.check_named(file.dir(), &main, &main_at)?;
+    if !is_unit(&main) {
+        return Err(EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!(
+                "{} `{name}`: main file `{main}` is not a translation unit",
+                entry.what()
+            ),
+        )
+        .at(main_at)
+        .help(format!(
+            "translation units have one of the extensions {}",
+            all_extensions()
+        )));
+    }
+    let mut units: Vec<String> = match &t.sources {
+        Some(patterns) => match_sources(file, walk, patterns)?
+            .into_iter()
+            .filter(|f| *f != main)
+            .collect(),
+        None => Vec::new(),
+    };
+    units.insert(0, main.clone());
+    Ok(TargetSources {
+        name,
+        main: Some(main),
+        units,
+    })
+}
+
+/// A library needs a `name` when the package has several; names are unique and usable
+/// as file names (`lib<name>.a`).
+fn check_lib_name(
+    file: &ManifestFile,
+    spanned: &Spanned<Target>,
+    name: &str,
+    count: usize,
+    earlier: &[TargetSources],
+) -> Result<(), EvalError> {
+    let lib = spanned.get_ref();
+    let Some(field) = &lib.name else {
+        if count > 1 {
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                "a package with several [[lib]] tables must name each of them",
+            )
+            .at(file.location_or_file(spanned.span()))
+            .help("add `name = \"...\"` to this [[lib]]; its archive is `lib<name>.a`"));
+        }
+        return Ok(());
+    };
+    let at = file.location(field.span());
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !name.starts_with('.');
+    if !valid {
+        return Err(EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!("`{name}` is not a valid library name"),
+        )
+        .at(at)
+        .help("use letters, digits, `_`, `-` and `.`, e.g. `name = \"geometry\"`"));
+    }
+    if earlier.iter().any(|l| l.name == name) {
+        return Err(EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!("two libraries are named `{name}`"),
+        )
+        .at(at)
+        .help("give every [[lib]] a distinct name"));
+    }
+    Ok(())
+}
+
+/// The units of every library: each library's patterns (default [`DEFAULT_LIB_SOURCES`]),
+/// minus the executables' files. A file selected by two libraries is an error.
+fn lib_sources(
+    file: &ManifestFile,
+    walk: &Walk,
+    executable_files: &BTreeSet<String>,
+) -> Result<Vec<TargetSources>, EvalError> {
+    let tables = &file.manifest.lib.tables;
+    let default_patterns: Vec<Spanned<String>> = DEFAULT_LIB_SOURCES
+        .iter()
+        .map(|s| Spanned::new(0..0, s.to_string()))
+        .collect();
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    let mut libs: Vec<TargetSources> = Vec::new();
+    for (index, spanned) in tables.iter().enumerate() {
+        let lib = spanned.get_ref();
+        let name = lib_name(file, index);
+        check_lib_name(file, spanned, &name, tables.len(), &libs)?;
+        let patterns = lib.sources.as_ref().unwrap_or(&default_patterns);
+        let units: Vec<String> = match_sources(file, walk, patterns)?
+            .into_iter()
+            .filter(|f| !executable_files.contains(f))
+            .collect();
+        if units.is_empty() {
+            let span = patterns.first().map_or(spanned.span(), |s| s.span());
+            let globs: Vec<&str> = patterns.iter().map(|s| s.get_ref().as_str()).collect();
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("the sources {globs:?} of library `{name}` match no translation units"),
+            )
+            .at(file.location_or_file(span))
+            .help(format!(
+                "add units under the globs, fix the globs, or remove the library; units have one of the extensions {}",
+                all_extensions()
+            )));
+        }
+        for u in &units {
+            if let Some(first) = owner.insert(u.clone(), name.clone()) {
+                return Err(EvalError::new(
+                    ErrorKind::ManifestInvalid,
+                    format!(
+                        "`{u}` is selected by the sources of two libraries, `{first}` and `{name}`"
+                    ),
+                )
+                .at(file.location_or_file(patterns.first().map_or(spanned.span(), |s| s.span())))
+                .help("a unit belongs to one library: narrow the `sources` of one of them"));
+            }
+        }
+        libs.push(TargetSources {
+            name,
+            main: None,
+            units,
+        });
+    }
+    Ok(libs)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn project(files: &[&str], manifest: &str) -> (tempfile::TempDir, ManifestFile) {
-        let t = tempfile::tempdir().unwrap();
-        for f in files {
-            let p = t.path().join(f);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, "").unwrap();
-        }
-        let text = format!("[package]\nname = \"p\"\nversion = \"1.0.0\"\n{manifest}");
-        std::fs::write(t.path().join("cmod.toml"), &text).unwrap();
-        let mf = ManifestFile::load(&t.path().join("cmod.toml")).unwrap();
-        (t, mf)
-    }
-
-    #[test]
-    fn lib_excludes_bin_files_and_headers() {
-        let (_t, mf) = project(
-            &["src/a.cppm", "src/b.cpp", "src/main.cpp", "src/x.h", "src/sub/c.cppm", ".hidden/d.cpp", "nested/cmod.toml", "nested/e.cpp"],
-            "[lib]\nsources = [\"**/*.cpp*\", \"**/*.h\"]\n[[bin]]\nname = \"app\"\nmain = \"src/main.cpp\"\n",
-        );
-        let s = find_sources(&mf, false).unwrap();
-        assert_eq!(s.lib, ["src/a.cppm", "src/b.cpp", "src/sub/c.cppm"]);
-        assert_eq!(s.bins[0].units, ["src/main.cpp"]);
-    }
-
-    #[test]
-    fn the_walk_is_sorted_and_skips_links_hidden_entries_and_nested_packages() {
-        let (t, _mf) = project(
-            &[
-                "b/z.cpp",
-                "b/a.cpp",
-                "a.cpp",
-                "c/.d/x.cpp",
-                "pkg/cmod.toml",
-                "pkg/y.cpp",
-                "real/r.cpp",
-            ],
-            "",
-        );
-        std::os::unix::fs::symlink(t.path().join("real"), t.path().join("result")).unwrap();
-        std::os::unix::fs::symlink(t.path().join("a.cpp"), t.path().join("link.cpp")).unwrap();
-        // A dangling `cmod.toml` link does not make a package.
-        std::fs::create_dir(t.path().join("dangling")).unwrap();
-        std::os::unix::fs::symlink("missing", t.path().join("dangling/cmod.toml")).unwrap();
-        std::fs::write(t.path().join("dangling/w.cpp"), "").unwrap();
-        assert_eq!(
-            package_files(t.path()).unwrap(),
-            [
-                "a.cpp",
-                "b/a.cpp",
-                "b/z.cpp",
-                "cmod.toml",
-                "dangling/w.cpp",
-                "real/r.cpp"
-            ]
-        );
-    }
-
-    #[test]
-    fn missing_main_points_at_the_line() {
-        let (_t, mf) = project(&[], "[[bin]]\nname = \"app\"\nmain = \"src/nope.cpp\"\n");
-        let e = find_sources(&mf, false).unwrap_err();
-        assert!(e.message.contains("`src/nope.cpp` does not exist"), "{e}");
-        let loc = e.location.unwrap();
-        assert_eq!((loc.line, loc.column), (6, 8));
-    }
-
-    #[test]
-    fn empty_lib_and_duplicate_bins() {
-        let (_t, mf) = project(&["src/x.h"], "[lib]\nsources = [\"src/*\"]\n");
-        let e = find_sources(&mf, false).unwrap_err();
-        assert!(e.message.contains("match no translation units"), "{e}");
-        assert_eq!(e.location.unwrap().line, 5);
-
-        let (_t, mf) = project(
-            &["m.cpp"],
-            "[[bin]]\nname = \"a\"\nmain = \"m.cpp\"\n[[bin]]\nname = \"a\"\nmain = \"m.cpp\"\n",
-        );
-        let e = find_sources(&mf, false).unwrap_err();
-        assert!(
-            e.message.contains("two [[bin]] targets are named `a`"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn test_files_never_join_the_lib_and_are_listed_only_on_request() {
-        let manifest = "[lib]\nsources = [\"**/*.cpp*\"]\n[[test]]\nname = \"checks\"\nmain = \"tests/checks.cpp\"\nsources = [\"tests/util/*.cpp\"]\n";
-        let (_t, mf) = project(
-            &[
-                "src/a.cppm",
-                "tests/checks.cpp",
-                "tests/util/u.cpp",
-                "tests/other.cpp",
-            ],
-            manifest,
-        );
-        let without = find_sources(&mf, false).unwrap();
-        assert_eq!(without.lib, ["src/a.cppm", "tests/other.cpp"]);
-        assert!(without.tests.is_empty());
-        let with = find_sources(&mf, true).unwrap();
-        assert_eq!(
-            with.lib, without.lib,
-            "the library does not depend on the request"
-        );
-        assert_eq!(with.tests.len(), 1);
-        assert_eq!(with.tests[0].name, "checks");
-        assert_eq!(
-            with.tests[0].units,
-            ["tests/checks.cpp", "tests/util/u.cpp"]
-        );
-    }
-
-    #[test]
-    fn test_entries_are_checked_at_their_line() {
-        let (_t, mf) = project(
-            &["m.cpp"],
-            "[[bin]]\nname = \"a\"\nmain = \"m.cpp\"\n[[test]]\nname = \"a\"\nmain = \"m.cpp\"\n",
-        );
-        let e = find_sources(&mf, false).unwrap_err();
-        assert!(
-            e.message
-                .contains("a [[bin]] and a [[test]] are both named `a`"),
-            "{e}"
-        );
-        assert_eq!(e.location.unwrap().line, 8);
-
-        let (_t, mf) = project(
-            &["m.cpp"],
-            "[[bin]]\nname = \"a\"\nmain = \"m.cpp\"\n[[test]]\nname = \"t\"\nmain = \"tests/t.cpp\"\n",
-        );
-        let e = find_sources(&mf, false).unwrap_err();
-        assert!(
-            e.message
-                .contains("test `t`: main file `tests/t.cpp` does not exist"),
-            "{e}"
-        );
-        assert_eq!(e.location.unwrap().line, 9);
-    }
-
-    #[test]
-    fn bad_glob() {
-        let (_t, mf) = project(&["a.cpp"], "[lib]\nsources = [\"src/[.cpp\"]\n");
-        let e = find_sources(&mf, false).unwrap_err();
-        assert!(e.message.contains("not a valid glob"), "{e}");
-    }
-
-    #[test]
-    fn nothing_to_build() {
-        let (_t, mf) = project(&[], "");
-        let e = find_sources(&mf, false).unwrap_err();
-        assert!(e.message.contains("neither [lib] nor [[bin]]"), "{e}");
-    }
-}
+mod tests;

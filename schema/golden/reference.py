@@ -75,6 +75,45 @@ def scan_fingerprint(key: bytes, result_canonical_json: bytes) -> str:
     return f"cmod-scan-sig-v1;{text(key)};{text(blake3.blake3(result_canonical_json).digest())}"
 
 
+def canonical_json(value) -> bytes:
+    """cmod's canonical JSON: sorted keys, no whitespace, UTF-8, integers only."""
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def drv_path(drv: dict) -> str:
+    """The `.drv` store path: the content hash of the canonical encoding, named
+    `<name>.drv`, referencing every input store path and input derivation."""
+    refs = []
+    for i in drv["inputs"]:
+        f = i["from"]
+        refs.append(f["path"] if "path" in f else f["drv"])
+    return store_path("drv", text(file_hash(False, canonical_json(drv))), drv["name"] + ".drv", sorted(set(refs)))
+
+
+def host_drv_vector():
+    """The derivation of schema/src/derivation.rs `golden_vector_with_host_files`."""
+    toolchain = text(file_hash(False, b"toolchain"))
+    source = store_path("source", text(file_hash(False, b"export module hello;\n")), "hello.cppm")
+    drv = {
+        "version": 1,
+        "name": "zip-0.1.0-zip",
+        "kind": "link",
+        "toolchain": toolchain,
+        "tool": "c++",
+        "args": ["-fuse-ld=lld", "-o", "out/zip", "-lz"],
+        "env": {},
+        "host": {
+            "/usr/include/zlib.h": text(file_hash(False, b"zlib.h")),
+            "/usr/lib/x86_64-linux-gnu/libz.so": text(file_hash(False, b"libz")),
+        },
+        "inputs": [{"at": "src/hello/hello.cppm", "from": {"path": source}, "role": "source"}],
+        "outputs": {"exe": {"at": "out/zip", "name": "zip-0.1.0-zip"}},
+    }
+    return canonical_json(drv).decode(), drv_path(drv)
+
+
 def main() -> int:
     hello = file_hash(False, b"hello\n")
     src = store_path("source", text(hello), "main.cpp")
@@ -123,6 +162,31 @@ def main() -> int:
             "cache.example-1:/fBR5NDy/GB7u02MTcSn2KYTLnGiUnLfQuRREJjj649YWObBWaoTWD75OBI6xYOSvBpOq6OI8/OWu2EZvv3nAg==",
         ),
     ]
+    host_canonical, host_drv = host_drv_vector()
+    # The BMI derivation of derivation.rs `golden_vectors` (no host files: the field is
+    # omitted, so its encoding predates it).
+    sample = {
+        "version": 1,
+        "name": "hello-0.1.0-hello.pcm",
+        "kind": "bmi",
+        "toolchain": text(file_hash(False, b"toolchain")),
+        "tool": "c++",
+        "args": ["-std=c++20", "-x", "c++-module", "--precompile", "src/hello/hello.cppm", "-o", "out/hello.pcm"],
+        "env": {},
+        "inputs": [
+            {
+                "at": "src/hello/hello.cppm",
+                "from": {"path": store_path("source", text(file_hash(False, b"export module hello;\n")), "hello.cppm")},
+                "role": "source",
+            }
+        ],
+        "outputs": {"bmi": {"at": "out/hello.pcm", "name": "hello-0.1.0-hello.pcm"}},
+    }
+    checks.append((drv_path(sample), "jgqbjrb75zxsn2v8gvwr0qjz4zg75anr-hello-0.1.0-hello.pcm.drv"))
+    checks += [
+        (host_canonical, GOLDEN_HOST_CANONICAL),
+        (host_drv, GOLDEN_HOST_DRV_PATH),
+    ]
     bad = 0
     for got, want in checks:
         ok = got == want
@@ -130,6 +194,12 @@ def main() -> int:
         print("OK  " if ok else "BAD ", got, "" if ok else f"(want {want})")
     return 1 if bad else 0
 
+
+# The values frozen in schema/src/derivation.rs.
+GOLDEN_HOST_CANONICAL = (
+    '{"args":["-fuse-ld=lld","-o","out/zip","-lz"],"env":{},"host":{"/usr/include/zlib.h":"blake3:1xvjl4f4clm0bwx0ll4g43z5hk7f743c0fxcj3sd23b2qpgmsi6w","/usr/lib/x86_64-linux-gnu/libz.so":"blake3:094kj8kld9yk6l4h8b7cggs1nr8vfhna0lrcwwwykvxj47zqg449"},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"link","name":"zip-0.1.0-zip","outputs":{"exe":{"at":"out/zip","name":"zip-0.1.0-zip"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":1}'
+)
+GOLDEN_HOST_DRV_PATH = "a2csqzcb4k9v1hgqc8lm0zqjkdjssrv2-zip-0.1.0-zip.drv"
 
 if __name__ == "__main__":
     sys.exit(main())

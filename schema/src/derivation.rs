@@ -33,6 +33,8 @@ pub const DERIVATION_VERSION: u32 = 1;
 pub enum StepKind {
     /// Precompile a module interface or partition into a BMI (`--precompile`).
     Bmi,
+    /// Precompile a header (`-x c++-header`) for a target's units (`-include-pch`).
+    Pch,
     /// Compile a BMI or a source file into an object.
     Object,
     /// Collect objects into a static archive.
@@ -61,6 +63,8 @@ pub enum InputRole {
     Bmi,
     Object,
     Archive,
+    /// A precompiled header.
+    Pch,
 }
 
 /// Where an input comes from.
@@ -104,6 +108,12 @@ pub struct Output {
 pub struct Derivation {
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// Files of the host, outside the store, that the step reads (system headers and
+    /// libraries), by absolute path, with their content hashes: the builder sees them at
+    /// the same path, and their hashes make them part of the key. Omitted when empty, so
+    /// derivations without host files encode exactly as before the field existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host: BTreeMap<String, ContentHash>,
     /// Sorted by `at`; `at` values are unique.
     pub inputs: Vec<Input>,
     pub kind: StepKind,
@@ -182,6 +192,16 @@ impl Derivation {
                 }
             }
             seen.insert(input.at.as_str());
+        }
+        for path in self.host.keys() {
+            let clean = path
+                .strip_prefix('/')
+                .is_some_and(|rest| is_clean_relative(rest) && !rest.ends_with('/'));
+            if !clean {
+                return Err(invalid(format!(
+                    "host file `{path}` is not a clean absolute path"
+                )));
+            }
         }
         for (key, out) in &self.outputs {
             if !is_clean_relative(&out.at) {
@@ -325,6 +345,7 @@ mod tests {
                 "out/hello.pcm".into(),
             ],
             env: BTreeMap::new(),
+            host: BTreeMap::new(),
             inputs: vec![Input {
                 at: "src/hello/hello.cppm".into(),
                 role: InputRole::Source,
@@ -396,6 +417,65 @@ mod tests {
     const GOLDEN_CANONICAL: &str = r#"{"args":["-std=c++20","-x","c++-module","--precompile","src/hello/hello.cppm","-o","out/hello.pcm"],"env":{},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"bmi","name":"hello-0.1.0-hello.pcm","outputs":{"bmi":{"at":"out/hello.pcm","name":"hello-0.1.0-hello.pcm"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":1}"#;
     const GOLDEN_DRV_PATH: &str = "jgqbjrb75zxsn2v8gvwr0qjz4zg75anr-hello-0.1.0-hello.pcm.drv";
     const GOLDEN_TRACE_KEY: &str = "blake3:1rlvqbzccm4q8mrssg9aapb0a75cpzbj1dakzh4rzicix76dw4bh";
+
+    /// The link of a program using a system library: host files are encoded as an object
+    /// of absolute paths to content hashes, between `env` and `inputs`.
+    fn with_host_files() -> Derivation {
+        let mut d = sample();
+        d.name = "zip-0.1.0-zip".into();
+        d.kind = StepKind::Link;
+        d.args = vec![
+            "-fuse-ld=lld".into(),
+            "-o".into(),
+            "out/zip".into(),
+            "-lz".into(),
+        ];
+        d.host = BTreeMap::from([
+            (
+                "/usr/include/zlib.h".to_string(),
+                ContentHash::of_file(false, b"zlib.h"),
+            ),
+            (
+                "/usr/lib/x86_64-linux-gnu/libz.so".to_string(),
+                ContentHash::of_file(false, b"libz"),
+            ),
+        ]);
+        d.outputs = BTreeMap::from([(
+            "exe".to_string(),
+            Output {
+                at: "out/zip".into(),
+                name: "zip-0.1.0-zip".into(),
+            },
+        )]);
+        d
+    }
+
+    #[test]
+    fn golden_vector_with_host_files() {
+        let d = with_host_files();
+        d.validate().unwrap();
+        let text = String::from_utf8(d.canonical_bytes().unwrap()).unwrap();
+        assert_eq!(text, GOLDEN_HOST_CANONICAL);
+        assert_eq!(d.drv_path().unwrap().to_string(), GOLDEN_HOST_DRV_PATH);
+        assert_eq!(text.as_bytes(), canonical::to_vec(&d).unwrap());
+        let mut bad = with_host_files();
+        bad.host
+            .insert("usr/lib/x".into(), ContentHash::of_file(false, b""));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("not a clean absolute path"));
+        let mut bad = with_host_files();
+        bad.host.insert(
+            "/usr/../etc/passwd".into(),
+            ContentHash::of_file(false, b""),
+        );
+        assert!(bad.validate().is_err());
+    }
+
+    const GOLDEN_HOST_CANONICAL: &str = r#"{"args":["-fuse-ld=lld","-o","out/zip","-lz"],"env":{},"host":{"/usr/include/zlib.h":"blake3:1xvjl4f4clm0bwx0ll4g43z5hk7f743c0fxcj3sd23b2qpgmsi6w","/usr/lib/x86_64-linux-gnu/libz.so":"blake3:094kj8kld9yk6l4h8b7cggs1nr8vfhna0lrcwwwykvxj47zqg449"},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"link","name":"zip-0.1.0-zip","outputs":{"exe":{"at":"out/zip","name":"zip-0.1.0-zip"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":1}"#;
+    const GOLDEN_HOST_DRV_PATH: &str = "a2csqzcb4k9v1hgqc8lm0zqjkdjssrv2-zip-0.1.0-zip.drv";
 
     #[test]
     fn direct_encoding_is_canonical() {

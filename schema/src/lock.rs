@@ -28,6 +28,9 @@ pub struct Lockfile {
     /// Dependency packages, sorted by name.
     #[serde(default, rename = "package", skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<LockedPackage>,
+    /// System libraries the build links (pkg-config packages and `links`), sorted by name.
+    #[serde(default, rename = "system", skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<LockedSystem>,
     /// Profile → target → pinned output.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, BTreeMap<String, LockedOutput>>,
@@ -55,6 +58,24 @@ pub struct LockedPackage {
     pub tree: ContentHash,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<String>,
+}
+
+/// A system library: a pkg-config package (`zlib = { system = "zlib" }`) or a name in
+/// `links` (`pthread`). Its files are the host files the build reads of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedSystem {
+    /// The dependency's name, or the library name in `links`.
+    pub name: String,
+    /// The pkg-config module it was resolved through, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkg_config: Option<String>,
+    /// The version pkg-config reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Absolute path → content hash: the `.pc` file and the library files (through
+    /// symlinks and linker scripts).
+    pub files: BTreeMap<String, ContentHash>,
 }
 
 /// A pinned target output.
@@ -95,6 +116,7 @@ impl Lockfile {
     pub fn render(&self) -> String {
         let mut sorted = self.clone();
         sorted.packages.sort_by(|a, b| a.name.cmp(&b.name));
+        sorted.system.sort_by(|a, b| a.name.cmp(&b.name));
         for p in &mut sorted.packages {
             p.dependencies.sort();
         }
@@ -134,6 +156,12 @@ mod tests {
                     dependencies: vec!["units".into()],
                 },
             ],
+            system: vec![LockedSystem {
+                name: "zlib".into(),
+                pkg_config: Some("zlib".into()),
+                version: Some("1.2.13".into()),
+                files: BTreeMap::from([("/usr/lib/x86_64-linux-gnu/libz.so".to_string(), h)]),
+            }],
             outputs: BTreeMap::from([(
                 "dev".to_string(),
                 BTreeMap::from([(
@@ -156,6 +184,7 @@ mod tests {
         let units = text.find("name = \"units\"").unwrap();
         assert!(report < units, "packages are sorted:\n{text}");
         assert!(text.contains("[outputs.dev.app]"), "{text}");
+        assert!(text.contains("[[system]]\nname = \"zlib\""), "{text}");
         let back = Lockfile::parse(&text).unwrap();
         assert_eq!(back.render(), text);
     }

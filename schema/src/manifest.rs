@@ -15,6 +15,9 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use toml::Spanned;
 
+mod target;
+pub use target::{CStandard, LibKind, Libs, SourceOverride, Target};
+
 /// The whole manifest.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -22,13 +25,15 @@ pub struct Manifest {
     pub package: Option<Package>,
     #[serde(default)]
     pub toolchain: ToolchainSpec,
-    pub lib: Option<Lib>,
+    /// `[lib]`, or several `[[lib]]`.
+    #[serde(default, skip_serializing_if = "Libs::is_empty")]
+    pub lib: Libs,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bin: Vec<Spanned<Bin>>,
+    pub bin: Vec<Spanned<Target>>,
     /// `[[test]]`: test binaries, built and run by `cmod test`; they alone may import the
     /// modules of `[dev-dependencies]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub test: Vec<Spanned<Test>>,
+    pub test: Vec<Spanned<Target>>,
     #[serde(default)]
     pub build: BuildSettings,
     #[serde(default)]
@@ -231,6 +236,9 @@ pub struct ToolchainSpec {
     pub version: Option<Spanned<SemverReq>>,
     #[serde(default)]
     pub cxx_standard: CxxStandard,
+    /// The C standard of `.c` units (default 17).
+    #[serde(default)]
+    pub c_standard: CStandard,
     /// The standard library; unset means the build's (the workspace manifest's, else
     /// libstdc++).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,7 +247,7 @@ pub struct ToolchainSpec {
 
 /// A value written either as an integer or as a string (`cxx-standard = 20` or `"20"`),
 /// as text.
-fn int_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn int_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -327,69 +335,24 @@ impl Stdlib {
     }
 }
 
-/// `[lib]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Lib {
-    /// The archive is `lib<name>.a`; defaults to the package name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Globs relative to the package root. Default: `src/**/*.cppm` and `src/**/*.cpp`.
-    #[serde(default = "default_lib_sources")]
-    pub sources: Vec<Spanned<String>>,
-    #[serde(default)]
-    pub kind: LibKind,
-}
-
-fn default_lib_sources() -> Vec<Spanned<String>> {
-    ["src/**/*.cppm", "src/**/*.cpp"]
-        .iter()
-        .map(|s| Spanned::new(0..0, s.to_string()))
-        .collect()
-}
-
-/// The kind of library. Only static archives exist in format v1.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LibKind {
-    #[default]
-    Static,
-}
-
-/// `[[bin]]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Bin {
-    pub name: Spanned<String>,
-    pub main: Spanned<String>,
-    /// Extra translation units of this binary only (globs allowed).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sources: Vec<Spanned<String>>,
-}
-
-/// `[[test]]`: a test binary. It passes when it exits with status 0.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Test {
-    pub name: Spanned<String>,
-    pub main: Spanned<String>,
-    /// Extra translation units of this test only (globs allowed).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sources: Vec<Spanned<String>>,
-}
-
 /// `[build]`: settings for every translation unit of the package.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BuildSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cxxflags: Vec<Spanned<String>>,
+    /// Extra flags for every C unit of the package.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub defines: Vec<String>,
+    pub cflags: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defines: Vec<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include_dirs: Vec<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ldflags: Vec<Spanned<String>>,
+    /// System libraries every link of the package's executables gets (`pthread`, `m`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Spanned<String>>,
 }
 
 /// `[profile.*]`.
@@ -413,7 +376,9 @@ pub struct Profile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cxxflags: Vec<Spanned<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub defines: Vec<String>,
+    pub cflags: Vec<Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defines: Vec<Spanned<String>>,
 }
 
 /// An optimisation level: `0`–`3`, `"s"` or `"z"`.
@@ -476,9 +441,10 @@ impl Serialize for OptLevel {
     }
 }
 
-/// A dependency. Exactly one source (`path` or `git`) must be given — or `workspace = true`
-/// to inherit the workspace's entry of the same name; with `git`, at most one of `tag`,
-/// `rev`, `branch` and `version`. The evaluator checks these rules so it can point at the
+/// A dependency. Exactly one source (`path`, `git` or `system`) must be given — or
+/// `workspace = true` to inherit the workspace's entry of the same name; with `git`, at
+/// most one of `tag`, `rev`, `branch` and `version`. `system` names a pkg-config package
+/// of the host (`zlib`), optionally with a `version` requirement. The evaluator checks these rules so it can point at the
 /// offending line.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -497,6 +463,13 @@ pub struct DependencySpec {
     pub version: Option<SemverReq>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<bool>,
+    /// A system library found through pkg-config: its module name (`zlib`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// Consumers of this package inherit this dependency's usage requirements (public
+    /// include directories and defines), as with CMake's PUBLIC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<bool>,
 }
 
 /// The field names of each table, for "did you mean" suggestions.
@@ -516,12 +489,45 @@ pub fn known_fields(table: &str) -> &'static [&'static str] {
             "cache",
         ],
         "package" => &["name", "version", "description", "license"],
-        "toolchain" => &["compiler", "version", "cxx-standard", "stdlib"],
-        "lib" => &["name", "sources", "kind"],
-        "bin" | "test" => &["name", "main", "sources"],
-        "build" => &["cxxflags", "defines", "include-dirs", "ldflags"],
+        "toolchain" => &[
+            "compiler",
+            "version",
+            "cxx-standard",
+            "c-standard",
+            "stdlib",
+        ],
+        "lib" | "bin" | "test" => &[
+            "name",
+            "main",
+            "sources",
+            "kind",
+            "uses",
+            "public-uses",
+            "defines",
+            "public-defines",
+            "include-dirs",
+            "public-include-dirs",
+            "cxxflags",
+            "cflags",
+            "ldflags",
+            "links",
+            "public-modules",
+            "pch",
+            "overrides",
+        ],
+        "overrides" => &["files", "defines", "include-dirs", "cxxflags", "cflags"],
+        "build" => &[
+            "cxxflags",
+            "cflags",
+            "defines",
+            "include-dirs",
+            "ldflags",
+            "links",
+        ],
         "profile" => &["dev", "release"],
-        "profile.dev" | "profile.release" => &["opt-level", "debug", "cxxflags", "defines"],
+        "profile.dev" | "profile.release" => {
+            &["opt-level", "debug", "cxxflags", "cflags", "defines"]
+        }
         "dependency" => &[
             "path",
             "git",
@@ -530,6 +536,8 @@ pub fn known_fields(table: &str) -> &'static [&'static str] {
             "branch",
             "version",
             "workspace",
+            "system",
+            "public",
         ],
         "workspace" => &["members", "exclude", "dependencies"],
         "cache" => &["substituters", "trusted-public-keys", "require-sigs"],
@@ -582,9 +590,9 @@ mod tests {
         assert_eq!(m.profile.release.unwrap().opt_level, Some(OptLevel::Os));
         assert_eq!(m.bin.len(), 1);
         let test = m.test[0].get_ref();
-        assert_eq!(test.name.get_ref(), "checks");
-        assert_eq!(test.main.get_ref(), "tests/checks.cpp");
-        assert_eq!(test.sources.len(), 1);
+        assert_eq!(test.name.as_ref().unwrap().get_ref(), "checks");
+        assert_eq!(test.main.as_ref().unwrap().get_ref(), "tests/checks.cpp");
+        assert_eq!(test.sources.as_ref().unwrap().len(), 1);
         assert_eq!(
             m.dependencies["util"].get_ref().path.as_deref(),
             Some("../util")
@@ -594,10 +602,13 @@ mod tests {
     #[test]
     fn defaults() {
         let m = parse("[package]\nname = \"a\"\nversion = \"1.0.0\"\n[lib]\n").unwrap();
-        let lib = m.lib.unwrap();
-        let globs: Vec<&str> = lib.sources.iter().map(|s| s.get_ref().as_str()).collect();
-        assert_eq!(globs, ["src/**/*.cppm", "src/**/*.cpp"]);
+        assert_eq!(m.lib.tables.len(), 1);
+        assert!(
+            m.lib.tables[0].get_ref().sources.is_none(),
+            "the evaluator fills in the default globs"
+        );
         assert_eq!(m.toolchain.cxx_standard, CxxStandard::Cxx20);
+        assert_eq!(m.toolchain.c_standard, CStandard::default());
         assert_eq!(m.toolchain.stdlib, None);
     }
 
@@ -622,8 +633,11 @@ mod tests {
         let err = parse("[lib]\nsoruces = []\n").unwrap_err();
         assert!(err.message().contains("unknown field `soruces`"), "{err}");
 
-        let err = parse("[[test]]\nname = \"t\"\n").unwrap_err();
-        assert!(err.message().contains("missing field `main`"), "{err}");
+        let err = parse("[[test]]\nname = \"t\"\nmian = \"x.cpp\"\n").unwrap_err();
+        assert!(err.message().contains("unknown field `mian`"), "{err}");
+
+        let err = parse("[toolchain]\nc-standard = 14\n").unwrap_err();
+        assert!(err.message().contains("unsupported C standard"), "{err}");
 
         let err = parse("[toolchain]\nstdlib = \"msvc\"\n").unwrap_err();
         assert!(err.message().contains("libstdc++"), "{err}");

@@ -32,4 +32,18 @@ pub struct ToolchainInfo {
     pub std_module_hash: Option<ContentHash>,
     /// Host files and directories a sandboxed build step may read and execute.
     pub closure: Vec<PathBuf>,
+    /// Directories whose whole contents the identity covers: the C++ standard library's
+    /// headers, the resource directory, the std module sources. Headers found there are
+    /// not tracked per unit.
+    #[serde(default)]
+    pub hashed_dirs: Vec<PathBuf>,
+    /// The other directories of the `#include <...>` search path (`/usr/include`, ...):
+    /// visible to builds, but not part of the identity, so installing an unrelated
+    /// `-dev` package changes nothing. Every header a unit includes from them is tracked
+    /// with its content hash.
+    #[serde(default)]
+    pub system_include_dirs: Vec<PathBuf>,
+    /// The linker's library search path, in order (for `links` and system dependencies).
+    #[serde(default)]
+    pub lib_dirs: Vec<PathBuf>,
 }

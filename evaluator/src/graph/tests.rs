@@ -1,13 +1,61 @@
 //! Module-graph checks on hand-made scan results.
 
 use super::*;
+use crate::error::ErrorKind;
+use crate::flags::UnitFlags;
 use crate::lexer::scan_declarations;
 use crate::package::PackageGraph;
 use crate::scan::Scanned;
+use crate::sources::Lang;
+use crate::targets::{TargetInfo, TargetKind};
 
 struct Fixture {
     _dir: tempfile::TempDir,
     packages: PackageGraph,
+    targets: Vec<PackageTargets>,
+}
+
+fn flags() -> Arc<UnitFlags> {
+    Arc::new(UnitFlags {
+        lang: Lang::Cxx,
+        dialect: vec!["-std=c++20".into()],
+        codegen: vec![],
+        defines: vec![],
+        paths: vec![],
+        pch: None,
+    })
+}
+
+/// One library per package and one test, as a manifest with `[lib]` and a `[[test]]`
+/// would have them.
+fn one_lib_each(packages: &PackageGraph) -> Vec<PackageTargets> {
+    packages
+        .packages
+        .iter()
+        .map(|p| {
+            let lib = TargetInfo {
+                kind: TargetKind::Lib,
+                name: p.name.clone(),
+                visible_libs: vec![0],
+                linked_libs: vec![0],
+                public_libs: vec![],
+                public_modules: None,
+            };
+            let test = TargetInfo {
+                kind: TargetKind::Test,
+                name: "t".into(),
+                visible_libs: vec![0],
+                linked_libs: vec![0],
+                public_libs: vec![],
+                public_modules: None,
+            };
+            PackageTargets {
+                libs: vec![lib],
+                bins: vec![],
+                tests: vec![test],
+            }
+        })
+        .collect()
 }
 
 /// Packages `a` (root) → `b` → `c`: `a` may reach `c` only through `b`. `d` is a
@@ -37,7 +85,12 @@ fn fixture() -> Fixture {
     );
     let packages =
         PackageGraph::load(&t.path().join("a"), &crate::package::LoadOptions::default()).unwrap();
-    Fixture { _dir: t, packages }
+    let targets = one_lib_each(&packages);
+    Fixture {
+        _dir: t,
+        packages,
+        targets,
+    }
 }
 
 fn pkg(f: &Fixture, name: &str) -> PackageId {
@@ -67,7 +120,7 @@ fn unit(f: &Fixture, package: &str, rel: &str, text: &str) -> RawUnit {
     }
     let p = pkg(f, package);
     RawUnit {
-        origin: Origin::Package(p, Owner::Lib),
+        origin: Origin::Package(p, Owner::Lib(0)),
         rel: rel.into(),
         abs: f.packages.packages[p].root.join(rel),
         hash: ContentHash::of_file(false, text.as_bytes()),
@@ -75,8 +128,10 @@ fn unit(f: &Fixture, package: &str, rel: &str, text: &str) -> RawUnit {
             provides,
             requires,
             headers: vec![],
+            system: vec![],
             decls,
         },
+        flags: flags(),
     }
 }
 
@@ -88,7 +143,13 @@ fn test_unit(f: &Fixture, package: &str, rel: &str, text: &str) -> RawUnit {
 }
 
 fn build(f: &Fixture, units: Vec<RawUnit>) -> Result<ModuleGraph, EvalError> {
-    ModuleGraph::build(&f.packages, units)
+    ModuleGraph::build(
+        &GraphInput {
+            packages: &f.packages,
+            targets: &f.targets,
+        },
+        units,
+    )
 }
 
 #[test]
@@ -149,7 +210,10 @@ fn duplicate_module_names_both_files() {
     )
     .unwrap_err();
     assert_eq!(e.kind, ErrorKind::DuplicateModule);
-    assert_eq!(e.message, "module `m` is declared twice");
+    assert_eq!(
+        e.message,
+        "module `m` is declared twice in library `a` of package `a`"
+    );
     let loc = e.location.clone().unwrap();
     assert!(loc.file.ends_with("two.cppm") && loc.line == 2, "{e}");
     assert!(e.notes[0]
@@ -168,7 +232,10 @@ fn duplicate_module_names_both_files() {
         ],
     )
     .unwrap_err();
-    assert_eq!(e.message, "partition `m:p` is declared twice");
+    assert_eq!(
+        e.message,
+        "partition `m:p` is declared twice in library `a` of package `a`"
+    );
 }
 
 #[test]
@@ -247,7 +314,7 @@ fn dev_dependencies_are_importable_by_tests_only() {
 
     // The library (or a binary) importing the dev-dependency is the usual undeclared
     // package error, naming the package and saying why.
-    for owner in [Owner::Lib, Owner::Bin(0)] {
+    for owner in [Owner::Lib(0), Owner::Bin(0)] {
         let mut importer = unit(
             &f,
             "a",

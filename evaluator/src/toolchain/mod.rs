@@ -26,7 +26,7 @@ use crate::cache_io::{read_json, write_json_atomic};
 use crate::error::{ErrorKind, EvalError};
 use crate::hashing::{hash_file_with, hash_tree, Stamp};
 
-pub use probe::parse_clang_version;
+pub use probe::{parse_clang_version, resolve_lib};
 
 /// The compiler used when the manifest names none.
 pub const DEFAULT_COMPILER: &str = "clang++-19";
@@ -52,7 +52,7 @@ struct CacheEntry {
     link_stamps: Vec<(PathBuf, Stamp)>,
 }
 
-const CACHE_VERSION: u32 = 6;
+const CACHE_VERSION: u32 = 7;
 
 /// Find the toolchain, from the cache in `cache_dir` when it is still valid.
 pub fn discover(
@@ -283,15 +283,26 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
     files.sort();
     files.dedup();
 
-    // Trees whose contents are part of the identity.
-    let mut trees: Vec<PathBuf> = p
+    // Trees whose contents are part of the identity: the C++ standard library's headers,
+    // the resource directory and the std module sources. The rest of the include path
+    // (`/usr/include`, ...) is shared with every `-dev` package of the system, so it is
+    // not: each unit's headers from there are tracked one by one instead.
+    let (stdlib_dirs, system_dirs): (Vec<&PathBuf>, Vec<&PathBuf>) = p
         .include_dirs
         .iter()
+        .partition(|d| is_stdlib_include_dir(d));
+    let mut trees: Vec<PathBuf> = stdlib_dirs
+        .into_iter()
         .chain(std::iter::once(&p.resource_dir))
         .chain(std_module_dir.iter())
         .filter_map(|d| d.canonicalize().ok())
         .collect();
     minimise_dirs(&mut trees);
+    let system_include_dirs: Vec<PathBuf> = system_dirs
+        .into_iter()
+        .filter_map(|d| d.canonicalize().ok())
+        .filter(|d| !trees.iter().any(|t| d.starts_with(t)))
+        .collect();
 
     // Files and trees hash at the same time (on the rayon pool): the big shared libraries
     // and the thousands of small headers keep both cores busy.
@@ -355,6 +366,7 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
         closure.push(root);
     }
     closure.extend(trees.iter().cloned());
+    closure.extend(system_include_dirs.iter().cloned());
     // The driver finds libstdc++ by listing the directory that holds GCC installations
     // (one subdirectory per version) and picking one; expose exactly that directory.
     closure.extend(
@@ -404,8 +416,22 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
         std_module_dir,
         std_module_hash,
         closure,
+        hashed_dirs: trees,
+        system_include_dirs,
+        lib_dirs: p
+            .lib_dirs
+            .iter()
+            .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
+            .collect(),
     };
     Ok((info, stamps, link_stamps))
+}
+
+/// Whether an include directory belongs to the C++ standard library (libstdc++'s
+/// `include/c++/12`, its target directory `x86_64-linux-gnu/c++/12`, libc++'s
+/// `include/c++/v1`): a path with a `c++` component.
+fn is_stdlib_include_dir(dir: &Path) -> bool {
+    dir.components().any(|c| c.as_os_str() == "c++")
 }
 
 /// Drop directories nested inside other listed directories (files are kept).

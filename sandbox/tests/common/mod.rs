@@ -160,7 +160,13 @@ pub fn compile_c(name: &str, source: &str) -> PathBuf {
     let bin = dir.join(format!("{name}-{hash:016x}"));
     if !bin.exists() {
         std::fs::write(&src, source).unwrap();
-        let tmp = dir.join(format!("{name}-{hash:016x}.{}.tmp", std::process::id()));
+        // Unique per call: two test threads may build the same program at once.
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(
+            "{name}-{hash:016x}.{}-{call}.tmp",
+            std::process::id()
+        ));
         let out = Command::new("clang-19")
             .args(["-std=gnu17", "-O1", "-Wall", "-D_GNU_SOURCE", "-o"])
             .arg(&tmp)

@@ -169,7 +169,7 @@ fn run_builder(
             .map(|p| p.to_string())
             .collect(),
         links,
-        toolchain: env.toolchain.closure.clone(),
+        toolchain: closure_with_host_files(&env.toolchain.closure, resolved),
         outputs: resolved
             .outputs
             .values()
@@ -230,6 +230,20 @@ fn run_builder(
         landlock_abi: outcome.enforcement.landlock_abi,
         ..run
     })
+}
+
+/// The host paths a step may see: the toolchain's closure plus the derivation's host
+/// files (system libraries, headers outside the toolchain's directories) that the
+/// closure does not already cover.
+fn closure_with_host_files(closure: &[PathBuf], drv: &Derivation) -> Vec<PathBuf> {
+    let mut out = closure.to_vec();
+    for path in drv.host.keys() {
+        let p = PathBuf::from(path);
+        if !closure.iter().any(|c| p.starts_with(c)) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Keep the log of a failed attempt to build `drv_path` (under `key`) in the store, so

@@ -563,6 +563,7 @@ mod tests {
         Derivation {
             args: vec![name.into()],
             env: BTreeMap::new(),
+            host: BTreeMap::new(),
             inputs,
             kind: StepKind::Object,
             name: format!("{name}.o"),

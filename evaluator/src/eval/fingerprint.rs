@@ -1,0 +1,112 @@
+//! The evaluation fingerprint: a hash of everything derivation emission reads — the
+//! evaluator's version, the profile, the toolchain identity, every package's location,
+//! manifest, dependencies and targets, every unit with its content hash, scan result,
+//! headers (package and system) and flags, every precompiled header, and every system
+//! library with its files. Equal fingerprints mean identical derivations, which is what
+//! lets a no-op realise skip emitting them.
+
+use cmod_schema::ContentHash;
+
+use crate::flags::PkgPath;
+
+use super::Evaluation;
+
+/// Length-prefixed fields, and lists prefixed by their length, so no two different
+/// evaluations feed the same bytes.
+struct Fields(blake3::Hasher);
+
+impl Fields {
+    fn put(&mut self, s: &str) {
+        self.0.update(&(s.len() as u64).to_le_bytes());
+        self.0.update(s.as_bytes());
+    }
+    fn count(&mut self, n: usize) {
+        self.0.update(&(n as u64).to_le_bytes());
+    }
+    fn list<'a>(&mut self, items: impl ExactSizeIterator<Item = &'a String>) {
+        self.count(items.len());
+        items.for_each(|x| self.put(x));
+    }
+    fn hash(&mut self, h: &ContentHash) {
+        self.0.update(&h.0);
+    }
+}
+
+pub(super) fn of(e: &Evaluation) -> ContentHash {
+    let mut h = Fields(blake3::Hasher::new());
+    h.put(concat!(
+        "cmod-eval-fingerprint-v3 ",
+        env!("CARGO_PKG_VERSION")
+    ));
+    h.put(e.profile.as_str());
+    h.hash(&e.toolchain.identity);
+    let place = |at: &PkgPath| format!("{}/{}", at.package, at.rel);
+    h.count(e.packages.packages.len());
+    for (p, pkg) in e.packages.packages.iter().enumerate() {
+        h.put(&pkg.root.to_string_lossy());
+        h.put(&pkg.file.text);
+        for deps in [&pkg.deps, &pkg.dev_deps] {
+            h.count(deps.len());
+            for d in deps {
+                h.put(&d.name);
+                h.put(&d.package.to_string());
+                h.put(if d.public { "public" } else { "private" });
+            }
+        }
+        let s = &e.sources[p];
+        for list in [&s.libs, &s.bins, &s.tests] {
+            h.count(list.len());
+            for t in list {
+                h.put(&t.name);
+                h.list(t.units.iter());
+            }
+        }
+    }
+    let system = e.settings.all_system_libs();
+    h.count(system.len());
+    for lib in system {
+        h.put(&lib.name);
+        h.list(lib.cflags.iter());
+        h.list(lib.libs.iter());
+        h.count(lib.files.len());
+        for (path, hash) in &lib.files {
+            h.put(path);
+            h.hash(hash);
+        }
+    }
+    h.count(e.graph.units.len());
+    for u in &e.graph.units {
+        h.put(&format!("{:?} {:?} {:?}", u.origin, u.kind, u.module));
+        h.put(&u.rel);
+        h.hash(&u.hash);
+        h.list(u.imports.iter().map(|i| &i.name));
+        h.list(u.flags.render(&place).iter());
+        h.put(&format!("{:?}", u.flags.pch));
+        h.count(u.headers.len());
+        for hd in &u.headers {
+            h.put(hd.package.as_deref().unwrap_or(""));
+            h.put(&hd.rel);
+            h.hash(&hd.hash);
+        }
+        h.count(u.system.len());
+        for s in &u.system {
+            h.put(&s.path);
+            h.hash(&s.hash);
+        }
+    }
+    h.count(e.pchs.len());
+    for pch in &e.pchs {
+        h.put(&place(&pch.at));
+        h.hash(&pch.hash);
+        h.list(pch.flags.render(&place).iter());
+        for hd in &pch.headers {
+            h.put(&hd.rel);
+            h.hash(&hd.hash);
+        }
+        for s in &pch.system {
+            h.put(&s.path);
+            h.hash(&s.hash);
+        }
+    }
+    ContentHash(*h.0.finalize().as_bytes())
+}
