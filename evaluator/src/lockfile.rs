@@ -83,7 +83,12 @@ pub fn current(eval: &Evaluation) -> Lockfile {
             name: lib.name.clone(),
             pkg_config: lib.pkg_config.clone(),
             version: lib.version.clone(),
-            files: lib.files.clone(),
+            files: lib
+                .files
+                .iter()
+                .chain(lib.pc_file.as_ref().map(|(p, h)| (p, h)))
+                .map(|(p, h)| (p.clone(), *h))
+                .collect(),
         };
         match system.iter_mut().find(|s| s.name == entry.name) {
             Some(existing) => existing.files.extend(entry.files),

@@ -42,6 +42,8 @@ pub struct SystemLib {
     pub libs: Vec<String>,
     /// Absolute path → content hash of every file a link reads of it.
     pub files: BTreeMap<String, ContentHash>,
+    /// The `.pc` file it was found through (recorded in the lock, not read by builds).
+    pub pc_file: Option<(String, ContentHash)>,
     /// Whether consumers of the declaring package inherit the compile flags.
     pub public: bool,
     pub location: Location,
@@ -177,11 +179,14 @@ pub fn resolve_dependency(dep: &SystemDep, files: &FileCache) -> Result<SystemLi
         cflags: check_cflags(&dep.name, cflags, at)?,
         libs: Vec::new(),
         files: BTreeMap::new(),
+        pc_file: None,
         public: dep.public,
         location: at.clone(),
     };
     let pc = Path::new(&pc_dir).join(format!("{module}.pc"));
-    add_file(&mut lib.files, &pc, files, at)?;
+    let mut pc_file = BTreeMap::new();
+    add_file(&mut pc_file, &pc, files, at)?;
+    lib.pc_file = pc_file.into_iter().next();
     lib.libs = libs;
     Ok(lib)
 }
@@ -328,6 +333,7 @@ pub fn links(names: &[Spanned<String>], file: &ManifestFile) -> Result<Vec<Syste
             cflags: Vec::new(),
             libs: vec![format!("-l{name}")],
             files: BTreeMap::new(),
+            pc_file: None,
             public: false,
             location: at,
         });

@@ -69,7 +69,11 @@ pub(super) fn of(e: &Evaluation) -> ContentHash {
         h.list(lib.cflags.iter());
         h.list(lib.libs.iter());
         h.count(lib.files.len());
-        for (path, hash) in &lib.files {
+        for (path, hash) in lib
+            .files
+            .iter()
+            .chain(lib.pc_file.as_ref().map(|(p, h)| (p, h)))
+        {
             h.put(path);
             h.hash(hash);
         }
