@@ -305,6 +305,21 @@ pub fn to_json(commands: &[CompileCommand]) -> Result<Vec<u8>, CompdbError> {
     Ok(bytes)
 }
 
+/// Whether `eval` already is what the compile database describes — every workspace
+/// member with its `[[test]]` units — because it selected every member and none has
+/// tests; otherwise the database needs an evaluation of its own.
+pub fn covers_workspace_with_tests(eval: &Evaluation) -> bool {
+    let packages = &eval.packages;
+    packages
+        .members
+        .iter()
+        .all(|m| packages.selected.contains(m))
+        && packages
+            .members
+            .iter()
+            .all(|&m| packages.packages[m].file.manifest.test.is_empty())
+}
+
 /// Where `cmod realise` writes the compile database: the workspace root manifest's
 /// `[build] compile-commands` (relative to the workspace root), by default
 /// `compile_commands.json` there; `None` when it is `false`.
