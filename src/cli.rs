@@ -132,7 +132,8 @@ pub enum Command {
         build: BuildOpts,
     },
     /// Write the compile database (compile_commands.json) for clangd and editors: every
-    /// unit of the workspace, tests included, with host paths and the build's flags.
+    /// unit of the whole workspace wherever it runs (or of the -p members) and of its
+    /// dependencies, tests included, with host paths and the build's flags.
     CompileCommands(CompileCommandsArgs),
     /// Print the toolchain and its identity.
     Toolchain {

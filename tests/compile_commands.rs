@@ -247,6 +247,25 @@ fn a_workspace_gets_one_database_at_its_root_whatever_is_built() {
     }
     clangd_understands(&root, &app.join("src/main.cpp"));
     clangd_understands(&root, &root.join("text/src/fraction.cppm"));
+
+    // Only the workspace root's manifest decides; a member's setting is warned about.
+    let member = app.join("cmod.toml");
+    let text = std::fs::read_to_string(&member).unwrap();
+    std::fs::write(
+        &member,
+        format!("{text}\n[build]\ncompile-commands = false\n"),
+    )
+    .unwrap();
+    std::fs::remove_file(root.join("compile_commands.json")).unwrap();
+    let r = s.realise(&app, &[]);
+    let stderr = r.stderr();
+    r.ok();
+    assert!(
+        stderr.contains("warning: `compile-commands` of member `app` is ignored")
+            && stderr.contains("--> cmod.toml:"),
+        "{stderr}"
+    );
+    assert_eq!(database(&root.join("compile_commands.json")), entries);
 }
 
 #[test]
@@ -371,7 +390,7 @@ fn a_broken_test_does_not_fail_realise_but_fails_compile_commands() {
     let r = r.ok();
     assert!(r.success());
     assert!(
-        stderr.contains("warning: compile_commands.json leaves out what does not evaluate")
+        stderr.contains("warning: compile_commands.json lists only the units of this build")
             && stderr.contains("nowhere"),
         "{stderr}"
     );

@@ -73,52 +73,14 @@ pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
 /// Bring the compile database that `cmod realise` keeps up to date, unless the workspace
 /// manifest turns it off: rewritten only when the evaluation it comes from changed (or
 /// the file did). Runs before building, so the editor has it while a build fails.
-///
-/// The database covers the whole workspace with its tests, whatever `realise` builds;
-/// when those units do not evaluate (a broken test), it is written from `project`'s own
-/// evaluation instead, with a warning: a broken test never fails `realise`.
 pub fn refresh_for_realise(project: &Project, build: &BuildOpts) -> Result<(), CliError> {
     let packages = &project.eval.packages;
     print_warnings(&compdb::ignored_settings(packages));
     let Some(output) = compdb::configured_output(packages) else {
         return Ok(());
     };
-    let workspace;
-    let eval = if compdb::covers_workspace_with_tests(&project.eval) {
-        &project.eval
-    } else {
-        let whole = BuildOpts {
-            package: Vec::new(),
-            ..build.clone()
-        };
-        match evaluate_workspace(&project.store, &whole, &packages.workspace_root) {
-            Ok(e) => {
-                print_warnings(
-                    e.warnings
-                        .iter()
-                        .filter(|w| !project.eval.warnings.contains(w)),
-                );
-                workspace = e;
-                &workspace
-            }
-            Err(e) => {
-                eprint!(
-                    "{}",
-                    render_diagnostic(
-                        "warning",
-                        &format!(
-                            "{} leaves out what does not evaluate with the workspace's tests: {}",
-                            compdb::FILE_NAME,
-                            e.summary()
-                        ),
-                        None,
-                        Some("`cmod compile-commands` reports the error in full"),
-                    )
-                );
-                &project.eval
-            }
-        }
-    };
+    let workspace = workspace_evaluation(project, build);
+    let eval = workspace.as_ref().unwrap_or(&project.eval);
     let cache = project.store.cache_dir();
     let fingerprint = eval.fingerprint();
     if compdb::is_current(&cache, &output, &fingerprint) {
@@ -129,6 +91,47 @@ pub fn refresh_for_realise(project: &Project, build: &BuildOpts) -> Result<(), C
     write_atomically(&output, &bytes)?;
     compdb::remember(&cache, &output, &fingerprint, &bytes);
     Ok(())
+}
+
+/// The evaluation the database of a `realise` comes from, when the realisation's own is
+/// not it: the whole workspace with its tests, whatever `realise` builds. When that does
+/// not evaluate (a broken test), `None` with a warning, and the database is written from
+/// the realisation's own units: a broken test never fails `realise`.
+fn workspace_evaluation(project: &Project, build: &BuildOpts) -> Option<Evaluation> {
+    if compdb::covers_workspace_with_tests(&project.eval) {
+        return None;
+    }
+    let whole = BuildOpts {
+        package: Vec::new(),
+        ..build.clone()
+    };
+    match evaluate_workspace(
+        &project.store,
+        &whole,
+        &project.eval.packages.workspace_root,
+    ) {
+        Ok(eval) => {
+            let new_warnings = eval
+                .warnings
+                .iter()
+                .filter(|w| !project.eval.warnings.contains(w));
+            print_warnings(new_warnings);
+            Some(eval)
+        }
+        Err(e) => {
+            let message = format!(
+                "{} lists only the units of this build: the whole workspace with its tests does not evaluate: {}",
+                compdb::FILE_NAME,
+                e.summary()
+            );
+            let help = "`cmod compile-commands` reports the error in full";
+            eprint!(
+                "{}",
+                render_diagnostic("warning", &message, None, Some(help))
+            );
+            None
+        }
+    }
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, CliError> {
