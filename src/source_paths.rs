@@ -154,4 +154,40 @@ mod tests {
             "é toolchain/stdx"
         );
     }
+
+    #[test]
+    fn a_steps_sources_headers_and_std_modules_map_to_the_users_files() {
+        let roots = SourceRoots(HostRoots::new(
+            [("p".to_string(), std::path::PathBuf::from("/home/u/p"))],
+            Some("/usr/share/libc++/v1".into()),
+        ));
+        let drv: Derivation = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "name": "p-0.1.0-a.o",
+            "kind": "object",
+            "toolchain": "blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm",
+            "tool": "c++",
+            "args": [],
+            "env": {},
+            "inputs": [
+                {"at": "bmi/q.pcm", "role": "bmi",
+                 "from": {"drv": "jgqbjrb75zxsn2v8gvwr0qjz4zg75anr-q.pcm.drv", "output": "bmi"}},
+                {"at": "src/p/inc/a.h", "role": "headers",
+                 "from": {"path": "m8707v8dpq06mp8bf6n2hvadj9vp4ifi-a.h"}},
+                {"at": "src/p/src/a.cpp", "role": "source",
+                 "from": {"path": "m8707v8dpq06mp8bf6n2hvadj9vp4ifj-a.cpp"}},
+                {"at": "toolchain/std", "role": "source",
+                 "from": {"path": "m8707v8dpq06mp8bf6n2hvadj9vp4ifk-libcxx-modules"}}
+            ],
+            "outputs": {"obj": {"at": "out/a.o", "name": "p-0.1.0-a.o"}}
+        }))
+        .unwrap();
+        let log = "src/p/src/a.cpp:1:1: error: x\nsrc/p/inc/a.h:2:2: note: y\n\
+                   toolchain/std/std.cppm:3:3: note: z\nbmi/q.pcm: w\n";
+        assert_eq!(
+            roots.rewrite(&drv, log),
+            "/home/u/p/src/a.cpp:1:1: error: x\n/home/u/p/inc/a.h:2:2: note: y\n\
+             /usr/share/libc++/v1/std.cppm:3:3: note: z\nbmi/q.pcm: w\n"
+        );
+    }
 }
