@@ -131,6 +131,10 @@ pub enum Command {
         #[command(flatten)]
         build: BuildOpts,
     },
+    /// Write the compile database (compile_commands.json) for clangd and editors: every
+    /// unit of the whole workspace wherever it runs (or of the -p members) and of its
+    /// dependencies, tests included, with host paths and the build's flags.
+    CompileCommands(CompileCommandsArgs),
     /// Print the toolchain and its identity.
     Toolchain {
         #[arg(long)]
@@ -342,6 +346,16 @@ pub struct EvalArgs {
     /// Print derivations as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileCommandsArgs {
+    /// Where to write it (`-` for stdout; default: `[build] compile-commands` of the
+    /// workspace manifest, else compile_commands.json at the workspace root).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub build: BuildOpts,
 }

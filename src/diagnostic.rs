@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use cmod_evaluator::compdb::CompdbError;
 use cmod_evaluator::EvalError;
 use cmod_schema::diag::{ExitClass, Location};
 use cmod_store::StoreError;
@@ -43,6 +44,16 @@ pub enum CliError {
 impl From<EvalError> for CliError {
     fn from(e: EvalError) -> Self {
         CliError::Eval(e)
+    }
+}
+
+impl From<CompdbError> for CliError {
+    fn from(e: CompdbError) -> Self {
+        match e {
+            CompdbError::Eval(e) => CliError::Eval(e),
+            e if e.is_internal() => CliError::Internal(e.to_string()),
+            e => CliError::usage(e.to_string(), None),
+        }
     }
 }
 

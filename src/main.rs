@@ -87,6 +87,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Remove(args) => commands::deps::remove(cli, args),
         Command::Tree(args) => commands::deps::tree(cli, args),
         Command::Fetch { build } => commands::deps::fetch(cli, build),
+        Command::CompileCommands(args) => commands::compile_commands::write(cli, args),
         Command::Toolchain { json, build } => commands::inspect::toolchain(cli, *json, build),
     }
 }

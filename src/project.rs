@@ -113,6 +113,42 @@ fn evaluate_project(
 ) -> Result<Project, CliError> {
     let store = open_store(cli)?;
     let dir = package_dir(cli)?;
+    let scope = Scope {
+        dir: &dir,
+        select: build.package.clone(),
+        with_tests,
+    };
+    let eval = evaluate_in(&store, &scope, build, update, precise)?;
+    print_warnings(&eval.warnings);
+    Ok(Project {
+        store,
+        profile: eval.profile,
+        eval,
+    })
+}
+
+/// What to evaluate: the package or workspace in `dir`, the members `select`ed (all at
+/// the workspace root when empty, else the one in `dir`), with or without their tests.
+pub struct Scope<'a> {
+    pub dir: &'a Path,
+    pub select: Vec<String>,
+    pub with_tests: bool,
+}
+
+/// The workspace root of the package in `dir` (the directory holding `cmod.lock`).
+pub fn workspace_root(dir: &Path) -> Result<PathBuf, CliError> {
+    Ok(cmod_evaluator::workspace::root_of(dir)?)
+}
+
+/// Evaluate `scope` with the store's caches and git checkouts, leaving its warnings to
+/// the caller.
+pub fn evaluate_in(
+    store: &Store,
+    scope: &Scope<'_>,
+    build: &BuildOpts,
+    update: Update,
+    precise: Option<(String, String)>,
+) -> Result<Evaluation, CliError> {
     let opts = EvalOptions {
         profile: if build.release {
             ProfileName::Release
@@ -120,13 +156,13 @@ fn evaluate_project(
             ProfileName::Dev
         },
         cache_dir: Some(store.cache_dir()),
-        select: build.package.clone(),
-        with_tests,
-        scan_source: crate::scan_entries::source(build, &store),
+        select: scope.select.clone(),
+        with_tests: scope.with_tests,
+        scan_source: crate::scan_entries::source(build, store),
     };
-    let lock_file = cmod_evaluator::workspace::root_of(&dir)?.join(LOCK_NAME);
+    let lock_file = workspace_root(scope.dir)?.join(LOCK_NAME);
     let lock = lockfile::read(&lock_file)?;
-    let trees = StoreTrees(&store);
+    let trees = StoreTrees(store);
     let fetcher = Fetcher {
         git: GitCache::new(store.cache_dir().join("git")),
         trees: &trees,
@@ -139,8 +175,12 @@ fn evaluate_project(
         update,
         precise,
     };
-    let eval = evaluate(&dir, &opts, Some(&fetcher))?;
-    for w in &eval.warnings {
+    Ok(evaluate(scope.dir, &opts, Some(&fetcher))?)
+}
+
+/// Print evaluation warnings to stderr.
+pub fn print_warnings<'a>(warnings: impl IntoIterator<Item = &'a cmod_evaluator::EvalError>) {
+    for w in warnings {
         eprint!(
             "{}",
             render_diagnostic(
@@ -151,11 +191,6 @@ fn evaluate_project(
             )
         );
     }
-    Ok(Project {
-        store,
-        eval,
-        profile: opts.profile,
-    })
 }
 
 impl Project {

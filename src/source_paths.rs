@@ -5,19 +5,15 @@
 //! to them. Only the source and header inputs of the failed derivation are rewritten,
 //! and only where they stand as a whole path; the log kept in the store is unchanged.
 
-use std::path::{Path, PathBuf};
-
+use cmod_evaluator::compdb::HostRoots;
 use cmod_evaluator::derive::STD_MODULE_DIR;
 use cmod_schema::derivation::{Derivation, InputFrom, InputRole};
 
 use crate::diagnostic::display_path;
 
-/// Where each package's sources live on the host, by package name.
+/// Where each package's sources live on the host (the compile database's mapping).
 #[derive(Debug, Clone, Default)]
-pub struct SourceRoots {
-    packages: Vec<(String, PathBuf)>,
-    std_dir: Option<PathBuf>,
-}
+pub struct SourceRoots(HostRoots);
 
 /// One in-sandbox path and the user's path it stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +25,6 @@ struct Rename {
 }
 
 impl SourceRoots {
-    pub fn new(packages: Vec<(String, PathBuf)>, std_dir: Option<PathBuf>) -> SourceRoots {
-        SourceRoots { packages, std_dir }
-    }
-
     /// The renames for `drv`'s source and header inputs, longest first.
     fn renames(&self, drv: &Derivation) -> Vec<Rename> {
         let mut out = Vec::new();
@@ -42,30 +34,22 @@ impl SourceRoots {
             {
                 continue;
             }
-            if input.at == STD_MODULE_DIR {
-                if let Some(dir) = &self.std_dir {
-                    out.push(Rename {
-                        from: format!("{STD_MODULE_DIR}/"),
-                        to: format!("{}/", dir.display()),
-                        dir: true,
-                    });
-                }
-                continue;
-            }
-            let Some(rest) = input.at.strip_prefix("src/") else {
+            let Some(host) = self.0.host_path(&input.at) else {
                 continue;
             };
-            let host = self.packages.iter().find_map(|(name, root)| {
-                let rel = rest.strip_prefix(name.as_str())?.strip_prefix('/')?;
-                Some(root.join(rel))
-            });
-            if let Some(host) = host {
-                out.push(Rename {
+            out.push(if input.at == STD_MODULE_DIR {
+                Rename {
+                    from: format!("{STD_MODULE_DIR}/"),
+                    to: format!("{}/", host.display()),
+                    dir: true,
+                }
+            } else {
+                Rename {
                     from: input.at.clone(),
                     to: display_path(&host),
                     dir: false,
-                });
-            }
+                }
+            });
         }
         out.sort_by(|a, b| b.from.len().cmp(&a.from.len()).then(a.from.cmp(&b.from)));
         out.dedup();
@@ -120,17 +104,7 @@ fn rewrite_paths(text: &str, renames: &[Rename]) -> String {
 
 /// The host directory of every package of `eval`, for [`SourceRoots`].
 pub fn of_evaluation(eval: &cmod_evaluator::Evaluation) -> SourceRoots {
-    SourceRoots::new(
-        eval.packages
-            .packages
-            .iter()
-            .map(|p| (p.name.clone(), p.root.clone()))
-            .collect(),
-        eval.toolchain
-            .std_module_dir
-            .as_deref()
-            .map(Path::to_path_buf),
-    )
+    SourceRoots(HostRoots::of(eval))
 }
 
 #[cfg(test)]
@@ -178,6 +152,42 @@ mod tests {
         assert_eq!(
             rewrite_paths("é toolchain/stdx", &renames),
             "é toolchain/stdx"
+        );
+    }
+
+    #[test]
+    fn a_steps_sources_headers_and_std_modules_map_to_the_users_files() {
+        let roots = SourceRoots(HostRoots::new(
+            [("p".to_string(), std::path::PathBuf::from("/home/u/p"))],
+            Some("/usr/share/libc++/v1".into()),
+        ));
+        let drv: Derivation = serde_json::from_value(serde_json::json!({
+            "version": 1,
+            "name": "p-0.1.0-a.o",
+            "kind": "object",
+            "toolchain": "blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm",
+            "tool": "c++",
+            "args": [],
+            "env": {},
+            "inputs": [
+                {"at": "bmi/q.pcm", "role": "bmi",
+                 "from": {"drv": "jgqbjrb75zxsn2v8gvwr0qjz4zg75anr-q.pcm.drv", "output": "bmi"}},
+                {"at": "src/p/inc/a.h", "role": "headers",
+                 "from": {"path": "m8707v8dpq06mp8bf6n2hvadj9vp4ifi-a.h"}},
+                {"at": "src/p/src/a.cpp", "role": "source",
+                 "from": {"path": "m8707v8dpq06mp8bf6n2hvadj9vp4ifj-a.cpp"}},
+                {"at": "toolchain/std", "role": "source",
+                 "from": {"path": "m8707v8dpq06mp8bf6n2hvadj9vp4ifk-libcxx-modules"}}
+            ],
+            "outputs": {"obj": {"at": "out/a.o", "name": "p-0.1.0-a.o"}}
+        }))
+        .unwrap();
+        let log = "src/p/src/a.cpp:1:1: error: x\nsrc/p/inc/a.h:2:2: note: y\n\
+                   toolchain/std/std.cppm:3:3: note: z\nbmi/q.pcm: w\n";
+        assert_eq!(
+            roots.rewrite(&drv, log),
+            "/home/u/p/src/a.cpp:1:1: error: x\n/home/u/p/inc/a.h:2:2: note: y\n\
+             /usr/share/libc++/v1/std.cppm:3:3: note: z\nbmi/q.pcm: w\n"
         );
     }
 }

@@ -26,6 +26,12 @@ fn new_and_init_create_buildable_packages() {
     let dir = s.dir.path().join("my-app");
     let r = s.realise(&dir, &[]).ok();
     assert_eq!(run(&r.target("my-app"), &[]), "Hello from my-app!\n");
+    // What realise writes beside the sources is ignored by git.
+    let ignored = std::fs::read_to_string(dir.join(".gitignore")).unwrap();
+    for generated in ["result", "compile_commands.json"] {
+        assert!(dir.join(generated).exists(), "{generated}");
+        assert!(ignored.lines().any(|l| l == generated), "{ignored}");
+    }
     // `new` refuses to overwrite.
     let again = s.cmod(s.dir.path(), &["new", "my-app"]);
     let (code, err) = failure(&again);

@@ -11,6 +11,7 @@
 //! The entry point is [`evaluate`].
 
 pub mod cache_io;
+pub mod compdb;
 pub mod deps;
 pub mod derive;
 pub mod error;

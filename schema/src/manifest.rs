@@ -353,6 +353,70 @@ pub struct BuildSettings {
     /// System libraries every link of the package's executables gets (`pthread`, `m`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Spanned<String>>,
+    /// Where `cmod realise` writes the compile database for editors (read from the
+    /// workspace root's manifest only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compile_commands: Option<Spanned<CompileCommandsSetting>>,
+}
+
+/// `[build] compile-commands`: `true` (the default) writes `compile_commands.json` at the
+/// workspace root, `false` writes none, and a path (relative to the workspace root) writes
+/// it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompileCommandsSetting {
+    Default,
+    Off,
+    /// Relative to the workspace root; never empty or absolute.
+    Path(String),
+}
+
+impl CompileCommandsSetting {
+    fn parse_path(s: &str) -> Result<CompileCommandsSetting, String> {
+        if s.is_empty() || s.starts_with('/') {
+            return Err(format!(
+                "`compile-commands = \"{s}\"` is not a path relative to the workspace root; \
+                 write e.g. `\"compile_commands.json\"`, `\"build/compile_commands.json\"`, \
+                 or `true` / `false`"
+            ));
+        }
+        Ok(CompileCommandsSetting::Path(s.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for CompileCommandsSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = CompileCommandsSetting;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`true`, `false` or a path relative to the workspace root")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Self::Value, E> {
+                Ok(if on {
+                    CompileCommandsSetting::Default
+                } else {
+                    CompileCommandsSetting::Off
+                })
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                CompileCommandsSetting::parse_path(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Serialize for CompileCommandsSetting {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CompileCommandsSetting::Default => s.serialize_bool(true),
+            CompileCommandsSetting::Off => s.serialize_bool(false),
+            CompileCommandsSetting::Path(p) => s.serialize_str(p),
+        }
+    }
 }
 
 /// `[profile.*]`.
@@ -523,6 +587,7 @@ pub fn known_fields(table: &str) -> &'static [&'static str] {
             "include-dirs",
             "ldflags",
             "links",
+            "compile-commands",
         ],
         "profile" => &["dev", "release"],
         "profile.dev" | "profile.release" => {
@@ -644,6 +709,47 @@ mod tests {
 
         let err = parse("[profile.dev]\nopt-level = 4\n").unwrap_err();
         assert!(err.message().contains("not an optimisation level"), "{err}");
+    }
+
+    #[test]
+    fn compile_commands_is_a_switch_or_a_relative_path() {
+        let setting = |text: &str| {
+            parse(&format!("[build]\ncompile-commands = {text}\n"))
+                .map(|m| m.build.compile_commands.map(|s| s.into_inner()))
+        };
+        assert_eq!(parse("").unwrap().build.compile_commands, None);
+        assert_eq!(
+            setting("true").unwrap(),
+            Some(CompileCommandsSetting::Default)
+        );
+        assert_eq!(setting("false").unwrap(), Some(CompileCommandsSetting::Off));
+        assert_eq!(
+            setting("\"build/compile_commands.json\"").unwrap(),
+            Some(CompileCommandsSetting::Path(
+                "build/compile_commands.json".into()
+            ))
+        );
+        for bad in ["\"\"", "\"/tmp/compile_commands.json\""] {
+            let err = setting(bad).unwrap_err();
+            assert!(
+                err.message()
+                    .contains("is not a path relative to the workspace root"),
+                "{bad}: {err}"
+            );
+        }
+        let err = setting("1").unwrap_err();
+        assert!(
+            err.message()
+                .contains("`true`, `false` or a path relative to the workspace root"),
+            "{err}"
+        );
+        // Written back as it was read.
+        let m = parse("[build]\ncompile-commands = \"cc/compile_commands.json\"\n").unwrap();
+        let text = toml::to_string(&m).unwrap();
+        assert!(
+            text.contains("compile-commands = \"cc/compile_commands.json\""),
+            "{text}"
+        );
     }
 
     #[test]

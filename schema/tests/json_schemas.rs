@@ -99,6 +99,18 @@ const CASES: &[(&str, bool)] = &[
         true,
     ),
     ("[build]\nincludes = []\n", false),
+    ("[build]\ncompile-commands = false\n", true),
+    ("[build]\ncompile-commands = true\n", true),
+    (
+        "[build]\ncompile-commands = \"build/compile_commands.json\"\n",
+        true,
+    ),
+    ("[build]\ncompile-commands = \"\"\n", false),
+    (
+        "[build]\ncompile-commands = \"/tmp/compile_commands.json\"\n",
+        false,
+    ),
+    ("[build]\ncompile-commands = 1\n", false),
     ("[dependencies]\nu = { path = \"../u\" }\n", true),
     (
         "[dependencies]\nu = { path = \"../u\", version = \"^1.2\" }\n",

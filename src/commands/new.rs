@@ -46,7 +46,8 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
     write_new(&dir.join("src/main.cpp"), &format!("#include <cstdio>\nimport {module};\n\nint main() {{\n    std::puts({module}::greeting().c_str());\n}}\n"))?;
     let gitignore = dir.join(".gitignore");
     if !gitignore.exists() {
-        write_new(&gitignore, "result\nresult-*\n")?;
+        // Out-links, and the compile database `realise` writes (it holds host paths).
+        write_new(&gitignore, "result\nresult-*\ncompile_commands.json\n")?;
     }
     eprintln!("     Created package `{pkg}` in {}", dir.display());
     Ok(())

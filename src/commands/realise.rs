@@ -434,6 +434,10 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         crate::commands::lock::prepare(&project, args.build.locked()),
     )?;
     let pinned = Some(&lock).filter(|_| args.build.locked());
+    with_json_finish(
+        &progress,
+        crate::commands::compile_commands::refresh_for_realise(&project, &args.build),
+    )?;
     let mode: Mode = with_json_finish(
         &progress,
         args.run

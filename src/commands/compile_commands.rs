@@ -1,0 +1,192 @@
+//! `cmod compile-commands`, and the compile database `cmod realise` keeps up to date.
+//!
+//! The database comes from `cmod_evaluator::compdb`; here it is decided what to evaluate
+//! (the whole workspace with its tests) and where the file goes, and it is written
+//! atomically (a temporary file renamed over it), so an editor never reads half of one.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use cmod_evaluator::compdb;
+use cmod_evaluator::deps::Update;
+use cmod_evaluator::Evaluation;
+use cmod_store::Store;
+
+use crate::cli::{BuildOpts, Cli, CompileCommandsArgs};
+use crate::diagnostic::{display_path, render_diagnostic, CliError};
+use crate::project::{
+    evaluate_in, open_store, package_dir, print_warnings, workspace_root, Project, Scope,
+};
+
+/// Evaluate the workspace of the current package (every member, or the `-p` ones) with
+/// the members' `[[test]]` units, which only a database includes among the commands that
+/// do not run tests.
+fn evaluate_workspace(
+    store: &Store,
+    build: &BuildOpts,
+    dir: &Path,
+) -> Result<Evaluation, CliError> {
+    let root = workspace_root(dir)?;
+    let scope = Scope {
+        dir: &root,
+        select: build.package.clone(),
+        with_tests: true,
+    };
+    evaluate_in(store, &scope, build, Update::Nothing, None)
+}
+
+/// `cmod compile-commands [-o FILE]`.
+pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
+    let store = open_store(cli)?;
+    let eval = evaluate_workspace(&store, &args.build, &package_dir(cli)?)?;
+    print_warnings(&eval.warnings);
+    print_warnings(&compdb::ignored_settings(&eval.packages));
+    let commands = compdb::of_evaluation(&eval)?;
+    let bytes = compdb::to_json(&commands)?;
+    let output = match &args.output {
+        Some(path) if path.as_os_str() == "-" => {
+            return std::io::stdout()
+                .write_all(&bytes)
+                .map_err(|e| CliError::Internal(format!("cannot write to stdout: {e}")));
+        }
+        Some(path) => path.clone(),
+        None => {
+            let configured = compdb::configured_output(&eval.packages);
+            let output =
+                configured.unwrap_or_else(|| eval.packages.workspace_root.join(compdb::FILE_NAME));
+            create_parent(&output)?;
+            output
+        }
+    };
+    let output = absolute(&output)?;
+    write_atomically(&output, &bytes)?;
+    compdb::remember(&store.cache_dir(), &output, &eval.fingerprint(), &bytes);
+    eprintln!(
+        "{:>12} {} ({} units)",
+        "Wrote",
+        display_path(&output),
+        commands.len()
+    );
+    Ok(())
+}
+
+/// Bring the compile database that `cmod realise` keeps up to date, unless the workspace
+/// manifest turns it off: rewritten only when the evaluation it comes from changed (or
+/// the file did). Runs before building, so the editor has it while a build fails.
+pub fn refresh_for_realise(project: &Project, build: &BuildOpts) -> Result<(), CliError> {
+    let packages = &project.eval.packages;
+    print_warnings(&compdb::ignored_settings(packages));
+    let Some(output) = compdb::configured_output(packages) else {
+        return Ok(());
+    };
+    let workspace = workspace_evaluation(project, build);
+    let eval = workspace.as_ref().unwrap_or(&project.eval);
+    let cache = project.store.cache_dir();
+    let fingerprint = eval.fingerprint();
+    if compdb::is_current(&cache, &output, &fingerprint) {
+        return Ok(());
+    }
+    let bytes = compdb::to_json(&compdb::of_evaluation(eval)?)?;
+    create_parent(&output)?;
+    write_atomically(&output, &bytes)?;
+    compdb::remember(&cache, &output, &fingerprint, &bytes);
+    Ok(())
+}
+
+/// The evaluation the database of a `realise` comes from, when the realisation's own is
+/// not it: the whole workspace with its tests, whatever `realise` builds. When that does
+/// not evaluate (a broken test), `None` with a warning, and the database is written from
+/// the realisation's own units: a broken test never fails `realise`.
+fn workspace_evaluation(project: &Project, build: &BuildOpts) -> Option<Evaluation> {
+    if compdb::covers_workspace_with_tests(&project.eval) {
+        return None;
+    }
+    let whole = BuildOpts {
+        package: Vec::new(),
+        ..build.clone()
+    };
+    match evaluate_workspace(
+        &project.store,
+        &whole,
+        &project.eval.packages.workspace_root,
+    ) {
+        Ok(eval) => {
+            let new_warnings = eval
+                .warnings
+                .iter()
+                .filter(|w| !project.eval.warnings.contains(w));
+            print_warnings(new_warnings);
+            Some(eval)
+        }
+        Err(e) => {
+            let message = format!(
+                "{} lists only the units of this build: the whole workspace with its tests does not evaluate: {}",
+                compdb::FILE_NAME,
+                e.summary()
+            );
+            let help = "`cmod compile-commands` reports the error in full";
+            eprint!(
+                "{}",
+                render_diagnostic("warning", &message, None, Some(help))
+            );
+            None
+        }
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, CliError> {
+    std::path::absolute(path)
+        .map_err(|e| CliError::usage(format!("cannot resolve `{}`: {e}", path.display()), None))
+}
+
+/// Create the directories the manifest's `compile-commands` path names (a fresh checkout
+/// may lack a `build/` directory the project writes it to).
+fn create_parent(output: &Path) -> Result<(), CliError> {
+    match output.parent() {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| {
+            CliError::usage(
+                format!(
+                    "cannot create `{}` for the compile database: {e}",
+                    display_path(dir)
+                ),
+                Some("set [build] compile-commands of the workspace manifest to a writable place, or to false".into()),
+            )
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory, renamed over
+/// it. The directory must exist: a missing one is most likely a mistyped path.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let shown = display_path(path);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(CliError::usage(
+            format!("`{shown}` is not a file name"),
+            None,
+        ));
+    };
+    if !dir.is_dir() {
+        return Err(CliError::usage(
+            format!(
+                "cannot write the compile database `{shown}`: the directory `{}` does not exist",
+                display_path(dir)
+            ),
+            Some("create the directory first, or write elsewhere with -o FILE".into()),
+        ));
+    }
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            CliError::usage(
+                format!("cannot write the compile database `{shown}`: {e}"),
+                None,
+            )
+        })
+}
