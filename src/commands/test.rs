@@ -4,8 +4,8 @@
 //! A test runs in the sandbox mode of the build (`--sandbox`, default `full`): a fresh,
 //! private, writable working directory; the fixed sandbox environment (nothing inherited)
 //! plus `CMOD_PACKAGE_DIR` (the package's directory, visible read-only, for fixture files)
-//! and `CMOD_TEST_NAME`; in the full sandbox no network and no view of the host beyond the
-//! toolchain. A test passes when it exits with status 0. Its combined stdout and stderr
+//! and `CMOD_TEST_NAME`; in the full sandbox no network, a private writable `/tmp`, and no
+//! view of the host beyond the toolchain and its runtime libraries. A test passes when it exits with status 0. Its combined stdout and stderr
 //! are captured and printed when it fails (or always, with `--show-output`).
 
 use std::path::{Path, PathBuf};
@@ -184,7 +184,11 @@ fn run_one(
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::Internal(format!("cannot create {}: {e}", dir.display())))?;
     let log = dir.with_extension("log");
-    let mut visible = project.eval.toolchain.closure.clone();
+    // The build closure, plus what the dynamic loader opens to start the binary (libc++'s
+    // soname links, for one, are not in the build closure), the binary and the package.
+    let toolchain = &project.eval.toolchain;
+    let mut visible = toolchain.closure.clone();
+    visible.extend(toolchain.runtime.iter().cloned());
     visible.push(exe.to_path_buf());
     visible.push(package_dir.to_path_buf());
     let action = Action {
