@@ -557,9 +557,6 @@ mod tests {
         assert!(last_mkdir < first_bind);
     }
 
-    /// Link directories become a tmpfs each, laid out after the build directory's bind,
-    /// with links and directories pinned (links first, directories deepest first) and the
-    /// mount sealed last.
     /// An action in `t` (a store with input `h-a`, a build directory) with `toolchain`.
     fn action_in(t: &Path, toolchain: Vec<PathBuf>) -> Action {
         let store = t.join("store");
@@ -591,6 +588,9 @@ mod tests {
             .unwrap_or_else(|| panic!("{want:?} missing from {steps:#?}"))
     }
 
+    /// Link directories become a tmpfs each, laid out after the build directory's bind,
+    /// with links and directories pinned (links first, directories deepest first) and the
+    /// mount sealed last.
     #[test]
     fn link_roots_are_laid_out_on_tmpfs_after_the_build_bind() {
         let t = tempfile::tempdir().unwrap();
