@@ -125,6 +125,14 @@ fn toolchain_works_outside_a_package_with_the_default_compiler() {
         serde_json::from_str(&stdout(&s.cmod(&libcxx, &["toolchain", "--json"]))).unwrap();
     assert_eq!(other["stdlib"], "libc++");
     assert_ne!(other["identity"], inside["identity"]);
+    // Its runtime (what its programs load) names libc++abi where the loader finds it.
+    let runtime = other["runtime"].as_array().expect("a runtime list");
+    assert!(
+        runtime
+            .iter()
+            .any(|p| p.as_str() == Some("/lib/x86_64-linux-gnu/libc++abi.so.1")),
+        "{runtime:?}"
+    );
     // A broken manifest is reported, not skipped for the default toolchain.
     std::fs::write(libcxx.join("cmod.toml"), "[package\n").unwrap();
     let (code, err) = failure(&s.cmod(&libcxx, &["toolchain"]));

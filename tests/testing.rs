@@ -301,3 +301,136 @@ fn a_git_dev_dependency_added_with_cmod_add_dev_is_fetched_and_locked() {
         format!("{original}\n[dev-dependencies]\n")
     );
 }
+
+/// With `stdlib = "libc++"` a test binary loads libc++, libc++abi and libunwind at run
+/// time, through soname links the build closure lacks; `cmod test` shows it the
+/// toolchain's runtime too. In the full sandbox the passing test passes, and a failing
+/// assertion (an exception thrown, caught and reported) is a failed test with its own
+/// message, not a loader error.
+#[test]
+fn a_libcxx_test_runs_in_the_full_sandbox_and_a_failed_assertion_fails_it() {
+    let s = Sandbox::new();
+    let check = |name: &str, sum: i32| {
+        format!(
+            r#"import std;
+import tally;
+
+void expect(bool ok, const char* what) {{
+    if (!ok) throw std::runtime_error(what);
+}}
+
+int main() {{
+    try {{
+        expect(tally::sum({{1, 2, 3}}) == {sum}, "sum of 1, 2, 3 is {sum}");
+    }} catch (const std::exception& e) {{
+        std::cout << "assertion failed: " << e.what() << '\n';
+        return 1;
+    }}
+    std::cout << "{name} ok\n";
+    return 0;
+}}
+"#
+        )
+    };
+    let (good, bad) = (check("adds", 6), check("miscounts", 7));
+    let dir = s.project(
+        "tally",
+        &[
+            ("cmod.toml", "[package]\nname = \"tally\"\nversion = \"0.1.0\"\n\n[toolchain]\nstdlib = \"libc++\"\n\n[lib]\nsources = [\"src/*.cppm\"]\n\n[[test]]\nname = \"adds\"\nmain = \"tests/adds.cpp\"\n\n[[test]]\nname = \"miscounts\"\nmain = \"tests/miscounts.cpp\"\n"),
+            ("src/tally.cppm", "export module tally;\nimport std;\nexport namespace tally {\nint sum(std::vector<int> v) { return std::accumulate(v.begin(), v.end(), 0); }\n}\n"),
+            ("tests/adds.cpp", &good),
+            ("tests/miscounts.cpp", &bad),
+        ],
+    );
+    let out = succeeded(s.cmod(&dir, &["test", "adds", "--show-output"]));
+    let text = stdout(&out);
+    assert!(
+        text.contains("test adds ... ok\n---- adds output ----\nadds ok\n"),
+        "{text}"
+    );
+
+    let out = s.cmod(&dir, &["test", "--sandbox", "full"]);
+    let (code, err) = failure(&out);
+    let text = stdout(&out);
+    assert_eq!(code, 1, "stdout:\n{text}\nstderr:\n{err}");
+    assert!(
+        !text.contains("cannot open shared object file"),
+        "the loader failed: {text}"
+    );
+    assert!(text.contains("test adds ... ok\n"), "{text}");
+    assert!(
+        text.contains("test miscounts ... FAILED (exit code 1)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("---- miscounts output ----\nassertion failed: sum of 1, 2, 3 is 7\n"),
+        "{text}"
+    );
+    assert!(
+        err.contains("error: 1 of 2 tests failed: miscounts"),
+        "{err}"
+    );
+}
+
+/// A package that lives under the host's `/tmp` (created there explicitly, with a space in
+/// the path): its test still gets a private, writable `/tmp`, while the package directory
+/// stays readable (and read-only) at its own path under `/tmp`.
+#[test]
+fn a_package_under_tmp_gets_a_private_writable_tmp_in_its_tests() {
+    let s = Sandbox {
+        dir: tempfile::Builder::new()
+            .prefix("cmod tmp-package ")
+            .tempdir_in("/tmp")
+            .expect("temp dir in /tmp"),
+    };
+    let marker = format!("cmod-test-scratch-{}", std::process::id());
+    let source = format!(
+        r#"#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+import scratch;
+
+int main() {{
+    if (answer() != 42) return 1;
+    {{
+        std::ofstream out("/tmp/{marker}");
+        out << "scratch\n";
+        if (!out.flush()) {{ std::perror("writing /tmp/{marker}"); return 2; }}
+    }}
+    std::ifstream in("/tmp/{marker}");
+    std::string word;
+    in >> word;
+    if (word != "scratch") {{ std::puts("read back nothing"); return 3; }}
+    std::string dir = std::getenv("CMOD_PACKAGE_DIR");
+    std::ifstream fixture(dir + "/data.txt");
+    fixture >> word;
+    if (word != "fixture") {{ std::puts("no fixture"); return 4; }}
+    if (std::fopen((dir + "/written-by-test").c_str(), "w")) {{ std::puts("package dir writable"); return 5; }}
+    std::puts("tmp ok");
+    return 0;
+}}
+"#
+    );
+    let dir = s.project(
+        "scratch pad",
+        &[
+            ("cmod.toml", "[package]\nname = \"scratch\"\nversion = \"0.1.0\"\n\n[lib]\nsources = [\"src/*.cppm\"]\n\n[[test]]\nname = \"uses-tmp\"\nmain = \"tests/uses_tmp.cpp\"\n"),
+            ("src/scratch.cppm", "export module scratch;\nexport int answer() { return 42; }\n"),
+            ("data.txt", "fixture\n"),
+            ("tests/uses_tmp.cpp", &source),
+        ],
+    );
+    assert!(dir.starts_with("/tmp"), "{}", dir.display());
+    let out = succeeded(s.cmod(&dir, &["test", "--show-output"]));
+    let text = stdout(&out);
+    assert!(
+        text.contains("test uses-tmp ... ok\n---- uses-tmp output ----\ntmp ok\n"),
+        "{text}"
+    );
+    assert!(
+        !std::path::Path::new("/tmp").join(&marker).exists(),
+        "the test wrote the host's /tmp"
+    );
+    assert!(!dir.join("written-by-test").exists());
+}

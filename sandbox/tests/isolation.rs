@@ -35,6 +35,7 @@ both_modes!(
     inputs_are_readable_through_stable_links,
     non_input_store_path_is_denied,
     writes_outside_the_build_dir_fail,
+    toolchain_under_tmp_is_visible_and_tmp_stays_private,
     failing_builder_is_an_outcome,
     timeout_is_enforced,
     leftover_processes_die_with_the_builder,
@@ -196,6 +197,62 @@ fn writes_outside_the_build_dir_fail(mode: Mode) {
             assert!(fx.build().join(".tmp").join(&marker).exists());
         }
         _ => assert!(log.contains(&format!("denied /tmp/{marker}")), "{log}"),
+    }
+}
+
+/// A toolchain path under the host's `/tmp` (a package or test helper in a temporary
+/// directory, here with a space in its name) is readable but not writable inside; in the
+/// full sandbox `/tmp` stays the private build-dir temp all the same, and the rest of the
+/// host's `/tmp` stays out of sight.
+fn toolchain_under_tmp_is_visible_and_tmp_stays_private(mode: Mode) {
+    let fx = Fixture::new();
+    let tmp = |prefix: &str| {
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in("/tmp")
+            .unwrap()
+    };
+    let (tool, sibling) = (tmp("cmod tool "), tmp("cmod-sibling-"));
+    let tool_dir = std::fs::canonicalize(tool.path()).unwrap();
+    std::fs::write(tool_dir.join("data"), "tool data\n").unwrap();
+    std::fs::write(sibling.path().join("secret"), "host secret\n").unwrap();
+    let marker = format!("cmod-private-{}-{}", std::process::id(), line!());
+    let script = format!(
+        "cat '{t}/data'; touch '{t}/new' 2>&1; cat '{s}/secret' 2>&1; \
+         if {{ echo mine > /tmp/{marker}; }} 2>/dev/null; then cat /tmp/{marker}; else echo denied; fi; \
+         ls -A /tmp 2>&1 || true",
+        t = tool_dir.display(),
+        s = sibling.path().display(),
+    );
+    let mut toolchain = common::shell_toolchain();
+    toolchain.push(tool_dir.clone());
+    let a = fx.action(Path::new("/bin/sh"), &["-c".to_string(), script], toolchain);
+    let log = ok_log(fx.run(mode, &a));
+    assert!(log.starts_with("tool data\n"), "{log}");
+    assert!(!tool_dir.join("new").exists());
+    assert!(
+        !Path::new("/tmp").join(&marker).exists(),
+        "host /tmp written"
+    );
+    assert!(!log.contains("host secret"), "{log}");
+    let top = tool_dir.strip_prefix("/tmp").unwrap();
+    match mode {
+        Mode::Full => {
+            assert!(log.contains("Read-only file system"), "{log}");
+            assert!(log.contains("No such file or directory"), "{log}");
+            assert!(log.contains("\nmine\n"), "{log}");
+            assert!(fx.build().join(".tmp").join(&marker).exists());
+            // /tmp lists the step's own file and the way to the toolchain path, nothing
+            // else of the host's /tmp.
+            let listing: Vec<&str> = log.lines().skip(4).collect();
+            let mut want = vec![marker.as_str(), top.to_str().unwrap()];
+            want.sort();
+            assert_eq!(listing, want, "{log}");
+        }
+        _ => {
+            assert_eq!(log.matches("Permission denied").count(), 3, "{log}");
+            assert!(log.contains("\ndenied\n"), "{log}");
+        }
     }
 }
 

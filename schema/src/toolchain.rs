@@ -46,4 +46,11 @@ pub struct ToolchainInfo {
     /// The linker's library search path, in order (for `links` and system dependencies).
     #[serde(default)]
     pub lib_dirs: Vec<PathBuf>,
+    /// The **runtime closure**: what the dynamic loader opens to start a program this
+    /// toolchain links (the standard library's shared libraries at the paths the loader
+    /// finds them, their canonical files, the loader and `ld.so.cache`). A sandbox that
+    /// runs such a program (`cmod test`) shows these besides `closure`. Part of neither
+    /// `closure` nor `identity`: no build step runs what it links.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime: Vec<PathBuf>,
 }

@@ -294,6 +294,10 @@ pub fn toolchain(cli: &Cli, as_json: bool, build: &BuildOpts) -> Result<(), CliE
             println!("std module: {}", d.display());
         }
         println!("closure:   {} paths", t.closure.len());
+        println!(
+            "runtime:   {} paths (what linked programs load)",
+            t.runtime.len()
+        );
     }
     Ok(())
 }

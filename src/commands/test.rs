@@ -4,14 +4,14 @@
 //! A test runs in the sandbox mode of the build (`--sandbox`, default `full`): a fresh,
 //! private, writable working directory; the fixed sandbox environment (nothing inherited)
 //! plus `CMOD_PACKAGE_DIR` (the package's directory, visible read-only, for fixture files)
-//! and `CMOD_TEST_NAME`; in the full sandbox no network and no view of the host beyond the
-//! toolchain. A test passes when it exits with status 0. Its combined stdout and stderr
+//! and `CMOD_TEST_NAME`; in the full sandbox no network, a private writable `/tmp`, and no
+//! view of the host beyond the toolchain and its runtime libraries. A test passes when it exits with status 0. Its combined stdout and stderr
 //! are captured and printed when it fails (or always, with `--show-output`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cmod_evaluator::derive::TargetKind;
+use cmod_evaluator::derive::{Target, TargetKind};
 use cmod_sandbox::{Action, ExitKind, Limits, Mode, SandboxError};
 use serde_json::json;
 
@@ -71,10 +71,11 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
         );
     }
     let started = Instant::now();
+    let system_runtime = system_runtime(&project, &targets)?;
     let mut runs = Vec::new();
     for ((name, exe), (package, _)) in names.iter().zip(&exes).zip(&selected) {
         let root = package_root(&project, package)?;
-        let run = run_one(&project, mode, args, name, exe, &root)?;
+        let run = run_one(&project, mode, args, name, exe, &root, &system_runtime)?;
         report(&progress, &run, args.show_output);
         runs.push(run);
     }
@@ -160,6 +161,37 @@ fn select(project: &Project, names: &[String]) -> Result<Vec<(String, String)>, 
     Ok(out)
 }
 
+/// What the dynamic loader opens for the shared system libraries the tests link (their
+/// soname links, canonical files and what they need in turn), beyond the toolchain's own
+/// runtime: the test binaries' links list those libraries among their host files.
+fn system_runtime(project: &Project, targets: &[Target]) -> Result<Vec<PathBuf>, CliError> {
+    let derived = project.derived()?;
+    let mut libraries: Vec<PathBuf> = targets
+        .iter()
+        .filter_map(|t| derived.derivations.get(&t.drv))
+        .flat_map(|d| d.host.keys())
+        .filter(|p| is_shared_library(p))
+        .map(PathBuf::from)
+        .collect();
+    libraries.sort();
+    libraries.dedup();
+    if libraries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let toolchain = &project.eval.toolchain;
+    Ok(cmod_evaluator::toolchain::runtime_closure(
+        &toolchain.cxx,
+        toolchain.stdlib,
+        &libraries,
+    )?)
+}
+
+/// `libz.so`, `libz.so.1.2.13`: a shared object, not an archive or a `.pc` file.
+fn is_shared_library(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.ends_with(".so") || name.contains(".so.")
+}
+
 fn package_root(project: &Project, name: &str) -> Result<PathBuf, CliError> {
     project
         .eval
@@ -179,12 +211,18 @@ fn run_one(
     name: &str,
     exe: &Path,
     package_dir: &Path,
+    system_runtime: &[PathBuf],
 ) -> Result<TestRun, CliError> {
     let dir = project.store.temp_path("test");
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::Internal(format!("cannot create {}: {e}", dir.display())))?;
     let log = dir.with_extension("log");
-    let mut visible = project.eval.toolchain.closure.clone();
+    // The build closure, plus what the dynamic loader opens to start the binary (libc++'s
+    // soname links, for one, are not in the build closure), the binary and the package.
+    let toolchain = &project.eval.toolchain;
+    let mut visible = toolchain.closure.clone();
+    visible.extend(toolchain.runtime.iter().cloned());
+    visible.extend(system_runtime.iter().cloned());
     visible.push(exe.to_path_buf());
     visible.push(package_dir.to_path_buf());
     let action = Action {

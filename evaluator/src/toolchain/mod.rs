@@ -5,6 +5,8 @@
 //! linker, archiver and scanner binaries and the shared libraries they load, the exact
 //! `--version` text, the resource directory, the standard library headers and the
 //! libraries a link pulls in — and the **closure** of host paths a sandboxed step needs.
+//! Apart from both, it records the **runtime** closure: what the dynamic loader opens to
+//! start a program the toolchain links (see `runtime.rs`), which only running tests need.
 //!
 //! The result is cached by file metadata: the stamps of every hashed file and of every
 //! directory of every hashed tree. Package managers replace files by renaming, which
@@ -12,6 +14,7 @@
 //! file (about a thousand on Debian: a millisecond or two) and runs no process.
 
 mod probe;
+mod runtime;
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +30,7 @@ use crate::error::{ErrorKind, EvalError};
 use crate::hashing::{hash_file_with, hash_tree, Stamp};
 
 pub use probe::{parse_clang_version, resolve_lib};
+pub use runtime::{loaded_files, runtime_closure};
 
 /// The compiler used when the manifest names none.
 pub const DEFAULT_COMPILER: &str = "clang++-19";
@@ -52,7 +56,9 @@ struct CacheEntry {
     link_stamps: Vec<(PathBuf, Stamp)>,
 }
 
-const CACHE_VERSION: u32 = 7;
+/// Bumped whenever the cached description changes shape (7: `runtime`; 8: system
+/// include directories out of the identity, `hashed_dirs`, `lib_dirs`).
+const CACHE_VERSION: u32 = 8;
 
 /// Find the toolchain, from the cache in `cache_dir` when it is still valid.
 pub fn discover(
@@ -218,10 +224,121 @@ fn missing_tool(what: &str, looked: &Path, package: &str) -> EvalError {
     .help(format!("install it with `apt-get install {package}`"))
 }
 
-type Computed = (ToolchainInfo, Vec<(PathBuf, Stamp)>, Vec<(PathBuf, Stamp)>);
+/// Cache stamps: (path, stamp) pairs.
+type Stamps = Vec<(PathBuf, Stamp)>;
+type Computed = (ToolchainInfo, Stamps, Stamps);
+
+/// The tools found next to the driver.
+struct Tools {
+    scan_deps: PathBuf,
+    ar: PathBuf,
+    std_module_dir: Option<PathBuf>,
+}
 
 fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
     let p = probe::probe(cxx, stdlib)?;
+    let tools = find_tools(cxx, stdlib, &p)?;
+    let (files, trees, system_include_dirs) = identity_inputs(cxx, &tools, &p);
+
+    // Files and trees hash at the same time (on the rayon pool): the big shared libraries
+    // and the thousands of small headers keep both cores busy. The runtime probe (a
+    // compile, a link and `ldd`: mostly waiting on processes) runs beside them.
+    let (runtime, hashed) = std::thread::scope(|s| {
+        let runtime = s.spawn(|| runtime::runtime_closure(cxx, stdlib, &[]));
+        let hashed = hash_all(&files, &trees);
+        let runtime = runtime.join().unwrap_or_else(|_| {
+            Err(EvalError::new(
+                ErrorKind::Internal,
+                "the toolchain runtime probe panicked",
+            ))
+        });
+        (runtime, hashed)
+    });
+    let (file_hashes, hashed_trees) = hashed?;
+    let runtime = runtime?;
+
+    let mut tree_hashes = Vec::new();
+    let mut walked = Vec::new();
+    for (t, (h, dirs)) in trees.iter().zip(hashed_trees) {
+        tree_hashes.push((t.clone(), h));
+        walked.extend(dirs);
+    }
+    let (stamps, link_stamps) = cache_stamps(cxx, walked, &files, &runtime);
+
+    let closure = build_closure(cxx, &tools, &p, &trees, &system_include_dirs, &files);
+    let identity = identity(&p, stdlib, &file_hashes, &tree_hashes, &closure);
+    let std_module_hash = tools.std_module_dir.as_ref().and_then(|d| {
+        let d = d.canonicalize().ok()?;
+        match tree_hashes.iter().find(|(t, _)| *t == d) {
+            Some((_, h)) => Some(*h),
+            None => hash_tree(&d).ok().map(|(h, _)| h),
+        }
+    });
+    let info = ToolchainInfo {
+        identity,
+        version: p.version.to_string(),
+        version_text: p.version_text,
+        stdlib,
+        cxx: cxx.to_path_buf(),
+        scan_deps: tools.scan_deps,
+        ar: tools.ar,
+        resource_dir: p.resource_dir,
+        std_module_dir: tools.std_module_dir,
+        std_module_hash,
+        closure,
+        runtime,
+        hashed_dirs: trees,
+        system_include_dirs,
+        lib_dirs: p
+            .lib_dirs
+            .iter()
+            .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
+            .collect(),
+    };
+    Ok((info, stamps, link_stamps))
+}
+
+/// What the cached description is checked against: the stamps of every directory the
+/// tree hashes walked, of every hashed file and of the runtime's files, and (as links) of
+/// the driver, which may be a symlink to another version, and of the runtime's soname
+/// links. `ld.so.cache` is left out: every library installation rewrites it, and a
+/// changed resolution of ours changes a link.
+fn cache_stamps(
+    cxx: &Path,
+    dirs: Vec<PathBuf>,
+    files: &[PathBuf],
+    runtime: &[PathBuf],
+) -> (Stamps, Stamps) {
+    let mut stamps = Vec::new();
+    for d in dirs {
+        if let Ok(s) = Stamp::read(&d) {
+            stamps.push((d, s));
+        }
+    }
+    for f in files {
+        if let Ok(s) = Stamp::read(f) {
+            stamps.push((f.clone(), s));
+        }
+    }
+    let mut link_stamps: Stamps = Stamp::read_link(cxx)
+        .map(|s| vec![(cxx.to_path_buf(), s)])
+        .unwrap_or_default();
+    for r in runtime.iter().filter(|r| !r.ends_with("ld.so.cache")) {
+        if let Ok(meta) = std::fs::symlink_metadata(r) {
+            let list = if meta.file_type().is_symlink() {
+                &mut link_stamps
+            } else {
+                &mut stamps
+            };
+            list.push((r.clone(), Stamp::of(&meta)));
+        }
+    }
+    (stamps, link_stamps)
+}
+
+/// The scanner, archiver and linker the driver comes with (each must exist), libc++'s
+/// headers when it is asked for, and the directory of its `std` module.
+fn find_tools(cxx: &Path, stdlib: Stdlib, p: &probe::Probe) -> Result<Tools, EvalError> {
     let major = p.version.major;
     let scan_deps = [
         p.installed_dir.join("clang-scan-deps"),
@@ -260,9 +377,24 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
         Stdlib::Libcxx => std_module_dir(cxx),
         Stdlib::Libstdcxx => None,
     };
+    Ok(Tools {
+        scan_deps,
+        ar,
+        std_module_dir,
+    })
+}
 
-    // Files whose bytes are part of the identity.
-    let binaries: Vec<PathBuf> = [cxx, &scan_deps, &ar, &p.linker]
+/// Files, hashed trees and system include directories of a toolchain.
+type IdentityInputs = (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>);
+
+/// The files and the directory trees whose contents are part of the identity: the
+/// binaries and the shared libraries they load, the crt objects, the dynamic linker and
+/// the libraries a link pulls in; the C++ standard library's include directories, the
+/// resource directory and the `std` module's directory. Third, the rest of the include
+/// path (`/usr/include`, ...): it is shared with every `-dev` package of the system, so it
+/// is not part of the identity; each unit's headers from there are tracked one by one.
+fn identity_inputs(cxx: &Path, tools: &Tools, p: &probe::Probe) -> IdentityInputs {
+    let binaries: Vec<PathBuf> = [cxx, &tools.scan_deps, &tools.ar, &p.linker]
         .iter()
         .filter_map(|b| b.canonicalize().ok())
         .collect();
@@ -283,10 +415,6 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
     files.sort();
     files.dedup();
 
-    // Trees whose contents are part of the identity: the C++ standard library's headers,
-    // the resource directory and the std module sources. The rest of the include path
-    // (`/usr/include`, ...) is shared with every `-dev` package of the system, so it is
-    // not: each unit's headers from there are tracked one by one instead.
     let (stdlib_dirs, system_dirs): (Vec<&PathBuf>, Vec<&PathBuf>) = p
         .include_dirs
         .iter()
@@ -294,7 +422,7 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
     let mut trees: Vec<PathBuf> = stdlib_dirs
         .into_iter()
         .chain(std::iter::once(&p.resource_dir))
-        .chain(std_module_dir.iter())
+        .chain(tools.std_module_dir.iter())
         .filter_map(|d| d.canonicalize().ok())
         .collect();
     minimise_dirs(&mut trees);
@@ -303,10 +431,22 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
         .filter_map(|d| d.canonicalize().ok())
         .filter(|d| !trees.iter().any(|t| d.starts_with(t)))
         .collect();
+    (files, trees, system_include_dirs)
+}
 
-    // Files and trees hash at the same time (on the rayon pool): the big shared libraries
-    // and the thousands of small headers keep both cores busy.
-    let (file_hashes, hashed_trees) = rayon::join(
+/// Whether an include directory belongs to the C++ standard library (libstdc++'s
+/// `include/c++/12`, its target directory `x86_64-linux-gnu/c++/12`, libc++'s
+/// `include/c++/v1`): a path with a `c++` component.
+fn is_stdlib_include_dir(dir: &Path) -> bool {
+    dir.components().any(|c| c.as_os_str() == "c++")
+}
+
+type FileHashes = Vec<(PathBuf, ContentHash)>;
+type TreeHashes = Vec<(ContentHash, Vec<PathBuf>)>;
+
+/// Hash the files and the trees (each tree with the directories it walked), in parallel.
+fn hash_all(files: &[PathBuf], trees: &[PathBuf]) -> Result<(FileHashes, TreeHashes), EvalError> {
+    let (file_hashes, tree_hashes) = rayon::join(
         || {
             files
                 .par_iter()
@@ -315,50 +455,34 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
                         .map(|(h, _)| (f.clone(), h))
                         .map_err(|e| EvalError::io(f, "hash toolchain file", e))
                 })
-                .collect::<Result<Vec<(PathBuf, ContentHash)>, _>>()
+                .collect::<Result<FileHashes, _>>()
         },
         || {
             trees
                 .par_iter()
                 .map(|t| hash_tree(t).map_err(|e| EvalError::io(t, "hash toolchain directory", e)))
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<TreeHashes, _>>()
         },
     );
-    let file_hashes = file_hashes?;
-    let mut stamps = Vec::new();
-    let mut tree_hashes = Vec::new();
-    for (t, (h, dirs)) in trees.iter().zip(hashed_trees?) {
-        tree_hashes.push((t.clone(), h));
-        for d in dirs {
-            if let Ok(s) = Stamp::read(&d) {
-                stamps.push((d, s));
-            }
-        }
-    }
-    for f in &files {
-        if let Ok(s) = Stamp::read(f) {
-            stamps.push((f.clone(), s));
-        }
-    }
-    // The driver may be a symlink to another version: stamp the link itself too.
-    let link_stamps: Vec<(PathBuf, Stamp)> = Stamp::read_link(cxx)
-        .map(|s| vec![(cxx.to_path_buf(), s)])
-        .unwrap_or_default();
+    Ok((file_hashes?, tree_hashes?))
+}
 
-    let mut h = blake3::Hasher::new();
-    h.update(b"cmod-toolchain-v1\0");
-    h.update(p.version_output.as_bytes());
-    h.update(b"\0");
-    h.update(stdlib.as_str().as_bytes());
-    for (label, list) in [("file", &file_hashes), ("tree", &tree_hashes)] {
-        for (path, hash) in list {
-            h.update(format!("\0{label}\0{}\0{}", path.display(), hash).as_bytes());
-        }
-    }
+/// The host paths a sandboxed build step may see: the tools as invoked, the driver's
+/// installation root, the hashed trees, the system include directories and the files
+/// (with their canonical paths), the GCC installation directory and `ld.so.cache`;
+/// minimal (nothing inside a listed directory).
+fn build_closure(
+    cxx: &Path,
+    tools: &Tools,
+    p: &probe::Probe,
+    trees: &[PathBuf],
+    system_include_dirs: &[PathBuf],
+    files: &[PathBuf],
+) -> Vec<PathBuf> {
     let mut closure: Vec<PathBuf> = vec![
         cxx.to_path_buf(),
-        scan_deps.clone(),
-        ar.clone(),
+        tools.scan_deps.clone(),
+        tools.ar.clone(),
         p.linker.clone(),
         PathBuf::from("/etc/ld.so.cache"),
     ];
@@ -390,48 +514,34 @@ fn compute(cxx: &Path, stdlib: Stdlib) -> Result<Computed, EvalError> {
             || c.canonicalize().map_or(true, |canon| &canon != c)
     });
     minimise_dirs(&mut closure);
-    // What a sandboxed step can see shapes its output (clang records its header search
-    // paths in every BMI), so the closure is part of the identity.
-    for c in &closure {
-        h.update(format!("\0closure\0{}", c.display()).as_bytes());
-    }
-    let identity = ContentHash(*h.finalize().as_bytes());
-
-    let std_module_hash = std_module_dir.as_ref().and_then(|d| {
-        let d = d.canonicalize().ok()?;
-        match tree_hashes.iter().find(|(t, _)| *t == d) {
-            Some((_, h)) => Some(*h),
-            None => hash_tree(&d).ok().map(|(h, _)| h),
-        }
-    });
-    let info = ToolchainInfo {
-        identity,
-        version: p.version.to_string(),
-        version_text: p.version_text,
-        stdlib,
-        cxx: cxx.to_path_buf(),
-        scan_deps,
-        ar,
-        resource_dir: p.resource_dir,
-        std_module_dir,
-        std_module_hash,
-        closure,
-        hashed_dirs: trees,
-        system_include_dirs,
-        lib_dirs: p
-            .lib_dirs
-            .iter()
-            .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
-            .collect(),
-    };
-    Ok((info, stamps, link_stamps))
+    closure
 }
 
-/// Whether an include directory belongs to the C++ standard library (libstdc++'s
-/// `include/c++/12`, its target directory `x86_64-linux-gnu/c++/12`, libc++'s
-/// `include/c++/v1`): a path with a `c++` component.
-fn is_stdlib_include_dir(dir: &Path) -> bool {
-    dir.components().any(|c| c.as_os_str() == "c++")
+/// The identity: the driver's `--version`, the stdlib, every hashed file and tree, and the
+/// closure — what a sandboxed step can see shapes its output (clang records its header
+/// search paths in every BMI). The runtime closure is not part of it: no build step runs
+/// what it links.
+fn identity(
+    p: &probe::Probe,
+    stdlib: Stdlib,
+    files: &[(PathBuf, ContentHash)],
+    trees: &[(PathBuf, ContentHash)],
+    closure: &[PathBuf],
+) -> ContentHash {
+    let mut h = blake3::Hasher::new();
+    h.update(b"cmod-toolchain-v1\0");
+    h.update(p.version_output.as_bytes());
+    h.update(b"\0");
+    h.update(stdlib.as_str().as_bytes());
+    for (label, list) in [("file", files), ("tree", trees)] {
+        for (path, hash) in list {
+            h.update(format!("\0{label}\0{}\0{}", path.display(), hash).as_bytes());
+        }
+    }
+    for c in closure {
+        h.update(format!("\0closure\0{}", c.display()).as_bytes());
+    }
+    ContentHash(*h.finalize().as_bytes())
 }
 
 /// Drop directories nested inside other listed directories (files are kept).

@@ -13,6 +13,13 @@
 //!   `/dev/null` is how tools discard output);
 //! * the fresh `/proc` of the namespace sandbox: read file and directory.
 //!
+//! Landlock grants what any rule on the way from a file up to `/` grants, walking the
+//! mount tree as the builder sees it. So in the namespace sandbox a mount nested in a
+//! writable directory inherits its write rights: the sealed link directories under
+//! `/build`, and toolchain paths that live under the host's `/tmp`, which are bound inside
+//! the private `/tmp` (`.tmp`, which has its own rule because it is mounted at `/tmp`,
+//! not reached through `/build`). Their read-only mounts keep them read-only (`EROFS`).
+//!
 //! Everything else in the file system is denied. With ABI >= 4 all TCP bind/connect is
 //! denied (no port rules); with ABI >= 6 abstract unix sockets and signals are scoped to
 //! the sandbox; newer ABIs known to the `landlock` crate (pathname unix sockets in v9, UDP

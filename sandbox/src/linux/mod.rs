@@ -10,7 +10,8 @@
 //!  ...                   host symlinks recreated), see plan.rs
 //! /cmod/store/<input>    each input store path (read-only bind)
 //! /build                 the host build directory (read-write bind), the cwd
-//! /tmp                   the build directory's .tmp (read-write bind)
+//! /tmp                   the build directory's .tmp (read-write bind); toolchain
+//!                        paths under the host's /tmp are bound read-only inside it
 //! /dev/{null,zero,full,random,urandom}  host device nodes (binds)
 //! /proc                  fresh, for the sandbox's own pid namespace
 //! ```
@@ -199,11 +200,9 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
             .chain(plan.inputs.iter())
             .cloned()
             .collect(),
-        read_write: if plan.private_tmp {
-            vec![build.clone(), build.join(".tmp")]
-        } else {
-            vec![build.clone()]
-        },
+        // `.tmp` is mounted at `/tmp`, not reached through `/build`, so it needs its own
+        // rule (Landlock walks the mount tree as the builder sees it).
+        read_write: vec![build.clone(), build.join(".tmp")],
         devices: plan::DEVICES.iter().map(PathBuf::from).collect(),
         fresh_proc: true,
     };

@@ -10,6 +10,13 @@
 //! `/bin -> usr/bin`) gets every symlink it passes recreated inside and only its real
 //! target bind-mounted, so the ELF interpreter `/lib64/ld-linux-x86-64.so.2` and absolute
 //! tool paths such as `/usr/bin/clang++-19` resolve exactly as on the host.
+//!
+//! `/tmp` inside is always private: the build directory's `.tmp`, bound read-write. A
+//! toolchain path that lives under the host's `/tmp` (a package or test helper in a
+//! temporary directory) is laid out in a second layer *inside* that private `/tmp`, after
+//! it is mounted: its mount points and symlinks are created in `.tmp` and the read-only
+//! binds go on top. So those paths stay visible at their host paths while everything else
+//! in `/tmp` is the step's own and writable.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ffi::OsString;
@@ -30,6 +37,10 @@ pub(crate) const DEVICES: [&str; 5] = [
 
 /// Top-level directories the sandbox owns; toolchain paths may not live under them.
 const RESERVED: [&str; 3] = ["/proc", BUILD_DIR, "/cmod"];
+
+/// The private temporary directory every action gets (its build directory's `.tmp`).
+/// Toolchain paths may live under it, but may not be it.
+const TMP: &str = "/tmp";
 
 /// Symlink hops allowed while resolving one toolchain path (as `MAXSYMLINKS`).
 const MAX_HOPS: usize = 40;
@@ -78,12 +89,9 @@ pub(crate) struct Plan {
     pub toolchain_binds: Vec<PathBuf>,
     /// Canonical host paths of the inputs.
     pub inputs: Vec<PathBuf>,
-    /// Canonical host build directory, if any (the probe has none).
+    /// Canonical host build directory, if any (the probe has none). Its `.tmp` is the
+    /// sandbox's `/tmp`.
     pub build_dir: Option<PathBuf>,
-    /// Whether `/tmp` inside is the build directory's `.tmp`. It is not when the toolchain
-    /// itself lives under `/tmp` (then `/tmp` shows those paths and only `TMPDIR` points at
-    /// the private temp dir).
-    pub private_tmp: bool,
 }
 
 /// The toolchain part of a plan: symlinks to recreate and real paths to bind (with
@@ -227,6 +235,13 @@ fn check_reserved(p: &Path) -> Result<(), SandboxError> {
             "the toolchain cannot include the whole root file system `/`".into(),
         ));
     }
+    if p == Path::new(TMP) {
+        return Err(SandboxError::InvalidAction(format!(
+            "the toolchain cannot include `{TMP}` itself, nor reach its paths through a \
+             symlinked `{TMP}`: the sandbox gives every step a private `{TMP}`; list the \
+             paths under it that the step needs"
+        )));
+    }
     if let Some(r) = RESERVED.iter().find(|r| p.starts_with(r)) {
         return Err(SandboxError::InvalidAction(format!(
             "toolchain path `{}` lies under `{r}`, which the sandbox provides itself",
@@ -267,9 +282,60 @@ fn is_dir(p: &Path) -> Result<bool, SandboxError> {
         .is_dir())
 }
 
+/// The mount points, symlinks and binds of one layer of the layout, turned into steps in
+/// that order (see [`Layer::into_steps`]).
+#[derive(Default)]
+struct Layer {
+    dirs: BTreeSet<PathBuf>,
+    files: Vec<PathBuf>,
+    symlinks: Vec<Step>,
+    binds: Vec<(PathBuf, PathBuf, Access)>,
+}
+
+impl Layer {
+    fn bind(&mut self, src: PathBuf, dst: PathBuf, is_dir: bool, access: Access) {
+        mount_point(&dst, is_dir, &mut self.dirs, &mut self.files);
+        self.binds.push((src, dst, access));
+    }
+
+    fn symlink(&mut self, at: &Path, target: &Path) {
+        if let Some(parent) = at.parent() {
+            add_dirs(&mut self.dirs, parent);
+        }
+        self.symlinks.push(Step::Symlink {
+            at: at.to_path_buf(),
+            target: target.to_path_buf(),
+        });
+    }
+
+    /// Append the layer's steps: the directories strictly below `base` (parents first;
+    /// `base` and its ancestors exist already), the mount-point files, the symlinks, then
+    /// the binds, parents first so a later bind is never hidden by an earlier one.
+    fn into_steps(mut self, base: &Path, steps: &mut Vec<Step>) {
+        steps.extend(
+            self.dirs
+                .into_iter()
+                .filter(|d| d.starts_with(base) && d != base)
+                .map(Step::Mkdir),
+        );
+        steps.extend(self.files.into_iter().map(Step::Touch));
+        steps.append(&mut self.symlinks);
+        self.binds.sort_by(|a, b| a.1.cmp(&b.1));
+        steps.extend(self.binds.into_iter().map(|(src, dst, access)| Step::Bind {
+            src,
+            dst,
+            access,
+        }));
+    }
+}
+
 /// Plan the sandbox for `action`, or a bare one (devices only) for the probe. The links
 /// under `link_roots` (see [`link_roots`](crate::materialise::link_roots)) are laid out
 /// on a read-only tmpfs per root, over the build directory's (empty) directory.
+///
+/// The steps come in three groups: the root layer (everything outside `/tmp`, with the
+/// private `/tmp` bind among its binds), then the toolchain paths under `/tmp` laid out
+/// inside that private `/tmp`, then the link directories inside `/build`.
 pub(crate) fn plan(
     action: Option<&Action>,
     link_roots: &BTreeSet<PathBuf>,
@@ -278,35 +344,33 @@ pub(crate) fn plan(
         Some(a) => cached_layout(&a.toolchain)?,
         None => Arc::new(ToolchainLayout::default()),
     };
-    let mut dirs = BTreeSet::new();
-    let mut files = Vec::new();
-    let mut binds = Vec::new();
+    let tmp = Path::new(TMP);
+    let mut root = Layer::default();
+    let mut in_tmp = Layer::default();
     for (real, dir) in &layout.binds {
-        mount_point(real, *dir, &mut dirs, &mut files);
-        binds.push((real.clone(), real.clone(), Access::ReadOnly));
+        let layer = if real.starts_with(tmp) {
+            &mut in_tmp
+        } else {
+            &mut root
+        };
+        layer.bind(real.clone(), real.clone(), *dir, Access::ReadOnly);
     }
-    for at in layout.symlinks.keys() {
-        if let Some(parent) = at.parent() {
-            add_dirs(&mut dirs, parent);
-        }
+    for (at, target) in &layout.symlinks {
+        let layer = if at.starts_with(tmp) {
+            &mut in_tmp
+        } else {
+            &mut root
+        };
+        layer.symlink(at, target);
     }
-    let private_tmp = !layout
-        .binds
-        .keys()
-        .chain(layout.symlinks.keys())
-        .any(|p| p.starts_with("/tmp"));
-
-    add_dirs(&mut dirs, Path::new("/dev"));
     for dev in DEVICES {
-        files.push(PathBuf::from(dev));
-        binds.push((PathBuf::from(dev), PathBuf::from(dev), Access::Device));
+        root.bind(dev.into(), dev.into(), false, Access::Device);
     }
-    add_dirs(&mut dirs, Path::new("/proc"));
-    add_dirs(&mut dirs, Path::new("/tmp"));
-    add_dirs(&mut dirs, Path::new(STORE_DIR));
+    for dir in ["/proc", TMP, STORE_DIR] {
+        add_dirs(&mut root.dirs, Path::new(dir));
+    }
 
     let mut plan = Plan {
-        private_tmp,
         toolchain_binds: layout.binds.keys().cloned().collect(),
         ..Plan::default()
     };
@@ -314,33 +378,16 @@ pub(crate) fn plan(
         for input in &action.inputs {
             let src = canonical("finding input", &action.store_dir.join(input))?;
             let dst = Path::new(STORE_DIR).join(input);
-            mount_point(&dst, is_dir(&src)?, &mut dirs, &mut files);
-            binds.push((src.clone(), dst, Access::ReadOnly));
+            root.bind(src.clone(), dst, is_dir(&src)?, Access::ReadOnly);
             plan.inputs.push(src);
         }
         let build = canonical("finding build directory", &action.build_dir)?;
-        add_dirs(&mut dirs, Path::new(BUILD_DIR));
-        binds.push((build.clone(), PathBuf::from(BUILD_DIR), Access::ReadWrite));
-        if private_tmp {
-            binds.push((build.join(".tmp"), PathBuf::from("/tmp"), Access::ReadWrite));
-        }
+        root.bind(build.clone(), BUILD_DIR.into(), true, Access::ReadWrite);
+        root.bind(build.join(".tmp"), tmp.into(), true, Access::ReadWrite);
         plan.build_dir = Some(build);
     }
-
-    plan.steps.extend(dirs.into_iter().map(Step::Mkdir));
-    plan.steps.extend(files.into_iter().map(Step::Touch));
-    plan.steps
-        .extend(layout.symlinks.iter().map(|(at, target)| Step::Symlink {
-            at: at.clone(),
-            target: target.clone(),
-        }));
-    // Parents before children, so a later bind is never hidden by an earlier one.
-    binds.sort_by(|a, b| a.1.cmp(&b.1));
-    plan.steps.extend(
-        binds
-            .into_iter()
-            .map(|(src, dst, access)| Step::Bind { src, dst, access }),
-    );
+    root.into_steps(Path::new("/"), &mut plan.steps);
+    in_tmp.into_steps(tmp, &mut plan.steps);
     if let Some(action) = action {
         plan.steps.extend(link_steps(action, link_roots));
     }
@@ -510,20 +557,16 @@ mod tests {
         assert!(last_mkdir < first_bind);
     }
 
-    /// Link directories become a tmpfs each, laid out after the build directory's bind,
-    /// with links and directories pinned (links first, directories deepest first) and the
-    /// mount sealed last.
-    #[test]
-    fn link_roots_are_laid_out_on_tmpfs_after_the_build_bind() {
-        let t = tempfile::tempdir().unwrap();
-        let store = t.path().join("store");
+    /// An action in `t` (a store with input `h-a`, a build directory) with `toolchain`.
+    fn action_in(t: &Path, toolchain: Vec<PathBuf>) -> Action {
+        let store = t.join("store");
         std::fs::create_dir_all(store.join("h-a")).unwrap();
-        std::fs::create_dir_all(t.path().join("build")).unwrap();
-        let action = Action {
+        std::fs::create_dir_all(t.join("build")).unwrap();
+        Action {
             program: "/bin/true".into(),
             args: vec![],
             env: vec![],
-            build_dir: t.path().join("build"),
+            build_dir: t.join("build"),
             store_dir: store,
             inputs: vec!["h-a".into()],
             links: vec![crate::Link {
@@ -531,19 +574,30 @@ mod tests {
                 store_path: "h-a".into(),
                 sub: Some("a.pcm".into()),
             }],
-            toolchain: vec![],
+            toolchain,
             outputs: vec!["out/a.o".into()],
-            log_path: t.path().join("log"),
+            log_path: t.join("log"),
             limits: crate::Limits::default(),
-        };
+        }
+    }
+
+    fn position(steps: &[Step], want: &Step) -> usize {
+        steps
+            .iter()
+            .position(|s| s == want)
+            .unwrap_or_else(|| panic!("{want:?} missing from {steps:#?}"))
+    }
+
+    /// Link directories become a tmpfs each, laid out after the build directory's bind,
+    /// with links and directories pinned (links first, directories deepest first) and the
+    /// mount sealed last.
+    #[test]
+    fn link_roots_are_laid_out_on_tmpfs_after_the_build_bind() {
+        let t = tempfile::tempdir().unwrap();
+        let action = action_in(t.path(), vec![]);
         let roots = BTreeSet::from([PathBuf::from("bmi")]);
         let steps = plan(Some(&action), &roots).unwrap().steps;
-        let at = |want: &Step| {
-            steps
-                .iter()
-                .position(|s| s == want)
-                .unwrap_or_else(|| panic!("{want:?} missing from {steps:#?}"))
-        };
+        let at = |want: &Step| position(&steps, want);
         let build_bind = steps
             .iter()
             .position(|s| matches!(s, Step::Bind { dst, .. } if dst == Path::new(BUILD_DIR)))
@@ -569,5 +623,97 @@ mod tests {
         assert!(!bare
             .iter()
             .any(|s| matches!(s, Step::Tmpfs(_) | Step::Seal(_))));
+    }
+
+    /// `/tmp` inside is always the build directory's `.tmp`. A toolchain path under the
+    /// host's `/tmp` (here a directory with a space in its name, and a symlink to a file
+    /// in it) is laid out inside it afterwards: its mount point and symlink are created
+    /// after the private `/tmp` is mounted, then bound read-only on top.
+    #[test]
+    fn toolchain_paths_under_tmp_are_laid_out_inside_the_private_tmp() {
+        let host = tempfile::Builder::new()
+            .prefix("cmod plan ")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let host_root = std::fs::canonicalize(host.path()).unwrap();
+        let tool = host_root.join("tool dir");
+        std::fs::create_dir_all(&tool).unwrap();
+        std::fs::write(tool.join("data"), b"x").unwrap();
+        symlink("tool dir/data", host_root.join("link")).unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let action = action_in(
+            t.path(),
+            vec![
+                PathBuf::from("/usr/bin"),
+                host_root.join("link"),
+                tool.clone(),
+            ],
+        );
+        let plan = plan(Some(&action), &BTreeSet::new()).unwrap();
+        let steps = &plan.steps;
+        let build = plan.build_dir.clone().unwrap();
+        let tmp_bind = position(
+            steps,
+            &Step::Bind {
+                src: build.join(".tmp"),
+                dst: "/tmp".into(),
+                access: Access::ReadWrite,
+            },
+        );
+        let usr_bind = position(
+            steps,
+            &Step::Bind {
+                src: "/usr/bin".into(),
+                dst: "/usr/bin".into(),
+                access: Access::ReadOnly,
+            },
+        );
+        let mkdir = position(steps, &Step::Mkdir(tool.clone()));
+        let link = position(
+            steps,
+            &Step::Symlink {
+                at: host_root.join("link"),
+                target: "tool dir/data".into(),
+            },
+        );
+        let tool_bind = position(
+            steps,
+            &Step::Bind {
+                src: tool.clone(),
+                dst: tool.clone(),
+                access: Access::ReadOnly,
+            },
+        );
+        // The layer inside /tmp comes after the whole root layer.
+        assert!(usr_bind < mkdir, "{steps:#?}");
+        assert!(tmp_bind < mkdir && tmp_bind < link, "{steps:#?}");
+        assert!(mkdir < tool_bind && link < tool_bind, "{steps:#?}");
+        // Nothing under /tmp is created before the private /tmp hides it, and /tmp itself
+        // is not created twice.
+        for (i, s) in steps.iter().enumerate() {
+            if let Step::Mkdir(p) | Step::Touch(p) = s {
+                if p.starts_with("/tmp") && i < tmp_bind {
+                    assert_eq!(p, Path::new("/tmp"), "{steps:#?}");
+                }
+            }
+        }
+        let tmp_dirs = steps
+            .iter()
+            .filter(|s| **s == Step::Mkdir("/tmp".into()))
+            .count();
+        assert_eq!(tmp_dirs, 1, "{steps:#?}");
+        assert_eq!(plan.toolchain_binds.len(), 2, "{:?}", plan.toolchain_binds);
+    }
+
+    #[test]
+    fn tmp_itself_cannot_be_a_toolchain_path() {
+        for p in ["/tmp", "/tmp/", "/tmp/."] {
+            match toolchain_layout(&[PathBuf::from(p)]) {
+                Err(SandboxError::InvalidAction(m)) => {
+                    assert!(m.contains("private `/tmp`"), "{p}: {m}")
+                }
+                other => panic!("{p}: {other:?}"),
+            }
+        }
     }
 }

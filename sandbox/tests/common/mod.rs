@@ -134,7 +134,8 @@ pub fn clang_closure() -> Vec<PathBuf> {
     CLOSURE.get_or_init(closure::clang_closure).clone()
 }
 
-/// Where compiled test programs live (not under /tmp: the full sandbox owns `/tmp`).
+/// Where compiled test programs live: under the target directory (which may itself be
+/// under `/tmp`; the full sandbox then binds them inside its private `/tmp`).
 fn bin_dir() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cmod-sandbox-test-bins");
     std::fs::create_dir_all(&d).unwrap();

@@ -1,0 +1,19 @@
+// The headers every unit of the package uses: parsed once, into the precompiled header.
+#pragma once
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
