@@ -338,7 +338,7 @@ fn identify(
     opts: &EvalOptions,
 ) -> Result<(ToolchainInfo, Vec<Option<Prescan>>), EvalError> {
     match lookup {
-        Lookup::Cached(info) => Ok((info, Vec::new())),
+        Lookup::Cached(info) => Ok((*info, Vec::new())),
         Lookup::Missing(pending) => {
             let tools = pending
                 .likely_scanner()

@@ -66,7 +66,7 @@ pub fn discover(
     cache_dir: Option<&Path>,
 ) -> Result<ToolchainInfo, EvalError> {
     match lookup(req, cache_dir)? {
-        Lookup::Cached(info) => Ok(info),
+        Lookup::Cached(info) => Ok(*info),
         Lookup::Missing(pending) => pending.identify(),
     }
 }
@@ -75,7 +75,7 @@ pub fn discover(
 #[derive(Debug)]
 pub enum Lookup {
     /// The cached description is still valid (its version requirement checked).
-    Cached(ToolchainInfo),
+    Cached(Box<ToolchainInfo>),
     /// The toolchain must be probed and hashed: [`Pending::identify`].
     Missing(Pending),
 }
@@ -154,7 +154,7 @@ pub fn lookup(req: &ToolchainRequest, cache_dir: Option<&Path>) -> Result<Lookup
     match cached {
         Some(c) => {
             check_version(req, &c.info)?;
-            Ok(Lookup::Cached(c.info))
+            Ok(Lookup::Cached(Box::new(c.info)))
         }
         None => Ok(Lookup::Missing(Pending {
             req: req.clone(),
