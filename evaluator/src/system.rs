@@ -257,7 +257,11 @@ fn link_files(
         .filter_map(|w| w.strip_prefix("-L"))
         .map(PathBuf::from)
         .collect();
-    dirs.extend(toolchain.lib_dirs.iter().cloned());
+    for d in &toolchain.lib_dirs {
+        if !dirs.contains(d) {
+            dirs.push(d.clone());
+        }
+    }
     let mut link = Vec::new();
     for w in words {
         if let Some(lib) = w.strip_prefix("-l") {
@@ -272,7 +276,11 @@ fn link_files(
                 )
                 .at(at.clone())
                 .note(None, format!("searched: {}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")))
-                .help(install_hint(name))
+                .help(if name == lib {
+                    format!("install the development package that ships lib{lib}.so or lib{lib}.a (on Debian: `apt-file search /lib{lib}.so`), fix the name, or declare the library as a pkg-config dependency (`{lib} = {{ system = \"...\" }}`)")
+                } else {
+                    install_hint(name)
+                })
             })?;
             for f in found {
                 add_file(out, &f, files, at)?;
