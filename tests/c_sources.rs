@@ -11,7 +11,11 @@ fn c_mix_builds_runs_tests_rebuilds_bit_identically_and_then_does_nothing() {
     let dir = s.copy_example("c-mix");
     let r = s.realise(&dir, &[]).ok();
     let built = r.built();
-    for name in ["c-mix-0.1.0-src-crc32.c.o", "c-mix-0.1.0-src-adler32.c.o", "c-mix-0.1.0-checksum.pcm"] {
+    for name in [
+        "c-mix-0.1.0-src-crc32.c.o",
+        "c-mix-0.1.0-src-adler32.c.o",
+        "c-mix-0.1.0-checksum.pcm",
+    ] {
         assert!(built.contains(&name.to_string()), "{name} in {built:?}");
     }
     assert_eq!(
@@ -28,10 +32,18 @@ fn c_mix_builds_runs_tests_rebuilds_bit_identically_and_then_does_nothing() {
         .values()
         .find(|d| d["name"] == "c-mix-0.1.0-src-crc32.c.o")
         .expect("the C unit's derivation");
-    let args: Vec<&str> = crc["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<&str> = crc["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert_eq!(args[0], "-std=c17", "{args:?}");
     assert!(args.windows(2).any(|w| w == ["-x", "c"]), "{args:?}");
-    assert!(args.contains(&"-Wpedantic"), "the library's cflags: {args:?}");
+    assert!(
+        args.contains(&"-Wpedantic"),
+        "the library's cflags: {args:?}"
+    );
     assert!(!args.iter().any(|a| a.starts_with("-stdlib")), "{args:?}");
     let module = drvs
         .as_object()
@@ -39,10 +51,22 @@ fn c_mix_builds_runs_tests_rebuilds_bit_identically_and_then_does_nothing() {
         .values()
         .find(|d| d["name"] == "c-mix-0.1.0-checksum.pcm")
         .expect("the module's BMI derivation");
-    let margs: Vec<&str> = module["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-    assert!(margs.contains(&"-std=c++20") && !margs.contains(&"-Wpedantic"), "cflags are not C++ flags: {margs:?}");
+    let margs: Vec<&str> = module["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        margs.contains(&"-std=c++20") && !margs.contains(&"-Wpedantic"),
+        "cflags are not C++ flags: {margs:?}"
+    );
     let test = s.cmod(&dir, &["test"]);
-    assert!(test.status.success(), "{}", String::from_utf8_lossy(&test.stderr));
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
     assert!(String::from_utf8_lossy(&test.stdout).contains("test known-values ... ok"));
     let check = s.realise(&dir, &["--check"]).ok();
     assert_eq!(check.finished()["checked"], 7, "{}", check.finished());
@@ -56,14 +80,25 @@ fn the_c_standard_is_a_toolchain_setting_and_c_units_are_not_cxx() {
     let s = Sandbox::new();
     let dir = s.copy_example("c-mix");
     let manifest = std::fs::read_to_string(dir.join("cmod.toml")).unwrap();
-    std::fs::write(dir.join("cmod.toml"), manifest.replace("c-standard = 17", "c-standard = 11")).unwrap();
+    std::fs::write(
+        dir.join("cmod.toml"),
+        manifest.replace("c-standard = 17", "c-standard = 11"),
+    )
+    .unwrap();
     let r = s.realise(&dir, &[]).ok();
     assert!(run(&r.target("sums"), &[]).ends_with("C units compiled as C11\n"));
     // C++ in a .c file is a C compile error, reported at its line.
-    std::fs::write(dir.join("src/extra.c"), "#include <stdint.h>\nnamespace oops { int x; }\n").unwrap();
+    std::fs::write(
+        dir.join("src/extra.c"),
+        "#include <stdint.h>\nnamespace oops { int x; }\n",
+    )
+    .unwrap();
     let (code, err) = failure(&s.cmod(&dir, &["realise"]));
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("src/extra.c:2:1: error: unknown type name 'namespace'"), "{err}");
+    assert!(
+        err.contains("src/extra.c:2:1: error: unknown type name 'namespace'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -84,7 +119,11 @@ fn c_files_were_silently_dropped_before_and_now_link() {
         ],
     );
     let r = s.realise(&dir, &[]).ok();
-    assert!(r.built().contains(&"p-0.1.0-src-helper.c.o".to_string()), "{:?}", r.built());
+    assert!(
+        r.built().contains(&"p-0.1.0-src-helper.c.o".to_string()),
+        "{:?}",
+        r.built()
+    );
     assert_eq!(run(&r.target("p"), &[]), "42\n");
 }
 
@@ -104,9 +143,15 @@ fn a_file_named_in_sources_that_cmod_does_not_compile_is_an_error_at_its_line() 
     );
     let (code, err) = failure(&s.cmod(&dir, &["realise"]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("`src/gen.rs` is named in `sources`, but cmod does not compile `.rs` files"), "{err}");
+    assert!(
+        err.contains("`src/gen.rs` is named in `sources`, but cmod does not compile `.rs` files"),
+        "{err}"
+    );
     assert!(err.contains("cmod.toml:7:"), "{err}");
-    assert!(!dir.join("result").exists() && !dir.join("cmod.lock").exists(), "nothing written");
+    assert!(
+        !dir.join("result").exists() && !dir.join("cmod.lock").exists(),
+        "nothing written"
+    );
 }
 
 #[test]
@@ -132,7 +177,10 @@ fn symlinked_sources_are_followed_inside_the_package_and_refused_outside() {
     std::os::unix::fs::symlink(outside.join("far.cpp"), dir.join("src/far.cpp")).unwrap();
     let (code, err) = failure(&s.cmod(&dir, &["realise"]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("source `src/far.cpp` is a symlink to"), "{err}");
+    assert!(
+        err.contains("source `src/far.cpp` is a symlink to"),
+        "{err}"
+    );
     assert!(err.contains("which is outside the package"), "{err}");
     assert!(err.contains("cmod.toml:5:"), "{err}");
 }

@@ -13,7 +13,11 @@ use serde_json::Value;
 /// The derivations of `cmod eval --json`, by name.
 fn derivations(s: &Sandbox, dir: &Path, env: &[(&str, String)]) -> Vec<Value> {
     let out = cmod_env(dir, &s.store(), &["eval", "--json"], env);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let all: Value = serde_json::from_slice(&out.stdout).unwrap();
     all.as_object().unwrap().values().cloned().collect()
 }
@@ -41,7 +45,11 @@ fn zlib_through_pkg_config_builds_runs_tests_and_is_locked() {
         "1344 bytes -> 42 bytes -> 1344 bytes (round trip ok)\n"
     );
     let test = s.cmod(&dir, &["test"]);
-    assert!(test.status.success(), "{}", String::from_utf8_lossy(&test.stderr));
+    assert!(
+        test.status.success(),
+        "{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
     assert!(String::from_utf8_lossy(&test.stdout).contains("test round-trip ... ok"));
     // The library files are inputs of the link only; zlib.h is an input of the units
     // that include it.
@@ -53,7 +61,10 @@ fn zlib_through_pkg_config_builds_runs_tests_and_is_locked() {
     assert!(bmi.contains(&"/usr/include/zlib.h".to_string()), "{bmi:?}");
     assert!(!bmi.iter().any(|f| f.contains("libz")), "{bmi:?}");
     let lock = std::fs::read_to_string(dir.join("cmod.lock")).unwrap();
-    assert!(lock.contains("[[system]]\nname = \"zlib\"\npkg-config = \"zlib\""), "{lock}");
+    assert!(
+        lock.contains("[[system]]\nname = \"zlib\"\npkg-config = \"zlib\""),
+        "{lock}"
+    );
     assert!(lock.contains("/libz.so\" = \"blake3:"), "{lock}");
     let check = s.realise(&dir, &["--check"]).ok();
     assert_eq!(check.finished()["differing"], 0, "{}", check.finished());
@@ -71,8 +82,18 @@ fn threads_through_links_build_run_and_are_locked() {
     );
     let drvs = derivations(&s, &dir, &[]);
     let link = named(&drvs, "threads-0.1.0-parallel-sum");
-    assert!(host_files(link).iter().any(|f| f.contains("libpthread")), "{link}");
-    assert!(link["args"].as_array().unwrap().iter().any(|a| a == "-lpthread"), "{link}");
+    assert!(
+        host_files(link).iter().any(|f| f.contains("libpthread")),
+        "{link}"
+    );
+    assert!(
+        link["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "-lpthread"),
+        "{link}"
+    );
     let lock = std::fs::read_to_string(dir.join("cmod.lock")).unwrap();
     assert!(lock.contains("name = \"pthread\""), "{lock}");
     let check = s.realise(&dir, &["--check"]).ok();
@@ -96,7 +117,12 @@ fn a_missing_pkg_config_package_is_an_error_at_its_line_naming_what_to_install()
     let dir = manifest(&s, "[dependencies]\nzlib = { system = \"zlib\" }\nfoo = { system = \"cmod-no-such-package\" }\n");
     let (code, err) = failure(&s.cmod(&dir, &["realise"]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("system dependency `foo`: pkg-config package `cmod-no-such-package` was not found"), "{err}");
+    assert!(
+        err.contains(
+            "system dependency `foo`: pkg-config package `cmod-no-such-package` was not found"
+        ),
+        "{err}"
+    );
     assert!(err.contains("cmod.toml:9:7"), "{err}");
     assert!(err.contains("cmod-no-such-package.pc"), "{err}");
     assert!(!dir.join("cmod.lock").exists());
@@ -104,19 +130,32 @@ fn a_missing_pkg_config_package_is_an_error_at_its_line_naming_what_to_install()
     let dir = s.project("q", &[("cmod.toml", "[package]\nname = \"q\"\nversion = \"0.1.0\"\n[[bin]]\nname = \"q\"\nmain = \"m.cpp\"\n[dependencies]\nz = { system = \"zlib\", version = \">=99\" }\n"), ("m.cpp", "int main() {}\n")]);
     let (code, err) = failure(&s.cmod(&dir, &["realise"]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("system dependency `z` requires version `>=99`, but pkg-config reports `zlib` 1."), "{err}");
-    assert!(err.contains("cmod.toml:8:5"), "{err}");
-    assert_eq!(
-        cmod_hint("zlib"),
-        "apt-get install zlib1g-dev",
+    assert!(
+        err.contains(
+            "system dependency `z` requires version `>=99`, but pkg-config reports `zlib` 1."
+        ),
+        "{err}"
     );
+    assert!(err.contains("cmod.toml:8:5"), "{err}");
+    assert_eq!(cmod_hint("zlib"), "apt-get install zlib1g-dev",);
 }
 
 /// The Debian package a missing zlib names, from the error.
 fn cmod_hint(module: &str) -> String {
     let s = Sandbox::new();
-    let dir = manifest(&s, &format!("[dependencies]\nx = {{ system = \"{module}\" }}\n"));
-    let out = cmod_env(&dir, &s.store(), &["realise"], &[("PKG_CONFIG_LIBDIR", "/nonexistent".into()), ("PKG_CONFIG_PATH", String::new())]);
+    let dir = manifest(
+        &s,
+        &format!("[dependencies]\nx = {{ system = \"{module}\" }}\n"),
+    );
+    let out = cmod_env(
+        &dir,
+        &s.store(),
+        &["realise"],
+        &[
+            ("PKG_CONFIG_LIBDIR", "/nonexistent".into()),
+            ("PKG_CONFIG_PATH", String::new()),
+        ],
+    );
     let (code, err) = failure(&out);
     assert_eq!(code, 2, "{err}");
     let at = err.find("apt-get install ").expect("an install hint");
@@ -129,9 +168,15 @@ fn a_missing_links_name_is_an_error_at_its_line() {
     let dir = manifest(&s, "[build]\nlinks = [\"m\", \"cmodnosuchlib\"]\n");
     let (code, err) = failure(&s.cmod(&dir, &["realise"]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("library `cmodnosuchlib` was not found"), "{err}");
+    assert!(
+        err.contains("library `cmodnosuchlib` was not found"),
+        "{err}"
+    );
     assert!(err.contains("cmod.toml:8:15"), "{err}");
-    assert!(err.contains("apt-file search /libcmodnosuchlib.so"), "{err}");
+    assert!(
+        err.contains("apt-file search /libcmodnosuchlib.so"),
+        "{err}"
+    );
     let dir = s.project("q", &[("cmod.toml", "[package]\nname = \"q\"\nversion = \"0.1.0\"\n[[bin]]\nname = \"q\"\nmain = \"m.cpp\"\nlinks = [\"-L/x\"]\n"), ("m.cpp", "int main() {}\n")]);
     let (code, err) = failure(&s.cmod(&dir, &["realise"]));
     assert_eq!(code, 2, "{err}");
@@ -171,15 +216,33 @@ impl FakeLib {
             format!("#pragma once\n{header_extra}#ifdef __cplusplus\nextern \"C\"\n#endif\nint fake_value(void);\n"),
         )
         .unwrap();
-        std::fs::write(p.join("fake.c"), format!("int fake_value(void) {{ return {value}; }}\n")).unwrap();
+        std::fs::write(
+            p.join("fake.c"),
+            format!("int fake_value(void) {{ return {value}; }}\n"),
+        )
+        .unwrap();
         let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
-        ok(Command::new("clang-19").arg("-c").arg(p.join("fake.c")).arg("-o").arg(p.join("fake.o")));
+        ok(Command::new("clang-19")
+            .arg("-c")
+            .arg(p.join("fake.c"))
+            .arg("-o")
+            .arg(p.join("fake.o")));
         let _ = std::fs::remove_file(p.join("lib/libcmodfake.a"));
-        ok(Command::new("llvm-ar-19").arg("rcsD").arg(p.join("lib/libcmodfake.a")).arg(p.join("fake.o")));
+        ok(Command::new("llvm-ar-19")
+            .arg("rcsD")
+            .arg(p.join("lib/libcmodfake.a"))
+            .arg(p.join("fake.o")));
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
-        vec![("PKG_CONFIG_PATH", self.prefix.path().join("lib/pkgconfig").display().to_string())]
+        vec![(
+            "PKG_CONFIG_PATH",
+            self.prefix
+                .path()
+                .join("lib/pkgconfig")
+                .display()
+                .to_string(),
+        )]
     }
 }
 
@@ -220,7 +283,10 @@ fn a_system_library_of_its_own_builds_its_headers_rebuild_their_includers_only()
     assert_eq!(run(&r.target("app"), &[]), "44\n");
     // A header edit that does not change it rebuilds nothing.
     fake.set(40, "#define FAKE_BASE 3\n");
-    assert!(realise_with(&s, &dir, &fake.env(), &[]).ok().built().is_empty());
+    assert!(realise_with(&s, &dir, &fake.env(), &[])
+        .ok()
+        .built()
+        .is_empty());
 }
 
 #[test]
@@ -229,18 +295,34 @@ fn a_changed_system_library_is_a_lock_change() {
     let fake = FakeLib::new();
     let dir = fake_project(&s);
     let lock = cmod_env(&dir, &s.store(), &["lock"], &fake.env());
-    assert!(lock.status.success(), "{}", String::from_utf8_lossy(&lock.stderr));
+    assert!(
+        lock.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lock.stderr)
+    );
     let locked = std::fs::read_to_string(dir.join("cmod.lock")).unwrap();
-    assert!(locked.contains("name = \"fake\"\npkg-config = \"cmodfake\"\nversion = \"2.5.1\""), "{locked}");
-    assert!(realise_with(&s, &dir, &fake.env(), &["--locked"]).ok().success());
+    assert!(
+        locked.contains("name = \"fake\"\npkg-config = \"cmodfake\"\nversion = \"2.5.1\""),
+        "{locked}"
+    );
+    assert!(realise_with(&s, &dir, &fake.env(), &["--locked"])
+        .ok()
+        .success());
 
     fake.set(41, "#define FAKE_BASE 2\n");
     let out = cmod_env(&dir, &s.store(), &["realise", "--locked"], &fake.env());
     let (code, err) = failure(&out);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("system library `fake` changed after locking"), "{err}");
+    assert!(
+        err.contains("system library `fake` changed after locking"),
+        "{err}"
+    );
     assert!(err.contains("libcmodfake.a"), "{err}");
-    assert_eq!(std::fs::read_to_string(dir.join("cmod.lock")).unwrap(), locked, "the lock is untouched");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cmod.lock")).unwrap(),
+        locked,
+        "the lock is untouched"
+    );
     // Without --locked the lock follows the system, and the link is rebuilt.
     let r = realise_with(&s, &dir, &fake.env(), &[]).ok();
     assert_eq!(r.built(), ["app-0.1.0-app"]);
@@ -266,7 +348,11 @@ fn installing_an_unrelated_dev_package_rebuilds_nothing() {
     let before = identity(&s);
     let package = UnrelatedDeb::install(&s);
     let after = s.realise(&dir, &[]).ok();
-    assert!(after.built().is_empty(), "rebuilt after installing an unrelated package: {:?}", after.built());
+    assert!(
+        after.built().is_empty(),
+        "rebuilt after installing an unrelated package: {:?}",
+        after.built()
+    );
     assert_eq!(identity(&s), before);
     drop(package);
 }
@@ -308,9 +394,16 @@ impl UnrelatedDeb {
         let deb = s.dir.path().join("cmod-unrelated-dev.deb");
         let ok = |c: &mut Command| {
             let out = c.output().unwrap();
-            assert!(out.status.success(), "{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{c:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
-        ok(Command::new("dpkg-deb").args(["--root-owner-group", "--build"]).arg(&root).arg(&deb));
+        ok(Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&root)
+            .arg(&deb));
         ok(Command::new("dpkg").arg("-i").arg(&deb));
         assert!(Path::new("/usr/include/cmod-unrelated/unrelated.h").exists());
         UnrelatedDeb
@@ -319,6 +412,8 @@ impl UnrelatedDeb {
 
 impl Drop for UnrelatedDeb {
     fn drop(&mut self) {
-        let _ = Command::new("dpkg").args(["-r", "cmod-unrelated-dev"]).output();
+        let _ = Command::new("dpkg")
+            .args(["-r", "cmod-unrelated-dev"])
+            .output();
     }
 }

@@ -419,7 +419,11 @@ fn lib_sources(
             .filter(|f| !executable_files.contains(f))
             .collect();
         if units.is_empty() {
-            let span = patterns.first().map_or(spanned.span(), |s| s.span());
+            let span = patterns
+                .first()
+                .map(|s| s.span())
+                .filter(|s| !s.is_empty())
+                .unwrap_or(spanned.span());
             let globs: Vec<&str> = patterns.iter().map(|s| s.get_ref().as_str()).collect();
             return Err(EvalError::new(
                 ErrorKind::ManifestInvalid,

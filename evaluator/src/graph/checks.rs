@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::{ErrorKind, EvalError};
+use crate::error::{did_you_mean, ErrorKind, EvalError};
 
 use super::errors::{self, target_name};
 use super::{is_public, module_of, GraphInput, ModuleGraph, Origin, Owner, UnitId, UnitKind};
@@ -97,6 +97,9 @@ pub(super) fn check_link_closures(
             }
         }
         scope.extend(&toolchain);
+        // Units in evaluation order: the first declared is reported as the first.
+        scope.sort_unstable();
+        scope.dedup();
         let mut seen: BTreeMap<&str, UnitId> = BTreeMap::new();
         for u in scope {
             let Some(name) = g.units[u].module.as_deref() else {
@@ -132,7 +135,7 @@ pub(super) fn check_public_modules(
             let Some(list) = &lib.public_modules else {
                 continue;
             };
-            let provided: Vec<&str> = g
+            let mut provided: Vec<&str> = g
                 .units
                 .iter()
                 .filter(|u| {
@@ -141,14 +144,24 @@ pub(super) fn check_public_modules(
                 })
                 .filter_map(|u| u.module.as_deref())
                 .collect();
+            provided.sort_unstable();
             for (name, at) in list {
                 if !provided.contains(&name.as_str()) {
+                    let known = if provided.is_empty() {
+                        "none".to_string()
+                    } else {
+                        provided.join(", ")
+                    };
+                    let help = match did_you_mean(name, provided.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`? its modules are: {known}"),
+                        None => format!("its modules are: {known}"),
+                    };
                     return Err(EvalError::new(
                         ErrorKind::ManifestInvalid,
                         format!("`public-modules` of library `{}` lists `{name}`, which the library does not provide", lib.name),
                     )
                     .at(at.clone())
-                    .help(format!("its modules are: {}", if provided.is_empty() { "none".to_string() } else { provided.join(", ") })));
+                    .help(help));
                 }
             }
         }
