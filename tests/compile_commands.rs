@@ -444,3 +444,63 @@ fn compile_commands_writes_on_demand_where_asked() {
     assert!(!dir.join("missing").exists());
     assert_eq!(listing(), before);
 }
+
+#[test]
+fn c_units_several_libraries_private_modules_and_pch_users_are_understood() {
+    let s = Sandbox::new();
+    // C units: `-x c` and the C standard; a C test's main too.
+    let dir = canonical(&s.copy_example("c-mix"));
+    s.realise(&dir, &[]).ok();
+    let entries = database(&dir.join("compile_commands.json"));
+    assert_host_paths(&entries);
+    let crc = arguments(entry_for(&entries, &dir.join("src/crc32.c"))).join(" ");
+    assert!(crc.contains("-std=c17") && crc.contains("-x c "), "{crc}");
+    for f in [
+        "src/crc32.c",
+        "src/checksum.cppm",
+        "app/main.cpp",
+        "tests/known.c",
+    ] {
+        clangd_understands(&dir, &dir.join(f));
+    }
+    // Usage requirements and a module source built by two tests.
+    let dir = canonical(&s.copy_example("multi-lib"));
+    s.realise(&dir, &[]).ok();
+    let entries = database(&dir.join("compile_commands.json"));
+    assert_host_paths(&entries);
+    let main = arguments(entry_for(&entries, &dir.join("app/main.cpp"))).join(" ");
+    assert!(
+        main.contains(&format!("-I{}", dir.join("core/include").display())),
+        "{main}"
+    );
+    assert!(
+        main.contains("-DTOOLKIT_CORE=1") && !main.contains("-DCORE_BUILDING"),
+        "{main}"
+    );
+    for f in [
+        "app/main.cpp",
+        "text/src/legacy.cpp",
+        "core/src/strings.cpp",
+        "tests/check.cpp",
+    ] {
+        clangd_understands(&dir, &dir.join(f));
+    }
+    // PCH users see the header itself.
+    let dir = canonical(&s.copy_example("pch"));
+    s.realise(&dir, &[]).ok();
+    let entries = database(&dir.join("compile_commands.json"));
+    assert_host_paths(&entries);
+    let words = arguments(entry_for(&entries, &dir.join("src/words.cpp")));
+    let include = words
+        .iter()
+        .position(|a| *a == "-include")
+        .expect("-include");
+    assert_eq!(Path::new(words[include + 1]), dir.join("src/pch.h"));
+    assert!(!words.contains(&"-include-pch"), "{words:?}");
+    clangd_understands(&dir, &dir.join("src/words.cpp"));
+    // A consumer of a library with private modules.
+    s.copy_example("visibility");
+    let game = canonical(&s.dir.path().join("visibility/game"));
+    s.realise(&game, &[]).ok();
+    clangd_understands(&game, &game.join("src/main.cpp"));
+}
