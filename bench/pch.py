@@ -156,7 +156,9 @@ def main():
 def render(rows, args, tools):
     """The RESULTS.md section."""
     med = lambda xs: bench.median(xs)
-    lines = [SECTION, "", f"Measured {datetime.date.today()} with:", "",
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            stdout=subprocess.PIPE, text=True).stdout.strip() or "?"
+    lines = [SECTION, "", f"Measured {datetime.date.today()} at commit {commit} with:", "",
              f"    python3 bench/pch.py --runs {args.runs} --sizes {args.sizes}", "",
              f"- Machine: {platform.platform()}; {bench.first_line(['clang++-19', '--version'])}; "
              f"{bench.first_line([str(tools[0]), '--version'])}, ninja {bench.first_line([str(tools[1]), '--version'])}.",

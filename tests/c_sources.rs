@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{failure, run, Sandbox};
+use common::{derivation, drv_args, failure, run, Sandbox};
 
 #[test]
 fn c_mix_builds_runs_tests_rebuilds_bit_identically_and_then_does_nothing() {

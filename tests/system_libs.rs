@@ -7,26 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{cmod_env, failure, run, Realised, Sandbox};
+use common::{cmod_env, derivation, failure, run, Realised, Sandbox};
 use serde_json::Value;
-
-/// The derivations of `cmod eval --json`, by name.
-fn derivations(s: &Sandbox, dir: &Path, env: &[(&str, String)]) -> Vec<Value> {
-    let out = cmod_env(dir, &s.store(), &["eval", "--json"], env);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
-    all.as_object().unwrap().values().cloned().collect()
-}
-
-fn named<'a>(drvs: &'a [Value], name: &str) -> &'a Value {
-    drvs.iter()
-        .find(|d| d["name"] == name)
-        .unwrap_or_else(|| panic!("no derivation {name}"))
-}
 
 fn host_files(drv: &Value) -> Vec<String> {
     drv["host"]
@@ -53,11 +35,11 @@ fn zlib_through_pkg_config_builds_runs_tests_and_is_locked() {
     assert!(String::from_utf8_lossy(&test.stdout).contains("test round-trip ... ok"));
     // The library files are inputs of the link only; zlib.h is an input of the units
     // that include it.
-    let drvs = derivations(&s, &dir, &[]);
-    let link = host_files(named(&drvs, "squeeze-0.1.0-squeeze"));
+    let drvs = s.derivations(&dir, &[]);
+    let link = host_files(derivation(&drvs, "squeeze-0.1.0-squeeze"));
     assert!(link.iter().any(|f| f.ends_with("/libz.so")), "{link:?}");
     assert!(!link.iter().any(|f| f.ends_with(".pc")), "{link:?}");
-    let bmi = host_files(named(&drvs, "squeeze-0.1.0-squeeze.pcm"));
+    let bmi = host_files(derivation(&drvs, "squeeze-0.1.0-squeeze.pcm"));
     assert!(bmi.contains(&"/usr/include/zlib.h".to_string()), "{bmi:?}");
     assert!(!bmi.iter().any(|f| f.contains("libz")), "{bmi:?}");
     let lock = std::fs::read_to_string(dir.join("cmod.lock")).unwrap();
@@ -80,8 +62,8 @@ fn threads_through_links_build_run_and_are_locked() {
         run(&r.target("parallel-sum"), &[]),
         "sum of 0..999999 on 4 threads = 499999500000 (4 threads named)\n"
     );
-    let drvs = derivations(&s, &dir, &[]);
-    let link = named(&drvs, "threads-0.1.0-parallel-sum");
+    let drvs = s.derivations(&dir, &[]);
+    let link = derivation(&drvs, "threads-0.1.0-parallel-sum");
     assert!(
         host_files(link).iter().any(|f| f.contains("libpthread")),
         "{link}"

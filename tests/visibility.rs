@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{failure, run, Sandbox};
+use common::{derivation, failure, run, Sandbox};
 
 #[test]
 fn private_modules_build_but_never_reach_consumers() {
@@ -13,14 +13,8 @@ fn private_modules_build_but_never_reach_consumers() {
     let r = s.realise(&game, &[]).ok();
     assert_eq!(run(&r.target("game"), &[]), "after 5 frames: 31\n");
     // The consumer's compile gets `engine.pcm` only, never the private module's BMI.
-    let eval = s.cmod(&game, &["eval", "--json"]);
-    let drvs: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
-    let main = drvs
-        .as_object()
-        .unwrap()
-        .values()
-        .find(|d| d["name"] == "game-0.1.0-src-main.cpp.o")
-        .unwrap();
+    let drvs = s.derivations(&game, &[]);
+    let main = derivation(&drvs, "game-0.1.0-src-main.cpp.o");
     let inputs: Vec<&str> = main["inputs"]
         .as_array()
         .unwrap()

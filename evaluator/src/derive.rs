@@ -437,17 +437,27 @@ impl<'a> Emitter<'a> {
             },
         }];
         // clang checks that the header and everything it includes still exist.
-        inputs.extend(self.header_inputs(at.package, &scan.headers)?);
-        let own = HeaderDep {
-            package: None,
-            rel: at.rel.clone(),
-            hash: scan.hash,
-        };
-        inputs.extend(self.header_inputs(at.package, &[own])?);
+        inputs.extend(self.pch_sources(&scan, InputRole::Headers)?);
         Ok(Some((
             inputs,
             vec!["-include-pch".into(), format!("pch/{file}")],
         )))
+    }
+
+    /// A precompiled header's header (as `role`) and every package header it includes.
+    fn pch_sources(&mut self, scan: &PchScan, role: InputRole) -> Result<Vec<Input>, EvalError> {
+        let mut inputs = self.header_inputs(scan.at.package, &scan.headers)?;
+        let own = HeaderDep {
+            package: None,
+            rel: scan.at.rel.clone(),
+            hash: scan.hash,
+        };
+        let mut header = self.header_inputs(scan.at.package, &[own])?;
+        for i in &mut header {
+            i.role = role;
+        }
+        inputs.extend(header);
+        Ok(inputs)
     }
 
     fn pch_file(&self, index: usize) -> String {
@@ -472,17 +482,7 @@ impl<'a> Emitter<'a> {
             "-o".into(),
             format!("out/{file}"),
         ]);
-        let mut inputs = self.header_inputs(scan.at.package, &scan.headers)?;
-        let own = HeaderDep {
-            package: None,
-            rel: scan.at.rel.clone(),
-            hash: scan.hash,
-        };
-        let mut src = self.header_inputs(scan.at.package, &[own])?;
-        for i in &mut src {
-            i.role = InputRole::Source;
-        }
-        inputs.extend(src);
+        let inputs = self.pch_sources(&scan, InputRole::Source)?;
         self.emit(Step {
             name: format!("{ident}-{file}"),
             kind: StepKind::Pch,

@@ -55,6 +55,22 @@ impl Sandbox {
         cmod_in(cwd, &self.store(), args)
     }
 
+    /// The derivations `cmod eval --json` prints in `dir` (with extra environment).
+    pub fn derivations(&self, dir: &Path, env: &[(&str, String)]) -> Vec<Value> {
+        let out = cmod_env(dir, &self.store(), &["eval", "--json"], env);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let all: Value = serde_json::from_slice(&out.stdout).expect("eval --json");
+        all.as_object()
+            .expect("derivations by path")
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// `cmod realise --message-format json` in `cwd`, returning the parsed messages.
     pub fn realise(&self, cwd: &Path, extra: &[&str]) -> Realised {
         let mut args = vec!["realise", "--message-format", "json"];
@@ -186,6 +202,23 @@ impl Realised {
                 .unwrap_or_else(|| panic!("no target {name}: {}", self.finished())),
         )
     }
+}
+
+/// The derivation named `name` among `drvs`.
+pub fn derivation<'a>(drvs: &'a [Value], name: &str) -> &'a Value {
+    drvs.iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no derivation {name}"))
+}
+
+/// A derivation's argument vector.
+pub fn drv_args(drv: &Value) -> Vec<&str> {
+    drv["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string argument"))
+        .collect()
 }
 
 /// Run a built program and return its stdout.
