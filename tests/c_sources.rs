@@ -24,20 +24,8 @@ fn c_mix_builds_runs_tests_rebuilds_bit_identically_and_then_does_nothing() {
     );
     // The C units are compiled as C: `-x c` with the C standard and the C flags, without
     // C++ flags.
-    let eval = s.cmod(&dir, &["eval", "--json"]);
-    let drvs: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
-    let crc = drvs
-        .as_object()
-        .unwrap()
-        .values()
-        .find(|d| d["name"] == "c-mix-0.1.0-src-crc32.c.o")
-        .expect("the C unit's derivation");
-    let args: Vec<&str> = crc["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let drvs = s.derivations(&dir, &[]);
+    let args = drv_args(derivation(&drvs, "c-mix-0.1.0-src-crc32.c.o"));
     assert_eq!(args[0], "-std=c17", "{args:?}");
     assert!(args.windows(2).any(|w| w == ["-x", "c"]), "{args:?}");
     assert!(
@@ -45,18 +33,7 @@ fn c_mix_builds_runs_tests_rebuilds_bit_identically_and_then_does_nothing() {
         "the library's cflags: {args:?}"
     );
     assert!(!args.iter().any(|a| a.starts_with("-stdlib")), "{args:?}");
-    let module = drvs
-        .as_object()
-        .unwrap()
-        .values()
-        .find(|d| d["name"] == "c-mix-0.1.0-checksum.pcm")
-        .expect("the module's BMI derivation");
-    let margs: Vec<&str> = module["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let margs = drv_args(derivation(&drvs, "c-mix-0.1.0-checksum.pcm"));
     assert!(
         margs.contains(&"-std=c++20") && !margs.contains(&"-Wpedantic"),
         "cflags are not C++ flags: {margs:?}"
