@@ -169,10 +169,21 @@ fn a_missing_links_name_is_an_error_at_its_line() {
 /// temporary prefix, found through `PKG_CONFIG_PATH` with the real pkg-config.
 struct FakeLib {
     prefix: tempfile::TempDir,
+    /// A shared library (`libcmodfake.so` → `libcmodfake.so.2`, found at run time through
+    /// the rpath its `.pc` file passes), not a static archive.
+    shared: bool,
 }
 
 impl FakeLib {
     fn new() -> FakeLib {
+        FakeLib::build(false)
+    }
+
+    fn shared() -> FakeLib {
+        FakeLib::build(true)
+    }
+
+    fn build(shared: bool) -> FakeLib {
         let prefix = tempfile::tempdir().unwrap();
         let p = prefix.path();
         std::fs::create_dir_all(p.join("include")).unwrap();
@@ -180,17 +191,18 @@ impl FakeLib {
         std::fs::write(
             p.join("lib/pkgconfig/cmodfake.pc"),
             format!(
-                "prefix={}\nincludedir=${{prefix}}/include\nlibdir=${{prefix}}/lib\nName: cmodfake\nDescription: a test library\nVersion: 2.5.1\nCflags: -I${{includedir}} -DCMODFAKE=1\nLibs: -L${{libdir}} -lcmodfake\n",
-                p.display()
+                "prefix={}\nincludedir=${{prefix}}/include\nlibdir=${{prefix}}/lib\nName: cmodfake\nDescription: a test library\nVersion: 2.5.1\nCflags: -I${{includedir}} -DCMODFAKE=1\nLibs: -L${{libdir}} {}-lcmodfake\n",
+                p.display(),
+                if shared { "-Wl,-rpath,${libdir} " } else { "" }
             ),
         )
         .unwrap();
-        let lib = FakeLib { prefix };
+        let lib = FakeLib { prefix, shared };
         lib.set(40, "#define FAKE_BASE 2\n");
         lib
     }
 
-    /// Rebuild the archive (`fake_value()` returns `value`) and rewrite the header.
+    /// Rebuild the library (`fake_value()` returns `value`) and rewrite the header.
     fn set(&self, value: i32, header_extra: &str) {
         let p = self.prefix.path();
         std::fs::write(
@@ -204,6 +216,19 @@ impl FakeLib {
         )
         .unwrap();
         let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?}");
+        if self.shared {
+            let so = p.join("lib/libcmodfake.so.2");
+            let _ = std::fs::remove_file(&so);
+            ok(Command::new("clang-19")
+                .args(["-shared", "-fPIC", "-Wl,-soname,libcmodfake.so.2", "-o"])
+                .arg(&so)
+                .arg(p.join("fake.c")));
+            let link = p.join("lib/libcmodfake.so");
+            if !link.exists() {
+                std::os::unix::fs::symlink("libcmodfake.so.2", link).unwrap();
+            }
+            return;
+        }
         ok(Command::new("clang-19")
             .arg("-c")
             .arg(p.join("fake.c"))
@@ -309,6 +334,39 @@ fn a_changed_system_library_is_a_lock_change() {
     let r = realise_with(&s, &dir, &fake.env(), &[]).ok();
     assert_eq!(r.built(), ["app-0.1.0-app"]);
     assert_eq!(run(&r.target("app"), &[]), "44\n");
+}
+
+#[test]
+fn a_test_linking_a_shared_system_library_finds_it_in_the_sandbox() {
+    let s = Sandbox::new();
+    let fake = FakeLib::shared();
+    let dir = fake_project(&s);
+    let manifest = std::fs::read_to_string(dir.join("cmod.toml")).unwrap();
+    std::fs::write(
+        dir.join("cmod.toml"),
+        format!("{manifest}[[test]]\nname = \"fake\"\nmain = \"check.cpp\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("check.cpp"),
+        "#include <cmodfake.h>\nint main() { return fake_value() == 40 ? 0 : 1; }\n",
+    )
+    .unwrap();
+    let out = cmod_env(&dir, &s.store(), &["test"], &fake.env());
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("test fake ... ok"));
+    // Links read the shared library (through its development link).
+    let drvs = s.derivations(&dir, &fake.env());
+    let link = host_files(derivation(&drvs, "app-0.1.0-app"));
+    assert!(
+        link.iter().any(|f| f.ends_with("lib/libcmodfake.so")),
+        "{link:?}"
+    );
 }
 
 /// Installing an unrelated `-dev` package (a real one, built here with dpkg-deb and

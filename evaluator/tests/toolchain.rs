@@ -211,7 +211,7 @@ fn the_runtime_closure_of_given_libraries() {
     // libc++ as a plain library of a libstdc++ program: libc++abi and libunwind come
     // along as its own needs.
     let libcxx = PathBuf::from("/usr/lib/llvm-19/lib/libc++.so.1");
-    let rt = runtime_closure(&cxx, Stdlib::Libstdcxx, &[libcxx]).unwrap();
+    let rt = runtime_closure(&cxx, Stdlib::Libstdcxx, &[libcxx.display().to_string()]).unwrap();
     for name in [
         "libc++.so.1",
         "libc++abi.so.1",
@@ -232,7 +232,7 @@ fn the_runtime_closure_of_given_libraries() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let err = runtime_closure(&cxx, Stdlib::Libstdcxx, &[lib]).unwrap_err();
+    let err = runtime_closure(&cxx, Stdlib::Libstdcxx, &[lib.display().to_string()]).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Toolchain);
     assert!(
         err.message
@@ -240,7 +240,12 @@ fn the_runtime_closure_of_given_libraries() {
         "{err}"
     );
 
-    let err = runtime_closure(&cxx, Stdlib::Libstdcxx, &[t.path().join("missing.so")]).unwrap_err();
+    let err = runtime_closure(
+        &cxx,
+        Stdlib::Libstdcxx,
+        &[t.path().join("missing.so").display().to_string()],
+    )
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Toolchain);
     assert!(
         err.message.contains("cannot link a trivial program"),

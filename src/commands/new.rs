@@ -35,7 +35,7 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
         .map_err(|e| CliError::usage(e, Some("pass --name with a valid package name".into())))?;
     let module = pkg.as_str().replace('-', "_");
     write_new(&dir.join("cmod.toml"), &format!(
-        "[package]\nname = \"{pkg}\"\nversion = \"0.1.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\ncxx-standard = 20\n\n[lib]\nsources = [\"src/**/*.cppm\", \"src/**/*.cpp\"]\n\n[[bin]]\nname = \"{pkg}\"\nmain = \"src/main.cpp\"\n"
+        "[package]\nname = \"{pkg}\"\nversion = \"0.1.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\ncxx-standard = 20\n\n[lib]\nsources = [\"src/**/*.cppm\", \"src/**/*.cpp\", \"src/**/*.c\"]\n\n[[bin]]\nname = \"{pkg}\"\nmain = \"src/main.cpp\"\n"
     ))?;
     write_new(&dir.join(format!("src/{module}.cppm")), &format!(
         "module;\n#include <string>\nexport module {module};\n\nexport namespace {module} {{\nstd::string greeting();\n}}\n"

@@ -161,35 +161,36 @@ fn select(project: &Project, names: &[String]) -> Result<Vec<(String, String)>, 
     Ok(out)
 }
 
-/// What the dynamic loader opens for the shared system libraries the tests link (their
-/// soname links, canonical files and what they need in turn), beyond the toolchain's own
-/// runtime: the test binaries' links list those libraries among their host files.
+/// What the dynamic loader opens for the system libraries the tests link (their soname
+/// links, canonical files and what they need in turn), beyond the toolchain's own
+/// runtime: a trivial program is linked with the same link words (the libraries whose
+/// files the tests' links read) and the loader asked (see `runtime_closure`).
 fn system_runtime(project: &Project, targets: &[Target]) -> Result<Vec<PathBuf>, CliError> {
     let derived = project.derived()?;
-    let mut libraries: Vec<PathBuf> = targets
+    let read: Vec<&String> = targets
         .iter()
         .filter_map(|t| derived.derivations.get(&t.drv))
         .flat_map(|d| d.host.keys())
-        .filter(|p| is_shared_library(p))
-        .map(PathBuf::from)
         .collect();
-    libraries.sort();
-    libraries.dedup();
-    if libraries.is_empty() {
+    let mut words: Vec<String> = Vec::new();
+    for lib in project.eval.settings.all_system_libs() {
+        if lib.files.keys().any(|f| read.contains(&f)) {
+            for w in &lib.libs {
+                if !words.contains(w) {
+                    words.push(w.clone());
+                }
+            }
+        }
+    }
+    if words.is_empty() {
         return Ok(Vec::new());
     }
     let toolchain = &project.eval.toolchain;
     Ok(cmod_evaluator::toolchain::runtime_closure(
         &toolchain.cxx,
         toolchain.stdlib,
-        &libraries,
+        &words,
     )?)
-}
-
-/// `libz.so`, `libz.so.1.2.13`: a shared object, not an archive or a `.pc` file.
-fn is_shared_library(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    name.ends_with(".so") || name.contains(".so.")
 }
 
 fn package_root(project: &Project, name: &str) -> Result<PathBuf, CliError> {

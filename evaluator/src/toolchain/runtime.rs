@@ -28,8 +28,9 @@
 //! costs one compile, one link and one `ldd` — about 0.1 s, on a toolchain cache miss
 //! only, overlapped with hashing.
 //!
-//! A later change can give a test more runtime libraries (say the `libz.so` it links)
-//! by calling [`runtime_closure`] with those library files.
+//! A test that links system libraries gets theirs too: [`runtime_closure`] links the
+//! trivial program with the same link words (`-L`, `-l`, `-Wl,-rpath`, or files), so the
+//! loader resolves them exactly as it will for the test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,15 +48,16 @@ const LOADER_ENV: [(&str, &str); 2] = [("PATH", "/usr/bin:/bin"), ("LC_ALL", "C"
 const PROGRAM: &str = "int main() { return 0; }\n";
 
 /// The files the dynamic loader needs to start a program that `cxx` links with
-/// `-stdlib=<stdlib>` against the shared-library files `libraries` (as a link names
-/// them: `libz.so`, a linker script, or a versioned file): for each library it loads,
+/// `-stdlib=<stdlib>` and the link arguments `libraries` (library files as a link names
+/// them — `libz.so`, a linker script, a versioned file — or link words: `-L<dir>`,
+/// `-l<name>`, `-Wl,-rpath,<dir>`): for each library it loads,
 /// transitively, the path it finds it at (the soname link) and that path's canonical
 /// file; plus the loader itself and `/etc/ld.so.cache`, through which it searches.
 /// Sorted, without duplicates.
 pub fn runtime_closure(
     cxx: &Path,
     stdlib: Stdlib,
-    libraries: &[PathBuf],
+    libraries: &[String],
 ) -> Result<Vec<PathBuf>, EvalError> {
     let scratch = Scratch::new()?;
     let main = scratch.0.join("main.cpp");
