@@ -102,7 +102,37 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
         Origin::Package(p, _) => project.eval.packages.packages[p].name.clone(),
         Origin::Toolchain => "toolchain".into(),
     };
-    let label = |u: usize| format!("{}/{}", pkg_name(u), g.units[u].rel);
+    let target = |u: usize| match g.units[u].origin {
+        Origin::Package(p, owner) => {
+            let kind = match owner {
+                cmod_evaluator::graph::Owner::Lib(_) => "lib",
+                cmod_evaluator::graph::Owner::Bin(_) => "bin",
+                cmod_evaluator::graph::Owner::Test(_) => "test",
+            };
+            let name = project.eval.targets[p]
+                .get(owner)
+                .map(|t| t.name.clone())
+                .unwrap_or_default();
+            format!("{kind} {name}")
+        }
+        Origin::Toolchain => "toolchain".into(),
+    };
+    // A file compiled by two targets (with their own settings) is two units.
+    let shared = |u: usize| {
+        g.units
+            .iter()
+            .filter(|x| x.rel == g.units[u].rel && x.package() == g.units[u].package())
+            .count()
+            > 1
+    };
+    let label = |u: usize| {
+        let base = format!("{}/{}", pkg_name(u), g.units[u].rel);
+        if shared(u) {
+            format!("{base} ({})", target(u))
+        } else {
+            base
+        }
+    };
     match format {
         GraphFormat::Json => {
             let units: Vec<serde_json::Value> = (0..g.units.len())
@@ -111,6 +141,7 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
                     json!({
                         "id": label(u),
                         "package": pkg_name(u),
+                        "target": target(u),
                         "path": unit.rel,
                         "kind": format!("{:?}", unit.kind),
                         "module": unit.module,
