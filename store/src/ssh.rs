@@ -69,9 +69,17 @@ impl SshUrl {
             remote_program: "cmod".into(),
         };
         for kv in query.split('&').filter(|s| !s.is_empty()) {
+            // Values are percent-decoded: a path with a space is written `%20` (a
+            // substituter list is split on whitespace).
+            let decoded = |v: &str| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8()
+                    .map(|v| v.into_owned())
+                    .map_err(|_| bad())
+            };
             match kv.split_once('=') {
-                Some(("remote-store", v)) => u.remote_store = Some(v.into()),
-                Some(("remote-program", v)) => u.remote_program = v.into(),
+                Some(("remote-store", v)) => u.remote_store = Some(decoded(v)?),
+                Some(("remote-program", v)) => u.remote_program = decoded(v)?,
                 _ => return Err(bad()),
             }
         }
@@ -419,6 +427,12 @@ mod tests {
         assert_eq!(u.port, Some(2222));
         assert_eq!(u.remote_store.as_deref(), Some("/s"));
         assert_eq!(u.remote_program, "/bin/cmod");
+        let spaced =
+            SshUrl::parse("ssh://h?remote-store=/tmp/a%20b/s&remote-program=/opt/my%20tools/cmod")
+                .unwrap();
+        assert_eq!(spaced.remote_store.as_deref(), Some("/tmp/a b/s"));
+        assert_eq!(spaced.remote_program, "/opt/my tools/cmod");
+        assert!(SshUrl::parse("ssh://h?remote-store=%ff").is_err());
         assert_eq!(SshUrl::parse("ssh://h").unwrap().remote_program, "cmod");
         for bad in [
             "ssh://",

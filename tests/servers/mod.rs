@@ -125,12 +125,14 @@ impl Sshd {
         format!("-F {}", self.dir.join("ssh_config").display())
     }
 
-    /// The URL of a store at `remote_store` on this server.
+    /// The URL of a store at `remote_store` on this server (paths percent-encoded, so a
+    /// checkout whose path has spaces works).
     pub fn url(&self, remote_store: &Path) -> String {
+        let enc = |s: &str| s.replace('%', "%25").replace(' ', "%20");
         format!(
             "ssh://cmodtest?remote-store={}&remote-program={}",
-            remote_store.display(),
-            env!("CARGO_BIN_EXE_cmod")
+            enc(&remote_store.display().to_string()),
+            enc(env!("CARGO_BIN_EXE_cmod"))
         )
     }
 }
