@@ -271,3 +271,34 @@ fn public_include_dirs_reach_dependents_and_private_ones_do_not() {
     );
     assert!(err.contains("main.cpp:1:10"), "{err}");
 }
+
+#[test]
+fn libraries_of_one_name_in_two_packages_link_into_one_binary() {
+    let s = Sandbox::new();
+    let lib = |pkg: &str, module: &str, value: i32| {
+        s.project(
+            pkg,
+            &[
+                (
+                    "cmod.toml",
+                    &format!("[package]\nname = \"{pkg}\"\nversion = \"1.0.0\"\n[lib]\nname = \"core\"\n"),
+                ),
+                ("src/m.cppm", &format!("export module {module};\nexport int {module}_value() {{ return {value}; }}\n")),
+            ],
+        )
+    };
+    lib("left", "lhs", 1);
+    lib("right", "rhs", 2);
+    let app = s.project(
+        "app",
+        &[
+            (
+                "cmod.toml",
+                "[package]\nname = \"app\"\nversion = \"1.0.0\"\n[[bin]]\nname = \"app\"\nmain = \"main.cpp\"\n[dependencies]\nleft = { path = \"../left\" }\nright = { path = \"../right\" }\n",
+            ),
+            ("main.cpp", "#include <cstdio>\nimport lhs;\nimport rhs;\nint main() { std::printf(\"%d\\n\", lhs_value() + rhs_value()); }\n"),
+        ],
+    );
+    let r = s.realise(&app, &[]).ok();
+    assert_eq!(run(&r.target("app"), &[]), "3\n");
+}

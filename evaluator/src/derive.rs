@@ -4,7 +4,7 @@
 //! paths: a unit's source at `src/<package>/<path>`, its package headers beside it (and
 //! other packages' headers under their own `src/<package>/`), a BMI at
 //! `bmi/<module>.pcm` (`:` becomes `-`), a precompiled header at `pch/<name>.pch`,
-//! objects at `obj/<name>.o`, archives at `lib/lib<name>.a`. Objects record their input's
+//! objects at `obj/<name>.o`, archives at `lib/<package>/lib<name>.a`. Objects record their input's
 //! basename and BMIs their source's path, so stable names are what lets an unchanged
 //! input produce byte-identical outputs. Headers of the system a step reads are listed
 //! with their content hashes in the derivation's `host` files, as are the system

@@ -182,46 +182,8 @@ pub fn evaluate(
             select: opts.select.clone(),
         },
     )?;
-    // The toolchain check (a cache read and about a thousand `stat`s) runs beside what
-    // does not depend on it: loading the file-hash cache, expanding the source globs,
-    // hashing the units (from the cache) and reading the scan caches. Errors are
-    // reported in the order a sequential evaluation would meet them. (Without a thread,
-    // the check simply runs after the rest.)
     let request = toolchain_request(&packages);
-    let (lookup, files, prepared) = std::thread::scope(|s| {
-        let check = || crate::toolchain::lookup(&request, opts.cache_dir.as_deref());
-        let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
-        let files = match &opts.cache_dir {
-            Some(d) => FileCache::load(d.join("files.json")),
-            None => FileCache::in_memory(),
-        };
-        let prepared: Vec<Result<Prepared, EvalError>> = packages
-            .packages
-            .iter()
-            .map(|pkg| {
-                let tests = opts.with_tests && packages.selected.contains(&pkg.id);
-                let sources = find_sources(&pkg.file, tests)?;
-                let targets = package_targets(&pkg.file, &sources)?;
-                Ok(Prepared::new(
-                    pkg,
-                    sources,
-                    targets,
-                    &files,
-                    opts.cache_dir.as_deref(),
-                ))
-            })
-            .collect();
-        let lookup = match spawned {
-            Some(thread) => thread.join().unwrap_or_else(|_| {
-                Err(EvalError::new(
-                    ErrorKind::Internal,
-                    "the toolchain check panicked",
-                ))
-            }),
-            None => check(),
-        };
-        (lookup, files, prepared)
-    });
+    let (lookup, files, prepared) = prepare(&packages, &request, opts);
     let lookup = lookup?;
     let prepared: Vec<Prepared> = prepared.into_iter().collect::<Result<_, _>>()?;
     let targets: Vec<PackageTargets> = prepared.iter().map(|p| p.targets.clone()).collect();
@@ -244,56 +206,24 @@ pub fn evaluate(
     settings.find_library_files(&toolchain, &files)?;
 
     let scopes = header_scopes(&packages, &settings);
-    let scan_one = |(pkg, plan): (&Package, ScanPlan)| {
-        plan.scan(
-            &toolchain,
-            pkg,
-            &scopes[pkg.id],
-            &files,
-            prescans.get(pkg.id).and_then(Option::as_ref),
-            opts.scan_source.as_deref(),
-        )
-    };
-    // One package (the common case, and every no-op of one) is scanned on this thread:
-    // starting the thread pool costs more than a cached scan.
-    let scanned: Vec<plan::Scanned> = if packages.packages.len() > 1 {
-        packages
-            .packages
-            .par_iter()
-            .zip(plans)
-            .map(scan_one)
-            .collect::<Result<_, EvalError>>()?
-    } else {
-        packages
-            .packages
-            .iter()
-            .zip(plans)
-            .map(scan_one)
-            .collect::<Result<_, EvalError>>()?
-    };
-    let mut stats = EvalStats::default();
-    let mut raw: Vec<RawUnit> = Vec::new();
-    let mut pchs: Vec<PchScan> = Vec::new();
-    let mut scan_keys = Vec::new();
-    let mut scan_warnings: Vec<String> = Vec::new();
-    for s in scanned {
-        raw.extend(s.units);
-        pchs.extend(s.pchs);
-        stats.scanned.extend(s.rescanned);
-        stats.prescanned.extend(s.prescanned);
-        stats.scans_substituted.extend(s.substituted);
-        scan_keys.extend(s.keys);
-        scan_warnings.extend(s.warnings);
-    }
-    scan_warnings.dedup();
+    let mut scanned = scan_all(
+        &packages, plans, &toolchain, &scopes, &files, &prescans, opts,
+    )?;
     let std_scan = std_units::add(
         &toolchain,
         &settings,
         &packages,
         &files,
         opts.cache_dir.as_deref(),
-        &mut raw,
+        &mut scanned.raw,
     )?;
+    let Collected {
+        raw,
+        pchs,
+        mut stats,
+        scan_keys,
+        warnings: scan_warnings,
+    } = scanned;
     stats.scanned.extend(std_scan);
     stats.scanned.sort();
 
@@ -327,6 +257,119 @@ pub fn evaluate(
         cache_dir: opts.cache_dir.clone(),
         derived: OnceLock::new(),
     })
+}
+
+/// The packages' sources, targets and unit hashes, with the toolchain check beside them.
+///
+/// The check (a cache read and about a thousand `stat`s) runs beside what does not depend
+/// on it: loading the file-hash cache, expanding the source globs, hashing the units
+/// (from the cache) and reading the scan caches. Errors are reported in the order a
+/// sequential evaluation would meet them. (Without a thread, the check simply runs after
+/// the rest.)
+fn prepare(
+    packages: &PackageGraph,
+    request: &ToolchainRequest,
+    opts: &EvalOptions,
+) -> (
+    Result<Lookup, EvalError>,
+    FileCache,
+    Vec<Result<Prepared, EvalError>>,
+) {
+    std::thread::scope(|s| {
+        let check = || crate::toolchain::lookup(request, opts.cache_dir.as_deref());
+        let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
+        let files = match &opts.cache_dir {
+            Some(d) => FileCache::load(d.join("files.json")),
+            None => FileCache::in_memory(),
+        };
+        let prepared: Vec<Result<Prepared, EvalError>> = packages
+            .packages
+            .iter()
+            .map(|pkg| {
+                let tests = opts.with_tests && packages.selected.contains(&pkg.id);
+                let sources = find_sources(&pkg.file, tests)?;
+                let targets = package_targets(&pkg.file, &sources)?;
+                Ok(Prepared::new(
+                    pkg,
+                    sources,
+                    targets,
+                    &files,
+                    opts.cache_dir.as_deref(),
+                ))
+            })
+            .collect();
+        let lookup = match spawned {
+            Some(thread) => thread.join().unwrap_or_else(|_| {
+                Err(EvalError::new(
+                    ErrorKind::Internal,
+                    "the toolchain check panicked",
+                ))
+            }),
+            None => check(),
+        };
+        (lookup, files, prepared)
+    })
+}
+
+/// What scanning every package produced, gathered.
+#[derive(Default)]
+struct Collected {
+    raw: Vec<RawUnit>,
+    pchs: Vec<PchScan>,
+    stats: EvalStats,
+    scan_keys: Vec<(PathBuf, String, ContentHash)>,
+    warnings: Vec<String>,
+}
+
+/// Scan every package (one scanner process per package with cache misses).
+fn scan_all(
+    packages: &PackageGraph,
+    plans: Vec<ScanPlan>,
+    toolchain: &ToolchainInfo,
+    scopes: &[HeaderScope],
+    files: &FileCache,
+    prescans: &[Option<Prescan>],
+    opts: &EvalOptions,
+) -> Result<Collected, EvalError> {
+    let scan_one = |(pkg, plan): (&Package, ScanPlan)| {
+        plan.scan(
+            toolchain,
+            pkg,
+            &scopes[pkg.id],
+            files,
+            prescans.get(pkg.id).and_then(Option::as_ref),
+            opts.scan_source.as_deref(),
+        )
+    };
+    // One package (the common case, and every no-op of one) is scanned on this thread:
+    // starting the thread pool costs more than a cached scan.
+    let scanned: Vec<plan::Scanned> = if packages.packages.len() > 1 {
+        packages
+            .packages
+            .par_iter()
+            .zip(plans)
+            .map(scan_one)
+            .collect::<Result<_, EvalError>>()?
+    } else {
+        packages
+            .packages
+            .iter()
+            .zip(plans)
+            .map(scan_one)
+            .collect::<Result<_, EvalError>>()?
+    };
+    let mut out = Collected::default();
+    for s in scanned {
+        out.raw.extend(s.units);
+        out.pchs.extend(s.pchs);
+        out.stats.scanned.extend(s.rescanned);
+        out.stats.prescanned.extend(s.prescanned);
+        out.stats.scans_substituted.extend(s.substituted);
+        out.scan_keys.extend(s.keys);
+        out.warnings.extend(s.warnings);
+    }
+    out.warnings.dedup();
+    Ok(out)
 }
 
 /// The toolchain, identified now if its description was not cached (with the prescans

@@ -222,7 +222,6 @@ pub fn scan_package(
         file: cache_file,
         mut table,
     } = cache;
-    let root = scope.root.as_path();
     let identity = toolchain.identity.to_text();
     let scan_keys: Vec<ContentHash> = items.iter().map(|i| scan_key(&identity, i)).collect();
     let keys: Vec<String> = scan_keys.iter().map(hex_key).collect();
@@ -246,33 +245,25 @@ pub fn scan_package(
         })
         .collect();
     // Trusted results from elsewhere, each used only if its headers match the files here.
-    let mut substituted = Vec::new();
-    let mut warnings = Vec::new();
-    if let (Some(src), false) = (source, misses.is_empty()) {
-        let wanted: Vec<ContentHash> = misses.iter().map(|&i| scan_keys[i]).collect();
-        let got = src.fetch(&wanted)?;
-        warnings = got.warnings;
-        for &i in &misses {
-            let Some(value) = got.found.get(&scan_keys[i]) else {
-                continue;
+    let (substituted, warnings) = match source {
+        Some(src) if !misses.is_empty() => {
+            let keyed = Keyed {
+                items,
+                scan_keys: &scan_keys,
+                keys: &keys,
             };
-            let Ok(s) = serde_json::from_value::<Scanned>(value.clone()) else {
-                continue;
-            };
-            if headers_unchanged(scope, &s, files) {
-                table.entries.insert(
-                    keys[i].clone(),
-                    CacheEntry {
-                        rel: items[i].rel.clone(),
-                        result: s.clone(),
-                    },
-                );
-                results[i] = Some(s);
-                substituted.push(items[i].rel.clone());
-            }
+            substitute(
+                src,
+                scope,
+                files,
+                &keyed,
+                &mut misses,
+                &mut results,
+                &mut table,
+            )?
         }
-        misses.retain(|&i| results[i].is_none());
-    }
+        _ => (Vec::new(), Vec::new()),
+    };
     let prescan = prescan.filter(|p| !misses.is_empty() && p.applies_to(toolchain, items));
     if !misses.is_empty() || !substituted.is_empty() {
         let fresh = scan_misses(toolchain, scope, items, &misses, files, prescan)?;
@@ -293,7 +284,6 @@ pub fn scan_package(
             write_json_atomic(f, &table);
         }
     }
-    let _ = root;
     let results = results
         .into_iter()
         .map(|r| r.ok_or_else(|| EvalError::new(ErrorKind::Internal, "a unit was not scanned")))
@@ -348,6 +338,51 @@ fn scan_misses(
         });
     }
     Ok(out)
+}
+
+/// The items of a package with their scan keys (and the keys' hex form).
+struct Keyed<'a> {
+    items: &'a [ScanItem],
+    scan_keys: &'a [ContentHash],
+    keys: &'a [String],
+}
+
+/// Ask `src` for the results of the `misses`; those whose headers match the files here
+/// are used (and cached), and leave `misses`. Returns the substituted units' paths and
+/// the source's warnings.
+fn substitute(
+    src: &dyn ScanSource,
+    scope: &HeaderScope,
+    files: &FileCache,
+    keyed: &Keyed<'_>,
+    misses: &mut Vec<usize>,
+    results: &mut [Option<Scanned>],
+    table: &mut CacheTable,
+) -> Result<(Vec<String>, Vec<String>), EvalError> {
+    let wanted: Vec<ContentHash> = misses.iter().map(|&i| keyed.scan_keys[i]).collect();
+    let got = src.fetch(&wanted)?;
+    let mut substituted = Vec::new();
+    for &i in misses.iter() {
+        let Some(value) = got.found.get(&keyed.scan_keys[i]) else {
+            continue;
+        };
+        let Ok(s) = serde_json::from_value::<Scanned>(value.clone()) else {
+            continue;
+        };
+        if headers_unchanged(scope, &s, files) {
+            table.entries.insert(
+                keyed.keys[i].clone(),
+                CacheEntry {
+                    rel: keyed.items[i].rel.clone(),
+                    result: s.clone(),
+                },
+            );
+            results[i] = Some(s);
+            substituted.push(keyed.items[i].rel.clone());
+        }
+    }
+    misses.retain(|&i| results[i].is_none());
+    Ok((substituted, got.warnings))
 }
 
 fn headers_unchanged(scope: &HeaderScope, s: &Scanned, files: &FileCache) -> bool {

@@ -471,33 +471,16 @@ fn package_settings(
         ProfileName::Dev => m.profile.dev.as_ref(),
         ProfileName::Release => m.profile.release.as_ref(),
     };
-    let (default_opt, default_debug, default_defines): (OptLevel, bool, &[&str]) = match profile {
-        ProfileName::Dev => (OptLevel::O0, true, &[]),
-        ProfileName::Release => (OptLevel::O3, false, &["NDEBUG"]),
+    let (default_opt, default_debug) = match profile {
+        ProfileName::Dev => (OptLevel::O0, true),
+        ProfileName::Release => (OptLevel::O3, false),
     };
-    let src = |table: &'static str| FlagSource {
+    let build = FlagSource {
         file,
         package: p,
-        table,
+        table: "[build]",
     };
-    let build = src("[build]");
-    let prof = src("the profile");
-    let mut base = Layer {
-        cxx: build.flags(&m.build.cxxflags)?,
-        c: build.flags(&m.build.cflags)?,
-        defines: build.defines(&m.build.defines)?,
-        dirs: build.dirs(&m.build.include_dirs)?,
-    };
-    if let Some(pr) = chosen {
-        base.cxx.extend(prof.flags(&pr.cxxflags)?);
-        base.c.extend(prof.flags(&pr.cflags)?);
-    }
-    match chosen {
-        Some(pr) if !pr.defines.is_empty() => base.defines.extend(prof.defines(&pr.defines)?),
-        _ => base
-            .defines
-            .extend(default_defines.iter().map(|d| format!("-D{d}"))),
-    }
+    let base = base_layer(file, p, profile, chosen)?;
     let mut owners: Vec<Owner> = (0..targets.libs.len()).map(Owner::Lib).collect();
     owners.extend((0..m.bin.len()).map(Owner::Bin));
     // Every test's settings are checked (and its `links` locked) whether tests are built
@@ -520,18 +503,7 @@ fn package_settings(
         .map(|d| resolve_dependency(d, files))
         .collect::<Result<Vec<_>, _>>()?;
     let lib_usage = library_usage(targets, &layers);
-    let mut exported = Usage::default();
-    for u in &lib_usage {
-        exported.extend(u);
-    }
-    for d in pkg.deps.iter().filter(|d| d.public) {
-        if let Some(s) = done.get(d.package) {
-            exported.extend(&s.exported);
-        }
-    }
-    for lib in system.iter().filter(|l| l.public) {
-        exported.extend(&Usage::of_system(lib));
-    }
+    let exported = exported_usage(graph, p, &lib_usage, &system, done);
     Ok(PackageSettings {
         base,
         opt: chosen.and_then(|pr| pr.opt_level).unwrap_or(default_opt),
@@ -544,6 +516,67 @@ fn package_settings(
         system,
         dev_system,
     })
+}
+
+/// `[build]` with the profile's flags and defines (the release profile defines `NDEBUG`
+/// unless it sets `defines` of its own).
+fn base_layer(
+    file: &crate::manifest_file::ManifestFile,
+    p: PackageId,
+    profile: ProfileName,
+    chosen: Option<&Profile>,
+) -> Result<Layer, EvalError> {
+    let m = &file.manifest;
+    let build = FlagSource {
+        file,
+        package: p,
+        table: "[build]",
+    };
+    let prof = FlagSource {
+        file,
+        package: p,
+        table: "the profile",
+    };
+    let mut base = Layer {
+        cxx: build.flags(&m.build.cxxflags)?,
+        c: build.flags(&m.build.cflags)?,
+        defines: build.defines(&m.build.defines)?,
+        dirs: build.dirs(&m.build.include_dirs)?,
+    };
+    if let Some(pr) = chosen {
+        base.cxx.extend(prof.flags(&pr.cxxflags)?);
+        base.c.extend(prof.flags(&pr.cflags)?);
+    }
+    match chosen {
+        Some(pr) if !pr.defines.is_empty() => base.defines.extend(prof.defines(&pr.defines)?),
+        _ if profile == ProfileName::Release => base.defines.push("-DNDEBUG".into()),
+        _ => {}
+    }
+    Ok(base)
+}
+
+/// What depending on package `p` gives: every library's usage requirements, those of its
+/// public dependencies (already computed in `done`) and its public system dependencies'.
+fn exported_usage(
+    graph: &PackageGraph,
+    p: PackageId,
+    lib_usage: &[Usage],
+    system: &[SystemLib],
+    done: &[PackageSettings],
+) -> Usage {
+    let mut exported = Usage::default();
+    for u in lib_usage {
+        exported.extend(u);
+    }
+    for d in graph.packages[p].deps.iter().filter(|d| d.public) {
+        if let Some(s) = done.get(d.package) {
+            exported.extend(&s.exported);
+        }
+    }
+    for lib in system.iter().filter(|l| l.public) {
+        exported.extend(&Usage::of_system(lib));
+    }
+    exported
 }
 
 /// What using each library gives: its public settings and, transitively, those of the

@@ -260,23 +260,14 @@ pub fn find_sources(file: &ManifestFile, with_tests: bool) -> Result<PackageSour
     Ok(PackageSources { libs, bins, tests })
 }
 
-/// The units of one executable, after checking its name and `main`.
-fn executable_sources(
+/// An executable's name is unique among the package's binaries and tests and is a plain
+/// file name.
+fn check_executable_name(
     file: &ManifestFile,
-    walk: &Walk,
     entry: &ExecutableEntry<'_>,
+    name_field: &Spanned<String>,
     names: &mut BTreeMap<String, &'static str>,
-) -> Result<TargetSources, EvalError> {
-    let t = entry.spanned.get_ref();
-    let table_at = file.location_or_file(entry.spanned.span());
-    let Some(name_field) = &t.name else {
-        return Err(EvalError::new(
-            ErrorKind::ManifestInvalid,
-            format!("a {} table has no `name`", entry.table),
-        )
-        .at(table_at)
-        .help("add `name = \"...\"`: the executable's file name"));
-    };
+) -> Result<(), EvalError> {
     let name = name_field.get_ref().clone();
     if let Some(first) = names.insert(name.clone(), entry.table) {
         let message = if first == entry.table {
@@ -296,6 +287,28 @@ fn executable_sources(
         .at(file.location(name_field.span()))
         .help("use a plain file name, e.g. `name = \"app\"`"));
     }
+    Ok(())
+}
+
+/// The units of one executable, after checking its name and `main`.
+fn executable_sources(
+    file: &ManifestFile,
+    walk: &Walk,
+    entry: &ExecutableEntry<'_>,
+    names: &mut BTreeMap<String, &'static str>,
+) -> Result<TargetSources, EvalError> {
+    let t = entry.spanned.get_ref();
+    let table_at = file.location_or_file(entry.spanned.span());
+    let Some(name_field) = &t.name else {
+        return Err(EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!("a {} table has no `name`", entry.table),
+        )
+        .at(table_at)
+        .help("add `name = \"...\"`: the executable's file name"));
+    };
+    let name = name_field.get_ref().clone();
+    check_executable_name(file, entry, name_field, names)?;
     let Some(main_field) = &t.main else {
         return Err(EvalError::new(
             ErrorKind::ManifestInvalid,

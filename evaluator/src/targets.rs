@@ -148,20 +148,7 @@ pub fn package_targets(
         })
         .collect();
     let executable = |t: &Spanned<Target>, name: &str, kind: TargetKind| {
-        let t = t.get_ref();
-        let direct = if t.uses.is_empty() {
-            (0..lib_names.len()).map(|l| (l, false)).collect()
-        } else {
-            resolve_uses(file, t, &lib_names, None)?
-        };
-        Ok::<_, EvalError>(TargetInfo {
-            kind,
-            name: name.to_string(),
-            visible_libs: visible(usize::MAX, &direct, &uses),
-            linked_libs: linked(None, &direct, &uses),
-            public_libs: Vec::new(),
-            public_modules: None,
-        })
+        executable_info(file, t.get_ref(), name, kind, &lib_names, &uses)
     };
     let bins = m
         .bin
@@ -176,6 +163,30 @@ pub fn package_targets(
         .map(|(t, s)| executable(t, &s.name, TargetKind::Test))
         .collect::<Result<_, _>>()?;
     Ok(PackageTargets { libs, bins, tests })
+}
+
+/// An executable's target: the libraries it uses (all of them when it names none).
+fn executable_info(
+    file: &ManifestFile,
+    t: &Target,
+    name: &str,
+    kind: TargetKind,
+    lib_names: &[String],
+    uses: &[Vec<(usize, bool)>],
+) -> Result<TargetInfo, EvalError> {
+    let direct = if t.uses.is_empty() {
+        (0..lib_names.len()).map(|l| (l, false)).collect()
+    } else {
+        resolve_uses(file, t, lib_names, None)?
+    };
+    Ok(TargetInfo {
+        kind,
+        name: name.to_string(),
+        visible_libs: visible(usize::MAX, &direct, uses),
+        linked_libs: linked(None, &direct, uses),
+        public_libs: Vec::new(),
+        public_modules: None,
+    })
 }
 
 /// Fields that do not apply to a kind of target are errors at their line.

@@ -95,44 +95,66 @@ pub fn show_derivation(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), C
     Ok(())
 }
 
-pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), CliError> {
-    let project = load(cli, build)?;
-    let g = &project.eval.graph;
-    let pkg_name = |u: usize| match g.units[u].origin {
-        Origin::Package(p, _) => project.eval.packages.packages[p].name.clone(),
-        Origin::Toolchain => "toolchain".into(),
-    };
-    let target = |u: usize| match g.units[u].origin {
-        Origin::Package(p, owner) => {
-            let kind = match owner {
-                cmod_evaluator::graph::Owner::Lib(_) => "lib",
-                cmod_evaluator::graph::Owner::Bin(_) => "bin",
-                cmod_evaluator::graph::Owner::Test(_) => "test",
-            };
-            let name = project.eval.targets[p]
-                .get(owner)
-                .map(|t| t.name.clone())
-                .unwrap_or_default();
-            format!("{kind} {name}")
+/// How `cmod graph` names units: `package/path`, with the target when two targets
+/// compile one file (each with its own settings, so two units).
+struct UnitNames<'a> {
+    eval: &'a cmod_evaluator::Evaluation,
+}
+
+impl UnitNames<'_> {
+    fn package(&self, u: usize) -> String {
+        match self.eval.graph.units[u].origin {
+            Origin::Package(p, _) => self.eval.packages.packages[p].name.clone(),
+            Origin::Toolchain => "toolchain".into(),
         }
-        Origin::Toolchain => "toolchain".into(),
-    };
-    // A file compiled by two targets (with their own settings) is two units.
-    let shared = |u: usize| {
-        g.units
+    }
+
+    fn target(&self, u: usize) -> String {
+        use cmod_evaluator::graph::Owner;
+        match self.eval.graph.units[u].origin {
+            Origin::Package(p, owner) => {
+                let kind = match owner {
+                    Owner::Lib(_) => "lib",
+                    Owner::Bin(_) => "bin",
+                    Owner::Test(_) => "test",
+                };
+                let name = self.eval.targets[p]
+                    .get(owner)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default();
+                format!("{kind} {name}")
+            }
+            Origin::Toolchain => "toolchain".into(),
+        }
+    }
+
+    fn label(&self, u: usize) -> String {
+        let units = &self.eval.graph.units;
+        let base = format!("{}/{}", self.package(u), units[u].rel);
+        let shared = units
             .iter()
-            .filter(|x| x.rel == g.units[u].rel && x.package() == g.units[u].package())
+            .filter(|x| x.rel == units[u].rel && x.package() == units[u].package())
             .count()
-            > 1
-    };
-    let label = |u: usize| {
-        let base = format!("{}/{}", pkg_name(u), g.units[u].rel);
-        if shared(u) {
-            format!("{base} ({})", target(u))
+            > 1;
+        if shared {
+            format!("{base} ({})", self.target(u))
         } else {
             base
         }
+    }
+}
+
+pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), CliError> {
+    let project = load(cli, build)?;
+    let g = &project.eval.graph;
+    let names = UnitNames {
+        eval: &project.eval,
     };
+    let (pkg_name, target, label) = (
+        |u| names.package(u),
+        |u| names.target(u),
+        |u| names.label(u),
+    );
     match format {
         GraphFormat::Json => {
             let units: Vec<serde_json::Value> = (0..g.units.len())

@@ -98,28 +98,9 @@ impl Emitter<'_> {
             objects.push(i.at.clone());
             inputs.push(i);
         }
-        let mut libs = Vec::new();
-        for key in &libraries {
-            if let Some((drv, file)) = archives.get(key) {
-                let at = format!("lib/{file}");
-                if libs.contains(&at) {
-                    return Err(EvalError::new(
-                        ErrorKind::ManifestInvalid,
-                        format!("two libraries linked into `{bin_name}` are both named `{file}`"),
-                    )
-                    .help("give the libraries distinct names"));
-                }
-                libs.push(at.clone());
-                inputs.push(Input {
-                    at,
-                    role: InputRole::Archive,
-                    from: InputFrom::Drv {
-                        drv: drv.clone(),
-                        output: "lib".into(),
-                    },
-                });
-            }
-        }
+        let (archive_inputs, libs) =
+            archive_inputs(&libraries, archives, self.input.packages, &bin_name)?;
+        inputs.extend(archive_inputs);
         let mut packages = vec![p];
         packages.extend(deps.iter().copied());
         let settings = self.input.settings.link(p, owner, &libraries, &packages);
@@ -142,4 +123,39 @@ impl Emitter<'_> {
             output: ("exe", format!("out/{bin_name}")),
         })
     }
+}
+
+/// The archives of `libraries` as link inputs, and their paths in the build directory
+/// (`lib/<package>/lib<name>.a`: two packages may each have a library `core`).
+fn archive_inputs(
+    libraries: &[(PackageId, usize)],
+    archives: &BTreeMap<(PackageId, usize), (StorePath, String)>,
+    packages: &crate::package::PackageGraph,
+    bin_name: &str,
+) -> Result<(Vec<Input>, Vec<String>), EvalError> {
+    let mut inputs = Vec::new();
+    let mut libs: Vec<String> = Vec::new();
+    for key in libraries {
+        let Some((drv, file)) = archives.get(key) else {
+            continue;
+        };
+        let at = format!("lib/{}/{file}", packages.packages[key.0].name);
+        if libs.contains(&at) {
+            return Err(EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!("two libraries linked into `{bin_name}` are both named `{file}`"),
+            )
+            .help("give the libraries distinct names"));
+        }
+        libs.push(at.clone());
+        inputs.push(Input {
+            at,
+            role: InputRole::Archive,
+            from: InputFrom::Drv {
+                drv: drv.clone(),
+                output: "lib".into(),
+            },
+        });
+    }
+    Ok((inputs, libs))
 }

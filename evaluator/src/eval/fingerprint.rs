@@ -40,7 +40,6 @@ pub(super) fn of(e: &Evaluation) -> ContentHash {
     ));
     h.put(e.profile.as_str());
     h.hash(&e.toolchain.identity);
-    let place = |at: &PkgPath| format!("{}/{}", at.package, at.rel);
     h.count(e.packages.packages.len());
     for (p, pkg) in e.packages.packages.iter().enumerate() {
         h.put(&pkg.root.to_string_lossy());
@@ -78,6 +77,13 @@ pub(super) fn of(e: &Evaluation) -> ContentHash {
             h.hash(hash);
         }
     }
+    units(&mut h, e);
+    ContentHash(*h.0.finalize().as_bytes())
+}
+
+/// Every unit (with its flags and headers) and every precompiled header.
+fn units(h: &mut Fields, e: &Evaluation) {
+    let place = |at: &PkgPath| format!("{}/{}", at.package, at.rel);
     h.count(e.graph.units.len());
     for u in &e.graph.units {
         h.put(&format!("{:?} {:?} {:?}", u.origin, u.kind, u.module));
@@ -112,5 +118,4 @@ pub(super) fn of(e: &Evaluation) -> ContentHash {
             h.hash(&s.hash);
         }
     }
-    ContentHash(*h.0.finalize().as_bytes())
 }
