@@ -159,10 +159,18 @@ pub enum StoreCommand {
         /// Require this many valid signatures by trusted keys (Nix-style exit bits).
         #[arg(long, value_name = "N")]
         sigs_needed: Option<usize>,
-        /// Trusted public keys (`name:base64`; default: user configuration and [cache]).
-        #[arg(long, value_name = "KEY")]
-        trusted_public_keys: Vec<String>,
+        /// Repair what is damaged (as `cmod store repair` of the whole store).
+        #[arg(long)]
+        repair: bool,
+        /// Build and sharing options of the repair (`--trusted-public-keys` also names
+        /// the keys `--sigs-needed` counts).
+        #[command(flatten)]
+        run: Box<RunOpts>,
     },
+    /// Rebuild or re-substitute damaged paths (unreadable metadata, missing or corrupt
+    /// contents): the named store paths or targets, the paths the package's targets use,
+    /// or (outside a package) every path of the store.
+    Repair(RepairArgs),
     /// Sign store paths (or targets' outputs and build trace) with a secret key.
     Sign(crate::commands::share::SignArgs),
     /// Serve this store over stdin/stdout (what `cmod copy ssh://` runs remotely).
@@ -293,6 +301,20 @@ pub struct RealiseArgs {
     /// results bit for bit (exit 3 on any difference).
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Store paths, or targets of the package here (default: everything they use, or the
+    /// whole store outside a package).
+    pub what: Vec<String>,
+    /// Only check that contents exist, without re-hashing them.
+    #[arg(long)]
+    pub no_contents: bool,
+    #[command(flatten)]
+    pub build: BuildOpts,
+    #[command(flatten)]
+    pub run: RunOpts,
 }
 
 #[derive(Debug, Args)]

@@ -51,20 +51,26 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
                     no_contents,
                     check_contents,
                     sigs_needed,
-                    trusted_public_keys,
+                    repair,
+                    run,
                 },
         } => {
-            if *check_contents || sigs_needed.is_some() {
+            if *repair {
+                commands::repair::verify_and_repair(cli, *no_contents, run)
+            } else if *check_contents || sigs_needed.is_some() {
                 commands::maintenance::verify_nix(
                     cli,
                     *check_contents,
                     sigs_needed.unwrap_or(0),
-                    trusted_public_keys,
+                    &run.sharing.trusted_public_keys,
                 )
             } else {
                 commands::maintenance::verify(cli, *no_contents)
             }
         }
+        Command::Store {
+            command: StoreCommand::Repair(args),
+        } => commands::repair::repair(cli, args),
         Command::Store {
             command: StoreCommand::Sign(args),
         } => commands::share::sign(cli, args),

@@ -82,6 +82,7 @@ impl Progress {
             "rebuilt_size": d.rebuilt_size,
             "first_difference": d.first_difference,
             "kept": d.kept,
+            "stored_corrupt": d.stored_corrupt,
         })
     }
 

@@ -64,7 +64,14 @@ pub fn open_store(cli: &Cli) -> Result<Store, CliError> {
         Some(dir) => dir.clone(),
         None => Store::default_root()?,
     };
-    Ok(Store::open(&root)?)
+    let mut store = Store::open(&root)?;
+    // `CMOD_FSYNC=0` (or `off`, `false`): no flushing to stable storage, for throwaway
+    // stores (CI caches rebuilt anyway); a power loss may then damage registered paths.
+    if std::env::var("CMOD_FSYNC").is_ok_and(|v| matches!(v.as_str(), "0" | "off" | "false" | "no"))
+    {
+        store.set_durable(false);
+    }
+    Ok(store)
 }
 
 /// The store as the evaluator sees it: where source trees are found and added.

@@ -62,6 +62,28 @@ pub fn gc(cli: &Cli, opts: &GcOpts<'_>) -> Result<(), CliError> {
     for (p, _) in &report.dead {
         println!("{}", store.path_of(p).display());
     }
+    for u in &report.unreadable {
+        eprintln!(
+            "warning: `{}` cannot be read ({}); its path is kept: `cmod store repair` fixes it",
+            u.file.display(),
+            u.reason
+        );
+    }
+    if !report.held_back.is_empty() {
+        let held: Vec<String> = report
+            .held_back
+            .iter()
+            .map(|p| store.path_of(p).display().to_string())
+            .collect();
+        return Err(CliError::Integrity {
+            message: format!(
+                "nothing was collected: the metadata of {} live path(s) cannot be read, so what they refer to is unknown:\n  {}",
+                held.len(),
+                held.join("\n  ")
+            ),
+            help: Some("run `cmod store repair` to rebuild or re-substitute them, then `cmod gc` again".into()),
+        });
+    }
     let verb = if opts.dry_run { "would free" } else { "freed" };
     eprintln!(
         "{} dead path(s), {verb} {} bytes; {} path(s) alive",
@@ -75,25 +97,21 @@ pub fn gc(cli: &Cli, opts: &GcOpts<'_>) -> Result<(), CliError> {
 pub fn verify(cli: &Cli, no_contents: bool) -> Result<(), CliError> {
     let store = open_store(cli)?;
     let report = store.verify(!no_contents)?;
-    for c in &report.corrupt {
-        eprintln!(
-            "corrupt: {}: {}",
-            store.path_of(&c.path).display(),
-            c.problem
-        );
+    for d in &report.damaged {
+        eprintln!("corrupt: {}: {}", d.describe(&store), d.problem);
     }
-    if report.corrupt.is_empty() {
+    if report.damaged.is_empty() {
         eprintln!("checked {} path(s): all intact", report.checked);
         Ok(())
     } else {
         Err(CliError::Integrity {
             message: format!(
-                "{} of {} store path(s) are corrupt",
-                report.corrupt.len(),
+                "{} of {} store path(s) are damaged",
+                report.damaged.len(),
                 report.checked
             ),
             help: Some(
-                "delete the damaged paths with `cmod gc` after removing their roots, then rebuild"
+                "`cmod store repair` rebuilds or re-substitutes them (`cmod store verify --repair` does both at once)"
                     .into(),
             ),
         })
@@ -113,12 +131,8 @@ pub fn verify_nix(
     let trust = crate::commands::share::trust(cli, keys, false)?;
     let report = store.verify(check_contents)?;
     let mut bits = 0;
-    for c in &report.corrupt {
-        eprintln!(
-            "corrupt: {}: {}",
-            store.path_of(&c.path).display(),
-            c.problem
-        );
+    for d in &report.damaged {
+        eprintln!("corrupt: {}: {}", d.describe(&store), d.problem);
         bits |= 1;
     }
     if sigs_needed > 0 {

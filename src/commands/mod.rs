@@ -9,6 +9,7 @@ pub mod lock;
 pub mod maintenance;
 pub mod new;
 pub mod realise;
+pub mod repair;
 pub mod share;
 pub mod test;
 pub mod why;

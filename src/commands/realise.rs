@@ -214,6 +214,32 @@ pub(crate) fn build_targets(
         });
     }
     pin_check?;
+    let corrupt: Vec<&cmod_store::realise::Difference> = r
+        .differences
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d.stored_corrupt)
+        .collect();
+    if !corrupt.is_empty() {
+        let mut message = format!(
+            "{} stored output(s) are corrupt: their contents no longer hash to what was recorded when they were registered (damage on disk, not a sign that the build is not reproducible)",
+            corrupt.len()
+        );
+        let mut paths = Vec::new();
+        for d in &corrupt {
+            message.push_str("\n  ");
+            message.push_str(&progress.describe_difference(d));
+            paths.push(d.stored.to_string());
+        }
+        paths.dedup();
+        return Err(CliError::Integrity {
+            message,
+            help: Some(format!(
+                "repair them: `cmod store repair {}`",
+                paths.join(" ")
+            )),
+        });
+    }
     if !r.differences.is_empty() {
         let mut message = format!(
             "{} output file(s) of {} derivation(s) differ from the stored copies: the build is not reproducible",
@@ -272,7 +298,12 @@ fn trusted_memo(
 ) -> Option<(Memo, Vec<u8>)> {
     let memo = project.store.memo_unchecked(key)?;
     let (valid, fresh_lines) = std::thread::scope(|s| {
-        let check = || project.store.memo_outputs_valid(&memo);
+        // Beside the check, what killed runs left in the store's `tmp/` (a listing,
+        // usually of an empty directory) is cleaned, as a full realisation does.
+        let check = || {
+            let _ = project.store.clean_temporaries();
+            project.store.memo_outputs_valid(&memo)
+        };
         let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
         let lines = progress.collected(|| {
             for d in &memo.derivations {

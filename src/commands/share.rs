@@ -15,7 +15,7 @@ use cmod_store::trace::TraceEntry;
 use cmod_store::transfer::{CopyError, Trust};
 use cmod_store::Store;
 
-use crate::cli::{BuildOpts, Cli, Command, SharingOpts};
+use crate::cli::{BuildOpts, Cli, Command, SharingOpts, StoreCommand};
 use crate::diagnostic::CliError;
 use crate::project::{load, open_store, package_dir, Project};
 
@@ -149,6 +149,14 @@ pub fn configure_sharing(cli: &Cli) -> Result<(), CliError> {
         Command::Realise(a) => (&a.run.sharing, a.run.jobs, a.build.offline()),
         Command::Run(a) => (&a.run.sharing, a.run.jobs, a.build.offline()),
         Command::Lock(a) => (&a.run.sharing, a.run.jobs, a.build.offline()),
+        Command::Store {
+            command: StoreCommand::Repair(a),
+        } => (&a.run.sharing, a.run.jobs, a.build.offline()),
+        Command::Store {
+            command: StoreCommand::Verify {
+                run, repair: true, ..
+            },
+        } => (&run.sharing, run.jobs, false),
         _ => return Ok(()),
     };
     let s = settings(cli)?;

@@ -229,6 +229,34 @@ pub fn normalise(path: &Path) -> Result<(), StoreError> {
     set_mtime(path)
 }
 
+/// Flush a file or tree to stable storage: every file's data and every directory's
+/// entries (`fsync`), so that once something refers to it (a path's metadata), a power
+/// loss cannot leave it empty or partial.
+pub fn sync_tree(path: &Path) -> Result<(), StoreError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
+    if meta.file_type().is_dir() {
+        let entries: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| StoreError::io("listing", path, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::io("listing", path, e))?;
+        entries.par_iter().try_for_each(|e| sync_tree(&e.path()))?;
+        sync_dir(path)
+    } else if meta.file_type().is_file() {
+        std::fs::File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::io("flushing to disk", path, e))
+    } else {
+        Ok(())
+    }
+}
+
+/// Flush a directory's entries (a rename into it, a new file) to stable storage.
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError::io("flushing to disk", dir, e))
+}
+
 /// Make a tree writable again so it can be deleted.
 pub fn make_writable(path: &Path) {
     let Ok(meta) = std::fs::symlink_metadata(path) else {

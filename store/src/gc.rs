@@ -12,6 +12,7 @@ use crate::content;
 use crate::error::StoreError;
 use crate::layout::Store;
 use crate::lock::Lock;
+use crate::registry::UnreadableMetadata;
 
 /// What GC did (or, with `dry_run`, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,20 +21,19 @@ pub struct GcReport {
     pub dead: Vec<(StorePath, u64)>,
     pub freed: u64,
     pub alive: usize,
+    /// Metadata files that cannot be read: never deleted by GC (`cmod store repair`).
+    pub unreadable: Vec<UnreadableMetadata>,
+    /// Live paths whose references are unknown (their metadata is unreadable): anything
+    /// might be reachable through them, so nothing was deleted.
+    pub held_back: Vec<StorePath>,
 }
 
-/// A path whose contents do not match its metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Corruption {
-    pub path: StorePath,
-    pub problem: String,
-}
-
-/// What verification found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub checked: usize,
-    pub corrupt: Vec<Corruption>,
+/// The paths reachable from the roots, and those among them whose metadata could not
+/// be read (their references are unknown).
+#[derive(Debug, Clone, Default)]
+pub struct Liveness {
+    pub live: BTreeSet<StorePath>,
+    pub unknown_references: Vec<StorePath>,
 }
 
 /// A shared hold on the GC lock, kept by a realisation for its whole run.
@@ -79,22 +79,35 @@ impl Store {
         Ok(GcGuard { _flock: flock })
     }
 
-    /// Every path reachable from the roots.
+    /// Every registered path reachable from the roots.
     pub fn live_paths(&self) -> Result<BTreeSet<StorePath>, StoreError> {
-        let mut live = BTreeSet::new();
+        Ok(self.liveness()?.live)
+    }
+
+    /// [`Store::live_paths`], noting the live paths whose metadata cannot be read instead
+    /// of stopping at them.
+    pub fn liveness(&self) -> Result<Liveness, StoreError> {
+        let mut out = Liveness::default();
         let mut todo: VecDeque<StorePath> = VecDeque::new();
         for r in self.roots()? {
             todo.push_back(r.target);
             todo.extend(r.keep);
         }
         while let Some(p) = todo.pop_front() {
-            if !self.is_valid(&p) || !live.insert(p.clone()) {
+            if !self.is_registered(&p) || !out.live.insert(p.clone()) {
                 continue;
             }
-            let info = self.path_info(&p)?;
-            todo.extend(info.references.into_iter().filter(|r| !live.contains(r)));
+            match self.path_info(&p) {
+                Ok(info) => todo.extend(
+                    info.references
+                        .into_iter()
+                        .filter(|r| !out.live.contains(r)),
+                ),
+                Err(StoreError::CorruptMetadata { .. }) => out.unknown_references.push(p),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(live)
+        Ok(out)
     }
 
     /// Delete unreachable paths (at most `max_freed` bytes' worth, if given).
@@ -104,12 +117,21 @@ impl Store {
         max_freed: Option<u64>,
     ) -> Result<GcReport, StoreError> {
         let _lock = Lock::acquire(&self.gc_lock_path())?;
-        let live = self.live_paths()?;
+        let liveness = self.liveness()?;
+        let live = liveness.live;
+        let (registered, unreadable) = self.registered()?;
         let mut report = GcReport {
             alive: live.len(),
+            unreadable,
+            held_back: liveness.unknown_references,
             ..Default::default()
         };
-        for p in self.valid_paths()? {
+        if !report.held_back.is_empty() {
+            // What a live path with unreadable metadata refers to is unknown: no path
+            // can be proven dead until it is repaired.
+            return Ok(report);
+        }
+        for p in registered {
             if live.contains(&p) {
                 continue;
             }
@@ -129,6 +151,25 @@ impl Store {
         Ok(report)
     }
 
+    /// Remove the entries of `tmp/` (build directories, their logs, partial copies:
+    /// `<label>-<pid>-<n>[.ext]`) that belong to processes that are gone. Safe beside
+    /// running realisations: what a live process owns is kept. Returns how many were
+    /// removed.
+    pub fn clean_temporaries(&self) -> Result<usize, StoreError> {
+        let tmp = self.dir("tmp");
+        let mut removed = 0;
+        for e in std::fs::read_dir(&tmp).map_err(|e| StoreError::io("listing", &tmp, e))? {
+            let e = e.map_err(|e| StoreError::io("listing", &tmp, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.split_once('.').map_or(name.as_str(), |(s, _)| s);
+            if temporary_owner(stem).is_some_and(|pid| !alive(pid)) {
+                content::remove(&e.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Remove contents without metadata (crash leftovers) and stale temporaries.
     fn clean_leftovers(&self) -> Result<(), StoreError> {
         let dir = self.store_dir();
@@ -136,20 +177,14 @@ impl Store {
             let e = e.map_err(|e| StoreError::io("listing", &dir, e))?;
             let name = e.file_name().to_string_lossy().into_owned();
             match name.parse::<StorePath>() {
-                Ok(p) if self.is_valid(&p) => {}
+                Ok(p) if self.is_registered(&p) => {}
                 _ => content::remove(&e.path())?,
             }
         }
         // Build directories and partial copies under `tmp/` (`<label>-<pid>-<n>`), and
         // the `.tmp-<pid>-<n>` files of atomic writes, left by processes that died (a
         // killed copy, a crash). Entries of live processes stay: they are in use.
-        let tmp = self.dir("tmp");
-        for e in std::fs::read_dir(&tmp).map_err(|e| StoreError::io("listing", &tmp, e))? {
-            let e = e.map_err(|e| StoreError::io("listing", &tmp, e))?;
-            if temporary_owner(&e.file_name().to_string_lossy()).is_some_and(|pid| !alive(pid)) {
-                content::remove(&e.path())?;
-            }
-        }
+        self.clean_temporaries()?;
         for sub in [
             "meta",
             "trace",
@@ -173,41 +208,6 @@ impl Store {
             }
         }
         Ok(())
-    }
-
-    /// Check every valid path exists, and with `contents`, that it still hashes to its
-    /// recorded content hash.
-    pub fn verify(&self, contents: bool) -> Result<VerifyReport, StoreError> {
-        let mut report = VerifyReport::default();
-        for p in self.valid_paths()? {
-            report.checked += 1;
-            let info = self.path_info(&p)?;
-            let on_disk = self.path_of(&p);
-            if std::fs::symlink_metadata(&on_disk).is_err() {
-                report.corrupt.push(Corruption {
-                    path: p,
-                    problem: "its contents are missing".into(),
-                });
-                continue;
-            }
-            if contents {
-                match content::hash_path(&on_disk, &Default::default()) {
-                    Ok(t) if t.hash == info.content_hash && t.size == info.size => {}
-                    Ok(t) => report.corrupt.push(Corruption {
-                        path: p,
-                        problem: format!(
-                            "contents hash to {} ({} bytes), but {} ({} bytes) was recorded",
-                            t.hash, t.size, info.content_hash, info.size
-                        ),
-                    }),
-                    Err(e) => report.corrupt.push(Corruption {
-                        path: p,
-                        problem: e.to_string(),
-                    }),
-                }
-            }
-        }
-        Ok(report)
     }
 }
 
@@ -290,25 +290,5 @@ mod tests {
         assert_eq!(temporary_owner("build-12-3"), Some(12));
         assert_eq!(temporary_owner("t-12-x"), None);
         assert_eq!(temporary_owner("-12-3"), None);
-    }
-
-    #[test]
-    fn verify_detects_modified_and_missing_contents() {
-        let t = tempfile::tempdir().unwrap();
-        let s = Store::open(t.path()).unwrap();
-        let none = BTreeSet::new();
-        let a = s.add_bytes(PathKind::Output, "a", b"aaa", &none).unwrap();
-        let b = s.add_bytes(PathKind::Output, "b", b"bbb", &none).unwrap();
-        assert!(s.verify(true).unwrap().corrupt.is_empty());
-        let pa = s.path_of(&a);
-        std::fs::set_permissions(&pa, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-        std::fs::write(&pa, "tampered").unwrap();
-        std::fs::remove_file(s.path_of(&b)).unwrap();
-        let r = s.verify(true).unwrap();
-        assert_eq!(r.checked, 2);
-        let bad: Vec<&StorePath> = r.corrupt.iter().map(|c| &c.path).collect();
-        assert_eq!(bad, vec![&a, &b]);
-        assert!(r.corrupt[0].problem.contains("was recorded"));
-        assert!(r.corrupt[1].problem.contains("missing"));
     }
 }

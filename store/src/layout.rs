@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! <root>/v1/store/<hash>-<name>     contents (read-only, mtime 1)
-//! <root>/v1/meta/<hash>.json        path metadata; a path is valid iff this exists
+//! <root>/v1/meta/<hash>.json        path metadata; a path is valid iff this exists and
+//!                                   its contents are present
 //! <root>/v1/trace/<key>.json        build trace: resolved derivation key → outputs
 //! <root>/v1/drv-outputs/<hash>.json latest realisation of a derivation
 //! <root>/v1/log/<key>.log           build logs (and <hash>.log links per output)
@@ -28,6 +29,10 @@ pub const FORMAT: &str = "v1";
 pub struct Store {
     root: PathBuf,
     v: PathBuf,
+    /// Flush contents and metadata to stable storage before a path becomes valid (the
+    /// default). Off only for throwaway stores (`CMOD_FSYNC=0`): a power loss may then
+    /// leave registered paths empty or partial.
+    durable: bool,
 }
 
 impl Store {
@@ -54,7 +59,24 @@ impl Store {
             let d = v.join(dir);
             std::fs::create_dir_all(&d).map_err(|e| StoreError::io("creating", &d, e))?;
         }
-        Ok(Store { root, v })
+        Ok(Store {
+            root,
+            v,
+            durable: true,
+        })
+    }
+
+    /// Whether registrations are flushed to stable storage (see [`Store::set_durable`]).
+    pub fn durable(&self) -> bool {
+        self.durable
+    }
+
+    /// Turn flushing to stable storage on or off (on by default). Without it a
+    /// registration costs no `fsync`, and a power loss (not a crash: the kernel still
+    /// writes what it was given) may leave registered paths empty or partial, which
+    /// `cmod store verify` reports and `cmod store repair` fixes.
+    pub fn set_durable(&mut self, durable: bool) {
+        self.durable = durable;
     }
 
     /// The default store root: `$CMOD_STORE`, else `$XDG_DATA_HOME/cmod`, else

@@ -27,6 +27,7 @@ pub mod substitute;
 pub mod symlinks;
 pub mod trace;
 pub mod transfer;
+pub mod verify;
 
 pub use error::StoreError;
 pub use layout::Store;

@@ -103,7 +103,7 @@ impl Store {
             path: "memo".into(),
             reason: e.to_string(),
         })?;
-        write_atomic(&self.memo_file(key), &bytes)
+        write_atomic(&self.memo_file(key), &bytes, false)
     }
 }
 

@@ -2,9 +2,15 @@
 //! and adding sources.
 //!
 //! Registration order is what makes a crash safe (invariant 4): contents are completed
-//! in `tmp/`, moved to their final name, normalised, and only then is the metadata file
-//! written (atomically, by rename). A path without metadata is not valid and is replaced
-//! on the next registration or deleted by GC.
+//! in `tmp/`, moved to their final name, normalised, flushed to stable storage, and only
+//! then is the metadata file written (flushed, then renamed into place, then its directory
+//! flushed). A path without metadata is not valid and is replaced on the next
+//! registration or deleted by GC.
+//!
+//! A path is **valid** when its metadata is committed *and* its contents are present (a
+//! `stat`). A registered path whose contents went missing (deleted by hand, lost) is
+//! treated as absent everywhere — rebuilt, re-substituted, re-imported — and its
+//! registration is replaced by the next one; `cmod store verify` reports it.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -19,6 +25,17 @@ use crate::content::{self, Candidates};
 use crate::error::StoreError;
 use crate::layout::Store;
 use crate::lock::Lock;
+
+/// A metadata file that cannot be read as the metadata of its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableMetadata {
+    pub file: std::path::PathBuf,
+    /// The hash part its name gives.
+    pub hash: String,
+    /// The store path with that hash, when its contents are in the store.
+    pub path: Option<StorePath>,
+    pub reason: String,
+}
 
 /// Details of a registration.
 #[derive(Debug, Clone)]
@@ -50,8 +67,9 @@ fn sandbox_rank(mode: Option<&str>) -> u8 {
     }
 }
 
-/// Write `bytes` to `path` atomically (temporary file in the same directory + rename).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// Write `bytes` to `path` atomically (temporary file in the same directory + rename);
+/// `durable`: flushed to stable storage before the rename, and the rename after it.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), StoreError> {
     let dir = path.parent().ok_or_else(|| {
         StoreError::io(
             "writing",
@@ -62,24 +80,54 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| StoreError::io("writing", &tmp, e))?;
+    let written = if durable {
+        std::fs::File::create(&tmp).and_then(|mut f| {
+            std::io::Write::write_all(&mut f, bytes)?;
+            f.sync_all()
+        })
+    } else {
+        std::fs::write(&tmp, bytes)
+    };
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        StoreError::io("writing", &tmp, e)
+    })?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         StoreError::io("renaming into place", path, e)
-    })
+    })?;
+    if durable {
+        content::sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 impl Store {
-    /// Whether `path` is valid (its metadata is committed).
+    /// Whether `path` is valid: its metadata is committed and its contents are present.
     pub fn is_valid(&self, path: &StorePath) -> bool {
+        self.is_registered(path) && std::fs::symlink_metadata(self.path_of(path)).is_ok()
+    }
+
+    /// Whether `path`'s metadata file exists (readable or not, its contents present or
+    /// not): what GC and verification go by.
+    pub fn is_registered(&self, path: &StorePath) -> bool {
         self.meta_file(path).exists()
     }
 
+    /// Whether `path` is registered but its contents are missing: damaged, treated as
+    /// absent until it is registered again.
+    pub fn is_damaged(&self, path: &StorePath) -> bool {
+        self.is_registered(path) && std::fs::symlink_metadata(self.path_of(path)).is_err()
+    }
+
     /// Whether every one of `paths` is valid: [`Store::is_valid`] for each, but looked up
-    /// relative to the open metadata directory (one path component per check instead of
-    /// the whole absolute path; a no-op checks hundreds).
+    /// relative to the open metadata and store directories (one path component per check
+    /// instead of the whole absolute path; a no-op checks hundreds).
     pub fn all_valid<'a>(&self, paths: impl IntoIterator<Item = &'a StorePath>) -> bool {
-        let Ok(meta) = std::fs::File::open(self.dir("meta")) else {
+        let (Ok(meta), Ok(store)) = (
+            std::fs::File::open(self.dir("meta")),
+            std::fs::File::open(self.store_dir()),
+        ) else {
             return paths.into_iter().all(|p| self.is_valid(p));
         };
         let mut name = [0u8; cmod_schema::store_path::HASH_CHARS + 5];
@@ -89,6 +137,12 @@ impl Store {
             name[..cmod_schema::store_path::HASH_CHARS]
                 .copy_from_slice(p.hash_part_str(&mut hash).as_bytes());
             nix::sys::stat::fstatat(&meta, &name[..], nix::fcntl::AtFlags::empty()).is_ok()
+                && nix::sys::stat::fstatat(
+                    &store,
+                    p.to_string().as_str(),
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .is_ok()
         })
     }
 
@@ -122,33 +176,100 @@ impl Store {
             path: info.path.to_string(),
             reason: e.to_string(),
         })?;
-        write_atomic(&self.meta_file(&info.path), &bytes)
+        write_atomic(&self.meta_file(&info.path), &bytes, self.durable())
     }
 
-    /// Every valid path.
+    /// Every valid path (metadata readable, contents present).
     pub fn valid_paths(&self) -> Result<Vec<StorePath>, StoreError> {
+        let (registered, _) = self.registered()?;
+        Ok(registered
+            .into_iter()
+            .filter(|p| self.is_valid(p))
+            .collect())
+    }
+
+    /// Every registered path whose metadata is readable (contents present or not), and
+    /// every metadata file that cannot be read (truncated, not JSON, describing another
+    /// path): what verification and GC go through without stopping at the first problem.
+    pub fn registered(&self) -> Result<(Vec<StorePath>, Vec<UnreadableMetadata>), StoreError> {
         let dir = self.dir("meta");
         let mut out = Vec::new();
+        let mut unreadable = Vec::new();
         for e in std::fs::read_dir(&dir).map_err(|e| StoreError::io("listing", &dir, e))? {
             let e = e.map_err(|e| StoreError::io("listing", &dir, e))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || !name.ends_with(".json") {
+            let Some(hash) = name
+                .strip_suffix(".json")
+                .filter(|_| !name.starts_with('.'))
+            else {
                 continue;
-            }
-            let bytes =
-                std::fs::read(e.path()).map_err(|er| StoreError::io("reading", e.path(), er))?;
-            match serde_json::from_slice::<PathInfo>(&bytes) {
-                Ok(info) => out.push(info.path),
-                Err(err) => {
-                    return Err(StoreError::CorruptMetadata {
-                        path: name,
-                        reason: err.to_string(),
-                    })
-                }
+            };
+            let problem = match std::fs::read(e.path()) {
+                Err(er) => Some(er.to_string()),
+                Ok(bytes) => match serde_json::from_slice::<PathInfo>(&bytes) {
+                    Ok(info)
+                        if info.path.hash_part() == hash && info.version == PATH_INFO_VERSION =>
+                    {
+                        out.push(info.path);
+                        None
+                    }
+                    Ok(info) => Some(format!(
+                        "it describes `{}` (format {})",
+                        info.path, info.version
+                    )),
+                    Err(err) if bytes.is_empty() => Some(format!("it is empty ({err})")),
+                    Err(err) => Some(err.to_string()),
+                },
+            };
+            if let Some(reason) = problem {
+                unreadable.push(UnreadableMetadata {
+                    file: e.path(),
+                    hash: hash.to_string(),
+                    path: None,
+                    reason,
+                });
             }
         }
+        if !unreadable.is_empty() {
+            self.name_unreadable(&mut unreadable);
+        }
         out.sort();
-        Ok(out)
+        unreadable.sort_by(|a, b| a.hash.cmp(&b.hash));
+        Ok((out, unreadable))
+    }
+
+    /// Find the store path of each unreadable metadata file by its hash among the store's
+    /// entries (when its contents are there).
+    fn name_unreadable(&self, unreadable: &mut [UnreadableMetadata]) {
+        let Ok(entries) = std::fs::read_dir(self.store_dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(path) = name.parse::<StorePath>() else {
+                continue;
+            };
+            if let Some(u) = unreadable.iter_mut().find(|u| u.hash == path.hash_part()) {
+                u.path = Some(path);
+            }
+        }
+    }
+
+    /// Forget a damaged path: its metadata and whatever contents are left, under its lock,
+    /// so the next registration (a rebuild, a substitution) starts clean.
+    pub fn invalidate(&self, hash: &str, path: Option<&StorePath>) -> Result<(), StoreError> {
+        let meta = self.dir("meta").join(format!("{hash}.json"));
+        let stripe = hash.chars().next().unwrap_or('0');
+        let _lock = Lock::acquire(&self.dir("locks").join(format!("paths-{stripe}.lock")))?;
+        match std::fs::remove_file(&meta) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("deleting", &meta, e)),
+        }
+        match path {
+            Some(p) => content::remove(&self.path_of(p)),
+            None => Ok(()),
+        }
     }
 
     /// A fresh temporary location under `tmp/` (not created).
@@ -205,6 +326,12 @@ impl Store {
         std::fs::rename(tmp, &dest)
             .map_err(|e| StoreError::io("moving into the store", &dest, e))?;
         content::normalise(&dest)?;
+        if self.durable() {
+            // The contents, then their name in the store, before the metadata that
+            // makes them valid.
+            content::sync_tree(&dest)?;
+            content::sync_dir(&self.store_dir())?;
+        }
         let info = PathInfo {
             version: PATH_INFO_VERSION,
             path,

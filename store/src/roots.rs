@@ -153,7 +153,7 @@ impl Store {
         let _ = std::fs::remove_file(&root_link);
         std::os::unix::fs::symlink(&link, &root_link)
             .map_err(|e| StoreError::io("registering the root", &root_link, e))?;
-        write_atomic(&keep_file, &bytes)
+        write_atomic(&keep_file, &bytes, self.durable())
     }
 
     /// All live roots; stale auto roots (links deleted or pointing elsewhere) are removed.

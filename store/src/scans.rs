@@ -47,7 +47,7 @@ impl Store {
             path: scan_rel(&entry.key),
             reason: e.to_string(),
         })?;
-        write_atomic(&self.scan_file(&entry.key), &bytes)
+        write_atomic(&self.scan_file(&entry.key), &bytes, false)
     }
 }
 

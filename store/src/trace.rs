@@ -52,12 +52,15 @@ impl Store {
 
     /// The outputs recorded under `key`, if every one of them is still valid.
     pub fn trace_lookup(&self, key: &ContentHash) -> Option<TraceEntry> {
+        self.trace_entry(key)
+            .filter(|entry| entry.outputs.values().all(|p| self.is_valid(p)))
+    }
+
+    /// The entry recorded under `key`, whether its outputs are still valid or not.
+    pub fn trace_entry(&self, key: &ContentHash) -> Option<TraceEntry> {
         let bytes = std::fs::read(self.trace_file(key)).ok()?;
         let entry: TraceEntry = serde_json::from_slice(&bytes).ok()?;
-        (entry.version == TRACE_VERSION
-            && entry.key == *key
-            && entry.outputs.values().all(|p| self.is_valid(p)))
-        .then_some(entry)
+        (entry.version == TRACE_VERSION && entry.key == *key).then_some(entry)
     }
 
     /// Record a trace entry (replacing any previous one for its key).
@@ -66,7 +69,7 @@ impl Store {
             path: entry.drv.to_string(),
             reason: e.to_string(),
         })?;
-        write_atomic(&self.trace_file(&entry.key), &bytes)
+        write_atomic(&self.trace_file(&entry.key), &bytes, false)
     }
 
     /// Record that `drv` was last realised under `key` with `outputs`.
@@ -91,7 +94,7 @@ impl Store {
         if std::fs::read(&file).is_ok_and(|old| old == bytes) {
             return Ok(());
         }
-        write_atomic(&file, &bytes)
+        write_atomic(&file, &bytes, false)
     }
 
     /// The latest realisation of `drv`, if any.
@@ -137,7 +140,7 @@ impl Store {
         drv: &StorePath,
         text: &[u8],
     ) -> Result<(), StoreError> {
-        write_atomic(&self.log_file(key), text)?;
+        write_atomic(&self.log_file(key), text, false)?;
         self.link_log(key, drv)
     }
 

@@ -120,7 +120,7 @@ fn batched_queries_pipelined_adds_and_streamed_gets() {
         .as_str()
         .unwrap()
         .contains("unknown request `frobnicate`"));
-    assert!(dst.verify(true).unwrap().corrupt.is_empty());
+    assert!(dst.verify(true).unwrap().damaged.is_empty());
     assert_eq!(
         std::fs::read(dst.path_of(&p)).unwrap(),
         std::fs::read(src.path_of(&p)).unwrap()

@@ -148,7 +148,7 @@ fn a_good_cache_copies_and_verifies() {
     let r = copy_from(&b, &cache, std::slice::from_ref(&f.path), &f.trust(), 2).unwrap();
     assert_eq!(r.copied, 2);
     assert!(b.is_valid(&f.path) && b.is_valid(&f.dep));
-    assert!(b.verify(true).unwrap().corrupt.is_empty());
+    assert!(b.verify(true).unwrap().damaged.is_empty());
     assert_eq!(b.path_info(&f.path).unwrap().signatures.len(), 1);
 }
 

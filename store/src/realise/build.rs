@@ -90,6 +90,9 @@ pub struct Difference {
     pub first_difference: Option<u64>,
     /// Where the rebuilt copy was kept (`--keep-failed`).
     pub kept: Option<PathBuf>,
+    /// The stored copy no longer hashes to what was recorded when it was registered: it
+    /// is corrupt (damaged on disk), which says nothing about the build's reproducibility.
+    pub stored_corrupt: bool,
 }
 
 /// A finished, successful builder run whose outputs are still in its build directory.
@@ -350,6 +353,7 @@ pub(crate) fn check(
         if diffs.is_empty() {
             continue;
         }
+        let stored_corrupt = store.damage_of(path, true).is_some();
         let kept = if env.keep_failed {
             let dest = PathBuf::from(format!("{}.check", original.display()));
             let _ = content::remove(&dest);
@@ -368,6 +372,7 @@ pub(crate) fn check(
                 rebuilt_size: d.right_size,
                 first_difference: d.first_difference,
                 kept: kept.clone(),
+                stored_corrupt,
             });
         }
     }

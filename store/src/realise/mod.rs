@@ -269,6 +269,8 @@ pub fn realise(
     reporter: &dyn Reporter,
 ) -> Result<Realisation, RealiseError> {
     let _gc = store.gc_guard()?;
+    // Build directories and logs of killed runs (their processes are gone).
+    store.clean_temporaries()?;
     let order = needed(drvs, targets)?;
     reporter.event(&Event::Planned { total: order.len() });
     // Sources and derivations are written while substituters are asked for the outputs:
@@ -494,6 +496,21 @@ pub fn realise(
     Ok(st.out)
 }
 
+/// Outputs recorded under `key` that are registered but whose contents are gone (deleted
+/// by hand, lost): say so, since they are rebuilt rather than found fresh.
+fn warn_damaged_outputs(store: &Store, key: &ContentHash, reporter: &dyn Reporter) {
+    let Some(entry) = store.trace_entry(key) else {
+        return;
+    };
+    for p in entry.outputs.values().filter(|p| store.is_damaged(p)) {
+        let message = format!(
+            "`{}` is registered but its contents are missing: rebuilding it (`cmod store verify` checks the rest of the store)",
+            store.path_of(p).display()
+        );
+        reporter.event(&Event::Warning { message: &message });
+    }
+}
+
 fn realise_one(
     store: &Store,
     drv_path: &StorePath,
@@ -516,6 +533,9 @@ fn realise_one(
         .map_err(st)?;
     let key = resolved.trace_key(env.sandbox.as_str()).map_err(st)?;
     let found = store.trace_lookup(&key);
+    if found.is_none() {
+        warn_damaged_outputs(store, &key, reporter);
+    }
     if let (Some(entry), false) = (&found, check) {
         return Ok((Realised::Fresh(entry.outputs.clone()), key));
     }

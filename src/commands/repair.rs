@@ -1,0 +1,229 @@
+//! `cmod store repair [paths|targets]` and `cmod store verify --repair`: find damaged
+//! registrations (unreadable metadata, missing or corrupt contents), forget them, and
+//! rebuild (in a package, by realising its targets) or re-substitute (from the
+//! configured substituters) them; report what was repaired and what could not be.
+
+use cmod_schema::StorePath;
+use cmod_store::realise::needed;
+use cmod_store::verify::Damage;
+use cmod_store::Store;
+
+use crate::cli::{Cli, RepairArgs};
+use crate::commands::realise::build_outputs;
+use crate::commands::share::looks_like_path;
+use crate::diagnostic::CliError;
+use crate::progress::Progress;
+use crate::project::{find_package_dir, load, open_store, Project};
+
+pub fn repair(cli: &Cli, args: &RepairArgs) -> Result<(), CliError> {
+    let paths_only = !args.what.is_empty() && args.what.iter().all(|w| looks_like_path(w));
+    // In a package its targets rebuild what they produce, even when store paths are
+    // named (a package that no longer evaluates can still have paths re-substituted).
+    let project = match find_package_dir(cli)? {
+        Some(_) => match load(cli, &args.build) {
+            Ok(p) => Some(p),
+            Err(e) if paths_only => {
+                eprint!("{}", e.render());
+                eprintln!("warning: the package here does not evaluate: only substituters can restore the paths");
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    let store = match &project {
+        Some(p) => p.store.clone(),
+        None => open_store(cli)?,
+    };
+    let contents = !args.no_contents;
+    let (checked, damaged) = match (&project, paths_only) {
+        (_, true) => paths_damage(&store, &args.what, contents)?,
+        (Some(p), false) => {
+            let paths = project_paths(p, &args.what)?;
+            let damaged = paths
+                .iter()
+                .filter_map(|x| store.damage_of(x, contents))
+                .collect();
+            (paths.len(), damaged)
+        }
+        (None, false) => {
+            let r = store.verify(contents)?;
+            (r.checked, r.damaged)
+        }
+    };
+    repair_damage(&store, project.as_ref(), args, checked, &damaged)
+}
+
+/// Forget `damaged`, then rebuild what `project` produces and re-substitute the rest;
+/// an error listing what could not be repaired.
+pub fn repair_damage(
+    store: &Store,
+    project: Option<&Project>,
+    args: &RepairArgs,
+    checked: usize,
+    damaged: &[Damage],
+) -> Result<(), CliError> {
+    if damaged.is_empty() {
+        eprintln!("{:>12} {checked} path(s): nothing to repair", "Checked");
+        return Ok(());
+    }
+    for d in damaged {
+        eprintln!("{:>12} {}: {}", "Damaged", d.describe(store), d.problem);
+    }
+    store.invalidate_damaged(damaged)?;
+    if let Some(project) = project {
+        let names: Vec<String> = args
+            .what
+            .iter()
+            .filter(|w| !looks_like_path(w))
+            .cloned()
+            .collect();
+        let targets = project.targets_named(&names)?;
+        let progress = Progress::new(args.run.message_format, store.store_dir());
+        build_outputs(project, &targets, &args.run, &progress)?;
+    }
+    resubstitute(store, damaged)?;
+    let left: Vec<&Damage> = damaged
+        .iter()
+        .filter(|d| !d.path.as_ref().is_some_and(|p| store.is_valid(p)))
+        .collect();
+    let repaired = damaged.len() - left.len();
+    eprintln!(
+        "{:>12} {repaired} of {} damaged path(s)",
+        "Repaired",
+        damaged.len()
+    );
+    if left.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = left.iter().map(|d| d.describe(store)).collect();
+    Err(CliError::Integrity {
+        message: format!(
+            "{} damaged path(s) could not be repaired and are now forgotten:\n  {}",
+            left.len(),
+            list.join("\n  ")
+        ),
+        help: Some(if project.is_some() {
+            "no target of this package produces them and no substituter has them; a build that needs them rebuilds them, or run `cmod store repair` in the package that does".into()
+        } else {
+            "outside a package only substituters can restore paths; run `cmod store repair` in the package that builds them, or configure a substituter that has them".into()
+        }),
+    })
+}
+
+/// The damage of the store paths named in `what`.
+fn paths_damage(
+    store: &Store,
+    what: &[String],
+    contents: bool,
+) -> Result<(usize, Vec<Damage>), CliError> {
+    let mut damaged = Vec::new();
+    for w in what {
+        let p = store.parse_path(w)?;
+        if !store.is_registered(&p) {
+            return Err(CliError::usage(
+                format!(
+                    "`{w}` is not registered in the store at `{}`",
+                    store.root().display()
+                ),
+                Some("name a path the store holds (`cmod path-info` lists them)".into()),
+            ));
+        }
+        damaged.extend(store.damage_of(&p, contents));
+    }
+    Ok((what.len(), damaged))
+}
+
+/// Every store path realising `names` (all targets when empty) uses: each needed
+/// derivation, its source inputs and its latest realised outputs.
+fn project_paths(project: &Project, names: &[String]) -> Result<Vec<StorePath>, CliError> {
+    let targets = project.targets_named(names)?;
+    let derived = project.derived()?;
+    let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    let order = needed(&derived.derivations, &drvs)?;
+    let mut paths = std::collections::BTreeSet::new();
+    for d in order {
+        if let Some(drv) = derived.derivations.get(&d) {
+            paths.extend(drv.input_paths().into_iter().cloned());
+        }
+        if let Some(rec) = project.store.drv_outputs(&d) {
+            paths.extend(rec.outputs.into_values());
+        }
+        paths.insert(d);
+    }
+    Ok(paths
+        .into_iter()
+        .filter(|p| project.store.is_registered(p))
+        .collect())
+}
+
+/// Fetch what is still missing of `damaged` from the configured substituters (signatures
+/// checked as for any substitution).
+fn resubstitute(store: &Store, damaged: &[Damage]) -> Result<(), CliError> {
+    let Some(cfg) = cmod_store::substitute::configured() else {
+        return Ok(());
+    };
+    for url in &cfg.substituters {
+        let missing: Vec<StorePath> = damaged
+            .iter()
+            .filter_map(|d| d.path.clone())
+            .filter(|p| !store.is_valid(p))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        let Ok(remote) = cmod_store::copy::Remote::open(url) else {
+            continue;
+        };
+        for p in missing {
+            match cmod_store::copy::copy_from(
+                store,
+                remote.source(),
+                std::slice::from_ref(&p),
+                &cfg.trust,
+                cfg.jobs,
+            ) {
+                Ok(_) => eprintln!(
+                    "{:>12} {} from {url}",
+                    "Fetched",
+                    store.path_of(&p).display()
+                ),
+                Err(e) if e.is_unavailable_source() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cmod store verify --repair`: verify the whole store (re-hashing contents unless
+/// `no_contents`) and repair what is damaged.
+pub fn verify_and_repair(
+    cli: &Cli,
+    no_contents: bool,
+    run: &crate::cli::RunOpts,
+) -> Result<(), CliError> {
+    let args = RepairArgs {
+        what: Vec::new(),
+        no_contents,
+        build: Default::default(),
+        run: run.clone(),
+    };
+    // In a package its targets rebuild what they produce.
+    let project = match find_package_dir(cli)? {
+        Some(_) => Some(load(cli, &args.build)?),
+        None => None,
+    };
+    let store = match &project {
+        Some(p) => p.store.clone(),
+        None => open_store(cli)?,
+    };
+    let report = store.verify(!no_contents)?;
+    repair_damage(
+        &store,
+        project.as_ref(),
+        &args,
+        report.checked,
+        &report.damaged,
+    )
+}
