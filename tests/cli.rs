@@ -189,7 +189,7 @@ fn gc_keeps_what_out_links_root_and_verify_catches_tampering() {
         err.contains(&format!("corrupt: {}", exe.display())),
         "{err}"
     );
-    assert!(err.contains("store path(s) are corrupt"), "{err}");
+    assert!(err.contains("store path(s) are damaged"), "{err}");
 }
 
 #[test]

@@ -113,7 +113,7 @@ fn path_deps_link_both_archives_in_dependency_order() {
         .find(|d| d.kind == StepKind::Link)
         .unwrap();
     let libs: Vec<&String> = link.args.iter().filter(|a| a.starts_with("lib/")).collect();
-    assert_eq!(libs, ["lib/libreport.a", "lib/libunits.a"]);
+    assert_eq!(libs, ["lib/report/libreport.a", "lib/units/libunits.a"]);
     assert_eq!(
         e.derived()
             .unwrap()
