@@ -12,7 +12,7 @@
 //! | `info/<hash>.json` (a path's metadata) | 1 MiB |
 //! | `trace/<key>.json` (a build-trace entry) | 1 MiB |
 //! | `scan/<key>.json` (a scan entry) | 1 MiB |
-//! | `cmod-cache-index` | 64 MiB (about a million entries); a larger index is ignored |
+//! | `cmod-cache-index` | 32 MiB (over 500,000 entries); a larger index is ignored |
 //! | `nar/<hash>.tar.zst` (an archive) | the `archive.file_size` of its metadata |
 //! | an ssh message frame | 16 MiB (requests are split into batches of 1,000 keys) |
 //! | an ssh archive data frame | 1 MiB |
@@ -32,7 +32,7 @@ pub const TRACE_MAX: u64 = 1 << 20;
 /// A scan entry (`scan/<key>.json`).
 pub const SCAN_MAX: u64 = 1 << 20;
 /// `cmod-cache-index` (a hint: a larger one is ignored, as if the cache had none).
-pub const INDEX_MAX: u64 = 64 << 20;
+pub const INDEX_MAX: u64 = 32 << 20;
 /// One ssh message frame (JSON).
 pub const MESSAGE_MAX: usize = 16 << 20;
 /// One ssh archive data frame.
@@ -90,7 +90,7 @@ pub fn read_bounded(
     limit: u64,
     hint: Option<u64>,
 ) -> Result<Vec<u8>, BoundedError> {
-    let start = hint.unwrap_or(0).min(limit).min(64 << 10);
+    let start = hint.map_or(0, |h| h.min(limit).saturating_add(1));
     let mut buf = Vec::with_capacity(start as usize);
     r.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {

@@ -152,7 +152,7 @@ impl BinaryCache {
                 url: self.backend.url(),
                 path: rel.into(),
                 reason: format!(
-                    "`{}/{rel}` is larger than {}, the most a `{}` may hold; the cache is broken or hostile",
+                    "`{}/{rel}` is larger than {}, the bound for a {}; the cache is broken or hostile",
                     self.backend.url(),
                     show_bytes(limit),
                     kind_of(rel),
