@@ -115,6 +115,12 @@ fn oversized_answers_are_refused_at_their_bound_with_memory_bounded() {
         let (out, peak, took) = realise_from(&dir, &store, &url, &pk, &[]);
         let err = stderr(&out);
         assert!(!proxy.hostile().is_empty(), "{needle}: never asked: {err}");
+        assert!(
+            peak < RSS_BOUND,
+            "{needle}: peak RSS {} MiB while {} MiB were offered",
+            peak >> 20,
+            OFFERED >> 20
+        );
         assert_eq!(out.status.code(), Some(3), "{needle}: {err}");
         assert!(err.contains(message), "{needle}: {err}");
         assert!(
@@ -125,12 +131,6 @@ fn oversized_answers_are_refused_at_their_bound_with_memory_bounded() {
             // The full URL of the oversized file is named.
             assert!(err.contains(&format!("`{url}{needle}")), "{needle}: {err}");
         }
-        assert!(
-            peak < RSS_BOUND,
-            "{needle}: peak RSS {} MiB while {} MiB were offered",
-            peak >> 20,
-            OFFERED >> 20
-        );
         let sent = proxy.sent.load(Ordering::Relaxed);
         assert!(
             sent < OFFERED / 4,
