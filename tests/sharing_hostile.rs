@@ -144,9 +144,14 @@ fn oversized_answers_are_refused_at_their_bound_with_memory_bounded() {
             OFFERED >> 20
         );
     }
+}
 
-    // An oversized index is only a hint: ignored, and everything is still substituted
-    // (the scan entries asked for one by one).
+#[test]
+fn an_oversized_index_is_ignored() {
+    let s = Sandbox::new();
+    let (nginx, dir, pk) = cache_with_hello(&s);
+    // The index is only a hint: ignored, and everything is still substituted (the scan
+    // entries asked for one by one).
     let proxy = HostileProxy::start(nginx.port, |p| {
         if p.ends_with("/cmod-cache-index") {
             Answer::Huge {

@@ -30,7 +30,7 @@ fn pushed(s: &Sandbox, url: &str, env: &[(&str, &str)]) -> (PathBuf, String) {
 }
 
 #[test]
-fn untrusted_traces_are_built_locally_and_forged_signatures_are_integrity_errors() {
+fn untrusted_and_unsigned_traces_are_built_locally_with_a_warning() {
     let s = Sandbox::new();
     let cache = s.dir.path().join("cache");
     let url = format!("file://{}", cache.display());
@@ -71,27 +71,46 @@ fn untrusted_traces_are_built_locally_and_forged_signatures_are_integrity_errors
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    let originals: Vec<Vec<u8>> = traces.iter().map(|p| std::fs::read(p).unwrap()).collect();
-    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
-        for p in &traces {
-            let mut v: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
-            f(&mut v);
-            std::fs::write(p, serde_json::to_vec(&v).unwrap()).unwrap();
-        }
-    };
-    edit(&|v| {
+    for p in &traces {
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
         v["signatures"] = serde_json::json!([]);
-    });
+        std::fs::write(p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
     let r = Realised::parse(realise("unsigned", &good)).ok();
     assert_eq!(r.finished()["substituted"], 0, "{}", r.stderr());
     assert_eq!(r.built().len(), 6, "{:?}", r.built());
     assert!(r.stderr().contains("it is not signed"), "{}", r.stderr());
+}
 
+#[test]
+fn forged_signatures_on_traces_and_paths_are_integrity_errors() {
+    let s = Sandbox::new();
+    let cache = s.dir.path().join("cache");
+    let url = format!("file://{}", cache.display());
+    let (dir, good) = pushed(&s, &url, &[]);
+    let realise = |store: &str, key: &str| {
+        cmod_env(
+            &dir,
+            &s.dir.path().join(store),
+            &[
+                "realise",
+                "--message-format",
+                "json",
+                "--no-link",
+                "--substituters",
+                &url,
+                "--trusted-public-keys",
+                key,
+            ],
+            &[],
+        )
+    };
+    let traces: Vec<PathBuf> = std::fs::read_dir(cache.join("trace"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let originals: Vec<Vec<u8>> = traces.iter().map(|p| std::fs::read(p).unwrap()).collect();
     // Forged: a trusted key's signature over outputs that were changed after signing.
-    for (p, o) in traces.iter().zip(&originals) {
-        std::fs::write(p, o).unwrap();
-    }
     let some_output = std::fs::read_dir(cache.join("info"))
         .unwrap()
         .map(|e| {
@@ -101,11 +120,13 @@ fn untrusted_traces_are_built_locally_and_forged_signatures_are_integrity_errors
         })
         .next()
         .unwrap();
-    edit(&|v| {
+    for p in &traces {
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
         let outs = v["outputs"].as_object_mut().unwrap();
         let first = outs.keys().next().unwrap().clone();
         outs.insert(first, serde_json::json!(some_output));
-    });
+        std::fs::write(p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
     let out = realise("forged-trace", &good);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
