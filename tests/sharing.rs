@@ -711,7 +711,9 @@ fn copy_to_relays_a_cache_without_building_and_offline_asks_no_substituter() {
     );
     assert!(!cache_b.exists(), "nothing may be written: {err}");
 
-    // Trusting the wrong key: an integrity error, and nothing is registered or pushed.
+    // Trusting the wrong key: the cache's trace entries are not used (a warning, as Nix
+    // ignores unsigned substitutes), so what is missing stays missing (exit 2), and
+    // nothing is registered or pushed.
     let (_, other) = keypair(t.s.dir.path(), "other-1");
     let out = t.cmod(
         &b,
@@ -726,8 +728,15 @@ fn copy_to_relays_a_cache_without_building_and_offline_asks_no_substituter() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(!cache_b.exists(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("from `{url_a}` was not used"))
+            && err.contains("no signature by a trusted key (signed by: test-cache-1)")
+            && err.contains("has not been realised with the current sources"),
+        "{err}"
+    );
+    assert!(!cache_b.exists(), "{err}");
     // Registered build outputs (sources and derivations are written by evaluation).
     let outputs = |store: &Path| {
         valid_paths(store)

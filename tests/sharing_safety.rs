@@ -1,4 +1,5 @@
-//! Sharing safely: bad signatures and broken downloads are integrity errors (exit 3)
+//! Sharing safely: untrusted or unsigned trace entries are ignored with a warning and
+//! built locally; forged signatures and broken downloads are integrity errors (exit 3)
 //! that name the source and the path and register nothing; a copy killed with SIGKILL
 //! leaves no valid partial path and completes when retried; GC running during a
 //! realise deletes nothing the build needs; and the health commands.
@@ -29,17 +30,16 @@ fn pushed(s: &Sandbox, url: &str, env: &[(&str, &str)]) -> (PathBuf, String) {
 }
 
 #[test]
-fn substituting_with_an_untrusted_or_forged_signature_is_an_integrity_error() {
+fn untrusted_and_unsigned_traces_are_built_locally_with_a_warning() {
     let s = Sandbox::new();
     let cache = s.dir.path().join("cache");
     let url = format!("file://{}", cache.display());
     let (dir, good) = pushed(&s, &url, &[]);
     let (_, other) = keypair(s.dir.path(), "other-1");
-    let fresh = s.dir.path().join("fresh");
-    let realise = |key: &str| {
+    let realise = |store: &str, key: &str| {
         cmod_env(
             &dir,
-            &fresh,
+            &s.dir.path().join(store),
             &[
                 "realise",
                 "--message-format",
@@ -53,30 +53,102 @@ fn substituting_with_an_untrusted_or_forged_signature_is_an_integrity_error() {
             &[],
         )
     };
-    let out = realise(&other);
+    // Signed only by a key not trusted here: ignored with a warning (as Nix ignores
+    // unsigned substitutes), and everything is built locally.
+    let r = Realised::parse(realise("untrusted", &other)).ok();
+    let err = r.stderr();
+    assert_eq!(r.finished()["substituted"], 0, "{err}");
+    assert_eq!(r.built().len(), 6, "{:?}", r.built());
+    assert!(
+        err.contains(&format!("1 build-trace entry from `{url}` was not used"))
+            && err.contains("no signature by a trusted key (signed by: good-1)")
+            && err.contains("that step is built here"),
+        "{err}"
+    );
+
+    // Unsigned trace entries: the same.
+    let traces: Vec<PathBuf> = std::fs::read_dir(cache.join("trace"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    for p in &traces {
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        v["signatures"] = serde_json::json!([]);
+        std::fs::write(p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    let r = Realised::parse(realise("unsigned", &good)).ok();
+    assert_eq!(r.finished()["substituted"], 0, "{}", r.stderr());
+    assert_eq!(r.built().len(), 6, "{:?}", r.built());
+    assert!(r.stderr().contains("it is not signed"), "{}", r.stderr());
+}
+
+#[test]
+fn forged_signatures_on_traces_and_paths_are_integrity_errors() {
+    let s = Sandbox::new();
+    let cache = s.dir.path().join("cache");
+    let url = format!("file://{}", cache.display());
+    let (dir, good) = pushed(&s, &url, &[]);
+    let realise = |store: &str, key: &str| {
+        cmod_env(
+            &dir,
+            &s.dir.path().join(store),
+            &[
+                "realise",
+                "--message-format",
+                "json",
+                "--no-link",
+                "--substituters",
+                &url,
+                "--trusted-public-keys",
+                key,
+            ],
+            &[],
+        )
+    };
+    let traces: Vec<PathBuf> = std::fs::read_dir(cache.join("trace"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let originals: Vec<Vec<u8>> = traces.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    // Forged: a trusted key's signature over outputs that were changed after signing.
+    let some_output = std::fs::read_dir(cache.join("info"))
+        .unwrap()
+        .map(|e| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()).unwrap();
+            v["path"].as_str().unwrap().to_string()
+        })
+        .next()
+        .unwrap();
+    for p in &traces {
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        let outs = v["outputs"].as_object_mut().unwrap();
+        let first = outs.keys().next().unwrap().clone();
+        outs.insert(first, serde_json::json!(some_output));
+        std::fs::write(p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    let out = realise("forged-trace", &good);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
-        err.contains(&format!("from `{url}` is not trusted")),
-        "{err}"
-    );
-    assert!(
-        err.contains("build-trace entry of") && err.contains(".drv"),
-        "{err}"
-    );
-    assert!(
-        err.contains("no signature by a trusted key (signed by: good-1)"),
+        err.contains(&format!("from `{url}` is not trusted"))
+            && err.contains("build-trace entry of")
+            && err.contains("the signature by `good-1` does not verify"),
         "{err}"
     );
     let r = Realised::parse(out);
     assert!(r.built().is_empty());
     assert_eq!(r.finished()["success"], false);
+    let fresh = s.dir.path().join("forged-trace");
     assert!(valid_paths(&fresh).iter().all(|p| {
         // Only derivations and sources written by the realise itself.
         let meta: serde_json::Value =
             serde_json::from_slice(&std::fs::read(fresh.join("v1/meta").join(p)).unwrap()).unwrap();
         meta["kind"] != "output"
     }));
+    for (p, o) in traces.iter().zip(&originals) {
+        std::fs::write(p, o).unwrap();
+    }
 
     // Only on explicit request are unsigned (here: untrusted) substitutes accepted.
     let lax = s.dir.path().join("lax");
@@ -111,7 +183,7 @@ fn substituting_with_an_untrusted_or_forged_signature_is_an_integrity_error() {
         }
     }
     assert!(forged);
-    let out = realise(&good);
+    let out = realise("forged-path", &good);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("-hello-0.1.0-hello` from `file://"), "{err}");

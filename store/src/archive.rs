@@ -206,7 +206,10 @@ pub struct Unpacked {
 /// more than `max_size` bytes of file contents. On error, `dest` may hold a partial tree
 /// that the caller deletes.
 pub fn unpack<R: Read>(input: R, dest: &Path, max_size: u64) -> Result<Unpacked, ArchiveError> {
-    let dec = zstd::stream::read::Decoder::new(input)
+    let mut dec = zstd::stream::read::Decoder::new(input)
+        .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
+    // A frame may not make the decoder allocate a huge window.
+    dec.window_log_max(crate::limits::ZSTD_WINDOW_LOG_MAX)
         .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
     let mut ar = tar::Archive::new(dec);
     let corrupt = |e: std::io::Error| ArchiveError::Corrupt(e.to_string());

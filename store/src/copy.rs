@@ -166,15 +166,36 @@ pub fn copy_from(
     })
 }
 
-/// Verified build-trace entries of `source` for `keys`.
+/// What a source offered for a batch of trace keys.
+#[derive(Debug, Default)]
+pub struct FetchedTraces {
+    /// Entries with a verified signature by a trusted key (or all, when signatures are
+    /// not required).
+    pub trusted: BTreeMap<ContentHash, TraceEntry>,
+    /// How many entries were ignored for want of a trusted signature, and why (the last).
+    pub ignored: usize,
+    pub why: String,
+}
+
+/// Build-trace entries of `source` for `keys`. Entries without a trusted signature are
+/// ignored (counted); a trusted signature that does not verify is an error.
 pub fn fetch_traces(
     source: &dyn Source,
     keys: &[ContentHash],
     trust: &Trust,
-) -> Result<BTreeMap<ContentHash, TraceEntry>, CopyError> {
-    let found = source.traces(keys)?;
-    for t in found.values() {
-        trust.check_trace(&source.url(), t)?;
+) -> Result<FetchedTraces, CopyError> {
+    let url = source.url();
+    let mut out = FetchedTraces::default();
+    for (k, t) in source.traces(keys)? {
+        match trust.trace_verdict(&url, &t)? {
+            None => {
+                out.trusted.insert(k, t);
+            }
+            Some(why) => {
+                out.ignored += 1;
+                out.why = why.to_string();
+            }
+        }
     }
-    Ok(found)
+    Ok(out)
 }

@@ -2,8 +2,10 @@
 //! sides speak.
 //!
 //! **Framing.** Every frame is a little-endian `u32` length and that many bytes. A
-//! message is one frame holding a JSON object. An archive is a run of data frames (at
-//! most 1 MiB each) ended by an empty frame.
+//! message is one frame holding a JSON object (at most 16 MiB). An archive is a run of
+//! data frames (at most 1 MiB each) ended by an empty frame. A longer frame is refused
+//! before it is read, and a frame's bytes are read as they arrive (its announced length
+//! is not allocated up front).
 //!
 //! **Protocol v1.** The client opens with `{"op":"hello","protocol":1}`; the server
 //! answers `{"protocol":1,"store_format":"v1"}` (or an error and hangs up). Then, any
@@ -36,9 +38,10 @@ use crate::transfer::{receive_one, CopyError, HashingWriter, Trust};
 
 /// The protocol version.
 pub const PROTOCOL: u64 = 1;
-/// Largest frame accepted (JSON batches of many paths fit easily).
-pub const MAX_FRAME: usize = 64 << 20;
-const CHUNK: usize = 1 << 20;
+/// Largest message frame accepted (clients split requests into batches of
+/// `limits::SSH_BATCH`, so answers fit easily).
+pub const MAX_FRAME: usize = crate::limits::MESSAGE_MAX;
+const CHUNK: usize = crate::limits::DATA_FRAME_MAX;
 
 /// Write one frame.
 pub fn write_frame(w: &mut dyn Write, bytes: &[u8]) -> std::io::Result<()> {
@@ -46,8 +49,13 @@ pub fn write_frame(w: &mut dyn Write, bytes: &[u8]) -> std::io::Result<()> {
     w.write_all(bytes)
 }
 
-/// Read one frame; `None` at a clean end of stream.
+/// Read one message frame; `None` at a clean end of stream.
 pub fn read_frame(r: &mut dyn Read) -> std::io::Result<Option<Vec<u8>>> {
+    read_frame_max(r, MAX_FRAME)
+}
+
+/// Read one frame of at most `max` bytes; `None` at a clean end of stream.
+pub fn read_frame_max(r: &mut dyn Read, max: usize) -> std::io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -58,13 +66,18 @@ pub fn read_frame(r: &mut dyn Read) -> std::io::Result<Option<Vec<u8>>> {
         }
     }
     let n = u32::from_le_bytes(len) as usize;
-    if n > MAX_FRAME {
+    if n > max {
         return Err(std::io::Error::other(format!(
-            "a frame of {n} bytes is too large"
+            "a frame of {n} bytes is larger than the {} allowed",
+            crate::limits::show_bytes(max as u64)
         )));
     }
-    let mut buf = vec![0u8; n];
-    r.read_exact(&mut buf)?;
+    // Grown as bytes arrive: a peer that announces much and sends little costs little.
+    let mut buf = Vec::with_capacity(n.min(64 << 10));
+    r.take(n as u64).read_to_end(&mut buf)?;
+    if buf.len() != n {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Some(buf))
 }
 
@@ -127,7 +140,7 @@ impl Read for FrameReader<'_> {
             if self.done {
                 return Ok(0);
             }
-            match read_frame(self.inner)? {
+            match read_frame_max(self.inner, CHUNK)? {
                 None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 Some(b) if b.is_empty() => self.done = true,
                 Some(b) => {

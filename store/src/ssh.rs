@@ -17,6 +17,7 @@ use cmod_schema::{ContentHash, StorePath};
 use serde_json::{json, Value};
 
 use crate::layout::Store;
+use crate::limits::SSH_BATCH;
 use crate::serve::{
     nar_info, pack_to_temp, read_msg, write_archive, write_msg, FrameReader, PROTOCOL,
 };
@@ -277,14 +278,21 @@ impl Source for SshStore {
     }
 
     fn infos(&self, paths: &[StorePath]) -> Result<BTreeMap<StorePath, NarInfo>, CopyError> {
-        let v = self.request(&json!({"op": "infos", "paths": paths}))?;
-        let infos: Vec<NarInfo> = self.versioned_list(&v, "infos")?;
-        Ok(infos.into_iter().map(|i| (i.path.clone(), i)).collect())
+        let mut out = BTreeMap::new();
+        for batch in paths.chunks(SSH_BATCH) {
+            let v = self.request(&json!({"op": "infos", "paths": batch}))?;
+            let infos: Vec<NarInfo> = self.versioned_list(&v, "infos")?;
+            out.extend(infos.into_iter().map(|i| (i.path.clone(), i)));
+        }
+        Ok(out)
     }
 
     fn traces(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, TraceEntry>, CopyError> {
-        let v = self.request(&json!({"op": "traces", "keys": keys}))?;
-        let t: Vec<TraceEntry> = self.versioned_list(&v, "traces")?;
+        let mut t: Vec<TraceEntry> = Vec::new();
+        for batch in keys.chunks(SSH_BATCH) {
+            let v = self.request(&json!({"op": "traces", "keys": batch}))?;
+            t.extend(self.versioned_list::<TraceEntry>(&v, "traces")?);
+        }
         if let Some(bad) = t.iter().find(|t| t.version != crate::trace::TRACE_VERSION) {
             return Err(CopyError::Integrity {
                 url: self.url.clone(),
@@ -304,6 +312,15 @@ impl Source for SshStore {
         _jobs: usize,
         each: &OnArchive<'_>,
     ) -> Result<(), CopyError> {
+        for batch in infos.chunks(SSH_BATCH) {
+            self.get_batch(batch, each)?;
+        }
+        Ok(())
+    }
+}
+
+impl SshStore {
+    fn get_batch(&self, infos: &[NarInfo], each: &OnArchive<'_>) -> Result<(), CopyError> {
         let paths: Vec<&StorePath> = infos.iter().map(|i| &i.path).collect();
         self.with_pipe(|p| {
             write_msg(&mut p.w, &json!({"op": "get", "paths": paths}))
@@ -330,8 +347,12 @@ impl Dest for SshStore {
     }
 
     fn missing(&self, paths: &[StorePath]) -> Result<BTreeSet<StorePath>, CopyError> {
-        let v = self.request(&json!({"op": "missing", "paths": paths}))?;
-        self.list(&v, "missing")
+        let mut out = BTreeSet::new();
+        for batch in paths.chunks(SSH_BATCH) {
+            let v = self.request(&json!({"op": "missing", "paths": batch}))?;
+            out.extend(self.list::<BTreeSet<StorePath>>(&v, "missing")?);
+        }
+        Ok(out)
     }
 
     /// Pack in parallel, then stream every `add` without waiting for answers
@@ -410,8 +431,10 @@ impl Dest for SshStore {
         if entries.is_empty() {
             return Ok(());
         }
-        self.request(&json!({"op": "add_traces", "entries": entries}))
-            .map(|_| ())
+        for batch in entries.chunks(SSH_BATCH) {
+            self.request(&json!({"op": "add_traces", "entries": batch}))?;
+        }
+        Ok(())
     }
 }
 

@@ -5,10 +5,13 @@
 //!
 //! Keys are the *resolved* derivations' trace keys, so a level can only be asked once
 //! the outputs of every input are known (found locally, or named by a verified trace
-//! entry one level down). A trace entry is trusted only with a valid signature by a
+//! entry one level down). A trace entry is used only with a valid signature by a
 //! trusted key (when signatures are required, the default), and so is every output path
-//! it names. An unreachable substituter is skipped with a warning; a bad signature or
-//! hash is an error naming the substituter and the path.
+//! it names. An entry without one (unsigned, or signed only by unknown keys) is ignored
+//! with a warning and the step built here, as Nix ignores unsigned substitutes. An
+//! unreachable or too slow substituter is skipped with a warning; a trusted signature
+//! that does not verify, a bad hash or an oversized answer is an error naming the
+//! substituter and the path.
 //!
 //! The configuration is process-wide: the CLI installs it (from flags, `cmod.toml` and
 //! user configuration) before realising, and `realise` reads it. The same settings'
@@ -203,7 +206,7 @@ pub fn walk(
                 continue;
             };
             let keys: Vec<ContentHash> = want.iter().map(|(_, k)| *k).collect();
-            let entries = match fetch_traces(remote.source(), &keys, &cfg.trust) {
+            let fetched = match fetch_traces(remote.source(), &keys, &cfg.trust) {
                 Ok(e) => e,
                 Err(e @ (CopyError::Unreachable { .. } | CopyError::Transport { .. })) => {
                     remotes.fail(i, &e, obs);
@@ -211,6 +214,25 @@ pub fn walk(
                 }
                 Err(e) => return Err(e),
             };
+            if fetched.ignored > 0 {
+                obs.warn(&format!(
+                    "{} build-trace entr{} from `{}` {} not used ({}; add the signer's key to \
+                     `trusted-public-keys`, or pass --no-require-sigs); {} built here unless \
+                     another substituter has {}",
+                    fetched.ignored,
+                    if fetched.ignored == 1 { "y" } else { "ies" },
+                    cfg.substituters[i],
+                    if fetched.ignored == 1 { "was" } else { "were" },
+                    fetched.why,
+                    if fetched.ignored == 1 {
+                        "that step is"
+                    } else {
+                        "those steps are"
+                    },
+                    if fetched.ignored == 1 { "it" } else { "them" },
+                ));
+            }
+            let entries = fetched.trusted;
             want.retain(|(d, key)| match entries.get(key) {
                 Some(entry) => {
                     known.insert((*d).clone(), entry.outputs.clone());

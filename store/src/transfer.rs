@@ -98,6 +98,32 @@ impl Trust {
             .map_err(|e| untrusted(url, &info.path.to_string(), e))
     }
 
+    /// Whether a build-trace entry from `url` may be used: `Ok(None)` if so;
+    /// `Ok(Some(why))` if it has no signature by a trusted key (it is then ignored and the
+    /// step built here, as Nix ignores unsigned substitutes); an error if a trusted key's
+    /// signature on it does not verify (forged, or altered after signing).
+    pub fn trace_verdict(
+        &self,
+        url: &str,
+        entry: &TraceEntry,
+    ) -> Result<Option<SigError>, CopyError> {
+        if !self.require_sigs {
+            return Ok(None);
+        }
+        match self
+            .keys
+            .check(&trace_entry_fingerprint(entry), &entry.signatures)
+        {
+            Ok(()) => Ok(None),
+            Err(e @ (SigError::Unsigned | SigError::Untrusted(_))) => Ok(Some(e)),
+            Err(e) => Err(untrusted(
+                url,
+                &format!("build-trace entry of {}", entry.drv),
+                e,
+            )),
+        }
+    }
+
     /// Check the signatures of a build-trace entry from `url`.
     pub fn check_trace(&self, url: &str, entry: &TraceEntry) -> Result<(), CopyError> {
         if !self.require_sigs {
@@ -238,12 +264,24 @@ pub fn receive_one(
         path: info.path.to_string(),
         reason,
     };
+    // Never more bytes than the metadata announces, however the source frames them.
+    let limit = info.archive.file_size;
+    let mut bounded = crate::limits::Bounded::new(stream, limit);
+    let too_large = || {
+        integrity(format!(
+            "its archive is longer than the {} its metadata announces",
+            crate::limits::show_bytes(limit)
+        ))
+    };
     if store.is_valid(&info.path) {
-        std::io::copy(stream, &mut std::io::sink()).map_err(|e| integrity(e.to_string()))?;
-        return Ok(());
+        return match std::io::copy(&mut bounded, &mut std::io::sink()) {
+            Ok(_) => Ok(()),
+            Err(_) if bounded.exceeded() => Err(too_large()),
+            Err(e) => Err(integrity(e.to_string())),
+        };
     }
     let dir = store.temp_path("recv");
-    let mut reader = HashingReader::new(stream);
+    let mut reader = HashingReader::new(&mut bounded);
     let unpacked = archive::unpack(&mut reader, &dir, info.size);
     let checked = unpacked.and_then(|u| {
         let (hash, len) = reader
@@ -262,6 +300,9 @@ pub fn receive_one(
         Ok(u) => u,
         Err(e) => {
             let _ = crate::content::remove(&dir);
+            if bounded.exceeded() {
+                return Err(too_large());
+            }
             return Err(match e {
                 ArchiveError::Io { .. } => CopyError::Store(StoreError::io(
                     "unpacking",
@@ -322,6 +363,10 @@ pub fn levels(infos: Vec<NarInfo>) -> Vec<Vec<NarInfo>> {
 
 /// Check every signature, then fetch, verify and register `infos` from `source`, level
 /// by level. Returns the paths registered.
+///
+/// Processes sharing the store fetch each path once: a path is fetched only under its
+/// fetch lock (see `fetch_lock`); paths another process is fetching are waited for and
+/// then found valid (or fetched here, if that process failed).
 pub fn receive(
     store: &Store,
     source: &dyn Source,
@@ -335,19 +380,43 @@ pub fn receive(
     }
     let mut done = Vec::new();
     for level in levels(infos) {
-        let todo: Vec<NarInfo> = level
+        let mut todo: BTreeMap<StorePath, NarInfo> = level
             .into_iter()
             .filter(|i| !store.is_valid(&i.path))
+            .map(|i| (i.path.clone(), i))
             .collect();
         if todo.is_empty() {
             continue;
         }
-        source.fetch(&todo, jobs, &|info, stream| {
-            receive_one(store, &url, info, stream)
-        })?;
-        done.extend(todo.into_iter().map(|i| i.path));
+        let names: Vec<StorePath> = todo.keys().cloned().collect();
+        let claim = crate::fetch_lock::claim(store, &names)?;
+        fetch_locked(store, source, &url, &mut todo, &claim.mine, jobs)?;
+        drop(claim.locks);
+        done.extend(claim.mine);
+        let (locks, left) = crate::fetch_lock::wait_for_others(store, &claim.theirs)?;
+        fetch_locked(store, source, &url, &mut todo, &left, jobs)?;
+        drop(locks);
+        done.extend(left);
     }
     Ok(done)
+}
+
+/// Fetch `paths` (whose fetch locks the caller holds) from `todo`'s metadata.
+fn fetch_locked(
+    store: &Store,
+    source: &dyn Source,
+    url: &str,
+    todo: &mut BTreeMap<StorePath, NarInfo>,
+    paths: &[StorePath],
+    jobs: usize,
+) -> Result<(), CopyError> {
+    let batch: Vec<NarInfo> = paths.iter().filter_map(|p| todo.remove(p)).collect();
+    if batch.is_empty() {
+        return Ok(());
+    }
+    source.fetch(&batch, jobs, &|info, stream| {
+        receive_one(store, url, info, stream)
+    })
 }
 
 /// Run `f` over `items` on up to `jobs` threads, stopping at the first error.

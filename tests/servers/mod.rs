@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod git_http;
+pub mod hostile;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,11 @@
 //! A binary cache in a local directory (`file:///dir`). Every file is written to a
 //! temporary name in its directory and renamed into place, so readers never see a
 //! partial file.
+//!
+//! Whoever else writes the directory may be hostile: files are opened without blocking
+//! (a FIFO would otherwise hang the open), must be regular files, and are read with the
+//! same bounds as over HTTP (counted while reading: `/dev/zero` behind a symlink has
+//! size 0).
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -8,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Backend, BackendError};
+use crate::limits::{read_bounded, BoundedError};
 use crate::transfer::CopyError;
 
 pub struct FileBackend {
@@ -33,6 +39,37 @@ impl FileBackend {
         Ok(dir.join(format!(".tmp-{}-{n}", std::process::id())))
     }
 
+    /// Open `p` for reading if it exists: without blocking, and only a regular file.
+    fn open(&self, p: &Path) -> Result<Option<std::fs::File>, BackendError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let failed =
+            |e: std::io::Error| BackendError::Failed(format!("reading `{}`: {e}", p.display()));
+        let f = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(p)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !self.root.is_dir() {
+                    return Err(BackendError::Unreachable(format!(
+                        "the directory `{}` does not exist",
+                        self.root.display()
+                    )));
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(failed(e)),
+        };
+        if !f.metadata().map_err(failed)?.is_file() {
+            return Err(BackendError::Failed(format!(
+                "`{}` is not a regular file",
+                p.display()
+            )));
+        }
+        Ok(Some(f))
+    }
+
     fn commit(&self, tmp: &Path, dest: &Path) -> Result<(), BackendError> {
         std::fs::rename(tmp, dest).map_err(|e| {
             let _ = std::fs::remove_file(tmp);
@@ -46,20 +83,16 @@ impl Backend for FileBackend {
         format!("file://{}", self.root.display())
     }
 
-    fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, BackendError> {
+    fn get(&self, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, BackendError> {
         let p = self.root.join(rel);
-        match std::fs::read(&p) {
+        let Some(mut f) = self.open(&p)? else {
+            return Ok(None);
+        };
+        let hint = f.metadata().ok().map(|m| m.len());
+        match read_bounded(&mut f, limit, hint) {
             Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !self.root.is_dir() {
-                    return Err(BackendError::Unreachable(format!(
-                        "the directory `{}` does not exist",
-                        self.root.display()
-                    )));
-                }
-                Ok(None)
-            }
-            Err(e) => Err(BackendError::Failed(format!(
+            Err(BoundedError::TooLarge(n)) => Err(BackendError::TooLarge(n)),
+            Err(BoundedError::Io(e)) => Err(BackendError::Failed(format!(
                 "reading `{}`: {e}",
                 p.display()
             ))),
@@ -69,21 +102,25 @@ impl Backend for FileBackend {
     fn read(
         &self,
         rel: &str,
+        _size: u64,
         each: &mut dyn FnMut(&mut dyn Read) -> Result<(), CopyError>,
     ) -> Result<bool, CopyError> {
         let p = self.root.join(rel);
-        match std::fs::File::open(&p) {
-            Ok(f) => {
-                let mut r = std::io::BufReader::with_capacity(1 << 20, f);
-                each(&mut r)?;
-                Ok(true)
+        let transport = |reason: String| CopyError::Transport {
+            url: self.url(),
+            reason,
+        };
+        let f = match self.open(&p) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(false),
+            Err(BackendError::Unreachable(r) | BackendError::Failed(r)) => {
+                return Err(transport(r))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(CopyError::Transport {
-                url: self.url(),
-                reason: format!("reading `{}`: {e}", p.display()),
-            }),
-        }
+            Err(BackendError::TooLarge(_)) => return Err(transport("too large".into())),
+        };
+        let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+        each(&mut r)?;
+        Ok(true)
     }
 
     fn put_bytes(&self, rel: &str, bytes: &[u8]) -> Result<(), BackendError> {

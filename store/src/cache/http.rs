@@ -1,9 +1,16 @@
 //! A binary cache behind any HTTP server: GET (and HEAD) to read, from any static server;
 //! PUT to write (nginx WebDAV, S3 presigned URLs, ...). A bearer token is taken from
-//! `$CMOD_CACHE_TOKEN` when set. Every request has a connect timeout and an overall
-//! timeout, and is retried with exponential backoff when the connection fails, times
-//! out, or the server answers 429 or 5xx; a download whose connection breaks mid-body is
-//! retried too.
+//! `$CMOD_CACHE_TOKEN` when set. Every request is retried with exponential backoff when
+//! the connection fails, times out before the answer's headers, or the server answers 429
+//! or 5xx; a download whose connection breaks mid-body is retried too.
+//!
+//! Time limits (see `crate::limits`): connecting 10 s; `$CMOD_HTTP_READ_TIMEOUT` (30 s)
+//! without a byte, waiting for the headers or within a body; `$CMOD_HTTP_TIMEOUT` (300 s)
+//! for a whole metadata response, and for an archive that plus one second per 64 KiB it
+//! announces. A body that times out is not retried: the server is slow or hostile, and
+//! the substituter is dropped for the run. Sizes are bounded while reading (never by
+//! trusting `Content-Length`): metadata by a fixed cap, archives by `Source::fetch`'s
+//! caller.
 
 use std::io::Read;
 use std::path::Path;
@@ -13,6 +20,7 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
 
 use super::{Backend, BackendError};
+use crate::limits::{self, read_bounded, BoundedError, Deadline};
 use crate::transfer::{parallel, CopyError};
 
 /// The environment variable holding the bearer token.
@@ -23,17 +31,20 @@ pub struct HttpBackend {
     base: String,
     client: Client,
     token: Option<String>,
+    /// The whole-response budget (`$CMOD_HTTP_TIMEOUT`).
+    overall: Duration,
 }
 
 impl HttpBackend {
     pub fn new(url: &str) -> Result<HttpBackend, CopyError> {
-        let timeout = std::env::var("CMOD_HTTP_TIMEOUT")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(300);
+        let overall = limits::secs_from_env("CMOD_HTTP_TIMEOUT", limits::HTTP_TIMEOUT_SECS);
+        // reqwest's blocking timeout applies to each operation: sending, waiting for the
+        // headers, and every read of the body. That is the idle timeout.
+        let idle = limits::secs_from_env("CMOD_HTTP_READ_TIMEOUT", limits::HTTP_READ_TIMEOUT_SECS)
+            .min(overall);
         let client = Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(timeout))
+            .timeout(idle)
             .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| CopyError::Transport {
@@ -44,7 +55,13 @@ impl HttpBackend {
             base: url.trim_end_matches('/').to_string(),
             client,
             token: std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()),
+            overall,
         })
+    }
+
+    /// The deadline of an archive download announcing `size` bytes.
+    fn archive_deadline(&self, size: u64) -> Deadline {
+        Deadline::after(self.overall + Duration::from_secs(size / limits::ARCHIVE_MIN_RATE))
     }
 
     fn at(&self, rel: &str) -> String {
@@ -113,16 +130,50 @@ impl HttpBackend {
 }
 
 /// A response body that remembers whether reading it failed in transport (as opposed to
-/// the reader's consumer rejecting the bytes).
+/// the reader's consumer rejecting the bytes), and stops at its deadline.
 struct WatchedBody {
     inner: Response,
+    deadline: Deadline,
+    /// The connection broke (worth another attempt).
     broken: Option<String>,
+    /// Nothing arrived for the read timeout, or the deadline passed (not retried).
+    timed_out: Option<String>,
+}
+
+impl WatchedBody {
+    fn new(inner: Response, deadline: Deadline) -> Self {
+        WatchedBody {
+            inner,
+            deadline,
+            broken: None,
+            timed_out: None,
+        }
+    }
 }
 
 impl Read for WatchedBody {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.deadline.passed() {
+            let why = format!(
+                "the answer did not complete within {} s (CMOD_HTTP_TIMEOUT)",
+                self.deadline.budget.as_secs()
+            );
+            self.timed_out = Some(why.clone());
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why));
+        }
         self.inner.read(buf).inspect_err(|e| {
-            self.broken = Some(error_chain(e));
+            let timeout = e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<reqwest::Error>())
+                .is_some_and(reqwest::Error::is_timeout);
+            if timeout || e.kind() == std::io::ErrorKind::TimedOut {
+                self.timed_out = Some(format!(
+                    "the server sent nothing for the read timeout (CMOD_HTTP_READ_TIMEOUT): {}",
+                    error_chain(e)
+                ));
+            } else {
+                self.broken = Some(error_chain(e));
+            }
         })
     }
 }
@@ -143,8 +194,9 @@ impl Backend for HttpBackend {
         self.base.clone()
     }
 
-    fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, BackendError> {
+    fn get(&self, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, BackendError> {
         let url = self.at(rel);
+        let deadline = Deadline::after(self.overall);
         let r = self.send(&|| Ok(self.client.get(&url)))?;
         if r.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -153,20 +205,30 @@ impl Backend for HttpBackend {
             return Err(self.status_error("GET", rel, r));
         }
         let expected = r.content_length();
-        let bytes = r
-            .bytes()
-            .map_err(|e| BackendError::Failed(format!("GET `{rel}`: {}", error_chain(&e))))?;
+        if expected.is_some_and(|n| n > limit) {
+            return Err(BackendError::TooLarge(limit));
+        }
+        let mut body = WatchedBody::new(r, deadline);
+        let bytes = match read_bounded(&mut body, limit, expected) {
+            Ok(b) => b,
+            Err(BoundedError::TooLarge(n)) => return Err(BackendError::TooLarge(n)),
+            Err(BoundedError::Io(e)) => {
+                let why = body.timed_out.take().unwrap_or_else(|| error_chain(&e));
+                return Err(BackendError::Failed(format!("GET `{rel}`: {why}")));
+            }
+        };
         if expected.is_some_and(|n| n != bytes.len() as u64) {
             return Err(BackendError::Failed(format!(
                 "GET `{rel}`: the response was truncated"
             )));
         }
-        Ok(Some(bytes.to_vec()))
+        Ok(Some(bytes))
     }
 
     fn read(
         &self,
         rel: &str,
+        size: u64,
         each: &mut dyn FnMut(&mut dyn Read) -> Result<(), CopyError>,
     ) -> Result<bool, CopyError> {
         let url = self.at(rel);
@@ -179,13 +241,18 @@ impl Backend for HttpBackend {
                 url: self.url(),
                 reason,
             },
+            BackendError::TooLarge(n) => CopyError::Transport {
+                url: self.url(),
+                reason: format!("GET `{rel}`: more than {n} bytes"),
+            },
         };
         // A connection that breaks mid-body is a transport failure, not bad bytes: the
         // download is retried (the consumer discards what it unpacked), and after the
         // last attempt it is reported as a transport error, which a substituting build
-        // treats like an unreachable cache.
+        // treats like an unreachable cache. A body that times out is not retried.
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=ATTEMPTS {
+            let deadline = self.archive_deadline(size);
             let r = self.send(&|| Ok(self.client.get(&url))).map_err(fail)?;
             if r.status() == StatusCode::NOT_FOUND {
                 return Ok(false);
@@ -193,13 +260,14 @@ impl Backend for HttpBackend {
             if !r.status().is_success() {
                 return Err(fail(self.status_error("GET", rel, r)));
             }
-            let mut body = WatchedBody {
-                inner: r,
-                broken: None,
-            };
+            let mut body = WatchedBody::new(r, deadline);
             match each(&mut body) {
                 Ok(()) => return Ok(true),
                 Err(e) => match body.broken {
+                    _ if body.timed_out.is_some() => {
+                        let why = body.timed_out.take().unwrap_or_default();
+                        return Err(fail(BackendError::Failed(format!("GET `{rel}`: {why}"))));
+                    }
                     Some(broken) if attempt == ATTEMPTS => {
                         return Err(fail(BackendError::Failed(format!(
                             "GET `{rel}`: the connection broke during the download ({broken}) \

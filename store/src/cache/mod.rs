@@ -16,6 +16,10 @@
 //! single PUT). A reader that finds metadata therefore finds its archive and the
 //! metadata of its whole closure; a killed upload leaves at worst unreferenced
 //! archives, which the next upload overwrites.
+//!
+//! Every read is bounded (see `crate::limits`): a response larger than its bound is
+//! refused as an integrity error naming the URL and the bound (the cache is broken or
+//! hostile), except `cmod-cache-index`, a hint, which is then ignored.
 
 mod file;
 mod http;
@@ -29,6 +33,7 @@ use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{base32, ContentHash, StorePath};
 
 use crate::layout::Store;
+use crate::limits::{self, show_bytes};
 use crate::scans::scan_rel;
 use crate::trace::{TraceEntry, TRACE_VERSION};
 use crate::transfer::{parallel, CopyError, Dest, OnArchive, Source};
@@ -43,17 +48,21 @@ pub enum BackendError {
     Unreachable(String),
     /// The server answered with an error, or a local I/O error.
     Failed(String),
+    /// The answer is larger than the bound for what was asked (in bytes).
+    TooLarge(u64),
 }
 
 /// A place that stores files by relative name.
 pub trait Backend: Send + Sync {
     fn url(&self) -> String;
-    /// A whole (small) file, or `None` if absent.
-    fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, BackendError>;
-    /// Stream a file into `each`; `false` if absent.
+    /// A whole (small) file of at most `limit` bytes, or `None` if absent.
+    fn get(&self, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, BackendError>;
+    /// Stream a file announced to hold `size` bytes into `each` (which bounds what it
+    /// reads); `false` if absent.
     fn read(
         &self,
         rel: &str,
+        size: u64,
         each: &mut dyn FnMut(&mut dyn Read) -> Result<(), CopyError>,
     ) -> Result<bool, CopyError>;
     /// Store bytes under `rel`, atomically.
@@ -91,6 +100,18 @@ fn trace_rel(key: &ContentHash) -> String {
     format!("trace/{}.json", base32::encode(&key.0))
 }
 
+/// What the file at `rel` is, in words.
+fn kind_of(rel: &str) -> &'static str {
+    match rel.split('/').next() {
+        Some("info") => "path's metadata",
+        Some("trace") => "build-trace entry",
+        Some("scan") => "scan entry",
+        Some(INDEX_FILE) => "cache index",
+        Some(CACHE_INFO_FILE) => "cache description",
+        _ => "file",
+    }
+}
+
 impl BinaryCache {
     /// Open `file:///dir` or `http(s)://...`.
     pub fn open(url: &str) -> Result<BinaryCache, CopyError> {
@@ -113,6 +134,11 @@ impl BinaryCache {
     }
 
     fn err(&self, e: BackendError) -> CopyError {
+        self.err_at("", e)
+    }
+
+    /// `e`, which happened while reading `rel`.
+    fn err_at(&self, rel: &str, e: BackendError) -> CopyError {
         match e {
             BackendError::Unreachable(reason) => CopyError::Unreachable {
                 url: self.backend.url(),
@@ -122,12 +148,29 @@ impl BinaryCache {
                 url: self.backend.url(),
                 reason,
             },
+            BackendError::TooLarge(limit) => CopyError::Integrity {
+                url: self.backend.url(),
+                path: rel.into(),
+                reason: format!(
+                    "`{}/{rel}` is larger than {}, the bound for a {}; the cache is broken or hostile",
+                    self.backend.url(),
+                    show_bytes(limit),
+                    kind_of(rel),
+                ),
+            },
         }
+    }
+
+    /// Read `rel` (at most `limit` bytes), or `None` if absent.
+    fn get(&self, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, CopyError> {
+        self.backend
+            .get(rel, limit)
+            .map_err(|e| self.err_at(rel, e))
     }
 
     /// The cache's `cmod-cache-info`, if it has one; refused if it is from a newer cmod.
     pub fn cache_info(&self) -> Result<Option<CacheInfo>, CopyError> {
-        let Some(bytes) = self.backend.get(CACHE_INFO_FILE).map_err(|e| self.err(e))? else {
+        let Some(bytes) = self.get(CACHE_INFO_FILE, limits::CACHE_INFO_MAX)? else {
             return Ok(None);
         };
         parse_versioned::<CacheInfo>(&bytes)
@@ -186,6 +229,7 @@ impl BinaryCache {
     fn get_many<T: Send>(
         &self,
         rels: Vec<String>,
+        limit: u64,
         jobs: usize,
         parse: impl Fn(&str, &[u8]) -> Result<T, CopyError> + Sync,
     ) -> Result<Vec<Option<T>>, CopyError> {
@@ -193,7 +237,7 @@ impl BinaryCache {
             rels.iter().map(|_| std::sync::Mutex::new(None)).collect();
         let idx: Vec<usize> = (0..rels.len()).collect();
         parallel(&idx, jobs, |&i| {
-            if let Some(bytes) = self.backend.get(&rels[i]).map_err(|e| self.err(e))? {
+            if let Some(bytes) = self.get(&rels[i], limit)? {
                 let v = parse(&rels[i], &bytes)?;
                 if let Ok(mut s) = slots[i].lock() {
                     *s = Some(v);
@@ -219,9 +263,14 @@ impl BinaryCache {
         Ok(ix)
     }
 
+    /// The index, or `None` when the cache has none, it is in another format, or it is
+    /// larger than its bound (a hint is not worth unbounded memory: the cache is then
+    /// asked per name, and writers leave the oversized index alone).
     fn read_index(&self) -> Result<Option<BTreeSet<String>>, CopyError> {
-        let Some(bytes) = self.backend.get(INDEX_FILE).map_err(|e| self.err(e))? else {
-            return Ok(None);
+        let bytes = match self.backend.get(INDEX_FILE, limits::INDEX_MAX) {
+            Ok(Some(b)) => b,
+            Ok(None) | Err(BackendError::TooLarge(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
         };
         let text = String::from_utf8_lossy(&bytes);
         let mut lines = text.lines();
@@ -236,7 +285,10 @@ impl BinaryCache {
     /// are uploaded. Concurrent writers may lose each other's additions; that only makes
     /// a later copy send them again.
     fn add_to_index(&self, entries: impl IntoIterator<Item = String>) -> Result<(), CopyError> {
-        let mut all = self.read_index()?.unwrap_or_default();
+        let mut all = match self.backend.get(INDEX_FILE, limits::INDEX_MAX) {
+            Err(BackendError::TooLarge(_)) => return Ok(()),
+            _ => self.read_index()?.unwrap_or_default(),
+        };
         let before = all.len();
         all.extend(entries);
         if let Ok(mut g) = self.index.lock() {
@@ -277,7 +329,8 @@ impl Source for BinaryCache {
     fn infos(&self, paths: &[StorePath]) -> Result<BTreeMap<StorePath, NarInfo>, CopyError> {
         self.check_readable()?;
         let url = self.backend.url();
-        let got = self.get_many(paths.iter().map(info_rel).collect(), 16, |rel, bytes| {
+        let rels = paths.iter().map(info_rel).collect();
+        let got = self.get_many(rels, limits::PATH_INFO_MAX, 16, |rel, bytes| {
             parse_versioned::<NarInfo>(bytes).map_err(|e| CopyError::Integrity {
                 url: url.clone(),
                 path: rel.into(),
@@ -302,7 +355,8 @@ impl Source for BinaryCache {
     fn traces(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, TraceEntry>, CopyError> {
         self.check_readable()?;
         let url = self.backend.url();
-        let got = self.get_many(keys.iter().map(trace_rel).collect(), 16, |rel, bytes| {
+        let rels = keys.iter().map(trace_rel).collect();
+        let got = self.get_many(rels, limits::TRACE_MAX, 16, |rel, bytes| {
             parse_versioned::<TraceEntry>(bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|t| {
@@ -351,6 +405,7 @@ impl Source for BinaryCache {
             .collect();
         let got = self.get_many(
             wanted.iter().map(|k| scan_rel(k)).collect(),
+            limits::SCAN_MAX,
             16,
             |rel, bytes| {
                 parse_versioned::<ScanEntry>(bytes).map_err(|e| CopyError::Integrity {
@@ -392,7 +447,9 @@ impl Source for BinaryCache {
                     ),
                 });
             }
-            let found = self.backend.read(rel, &mut |r| each(info, r))?;
+            let found = self
+                .backend
+                .read(rel, info.archive.file_size, &mut |r| each(info, r))?;
             if !found {
                 return Err(CopyError::NotFound {
                     url: Source::url(self),
