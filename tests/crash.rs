@@ -1,5 +1,6 @@
-//! Fault injection: `cmod` killed with SIGKILL at random points of realise, gc, copy and
-//! substitution, and realise, gc and copy running at once on one store. After every
+//! Fault injection: `cmod` killed with SIGKILL at random points of realise, gc, copy,
+//! substitution and the rewriting of cmod.toml and cmod.lock, and realise, gc and copy
+//! running at once on one store. After every
 //! kill the store verifies clean (re-hashing every path), and the next run succeeds and
 //! produces the right program.
 //!
@@ -347,4 +348,89 @@ fn realise_gc_and_copy_at_once_on_one_store() {
             String::from_utf8_lossy(&v.stderr)
         );
     }
+}
+
+/// The user's own files: `cmod remove`/`add` rewriting cmod.toml and `cmod lock`
+/// rewriting cmod.lock, killed at random points, leave each file either as it was or as
+/// the finished command writes it, never truncated or mixed.
+#[test]
+fn killed_manifest_and_lock_writes_leave_the_old_file_or_the_new_one() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("path-deps").join("app");
+    // A package the program does not import, so the project evaluates with or without it.
+    s.project(
+        "path-deps/spare",
+        &[
+            (
+                "cmod.toml",
+                "[package]\nname = \"spare\"\nversion = \"0.1.0\"\n\n[lib]\nsources = [\"src/*.cppm\"]\n",
+            ),
+            ("src/spare.cppm", "export module spare;\nexport int spare() { return 1; }\n"),
+        ],
+    );
+    let store = s.store();
+    let steps: [&[&str]; 4] = [
+        &["add", "spare", "--path", "../spare"],
+        &["lock"],
+        &["remove", "spare"],
+        &["lock"],
+    ];
+    let state = || {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        (read("cmod.toml"), read("cmod.lock"))
+    };
+    // A first cycle writes cmod.lock; the second records what each finished step leaves.
+    for step in &steps[..] {
+        finish(&dir, &store, step);
+    }
+    let mut states = vec![state()];
+    let mut longest = Duration::ZERO;
+    for step in &steps[..] {
+        let start = Instant::now();
+        finish(&dir, &store, step);
+        longest = longest.max(start.elapsed());
+        states.push(state());
+    }
+    // The two files are written one after the other, so each on its own is old or new.
+    let known = |(toml, lock): &(String, String)| {
+        states.iter().any(|s| &s.0 == toml) && states.iter().any(|s| &s.1 == lock)
+    };
+    let mut rng = Rng(0x5eed_0004);
+    let mut tally = Tally::default();
+    for i in 0..iterations() * 4 {
+        let step = steps[i % steps.len()];
+        let after = Duration::from_micros(rng.below(longest.as_micros() as u64));
+        if kill_after(&dir, &store, step, &[], after) {
+            tally.kills += 1;
+        } else {
+            tally.finished_before_kill += 1;
+        }
+        let now = state();
+        assert!(
+            known(&now),
+            "after a kill during `cmod {}` the files are neither old nor new:\n{now:?}",
+            step.join(" ")
+        );
+        let target = &states[i % steps.len() + 1];
+        // `remove` refuses a dependency that is already gone: then only the lock is left.
+        if now.0 != target.0 {
+            finish(&dir, &store, step);
+        } else if now.1 != target.1 {
+            finish(&dir, &store, &["lock"]);
+        }
+        assert_eq!(&state(), target, "`cmod {}` finished", step.join(" "));
+        tally.recoveries += 1;
+    }
+    report("manifest and lock writes", &tally);
+}
+
+/// Run `cmod step` to completion.
+fn finish(dir: &Path, store: &Path, step: &[&str]) {
+    let out = cmod_env(dir, store, step, &[]);
+    assert!(
+        out.status.success(),
+        "`cmod {}`: {}",
+        step.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

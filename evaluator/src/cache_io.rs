@@ -1,7 +1,9 @@
-//! Small helpers for the evaluator's on-disk caches: atomic JSON writes and reads that
-//! treat any damage as a cache miss.
+//! Small helpers for the files the evaluator writes: atomic JSON writes and reads for its
+//! caches (any damage is a cache miss), and crash-safe replacement of the user's own
+//! files (`cmod.toml`, `cmod.lock`).
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -23,13 +25,108 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) {
             .unwrap_or_default(),
         std::process::id()
     ));
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
+    if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+}
+
+/// Replace the user's file at `path` with `bytes` so that a crash, a kill or a full disk
+/// leaves either the old file or the new one, never a truncated mix: the bytes go to a
+/// temporary file beside it (keeping the old file's permissions), reach stable storage,
+/// and are renamed over it; then the directory is flushed. A symbolic link is followed,
+/// so the file it names is replaced and the link kept.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let target = resolve_link(path);
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.unwrap_or_default(),
+        std::process::id()
+    ));
+    let written = write_synced(&tmp, bytes, &target).and_then(|()| std::fs::rename(&tmp, &target));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // The rename is durable once the directory is; failing to flush it loses nothing.
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The file a symbolic link at `path` finally names (or `path` itself).
+fn resolve_link(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).unwrap_or(path.into()),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Write `bytes` to a new file `tmp` with `like`'s permissions (if it exists) and flush it.
+fn write_synced(tmp: &Path, bytes: &[u8], like: &Path) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(tmp)?;
+    if let Ok(m) = std::fs::metadata(like) {
+        f.set_permissions(m.permissions())?;
+    }
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// Read JSON from `path`; a missing or malformed file is `None`.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn replacing_a_file_keeps_its_permissions_and_leaves_no_temporary() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("cmod.toml");
+        std::fs::write(&p, "old\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        replace_file(&p, b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new\n");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "a temporary was left: {names:?}");
+    }
+
+    #[test]
+    fn replacing_through_a_symbolic_link_keeps_the_link() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real.lock");
+        let link = t.path().join("cmod.lock");
+        std::fs::write(&real, "old\n").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        replace_file(&link, b"new\n").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new\n");
+    }
+
+    #[test]
+    fn a_failed_replacement_leaves_the_old_file_and_no_temporary() {
+        let t = tempfile::tempdir().unwrap();
+        // The target is a directory: the rename fails after the temporary was written.
+        let p = t.path().join("taken");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("inside"), "kept").unwrap();
+        assert!(replace_file(&p, b"new\n").is_err());
+        assert_eq!(std::fs::read_to_string(p.join("inside")).unwrap(), "kept");
+        let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "a temporary was left: {names:?}");
+    }
 }

@@ -149,7 +149,7 @@ fn save(path: &std::path::Path, original: &str, doc: &DocumentMut) -> Result<(),
         )));
     }
     if text != original {
-        std::fs::write(path, text).map_err(|e| {
+        cmod_evaluator::cache_io::replace_file(path, text.as_bytes()).map_err(|e| {
             CliError::usage(format!("cannot write `{}`: {e}", path.display()), None)
         })?;
     }

@@ -24,7 +24,8 @@ fn write(project: &Project, lock: &Lockfile) -> Result<bool, CliError> {
     if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(false);
     }
-    std::fs::write(&path, text).map_err(|e| CliError::Eval(EvalError::io(&path, "write", e)))?;
+    cmod_evaluator::cache_io::replace_file(&path, text.as_bytes())
+        .map_err(|e| CliError::Eval(EvalError::io(&path, "write", e)))?;
     Ok(true)
 }
 
