@@ -48,9 +48,18 @@ pub(crate) fn run_unshared(
         .stdout(log)
         .stderr(log_err);
     let max = action.limits.max_output_bytes;
-    // SAFETY: child_common only makes async-signal-safe calls.
+    let caller = std::process::id() as libc::pid_t;
+    // SAFETY: child_common and getppid only make async-signal-safe calls.
     unsafe {
-        cmd.pre_exec(move || child_common(max));
+        cmd.pre_exec(move || {
+            child_common(max)?;
+            // The parent-death signal child_common armed comes too late for a caller
+            // that died since the fork: our parent is someone else then.
+            if libc::getppid() != caller {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
     let child = cmd.spawn().map_err(|e| SandboxError::Setup {
         step: what,
@@ -335,9 +344,10 @@ mod pidfd {
     }
 }
 
-/// Child-side setup shared by the modes that spawn with `pre_exec`: own process group,
-/// umask 022, the per-file size limit, a fixed address-space layout, and no new
-/// privileges.
+/// Child-side setup shared by every mode: own process group, umask 022, the per-file
+/// size limit, a fixed address-space layout, no new privileges, and (Linux) death by
+/// `SIGKILL` when the thread that started it exits, so a builder never outlives cmod
+/// (`linux/lifetime.rs` explains the thread rule and the race after the fork).
 ///
 /// The per-file limit is one byte above `max_file_bytes`: a write past it is cut off there,
 /// so a file that hit the limit is still measurably over it in `check_sizes` even when a
@@ -374,7 +384,15 @@ pub(crate) unsafe fn child_common(max_file_bytes: u64) -> std::io::Result<()> {
         }
     }
     #[cfg(target_os = "linux")]
-    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+        || libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+    {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

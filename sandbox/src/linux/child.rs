@@ -29,7 +29,7 @@
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_void};
 
-use super::net;
+use super::{lifetime, net};
 
 /// A fixed step of the child, reported to the parent when it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +61,12 @@ pub(crate) enum Stage {
     Subreaper,
     /// Landlock mode only: starting the builder under the subreaper.
     StartBuilder,
+    /// Arming the parent-death signal (see lifetime.rs).
+    DeathSignal,
 }
 
 impl Stage {
-    const ALL: [Stage; 23] = [
+    const ALL: [Stage; 24] = [
         Stage::SetGroups,
         Stage::UidMap,
         Stage::GidMap,
@@ -88,6 +90,7 @@ impl Stage {
         Stage::Exec,
         Stage::Subreaper,
         Stage::StartBuilder,
+        Stage::DeathSignal,
     ];
 
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
@@ -120,6 +123,7 @@ impl Stage {
             Stage::Exec => "executing the builder",
             Stage::Subreaper => "becoming the builder's subreaper",
             Stage::StartBuilder => "starting the builder under its subreaper",
+            Stage::DeathSignal => "arming the parent-death signal (PR_SET_PDEATHSIG)",
         }
     }
 }
@@ -184,6 +188,8 @@ pub(crate) struct ChildSpec {
     pub proc_access: u64,
     /// Write end of the close-on-exec error pipe.
     pub err_fd: c_int,
+    /// A pidfd of the caller process, or -1 (see lifetime.rs).
+    pub caller_pidfd: c_int,
 }
 
 /// The record the child writes on failure: stage, plan index, errno.
@@ -393,6 +399,11 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
     // The parent blocked every signal around the clone; no handler of the caller may run
     // here (we share its memory until exec).
     default_signal_handlers();
+    // The whole sandbox dies with the thread that cloned it: we are pid 1 of its pid
+    // namespace, and the kernel kills every other process in it when we die.
+    if !lifetime::die_with_parent(libc::SIGKILL) {
+        fail(spec, Stage::DeathSignal, 0);
+    }
     // Identity: the caller becomes uid 1000 / gid 100 inside the new user namespace.
     if !write_file(cptr(SETGROUPS), DENY) {
         fail(spec, Stage::SetGroups, 0);
@@ -517,6 +528,11 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
     if spec.stdio.is_none() {
         // The probe: everything could be set up.
         libc::_exit(0);
+    }
+    // A caller that died before the death signal was armed sent none: do not start a
+    // builder nobody waits for.
+    if lifetime::caller_gone(spec.caller_pidfd) {
+        libc::_exit(127);
     }
     libc::execve(
         spec.program.as_ptr(),

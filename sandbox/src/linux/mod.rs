@@ -19,10 +19,12 @@
 //! Files: `plan.rs` (host-side layout), `landlock_rules.rs` (ruleset), `namespaces.rs`
 //! (clone and error mapping), `child.rs` (the async-signal-safe child), `net.rs`
 //! (loopback), `reaper.rs` (the Landlock-mode subreaper that keeps the process tree
-//! under control without a pid namespace).
+//! under control without a pid namespace), `lifetime.rs` (every sandbox dies with its
+//! caller).
 
 mod child;
 mod landlock_rules;
+mod lifetime;
 mod namespaces;
 mod net;
 mod plan;
@@ -91,6 +93,7 @@ fn spec_base(plan: &plan::Plan, tmpfs_at: &Path) -> Result<(ChildSpec, Vec<Strin
         ruleset_fd: -1,
         proc_access: 0,
         err_fd: -1,
+        caller_pidfd: lifetime::caller_pidfd(),
     };
     Ok((spec, what))
 }
@@ -289,6 +292,7 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
         ruleset_fd: ruleset.raw_fd(),
         max_file_bytes: action.limits.max_output_bytes,
         err_fd: -1,
+        caller_pidfd: lifetime::caller_pidfd(),
         builder_stack_top: top as *mut c_void,
     };
     let fail = |f: namespaces::SpawnFailure| exec_error(f.into_error(Mode::Landlock), action);
