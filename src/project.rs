@@ -181,7 +181,7 @@ pub fn evaluate_in(
 /// Print evaluation warnings to stderr.
 pub fn print_warnings<'a>(warnings: impl IntoIterator<Item = &'a cmod_evaluator::EvalError>) {
     for w in warnings {
-        eprint!(
+        err!(
             "{}",
             render_diagnostic(
                 "warning",

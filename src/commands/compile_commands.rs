@@ -4,7 +4,6 @@
 //! (the whole workspace with its tests) and where the file goes, and it is written
 //! atomically (a temporary file renamed over it), so an editor never reads half of one.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use cmod_evaluator::compdb;
@@ -45,9 +44,8 @@ pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
     let bytes = compdb::to_json(&commands)?;
     let output = match &args.output {
         Some(path) if path.as_os_str() == "-" => {
-            return std::io::stdout()
-                .write_all(&bytes)
-                .map_err(|e| CliError::Internal(format!("cannot write to stdout: {e}")));
+            crate::output::stdout_bytes(&bytes);
+            return Ok(());
         }
         Some(path) => path.clone(),
         None => {
@@ -61,7 +59,7 @@ pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
     let output = absolute(&output)?;
     write_atomically(&output, &bytes)?;
     compdb::remember(&store.cache_dir(), &output, &eval.fingerprint(), &bytes);
-    eprintln!(
+    errln!(
         "{:>12} {} ({} units)",
         "Wrote",
         display_path(&output),
@@ -125,7 +123,7 @@ fn workspace_evaluation(project: &Project, build: &BuildOpts) -> Option<Evaluati
                 e.summary()
             );
             let help = "`cmod compile-commands` reports the error in full";
-            eprint!(
+            err!(
                 "{}",
                 render_diagnostic("warning", &message, None, Some(help))
             );

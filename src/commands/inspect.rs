@@ -35,11 +35,11 @@ pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), CliError> {
                 )
             })
             .collect();
-        println!("{}", pretty(&serde_json::Value::Object(map)));
+        outln!("{}", pretty(&serde_json::Value::Object(map)));
     } else {
         for d in &order {
             let drv = &derivations[d];
-            println!(
+            outln!(
                 "{:<8} {}",
                 format!("{:?}", drv.kind).to_lowercase(),
                 project.store.path_of(d).display()
@@ -91,7 +91,7 @@ pub fn show_derivation(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), C
     let project = load(cli, build)?;
     let (path, drv) = find_derivation(&project, what)?;
     let v = json!({ project.store.path_of(&path).display().to_string(): drv });
-    println!("{}", pretty(&v));
+    outln!("{}", pretty(&v));
     Ok(())
 }
 
@@ -172,10 +172,10 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
                     })
                 })
                 .collect();
-            println!("{}", pretty(&json!({ "units": units })));
+            outln!("{}", pretty(&json!({ "units": units })));
         }
         GraphFormat::Dot => {
-            println!(
+            outln!(
                 "digraph modules {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];"
             );
             let mut by_module: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -189,7 +189,7 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
             }
             for (i, (m, units)) in by_module.iter().enumerate() {
                 if !m.is_empty() {
-                    println!("  subgraph cluster_{i} {{\n    label=\"module {m}\";");
+                    outln!("  subgraph cluster_{i} {{\n    label=\"module {m}\";");
                 }
                 for &u in units {
                     let unit = &g.units[u];
@@ -197,18 +197,18 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
                         Some(name) => format!("{}\\n{} ({:?})", label(u), name, unit.kind),
                         None => format!("{}\\n({:?})", label(u), unit.kind),
                     };
-                    println!("    \"{}\" [label=\"{text}\"];", label(u));
+                    outln!("    \"{}\" [label=\"{text}\"];", label(u));
                 }
                 if !m.is_empty() {
-                    println!("  }}");
+                    outln!("  }}");
                 }
             }
             for (u, edges) in g.edges.iter().enumerate() {
                 for &v in edges {
-                    println!("  \"{}\" -> \"{}\";", label(u), label(v));
+                    outln!("  \"{}\" -> \"{}\";", label(u), label(v));
                 }
             }
-            println!("}}");
+            outln!("}}");
         }
     }
     Ok(())
@@ -253,13 +253,13 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
                 v
             })
             .collect();
-        println!("{}", pretty(&serde_json::Value::Array(v)));
+        outln!("{}", pretty(&serde_json::Value::Array(v)));
     } else {
         for i in infos {
             if args.size {
-                println!("{}\t{}", store.path_of(&i.path).display(), i.size);
+                outln!("{}\t{}", store.path_of(&i.path).display(), i.size);
             } else {
-                println!("{}", store.path_of(&i.path).display());
+                outln!("{}", store.path_of(&i.path).display());
             }
         }
     }
@@ -292,7 +292,7 @@ pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
             continue;
         }
         if let Some(text) = project.store.log_for(&d) {
-            eprintln!(
+            errln!(
                 "note: `{what}` was not built; this is the log of `{}` ({}), whose build failed",
                 derivations[&d].name,
                 project.store.path_of(&d).display()
@@ -310,9 +310,9 @@ pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
 /// A log as recorded, ending in a newline.
 fn print_log(text: &str) {
     if text.is_empty() || text.ends_with('\n') {
-        print!("{text}");
+        out!("{text}");
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
 }
 
@@ -335,19 +335,19 @@ pub fn toolchain(cli: &Cli, as_json: bool, build: &BuildOpts) -> Result<(), CliE
     };
     let t = &t;
     if as_json {
-        println!("{}", pretty(&serde_json::to_value(t).unwrap_or_default()));
+        outln!("{}", pretty(&serde_json::to_value(t).unwrap_or_default()));
     } else {
-        println!("identity:  {}", t.identity);
-        println!("compiler:  {} ({})", t.cxx.display(), t.version_text);
-        println!("stdlib:    {}", t.stdlib.as_str());
-        println!("scan-deps: {}", t.scan_deps.display());
-        println!("archiver:  {}", t.ar.display());
-        println!("resources: {}", t.resource_dir.display());
+        outln!("identity:  {}", t.identity);
+        outln!("compiler:  {} ({})", t.cxx.display(), t.version_text);
+        outln!("stdlib:    {}", t.stdlib.as_str());
+        outln!("scan-deps: {}", t.scan_deps.display());
+        outln!("archiver:  {}", t.ar.display());
+        outln!("resources: {}", t.resource_dir.display());
         if let Some(d) = &t.std_module_dir {
-            println!("std module: {}", d.display());
+            outln!("std module: {}", d.display());
         }
-        println!("closure:   {} paths", t.closure.len());
-        println!(
+        outln!("closure:   {} paths", t.closure.len());
+        outln!(
             "runtime:   {} paths (what linked programs load)",
             t.runtime.len()
         );

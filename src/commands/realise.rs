@@ -33,7 +33,7 @@ pub(crate) fn sandbox_mode(run: &RunOpts) -> Result<Enforcement, CliError> {
         help: e.remedy().map(str::to_string),
     })?;
     if let Some(warning) = missing_landlock_warning(&enforced) {
-        eprintln!("{warning}");
+        errln!("{warning}");
     }
     Ok(enforced)
 }
@@ -394,13 +394,13 @@ fn dry_run(
         }));
         return Ok(());
     }
-    eprintln!(
+    errln!(
         "{} derivation(s) would be built, {} are fresh:",
         plan.to_build.len(),
         plan.fresh
     );
     for d in &plan.to_build {
-        println!("{}", project.store.path_of(d).display());
+        outln!("{}", project.store.path_of(d).display());
     }
     Ok(())
 }
@@ -501,7 +501,7 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     // carries nothing but JSON.
     if args.print_out_paths && !progress.is_json() {
         for (_, p) in &memo.targets {
-            println!("{}", project.store.path_of(p).display());
+            outln!("{}", project.store.path_of(p).display());
         }
     }
     Ok(())

@@ -102,7 +102,7 @@ pub fn why_depends(cli: &Cli, a: &str, b: &str, build: &BuildOpts) -> Result<(),
         }
     }
     if !seen.contains(&to) {
-        println!(
+        outln!(
             "{} does not depend on {}",
             store.path_of(&from).display(),
             store.path_of(&to).display()
@@ -114,13 +114,13 @@ pub fn why_depends(cli: &Cli, a: &str, b: &str, build: &BuildOpts) -> Result<(),
         chain.push(p.clone());
     }
     chain.reverse();
-    println!("{}", store.path_of(&chain[0]).display());
+    outln!("{}", store.path_of(&chain[0]).display());
     for (i, w) in chain.windows(2).enumerate() {
         let indent = "  ".repeat(i + 1);
         let place = find_reference(&store.path_of(&w[0]), "", w[1].hash_part().as_bytes())
             .map(|s| format!("  [{s}]"))
             .unwrap_or_default();
-        println!("{indent}└── {}{place}", store.path_of(&w[1]).display());
+        outln!("{indent}└── {}{place}", store.path_of(&w[1]).display());
     }
     Ok(())
 }
@@ -170,14 +170,14 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         for (i, c) in rows {
             let loc = store.path_of(&i.path);
             if args.size {
-                println!("{}\t{}\t{c}", loc.display(), i.size);
+                outln!("{}\t{}\t{c}", loc.display(), i.size);
             } else {
-                println!("{}\t{c}", loc.display());
+                outln!("{}\t{c}", loc.display());
             }
         }
     }

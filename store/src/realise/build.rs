@@ -106,11 +106,12 @@ impl Run {
     }
 }
 
-fn per_key_lock(store: &Store, key: &ContentHash) -> Result<Lock, StoreError> {
-    Lock::acquire(
+fn per_key_lock(store: &Store, key: &ContentHash, name: &str) -> Result<Lock, StoreError> {
+    Lock::acquire_for(
         &store
             .dir("locks")
             .join(format!("key-{}.lock", &key.to_text()[7..39])),
+        &format!("the build of {name} (another process is building it)"),
     )
 }
 
@@ -278,7 +279,7 @@ pub(crate) fn build(
         name: name.clone(),
         source,
     };
-    let _lock = per_key_lock(store, key).map_err(st)?;
+    let _lock = per_key_lock(store, key, &name).map_err(st)?;
     if let Some(entry) = store.trace_lookup(key) {
         return Ok(Realised::Fresh(entry.outputs));
     }
@@ -336,7 +337,7 @@ pub(crate) fn check(
         name: name.clone(),
         source,
     };
-    let _lock = per_key_lock(store, key).map_err(st)?;
+    let _lock = per_key_lock(store, key, &name).map_err(st)?;
     let run =
         run_builder(store, resolved, env).map_err(|e| keep_failure_log(store, drv_path, key, e))?;
     let mut differences = Vec::new();
