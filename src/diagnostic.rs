@@ -125,7 +125,9 @@ impl CliError {
                 }
                 out
             }
-            CliError::Store(e) => render_diagnostic("error", &e.to_string(), None, store_help(e)),
+            CliError::Store(e) => {
+                render_diagnostic("error", &e.to_string(), None, e.remedy().as_deref())
+            }
             CliError::Usage { message, help }
             | CliError::Sandbox { message, help }
             | CliError::Integrity { message, help } => {
@@ -141,16 +143,6 @@ impl CliError {
                 Some("this is a bug in cmod; please report it with the command you ran"),
             ),
         }
-    }
-}
-
-fn store_help(e: &StoreError) -> Option<&'static str> {
-    match e {
-        StoreError::CorruptMetadata { .. } => {
-            Some("run `cmod store verify` and then `cmod gc` to drop damaged paths")
-        }
-        StoreError::NotValid(_) => Some("run `cmod realise` first"),
-        _ => None,
     }
 }
 

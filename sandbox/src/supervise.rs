@@ -5,7 +5,6 @@
 //! [`SizeWatch`] polled while the builder runs and by measuring once more after it exits
 //! (see `output_size.rs`).
 
-use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -34,8 +33,7 @@ pub(crate) fn run_unshared(
     start: Instant,
     enforcement: Enforcement,
 ) -> Result<Outcome, SandboxError> {
-    let log = File::create(&action.log_path)
-        .map_err(|e| SandboxError::io("creating log", &action.log_path, e))?;
+    let log = crate::log_file::create(&action.log_path)?;
     let log_err = log
         .try_clone()
         .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))?;
@@ -67,6 +65,7 @@ pub(crate) fn run_unshared(
     })?;
     let pid = Pid::from_raw(child.id() as i32);
     let exit = wait(pid, pid, action)?;
+    crate::log_file::release(&action.log_path);
     check_sizes(
         &action.build_dir,
         &action.log_path,

@@ -13,9 +13,7 @@ use cmod_store::Store;
 
 use crate::cli::{BuildOpts, Cli, CompileCommandsArgs};
 use crate::diagnostic::{display_path, render_diagnostic, CliError};
-use crate::project::{
-    evaluate_in, open_store, package_dir, print_warnings, workspace_root, Project, Scope,
-};
+use crate::project::{evaluate_in, package_dir, print_warnings, workspace_root, Project, Scope};
 
 /// Evaluate the workspace of the current package (every member, or the `-p` ones) with
 /// the members' `[[test]]` units, which only a database includes among the commands that
@@ -36,7 +34,7 @@ fn evaluate_workspace(
 
 /// `cmod compile-commands [-o FILE]`.
 pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = crate::project::open_store_to_read(cli)?;
     let eval = evaluate_workspace(&store, &args.build, &package_dir(cli)?)?;
     print_warnings(&eval.warnings);
     print_warnings(&compdb::ignored_settings(&eval.packages));

@@ -311,7 +311,7 @@ fn label(graph: &PackageGraph, id: PackageId) -> String {
 
 /// `cmod tree [-i PKG] [--depth N] [--duplicates]`.
 pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
-    let project = load(cli, &args.build)?;
+    let project = crate::project::load_to_read(cli, &args.build)?;
     let graph = &project.eval.packages;
     let mut dependents: BTreeMap<PackageId, Vec<PackageId>> = BTreeMap::new();
     for p in &graph.packages {

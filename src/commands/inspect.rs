@@ -13,14 +13,14 @@ use serde_json::json;
 use crate::cli::{BuildOpts, Cli, EvalArgs, GraphFormat, PathInfoArgs};
 use crate::commands::realise::outputs_of;
 use crate::diagnostic::CliError;
-use crate::project::{find_package_dir, load, open_store, Project};
+use crate::project::{find_package_dir, load_to_read, open_store_to_read, Project};
 
 fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
 pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), CliError> {
-    let project = load(cli, &args.build)?;
+    let project = load_to_read(cli, &args.build)?;
     let targets = project.targets_named(&args.targets)?;
     let roots: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
     let derivations = &project.derived()?.derivations;
@@ -88,7 +88,7 @@ fn find_derivation(project: &Project, what: &str) -> Result<(StorePath, Derivati
 }
 
 pub fn show_derivation(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
-    let project = load(cli, build)?;
+    let project = load_to_read(cli, build)?;
     let (path, drv) = find_derivation(&project, what)?;
     let v = json!({ project.store.path_of(&path).display().to_string(): drv });
     outln!("{}", pretty(&v));
@@ -145,7 +145,7 @@ impl UnitNames<'_> {
 }
 
 pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), CliError> {
-    let project = load(cli, build)?;
+    let project = load_to_read(cli, build)?;
     let g = &project.eval.graph;
     let names = UnitNames {
         eval: &project.eval,
@@ -217,7 +217,7 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
 pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
     let (store, mut paths) =
         if args.paths.iter().all(|p| p.contains('/') || p.len() > 33) && !args.paths.is_empty() {
-            let store = open_store(cli)?;
+            let store = open_store_to_read(cli)?;
             let paths = args
                 .paths
                 .iter()
@@ -225,7 +225,7 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
                 .collect::<Result<Vec<_>, _>>()?;
             (store, paths)
         } else {
-            let project = load(cli, &args.build)?;
+            let project = load_to_read(cli, &args.build)?;
             let targets = project.targets_named(&args.paths)?;
             let outs: Vec<StorePath> = outputs_of(&project, &targets)?.into_values().collect();
             (project.store, outs)
@@ -267,7 +267,7 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
 }
 
 pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = open_store_to_read(cli)?;
     if let Ok(path) = store.parse_path(what) {
         return match store.log_for(&path) {
             Some(text) => {
@@ -277,7 +277,7 @@ pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
             None => Err(no_log(what)),
         };
     }
-    let project = load(cli, build)?;
+    let project = load_to_read(cli, build)?;
     let target = project.targets_named(&[what.to_string()])?.remove(0);
     if let Some(text) = project.store.log_for(&target.drv) {
         print_log(&text);
@@ -327,9 +327,9 @@ fn no_log(what: &str) -> CliError {
 /// (`clang++-19` with libstdc++).
 pub fn toolchain(cli: &Cli, as_json: bool, build: &BuildOpts) -> Result<(), CliError> {
     let t = match find_package_dir(cli)? {
-        Some(_) => load(cli, build)?.eval.toolchain,
+        Some(_) => load_to_read(cli, build)?.eval.toolchain,
         None => {
-            let store = open_store(cli)?;
+            let store = open_store_to_read(cli)?;
             discover(&ToolchainRequest::default(), Some(&store.cache_dir()))?
         }
     };

@@ -73,7 +73,7 @@ pub fn gc(cli: &Cli, opts: &GcOpts<'_>) -> Result<(), CliError> {
 }
 
 pub fn verify(cli: &Cli, no_contents: bool) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = crate::project::open_store_to_read(cli)?;
     let report = store.verify(!no_contents)?;
     for c in &report.corrupt {
         errln!(
@@ -109,7 +109,7 @@ pub fn verify_nix(
     sigs_needed: usize,
     keys: &[String],
 ) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = crate::project::open_store_to_read(cli)?;
     let trust = crate::commands::share::trust(cli, keys, false)?;
     let report = store.verify(check_contents)?;
     let mut bits = 0;

@@ -11,14 +11,14 @@ use serde_json::json;
 
 use crate::cli::{BuildOpts, Cli, PathInfoArgs};
 use crate::diagnostic::CliError;
-use crate::project::{load, open_store};
+use crate::project::{load_to_read, open_store_to_read};
 
 /// A store path argument, or a target's realised output.
 fn resolve(cli: &Cli, store: &Store, what: &str, build: &BuildOpts) -> Result<StorePath, CliError> {
     if what.contains('/') || StorePath::from_path_str(what).is_ok() {
         return Ok(store.parse_path(what)?);
     }
-    let project = load(cli, build)?;
+    let project = load_to_read(cli, build)?;
     let derived = project.derived()?;
     let t = derived
         .targets
@@ -84,7 +84,7 @@ fn find_reference(root: &Path, rel: &str, needle: &[u8]) -> Option<String> {
 }
 
 pub fn why_depends(cli: &Cli, a: &str, b: &str, build: &BuildOpts) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = open_store_to_read(cli)?;
     let from = resolve(cli, &store, a, build)?;
     let to = resolve(cli, &store, b, build)?;
     let mut parent: HashMap<StorePath, StorePath> = HashMap::new();
@@ -127,9 +127,9 @@ pub fn why_depends(cli: &Cli, a: &str, b: &str, build: &BuildOpts) -> Result<(),
 
 /// `path-info` with closure sizes (`-S`).
 pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = open_store_to_read(cli)?;
     let mut paths = if args.paths.is_empty() {
-        let project = load(cli, &args.build)?;
+        let project = load_to_read(cli, &args.build)?;
         let derived = project.derived()?;
         derived
             .targets

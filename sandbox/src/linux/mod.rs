@@ -154,8 +154,7 @@ fn probe_landlock() -> Result<Enforcement, SandboxError> {
 }
 
 fn open_stdio(action: &Action) -> Result<(File, File), SandboxError> {
-    let log = File::create(&action.log_path)
-        .map_err(|e| SandboxError::io("creating log", &action.log_path, e))?;
+    let log = crate::log_file::create(&action.log_path)?;
     let null = File::open("/dev/null").map_err(|e| SandboxError::io("opening", "/dev/null", e))?;
     Ok((null, log))
 }
@@ -232,6 +231,7 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     drop((stdin, log, spec));
     // Killing the child (pid 1 of the sandbox's pid namespace) kills every process in it.
     let exit = supervise::wait(pid, pid, action)?;
+    crate::log_file::release(&action.log_path);
     check_sizes(
         &action.build_dir,
         &action.log_path,
@@ -319,6 +319,7 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
         action,
         OnTimeout::AskFirst(Duration::from_secs(5)),
     )?;
+    crate::log_file::release(&action.log_path);
     check_sizes(
         &action.build_dir,
         &action.log_path,

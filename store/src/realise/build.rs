@@ -31,12 +31,15 @@ pub struct BuildEnv<'a> {
 /// Why one derivation could not be realised.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{name}: the builder failed with {exit}")]
+    #[error("{name}: the builder failed with {exit}{}", no_space_note(.no_space.as_deref()))]
     Failed {
         name: String,
         exit: String,
         log: String,
         kept: Option<PathBuf>,
+        /// The builder ran out of space (`ENOSPC`, `EDQUOT`) in this directory (the store's
+        /// `tmp/`, which holds build directories); see [`out_of_space`].
+        no_space: Option<PathBuf>,
     },
     #[error("{name}: {source}")]
     Sandbox {
@@ -62,6 +65,35 @@ pub enum BuildError {
         wanted: ContentHash,
         have: ContentHash,
     },
+}
+
+fn no_space_note(dir: Option<&std::path::Path>) -> String {
+    dir.map(|d| {
+        format!(
+            ": it ran out of space (No space left on device) in `{}`",
+            d.display()
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// Whether a failed builder ran out of space: its log says so (the sandbox keeps room in
+/// the log for that last message), or the log is empty and the file system of its build
+/// directory is (nearly) full now.
+fn out_of_space(log: &str, build_dir: &std::path::Path) -> bool {
+    const SAID: [&str; 2] = ["No space left on device", "Disk quota exceeded"];
+    if SAID.iter().any(|s| log.contains(s)) {
+        return true;
+    }
+    if !log.trim().is_empty() {
+        return false;
+    }
+    nix::sys::statvfs::statvfs(build_dir).is_ok_and(|s| {
+        // fsblkcnt_t and c_ulong are not u64 on every target.
+        #[allow(clippy::unnecessary_cast)]
+        let free = (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64);
+        free < 1 << 20 || (s.files() > 0 && s.files_available() == 0)
+    })
 }
 
 /// The result of realising one derivation.
@@ -204,12 +236,14 @@ fn run_builder(
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     if !outcome.exit.success() {
+        let no_space = out_of_space(&log, &build_dir).then(|| store.dir("tmp"));
         let kept = fail(&run);
         return Err(BuildError::Failed {
             name,
             exit: outcome.exit.to_string(),
             log,
             kept,
+            no_space,
         });
     }
     for out in resolved.outputs.values() {
