@@ -458,3 +458,35 @@ impl Reporter for Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmod_store::lock::{Holder, Waiting};
+
+    #[test]
+    fn a_lock_wait_names_the_lock_and_its_holders() {
+        let mut w = Waiting {
+            path: "/s/v1/locks/gc.lock".into(),
+            what: "the store's GC lock".into(),
+            holders: vec![],
+        };
+        assert_eq!(
+            describe_wait(&w),
+            "    Blocking waiting for file lock on the store's GC lock (`/s/v1/locks/gc.lock`)"
+        );
+        w.holders = vec![
+            Holder {
+                pid: 7,
+                command: "cmod realise".into(),
+            },
+            Holder {
+                pid: 9,
+                command: "cmod copy".into(),
+            },
+        ];
+        assert!(describe_wait(&w).ends_with(
+            "(`/s/v1/locks/gc.lock`), held by process 7 (`cmod realise`) and process 9 (`cmod copy`)"
+        ));
+    }
+}

@@ -173,3 +173,35 @@ pub fn environmental(e: &std::io::Error) -> Option<Environment> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(errno: i32) -> StoreError {
+        StoreError::io(
+            "writing",
+            "/s/v1/tmp/x",
+            std::io::Error::from_raw_os_error(errno),
+        )
+    }
+
+    #[test]
+    fn the_machine_s_state_is_not_an_internal_error() {
+        for errno in [
+            libc::ENOSPC,
+            libc::EDQUOT,
+            libc::EROFS,
+            libc::EACCES,
+            libc::EPERM,
+        ] {
+            assert_eq!(io(errno).exit_class(), ExitClass::Usage, "{errno}");
+            assert!(io(errno).remedy().is_some(), "{errno}");
+        }
+        assert_eq!(io(libc::EIO).exit_class(), ExitClass::Internal);
+        assert_eq!(io(libc::EIO).remedy(), None);
+        let full = io(libc::ENOSPC).remedy().unwrap();
+        assert!(full.contains("`/s/v1/tmp` is full"), "{full}");
+        assert!(full.contains("cmod gc"), "{full}");
+    }
+}

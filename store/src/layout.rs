@@ -228,4 +228,48 @@ mod tests {
         );
         assert!(s.parse_path("/etc/passwd").is_err());
     }
+
+    #[test]
+    fn reading_never_creates_a_store() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("s");
+        assert!(Store::open_read_only(&root).is_err());
+        std::fs::create_dir(&root).unwrap();
+        assert!(Store::open_read_only(&root).is_err(), "no v1/");
+        assert!(!root.join(FORMAT).exists());
+        // Writable: queries open it normally (creating what is missing).
+        let s = Store::open_for_queries(&root).unwrap();
+        assert!(s.dir("tmp").is_dir());
+        assert_eq!(Store::open_read_only(&root).unwrap().root(), s.root());
+    }
+
+    #[test]
+    fn an_unwritable_directory_names_the_store_the_directory_and_the_owner() {
+        let e = not_writable(
+            Path::new("/s"),
+            Path::new("/s/v1/tmp"),
+            std::io::Error::from_raw_os_error(libc::EROFS),
+        );
+        assert_eq!(e.exit_class(), cmod_schema::diag::ExitClass::Usage);
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            "the store `/s` cannot be written here: `/s/v1/tmp` is on a read-only file system"
+        );
+        assert!(e.remedy().unwrap().contains("remount it read-write"));
+        let e = StoreError::NotWritable {
+            root: "/s".into(),
+            dir: "/s/v1".into(),
+            why: NotWritable::Permission {
+                uid: 1000,
+                owner: Some(0),
+            },
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        assert!(e
+            .to_string()
+            .ends_with("is not writable by you (uid 1000); it belongs to uid 0"));
+        assert!(e.remedy().unwrap().contains("store's owner (uid 0)"));
+        assert!(e.remedy().unwrap().contains("`path-info`"));
+    }
 }

@@ -412,3 +412,34 @@ pub(crate) fn check(
         differences,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_builder_that_said_it_ran_out_of_space_did() {
+        let t = tempfile::tempdir().unwrap();
+        let said =
+            "fatal error: error in backend: IO failure on output stream: No space left on device\n";
+        assert!(out_of_space(said, t.path()));
+        assert!(out_of_space(
+            "ld.lld: error: Disk quota exceeded\n",
+            t.path()
+        ));
+        // An ordinary failure, or silence on a file system with room, is not.
+        assert!(!out_of_space("error: expected ';'\n", t.path()));
+        assert!(!out_of_space("", t.path()));
+        let e = BuildError::Failed {
+            name: "x.o".into(),
+            exit: "exit code 1".into(),
+            log: said.into(),
+            kept: None,
+            no_space: Some("/s/v1/tmp".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "x.o: the builder failed with exit code 1: it ran out of space (No space left on device) in `/s/v1/tmp`"
+        );
+    }
+}
