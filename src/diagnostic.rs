@@ -1,6 +1,7 @@
 //! Errors at the command line: one type that every command returns, rendered for humans
 //! with the file, line, a snippet and a help line, and mapped to distinct exit codes
-//! (1 build failure, 2 usage/manifest/lock, 3 integrity, 101 internal).
+//! (1 build failure, 2 usage/manifest/lock or the machine's state, 3 integrity, 101
+//! internal).
 
 use std::fmt::Write as _;
 use std::path::Path;
