@@ -404,7 +404,30 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
     if !lifetime::die_with_parent(libc::SIGKILL) {
         fail(spec, Stage::DeathSignal, 0);
     }
-    // Identity: the caller becomes uid 1000 / gid 100 inside the new user namespace.
+    set_identity(spec);
+    lay_out_root(spec);
+    seal_root(spec);
+    prepare_process(spec);
+    if spec.stdio.is_none() {
+        // The probe: everything could be set up.
+        libc::_exit(0);
+    }
+    // A caller that died before the death signal was armed sent none: do not start a
+    // builder nobody waits for.
+    if lifetime::caller_gone(spec.caller_pidfd) {
+        libc::_exit(127);
+    }
+    libc::execve(
+        spec.program.as_ptr(),
+        spec.argv.as_ptr(),
+        spec.envp.as_ptr(),
+    );
+    fail(spec, Stage::Exec, 0)
+}
+
+/// Steps 1-2: the caller becomes uid 1000 / gid 100 inside the new user namespace, and
+/// the hostname `cmod`.
+unsafe fn set_identity(spec: &ChildSpec) {
     if !write_file(cptr(SETGROUPS), DENY) {
         fail(spec, Stage::SetGroups, 0);
     }
@@ -417,7 +440,10 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
     if libc::sethostname(spec.hostname.as_ptr().cast(), spec.hostname.len()) != 0 {
         fail(spec, Stage::Hostname, 0);
     }
+}
 
+/// Steps 3-5a: private mounts, the root tmpfs, `pivot_root`, and the planned layout.
+unsafe fn lay_out_root(spec: &ChildSpec) {
     // A fresh root: mount a tmpfs somewhere, pivot into it, keep the old root at /oldroot
     // while the bind mounts are made from it.
     if libc::mount(
@@ -453,6 +479,10 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
             fail(spec, Stage::Plan, i as u32);
         }
     }
+}
+
+/// Steps 6-7: a fresh `/proc`, loopback, the old root gone, the root read-only.
+unsafe fn seal_root(spec: &ChildSpec) {
     // The pid namespace is ours (we are its pid 1), so this /proc shows only the sandbox.
     if libc::mount(
         cptr(PROC),
@@ -479,6 +509,11 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
     ) {
         fail(spec, Stage::RootReadOnly, 0);
     }
+}
+
+/// Step 8 up to the exec: working directory, stdio, signals, limits, Landlock, and no
+/// inherited file descriptor but stdio.
+unsafe fn prepare_process(spec: &ChildSpec) {
     if libc::chdir(spec.cwd.as_ptr()) != 0 {
         fail(spec, Stage::WorkDir, 0);
     }
@@ -494,52 +529,42 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
         fail(spec, Stage::Limits, 0);
     }
     if spec.ruleset_fd >= 0 {
-        if spec.proc_access != 0 {
-            let fd = libc::open(
-                cptr(PROC_DIR),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            );
-            let attr = PathBeneathAttr {
-                allowed_access: spec.proc_access,
-                parent_fd: fd,
-            };
-            if fd < 0
-                || libc::syscall(
-                    libc::SYS_landlock_add_rule,
-                    spec.ruleset_fd,
-                    LANDLOCK_RULE_PATH_BENEATH,
-                    &attr as *const PathBeneathAttr,
-                    0,
-                ) != 0
-            {
-                fail(spec, Stage::LandlockProc, 0);
-            }
-            libc::close(fd);
-        }
-        if libc::syscall(libc::SYS_landlock_restrict_self, spec.ruleset_fd, 0) != 0 {
-            fail(spec, Stage::Landlock, 0);
-        }
+        restrict_self(spec);
     }
     // Nothing but stdio crosses into the builder, whatever other threads of the caller
     // opened without O_CLOEXEC. (The error pipe is already close-on-exec.)
     if !cloexec_from_3() {
         fail(spec, Stage::CloseFds, 0);
     }
-    if spec.stdio.is_none() {
-        // The probe: everything could be set up.
-        libc::_exit(0);
+}
+
+/// Enforce the Landlock ruleset, with the rule for the fresh `/proc` added first.
+unsafe fn restrict_self(spec: &ChildSpec) {
+    if spec.proc_access != 0 {
+        let fd = libc::open(
+            cptr(PROC_DIR),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        let attr = PathBeneathAttr {
+            allowed_access: spec.proc_access,
+            parent_fd: fd,
+        };
+        if fd < 0
+            || libc::syscall(
+                libc::SYS_landlock_add_rule,
+                spec.ruleset_fd,
+                LANDLOCK_RULE_PATH_BENEATH,
+                &attr as *const PathBeneathAttr,
+                0,
+            ) != 0
+        {
+            fail(spec, Stage::LandlockProc, 0);
+        }
+        libc::close(fd);
     }
-    // A caller that died before the death signal was armed sent none: do not start a
-    // builder nobody waits for.
-    if lifetime::caller_gone(spec.caller_pidfd) {
-        libc::_exit(127);
+    if libc::syscall(libc::SYS_landlock_restrict_self, spec.ruleset_fd, 0) != 0 {
+        fail(spec, Stage::Landlock, 0);
     }
-    libc::execve(
-        spec.program.as_ptr(),
-        spec.argv.as_ptr(),
-        spec.envp.as_ptr(),
-    );
-    fail(spec, Stage::Exec, 0)
 }
 
 #[cfg(test)]

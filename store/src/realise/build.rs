@@ -170,47 +170,7 @@ fn run_builder(
     std::fs::create_dir_all(&build_dir)
         .map_err(|e| st(StoreError::io("creating", &build_dir, e)))?;
     let log_path = build_dir.with_extension("log");
-    let links = resolved
-        .inputs
-        .iter()
-        .filter_map(|i| match &i.from {
-            InputFrom::Path { path, sub } => Some(Link {
-                at: i.at.clone().into(),
-                store_path: path.to_string(),
-                sub: sub.as_ref().map(PathBuf::from),
-            }),
-            InputFrom::Drv { .. } => None,
-        })
-        .collect();
-    let program = match resolved.tool {
-        Tool::Cxx => env.toolchain.cxx.clone(),
-        Tool::Ar => env.toolchain.ar.clone(),
-    };
-    let action = Action {
-        program,
-        args: resolved.args.clone(),
-        env: resolved
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        build_dir: build_dir.clone(),
-        store_dir: store.store_dir(),
-        inputs: resolved
-            .input_paths()
-            .iter()
-            .map(|p| p.to_string())
-            .collect(),
-        links,
-        toolchain: closure_with_host_files(&env.toolchain.closure, resolved),
-        outputs: resolved
-            .outputs
-            .values()
-            .map(|o| PathBuf::from(&o.at))
-            .collect(),
-        log_path: log_path.clone(),
-        limits: env.limits,
-    };
+    let action = action_for(store, resolved, env, &build_dir, &log_path);
     let run = Run {
         build_dir: build_dir.clone(),
         log_path: log_path.clone(),
@@ -265,6 +225,58 @@ fn run_builder(
         landlock_abi: outcome.enforcement.landlock_abi,
         ..run
     })
+}
+
+/// The sandbox action that runs `resolved`'s builder in `build_dir`, logging to
+/// `log_path`.
+fn action_for(
+    store: &Store,
+    resolved: &Derivation,
+    env: &BuildEnv<'_>,
+    build_dir: &std::path::Path,
+    log_path: &std::path::Path,
+) -> Action {
+    let links = resolved
+        .inputs
+        .iter()
+        .filter_map(|i| match &i.from {
+            InputFrom::Path { path, sub } => Some(Link {
+                at: i.at.clone().into(),
+                store_path: path.to_string(),
+                sub: sub.as_ref().map(PathBuf::from),
+            }),
+            InputFrom::Drv { .. } => None,
+        })
+        .collect();
+    let program = match resolved.tool {
+        Tool::Cxx => env.toolchain.cxx.clone(),
+        Tool::Ar => env.toolchain.ar.clone(),
+    };
+    Action {
+        program,
+        args: resolved.args.clone(),
+        env: resolved
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        build_dir: build_dir.to_path_buf(),
+        store_dir: store.store_dir(),
+        inputs: resolved
+            .input_paths()
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+        links,
+        toolchain: closure_with_host_files(&env.toolchain.closure, resolved),
+        outputs: resolved
+            .outputs
+            .values()
+            .map(|o| PathBuf::from(&o.at))
+            .collect(),
+        log_path: log_path.to_path_buf(),
+        limits: env.limits,
+    }
 }
 
 /// The host paths a step may see: the toolchain's closure plus the derivation's host
