@@ -37,36 +37,37 @@ pub(crate) fn create(path: &Path) -> Result<File, SandboxError> {
     Ok(log)
 }
 
-/// Free the reserved blocks the builder did not write into. Best effort: a log that
-/// cannot be opened any more has nothing to give back.
-pub(crate) fn release(path: &Path) {
+/// Free the reserved blocks of `log` (from [`create`]) the builder did not write into,
+/// once it has exited. Best effort.
+pub(crate) fn release(log: &File) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let Ok(log) = File::options().write(true).open(path) else {
-            return;
-        };
+        use std::os::unix::fs::MetadataExt;
         let Ok(len) = log.metadata().map(|m| m.len()) else {
             return;
         };
         if len >= LOG_RESERVE {
             return;
         }
-        // Truncating to the same length drops blocks past the end on ext4 and tmpfs;
-        // punching them out covers file systems that keep them (XFS).
+        // Truncating to the same length drops the blocks past the end on ext4 and tmpfs.
         let _ = log.set_len(len);
-        // SAFETY: a plain syscall on a file we own.
-        unsafe {
-            libc::fallocate(
-                log.as_raw_fd(),
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                len as libc::off_t,
-                (LOG_RESERVE - len) as libc::off_t,
-            );
+        // Some file systems (XFS) keep them: punch them out there.
+        let kept = log.metadata().map_or(0, |m| m.blocks() * 512);
+        if kept > len.next_multiple_of(4096) {
+            // SAFETY: a plain syscall on a file we own.
+            unsafe {
+                libc::fallocate(
+                    log.as_raw_fd(),
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    len as libc::off_t,
+                    (LOG_RESERVE - len) as libc::off_t,
+                );
+            }
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = path;
+    let _ = log;
 }
 
 #[cfg(test)]
@@ -88,8 +89,8 @@ mod tests {
             m.blocks()
         );
         log.write_all(b"error: no space\n").unwrap();
+        release(&log);
         drop(log);
-        release(&p);
         let m = std::fs::metadata(&p).unwrap();
         assert_eq!(m.len(), 16);
         assert!(m.blocks() * 512 < LOG_RESERVE, "{} blocks kept", m.blocks());

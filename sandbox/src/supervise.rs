@@ -34,16 +34,18 @@ pub(crate) fn run_unshared(
     enforcement: Enforcement,
 ) -> Result<Outcome, SandboxError> {
     let log = crate::log_file::create(&action.log_path)?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))?;
+    let dup = || {
+        log.try_clone()
+            .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))
+    };
+    let (log_err, log_out) = (dup()?, dup()?);
     let seen = build_dir.to_string_lossy().into_owned();
     cmd.args(substitute_args(&action.args, &seen))
         .env_clear()
         .envs(env::for_action(&seen, &action.env))
         .current_dir(build_dir)
         .stdin(Stdio::null())
-        .stdout(log)
+        .stdout(log_out)
         .stderr(log_err);
     let max = action.limits.max_output_bytes;
     let caller = std::process::id() as libc::pid_t;
@@ -65,7 +67,8 @@ pub(crate) fn run_unshared(
     })?;
     let pid = Pid::from_raw(child.id() as i32);
     let exit = wait(pid, pid, action)?;
-    crate::log_file::release(&action.log_path);
+    crate::log_file::release(&log);
+    drop(log);
     check_sizes(
         &action.build_dir,
         &action.log_path,

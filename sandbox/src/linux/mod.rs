@@ -228,10 +228,11 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     }
     let pid = namespaces::spawn(&mut spec, &what)
         .map_err(|f| exec_error(f.into_error(Mode::Full), action))?;
-    drop((stdin, log, spec));
+    drop((stdin, spec));
     // Killing the child (pid 1 of the sandbox's pid namespace) kills every process in it.
     let exit = supervise::wait(pid, pid, action)?;
-    crate::log_file::release(&action.log_path);
+    crate::log_file::release(&log);
+    drop(log);
     check_sizes(
         &action.build_dir,
         &action.log_path,
@@ -311,7 +312,7 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
         )
     }
     .map_err(fail)?;
-    drop((stdin, log, spec, builder_stack));
+    drop((stdin, spec, builder_stack));
     // On the time limit the subreaper is asked to kill every descendant first.
     let exit = supervise::wait_with(
         pid,
@@ -319,7 +320,8 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
         action,
         OnTimeout::AskFirst(Duration::from_secs(5)),
     )?;
-    crate::log_file::release(&action.log_path);
+    crate::log_file::release(&log);
+    drop(log);
     check_sizes(
         &action.build_dir,
         &action.log_path,
