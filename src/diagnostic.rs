@@ -1,6 +1,7 @@
 //! Errors at the command line: one type that every command returns, rendered for humans
 //! with the file, line, a snippet and a help line, and mapped to distinct exit codes
-//! (1 build failure, 2 usage/manifest/lock, 3 integrity, 101 internal).
+//! (1 build failure, 2 usage/manifest/lock or the machine's state, 3 integrity, 101
+//! internal).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -125,7 +126,9 @@ impl CliError {
                 }
                 out
             }
-            CliError::Store(e) => render_diagnostic("error", &e.to_string(), None, store_help(e)),
+            CliError::Store(e) => {
+                render_diagnostic("error", &e.to_string(), None, e.remedy().as_deref())
+            }
             CliError::Usage { message, help }
             | CliError::Sandbox { message, help }
             | CliError::Integrity { message, help } => {
@@ -141,16 +144,6 @@ impl CliError {
                 Some("this is a bug in cmod; please report it with the command you ran"),
             ),
         }
-    }
-}
-
-fn store_help(e: &StoreError) -> Option<&'static str> {
-    match e {
-        StoreError::CorruptMetadata { .. } => {
-            Some("run `cmod store verify` and then `cmod gc` to drop damaged paths")
-        }
-        StoreError::NotValid(_) => Some("run `cmod realise` first"),
-        _ => None,
     }
 }
 

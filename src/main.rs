@@ -1,6 +1,9 @@
 //! The `cmod` command line: parses arguments, dispatches to a command, and turns errors
 //! into rendered diagnostics and exit codes. All real work is in the library crates.
 
+#[macro_use]
+mod output;
+
 mod cli;
 mod commands;
 mod diagnostic;
@@ -98,14 +101,27 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
     }
 }
 
+/// The `--message-format` of commands that have one.
+fn message_format(command: &Command) -> cli::MessageFormat {
+    match command {
+        Command::Realise(a) => a.run.message_format,
+        Command::Run(a) => a.run.message_format,
+        Command::Test(a) => a.run.message_format,
+        Command::Lock(a) => a.run.message_format,
+        _ => cli::MessageFormat::Human,
+    }
+}
+
 fn main() {
+    output::install_panic_hook();
     let cli = Cli::parse();
+    progress::report_lock_waits(message_format(&cli.command) == cli::MessageFormat::Json);
     if let Err(e) = commands::share::configure_sharing(&cli) {
-        eprint!("{}", e.render());
+        err!("{}", e.render());
         std::process::exit(e.exit_class().code());
     }
     if let Err(e) = dispatch(&cli) {
-        eprint!("{}", e.render());
+        err!("{}", e.render());
         std::process::exit(e.exit_class().code());
     }
 }

@@ -1,7 +1,7 @@
 //! Reporting a realisation: JSON lines on stdout (`--message-format json`), or human
 //! progress on stderr — a progress bar on a terminal, one line per step otherwise.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -122,11 +122,12 @@ impl Progress {
                 }
             }
             None => {
-                let mut stdout = std::io::stdout().lock();
-                if serde_json::to_writer(&mut stdout, value).is_ok() {
-                    let _ = stdout.write_all(b"\n");
-                }
-                let _ = stdout.flush();
+                let mut line = match serde_json::to_vec(value) {
+                    Ok(line) => line,
+                    Err(_) => return,
+                };
+                line.push(b'\n');
+                crate::output::stdout_bytes(&line);
             }
         }
     }
@@ -153,15 +154,13 @@ impl Progress {
             return;
         }
         let _guard = self.out.lock();
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(lines);
-        let _ = stdout.flush();
+        crate::output::stdout_bytes(lines);
     }
 
     fn human(&self, line: &str) {
         match self.bar.lock().ok().and_then(|b| b.clone()) {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => errln!("{line}"),
         }
     }
 
@@ -224,7 +223,7 @@ impl Progress {
                 let isolation = sandbox
                     .map(|e| format!("; {}", describe_enforcement(&e)))
                     .unwrap_or_default();
-                eprintln!(
+                errln!(
                     "{verb:>12} {total} derivations ({counts}, {failed} failed) in {secs:.2}s{isolation}"
                 );
             }
@@ -257,6 +256,48 @@ pub struct Summary {
     pub scanned: usize,
     /// Units whose scan came from a substituter's scan entries.
     pub scans_substituted: usize,
+}
+
+/// Report lock acquisitions blocked for a second (`cmod_store::lock`), as Cargo does:
+/// `Blocking waiting for file lock on <what> (<lock file>), held by process <pid>
+/// (<command>)` on stderr, and with `json` also a
+/// `{"reason":"waiting-for-lock","lock":...,"what":...,"holders":[{"pid":...,"command":...}]}`
+/// line on stdout.
+pub fn report_lock_waits(json: bool) {
+    cmod_store::lock::on_wait(move |w| {
+        if json {
+            let holders: Vec<serde_json::Value> = w
+                .holders
+                .iter()
+                .map(|h| json!({"pid": h.pid, "command": h.command}))
+                .collect();
+            let mut line = json!({
+                "reason": "waiting-for-lock",
+                "lock": w.path,
+                "what": w.what,
+                "holders": holders,
+            })
+            .to_string();
+            line.push('\n');
+            crate::output::stdout_bytes(line.as_bytes());
+        }
+        errln!("{}", describe_wait(w));
+    });
+}
+
+/// The human line for a long lock wait.
+fn describe_wait(w: &cmod_store::lock::Waiting) -> String {
+    let mut line = format!(
+        "{:>12} waiting for file lock on {} (`{}`)",
+        "Blocking",
+        w.what,
+        w.path.display()
+    );
+    for (i, h) in w.holders.iter().enumerate() {
+        line.push_str(if i == 0 { ", held by " } else { " and " });
+        line.push_str(&format!("process {} (`{}`)", h.pid, h.command));
+    }
+    line
 }
 
 /// How the Finished line names the enforced isolation: `sandbox full, Landlock ABI 7`.
@@ -352,7 +393,7 @@ impl Reporter for Progress {
                 ..
             } = e
             {
-                eprintln!("error: {reason}\n{}", self.shown_log(derivation, log));
+                errln!("error: {reason}\n{}", self.shown_log(derivation, log));
             }
             return;
         }
@@ -373,7 +414,7 @@ impl Reporter for Progress {
             }
             Event::Started { name, .. } => match self.bar.lock().ok().and_then(|b| b.clone()) {
                 Some(bar) => bar.set_message(name.to_string()),
-                None => eprintln!("{:>12} {name}", "Compiling"),
+                None => errln!("{:>12} {name}", "Compiling"),
             },
             Event::Checked {
                 name, differences, ..
@@ -392,7 +433,7 @@ impl Reporter for Progress {
             Event::Substituted { name, from, .. } => {
                 match self.bar.lock().ok().and_then(|b| b.clone()) {
                     Some(bar) => bar.inc(1),
-                    None => eprintln!("{:>12} {name} from {from}", "Substituted"),
+                    None => errln!("{:>12} {name} from {from}", "Substituted"),
                 }
             }
             Event::Warning { .. } => {}
@@ -416,5 +457,37 @@ impl Reporter for Progress {
                 self.human(text.trim_end());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmod_store::lock::{Holder, Waiting};
+
+    #[test]
+    fn a_lock_wait_names_the_lock_and_its_holders() {
+        let mut w = Waiting {
+            path: "/s/v1/locks/gc.lock".into(),
+            what: "the store's GC lock".into(),
+            holders: vec![],
+        };
+        assert_eq!(
+            describe_wait(&w),
+            "    Blocking waiting for file lock on the store's GC lock (`/s/v1/locks/gc.lock`)"
+        );
+        w.holders = vec![
+            Holder {
+                pid: 7,
+                command: "cmod realise".into(),
+            },
+            Holder {
+                pid: 9,
+                command: "cmod copy".into(),
+            },
+        ];
+        assert!(describe_wait(&w).ends_with(
+            "(`/s/v1/locks/gc.lock`), held by process 7 (`cmod realise`) and process 9 (`cmod copy`)"
+        ));
     }
 }

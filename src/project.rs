@@ -59,19 +59,43 @@ pub fn find_package_dir(cli: &Cli) -> Result<Option<PathBuf>, CliError> {
         .map(Path::to_path_buf))
 }
 
-pub fn open_store(cli: &Cli) -> Result<Store, CliError> {
-    let root = match &cli.store {
+/// Whether a command writes the store or only reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Write,
+    /// Read only: the store may be read-only or another user's (caches are then not
+    /// updated).
+    Read,
+}
+
+fn store_root(cli: &Cli) -> Result<PathBuf, CliError> {
+    Ok(match &cli.store {
         Some(dir) => dir.clone(),
         None => Store::default_root()?,
-    };
-    let mut store = Store::open(&root)?;
-    // `CMOD_FSYNC=0` (or `off`, `false`): no flushing to stable storage, for throwaway
-    // stores (CI caches rebuilt anyway); a power loss may then damage registered paths.
+    })
+}
+
+/// `CMOD_FSYNC=0` (or `off`, `false`, `no`): no flushing to stable storage, for throwaway
+/// stores (CI caches rebuilt anyway); a power loss may then damage registered paths.
+fn apply_fsync_setting(mut store: Store) -> Store {
     if std::env::var("CMOD_FSYNC").is_ok_and(|v| matches!(v.as_str(), "0" | "off" | "false" | "no"))
     {
         store.set_durable(false);
     }
-    Ok(store)
+    store
+}
+
+/// Open the store for a command that writes to it: one that cannot be written here is
+/// an error (exit 2) naming the directory and the remedy.
+pub fn open_store(cli: &Cli) -> Result<Store, CliError> {
+    Ok(apply_fsync_setting(Store::open(&store_root(cli)?)?))
+}
+
+/// Open the store for a command that only reads it (read-only stores are fine).
+pub fn open_store_to_read(cli: &Cli) -> Result<Store, CliError> {
+    Ok(apply_fsync_setting(Store::open_for_queries(&store_root(
+        cli,
+    )?)?))
 }
 
 /// The store as the evaluator sees it: where source trees are found and added.
@@ -95,9 +119,14 @@ pub fn load(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
     load_with(cli, build, Update::Nothing, None)
 }
 
+/// [`load`] for a command that only reads the store ([`open_store_to_read`]).
+pub fn load_to_read(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
+    evaluate_project(cli, build, Update::Nothing, None, false, Access::Read)
+}
+
 /// Evaluate the package with its members' `[[test]]` binaries (for `cmod test`).
 pub fn load_with_tests(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
-    evaluate_project(cli, build, Update::Nothing, None, true)
+    evaluate_project(cli, build, Update::Nothing, None, true, Access::Write)
 }
 
 /// Evaluate, releasing the locked versions of the packages `update` names (for
@@ -108,7 +137,7 @@ pub fn load_with(
     update: Update,
     precise: Option<(String, String)>,
 ) -> Result<Project, CliError> {
-    evaluate_project(cli, build, update, precise, false)
+    evaluate_project(cli, build, update, precise, false, Access::Write)
 }
 
 fn evaluate_project(
@@ -117,8 +146,12 @@ fn evaluate_project(
     update: Update,
     precise: Option<(String, String)>,
     with_tests: bool,
+    access: Access,
 ) -> Result<Project, CliError> {
-    let store = open_store(cli)?;
+    let store = match access {
+        Access::Write => open_store(cli)?,
+        Access::Read => open_store_to_read(cli)?,
+    };
     let dir = package_dir(cli)?;
     let scope = Scope {
         dir: &dir,
@@ -188,7 +221,7 @@ pub fn evaluate_in(
 /// Print evaluation warnings to stderr.
 pub fn print_warnings<'a>(warnings: impl IntoIterator<Item = &'a cmod_evaluator::EvalError>) {
     for w in warnings {
-        eprint!(
+        err!(
             "{}",
             render_diagnostic(
                 "warning",

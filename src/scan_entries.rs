@@ -61,7 +61,7 @@ pub fn fetch_signed(project: &Project, build: &BuildOpts) -> Result<(), CliError
     }
     let got = cmod_store::scans::substitute_scans(&project.store, &keys)?;
     for w in got.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     Ok(())
 }

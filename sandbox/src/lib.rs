@@ -31,6 +31,7 @@ mod env;
 mod error;
 #[cfg(target_os = "linux")]
 mod linux;
+mod log_file;
 #[cfg(target_os = "macos")]
 mod macos;
 pub mod macos_profile;

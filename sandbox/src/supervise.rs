@@ -5,7 +5,6 @@
 //! [`SizeWatch`] polled while the builder runs and by measuring once more after it exits
 //! (see `output_size.rs`).
 
-use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -34,23 +33,33 @@ pub(crate) fn run_unshared(
     start: Instant,
     enforcement: Enforcement,
 ) -> Result<Outcome, SandboxError> {
-    let log = File::create(&action.log_path)
-        .map_err(|e| SandboxError::io("creating log", &action.log_path, e))?;
-    let log_err = log
-        .try_clone()
-        .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))?;
+    let log = crate::log_file::create(&action.log_path)?;
+    let dup = || {
+        log.try_clone()
+            .map_err(|e| SandboxError::io("duplicating log", &action.log_path, e))
+    };
+    let (log_err, log_out) = (dup()?, dup()?);
     let seen = build_dir.to_string_lossy().into_owned();
     cmd.args(substitute_args(&action.args, &seen))
         .env_clear()
         .envs(env::for_action(&seen, &action.env))
         .current_dir(build_dir)
         .stdin(Stdio::null())
-        .stdout(log)
+        .stdout(log_out)
         .stderr(log_err);
     let max = action.limits.max_output_bytes;
-    // SAFETY: child_common only makes async-signal-safe calls.
+    let caller = std::process::id() as libc::pid_t;
+    // SAFETY: child_common and getppid only make async-signal-safe calls.
     unsafe {
-        cmd.pre_exec(move || child_common(max));
+        cmd.pre_exec(move || {
+            child_common(max)?;
+            // The parent-death signal child_common armed comes too late for a caller
+            // that died since the fork: our parent is someone else then.
+            if libc::getppid() != caller {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
     let child = cmd.spawn().map_err(|e| SandboxError::Setup {
         step: what,
@@ -58,6 +67,8 @@ pub(crate) fn run_unshared(
     })?;
     let pid = Pid::from_raw(child.id() as i32);
     let exit = wait(pid, pid, action)?;
+    crate::log_file::release(&log);
+    drop(log);
     check_sizes(
         &action.build_dir,
         &action.log_path,
@@ -335,9 +346,10 @@ mod pidfd {
     }
 }
 
-/// Child-side setup shared by the modes that spawn with `pre_exec`: own process group,
-/// umask 022, the per-file size limit, a fixed address-space layout, and no new
-/// privileges.
+/// Child-side setup shared by every mode: own process group, umask 022, the per-file
+/// size limit, a fixed address-space layout, no new privileges, and (Linux) death by
+/// `SIGKILL` when the thread that started it exits, so a builder never outlives cmod
+/// (`linux/lifetime.rs` explains the thread rule and the race after the fork).
 ///
 /// The per-file limit is one byte above `max_file_bytes`: a write past it is cut off there,
 /// so a file that hit the limit is still measurably over it in `check_sizes` even when a
@@ -374,7 +386,15 @@ pub(crate) unsafe fn child_common(max_file_bytes: u64) -> std::io::Result<()> {
         }
     }
     #[cfg(target_os = "linux")]
-    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+        || libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+    {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

@@ -39,11 +39,12 @@ impl Location {
 pub enum ExitClass {
     /// A build step failed (exit 1).
     Build,
-    /// Bad usage, manifest or lockfile (exit 2).
+    /// Bad usage, manifest or lockfile, or the machine's state: the sandbox cannot be set
+    /// up, the store cannot be written, the disk is full (exit 2).
     Usage,
     /// An integrity or security violation (exit 3).
     Integrity,
-    /// A bug or an environment problem cmod cannot attribute to the user (exit 101).
+    /// A bug in cmod (exit 101).
     Internal,
 }
 

@@ -4,7 +4,6 @@
 //! (the whole workspace with its tests) and where the file goes, and it is written
 //! atomically (a temporary file renamed over it), so an editor never reads half of one.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use cmod_evaluator::compdb;
@@ -14,9 +13,7 @@ use cmod_store::Store;
 
 use crate::cli::{BuildOpts, Cli, CompileCommandsArgs};
 use crate::diagnostic::{display_path, render_diagnostic, CliError};
-use crate::project::{
-    evaluate_in, open_store, package_dir, print_warnings, workspace_root, Project, Scope,
-};
+use crate::project::{evaluate_in, package_dir, print_warnings, workspace_root, Project, Scope};
 
 /// Evaluate the workspace of the current package (every member, or the `-p` ones) with
 /// the members' `[[test]]` units, which only a database includes among the commands that
@@ -37,7 +34,7 @@ fn evaluate_workspace(
 
 /// `cmod compile-commands [-o FILE]`.
 pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = crate::project::open_store_to_read(cli)?;
     let eval = evaluate_workspace(&store, &args.build, &package_dir(cli)?)?;
     print_warnings(&eval.warnings);
     print_warnings(&compdb::ignored_settings(&eval.packages));
@@ -45,9 +42,8 @@ pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
     let bytes = compdb::to_json(&commands)?;
     let output = match &args.output {
         Some(path) if path.as_os_str() == "-" => {
-            return std::io::stdout()
-                .write_all(&bytes)
-                .map_err(|e| CliError::Internal(format!("cannot write to stdout: {e}")));
+            crate::output::stdout_bytes(&bytes);
+            return Ok(());
         }
         Some(path) => path.clone(),
         None => {
@@ -61,7 +57,7 @@ pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
     let output = absolute(&output)?;
     write_atomically(&output, &bytes)?;
     compdb::remember(&store.cache_dir(), &output, &eval.fingerprint(), &bytes);
-    eprintln!(
+    errln!(
         "{:>12} {} ({} units)",
         "Wrote",
         display_path(&output),
@@ -125,7 +121,7 @@ fn workspace_evaluation(project: &Project, build: &BuildOpts) -> Option<Evaluati
                 e.summary()
             );
             let help = "`cmod compile-commands` reports the error in full";
-            eprint!(
+            err!(
                 "{}",
                 render_diagnostic("warning", &message, None, Some(help))
             );

@@ -73,7 +73,7 @@ struct Warnings {
 impl substitute::Observer for Warnings {
     fn warn(&self, m: &str) {
         if !self.keep {
-            eprintln!("warning: {m}");
+            errln!("warning: {m}");
         } else if let Ok(mut v) = self.kept.lock() {
             v.push(m.to_string());
         }
@@ -175,7 +175,7 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
     // Scan results after the build they belong to (a reader that finds a scan can
     // find the trace and paths too).
     let scans_sent = remote.dest().send_scans(&scans)?;
-    eprintln!(
+    errln!(
         "{:>12} {} of {} path(s) and {} build-trace entr{} to {url} ({scans_sent} scan entr{}) in {:.2}s",
         "Copied",
         r.copied,
@@ -208,7 +208,7 @@ fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         let _gc = store.gc_guard()?;
         let remote = Remote::open(url)?;
         let r = copy_from(&store, remote.source(), &roots, &trust, jobs)?;
-        eprintln!(
+        errln!(
             "{:>12} {} of {} path(s) from {url} in {:.2}s",
             "Copied",
             r.copied,
@@ -226,7 +226,7 @@ fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
     let project = load(cli, &args.build)?;
     let _gc = project.store.gc_guard()?;
     let (got, of) = substitute_targets(&project, &args.what, mode, &cfg, true)?;
-    eprintln!(
+    errln!(
         "{:>12} the outputs of {got} of {of} derivation(s) from {url} (the rest were already here or not in the cache) in {:.2}s",
         "Copied",
         started.elapsed().as_secs_f64()
@@ -301,7 +301,7 @@ fn substitute_paths(store: &Store, what: &[String], cfg: &Sharing) -> Result<(),
         match got {
             Ok(_) => {}
             Err(e) if e.is_unavailable_source() => {
-                eprintln!("warning: substituter {url}: {e}; trying the next")
+                errln!("warning: substituter {url}: {e}; trying the next")
             }
             Err(e) => return Err(e.into()),
         }

@@ -54,13 +54,15 @@ pub fn sandbox_exec(
         message: e.to_string(),
         help: e.remedy().map(str::to_string),
     });
-    print!("{}", std::fs::read_to_string(&log).unwrap_or_default());
+    out!("{}", std::fs::read_to_string(&log).unwrap_or_default());
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_dir_all(&dir);
     let outcome = outcome?;
-    eprintln!(
+    errln!(
         "[{} sandbox, landlock ABI {:?}: {}]",
-        outcome.enforcement.mode, outcome.enforcement.landlock_abi, outcome.exit
+        outcome.enforcement.mode,
+        outcome.enforcement.landlock_abi,
+        outcome.exit
     );
     if outcome.exit.success() {
         Ok(())

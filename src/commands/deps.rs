@@ -73,10 +73,13 @@ pub fn update(cli: &Cli, args: &UpdateArgs) -> Result<(), CliError> {
     let mut changed = 0;
     for p in &new.packages {
         match before.get(p.name.as_str()) {
-            None => eprintln!("{:>12} {} v{} ({})", "Adding", p.name, p.version, p.source),
-            Some((v, s)) if *s != p.source => eprintln!(
+            None => errln!("{:>12} {} v{} ({})", "Adding", p.name, p.version, p.source),
+            Some((v, s)) if *s != p.source => errln!(
                 "{:>12} {} v{v} -> v{} ({})",
-                "Updating", p.name, p.version, p.source
+                "Updating",
+                p.name,
+                p.version,
+                p.source
             ),
             Some(_) => continue,
         }
@@ -84,12 +87,12 @@ pub fn update(cli: &Cli, args: &UpdateArgs) -> Result<(), CliError> {
     }
     for (name, (v, _)) in &before {
         if !new.packages.iter().any(|p| p.name == *name) {
-            eprintln!("{:>12} {name} v{v}", "Removing");
+            errln!("{:>12} {name} v{v}", "Removing");
             changed += 1;
         }
     }
     if changed == 0 {
-        eprintln!("{:>12} everything is up to date", "Locked");
+        errln!("{:>12} everything is up to date", "Locked");
     }
     Ok(())
 }
@@ -108,7 +111,7 @@ pub fn fetch(cli: &Cli, build: &crate::cli::BuildOpts) -> Result<(), CliError> {
         .count();
     let sources = project.derived()?.sources.len();
     project.add_sources()?;
-    eprintln!(
+    errln!(
         "{:>12} {git} git package(s) and {sources} source file(s) are in the store",
         "Fetched"
     );
@@ -246,7 +249,7 @@ pub fn add(cli: &Cli, args: &AddArgs) -> Result<(), CliError> {
     };
     table.insert(&args.name, Item::Value(Value::InlineTable(spec)));
     save(&path, &original, &doc)?;
-    eprintln!("{verb:>12} `{}` in {}", args.name, display_path(&path));
+    errln!("{verb:>12} `{}` in {}", args.name, display_path(&path));
     Ok(())
 }
 
@@ -282,7 +285,7 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> Result<(), CliError> {
         ));
     }
     save(&path, &original, &doc)?;
-    eprintln!(
+    errln!(
         "{:>12} `{}` from {}",
         "Removing",
         args.name,
@@ -308,7 +311,7 @@ fn label(graph: &PackageGraph, id: PackageId) -> String {
 
 /// `cmod tree [-i PKG] [--depth N] [--duplicates]`.
 pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
-    let project = load(cli, &args.build)?;
+    let project = crate::project::load_to_read(cli, &args.build)?;
     let graph = &project.eval.packages;
     let mut dependents: BTreeMap<PackageId, Vec<PackageId>> = BTreeMap::new();
     for p in &graph.packages {
@@ -328,11 +331,11 @@ pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
                     .iter()
                     .map(|&b| graph.packages[b].name.as_str())
                     .collect();
-                println!("{}\n  required by {}", label(graph, *id), names.join(", "));
+                outln!("{}\n  required by {}", label(graph, *id), names.join(", "));
             }
         }
         if !any {
-            eprintln!("no package is required by more than one package");
+            errln!("no package is required by more than one package");
         }
         return Ok(());
     }
@@ -371,7 +374,7 @@ pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
         for (i, k) in kids.iter().enumerate() {
             let last = i + 1 == kids.len();
             let seen = !printed.insert(*k);
-            println!(
+            outln!(
                 "{prefix}{}{}{}",
                 if last { "└── " } else { "├── " },
                 label(graph, *k),
@@ -388,13 +391,13 @@ pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
         }
     }
     for r in roots {
-        println!("{}", label(graph, r));
+        outln!("{}", label(graph, r));
         printed.insert(r);
         walk(r, "", 0, args.depth, &children, graph, &mut printed);
         // A member's dev-dependencies, under their own heading (as `cargo tree` shows them).
         let dev = &graph.packages[r].dev_deps;
         if args.invert.is_none() && !dev.is_empty() && args.depth.is_none_or(|d| d > 0) {
-            println!("[dev-dependencies]");
+            outln!("[dev-dependencies]");
             let dev_ids: Vec<PackageId> = dev.iter().map(|d| d.package).collect();
             let only_dev = |id: PackageId| {
                 if id == r {

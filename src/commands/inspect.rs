@@ -13,14 +13,14 @@ use serde_json::json;
 use crate::cli::{BuildOpts, Cli, EvalArgs, GraphFormat, PathInfoArgs};
 use crate::commands::realise::outputs_of;
 use crate::diagnostic::CliError;
-use crate::project::{find_package_dir, load, open_store, Project};
+use crate::project::{find_package_dir, load_to_read, open_store_to_read, Project};
 
 fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
 pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), CliError> {
-    let project = load(cli, &args.build)?;
+    let project = load_to_read(cli, &args.build)?;
     let targets = project.targets_named(&args.targets)?;
     let roots: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
     let derivations = &project.derived()?.derivations;
@@ -35,11 +35,11 @@ pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), CliError> {
                 )
             })
             .collect();
-        println!("{}", pretty(&serde_json::Value::Object(map)));
+        outln!("{}", pretty(&serde_json::Value::Object(map)));
     } else {
         for d in &order {
             let drv = &derivations[d];
-            println!(
+            outln!(
                 "{:<8} {}",
                 format!("{:?}", drv.kind).to_lowercase(),
                 project.store.path_of(d).display()
@@ -88,10 +88,10 @@ fn find_derivation(project: &Project, what: &str) -> Result<(StorePath, Derivati
 }
 
 pub fn show_derivation(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
-    let project = load(cli, build)?;
+    let project = load_to_read(cli, build)?;
     let (path, drv) = find_derivation(&project, what)?;
     let v = json!({ project.store.path_of(&path).display().to_string(): drv });
-    println!("{}", pretty(&v));
+    outln!("{}", pretty(&v));
     Ok(())
 }
 
@@ -145,7 +145,7 @@ impl UnitNames<'_> {
 }
 
 pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), CliError> {
-    let project = load(cli, build)?;
+    let project = load_to_read(cli, build)?;
     let g = &project.eval.graph;
     let names = UnitNames {
         eval: &project.eval,
@@ -172,10 +172,10 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
                     })
                 })
                 .collect();
-            println!("{}", pretty(&json!({ "units": units })));
+            outln!("{}", pretty(&json!({ "units": units })));
         }
         GraphFormat::Dot => {
-            println!(
+            outln!(
                 "digraph modules {{\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];"
             );
             let mut by_module: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -189,7 +189,7 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
             }
             for (i, (m, units)) in by_module.iter().enumerate() {
                 if !m.is_empty() {
-                    println!("  subgraph cluster_{i} {{\n    label=\"module {m}\";");
+                    outln!("  subgraph cluster_{i} {{\n    label=\"module {m}\";");
                 }
                 for &u in units {
                     let unit = &g.units[u];
@@ -197,18 +197,18 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
                         Some(name) => format!("{}\\n{} ({:?})", label(u), name, unit.kind),
                         None => format!("{}\\n({:?})", label(u), unit.kind),
                     };
-                    println!("    \"{}\" [label=\"{text}\"];", label(u));
+                    outln!("    \"{}\" [label=\"{text}\"];", label(u));
                 }
                 if !m.is_empty() {
-                    println!("  }}");
+                    outln!("  }}");
                 }
             }
             for (u, edges) in g.edges.iter().enumerate() {
                 for &v in edges {
-                    println!("  \"{}\" -> \"{}\";", label(u), label(v));
+                    outln!("  \"{}\" -> \"{}\";", label(u), label(v));
                 }
             }
-            println!("}}");
+            outln!("}}");
         }
     }
     Ok(())
@@ -217,7 +217,7 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
 pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
     let (store, mut paths) =
         if args.paths.iter().all(|p| p.contains('/') || p.len() > 33) && !args.paths.is_empty() {
-            let store = open_store(cli)?;
+            let store = open_store_to_read(cli)?;
             let paths = args
                 .paths
                 .iter()
@@ -225,7 +225,7 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
                 .collect::<Result<Vec<_>, _>>()?;
             (store, paths)
         } else {
-            let project = load(cli, &args.build)?;
+            let project = load_to_read(cli, &args.build)?;
             let targets = project.targets_named(&args.paths)?;
             let outs: Vec<StorePath> = outputs_of(&project, &targets)?.into_values().collect();
             (project.store, outs)
@@ -253,13 +253,13 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
                 v
             })
             .collect();
-        println!("{}", pretty(&serde_json::Value::Array(v)));
+        outln!("{}", pretty(&serde_json::Value::Array(v)));
     } else {
         for i in infos {
             if args.size {
-                println!("{}\t{}", store.path_of(&i.path).display(), i.size);
+                outln!("{}\t{}", store.path_of(&i.path).display(), i.size);
             } else {
-                println!("{}", store.path_of(&i.path).display());
+                outln!("{}", store.path_of(&i.path).display());
             }
         }
     }
@@ -267,7 +267,7 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
 }
 
 pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = open_store_to_read(cli)?;
     if let Ok(path) = store.parse_path(what) {
         return match store.log_for(&path) {
             Some(text) => {
@@ -277,7 +277,7 @@ pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
             None => Err(no_log(what)),
         };
     }
-    let project = load(cli, build)?;
+    let project = load_to_read(cli, build)?;
     let target = project.targets_named(&[what.to_string()])?.remove(0);
     if let Some(text) = project.store.log_for(&target.drv) {
         print_log(&text);
@@ -292,7 +292,7 @@ pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
             continue;
         }
         if let Some(text) = project.store.log_for(&d) {
-            eprintln!(
+            errln!(
                 "note: `{what}` was not built; this is the log of `{}` ({}), whose build failed",
                 derivations[&d].name,
                 project.store.path_of(&d).display()
@@ -310,9 +310,9 @@ pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
 /// A log as recorded, ending in a newline.
 fn print_log(text: &str) {
     if text.is_empty() || text.ends_with('\n') {
-        print!("{text}");
+        out!("{text}");
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
 }
 
@@ -327,27 +327,27 @@ fn no_log(what: &str) -> CliError {
 /// (`clang++-19` with libstdc++).
 pub fn toolchain(cli: &Cli, as_json: bool, build: &BuildOpts) -> Result<(), CliError> {
     let t = match find_package_dir(cli)? {
-        Some(_) => load(cli, build)?.eval.toolchain,
+        Some(_) => load_to_read(cli, build)?.eval.toolchain,
         None => {
-            let store = open_store(cli)?;
+            let store = open_store_to_read(cli)?;
             discover(&ToolchainRequest::default(), Some(&store.cache_dir()))?
         }
     };
     let t = &t;
     if as_json {
-        println!("{}", pretty(&serde_json::to_value(t).unwrap_or_default()));
+        outln!("{}", pretty(&serde_json::to_value(t).unwrap_or_default()));
     } else {
-        println!("identity:  {}", t.identity);
-        println!("compiler:  {} ({})", t.cxx.display(), t.version_text);
-        println!("stdlib:    {}", t.stdlib.as_str());
-        println!("scan-deps: {}", t.scan_deps.display());
-        println!("archiver:  {}", t.ar.display());
-        println!("resources: {}", t.resource_dir.display());
+        outln!("identity:  {}", t.identity);
+        outln!("compiler:  {} ({})", t.cxx.display(), t.version_text);
+        outln!("stdlib:    {}", t.stdlib.as_str());
+        outln!("scan-deps: {}", t.scan_deps.display());
+        outln!("archiver:  {}", t.ar.display());
+        outln!("resources: {}", t.resource_dir.display());
         if let Some(d) = &t.std_module_dir {
-            println!("std module: {}", d.display());
+            outln!("std module: {}", d.display());
         }
-        println!("closure:   {} paths", t.closure.len());
-        println!(
+        outln!("closure:   {} paths", t.closure.len());
+        outln!(
             "runtime:   {} paths (what linked programs load)",
             t.runtime.len()
         );

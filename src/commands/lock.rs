@@ -66,7 +66,7 @@ pub fn prepare(project: &Project, locked: bool) -> Result<Lockfile, CliError> {
                 if changes.is_empty() {
                     now.outputs = old.outputs;
                 } else if !old.outputs.is_empty() {
-                    eprintln!("warning: cmod.lock: pinned outputs dropped because {}; run `cmod lock --outputs` to pin new ones", changes[0]);
+                    errln!("warning: cmod.lock: pinned outputs dropped because {}; run `cmod lock --outputs` to pin new ones", changes[0]);
                 }
             }
             write(project, &now)?;
@@ -114,7 +114,7 @@ pub fn verify_outputs(
         }
     }
     if !unpinned.is_empty() {
-        eprintln!(
+        errln!(
             "warning: cmod.lock pins no output of {} for the `{profile}` profile, so --locked cannot verify {}; run `cmod lock --outputs{}` to pin {}",
             unpinned.join(", "),
             if unpinned.len() == 1 { "it" } else { "them" },
@@ -156,14 +156,14 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
             );
         }
         write(&project, &lock)?;
-        eprintln!(
+        errln!(
             "{:>12} {} output(s) of the `{}` profile in cmod.lock",
             "Pinned",
             outputs.len(),
             profile(&project)
         );
     } else {
-        eprintln!(
+        errln!(
             "{:>12} toolchain and {} package(s) in cmod.lock",
             "Locked",
             lock.packages.len()

@@ -43,7 +43,7 @@ pub fn gc(cli: &Cli, opts: &GcOpts<'_>) -> Result<(), CliError> {
     let store = open_store(cli)?;
     if opts.print_roots {
         for r in store.roots()? {
-            println!(
+            outln!(
                 "{} -> {}",
                 r.link.display(),
                 store.path_of(&r.target).display()
@@ -53,17 +53,17 @@ pub fn gc(cli: &Cli, opts: &GcOpts<'_>) -> Result<(), CliError> {
     }
     if opts.print_live {
         for p in store.live_paths()? {
-            println!("{}", store.path_of(&p).display());
+            outln!("{}", store.path_of(&p).display());
         }
         return Ok(());
     }
     let max_freed = opts.max_freed.map(parse_size).transpose()?;
     let report = store.collect_garbage(opts.dry_run, max_freed)?;
     for (p, _) in &report.dead {
-        println!("{}", store.path_of(p).display());
+        outln!("{}", store.path_of(p).display());
     }
     for u in &report.unreadable {
-        eprintln!(
+        errln!(
             "warning: `{}` cannot be read ({}); its path is kept: `cmod store repair` fixes it",
             u.file.display(),
             u.reason
@@ -85,7 +85,7 @@ pub fn gc(cli: &Cli, opts: &GcOpts<'_>) -> Result<(), CliError> {
         });
     }
     let verb = if opts.dry_run { "would free" } else { "freed" };
-    eprintln!(
+    errln!(
         "{} dead path(s), {verb} {} bytes; {} path(s) alive",
         report.dead.len(),
         report.freed,
@@ -95,13 +95,13 @@ pub fn gc(cli: &Cli, opts: &GcOpts<'_>) -> Result<(), CliError> {
 }
 
 pub fn verify(cli: &Cli, no_contents: bool) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = crate::project::open_store_to_read(cli)?;
     let report = store.verify(!no_contents)?;
     for d in &report.damaged {
-        eprintln!("corrupt: {}: {}", d.describe(&store), d.problem);
+        errln!("corrupt: {}: {}", d.describe(&store), d.problem);
     }
     if report.damaged.is_empty() {
-        eprintln!("checked {} path(s): all intact", report.checked);
+        errln!("checked {} path(s): all intact", report.checked);
         Ok(())
     } else {
         Err(CliError::Integrity {
@@ -127,12 +127,12 @@ pub fn verify_nix(
     sigs_needed: usize,
     keys: &[String],
 ) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = crate::project::open_store_to_read(cli)?;
     let trust = crate::commands::share::trust(cli, keys, false)?;
     let report = store.verify(check_contents)?;
     let mut bits = 0;
     for d in &report.damaged {
-        eprintln!("corrupt: {}: {}", d.describe(&store), d.problem);
+        errln!("corrupt: {}: {}", d.describe(&store), d.problem);
         bits |= 1;
     }
     if sigs_needed > 0 {
@@ -143,7 +143,7 @@ pub fn verify_nix(
                         .keys
                         .count_valid(&path_info_fingerprint(&info), &info.signatures);
                     if n < sigs_needed {
-                        eprintln!(
+                        errln!(
                             "untrusted: {}: {n} of {sigs_needed} required signature(s) by trusted keys",
                             store.path_of(&p).display()
                         );
@@ -151,13 +151,13 @@ pub fn verify_nix(
                     }
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     bits |= 4;
                 }
             }
         }
     }
-    eprintln!(
+    errln!(
         "checked {} path(s): {}",
         report.checked,
         if bits == 0 {

@@ -49,6 +49,6 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
         // Out-links, and the compile database `realise` writes (it holds host paths).
         write_new(&gitignore, "result\nresult-*\ncompile_commands.json\n")?;
     }
-    eprintln!("     Created package `{pkg}` in {}", dir.display());
+    errln!("     Created package `{pkg}` in {}", dir.display());
     Ok(())
 }

@@ -33,7 +33,7 @@ pub(crate) fn sandbox_mode(run: &RunOpts) -> Result<Enforcement, CliError> {
         help: e.remedy().map(str::to_string),
     })?;
     if let Some(warning) = missing_landlock_warning(&enforced) {
-        eprintln!("{warning}");
+        errln!("{warning}");
     }
     Ok(enforced)
 }
@@ -166,52 +166,7 @@ pub(crate) fn build_targets(
     });
     after_result?;
     if !r.success() {
-        let mut message = String::new();
-        for (drv, e) in &r.failures {
-            message.push_str(&e.to_string());
-            if let realise::BuildError::Failed { kept, .. } = e {
-                if let Some(dir) = kept {
-                    message.push_str(&format!(" (build directory kept at {})", dir.display()));
-                }
-                message.push_str(&format!(
-                    "\n  the log is kept: `cmod log {}`",
-                    project.store.path_of(drv).display()
-                ));
-            }
-            message.push('\n');
-        }
-        if !r.skipped.is_empty() {
-            message.push_str(&format!(
-                "{} dependent step(s) were not attempted",
-                r.skipped.len()
-            ));
-        }
-        // A builder that tried to leave an escaping link, a hard link, a device or a
-        // setuid file behind is a security violation, not an ordinary build failure.
-        let violation = r.failures.iter().any(|(_, e)| {
-            matches!(
-                e,
-                realise::BuildError::Sandbox {
-                    source: cmod_sandbox::SandboxError::UnsafeOutput { .. },
-                    ..
-                } | realise::BuildError::Store {
-                    source: cmod_store::StoreError::BadOutput { .. },
-                    ..
-                }
-            )
-        });
-        if violation {
-            return Err(CliError::Integrity {
-                message: message.trim_end().to_string(),
-                help: Some(
-                    "a build step left an output that could escape the store; nothing was registered"
-                        .into(),
-                ),
-            });
-        }
-        return Err(CliError::BuildFailed {
-            message: message.trim_end().to_string(),
-        });
+        return Err(failure_error(project, &r));
     }
     pin_check?;
     let corrupt: Vec<&cmod_store::realise::Difference> = r
@@ -259,6 +214,78 @@ pub(crate) fn build_targets(
         });
     }
     Ok((outputs, r))
+}
+
+/// The error for a realisation whose steps failed: every failure with its log hint; a
+/// security violation (exit 3) if a step left an unsafe output; an environment problem
+/// (exit 2: a full disk, an unwritable store) if that is what stopped a step; else a
+/// build failure (exit 1).
+fn failure_error(project: &Project, r: &realise::Realisation) -> CliError {
+    let mut message = String::new();
+    for (drv, e) in &r.failures {
+        message.push_str(&e.to_string());
+        if let realise::BuildError::Failed { kept, .. } = e {
+            if let Some(dir) = kept {
+                message.push_str(&format!(" (build directory kept at {})", dir.display()));
+            }
+            message.push_str(&format!(
+                "\n  the log is kept: `cmod log {}`",
+                project.store.path_of(drv).display()
+            ));
+        }
+        message.push('\n');
+    }
+    if !r.skipped.is_empty() {
+        message.push_str(&format!(
+            "{} dependent step(s) were not attempted",
+            r.skipped.len()
+        ));
+    }
+    let message = message.trim_end().to_string();
+    // A builder that tried to leave an escaping link, a hard link, a device or a
+    // setuid file behind is a security violation, not an ordinary build failure.
+    let violation = r.failures.iter().any(|(_, e)| {
+        matches!(
+            e,
+            realise::BuildError::Sandbox {
+                source: cmod_sandbox::SandboxError::UnsafeOutput { .. },
+                ..
+            } | realise::BuildError::Store {
+                source: cmod_store::StoreError::BadOutput { .. },
+                ..
+            }
+        )
+    });
+    if violation {
+        return CliError::Integrity {
+            message,
+            help: Some(
+                "a build step left an output that could escape the store; nothing was registered"
+                    .into(),
+            ),
+        };
+    }
+    if let Some(help) = r.failures.iter().find_map(|(_, e)| environment_remedy(e)) {
+        return CliError::usage(message, Some(help));
+    }
+    CliError::BuildFailed { message }
+}
+
+/// The remedy when a step failed because of the machine rather than the code: it ran out
+/// of space, or the store could not be written.
+fn environment_remedy(e: &realise::BuildError) -> Option<String> {
+    match e {
+        realise::BuildError::Failed {
+            no_space: Some(dir),
+            ..
+        } => Some(cmod_store::error::no_space_remedy(dir)),
+        realise::BuildError::Store { source, .. }
+            if source.exit_class() == cmod_schema::diag::ExitClass::Usage =>
+        {
+            source.remedy()
+        }
+        _ => None,
+    }
 }
 
 /// Report an error that happened before building in the JSON contract too.
@@ -425,13 +452,13 @@ fn dry_run(
         }));
         return Ok(());
     }
-    eprintln!(
+    errln!(
         "{} derivation(s) would be built, {} are fresh:",
         plan.to_build.len(),
         plan.fresh
     );
     for d in &plan.to_build {
-        println!("{}", project.store.path_of(d).display());
+        outln!("{}", project.store.path_of(d).display());
     }
     Ok(())
 }
@@ -532,7 +559,7 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     // carries nothing but JSON.
     if args.print_out_paths && !progress.is_json() {
         for (_, p) in &memo.targets {
-            println!("{}", project.store.path_of(p).display());
+            outln!("{}", project.store.path_of(p).display());
         }
     }
     Ok(())

@@ -24,7 +24,7 @@ pub fn repair(cli: &Cli, args: &RepairArgs) -> Result<(), CliError> {
             Ok(p) => Some(p),
             Err(e) if paths_only => {
                 eprint!("{}", e.render());
-                eprintln!("warning: the package here does not evaluate: only substituters can restore the paths");
+                errln!("warning: the package here does not evaluate: only substituters can restore the paths");
                 None
             }
             Err(e) => return Err(e),
@@ -64,11 +64,11 @@ pub fn repair_damage(
     damaged: &[Damage],
 ) -> Result<(), CliError> {
     if damaged.is_empty() {
-        eprintln!("{:>12} {checked} path(s): nothing to repair", "Checked");
+        errln!("{:>12} {checked} path(s): nothing to repair", "Checked");
         return Ok(());
     }
     for d in damaged {
-        eprintln!("{:>12} {}: {}", "Damaged", d.describe(store), d.problem);
+        errln!("{:>12} {}: {}", "Damaged", d.describe(store), d.problem);
     }
     store.invalidate_damaged(damaged)?;
     if let Some(project) = project {
@@ -88,7 +88,7 @@ pub fn repair_damage(
         .filter(|d| !d.path.as_ref().is_some_and(|p| store.is_valid(p)))
         .collect();
     let repaired = damaged.len() - left.len();
-    eprintln!(
+    errln!(
         "{:>12} {repaired} of {} damaged path(s)",
         "Repaired",
         damaged.len()
@@ -183,7 +183,7 @@ fn resubstitute(store: &Store, damaged: &[Damage]) -> Result<(), CliError> {
                 &cfg.trust,
                 cfg.jobs,
             ) {
-                Ok(_) => eprintln!(
+                Ok(_) => errln!(
                     "{:>12} {} from {url}",
                     "Fetched",
                     store.path_of(&p).display()

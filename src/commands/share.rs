@@ -307,8 +307,8 @@ pub fn key(command: &KeyCommand) -> Result<(), CliError> {
     };
     write(secret_key, &sk.to_text(), 0o600)?;
     write(public_key, &sk.public().to_text(), 0o644)?;
-    eprintln!("{:>12} key pair `{name}`", "Generated");
-    println!("{}", sk.public().to_text());
+    errln!("{:>12} key pair `{name}`", "Generated");
+    outln!("{}", sk.public().to_text());
     Ok(())
 }
 
@@ -341,7 +341,7 @@ pub fn sign(cli: &Cli, args: &SignArgs) -> Result<(), CliError> {
         key.sign_trace(&mut t);
         store.trace_record(&t)?;
     }
-    eprintln!(
+    errln!(
         "{:>12} {} path(s) with `{}`",
         "Signed",
         paths.len(),
@@ -388,6 +388,6 @@ pub fn add(cli: &Cli, path: &Path, name: Option<&str>) -> Result<(), CliError> {
             candidates: &none.into_iter().collect(),
         },
     )?;
-    println!("{}", store.path_of(&info.path).display());
+    outln!("{}", store.path_of(&info.path).display());
     Ok(())
 }

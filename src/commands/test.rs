@@ -39,7 +39,7 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     let project = load_with_tests(cli, &args.build)?;
     let selected = select(&project, &args.tests)?;
     if selected.is_empty() {
-        eprintln!("no [[test]] targets in the selected package(s)");
+        errln!("no [[test]] targets in the selected package(s)");
         return Ok(());
     }
     // Keep the test binaries alive (against a concurrent GC) until they have run.
@@ -57,14 +57,14 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     }
     if args.no_run {
         for (name, exe) in names.iter().zip(&exes) {
-            eprintln!("{:>12} test `{name}` ({})", "Built", exe.display());
+            errln!("{:>12} test `{name}` ({})", "Built", exe.display());
         }
         return Ok(());
     }
     let mode = sandbox_mode(&args.run)?.mode;
     let json = progress.is_json();
     if !json {
-        println!(
+        outln!(
             "\nrunning {} test{}",
             targets.len(),
             if targets.len() == 1 { "" } else { "s" }
@@ -94,7 +94,7 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
         }));
     } else {
         print_failures(&runs);
-        println!(
+        outln!(
             "\ntest result: {}. {passed} passed; {} failed; finished in {:.2}s\n",
             if failed.is_empty() { "ok" } else { "FAILED" },
             failed.len(),
@@ -294,11 +294,11 @@ fn report(progress: &Progress, run: &TestRun, show_output: bool) {
         return;
     }
     match why {
-        None => println!("test {} ... ok", run.name),
-        Some(why) => println!("test {} ... FAILED ({why})", run.name),
+        None => outln!("test {} ... ok", run.name),
+        Some(why) => outln!("test {} ... FAILED ({why})", run.name),
     }
     if ok && show_output && !run.output.is_empty() {
-        println!("---- {} output ----\n{}", run.name, run.output.trim_end());
+        outln!("---- {} output ----\n{}", run.name, run.output.trim_end());
     }
 }
 
@@ -310,17 +310,17 @@ fn print_failures(runs: &[TestRun]) {
     if failed.is_empty() {
         return;
     }
-    println!("\nfailures:");
+    outln!("\nfailures:");
     for r in &failed {
         let output = if r.output.trim().is_empty() {
             "(no output)"
         } else {
             r.output.trim_end()
         };
-        println!("\n---- {} output ----\n{output}", r.name);
+        outln!("\n---- {} output ----\n{output}", r.name);
     }
-    println!("\nfailures:");
+    outln!("\nfailures:");
     for r in &failed {
-        println!("    {}", r.name);
+        outln!("    {}", r.name);
     }
 }

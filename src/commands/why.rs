@@ -11,14 +11,14 @@ use serde_json::json;
 
 use crate::cli::{BuildOpts, Cli, PathInfoArgs};
 use crate::diagnostic::CliError;
-use crate::project::{load, open_store};
+use crate::project::{load_to_read, open_store_to_read};
 
 /// A store path argument, or a target's realised output.
 fn resolve(cli: &Cli, store: &Store, what: &str, build: &BuildOpts) -> Result<StorePath, CliError> {
     if what.contains('/') || StorePath::from_path_str(what).is_ok() {
         return Ok(store.parse_path(what)?);
     }
-    let project = load(cli, build)?;
+    let project = load_to_read(cli, build)?;
     let derived = project.derived()?;
     let t = derived
         .targets
@@ -84,7 +84,7 @@ fn find_reference(root: &Path, rel: &str, needle: &[u8]) -> Option<String> {
 }
 
 pub fn why_depends(cli: &Cli, a: &str, b: &str, build: &BuildOpts) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = open_store_to_read(cli)?;
     let from = resolve(cli, &store, a, build)?;
     let to = resolve(cli, &store, b, build)?;
     let mut parent: HashMap<StorePath, StorePath> = HashMap::new();
@@ -102,7 +102,7 @@ pub fn why_depends(cli: &Cli, a: &str, b: &str, build: &BuildOpts) -> Result<(),
         }
     }
     if !seen.contains(&to) {
-        println!(
+        outln!(
             "{} does not depend on {}",
             store.path_of(&from).display(),
             store.path_of(&to).display()
@@ -114,22 +114,22 @@ pub fn why_depends(cli: &Cli, a: &str, b: &str, build: &BuildOpts) -> Result<(),
         chain.push(p.clone());
     }
     chain.reverse();
-    println!("{}", store.path_of(&chain[0]).display());
+    outln!("{}", store.path_of(&chain[0]).display());
     for (i, w) in chain.windows(2).enumerate() {
         let indent = "  ".repeat(i + 1);
         let place = find_reference(&store.path_of(&w[0]), "", w[1].hash_part().as_bytes())
             .map(|s| format!("  [{s}]"))
             .unwrap_or_default();
-        println!("{indent}└── {}{place}", store.path_of(&w[1]).display());
+        outln!("{indent}└── {}{place}", store.path_of(&w[1]).display());
     }
     Ok(())
 }
 
 /// `path-info` with closure sizes (`-S`).
 pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
-    let store = open_store(cli)?;
+    let store = open_store_to_read(cli)?;
     let mut paths = if args.paths.is_empty() {
-        let project = load(cli, &args.build)?;
+        let project = load_to_read(cli, &args.build)?;
         let derived = project.derived()?;
         derived
             .targets
@@ -170,14 +170,14 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         for (i, c) in rows {
             let loc = store.path_of(&i.path);
             if args.size {
-                println!("{}\t{}\t{c}", loc.display(), i.size);
+                outln!("{}\t{}\t{c}", loc.display(), i.size);
             } else {
-                println!("{}\t{c}", loc.display());
+                outln!("{}\t{c}", loc.display());
             }
         }
     }

@@ -292,7 +292,7 @@ pub fn copy_in(src: &Path, dst: &Path, strip_exec: bool) -> Result<(), StoreErro
     if meta.is_dir() {
         copy_tree(src, dst)
     } else {
-        std::fs::copy(src, dst).map_err(|e| StoreError::io("copying", src, e))?;
+        copy_file(src, dst)?;
         let mode = if !strip_exec && meta.permissions().mode() & 0o111 != 0 {
             0o755
         } else {
@@ -301,6 +301,20 @@ pub fn copy_in(src: &Path, dst: &Path, strip_exec: bool) -> Result<(), StoreErro
         std::fs::set_permissions(dst, std::fs::Permissions::from_mode(mode))
             .map_err(|e| StoreError::io("setting permissions of", dst, e))
     }
+}
+
+/// Copy the file `src` to a new file `dst`, blaming each failure on the right one: a
+/// full disk or a read-only store is about `dst`, not the user's file.
+fn copy_file(src: &Path, dst: &Path) -> Result<(), StoreError> {
+    let mut from = std::fs::File::open(src).map_err(|e| StoreError::io("reading", src, e))?;
+    let mut to = std::fs::File::create(dst).map_err(|e| StoreError::io("creating", dst, e))?;
+    std::io::copy(&mut from, &mut to).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG | libc::EROFS) => {
+            StoreError::io("writing", dst, e)
+        }
+        _ => StoreError::io("copying", src, e),
+    })?;
+    Ok(())
 }
 
 fn copy_tree(src: &Path, dst: &Path) -> Result<(), StoreError> {

@@ -33,6 +33,14 @@ pub enum StoreError {
     Format { root: PathBuf, found: String },
     #[error("no store location: none of $CMOD_STORE, $XDG_DATA_HOME and $HOME is set; pass --store DIR, or set CMOD_STORE or XDG_DATA_HOME")]
     NoStoreLocation,
+    #[error("the store `{}` cannot be written here: `{}` {why}", root.display(), dir.display())]
+    NotWritable {
+        root: PathBuf,
+        dir: PathBuf,
+        why: NotWritable,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot create the out-link `{}`: a file that is not a symlink is there; remove it, or pass --out-link with another name", link.display())]
     OutLinkInTheWay { link: PathBuf },
     #[error("cannot create the out-link `{}`: the directory `{}` {problem}; create it first (`mkdir -p {}`), or pass --out-link with a path in an existing directory", link.display(), dir.display(), dir.display())]
@@ -42,6 +50,31 @@ pub enum StoreError {
         /// `does not exist` or `is not a directory`.
         problem: &'static str,
     },
+}
+
+/// Why a store directory cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotWritable {
+    /// It is on a read-only mount.
+    ReadOnly,
+    /// This user may not write it (`owner`: its owner's uid, when known).
+    Permission { uid: u32, owner: Option<u32> },
+}
+
+impl std::fmt::Display for NotWritable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotWritable::ReadOnly => write!(f, "is on a read-only file system"),
+            NotWritable::Permission {
+                uid,
+                owner: Some(owner),
+            } if owner != uid => write!(
+                f,
+                "is not writable by you (uid {uid}); it belongs to uid {owner}"
+            ),
+            NotWritable::Permission { uid, .. } => write!(f, "is not writable by you (uid {uid})"),
+        }
+    }
 }
 
 impl StoreError {
@@ -69,8 +102,106 @@ impl StoreError {
             | StoreError::Format { .. }
             | StoreError::NoStoreLocation
             | StoreError::OutLinkInTheWay { .. }
-            | StoreError::OutLinkDir { .. } => ExitClass::Usage,
+            | StoreError::OutLinkDir { .. }
+            | StoreError::NotWritable { .. } => ExitClass::Usage,
+            // The machine, not cmod: a full disk, a read-only mount, permissions.
+            StoreError::Io { source, .. } if environmental(source).is_some() => ExitClass::Usage,
             StoreError::Io { .. } => ExitClass::Internal,
         }
+    }
+
+    /// What the user can do about this error, when there is something to say.
+    pub fn remedy(&self) -> Option<String> {
+        const ELSEWHERE: &str = "or build in a store you can write: `--store DIR` or \
+            `CMOD_STORE=DIR`. Commands that only read (`path-info`, `log`, `store verify`, \
+            `eval`, `show-derivation`) work on this store as it is";
+        match self {
+            StoreError::NotWritable {
+                why: NotWritable::ReadOnly,
+                ..
+            } => Some(format!("remount it read-write, {ELSEWHERE}")),
+            StoreError::NotWritable {
+                why: NotWritable::Permission { owner, .. },
+                dir,
+                ..
+            } => Some(format!(
+                "run cmod as the store's owner{}, give yourself write access to `{}` and \
+                 everything under it, {ELSEWHERE}",
+                owner.map(|o| format!(" (uid {o})")).unwrap_or_default(),
+                dir.display()
+            )),
+            StoreError::Io { path, source, .. } => match environmental(source)? {
+                Environment::NoSpace => Some(no_space_remedy(path.parent().unwrap_or(path))),
+                Environment::Unwritable => Some(format!(
+                    "check the permissions of `{}` and whether it is on a read-only mount",
+                    path.display()
+                )),
+            },
+            StoreError::CorruptMetadata { .. } => {
+                Some("run `cmod store verify` and then `cmod gc` to drop damaged paths".into())
+            }
+            StoreError::NotValid(_) => Some("run `cmod realise` first".into()),
+            _ => None,
+        }
+    }
+}
+
+/// What to do when the file system holding `dir` is full.
+pub fn no_space_remedy(dir: &std::path::Path) -> String {
+    format!(
+        "the file system holding `{}` is full (or you are over quota): free some space \
+         (`cmod gc` deletes the store paths no root keeps) or use a store on a larger file \
+         system (`--store DIR`), then run the command again; nothing partial was registered",
+        dir.display()
+    )
+}
+
+/// Kinds of I/O failure that are the machine's state rather than a fault of cmod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// `ENOSPC`, `EDQUOT`.
+    NoSpace,
+    /// `EROFS`, `EACCES`, `EPERM`.
+    Unwritable,
+}
+
+/// Which [`Environment`] failure `e` is, if any.
+pub fn environmental(e: &std::io::Error) -> Option<Environment> {
+    match e.raw_os_error()? {
+        libc::ENOSPC | libc::EDQUOT => Some(Environment::NoSpace),
+        libc::EROFS | libc::EACCES | libc::EPERM => Some(Environment::Unwritable),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(errno: i32) -> StoreError {
+        StoreError::io(
+            "writing",
+            "/s/v1/tmp/x",
+            std::io::Error::from_raw_os_error(errno),
+        )
+    }
+
+    #[test]
+    fn the_machine_s_state_is_not_an_internal_error() {
+        for errno in [
+            libc::ENOSPC,
+            libc::EDQUOT,
+            libc::EROFS,
+            libc::EACCES,
+            libc::EPERM,
+        ] {
+            assert_eq!(io(errno).exit_class(), ExitClass::Usage, "{errno}");
+            assert!(io(errno).remedy().is_some(), "{errno}");
+        }
+        assert_eq!(io(libc::EIO).exit_class(), ExitClass::Internal);
+        assert_eq!(io(libc::EIO).remedy(), None);
+        let full = io(libc::ENOSPC).remedy().unwrap();
+        assert!(full.contains("`/s/v1/tmp` is full"), "{full}");
+        assert!(full.contains("cmod gc"), "{full}");
     }
 }

@@ -72,10 +72,7 @@ impl Store {
 
     /// Hold the GC lock shared (many realisations at once; GC waits for them).
     pub fn gc_guard(&self) -> Result<GcGuard, StoreError> {
-        let path = self.gc_lock_path();
-        let file = crate::lock::open(&path)?;
-        let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared)
-            .map_err(|(_, e)| StoreError::io("locking", &path, e.into()))?;
+        let flock = crate::lock::shared(&self.gc_lock_path(), "the store's GC lock")?;
         Ok(GcGuard { _flock: flock })
     }
 

@@ -19,7 +19,10 @@ use std::path::{Path, PathBuf};
 
 use cmod_schema::StorePath;
 
-use crate::error::StoreError;
+use nix::fcntl::{AtFlags, AT_FDCWD};
+use nix::unistd::{faccessat, AccessFlags};
+
+use crate::error::{NotWritable, StoreError};
 
 /// The format directory name.
 pub const FORMAT: &str = "v1";
@@ -35,29 +38,56 @@ pub struct Store {
     durable: bool,
 }
 
+/// The directories under `v1/`, created by [`Store::open`].
+const DIRS: [&str; 11] = [
+    "store",
+    "meta",
+    "trace",
+    "scans",
+    "drv-outputs",
+    "log",
+    "locks",
+    "gcroots/auto",
+    "tmp",
+    "cache",
+    "memo",
+];
+
+/// Whether an I/O error means "this may not be written here" (a read-only file system,
+/// missing permissions) rather than a fault.
+pub(crate) fn is_unwritable(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EROFS | libc::EACCES | libc::EPERM)
+    )
+}
+
 impl Store {
-    /// Open (creating if needed) the store at `root`.
+    /// Open (creating if needed) the store at `root` for reading and writing. A store
+    /// that cannot be written here (a read-only mount, another user's store) is
+    /// [`StoreError::NotWritable`], naming the directory and the remedy, before anything
+    /// else is tried.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(root).map_err(|e| StoreError::io("creating the store", root, e))?;
+        let unwritable = |dir: &Path, e: std::io::Error| not_writable(root, dir, e);
+        std::fs::create_dir_all(root).map_err(|e| match is_unwritable(&e) {
+            true => unwritable(root, e),
+            false => StoreError::io("creating the store", root, e),
+        })?;
         let root = root
             .canonicalize()
             .map_err(|e| StoreError::io("opening the store", root, e))?;
         let v = root.join(FORMAT);
-        for dir in [
-            "store",
-            "meta",
-            "trace",
-            "scans",
-            "drv-outputs",
-            "log",
-            "locks",
-            "gcroots/auto",
-            "tmp",
-            "cache",
-            "memo",
-        ] {
-            let d = v.join(dir);
-            std::fs::create_dir_all(&d).map_err(|e| StoreError::io("creating", &d, e))?;
+        for dir in std::iter::once(v.clone()).chain(DIRS.iter().map(|d| v.join(d))) {
+            std::fs::create_dir_all(&dir).map_err(|e| match is_unwritable(&e) {
+                true => not_writable(&root, &dir, e),
+                false => StoreError::io("creating", &dir, e),
+            })?;
+            // Existing directories are not created again: ask whether they can be
+            // written (one syscall each; it sees read-only mounts, modes and owners).
+            let mode = AccessFlags::W_OK | AccessFlags::X_OK;
+            if let Err(e) = faccessat(AT_FDCWD, &dir, mode, AtFlags::AT_EACCESS) {
+                return Err(not_writable(&root, &dir, e.into()));
+            }
         }
         Ok(Store {
             root,
@@ -77,6 +107,37 @@ impl Store {
     /// `cmod store verify` reports and `cmod store repair` fixes.
     pub fn set_durable(&mut self, durable: bool) {
         self.durable = durable;
+    }
+
+    /// Open the existing store at `root` without writing anything: for commands that
+    /// only read (`path-info`, `log`, `store verify`, `eval`, `show-derivation`), on a
+    /// store that may be read-only or another user's.
+    pub fn open_read_only(root: &Path) -> Result<Store, StoreError> {
+        let root = root
+            .canonicalize()
+            .map_err(|e| StoreError::io("opening the store", root, e))?;
+        let v = root.join(FORMAT);
+        if !v.is_dir() {
+            return Err(StoreError::io(
+                "opening the store",
+                &v,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        Ok(Store {
+            root,
+            v,
+            durable: true,
+        })
+    }
+
+    /// [`Store::open`], or, when the store exists but cannot be written here,
+    /// [`Store::open_read_only`]: for commands that write only caches.
+    pub fn open_for_queries(root: &Path) -> Result<Store, StoreError> {
+        match Store::open(root) {
+            Err(e @ StoreError::NotWritable { .. }) => Store::open_read_only(root).map_err(|_| e),
+            other => other,
+        }
     }
 
     /// The default store root: `$CMOD_STORE`, else `$XDG_DATA_HOME/cmod`, else
@@ -154,6 +215,26 @@ impl Store {
     }
 }
 
+/// The error for a store directory `dir` that cannot be written (`e`).
+fn not_writable(root: &Path, dir: &Path, e: std::io::Error) -> StoreError {
+    use std::os::unix::fs::MetadataExt;
+    let why = if e.raw_os_error() == Some(libc::EROFS) {
+        NotWritable::ReadOnly
+    } else {
+        NotWritable::Permission {
+            // SAFETY: a plain getter.
+            uid: unsafe { libc::geteuid() },
+            owner: std::fs::metadata(dir).ok().map(|m| m.uid()),
+        }
+    };
+    StoreError::NotWritable {
+        root: root.to_path_buf(),
+        dir: dir.to_path_buf(),
+        why,
+        source: e,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +253,49 @@ mod tests {
             p
         );
         assert!(s.parse_path("/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn reading_never_creates_a_store() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("s");
+        assert!(Store::open_read_only(&root).is_err());
+        std::fs::create_dir(&root).unwrap();
+        assert!(Store::open_read_only(&root).is_err(), "no v1/");
+        assert!(!root.join(FORMAT).exists());
+        // Writable: queries open it normally (creating what is missing).
+        let s = Store::open_for_queries(&root).unwrap();
+        assert!(s.dir("tmp").is_dir());
+        assert_eq!(Store::open_read_only(&root).unwrap().root(), s.root());
+    }
+
+    #[test]
+    fn an_unwritable_directory_names_the_store_the_directory_and_the_owner() {
+        let e = not_writable(
+            Path::new("/s"),
+            Path::new("/s/v1/tmp"),
+            std::io::Error::from_raw_os_error(libc::EROFS),
+        );
+        assert_eq!(e.exit_class(), cmod_schema::diag::ExitClass::Usage);
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            "the store `/s` cannot be written here: `/s/v1/tmp` is on a read-only file system"
+        );
+        assert!(e.remedy().unwrap().contains("remount it read-write"));
+        let e = StoreError::NotWritable {
+            root: "/s".into(),
+            dir: "/s/v1".into(),
+            why: NotWritable::Permission {
+                uid: 1000,
+                owner: Some(0),
+            },
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        assert!(e
+            .to_string()
+            .ends_with("is not writable by you (uid 1000); it belongs to uid 0"));
+        assert!(e.remedy().unwrap().contains("store's owner (uid 0)"));
+        assert!(e.remedy().unwrap().contains("`path-info`"));
     }
 }

@@ -29,7 +29,7 @@
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_void};
 
-use super::net;
+use super::{lifetime, net};
 
 /// A fixed step of the child, reported to the parent when it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,10 +61,12 @@ pub(crate) enum Stage {
     Subreaper,
     /// Landlock mode only: starting the builder under the subreaper.
     StartBuilder,
+    /// Arming the parent-death signal (see lifetime.rs).
+    DeathSignal,
 }
 
 impl Stage {
-    const ALL: [Stage; 23] = [
+    const ALL: [Stage; 24] = [
         Stage::SetGroups,
         Stage::UidMap,
         Stage::GidMap,
@@ -88,6 +90,7 @@ impl Stage {
         Stage::Exec,
         Stage::Subreaper,
         Stage::StartBuilder,
+        Stage::DeathSignal,
     ];
 
     pub(crate) fn from_u32(v: u32) -> Option<Stage> {
@@ -120,6 +123,7 @@ impl Stage {
             Stage::Exec => "executing the builder",
             Stage::Subreaper => "becoming the builder's subreaper",
             Stage::StartBuilder => "starting the builder under its subreaper",
+            Stage::DeathSignal => "arming the parent-death signal (PR_SET_PDEATHSIG)",
         }
     }
 }
@@ -184,6 +188,8 @@ pub(crate) struct ChildSpec {
     pub proc_access: u64,
     /// Write end of the close-on-exec error pipe.
     pub err_fd: c_int,
+    /// A pidfd of the caller process, or -1 (see lifetime.rs).
+    pub caller_pidfd: c_int,
 }
 
 /// The record the child writes on failure: stage, plan index, errno.
@@ -393,7 +399,35 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
     // The parent blocked every signal around the clone; no handler of the caller may run
     // here (we share its memory until exec).
     default_signal_handlers();
-    // Identity: the caller becomes uid 1000 / gid 100 inside the new user namespace.
+    // The whole sandbox dies with the thread that cloned it: we are pid 1 of its pid
+    // namespace, and the kernel kills every other process in it when we die.
+    if !lifetime::die_with_parent(libc::SIGKILL) {
+        fail(spec, Stage::DeathSignal, 0);
+    }
+    set_identity(spec);
+    lay_out_root(spec);
+    seal_root(spec);
+    prepare_process(spec);
+    if spec.stdio.is_none() {
+        // The probe: everything could be set up.
+        libc::_exit(0);
+    }
+    // A caller that died before the death signal was armed sent none: do not start a
+    // builder nobody waits for.
+    if lifetime::caller_gone(spec.caller_pidfd) {
+        libc::_exit(127);
+    }
+    libc::execve(
+        spec.program.as_ptr(),
+        spec.argv.as_ptr(),
+        spec.envp.as_ptr(),
+    );
+    fail(spec, Stage::Exec, 0)
+}
+
+/// Steps 1-2: the caller becomes uid 1000 / gid 100 inside the new user namespace, and
+/// the hostname `cmod`.
+unsafe fn set_identity(spec: &ChildSpec) {
     if !write_file(cptr(SETGROUPS), DENY) {
         fail(spec, Stage::SetGroups, 0);
     }
@@ -406,7 +440,10 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
     if libc::sethostname(spec.hostname.as_ptr().cast(), spec.hostname.len()) != 0 {
         fail(spec, Stage::Hostname, 0);
     }
+}
 
+/// Steps 3-5a: private mounts, the root tmpfs, `pivot_root`, and the planned layout.
+unsafe fn lay_out_root(spec: &ChildSpec) {
     // A fresh root: mount a tmpfs somewhere, pivot into it, keep the old root at /oldroot
     // while the bind mounts are made from it.
     if libc::mount(
@@ -442,6 +479,10 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
             fail(spec, Stage::Plan, i as u32);
         }
     }
+}
+
+/// Steps 6-7: a fresh `/proc`, loopback, the old root gone, the root read-only.
+unsafe fn seal_root(spec: &ChildSpec) {
     // The pid namespace is ours (we are its pid 1), so this /proc shows only the sandbox.
     if libc::mount(
         cptr(PROC),
@@ -468,6 +509,11 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
     ) {
         fail(spec, Stage::RootReadOnly, 0);
     }
+}
+
+/// Step 8 up to the exec: working directory, stdio, signals, limits, Landlock, and no
+/// inherited file descriptor but stdio.
+unsafe fn prepare_process(spec: &ChildSpec) {
     if libc::chdir(spec.cwd.as_ptr()) != 0 {
         fail(spec, Stage::WorkDir, 0);
     }
@@ -483,47 +529,42 @@ unsafe fn setup_and_exec(spec: &ChildSpec) -> ! {
         fail(spec, Stage::Limits, 0);
     }
     if spec.ruleset_fd >= 0 {
-        if spec.proc_access != 0 {
-            let fd = libc::open(
-                cptr(PROC_DIR),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            );
-            let attr = PathBeneathAttr {
-                allowed_access: spec.proc_access,
-                parent_fd: fd,
-            };
-            if fd < 0
-                || libc::syscall(
-                    libc::SYS_landlock_add_rule,
-                    spec.ruleset_fd,
-                    LANDLOCK_RULE_PATH_BENEATH,
-                    &attr as *const PathBeneathAttr,
-                    0,
-                ) != 0
-            {
-                fail(spec, Stage::LandlockProc, 0);
-            }
-            libc::close(fd);
-        }
-        if libc::syscall(libc::SYS_landlock_restrict_self, spec.ruleset_fd, 0) != 0 {
-            fail(spec, Stage::Landlock, 0);
-        }
+        restrict_self(spec);
     }
     // Nothing but stdio crosses into the builder, whatever other threads of the caller
     // opened without O_CLOEXEC. (The error pipe is already close-on-exec.)
     if !cloexec_from_3() {
         fail(spec, Stage::CloseFds, 0);
     }
-    if spec.stdio.is_none() {
-        // The probe: everything could be set up.
-        libc::_exit(0);
+}
+
+/// Enforce the Landlock ruleset, with the rule for the fresh `/proc` added first.
+unsafe fn restrict_self(spec: &ChildSpec) {
+    if spec.proc_access != 0 {
+        let fd = libc::open(
+            cptr(PROC_DIR),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        let attr = PathBeneathAttr {
+            allowed_access: spec.proc_access,
+            parent_fd: fd,
+        };
+        if fd < 0
+            || libc::syscall(
+                libc::SYS_landlock_add_rule,
+                spec.ruleset_fd,
+                LANDLOCK_RULE_PATH_BENEATH,
+                &attr as *const PathBeneathAttr,
+                0,
+            ) != 0
+        {
+            fail(spec, Stage::LandlockProc, 0);
+        }
+        libc::close(fd);
     }
-    libc::execve(
-        spec.program.as_ptr(),
-        spec.argv.as_ptr(),
-        spec.envp.as_ptr(),
-    );
-    fail(spec, Stage::Exec, 0)
+    if libc::syscall(libc::SYS_landlock_restrict_self, spec.ruleset_fd, 0) != 0 {
+        fail(spec, Stage::Landlock, 0);
+    }
 }
 
 #[cfg(test)]

@@ -19,10 +19,12 @@
 //! Files: `plan.rs` (host-side layout), `landlock_rules.rs` (ruleset), `namespaces.rs`
 //! (clone and error mapping), `child.rs` (the async-signal-safe child), `net.rs`
 //! (loopback), `reaper.rs` (the Landlock-mode subreaper that keeps the process tree
-//! under control without a pid namespace).
+//! under control without a pid namespace), `lifetime.rs` (every sandbox dies with its
+//! caller).
 
 mod child;
 mod landlock_rules;
+mod lifetime;
 mod namespaces;
 mod net;
 mod plan;
@@ -91,6 +93,7 @@ fn spec_base(plan: &plan::Plan, tmpfs_at: &Path) -> Result<(ChildSpec, Vec<Strin
         ruleset_fd: -1,
         proc_access: 0,
         err_fd: -1,
+        caller_pidfd: lifetime::caller_pidfd(),
     };
     Ok((spec, what))
 }
@@ -151,8 +154,7 @@ fn probe_landlock() -> Result<Enforcement, SandboxError> {
 }
 
 fn open_stdio(action: &Action) -> Result<(File, File), SandboxError> {
-    let log = File::create(&action.log_path)
-        .map_err(|e| SandboxError::io("creating log", &action.log_path, e))?;
+    let log = crate::log_file::create(&action.log_path)?;
     let null = File::open("/dev/null").map_err(|e| SandboxError::io("opening", "/dev/null", e))?;
     Ok((null, log))
 }
@@ -226,9 +228,11 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     }
     let pid = namespaces::spawn(&mut spec, &what)
         .map_err(|f| exec_error(f.into_error(Mode::Full), action))?;
-    drop((stdin, log, spec));
+    drop((stdin, spec));
     // Killing the child (pid 1 of the sandbox's pid namespace) kills every process in it.
     let exit = supervise::wait(pid, pid, action)?;
+    crate::log_file::release(&log);
+    drop(log);
     check_sizes(
         &action.build_dir,
         &action.log_path,
@@ -289,6 +293,7 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
         ruleset_fd: ruleset.raw_fd(),
         max_file_bytes: action.limits.max_output_bytes,
         err_fd: -1,
+        caller_pidfd: lifetime::caller_pidfd(),
         builder_stack_top: top as *mut c_void,
     };
     let fail = |f: namespaces::SpawnFailure| exec_error(f.into_error(Mode::Landlock), action);
@@ -307,7 +312,7 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
         )
     }
     .map_err(fail)?;
-    drop((stdin, log, spec, builder_stack));
+    drop((stdin, spec, builder_stack));
     // On the time limit the subreaper is asked to kill every descendant first.
     let exit = supervise::wait_with(
         pid,
@@ -315,6 +320,8 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
         action,
         OnTimeout::AskFirst(Duration::from_secs(5)),
     )?;
+    crate::log_file::release(&log);
+    drop(log);
     check_sizes(
         &action.build_dir,
         &action.log_path,

@@ -13,6 +13,8 @@
 //! * on the time limit the caller sends the subreaper `SIGTERM`; it kills the builder's
 //!   group and sweeps all descendants the same way before exiting. (Landlock's signal
 //!   scoping, ABI >= 6, stops the builder from sending that signal itself.)
+//! * if the caller dies (killed, crashed), its parent-death signal is that same `SIGTERM`,
+//!   so nothing the builder started outlives cmod (lifetime.rs).
 //!
 //! Both processes are cloned from the multi-threaded caller, so they follow the rules of
 //! child.rs: prepared data only, raw syscalls, no allocation. The builder is started with
@@ -23,6 +25,7 @@ use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
 
 use super::child::{self, CVec, Stage};
+use super::lifetime;
 
 /// Everything the subreaper and the builder need, prepared by the parent.
 pub(crate) struct ReaperSpec {
@@ -35,6 +38,8 @@ pub(crate) struct ReaperSpec {
     pub ruleset_fd: c_int,
     pub max_file_bytes: u64,
     pub err_fd: c_int,
+    /// A pidfd of the caller process, or -1 (see lifetime.rs).
+    pub caller_pidfd: c_int,
     /// Top of a stack reserved for the builder (allocated by the parent, inherited by the
     /// subreaper's copy of its memory).
     pub builder_stack_top: *mut c_void,
@@ -256,11 +261,13 @@ pub(crate) extern "C" fn reaper_main(arg: *mut c_void) -> c_int {
         let spec = &*(arg as *const ReaperSpec);
         // Our own process group, like every builder's: terminal signals to the caller's
         // group do not reach us, and the caller decides when we stop.
-        if libc::setpgid(0, 0) != 0
-            || libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0
-            || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0
-        {
+        if libc::setpgid(0, 0) != 0 || libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 {
             child::fail_to(spec.err_fd, Stage::Subreaper, 0);
+        }
+        // If the caller dies, we get the time limit's SIGTERM and sweep every descendant
+        // (a SIGKILL would orphan the builder instead; see lifetime.rs).
+        if !lifetime::die_with_parent(libc::SIGTERM) {
+            child::fail_to(spec.err_fd, Stage::DeathSignal, 0);
         }
         // No core dump of this copy of the caller if we mirror a crash.
         let none = libc::rlimit {
@@ -275,6 +282,10 @@ pub(crate) extern "C" fn reaper_main(arg: *mut c_void) -> c_int {
         libc::sigaddset(&mut set, libc::SIGTERM);
         if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             child::fail_to(spec.err_fd, Stage::Subreaper, 0);
+        }
+        // A caller that died before the death signal was armed sent none.
+        if lifetime::caller_gone(spec.caller_pidfd) {
+            libc::_exit(127);
         }
         let builder = libc::clone(
             builder_main,

@@ -31,12 +31,15 @@ pub struct BuildEnv<'a> {
 /// Why one derivation could not be realised.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{name}: the builder failed with {exit}")]
+    #[error("{name}: the builder failed with {exit}{}", no_space_note(.no_space.as_deref()))]
     Failed {
         name: String,
         exit: String,
         log: String,
         kept: Option<PathBuf>,
+        /// The builder ran out of space (`ENOSPC`, `EDQUOT`) in this directory (the store's
+        /// `tmp/`, which holds build directories); see [`out_of_space`].
+        no_space: Option<PathBuf>,
     },
     #[error("{name}: {source}")]
     Sandbox {
@@ -62,6 +65,35 @@ pub enum BuildError {
         wanted: ContentHash,
         have: ContentHash,
     },
+}
+
+fn no_space_note(dir: Option<&std::path::Path>) -> String {
+    dir.map(|d| {
+        format!(
+            ": it ran out of space (No space left on device) in `{}`",
+            d.display()
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// Whether a failed builder ran out of space: its log says so (the sandbox keeps room in
+/// the log for that last message), or the log is empty and the file system of its build
+/// directory is (nearly) full now.
+fn out_of_space(log: &str, build_dir: &std::path::Path) -> bool {
+    const SAID: [&str; 2] = ["No space left on device", "Disk quota exceeded"];
+    if SAID.iter().any(|s| log.contains(s)) {
+        return true;
+    }
+    if !log.trim().is_empty() {
+        return false;
+    }
+    nix::sys::statvfs::statvfs(build_dir).is_ok_and(|s| {
+        // fsblkcnt_t and c_ulong are not u64 on every target.
+        #[allow(clippy::unnecessary_cast)]
+        let free = (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64);
+        free < 1 << 20 || (s.files() > 0 && s.files_available() == 0)
+    })
 }
 
 /// The result of realising one derivation.
@@ -109,11 +141,12 @@ impl Run {
     }
 }
 
-fn per_key_lock(store: &Store, key: &ContentHash) -> Result<Lock, StoreError> {
-    Lock::acquire(
+fn per_key_lock(store: &Store, key: &ContentHash, name: &str) -> Result<Lock, StoreError> {
+    Lock::acquire_for(
         &store
             .dir("locks")
             .join(format!("key-{}.lock", &key.to_text()[7..39])),
+        &format!("the build of {name} (another process is building it)"),
     )
 }
 
@@ -140,47 +173,7 @@ fn run_builder(
     std::fs::create_dir_all(&build_dir)
         .map_err(|e| st(StoreError::io("creating", &build_dir, e)))?;
     let log_path = build_dir.with_extension("log");
-    let links = resolved
-        .inputs
-        .iter()
-        .filter_map(|i| match &i.from {
-            InputFrom::Path { path, sub } => Some(Link {
-                at: i.at.clone().into(),
-                store_path: path.to_string(),
-                sub: sub.as_ref().map(PathBuf::from),
-            }),
-            InputFrom::Drv { .. } => None,
-        })
-        .collect();
-    let program = match resolved.tool {
-        Tool::Cxx => env.toolchain.cxx.clone(),
-        Tool::Ar => env.toolchain.ar.clone(),
-    };
-    let action = Action {
-        program,
-        args: resolved.args.clone(),
-        env: resolved
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        build_dir: build_dir.clone(),
-        store_dir: store.store_dir(),
-        inputs: resolved
-            .input_paths()
-            .iter()
-            .map(|p| p.to_string())
-            .collect(),
-        links,
-        toolchain: closure_with_host_files(&env.toolchain.closure, resolved),
-        outputs: resolved
-            .outputs
-            .values()
-            .map(|o| PathBuf::from(&o.at))
-            .collect(),
-        log_path: log_path.clone(),
-        limits: env.limits,
-    };
+    let action = action_for(store, resolved, env, &build_dir, &log_path);
     let run = Run {
         build_dir: build_dir.clone(),
         log_path: log_path.clone(),
@@ -206,12 +199,14 @@ fn run_builder(
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     if !outcome.exit.success() {
+        let no_space = out_of_space(&log, &build_dir).then(|| store.dir("tmp"));
         let kept = fail(&run);
         return Err(BuildError::Failed {
             name,
             exit: outcome.exit.to_string(),
             log,
             kept,
+            no_space,
         });
     }
     for out in resolved.outputs.values() {
@@ -233,6 +228,58 @@ fn run_builder(
         landlock_abi: outcome.enforcement.landlock_abi,
         ..run
     })
+}
+
+/// The sandbox action that runs `resolved`'s builder in `build_dir`, logging to
+/// `log_path`.
+fn action_for(
+    store: &Store,
+    resolved: &Derivation,
+    env: &BuildEnv<'_>,
+    build_dir: &std::path::Path,
+    log_path: &std::path::Path,
+) -> Action {
+    let links = resolved
+        .inputs
+        .iter()
+        .filter_map(|i| match &i.from {
+            InputFrom::Path { path, sub } => Some(Link {
+                at: i.at.clone().into(),
+                store_path: path.to_string(),
+                sub: sub.as_ref().map(PathBuf::from),
+            }),
+            InputFrom::Drv { .. } => None,
+        })
+        .collect();
+    let program = match resolved.tool {
+        Tool::Cxx => env.toolchain.cxx.clone(),
+        Tool::Ar => env.toolchain.ar.clone(),
+    };
+    Action {
+        program,
+        args: resolved.args.clone(),
+        env: resolved
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        build_dir: build_dir.to_path_buf(),
+        store_dir: store.store_dir(),
+        inputs: resolved
+            .input_paths()
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+        links,
+        toolchain: closure_with_host_files(&env.toolchain.closure, resolved),
+        outputs: resolved
+            .outputs
+            .values()
+            .map(|o| PathBuf::from(&o.at))
+            .collect(),
+        log_path: log_path.to_path_buf(),
+        limits: env.limits,
+    }
 }
 
 /// The host paths a step may see: the toolchain's closure plus the derivation's host
@@ -281,7 +328,7 @@ pub(crate) fn build(
         name: name.clone(),
         source,
     };
-    let _lock = per_key_lock(store, key).map_err(st)?;
+    let _lock = per_key_lock(store, key, &name).map_err(st)?;
     if let Some(entry) = store.trace_lookup(key) {
         return Ok(Realised::Fresh(entry.outputs));
     }
@@ -339,7 +386,7 @@ pub(crate) fn check(
         name: name.clone(),
         source,
     };
-    let _lock = per_key_lock(store, key).map_err(st)?;
+    let _lock = per_key_lock(store, key, &name).map_err(st)?;
     let run =
         run_builder(store, resolved, env).map_err(|e| keep_failure_log(store, drv_path, key, e))?;
     let mut differences = Vec::new();
@@ -381,4 +428,35 @@ pub(crate) fn check(
         outputs: stored,
         differences,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_builder_that_said_it_ran_out_of_space_did() {
+        let t = tempfile::tempdir().unwrap();
+        let said =
+            "fatal error: error in backend: IO failure on output stream: No space left on device\n";
+        assert!(out_of_space(said, t.path()));
+        assert!(out_of_space(
+            "ld.lld: error: Disk quota exceeded\n",
+            t.path()
+        ));
+        // An ordinary failure, or silence on a file system with room, is not.
+        assert!(!out_of_space("error: expected ';'\n", t.path()));
+        assert!(!out_of_space("", t.path()));
+        let e = BuildError::Failed {
+            name: "x.o".into(),
+            exit: "exit code 1".into(),
+            log: said.into(),
+            kept: None,
+            no_space: Some("/s/v1/tmp".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "x.o: the builder failed with exit code 1: it ran out of space (No space left on device) in `/s/v1/tmp`"
+        );
+    }
 }
