@@ -265,6 +265,12 @@ fn failure_error(project: &Project, r: &realise::Realisation) -> CliError {
             ),
         };
     }
+    if r.failures
+        .iter()
+        .any(|(_, e)| matches!(e, realise::BuildError::Panicked { .. }))
+    {
+        return CliError::Internal(message);
+    }
     if let Some(help) = r.failures.iter().find_map(|(_, e)| environment_remedy(e)) {
         return CliError::usage(message, Some(help));
     }

@@ -65,6 +65,24 @@ pub enum BuildError {
         wanted: ContentHash,
         have: ContentHash,
     },
+    /// A bug: realising the step panicked. The other steps stop as after a failure.
+    #[error("{name}: internal error while realising it ({message}); please report it")]
+    Panicked { name: String, message: String },
+}
+
+impl BuildError {
+    /// The error for a step whose realisation panicked with `payload`.
+    pub fn from_panic(name: &str, payload: &(dyn std::any::Any + Send)) -> BuildError {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        BuildError::Panicked {
+            name: name.to_string(),
+            message,
+        }
+    }
 }
 
 fn no_space_note(dir: Option<&std::path::Path>) -> String {

@@ -387,7 +387,12 @@ pub fn realise(
         let node = &nodes[i];
         let drv = &drvs[&node.drv];
         let started = Instant::now();
-        let result = realise_one(store, &node.drv, drv, &inputs, env, opts.check, reporter);
+        // A panic must not leave the step running for ever: the other workers would wait
+        // for it. It becomes this step's failure.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            realise_one(store, &node.drv, drv, &inputs, env, opts.check, reporter)
+        }))
+        .unwrap_or_else(|payload| Err(BuildError::from_panic(&drv.name, payload.as_ref())));
         let Ok(mut st) = shared.0.lock() else { return };
         st.running -= 1;
         st.finished += 1;
@@ -562,9 +567,11 @@ fn realise_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cmod_sandbox::Mode;
     use cmod_schema::derivation::{
         Input, InputFrom, InputRole, Output, StepKind, Tool, DERIVATION_VERSION,
     };
+    use cmod_schema::toolchain::ToolchainInfo;
 
     fn step(name: &str, deps: &[&StorePath]) -> Derivation {
         let mut inputs: Vec<Input> = deps
@@ -632,5 +639,60 @@ mod tests {
         }
         write_derivations(&store, &drvs, &order).unwrap();
         assert_eq!(store.path_info(&e).unwrap().references.len(), 2);
+    }
+
+    /// Panics at the first step it sees start.
+    struct PanickingReporter;
+
+    impl Reporter for PanickingReporter {
+        fn event(&self, e: &Event<'_>) {
+            if let Event::Started { name, .. } = e {
+                panic!("reporter bug while starting {name}");
+            }
+        }
+    }
+
+    /// A panic while realising one step is that step's failure: the realisation ends
+    /// (with two workers, so the other one must not wait for it for ever).
+    #[test]
+    fn a_panicking_step_fails_the_realisation_instead_of_hanging_it() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let a = step("a", &[]);
+        let b = step("b", &[]);
+        let toolchain: ToolchainInfo = serde_json::from_value(serde_json::json!({
+            "identity": a.toolchain,
+            "version": "19.1.7",
+            "version_text": "clang version 19.1.7",
+            "stdlib": "libstdc++",
+            "cxx": "/nonexistent/clang++",
+            "scan_deps": "/nonexistent/clang-scan-deps",
+            "ar": "/nonexistent/llvm-ar",
+            "resource_dir": "/nonexistent",
+            "closure": [],
+        }))
+        .unwrap();
+        let env = BuildEnv {
+            toolchain: &toolchain,
+            sandbox: Mode::Off,
+            limits: Default::default(),
+            keep_failed: false,
+            accept_from: Vec::new(),
+        };
+        let targets = vec![a.drv_path().unwrap(), b.drv_path().unwrap()];
+        let drvs: BTreeMap<StorePath, Derivation> = targets.iter().cloned().zip([a, b]).collect();
+        let opts = RealiseOptions {
+            jobs: 2,
+            check: false,
+            sources: &[],
+        };
+        let r = realise(&store, &drvs, &targets, &env, &opts, &PanickingReporter).unwrap();
+        assert!(!r.failures.is_empty());
+        for (_, e) in &r.failures {
+            assert!(
+                matches!(e, BuildError::Panicked { message, .. } if message.contains("reporter bug")),
+                "{e}"
+            );
+        }
     }
 }
