@@ -49,7 +49,6 @@ fn a_deleted_output_is_noticed_rebuilt_with_a_warning_and_run_works() {
     let warning = r
         .messages
         .iter()
-        .chain(std::iter::empty())
         .map(|m| m.to_string())
         .chain(std::iter::once(r.stderr()))
         .find(|t| t.contains("is registered but its contents are missing"));

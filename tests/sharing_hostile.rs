@@ -275,3 +275,42 @@ fn concurrent_substitutions_into_one_store_fetch_each_archive_once() {
     );
     ok(cmod_env(&dir, &store, &["store", "verify"], &[]));
 }
+
+/// An `ssh://` peer that keeps its connection open but never answers is given up after
+/// `$CMOD_SSH_READ_TIMEOUT`: a warning, and the build goes on locally.
+#[test]
+fn a_silent_ssh_peer_times_out_and_the_build_goes_on_locally() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::new();
+    let sshd = servers::Sshd::start(&s.dir.path().join("sshd"));
+    let dir = s.copy_example("hello");
+    let (_, pk) = keypair(s.dir.path(), "good-1");
+    // Reads what cmod sends and never says a word; ends when the connection closes.
+    let silent = s.dir.path().join("silent-cmod");
+    std::fs::write(&silent, "#!/bin/sh\nexec cat >/dev/null\n").unwrap();
+    std::fs::set_permissions(&silent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let url = format!(
+        "ssh://cmodtest?remote-program={}",
+        silent
+            .display()
+            .to_string()
+            .replace('%', "%25")
+            .replace(' ', "%20")
+    );
+    let opts = sshd.ssh_opts();
+    let env = [
+        ("CMOD_SSHOPTS", opts.as_str()),
+        ("CMOD_SSH_READ_TIMEOUT", "2"),
+    ];
+    let store = s.dir.path().join("fresh");
+    let (out, _, took) = realise_from(&dir, &store, &url, &pk, &env);
+    let r = Realised::parse(out).ok();
+    let err = r.stderr();
+    assert_eq!(r.built().len(), 6, "built locally: {err}");
+    assert!(
+        err.contains("substituter `ssh://cmodtest")
+            && err.contains("the remote sent nothing for 2 s ($CMOD_SSH_READ_TIMEOUT)"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+}

@@ -47,6 +47,9 @@ pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 pub const HTTP_READ_TIMEOUT_SECS: u64 = 30;
 /// Default of `$CMOD_HTTP_TIMEOUT`: seconds a whole metadata response may take.
 pub const HTTP_TIMEOUT_SECS: u64 = 300;
+/// Default of `$CMOD_SSH_READ_TIMEOUT`: seconds an `ssh://` peer may send nothing while
+/// cmod waits for its answer (long: the peer may be importing a large batch).
+pub const SSH_READ_TIMEOUT_SECS: u64 = 120;
 /// An archive's deadline grows by one second per this many announced bytes on top of
 /// `$CMOD_HTTP_TIMEOUT` (64 KiB/s: far below any working link).
 pub const ARCHIVE_MIN_RATE: u64 = 64 << 10;

@@ -9,15 +9,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::fd::AsFd;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use cmod_schema::cache::NarInfo;
 use cmod_schema::{ContentHash, StorePath};
 use serde_json::{json, Value};
 
 use crate::layout::Store;
-use crate::limits::SSH_BATCH;
+use crate::limits::{secs_from_env, SSH_BATCH, SSH_READ_TIMEOUT_SECS};
 use crate::serve::{
     nar_info, pack_to_temp, read_msg, write_archive, write_msg, FrameReader, PROTOCOL,
 };
@@ -26,7 +30,37 @@ use crate::transfer::{parallel, CopyError, Dest, OnArchive, Source};
 
 struct Pipe {
     w: BufWriter<ChildStdin>,
-    r: BufReader<ChildStdout>,
+    r: BufReader<IdleReader>,
+}
+
+/// The ssh client's stdout, given up on when the peer sends nothing for `idle` while
+/// cmod waits for it (a hung or hostile peer that keeps its connection open).
+struct IdleReader {
+    inner: ChildStdout,
+    idle: Duration,
+}
+
+impl Read for IdleReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let timeout = PollTimeout::try_from(self.idle).unwrap_or(PollTimeout::MAX);
+        loop {
+            let mut fds = [PollFd::new(self.inner.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "the remote sent nothing for {} s ($CMOD_SSH_READ_TIMEOUT)",
+                            self.idle.as_secs()
+                        ),
+                    ))
+                }
+                Ok(_) => return self.inner.read(buf),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 /// A connection to a remote store.
@@ -136,7 +170,13 @@ impl SshStore {
             child: Mutex::new(child),
             pipe: Mutex::new(Some(Pipe {
                 w: BufWriter::with_capacity(1 << 20, w),
-                r: BufReader::with_capacity(1 << 20, r),
+                r: BufReader::with_capacity(
+                    1 << 20,
+                    IdleReader {
+                        inner: r,
+                        idle: secs_from_env("CMOD_SSH_READ_TIMEOUT", SSH_READ_TIMEOUT_SECS),
+                    },
+                ),
             })),
             stderr,
         };
