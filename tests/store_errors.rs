@@ -187,3 +187,50 @@ fn a_full_disk_is_named_with_the_path_and_the_store_stays_consistent() {
         );
     }
 }
+
+/// `cmod store serve --stdio` whose client vanishes mid-request or sends what is not the
+/// protocol ends with exit 2 saying so, not an internal error; a clean hang-up is exit 0.
+#[test]
+fn a_vanished_or_confused_serve_client_is_not_an_internal_error() {
+    use std::io::Write;
+    let s = Sandbox::new();
+    let store = s.store();
+    let serve = |input: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cmod"))
+            .arg("--store")
+            .arg(&store)
+            .args(["store", "serve", "--stdio"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let frame = |msg: &str| {
+        let mut f = (msg.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(msg.as_bytes());
+        f
+    };
+    let hello = frame(r#"{"op":"hello","protocol":1}"#);
+    assert!(serve(&hello).status.success(), "a clean hang-up");
+    // Announces 100 bytes, sends 3, hangs up.
+    let mut cut = hello.clone();
+    cut.extend_from_slice(&100u32.to_le_bytes());
+    cut.extend_from_slice(b"{\"o");
+    let (code, err) = failure(&serve(&cut));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the client went away in the middle of a request"),
+        "{err}"
+    );
+    let mut garbage = hello.clone();
+    garbage.extend(frame("not json"));
+    let (code, err) = failure(&serve(&garbage));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not the protocol") && err.contains("not JSON"),
+        "{err}"
+    );
+}

@@ -359,8 +359,26 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CliError> {
     };
     let mut input = std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock());
     let mut output = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-    cmod_store::serve::serve(&store, &mut input, &mut output, trust.as_ref())
-        .map_err(|e| CliError::Internal(format!("serving the store: {e}")))
+    cmod_store::serve::serve(&store, &mut input, &mut output, trust.as_ref()).map_err(serve_error)
+}
+
+/// A client that went away or spoke something else is not a bug in cmod (exit 2); the
+/// machine's state (a full disk) is exit 2 too; anything else is internal.
+fn serve_error(e: std::io::Error) -> CliError {
+    use std::io::ErrorKind::*;
+    let message = match e.kind() {
+        UnexpectedEof | BrokenPipe | ConnectionReset | ConnectionAborted => {
+            format!("serving the store: the client went away in the middle of a request ({e})")
+        }
+        InvalidData | InvalidInput => {
+            format!("serving the store: the client sent something that is not the protocol ({e})")
+        }
+        StorageFull | QuotaExceeded | ReadOnlyFilesystem | PermissionDenied => {
+            format!("serving the store: {e}")
+        }
+        _ => return CliError::Internal(format!("serving the store: {e}")),
+    };
+    CliError::usage(message, None)
 }
 
 pub fn add(cli: &Cli, path: &Path, name: Option<&str>) -> Result<(), CliError> {

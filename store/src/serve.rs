@@ -67,10 +67,13 @@ pub fn read_frame_max(r: &mut dyn Read, max: usize) -> std::io::Result<Option<Ve
     }
     let n = u32::from_le_bytes(len) as usize;
     if n > max {
-        return Err(std::io::Error::other(format!(
-            "a frame of {n} bytes is larger than the {} allowed",
-            crate::limits::show_bytes(max as u64)
-        )));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "a frame of {n} bytes is larger than the {} allowed",
+                crate::limits::show_bytes(max as u64)
+            ),
+        ));
     }
     // Grown as bytes arrive: a peer that announces much and sends little costs little.
     let mut buf = Vec::with_capacity(n.min(64 << 10));
@@ -90,9 +93,12 @@ pub fn write_msg(w: &mut dyn Write, v: &Value) -> std::io::Result<()> {
 pub fn read_msg(r: &mut dyn Read) -> std::io::Result<Option<Value>> {
     match read_frame(r)? {
         None => Ok(None),
-        Some(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| std::io::Error::other(format!("a message is not JSON: {e}"))),
+        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a message is not JSON: {e}"),
+            )
+        }),
     }
 }
 
