@@ -51,7 +51,7 @@ def main():
     # A signed cache of the whole build, for the substitution rows.
     seed = WORK / "seed-store"
     cache = WORK / "cache"
-    for d in (seed, cache):
+    for d in (seed, cache, WORK / "keys"):
         if d.exists():
             shutil.rmtree(d)
     keys = WORK / "keys"
