@@ -81,6 +81,33 @@ pub fn lock(store: &Store, p: &StorePath, wait: bool) -> Result<Option<FetchLock
     }
 }
 
+/// Delete the fetch-lock files a killed process left (nobody holds them): each is taken
+/// without waiting and deleted while held, as a holder does on release, so a process
+/// waiting on it tries again on a fresh file. Returns how many went.
+pub fn sweep(store: &Store) -> Result<usize, StoreError> {
+    let dir = store.dir("locks");
+    let entries = std::fs::read_dir(&dir).map_err(|e| StoreError::io("listing", &dir, e))?;
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with("fetch-") && name.ends_with(".lock")) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        let Ok(flock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+            continue;
+        };
+        if same_file(&flock, &path) && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// The outcome of [`claim`].
 #[derive(Debug, Default)]
 pub struct Claim {
@@ -192,5 +219,20 @@ mod tests {
             !lock_file(&s, &a).exists() && !lock_file(&s, &b).exists(),
             "lock files are deleted on release"
         );
+    }
+
+    #[test]
+    fn sweeping_removes_fetch_locks_nobody_holds_and_keeps_held_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let (a, b) = (path("a"), path("b"));
+        // What a killed holder leaves: the file, unlocked.
+        std::fs::write(lock_file(&s, &a), "").unwrap();
+        let held = lock(&s, &b, false).unwrap().expect("free");
+        assert_eq!(sweep(&s).unwrap(), 1);
+        assert!(!lock_file(&s, &a).exists());
+        assert!(lock_file(&s, &b).exists(), "a held lock stays");
+        drop(held);
+        assert!(!lock_file(&s, &b).exists());
     }
 }

@@ -149,9 +149,9 @@ impl Store {
     }
 
     /// Remove the entries of `tmp/` (build directories, their logs, partial copies:
-    /// `<label>-<pid>-<n>[.ext]`) that belong to processes that are gone. Safe beside
-    /// running realisations: what a live process owns is kept. Returns how many were
-    /// removed.
+    /// `<label>-<pid>-<n>[.ext]`) that belong to processes that are gone, and the fetch
+    /// locks nobody holds. Safe beside running realisations: what a live process owns is
+    /// kept. Returns how many were removed.
     pub fn clean_temporaries(&self) -> Result<usize, StoreError> {
         let tmp = self.dir("tmp");
         let mut removed = 0;
@@ -164,7 +164,7 @@ impl Store {
                 removed += 1;
             }
         }
-        Ok(removed)
+        Ok(removed + crate::fetch_lock::sweep(self)?)
     }
 
     /// Remove contents without metadata (crash leftovers) and stale temporaries.
