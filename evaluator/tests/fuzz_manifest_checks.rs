@@ -24,24 +24,10 @@ use cmod_evaluator::sources::find_sources;
 use cmod_evaluator::targets::{package_targets, PackageTargets};
 use cmod_evaluator::EvalError;
 use cmod_schema::manifest::Stdlib;
-use fuzz::{hostile, TOML_CLOSE, TOML_OPEN, TOML_TOKENS};
+use fuzz::{hostile, seeds_ending, TOML_CLOSE, TOML_OPEN, TOML_TOKENS};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The manifest seeds of the schema fuzzer.
-fn seeds() -> Vec<Vec<u8>> {
-    let dir = repo().join("schema/tests/fuzz/seeds");
-    let mut out: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .expect("the seed directory")
-        .map(|e| e.expect("a seed").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .map(|p| std::fs::read(p).expect("a seed"))
-        .collect();
-    assert!(out.len() >= 5, "too few manifest seeds");
-    out.sort();
-    out
 }
 
 /// Copy every file but `cmod.toml` of the examples into `dst`, so the seeds' source
@@ -117,7 +103,7 @@ fn manifests_evaluate_or_fail_with_a_located_error() {
         copy_sources(&repo().join("examples").join(example), &dir);
     }
     let manifest = dir.canonicalize().expect("canonical").join("cmod.toml");
-    let inputs = hostile(seeds(), TOML_TOKENS, TOML_OPEN, TOML_CLOSE);
+    let inputs = hostile(seeds_ending(".toml"), TOML_TOKENS, TOML_OPEN, TOML_CLOSE);
     fuzz::run("manifest checks (evaluator)", inputs, |bytes| {
         let text = String::from_utf8_lossy(bytes).into_owned();
         if let Err(e) = ManifestFile::parse(&manifest, text.clone()) {

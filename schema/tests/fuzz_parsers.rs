@@ -16,25 +16,9 @@ use cmod_schema::lock::{LockError, Lockfile};
 use cmod_schema::manifest::Manifest;
 use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{Derivation, PathInfo};
-use fuzz::{hostile, JSON_CLOSE, JSON_OPEN, JSON_TOKENS, TOML_CLOSE, TOML_OPEN, TOML_TOKENS};
-
-/// The seed files whose names start with `prefix`.
-fn seeds(prefix: &str) -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/seeds");
-    let mut out: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .expect("the seed directory")
-        .map(|e| e.expect("a seed").path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix))
-        })
-        .map(|p| std::fs::read(p).expect("a seed"))
-        .collect();
-    assert!(!out.is_empty(), "no seeds named {prefix}*");
-    out.sort();
-    out
-}
+use fuzz::{
+    hostile, seeds, JSON_CLOSE, JSON_OPEN, JSON_TOKENS, TOML_CLOSE, TOML_OPEN, TOML_TOKENS,
+};
 
 fn json(prefix: &str) -> proptest::strategy::BoxedStrategy<Vec<u8>> {
     hostile(seeds(prefix), JSON_TOKENS, JSON_OPEN, JSON_CLOSE)

@@ -10,7 +10,7 @@
 #[path = "../../schema/tests/fuzz/mod.rs"]
 mod fuzz;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cmod_schema::cache::{parse_versioned, NarInfo};
@@ -18,7 +18,7 @@ use cmod_store::archive::{self, ArchiveError};
 use cmod_store::sign::{path_fingerprint_of, trace_entry_fingerprint, TrustedKeys};
 use cmod_store::trace::TraceEntry;
 use cmod_store::transfer::Trust;
-use fuzz::{hostile, JSON_CLOSE, JSON_OPEN, JSON_TOKENS};
+use fuzz::{hostile, seeds, JSON_CLOSE, JSON_OPEN, JSON_TOKENS};
 
 /// The key that signed the seeds (`seed-1`).
 const SEED_KEY: &str = "seed-1:7yDj5E8++0yM6Kf5MmPKRsJqFgGCqbJeD0iPXWR0rvo=";
@@ -51,26 +51,6 @@ const BINARY_TOKENS: &[&str] = &[
     "\u{28}\u{b5}\u{2f}\u{fd}",
     "\u{0}\u{0}\u{0}\u{0}",
 ];
-
-fn seed_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/tests/fuzz/seeds")
-}
-
-fn seeds(prefix: &str) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = std::fs::read_dir(seed_dir())
-        .expect("the seed directory")
-        .map(|e| e.expect("a seed").path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(prefix))
-        })
-        .map(|p| std::fs::read(p).expect("a seed"))
-        .collect();
-    assert!(!out.is_empty(), "no seeds named {prefix}*");
-    out.sort();
-    out
-}
 
 fn trust() -> Trust {
     Trust {

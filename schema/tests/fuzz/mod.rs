@@ -17,6 +17,31 @@ use std::time::Instant;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
+/// The seed documents (real encodings from a build) whose file names satisfy `keep`,
+/// sorted. Every crate that uses this module sits beside `schema/`.
+fn seed_files(keep: impl Fn(&str) -> bool) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/tests/fuzz/seeds");
+    let mut out: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .expect("the seed directory")
+        .map(|e| e.expect("a seed").path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&keep))
+        .map(|p| std::fs::read(p).expect("a seed"))
+        .collect();
+    assert!(!out.is_empty(), "no seeds match");
+    out.sort();
+    out
+}
+
+/// The seeds whose file names start with `prefix`.
+pub fn seeds(prefix: &str) -> Vec<Vec<u8>> {
+    seed_files(|n| n.starts_with(prefix))
+}
+
+/// The seeds whose file names end with `suffix`.
+pub fn seeds_ending(suffix: &str) -> Vec<Vec<u8>> {
+    seed_files(|n| n.ends_with(suffix))
+}
+
 /// Inputs per parser.
 pub fn cases() -> u32 {
     std::env::var("CMOD_FUZZ_CASES")
