@@ -9,7 +9,7 @@ mod servers;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{run, Realised, Sandbox};
@@ -29,6 +29,26 @@ fn pushed(s: &Sandbox, url: &str, env: &[(&str, &str)]) -> (PathBuf, String) {
     (dir, pk)
 }
 
+/// `cmod realise` (JSON messages, no link) of `dir` into `store`, substituting from `url`
+/// and trusting `key`.
+fn substituting(dir: &Path, store: &Path, url: &str, key: &str) -> Output {
+    cmod_env(
+        dir,
+        store,
+        &[
+            "realise",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--substituters",
+            url,
+            "--trusted-public-keys",
+            key,
+        ],
+        &[],
+    )
+}
+
 #[test]
 fn untrusted_and_unsigned_traces_are_built_locally_with_a_warning() {
     let s = Sandbox::new();
@@ -36,23 +56,7 @@ fn untrusted_and_unsigned_traces_are_built_locally_with_a_warning() {
     let url = format!("file://{}", cache.display());
     let (dir, good) = pushed(&s, &url, &[]);
     let (_, other) = keypair(s.dir.path(), "other-1");
-    let realise = |store: &str, key: &str| {
-        cmod_env(
-            &dir,
-            &s.dir.path().join(store),
-            &[
-                "realise",
-                "--message-format",
-                "json",
-                "--no-link",
-                "--substituters",
-                &url,
-                "--trusted-public-keys",
-                key,
-            ],
-            &[],
-        )
-    };
+    let realise = |store: &str, key: &str| substituting(&dir, &s.dir.path().join(store), &url, key);
     // Signed only by a key not trusted here: ignored with a warning (as Nix ignores
     // unsigned substitutes), and everything is built locally.
     let r = Realised::parse(realise("untrusted", &other)).ok();
@@ -88,23 +92,7 @@ fn forged_signatures_on_traces_and_paths_are_integrity_errors() {
     let cache = s.dir.path().join("cache");
     let url = format!("file://{}", cache.display());
     let (dir, good) = pushed(&s, &url, &[]);
-    let realise = |store: &str, key: &str| {
-        cmod_env(
-            &dir,
-            &s.dir.path().join(store),
-            &[
-                "realise",
-                "--message-format",
-                "json",
-                "--no-link",
-                "--substituters",
-                &url,
-                "--trusted-public-keys",
-                key,
-            ],
-            &[],
-        )
-    };
+    let realise = |store: &str, key: &str| substituting(&dir, &s.dir.path().join(store), &url, key);
     let traces: Vec<PathBuf> = std::fs::read_dir(cache.join("trace"))
         .unwrap()
         .map(|e| e.unwrap().path())
