@@ -66,6 +66,18 @@ fn realise_from(
     (out, peak, start.elapsed())
 }
 
+/// A proxy in front of nginx that gives `answer` to requests whose path contains
+/// `needle` and passes the others through.
+fn hostile_on(port: u16, needle: &'static str, answer: Answer) -> HostileProxy {
+    HostileProxy::start(port, move |p| {
+        if p.contains(needle) {
+            answer
+        } else {
+            Answer::Pass
+        }
+    })
+}
+
 #[test]
 fn oversized_answers_are_refused_at_their_bound_with_memory_bounded() {
     let s = Sandbox::new();
@@ -103,13 +115,7 @@ fn oversized_answers_are_refused_at_their_bound_with_memory_bounded() {
         ),
     ];
     for (i, (needle, answer, message)) in cases.into_iter().enumerate() {
-        let proxy = HostileProxy::start(nginx.port, move |p| {
-            if p.contains(needle) {
-                answer
-            } else {
-                Answer::Pass
-            }
-        });
+        let proxy = hostile_on(nginx.port, needle, answer);
         let url = proxy.url("c");
         let store = s.dir.path().join(format!("fresh-{i}"));
         let (out, peak, took) = realise_from(&dir, &store, &url, &pk, &[]);
@@ -201,13 +207,7 @@ fn slow_caches_time_out_and_the_build_goes_on_locally() {
         ),
     ];
     for (i, (needle, answer, message)) in cases.into_iter().enumerate() {
-        let proxy = HostileProxy::start(nginx.port, move |p| {
-            if p.contains(needle) {
-                answer
-            } else {
-                Answer::Pass
-            }
-        });
+        let proxy = hostile_on(nginx.port, needle, answer);
         let url = proxy.url("c");
         let store = s.dir.path().join(format!("slow-{i}"));
         let (out, _, took) = realise_from(&dir, &store, &url, &pk, &timeouts);
