@@ -50,6 +50,5 @@ fn two_concurrent_realisations_build_each_derivation_once() {
         std::fs::read_link(dir.join("result-b")).unwrap()
     );
     assert!(run(&dir.join("result-a"), &[]).contains("total"));
-    let verify = s.cmod(&dir, &["store", "verify"]);
-    assert!(verify.status.success());
+    s.assert_store_verifies(&dir);
 }

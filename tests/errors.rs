@@ -244,12 +244,7 @@ fn compile_error_names_the_unit_exits_1_and_keeps_the_store_valid() {
     );
     assert!(!stderr.contains("src/bad/"), "{stderr}");
     // Nothing partial was registered, and everything that was is intact.
-    let verify = s.cmod(&dir, &["store", "verify"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    s.assert_store_verifies(&dir);
     // The log stays available, as the compiler wrote it, by derivation and by target.
     let drv = failed[0]["drv"].as_str().unwrap();
     assert!(

@@ -136,12 +136,7 @@ fn builders_die_with_a_killed_cmod(mode: &str) {
         processes_with(&m)
     );
     drop(cleanup);
-    let verify = s.cmod(&dir, &["store", "verify"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    s.assert_store_verifies(&dir);
 }
 
 #[test]
@@ -205,12 +200,7 @@ fn a_closed_output_ends_cmod_at_once_and_quietly() {
     close_after_first_line(json, out);
     // Nothing was left half-registered or locked: the store verifies and the next build
     // runs to the end.
-    let verify = s.cmod(&dir, &["store", "verify"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    s.assert_store_verifies(&dir);
     s.realise(&dir, &["--no-link"]).ok();
 }
 

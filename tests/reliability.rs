@@ -83,12 +83,7 @@ fn a_deleted_output_is_noticed_rebuilt_with_a_warning_and_run_works() {
         "{:?}",
         r.built()
     );
-    let verify = s.cmod(&dir, &["store", "verify"]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    s.assert_store_verifies(&dir);
 }
 
 #[test]

@@ -231,8 +231,7 @@ fn time_and_size_limits_give_clear_errors() {
         "{}",
         r.stderr()
     );
-    let verify = s.cmod(&dir, &["store", "verify"]);
-    assert!(verify.status.success());
+    s.assert_store_verifies(&dir);
 }
 
 #[test]

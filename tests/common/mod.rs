@@ -55,6 +55,16 @@ impl Sandbox {
         cmod_in(cwd, &self.store(), args)
     }
 
+    /// Assert that `cmod store verify` (from `cwd`) finds the store intact.
+    pub fn assert_store_verifies(&self, cwd: &Path) {
+        let verify = self.cmod(cwd, &["store", "verify"]);
+        assert!(
+            verify.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+
     /// The derivations `cmod eval --json` prints in `dir` (with extra environment).
     pub fn derivations(&self, dir: &Path, env: &[(&str, String)]) -> Vec<Value> {
         let out = cmod_env(dir, &self.store(), &["eval", "--json"], env);
