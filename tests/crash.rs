@@ -77,6 +77,30 @@ fn kill_after(
     running
 }
 
+/// Run `cmod --store <store> args` in `dir` to completion (it must succeed); how long it
+/// took. Kills are then drawn within that time, so they land inside the command whether
+/// it is a debug or a release build.
+fn timed_run(dir: &Path, store: &Path, args: &[&str], env: &[(&str, String)]) -> Duration {
+    let start = Instant::now();
+    let out = cmod_env(dir, store, args, env);
+    assert!(
+        out.status.success(),
+        "`cmod {}`: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    start.elapsed()
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A delay drawn uniformly below `window`.
+fn within(rng: &mut Rng, window: Duration) -> Duration {
+    Duration::from_micros(rng.below(window.as_micros() as u64))
+}
+
 /// The store must verify clean after a kill: a crash leaves a valid path or nothing.
 fn assert_store_intact(dir: &Path, store: &Path, tally: &mut Tally, what: &str) {
     let v = cmod_env(dir, store, &["store", "verify", "--check-contents"], &[]);
@@ -115,6 +139,9 @@ fn killed_realisations_leave_a_consistent_store() {
     let store = s.store();
     let mut rng = Rng(0x5eed_0001);
     let mut tally = Tally::default();
+    let cold = timed_run(&dir, &store, &["realise"], &[]);
+    touch_sources(&dir, usize::MAX);
+    let edit = timed_run(&dir, &store, &["realise"], &[]);
     for i in 0..iterations() {
         // A fresh store now and then, so kills land in toolchain identification and
         // scanning as well as in builds and registration.
@@ -123,7 +150,7 @@ fn killed_realisations_leave_a_consistent_store() {
         } else {
             touch_sources(&dir, i);
         }
-        let after = Duration::from_millis(50 + rng.below(1500));
+        let after = within(&mut rng, if i % 3 == 0 { cold } else { edit });
         if kill_after(&dir, &store, &["realise"], &[], after) {
             tally.kills += 1;
         } else {
@@ -151,12 +178,17 @@ fn killed_garbage_collections_leave_a_consistent_store() {
     let store = s.store();
     let mut rng = Rng(0x5eed_0002);
     let mut tally = Tally::default();
-    for i in 0..iterations() {
-        // Garbage: the previous build's outputs once the source changes.
+    // Garbage: the previous build's outputs once the source changes.
+    let make_garbage = |i: usize, tally: &mut Tally| {
         touch_sources(&dir, i);
-        recover(&dir, &store, &[], &mut tally);
+        recover(&dir, &store, &[], tally);
         let _ = std::fs::remove_file(dir.join("result"));
-        let after = Duration::from_millis(rng.below(60));
+    };
+    make_garbage(usize::MAX, &mut tally);
+    let window = timed_run(&dir, &store, &["gc"], &[]);
+    for i in 0..iterations() {
+        make_garbage(i, &mut tally);
+        let after = within(&mut rng, window);
         if kill_after(&dir, &store, &["gc"], &[], after) {
             tally.kills += 1;
         } else {
@@ -198,65 +230,54 @@ fn killed_copies_and_substitutions_leave_consistent_stores() {
     let dir = s.copy_example("hello");
     let built = s.dir.path().join("built");
     let (sk, pk) = keypair(s.dir.path());
-    let out = cmod_env(&dir, &built, &["realise"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sign = cmod_env(
-        &dir,
-        &built,
-        &["store", "sign", "--key-file", sk.to_str().unwrap()],
-        &[],
-    );
-    assert!(
-        sign.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sign.stderr)
-    );
+    timed_run(&dir, &built, &["realise"], &[]);
+    let key = sk.to_str().unwrap();
+    timed_run(&dir, &built, &["store", "sign", "--key-file", key], &[]);
+    let substitute = |url: &str| -> Vec<String> {
+        [
+            "realise",
+            "--substituters",
+            url,
+            "--trusted-public-keys",
+            &pk,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    // How long a whole copy and a whole substitution take.
+    let warm = s.dir.path().join("warm-cache");
+    let warm_url = format!("file://{}", warm.display());
+    let copy_window = timed_run(&dir, &built, &["copy", "--to", &warm_url], &[]);
+    let args = substitute(&warm_url);
+    let fresh = s.dir.path().join("warm-store");
+    let substitution_window = timed_run(&dir, &fresh, &as_strs(&args), &[]);
     let mut rng = Rng(0x5eed_0003);
     let mut copies = Tally::default();
     let mut substitutions = Tally::default();
     for i in 0..iterations() {
         let cache = s.dir.path().join(format!("cache-{i}"));
         let url = format!("file://{}", cache.display());
-        let after = Duration::from_millis(rng.below(400));
+        let after = within(&mut rng, copy_window);
         if kill_after(&dir, &built, &["copy", "--to", &url], &[], after) {
             copies.kills += 1;
         } else {
             copies.finished_before_kill += 1;
         }
         assert_store_intact(&dir, &built, &mut copies, "copy");
-        let finish = cmod_env(&dir, &built, &["copy", "--to", &url], &[]);
-        assert!(
-            finish.status.success(),
-            "{}",
-            String::from_utf8_lossy(&finish.stderr)
-        );
+        timed_run(&dir, &built, &["copy", "--to", &url], &[]);
         copies.recoveries += 1;
         // Substitution from the finished cache into a fresh store, killed part way.
         let fresh = s.dir.path().join(format!("fresh-{i}"));
-        let args = [
-            "realise",
-            "--substituters",
-            &url,
-            "--trusted-public-keys",
-            &pk,
-        ];
-        let after = Duration::from_millis(rng.below(900));
+        let args = substitute(&url);
+        let args = as_strs(&args);
+        let after = within(&mut rng, substitution_window);
         if kill_after(&dir, &fresh, &args, &[], after) {
             substitutions.kills += 1;
         } else {
             substitutions.finished_before_kill += 1;
         }
         assert_store_intact(&dir, &fresh, &mut substitutions, "substitution");
-        let again = cmod_env(&dir, &fresh, &args, &[]);
-        assert!(
-            again.status.success(),
-            "{}",
-            String::from_utf8_lossy(&again.stderr)
-        );
+        timed_run(&dir, &fresh, &args, &[]);
         assert_eq!(run(&dir.join("result"), &[]), "Hello, modules!\n");
         substitutions.recoveries += 1;
         let _ = std::fs::remove_dir_all(&fresh);
