@@ -111,7 +111,7 @@ pub fn verify(cli: &Cli, no_contents: bool) -> Result<(), CliError> {
                 report.checked
             ),
             help: Some(
-                "`cmod store repair` rebuilds or re-substitutes them (`cmod store verify --repair` does both at once)"
+                "`cmod store repair` rebuilds or re-substitutes them (`cmod store verify --repair` checks and repairs in one go)"
                     .into(),
             ),
         })
