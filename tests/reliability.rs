@@ -198,6 +198,71 @@ fn damage_nothing_produces_is_forgotten_and_reported() {
     );
 }
 
+/// Outside any package only substituters can restore a path: `store repair PATH` with a
+/// signed cache fetches the damaged output again (signature checked) and the program runs.
+#[test]
+fn repair_outside_a_package_re_substitutes_from_a_signed_cache() {
+    let s = Sandbox::new();
+    let (dir, out) = realised_hello(&s);
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o
+    };
+    let (sk, pk) = (s.dir.path().join("k.sec"), s.dir.path().join("k.pub"));
+    let (sk, pk_file) = (sk.to_str().unwrap(), pk.to_str().unwrap());
+    ok(s.cmod(
+        &dir,
+        &[
+            "key",
+            "generate",
+            "repair-1",
+            "--secret-key",
+            sk,
+            "--public-key",
+            pk_file,
+        ],
+    ));
+    let pk = std::fs::read_to_string(&pk).unwrap().trim().to_string();
+    ok(s.cmod(&dir, &["store", "sign", "--key-file", sk]));
+    let cache = format!("file://{}", s.dir.path().join("cache").display());
+    ok(s.cmod(&dir, &["copy", "--to", &cache]));
+    writable(&out);
+    std::fs::remove_file(&out).unwrap();
+    // From a directory holding no package.
+    let elsewhere = s.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let path = out.to_str().unwrap();
+    let args = ["store", "repair", path, "--substituters", &cache];
+    // Without trusting the cache's key nothing is fetched, and the path is forgotten.
+    let (code, err) = failure(&s.cmod(&elsewhere, &args));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("is not trusted") && err.contains("not fetched"),
+        "{err}"
+    );
+    assert!(err.contains("only substituters can restore paths"), "{err}");
+    // The path is forgotten now; realising again would rebuild it. Damage it again the
+    // way a registration would leave it, by substituting with the key trusted.
+    let mut trusted = args.to_vec();
+    trusted.extend(["--trusted-public-keys", &pk]);
+    let (code, err) = failure(&s.cmod(&elsewhere, &trusted));
+    assert_eq!(code, 2, "a forgotten path is no longer registered: {err}");
+    ok(s.cmod(
+        &dir,
+        &["copy", "--from", &cache, path, "--trusted-public-keys", &pk],
+    ));
+    writable(&out);
+    std::fs::remove_file(&out).unwrap();
+    let repaired = ok(s.cmod(&elsewhere, &trusted));
+    let err = String::from_utf8_lossy(&repaired.stderr);
+    assert!(
+        err.contains(&format!("Fetched {path} from {cache}")),
+        "{err}"
+    );
+    assert!(err.contains("Repaired 1 of 1 damaged path(s)"), "{err}");
+    assert_eq!(run(&dir.join("result"), &[]), "Hello, modules!\n");
+}
+
 #[test]
 fn leftovers_of_killed_runs_are_cleaned_and_those_of_live_ones_kept() {
     let s = Sandbox::new();

@@ -23,7 +23,7 @@ pub fn repair(cli: &Cli, args: &RepairArgs) -> Result<(), CliError> {
         Some(_) => match load(cli, &args.build) {
             Ok(p) => Some(p),
             Err(e) if paths_only => {
-                eprint!("{}", e.render());
+                err!("{}", e.render());
                 errln!("warning: the package here does not evaluate: only substituters can restore the paths");
                 None
             }
@@ -157,41 +157,19 @@ fn project_paths(project: &Project, names: &[String]) -> Result<Vec<StorePath>, 
         .collect())
 }
 
-/// Fetch what is still missing of `damaged` from the configured substituters (signatures
-/// checked as for any substitution).
+/// Fetch what is still missing of `damaged` from the configured substituters.
 fn resubstitute(store: &Store, damaged: &[Damage]) -> Result<(), CliError> {
-    let Some(cfg) = cmod_store::substitute::configured() else {
-        return Ok(());
-    };
-    for url in &cfg.substituters {
-        let missing: Vec<StorePath> = damaged
-            .iter()
-            .filter_map(|d| d.path.clone())
-            .filter(|p| !store.is_valid(p))
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        let Ok(remote) = cmod_store::copy::Remote::open(url) else {
-            continue;
-        };
-        for p in missing {
-            match cmod_store::copy::copy_from(
-                store,
-                remote.source(),
-                std::slice::from_ref(&p),
-                &cfg.trust,
-                cfg.jobs,
-            ) {
-                Ok(_) => errln!(
-                    "{:>12} {} from {url}",
-                    "Fetched",
-                    store.path_of(&p).display()
-                ),
-                Err(e) if e.is_unavailable_source() => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+    let paths: Vec<StorePath> = damaged.iter().filter_map(|d| d.path.clone()).collect();
+    let r = cmod_store::substitute::refetch(store, &paths)?;
+    for (p, url) in r.fetched {
+        errln!(
+            "{:>12} {} from {url}",
+            "Fetched",
+            store.path_of(&p).display()
+        );
+    }
+    for reason in r.untrusted {
+        errln!("warning: {reason}; not fetched");
     }
     Ok(())
 }

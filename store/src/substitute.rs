@@ -56,6 +56,45 @@ pub fn configured() -> Option<Arc<Sharing>> {
     CONFIG.lock().ok().and_then(|c| c.clone())
 }
 
+/// What [`refetch`] did.
+#[derive(Debug, Default)]
+pub struct Refetched {
+    /// Each fetched path with the URL it came from.
+    pub fetched: Vec<(StorePath, String)>,
+    /// Copies passed over because no trusted key signed them (the message says which).
+    pub untrusted: Vec<String>,
+}
+
+/// Fetch those of `paths` that are not valid from the configured substituters, one path
+/// at a time in the configured order (signatures checked as for any substitution), for
+/// repairing damaged paths. A substituter that is unavailable, lacks a path or offers
+/// only an untrusted copy is passed over; a forged or mismatching copy is an error.
+pub fn refetch(store: &Store, paths: &[StorePath]) -> Result<Refetched, CopyError> {
+    let mut out = Refetched::default();
+    let Some(cfg) = configured() else {
+        return Ok(out);
+    };
+    for url in &cfg.substituters {
+        let missing: Vec<&StorePath> = paths.iter().filter(|p| !store.is_valid(p)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        let Ok(remote) = Remote::open(url) else {
+            continue;
+        };
+        for p in missing {
+            let one = std::slice::from_ref(p);
+            match crate::copy::copy_from(store, remote.source(), one, &cfg.trust, cfg.jobs) {
+                Ok(_) => out.fetched.push((p.clone(), url.clone())),
+                Err(e) if e.is_unavailable_source() => {}
+                Err(e @ CopyError::Untrusted { .. }) => out.untrusted.push(e.to_string()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Sign a freshly built trace entry and its outputs' metadata with the configured keys.
 pub(crate) fn sign_built(store: &Store, entry: &mut TraceEntry) -> Result<(), crate::StoreError> {
     let Some(cfg) = configured() else {
