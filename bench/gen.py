@@ -67,7 +67,7 @@ u64 chain(u64 x) {
 class Params:
     """The shape of the generated project, with sizes derived from `work`."""
 
-    def __init__(self, modules, partitions, fan_in, impls, plain, seed, work):
+    def __init__(self, modules, partitions, fan_in, impls, plain, seed, work, chain=False):
         if min(modules, partitions, impls, work) < 1 or min(fan_in, plain) < 0:
             raise ValueError("need modules, partitions, impls, work >= 1 and fan-in, plain >= 0")
         self.modules = modules
@@ -77,6 +77,7 @@ class Params:
         self.plain = plain
         self.seed = seed
         self.work = work
+        self.chain = chain
         self.table_size = 1024 * work
         self.chain_depth = 4 * work
 
@@ -92,7 +93,11 @@ def module_name(index, params):
 
 
 def choose_dependencies(params, rng):
-    """For every module, the sorted indices of the earlier modules it imports."""
+    """For every module, the sorted indices of the earlier modules it imports: `fan_in`
+    drawn at random, or with `chain` its `fan_in` direct predecessors (so the transitive
+    closure of module i is every earlier module: the deepest graph for its size)."""
+    if params.chain:
+        return [list(range(max(0, i - params.fan_in), i)) for i in range(params.modules)]
     return [sorted(rng.sample(range(i), min(params.fan_in, i))) for i in range(params.modules)]
 
 
@@ -363,17 +368,21 @@ def add_shape_args(ap):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--work", type=int, default=10,
                     help="compile-time work per unit: constexpr table of 1024*work, template chain of 4*work")
+    ap.add_argument("--chain", action="store_true",
+                    help="each module imports its fan-in direct predecessors (deepest closures)")
 
 
 def params_from(args):
     """Params from parsed add_shape_args options."""
-    return Params(args.modules, args.partitions, args.fan_in, args.impls, args.plain, args.seed, args.work)
+    return Params(args.modules, args.partitions, args.fan_in, args.impls, args.plain, args.seed, args.work,
+                  getattr(args, "chain", False))
 
 
 def shape_flags(params):
     """The gen.py options that reproduce `params`."""
     return (f"--modules {params.modules} --partitions {params.partitions} --fan-in {params.fan_in} "
-            f"--impls {params.impls} --plain {params.plain} --seed {params.seed} --work {params.work}")
+            f"--impls {params.impls} --plain {params.plain} --seed {params.seed} --work {params.work}"
+            + (" --chain" if params.chain else ""))
 
 
 def parse_args(argv):
