@@ -60,7 +60,7 @@ fn eval_show_derivation_and_graph() {
     assert_eq!(map.len(), 6);
     let link = map.iter().find(|(_, d)| d["kind"] == "link").unwrap();
     assert!(link.0.ends_with("-hello-0.1.0-hello.drv"));
-    assert_eq!(link.1["version"], 1);
+    assert_eq!(link.1["version"], 2);
     assert!(link.1["args"]
         .as_array()
         .unwrap()

@@ -13,7 +13,7 @@
 //! A BMI step (`--precompile -x c++-module <src>`) becomes the command for its source with
 //! `-c`; an importable unit's object step, which compiles the BMI, stands for the same
 //! source, so it yields the BMI step's command (in the unit's own dialect). What only makes
-//! sense inside a build directory is dropped: `-o out/...`, every `-fmodule-file=` (clangd
+//! sense inside a build directory is dropped: `-o out/...`, `@modules.rsp` (clangd
 //! 19's `--experimental-modules-support` builds the BMIs it needs from the database's own
 //! entries for module interfaces; the store's BMIs may not exist yet and embed sandbox
 //! paths), `-Xclang -fmodules-embed-all-files` and the build-directory prefix map.
@@ -259,7 +259,9 @@ fn entry(
             {
                 args.next();
             }
-            a if a.starts_with("-fmodule-file=") || a.contains(BUILD_DIR_PLACEHOLDER) => {}
+            a if a.starts_with("-fmodule-file=")
+                || a == cmod_schema::derivation::MODULE_MAP_ARG
+                || a.contains(BUILD_DIR_PLACEHOLDER) => {}
             a => arguments.push(host_argument(a, roots)?),
         }
     }

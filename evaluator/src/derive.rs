@@ -11,10 +11,12 @@
 //! libraries a link reads.
 //!
 //! Steps (two-phase, as DESIGN.md describes):
-//! * BMI: `--precompile -x c++-module src/... -o out/<m>.pcm` with `-fmodule-file=` for
-//!   the unit's whole transitive closure, in the **consumer's dialect** (a variant per
-//!   dialect that needs it);
-//! * object of an importable unit: `-c bmi/<m>.pcm` with the same closure;
+//! * BMI: `--precompile -x c++-module src/... -o out/<m>.pcm`, reading the BMIs of the
+//!   modules the unit imports directly (their closures come with them: see
+//!   `cmod_schema::derivation`), in the **consumer's dialect** (a variant per dialect that
+//!   needs it);
+//! * object of an importable unit: `-c bmi/<m>.pcm`, reading its own BMI (and so its
+//!   closure);
 //! * object of an implementation or plain unit: `-x c++ -c src/...` (with
 //!   `-include-pch` when its target has a `pch`), or `-x c -c src/...` for C;
 //! * precompiled header: `-x c++-header src/... -o out/<name>.pch`, per set of flags;
@@ -26,8 +28,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+pub use cmod_schema::derivation::bmi_file;
 use cmod_schema::derivation::{
     Derivation, Input, InputFrom, InputRole, Output, StepKind, Tool, DERIVATION_VERSION,
+    MODULE_MAP_ARG,
 };
 use cmod_schema::store_path::{sanitize_name, PathKind, StorePath};
 use cmod_schema::toolchain::ToolchainInfo;
@@ -109,11 +113,6 @@ fn archive_file(lib_name: &str) -> String {
     format!("lib{}.a", sanitize_name(lib_name))
 }
 
-/// The stable file name of a module's BMI (`m:p` → `m-p.pcm`).
-pub fn bmi_file(module: &str) -> String {
-    format!("{}.pcm", sanitize_name(&module.replace(':', "-")))
-}
-
 /// The stable object name of a unit: its whole relative path, so `units.cppm` and
 /// `units.cpp` of one package never collide (`src/units.cpp` → `src-units.cpp.o`).
 fn object_file(rel: &str) -> String {
@@ -138,6 +137,8 @@ struct Step {
     host: BTreeMap<String, ContentHash>,
     /// (output key, path in the build directory).
     output: (&'static str, String),
+    /// The module a BMI output provides.
+    module: Option<String>,
 }
 
 pub(crate) struct Emitter<'a> {
@@ -298,29 +299,38 @@ impl<'a> Emitter<'a> {
         Ok(inputs)
     }
 
-    /// BMI inputs and `-fmodule-file=` flags for the closure of `u` in `dialect`.
+    /// The BMI inputs of the units `u` imports directly, in `dialect`, and the argument
+    /// that reads their module map (none without imports). Each input's own BMI inputs
+    /// come with it, so this is linear in the graph, not in its transitive closures.
     fn module_inputs(
         &mut self,
         u: UnitId,
         dialect: &[String],
     ) -> Result<(Vec<Input>, Vec<String>), EvalError> {
         let mut inputs = Vec::new();
-        let mut flags = Vec::new();
-        for v in self.input.graph.closure(u) {
-            let drv = self.bmi(v, dialect)?;
-            let module = self.input.graph.units[v].module.clone().unwrap_or_default();
-            let at = format!("bmi/{}", bmi_file(&module));
-            flags.push(format!("-fmodule-file={module}={at}"));
-            inputs.push(Input {
-                at,
-                role: InputRole::Bmi,
-                from: InputFrom::Drv {
-                    drv,
-                    output: "bmi".into(),
-                },
-            });
+        for v in self.input.graph.edges[u].clone() {
+            inputs.push(self.bmi_input(v, dialect)?);
         }
-        Ok((inputs, flags))
+        let args = if inputs.is_empty() {
+            Vec::new()
+        } else {
+            vec![MODULE_MAP_ARG.to_string()]
+        };
+        Ok((inputs, args))
+    }
+
+    /// The input of importable unit `v`'s BMI (built in `dialect`) at its stable name.
+    fn bmi_input(&mut self, v: UnitId, dialect: &[String]) -> Result<Input, EvalError> {
+        let drv = self.bmi(v, dialect)?;
+        let module = self.input.graph.units[v].module.clone().unwrap_or_default();
+        Ok(Input {
+            at: format!("bmi/{}", bmi_file(&module)),
+            role: InputRole::Bmi,
+            from: InputFrom::Drv {
+                drv,
+                output: "bmi".into(),
+            },
+        })
     }
 
     fn emit(&mut self, mut step: Step) -> Result<StorePath, EvalError> {
@@ -341,6 +351,7 @@ impl<'a> Emitter<'a> {
                 key.to_string(),
                 Output {
                     at,
+                    module: step.module,
                     name: step.name,
                 },
             )]),
@@ -390,6 +401,7 @@ impl<'a> Emitter<'a> {
             inputs,
             host: host_files(&unit.system),
             output: ("bmi", format!("out/{file}")),
+            module: Some(module),
         })?;
         self.bmis.insert((u, dialect.to_vec()), path.clone());
         Ok(path)
@@ -491,6 +503,7 @@ impl<'a> Emitter<'a> {
             inputs,
             host: host_files(&scan.system),
             output: ("pch", format!("out/{file}")),
+            module: None,
         })
     }
 
@@ -501,25 +514,19 @@ impl<'a> Emitter<'a> {
         }
         let unit = self.input.graph.units[u].clone();
         let dialect = unit.flags.dialect.clone();
-        let (mut inputs, module_flags) = self.module_inputs(u, &dialect)?;
         let mut args = self.unit_flags(u, &dialect);
-        args.extend(module_flags);
         let obj = object_file(&unit.rel);
         let mut host = BTreeMap::new();
+        let mut inputs;
         if unit.kind.is_importable() {
-            let module = unit.module.clone().unwrap_or_default();
-            let at = format!("bmi/{}", bmi_file(&module));
-            let own = self.bmi(u, &dialect)?;
-            inputs.push(Input {
-                at: at.clone(),
-                role: InputRole::Bmi,
-                from: InputFrom::Drv {
-                    drv: own,
-                    output: "bmi".into(),
-                },
-            });
-            args.extend(["-c".into(), at]);
+            // Its own BMI brings everything it was built against.
+            let own = self.bmi_input(u, &dialect)?;
+            args.extend([MODULE_MAP_ARG.into(), "-c".into(), own.at.clone()]);
+            inputs = vec![own];
         } else {
+            let module_args;
+            (inputs, module_args) = self.module_inputs(u, &dialect)?;
+            args.extend(module_args);
             inputs.extend(self.source_inputs(u)?);
             if let Some((pch_inputs, pch_args)) = self.pch_for(u)? {
                 inputs.extend(pch_inputs);
@@ -541,6 +548,7 @@ impl<'a> Emitter<'a> {
             inputs,
             host,
             output: ("obj", format!("out/{obj}")),
+            module: None,
         })?;
         self.objects.insert(u, path.clone());
         Ok(path)
@@ -584,6 +592,7 @@ impl<'a> Emitter<'a> {
             inputs,
             host: BTreeMap::new(),
             output: ("lib", format!("out/{file}")),
+            module: None,
         })?;
         Ok((drv, file))
     }

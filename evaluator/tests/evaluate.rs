@@ -56,26 +56,29 @@ fn library_example_has_every_unit_kind_and_two_phase_steps() {
     assert_eq!(k[&StepKind::Link], 1);
     assert!(e.warnings.is_empty());
 
-    // The object of main.cpp sees the whole closure of `geometry`, by name.
-    let main_obj = e
-        .derived()
-        .unwrap()
-        .derivations
-        .values()
-        .find(|d| d.name == "geometry-1.2.0-app-main.cpp.o")
-        .unwrap();
-    let mods: Vec<&String> = main_obj
-        .args
-        .iter()
-        .filter(|a| a.starts_with("-fmodule-file="))
-        .collect();
+    // The object of main.cpp reads the BMI of `geometry` only, through the module map;
+    // the BMI of `geometry` reads its partitions (the realiser lays out the closure).
+    let derived = e.derived().unwrap();
+    let bmis_of = |name: &str| -> Vec<String> {
+        let d = derived
+            .derivations
+            .values()
+            .find(|d| d.name == name)
+            .unwrap_or_else(|| panic!("no derivation {name}"));
+        assert!(d.args.iter().any(|a| a == "@modules.rsp"), "{name}");
+        assert!(!d.args.iter().any(|a| a.starts_with("-fmodule-file=")));
+        d.bmi_inputs().map(|i| i.at.clone()).collect()
+    };
     assert_eq!(
-        mods,
+        bmis_of("geometry-1.2.0-app-main.cpp.o"),
+        ["bmi/geometry.pcm"]
+    );
+    assert_eq!(
+        bmis_of("geometry-1.2.0-geometry.pcm"),
         [
-            "-fmodule-file=geometry=bmi/geometry.pcm",
-            "-fmodule-file=geometry:detail=bmi/geometry-detail.pcm",
-            "-fmodule-file=geometry:format=bmi/geometry-format.pcm",
-            "-fmodule-file=geometry:shapes=bmi/geometry-shapes.pcm",
+            "bmi/geometry-detail.pcm",
+            "bmi/geometry-format.pcm",
+            "bmi/geometry-shapes.pcm",
         ]
     );
     // The cold evaluation scanned every unit; a second one (warm caches) scans none and

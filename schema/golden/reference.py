@@ -97,7 +97,7 @@ def host_drv_vector():
     toolchain = text(file_hash(False, b"toolchain"))
     source = store_path("source", text(file_hash(False, b"export module hello;\n")), "hello.cppm")
     drv = {
-        "version": 1,
+        "version": 2,
         "name": "zip-0.1.0-zip",
         "kind": "link",
         "toolchain": toolchain,
@@ -112,6 +112,21 @@ def host_drv_vector():
         "outputs": {"exe": {"at": "out/zip", "name": "zip-0.1.0-zip"}},
     }
     return canonical_json(drv).decode(), drv_path(drv)
+
+
+def consumer_trace_key(bmi_drv: dict) -> str:
+    """The trace key (sandbox `full`) of the resolved consumer of derivation.rs
+    `golden_vectors`: the object of `main` reading `hello`'s BMI through the module map."""
+    consumer = dict(bmi_drv)
+    consumer["name"] = "hello-0.1.0-main.o"
+    consumer["kind"] = "object"
+    consumer["args"] = ["@modules.rsp", "-x", "c++", "-c", "src/hello/hello.cppm", "-o", "out/main.o"]
+    pcm = store_path("output", text(file_hash(False, b"pcm")), "hello-0.1.0-hello.pcm")
+    consumer["inputs"] = bmi_drv["inputs"] + [{"at": "bmi/hello.pcm", "from": {"path": pcm}, "role": "bmi"}]
+    consumer["inputs"].sort(key=lambda i: i["at"])
+    consumer["outputs"] = {"obj": {"at": "out/main.o", "name": "hello-0.1.0-main.o"}}
+    key = blake3.blake3(b"cmod-trace-v1\0full\0" + canonical_json(consumer)).digest()
+    return text(key)
 
 
 def main() -> int:
@@ -164,9 +179,9 @@ def main() -> int:
     ]
     host_canonical, host_drv = host_drv_vector()
     # The BMI derivation of derivation.rs `golden_vectors` (no host files: the field is
-    # omitted, so its encoding predates it).
+    # omitted). Version 2: the BMI output names its module.
     sample = {
-        "version": 1,
+        "version": 2,
         "name": "hello-0.1.0-hello.pcm",
         "kind": "bmi",
         "toolchain": text(file_hash(False, b"toolchain")),
@@ -180,9 +195,11 @@ def main() -> int:
                 "role": "source",
             }
         ],
-        "outputs": {"bmi": {"at": "out/hello.pcm", "name": "hello-0.1.0-hello.pcm"}},
+        "outputs": {"bmi": {"at": "out/hello.pcm", "module": "hello", "name": "hello-0.1.0-hello.pcm"}},
     }
-    checks.append((drv_path(sample), "jgqbjrb75zxsn2v8gvwr0qjz4zg75anr-hello-0.1.0-hello.pcm.drv"))
+    checks.append((canonical_json(sample).decode(), GOLDEN_CANONICAL))
+    checks.append((drv_path(sample), GOLDEN_DRV_PATH))
+    checks.append((consumer_trace_key(sample), GOLDEN_TRACE_KEY))
     checks += [
         (host_canonical, GOLDEN_HOST_CANONICAL),
         (host_drv, GOLDEN_HOST_DRV_PATH),
@@ -196,10 +213,15 @@ def main() -> int:
 
 
 # The values frozen in schema/src/derivation.rs.
-GOLDEN_HOST_CANONICAL = (
-    '{"args":["-fuse-ld=lld","-o","out/zip","-lz"],"env":{},"host":{"/usr/include/zlib.h":"blake3:1xvjl4f4clm0bwx0ll4g43z5hk7f743c0fxcj3sd23b2qpgmsi6w","/usr/lib/x86_64-linux-gnu/libz.so":"blake3:094kj8kld9yk6l4h8b7cggs1nr8vfhna0lrcwwwykvxj47zqg449"},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"link","name":"zip-0.1.0-zip","outputs":{"exe":{"at":"out/zip","name":"zip-0.1.0-zip"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":1}'
+GOLDEN_CANONICAL = (
+    '{"args":["-std=c++20","-x","c++-module","--precompile","src/hello/hello.cppm","-o","out/hello.pcm"],"env":{},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"bmi","name":"hello-0.1.0-hello.pcm","outputs":{"bmi":{"at":"out/hello.pcm","module":"hello","name":"hello-0.1.0-hello.pcm"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":2}'
 )
-GOLDEN_HOST_DRV_PATH = "a2csqzcb4k9v1hgqc8lm0zqjkdjssrv2-zip-0.1.0-zip.drv"
+GOLDEN_DRV_PATH = "0rfg5q3cg1cqyy9n8z2nx5j86c31glik-hello-0.1.0-hello.pcm.drv"
+GOLDEN_TRACE_KEY = "blake3:0x4qx3bn1kjzjwgzqscl8ibb6sqf9mrl0nqqkdhfqm8yw3700dmy"
+GOLDEN_HOST_CANONICAL = (
+    '{"args":["-fuse-ld=lld","-o","out/zip","-lz"],"env":{},"host":{"/usr/include/zlib.h":"blake3:1xvjl4f4clm0bwx0ll4g43z5hk7f743c0fxcj3sd23b2qpgmsi6w","/usr/lib/x86_64-linux-gnu/libz.so":"blake3:094kj8kld9yk6l4h8b7cggs1nr8vfhna0lrcwwwykvxj47zqg449"},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"link","name":"zip-0.1.0-zip","outputs":{"exe":{"at":"out/zip","name":"zip-0.1.0-zip"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":2}'
+)
+GOLDEN_HOST_DRV_PATH = "zfw6rfld4fqqywgarhf4228q0cmkbq3d-zip-0.1.0-zip.drv"
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,6 +12,19 @@
 //! outputs are found or built, which gives early cutoff: an input rebuilt to identical
 //! bytes has the same content-addressed store path, so consumers resolve to the same key.
 //!
+//! **Module closures (version 2).** A compile lists only the BMIs it imports *directly*
+//! (role `bmi`, at `bmi/<file>`); each brings along, transitively, the BMIs its own
+//! derivation read. The realiser lays the whole closure out at each BMI's stable name and
+//! writes [`MODULE_MAP`] into the build directory: one `-fmodule-file=<module>=<at>` per
+//! BMI of the closure, sorted by module, which the step's arguments name as
+//! `@modules.rsp`. A BMI output names its module (`module`) and is registered with
+//! references to the BMI paths it was built against, so its store path pins its whole
+//! closure (store paths hash their references): the resolved direct inputs of a step
+//! determine everything it sees, and derivations stay linear in the size of the graph
+//! (version 1 listed every compile's whole transitive closure, quadratic on deep graphs).
+//! A laid-out BMI's name and module flag are both functions of its module name
+//! (`bmi/<`[`bmi_file`]`>`), which the BMI itself records.
+//!
 //! The encoding is canonical JSON ([`crate::canonical`]); the `.drv` store path is computed
 //! from it and frozen by golden vectors.
 
@@ -24,8 +37,25 @@ use crate::canonical::CanonicalError;
 use crate::content::ContentHash;
 use crate::store_path::{PathKind, StorePath, StorePathError};
 
-/// The version written into, and required of, every derivation.
-pub const DERIVATION_VERSION: u32 = 1;
+/// The version written into, and required of, every derivation. Version 2: compiles list
+/// their direct BMIs only, and BMI outputs name their module (see the module docs).
+pub const DERIVATION_VERSION: u32 = 2;
+
+/// The response file the realiser writes into the build directory of every step with
+/// BMI inputs: `-fmodule-file=<module>=<at>` for each BMI of its module closure.
+pub const MODULE_MAP: &str = "modules.rsp";
+
+/// The argument that makes the compiler read [`MODULE_MAP`].
+pub const MODULE_MAP_ARG: &str = "@modules.rsp";
+
+/// The stable file name of a module's BMI (`m:p` → `m-p.pcm`): outputs are written at
+/// `out/<file>` and read at `bmi/<file>`.
+pub fn bmi_file(module: &str) -> String {
+    format!(
+        "{}.pcm",
+        crate::store_path::sanitize_name(&module.replace(':', "-"))
+    )
+}
 
 /// What a build step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,10 +121,13 @@ pub struct Input {
 }
 
 /// One output: the builder writes it at `at`; it is registered under store name `name`.
+/// A BMI names the module it provides (`module`); its `at` is then `out/<`[`bmi_file`]`>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Output {
     pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
     pub name: String,
 }
 
@@ -193,6 +226,7 @@ impl Derivation {
             }
             seen.insert(input.at.as_str());
         }
+        self.validate_modules()?;
         for path in self.host.keys() {
             let clean = path
                 .strip_prefix('/')
@@ -219,6 +253,56 @@ impl Derivation {
             crate::store_path::validate_name(&out.name)?;
         }
         Ok(())
+    }
+
+    /// The module-closure rules of version 2: BMI inputs at `bmi/<file>` and read through
+    /// [`MODULE_MAP_ARG`], BMI outputs at `out/<`[`bmi_file`]`(module)>`, nothing at
+    /// [`MODULE_MAP`] but the map.
+    fn validate_modules(&self) -> Result<(), DerivationError> {
+        let invalid = |problem: String| DerivationError::Invalid {
+            name: self.name.clone(),
+            problem,
+        };
+        let mut bmis = 0;
+        for input in &self.inputs {
+            if input.at == MODULE_MAP {
+                return Err(invalid(format!(
+                    "an input is at `{MODULE_MAP}`, which the realiser writes"
+                )));
+            }
+            if input.role == InputRole::Bmi {
+                bmis += 1;
+                let file = input.at.strip_prefix("bmi/").unwrap_or("");
+                if file.is_empty() || file.contains('/') || !file.ends_with(".pcm") {
+                    return Err(invalid(format!(
+                        "BMI input `{}` is not at `bmi/<file>.pcm`",
+                        input.at
+                    )));
+                }
+            }
+        }
+        if bmis > 0 && !self.args.iter().any(|a| a == MODULE_MAP_ARG) {
+            return Err(invalid(format!(
+                "it has BMI inputs but its arguments do not read `{MODULE_MAP_ARG}`"
+            )));
+        }
+        for (key, out) in &self.outputs {
+            if let Some(module) = &out.module {
+                let want = format!("out/{}", bmi_file(module));
+                if module.is_empty() || out.at != want {
+                    return Err(invalid(format!(
+                        "output `{key}` provides module `{module}` but is at `{}`, not `{want}`",
+                        out.at
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The BMI inputs (the modules this step imports directly).
+    pub fn bmi_inputs(&self) -> impl Iterator<Item = &Input> {
+        self.inputs.iter().filter(|i| i.role == InputRole::Bmi)
     }
 
     /// The canonical encoding that is hashed. Because every struct involved declares its
@@ -358,6 +442,7 @@ mod tests {
                 "bmi".to_string(),
                 Output {
                     at: "out/hello.pcm".into(),
+                    module: Some("hello".into()),
                     name: "hello-0.1.0-hello.pcm".into(),
                 },
             )]),
@@ -377,10 +462,20 @@ mod tests {
             },
         });
         d.inputs.sort();
+        d.args = vec![
+            MODULE_MAP_ARG.into(),
+            "-x".into(),
+            "c++".into(),
+            "-c".into(),
+            "src/hello/hello.cppm".into(),
+            "-o".into(),
+            "out/main.o".into(),
+        ];
         d.outputs = BTreeMap::from([(
             "obj".to_string(),
             Output {
                 at: "out/main.o".into(),
+                module: None,
                 name: "hello-0.1.0-main.o".into(),
             },
         )]);
@@ -414,9 +509,9 @@ mod tests {
         );
     }
 
-    const GOLDEN_CANONICAL: &str = r#"{"args":["-std=c++20","-x","c++-module","--precompile","src/hello/hello.cppm","-o","out/hello.pcm"],"env":{},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"bmi","name":"hello-0.1.0-hello.pcm","outputs":{"bmi":{"at":"out/hello.pcm","name":"hello-0.1.0-hello.pcm"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":1}"#;
-    const GOLDEN_DRV_PATH: &str = "jgqbjrb75zxsn2v8gvwr0qjz4zg75anr-hello-0.1.0-hello.pcm.drv";
-    const GOLDEN_TRACE_KEY: &str = "blake3:1rlvqbzccm4q8mrssg9aapb0a75cpzbj1dakzh4rzicix76dw4bh";
+    const GOLDEN_CANONICAL: &str = r#"{"args":["-std=c++20","-x","c++-module","--precompile","src/hello/hello.cppm","-o","out/hello.pcm"],"env":{},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"bmi","name":"hello-0.1.0-hello.pcm","outputs":{"bmi":{"at":"out/hello.pcm","module":"hello","name":"hello-0.1.0-hello.pcm"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":2}"#;
+    const GOLDEN_DRV_PATH: &str = "0rfg5q3cg1cqyy9n8z2nx5j86c31glik-hello-0.1.0-hello.pcm.drv";
+    const GOLDEN_TRACE_KEY: &str = "blake3:0x4qx3bn1kjzjwgzqscl8ibb6sqf9mrl0nqqkdhfqm8yw3700dmy";
 
     /// The link of a program using a system library: host files are encoded as an object
     /// of absolute paths to content hashes, between `env` and `inputs`.
@@ -444,6 +539,7 @@ mod tests {
             "exe".to_string(),
             Output {
                 at: "out/zip".into(),
+                module: None,
                 name: "zip-0.1.0-zip".into(),
             },
         )]);
@@ -474,8 +570,8 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 
-    const GOLDEN_HOST_CANONICAL: &str = r#"{"args":["-fuse-ld=lld","-o","out/zip","-lz"],"env":{},"host":{"/usr/include/zlib.h":"blake3:1xvjl4f4clm0bwx0ll4g43z5hk7f743c0fxcj3sd23b2qpgmsi6w","/usr/lib/x86_64-linux-gnu/libz.so":"blake3:094kj8kld9yk6l4h8b7cggs1nr8vfhna0lrcwwwykvxj47zqg449"},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"link","name":"zip-0.1.0-zip","outputs":{"exe":{"at":"out/zip","name":"zip-0.1.0-zip"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":1}"#;
-    const GOLDEN_HOST_DRV_PATH: &str = "a2csqzcb4k9v1hgqc8lm0zqjkdjssrv2-zip-0.1.0-zip.drv";
+    const GOLDEN_HOST_CANONICAL: &str = r#"{"args":["-fuse-ld=lld","-o","out/zip","-lz"],"env":{},"host":{"/usr/include/zlib.h":"blake3:1xvjl4f4clm0bwx0ll4g43z5hk7f743c0fxcj3sd23b2qpgmsi6w","/usr/lib/x86_64-linux-gnu/libz.so":"blake3:094kj8kld9yk6l4h8b7cggs1nr8vfhna0lrcwwwykvxj47zqg449"},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"link","name":"zip-0.1.0-zip","outputs":{"exe":{"at":"out/zip","name":"zip-0.1.0-zip"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":2}"#;
+    const GOLDEN_HOST_DRV_PATH: &str = "zfw6rfld4fqqywgarhf4228q0cmkbq3d-zip-0.1.0-zip.drv";
 
     #[test]
     fn direct_encoding_is_canonical() {
@@ -502,12 +598,42 @@ mod tests {
         let mut v = serde_json::to_value(sample()).unwrap();
         v["surprise"] = serde_json::json!(1);
         assert!(serde_json::from_value::<Derivation>(v).is_err());
-        let mut d = sample();
-        d.version = 2;
-        assert!(matches!(
-            d.validate(),
-            Err(DerivationError::Version { found: 2 })
-        ));
+        // Version 1 listed whole module closures; its derivations are not read.
+        for version in [1, 3] {
+            let mut d = sample();
+            d.version = version;
+            assert!(matches!(
+                d.validate(),
+                Err(DerivationError::Version { found }) if found == version
+            ));
+        }
+    }
+
+    /// Version 2's module-closure rules, each broken once.
+    #[test]
+    fn module_closure_rules() {
+        let bmi = sample().drv_path().unwrap();
+        let c = consumer(&bmi);
+        c.validate().unwrap();
+        let problem = |d: &Derivation| match d.validate() {
+            Err(DerivationError::Invalid { problem, .. }) => problem,
+            other => panic!("expected a structural error, got {other:?}"),
+        };
+        let mut no_map = c.clone();
+        no_map.args.retain(|a| a != MODULE_MAP_ARG);
+        assert!(problem(&no_map).contains("do not read `@modules.rsp`"));
+        let mut elsewhere = c.clone();
+        elsewhere.inputs[0].at = "mods/hello.pcm".into();
+        elsewhere.inputs.sort();
+        assert!(problem(&elsewhere).contains("is not at `bmi/<file>.pcm`"));
+        let mut clash = c.clone();
+        clash.inputs[1].at = MODULE_MAP.into();
+        clash.inputs.sort();
+        assert!(problem(&clash).contains("which the realiser writes"));
+        let mut misplaced = sample();
+        misplaced.outputs.get_mut("bmi").unwrap().module = Some("hello:part".into());
+        assert!(problem(&misplaced).contains("not `out/hello-part.pcm`"));
+        assert_eq!(bmi_file("a.b:c_d"), "a.b-c_d.pcm");
     }
 
     #[test]

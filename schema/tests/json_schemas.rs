@@ -195,12 +195,12 @@ fn schema_rejects_mixed_dependency_sources() {
 
 fn sample_derivation() -> Value {
     json!({
-        "version": 1,
+        "version": 2,
         "name": "hello-0.1.0-hello.pcm",
         "kind": "bmi",
         "toolchain": "blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm",
         "tool": "c++",
-        "args": ["--precompile", "src/hello/hello.cppm", "-o", "out/hello.pcm"],
+        "args": ["@modules.rsp", "--precompile", "src/hello/hello.cppm", "-o", "out/hello.pcm"],
         "env": {},
         "inputs": [
             {"at": "bmi/dep.pcm", "role": "bmi",
@@ -208,7 +208,7 @@ fn sample_derivation() -> Value {
             {"at": "src/hello/hello.cppm", "role": "source",
              "from": {"path": "m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"}}
         ],
-        "outputs": {"bmi": {"at": "out/hello.pcm", "name": "hello-0.1.0-hello.pcm"}}
+        "outputs": {"bmi": {"at": "out/hello.pcm", "module": "hello", "name": "hello-0.1.0-hello.pcm"}}
     })
 }
 
@@ -245,8 +245,11 @@ fn derivation_schema_matches_the_type() {
     let mut absolute = good.clone();
     absolute["outputs"]["bmi"]["at"] = json!("/tmp/x");
     assert!(!v.is_valid(&absolute));
+    let mut empty_module = good.clone();
+    empty_module["outputs"]["bmi"]["module"] = json!("");
+    assert!(!v.is_valid(&empty_module));
     let mut version = good;
-    version["version"] = json!(2);
+    version["version"] = json!(1);
     assert!(!v.is_valid(&version));
 }
 

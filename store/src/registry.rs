@@ -293,7 +293,19 @@ impl Store {
     /// If the same contents are already valid under the same name, `tmp` is discarded
     /// and the existing path returned.
     pub fn register(&self, tmp: &Path, reg: &Registration<'_>) -> Result<PathInfo, StoreError> {
-        let tree = content::hash_path(tmp, reg.candidates)?;
+        self.register_referencing(tmp, reg, &BTreeSet::new())
+    }
+
+    /// [`Store::register`] with `extra` references beside those found in the contents:
+    /// a BMI references the BMIs it was built against, so its store path pins them.
+    pub fn register_referencing(
+        &self,
+        tmp: &Path,
+        reg: &Registration<'_>,
+        extra: &BTreeSet<StorePath>,
+    ) -> Result<PathInfo, StoreError> {
+        let mut tree = content::hash_path(tmp, reg.candidates)?;
+        tree.references.extend(extra.iter().cloned());
         self.register_hashed(tmp, reg, tree.hash, tree.size, tree.references)
     }
 

@@ -64,6 +64,10 @@ impl Emitted {
         mut inputs: Vec<Input>,
     ) -> StorePath {
         inputs.sort();
+        let mut args = args;
+        if inputs.iter().any(|i| i.role == InputRole::Bmi) {
+            args.insert(0, cmod_schema::derivation::MODULE_MAP_ARG.into());
+        }
         let drv = Derivation {
             version: DERIVATION_VERSION,
             name: name.into(),
@@ -78,6 +82,7 @@ impl Emitted {
                 "out".to_string(),
                 Output {
                     at: format!("out/{name}"),
+                    module: None,
                     name: name.into(),
                 },
             )]),

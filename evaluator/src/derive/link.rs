@@ -121,6 +121,7 @@ impl Emitter<'_> {
             inputs,
             host: settings.host,
             output: ("exe", format!("out/{bin_name}")),
+            module: None,
         })
     }
 }

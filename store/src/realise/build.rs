@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use cmod_sandbox::{Action, Limits, Link, Mode, SandboxError};
-use cmod_schema::derivation::{Derivation, InputFrom, Tool};
+use cmod_schema::derivation::{Derivation, InputFrom, Tool, MODULE_MAP};
 use cmod_schema::toolchain::ToolchainInfo;
 use cmod_schema::{ContentHash, PathKind, StorePath};
 
@@ -14,6 +14,9 @@ use crate::layout::Store;
 use crate::lock::Lock;
 use crate::registry::Registration;
 use crate::trace::{TraceEntry, TRACE_VERSION};
+
+use super::modules::{module_map, ModuleFile};
+use super::Step;
 
 /// How builds run.
 #[derive(Debug, Clone)]
@@ -173,6 +176,7 @@ fn per_key_lock(store: &Store, key: &ContentHash, name: &str) -> Result<Lock, St
 fn run_builder(
     store: &Store,
     resolved: &Derivation,
+    modules: &[ModuleFile],
     env: &BuildEnv<'_>,
 ) -> Result<Run, BuildError> {
     let name = resolved.name.clone();
@@ -191,7 +195,12 @@ fn run_builder(
     std::fs::create_dir_all(&build_dir)
         .map_err(|e| st(StoreError::io("creating", &build_dir, e)))?;
     let log_path = build_dir.with_extension("log");
-    let action = action_for(store, resolved, env, &build_dir, &log_path);
+    if resolved.bmi_inputs().next().is_some() {
+        let map = build_dir.join(MODULE_MAP);
+        std::fs::write(&map, module_map(modules))
+            .map_err(|e| st(StoreError::io("writing", &map, e)))?;
+    }
+    let action = action_for(store, resolved, modules, env, &build_dir, &log_path);
     let run = Run {
         build_dir: build_dir.clone(),
         log_path: log_path.clone(),
@@ -253,11 +262,12 @@ fn run_builder(
 fn action_for(
     store: &Store,
     resolved: &Derivation,
+    modules: &[ModuleFile],
     env: &BuildEnv<'_>,
     build_dir: &std::path::Path,
     log_path: &std::path::Path,
 ) -> Action {
-    let links = resolved
+    let mut links: Vec<Link> = resolved
         .inputs
         .iter()
         .filter_map(|i| match &i.from {
@@ -269,6 +279,23 @@ fn action_for(
             InputFrom::Drv { .. } => None,
         })
         .collect();
+    // The BMIs of the module closure that are not direct inputs.
+    let direct: BTreeSet<&str> = resolved.inputs.iter().map(|i| i.at.as_str()).collect();
+    let transitive: Vec<&ModuleFile> = modules
+        .iter()
+        .filter(|m| !direct.contains(m.at.as_str()))
+        .collect();
+    links.extend(transitive.iter().map(|m| Link {
+        at: m.at.clone().into(),
+        store_path: m.path.to_string(),
+        sub: None,
+    }));
+    let mut inputs: BTreeSet<String> = resolved
+        .input_paths()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    inputs.extend(transitive.iter().map(|m| m.path.to_string()));
     let program = match resolved.tool {
         Tool::Cxx => env.toolchain.cxx.clone(),
         Tool::Ar => env.toolchain.ar.clone(),
@@ -283,11 +310,7 @@ fn action_for(
             .collect(),
         build_dir: build_dir.to_path_buf(),
         store_dir: store.store_dir(),
-        inputs: resolved
-            .input_paths()
-            .iter()
-            .map(|p| p.to_string())
-            .collect(),
+        inputs: inputs.into_iter().collect(),
         links,
         toolchain: closure_with_host_files(&env.toolchain.closure, resolved),
         outputs: resolved
@@ -336,11 +359,12 @@ fn keep_failure_log(
 /// meanwhile, and register its outputs. Holds the per-key lock for the whole build.
 pub(crate) fn build(
     store: &Store,
-    drv_path: &StorePath,
+    step: &Step<'_>,
     resolved: &Derivation,
     key: &ContentHash,
     env: &BuildEnv<'_>,
 ) -> Result<Realised, BuildError> {
+    let drv_path = step.drv_path;
     let name = resolved.name.clone();
     let st = |source: StoreError| BuildError::Store {
         name: name.clone(),
@@ -350,9 +374,19 @@ pub(crate) fn build(
     if let Some(entry) = store.trace_lookup(key) {
         return Ok(Realised::Fresh(entry.outputs));
     }
-    let run =
-        run_builder(store, resolved, env).map_err(|e| keep_failure_log(store, drv_path, key, e))?;
+    let run = run_builder(store, resolved, step.modules, env)
+        .map_err(|e| keep_failure_log(store, drv_path, key, e))?;
     let cands = candidates(resolved.input_paths());
+    // A BMI references the BMIs it was built against: its store path then pins its
+    // whole module closure (see `cmod_schema::derivation`).
+    let bmi_inputs: BTreeSet<StorePath> = resolved
+        .bmi_inputs()
+        .filter_map(|i| match &i.from {
+            InputFrom::Path { path, .. } => Some(path.clone()),
+            InputFrom::Drv { .. } => None,
+        })
+        .collect();
+    let none = BTreeSet::new();
     let mut outputs = BTreeMap::new();
     for (key_name, out) in &resolved.outputs {
         let produced = run.build_dir.join(&out.at);
@@ -368,7 +402,14 @@ pub(crate) fn build(
             landlock_abi: run.landlock_abi,
             candidates: &cands,
         };
-        let info = store.register(&staged, &reg).map_err(st)?;
+        let extra = if out.module.is_some() {
+            &bmi_inputs
+        } else {
+            &none
+        };
+        let info = store
+            .register_referencing(&staged, &reg, extra)
+            .map_err(st)?;
         outputs.insert(key_name.clone(), info.path);
     }
     store
@@ -393,7 +434,7 @@ pub(crate) fn build(
 /// beside the original as `<path>.check`.
 pub(crate) fn check(
     store: &Store,
-    drv_path: &StorePath,
+    step: &Step<'_>,
     resolved: &Derivation,
     key: &ContentHash,
     stored: BTreeMap<String, StorePath>,
@@ -405,8 +446,8 @@ pub(crate) fn check(
         source,
     };
     let _lock = per_key_lock(store, key, &name).map_err(st)?;
-    let run =
-        run_builder(store, resolved, env).map_err(|e| keep_failure_log(store, drv_path, key, e))?;
+    let run = run_builder(store, resolved, step.modules, env)
+        .map_err(|e| keep_failure_log(store, step.drv_path, key, e))?;
     let mut differences = Vec::new();
     for (key_name, out) in &resolved.outputs {
         let Some(path) = stored.get(key_name) else {

@@ -15,10 +15,11 @@
 
 mod build;
 pub mod events;
+mod modules;
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::path::Path;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use cmod_schema::derivation::Derivation;
@@ -28,6 +29,7 @@ use rayon::prelude::*;
 use build::Realised;
 pub use build::{BuildEnv, BuildError, Difference};
 pub use events::{Event, Reporter, Silent};
+pub use modules::{module_closure, module_map, ClosureError, ModuleFile};
 
 use crate::error::StoreError;
 use crate::layout::Store;
@@ -353,6 +355,13 @@ pub fn realise(
             state.ready.push((n.priority, i));
         }
     }
+    // Realised outputs, readable without the scheduler's lock (each is set once), for
+    // laying out module closures.
+    let done: Vec<OnceLock<BTreeMap<String, StorePath>>> = state
+        .results
+        .iter()
+        .map(|r| r.clone().map(OnceLock::from).unwrap_or_default())
+        .collect();
     let shared = (Mutex::new(state), Condvar::new());
 
     let worker = || loop {
@@ -390,7 +399,20 @@ pub fn realise(
         // A panic must not leave the step running for ever: the other workers would wait
         // for it. It becomes this step's failure.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            realise_one(store, &node.drv, drv, &inputs, env, opts.check, reporter)
+            let modules = module_closure(drvs, drv, |d, o| done[index[d]].get()?.get(o).cloned())
+                .map_err(|e| BuildError::Store {
+                name: drv.name.clone(),
+                source: StoreError::CorruptMetadata {
+                    path: node.drv.to_string(),
+                    reason: e.to_string(),
+                },
+            })?;
+            let step = Step {
+                drv_path: &node.drv,
+                drv,
+                modules: &modules,
+            };
+            realise_one(store, &step, &inputs, env, opts.check, reporter)
         }))
         .unwrap_or_else(|payload| Err(BuildError::from_panic(&drv.name, payload.as_ref())));
         let Ok(mut st) = shared.0.lock() else { return };
@@ -448,6 +470,7 @@ pub fn realise(
                     st.out.fresh += 1;
                 }
                 st.out.outputs.insert(node.drv.clone(), outputs.clone());
+                let _ = done[i].set(outputs.clone());
                 st.results[i] = Some(outputs);
                 for &j in &node.dependents {
                     st.waiting_on[j] = st.waiting_on[j].saturating_sub(1);
@@ -516,15 +539,22 @@ fn warn_damaged_outputs(store: &Store, key: &ContentHash, reporter: &dyn Reporte
     }
 }
 
+/// One step to realise: its derivation and the module closure its build lays out.
+pub(crate) struct Step<'a> {
+    pub drv_path: &'a StorePath,
+    pub drv: &'a Derivation,
+    pub modules: &'a [ModuleFile],
+}
+
 fn realise_one(
     store: &Store,
-    drv_path: &StorePath,
-    drv: &Derivation,
+    step: &Step<'_>,
     inputs: &HashMap<StorePath, BTreeMap<String, StorePath>>,
     env: &BuildEnv<'_>,
     check: bool,
     reporter: &dyn Reporter,
 ) -> Result<(Realised, ContentHash), BuildError> {
+    let (drv_path, drv) = (step.drv_path, step.drv);
     let name = drv.name.clone();
     let st = |e: cmod_schema::derivation::DerivationError| BuildError::Store {
         name: name.clone(),
@@ -558,8 +588,8 @@ fn realise_one(
         name: &drv.name,
     });
     let realised = match found {
-        Some(entry) => build::check(store, drv_path, &resolved, &key, entry.outputs, env)?,
-        None => build::build(store, drv_path, &resolved, &key, env)?,
+        Some(entry) => build::check(store, step, &resolved, &key, entry.outputs, env)?,
+        None => build::build(store, step, &resolved, &key, env)?,
     };
     Ok((realised, key))
 }
@@ -598,6 +628,7 @@ mod tests {
                 "obj".to_string(),
                 Output {
                     at: "out/x.o".into(),
+                    module: None,
                     name: format!("{name}.o"),
                 },
             )]),

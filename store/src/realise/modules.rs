@@ -1,0 +1,235 @@
+//! The module closure of a step: every BMI its compile sees.
+//!
+//! A derivation (version 2) lists only the BMIs its unit imports directly; each brings
+//! along the BMIs its own derivation read, transitively. Before a step runs, the
+//! realiser walks that closure through the derivations in memory, lays every BMI out at
+//! its stable name and writes the module map (`modules.rsp`) that names them to the
+//! compiler. The walk costs the size of one closure, and only for steps that run: the
+//! step's key needs none of it, because its direct BMIs' store paths already pin their
+//! closures (a BMI is registered with references to the BMIs it was built against).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use cmod_schema::derivation::{Derivation, InputFrom};
+use cmod_schema::StorePath;
+
+/// One BMI a step sees: the module it provides, where it is laid out in the build
+/// directory, and the store path it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleFile {
+    pub module: String,
+    pub at: String,
+    pub path: StorePath,
+}
+
+/// Why a step's module closure cannot be laid out (derivations that do not fit
+/// together: a cmod bug or a hand-made derivation, never a user's source).
+#[derive(Debug, thiserror::Error)]
+pub enum ClosureError {
+    #[error("it reads a BMI from `{drv}`, which is not among the derivations being realised")]
+    Missing { drv: StorePath },
+    #[error("it reads `{at}` from output `{output}` of `{drv}`, which provides no module")]
+    NotAModule {
+        at: String,
+        drv: StorePath,
+        output: String,
+    },
+    #[error("it reads output `{output}` of `{drv}`, which has not been realised")]
+    Unrealised { drv: StorePath, output: String },
+    #[error("its closure has two BMIs at `{at}`: `{first}` and `{second}`")]
+    Clash {
+        at: String,
+        first: StorePath,
+        second: StorePath,
+    },
+}
+
+/// A BMI still to visit: (producer, output, at).
+type Pending<'a> = (&'a StorePath, &'a str, &'a str);
+
+fn push_inputs<'a>(todo: &mut Vec<Pending<'a>>, d: &'a Derivation) {
+    for input in d.bmi_inputs() {
+        if let InputFrom::Drv { drv, output } = &input.from {
+            todo.push((drv, output.as_str(), input.at.as_str()));
+        }
+    }
+}
+
+/// Every BMI `drv` sees, sorted by module: its BMI inputs and, transitively, theirs.
+/// `realised` gives the store path of a realised output.
+pub fn module_closure(
+    drvs: &BTreeMap<StorePath, Derivation>,
+    drv: &Derivation,
+    realised: impl Fn(&StorePath, &str) -> Option<StorePath>,
+) -> Result<Vec<ModuleFile>, ClosureError> {
+    let mut todo: Vec<Pending<'_>> = Vec::new();
+    push_inputs(&mut todo, drv);
+    let mut seen: HashSet<(&StorePath, &str)> = HashSet::new();
+    let mut by_at: HashMap<&str, usize> = HashMap::new();
+    let mut out: Vec<ModuleFile> = Vec::new();
+    while let Some((d, output, at)) = todo.pop() {
+        if !seen.insert((d, output)) {
+            continue;
+        }
+        let producer = drvs
+            .get(d)
+            .ok_or_else(|| ClosureError::Missing { drv: d.clone() })?;
+        let module = producer
+            .outputs
+            .get(output)
+            .and_then(|o| o.module.clone())
+            .ok_or_else(|| ClosureError::NotAModule {
+                at: at.into(),
+                drv: d.clone(),
+                output: output.into(),
+            })?;
+        let path = realised(d, output).ok_or_else(|| ClosureError::Unrealised {
+            drv: d.clone(),
+            output: output.into(),
+        })?;
+        if let Some(&i) = by_at.get(at) {
+            if out[i].path != path {
+                return Err(ClosureError::Clash {
+                    at: at.into(),
+                    first: out[i].path.clone(),
+                    second: path,
+                });
+            }
+        } else {
+            by_at.insert(at, out.len());
+            out.push(ModuleFile {
+                module,
+                at: at.into(),
+                path,
+            });
+        }
+        push_inputs(&mut todo, producer);
+    }
+    out.sort_by(|a, b| a.module.cmp(&b.module).then_with(|| a.at.cmp(&b.at)));
+    Ok(out)
+}
+
+/// The module map's text: `-fmodule-file=<module>=<at>`, one line per BMI.
+pub fn module_map(files: &[ModuleFile]) -> String {
+    files
+        .iter()
+        .map(|f| format!("-fmodule-file={}={}\n", f.module, f.at))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmod_schema::derivation::{
+        Input, InputRole, Output, StepKind, Tool, DERIVATION_VERSION, MODULE_MAP_ARG,
+    };
+    use cmod_schema::{ContentHash, PathKind};
+
+    /// A BMI derivation for `module` importing `deps` (derivation, module).
+    fn bmi(module: &str, deps: &[(&StorePath, &str)]) -> Derivation {
+        let file = cmod_schema::derivation::bmi_file(module);
+        let mut d = Derivation {
+            version: DERIVATION_VERSION,
+            name: format!("p-{file}"),
+            kind: StepKind::Bmi,
+            toolchain: ContentHash::of_file(false, b"tc"),
+            tool: Tool::Cxx,
+            args: vec![MODULE_MAP_ARG.into()],
+            env: BTreeMap::new(),
+            host: BTreeMap::new(),
+            inputs: deps
+                .iter()
+                .map(|(drv, m)| Input {
+                    at: format!("bmi/{}", cmod_schema::derivation::bmi_file(m)),
+                    role: InputRole::Bmi,
+                    from: InputFrom::Drv {
+                        drv: (*drv).clone(),
+                        output: "bmi".into(),
+                    },
+                })
+                .collect(),
+            outputs: BTreeMap::from([(
+                "bmi".to_string(),
+                Output {
+                    at: format!("out/{file}"),
+                    module: Some(module.into()),
+                    name: format!("p-{file}"),
+                },
+            )]),
+        };
+        d.inputs.sort();
+        d.validate().unwrap();
+        d
+    }
+
+    fn out_path(module: &str) -> StorePath {
+        let h = ContentHash::of_file(false, module.as_bytes());
+        StorePath::compute(PathKind::Output, &h, "x.pcm", []).unwrap()
+    }
+
+    /// A diamond a ← b, a ← c, (b, c) ← d, plus the partition d:p that d imports.
+    #[test]
+    fn a_closure_holds_every_transitive_bmi_once_sorted_by_module() {
+        let mut drvs = BTreeMap::new();
+        let mut add = |d: Derivation| {
+            let p = d.drv_path().unwrap();
+            drvs.insert(p.clone(), d);
+            p
+        };
+        let a = add(bmi("a", &[]));
+        let b = add(bmi("b", &[(&a, "a")]));
+        let c = add(bmi("c", &[(&a, "a")]));
+        let dp = add(bmi("d:p", &[(&c, "c")]));
+        let d = add(bmi("d", &[(&b, "b"), (&dp, "d:p")]));
+        let consumer = bmi("e", &[(&d, "d")]);
+        let realised = |drv: &StorePath, _: &str| {
+            let module = drvs[drv].outputs["bmi"].module.clone()?;
+            Some(out_path(&module))
+        };
+        let files = module_closure(&drvs, &consumer, realised).unwrap();
+        let modules: Vec<&str> = files.iter().map(|f| f.module.as_str()).collect();
+        assert_eq!(modules, ["a", "b", "c", "d", "d:p"]);
+        assert_eq!(files[4].at, "bmi/d-p.pcm");
+        assert_eq!(files[0].path, out_path("a"));
+        assert_eq!(
+            module_map(&files[3..]),
+            "-fmodule-file=d=bmi/d.pcm\n-fmodule-file=d:p=bmi/d-p.pcm\n"
+        );
+        // A step without imports sees no BMI.
+        assert!(module_closure(&drvs, &drvs[&a], |_, _| None)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn unrealised_and_missing_producers_are_errors() {
+        let a_drv = bmi("a", &[]);
+        let a = a_drv.drv_path().unwrap();
+        let consumer = bmi("b", &[(&a, "a")]);
+        let none = BTreeMap::new();
+        assert!(matches!(
+            module_closure(&none, &consumer, |_, _| None),
+            Err(ClosureError::Missing { .. })
+        ));
+        let drvs = BTreeMap::from([(a.clone(), a_drv)]);
+        assert!(matches!(
+            module_closure(&drvs, &consumer, |_, _| None),
+            Err(ClosureError::Unrealised { .. })
+        ));
+    }
+
+    #[test]
+    fn two_bmis_at_one_name_are_an_error() {
+        let a1 = bmi("a", &[]);
+        let mut a2 = bmi("a", &[]);
+        a2.name = "q-a.pcm".into();
+        let (p1, p2) = (a1.drv_path().unwrap(), a2.drv_path().unwrap());
+        let b = bmi("b", &[(&p1, "a")]);
+        let c = bmi("c", &[(&p2, "a")]);
+        let (pb, pc) = (b.drv_path().unwrap(), c.drv_path().unwrap());
+        let consumer = bmi("d", &[(&pb, "b"), (&pc, "c")]);
+        let drvs = BTreeMap::from([(p1.clone(), a1), (p2.clone(), a2), (pb, b), (pc, c)]);
+        let err = module_closure(&drvs, &consumer, |d, _| Some(out_path(&d.to_string())));
+        assert!(matches!(err, Err(ClosureError::Clash { ref at, .. }) if at == "bmi/a.pcm"));
+    }
+}
