@@ -334,7 +334,8 @@ fn contents_reach_stable_storage_before_their_metadata_makes_them_valid() {
     let log = traced_realise(&s, &dir, &[]);
     // Per thread: fd → the path it was opened on (an `openat` may be split by strace
     // into `<unfinished ...>` and `<... openat resumed> = fd`); every metadata rename
-    // must come after an fsync of its contents.
+    // must come after an fsync of its contents (made while they were still under `tmp/`
+    // and followed by their move into `v1/store/`).
     let mut fds: std::collections::HashMap<(String, String), String> = Default::default();
     let mut pending: std::collections::HashMap<String, String> = Default::default();
     let mut synced: std::collections::HashSet<String> = Default::default();
@@ -364,6 +365,19 @@ fn contents_reach_stable_storage_before_their_metadata_makes_them_valid() {
             let fd = rest.split([')', ' ']).next().unwrap_or("").to_string();
             if let Some(p) = fds.get(&(pid, fd)) {
                 synced.insert(p.clone());
+            }
+        } else if line.contains("rename(") && line.contains("/v1/store/") && !line.contains("= -1")
+        {
+            // Contents are flushed while private (under `tmp/`), then moved in.
+            let (from, to) = (
+                line.split('"').nth(1).unwrap_or(""),
+                line.split('"').nth(3).unwrap_or(""),
+            );
+            let was_synced = synced
+                .iter()
+                .any(|p| p == from || p.starts_with(&format!("{from}/")));
+            if was_synced {
+                synced.insert(to.to_string());
             }
         } else if line.contains("rename(") && line.contains("/v1/meta/") && !line.contains("= -1") {
             let target = line.split('"').nth(3).unwrap_or("");

@@ -265,7 +265,8 @@ impl<'a> Emitter<'a> {
 
     /// Source and header inputs of unit `u`.
     fn source_inputs(&mut self, u: UnitId) -> Result<Vec<Input>, EvalError> {
-        let unit = self.input.graph.units[u].clone();
+        let input = self.input;
+        let unit = &input.graph.units[u];
         let mut inputs = Vec::new();
         match unit.origin {
             Origin::Package(p, _) => {
@@ -370,7 +371,8 @@ impl<'a> Emitter<'a> {
         if let Some(p) = self.bmis.get(&(u, dialect.to_vec())) {
             return Ok(p.clone());
         }
-        let unit = self.input.graph.units[u].clone();
+        let input = self.input;
+        let unit = &input.graph.units[u];
         let module = unit.module.clone().unwrap_or_default();
         let file = bmi_file(&module);
         let mut name = format!("{}-{file}", self.ident(u));
@@ -512,20 +514,21 @@ impl<'a> Emitter<'a> {
         if let Some(p) = self.objects.get(&u) {
             return Ok(p.clone());
         }
-        let unit = self.input.graph.units[u].clone();
-        let dialect = unit.flags.dialect.clone();
-        let mut args = self.unit_flags(u, &dialect);
+        let input = self.input;
+        let unit = &input.graph.units[u];
+        let dialect = &unit.flags.dialect;
+        let mut args = self.unit_flags(u, dialect);
         let obj = object_file(&unit.rel);
         let mut host = BTreeMap::new();
         let mut inputs;
         if unit.kind.is_importable() {
             // Its own BMI brings everything it was built against.
-            let own = self.bmi_input(u, &dialect)?;
+            let own = self.bmi_input(u, dialect)?;
             args.extend([MODULE_MAP_ARG.into(), "-c".into(), own.at.clone()]);
             inputs = vec![own];
         } else {
             let module_args;
-            (inputs, module_args) = self.module_inputs(u, &dialect)?;
+            (inputs, module_args) = self.module_inputs(u, dialect)?;
             args.extend(module_args);
             inputs.extend(self.source_inputs(u)?);
             if let Some((pch_inputs, pch_args)) = self.pch_for(u)? {

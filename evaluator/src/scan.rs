@@ -29,6 +29,8 @@ use crate::file_cache::FileCache;
 use crate::lexer::{scan_declarations, Declarations, ImportTarget};
 use crate::scanner::{run_scanner, Prescan, RawRule};
 
+mod shape;
+
 /// One unit to scan.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ScanItem {
@@ -113,6 +115,10 @@ struct CacheEntry {
     /// The unit's path, so entries of units that no longer exist can be dropped.
     rel: String,
     result: Scanned,
+    /// The unit's shape key (see `shape`): a later text of the same shape reuses the
+    /// result. Absent in entries from older caches and from scan sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shape: Option<String>,
 }
 
 /// Version 2: entries are filed under their scan key (one unit may be scanned with
@@ -264,18 +270,34 @@ pub fn scan_package(
         }
         _ => (Vec::new(), Vec::new()),
     };
+    let shapes = shapes_of(&identity, scope, items, &misses);
+    let reshaped = reuse_by_shape(
+        scope,
+        items,
+        &shapes,
+        files,
+        &mut misses,
+        &mut results,
+        &table,
+    );
     let prescan = prescan.filter(|p| !misses.is_empty() && p.applies_to(toolchain, items));
-    if !misses.is_empty() || !substituted.is_empty() {
+    if !misses.is_empty() || !substituted.is_empty() || !reshaped.is_empty() {
         let fresh = scan_misses(toolchain, scope, items, &misses, files, prescan)?;
         for (&i, s) in misses.iter().zip(fresh) {
+            results[i] = Some(s);
+        }
+        for &i in misses.iter().chain(&reshaped) {
+            let Some(result) = results[i].clone() else {
+                continue;
+            };
             table.entries.insert(
                 keys[i].clone(),
                 CacheEntry {
                     rel: items[i].rel.clone(),
-                    result: s.clone(),
+                    result,
+                    shape: shapes.get(&i).cloned(),
                 },
             );
-            results[i] = Some(s);
         }
         // Forget results no unit uses any more.
         let live: std::collections::BTreeSet<&str> = keys.iter().map(String::as_str).collect();
@@ -296,6 +318,60 @@ pub fn scan_package(
         keys: scan_keys,
         warnings,
     })
+}
+
+/// The shape keys of the `misses` whose sources can be read (one that cannot is scanned,
+/// which reports the error).
+fn shapes_of(
+    identity: &str,
+    scope: &HeaderScope,
+    items: &[ScanItem],
+    misses: &[usize],
+) -> std::collections::HashMap<usize, String> {
+    misses
+        .iter()
+        .filter_map(|&i| {
+            let text = std::fs::read(scope.root.join(&items[i].rel)).ok()?;
+            Some((i, shape::shape_key(identity, &items[i], &text)))
+        })
+        .collect()
+}
+
+/// Take the cached result of a unit's earlier text for the `misses` whose shape it
+/// shares, if its headers are unchanged and the lexer sees the same declarations in the
+/// new text; those leave `misses`. Returns them.
+fn reuse_by_shape(
+    scope: &HeaderScope,
+    items: &[ScanItem],
+    shapes: &std::collections::HashMap<usize, String>,
+    files: &FileCache,
+    misses: &mut Vec<usize>,
+    results: &mut [Option<Scanned>],
+    table: &CacheTable,
+) -> Vec<usize> {
+    let mut reused = Vec::new();
+    for &i in misses.iter() {
+        let Some(shape) = shapes.get(&i) else {
+            continue;
+        };
+        let earlier = table.entries.values().find(|e| {
+            e.rel == items[i].rel
+                && e.shape.as_ref() == Some(shape)
+                && headers_unchanged(scope, &e.result, files)
+        });
+        let Some(earlier) = earlier else {
+            continue;
+        };
+        let Ok(text) = std::fs::read(scope.root.join(&items[i].rel)) else {
+            continue;
+        };
+        if scan_declarations(&text) == earlier.result.decls {
+            results[i] = Some(earlier.result.clone());
+            reused.push(i);
+        }
+    }
+    misses.retain(|i| !reused.contains(i));
+    reused
 }
 
 /// Run the lexer and the scanner (or take a prescan's findings) for the `misses`.
@@ -375,6 +451,7 @@ fn substitute(
                 CacheEntry {
                     rel: keyed.items[i].rel.clone(),
                     result: s.clone(),
+                    shape: None,
                 },
             );
             results[i] = Some(s);

@@ -67,8 +67,21 @@ fn unchanged_units_are_not_rescanned_and_what_changes_is() {
     touch(&p.root().join("inc/x.h"));
     assert!(p.scanned().is_empty());
 
-    // An edited unit is re-scanned alone.
+    // An edit of code alone (no directive, import or module line moves or changes)
+    // keeps the unit's shape: its earlier result is reused without the scanner.
     p.write("src/b.cpp", "import m;\nint g() { return f() + 1; }\n");
+    assert!(p.scanned().is_empty());
+    // An edit of an import line is re-scanned, alone.
+    p.write(
+        "src/b.cpp",
+        "import m; // imports m\nint g() { return f() + 1; }\n",
+    );
+    assert_eq!(p.scanned(), ["p/src/b.cpp"]);
+    // So is one that moves the lines after it.
+    p.write(
+        "src/b.cpp",
+        "import m; // imports m\n\nint g() { return f() + 1; }\n",
+    );
     assert_eq!(p.scanned(), ["p/src/b.cpp"]);
 
     // An edited header re-scans only the unit that includes it.
@@ -80,6 +93,54 @@ fn unchanged_units_are_not_rescanned_and_what_changes_is() {
     p.write("cmod.toml", &MANIFEST.replace("LEVEL=1", "LEVEL=2"));
     assert_eq!(p.scanned(), ["p/src/a.cpp", "p/src/b.cpp", "p/src/m.cppm"]);
     assert!(p.scanned().is_empty());
+}
+
+/// A unit whose code changed but not its shape keeps its scan result, yet the
+/// evaluation sees its new text: its derivations change with it.
+#[test]
+fn a_body_edit_reuses_the_scan_but_not_the_source() {
+    let p = Project::new();
+    let opts = EvalOptions {
+        cache_dir: Some(p.cache.path().to_path_buf()),
+        ..Default::default()
+    };
+    let before = evaluate(&p.root(), &opts, None).unwrap();
+    p.write(
+        "src/a.cpp",
+        "module;\n#include \"x.h\"\nmodule m;\nint f() { return X + 41; }\n",
+    );
+    let after = evaluate(&p.root(), &opts, None).unwrap();
+    assert!(after.stats.scanned.is_empty());
+    let unit = |e: &cmod_evaluator::Evaluation| {
+        let u = e.graph.units.iter().find(|u| u.rel == "src/a.cpp").unwrap();
+        (u.hash, u.headers.clone(), u.kind, u.module.clone())
+    };
+    let (old_hash, old_headers, old_kind, old_module) = unit(&before);
+    let (new_hash, new_headers, new_kind, new_module) = unit(&after);
+    assert_ne!(old_hash, new_hash);
+    assert_eq!(
+        (old_headers, old_kind, old_module),
+        (new_headers, new_kind, new_module)
+    );
+    let obj = |e: &cmod_evaluator::Evaluation| {
+        e.derived()
+            .unwrap()
+            .derivations
+            .iter()
+            .find(|(_, d)| d.name == "p-0.1.0-src-a.cpp.o")
+            .map(|(path, _)| path.clone())
+            .unwrap()
+    };
+    assert_ne!(obj(&before), obj(&after));
+    // Including a header is a directive: the unit is scanned again.
+    p.write(
+        "src/a.cpp",
+        "module;\n#include \"x.h\"\n#include \"y.h\"\nmodule m;\nint f() { return X + Y; }\n",
+    );
+    p.write("inc/y.h", "#define Y 2\n");
+    let third = evaluate(&p.root(), &opts, None).unwrap();
+    assert_eq!(third.stats.scanned, ["p/src/a.cpp"]);
+    assert_eq!(unit(&third).1.len(), 2, "{:?}", unit(&third).1);
 }
 
 #[test]

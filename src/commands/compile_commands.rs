@@ -66,15 +66,48 @@ pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Bring the compile database that `cmod realise` keeps up to date, unless the workspace
-/// manifest turns it off: rewritten only when the evaluation it comes from changed (or
-/// the file did). Runs before building, so the editor has it while a build fails.
-pub fn refresh_for_realise(project: &Project, build: &BuildOpts) -> Result<(), CliError> {
+/// The compile database `cmod realise` keeps up to date, being refreshed on a thread of
+/// its own beside the build (it may need an evaluation of the whole workspace, which the
+/// build does not wait for). Its thread runs to the end even when the build fails, so the
+/// editor has the database then too.
+pub struct Refresh<'scope>(Option<std::thread::ScopedJoinHandle<'scope, Result<(), CliError>>>);
+
+impl Refresh<'_> {
+    /// Wait for the database to be written; its error, if any.
+    pub fn finish(self) -> Result<(), CliError> {
+        match self.0 {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Start bringing the compile database up to date, unless the workspace manifest turns it
+/// off (a setting it refuses is an error now, before anything is built).
+pub fn start_refresh<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    project: &'env Project,
+    build: &'env BuildOpts,
+) -> Result<Refresh<'scope>, CliError> {
     let packages = &project.eval.packages;
     print_warnings(&compdb::ignored_settings(packages));
     let Some(output) = compdb::configured_output(packages) else {
-        return Ok(());
+        return Ok(Refresh(None));
     };
+    Ok(Refresh(Some(scope.spawn(move || {
+        refresh_for_realise(project, build, output)
+    }))))
+}
+
+/// Rewrite the database at `output`, only when the evaluation it comes from changed (or
+/// the file did).
+fn refresh_for_realise(
+    project: &Project,
+    build: &BuildOpts,
+    output: PathBuf,
+) -> Result<(), CliError> {
     let workspace = workspace_evaluation(project, build);
     let eval = workspace.as_ref().unwrap_or(&project.eval);
     let cache = project.store.cache_dir();

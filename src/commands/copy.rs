@@ -271,6 +271,7 @@ fn substitute_targets(
         store,
         &derived.derivations,
         &order,
+        Default::default(),
         mode.as_str(),
         cfg,
         &obs,

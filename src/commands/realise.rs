@@ -16,6 +16,7 @@ use cmod_store::roots::KeepList;
 use serde_json::json;
 
 use crate::cli::{Cli, RealiseArgs, RunArgs, RunOpts};
+use crate::commands::compile_commands::Refresh;
 use crate::diagnostic::CliError;
 use crate::progress::{Progress, Summary};
 use crate::project::{load, Project};
@@ -64,7 +65,19 @@ pub(crate) fn build_outputs(
     run: &RunOpts,
     progress: &Progress,
 ) -> Result<Vec<StorePath>, CliError> {
-    build_targets(project, targets, run, false, None, progress, |_, _| Ok(())).map(|(o, _)| o)
+    let request = BuildRequest::default();
+    build_targets(project, targets, run, &request, progress, |_, _| Ok(())).map(|(o, _)| o)
+}
+
+/// How [`build_targets`] realises: `--check`, the outputs `--locked` pins, and the
+/// previous realisation of the same targets (whose unchanged steps are reused).
+#[derive(Default)]
+pub(crate) struct BuildRequest<'a> {
+    pub check: bool,
+    pub pinned: Option<&'a Lockfile>,
+    pub previous: Option<&'a realise::Outputs>,
+    /// The sandbox, already probed (else [`build_targets`] probes it).
+    pub enforced: Option<Enforcement>,
 }
 
 /// Realise `targets`, reporting through `progress`. Returns each target's output path.
@@ -74,8 +87,7 @@ pub(crate) fn build_targets(
     project: &Project,
     targets: &[Target],
     run: &RunOpts,
-    check: bool,
-    pinned: Option<&Lockfile>,
+    request: &BuildRequest<'_>,
     progress: &Progress,
     after: impl FnOnce(&[StorePath], &realise::Realisation) -> Result<(), CliError>,
 ) -> Result<(Vec<StorePath>, realise::Realisation), CliError> {
@@ -85,7 +97,10 @@ pub(crate) fn build_targets(
     let (r, enforced) = with_json_finish(
         progress,
         (|| {
-            let enforced = sandbox_mode(run)?;
+            let enforced = match request.enforced {
+                Some(e) => e,
+                None => sandbox_mode(run)?,
+            };
             crate::scan_entries::sign_as_built(project)?;
             let sources = project.sources()?;
             let env = BuildEnv {
@@ -110,8 +125,9 @@ pub(crate) fn build_targets(
                 &env,
                 &RealiseOptions {
                     jobs: jobs(run),
-                    check,
+                    check: request.check,
                     sources: &sources,
+                    previous: request.previous,
                 },
                 progress,
             )?;
@@ -134,7 +150,7 @@ pub(crate) fn build_targets(
         .map(|(n, p)| (n.clone(), json!(project.store.path_of(p))))
         .collect();
     // Pinned outputs are verified before the final message, so it tells the whole truth.
-    let pin_check = match (pinned, r.success()) {
+    let pin_check = match (request.pinned, r.success()) {
         (Some(lock), true) => {
             let named: Vec<(String, StorePath)> =
                 shown.iter().cloned().zip(outputs.iter().cloned()).collect();
@@ -469,6 +485,97 @@ fn dry_run(
     Ok(())
 }
 
+/// The slot of the memos of `names` realised in `mode` from this package: the memo
+/// last written in it holds the derivations an edit can reuse (see
+/// `cmod_store::realise::RealiseOptions::previous`).
+fn memo_slot(project: &Project, mode: Mode, run: &RunOpts, names: &[String]) -> ContentHash {
+    let root = project
+        .eval
+        .packages
+        .root()
+        .root
+        .to_string_lossy()
+        .into_owned();
+    let anchor = ContentHash::of_file(false, root.as_bytes());
+    let mut parts = vec!["latest", mode.as_str()];
+    parts.extend(run.accept_outputs_from.iter().map(String::as_str));
+    parts.extend(names.iter().map(String::as_str));
+    cmod_store::memo::memo_key(&anchor, &parts)
+}
+
+/// Realise `names` (reusing what the slot's latest memo realised), link the outputs and
+/// write the memo under `memos.0`, as the slot's (`memos.1`) latest, once the compile
+/// database is written.
+fn realise_and_memo(
+    project: &Project,
+    args: &RealiseArgs,
+    names: &[(String, String)],
+    memos: (&ContentHash, &ContentHash),
+    (pinned, refresh): (Option<&Lockfile>, Refresh<'_>),
+    progress: &Progress,
+) -> Result<Memo, CliError> {
+    let (key, slot) = memos;
+    // The sandbox is probed (a few milliseconds) while the derivations are emitted.
+    let (enforced, targets) = std::thread::scope(|s| {
+        let probe = s.spawn(|| sandbox_mode(&args.run));
+        let targets = project.targets(names);
+        let enforced = probe
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (enforced, targets)
+    });
+    let targets = with_json_finish(progress, targets)?;
+    let enforced = with_json_finish(progress, enforced)?;
+    let previous: Option<realise::Outputs> = project.store.latest_memo(slot).map(|m| {
+        m.derivations
+            .into_iter()
+            .map(|e| (e.drv, e.outputs))
+            .collect()
+    });
+    let request = BuildRequest {
+        check: args.check,
+        pinned,
+        previous: previous.as_ref(),
+        enforced: Some(enforced),
+    };
+    let shown = Project::display_names(names);
+    let mut written = None;
+    build_targets(
+        project,
+        &targets,
+        &args.run,
+        &request,
+        progress,
+        |outputs, r| {
+            refresh.finish()?;
+            let derivations = &project.derived()?.derivations;
+            let memo = Memo::new(
+                shown.iter().cloned().zip(outputs.iter().cloned()).collect(),
+                r.outputs
+                    .iter()
+                    .map(|(d, o)| MemoEntry {
+                        drv: d.clone(),
+                        name: derivations[d].name.clone(),
+                        outputs: o.clone(),
+                    })
+                    .collect(),
+                KeepList::new(
+                    &r.closure(derivations)
+                        .into_iter()
+                        .chain(project.source_trees())
+                        .collect(),
+                )?,
+            );
+            link_outputs(project, args, &memo.targets, &memo.keep)?;
+            project.store.write_memo(key, &memo)?;
+            project.store.set_latest_memo(slot, key)?;
+            written = Some(memo);
+            Ok(())
+        },
+    )?;
+    written.ok_or_else(|| CliError::Internal("the realisation left no memo".into()))
+}
+
 pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     let store_dir = crate::project::open_store(cli)?.store_dir();
     let progress = Progress::new(args.run.message_format, store_dir);
@@ -498,69 +605,13 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         crate::commands::lock::prepare(&project, args.build.locked()),
     )?;
     let pinned = Some(&lock).filter(|_| args.build.locked());
-    with_json_finish(
-        &progress,
-        crate::commands::compile_commands::refresh_for_realise(&project, &args.build),
-    )?;
-    let mode: Mode = with_json_finish(
-        &progress,
-        args.run
-            .sandbox
-            .parse()
-            .map_err(|e: String| CliError::usage(e, None)),
-    )?;
-    let shown = Project::display_names(&names);
-    let key = memo_key(&project, mode, &args.run, &shown);
-    let hit = if args.check {
-        None
-    } else {
-        trusted_memo(&project, &key, &progress)
-    };
-    let memo = match hit {
-        Some((memo, fresh_lines)) => {
-            report_memo(&project, &memo, &fresh_lines, pinned, &progress, || {
-                link_outputs(&project, args, &memo.targets, &memo.keep)
-            })?;
-            memo
-        }
-        None => {
-            let targets = with_json_finish(&progress, project.targets(&names))?;
-            let mut written = None;
-            build_targets(
-                &project,
-                &targets,
-                &args.run,
-                args.check,
-                pinned,
-                &progress,
-                |outputs, r| {
-                    let derivations = &project.derived()?.derivations;
-                    let memo = Memo::new(
-                        shown.iter().cloned().zip(outputs.iter().cloned()).collect(),
-                        r.outputs
-                            .iter()
-                            .map(|(d, o)| MemoEntry {
-                                drv: d.clone(),
-                                name: derivations[d].name.clone(),
-                                outputs: o.clone(),
-                            })
-                            .collect(),
-                        KeepList::new(
-                            &r.closure(derivations)
-                                .into_iter()
-                                .chain(project.source_trees())
-                                .collect(),
-                        )?,
-                    );
-                    link_outputs(&project, args, &memo.targets, &memo.keep)?;
-                    project.store.write_memo(&key, &memo)?;
-                    written = Some(memo);
-                    Ok(())
-                },
-            )?;
-            written.ok_or_else(|| CliError::Internal("the realisation left no memo".into()))?
-        }
-    };
+    let memo = std::thread::scope(|scope| {
+        let refresh = with_json_finish(
+            &progress,
+            crate::commands::compile_commands::start_refresh(scope, &project, &args.build),
+        )?;
+        realise_loaded(&project, &names, args, pinned, refresh, &progress)
+    })?;
     // With JSON messages the paths are in the `finished` line (`out_paths`); stdout
     // carries nothing but JSON.
     if args.print_out_paths && !progress.is_json() {
@@ -569,6 +620,47 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Realise `names` of a loaded project: from the memo of an identical evaluation if it
+/// holds, else reusing what the last realisation of the same targets built. The compile
+/// database (`refresh`) is waited for before the final message.
+fn realise_loaded(
+    project: &Project,
+    names: &[(String, String)],
+    args: &RealiseArgs,
+    pinned: Option<&Lockfile>,
+    refresh: Refresh<'_>,
+    progress: &Progress,
+) -> Result<Memo, CliError> {
+    let mode: Mode = with_json_finish(
+        progress,
+        args.run
+            .sandbox
+            .parse()
+            .map_err(|e: String| CliError::usage(e, None)),
+    )?;
+    let shown = Project::display_names(names);
+    let key = memo_key(project, mode, &args.run, &shown);
+    let hit = if args.check {
+        None
+    } else {
+        trusted_memo(project, &key, progress)
+    };
+    match hit {
+        Some((memo, fresh_lines)) => {
+            report_memo(project, &memo, &fresh_lines, pinned, progress, || {
+                refresh.finish()?;
+                link_outputs(project, args, &memo.targets, &memo.keep)
+            })?;
+            Ok(memo)
+        }
+        None => {
+            let slot = memo_slot(project, mode, &args.run, &shown);
+            let memos = (&key, &slot);
+            realise_and_memo(project, args, names, memos, (pinned, refresh), progress)
+        }
+    }
 }
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {

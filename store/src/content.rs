@@ -198,10 +198,83 @@ fn set_mtime(path: &Path) -> Result<(), StoreError> {
     .map_err(|e| StoreError::io("setting the time of", path, e.into()))
 }
 
+/// The threads that make trees read-only and flush them. Registration does both while it
+/// holds a path's lock, and threads of the global pool may be waiting for that lock (when
+/// sources, derivations and outputs are registered at once): work done under a lock must
+/// never wait for them. These threads only touch the files they are given and take no
+/// lock, so they always finish. (None if the threads cannot be started: then the caller's
+/// thread does the work alone.)
+fn leaf_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("cmod-files-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Run `work` on the leaf pool (see [`leaf_pool`]).
+fn on_leaf_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    match leaf_pool() {
+        Some(pool) => pool.install(work),
+        None => work(),
+    }
+}
+
 /// Make a tree read-only (files 0444 or 0555, directories 0555) with mtime 1. A file with
 /// other hard links is first replaced by a private copy, so normalising never changes a
 /// file outside the tree.
 pub fn normalise(path: &Path) -> Result<(), StoreError> {
+    on_leaf_pool(|| normalise_tree(path))
+}
+
+/// Prepare a private tree for the store before it is moved in: everything below a
+/// directory root normalised (see [`normalise`]) and, if `durable`, flushed; the root
+/// itself normalised too unless it is a directory, which must stay writable to be moved
+/// to another parent (its `..` changes) and is finished by [`seal`] afterwards. This is
+/// the slow, parallel part of registering, done before the path's lock is taken.
+pub fn prepare(path: &Path, durable: bool) -> Result<(), StoreError> {
+    on_leaf_pool(|| {
+        let meta =
+            std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
+        if !meta.file_type().is_dir() {
+            normalise_tree(path)?;
+            return if durable { sync_subtree(path) } else { Ok(()) };
+        }
+        let entries: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| StoreError::io("listing", path, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::io("listing", path, e))?;
+        entries.par_iter().try_for_each(|e| {
+            normalise_tree(&e.path())?;
+            if durable {
+                sync_subtree(&e.path())?;
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Finish a tree [`prepare`]d and moved into the store: a directory root becomes 0555
+/// with mtime 1 (and is flushed, if `durable`). One path, no thread pool: it runs under
+/// the path's lock.
+pub fn seal(path: &Path, durable: bool) -> Result<(), StoreError> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
+    if !meta.file_type().is_dir() {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o555))
+        .map_err(|e| StoreError::io("setting permissions of", path, e))?;
+    set_mtime(path)?;
+    if durable {
+        sync_dir(path)?;
+    }
+    Ok(())
+}
+
+fn normalise_tree(path: &Path) -> Result<(), StoreError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
     let ft = meta.file_type();
     if ft.is_dir() {
@@ -209,7 +282,9 @@ pub fn normalise(path: &Path) -> Result<(), StoreError> {
             .map_err(|e| StoreError::io("listing", path, e))?
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::io("listing", path, e))?;
-        entries.par_iter().try_for_each(|e| normalise(&e.path()))?;
+        entries
+            .par_iter()
+            .try_for_each(|e| normalise_tree(&e.path()))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o555))
             .map_err(|e| StoreError::io("setting permissions of", path, e))?;
     } else if ft.is_file() {
@@ -233,13 +308,19 @@ pub fn normalise(path: &Path) -> Result<(), StoreError> {
 /// entries (`fsync`), so that once something refers to it (a path's metadata), a power
 /// loss cannot leave it empty or partial.
 pub fn sync_tree(path: &Path) -> Result<(), StoreError> {
+    on_leaf_pool(|| sync_subtree(path))
+}
+
+fn sync_subtree(path: &Path) -> Result<(), StoreError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
     if meta.file_type().is_dir() {
         let entries: Vec<_> = std::fs::read_dir(path)
             .map_err(|e| StoreError::io("listing", path, e))?
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::io("listing", path, e))?;
-        entries.par_iter().try_for_each(|e| sync_tree(&e.path()))?;
+        entries
+            .par_iter()
+            .try_for_each(|e| sync_subtree(&e.path()))?;
         sync_dir(path)
     } else if meta.file_type().is_file() {
         std::fs::File::open(path)
@@ -467,6 +548,46 @@ fn diff_into(l: &Path, r: &Path, rel: &str, out: &mut Vec<FileDiff>) -> Result<(
 mod tests {
     use super::*;
     use cmod_schema::PathKind;
+
+    /// A tree prepared privately, moved to another parent, then sealed ends read-only
+    /// everywhere with mtime 1 — and its root stayed writable until the move (moving a
+    /// directory to another parent rewrites its `..`, which needs write permission).
+    #[test]
+    fn a_prepared_tree_moves_and_seals_read_only() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        let tmp = t.path().join("tmp/out");
+        std::fs::create_dir_all(tmp.join("sub")).unwrap();
+        std::fs::write(tmp.join("sub/f"), "x").unwrap();
+        prepare(&tmp, true).unwrap();
+        let root = std::fs::metadata(&tmp).unwrap();
+        assert_ne!(
+            root.mode() & 0o200,
+            0,
+            "the root stays writable until sealed"
+        );
+        assert_eq!(
+            std::fs::metadata(tmp.join("sub/f")).unwrap().mode() & 0o777,
+            0o444
+        );
+        assert_eq!(
+            std::fs::metadata(tmp.join("sub")).unwrap().mode() & 0o777,
+            0o555
+        );
+        let dest = t.path().join("store/h-out");
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::rename(&tmp, &dest).unwrap();
+        seal(&dest, true).unwrap();
+        let sealed = std::fs::metadata(&dest).unwrap();
+        assert_eq!(sealed.mode() & 0o777, 0o555);
+        assert_eq!(sealed.mtime(), NORMAL_MTIME);
+        // A single file is finished by `prepare` alone.
+        let file = t.path().join("tmp/f");
+        std::fs::write(&file, "y").unwrap();
+        prepare(&file, false).unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o444);
+        make_writable(&dest);
+    }
 
     #[test]
     fn hash_matches_the_schema_encoding() {

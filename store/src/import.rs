@@ -93,6 +93,13 @@ impl Store {
                 "the metadata names `{shown}`, but its kind, contents, name and references give `{computed}`"
             )));
         }
+        if self.is_valid(&info.path) {
+            content::remove(tree)?;
+            return Ok(self.path_info(&info.path)?);
+        }
+        // Made read-only and flushed while private, before the lock (see
+        // `Store::register`): a power loss must not leave the path valid but empty.
+        content::prepare(tree, self.durable())?;
         let _lock = self.lock_for(&info.path)?;
         if self.is_valid(&info.path) {
             content::remove(tree)?;
@@ -102,7 +109,10 @@ impl Store {
         content::remove(&dest)?;
         std::fs::rename(tree, &dest)
             .map_err(|e| StoreError::io("moving into the store", &dest, e))?;
-        content::normalise(&dest)?;
+        content::seal(&dest, self.durable())?;
+        if self.durable() {
+            content::sync_dir(&self.store_dir())?;
+        }
         let meta = info.to_path_info();
         self.write_path_info(&meta)?;
         Ok(meta)

@@ -97,6 +97,30 @@ impl Store {
         )
     }
 
+    fn latest_file(&self, slot: &ContentHash) -> std::path::PathBuf {
+        self.dir("memo")
+            .join(format!("latest-{}", base32::encode(&slot.0)))
+    }
+
+    /// The memo last recorded for `slot` (one project's realisation of some targets in
+    /// one mode; see [`Store::set_latest_memo`]), unchecked. Its derivations are what a
+    /// realisation after an edit can reuse.
+    pub fn latest_memo(&self, slot: &ContentHash) -> Option<Memo> {
+        let text = std::fs::read_to_string(self.latest_file(slot)).ok()?;
+        let key: ContentHash = text.trim().parse().ok()?;
+        self.memo_unchecked(&key)
+    }
+
+    /// Remember that the memo under `key` is the latest one of `slot`.
+    pub fn set_latest_memo(&self, slot: &ContentHash, key: &ContentHash) -> Result<(), StoreError> {
+        let file = self.latest_file(slot);
+        let text = key.to_text();
+        if std::fs::read_to_string(&file).is_ok_and(|old| old == text) {
+            return Ok(());
+        }
+        write_atomic(&file, text.as_bytes(), false)
+    }
+
     /// Record `memo` under `key`.
     pub fn write_memo(&self, key: &ContentHash, memo: &Memo) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(memo).map_err(|e| StoreError::CorruptMetadata {

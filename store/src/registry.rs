@@ -50,6 +50,35 @@ pub struct Registration<'a> {
     pub candidates: &'a Candidates,
 }
 
+/// See [`Store::validity_check`].
+pub struct ValidityCheck<'a> {
+    store: &'a Store,
+    /// The open `meta/` and store directories (none if either would not open: then each
+    /// check goes by absolute paths).
+    dirs: Option<(std::fs::File, std::fs::File)>,
+}
+
+impl ValidityCheck<'_> {
+    /// Whether `p` is valid: its metadata file and its contents exist.
+    pub fn is_valid(&self, p: &StorePath) -> bool {
+        let Some((meta, store)) = &self.dirs else {
+            return self.store.is_valid(p);
+        };
+        let mut name = [0u8; cmod_schema::store_path::HASH_CHARS + 5];
+        name[cmod_schema::store_path::HASH_CHARS..].copy_from_slice(b".json");
+        let mut hash = [0u8; cmod_schema::store_path::HASH_CHARS];
+        name[..cmod_schema::store_path::HASH_CHARS]
+            .copy_from_slice(p.hash_part_str(&mut hash).as_bytes());
+        nix::sys::stat::fstatat(meta, &name[..], nix::fcntl::AtFlags::empty()).is_ok()
+            && nix::sys::stat::fstatat(
+                store,
+                p.to_string().as_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .is_ok()
+    }
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -120,30 +149,20 @@ impl Store {
         self.is_registered(path) && std::fs::symlink_metadata(self.path_of(path)).is_err()
     }
 
-    /// Whether every one of `paths` is valid: [`Store::is_valid`] for each, but looked up
-    /// relative to the open metadata and store directories (one path component per check
-    /// instead of the whole absolute path; a no-op checks hundreds).
+    /// Whether every one of `paths` is valid: see [`Store::validity_check`].
     pub fn all_valid<'a>(&self, paths: impl IntoIterator<Item = &'a StorePath>) -> bool {
-        let (Ok(meta), Ok(store)) = (
-            std::fs::File::open(self.dir("meta")),
-            std::fs::File::open(self.store_dir()),
-        ) else {
-            return paths.into_iter().all(|p| self.is_valid(p));
-        };
-        let mut name = [0u8; cmod_schema::store_path::HASH_CHARS + 5];
-        name[cmod_schema::store_path::HASH_CHARS..].copy_from_slice(b".json");
-        paths.into_iter().all(|p| {
-            let mut hash = [0u8; cmod_schema::store_path::HASH_CHARS];
-            name[..cmod_schema::store_path::HASH_CHARS]
-                .copy_from_slice(p.hash_part_str(&mut hash).as_bytes());
-            nix::sys::stat::fstatat(&meta, &name[..], nix::fcntl::AtFlags::empty()).is_ok()
-                && nix::sys::stat::fstatat(
-                    &store,
-                    p.to_string().as_str(),
-                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-                )
-                .is_ok()
-        })
+        let check = self.validity_check();
+        paths.into_iter().all(|p| check.is_valid(p))
+    }
+
+    /// A checker of [`Store::is_valid`] that looks paths up relative to the metadata and
+    /// store directories, opened once (one path component per check instead of the whole
+    /// absolute path; a no-op checks hundreds, an edit thousands). Shareable by threads.
+    pub fn validity_check(&self) -> ValidityCheck<'_> {
+        let dirs = std::fs::File::open(self.dir("meta"))
+            .and_then(|meta| Ok((meta, std::fs::File::open(self.store_dir())?)))
+            .ok();
+        ValidityCheck { store: self, dirs }
     }
 
     /// The metadata of a valid path.
@@ -319,7 +338,23 @@ impl Store {
     ) -> Result<PathInfo, StoreError> {
         let path = StorePath::compute(reg.kind, &hash, reg.name, &references)
             .map_err(|e| StoreError::BadPath(reg.name.into(), e.to_string()))?;
-        let _lock = self.lock_for(&path)?;
+        // The slow part (normalising and flushing the tree, on a thread pool) is done
+        // while the tree is still private, before the path's lock: a thread waiting for a
+        // pool while holding a lock may be asked to run another registration meanwhile,
+        // which waits for that same lock (a deadlock seen with sources and derivations
+        // registered at once).
+        let mut prepared = false;
+        let _lock = loop {
+            if !prepared && !self.is_valid(&path) {
+                content::prepare(tmp, self.durable())?;
+                prepared = true;
+            }
+            let lock = self.lock_for(&path)?;
+            if prepared || self.is_valid(&path) {
+                break lock;
+            }
+            // Valid a moment ago, gone now (collected): prepare ours after all.
+        };
         if self.is_valid(&path) {
             content::remove(tmp)?;
             let mut info = self.path_info(&path)?;
@@ -337,11 +372,9 @@ impl Store {
         content::remove(&dest)?;
         std::fs::rename(tmp, &dest)
             .map_err(|e| StoreError::io("moving into the store", &dest, e))?;
-        content::normalise(&dest)?;
+        content::seal(&dest, self.durable())?;
         if self.durable() {
-            // The contents, then their name in the store, before the metadata that
-            // makes them valid.
-            content::sync_tree(&dest)?;
+            // Their name in the store, before the metadata that makes them valid.
             content::sync_dir(&self.store_dir())?;
         }
         let info = PathInfo {

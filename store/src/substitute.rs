@@ -194,10 +194,12 @@ struct Hit {
 /// level and substituter (a hit names its outputs, which is all the next level needs to
 /// resolve). Then the downloads: every hit's outputs from each substituter in one
 /// parallel, verified transfer. Returns the substituted derivations' outputs.
+/// Derivations in `known` are taken as realised with those outputs.
 pub fn walk(
     store: &Store,
     drvs: &BTreeMap<StorePath, Derivation>,
     order: &[StorePath],
+    known: HashMap<StorePath, BTreeMap<String, StorePath>>,
     sandbox: &str,
     cfg: &Sharing,
     obs: &dyn Observer,
@@ -211,8 +213,8 @@ pub fn walk(
         open: cfg.substituters.iter().map(|_| None).collect(),
         disabled: vec![false; cfg.substituters.len()],
     };
-    let mut known: HashMap<StorePath, BTreeMap<String, StorePath>> = HashMap::new();
-    let mut processed: BTreeSet<StorePath> = BTreeSet::new();
+    let mut known = known;
+    let mut processed: BTreeSet<StorePath> = known.keys().cloned().collect();
     let mut hits: Vec<Hit> = Vec::new();
     loop {
         let level: Vec<&StorePath> = order

@@ -2,9 +2,10 @@
 //! closure, public modules that need private ones, and exported partitions the primary
 //! interface does not re-export (a warning).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::error::{did_you_mean, ErrorKind, EvalError};
+use crate::package::PackageId;
 
 use super::errors::{self, target_name};
 use super::{is_public, module_of, GraphInput, ModuleGraph, Origin, Owner, UnitId, UnitKind};
@@ -166,15 +167,28 @@ pub(super) fn check_public_modules(
             }
         }
     }
+    // Only packages with private modules can break the rule. Units explored from one
+    // public interface (without finding a private module) need not be explored again
+    // from another of the same package: one walk per package, linear in the graph.
+    let restricted = |p: PackageId| {
+        input.targets[p]
+            .libs
+            .iter()
+            .any(|l| l.public_modules.is_some())
+    };
+    let mut seen: BTreeMap<PackageId, BTreeSet<UnitId>> = BTreeMap::new();
     for (root, u) in g.units.iter().enumerate() {
         let Origin::Package(p, Owner::Lib(l)) = u.origin else {
             continue;
         };
-        if u.kind != UnitKind::PrimaryInterface || !is_public(input, p, l, u) {
+        if u.kind != UnitKind::PrimaryInterface || !restricted(p) || !is_public(input, p, l, u) {
+            continue;
+        }
+        let seen = seen.entry(p).or_default();
+        if !seen.insert(root) {
             continue;
         }
         let mut todo = vec![root];
-        let mut seen = BTreeSet::from([root]);
         while let Some(v) = todo.pop() {
             for imp in &g.units[v].imports {
                 let Some(w) = imp.provider else { continue };
@@ -207,18 +221,22 @@ pub(super) fn check_public_modules(
 /// through other exported partitions ([module.unit]/3; no diagnostic required).
 pub(super) fn unexported_partitions(g: &ModuleGraph) -> Vec<EvalError> {
     let mut warnings = Vec::new();
+    let primaries: HashMap<(&str, Origin), UnitId> = g
+        .units
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.kind == UnitKind::PrimaryInterface)
+        .filter_map(|(i, x)| Some(((x.module.as_deref()?, x.origin), i)))
+        .collect();
     for (p, unit) in g.units.iter().enumerate() {
         if unit.kind != UnitKind::ExportedPartition {
             continue;
         }
         let Some(name) = &unit.module else { continue };
         let module = module_of(name);
-        let primary = g.units.iter().position(|x| {
-            x.kind == UnitKind::PrimaryInterface
-                && x.module.as_deref() == Some(module)
-                && x.origin == unit.origin
-        });
-        let Some(primary) = primary else { continue };
+        let Some(&primary) = primaries.get(&(module, unit.origin)) else {
+            continue;
+        };
         let mut reached = BTreeSet::new();
         let mut todo = vec![primary];
         while let Some(u) = todo.pop() {

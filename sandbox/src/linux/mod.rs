@@ -29,6 +29,7 @@ mod namespaces;
 mod net;
 mod plan;
 mod reaper;
+mod view;
 
 use std::ffi::CString;
 use std::fs::File;
@@ -101,7 +102,7 @@ fn spec_base(plan: &plan::Plan, tmpfs_at: &Path) -> Result<(ChildSpec, Vec<Strin
 /// Set up a complete (empty) namespace sandbox with the Landlock layer and exit, to find
 /// out before any real work whether this machine allows it.
 fn probe_full() -> Result<Enforcement, SandboxError> {
-    let plan = plan::plan(None, &Default::default())?;
+    let plan = plan::plan(None, None, &Default::default())?;
     let tmpfs_at = std::fs::canonicalize(std::env::temp_dir())
         .map_err(|e| SandboxError::io("finding", std::env::temp_dir(), e))?;
     let (mut spec, what) = spec_base(&plan, &tmpfs_at)?;
@@ -190,7 +191,9 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     let start = Instant::now();
     let link_roots = link_roots(action);
     prepare_build_dir(action, Path::new(STORE_DIR), &link_roots)?;
-    let plan = plan::plan(Some(action), &link_roots)?;
+    // Removed (by drop) when the step ends, however it ends.
+    let view = view::InputView::create(action)?;
+    let plan = plan::plan(Some(action), Some(&view), &link_roots)?;
     let build = plan
         .build_dir
         .clone()

@@ -24,6 +24,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::view::InputView;
 use crate::{Action, SandboxError, BUILD_DIR, STORE_DIR};
 
 /// Device nodes bind-mounted from the host into the sandbox's `/dev`.
@@ -338,6 +339,7 @@ impl Layer {
 /// inside that private `/tmp`, then the link directories inside `/build`.
 pub(crate) fn plan(
     action: Option<&Action>,
+    view: Option<&InputView>,
     link_roots: &BTreeSet<PathBuf>,
 ) -> Result<Plan, SandboxError> {
     let layout = match action {
@@ -375,11 +377,25 @@ pub(crate) fn plan(
         ..Plan::default()
     };
     if let Some(action) = action {
-        for input in &action.inputs {
-            let src = canonical("finding input", &action.store_dir.join(input))?;
-            let dst = Path::new(STORE_DIR).join(input);
-            root.bind(src.clone(), dst, is_dir(&src)?, Access::ReadOnly);
-            plan.inputs.push(src);
+        match view {
+            // The view is the store; inputs it could not link are bound into it.
+            Some(view) => {
+                root.bind(view.dir.clone(), STORE_DIR.into(), true, Access::ReadOnly);
+                plan.inputs.push(view.dir.clone());
+                for (input, src, dir) in &view.binds {
+                    let dst = Path::new(STORE_DIR).join(input);
+                    root.bind(src.clone(), dst, *dir, Access::ReadOnly);
+                    plan.inputs.push(src.clone());
+                }
+            }
+            None => {
+                for input in &action.inputs {
+                    let src = canonical("finding input", &action.store_dir.join(input))?;
+                    let dst = Path::new(STORE_DIR).join(input);
+                    root.bind(src.clone(), dst, is_dir(&src)?, Access::ReadOnly);
+                    plan.inputs.push(src);
+                }
+            }
         }
         let build = canonical("finding build directory", &action.build_dir)?;
         root.bind(build.clone(), BUILD_DIR.into(), true, Access::ReadWrite);
@@ -535,7 +551,7 @@ mod tests {
 
     #[test]
     fn probe_plan_has_devices_and_mount_points() {
-        let plan = plan(None, &BTreeSet::new()).unwrap();
+        let plan = plan(None, None, &BTreeSet::new()).unwrap();
         assert!(plan.steps.contains(&Step::Mkdir("/proc".into())));
         assert!(plan.steps.contains(&Step::Touch("/dev/null".into())));
         assert!(plan.steps.contains(&Step::Bind {
@@ -596,7 +612,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let action = action_in(t.path(), vec![]);
         let roots = BTreeSet::from([PathBuf::from("bmi")]);
-        let steps = plan(Some(&action), &roots).unwrap().steps;
+        let steps = plan(Some(&action), None, &roots).unwrap().steps;
         let at = |want: &Step| position(&steps, want);
         let build_bind = steps
             .iter()
@@ -619,7 +635,7 @@ mod tests {
         assert!(link < pin_link && pin_link < pin_dir && pin_dir < pin_root);
         assert_eq!(seal, steps.len() - 1);
         // Without roots, nothing of the kind.
-        let bare = plan(Some(&action), &BTreeSet::new()).unwrap().steps;
+        let bare = plan(Some(&action), None, &BTreeSet::new()).unwrap().steps;
         assert!(!bare
             .iter()
             .any(|s| matches!(s, Step::Tmpfs(_) | Step::Seal(_))));
@@ -649,7 +665,7 @@ mod tests {
                 tool.clone(),
             ],
         );
-        let plan = plan(Some(&action), &BTreeSet::new()).unwrap();
+        let plan = plan(Some(&action), None, &BTreeSet::new()).unwrap();
         let steps = &plan.steps;
         let build = plan.build_dir.clone().unwrap();
         let tmp_bind = position(

@@ -229,3 +229,18 @@ int main(int argc, char **argv) {
     return 0;
 }
 "#;
+
+/// Change a file's metadata and name: chmod, utimes, truncate, unlink, rename, link.
+pub const TAMPER: &str = r#"
+int main(int argc, char **argv) {
+    const char *f = argv[1];
+    say("chmod", chmod(f, 0666));
+    struct timespec t[2] = {{0, 0}, {0, 0}};
+    say("utimes", utimensat(AT_FDCWD, f, t, 0));
+    say("truncate", truncate(f, 0));
+    say("link", link(f, "stolen"));
+    say("rename", rename(f, "moved"));
+    say("unlink", unlink(f));
+    return 0;
+}
+"#;

@@ -16,8 +16,9 @@
 mod build;
 pub mod events;
 mod modules;
+mod reuse;
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
@@ -30,6 +31,7 @@ use build::Realised;
 pub use build::{BuildEnv, BuildError, Difference};
 pub use events::{Event, Reporter, Silent};
 pub use modules::{module_closure, module_map, ClosureError, ModuleFile};
+pub use reuse::Outputs;
 
 use crate::error::StoreError;
 use crate::layout::Store;
@@ -44,6 +46,9 @@ pub struct RealiseOptions<'a> {
     /// User files to add to the store as source paths before anything is built (host
     /// path, store path, the hash the evaluator saw): see [`Store::add_sources`].
     pub sources: &'a [(&'a Path, &'a StorePath, &'a ContentHash)],
+    /// What the previous realisation of the same targets produced: derivations it
+    /// realised whose outputs are still valid are taken as they are (see `reuse`).
+    pub previous: Option<&'a Outputs>,
 }
 
 /// What a realisation produced.
@@ -149,17 +154,34 @@ pub fn needed(
     Ok(order)
 }
 
+/// The sources among `all` that the derivations of `order` read.
+fn sources_read<'a>(
+    drvs: &BTreeMap<StorePath, Derivation>,
+    order: &[StorePath],
+    all: &[(&'a Path, &'a StorePath, &'a ContentHash)],
+) -> Vec<(&'a Path, &'a StorePath, &'a ContentHash)> {
+    let read: HashSet<&StorePath> = order.iter().flat_map(|d| drvs[d].input_paths()).collect();
+    all.iter()
+        .filter(|(_, p, _)| read.contains(p))
+        .copied()
+        .collect()
+}
+
 /// Write the `.drv` files of `order` (topologically sorted) into the store, skipping
-/// those already valid. Derivations are written level by level, in parallel within a
-/// level, so a derivation becomes valid only after every derivation it references.
+/// those already valid (found in one parallel pass: a valid path's references are valid
+/// too). The others are written level by level, in parallel within a level, so a
+/// derivation becomes valid only after every derivation it references.
 pub fn write_derivations(
     store: &Store,
     drvs: &BTreeMap<StorePath, Derivation>,
     order: &[StorePath],
 ) -> Result<(), RealiseError> {
-    let mut depth: HashMap<&StorePath, usize> = HashMap::with_capacity(order.len());
+    let check = store.validity_check();
+    let valid: Vec<bool> = order.par_iter().map(|d| check.is_valid(d)).collect();
+    let missing = order.iter().zip(valid).filter(|(_, v)| !v).map(|(d, _)| d);
+    let mut depth: HashMap<&StorePath, usize> = HashMap::new();
     let mut levels: Vec<Vec<&StorePath>> = Vec::new();
-    for d in order {
+    for d in missing {
         let level = drvs[d]
             .input_drvs()
             .iter()
@@ -275,15 +297,25 @@ pub fn realise(
     store.clean_temporaries()?;
     let order = needed(drvs, targets)?;
     reporter.event(&Event::Planned { total: order.len() });
-    // Sources and derivations are written while substituters are asked for the outputs:
-    // neither needs the other (substitution works from the derivations in memory), and
-    // a fully substituted build would otherwise wait for hundreds of small store writes
-    // before its first download. Both are done before anything is built.
-    let (written, substituted) = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| -> Result<(), RealiseError> {
-            store.add_sources(opts.sources)?;
-            write_derivations(store, drvs, &order)?;
-            Ok(())
+    let reused = match opts.previous.filter(|_| !opts.check) {
+        Some(previous) => reuse::reusable(store, drvs, &order, previous),
+        None => Outputs::new(),
+    };
+
+    // Sources are written while substituters are asked for the outputs (substitution
+    // works from the derivations in memory); both are done before anything is built. The
+    // `.drv` files are written beside the whole build (nothing a step does needs them)
+    // and waited for at the end: an edit's first compile does not wait for a write.
+    let fresh_order: Vec<StorePath> = order
+        .iter()
+        .filter(|d| !reused.contains_key(*d))
+        .cloned()
+        .collect();
+    std::thread::scope(|scope| {
+        let drv_writer = scope.spawn(|| write_derivations(store, drvs, &fresh_order));
+        let sources_writer = scope.spawn(|| -> Result<(), RealiseError> {
+            // Reused derivations are valid, and so are their references (sources).
+            Ok(store.add_sources(&sources_read(drvs, &fresh_order, opts.sources))?)
         });
         // Substitute what the configured substituters have (never for --check).
         let substituted = match crate::substitute::configured().filter(|_| !opts.check) {
@@ -291,6 +323,7 @@ pub fn realise(
                 store,
                 drvs,
                 &order,
+                reused.clone(),
                 env.sandbox.as_str(),
                 &cfg,
                 &Observe(reporter),
@@ -298,14 +331,45 @@ pub fn realise(
             .map_err(RealiseError::from),
             None => Ok(HashMap::new()),
         };
-        let written = writer
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (written, substituted)
-    });
-    written?;
-    let substituted = substituted?;
+        let join = |h: std::thread::ScopedJoinHandle<'_, Result<(), RealiseError>>| {
+            h.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        let realisation = join(sources_writer).and_then(|()| {
+            let known = Known {
+                reused,
+                substituted: substituted?,
+            };
+            schedule(store, drvs, &order, &known, env, opts, reporter)
+        });
+        // The derivations are written whatever happened; a failure to write them fails
+        // the realisation (its out-links would keep them).
+        let written = join(drv_writer);
+        let realisation = realisation?;
+        written?;
+        Ok(realisation)
+    })
+}
 
+/// Outputs known before scheduling: reused from the previous realisation, and
+/// substituted.
+struct Known {
+    reused: Outputs,
+    substituted: Outputs,
+}
+
+/// Build (or find fresh) every derivation of `order` that `known` does not cover, in
+/// dependency order, `opts.jobs` at a time.
+fn schedule(
+    store: &Store,
+    drvs: &BTreeMap<StorePath, Derivation>,
+    order: &[StorePath],
+    known: &Known,
+    env: &BuildEnv<'_>,
+    opts: &RealiseOptions,
+    reporter: &dyn Reporter,
+) -> Result<Realisation, RealiseError> {
+    let (reused, substituted) = (&known.reused, &known.substituted);
     let index: HashMap<&StorePath, usize> = order.iter().enumerate().map(|(i, d)| (d, i)).collect();
     let mut nodes: Vec<Node> = order
         .iter()
@@ -337,7 +401,17 @@ pub fn realise(
         ..Default::default()
     };
     for (i, n) in nodes.iter().enumerate() {
-        if let Some(outputs) = substituted.get(&n.drv) {
+        if let Some(outputs) = reused.get(&n.drv) {
+            reporter.event(&Event::Fresh {
+                drv: &n.drv,
+                name: &drvs[&n.drv].name,
+                outputs,
+            });
+            state.results[i] = Some(outputs.clone());
+            state.finished += 1;
+            state.out.fresh += 1;
+            state.out.outputs.insert(n.drv.clone(), outputs.clone());
+        } else if let Some(outputs) = substituted.get(&n.drv) {
             state.results[i] = Some(outputs.clone());
             state.finished += 1;
             state.out.substituted.push(n.drv.clone());
@@ -716,6 +790,7 @@ mod tests {
             jobs: 2,
             check: false,
             sources: &[],
+            previous: None,
         };
         let r = realise(&store, &drvs, &targets, &env, &opts, &PanickingReporter).unwrap();
         assert!(!r.failures.is_empty());

@@ -1,0 +1,773 @@
+#!/usr/bin/env python3
+"""Scale benchmark (issue 12): cmod against CMake 4 + Ninja on deep module graphs of growing size.
+
+For each size, a module count M, generates the project twice (one copy per build system):
+
+    gen.py DIR --modules M --partitions 2 --fan-in 2 --impls 1 --plain 0 --work 1 --chain
+
+that is 5M+1 translation units, every module importing its two direct predecessors. Then
+measures, with clang-19 and -j<jobs> on both sides and cmod and ninja runs interleaved:
+
+* cold build: wall and CPU time (user+sys of the process tree); cmod with an empty store
+  and caches, ninja on a freshly configured build dir (the configure timed separately);
+* no-op rebuild: wall time;
+* one implementation-unit edit: wall time of the whole rebuild, and the time from the
+  command's start to the exec of its first compile (from the kernel's process events,
+  beside what `.ninja_log` and cmod's `built` events say);
+* `cmod eval`, and `cmod realise --dry-run` after an edit: wall time and peak RSS;
+* the peak RSS of `cmod realise` itself (not its build steps) in the cold build and the edit.
+
+Sizes above `--no-cold-above` TUs skip the timed cold builds; their store and build dir are
+filled by one cold build each outside the measurements. Prints a table, writes every
+sample to bench/work/scale-results.json and replaces the section "Scale benchmark
+(issue 12)" of bench/RESULTS.md. Helpers (CMake venv, quiet-machine waits, cmod's
+environment, output checks) come from run.py. See bench/README.md.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import shlex
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import types
+from collections import defaultdict
+from pathlib import Path
+
+import gen
+import run as harness
+
+SCALE = harness.WORK / "scale"
+RESULTS_JSON = harness.WORK / "scale-results.json"
+SECTION = "## Scale benchmark (issue 12)"
+SHAPE = {"partitions": 2, "fan_in": 2, "impls": 1, "plain": 0, "seed": 1, "work": 1, "chain": True}
+RSS_EVERY = 0.005  # seconds between samples of cmod's VmHWM
+COMPILE_OUTPUTS = (".o", ".pcm")  # object files and BMIs: what a compile step produces
+
+
+# ---------------------------------------------------------------- measuring
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One measured command."""
+
+    seconds: float  # wall time from just before the spawn to the reaping
+    cpu: float  # user+sys of the process and every descendant it waited for
+    rss_kib: int | None  # the process's own peak resident set, when sampled
+    first_compile: float | None  # seconds to the exec of the first compile, when watched
+    lines: list  # (seconds from the start at which the line arrived, text) per stdout line
+
+
+class RssSampler(threading.Thread):
+    """Samples one process's own peak resident set: VmHWM of /proc/PID/status, which only grows.
+
+    Its children are separate processes and not counted. Only growth in the last
+    RSS_EVERY seconds before the process exits can be missed.
+    """
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.status = Path(f"/proc/{pid}/status")
+        self.peak_kib = 0
+        self.done = threading.Event()
+        self.start()
+
+    def run(self):
+        """Sample until `stop`."""
+        while True:
+            self.sample()
+            if self.done.wait(RSS_EVERY):
+                return
+
+    def sample(self):
+        """Read VmHWM once (absent once the process has exited)."""
+        try:
+            text = self.status.read_text()
+        except OSError:
+            return
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+
+    def stop(self):
+        """Stop sampling; return the peak in KiB."""
+        self.done.set()
+        self.join()
+        return self.peak_kib
+
+
+class ExecWatcher(threading.Thread):
+    """Records fork and exec events of the whole machine from the kernel's proc connector.
+
+    A netlink socket (needs CAP_NET_ADMIN): the kernel stamps every event with
+    CLOCK_MONOTONIC, the clock of time.monotonic_ns(). Each exec's command line is read
+    from /proc on arrival. `first_compile` picks the events of one process tree afterwards.
+    """
+
+    FORK, EXEC = 1, 2  # PROC_EVENT_FORK, PROC_EVENT_EXEC
+    LISTEN, IGNORE = 1, 2  # PROC_CN_MCAST_LISTEN, PROC_CN_MCAST_IGNORE
+    CN_IDX_PROC = 1
+    DATA = 36  # sizeof(struct nlmsghdr) + sizeof(struct cn_msg)
+
+    unavailable = None  # why the connector could not be opened, once it failed
+
+    def __init__(self, sock):
+        super().__init__(daemon=True)
+        self.sock = sock
+        self.events = []  # (what, kernel ns, parent or exec'ing tgid, child tgid, argv)
+        self.lost = False
+        self.done = threading.Event()
+        self.start()
+
+    @classmethod
+    def open(cls):
+        """A running watcher, or None where the proc connector is unavailable."""
+        if cls.unavailable:
+            return None
+        try:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 11)  # NETLINK_CONNECTOR
+            sock.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE: a busy machine forks a lot
+            sock.bind((0, cls.CN_IDX_PROC))
+            sock.send(cls.control(cls.LISTEN))
+        except OSError as err:
+            cls.unavailable = str(err)
+            harness.log(f"no kernel process events ({err}): first-compile exec times not measured")
+            return None
+        sock.settimeout(0.05)
+        return cls(sock)
+
+    @classmethod
+    def control(cls, op):
+        """A netlink message subscribing to (LISTEN) or leaving (IGNORE) the proc connector."""
+        payload = struct.pack("I", op)
+        cn_msg = struct.pack("IIIIHH", cls.CN_IDX_PROC, 1, 0, 0, len(payload), 0) + payload
+        return struct.pack("IHHII", 16 + len(cn_msg), 3, 0, 0, 0) + cn_msg  # NLMSG_DONE
+
+    def run(self):
+        """Receive until `stop`, then drain what is queued."""
+        while True:
+            try:
+                self.record(self.sock.recv(4096))
+            except TimeoutError:
+                if self.done.is_set():
+                    return
+            except OSError:  # ENOBUFS: the kernel dropped events
+                self.lost = True
+
+    def record(self, data):
+        """Keep fork and exec events, reading an exec's command line while the process lives."""
+        what, _cpu, ns = struct.unpack_from("IIQ", data, self.DATA)
+        if what == self.FORK:
+            _, parent, _, child = struct.unpack_from("IIII", data, self.DATA + 16)
+            self.events.append((what, ns, parent, child, None))
+        elif what == self.EXEC:
+            _, tgid = struct.unpack_from("II", data, self.DATA + 16)
+            try:
+                argv = Path(f"/proc/{tgid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                argv = None
+            self.events.append((what, ns, tgid, None, argv))
+
+    def stop(self):
+        """Stop receiving and leave the connector."""
+        self.done.set()
+        self.join()
+        try:
+            self.sock.send(self.control(self.IGNORE))
+        finally:
+            self.sock.close()
+
+    def first_compile(self, root, start_ns):
+        """Seconds from `start_ns` to the exec of the first compile (see is_compile) under process `root`.
+
+        None if there was none, or if events were lost. A process's command line is read
+        after its exec is reported, possibly after a later exec (`sh -c` exec'ing clang),
+        so each process counts with its last exec that read as a compile.
+        """
+        if self.lost:
+            return None
+        family, compiles = {root}, {}
+        for what, ns, tgid, child, argv in self.events:
+            if what == self.FORK and tgid in family:
+                family.add(child)
+            elif what == self.EXEC and tgid in family and is_compile(argv):
+                compiles[tgid] = ns
+        return (min(compiles.values()) - start_ns) / 1e9 if compiles else None
+
+
+def is_compile(argv):
+    """True for a clang compile command line (`-c`, or `--precompile` for a BMI), not a scan, link or archive."""
+    return (bool(argv) and Path(argv[0]).name.startswith("clang") and "scan-deps" not in argv[0]
+            and ("-c" in argv or "--precompile" in argv))
+
+
+def read_lines(fd, start, lines):
+    """Read `fd` to its end, appending (arrival seconds since `start`, text) per complete line."""
+    pending = b""
+    while chunk := os.read(fd, 1 << 16):
+        now = time.perf_counter() - start
+        *complete, pending = (pending + chunk).split(b"\n")
+        lines.extend((now, line.decode()) for line in complete)
+
+
+def measure(cmd, cwd, env=None, rss=False, execs=False):
+    """Run `cmd`, timestamping its stdout lines; with `rss`, sample its own peak RSS; with
+    `execs`, watch its process tree for the first compile.
+
+    wait4's ru_maxrss is no measure of cmod's own peak: it includes reaped children, and
+    the pre-exec image, a fork of this Python process.
+
+    Returns an Outcome; a non-zero exit raises with the end of stderr.
+    """
+    lines = []
+    watcher = ExecWatcher.open() if execs else None
+    with tempfile.TemporaryFile() as err:
+        start_ns, start = time.monotonic_ns(), time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=err)
+        reader = threading.Thread(target=read_lines, args=(proc.stdout.fileno(), start, lines))
+        reader.start()
+        sampler = RssSampler(proc.pid) if rss else None
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        rss_kib = sampler.stop() if sampler else None
+        reader.join()
+        proc.stdout.close()
+        if watcher:
+            watcher.stop()
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{shlex.join(map(str, cmd))} (in {cwd}) exited {proc.returncode}\n"
+                               f"{err.read().decode(errors='replace')[-3000:]}")
+    first = watcher.first_compile(proc.pid, start_ns) if watcher else None
+    return Outcome(seconds, usage.ru_utime + usage.ru_stime, rss_kib, first, lines)
+
+
+# ---------------------------------------------------------------- event streams
+
+
+def cmod_messages(outcome):
+    """(arrival seconds, message) per JSON line of cmod; raises unless it finished successfully."""
+    messages = [(t, json.loads(text)) for t, text in outcome.lines if text.startswith("{")]
+    last = messages[-1][1] if messages else {}
+    if last.get("reason") != "finished" or not last.get("success"):
+        tail = "\n".join(text for _, text in outcome.lines[-20:])
+        raise RuntimeError(f"cmod did not finish successfully:\n{tail}")
+    return messages
+
+
+def clock_offset(messages):
+    """Seconds from the command's start to the start of cmod's progress clock.
+
+    `started_secs` and `elapsed_secs` count from that clock (started once the store is
+    open, before evaluation). Each `built` line is written as soon as its `elapsed_secs` is
+    taken, as is `finished` with its total, so arrival - started_secs - elapsed_secs is the
+    offset plus a delivery delay; the smallest value is the best estimate.
+    """
+    return min(t - m.get("started_secs", 0.0) - m["elapsed_secs"]
+               for t, m in messages if m.get("reason") in ("built", "finished"))
+
+
+def cmod_first_step(messages):
+    """Seconds from the command's start to the start of the first compile step, or None.
+
+    A step starts (`started_secs`) when a worker takes it, before its cache lookup, build
+    directory and sandbox: earlier than the compiler's exec.
+    """
+    starts = [m["started_secs"] for _, m in messages
+              if m.get("reason") == "built" and m["name"].endswith(COMPILE_OUTPUTS)]
+    return clock_offset(messages) + min(starts) if starts else None
+
+
+def cmod_built(messages):
+    """Derivations the run built."""
+    return sum(1 for _, m in messages if m.get("reason") == "built")
+
+
+def ninja_starts(log_before, log_after):
+    """(first edge, first compile) start, seconds after ninja's start, of the edges one build ran.
+
+    The build's entries are those it appended to .ninja_log: `start end mtime output hash`,
+    times in ms from the build's start. Scanning (`.ddi`) and collation (`CXX.dd`,
+    `.modmap`, ...) edges are not compiles; an edge producing an object or BMI is.
+    """
+    if not log_after.startswith(log_before):
+        raise RuntimeError("ninja rewrote .ninja_log during the build: its new entries are unknown")
+    edges, compiles = [], []
+    for line in log_after[len(log_before):].decode().splitlines():
+        if line.startswith("#"):
+            continue
+        start_ms, _end, _mtime, output = line.split("\t")[:4]
+        edges.append(int(start_ms) / 1e3)
+        if output.endswith(COMPILE_OUTPUTS):
+            compiles.append(int(start_ms) / 1e3)
+    return min(edges, default=None), min(compiles, default=None)
+
+
+# ---------------------------------------------------------------- one size
+
+
+class Size:
+    """One project size: its work dirs, the cmod store in use, and the samples measured."""
+
+    def __init__(self, modules, args):
+        self.params = gen.Params(modules, **SHAPE)
+        self.tus = self.params.tu_count()
+        self.dir = SCALE / f"m{modules}"
+        self.proj_cmake, self.build = self.dir / "proj-cmake", self.dir / "build-cmake"
+        self.proj_cmod = self.dir / "proj-cmod"
+        self.cold = args.no_cold_above is None or self.tus <= args.no_cold_above
+        self.built = args.no_build_above is None or self.tus <= args.no_build_above
+        self.store = self.env = None
+        self.samples = defaultdict(list)
+        self.notes = []
+        self.outputs = harness.Outputs()
+
+    def add(self, key, value):
+        """Record one sample (None, for a measurement that did not apply, is dropped)."""
+        if value is not None:
+            self.samples[key].append(value)
+
+    def fresh_store(self, tag):
+        """Switch cmod to an empty store and caches `cmod-store-<tag>`, `cmod-home-<tag>`."""
+        self.store, home = self.dir / f"cmod-store-{tag}", self.dir / f"cmod-home-{tag}"
+        for path in (self.store, home, self.proj_cmod / ".cmod"):
+            shutil.rmtree(path, ignore_errors=True)
+        (self.proj_cmod / "result").unlink(missing_ok=True)
+        self.env = harness.cmod_env(home)
+
+    def to_json(self):
+        """Plain-data form for scale-results.json."""
+        return {"modules": self.params.modules, "tus": self.tus, "cold_measured": self.cold,
+                "samples": dict(self.samples), "notes": self.notes,
+                "outputs_agree": self.outputs.ok(), "mismatches": self.outputs.mismatches}
+
+
+@dataclasses.dataclass
+class Context:
+    """What every phase needs: options, the quiet-machine timer, the CMake tools."""
+
+    args: argparse.Namespace
+    quiet: harness.Quiet
+    tools: tuple
+
+    @property
+    def cmake(self):
+        """True when the CMake + Ninja side runs."""
+        return not self.args.skip_cmake
+
+    def ninja(self, size):
+        """The ninja command for `size`'s build dir."""
+        return harness.build_cmd(self.tools, "ninja", size.build, self.args.jobs)
+
+    def realise(self, size, *extra):
+        """The `cmod realise` command on `size`'s current store."""
+        return [self.args.cmod, "realise", f"-j{self.args.jobs}", "--store", str(size.store),
+                "--message-format", "json", *extra]
+
+    def timed(self, cmd, cwd, env=None, rss=False, execs=False):
+        """`measure` after waiting for a quiet machine (run.py's Quiet counts interference)."""
+        return self.quiet.timed(measure, cmd, cwd, env, rss, execs)[0]
+
+
+def check_binary(size, who, edit, path):
+    """Run a built `synth` and compare its checksum with the other side's at this edit."""
+    size.outputs.check(who, edit, harness.binary_output(path))
+
+
+def cold_ninja(ctx, size):
+    """A fresh configure (timed by itself), then a timed cold ninja build."""
+    size.add("configure", harness.configure(ctx.tools, size.proj_cmake, size.build))
+    out = ctx.timed(ctx.ninja(size), harness.WORK, execs=True)
+    size.add("cold/ninja/wall", out.seconds)
+    size.add("cold/ninja/cpu", out.cpu)
+    size.add("cold/ninja/first_compile", out.first_compile)
+    check_binary(size, "cmake+ninja", 0, size.build / harness.BIN)
+    harness.log(f"{size.tus} TUs: ninja cold {out.seconds:.2f} s")
+
+
+def cold_cmod(ctx, size, run_index):
+    """A timed `cmod realise` into an empty store and caches."""
+    size.fresh_store(run_index)
+    out = ctx.timed(ctx.realise(size), size.proj_cmod, size.env, rss=True, execs=True)
+    messages = cmod_messages(out)
+    size.add("cold/cmod/wall", out.seconds)
+    size.add("cold/cmod/cpu", out.cpu)
+    size.add("cold/cmod/rss_kib", out.rss_kib)
+    size.add("cold/cmod/first_compile", out.first_compile)
+    size.add("cold/cmod/first_step", cmod_first_step(messages))
+    size.add("cold/cmod/built", cmod_built(messages))
+    check_binary(size, "cmod", 0, harness.cmod_binary(size.proj_cmod))
+    harness.log(f"{size.tus} TUs: cmod cold {out.seconds:.2f} s")
+
+
+def fill(ctx, size):
+    """One cold build per side outside the measurements (no quiet wait), for skipped cold sizes."""
+    if ctx.cmake:
+        harness.configure(ctx.tools, size.proj_cmake, size.build)
+        size.add("fill/ninja/wall", measure(ctx.ninja(size), harness.WORK).seconds)
+        check_binary(size, "cmake+ninja", 0, size.build / harness.BIN)
+    size.fresh_store("fill")
+    size.add("fill/cmod/wall", measure(ctx.realise(size), size.proj_cmod, size.env).seconds)
+    check_binary(size, "cmod", 0, harness.cmod_binary(size.proj_cmod))
+    took = ", ".join(f"{side} {harness.fmt_time(size.samples[f'fill/{side}/wall'][0])}"
+                     for side in ("cmod", "ninja") if f"fill/{side}/wall" in size.samples)
+    size.notes.append(f"{size.tus:,} TUs: cold builds not measured (above --no-cold-above "
+                      f"{ctx.args.no_cold_above}); cmod's store and ninja's build dir were filled by "
+                      f"one cold build each outside the measurements, without waiting for a quiet machine ({took})")
+    harness.log(f"{size.tus} TUs: filled without timing")
+
+
+def cold_phase(ctx, size):
+    """Interleaved cold builds, or one untimed fill per side above --no-cold-above."""
+    if not size.cold:
+        fill(ctx, size)
+        return
+    for run_index in range(ctx.args.cold_runs):
+        if ctx.cmake:
+            cold_ninja(ctx, size)
+        cold_cmod(ctx, size, run_index)
+
+
+def noop_phase(ctx, size):
+    """Interleaved no-op rebuilds; each must run nothing."""
+    for _ in range(ctx.args.runs):
+        if ctx.cmake:
+            out = ctx.timed(ctx.ninja(size), harness.WORK)
+            size.add("noop/ninja/wall", out.seconds)
+            size.add("noop/ninja/edges", harness.ninja_edges("\n".join(t for _, t in out.lines)))
+        out = ctx.timed(ctx.realise(size), size.proj_cmod, size.env)
+        size.add("noop/cmod/wall", out.seconds)
+        size.add("noop/cmod/built", cmod_built(cmod_messages(out)))
+    if any(size.samples.get("noop/cmod/built", [])) or any(size.samples.get("noop/ninja/edges", [])):
+        size.notes.append(f"{size.tus:,} TUs: a no-op rebuild ran work (see scale-results.json)")
+
+
+def edit_ninja(ctx, size, value):
+    """Edit the CMake copy and rebuild; the first compile's exec, and the first starts in .ninja_log."""
+    gen.edit_impl(size.proj_cmake, value)
+    log = size.build / ".ninja_log"
+    before = log.read_bytes()
+    out = ctx.timed(ctx.ninja(size), harness.WORK, execs=True)
+    first_edge, first_compile = ninja_starts(before, log.read_bytes())
+    size.add("edit/ninja/wall", out.seconds)
+    size.add("edit/ninja/first_compile", out.first_compile)
+    size.add("edit/ninja/log_first_edge", first_edge)
+    size.add("edit/ninja/log_first_compile", first_compile)
+    size.add("edit/ninja/edges", harness.ninja_edges("\n".join(t for _, t in out.lines)))
+    check_binary(size, "cmake+ninja", value, size.build / harness.BIN)
+
+
+def edit_cmod(ctx, size, value):
+    """Edit the cmod copy and realise; the first compile's exec, and its step's start from the events."""
+    gen.edit_impl(size.proj_cmod, value)
+    out = ctx.timed(ctx.realise(size), size.proj_cmod, size.env, rss=True, execs=True)
+    messages = cmod_messages(out)
+    size.add("edit/cmod/wall", out.seconds)
+    size.add("edit/cmod/rss_kib", out.rss_kib)
+    size.add("edit/cmod/first_compile", out.first_compile)
+    size.add("edit/cmod/first_step", cmod_first_step(messages))
+    size.add("edit/cmod/clock_offset", clock_offset(messages))
+    size.add("edit/cmod/built", cmod_built(messages))
+    check_binary(size, "cmod", value, harness.cmod_binary(size.proj_cmod))
+
+
+def edit_phase(ctx, size):
+    """Interleaved rebuilds after one implementation-unit edit, edit values 1..runs on both sides."""
+    for value in range(1, ctx.args.runs + 1):
+        if ctx.cmake:
+            edit_ninja(ctx, size, value)
+        edit_cmod(ctx, size, value)
+
+
+def eval_phase(ctx, size):
+    """`cmod eval` on the built project: wall time and cmod's peak RSS."""
+    for _ in range(ctx.args.runs):
+        out = ctx.timed([ctx.args.cmod, "eval", "--store", str(size.store)], size.proj_cmod, size.env, rss=True)
+        size.add("eval/wall", out.seconds)
+        size.add("eval/rss_kib", out.rss_kib)
+
+
+def dry_run_phase(ctx, size):
+    """`cmod realise --dry-run` after a new one-line edit each time (values above the built ones)."""
+    for value in range(ctx.args.runs + 1, 2 * ctx.args.runs + 1):
+        gen.edit_impl(size.proj_cmod, value)
+        out = ctx.timed(ctx.realise(size, "--dry-run"), size.proj_cmod, size.env, rss=True)
+        size.add("dry_run/wall", out.seconds)
+        size.add("dry_run/rss_kib", out.rss_kib)
+        size.add("dry_run/would_build", cmod_messages(out)[-1][1]["would_build"])
+
+
+PHASES = (cold_phase, noop_phase, edit_phase, eval_phase, dry_run_phase)
+
+
+def evaluation_only(ctx, size):
+    """Sizes above --no-build-above: no build at all. One untimed `cmod eval` fills the
+    toolchain and scan caches of an empty store; then eval and dry-run are measured."""
+    size.fresh_store("eval")
+    subprocess.run([ctx.args.cmod, "eval", "--store", str(size.store)], cwd=size.proj_cmod,
+                   env=size.env, stdout=subprocess.DEVNULL, check=True)
+    size.notes.append(f"{size.tus:,} TUs: nothing built (above --no-build-above "
+                      f"{ctx.args.no_build_above}); eval and dry-run on a store with warm "
+                      "evaluator caches and no outputs, so the dry-run predicts every step.")
+    return (eval_phase, dry_run_phase)
+
+
+def bench_size(ctx, size):
+    """Generate both copies of the project and run every phase; a failure becomes a note."""
+    shutil.rmtree(size.dir, ignore_errors=True)
+    gen.generate(size.proj_cmake, size.params)
+    gen.generate(size.proj_cmod, size.params)
+    harness.log(f"{size.tus} TUs in {size.dir}")
+    phase = evaluation_only
+    try:
+        phases = PHASES if size.built else evaluation_only(ctx, size)
+        for phase in phases:
+            phase(ctx, size)
+    except (RuntimeError, OSError, StopIteration) as err:
+        harness.log(f"{size.tus} TUs failed: {err}")
+        size.notes.append(f"{size.tus:,} TUs: FAILED in {phase.__name__}: {str(err).splitlines()[0]}")
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_rss(kib):
+    """KiB as MiB."""
+    return f"{kib / 1024:.0f} MiB"
+
+
+def fmt_cell(size, key, fmt):
+    """Median of `key`'s samples, then the samples; why there are none, if there are none."""
+    values = size.samples.get(key)
+    if not values:
+        return "skipped" if key.startswith("cold/") and not size.cold else "—"
+    text = fmt(statistics.median(values))
+    if len(values) > 1:
+        text += " (" + ", ".join(fmt(v) for v in values) + ")"
+    return text
+
+
+def ratio_cell(size, num, den):
+    """Ratio of two keys' medians."""
+    a, b = size.samples.get(num), size.samples.get(den)
+    return f"{statistics.median(a) / statistics.median(b):.2f}×" if a and b else "—"
+
+
+def code(command):
+    """A command as Markdown inline code."""
+    return f"`{command}`"
+
+
+def rows(args):
+    """(label, command in Markdown, cell function) per table row; `$W` is the column's work dir."""
+    ninja = f"ninja -C $W/build-cmake -j{args.jobs}"
+    realise = f"cmod realise -j{args.jobs} --store $W/cmod-store-N --message-format json"
+    edit_cmake = f"python3 bench/gen.py $W/proj-cmake --edit-impl --edit-value N && {ninja}"
+    edit_cmod = f"python3 bench/gen.py $W/proj-cmod --edit-impl --edit-value N && {realise}"
+    configure = ("cmake -S $W/proj-cmake -B $W/build-cmake -G Ninja -DCMAKE_MAKE_PROGRAM=$V/ninja "
+                 f"-DCMAKE_CXX_COMPILER={harness.CLANG} -DCMAKE_CXX_COMPILER_CLANG_SCAN_DEPS={harness.SCAN_DEPS}")
+    evaluate = "cmod eval --store $W/cmod-store-N"
+    dry = f"{edit_cmod} --dry-run"
+
+    def val(key, fmt=harness.fmt_time):
+        return lambda size: fmt_cell(size, key, fmt)
+
+    def cmp(num, den):
+        return lambda size: ratio_cell(size, num, den)
+
+    ratio = "ratio of the medians above"
+    return [
+        ("cold build, wall: ninja", f"fresh configure, then {code(ninja)}", val("cold/ninja/wall")),
+        ("cold build, wall: cmod", f"{code(realise)}, empty store and caches", val("cold/cmod/wall")),
+        ("cold build, wall: cmod / ninja", ratio, cmp("cold/cmod/wall", "cold/ninja/wall")),
+        ("cold build, CPU: ninja", code(ninja), val("cold/ninja/cpu")),
+        ("cold build, CPU: cmod", code(realise), val("cold/cmod/cpu")),
+        ("cold build, CPU: cmod / ninja", ratio, cmp("cold/cmod/cpu", "cold/ninja/cpu")),
+        ("cold build, to first compile's exec: ninja", f"{code(ninja)}; kernel exec events",
+         val("cold/ninja/first_compile")),
+        ("cold build, to first compile's exec: cmod", f"{code(realise)}; kernel exec events",
+         val("cold/cmod/first_compile")),
+        ("CMake configure (not in cold)", code(configure), val("configure")),
+        ("no-op: ninja", code(ninja), val("noop/ninja/wall")),
+        ("no-op: cmod", code(realise), val("noop/cmod/wall")),
+        ("no-op: cmod / ninja", ratio, cmp("noop/cmod/wall", "noop/ninja/wall")),
+        ("edit, whole: ninja", code(edit_cmake), val("edit/ninja/wall")),
+        ("edit, whole: cmod", code(edit_cmod), val("edit/cmod/wall")),
+        ("edit, whole: cmod / ninja", ratio, cmp("edit/cmod/wall", "edit/ninja/wall")),
+        ("edit, to first compile's exec: ninja", f"{code(edit_cmake)}; kernel exec events",
+         val("edit/ninja/first_compile")),
+        ("edit, to first compile's exec: cmod", f"{code(edit_cmod)}; kernel exec events",
+         val("edit/cmod/first_compile")),
+        ("edit, to first compile's exec: cmod / ninja", ratio,
+         cmp("edit/cmod/first_compile", "edit/ninja/first_compile")),
+        ("edit, to first compile edge: ninja", f"{code(edit_cmake)}; `.ninja_log`",
+         val("edit/ninja/log_first_compile")),
+        ("edit, to first edge (a scan): ninja", f"{code(edit_cmake)}; `.ninja_log`",
+         val("edit/ninja/log_first_edge")),
+        ("edit, to first compile step: cmod", f"{code(edit_cmod)}; `built` events",
+         val("edit/cmod/first_step")),
+        ("cmod eval: wall", code(evaluate), val("eval/wall")),
+        ("cmod eval: peak RSS", code(evaluate), val("eval/rss_kib", fmt_rss)),
+        ("dry-run after an edit: wall", code(dry), val("dry_run/wall")),
+        ("dry-run after an edit: peak RSS", code(dry), val("dry_run/rss_kib", fmt_rss)),
+        ("cmod realise peak RSS: cold", code(realise), val("cold/cmod/rss_kib", fmt_rss)),
+        ("cmod realise peak RSS: edit", code(edit_cmod), val("edit/cmod/rss_kib", fmt_rss)),
+    ]
+
+
+def table(sizes, args):
+    """Markdown table: one row per measurement, one column per size."""
+    lines = ["| measurement | command | " + " | ".join(f"{s.tus:,} TUs" for s in sizes) + " |",
+             "|" + " --- |" * (len(sizes) + 2)]
+    for label, command, cell in rows(args):
+        lines.append(f"| {label} | {command} | " + " | ".join(cell(s) for s in sizes) + " |")
+    return "\n".join(lines)
+
+
+def verdict(size):
+    """Whether both sides' binaries printed the same checksums at every edit state."""
+    if not size.outputs.by_edit:
+        return "not checked"
+    if size.outputs.ok():
+        return "agree"
+    return "PROBLEM: " + ("; ".join(size.outputs.mismatches) or "the edit did not change the output")
+
+
+def notes(sizes):
+    """Per-size notes, and whether the exec times could be measured at all."""
+    found = [n for s in sizes for n in s.notes]
+    if ExecWatcher.unavailable:
+        found.append(f"Kernel process events unavailable ({ExecWatcher.unavailable}; needs root): "
+                     "no exec times")
+    return found
+
+
+def header(ctx, sizes, cmod_version):
+    """The lines above the table: when, how, on what, with which tools and options."""
+    args = ctx.args
+    git = harness.first_line(["git", "-C", str(harness.REPO), "rev-parse", "--short", "HEAD"])
+    cmake, ninja = ctx.tools
+    tools = (f"{harness.first_line([cmake, '--version'])}, ninja {harness.first_line([ninja, '--version'])}, "
+             if ctx.cmake else "CMake skipped (--skip-cmake), ")
+    shapes = "; ".join(f"M = {s.params.modules}: {s.tus:,} TUs" for s in sizes)
+    return f"""Measured {datetime.date.today().isoformat()} at commit {git} with:
+
+    {shlex.join(["python3", "bench/scale.py", *sys.argv[1:]])}
+
+- Machine: {harness.machine()}.
+- Tools: {tools}cmod: {cmod_version} (`{args.cmod}`).
+- Projects: `python3 bench/gen.py $W/proj-cmake` (and `$W/proj-cmod`) with
+  `{gen.shape_flags(types.SimpleNamespace(modules="M", **SHAPE))}`;
+  {shapes}. `-std=c++20 -O1`, no `-g` on both sides (gen.py's `[profile.dev]` for cmod, its
+  `-O1` and no build type for CMake, as bench/run.py), `-j{args.jobs}` everywhere.
+- Runs: cold {args.cold_runs}× per side, the rest {args.runs}× each, cmod and ninja runs
+  interleaved; medians, samples in parentheses. Shared machine: {ctx.quiet.summary()}.
+- Outputs (checksums of both sides' binaries at every edit state): """ + ", ".join(
+        f"{s.tus:,} TUs {verdict(s)}" for s in sizes) + "." + "".join(f"\n- {n}." for n in notes(sizes))
+
+
+METHOD = """\
+`$W` is `bench/work/scale/m<M>` of the column, `$V` is `bench/work/venv/bin`, and every
+cmod command runs in `$W/proj-cmod` with run.py's `cmod_env` (`XDG_CACHE_HOME`,
+`XDG_DATA_HOME`, `XDG_STATE_HOME` under `$W/cmod-home-N`); `N` is the run's store or edit
+value.
+
+Method. *Cold*: ninja on a freshly configured build dir, cmod with an empty store and
+caches (a new one per run). *CPU* is user+sys of the command's whole process tree (its
+`wait4` rusage). *Edit*: `gen.py --edit-impl` changes one statement in the last module's
+implementation unit, a new value per run, the same values on both sides. *To first
+compile's exec* counts from the spawn of the command to the exec of the first `clang++ ...
+-c` (or `--precompile`, cmod's BMI steps) among its descendants, both on CLOCK_MONOTONIC:
+the kernel's proc connector (netlink, root only) reports every fork and exec with a
+timestamp, and the harness follows the command's process tree. The other rows show what
+each tool records itself. Ninja's `.ninja_log` gives each edge's start in ms from ninja's
+own start; the first edge of any kind is the `clang-scan-deps` scan of the edited file,
+the first compile edge the one producing an object or BMI. cmod's `built` events give
+`started_secs`, counted from its progress clock (started once the store is open; its
+offset from the spawn, a few ms, is the smallest `arrival − started_secs − elapsed_secs`
+over the `built` and `finished` lines, each written as soon as its `elapsed_secs` is
+taken). A step starts when a worker takes it, before its cache lookup, build directory and
+sandbox, so the compile step's start precedes the compiler's exec; cmod's own scan of the
+edited file runs earlier, during evaluation. *Peak RSS* is cmod's own `VmHWM` (its build
+steps and scans are other processes), sampled from `/proc` every 5 ms (GNU time's exact
+figure for `cmod eval`, which starts no process, agreed within 2% in a check). *eval* runs
+on the built, unchanged project; the *dry-run* follows a new edit each time and builds
+nothing.
+"""
+
+
+def render(ctx, sizes, cmod_version):
+    """The whole section as Markdown."""
+    return f"{SECTION}\n\n{header(ctx, sizes, cmod_version)}\n\n{table(sizes, ctx.args)}\n\n{METHOD}"
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv):
+    """Command-line interface."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="120,600,2000",
+                    type=lambda s: [int(m) for m in s.split(",")], help="module counts (5M+1 TUs each)")
+    ap.add_argument("--runs", type=int, default=3, help="repetitions of no-op, edit, eval and dry-run")
+    ap.add_argument("--cold-runs", type=int, default=2, help="repetitions of cold builds")
+    ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument("--cmod", default=os.environ.get("CMOD_BIN", str(harness.REPO / "target" / "release" / "cmod")),
+                    help="cmod binary (default $CMOD_BIN, else target/release/cmod)")
+    ap.add_argument("--no-cold-above", type=int, metavar="TUS",
+                    help="no timed cold builds for sizes above TUS translation units")
+    ap.add_argument("--no-build-above", type=int, metavar="TUS",
+                    help="sizes with more TUs build nothing: only eval and dry-run are measured")
+    ap.add_argument("--skip-cmake", action="store_true", help="measure cmod only")
+    ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    ap.add_argument("--quiet-wait", type=float, default=30,
+                    help="seconds to wait for other processes to leave the CPUs idle before each run")
+    ap.set_defaults(skip_cmod=False)  # for run.py's cmod_status
+    return ap.parse_args(argv)
+
+
+def write_json(ctx, sizes):
+    """Every sample, per size, to bench/work/scale-results.json."""
+    data = {"command": ["python3", "bench/scale.py", *sys.argv[1:]], "date": datetime.date.today().isoformat(),
+            "cmod": ctx.args.cmod, "jobs": ctx.args.jobs, "quiet": ctx.quiet.summary(),
+            "sizes": {str(s.tus): s.to_json() for s in sizes}}
+    RESULTS_JSON.write_text(json.dumps(data, indent=1))
+
+
+def main(argv=None):
+    """Measure every size, report, record."""
+    args = parse_args(argv)
+    usable, note, cmod_version = harness.cmod_status(args)
+    if not usable:
+        print(note.strip("\n- "), file=sys.stderr)
+        return 2
+    SCALE.mkdir(parents=True, exist_ok=True)
+    tools = harness.ensure_venv() if not args.skip_cmake else (None, None)
+    ctx = Context(args, harness.Quiet(args.quiet_wait), tools)
+    sizes = [Size(m, args) for m in args.sizes]
+    for size in sizes:
+        bench_size(ctx, size)
+        write_json(ctx, sizes)  # after every size, so a long run's finished sizes survive
+    section = render(ctx, sizes, cmod_version)
+    print(section)
+    if not args.no_write:
+        harness.write_section(harness.RESULTS, section, SECTION)
+        harness.log(f"wrote {harness.RESULTS.relative_to(harness.REPO)}")
+    failed = any(s.outputs.mismatches or any("FAILED" in n for n in s.notes) for s in sizes)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+//! The **shape** of a unit: everything in its text that can change what scanning finds.
+//!
+//! The scanner (`clang-scan-deps`) runs the preprocessor over a unit's directives only:
+//! its findings (modules provided and required, headers included) depend on the
+//! preprocessing directives, the `module`/`import` declarations and the flags, never on
+//! the code between them. So a unit whose edit leaves every such line as it was keeps its
+//! scan result, and an edit of a function body needs no scanner process: the result
+//! cached for the unit's previous text is reused (its headers still checked by hash, and
+//! the lexer's view recomputed and compared, since brace depth decides which
+//! declarations it sees).
+//!
+//! The shape is deliberately coarse, a superset of what matters: every line containing
+//! `#`, the digraph `%:` or the trigraph `??=` (which can begin a directive), `import` or
+//! `module`, every line ending in a backslash and the line after it (continuations), each
+//! with its line number (`__LINE__` and diagnostics see positions). Comments and strings
+//! are not stripped: a line that only looks relevant costs a scan, never a wrong result.
+
+use crate::scan::ScanItem;
+
+/// Whether a line may take part in preprocessing or module declarations.
+fn relevant(line: &[u8]) -> bool {
+    let has = |needle: &[u8]| line.windows(needle.len()).any(|w| w == needle);
+    line.contains(&b'#') || has(b"%:") || has(b"??=") || has(b"import") || has(b"module")
+}
+
+/// The shape key of `item` with source `text`: the toolchain `identity`, the unit's
+/// path and scan flags, and its relevant lines with their numbers. Equal keys mean the
+/// scanner would find the same things (given the same headers).
+pub fn shape_key(identity: &str, item: &ScanItem, text: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"cmod-scan-shape-v1\0");
+    h.update(identity.as_bytes());
+    h.update(b"\0");
+    h.update(item.rel.as_bytes());
+    for a in &item.args {
+        h.update(b"\0");
+        h.update(a.as_bytes());
+    }
+    let mut continued = false;
+    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let continues = line.ends_with(b"\\");
+        if continued || continues || relevant(line) {
+            h.update(b"\n");
+            h.update(&(n as u64).to_le_bytes());
+            h.update(line);
+        }
+        continued = continues;
+    }
+    // Units differing only in trailing text still differ in length of the line list.
+    h.update(&(text.split(|&b| b == b'\n').count() as u64).to_le_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cmod_schema::ContentHash;
+
+    fn key(text: &str) -> String {
+        let item = ScanItem {
+            rel: "src/a.cpp".into(),
+            hash: ContentHash::of_file(false, text.as_bytes()),
+            args: vec!["-x".into(), "c++".into()],
+            host_args: vec![],
+        };
+        shape_key("tc", &item, text.as_bytes())
+    }
+
+    const UNIT: &str = "module;\n#include <vector>\n#define TWICE(x) \\\n  ((x) * 2)\nmodule m;\nimport n;\nint f() { return TWICE(1); }\n";
+
+    #[test]
+    fn a_body_edit_keeps_the_shape() {
+        assert_eq!(key(UNIT), key(&UNIT.replace("TWICE(1)", "TWICE(2) + 7")));
+    }
+
+    #[test]
+    fn every_line_that_can_matter_changes_it() {
+        for (from, to) in [
+            ("<vector>", "<string>"),                // an include
+            ("((x) * 2)", "((x) * 3)"),              // a continued macro line
+            ("import n;", "import o;"),              // an import
+            ("module m;", "module q;"),              // the module declaration
+            ("int f()", "%:include <map>\nint f()"), // a digraph directive (and a shift)
+            ("int f()", "\nint f()"),                // a line inserted moves what follows
+            ("int f() {", "int f() { /* # */"),      // looks relevant: counted, conservatively
+        ] {
+            assert_ne!(key(UNIT), key(&UNIT.replace(from, to)), "{from} -> {to}");
+        }
+        assert_ne!(key(UNIT), key(&format!("{UNIT}\n")), "a trailing line");
+    }
+}
