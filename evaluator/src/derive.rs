@@ -366,11 +366,40 @@ impl<'a> Emitter<'a> {
         Ok(path)
     }
 
+    /// Emit the BMIs `u` imports, transitively, in `dialect`, dependencies first, with an
+    /// explicit stack: emitting each then finds its imports' BMIs made, so no chain of
+    /// imports, however long, deepens the call stack.
+    fn bmis_below(&mut self, u: UnitId, dialect: &[String]) -> Result<(), EvalError> {
+        let graph = self.input.graph;
+        let mut seen = std::collections::HashSet::from([u]);
+        let mut stack: Vec<(UnitId, usize)> = vec![(u, 0)];
+        while let Some(top) = stack.last_mut() {
+            let (v, next) = *top;
+            top.1 += 1;
+            match graph.edges[v].get(next) {
+                Some(&w) => {
+                    let made = self.bmis.contains_key(&(w, dialect.to_vec()));
+                    if !made && seen.insert(w) {
+                        stack.push((w, 0));
+                    }
+                }
+                None => {
+                    stack.pop();
+                    if v != u {
+                        self.bmi(v, dialect)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The BMI derivation of importable unit `u` in `dialect`.
     fn bmi(&mut self, u: UnitId, dialect: &[String]) -> Result<StorePath, EvalError> {
         if let Some(p) = self.bmis.get(&(u, dialect.to_vec())) {
             return Ok(p.clone());
         }
+        self.bmis_below(u, dialect)?;
         let input = self.input;
         let unit = &input.graph.units[u];
         let module = unit.module.clone().unwrap_or_default();

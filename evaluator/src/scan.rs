@@ -231,25 +231,16 @@ pub fn scan_package(
     let identity = toolchain.identity.to_text();
     let scan_keys: Vec<ContentHash> = items.iter().map(|i| scan_key(&identity, i)).collect();
     let keys: Vec<String> = scan_keys.iter().map(hex_key).collect();
-    let hits: Vec<bool> = items
+    let mut results: Vec<Option<Scanned>> = items
         .iter()
         .zip(&keys)
         .map(|(item, key)| {
-            table
-                .entries
-                .get(key)
-                .is_some_and(|e| e.rel == item.rel && headers_unchanged(scope, &e.result, files))
+            let e = table.entries.get(key)?;
+            (e.rel == item.rel && headers_unchanged(scope, &e.result, files))
+                .then(|| e.result.clone())
         })
         .collect();
-    let mut misses: Vec<usize> = (0..items.len()).filter(|&i| !hits[i]).collect();
-    let mut results: Vec<Option<Scanned>> = keys
-        .iter()
-        .zip(&hits)
-        .map(|(key, &hit)| {
-            hit.then(|| table.entries.get(key).map(|e| e.result.clone()))
-                .flatten()
-        })
-        .collect();
+    let mut misses: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
     // Trusted results from elsewhere, each used only if its headers match the files here.
     let (substituted, warnings) = match source {
         Some(src) if !misses.is_empty() => {
@@ -286,25 +277,13 @@ pub fn scan_package(
         for (&i, s) in misses.iter().zip(fresh) {
             results[i] = Some(s);
         }
-        for &i in misses.iter().chain(&reshaped) {
-            let Some(result) = results[i].clone() else {
-                continue;
-            };
-            table.entries.insert(
-                keys[i].clone(),
-                CacheEntry {
-                    rel: items[i].rel.clone(),
-                    result,
-                    shape: shapes.get(&i).cloned(),
-                },
-            );
-        }
-        // Forget results no unit uses any more.
-        let live: std::collections::BTreeSet<&str> = keys.iter().map(String::as_str).collect();
-        table.entries.retain(|k, _| live.contains(k.as_str()));
-        if let Some(f) = &cache_file {
-            write_json_atomic(f, &table);
-        }
+        let new: Vec<usize> = misses.iter().chain(&reshaped).copied().collect();
+        let fresh = Fresh {
+            keys: &keys,
+            shapes: &shapes,
+            new: &new,
+        };
+        update_cache(&mut table, items, &results, &fresh, cache_file.as_deref());
     }
     let results = results
         .into_iter()
@@ -318,6 +297,40 @@ pub fn scan_package(
         keys: scan_keys,
         warnings,
     })
+}
+
+/// What a scan found anew: the items' keys, the shape keys of its misses, and which items
+/// were scanned or reshaped.
+struct Fresh<'a> {
+    keys: &'a [String],
+    shapes: &'a std::collections::HashMap<usize, String>,
+    new: &'a [usize],
+}
+
+/// File the `fresh` results in `table`, forget entries no unit uses any more, and save it.
+fn update_cache(
+    table: &mut CacheTable,
+    items: &[ScanItem],
+    results: &[Option<Scanned>],
+    fresh: &Fresh<'_>,
+    file: Option<&Path>,
+) {
+    for &i in fresh.new {
+        let Some(result) = results[i].clone() else {
+            continue;
+        };
+        let entry = CacheEntry {
+            rel: items[i].rel.clone(),
+            result,
+            shape: fresh.shapes.get(&i).cloned(),
+        };
+        table.entries.insert(fresh.keys[i].clone(), entry);
+    }
+    let live: std::collections::BTreeSet<&str> = fresh.keys.iter().map(String::as_str).collect();
+    table.entries.retain(|k, _| live.contains(k.as_str()));
+    if let Some(f) = file {
+        write_json_atomic(f, table);
+    }
 }
 
 /// The shape keys of the `misses` whose sources can be read (one that cannot is scanned,

@@ -96,43 +96,7 @@ pub(crate) fn build_targets(
     // its `finished` line.
     let (r, enforced) = with_json_finish(
         progress,
-        (|| {
-            let enforced = match request.enforced {
-                Some(e) => e,
-                None => sandbox_mode(run)?,
-            };
-            crate::scan_entries::sign_as_built(project)?;
-            let sources = project.sources()?;
-            let env = BuildEnv {
-                toolchain: &project.eval.toolchain,
-                sandbox: enforced.mode,
-                limits: Limits {
-                    timeout: Duration::from_secs(run.action_timeout),
-                    max_output_bytes: run.max_output_size,
-                },
-                keep_failed: run.keep_failed,
-                accept_from: run
-                    .accept_outputs_from
-                    .iter()
-                    .map(|m| m.parse::<Mode>().map_err(|e| CliError::usage(e, None)))
-                    .collect::<Result<_, _>>()?,
-            };
-            let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
-            let r = realise::realise(
-                &project.store,
-                &project.derived()?.derivations,
-                &drvs,
-                &env,
-                &RealiseOptions {
-                    jobs: jobs(run),
-                    check: request.check,
-                    sources: &sources,
-                    previous: request.previous,
-                },
-                progress,
-            )?;
-            Ok((r, enforced))
-        })(),
+        realise_targets(project, targets, run, request, progress),
     )?;
     let outputs: Vec<StorePath> = targets
         .iter()
@@ -185,6 +149,54 @@ pub(crate) fn build_targets(
         return Err(failure_error(project, &r));
     }
     pin_check?;
+    check_differences(&r, progress)?;
+    Ok((outputs, r))
+}
+
+/// Run the realiser for `targets` in the probed (or given) sandbox.
+fn realise_targets(
+    project: &Project,
+    targets: &[Target],
+    run: &RunOpts,
+    request: &BuildRequest<'_>,
+    progress: &Progress,
+) -> Result<(realise::Realisation, Enforcement), CliError> {
+    let enforced = match request.enforced {
+        Some(e) => e,
+        None => sandbox_mode(run)?,
+    };
+    crate::scan_entries::sign_as_built(project)?;
+    let sources = project.sources()?;
+    let env = BuildEnv {
+        toolchain: &project.eval.toolchain,
+        sandbox: enforced.mode,
+        limits: Limits {
+            timeout: Duration::from_secs(run.action_timeout),
+            max_output_bytes: run.max_output_size,
+        },
+        keep_failed: run.keep_failed,
+        accept_from: run
+            .accept_outputs_from
+            .iter()
+            .map(|m| m.parse::<Mode>().map_err(|e| CliError::usage(e, None)))
+            .collect::<Result<_, _>>()?,
+    };
+    let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    let options = RealiseOptions {
+        jobs: jobs(run),
+        check: request.check,
+        sources: &sources,
+        previous: request.previous,
+    };
+    let derivations = &project.derived()?.derivations;
+    let r = realise::realise(&project.store, derivations, &drvs, &env, &options, progress)?;
+    Ok((r, enforced))
+}
+
+/// `--check`'s verdict: stored outputs found corrupt, or rebuilt outputs that differ.
+fn check_differences(r: &realise::Realisation, progress: &Progress) -> Result<(), CliError> {
+    let differing: std::collections::BTreeSet<&StorePath> =
+        r.differences.iter().map(|(d, _)| d).collect();
     let corrupt: Vec<&cmod_store::realise::Difference> = r
         .differences
         .iter()
@@ -229,7 +241,7 @@ pub(crate) fn build_targets(
             }),
         });
     }
-    Ok((outputs, r))
+    Ok(())
 }
 
 /// The error for a realisation whose steps failed: every failure with its log hint; a

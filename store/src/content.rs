@@ -198,62 +198,36 @@ fn set_mtime(path: &Path) -> Result<(), StoreError> {
     .map_err(|e| StoreError::io("setting the time of", path, e.into()))
 }
 
-/// The threads that make trees read-only and flush them. Registration does both while it
-/// holds a path's lock, and threads of the global pool may be waiting for that lock (when
-/// sources, derivations and outputs are registered at once): work done under a lock must
-/// never wait for them. These threads only touch the files they are given and take no
-/// lock, so they always finish. (None if the threads cannot be started: then the caller's
-/// thread does the work alone.)
-fn leaf_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("cmod-files-{i}"))
-            .build()
-            .ok()
-    })
-    .as_ref()
-}
-
-/// Run `work` on the leaf pool (see [`leaf_pool`]).
-fn on_leaf_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
-    match leaf_pool() {
-        Some(pool) => pool.install(work),
-        None => work(),
-    }
-}
-
 /// Make a tree read-only (files 0444 or 0555, directories 0555) with mtime 1. A file with
 /// other hard links is first replaced by a private copy, so normalising never changes a
 /// file outside the tree.
 pub fn normalise(path: &Path) -> Result<(), StoreError> {
-    on_leaf_pool(|| normalise_tree(path))
+    normalise_tree(path)
 }
 
 /// Prepare a private tree for the store before it is moved in: everything below a
 /// directory root normalised (see [`normalise`]) and, if `durable`, flushed; the root
 /// itself normalised too unless it is a directory, which must stay writable to be moved
 /// to another parent (its `..` changes) and is finished by [`seal`] afterwards. This is
-/// the slow, parallel part of registering, done before the path's lock is taken.
+/// the slow, parallel part of registering, done before the path's lock is taken: work on
+/// the thread pool must never run under that lock, since a pool thread waiting for its
+/// own work may meanwhile run another registration that wants the same lock.
 pub fn prepare(path: &Path, durable: bool) -> Result<(), StoreError> {
-    on_leaf_pool(|| {
-        let meta =
-            std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
-        if !meta.file_type().is_dir() {
-            normalise_tree(path)?;
-            return if durable { sync_subtree(path) } else { Ok(()) };
+    let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
+    if !meta.file_type().is_dir() {
+        normalise_tree(path)?;
+        return if durable { sync_subtree(path) } else { Ok(()) };
+    }
+    let entries: Vec<_> = std::fs::read_dir(path)
+        .map_err(|e| StoreError::io("listing", path, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::io("listing", path, e))?;
+    entries.par_iter().try_for_each(|e| {
+        normalise_tree(&e.path())?;
+        if durable {
+            sync_subtree(&e.path())?;
         }
-        let entries: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| StoreError::io("listing", path, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::io("listing", path, e))?;
-        entries.par_iter().try_for_each(|e| {
-            normalise_tree(&e.path())?;
-            if durable {
-                sync_subtree(&e.path())?;
-            }
-            Ok(())
-        })
+        Ok(())
     })
 }
 
@@ -308,7 +282,7 @@ fn normalise_tree(path: &Path) -> Result<(), StoreError> {
 /// entries (`fsync`), so that once something refers to it (a path's metadata), a power
 /// loss cannot leave it empty or partial.
 pub fn sync_tree(path: &Path) -> Result<(), StoreError> {
-    on_leaf_pool(|| sync_subtree(path))
+    sync_subtree(path)
 }
 
 fn sync_subtree(path: &Path) -> Result<(), StoreError> {

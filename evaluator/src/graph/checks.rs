@@ -17,33 +17,35 @@ pub(super) fn check_cycles(g: &ModuleGraph) -> Result<(), EvalError> {
         Active,
         Done,
     }
-    fn visit(
-        g: &ModuleGraph,
-        u: UnitId,
-        mark: &mut [Mark],
-        stack: &mut Vec<UnitId>,
-    ) -> Result<(), EvalError> {
-        mark[u] = Mark::Active;
-        stack.push(u);
-        for &v in &g.edges[u] {
+    // Depth-first with an explicit stack of (unit, next edge): an import chain of
+    // thousands of units must not exhaust a thread's stack.
+    let mut mark = vec![Mark::New; g.units.len()];
+    for root in 0..g.units.len() {
+        if mark[root] != Mark::New {
+            continue;
+        }
+        mark[root] = Mark::Active;
+        let mut stack: Vec<(UnitId, usize)> = vec![(root, 0)];
+        while let Some(top) = stack.last_mut() {
+            let (u, next) = *top;
+            top.1 += 1;
+            let Some(&v) = g.edges[u].get(next) else {
+                mark[u] = Mark::Done;
+                stack.pop();
+                continue;
+            };
             match mark[v] {
                 Mark::Done => {}
-                Mark::New => visit(g, v, mark, stack)?,
+                Mark::New => {
+                    mark[v] = Mark::Active;
+                    stack.push((v, 0));
+                }
                 Mark::Active => {
-                    let start = stack.iter().position(|&s| s == v).unwrap_or(0);
-                    return Err(errors::cycle(g, &stack[start..]));
+                    let path: Vec<UnitId> = stack.iter().map(|&(w, _)| w).collect();
+                    let start = path.iter().position(|&s| s == v).unwrap_or(0);
+                    return Err(errors::cycle(g, &path[start..]));
                 }
             }
-        }
-        stack.pop();
-        mark[u] = Mark::Done;
-        Ok(())
-    }
-    let mut mark = vec![Mark::New; g.units.len()];
-    let mut stack: Vec<UnitId> = Vec::new();
-    for u in 0..g.units.len() {
-        if mark[u] == Mark::New {
-            visit(g, u, &mut mark, &mut stack)?;
         }
     }
     Ok(())
@@ -167,6 +169,14 @@ pub(super) fn check_public_modules(
             }
         }
     }
+    check_public_needs_only_public(g, input)
+}
+
+/// No public module's interface needs a private module of its package.
+fn check_public_needs_only_public(
+    g: &ModuleGraph,
+    input: &GraphInput<'_>,
+) -> Result<(), EvalError> {
     // Only packages with private modules can break the rule. Units explored from one
     // public interface (without finding a private module) need not be explored again
     // from another of the same package: one walk per package, linear in the graph.

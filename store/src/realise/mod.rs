@@ -17,11 +17,10 @@ mod build;
 pub mod events;
 mod modules;
 mod reuse;
+mod schedule;
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::Instant;
 
 use cmod_schema::derivation::Derivation;
 use cmod_schema::{ContentHash, PathKind, StorePath};
@@ -128,28 +127,36 @@ pub fn needed(
     drvs: &BTreeMap<StorePath, Derivation>,
     targets: &[StorePath],
 ) -> Result<Vec<StorePath>, RealiseError> {
-    let mut order = Vec::new();
-    let mut seen = BTreeSet::new();
-    fn visit(
-        d: &StorePath,
-        drvs: &BTreeMap<StorePath, Derivation>,
-        seen: &mut BTreeSet<StorePath>,
-        order: &mut Vec<StorePath>,
-    ) -> Result<(), RealiseError> {
-        if !seen.insert(d.clone()) {
-            return Ok(());
-        }
+    // Depth-first, inputs before the derivation, with an explicit stack: a chain of
+    // thousands of derivations must not exhaust a thread's stack.
+    type Frame<'a> = (&'a StorePath, std::vec::IntoIter<&'a StorePath>);
+    fn frame<'a>(
+        drvs: &'a BTreeMap<StorePath, Derivation>,
+        d: &'a StorePath,
+    ) -> Result<Frame<'a>, RealiseError> {
         let drv = drvs
             .get(d)
             .ok_or_else(|| RealiseError::MissingDerivation(d.clone()))?;
-        for i in drv.input_drvs() {
-            visit(i, drvs, seen, order)?;
-        }
-        order.push(d.clone());
-        Ok(())
+        let inputs: Vec<&StorePath> = drv.input_drvs().into_iter().collect();
+        Ok((d, inputs.into_iter()))
     }
+    let mut order = Vec::new();
+    let mut seen: BTreeSet<&StorePath> = BTreeSet::new();
     for t in targets {
-        visit(t, drvs, &mut seen, &mut order)?;
+        if !seen.insert(t) {
+            continue;
+        }
+        let mut stack = vec![frame(drvs, t)?];
+        while let Some((d, inputs)) = stack.last_mut() {
+            match inputs.next() {
+                Some(i) if seen.insert(i) => stack.push(frame(drvs, i)?),
+                Some(_) => {}
+                None => {
+                    order.push((*d).clone());
+                    stack.pop();
+                }
+            }
+        }
     }
     Ok(order)
 }
@@ -265,24 +272,6 @@ pub fn dry_run(
     Ok(plan)
 }
 
-struct Node {
-    drv: StorePath,
-    deps: Vec<usize>,
-    dependents: Vec<usize>,
-    priority: usize,
-}
-
-#[derive(Default)]
-struct State {
-    ready: BinaryHeap<(usize, usize)>,
-    waiting_on: Vec<usize>,
-    results: Vec<Option<BTreeMap<String, StorePath>>>,
-    running: usize,
-    finished: usize,
-    stop: bool,
-    out: Realisation,
-}
-
 /// Realise `targets` (derivation paths present in `drvs`).
 pub fn realise(
     store: &Store,
@@ -340,7 +329,14 @@ pub fn realise(
                 reused,
                 substituted: substituted?,
             };
-            schedule(store, drvs, &order, &known, env, opts, reporter)
+            let scheduler = schedule::Scheduler {
+                store,
+                drvs,
+                env,
+                opts,
+                reporter,
+            };
+            scheduler.run(&order, &known)
         });
         // The derivations are written whatever happened; a failure to write them fails
         // the realisation (its out-links would keep them).
@@ -356,246 +352,6 @@ pub fn realise(
 struct Known {
     reused: Outputs,
     substituted: Outputs,
-}
-
-/// Build (or find fresh) every derivation of `order` that `known` does not cover, in
-/// dependency order, `opts.jobs` at a time.
-fn schedule(
-    store: &Store,
-    drvs: &BTreeMap<StorePath, Derivation>,
-    order: &[StorePath],
-    known: &Known,
-    env: &BuildEnv<'_>,
-    opts: &RealiseOptions,
-    reporter: &dyn Reporter,
-) -> Result<Realisation, RealiseError> {
-    let (reused, substituted) = (&known.reused, &known.substituted);
-    let index: HashMap<&StorePath, usize> = order.iter().enumerate().map(|(i, d)| (d, i)).collect();
-    let mut nodes: Vec<Node> = order
-        .iter()
-        .map(|d| Node {
-            drv: d.clone(),
-            deps: drvs[d].input_drvs().into_iter().map(|i| index[i]).collect(),
-            dependents: Vec::new(),
-            priority: 1,
-        })
-        .collect();
-    for i in 0..nodes.len() {
-        for j in nodes[i].deps.clone() {
-            nodes[j].dependents.push(i);
-        }
-    }
-    // Longest chain of dependents: start what the most work waits on first.
-    for i in (0..nodes.len()).rev() {
-        let p = 1 + nodes[i]
-            .dependents
-            .iter()
-            .map(|&j| nodes[j].priority)
-            .max()
-            .unwrap_or(0);
-        nodes[i].priority = p;
-    }
-    let mut state = State {
-        waiting_on: nodes.iter().map(|n| n.deps.len()).collect(),
-        results: vec![None; nodes.len()],
-        ..Default::default()
-    };
-    for (i, n) in nodes.iter().enumerate() {
-        if let Some(outputs) = reused.get(&n.drv) {
-            reporter.event(&Event::Fresh {
-                drv: &n.drv,
-                name: &drvs[&n.drv].name,
-                outputs,
-            });
-            state.results[i] = Some(outputs.clone());
-            state.finished += 1;
-            state.out.fresh += 1;
-            state.out.outputs.insert(n.drv.clone(), outputs.clone());
-        } else if let Some(outputs) = substituted.get(&n.drv) {
-            state.results[i] = Some(outputs.clone());
-            state.finished += 1;
-            state.out.substituted.push(n.drv.clone());
-            state.out.outputs.insert(n.drv.clone(), outputs.clone());
-        }
-    }
-    for (i, n) in nodes.iter().enumerate() {
-        let pending = n
-            .deps
-            .iter()
-            .filter(|&&j| state.results[j].is_none())
-            .count();
-        state.waiting_on[i] = pending;
-        if pending == 0 && state.results[i].is_none() {
-            state.ready.push((n.priority, i));
-        }
-    }
-    // Realised outputs, readable without the scheduler's lock (each is set once), for
-    // laying out module closures.
-    let done: Vec<OnceLock<BTreeMap<String, StorePath>>> = state
-        .results
-        .iter()
-        .map(|r| r.clone().map(OnceLock::from).unwrap_or_default())
-        .collect();
-    let shared = (Mutex::new(state), Condvar::new());
-
-    let worker = || loop {
-        let (i, inputs) = {
-            let Ok(mut st) = shared.0.lock() else { return };
-            loop {
-                if st.finished == nodes.len() || (st.stop && st.running == 0 && st.ready.is_empty())
-                {
-                    shared.1.notify_all();
-                    return;
-                }
-                if !st.stop {
-                    if let Some((_, i)) = st.ready.pop() {
-                        st.running += 1;
-                        let inputs: HashMap<StorePath, BTreeMap<String, StorePath>> = nodes[i]
-                            .deps
-                            .iter()
-                            .filter_map(|&j| Some((nodes[j].drv.clone(), st.results[j].clone()?)))
-                            .collect();
-                        break (i, inputs);
-                    }
-                } else if st.running == 0 {
-                    shared.1.notify_all();
-                    return;
-                }
-                st = match shared.1.wait(st) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-            }
-        };
-        let node = &nodes[i];
-        let drv = &drvs[&node.drv];
-        let started = Instant::now();
-        // A panic must not leave the step running for ever: the other workers would wait
-        // for it. It becomes this step's failure.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let modules = module_closure(drvs, drv, |d, o| done[index[d]].get()?.get(o).cloned())
-                .map_err(|e| BuildError::Store {
-                name: drv.name.clone(),
-                source: StoreError::CorruptMetadata {
-                    path: node.drv.to_string(),
-                    reason: e.to_string(),
-                },
-            })?;
-            let step = Step {
-                drv_path: &node.drv,
-                drv,
-                modules: &modules,
-            };
-            realise_one(store, &step, &inputs, env, opts.check, reporter)
-        }))
-        .unwrap_or_else(|payload| Err(BuildError::from_panic(&drv.name, payload.as_ref())));
-        let Ok(mut st) = shared.0.lock() else { return };
-        st.running -= 1;
-        st.finished += 1;
-        match result {
-            Ok((realised, key)) => {
-                let checked = matches!(realised, Realised::Checked { .. });
-                let (outputs, built) = match realised {
-                    Realised::Built(o) => (o, true),
-                    Realised::Fresh(o) => (o, false),
-                    Realised::Checked {
-                        outputs,
-                        differences,
-                    } => {
-                        reporter.event(&Event::Checked {
-                            drv: &node.drv,
-                            name: &drv.name,
-                            differences: &differences,
-                        });
-                        st.out.checked += 1;
-                        st.out
-                            .differences
-                            .extend(differences.into_iter().map(|d| (node.drv.clone(), d)));
-                        (outputs, false)
-                    }
-                };
-                if let Err(e) = store.record_drv_outputs(&node.drv, &key, &outputs) {
-                    st.out.failures.push((
-                        node.drv.clone(),
-                        BuildError::Store {
-                            name: drv.name.clone(),
-                            source: e,
-                        },
-                    ));
-                    st.stop = true;
-                }
-                if checked {
-                    // Reported above.
-                } else if built {
-                    reporter.event(&Event::Built {
-                        drv: &node.drv,
-                        name: &drv.name,
-                        outputs: &outputs,
-                        started,
-                        elapsed: started.elapsed(),
-                    });
-                    st.out.built.push(node.drv.clone());
-                } else {
-                    reporter.event(&Event::Fresh {
-                        drv: &node.drv,
-                        name: &drv.name,
-                        outputs: &outputs,
-                    });
-                    st.out.fresh += 1;
-                }
-                st.out.outputs.insert(node.drv.clone(), outputs.clone());
-                let _ = done[i].set(outputs.clone());
-                st.results[i] = Some(outputs);
-                for &j in &node.dependents {
-                    st.waiting_on[j] = st.waiting_on[j].saturating_sub(1);
-                    if st.waiting_on[j] == 0 && st.results[j].is_none() {
-                        st.ready.push((nodes[j].priority, j));
-                    }
-                }
-            }
-            Err(e) => {
-                let (log, reason) = match &e {
-                    BuildError::Failed { log, .. } | BuildError::MissingOutput { log, .. } => {
-                        (log.clone(), e.to_string())
-                    }
-                    other => (String::new(), other.to_string()),
-                };
-                reporter.event(&Event::Failed {
-                    drv: &node.drv,
-                    name: &drv.name,
-                    derivation: drv,
-                    log: &log,
-                    reason: &reason,
-                });
-                st.out.failures.push((node.drv.clone(), e));
-                st.stop = true;
-            }
-        }
-        shared.1.notify_all();
-    };
-    let jobs = opts.jobs.max(1).min(nodes.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(worker);
-        }
-    });
-    let mut st = shared.0.into_inner().map_err(|_| {
-        StoreError::io(
-            "realising",
-            store.root(),
-            std::io::Error::other("a worker panicked"),
-        )
-    })?;
-    for (i, n) in nodes.iter().enumerate() {
-        if st.results[i].is_none() && !st.out.failures.iter().any(|(d, _)| *d == n.drv) {
-            reporter.event(&Event::Skipped {
-                drv: &n.drv,
-                name: &drvs[&n.drv].name,
-            });
-            st.out.skipped.push(n.drv.clone());
-        }
-    }
-    Ok(st.out)
 }
 
 /// Outputs recorded under `key` that are registered but whose contents are gone (deleted

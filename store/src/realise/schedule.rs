@@ -1,0 +1,338 @@
+//! The scheduler: `jobs` workers take ready derivations, longest remaining chain first,
+//! realise each (see `realise_one`) and release its dependents. After the first failure
+//! no new step starts; running ones finish, and dependents are reported as skipped.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use cmod_schema::derivation::Derivation;
+use cmod_schema::{ContentHash, StorePath};
+
+use super::build::Realised;
+use super::modules::module_closure;
+use super::{realise_one, BuildEnv, BuildError, Event, Known, RealiseError, RealiseOptions};
+use super::{Realisation, Reporter, Step};
+use crate::error::StoreError;
+use crate::layout::Store;
+
+struct Node {
+    drv: StorePath,
+    deps: Vec<usize>,
+    dependents: Vec<usize>,
+    priority: usize,
+}
+
+#[derive(Default)]
+struct State {
+    ready: BinaryHeap<(usize, usize)>,
+    waiting_on: Vec<usize>,
+    results: Vec<Option<BTreeMap<String, StorePath>>>,
+    running: usize,
+    finished: usize,
+    stop: bool,
+    out: Realisation,
+}
+
+/// Outputs of the derivations an input of a step names, by derivation.
+type Inputs = HashMap<StorePath, BTreeMap<String, StorePath>>;
+
+/// What the workers share.
+pub(super) struct Scheduler<'a> {
+    pub store: &'a Store,
+    pub drvs: &'a BTreeMap<StorePath, Derivation>,
+    pub env: &'a BuildEnv<'a>,
+    pub opts: &'a RealiseOptions<'a>,
+    pub reporter: &'a dyn Reporter,
+}
+
+/// The derivation graph of `order` (topologically sorted): each node's inputs and
+/// dependents, and its priority (the longest chain of dependents: what the most work
+/// waits on starts first).
+fn nodes_of(drvs: &BTreeMap<StorePath, Derivation>, order: &[StorePath]) -> Vec<Node> {
+    let index: HashMap<&StorePath, usize> = order.iter().enumerate().map(|(i, d)| (d, i)).collect();
+    let mut nodes: Vec<Node> = order
+        .iter()
+        .map(|d| Node {
+            drv: d.clone(),
+            deps: drvs[d].input_drvs().into_iter().map(|i| index[i]).collect(),
+            dependents: Vec::new(),
+            priority: 1,
+        })
+        .collect();
+    for i in 0..nodes.len() {
+        for j in nodes[i].deps.clone() {
+            nodes[j].dependents.push(i);
+        }
+    }
+    for i in (0..nodes.len()).rev() {
+        let p = 1 + nodes[i]
+            .dependents
+            .iter()
+            .map(|&j| nodes[j].priority)
+            .max()
+            .unwrap_or(0);
+        nodes[i].priority = p;
+    }
+    nodes
+}
+
+impl Scheduler<'_> {
+    /// The state before any step runs: `known` outputs taken (reused ones reported
+    /// fresh), the steps whose inputs are all known ready.
+    fn initial_state(&self, nodes: &[Node], known: &Known) -> State {
+        let mut state = State {
+            waiting_on: vec![0; nodes.len()],
+            results: vec![None; nodes.len()],
+            ..Default::default()
+        };
+        for (i, n) in nodes.iter().enumerate() {
+            let outputs = if let Some(outputs) = known.reused.get(&n.drv) {
+                self.reporter.event(&Event::Fresh {
+                    drv: &n.drv,
+                    name: &self.drvs[&n.drv].name,
+                    outputs,
+                });
+                state.out.fresh += 1;
+                outputs
+            } else if let Some(outputs) = known.substituted.get(&n.drv) {
+                state.out.substituted.push(n.drv.clone());
+                outputs
+            } else {
+                continue;
+            };
+            state.results[i] = Some(outputs.clone());
+            state.finished += 1;
+            state.out.outputs.insert(n.drv.clone(), outputs.clone());
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            let pending = n
+                .deps
+                .iter()
+                .filter(|&&j| state.results[j].is_none())
+                .count();
+            state.waiting_on[i] = pending;
+            if pending == 0 && state.results[i].is_none() {
+                state.ready.push((n.priority, i));
+            }
+        }
+        state
+    }
+
+    /// Realise every derivation of `order` that `known` does not cover.
+    pub fn run(&self, order: &[StorePath], known: &Known) -> Result<Realisation, RealiseError> {
+        let nodes = nodes_of(self.drvs, order);
+        let state = self.initial_state(&nodes, known);
+        let run = Run {
+            index: order.iter().enumerate().map(|(i, d)| (d, i)).collect(),
+            // Realised outputs, readable without the lock (each is set once), for laying
+            // out module closures.
+            done: state
+                .results
+                .iter()
+                .map(|r| r.clone().map(OnceLock::from).unwrap_or_default())
+                .collect(),
+            shared: (Mutex::new(state), Condvar::new()),
+            nodes,
+            sched: self,
+        };
+        let jobs = self.opts.jobs.max(1).min(run.nodes.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 0..jobs {
+                s.spawn(|| run.worker());
+            }
+        });
+        run.finish()
+    }
+}
+
+/// One scheduling run.
+struct Run<'a, 's> {
+    sched: &'s Scheduler<'a>,
+    nodes: Vec<Node>,
+    index: HashMap<&'s StorePath, usize>,
+    done: Vec<OnceLock<BTreeMap<String, StorePath>>>,
+    shared: (Mutex<State>, Condvar),
+}
+
+impl Run<'_, '_> {
+    fn worker(&self) {
+        while let Some((i, inputs)) = self.next() {
+            let started = Instant::now();
+            let result = self.realise(i, &inputs);
+            let Ok(mut st) = self.shared.0.lock() else {
+                return;
+            };
+            st.running -= 1;
+            st.finished += 1;
+            match result {
+                Ok((realised, key)) => self.succeeded(&mut st, i, realised, &key, started),
+                Err(e) => self.failed(&mut st, i, e),
+            }
+            self.shared.1.notify_all();
+        }
+    }
+
+    /// The next ready step and its inputs' outputs; `None` when there is nothing left
+    /// to start (all finished, or stopped after a failure).
+    fn next(&self) -> Option<(usize, Inputs)> {
+        let mut st = self.shared.0.lock().ok()?;
+        loop {
+            // After a failure nothing new starts: done once the running steps are.
+            let stopped = st.stop && st.running == 0;
+            if st.finished == self.nodes.len() || stopped {
+                self.shared.1.notify_all();
+                return None;
+            }
+            if !st.stop {
+                if let Some((_, i)) = st.ready.pop() {
+                    st.running += 1;
+                    let inputs = self.nodes[i]
+                        .deps
+                        .iter()
+                        .filter_map(|&j| Some((self.nodes[j].drv.clone(), st.results[j].clone()?)))
+                        .collect();
+                    return Some((i, inputs));
+                }
+            }
+            st = self.shared.1.wait(st).ok()?;
+        }
+    }
+
+    /// Realise step `i`. A panic must not leave the step running for ever (the other
+    /// workers would wait for it): it becomes this step's failure.
+    fn realise(&self, i: usize, inputs: &Inputs) -> Result<(Realised, ContentHash), BuildError> {
+        let s = self.sched;
+        let node = &self.nodes[i];
+        let drv = &s.drvs[&node.drv];
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let modules = module_closure(s.drvs, drv, |d, o| {
+                self.done[self.index[d]].get()?.get(o).cloned()
+            })
+            .map_err(|e| BuildError::Store {
+                name: drv.name.clone(),
+                source: StoreError::CorruptMetadata {
+                    path: node.drv.to_string(),
+                    reason: e.to_string(),
+                },
+            })?;
+            let step = Step {
+                drv_path: &node.drv,
+                drv,
+                modules: &modules,
+            };
+            realise_one(s.store, &step, inputs, s.env, s.opts.check, s.reporter)
+        }))
+        .unwrap_or_else(|payload| Err(BuildError::from_panic(&drv.name, payload.as_ref())))
+    }
+
+    /// Record step `i`'s outputs, report it and release its dependents.
+    fn succeeded(
+        &self,
+        st: &mut MutexGuard<'_, State>,
+        i: usize,
+        realised: Realised,
+        key: &ContentHash,
+        started: Instant,
+    ) {
+        let s = self.sched;
+        let node = &self.nodes[i];
+        let (drv, name) = (&node.drv, &s.drvs[&node.drv].name);
+        let outputs = match realised {
+            Realised::Built(outputs) => {
+                s.reporter.event(&Event::Built {
+                    drv,
+                    name,
+                    outputs: &outputs,
+                    started,
+                    elapsed: started.elapsed(),
+                });
+                st.out.built.push(drv.clone());
+                outputs
+            }
+            Realised::Fresh(outputs) => {
+                s.reporter.event(&Event::Fresh {
+                    drv,
+                    name,
+                    outputs: &outputs,
+                });
+                st.out.fresh += 1;
+                outputs
+            }
+            Realised::Checked {
+                outputs,
+                differences,
+            } => {
+                s.reporter.event(&Event::Checked {
+                    drv,
+                    name,
+                    differences: &differences,
+                });
+                st.out.checked += 1;
+                let with_drv = differences.into_iter().map(|d| (drv.clone(), d));
+                st.out.differences.extend(with_drv);
+                outputs
+            }
+        };
+        if let Err(e) = s.store.record_drv_outputs(drv, key, &outputs) {
+            let error = BuildError::Store {
+                name: name.clone(),
+                source: e,
+            };
+            st.out.failures.push((drv.clone(), error));
+            st.stop = true;
+        }
+        st.out.outputs.insert(drv.clone(), outputs.clone());
+        let _ = self.done[i].set(outputs.clone());
+        st.results[i] = Some(outputs);
+        for &j in &node.dependents {
+            st.waiting_on[j] = st.waiting_on[j].saturating_sub(1);
+            if st.waiting_on[j] == 0 && st.results[j].is_none() {
+                st.ready.push((self.nodes[j].priority, j));
+            }
+        }
+    }
+
+    /// Report step `i`'s failure and stop starting new steps.
+    fn failed(&self, st: &mut MutexGuard<'_, State>, i: usize, e: BuildError) {
+        let node = &self.nodes[i];
+        let drv = &self.sched.drvs[&node.drv];
+        let (log, reason) = match &e {
+            BuildError::Failed { log, .. } | BuildError::MissingOutput { log, .. } => {
+                (log.clone(), e.to_string())
+            }
+            other => (String::new(), other.to_string()),
+        };
+        self.sched.reporter.event(&Event::Failed {
+            drv: &node.drv,
+            name: &drv.name,
+            derivation: drv,
+            log: &log,
+            reason: &reason,
+        });
+        st.out.failures.push((node.drv.clone(), e));
+        st.stop = true;
+    }
+
+    /// The realisation, with every step that never ran reported as skipped.
+    fn finish(self) -> Result<Realisation, RealiseError> {
+        let s = self.sched;
+        let mut st = self.shared.0.into_inner().map_err(|_| {
+            StoreError::io(
+                "realising",
+                s.store.root(),
+                std::io::Error::other("a worker panicked"),
+            )
+        })?;
+        for (i, n) in self.nodes.iter().enumerate() {
+            if st.results[i].is_none() && !st.out.failures.iter().any(|(d, _)| *d == n.drv) {
+                s.reporter.event(&Event::Skipped {
+                    drv: &n.drv,
+                    name: &s.drvs[&n.drv].name,
+                });
+                st.out.skipped.push(n.drv.clone());
+            }
+        }
+        Ok(st.out)
+    }
+}
