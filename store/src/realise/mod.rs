@@ -433,7 +433,9 @@ mod tests {
     };
     use cmod_schema::toolchain::ToolchainInfo;
 
-    fn step(name: &str, deps: &[&StorePath]) -> Derivation {
+    /// An object step reading the objects of `deps` (shared with the other tests of
+    /// the realiser).
+    pub(super) fn step(name: &str, deps: &[&StorePath]) -> Derivation {
         let mut inputs: Vec<Input> = deps
             .iter()
             .enumerate()

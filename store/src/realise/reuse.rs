@@ -55,48 +55,11 @@ pub fn reusable(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::step;
     use super::*;
     use crate::registry::Registration;
-    use cmod_schema::derivation::{
-        Input, InputFrom, InputRole, Output, StepKind, Tool, DERIVATION_VERSION,
-    };
-    use cmod_schema::{ContentHash, PathKind};
+    use cmod_schema::PathKind;
     use std::collections::BTreeSet;
-
-    fn step(name: &str, deps: &[&StorePath]) -> Derivation {
-        let mut inputs: Vec<Input> = deps
-            .iter()
-            .enumerate()
-            .map(|(n, d)| Input {
-                at: format!("obj/{n}.o"),
-                role: InputRole::Object,
-                from: InputFrom::Drv {
-                    drv: (*d).clone(),
-                    output: "obj".into(),
-                },
-            })
-            .collect();
-        inputs.sort();
-        Derivation {
-            version: DERIVATION_VERSION,
-            name: name.into(),
-            kind: StepKind::Object,
-            toolchain: ContentHash::of_file(false, b"tc"),
-            tool: Tool::Cxx,
-            args: vec![],
-            env: BTreeMap::new(),
-            host: BTreeMap::new(),
-            inputs,
-            outputs: BTreeMap::from([(
-                "obj".to_string(),
-                Output {
-                    at: "out/x.o".into(),
-                    module: None,
-                    name: format!("{name}.o"),
-                },
-            )]),
-        }
-    }
 
     /// `a` ← `b` ← `c`, and `d` alone: `a`'s output is gone, so `b` and `c` (built
     /// from it) are not reused either; `d` is. Unwritten `.drv`s are not reused.
