@@ -189,6 +189,71 @@ struct Hit {
     from: usize,
 }
 
+/// The derivations of `order` whose input derivations are all known, level by level:
+/// the first level is what `known` already allows, each next one what the derivations
+/// newly known in the previous level release. Linear in the graph (a scan of the whole
+/// order per level was quadratic on deep graphs).
+struct Frontier {
+    /// Per derivation of the order: its input derivations not known yet.
+    pending: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    next: Vec<usize>,
+}
+
+impl Frontier {
+    fn new(
+        drvs: &BTreeMap<StorePath, Derivation>,
+        order: &[StorePath],
+        known: &Outputs,
+    ) -> Frontier {
+        let index: HashMap<&StorePath, usize> =
+            order.iter().enumerate().map(|(i, d)| (d, i)).collect();
+        let mut pending = vec![0; order.len()];
+        let mut dependents = vec![Vec::new(); order.len()];
+        for (i, d) in order.iter().enumerate() {
+            for input in drvs[d].input_drvs() {
+                if known.contains_key(input) {
+                    continue;
+                }
+                pending[i] += 1;
+                if let Some(&j) = index.get(input) {
+                    dependents[j].push(i);
+                }
+            }
+        }
+        let next = (0..order.len())
+            .filter(|&i| pending[i] == 0 && !known.contains_key(&order[i]))
+            .collect();
+        Frontier {
+            pending,
+            dependents,
+            next,
+        }
+    }
+
+    /// The next level (indices into the order), in the order's topological order.
+    fn take(&mut self) -> Vec<usize> {
+        let mut level = std::mem::take(&mut self.next);
+        level.sort_unstable();
+        level
+    }
+
+    /// Release the dependents of the derivations of `level` that became known.
+    fn release(&mut self, level: &[usize], order: &[StorePath], known: &Outputs) {
+        for &i in level.iter().filter(|&&i| known.contains_key(&order[i])) {
+            for &j in &self.dependents[i] {
+                self.pending[j] -= 1;
+                if self.pending[j] == 0 {
+                    self.next.push(j);
+                }
+            }
+        }
+    }
+}
+
+/// Outputs of derivations, by derivation.
+type Outputs = HashMap<StorePath, BTreeMap<String, StorePath>>;
+
 /// Walk `order` (topologically sorted derivations) and substitute what the configured
 /// substituters have. First the trace walk: level by level, one batched trace query per
 /// level and substituter (a hit names its outputs, which is all the next level needs to
@@ -214,20 +279,15 @@ pub fn walk(
         disabled: vec![false; cfg.substituters.len()],
     };
     let mut known = known;
-    let mut processed: BTreeSet<StorePath> = known.keys().cloned().collect();
+    let mut frontier = Frontier::new(drvs, order, &known);
     let mut hits: Vec<Hit> = Vec::new();
     loop {
-        let level: Vec<&StorePath> = order
-            .iter()
-            .filter(|d| !processed.contains(*d))
-            .filter(|d| drvs[*d].input_drvs().iter().all(|i| known.contains_key(*i)))
-            .collect();
+        let level = frontier.take();
         if level.is_empty() {
             break;
         }
         let mut want: Vec<(&StorePath, ContentHash)> = Vec::new();
-        for d in level {
-            processed.insert(d.clone());
+        for d in level.iter().map(|&i| &order[i]) {
             let resolved = drvs[d].resolve(|i, o| known.get(i).and_then(|m| m.get(o)).cloned());
             let Some(key) = resolved.ok().and_then(|r| r.trace_key(sandbox).ok()) else {
                 continue;
@@ -288,6 +348,7 @@ pub fn walk(
                 None => true,
             });
         }
+        frontier.release(&level, order, &known);
     }
     // Downloads, one verified transfer per substituter.
     let mut failed: BTreeSet<usize> = BTreeSet::new();
@@ -337,4 +398,40 @@ pub fn walk(
         substituted.insert(h.drv, h.entry.outputs);
     }
     Ok(substituted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::realise::tests_support::step;
+
+    /// `a` ← `b` ← `c`, and `d` alone: a level holds what the known derivations allow;
+    /// a derivation whose input stays unknown (to be built) never comes up.
+    #[test]
+    fn levels_follow_what_became_known() {
+        let mut drvs = BTreeMap::new();
+        let mut add = |d: Derivation| {
+            let p = d.drv_path().unwrap();
+            drvs.insert(p.clone(), d);
+            p
+        };
+        let a = add(step("a", &[]));
+        let b = add(step("b", &[&a]));
+        let c = add(step("c", &[&b]));
+        let d = add(step("d", &[]));
+        let order = vec![a.clone(), b.clone(), c.clone(), d.clone()];
+        let out = |p: &StorePath| BTreeMap::from([("obj".to_string(), p.clone())]);
+        let mut known = Outputs::new();
+        let mut f = Frontier::new(&drvs, &order, &known);
+        assert_eq!(f.take(), [0, 3]);
+        known.insert(a.clone(), out(&a));
+        f.release(&[0, 3], &order, &known);
+        assert_eq!(f.take(), [1]);
+        // `b` is not found: `c` waits for its build.
+        f.release(&[1], &order, &known);
+        assert!(f.take().is_empty());
+        // Starting with `a` and `b` known (reused), `c` and `d` come first.
+        let known = Outputs::from([(a.clone(), out(&a)), (b.clone(), out(&b))]);
+        assert_eq!(Frontier::new(&drvs, &order, &known).take(), [2, 3]);
+    }
 }

@@ -19,6 +19,12 @@ mod modules;
 mod reuse;
 mod schedule;
 
+/// Test helpers shared with the other modules of the store.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::tests::step;
+}
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
@@ -435,7 +441,7 @@ mod tests {
 
     /// An object step reading the objects of `deps` (shared with the other tests of
     /// the realiser).
-    pub(super) fn step(name: &str, deps: &[&StorePath]) -> Derivation {
+    pub(crate) fn step(name: &str, deps: &[&StorePath]) -> Derivation {
         let mut inputs: Vec<Input> = deps
             .iter()
             .enumerate()
