@@ -303,7 +303,7 @@ pub fn scan_package(
 /// were scanned or reshaped.
 struct Fresh<'a> {
     keys: &'a [String],
-    shapes: &'a std::collections::HashMap<usize, String>,
+    shapes: &'a Shapes,
     new: &'a [usize],
 }
 
@@ -322,7 +322,7 @@ fn update_cache(
         let entry = CacheEntry {
             rel: items[i].rel.clone(),
             result,
-            shape: fresh.shapes.get(&i).cloned(),
+            shape: fresh.shapes.get(&i).map(|(shape, _)| shape.clone()),
         };
         table.entries.insert(fresh.keys[i].clone(), entry);
     }
@@ -335,20 +335,19 @@ fn update_cache(
 
 /// The shape keys of the `misses` whose sources can be read (one that cannot is scanned,
 /// which reports the error).
-fn shapes_of(
-    identity: &str,
-    scope: &HeaderScope,
-    items: &[ScanItem],
-    misses: &[usize],
-) -> std::collections::HashMap<usize, String> {
+fn shapes_of(identity: &str, scope: &HeaderScope, items: &[ScanItem], misses: &[usize]) -> Shapes {
     misses
         .iter()
         .filter_map(|&i| {
             let text = std::fs::read(scope.root.join(&items[i].rel)).ok()?;
-            Some((i, shape::shape_key(identity, &items[i], &text)))
+            let shape = shape::shape_key(identity, &items[i], &text);
+            Some((i, (shape, scan_declarations(&text))))
         })
         .collect()
 }
+
+/// Per missed item: its shape key and the declarations the lexer sees in its text.
+type Shapes = std::collections::HashMap<usize, (String, Declarations)>;
 
 /// Take the cached result of a unit's earlier text for the `misses` whose shape it
 /// shares, if its headers are unchanged and the lexer sees the same declarations in the
@@ -356,7 +355,7 @@ fn shapes_of(
 fn reuse_by_shape(
     scope: &HeaderScope,
     items: &[ScanItem],
-    shapes: &std::collections::HashMap<usize, String>,
+    shapes: &Shapes,
     files: &FileCache,
     misses: &mut Vec<usize>,
     results: &mut [Option<Scanned>],
@@ -364,7 +363,7 @@ fn reuse_by_shape(
 ) -> Vec<usize> {
     let mut reused = Vec::new();
     for &i in misses.iter() {
-        let Some(shape) = shapes.get(&i) else {
+        let Some((shape, decls)) = shapes.get(&i) else {
             continue;
         };
         let earlier = table.entries.values().find(|e| {
@@ -375,10 +374,7 @@ fn reuse_by_shape(
         let Some(earlier) = earlier else {
             continue;
         };
-        let Ok(text) = std::fs::read(scope.root.join(&items[i].rel)) else {
-            continue;
-        };
-        if scan_declarations(&text) == earlier.result.decls {
+        if *decls == earlier.result.decls {
             results[i] = Some(earlier.result.clone());
             reused.push(i);
         }

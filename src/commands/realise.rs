@@ -149,7 +149,7 @@ pub(crate) fn build_targets(
         return Err(failure_error(project, &r));
     }
     pin_check?;
-    check_differences(&r, progress)?;
+    check_differences(&r, &differing, progress)?;
     Ok((outputs, r))
 }
 
@@ -194,9 +194,11 @@ fn realise_targets(
 }
 
 /// `--check`'s verdict: stored outputs found corrupt, or rebuilt outputs that differ.
-fn check_differences(r: &realise::Realisation, progress: &Progress) -> Result<(), CliError> {
-    let differing: std::collections::BTreeSet<&StorePath> =
-        r.differences.iter().map(|(d, _)| d).collect();
+fn check_differences(
+    r: &realise::Realisation,
+    differing: &std::collections::BTreeSet<&StorePath>,
+    progress: &Progress,
+) -> Result<(), CliError> {
     let corrupt: Vec<&cmod_store::realise::Difference> = r
         .differences
         .iter()

@@ -202,7 +202,37 @@ fn set_mtime(path: &Path) -> Result<(), StoreError> {
 /// other hard links is first replaced by a private copy, so normalising never changes a
 /// file outside the tree.
 pub fn normalise(path: &Path) -> Result<(), StoreError> {
-    normalise_tree(path)
+    let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        entries(path)?
+            .par_iter()
+            .try_for_each(|e| normalise(&e.path()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o555))
+            .map_err(|e| StoreError::io("setting permissions of", path, e))?;
+    } else if ft.is_file() {
+        if meta.nlink() > 1 {
+            let tmp = path.with_extension("cmod-unlink");
+            std::fs::copy(path, &tmp).map_err(|e| StoreError::io("copying", path, e))?;
+            std::fs::rename(&tmp, path).map_err(|e| StoreError::io("replacing", path, e))?;
+        }
+        let mode = if meta.permissions().mode() & 0o111 != 0 {
+            0o555
+        } else {
+            0o444
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| StoreError::io("setting permissions of", path, e))?;
+    }
+    set_mtime(path)
+}
+
+/// The entries of directory `path`.
+fn entries(path: &Path) -> Result<Vec<std::fs::DirEntry>, StoreError> {
+    std::fs::read_dir(path)
+        .map_err(|e| StoreError::io("listing", path, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::io("listing", path, e))
 }
 
 /// Prepare a private tree for the store before it is moved in: everything below a
@@ -215,17 +245,13 @@ pub fn normalise(path: &Path) -> Result<(), StoreError> {
 pub fn prepare(path: &Path, durable: bool) -> Result<(), StoreError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
     if !meta.file_type().is_dir() {
-        normalise_tree(path)?;
-        return if durable { sync_subtree(path) } else { Ok(()) };
+        normalise(path)?;
+        return if durable { sync_tree(path) } else { Ok(()) };
     }
-    let entries: Vec<_> = std::fs::read_dir(path)
-        .map_err(|e| StoreError::io("listing", path, e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| StoreError::io("listing", path, e))?;
-    entries.par_iter().try_for_each(|e| {
-        normalise_tree(&e.path())?;
+    entries(path)?.par_iter().try_for_each(|e| {
+        normalise(&e.path())?;
         if durable {
-            sync_subtree(&e.path())?;
+            sync_tree(&e.path())?;
         }
         Ok(())
     })
@@ -248,53 +274,15 @@ pub fn seal(path: &Path, durable: bool) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn normalise_tree(path: &Path) -> Result<(), StoreError> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
-    let ft = meta.file_type();
-    if ft.is_dir() {
-        let entries: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| StoreError::io("listing", path, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::io("listing", path, e))?;
-        entries
-            .par_iter()
-            .try_for_each(|e| normalise_tree(&e.path()))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o555))
-            .map_err(|e| StoreError::io("setting permissions of", path, e))?;
-    } else if ft.is_file() {
-        if meta.nlink() > 1 {
-            let tmp = path.with_extension("cmod-unlink");
-            std::fs::copy(path, &tmp).map_err(|e| StoreError::io("copying", path, e))?;
-            std::fs::rename(&tmp, path).map_err(|e| StoreError::io("replacing", path, e))?;
-        }
-        let mode = if meta.permissions().mode() & 0o111 != 0 {
-            0o555
-        } else {
-            0o444
-        };
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| StoreError::io("setting permissions of", path, e))?;
-    }
-    set_mtime(path)
-}
-
 /// Flush a file or tree to stable storage: every file's data and every directory's
 /// entries (`fsync`), so that once something refers to it (a path's metadata), a power
 /// loss cannot leave it empty or partial.
 pub fn sync_tree(path: &Path) -> Result<(), StoreError> {
-    sync_subtree(path)
-}
-
-fn sync_subtree(path: &Path) -> Result<(), StoreError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| StoreError::io("reading", path, e))?;
     if meta.file_type().is_dir() {
-        let entries: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| StoreError::io("listing", path, e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::io("listing", path, e))?;
-        entries
+        entries(path)?
             .par_iter()
-            .try_for_each(|e| sync_subtree(&e.path()))?;
+            .try_for_each(|e| sync_tree(&e.path()))?;
         sync_dir(path)
     } else if meta.file_type().is_file() {
         std::fs::File::open(path)

@@ -49,8 +49,11 @@ pub(super) struct Scheduler<'a> {
 /// The derivation graph of `order` (topologically sorted): each node's inputs and
 /// dependents, and its priority (the longest chain of dependents: what the most work
 /// waits on starts first).
-fn nodes_of(drvs: &BTreeMap<StorePath, Derivation>, order: &[StorePath]) -> Vec<Node> {
-    let index: HashMap<&StorePath, usize> = order.iter().enumerate().map(|(i, d)| (d, i)).collect();
+fn nodes_of(
+    drvs: &BTreeMap<StorePath, Derivation>,
+    order: &[StorePath],
+    index: &HashMap<&StorePath, usize>,
+) -> Vec<Node> {
     let mut nodes: Vec<Node> = order
         .iter()
         .map(|d| Node {
@@ -121,10 +124,12 @@ impl Scheduler<'_> {
 
     /// Realise every derivation of `order` that `known` does not cover.
     pub fn run(&self, order: &[StorePath], known: &Known) -> Result<Realisation, RealiseError> {
-        let nodes = nodes_of(self.drvs, order);
+        let index: HashMap<&StorePath, usize> =
+            order.iter().enumerate().map(|(i, d)| (d, i)).collect();
+        let nodes = nodes_of(self.drvs, order, &index);
         let state = self.initial_state(&nodes, known);
         let run = Run {
-            index: order.iter().enumerate().map(|(i, d)| (d, i)).collect(),
+            index,
             // Realised outputs, readable without the lock (each is set once), for laying
             // out module closures.
             done: state
