@@ -86,6 +86,35 @@ fn a_deleted_output_is_noticed_rebuilt_with_a_warning_and_run_works() {
     s.assert_store_verifies(&dir);
 }
 
+/// After an edit, unchanged steps are reused from the previous realisation without
+/// looking at their `.drv` files first; one deleted by hand is written again beside the
+/// build, and the store verifies.
+#[test]
+fn a_deleted_derivation_of_a_reused_step_is_written_again() {
+    let s = Sandbox::new();
+    let (dir, _) = realised_hello(&s);
+    let store = s.store().join("v1/store");
+    let drv = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("hello.pcm.drv"))
+        .expect("the BMI's derivation is in the store");
+    writable(&drv);
+    std::fs::remove_file(&drv).unwrap();
+    let main = dir.join("src/main.cpp");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, text.replace("return 0;", "return 0; // edited")).unwrap();
+    let r = s.realise(&dir, &[]).ok();
+    assert!(
+        !r.built().contains(&"hello-0.1.0-hello.pcm".to_string()),
+        "the BMI step is reused: {:?}",
+        r.built()
+    );
+    assert!(drv.exists(), "the deleted derivation was written again");
+    s.assert_store_verifies(&dir);
+    assert_eq!(run(&dir.join("result"), &[]), "Hello, modules!\n");
+}
+
 #[test]
 fn unreadable_metadata_blocks_nothing_verify_reports_every_problem_and_repair_fixes_them() {
     let s = Sandbox::new();
@@ -409,4 +438,55 @@ fn contents_reach_stable_storage_before_their_metadata_makes_them_valid() {
             .join("\n")
     );
     let _ = cmod_env;
+}
+
+/// Sandbox views are kept only by small realisations (an edit), never by a build of many
+/// steps: keeping every step's view would store steps × inputs entries.
+#[test]
+fn only_small_realisations_keep_their_sandbox_views() {
+    let s = Sandbox::new();
+    let mut files: Vec<(String, String)> = vec![
+        (
+            "cmod.toml".into(),
+            "[package]\nname = \"p\"\nversion = \"0.1.0\"\n[lib]\nsources = [\"src/*.cpp\"]\n[[bin]]\nname = \"p\"\nmain = \"main.cpp\"\n".into(),
+        ),
+        ("main.cpp".into(), "int f0();\nint main() { return f0(); }\n".into()),
+    ];
+    for i in 0..20 {
+        files.push((
+            format!("src/f{i}.cpp"),
+            format!("int f{i}() {{ return 0; }}\n"),
+        ));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = s.project("many", &refs);
+    let views = s.store().join("v1/views");
+    let slots = || {
+        std::fs::read_dir(&views)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".lock")
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    let r = s.realise(&dir, &[]).ok();
+    assert!(r.built().len() > 16, "{:?}", r.built());
+    assert_eq!(slots(), 0, "a cold build of many steps keeps no view");
+    std::fs::write(dir.join("src/f3.cpp"), "int f3() { return 3 - 3; }\n").unwrap();
+    let r = s.realise(&dir, &[]).ok();
+    assert!(r.built().len() <= 16, "{:?}", r.built());
+    assert_eq!(
+        slots(),
+        r.built().len(),
+        "each step of an edit keeps its view"
+    );
 }

@@ -28,6 +28,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 pub use cmod_schema::derivation::bmi_file;
 use cmod_schema::derivation::{
     Derivation, Input, InputFrom, InputRole, Output, StepKind, Tool, DERIVATION_VERSION,
@@ -139,6 +141,40 @@ struct Step {
     output: (&'static str, String),
     /// The module a BMI output provides.
     module: Option<String>,
+}
+
+impl Step {
+    /// The derivation of this step with `toolchain`, checked, and its path.
+    fn derivation(mut self, toolchain: ContentHash) -> Result<(StorePath, Derivation), EvalError> {
+        self.inputs.sort();
+        self.inputs.dedup();
+        let (key, at) = self.output;
+        let drv = Derivation {
+            version: DERIVATION_VERSION,
+            name: self.name.clone(),
+            kind: self.kind,
+            toolchain,
+            tool: self.tool,
+            args: self.args,
+            env: BTreeMap::new(),
+            host: self.host,
+            inputs: self.inputs,
+            outputs: BTreeMap::from([(
+                key.to_string(),
+                Output {
+                    at,
+                    module: self.module,
+                    name: self.name,
+                },
+            )]),
+        };
+        let internal = |e: cmod_schema::derivation::DerivationError| {
+            EvalError::new(ErrorKind::Internal, e.to_string())
+        };
+        drv.validate().map_err(internal)?;
+        let path = drv.drv_path().map_err(internal)?;
+        Ok((path, drv))
+    }
 }
 
 pub(crate) struct Emitter<'a> {
@@ -334,36 +370,32 @@ impl<'a> Emitter<'a> {
         })
     }
 
-    fn emit(&mut self, mut step: Step) -> Result<StorePath, EvalError> {
-        step.inputs.sort();
-        step.inputs.dedup();
-        let (key, at) = step.output;
-        let drv = Derivation {
-            version: DERIVATION_VERSION,
-            name: step.name.clone(),
-            kind: step.kind,
-            toolchain: self.input.toolchain.identity,
-            tool: step.tool,
-            args: step.args,
-            env: BTreeMap::new(),
-            host: step.host,
-            inputs: step.inputs,
-            outputs: BTreeMap::from([(
-                key.to_string(),
-                Output {
-                    at,
-                    module: step.module,
-                    name: step.name,
-                },
-            )]),
-        };
-        let internal = |e: cmod_schema::derivation::DerivationError| {
-            EvalError::new(ErrorKind::Internal, e.to_string())
-        };
-        drv.validate().map_err(internal)?;
-        let path = drv.drv_path().map_err(internal)?;
+    fn emit(&mut self, step: Step) -> Result<StorePath, EvalError> {
+        let (path, drv) = step.derivation(self.input.toolchain.identity)?;
         self.out.derivations.insert(path.clone(), drv);
         Ok(path)
+    }
+
+    /// Emit the objects of `units` not emitted yet. Their steps are made in order (which
+    /// may emit BMIs); their derivations, which nothing but archives and links reads, are
+    /// then built and hashed in parallel, each on its own.
+    fn objects(&mut self, units: &[UnitId]) -> Result<(), EvalError> {
+        let mut steps = Vec::new();
+        for &u in units {
+            if !self.objects.contains_key(&u) {
+                steps.push((u, self.object_step(u)?));
+            }
+        }
+        let toolchain = self.input.toolchain.identity;
+        let made: Vec<(UnitId, StorePath, Derivation)> = steps
+            .into_par_iter()
+            .map(|(u, step)| step.derivation(toolchain).map(|(p, d)| (u, p, d)))
+            .collect::<Result<_, _>>()?;
+        for (u, path, drv) in made {
+            self.out.derivations.insert(path.clone(), drv);
+            self.objects.insert(u, path);
+        }
+        Ok(())
     }
 
     /// Emit the BMIs `u` imports, transitively, in `dialect`, dependencies first, with an
@@ -543,6 +575,14 @@ impl<'a> Emitter<'a> {
         if let Some(p) = self.objects.get(&u) {
             return Ok(p.clone());
         }
+        let step = self.object_step(u)?;
+        let path = self.emit(step)?;
+        self.objects.insert(u, path.clone());
+        Ok(path)
+    }
+
+    /// The step compiling unit `u` to an object (emitting the BMIs it reads).
+    fn object_step(&mut self, u: UnitId) -> Result<Step, EvalError> {
         let input = self.input;
         let unit = &input.graph.units[u];
         let dialect = &unit.flags.dialect;
@@ -572,7 +612,7 @@ impl<'a> Emitter<'a> {
             args.extend(["-x".into(), lang.into(), "-c".into(), self.source_at(u)]);
         }
         args.extend(["-o".into(), format!("out/{obj}")]);
-        let path = self.emit(Step {
+        Ok(Step {
             name: format!("{}-{obj}", self.ident(u)),
             kind: StepKind::Object,
             tool: Tool::Cxx,
@@ -581,9 +621,7 @@ impl<'a> Emitter<'a> {
             host,
             output: ("obj", format!("out/{obj}")),
             module: None,
-        })?;
-        self.objects.insert(u, path.clone());
-        Ok(path)
+        })
     }
 
     fn object_input(&mut self, u: UnitId) -> Result<Input, EvalError> {
@@ -609,8 +647,10 @@ impl<'a> Emitter<'a> {
         let pkg = &self.input.packages.packages[p];
         let file = archive_file(&self.input.sources[p].libs[l].name);
         let ident = pkg.ident();
+        let units = self.units_of(p, Owner::Lib(l));
+        self.objects(&units)?;
         let mut inputs = Vec::new();
-        for u in self.units_of(p, Owner::Lib(l)) {
+        for u in units {
             inputs.push(self.object_input(u)?);
         }
         inputs.sort();

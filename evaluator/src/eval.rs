@@ -18,7 +18,7 @@ use crate::package::{LoadOptions, Package, PackageGraph};
 use crate::scan::{HeaderScope, ScanCache, ScanSource};
 use crate::scanner::Prescan;
 use crate::settings::Settings;
-use crate::sources::{find_sources, PackageSources};
+use crate::sources::{find_sources_with, ListingCache, PackageSources};
 use crate::targets::{package_targets, PackageTargets};
 use crate::toolchain::{Lookup, ToolchainRequest};
 
@@ -278,16 +278,19 @@ fn prepare(
     std::thread::scope(|s| {
         let check = || crate::toolchain::lookup(request, opts.cache_dir.as_deref());
         let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
-        let files = match &opts.cache_dir {
-            Some(d) => FileCache::load(d.join("files.json")),
-            None => FileCache::in_memory(),
+        let (files, listings) = match &opts.cache_dir {
+            Some(d) => (
+                FileCache::load(d.join("files.json")),
+                ListingCache::load(d.join("listings.json")),
+            ),
+            None => (FileCache::in_memory(), ListingCache::in_memory()),
         };
         let prepared: Vec<Result<Prepared, EvalError>> = packages
             .packages
             .iter()
             .map(|pkg| {
                 let tests = opts.with_tests && packages.selected.contains(&pkg.id);
-                let sources = find_sources(&pkg.file, tests)?;
+                let sources = find_sources_with(&pkg.file, tests, &listings)?;
                 let targets = package_targets(&pkg.file, &sources)?;
                 Ok(Prepared::new(
                     pkg,
@@ -298,6 +301,7 @@ fn prepare(
                 ))
             })
             .collect();
+        listings.save();
         let lookup = match spawned {
             Some(thread) => thread.join().unwrap_or_else(|_| {
                 Err(EvalError::new(

@@ -34,8 +34,8 @@ struct SortedTable<'a> {
 
 const VERSION: u32 = 2;
 /// Files changed less than this long ago may still change within the same timestamp
-/// tick, so their hashes are not cached.
-const RACY_WINDOW_NS: i128 = 2_000_000_000;
+/// tick, so their hashes are not cached (nor, for directories, their listings).
+pub(crate) const RACY_WINDOW_NS: i128 = 2_000_000_000;
 
 /// The cache; safe to share between threads. Persisted with [`FileCache::save`].
 #[derive(Debug)]
@@ -67,9 +67,7 @@ impl FileCache {
 
     /// Load the cache from `file` (a missing or unreadable cache is simply empty).
     pub fn load(file: PathBuf) -> FileCache {
-        let table = std::fs::read(&file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Table>(&b).ok())
+        let table = crate::cache_io::read_json::<Table>(&file)
             .filter(|t| t.version == VERSION)
             .unwrap_or(Table {
                 version: VERSION,

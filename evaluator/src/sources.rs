@@ -17,7 +17,10 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use crate::error::{ErrorKind, EvalError};
 use crate::manifest_file::ManifestFile;
 
+mod listing_cache;
 mod walk;
+
+pub use listing_cache::ListingCache;
 
 use walk::{package_files, Walk};
 
@@ -216,6 +219,15 @@ impl ExecutableEntry<'_> {
 /// Expand the package's source patterns. The `[[test]]` entries are always checked (and
 /// their files never belong to a library), but their units are returned only `with_tests`.
 pub fn find_sources(file: &ManifestFile, with_tests: bool) -> Result<PackageSources, EvalError> {
+    find_sources_with(file, with_tests, &ListingCache::in_memory())
+}
+
+/// [`find_sources`], reading directory listings through `listings`.
+pub fn find_sources_with(
+    file: &ManifestFile,
+    with_tests: bool,
+    listings: &ListingCache,
+) -> Result<PackageSources, EvalError> {
     let m = &file.manifest;
     let entries: Vec<ExecutableEntry<'_>> = m
         .bin
@@ -240,7 +252,7 @@ pub fn find_sources(file: &ManifestFile, with_tests: bool) -> Result<PackageSour
         .at(file.location_or_file(0..0))
         .help("add a [lib] table with `sources`, or a [[bin]] with `name` and `main`"));
     }
-    let walk = package_files(file.dir())?;
+    let walk = package_files(file.dir(), listings)?;
     let mut bins = Vec::new();
     let mut tests = Vec::new();
     let mut executable_files = BTreeSet::new();

@@ -44,6 +44,7 @@ fn action(root: &Path, i: usize, toolchain: &[PathBuf]) -> Action {
         outputs: vec![],
         log_path: root.join(format!("log-{i}")),
         limits: Limits::default(),
+        view_slot: None,
     }
 }
 

@@ -104,6 +104,10 @@ pub struct Action {
     /// Host file that receives the builder's combined stdout and stderr.
     pub log_path: PathBuf,
     pub limits: Limits,
+    /// Where the full sandbox may keep this step's view of the store between runs (a
+    /// directory per step identity, chosen by the caller), so the next run updates it
+    /// instead of making it anew; `None` for a temporary view. See `linux/view.rs`.
+    pub view_slot: Option<PathBuf>,
 }
 
 impl Action {
@@ -128,12 +132,14 @@ impl Action {
                 )));
             }
         }
+        let inputs: std::collections::HashSet<&str> =
+            self.inputs.iter().map(String::as_str).collect();
         for link in &self.links {
             check_relative(&link.at)?;
             if let Some(sub) = &link.sub {
                 check_relative(sub)?;
             }
-            if !self.inputs.iter().any(|i| i == &link.store_path) {
+            if !inputs.contains(link.store_path.as_str()) {
                 return Err(SandboxError::InvalidAction(format!(
                     "link `{}` points at `{}`, which is not an input",
                     link.at.display(),
@@ -219,6 +225,7 @@ mod tests {
             outputs: vec!["out/x.o".into()],
             log_path: "/tmp/log".into(),
             limits: Limits::default(),
+            view_slot: None,
         }
     }
 

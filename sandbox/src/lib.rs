@@ -81,6 +81,21 @@ pub fn probe(mode: Mode) -> Result<Enforcement, SandboxError> {
     }
 }
 
+/// Retire the kept views in `views`, the directory of [`Action::view_slot`]s: one not in
+/// use is removed, one in use is marked stale and emptied when next claimed. Whoever
+/// deletes or replaces store paths calls this, so no kept link outlives its file.
+pub fn retire_views(views: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        linux::retire_views(views)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = views;
+        Ok(())
+    }
+}
+
 /// Run one action to completion under `mode`.
 ///
 /// On return the builder's combined stdout/stderr is in `action.log_path`. A non-zero exit

@@ -183,6 +183,7 @@ mod tests {
             outputs: vec!["out/hello.o".into()],
             log_path: "/private/tmp/cmod/log".into(),
             limits: Limits::default(),
+            view_slot: None,
         }
     }
 

@@ -109,7 +109,7 @@ pub(crate) fn prepare_build_dir(
 }
 
 /// Set the mtime (and atime) of `path` itself, not following symlinks, to [`LINK_MTIME`].
-fn pin_mtime(path: &Path) -> Result<(), SandboxError> {
+pub(crate) fn pin_mtime(path: &Path) -> Result<(), SandboxError> {
     let t = nix::sys::time::TimeSpec::new(LINK_MTIME, 0);
     nix::sys::stat::utimensat(
         nix::fcntl::AT_FDCWD,
@@ -162,6 +162,7 @@ mod tests {
             outputs: vec!["out/a.o".into(), "obj".into()],
             log_path: "/l".into(),
             limits: Limits::default(),
+            view_slot: None,
         };
         // `out` and `obj` hold outputs, `.tmp` is the temp dir, `top.o` has no directory.
         let roots: Vec<PathBuf> = link_roots(&action).into_iter().collect();
@@ -200,6 +201,7 @@ mod tests {
             outputs: vec!["out/a.o".into()],
             log_path: dir.path().join("log"),
             limits: Limits::default(),
+            view_slot: None,
         };
         let roots = BTreeSet::from([PathBuf::from("bmi")]);
         prepare_build_dir(&action, Path::new("/cmod/store"), &roots).unwrap();
@@ -232,6 +234,7 @@ mod tests {
             outputs: vec!["out/a.o".into()],
             log_path: dir.path().join("log"),
             limits: Limits::default(),
+            view_slot: None,
         };
         prepare_build_dir(&action, Path::new("/cmod/store"), &BTreeSet::new()).unwrap();
         let link = dir.path().join("src/pkg/a.cpp");

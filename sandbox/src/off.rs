@@ -44,6 +44,7 @@ mod tests {
             outputs: vec!["out/x".into()],
             log_path: dir.join("log"),
             limits,
+            view_slot: None,
         }
     }
 

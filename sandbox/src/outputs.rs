@@ -162,6 +162,7 @@ mod tests {
             outputs: outputs.iter().map(PathBuf::from).collect(),
             log_path: build.join("log"),
             limits: Limits::default(),
+            view_slot: None,
         }
     }
 

@@ -52,6 +52,7 @@ fn step(
         outputs: outputs.iter().map(PathBuf::from).collect(),
         log_path: fx.root().join(format!("{name}.log")),
         limits: Default::default(),
+        view_slot: None,
     };
     let outcome = cmod_sandbox::run(mode, &action).unwrap_or_else(|e| panic!("{name}: {e}"));
     let log = std::fs::read_to_string(&action.log_path).unwrap();

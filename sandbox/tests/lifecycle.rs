@@ -43,6 +43,7 @@ fn helper_caller() {
         outputs: vec![],
         log_path: root.join("log"),
         limits: Limits::default(),
+        view_slot: None,
     };
     let worker = std::thread::spawn(move || cmod_sandbox::run(mode, &action));
     let r = worker.join().unwrap();

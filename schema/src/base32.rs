@@ -95,8 +95,10 @@ mod tests {
         assert_eq!(encoded_len(32), 52);
     }
 
+    include!("../golden/golden.rs");
+
     /// Vectors printed by Nix 2.8 (`nix hash to-base32 --type sha256/sha1 <hex>`): the SHA-256 of the
-    /// empty string, and a 20-byte ascending sequence.
+    /// empty string, and a 20-byte ascending sequence (`schema/golden/vectors.txt`).
     #[test]
     fn nix_vectors() {
         let sha256_empty = [
@@ -104,12 +106,16 @@ mod tests {
             0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b,
             0x78, 0x52, 0xb8, 0x55,
         ];
-        assert_eq!(
-            encode(&sha256_empty),
-            "0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73"
-        );
         let seq: Vec<u8> = (0u8..20).collect();
-        assert_eq!(encode(&seq), "2c91240g1q6hq2qa1440f1h50h1h4080");
+        assert_golden(&[
+            ("base32.nix.sha256_empty", encode(&sha256_empty)),
+            ("base32.nix.seq20", encode(&seq)),
+        ]);
+        for name in ["base32.nix.sha256_empty", "base32.nix.seq20"] {
+            let text = golden(name);
+            let bytes = decode(text, text.len() * 5 / 8).unwrap();
+            assert_eq!(encode(&bytes), text, "{name} decodes and re-encodes");
+        }
     }
 
     #[test]

@@ -93,6 +93,22 @@ mod tests {
         ));
     }
 
+    include!("../golden/golden.rs");
+
+    /// What JSON allows raw is written raw, invisible characters included: DEL, U+2028 and
+    /// U+2029 (only the hash of their encoding is a vector, to keep the file readable).
+    #[test]
+    fn golden_unescaped_characters() {
+        let v = json!({"del": "\u{7f}", "ls": "\u{2028}", "ps": "\u{2029}"});
+        let bytes = to_vec(&v).unwrap();
+        assert_eq!(
+            bytes,
+            "{\"del\":\"\u{7f}\",\"ls\":\"\u{2028}\",\"ps\":\"\u{2029}\"}".as_bytes()
+        );
+        let hash = crate::ContentHash(*blake3::hash(&bytes).as_bytes());
+        assert_golden(&[("canonical.unescaped", hash.to_text())]);
+    }
+
     #[test]
     fn unicode_is_not_escaped_twice() {
         assert_eq!(to_string(&json!("é")).unwrap(), "\"é\"");

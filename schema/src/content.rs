@@ -219,36 +219,38 @@ impl<'de> Deserialize<'de> for ContentHash {
 mod tests {
     use super::*;
 
-    /// Golden vectors: changing any of these is a format change (bump `cmod-*-v1`).
-    /// `schema/golden/reference.py` re-derives them independently from the spec.
+    include!("../golden/golden.rs");
+
+    /// Golden vectors (`schema/golden/vectors.txt`): changing any of these is a format
+    /// change (bump `cmod-*-v1`). `schema/golden/reference.py` re-derives them
+    /// independently from the spec.
     #[test]
     fn golden_vectors() {
-        assert_eq!(
-            ContentHash::of_file(false, b"").to_text(),
-            GOLDEN_EMPTY_FILE
-        );
-        assert_eq!(
-            ContentHash::of_file(false, b"hello\n").to_text(),
-            GOLDEN_HELLO_FILE
-        );
-        assert_eq!(
-            ContentHash::of_file(true, b"hello\n").to_text(),
-            GOLDEN_HELLO_EXEC
-        );
-        assert_eq!(ContentHash::of_symlink(b"../x").to_text(), GOLDEN_SYMLINK);
         let tree = ContentHash::of_dir([
             (&b"b.txt"[..], ContentHash::of_file(false, b"hello\n")),
             (&b"a"[..], ContentHash::of_dir([])),
             (&b"link"[..], ContentHash::of_symlink(b"b.txt")),
         ]);
-        assert_eq!(tree.to_text(), GOLDEN_TREE);
+        assert_golden(&[
+            (
+                "content.file.empty",
+                ContentHash::of_file(false, b"").to_text(),
+            ),
+            (
+                "content.file.hello",
+                ContentHash::of_file(false, b"hello\n").to_text(),
+            ),
+            (
+                "content.file.hello_exec",
+                ContentHash::of_file(true, b"hello\n").to_text(),
+            ),
+            (
+                "content.symlink",
+                ContentHash::of_symlink(b"../x").to_text(),
+            ),
+            ("content.tree", tree.to_text()),
+        ]);
     }
-
-    const GOLDEN_EMPTY_FILE: &str = "blake3:1npw6184dclm98l0g5069v2jwzwqbmx5g3zhlfqnk02gncai7fx8";
-    const GOLDEN_HELLO_FILE: &str = "blake3:0yjb5l6px9g3994lzgq9mncq00p9v70piw0fng2dq6k5hywcgrc6";
-    const GOLDEN_HELLO_EXEC: &str = "blake3:0zxgp5i72r8l6mdysa1l35xpwf8dcc9p7rzjq7lp08p3iihyvspl";
-    const GOLDEN_SYMLINK: &str = "blake3:15xvkzv4vscv9hgkgm3yjcyspg6xy9n08z20niz27n7i5al58i5g";
-    const GOLDEN_TREE: &str = "blake3:04c12l7h14hys8yqsk63qm62afvwc1rapiapzv9iwbksid69g47p";
 
     #[test]
     fn virtual_trees_hash_like_directories() {

@@ -1,4 +1,5 @@
-//! Derivations (format v1): the immutable recipe for one build step.
+//! Derivations (format version 2, [`DERIVATION_VERSION`]): the immutable recipe for one
+//! build step. The byte layout is specified in `docs/FORMATS.md`.
 //!
 //! A derivation names a toolchain (by identity), a tool of it, an argument vector, a
 //! fixed environment, its inputs and its outputs. Every path in it is relative to the
@@ -482,16 +483,31 @@ mod tests {
         d
     }
 
-    /// Golden vectors: the canonical encoding and `.drv` path of a fixed derivation, and
-    /// the trace key of its resolved consumer. Changing them is a format change.
+    include!("../golden/golden.rs");
+
+    /// The canonical text of `d`, checked against the explicitly sorting encoder too:
+    /// `canonical_bytes` relies on fields being declared in alphabetical order, and the
+    /// vectors between them use every optional field (`host`, `module`, `sub`).
+    fn canonical_text(d: &Derivation) -> String {
+        let text = String::from_utf8(d.canonical_bytes().unwrap()).unwrap();
+        let sorted = canonical::to_string(d).unwrap();
+        assert_eq!(
+            text, sorted,
+            "`{}`: fields out of alphabetical order",
+            d.name
+        );
+        text
+    }
+
+    /// Golden vectors (`schema/golden/vectors.txt`): the canonical encoding and `.drv`
+    /// path of a fixed BMI derivation and of its consumer (which names the BMI by
+    /// derivation, unresolved), the consumer resolved, and its trace keys. Changing them
+    /// is a format change. `schema/golden/reference.py` re-derives them.
     #[test]
     fn golden_vectors() {
         let d = sample();
         d.validate().unwrap();
-        let text = String::from_utf8(d.canonical_bytes().unwrap()).unwrap();
-        assert_eq!(text, GOLDEN_CANONICAL);
         let drv = d.drv_path().unwrap();
-        assert_eq!(drv.to_string(), GOLDEN_DRV_PATH);
         let c = consumer(&drv);
         c.validate().unwrap();
         let out = StorePath::compute(
@@ -503,15 +519,35 @@ mod tests {
         .unwrap();
         let resolved = c.resolve(|_, _| Some(out.clone())).unwrap();
         assert!(resolved.is_resolved());
-        assert_eq!(
-            resolved.trace_key("full").unwrap().to_text(),
-            GOLDEN_TRACE_KEY
-        );
+        assert_golden(&[
+            ("derivation.bmi.canonical", canonical_text(&d)),
+            ("derivation.bmi.drv_path", drv.to_string()),
+            ("derivation.consumer.canonical", canonical_text(&c)),
+            (
+                "derivation.consumer.drv_path",
+                c.drv_path().unwrap().to_string(),
+            ),
+            ("derivation.consumer.resolved", canonical_text(&resolved)),
+            (
+                "derivation.consumer.trace_key.full",
+                resolved.trace_key("full").unwrap().to_text(),
+            ),
+            (
+                "derivation.consumer.trace_key.off",
+                resolved.trace_key("off").unwrap().to_text(),
+            ),
+        ]);
+        // The vectors are valid derivations as read back from their text.
+        for name in [
+            "derivation.bmi.canonical",
+            "derivation.consumer.canonical",
+            "derivation.consumer.resolved",
+        ] {
+            let back: Derivation = serde_json::from_str(golden(name)).unwrap();
+            back.validate().unwrap();
+            assert_eq!(canonical_text(&back), golden(name), "{name} round-trips");
+        }
     }
-
-    const GOLDEN_CANONICAL: &str = r#"{"args":["-std=c++20","-x","c++-module","--precompile","src/hello/hello.cppm","-o","out/hello.pcm"],"env":{},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"bmi","name":"hello-0.1.0-hello.pcm","outputs":{"bmi":{"at":"out/hello.pcm","module":"hello","name":"hello-0.1.0-hello.pcm"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":2}"#;
-    const GOLDEN_DRV_PATH: &str = "0rfg5q3cg1cqyy9n8z2nx5j86c31glik-hello-0.1.0-hello.pcm.drv";
-    const GOLDEN_TRACE_KEY: &str = "blake3:0x4qx3bn1kjzjwgzqscl8ibb6sqf9mrl0nqqkdhfqm8yw3700dmy";
 
     /// The link of a program using a system library: host files are encoded as an object
     /// of absolute paths to content hashes, between `env` and `inputs`.
@@ -550,10 +586,13 @@ mod tests {
     fn golden_vector_with_host_files() {
         let d = with_host_files();
         d.validate().unwrap();
-        let text = String::from_utf8(d.canonical_bytes().unwrap()).unwrap();
-        assert_eq!(text, GOLDEN_HOST_CANONICAL);
-        assert_eq!(d.drv_path().unwrap().to_string(), GOLDEN_HOST_DRV_PATH);
-        assert_eq!(text.as_bytes(), canonical::to_vec(&d).unwrap());
+        assert_golden(&[
+            ("derivation.host.canonical", canonical_text(&d)),
+            (
+                "derivation.host.drv_path",
+                d.drv_path().unwrap().to_string(),
+            ),
+        ]);
         let mut bad = with_host_files();
         bad.host
             .insert("usr/lib/x".into(), ContentHash::of_file(false, b""));
@@ -570,8 +609,86 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 
-    const GOLDEN_HOST_CANONICAL: &str = r#"{"args":["-fuse-ld=lld","-o","out/zip","-lz"],"env":{},"host":{"/usr/include/zlib.h":"blake3:1xvjl4f4clm0bwx0ll4g43z5hk7f743c0fxcj3sd23b2qpgmsi6w","/usr/lib/x86_64-linux-gnu/libz.so":"blake3:094kj8kld9yk6l4h8b7cggs1nr8vfhna0lrcwwwykvxj47zqg449"},"inputs":[{"at":"src/hello/hello.cppm","from":{"path":"m8707v8dpq06mp8bf6n2hvadj9vp4ifi-hello.cppm"},"role":"source"}],"kind":"link","name":"zip-0.1.0-zip","outputs":{"exe":{"at":"out/zip","name":"zip-0.1.0-zip"}},"tool":"c++","toolchain":"blake3:0zz0gjzw4d47cdxrm0hn6valk4h0v40p0dl584zb9l37whpc74dm","version":2}"#;
-    const GOLDEN_HOST_DRV_PATH: &str = "zfw6rfld4fqqywgarhf4228q0cmkbq3d-zip-0.1.0-zip.drv";
+    /// A compile whose strings need escaping, with a non-empty `env` (keys in byte order:
+    /// upper case, lower case, then non-ASCII) and an input that is a directory inside a
+    /// store path (`sub`).
+    fn with_escapes() -> Derivation {
+        let include = ContentHash::of_dir([(
+            &b"include"[..],
+            ContentHash::of_dir([(&b"q.h"[..], ContentHash::of_file(false, b"#define Q 1\n"))]),
+        )]);
+        let tree = StorePath::compute(PathKind::Source, &include, "esc-0.1.0-src", []).unwrap();
+        let mut d = sample();
+        d.name = "esc-0.1.0-quote.o".into();
+        d.kind = StepKind::Object;
+        d.args = [
+            "-DQ=\"q\"",
+            "-DB=a\\b",
+            "-DC=\t|\n|\r|\u{8}|\u{c}|\u{0}|\u{1}|\u{1f}|/",
+            "-DU=é€😀",
+            "-c",
+            "src/esc/quote.cpp",
+            "-o",
+            "out/quote.o",
+        ]
+        .map(String::from)
+        .to_vec();
+        d.env = [
+            ("a", "2"),
+            ("é", "x"),
+            ("Z", ""),
+            ("B", "1"),
+            ("LC_ALL", "C"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        d.inputs = vec![
+            Input {
+                at: "src/esc/include".into(),
+                role: InputRole::Headers,
+                from: InputFrom::Path {
+                    path: tree,
+                    sub: Some("include".into()),
+                },
+            },
+            Input {
+                at: "src/esc/quote.cpp".into(),
+                role: InputRole::Source,
+                from: InputFrom::Path {
+                    path: src(b"int q;\n", "quote.cpp"),
+                    sub: None,
+                },
+            },
+        ];
+        d.outputs = BTreeMap::from([(
+            "obj".to_string(),
+            Output {
+                at: "out/quote.o".into(),
+                module: None,
+                name: "esc-0.1.0-quote.o".into(),
+            },
+        )]);
+        d
+    }
+
+    /// String escaping and key order are part of the format: `"` and `\` escaped, the
+    /// short escapes `\t \n \r \b \f`, `\u00xx` (lower-case hex) for the other control
+    /// characters, everything else (non-ASCII included) as raw UTF-8.
+    #[test]
+    fn golden_vector_with_escapes() {
+        let d = with_escapes();
+        d.validate().unwrap();
+        assert_golden(&[
+            ("derivation.escapes.canonical", canonical_text(&d)),
+            (
+                "derivation.escapes.drv_path",
+                d.drv_path().unwrap().to_string(),
+            ),
+        ]);
+        let back: Derivation =
+            serde_json::from_str(golden("derivation.escapes.canonical")).unwrap();
+        assert_eq!(back, d);
+    }
 
     #[test]
     fn direct_encoding_is_canonical() {

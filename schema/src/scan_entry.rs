@@ -70,8 +70,10 @@ pub fn scan_fingerprint(key: &ContentHash, result_hash: &ContentHash) -> String 
 mod tests {
     use super::*;
 
-    /// Golden vector: changing the text is a format change (bump the tag).
-    /// `schema/golden/reference.py` re-derives it.
+    include!("../golden/golden.rs");
+
+    /// Golden vector (`schema/golden/vectors.txt`): changing the text is a format change
+    /// (bump the tag). `schema/golden/reference.py` re-derives it.
     #[test]
     fn golden_fingerprint() {
         let key = ContentHash::of_file(false, b"key");
@@ -79,7 +81,7 @@ mod tests {
             key,
             serde_json::json!({"requires": ["b", "a"], "provides": ["m", true]}),
         );
-        assert_eq!(e.fingerprint().unwrap(), GOLDEN_SCAN_FINGERPRINT);
+        assert_golden(&[("signature.scan", e.fingerprint().unwrap())]);
         // Key order in the result does not matter (canonical JSON); values do.
         let same = ScanEntry::new(
             key,
@@ -91,10 +93,6 @@ mod tests {
         let floats = ScanEntry::new(key, serde_json::json!({"x": 1.5}));
         assert_eq!(floats.fingerprint(), None);
     }
-
-    const GOLDEN_SCAN_FINGERPRINT: &str = "cmod-scan-sig-v1;\
-        blake3:16k052fq0x2lp2h45kdyzrdzp57j6qa7m3gv632ipafblhbc1131;\
-        blake3:1sj4sz7m5nb3bss2a74gv56jbiqgyq3mqx2p21ddzj51cfp71hnk";
 
     #[test]
     fn entries_are_strict() {

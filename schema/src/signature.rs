@@ -63,38 +63,34 @@ mod tests {
     use super::*;
     use crate::store_path::PathKind;
 
-    /// Golden vectors: changing either text is a format change (bump the tag).
-    /// `schema/golden/reference.py` re-derives them.
+    include!("../golden/golden.rs");
+
+    /// Golden vectors (`schema/golden/vectors.txt`): changing either text is a format
+    /// change (bump the tag). `schema/golden/reference.py` re-derives them.
     #[test]
     fn golden_fingerprints() {
         let hello = ContentHash::of_file(false, b"hello\n");
         let src = StorePath::compute(PathKind::Source, &hello, "main.cpp", []).unwrap();
         let out =
             StorePath::compute(PathKind::Output, &hello, "hello-0.1.0-main.o", [&src]).unwrap();
-        assert_eq!(
-            path_fingerprint(&out, &hello, 6, &BTreeSet::from([src.clone()])),
-            "cmod-path-sig-v1;1f91dpxvahvcpp61w11cagmc3pgmaynw-hello-0.1.0-main.o;\
-             blake3:0yjb5l6px9g3994lzgq9mncq00p9v70piw0fng2dq6k5hywcgrc6;6;\
-             jrdcqn0wj4nf27nf91j2a27x5bhfalx3-main.cpp"
-        );
-        assert_eq!(
-            path_fingerprint(&src, &hello, 6, &BTreeSet::new()),
-            "cmod-path-sig-v1;jrdcqn0wj4nf27nf91j2a27x5bhfalx3-main.cpp;\
-             blake3:0yjb5l6px9g3994lzgq9mncq00p9v70piw0fng2dq6k5hywcgrc6;6;"
-        );
         let key = ContentHash::of_file(false, b"key");
         let drv = StorePath::compute(PathKind::Drv, &hello, "main.o.drv", []).unwrap();
         let outputs = BTreeMap::from([("obj".to_string(), out.clone())]);
-        assert_eq!(
-            trace_fingerprint(&key, "full", &drv, &outputs),
-            GOLDEN_TRACE_FINGERPRINT
-        );
+        assert_golden(&[
+            (
+                "signature.path",
+                path_fingerprint(&out, &hello, 6, &BTreeSet::from([src.clone()])),
+            ),
+            (
+                "signature.path.source",
+                path_fingerprint(&src, &hello, 6, &BTreeSet::new()),
+            ),
+            (
+                "signature.trace",
+                trace_fingerprint(&key, "full", &drv, &outputs),
+            ),
+        ]);
     }
-
-    const GOLDEN_TRACE_FINGERPRINT: &str = "cmod-trace-sig-v1;\
-        16k052fq0x2lp2h45kdyzrdzp57j6qa7m3gv632ipafblhbc1131;full;\
-        rwkwfh4g72lhijiyvwgwnc19kgczvl4f-main.o.drv;\
-        obj=1f91dpxvahvcpp61w11cagmc3pgmaynw-hello-0.1.0-main.o";
 
     #[test]
     fn references_are_sorted_and_everything_counts() {

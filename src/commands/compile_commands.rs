@@ -70,12 +70,25 @@ pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
 /// its own beside the build (it may need an evaluation of the whole workspace, which the
 /// build does not wait for). Its thread runs to the end even when the build fails, so the
 /// editor has the database then too.
-pub struct Refresh<'scope>(Option<std::thread::ScopedJoinHandle<'scope, Result<(), CliError>>>);
+///
+/// Writing a changed database (thousands of entries on a large graph) waits for the
+/// `first_step` gate: until the build's first step has started, the cores belong to
+/// what leads to it.
+pub struct Refresh<'scope> {
+    thread: Option<std::thread::ScopedJoinHandle<'scope, Result<(), CliError>>>,
+    first_step: &'scope Gate,
+}
 
-impl Refresh<'_> {
+impl<'scope> Refresh<'scope> {
+    /// The gate the database's writing waits for.
+    pub fn first_step(&self) -> &'scope Gate {
+        self.first_step
+    }
+
     /// Wait for the database to be written; its error, if any.
-    pub fn finish(self) -> Result<(), CliError> {
-        match self.0 {
+    pub fn finish(mut self) -> Result<(), CliError> {
+        self.first_step.open();
+        match self.thread.take() {
             Some(handle) => handle
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
@@ -90,15 +103,59 @@ pub fn start_refresh<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     project: &'env Project,
     build: &'env BuildOpts,
+    first_step: &'env Gate,
 ) -> Result<Refresh<'scope>, CliError> {
     let packages = &project.eval.packages;
     print_warnings(&compdb::ignored_settings(packages));
     let Some(output) = compdb::configured_output(packages) else {
-        return Ok(Refresh(None));
+        return Ok(Refresh {
+            thread: None,
+            first_step,
+        });
     };
-    Ok(Refresh(Some(scope.spawn(move || {
-        refresh_for_realise(project, build, output)
-    }))))
+    Ok(Refresh {
+        thread: Some(scope.spawn(move || refresh_for_realise(project, build, output, first_step))),
+        first_step,
+    })
+}
+
+/// A realisation that ends without a first step (an error before it, a refresh never
+/// finished) still lets the database be written: the scope the thread runs in waits for
+/// it.
+impl Drop for Refresh<'_> {
+    fn drop(&mut self) {
+        self.first_step.open();
+    }
+}
+
+/// A one-way signal: closed until [`Gate::open`], then open for good.
+#[derive(Default)]
+pub struct Gate {
+    opened: std::sync::Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Open the gate, releasing every waiter (now and later).
+    pub fn open(&self) {
+        if let Ok(mut opened) = self.opened.lock() {
+            *opened = true;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Block until the gate is open.
+    fn wait(&self) {
+        let Ok(mut opened) = self.opened.lock() else {
+            return;
+        };
+        while !*opened {
+            match self.changed.wait(opened) {
+                Ok(guard) => opened = guard,
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 /// Rewrite the database at `output`, only when the evaluation it comes from changed (or
@@ -107,6 +164,7 @@ fn refresh_for_realise(
     project: &Project,
     build: &BuildOpts,
     output: PathBuf,
+    first_step: &Gate,
 ) -> Result<(), CliError> {
     let workspace = workspace_evaluation(project, build);
     let eval = workspace.as_ref().unwrap_or(&project.eval);
@@ -115,6 +173,7 @@ fn refresh_for_realise(
     if compdb::is_current(&cache, &output, &fingerprint) {
         return Ok(());
     }
+    first_step.wait();
     let bytes = compdb::to_json(&compdb::of_evaluation(eval)?)?;
     create_parent(&output)?;
     write_atomically(&output, &bytes)?;

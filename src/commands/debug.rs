@@ -49,6 +49,8 @@ pub fn sandbox_exec(
             timeout: Duration::from_secs(60),
             max_output_bytes: 1 << 30,
         },
+
+        view_slot: None,
     };
     let outcome = cmod_sandbox::run(mode, &action).map_err(|e| CliError::Sandbox {
         message: e.to_string(),

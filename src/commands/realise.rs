@@ -16,7 +16,7 @@ use cmod_store::roots::KeepList;
 use serde_json::json;
 
 use crate::cli::{Cli, RealiseArgs, RunArgs, RunOpts};
-use crate::commands::compile_commands::Refresh;
+use crate::commands::compile_commands::{Gate, Refresh};
 use crate::diagnostic::CliError;
 use crate::progress::{Progress, Summary};
 use crate::project::{load, Project};
@@ -75,9 +75,26 @@ pub(crate) fn build_outputs(
 pub(crate) struct BuildRequest<'a> {
     pub check: bool,
     pub pinned: Option<&'a Lockfile>,
-    pub previous: Option<&'a realise::Outputs>,
+    pub previous: Option<&'a realise::Previous>,
     /// The sandbox, already probed (else [`build_targets`] probes it).
     pub enforced: Option<Enforcement>,
+    /// Opened when the first step starts (or the realisation ends without one).
+    pub first_step: Option<&'a Gate>,
+}
+
+/// Reports through `inner`, opening `gate` at the first step's start.
+struct OpensAtFirstStep<'a> {
+    inner: &'a Progress,
+    gate: &'a Gate,
+}
+
+impl realise::Reporter for OpensAtFirstStep<'_> {
+    fn event(&self, event: &realise::Event<'_>) {
+        self.inner.event(event);
+        if let realise::Event::Started { .. } = event {
+            self.gate.open();
+        }
+    }
 }
 
 /// Realise `targets`, reporting through `progress`. Returns each target's output path.
@@ -189,7 +206,24 @@ fn realise_targets(
         previous: request.previous,
     };
     let derivations = &project.derived()?.derivations;
-    let r = realise::realise(&project.store, derivations, &drvs, &env, &options, progress)?;
+    let r = match request.first_step {
+        Some(gate) => {
+            let reporter = OpensAtFirstStep {
+                inner: progress,
+                gate,
+            };
+            // Without a first step, the refresh's `finish` (or drop) opens the gate.
+            realise::realise(
+                &project.store,
+                derivations,
+                &drvs,
+                &env,
+                &options,
+                &reporter,
+            )
+        }
+        None => realise::realise(&project.store, derivations, &drvs, &env, &options, progress),
+    }?;
     Ok((r, enforced))
 }
 
@@ -365,7 +399,7 @@ fn trusted_memo(
         // usually of an empty directory) is cleaned, as a full realisation does.
         let check = || {
             let _ = project.store.clean_temporaries();
-            project.store.memo_outputs_valid(&memo)
+            project.store.memo_outputs_valid(key, &memo)
         };
         let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
         let lines = progress.collected(|| {
@@ -529,28 +563,30 @@ fn realise_and_memo(
     progress: &Progress,
 ) -> Result<Memo, CliError> {
     let (key, slot) = memos;
-    // The sandbox is probed (a few milliseconds) while the derivations are emitted.
-    let (enforced, targets) = std::thread::scope(|s| {
+    // While the derivations are emitted: the sandbox is probed (a few milliseconds), and
+    // what the slot's latest memo realised is checked for validity (a few `stat`s per
+    // path, thousands of paths on a large graph).
+    let (enforced, targets, previous) = std::thread::scope(|s| {
         let probe = s.spawn(|| sandbox_mode(&args.run));
+        let previous = s.spawn(|| {
+            let memo = project.store.latest_memo(slot)?;
+            let outputs = memo.derivations.into_iter().map(|e| (e.drv, e.outputs));
+            Some(realise::Previous::checked(
+                &project.store,
+                outputs.collect(),
+            ))
+        });
         let targets = project.targets(names);
-        let enforced = probe
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (enforced, targets)
+        (join(probe), targets, join(previous))
     });
     let targets = with_json_finish(progress, targets)?;
     let enforced = with_json_finish(progress, enforced)?;
-    let previous: Option<realise::Outputs> = project.store.latest_memo(slot).map(|m| {
-        m.derivations
-            .into_iter()
-            .map(|e| (e.drv, e.outputs))
-            .collect()
-    });
     let request = BuildRequest {
         check: args.check,
         pinned,
         previous: previous.as_ref(),
         enforced: Some(enforced),
+        first_step: Some(refresh.first_step()),
     };
     let shown = Project::display_names(names);
     let mut written = None;
@@ -619,10 +655,16 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         crate::commands::lock::prepare(&project, args.build.locked()),
     )?;
     let pinned = Some(&lock).filter(|_| args.build.locked());
+    let first_step = Gate::default();
     let memo = std::thread::scope(|scope| {
         let refresh = with_json_finish(
             &progress,
-            crate::commands::compile_commands::start_refresh(scope, &project, &args.build),
+            crate::commands::compile_commands::start_refresh(
+                scope,
+                &project,
+                &args.build,
+                &first_step,
+            ),
         )?;
         realise_loaded(&project, &names, args, pinned, refresh, &progress)
     })?;
@@ -763,6 +805,13 @@ pub fn outputs_of(
                 })
         })
         .collect()
+}
+
+/// The result of a scoped thread (its panic, if any, continues on this thread).
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 #[cfg(test)]

@@ -247,6 +247,8 @@ fn run_one(
             timeout: Duration::from_secs(args.run.action_timeout),
             max_output_bytes: args.run.max_output_size,
         },
+
+        view_slot: None,
     };
     let started = Instant::now();
     let outcome = cmod_sandbox::run(mode, &action);

@@ -144,6 +144,9 @@ impl Store {
         }
         if !dry_run {
             self.clean_leftovers()?;
+            // Kept views hold hard links to store files, collected ones included: they go
+            // (no build runs while GC holds its lock), and the space is really freed.
+            self.clear_views()?;
         }
         Ok(report)
     }
@@ -165,6 +168,14 @@ impl Store {
             }
         }
         Ok(removed + crate::fetch_lock::sweep(self)?)
+    }
+
+    /// Retire the kept views in `views/` (see `cmod_sandbox::retire_views`): the next
+    /// build of each step makes its view again, even one building right now.
+    pub(crate) fn clear_views(&self) -> Result<(), StoreError> {
+        let dir = self.dir("views");
+        cmod_sandbox::retire_views(&dir)
+            .map_err(|e| StoreError::io("retiring the views in", &dir, e))
     }
 
     /// Remove contents without metadata (crash leftovers) and stale temporaries.

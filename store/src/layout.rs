@@ -7,13 +7,19 @@
 //!                                   its contents are present
 //! <root>/v1/trace/<key>.json        build trace: resolved derivation key → outputs
 //! <root>/v1/drv-outputs/<hash>.json latest realisation of a derivation
+//! <root>/v1/scans/<key>.json        signed scan entries this store vouches for
 //! <root>/v1/log/<key>.log           build logs (and <hash>.log links per output)
-//! <root>/v1/locks/                  lock files: gc.lock, paths-<c>.lock (32 stripes), key-<hash>.lock
+//! <root>/v1/locks/                  lock files: gc.lock, paths-<c>.lock (32 stripes),
+//!                                   key-<key>.lock, fetch-<hash>.lock
 //! <root>/v1/gcroots/                roots: `auto/` for out-links, others by hand
 //! <root>/v1/tmp/                    build directories and partial copies
+//! <root>/v1/views/                  the full sandbox's kept views of the store, one per step
 //! <root>/v1/cache/                  the evaluator's caches
-//! <root>/v1/memo/                   realisation memos (no-op shortcuts)
+//! <root>/v1/memo/                   realisation memos (no-op shortcuts), their `.valid` stamps
+//!                                   and each slot's `latest-<slot>`
 //! ```
+//!
+//! The byte formats of all of these are specified in `docs/FORMATS.md`.
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +45,7 @@ pub struct Store {
 }
 
 /// The directories under `v1/`, created by [`Store::open`].
-const DIRS: [&str; 11] = [
+const DIRS: [&str; 12] = [
     "store",
     "meta",
     "trace",
@@ -51,6 +57,7 @@ const DIRS: [&str; 11] = [
     "tmp",
     "cache",
     "memo",
+    "views",
 ];
 
 /// Whether an I/O error means "this may not be written here" (a read-only file system,

@@ -75,7 +75,7 @@ impl Store {
     /// The memo under `key`, if there is one and every output it names is still valid.
     pub fn memo(&self, key: &ContentHash) -> Option<Memo> {
         self.memo_unchecked(key)
-            .filter(|m| self.memo_outputs_valid(m))
+            .filter(|m| self.memo_outputs_valid(key, m))
     }
 
     /// The memo under `key` as recorded, its outputs not yet checked: it may be trusted
@@ -87,14 +87,35 @@ impl Store {
         (memo.version == MEMO_VERSION).then_some(memo)
     }
 
-    /// Whether every output `memo` names is still valid.
-    pub fn memo_outputs_valid(&self, memo: &Memo) -> bool {
-        self.all_valid(
+    /// Whether every output the memo under `key` names is still valid.
+    ///
+    /// Paths are added to and removed from the store only as entries of its metadata and
+    /// store directories, and each such change sets those directories' modification and
+    /// change times to the current time. So once every output was found valid, it still
+    /// is while both directories keep the times they had then: the check records them
+    /// (`<key>.valid` beside the memo) and the next no-op compares two `stat`s instead of
+    /// looking up thousands of paths. As git does for racily clean files, times within
+    /// [`SETTLED`] of the check are not recorded: a removal in the same clock tick could
+    /// leave them unchanged.
+    pub fn memo_outputs_valid(&self, key: &ContentHash, memo: &Memo) -> bool {
+        let stamp = DirStamp::of(self);
+        let file = self
+            .dir("memo")
+            .join(format!("{}.valid", base32::encode(&key.0)));
+        if stamp.is_some() && std::fs::read(&file).ok() == stamp.as_ref().map(DirStamp::bytes) {
+            return true;
+        }
+        let valid = self.all_valid(
             memo.targets
                 .iter()
                 .map(|(_, p)| p)
                 .chain(memo.derivations.iter().flat_map(|d| d.outputs.values())),
-        )
+        );
+        if let Some(stamp) = stamp.filter(|s| valid && s.settled()) {
+            // Only a shortcut: a stamp that cannot be written is checked in full next time.
+            let _ = write_atomic(&file, &stamp.bytes(), false);
+        }
+        valid
     }
 
     fn latest_file(&self, slot: &ContentHash) -> std::path::PathBuf {
@@ -131,15 +152,63 @@ impl Store {
     }
 }
 
+/// How long the directories must have been unchanged before their times are recorded
+/// (well above the coarse clock tick file times come from).
+const SETTLED: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The modification and change times of the metadata and store directories.
+struct DirStamp([i64; 8]);
+
+impl DirStamp {
+    fn of(store: &Store) -> Option<DirStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(store.dir("meta")).ok()?;
+        let paths = std::fs::metadata(store.store_dir()).ok()?;
+        Some(DirStamp([
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            paths.mtime(),
+            paths.mtime_nsec(),
+            paths.ctime(),
+            paths.ctime_nsec(),
+        ]))
+    }
+
+    /// Whether every time is at least [`SETTLED`] in the past.
+    fn settled(&self) -> bool {
+        let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+            return false;
+        };
+        let limit = now.saturating_sub(SETTLED);
+        self.0.chunks(2).all(|t| {
+            u64::try_from(t[0]).is_ok_and(|secs| {
+                let nanos = u32::try_from(t[1]).unwrap_or(0);
+                std::time::Duration::new(secs, nanos) < limit
+            })
+        })
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut text = String::from("cmod-memo-valid-v1");
+        for t in self.0 {
+            text.push(' ');
+            text.push_str(&t.to_string());
+        }
+        text.into_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use cmod_schema::PathKind;
     use std::collections::BTreeSet;
 
-    #[test]
-    fn a_memo_is_trusted_only_while_its_outputs_are_valid() {
-        let t = tempfile::tempdir().unwrap();
+    /// A store holding an `app` built from an `app.o`, and the memo (written, under its
+    /// key) of that realisation.
+    fn realised_app(t: &tempfile::TempDir) -> (Store, StorePath, StorePath, ContentHash, Memo) {
         let s = Store::open(t.path()).unwrap();
         let none = BTreeSet::new();
         let out = s
@@ -160,6 +229,13 @@ mod tests {
             KeepList::new(&[out.clone(), obj.clone()].into()).unwrap(),
         );
         s.write_memo(&key, &memo).unwrap();
+        (s, out, obj, key, memo)
+    }
+
+    #[test]
+    fn a_memo_is_trusted_only_while_its_outputs_are_valid() {
+        let t = tempfile::tempdir().unwrap();
+        let (s, _, obj, key, memo) = realised_app(&t);
         assert_eq!(s.memo(&key), Some(memo));
         assert_eq!(s.memo(&ContentHash::of_file(false, b"other")), None);
         s.delete_path(&obj).unwrap();
@@ -168,5 +244,28 @@ mod tests {
             None,
             "an intermediate output is gone: realise for real"
         );
+    }
+
+    /// Once the outputs were found valid with the store's directories settled, the
+    /// check is the directories' times; removing a path by hand changes them, and the
+    /// memo is no longer trusted.
+    #[test]
+    fn the_recorded_stamp_stands_only_while_nothing_is_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let (s, out, _, key, memo) = realised_app(&t);
+        let stamp = s
+            .dir("memo")
+            .join(format!("{}.valid", base32::encode(&key.0)));
+        // Checked right after the store changed: valid, but not recorded (racy).
+        assert!(s.memo_outputs_valid(&key, &memo));
+        assert!(!stamp.exists());
+        std::thread::sleep(SETTLED * 2);
+        assert!(s.memo_outputs_valid(&key, &memo));
+        assert!(stamp.exists(), "a settled store is recorded");
+        assert!(s.memo_outputs_valid(&key, &memo));
+        // Contents removed by hand, metadata left: the directory's times change.
+        crate::content::remove(&s.path_of(&out)).unwrap();
+        assert!(!s.memo_outputs_valid(&key, &memo));
+        assert_eq!(s.memo(&key), None);
     }
 }

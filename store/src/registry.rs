@@ -285,10 +285,11 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StoreError::io("deleting", &meta, e)),
         }
-        match path {
-            Some(p) => content::remove(&self.path_of(p)),
-            None => Ok(()),
+        if let Some(p) = path {
+            content::remove(&self.path_of(p))?;
         }
+        // A kept view may still link the damaged contents.
+        self.clear_views()
     }
 
     /// A fresh temporary location under `tmp/` (not created).

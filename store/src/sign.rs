@@ -319,24 +319,28 @@ mod tests {
         std::array::from_fn(|i| i as u8)
     }
 
-    /// Golden vectors: ed25519 is deterministic, so a fixed seed and fingerprint give a
-    /// fixed signature. `schema/golden/reference.py` re-derives them.
+    include!("../../schema/golden/golden.rs");
+
+    /// Golden vectors (`schema/golden/vectors.txt`): ed25519 is deterministic, so a fixed
+    /// seed and fingerprint give a fixed signature. `schema/golden/reference.py`
+    /// re-derives them.
     #[test]
     fn golden_keys_and_signature() {
         let sk = SecretKey::from_seed("cache.example-1", seed()).unwrap();
-        assert_eq!(sk.public().to_text(), GOLDEN_PUBLIC);
-        let fp = "cmod-path-sig-v1;jrdcqn0wj4nf27nf91j2a27x5bhfalx3-main.cpp;\
-                  blake3:0yjb5l6px9g3994lzgq9mncq00p9v70piw0fng2dq6k5hywcgrc6;6;";
-        assert_eq!(sk.sign(fp), GOLDEN_SIGNATURE);
+        // The path fingerprint of `signature.path.source`.
+        let fp = golden("signature.path.source");
+        assert_golden(&[
+            ("key.public", sk.public().to_text()),
+            ("key.secret", sk.to_text()),
+            ("key.signature", sk.sign(fp)),
+        ]);
         assert_eq!(
-            SecretKey::parse(&sk.to_text()).unwrap().to_text(),
+            SecretKey::parse(golden("key.secret")).unwrap().to_text(),
             sk.to_text()
         );
-        sk.public().verify(fp, GOLDEN_SIGNATURE).unwrap();
+        let public = PublicKey::parse(golden("key.public")).unwrap();
+        public.verify(fp, golden("key.signature")).unwrap();
     }
-
-    const GOLDEN_PUBLIC: &str = "cache.example-1:A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
-    const GOLDEN_SIGNATURE: &str = "cache.example-1:/fBR5NDy/GB7u02MTcSn2KYTLnGiUnLfQuRREJjj649YWObBWaoTWD75OBI6xYOSvBpOq6OI8/OWu2EZvv3nAg==";
 
     #[test]
     fn trust_decisions_name_the_problem() {

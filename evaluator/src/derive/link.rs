@@ -93,7 +93,12 @@ impl Emitter<'_> {
         for &(q, l) in &libraries {
             linked_units.extend(self.units_of(q, Owner::Lib(l)));
         }
-        for u in own_units.into_iter().chain(self.std_objects(&linked_units)) {
+        let units: Vec<UnitId> = own_units
+            .into_iter()
+            .chain(self.std_objects(&linked_units))
+            .collect();
+        self.objects(&units)?;
+        for u in units {
             let i = self.object_input(u)?;
             objects.push(i.at.clone());
             inputs.push(i);

@@ -69,6 +69,25 @@ mod tests {
 
     const UNIT: &str = "module;\n#include <vector>\n#define TWICE(x) \\\n  ((x) * 2)\nmodule m;\nimport n;\nint f() { return TWICE(1); }\n";
 
+    include!("../../../schema/golden/golden.rs");
+
+    /// Golden vector (`schema/golden/vectors.txt`, re-derived by `reference.py`): a CRLF
+    /// line, a continued macro, a trigraph line and lines that do not count.
+    #[test]
+    fn golden_shape_key() {
+        let text = "module;\r\n#include <vector>\n#define TWICE(x) \\\n  ((x) * 2)\nmodule m;\n\
+                    import n;\nint f() { return TWICE(1); }\nint g = 1 ??= 2;\n";
+        let item = ScanItem {
+            rel: "src/a.cpp".into(),
+            hash: ContentHash::of_file(false, text.as_bytes()),
+            args: vec!["-x".into(), "c++".into()],
+            host_args: vec![],
+        };
+        let identity = ContentHash::of_file(false, b"toolchain").to_text();
+        let key = shape_key(&identity, &item, text.as_bytes());
+        assert_golden(&[("scan.shape", key)]);
+    }
+
     #[test]
     fn a_body_edit_keeps_the_shape() {
         assert_eq!(key(UNIT), key(&UNIT.replace("TWICE(1)", "TWICE(2) + 7")));

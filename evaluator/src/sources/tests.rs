@@ -309,7 +309,7 @@ fn the_walk_is_sorted_and_skips_hidden_entries_linked_dirs_and_nested_packages()
     std::fs::create_dir(t.path().join("dangling")).unwrap();
     std::os::unix::fs::symlink("missing", t.path().join("dangling/cmod.toml")).unwrap();
     std::fs::write(t.path().join("dangling/w.cpp"), "").unwrap();
-    let walk = package_files(t.path()).unwrap();
+    let walk = package_files(t.path(), &ListingCache::in_memory()).unwrap();
     assert_eq!(
         walk.files,
         [

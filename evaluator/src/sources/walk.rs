@@ -11,6 +11,8 @@ use cmod_schema::diag::Location;
 use crate::error::{ErrorKind, EvalError};
 use crate::manifest_file::MANIFEST_NAME;
 
+use super::listing_cache::{Kind, ListingCache};
+
 /// What the walk found.
 #[derive(Debug, Default)]
 pub(crate) struct Walk {
@@ -52,14 +54,25 @@ impl Walk {
     }
 }
 
-/// Every file under `root`; see the module documentation.
-pub(crate) fn package_files(root: &Path) -> Result<Walk, EvalError> {
+/// Every file under `root`; see the module documentation. Listings come from `listings`
+/// while the directories are unchanged.
+pub(crate) fn package_files(root: &Path, listings: &ListingCache) -> Result<Walk, EvalError> {
     let canonical_root = root
         .canonicalize()
         .map_err(|e| EvalError::io(root, "open the package directory", e))?;
     let mut walk = Walk::default();
-    visit(root, &canonical_root, "", false, &mut walk)?;
+    let at = Place {
+        root: &canonical_root,
+        listings,
+    };
+    visit(root, &at, "", false, &mut walk)?;
     Ok(walk)
+}
+
+/// Where a walk is: the package's canonical root, and the listings it reads.
+struct Place<'a> {
+    root: &'a Path,
+    listings: &'a ListingCache,
 }
 
 /// Add the files under `dir` (package-relative `rel`) to `walk`; with `skip_package`,
@@ -67,29 +80,23 @@ pub(crate) fn package_files(root: &Path) -> Result<Walk, EvalError> {
 /// the walk needs anyway, instead of a `stat` per directory.
 fn visit(
     dir: &Path,
-    root: &Path,
+    at: &Place<'_>,
     rel: &str,
     skip_package: bool,
     walk: &mut Walk,
 ) -> Result<(), EvalError> {
-    let list_error = |e: std::io::Error| {
+    let entries = at.listings.list(dir).map_err(|e| {
         EvalError::new(
             ErrorKind::Io,
             format!("cannot list `{}`: {e}", dir.display()),
         )
-    };
-    let mut entries: Vec<(std::ffi::OsString, std::fs::FileType)> = std::fs::read_dir(dir)
-        .map_err(list_error)?
-        .map(|e| e.and_then(|e| Ok((e.file_name(), e.file_type()?))))
-        .collect::<Result<_, _>>()
-        .map_err(list_error)?;
+    })?;
     if skip_package
         && entries.iter().any(|(n, _)| n == MANIFEST_NAME)
         && dir.join(MANIFEST_NAME).exists()
     {
         return Ok(());
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, kind) in entries {
         let name_text = name.to_string_lossy();
         if name_text.starts_with('.') {
@@ -100,12 +107,11 @@ fn visit(
         } else {
             format!("{rel}/{}", name_text.replace('\\', "/"))
         };
-        if kind.is_file() {
-            walk.files.push(child_rel);
-        } else if kind.is_dir() {
-            visit(&dir.join(&name), root, &child_rel, true, walk)?;
-        } else if kind.is_symlink() {
-            follow_link(&dir.join(&name), root, child_rel, walk);
+        match kind {
+            Kind::File => walk.files.push(child_rel),
+            Kind::Dir => visit(&dir.join(&name), at, &child_rel, true, walk)?,
+            Kind::Symlink => follow_link(&dir.join(&name), at.root, child_rel, walk),
+            Kind::Other => {}
         }
     }
     Ok(())

@@ -574,6 +574,54 @@ fn std_module_dir(cxx: &Path) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    include!("../../../schema/golden/golden.rs");
+
+    /// Golden vector (`schema/golden/vectors.txt`, re-derived by `reference.py`): the
+    /// identity of a made-up toolchain, from its `--version` text, stdlib, hashed files and
+    /// trees and its closure.
+    #[test]
+    fn golden_identity() {
+        let p = probe::Probe {
+            version_output: "Debian clang version 19.1.7 (3)\nTarget: x86_64-pc-linux-gnu\n\
+                             Thread model: posix\nInstalledDir: /usr/lib/llvm-19/bin\n"
+                .into(),
+            version_text: String::new(),
+            version: semver::Version::new(19, 1, 7),
+            installed_dir: PathBuf::new(),
+            resource_dir: PathBuf::new(),
+            include_dirs: vec![],
+            gcc_install: None,
+            linker: PathBuf::new(),
+            dynamic_linker: None,
+            link_objects: vec![],
+            lib_dirs: vec![],
+            libs: vec![],
+        };
+        let files = [
+            (
+                "/usr/lib/llvm-19/bin/clang",
+                ContentHash::of_file(true, b"clang"),
+            ),
+            (
+                "/usr/lib/llvm-19/bin/ld.lld",
+                ContentHash::of_file(true, b"lld"),
+            ),
+        ]
+        .map(|(p, h)| (PathBuf::from(p), h));
+        let vector = ContentHash::of_file(false, b"#pragma once\n");
+        let trees = [
+            (
+                "/usr/lib/llvm-19/include/c++/v1",
+                ContentHash::of_dir([(&b"vector"[..], vector)]),
+            ),
+            ("/usr/lib/llvm-19/lib/clang/19", ContentHash::of_dir([])),
+        ]
+        .map(|(p, h)| (PathBuf::from(p), h));
+        let closure = ["/etc/ld.so.cache", "/usr/lib/llvm-19"].map(PathBuf::from);
+        let id = identity(&p, Stdlib::Libcxx, &files, &trees, &closure);
+        assert_golden(&[("toolchain.identity", id.to_text())]);
+    }
+
     #[test]
     fn minimise_keeps_outermost_dirs() {
         let t = tempfile::tempdir().unwrap();

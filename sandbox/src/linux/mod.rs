@@ -23,6 +23,7 @@
 //! caller).
 
 mod child;
+mod kept_links;
 mod landlock_rules;
 mod lifetime;
 mod namespaces;
@@ -61,6 +62,11 @@ pub(crate) fn probe(mode: Mode) -> Result<Enforcement, SandboxError> {
             landlock_abi: None,
         }),
     }
+}
+
+/// See [`crate::retire_views`].
+pub(crate) fn retire_views(views: &Path) -> std::io::Result<()> {
+    view::retire_all(views)
 }
 
 pub(crate) fn run(mode: Mode, action: &Action) -> Result<Outcome, SandboxError> {
@@ -192,7 +198,8 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     let link_roots = link_roots(action);
     prepare_build_dir(action, Path::new(STORE_DIR), &link_roots)?;
     // Removed (by drop) when the step ends, however it ends.
-    let view = view::InputView::create(action)?;
+    let mut view = view::InputView::create(action)?;
+    view.keep_links(action, &link_roots)?;
     let plan = plan::plan(Some(action), Some(&view), &link_roots)?;
     let build = plan
         .build_dir

@@ -405,7 +405,15 @@ pub(crate) fn plan(
     root.into_steps(Path::new("/"), &mut plan.steps);
     in_tmp.into_steps(tmp, &mut plan.steps);
     if let Some(action) = action {
-        plan.steps.extend(link_steps(action, link_roots));
+        match view.and_then(|v| v.links.as_ref()) {
+            // Kept on the host, up to date: bound read-only over the (empty) directories.
+            Some(kept) => plan.steps.extend(link_roots.iter().map(|r| Step::Bind {
+                src: kept.join(r),
+                dst: Path::new(BUILD_DIR).join(r),
+                access: Access::ReadOnly,
+            })),
+            None => plan.steps.extend(link_steps(action, link_roots)),
+        }
     }
     Ok(plan)
 }
@@ -594,6 +602,7 @@ mod tests {
             outputs: vec!["out/a.o".into()],
             log_path: t.join("log"),
             limits: crate::Limits::default(),
+            view_slot: None,
         }
     }
 

@@ -75,6 +75,7 @@ impl Fixture {
             outputs: vec!["out/result".into()],
             log_path: self.root().join("log"),
             limits: Limits::default(),
+            view_slot: None,
         }
     }
 

@@ -176,9 +176,10 @@ fn per_key_lock(store: &Store, key: &ContentHash, name: &str) -> Result<Lock, St
 fn run_builder(
     store: &Store,
     resolved: &Derivation,
-    modules: &[ModuleFile],
+    step: &Step<'_>,
     env: &BuildEnv<'_>,
 ) -> Result<Run, BuildError> {
+    let modules = step.modules;
     let name = resolved.name.clone();
     let st = |source: StoreError| BuildError::Store {
         name: name.clone(),
@@ -200,7 +201,12 @@ fn run_builder(
         std::fs::write(&map, module_map(modules))
             .map_err(|e| st(StoreError::io("writing", &map, e)))?;
     }
-    let action = action_for(store, resolved, modules, env, &build_dir, &log_path);
+    let mut action = action_for(store, resolved, modules, env, &build_dir, &log_path);
+    // One kept view per step identity (the derivation's name: the same unit, edit after
+    // edit), under the store's `views/`, which GC and repair retire.
+    if step.keep_view {
+        action.view_slot = Some(store.dir("views").join(&resolved.name));
+    }
     let run = Run {
         build_dir: build_dir.clone(),
         log_path: log_path.clone(),
@@ -320,6 +326,7 @@ fn action_for(
             .collect(),
         log_path: log_path.to_path_buf(),
         limits: env.limits,
+        view_slot: None,
     }
 }
 
@@ -374,7 +381,7 @@ pub(crate) fn build(
     if let Some(entry) = store.trace_lookup(key) {
         return Ok(Realised::Fresh(entry.outputs));
     }
-    let run = run_builder(store, resolved, step.modules, env)
+    let run = run_builder(store, resolved, step, env)
         .map_err(|e| keep_failure_log(store, drv_path, key, e))?;
     let cands = candidates(resolved.input_paths());
     // A BMI references the BMIs it was built against: its store path then pins its
@@ -446,7 +453,7 @@ pub(crate) fn check(
         source,
     };
     let _lock = per_key_lock(store, key, &name).map_err(st)?;
-    let run = run_builder(store, resolved, step.modules, env)
+    let run = run_builder(store, resolved, step, env)
         .map_err(|e| keep_failure_log(store, step.drv_path, key, e))?;
     let mut differences = Vec::new();
     for (key_name, out) in &resolved.outputs {

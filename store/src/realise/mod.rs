@@ -36,7 +36,28 @@ use build::Realised;
 pub use build::{BuildEnv, BuildError, Difference};
 pub use events::{Event, Reporter, Silent};
 pub use modules::{module_closure, module_map, ClosureError, ModuleFile};
-pub use reuse::Outputs;
+pub use reuse::{Outputs, Previous};
+
+/// Finding a derivation by its path: the evaluator's sorted map, or an [`Index`] of it
+/// built once for the passes of one realisation (thousands of lookups each).
+pub trait DrvLookup: Sync {
+    fn drv(&self, path: &StorePath) -> Option<&Derivation>;
+}
+
+impl DrvLookup for BTreeMap<StorePath, Derivation> {
+    fn drv(&self, path: &StorePath) -> Option<&Derivation> {
+        self.get(path)
+    }
+}
+
+/// Derivations by path, hashed by their digests.
+pub type Index<'a> = cmod_schema::store_path::PathMap<&'a StorePath, &'a Derivation>;
+
+impl DrvLookup for Index<'_> {
+    fn drv(&self, path: &StorePath) -> Option<&Derivation> {
+        self.get(path).copied()
+    }
+}
 
 use crate::error::StoreError;
 use crate::layout::Store;
@@ -51,9 +72,9 @@ pub struct RealiseOptions<'a> {
     /// User files to add to the store as source paths before anything is built (host
     /// path, store path, the hash the evaluator saw): see [`Store::add_sources`].
     pub sources: &'a [(&'a Path, &'a StorePath, &'a ContentHash)],
-    /// What the previous realisation of the same targets produced: derivations it
-    /// realised whose outputs are still valid are taken as they are (see `reuse`).
-    pub previous: Option<&'a Outputs>,
+    /// What the previous realisation of the same targets produced, checked: the
+    /// derivations it realised are taken as they are (see `reuse`).
+    pub previous: Option<&'a Previous>,
 }
 
 /// What a realisation produced.
@@ -129,25 +150,22 @@ impl crate::substitute::Observer for Observe<'_> {
 }
 
 /// The derivations needed for `targets`, in topological order (inputs first).
-pub fn needed(
-    drvs: &BTreeMap<StorePath, Derivation>,
-    targets: &[StorePath],
+pub fn needed<'a>(
+    drvs: &'a impl DrvLookup,
+    targets: &'a [StorePath],
 ) -> Result<Vec<StorePath>, RealiseError> {
     // Depth-first, inputs before the derivation, with an explicit stack: a chain of
     // thousands of derivations must not exhaust a thread's stack.
     type Frame<'a> = (&'a StorePath, std::vec::IntoIter<&'a StorePath>);
-    fn frame<'a>(
-        drvs: &'a BTreeMap<StorePath, Derivation>,
-        d: &'a StorePath,
-    ) -> Result<Frame<'a>, RealiseError> {
+    fn frame<'a>(drvs: &'a impl DrvLookup, d: &'a StorePath) -> Result<Frame<'a>, RealiseError> {
         let drv = drvs
-            .get(d)
+            .drv(d)
             .ok_or_else(|| RealiseError::MissingDerivation(d.clone()))?;
         let inputs: Vec<&StorePath> = drv.input_drvs().into_iter().collect();
         Ok((d, inputs.into_iter()))
     }
     let mut order = Vec::new();
-    let mut seen: BTreeSet<&StorePath> = BTreeSet::new();
+    let mut seen: cmod_schema::store_path::PathSet<&StorePath> = Default::default();
     for t in targets {
         if !seen.insert(t) {
             continue;
@@ -181,7 +199,8 @@ fn sources_read<'a>(
 }
 
 /// Write the `.drv` files of `order` (topologically sorted) into the store, skipping
-/// those already valid (found in one parallel pass: a valid path's references are valid
+/// those already valid (found in one pass on this thread, which runs beside the build
+/// and must not take the cores the first steps need: a valid path's references are valid
 /// too). The others are written level by level, in parallel within a level, so a
 /// derivation becomes valid only after every derivation it references.
 pub fn write_derivations(
@@ -190,7 +209,7 @@ pub fn write_derivations(
     order: &[StorePath],
 ) -> Result<(), RealiseError> {
     let check = store.validity_check();
-    let valid: Vec<bool> = order.par_iter().map(|d| check.is_valid(d)).collect();
+    let valid: Vec<bool> = order.iter().map(|d| check.is_valid(d)).collect();
     let missing = order.iter().zip(valid).filter(|(_, v)| !v).map(|(d, _)| d);
     let mut depth: HashMap<&StorePath, usize> = HashMap::new();
     let mut levels: Vec<Vec<&StorePath>> = Vec::new();
@@ -290,10 +309,11 @@ pub fn realise(
     let _gc = store.gc_guard()?;
     // Build directories and logs of killed runs (their processes are gone).
     store.clean_temporaries()?;
-    let order = needed(drvs, targets)?;
+    let index: Index<'_> = drvs.iter().collect();
+    let order = needed(&index, targets)?;
     reporter.event(&Event::Planned { total: order.len() });
     let reused = match opts.previous.filter(|_| !opts.check) {
-        Some(previous) => reuse::reusable(store, drvs, &order, previous),
+        Some(previous) => reuse::reusable(&index, &order, previous),
         None => Outputs::new(),
     };
 
@@ -307,7 +327,8 @@ pub fn realise(
         .cloned()
         .collect();
     std::thread::scope(|scope| {
-        let drv_writer = scope.spawn(|| write_derivations(store, drvs, &fresh_order));
+        // All of them: a reused step's `.drv` was not checked (see `reuse::Previous`).
+        let drv_writer = scope.spawn(|| write_derivations(store, drvs, &order));
         let sources_writer = scope.spawn(|| -> Result<(), RealiseError> {
             // Reused derivations are valid, and so are their references (sources).
             Ok(store.add_sources(&sources_read(drvs, &fresh_order, opts.sources))?)
@@ -337,10 +358,11 @@ pub fn realise(
             };
             let scheduler = schedule::Scheduler {
                 store,
-                drvs,
+                drvs: &index,
                 env,
                 opts,
                 reporter,
+                keep_views: fresh_order.len() <= KEEP_VIEWS_UP_TO,
             };
             scheduler.run(&order, &known)
         });
@@ -380,7 +402,16 @@ pub(crate) struct Step<'a> {
     pub drv_path: &'a StorePath,
     pub drv: &'a Derivation,
     pub modules: &'a [ModuleFile],
+    /// Keep the step's sandbox view between runs (see [`KEEP_VIEWS_UP_TO`]).
+    pub keep_view: bool,
 }
+
+/// A realisation that builds at most this many steps keeps their sandbox views of the
+/// store (`views/`, see `cmod_sandbox`'s kept views): an edit, whose few steps are then
+/// laid out by difference next time. A larger one (a cold build) does not: a view holds
+/// an entry per input, and keeping every step's on a deep graph would store a number of
+/// entries that grows with steps × closure (millions at 3,001 units).
+pub const KEEP_VIEWS_UP_TO: usize = 16;
 
 fn realise_one(
     store: &Store,

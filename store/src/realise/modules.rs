@@ -8,7 +8,7 @@
 //! step's key needs none of it, because its direct BMIs' store paths already pin their
 //! closures (a BMI is registered with references to the BMIs it was built against).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use cmod_schema::derivation::{Derivation, InputFrom};
 use cmod_schema::StorePath;
@@ -58,7 +58,7 @@ fn push_inputs<'a>(todo: &mut Vec<Pending<'a>>, d: &'a Derivation) {
 /// Every BMI `drv` sees, sorted by module: its BMI inputs and, transitively, theirs.
 /// `realised` gives the store path of a realised output.
 pub fn module_closure(
-    drvs: &BTreeMap<StorePath, Derivation>,
+    drvs: &impl super::DrvLookup,
     drv: &Derivation,
     realised: impl Fn(&StorePath, &str) -> Option<StorePath>,
 ) -> Result<Vec<ModuleFile>, ClosureError> {
@@ -72,7 +72,7 @@ pub fn module_closure(
             continue;
         }
         let producer = drvs
-            .get(d)
+            .drv(d)
             .ok_or_else(|| ClosureError::Missing { drv: d.clone() })?;
         let module = producer
             .outputs
@@ -124,6 +124,7 @@ mod tests {
         Input, InputRole, Output, StepKind, Tool, DERIVATION_VERSION, MODULE_MAP_ARG,
     };
     use cmod_schema::{ContentHash, PathKind};
+    use std::collections::BTreeMap;
 
     /// A BMI derivation for `module` importing `deps` (derivation, module).
     fn bmi(module: &str, deps: &[(&StorePath, &str)]) -> Derivation {

@@ -9,45 +9,57 @@
 //! reused only if every derivation it reads is reused too, so the reused set is always a
 //! consistent part of one earlier realisation; the rest is realised as usual.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-use cmod_schema::derivation::Derivation;
+use cmod_schema::derivation::InputFrom;
 use cmod_schema::StorePath;
-use rayon::prelude::*;
 
+use super::DrvLookup;
 use crate::layout::Store;
 
 /// Outputs of derivations, by derivation.
 pub type Outputs = HashMap<StorePath, BTreeMap<String, StorePath>>;
 
-/// The derivations of `order` (topologically sorted) that `previous` realised, whose
-/// `.drv` and outputs are all still valid (so are their references: sources and input
-/// derivations), and whose input derivations are all reusable too.
-pub fn reusable(
-    store: &Store,
-    drvs: &BTreeMap<StorePath, Derivation>,
-    order: &[StorePath],
-    previous: &Outputs,
-) -> Outputs {
-    let check = store.validity_check();
-    let valid: HashSet<&StorePath> = order
-        .par_iter()
-        .filter(|d| {
-            previous.get(*d).is_some_and(|outputs| {
-                check.is_valid(d) && outputs.values().all(|o| check.is_valid(o))
-            })
-        })
-        .collect();
+/// What a previous realisation of the same targets produced, keeping only the
+/// derivations whose outputs were all still valid when [`Previous::checked`] looked (so
+/// are their references).
+///
+/// The check is a couple of `stat`s per path and needs nothing of the new evaluation, so
+/// a caller runs it beside derivation emission; [`reusable`] is then a walk in memory.
+#[derive(Debug, Default)]
+pub struct Previous(Outputs);
+
+impl Previous {
+    /// The entries of `outputs` whose outputs are all valid in `store`. (Their `.drv`
+    /// files are not looked at here: the realisation writes any that are missing beside
+    /// the build, so a third of the lookups leave the way to the first compile.)
+    pub fn checked(store: &Store, outputs: Outputs) -> Previous {
+        let check = store.validity_check();
+        Previous(
+            outputs
+                .into_iter()
+                .filter(|(_, outputs)| outputs.values().all(|o| check.is_valid(o)))
+                .collect(),
+        )
+    }
+}
+
+/// The derivations of `order` (topologically sorted) that `previous` realised (with
+/// valid outputs) and whose input derivations are all reusable too.
+pub fn reusable(drvs: &impl DrvLookup, order: &[StorePath], previous: &Previous) -> Outputs {
     let mut reused = Outputs::new();
     for d in order {
-        let inputs_reused = drvs[d]
-            .input_drvs()
-            .into_iter()
-            .all(|i| reused.contains_key(i));
-        if inputs_reused && valid.contains(d) {
-            if let Some(outputs) = previous.get(d) {
-                reused.insert(d.clone(), outputs.clone());
-            }
+        let Some(outputs) = previous.0.get(d) else {
+            continue;
+        };
+        let inputs_reused = drvs.drv(d).is_some_and(|drv| {
+            drv.inputs.iter().all(|i| match &i.from {
+                InputFrom::Drv { drv, .. } => reused.contains_key(drv),
+                InputFrom::Path { .. } => true,
+            })
+        });
+        if inputs_reused {
+            reused.insert(d.clone(), outputs.clone());
         }
     }
     reused
@@ -62,7 +74,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     /// `a` ← `b` ← `c`, and `d` alone: `a`'s output is gone, so `b` and `c` (built
-    /// from it) are not reused either; `d` is. Unwritten `.drv`s are not reused.
+    /// from it) are not reused either; `d` is.
     #[test]
     fn only_valid_outputs_of_wholly_reused_inputs_are_reused() {
         let t = tempfile::tempdir().unwrap();
@@ -97,7 +109,6 @@ mod tests {
             (pd.clone(), d),
         ]);
         let order = [pa.clone(), pb.clone(), pc.clone(), pd.clone()];
-        // Not yet written: nothing is reused.
         let previous_of = |outs: &[StorePath]| -> Outputs {
             order
                 .iter()
@@ -105,17 +116,16 @@ mod tests {
                 .map(|(d, o)| (d.clone(), BTreeMap::from([("obj".to_string(), o.clone())])))
                 .collect()
         };
-        assert!(reusable(&store, &drvs, &order, &previous_of(&outs)).is_empty());
-        super::super::write_derivations(&store, &drvs, &order).unwrap();
+        let checked = |p: &Outputs| Previous::checked(&store, p.clone());
         let previous = previous_of(&outs);
-        let all = reusable(&store, &drvs, &order, &previous);
+        let all = reusable(&drvs, &order, &checked(&previous));
         assert_eq!(all.len(), 4);
         crate::content::remove(&store.path_of(&outs[0])).unwrap();
-        let some = reusable(&store, &drvs, &order, &previous);
+        let some = reusable(&drvs, &order, &checked(&previous));
         let kept: BTreeSet<&StorePath> = some.keys().collect();
         assert_eq!(kept, BTreeSet::from([&pd]));
         // Derivations the previous realisation did not have are never reused.
         let partial: Outputs = previous.into_iter().filter(|(d, _)| *d != pd).collect();
-        assert!(!reusable(&store, &drvs, &order, &partial).contains_key(&pd));
+        assert!(!reusable(&drvs, &order, &checked(&partial)).contains_key(&pd));
     }
 }

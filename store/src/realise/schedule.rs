@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use cmod_schema::derivation::Derivation;
 use cmod_schema::{ContentHash, StorePath};
 
 use super::build::Realised;
@@ -34,26 +33,27 @@ struct State {
     out: Realisation,
 }
 
+/// Each derivation's position in the topological order.
+type Positions<'a> = cmod_schema::store_path::PathMap<&'a StorePath, usize>;
+
 /// Outputs of the derivations an input of a step names, by derivation.
 type Inputs = HashMap<StorePath, BTreeMap<String, StorePath>>;
 
 /// What the workers share.
 pub(super) struct Scheduler<'a> {
     pub store: &'a Store,
-    pub drvs: &'a BTreeMap<StorePath, Derivation>,
+    pub drvs: &'a super::Index<'a>,
     pub env: &'a BuildEnv<'a>,
     pub opts: &'a RealiseOptions<'a>,
     pub reporter: &'a dyn Reporter,
+    /// Whether the steps keep their sandbox views (see `KEEP_VIEWS_UP_TO`).
+    pub keep_views: bool,
 }
 
 /// The derivation graph of `order` (topologically sorted): each node's inputs and
 /// dependents, and its priority (the longest chain of dependents: what the most work
 /// waits on starts first).
-fn nodes_of(
-    drvs: &BTreeMap<StorePath, Derivation>,
-    order: &[StorePath],
-    index: &HashMap<&StorePath, usize>,
-) -> Vec<Node> {
+fn nodes_of(drvs: &super::Index<'_>, order: &[StorePath], index: &Positions<'_>) -> Vec<Node> {
     let mut nodes: Vec<Node> = order
         .iter()
         .map(|d| Node {
@@ -81,7 +81,7 @@ fn nodes_of(
 }
 
 impl Scheduler<'_> {
-    /// The state before any step runs: `known` outputs taken (reused ones reported
+    /// The state before any step runs: `known` outputs taken (reused ones counted
     /// fresh), the steps whose inputs are all known ready.
     fn initial_state(&self, nodes: &[Node], known: &Known) -> State {
         let mut state = State {
@@ -91,11 +91,6 @@ impl Scheduler<'_> {
         };
         for (i, n) in nodes.iter().enumerate() {
             let outputs = if let Some(outputs) = known.reused.get(&n.drv) {
-                self.reporter.event(&Event::Fresh {
-                    drv: &n.drv,
-                    name: &self.drvs[&n.drv].name,
-                    outputs,
-                });
                 state.out.fresh += 1;
                 outputs
             } else if let Some(outputs) = known.substituted.get(&n.drv) {
@@ -124,8 +119,7 @@ impl Scheduler<'_> {
 
     /// Realise every derivation of `order` that `known` does not cover.
     pub fn run(&self, order: &[StorePath], known: &Known) -> Result<Realisation, RealiseError> {
-        let index: HashMap<&StorePath, usize> =
-            order.iter().enumerate().map(|(i, d)| (d, i)).collect();
+        let index: Positions<'_> = order.iter().enumerate().map(|(i, d)| (d, i)).collect();
         let nodes = nodes_of(self.drvs, order, &index);
         let state = self.initial_state(&nodes, known);
         let run = Run {
@@ -146,6 +140,20 @@ impl Scheduler<'_> {
             for _ in 0..jobs {
                 s.spawn(|| run.worker());
             }
+            // Reused steps are reported fresh once the workers are going: on a large
+            // graph that is thousands of messages, which the first step need not wait
+            // for.
+            for n in run
+                .nodes
+                .iter()
+                .filter(|n| known.reused.contains_key(&n.drv))
+            {
+                self.reporter.event(&Event::Fresh {
+                    drv: &n.drv,
+                    name: &self.drvs[&n.drv].name,
+                    outputs: &known.reused[&n.drv],
+                });
+            }
         });
         run.finish()
     }
@@ -155,7 +163,7 @@ impl Scheduler<'_> {
 struct Run<'a, 's> {
     sched: &'s Scheduler<'a>,
     nodes: Vec<Node>,
-    index: HashMap<&'s StorePath, usize>,
+    index: Positions<'s>,
     done: Vec<OnceLock<BTreeMap<String, StorePath>>>,
     shared: (Mutex<State>, Condvar),
 }
@@ -225,6 +233,7 @@ impl Run<'_, '_> {
                 drv_path: &node.drv,
                 drv,
                 modules: &modules,
+                keep_view: s.keep_views,
             };
             realise_one(s.store, &step, inputs, s.env, s.opts.check, s.reporter)
         }))
