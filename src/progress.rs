@@ -21,12 +21,33 @@ pub struct Progress {
     store_prefix: String,
     bar: Mutex<Option<ProgressBar>>,
     started: Instant,
-    /// Lines written to stdout one at a time, or, while [`Progress::collected`] runs,
-    /// collected here and written at once.
-    out: Mutex<Option<Vec<u8>>>,
+    /// JSON lines not yet on stdout (see [`Pending`]).
+    out: Mutex<Pending>,
     substituted: std::sync::atomic::AtomicUsize,
     /// Maps build-directory paths in failed steps' diagnostics to the user's files.
     source_roots: OnceLock<SourceRoots>,
+}
+
+/// JSON lines not yet written. `fresh` lines (thousands on a large graph, reported
+/// while the first steps start) wait here and go out in one write with the next other
+/// line, or once [`Pending::FLUSH_AT`] bytes are queued: one write per line cost more
+/// than the rest of a no-op's report. While [`Progress::collected`] runs, every line
+/// waits.
+#[derive(Default)]
+struct Pending {
+    lines: Vec<u8>,
+    collecting: bool,
+}
+
+impl Pending {
+    const FLUSH_AT: usize = 64 * 1024;
+}
+
+impl Drop for Progress {
+    /// Lines still queued (a command that ends without a last message) are not lost.
+    fn drop(&mut self) {
+        self.flush_json();
+    }
 }
 
 impl Progress {
@@ -36,7 +57,7 @@ impl Progress {
             store_prefix: store_dir.join("").display().to_string(),
             bar: Mutex::new(None),
             started: Instant::now(),
-            out: Mutex::new(None),
+            out: Mutex::new(Pending::default()),
             substituted: Default::default(),
             source_roots: OnceLock::new(),
         }
@@ -114,38 +135,37 @@ impl Progress {
 
     /// Write one JSON message line to stdout, serialised from `value`.
     fn write_json(&self, value: &impl serde::Serialize) {
-        let mut guard = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        match guard.as_mut() {
-            Some(buffer) => {
-                if serde_json::to_writer(&mut *buffer, value).is_ok() {
-                    buffer.push(b'\n');
-                }
-            }
-            None => {
-                let mut line = match serde_json::to_vec(value) {
-                    Ok(line) => line,
-                    Err(_) => return,
-                };
-                line.push(b'\n');
-                crate::output::stdout_bytes(&line);
-            }
+        self.queue_json(value, false);
+    }
+
+    /// Queue one JSON line; unless it may wait (a `fresh` line), write everything
+    /// queued. Lines keep their order either way.
+    fn queue_json(&self, value: &impl serde::Serialize, may_wait: bool) {
+        let mut pending = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if serde_json::to_writer(&mut pending.lines, value).is_err() {
+            return;
+        }
+        pending.lines.push(b'\n');
+        let full = pending.lines.len() >= Pending::FLUSH_AT;
+        if !pending.collecting && (!may_wait || full) {
+            crate::output::stdout_bytes(&pending.lines);
+            pending.lines.clear();
         }
     }
 
     /// Run `f` with the JSON lines it reports collected instead of written, and return
     /// them, for [`Progress::write_collected`] (or to be dropped). A no-op reports
-    /// hundreds of `fresh` lines: one write each cost more than the rest of the report,
-    /// and collecting them first lets them be prepared before they are known to be true.
+    /// hundreds of `fresh` lines: collecting them first lets them be prepared before
+    /// they are known to be true.
     pub fn collected(&self, f: impl FnOnce()) -> Vec<u8> {
-        if let Ok(mut out) = self.out.lock() {
-            out.get_or_insert_with(Vec::new);
+        self.flush_json();
+        if let Ok(mut pending) = self.out.lock() {
+            pending.collecting = true;
         }
         f();
-        self.out
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default()
+        let mut pending = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        pending.collecting = false;
+        std::mem::take(&mut pending.lines)
     }
 
     /// Write lines from [`Progress::collected`] to stdout in one go.
@@ -155,6 +175,15 @@ impl Progress {
         }
         let _guard = self.out.lock();
         crate::output::stdout_bytes(lines);
+    }
+
+    /// Write the JSON lines still queued.
+    fn flush_json(&self) {
+        let mut pending = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.collecting && !pending.lines.is_empty() {
+            crate::output::stdout_bytes(&pending.lines);
+            pending.lines.clear();
+        }
     }
 
     fn human(&self, line: &str) {
@@ -341,15 +370,18 @@ impl Reporter for Progress {
                         outputs: std::collections::BTreeMap<&'a str, String>,
                         reason: &'static str,
                     }
-                    self.write_json(&Fresh {
-                        drv: self.abs(drv),
-                        name,
-                        outputs: outputs
-                            .iter()
-                            .map(|(k, p)| (k.as_str(), self.abs(p)))
-                            .collect(),
-                        reason: "fresh",
-                    });
+                    self.queue_json(
+                        &Fresh {
+                            drv: self.abs(drv),
+                            name,
+                            outputs: outputs
+                                .iter()
+                                .map(|(k, p)| (k.as_str(), self.abs(p)))
+                                .collect(),
+                            reason: "fresh",
+                        },
+                        true,
+                    );
                     return;
                 }
                 Event::Failed {
