@@ -17,6 +17,11 @@ pub struct Cli {
     pub manifest_path: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+    /// Where this command substitutes from and what it signs with: made once from the
+    /// flags and configuration files, before the command runs (see
+    /// `commands::share::sharing_for`); `None` for commands that share nothing.
+    #[arg(skip)]
+    pub sharing: Option<std::sync::Arc<cmod_store::substitute::Sharing>>,
 }
 
 #[derive(Debug, Subcommand)]

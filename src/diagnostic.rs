@@ -4,11 +4,13 @@
 //! internal).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cmod_evaluator::compdb::CompdbError;
 use cmod_evaluator::EvalError;
 use cmod_schema::diag::{ExitClass, Location};
+use cmod_store::sign::KeyError;
+use cmod_store::transfer::CopyError;
 use cmod_store::StoreError;
 
 /// Anything a command can fail with.
@@ -16,6 +18,10 @@ use cmod_store::StoreError;
 pub enum CliError {
     Eval(EvalError),
     Store(StoreError),
+    /// Copying from or to another store or cache failed.
+    Copy(CopyError),
+    /// A signing or trusted key cannot be read, parsed or made.
+    Key(KeyError),
     /// A usage error with an optional hint.
     Usage {
         message: String,
@@ -58,6 +64,12 @@ impl From<CompdbError> for CliError {
     }
 }
 
+impl From<KeyError> for CliError {
+    fn from(e: KeyError) -> Self {
+        CliError::Key(e)
+    }
+}
+
 impl From<StoreError> for CliError {
     fn from(e: StoreError) -> Self {
         CliError::Store(e)
@@ -68,13 +80,23 @@ impl From<cmod_store::realise::RealiseError> for CliError {
     fn from(e: cmod_store::realise::RealiseError) -> Self {
         match e {
             cmod_store::realise::RealiseError::Store(s) => CliError::Store(s),
-            cmod_store::realise::RealiseError::Substitution(c) => CliError::from(c),
+            cmod_store::realise::RealiseError::Substitution(c) => CliError::Copy(c),
             other => CliError::Internal(other.to_string()),
         }
     }
 }
 
 impl CliError {
+    /// A failed file operation of the command itself: the machine's state (a full disk,
+    /// a read-only mount, permissions) exits 2 with a remedy, anything else 101.
+    pub fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> CliError {
+        CliError::Store(StoreError::Io {
+            context,
+            path: path.into(),
+            source,
+        })
+    }
+
     pub fn usage(message: impl Into<String>, help: Option<String>) -> CliError {
         CliError::Usage {
             message: message.into(),
@@ -86,6 +108,9 @@ impl CliError {
         match self {
             CliError::Eval(e) => e.exit_class(),
             CliError::Store(e) => e.exit_class(),
+            CliError::Copy(e) => e.exit_class(),
+            CliError::Key(KeyError::Random(_)) => ExitClass::Internal,
+            CliError::Key(_) => ExitClass::Usage,
             CliError::Usage { .. } | CliError::Sandbox { .. } => ExitClass::Usage,
             CliError::BuildFailed { .. } | CliError::TestsFailed { .. } => ExitClass::Build,
             CliError::Integrity { .. } => ExitClass::Integrity,
@@ -98,6 +123,8 @@ impl CliError {
         match self {
             CliError::Eval(e) => e.to_string(),
             CliError::Store(e) => e.to_string(),
+            CliError::Copy(e) => e.to_string(),
+            CliError::Key(e) => e.to_string(),
             CliError::Usage { message, .. }
             | CliError::BuildFailed { message }
             | CliError::TestsFailed { message }
@@ -129,6 +156,10 @@ impl CliError {
             CliError::Store(e) => {
                 render_diagnostic("error", &e.to_string(), None, e.remedy().as_deref())
             }
+            CliError::Copy(e) => {
+                render_diagnostic("error", &e.to_string(), None, copy_help(e).as_deref())
+            }
+            CliError::Key(e) => render_diagnostic("error", &e.to_string(), None, None),
             CliError::Usage { message, help }
             | CliError::Sandbox { message, help }
             | CliError::Integrity { message, help } => {
@@ -144,6 +175,18 @@ impl CliError {
                 Some("this is a bug in cmod; please report it with the command you ran"),
             ),
         }
+    }
+}
+
+/// What to tell the user about a failed copy: an integrity or trust failure registered
+/// nothing; a store failure has the store's remedy.
+fn copy_help(e: &CopyError) -> Option<String> {
+    match e {
+        CopyError::Store(s) => s.remedy(),
+        e if e.exit_class() == ExitClass::Integrity => {
+            Some("nothing from it was registered; the store is unchanged".into())
+        }
+        _ => None,
     }
 }
 
@@ -239,26 +282,33 @@ mod tests {
         );
     }
 
+    /// Each class from a real failure, not from a restated table: the exit code and
+    /// the remedy the user sees.
     #[test]
-    fn exit_codes() {
-        assert_eq!(CliError::usage("x", None).exit_class().code(), 2);
-        assert_eq!(
-            CliError::BuildFailed {
-                message: "x".into()
-            }
-            .exit_class()
-            .code(),
-            1
-        );
-        assert_eq!(
-            CliError::Integrity {
-                message: "x".into(),
-                help: None
-            }
-            .exit_class()
-            .code(),
-            3
-        );
-        assert_eq!(CliError::Internal("x".into()).exit_class().code(), 101);
+    fn a_full_disk_is_the_machine_s_state_not_a_bug() {
+        let full = std::fs::write("/dev/full", b"x").expect_err("/dev/full is full");
+        let e = CliError::io("writing the test's log", "/dev/full", full);
+        assert_eq!(e.exit_class().code(), 2);
+        let shown = e.render();
+        assert!(shown.contains("/dev/full"), "{shown}");
+        assert!(shown.contains("= help:"), "a remedy is offered: {shown}");
+    }
+
+    #[test]
+    fn an_unexpected_file_error_is_internal() {
+        let dir = tempfile::tempdir().unwrap();
+        let is_dir = std::fs::read(dir.path()).expect_err("a directory is not a file");
+        let e = CliError::io("reading the step's log", dir.path(), is_dir);
+        assert_eq!(e.exit_class().code(), 101);
+    }
+
+    #[test]
+    fn copy_failures_keep_their_class() {
+        let Err(bad_url) = cmod_store::copy::Remote::open("gopher://x") else {
+            panic!("gopher:// is not a store URL");
+        };
+        let e = CliError::from(bad_url);
+        assert_eq!(e.exit_class().code(), 2);
+        assert!(e.render().contains("gopher://x"), "{}", e.render());
     }
 }

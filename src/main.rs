@@ -119,11 +119,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     output::install_panic_hook();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     progress::report_lock_waits(message_format(&cli.command) == cli::MessageFormat::Json);
-    if let Err(e) = commands::share::configure_sharing(&cli) {
-        err!("{}", e.render());
-        std::process::exit(e.exit_class().code());
+    match commands::share::sharing_for(&cli) {
+        Ok(sharing) => cli.sharing = sharing,
+        Err(e) => {
+            err!("{}", e.render());
+            std::process::exit(e.exit_class().code());
+        }
     }
     if let Err(e) = dispatch(&cli) {
         err!("{}", e.render());

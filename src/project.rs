@@ -2,6 +2,7 @@
 //! sources, and choosing targets.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cmod_evaluator::deps::{Fetcher, Network, TreeStore, Update};
 use cmod_evaluator::derive::{Target, TargetKind};
@@ -10,6 +11,7 @@ use cmod_evaluator::git::GitCache;
 use cmod_evaluator::lockfile::{self, LOCK_NAME};
 use cmod_evaluator::{evaluate, EvalOptions, Evaluation};
 use cmod_schema::{ContentHash, StorePath};
+use cmod_store::substitute::Sharing;
 use cmod_store::Store;
 
 use crate::cli::{BuildOpts, Cli};
@@ -20,6 +22,8 @@ pub struct Project {
     pub store: Store,
     pub eval: Evaluation,
     pub profile: ProfileName,
+    /// Where this command substitutes from and what it signs with (see `Cli::sharing`).
+    pub sharing: Option<Arc<Sharing>>,
 }
 
 /// The directory of the package: `--manifest-path`'s, or the nearest one upwards that
@@ -52,7 +56,12 @@ pub fn find_package_dir(cli: &Cli) -> Result<Option<PathBuf>, CliError> {
         }));
     }
     let cwd = std::env::current_dir()
-        .map_err(|e| CliError::Internal(format!("cannot read the current directory: {e}")))?;
+        .map_err(|e| {
+            CliError::usage(
+                format!("cannot read the current directory: {e}"),
+                Some("it may have been deleted or made unreadable: change to an existing directory, or pass --manifest-path".into()),
+            )
+        })?;
     Ok(cwd
         .ancestors()
         .find(|d| d.join("cmod.toml").is_file())
@@ -119,14 +128,48 @@ pub fn load(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
     load_with(cli, build, Update::Nothing, None)
 }
 
+/// [`load`] with `sharing` instead of the command line's (`copy` substitutes from the
+/// cache it names).
+pub fn load_sharing(
+    cli: &Cli,
+    build: &BuildOpts,
+    sharing: Arc<Sharing>,
+) -> Result<Project, CliError> {
+    evaluate_project(
+        cli,
+        build,
+        Update::Nothing,
+        None,
+        false,
+        Access::Write,
+        Some(sharing),
+    )
+}
+
 /// [`load`] for a command that only reads the store ([`open_store_to_read`]).
 pub fn load_to_read(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
-    evaluate_project(cli, build, Update::Nothing, None, false, Access::Read)
+    evaluate_project(
+        cli,
+        build,
+        Update::Nothing,
+        None,
+        false,
+        Access::Read,
+        cli.sharing.clone(),
+    )
 }
 
 /// Evaluate the package with its members' `[[test]]` binaries (for `cmod test`).
 pub fn load_with_tests(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
-    evaluate_project(cli, build, Update::Nothing, None, true, Access::Write)
+    evaluate_project(
+        cli,
+        build,
+        Update::Nothing,
+        None,
+        true,
+        Access::Write,
+        cli.sharing.clone(),
+    )
 }
 
 /// Evaluate, releasing the locked versions of the packages `update` names (for
@@ -137,7 +180,15 @@ pub fn load_with(
     update: Update,
     precise: Option<(String, String)>,
 ) -> Result<Project, CliError> {
-    evaluate_project(cli, build, update, precise, false, Access::Write)
+    evaluate_project(
+        cli,
+        build,
+        update,
+        precise,
+        false,
+        Access::Write,
+        cli.sharing.clone(),
+    )
 }
 
 fn evaluate_project(
@@ -147,6 +198,7 @@ fn evaluate_project(
     precise: Option<(String, String)>,
     with_tests: bool,
     access: Access,
+    sharing: Option<Arc<Sharing>>,
 ) -> Result<Project, CliError> {
     let store = match access {
         Access::Write => open_store(cli)?,
@@ -157,6 +209,7 @@ fn evaluate_project(
         dir: &dir,
         select: build.package.clone(),
         with_tests,
+        sharing: sharing.as_ref(),
     };
     let eval = evaluate_in(&store, &scope, build, update, precise)?;
     print_warnings(&eval.warnings);
@@ -164,6 +217,7 @@ fn evaluate_project(
         store,
         profile: eval.profile,
         eval,
+        sharing,
     })
 }
 
@@ -173,6 +227,8 @@ pub struct Scope<'a> {
     pub dir: &'a Path,
     pub select: Vec<String>,
     pub with_tests: bool,
+    /// The substituters the evaluation may take scan results from.
+    pub sharing: Option<&'a Arc<Sharing>>,
 }
 
 /// The workspace root of the package in `dir` (the directory holding `cmod.lock`).
@@ -198,7 +254,9 @@ pub fn evaluate_in(
         cache_dir: Some(store.cache_dir()),
         select: scope.select.clone(),
         with_tests: scope.with_tests,
-        scan_source: crate::scan_entries::source(build, store),
+        scan_source: scope
+            .sharing
+            .and_then(|s| crate::scan_entries::source(build, store, s)),
     };
     let lock_file = workspace_root(scope.dir)?.join(LOCK_NAME);
     let lock = lockfile::read(&lock_file)?;

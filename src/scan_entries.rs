@@ -10,6 +10,7 @@ use cmod_evaluator::{ErrorKind, EvalError};
 use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::ContentHash;
 use cmod_store::sign::SecretKey;
+use cmod_store::substitute::Sharing;
 use cmod_store::Store;
 
 use crate::cli::BuildOpts;
@@ -19,12 +20,12 @@ use crate::project::Project;
 /// Scan entries from the configured substituters (binary caches), signature-checked and
 /// recorded in the store.
 #[derive(Debug)]
-struct FromSubstituters(Store);
+struct FromSubstituters(Store, Arc<Sharing>);
 
 impl ScanSource for FromSubstituters {
     fn fetch(&self, keys: &[ContentHash]) -> Result<SubstitutedScans, EvalError> {
-        let got = cmod_store::scans::substitute_scans(&self.0, keys)
-            .map_err(|e| EvalError::new(ErrorKind::Integrity, e.to_string()))?;
+        let got = cmod_store::scans::substitute_scans(&self.0, &self.1, keys)
+            .map_err(|e| EvalError::new(kind_of(e.exit_class()), e.to_string()))?;
         Ok(SubstitutedScans {
             found: got.found,
             warnings: got.warnings,
@@ -32,13 +33,24 @@ impl ScanSource for FromSubstituters {
     }
 }
 
-/// Where the evaluator may take scans from: the substituters, when any are configured
-/// and the network may be used.
-pub fn source(build: &BuildOpts, store: &Store) -> Option<Arc<dyn ScanSource>> {
-    let cfg = cmod_store::substitute::configured()?;
+/// The evaluation error kind that exits as `class` does: a forged entry is an integrity
+/// error, a store that cannot be written the machine's state, anything else a bug.
+fn kind_of(class: cmod_schema::diag::ExitClass) -> ErrorKind {
+    use cmod_schema::diag::ExitClass;
+    match class {
+        ExitClass::Integrity => ErrorKind::Integrity,
+        ExitClass::Usage => ErrorKind::Io,
+        ExitClass::Build => ErrorKind::Scan,
+        ExitClass::Internal => ErrorKind::Internal,
+    }
+}
+
+/// Where the evaluator may take scans from: `cfg`'s substituters, when it has binary
+/// caches and the network may be used.
+pub fn source(build: &BuildOpts, store: &Store, cfg: &Arc<Sharing>) -> Option<Arc<dyn ScanSource>> {
     let any_cache = cfg.substituters.iter().any(|u| !u.starts_with("ssh://"));
     (any_cache && !build.offline())
-        .then(|| Arc::new(FromSubstituters(store.clone())) as Arc<dyn ScanSource>)
+        .then(|| Arc::new(FromSubstituters(store.clone(), cfg.clone())) as Arc<dyn ScanSource>)
 }
 
 /// Before publishing: take from the configured substituters the signed entries of the
@@ -46,9 +58,9 @@ pub fn source(build: &BuildOpts, store: &Store) -> Option<Arc<dyn ScanSource>> {
 /// before caches' signatures were kept), so a relay passes them on signed. A cache that
 /// does not answer is skipped; a forged signature is an integrity error.
 pub fn fetch_signed(project: &Project, build: &BuildOpts) -> Result<(), CliError> {
-    if build.offline() {
+    let Some(cfg) = project.sharing.as_ref().filter(|_| !build.offline()) else {
         return Ok(());
-    }
+    };
     let keys: Vec<ContentHash> = project
         .eval
         .scan_entries()
@@ -59,7 +71,7 @@ pub fn fetch_signed(project: &Project, build: &BuildOpts) -> Result<(), CliError
     if keys.is_empty() {
         return Ok(());
     }
-    let got = cmod_store::scans::substitute_scans(&project.store, &keys)?;
+    let got = cmod_store::scans::substitute_scans(&project.store, cfg, &keys)?;
     for w in got.warnings {
         errln!("warning: {w}");
     }
@@ -102,7 +114,7 @@ pub fn sign(project: &Project, keys: &[SecretKey]) -> Result<usize, CliError> {
 /// With `secret-key-files` configured, sign what this evaluation scanned, as builds are
 /// signed when they happen.
 pub fn sign_as_built(project: &Project) -> Result<(), CliError> {
-    let Some(cfg) = cmod_store::substitute::configured() else {
+    let Some(cfg) = &project.sharing else {
         return Ok(());
     };
     sign(project, &cfg.signing).map(|_| ())

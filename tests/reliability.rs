@@ -156,9 +156,9 @@ fn unreadable_metadata_blocks_nothing_verify_reports_every_problem_and_repair_fi
         before
     );
 
-    // verify lists every problem, with Nix's exit bits.
+    // verify lists every problem; damage is an integrity failure (exit 3).
     let v = s.cmod(&dir, &["store", "verify", "--check-contents"]);
-    assert_eq!(v.status.code(), Some(1));
+    assert_eq!(v.status.code(), Some(3));
     let err = String::from_utf8_lossy(&v.stderr);
     assert!(err.contains("metadata cannot be read"), "{err}");
     assert!(err.contains("contents are missing"), "{err}");

@@ -129,8 +129,8 @@ fn file_cache_round_trip_and_substitution() {
     ));
     t.all_fresh(&b);
     ok(t.cmod(&b, &["store", "verify", "--check-contents"], &[]));
-    // Nix's exit bits: the outputs came signed; the sources and derivations written
-    // locally are not, which is bit 2 ("untrusted").
+    // The outputs came signed; the sources and derivations written locally are not:
+    // an integrity failure (exit 3), each unsigned path listed as `untrusted:`.
     let out = t.cmod(
         &b,
         &[
@@ -143,8 +143,9 @@ fn file_cache_round_trip_and_substitution() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
+    assert!(err.contains("0 corrupt"), "{err}");
     assert!(
         err.contains("main.cpp: 0 of 1 required signature(s)"),
         "{err}"
@@ -831,4 +832,46 @@ fn copy_to_relays_a_cache_without_building_and_offline_asks_no_substituter() {
     let r = Realised::parse(out).ok();
     assert_eq!(r.built().len(), 6, "{:?}", r.messages);
     assert_eq!(r.finished()["substituted"], 0);
+}
+
+/// `cmod test --substituters URL` takes from the cache what it has and builds only the
+/// test's own steps (the flag was once accepted and ignored).
+#[test]
+fn cmod_test_substitutes_from_the_caches_it_is_given() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    s.realise(&dir, &["--no-link"]).ok();
+    let (sk, pk) = keypair(s.dir.path(), "test-cache-1");
+    ok(s.cmod(&dir, &["store", "sign", "--key-file", sk.to_str().unwrap()]));
+    let url = format!("file://{}", s.dir.path().join("cache").display());
+    ok(s.cmod(&dir, &["copy", "--to", &url]));
+
+    // (substituted count, built step names) of a passing `cmod test` in `store`.
+    let test_in = |store: &str, extra: &[&str]| {
+        let mut args = vec!["test", "--message-format", "json"];
+        args.extend_from_slice(extra);
+        let out = cmod_env(&dir, &s.dir.path().join(store), &args, &[]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}\n{}", stderr(&out));
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let finished = lines.iter().find(|m| m["reason"] == "finished").unwrap();
+        let built: Vec<String> = lines
+            .iter()
+            .filter(|m| m["reason"] == "built")
+            .map(|m| m["name"].to_string())
+            .collect();
+        assert!(text.contains(r#""passed":1"#), "{text}");
+        (finished["substituted"].as_u64().unwrap(), built)
+    };
+    let (substituted, built) =
+        test_in("b", &["--substituters", &url, "--trusted-public-keys", &pk]);
+    assert_eq!(substituted, 11);
+    assert_eq!(built.len(), 2, "only the test's object and link: {built:?}");
+    // The same command without the flag builds everything: the flag made the difference.
+    let (substituted, built) = test_in("c", &[]);
+    assert_eq!(substituted, 0);
+    assert_eq!(built.len(), 13, "{built:?}");
 }

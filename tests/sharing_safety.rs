@@ -576,13 +576,13 @@ fn health_commands_why_depends_path_info_closure_sizes_and_gc_flags() {
     let dead = ok(s.cmod(&dir, &["gc", "--print-dead"]));
     assert!(dead.lines().any(|l| l.ends_with(dep_name)), "{dead}");
 
-    // store verify --check-contents reports a modified file with exit bit 1.
+    // store verify --check-contents reports a modified file: an integrity failure.
     let r = s.realise(&dir, &[]).ok();
     let exe = r.target("hello");
     std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::write(&exe, b"modified").unwrap();
     let out = s.cmod(&dir, &["store", "verify", "--check-contents"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(&format!("corrupt: {}", exe.display())),
         "{}",

@@ -28,6 +28,7 @@ fn evaluate_workspace(
         dir: &root,
         select: build.package.clone(),
         with_tests: true,
+        sharing: None,
     };
     evaluate_in(store, &scope, build, Update::Nothing, None)
 }

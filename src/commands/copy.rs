@@ -20,7 +20,7 @@ use crate::commands::share::{
     built, looks_like_path, realisation, selected_targets, settings, split_words, trust, Built,
 };
 use crate::diagnostic::CliError;
-use crate::project::{load, open_store, Project};
+use crate::project::{load_sharing, open_store, Project};
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
@@ -141,12 +141,13 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
             flags => flags,
         }
     };
-    let cfg = install(Sharing {
+    let cfg = Arc::new(Sharing {
         substituters,
         trust,
         jobs,
         signing: Vec::new(),
-    })?;
+        unavailable: Default::default(),
+    });
     // One shared GC lock from the first substituted path to the end of the push.
     let (_gc, built) = if paths_given {
         let store = open_store(cli)?;
@@ -154,7 +155,7 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         substitute_paths(&store, &args.what, &cfg)?;
         (gc, Built::paths(cli, &args.what)?)
     } else {
-        let project = load(cli, &args.build)?;
+        let project = load_sharing(cli, &args.build, cfg.clone())?;
         let gc = project.store.gc_guard()?;
         substitute_targets(&project, &args.what, mode, &cfg, false)?;
         if !cfg.substituters.is_empty() {
@@ -217,13 +218,14 @@ fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         );
         return Ok(());
     }
-    let cfg = install(Sharing {
+    let cfg = Arc::new(Sharing {
         substituters: vec![url.to_string()],
         trust,
         jobs,
         signing: Vec::new(),
-    })?;
-    let project = load(cli, &args.build)?;
+        unavailable: Default::default(),
+    });
+    let project = load_sharing(cli, &args.build, cfg.clone())?;
     let _gc = project.store.gc_guard()?;
     let (got, of) = substitute_targets(&project, &args.what, mode, &cfg, true)?;
     errln!(
@@ -232,14 +234,6 @@ fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// Install `cfg` as the process's sharing configuration, so that the evaluation takes
-/// the scan results it lacks from the same caches (verified) as the outputs.
-fn install(cfg: Sharing) -> Result<Arc<Sharing>, CliError> {
-    substitute::configure(cfg);
-    substitute::configured()
-        .ok_or_else(|| CliError::Internal("the sharing configuration was not kept".into()))
 }
 
 /// Substitute from `cfg`'s substituters the outputs of the targets' derivations that

@@ -32,7 +32,7 @@ pub fn sandbox_exec(
     };
     let dir = project.store.temp_path("sandbox-exec");
     std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::Internal(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| CliError::io("creating the step's directory", &dir, e))?;
     let log = dir.with_extension("log");
     let action = Action {
         program,

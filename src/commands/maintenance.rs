@@ -118,9 +118,11 @@ pub fn verify(cli: &Cli, no_contents: bool) -> Result<(), CliError> {
     }
 }
 
-/// `store verify --check-contents / --sigs-needed N`: Nix's exit bits — 1 if a path is
-/// corrupt, 2 if one has fewer than N valid signatures by trusted keys, 4 if a path
-/// could not be checked.
+/// `store verify --check-contents / --sigs-needed N`: every path's problems are listed
+/// (`corrupt:` damaged, `untrusted:` fewer than N valid signatures by trusted keys);
+/// any of them is an integrity error (exit 3), as for plain `store verify`. (Nix's exit
+/// bits are not used: its bit 2 would read as cmod's usage error.) Metadata that cannot
+/// be read for the signature check fails with its own class after the listing.
 pub fn verify_nix(
     cli: &Cli,
     check_contents: bool,
@@ -130,44 +132,66 @@ pub fn verify_nix(
     let store = crate::project::open_store_to_read(cli)?;
     let trust = crate::commands::share::trust(cli, keys, false)?;
     let report = store.verify(check_contents)?;
-    let mut bits = 0;
     for d in &report.damaged {
         errln!("corrupt: {}: {}", d.describe(&store), d.problem);
-        bits |= 1;
     }
-    if sigs_needed > 0 {
-        for p in store.valid_paths()? {
-            match store.path_info(&p) {
-                Ok(info) => {
-                    let n = trust
-                        .keys
-                        .count_valid(&path_info_fingerprint(&info), &info.signatures);
-                    if n < sigs_needed {
-                        errln!(
-                            "untrusted: {}: {n} of {sigs_needed} required signature(s) by trusted keys",
-                            store.path_of(&p).display()
-                        );
-                        bits |= 2;
-                    }
-                }
-                Err(e) => {
-                    errln!("error: {e}");
-                    bits |= 4;
-                }
-            }
-        }
-    }
+    let (untrusted, unreadable) = if sigs_needed > 0 {
+        under_signed(&store, &trust.keys, sigs_needed)?
+    } else {
+        (0, None)
+    };
+    let corrupt = report.damaged.len();
+    let problems = corrupt + untrusted;
     errln!(
         "checked {} path(s): {}",
         report.checked,
-        if bits == 0 {
-            "all good"
+        if problems == 0 && unreadable.is_none() {
+            "all good".to_string()
         } else {
-            "problems found"
+            format!("{corrupt} corrupt, {untrusted} untrusted")
         }
     );
-    if bits != 0 {
-        std::process::exit(bits);
+    if problems > 0 {
+        return Err(CliError::Integrity {
+            message: format!(
+                "{problems} problem(s) in {} store path(s): {corrupt} corrupt, {untrusted} with fewer than {sigs_needed} trusted signature(s)",
+                report.checked
+            ),
+            help: Some(
+                "`cmod store repair` rebuilds or re-substitutes corrupt paths; `cmod store sign` or a trusted cache's copy signs the others"
+                    .into(),
+            ),
+        });
     }
-    Ok(())
+    unreadable.map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// How many valid paths have fewer than `needed` valid signatures by `keys` (each listed
+/// as `untrusted:`), and the first metadata that could not be read (each listed).
+fn under_signed(
+    store: &cmod_store::Store,
+    keys: &cmod_store::sign::TrustedKeys,
+    needed: usize,
+) -> Result<(usize, Option<cmod_store::StoreError>), CliError> {
+    let mut untrusted = 0;
+    let mut unreadable = None;
+    for p in store.valid_paths()? {
+        match store.path_info(&p) {
+            Ok(info) => {
+                let n = keys.count_valid(&path_info_fingerprint(&info), &info.signatures);
+                if n < needed {
+                    errln!(
+                        "untrusted: {}: {n} of {needed} required signature(s) by trusted keys",
+                        store.path_of(&p).display()
+                    );
+                    untrusted += 1;
+                }
+            }
+            Err(e) => {
+                errln!("error: {e}");
+                unreadable.get_or_insert(e);
+            }
+        }
+    }
+    Ok((untrusted, unreadable))
 }

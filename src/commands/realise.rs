@@ -197,6 +197,7 @@ fn realise_targets(
             .iter()
             .map(|m| m.parse::<Mode>().map_err(|e| CliError::usage(e, None)))
             .collect::<Result<_, _>>()?,
+        signing: project.sharing.as_deref().map_or(&[], |s| &s.signing),
     };
     let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
     let options = RealiseOptions {
@@ -204,6 +205,7 @@ fn realise_targets(
         check: request.check,
         sources: &sources,
         previous: request.previous,
+        sharing: project.sharing.as_deref(),
     };
     let derivations = &project.derived()?.derivations;
     let r = match request.first_step {

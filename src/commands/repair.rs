@@ -5,6 +5,7 @@
 
 use cmod_schema::StorePath;
 use cmod_store::realise::needed;
+use cmod_store::substitute::Sharing;
 use cmod_store::verify::Damage;
 use cmod_store::Store;
 
@@ -51,17 +52,19 @@ pub fn repair(cli: &Cli, args: &RepairArgs) -> Result<(), CliError> {
             (r.checked, r.damaged)
         }
     };
-    repair_damage(&store, project.as_ref(), args, checked, &damaged)
+    let sharing = cli.sharing.as_deref();
+    repair_damage(&store, sharing, project.as_ref(), args, (checked, &damaged))
 }
 
-/// Forget `damaged`, then rebuild what `project` produces and re-substitute the rest;
-/// an error listing what could not be repaired.
+/// Forget `damaged` (of `checked` paths), then rebuild what `project` produces and
+/// re-substitute the rest from `sharing`'s substituters; an error listing what could
+/// not be repaired.
 pub fn repair_damage(
     store: &Store,
+    sharing: Option<&Sharing>,
     project: Option<&Project>,
     args: &RepairArgs,
-    checked: usize,
-    damaged: &[Damage],
+    (checked, damaged): (usize, &[Damage]),
 ) -> Result<(), CliError> {
     if damaged.is_empty() {
         errln!("{:>12} {checked} path(s): nothing to repair", "Checked");
@@ -82,7 +85,9 @@ pub fn repair_damage(
         let progress = Progress::new(args.run.message_format, store.store_dir());
         build_outputs(project, &targets, &args.run, &progress)?;
     }
-    resubstitute(store, damaged)?;
+    if let Some(sharing) = sharing {
+        resubstitute(store, sharing, damaged)?;
+    }
     let left: Vec<&Damage> = damaged
         .iter()
         .filter(|d| !d.path.as_ref().is_some_and(|p| store.is_valid(p)))
@@ -157,10 +162,10 @@ fn project_paths(project: &Project, names: &[String]) -> Result<Vec<StorePath>, 
         .collect())
 }
 
-/// Fetch what is still missing of `damaged` from the configured substituters.
-fn resubstitute(store: &Store, damaged: &[Damage]) -> Result<(), CliError> {
+/// Fetch what is still missing of `damaged` from `sharing`'s substituters.
+fn resubstitute(store: &Store, sharing: &Sharing, damaged: &[Damage]) -> Result<(), CliError> {
     let paths: Vec<StorePath> = damaged.iter().filter_map(|d| d.path.clone()).collect();
-    let r = cmod_store::substitute::refetch(store, &paths)?;
+    let r = cmod_store::substitute::refetch(store, sharing, &paths)?;
     for (p, url) in r.fetched {
         errln!(
             "{:>12} {} from {url}",
@@ -197,11 +202,12 @@ pub fn verify_and_repair(
         None => open_store(cli)?,
     };
     let report = store.verify(!no_contents)?;
+    let sharing = cli.sharing.as_deref();
     repair_damage(
         &store,
+        sharing,
         project.as_ref(),
         &args,
-        report.checked,
-        &report.damaged,
+        (report.checked, &report.damaged),
     )
 }

@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use cmod_schema::cache::{manifest_cache_section, CacheSettings, UserConfig};
 use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{PathKind, StorePath};
 use cmod_store::sign::{SecretKey, TrustedKeys};
-use cmod_store::substitute::{self, Sharing};
+use cmod_store::substitute::Sharing;
 use cmod_store::trace::TraceEntry;
 use cmod_store::transfer::{CopyError, Trust};
 use cmod_store::Store;
@@ -63,16 +64,7 @@ pub struct ServeArgs {
 
 impl From<CopyError> for CliError {
     fn from(e: CopyError) -> Self {
-        let message = e.to_string();
-        match e.exit_class() {
-            cmod_schema::diag::ExitClass::Integrity => CliError::Integrity {
-                message,
-                help: Some("nothing from it was registered; the store is unchanged".into()),
-            },
-            cmod_schema::diag::ExitClass::Usage => CliError::usage(message, None),
-            cmod_schema::diag::ExitClass::Internal => CliError::Internal(message),
-            _ => CliError::BuildFailed { message },
-        }
+        CliError::Copy(e)
     }
 }
 
@@ -126,8 +118,7 @@ pub fn settings(cli: &Cli) -> Result<CacheSettings, CliError> {
 }
 
 fn trust_from(keys: &[String], require_sigs: bool) -> Result<Trust, CliError> {
-    let keys = TrustedKeys::parse(keys.iter().map(String::as_str))
-        .map_err(|e| CliError::usage(e.to_string(), None))?;
+    let keys = TrustedKeys::parse(keys.iter().map(String::as_str))?;
     Ok(Trust { keys, require_sigs })
 }
 
@@ -143,11 +134,13 @@ pub fn trust(cli: &Cli, flag_keys: &[String], no_require_sigs: bool) -> Result<T
     trust_from(&keys, !no_require_sigs && s.require_sigs.unwrap_or(true))
 }
 
-/// Install the sharing configuration for commands that realise.
-pub fn configure_sharing(cli: &Cli) -> Result<(), CliError> {
+/// The sharing configuration of a command that realises (`None` for the others): the
+/// configuration files are read here, once, and the value is passed down.
+pub fn sharing_for(cli: &Cli) -> Result<Option<Arc<Sharing>>, CliError> {
     let (opts, jobs, offline): (&SharingOpts, Option<usize>, bool) = match &cli.command {
         Command::Realise(a) => (&a.run.sharing, a.run.jobs, a.build.offline()),
         Command::Run(a) => (&a.run.sharing, a.run.jobs, a.build.offline()),
+        Command::Test(a) => (&a.run.sharing, a.run.jobs, a.build.offline()),
         Command::Lock(a) => (&a.run.sharing, a.run.jobs, a.build.offline()),
         Command::Store {
             command: StoreCommand::Repair(a),
@@ -157,7 +150,7 @@ pub fn configure_sharing(cli: &Cli) -> Result<(), CliError> {
                 run, repair: true, ..
             },
         } => (&run.sharing, run.jobs, false),
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
     let s = settings(cli)?;
     let flag_subs = split_words(&opts.substituters);
@@ -174,15 +167,14 @@ pub fn configure_sharing(cli: &Cli) -> Result<(), CliError> {
         .secret_key_files
         .iter()
         .map(|f| SecretKey::read(Path::new(f)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CliError::usage(e.to_string(), None))?;
-    substitute::configure(Sharing {
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Arc::new(Sharing {
         substituters,
         trust,
         jobs: jobs.unwrap_or(4).max(4),
         signing,
-    });
-    Ok(())
+        unavailable: Default::default(),
+    })))
 }
 
 /// Whether a `what` argument names a store path rather than a target.
@@ -285,7 +277,7 @@ pub fn key(command: &KeyCommand) -> Result<(), CliError> {
         secret_key,
         public_key,
     } = command;
-    let sk = SecretKey::generate(name).map_err(|e| CliError::usage(e.to_string(), None))?;
+    let sk = SecretKey::generate(name)?;
     for f in [secret_key, public_key] {
         if f.exists() {
             return Err(CliError::usage(
@@ -313,7 +305,7 @@ pub fn key(command: &KeyCommand) -> Result<(), CliError> {
 }
 
 pub fn sign(cli: &Cli, args: &SignArgs) -> Result<(), CliError> {
-    let key = SecretKey::read(&args.key_file).map_err(|e| CliError::usage(e.to_string(), None))?;
+    let key = SecretKey::read(&args.key_file)?;
     let paths_given = !args.what.is_empty() && args.what.iter().all(|w| looks_like_path(w));
     let Built {
         store,

@@ -216,7 +216,7 @@ fn run_one(
 ) -> Result<TestRun, CliError> {
     let dir = project.store.temp_path("test");
     std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::Internal(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| CliError::io("creating the test's directory", &dir, e))?;
     let log = dir.with_extension("log");
     // The build closure, plus what the dynamic loader opens to start the binary (libc++'s
     // soname links, for one, are not in the build closure), the binary and the package.

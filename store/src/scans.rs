@@ -68,12 +68,10 @@ pub struct ScanSubstitution {
 /// from this store passes them on signed.
 pub fn substitute_scans(
     store: &Store,
+    cfg: &crate::substitute::Sharing,
     keys: &[ContentHash],
 ) -> Result<ScanSubstitution, CopyError> {
     let mut out = ScanSubstitution::default();
-    let Some(cfg) = crate::substitute::configured() else {
-        return Ok(out);
-    };
     let mut want: Vec<ContentHash> = keys.to_vec();
     for url in &cfg.substituters {
         if want.is_empty() {
@@ -89,7 +87,7 @@ pub fn substitute_scans(
             Ok(e) => e,
             Err(e @ (CopyError::Unreachable { .. } | CopyError::Transport { .. })) => {
                 // Reported (once) by the substitution walk, which will not ask again.
-                crate::substitute::mark_unavailable(url, &e);
+                cfg.unavailable.mark(url, &e);
                 continue;
             }
             Err(e) => return Err(e),

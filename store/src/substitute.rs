@@ -13,9 +13,10 @@
 //! that does not verify, a bad hash or an oversized answer is an error naming the
 //! substituter and the path.
 //!
-//! The configuration is process-wide: the CLI installs it (from flags, `cmod.toml` and
-//! user configuration) before realising, and `realise` reads it. The same settings'
-//! `secret-key-files` sign every path and trace entry this process builds.
+//! The configuration ([`Sharing`]) is a value the caller passes down: the CLI makes it
+//! once per command (from flags, `cmod.toml` and user configuration) and hands it to
+//! `realise` ([`crate::realise::RealiseOptions::sharing`]), to scan substitution and to
+//! repair. Its `signing` keys sign every path and trace entry the realisation builds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -40,20 +41,28 @@ pub struct Sharing {
     pub jobs: usize,
     /// Keys that sign everything built here.
     pub signing: Vec<SecretKey>,
+    /// Substituters found unavailable so far by any user of this configuration.
+    pub unavailable: Unavailable,
 }
 
-static CONFIG: Mutex<Option<Arc<Sharing>>> = Mutex::new(None);
+/// Substituters found unavailable (url → why), shared by the clones of one [`Sharing`]:
+/// asking for scan entries happens before the substitution walk, and a cache that timed
+/// out there is not asked again.
+#[derive(Debug, Clone, Default)]
+pub struct Unavailable(Arc<Mutex<BTreeMap<String, String>>>);
 
-/// Install the process-wide sharing configuration.
-pub fn configure(config: Sharing) {
-    if let Ok(mut c) = CONFIG.lock() {
-        *c = Some(Arc::new(config));
+impl Unavailable {
+    /// Remember that the substituter `url` is unavailable.
+    pub(crate) fn mark(&self, url: &str, why: &CopyError) {
+        if let Ok(mut u) = self.0.lock() {
+            u.entry(url.to_string()).or_insert_with(|| why.to_string());
+        }
     }
-}
 
-/// The installed configuration, if any.
-pub fn configured() -> Option<Arc<Sharing>> {
-    CONFIG.lock().ok().and_then(|c| c.clone())
+    /// Why `url` was found unavailable, if it was.
+    fn why(&self, url: &str) -> Option<String> {
+        self.0.lock().ok().and_then(|u| u.get(url).cloned())
+    }
 }
 
 /// What [`refetch`] did.
@@ -65,15 +74,12 @@ pub struct Refetched {
     pub untrusted: Vec<String>,
 }
 
-/// Fetch those of `paths` that are not valid from the configured substituters, one path
-/// at a time in the configured order (signatures checked as for any substitution), for
+/// Fetch those of `paths` that are not valid from `cfg`'s substituters, one path
+/// at a time in their order (signatures checked as for any substitution), for
 /// repairing damaged paths. A substituter that is unavailable, lacks a path or offers
 /// only an untrusted copy is passed over; a forged or mismatching copy is an error.
-pub fn refetch(store: &Store, paths: &[StorePath]) -> Result<Refetched, CopyError> {
+pub fn refetch(store: &Store, cfg: &Sharing, paths: &[StorePath]) -> Result<Refetched, CopyError> {
     let mut out = Refetched::default();
-    let Some(cfg) = configured() else {
-        return Ok(out);
-    };
     for url in &cfg.substituters {
         let missing: Vec<&StorePath> = paths.iter().filter(|p| !store.is_valid(p)).collect();
         if missing.is_empty() {
@@ -95,12 +101,13 @@ pub fn refetch(store: &Store, paths: &[StorePath]) -> Result<Refetched, CopyErro
     Ok(out)
 }
 
-/// Sign a freshly built trace entry and its outputs' metadata with the configured keys.
-pub(crate) fn sign_built(store: &Store, entry: &mut TraceEntry) -> Result<(), crate::StoreError> {
-    let Some(cfg) = configured() else {
-        return Ok(());
-    };
-    for key in &cfg.signing {
+/// Sign a freshly built trace entry and its outputs' metadata with `keys`.
+pub(crate) fn sign_built(
+    store: &Store,
+    keys: &[SecretKey],
+    entry: &mut TraceEntry,
+) -> Result<(), crate::StoreError> {
+    for key in keys {
         for out in entry.outputs.values() {
             let mut info = store.path_info(out)?;
             key.sign_path(&mut info);
@@ -125,23 +132,9 @@ pub trait Observer {
     fn substituted(&self, s: &Substituted<'_>);
 }
 
-/// Substituters found unavailable earlier in this process (url → why): asking for scan
-/// entries happens before the walk, and a cache that timed out there is not retried.
-static UNAVAILABLE: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
-
-/// Remember that the substituter `url` is unavailable for the rest of this process.
-pub(crate) fn mark_unavailable(url: &str, why: &CopyError) {
-    if let Ok(mut u) = UNAVAILABLE.lock() {
-        u.entry(url.to_string()).or_insert_with(|| why.to_string());
-    }
-}
-
-fn known_unavailable(url: &str) -> Option<String> {
-    UNAVAILABLE.lock().ok().and_then(|u| u.get(url).cloned())
-}
-
 struct Remotes<'a> {
     urls: &'a [String],
+    unavailable: &'a Unavailable,
     open: Vec<Option<Remote>>,
     disabled: Vec<bool>,
 }
@@ -151,7 +144,7 @@ impl Remotes<'_> {
         if self.disabled[i] {
             return None;
         }
-        if let Some(why) = known_unavailable(&self.urls[i]) {
+        if let Some(why) = self.unavailable.why(&self.urls[i]) {
             obs.warn(&format!(
                 "substituter `{}` is unavailable ({why}); building locally instead",
                 self.urls[i]
@@ -275,6 +268,7 @@ pub fn walk(
     }
     let mut remotes = Remotes {
         urls: &cfg.substituters,
+        unavailable: &cfg.unavailable,
         open: cfg.substituters.iter().map(|_| None).collect(),
         disabled: vec![false; cfg.substituters.len()],
     };

@@ -29,6 +29,8 @@ pub struct BuildEnv<'a> {
     /// Other sandbox modes whose outputs may be reused when the current mode has none
     /// (`--accept-outputs-from`); empty by default, so modes never share outputs.
     pub accept_from: Vec<Mode>,
+    /// Keys that sign every path and trace entry built.
+    pub signing: &'a [crate::sign::SecretKey],
 }
 
 /// Why one derivation could not be realised.
@@ -430,7 +432,7 @@ pub(crate) fn build(
         outputs: outputs.clone(),
         signatures: BTreeSet::new(),
     };
-    crate::substitute::sign_built(store, &mut entry).map_err(st)?;
+    crate::substitute::sign_built(store, env.signing, &mut entry).map_err(st)?;
     store.trace_record(&entry).map_err(st)?;
     run.discard();
     Ok(Realised::Built(outputs))

@@ -75,6 +75,9 @@ pub struct RealiseOptions<'a> {
     /// What the previous realisation of the same targets produced, checked: the
     /// derivations it realised are taken as they are (see `reuse`).
     pub previous: Option<&'a Previous>,
+    /// Where outputs may be substituted from (never with `check`); `None` substitutes
+    /// nothing. Its signing keys are in [`BuildEnv::signing`].
+    pub sharing: Option<&'a crate::substitute::Sharing>,
 }
 
 /// What a realisation produced.
@@ -334,14 +337,14 @@ pub fn realise(
             Ok(store.add_sources(&sources_read(drvs, &fresh_order, opts.sources))?)
         });
         // Substitute what the configured substituters have (never for --check).
-        let substituted = match crate::substitute::configured().filter(|_| !opts.check) {
+        let substituted = match opts.sharing.filter(|_| !opts.check) {
             Some(cfg) => crate::substitute::walk(
                 store,
                 drvs,
                 &order,
                 reused.clone(),
                 env.sandbox.as_str(),
-                &cfg,
+                cfg,
                 &Observe(reporter),
             )
             .map_err(RealiseError::from),
@@ -578,6 +581,7 @@ mod tests {
             limits: Default::default(),
             keep_failed: false,
             accept_from: Vec::new(),
+            signing: &[],
         };
         let targets = vec![a.drv_path().unwrap(), b.drv_path().unwrap()];
         let drvs: BTreeMap<StorePath, Derivation> = targets.iter().cloned().zip([a, b]).collect();
@@ -586,6 +590,7 @@ mod tests {
             check: false,
             sources: &[],
             previous: None,
+            sharing: None,
         };
         let r = realise(&store, &drvs, &targets, &env, &opts, &PanickingReporter).unwrap();
         assert!(!r.failures.is_empty());
