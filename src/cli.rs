@@ -22,6 +22,13 @@ pub struct Cli {
     /// `commands::share::sharing_for`); `None` for commands that share nothing.
     #[arg(skip)]
     pub sharing: Option<std::sync::Arc<cmod_store::substitute::Sharing>>,
+    /// How other stores and caches are reached: read from the environment once, before
+    /// the command runs.
+    #[arg(skip)]
+    pub connect: cmod_store::connect::Connect,
+    /// Where git dependencies are fetched from (`$CMOD_GIT_REWRITE`, read once).
+    #[arg(skip)]
+    pub git_rewrites: cmod_evaluator::git::Rewrites,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,11 +98,11 @@ pub enum Command {
     },
     /// Copy store paths (or the package's targets, with their signed build trace) to or
     /// from a binary cache or another machine.
-    Copy(crate::commands::copy::CopyArgs),
+    Copy(CopyArgs),
     /// Manage signing keys.
     Key {
         #[command(subcommand)]
-        command: crate::commands::share::KeyCommand,
+        command: KeyCommand,
     },
     /// Show why store path A depends on store path B (the chain of references).
     WhyDepends {
@@ -177,9 +184,9 @@ pub enum StoreCommand {
     /// or (outside a package) every path of the store.
     Repair(RepairArgs),
     /// Sign store paths (or targets' outputs and build trace) with a secret key.
-    Sign(crate::commands::share::SignArgs),
+    Sign(SignArgs),
     /// Serve this store over stdin/stdout (what `cmod copy ssh://` runs remotely).
-    Serve(crate::commands::share::ServeArgs),
+    Serve(ServeArgs),
     /// Add a file or directory to the store as a source path and print it.
     Add {
         path: PathBuf,
@@ -465,4 +472,87 @@ pub struct PathInfoArgs {
     pub closure_size: bool,
     #[command(flatten)]
     pub build: BuildOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Copy to this store URL (file:///dir, ssh://[user@]host[:port], http(s)://...).
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "from",
+        required_unless_present = "from"
+    )]
+    pub to: Option<String>,
+    /// Copy from this store URL into the local store.
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+    /// Store paths, or targets of the current package (default: all its targets, with
+    /// every output of their builds and the signed build-trace entries).
+    pub what: Vec<String>,
+    /// Parallel transfers (default: 4).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// With --to: where to substitute what is missing locally from (repeat or separate
+    /// by spaces; replaces the configured substituters).
+    #[arg(long, value_name = "URL", conflicts_with = "from")]
+    pub substituters: Vec<String>,
+    /// With --to: push only what is already in the local store.
+    #[arg(long, conflicts_with_all = ["from", "substituters"])]
+    pub no_substitute: bool,
+    /// Trusted public keys for what is received, from --from or the substituters
+    /// (replaces the configured list).
+    #[arg(long, value_name = "KEY")]
+    pub trusted_public_keys: Vec<String>,
+    /// Accept unsigned paths from --from or the substituters (NOT recommended).
+    #[arg(long)]
+    pub no_require_sigs: bool,
+    /// With targets: the sandbox mode whose build trace to fetch (`full`, the default,
+    /// `landlock` or `off`), as `realise --sandbox` would look it up.
+    #[arg(long, value_name = "MODE")]
+    pub sandbox: Option<String>,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate an ed25519 key pair in the `name:base64` form.
+    Generate {
+        /// The key's name (e.g. `cache.example.org-1`).
+        name: String,
+        /// Where to write the secret key (created with mode 0600).
+        #[arg(long, value_name = "FILE")]
+        secret_key: PathBuf,
+        /// Where to write the public key.
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The secret key file.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: PathBuf,
+    /// Sign the closure of the given paths too.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Store paths, or targets (default: all targets, their build's outputs and trace).
+    pub what: Vec<String>,
+    #[command(flatten)]
+    pub build: BuildOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Speak the protocol on stdin/stdout (the only mode).
+    #[arg(long, required = true)]
+    pub stdio: bool,
+    /// Require a trusted signature on everything added.
+    #[arg(long)]
+    pub require_sigs: bool,
+    /// Keys trusted with --require-sigs (default: the configured ones).
+    #[arg(long, value_name = "KEY")]
+    pub trusted_public_keys: Vec<String>,
 }

@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn copy_failures_keep_their_class() {
-        let Err(bad_url) = cmod_store::copy::Remote::open("gopher://x") else {
+        let Err(bad_url) = cmod_store::copy::Remote::open("gopher://x", &Default::default()) else {
             panic!("gopher:// is not a store URL");
         };
         let e = CliError::from(bad_url);

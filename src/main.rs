@@ -10,6 +10,7 @@ mod diagnostic;
 mod progress;
 mod project;
 mod scan_entries;
+mod scan_source;
 mod source_paths;
 
 use clap::Parser;
@@ -24,7 +25,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Realise(args) => commands::realise::realise(cli, args),
         Command::Run(args) => commands::realise::run(cli, args),
         Command::Test(args) => commands::test::test(cli, args),
-        Command::Lock(args) => commands::lock::lock(cli, args),
+        Command::Lock(args) => commands::realise::lock(cli, args),
         Command::Eval(args) => commands::inspect::eval(cli, args),
         Command::ShowDerivation { what, build } => {
             commands::inspect::show_derivation(cli, what, build)
@@ -120,6 +121,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     output::install_panic_hook();
     let mut cli = Cli::parse();
+    cli.connect = cmod_store::connect::Connect::from_env();
+    cli.git_rewrites = cmod_evaluator::git::Rewrites::from_env();
     progress::report_lock_waits(message_format(&cli.command) == cli::MessageFormat::Json);
     match commands::share::sharing_for(&cli) {
         Ok(sharing) => cli.sharing = sharing,

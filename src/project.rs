@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cmod_evaluator::deps::{Fetcher, Network, TreeStore, Update};
 use cmod_evaluator::derive::{Target, TargetKind};
 use cmod_evaluator::flags::ProfileName;
-use cmod_evaluator::git::GitCache;
+use cmod_evaluator::git::{GitCache, Rewrites};
 use cmod_evaluator::lockfile::{self, LOCK_NAME};
 use cmod_evaluator::{evaluate, EvalOptions, Evaluation};
 use cmod_schema::{ContentHash, StorePath};
@@ -24,6 +24,8 @@ pub struct Project {
     pub profile: ProfileName,
     /// Where this command substitutes from and what it signs with (see `Cli::sharing`).
     pub sharing: Option<Arc<Sharing>>,
+    /// Where git dependencies are fetched from (see `Cli::git_rewrites`).
+    pub git_rewrites: Rewrites,
 }
 
 /// The directory of the package: `--manifest-path`'s, or the nearest one upwards that
@@ -135,41 +137,29 @@ pub fn load_sharing(
     build: &BuildOpts,
     sharing: Arc<Sharing>,
 ) -> Result<Project, CliError> {
-    evaluate_project(
-        cli,
-        build,
-        Update::Nothing,
-        None,
-        false,
-        Access::Write,
-        Some(sharing),
-    )
+    let how = Load {
+        sharing: Some(sharing),
+        ..Load::new(cli)
+    };
+    evaluate_project(cli, build, how)
 }
 
 /// [`load`] for a command that only reads the store ([`open_store_to_read`]).
 pub fn load_to_read(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
-    evaluate_project(
-        cli,
-        build,
-        Update::Nothing,
-        None,
-        false,
-        Access::Read,
-        cli.sharing.clone(),
-    )
+    let how = Load {
+        access: Access::Read,
+        ..Load::new(cli)
+    };
+    evaluate_project(cli, build, how)
 }
 
 /// Evaluate the package with its members' `[[test]]` binaries (for `cmod test`).
 pub fn load_with_tests(cli: &Cli, build: &BuildOpts) -> Result<Project, CliError> {
-    evaluate_project(
-        cli,
-        build,
-        Update::Nothing,
-        None,
-        true,
-        Access::Write,
-        cli.sharing.clone(),
-    )
+    let how = Load {
+        with_tests: true,
+        ..Load::new(cli)
+    };
+    evaluate_project(cli, build, how)
 }
 
 /// Evaluate, releasing the locked versions of the packages `update` names (for
@@ -180,26 +170,44 @@ pub fn load_with(
     update: Update,
     precise: Option<(String, String)>,
 ) -> Result<Project, CliError> {
-    evaluate_project(
-        cli,
-        build,
+    let how = Load {
         update,
         precise,
-        false,
-        Access::Write,
-        cli.sharing.clone(),
-    )
+        ..Load::new(cli)
+    };
+    evaluate_project(cli, build, how)
 }
 
-fn evaluate_project(
-    cli: &Cli,
-    build: &BuildOpts,
+/// How a command evaluates its package.
+struct Load {
     update: Update,
     precise: Option<(String, String)>,
     with_tests: bool,
     access: Access,
     sharing: Option<Arc<Sharing>>,
-) -> Result<Project, CliError> {
+}
+
+impl Load {
+    /// Nothing updated, no tests, the store written, the command line's sharing.
+    fn new(cli: &Cli) -> Load {
+        Load {
+            update: Update::Nothing,
+            precise: None,
+            with_tests: false,
+            access: Access::Write,
+            sharing: cli.sharing.clone(),
+        }
+    }
+}
+
+fn evaluate_project(cli: &Cli, build: &BuildOpts, how: Load) -> Result<Project, CliError> {
+    let Load {
+        update,
+        precise,
+        with_tests,
+        access,
+        sharing,
+    } = how;
     let store = match access {
         Access::Write => open_store(cli)?,
         Access::Read => open_store_to_read(cli)?,
@@ -210,6 +218,7 @@ fn evaluate_project(
         select: build.package.clone(),
         with_tests,
         sharing: sharing.as_ref(),
+        git_rewrites: &cli.git_rewrites,
     };
     let eval = evaluate_in(&store, &scope, build, update, precise)?;
     print_warnings(&eval.warnings);
@@ -218,6 +227,7 @@ fn evaluate_project(
         profile: eval.profile,
         eval,
         sharing,
+        git_rewrites: cli.git_rewrites.clone(),
     })
 }
 
@@ -229,6 +239,8 @@ pub struct Scope<'a> {
     pub with_tests: bool,
     /// The substituters the evaluation may take scan results from.
     pub sharing: Option<&'a Arc<Sharing>>,
+    /// Where git dependencies are fetched from.
+    pub git_rewrites: &'a Rewrites,
 }
 
 /// The workspace root of the package in `dir` (the directory holding `cmod.lock`).
@@ -256,13 +268,13 @@ pub fn evaluate_in(
         with_tests: scope.with_tests,
         scan_source: scope
             .sharing
-            .and_then(|s| crate::scan_entries::source(build, store, s)),
+            .and_then(|s| crate::scan_source::source(build, store, s)),
     };
     let lock_file = workspace_root(scope.dir)?.join(LOCK_NAME);
     let lock = lockfile::read(&lock_file)?;
     let trees = StoreTrees(store);
     let fetcher = Fetcher {
-        git: GitCache::new(store.cache_dir().join("git")),
+        git: GitCache::new(store.cache_dir().join("git")).with_rewrites(scope.git_rewrites.clone()),
         trees: &trees,
         network: if build.offline() {
             Network::Offline

@@ -480,7 +480,7 @@ impl Fetcher<'_> {
         if self.network == Network::Offline {
             return;
         }
-        let Ok(git::Location::Local(path)) = git::locate(&git::rewrite(&pkg.url), base) else {
+        let Ok(git::Location::Local(path)) = git::locate(&self.git.rewrite(&pkg.url), base) else {
             return;
         };
         let Ok(refs) = git::local_refs(&path) else {

@@ -27,22 +27,10 @@ use crate::cache_io::{read_json, write_json_atomic};
 use crate::error::{ErrorKind, EvalError};
 use crate::file_cache::FileCache;
 use crate::lexer::{scan_declarations, Declarations, ImportTarget};
+pub use crate::scanner::ScanItem;
 use crate::scanner::{run_scanner, Prescan, RawRule};
 
 mod shape;
-
-/// One unit to scan.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ScanItem {
-    /// Package-relative path.
-    pub rel: String,
-    pub hash: ContentHash,
-    /// `-x <language>` and the preprocessor-relevant flags, with package paths as a build
-    /// step sees them (`src/<package>/...`): what the scan key covers.
-    pub args: Vec<String>,
-    /// The same flags with package paths on the host, for running the scanner.
-    pub host_args: Vec<String>,
-}
 
 /// A header a unit includes, inside a package of the graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

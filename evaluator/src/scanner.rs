@@ -12,7 +12,19 @@ use cmod_schema::diag::Location;
 use cmod_schema::toolchain::ToolchainInfo;
 
 use crate::error::{ErrorKind, EvalError};
-use crate::scan::ScanItem;
+
+/// One unit to scan.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScanItem {
+    /// Package-relative path.
+    pub rel: String,
+    pub hash: ContentHash,
+    /// `-x <language>` and the preprocessor-relevant flags, with package paths as a build
+    /// step sees them (`src/<package>/...`): what the scan key covers.
+    pub args: Vec<String>,
+    /// The same flags with package paths on the host, for running the scanner.
+    pub host_args: Vec<String>,
+}
 
 /// What the scanner reported for one unit, before its dependencies are sorted into
 /// package headers and toolchain files (which needs the toolchain's closure).

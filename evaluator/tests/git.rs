@@ -105,15 +105,17 @@ fn local_fetch_mirrors_refs_and_checkout_hashes_like_the_store() {
 
 #[test]
 fn rewrites_and_unsupported_urls() {
-    std::env::set_var(
-        "CMOD_GIT_REWRITE",
-        "https://git.example.com/x/=file:///srv/mirror/;",
-    );
+    let rewrites = git::Rewrites::parse("https://git.example.com/x/=file:///srv/mirror/;junk;");
     assert_eq!(
-        git::rewrite("https://git.example.com/x/units.git"),
+        rewrites.apply("https://git.example.com/x/units.git"),
         "file:///srv/mirror/units.git"
     );
-    assert_eq!(git::rewrite("https://other/y"), "https://other/y");
+    assert_eq!(rewrites.apply("https://other/y"), "https://other/y");
+    let cache = GitCache::new("/nonexistent".into()).with_rewrites(rewrites);
+    assert_eq!(
+        cache.rewrite("https://git.example.com/x/u"),
+        "file:///srv/mirror/u"
+    );
     let e = git::locate("ssh://host/repo", Path::new("/")).unwrap_err();
     assert!(e.to_string().contains("not a supported git URL"), "{e}");
     assert_eq!(

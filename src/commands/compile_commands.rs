@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use cmod_evaluator::compdb;
 use cmod_evaluator::deps::Update;
+use cmod_evaluator::git::Rewrites;
 use cmod_evaluator::Evaluation;
 use cmod_store::Store;
 
@@ -22,6 +23,7 @@ fn evaluate_workspace(
     store: &Store,
     build: &BuildOpts,
     dir: &Path,
+    git_rewrites: &Rewrites,
 ) -> Result<Evaluation, CliError> {
     let root = workspace_root(dir)?;
     let scope = Scope {
@@ -29,6 +31,7 @@ fn evaluate_workspace(
         select: build.package.clone(),
         with_tests: true,
         sharing: None,
+        git_rewrites,
     };
     evaluate_in(store, &scope, build, Update::Nothing, None)
 }
@@ -36,7 +39,7 @@ fn evaluate_workspace(
 /// `cmod compile-commands [-o FILE]`.
 pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
     let store = crate::project::open_store_to_read(cli)?;
-    let eval = evaluate_workspace(&store, &args.build, &package_dir(cli)?)?;
+    let eval = evaluate_workspace(&store, &args.build, &package_dir(cli)?, &cli.git_rewrites)?;
     print_warnings(&eval.warnings);
     print_warnings(&compdb::ignored_settings(&eval.packages));
     let commands = compdb::of_evaluation(&eval)?;
@@ -198,6 +201,7 @@ fn workspace_evaluation(project: &Project, build: &BuildOpts) -> Option<Evaluati
         &project.store,
         &whole,
         &project.eval.packages.workspace_root,
+        &project.git_rewrites,
     ) {
         Ok(eval) => {
             let new_warnings = eval

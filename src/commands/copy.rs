@@ -8,60 +8,18 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use clap::Args;
 use cmod_schema::StorePath;
 use cmod_store::copy::{copy_from, copy_to, Remote};
 use cmod_store::substitute::{self, Sharing};
 use cmod_store::transfer::Trust;
 use cmod_store::Store;
 
-use crate::cli::{BuildOpts, Cli};
+use crate::cli::{Cli, CopyArgs};
 use crate::commands::share::{
     built, looks_like_path, realisation, selected_targets, settings, split_words, trust, Built,
 };
 use crate::diagnostic::CliError;
 use crate::project::{load_sharing, open_store, Project};
-
-#[derive(Debug, Args)]
-pub struct CopyArgs {
-    /// Copy to this store URL (file:///dir, ssh://[user@]host[:port], http(s)://...).
-    #[arg(
-        long,
-        value_name = "URL",
-        conflicts_with = "from",
-        required_unless_present = "from"
-    )]
-    pub to: Option<String>,
-    /// Copy from this store URL into the local store.
-    #[arg(long, value_name = "URL")]
-    pub from: Option<String>,
-    /// Store paths, or targets of the current package (default: all its targets, with
-    /// every output of their builds and the signed build-trace entries).
-    pub what: Vec<String>,
-    /// Parallel transfers (default: 4).
-    #[arg(short = 'j', long, value_name = "N")]
-    pub jobs: Option<usize>,
-    /// With --to: where to substitute what is missing locally from (repeat or separate
-    /// by spaces; replaces the configured substituters).
-    #[arg(long, value_name = "URL", conflicts_with = "from")]
-    pub substituters: Vec<String>,
-    /// With --to: push only what is already in the local store.
-    #[arg(long, conflicts_with_all = ["from", "substituters"])]
-    pub no_substitute: bool,
-    /// Trusted public keys for what is received, from --from or the substituters
-    /// (replaces the configured list).
-    #[arg(long, value_name = "KEY")]
-    pub trusted_public_keys: Vec<String>,
-    /// Accept unsigned paths from --from or the substituters (NOT recommended).
-    #[arg(long)]
-    pub no_require_sigs: bool,
-    /// With targets: the sandbox mode whose build trace to fetch (`full`, the default,
-    /// `landlock` or `off`), as `realise --sandbox` would look it up.
-    #[arg(long, value_name = "MODE")]
-    pub sandbox: Option<String>,
-    #[command(flatten)]
-    pub build: BuildOpts,
-}
 
 /// Receives the substitution walk's warnings: kept for `--from` (where the source not
 /// answering is the failure), printed for `--to` (where the local store may suffice).
@@ -146,6 +104,7 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         trust,
         jobs,
         signing: Vec::new(),
+        connect: cli.connect.clone(),
         unavailable: Default::default(),
     });
     // One shared GC lock from the first substituted path to the end of the push.
@@ -171,7 +130,7 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         traces,
         scans,
     } = built;
-    let remote = Remote::open(url)?;
+    let remote = Remote::open(url, &cli.connect)?;
     let r = copy_to(&store, remote.dest(), &roots, &traces, jobs)?;
     // Scan results after the build they belong to (a reader that finds a scan can
     // find the trace and paths too).
@@ -207,7 +166,7 @@ fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
             .map(|p| StorePath::from_path_str(p).map_err(|e| CliError::usage(e.to_string(), None)))
             .collect::<Result<_, _>>()?;
         let _gc = store.gc_guard()?;
-        let remote = Remote::open(url)?;
+        let remote = Remote::open(url, &cli.connect)?;
         let r = copy_from(&store, remote.source(), &roots, &trust, jobs)?;
         errln!(
             "{:>12} {} of {} path(s) from {url} in {:.2}s",
@@ -223,6 +182,7 @@ fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         trust,
         jobs,
         signing: Vec::new(),
+        connect: cli.connect.clone(),
         unavailable: Default::default(),
     });
     let project = load_sharing(cli, &args.build, cfg.clone())?;
@@ -291,7 +251,7 @@ fn substitute_paths(store: &Store, what: &[String], cfg: &Sharing) -> Result<(),
         if missing.is_empty() {
             break;
         }
-        let got = Remote::open(url)
+        let got = Remote::open(url, &cfg.connect)
             .and_then(|remote| copy_from(store, remote.source(), &missing, &cfg.trust, cfg.jobs));
         match got {
             Ok(_) => {}

@@ -1,24 +1,22 @@
-//! `cmod lock` and the lockfile side of `cmod realise`: keep `cmod.lock` current, refuse
-//! to change it under `--locked`, and verify pinned outputs.
+//! The lockfile side of building: keep `cmod.lock` current, refuse to change it under
+//! `--locked`, write pins, and verify pinned outputs. (`cmod lock` itself is with the
+//! commands that build, in `realise`.)
 
 use cmod_evaluator::lockfile::{self, lock_path};
 use cmod_evaluator::{ErrorKind, EvalError};
-use cmod_schema::lock::{LockedOutput, Lockfile};
+use cmod_schema::lock::Lockfile;
 use cmod_schema::StorePath;
 use cmod_store::content;
 
-use crate::cli::{Cli, LockArgs};
-use crate::commands::realise::build_outputs;
 use crate::diagnostic::CliError;
-use crate::progress::Progress;
-use crate::project::{load, Project};
+use crate::project::Project;
 
-fn profile(project: &Project) -> &'static str {
+pub(crate) fn profile(project: &Project) -> &'static str {
     project.profile.as_str()
 }
 
 /// Write `lock` unless the file already says exactly that.
-fn write(project: &Project, lock: &Lockfile) -> Result<bool, CliError> {
+pub(crate) fn write(project: &Project, lock: &Lockfile) -> Result<bool, CliError> {
     let path = lock_path(&project.eval);
     let text = lock.render();
     if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
@@ -130,44 +128,4 @@ pub fn verify_outputs(
             help: Some("if the change is intended, re-pin with `cmod lock --outputs`; otherwise the build or the store is not trustworthy (`cmod store verify` checks the whole store)".into()),
         })
     }
-}
-
-/// `cmod lock [--outputs]`.
-pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
-    let project = load(cli, &args.build)?;
-    let mut lock = prepare(&project, false)?;
-    if args.outputs {
-        let targets = project.targets_named(&[])?;
-        let progress = Progress::new(args.run.message_format, project.store.store_dir());
-        let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
-        let pins = lock
-            .outputs
-            .entry(profile(&project).to_string())
-            .or_default();
-        pins.clear();
-        for (name, p) in Project::shown(&targets).into_iter().zip(&outputs) {
-            let info = project.store.path_info(p)?;
-            pins.insert(
-                name,
-                LockedOutput {
-                    path: p.clone(),
-                    content_hash: info.content_hash,
-                },
-            );
-        }
-        write(&project, &lock)?;
-        errln!(
-            "{:>12} {} output(s) of the `{}` profile in cmod.lock",
-            "Pinned",
-            outputs.len(),
-            profile(&project)
-        );
-    } else {
-        errln!(
-            "{:>12} toolchain and {} package(s) in cmod.lock",
-            "Locked",
-            lock.packages.len()
-        );
-    }
-    Ok(())
 }

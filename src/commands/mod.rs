@@ -1,5 +1,6 @@
 //! One module per group of commands; each is a thin layer over the library crates.
 
+pub mod build;
 pub mod compile_commands;
 pub mod copy;
 pub mod debug;

@@ -1,378 +1,27 @@
-//! `cmod realise` (alias `build`) and `cmod run`.
+//! `cmod realise` (alias `build`), `cmod run` and `cmod lock`.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use cmod_evaluator::derive::Target;
-use cmod_sandbox::{Enforcement, Limits, Mode};
+use cmod_sandbox::Mode;
 use cmod_schema::lock::Lockfile;
 use cmod_schema::{ContentHash, StorePath};
 use cmod_store::memo::{Memo, MemoEntry};
+use cmod_store::realise;
 use cmod_store::realise::Reporter;
-use cmod_store::realise::{self, BuildEnv, RealiseOptions};
 use cmod_store::roots::KeepList;
 use serde_json::json;
 
-use crate::cli::{Cli, RealiseArgs, RunArgs, RunOpts};
+use crate::cli::{Cli, LockArgs, RealiseArgs, RunArgs, RunOpts};
+use crate::commands::build::{
+    build_outputs, build_targets, sandbox_mode, with_json_finish, BuildRequest,
+};
 use crate::commands::compile_commands::{Gate, Refresh};
 use crate::diagnostic::CliError;
 use crate::progress::{Progress, Summary};
 use crate::project::{load, Project};
-
-/// Parse and probe the requested sandbox mode: what it will enforce, or exit 2 with the
-/// remedy. A full sandbox without Landlock (a kernel without it) still isolates with its
-/// namespaces, but loses the second layer: that is worth a warning.
-pub(crate) fn sandbox_mode(run: &RunOpts) -> Result<Enforcement, CliError> {
-    let mode: Mode = run
-        .sandbox
-        .parse()
-        .map_err(|e: String| CliError::usage(e, None))?;
-    let enforced = cmod_sandbox::probe(mode).map_err(|e| CliError::Sandbox {
-        message: e.to_string(),
-        help: e.remedy().map(str::to_string),
-    })?;
-    if let Some(warning) = missing_landlock_warning(&enforced) {
-        errln!("{warning}");
-    }
-    Ok(enforced)
-}
-
-/// The warning for a full sandbox that runs without Landlock, if that is the case.
-fn missing_landlock_warning(enforced: &Enforcement) -> Option<String> {
-    (enforced.mode == Mode::Full && enforced.landlock_abi.is_none()).then(|| {
-        "warning: this kernel has no Landlock, so the full sandbox runs with its namespaces only \
-         (no second layer restricting files and TCP); enable Landlock (CONFIG_SECURITY_LANDLOCK, \
-         `lsm=landlock,...` on the kernel command line) to restore it"
-            .to_string()
-    })
-}
-
-fn jobs(run: &RunOpts) -> usize {
-    run.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
-}
-
-/// Realise `targets` plainly (no `--check`, no pins, nothing to do after): each
-/// target's output path.
-pub(crate) fn build_outputs(
-    project: &Project,
-    targets: &[Target],
-    run: &RunOpts,
-    progress: &Progress,
-) -> Result<Vec<StorePath>, CliError> {
-    let request = BuildRequest::default();
-    build_targets(project, targets, run, &request, progress, |_, _| Ok(())).map(|(o, _)| o)
-}
-
-/// How [`build_targets`] realises: `--check`, the outputs `--locked` pins, and the
-/// previous realisation of the same targets (whose unchanged steps are reused).
-#[derive(Default)]
-pub(crate) struct BuildRequest<'a> {
-    pub check: bool,
-    pub pinned: Option<&'a Lockfile>,
-    pub previous: Option<&'a realise::Previous>,
-    /// The sandbox, already probed (else [`build_targets`] probes it).
-    pub enforced: Option<Enforcement>,
-    /// Opened when the first step starts (or the realisation ends without one).
-    pub first_step: Option<&'a Gate>,
-}
-
-/// Reports through `inner`, opening `gate` at the first step's start.
-struct OpensAtFirstStep<'a> {
-    inner: &'a Progress,
-    gate: &'a Gate,
-}
-
-impl realise::Reporter for OpensAtFirstStep<'_> {
-    fn event(&self, event: &realise::Event<'_>) {
-        self.inner.event(event);
-        if let realise::Event::Started { .. } = event {
-            self.gate.open();
-        }
-    }
-}
-
-/// Realise `targets`, reporting through `progress`. Returns each target's output path.
-/// On success `after` runs (with the outputs) before the final message, so a failure
-/// there (writing out-links, say) is reported by that message too.
-pub(crate) fn build_targets(
-    project: &Project,
-    targets: &[Target],
-    run: &RunOpts,
-    request: &BuildRequest<'_>,
-    progress: &Progress,
-    after: impl FnOnce(&[StorePath], &realise::Realisation) -> Result<(), CliError>,
-) -> Result<(Vec<StorePath>, realise::Realisation), CliError> {
-    progress.set_source_roots(crate::source_paths::of_evaluation(&project.eval));
-    // Until the realisation reports its own summary, errors still owe the JSON stream
-    // its `finished` line.
-    let (r, enforced) = with_json_finish(
-        progress,
-        realise_targets(project, targets, run, request, progress),
-    )?;
-    let outputs: Vec<StorePath> = targets
-        .iter()
-        .filter_map(|t| {
-            r.outputs
-                .get(&t.drv)
-                .and_then(|o| o.get(&t.output))
-                .cloned()
-        })
-        .collect();
-    let shown = Project::shown(targets);
-    let target_json: serde_json::Map<String, serde_json::Value> = shown
-        .iter()
-        .zip(outputs.iter())
-        .map(|(n, p)| (n.clone(), json!(project.store.path_of(p))))
-        .collect();
-    // Pinned outputs are verified before the final message, so it tells the whole truth.
-    let pin_check = match (request.pinned, r.success()) {
-        (Some(lock), true) => {
-            let named: Vec<(String, StorePath)> =
-                shown.iter().cloned().zip(outputs.iter().cloned()).collect();
-            crate::commands::lock::verify_outputs(project, lock, &named)
-        }
-        _ => Ok(()),
-    };
-    let differing: std::collections::BTreeSet<&StorePath> =
-        r.differences.iter().map(|(d, _)| d).collect();
-    let built_ok = r.success() && differing.is_empty() && pin_check.is_ok();
-    let after_result = if built_ok {
-        after(&outputs, &r)
-    } else {
-        Ok(())
-    };
-    progress.finish(&Summary {
-        success: built_ok && after_result.is_ok(),
-        built: r.built.len(),
-        fresh: r.fresh,
-        checked: r.checked,
-        differing: differing.len(),
-        failed: r.failures.len(),
-        targets: serde_json::Value::Object(target_json),
-        out_paths: outputs.iter().map(|p| project.store.path_of(p)).collect(),
-        error: after_result.as_ref().err().map(CliError::summary),
-        sandbox: Some(enforced),
-        scanned: project.eval.stats.scanned.len(),
-        scans_substituted: project.eval.stats.scans_substituted.len(),
-    });
-    after_result?;
-    if !r.success() {
-        return Err(failure_error(project, &r));
-    }
-    pin_check?;
-    check_differences(&r, &differing, progress)?;
-    Ok((outputs, r))
-}
-
-/// Run the realiser for `targets` in the probed (or given) sandbox.
-fn realise_targets(
-    project: &Project,
-    targets: &[Target],
-    run: &RunOpts,
-    request: &BuildRequest<'_>,
-    progress: &Progress,
-) -> Result<(realise::Realisation, Enforcement), CliError> {
-    let enforced = match request.enforced {
-        Some(e) => e,
-        None => sandbox_mode(run)?,
-    };
-    crate::scan_entries::sign_as_built(project)?;
-    let sources = project.sources()?;
-    let env = BuildEnv {
-        toolchain: &project.eval.toolchain,
-        sandbox: enforced.mode,
-        limits: Limits {
-            timeout: Duration::from_secs(run.action_timeout),
-            max_output_bytes: run.max_output_size,
-        },
-        keep_failed: run.keep_failed,
-        accept_from: run
-            .accept_outputs_from
-            .iter()
-            .map(|m| m.parse::<Mode>().map_err(|e| CliError::usage(e, None)))
-            .collect::<Result<_, _>>()?,
-        signing: project.sharing.as_deref().map_or(&[], |s| &s.signing),
-    };
-    let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
-    let options = RealiseOptions {
-        jobs: jobs(run),
-        check: request.check,
-        sources: &sources,
-        previous: request.previous,
-        sharing: project.sharing.as_deref(),
-    };
-    let derivations = &project.derived()?.derivations;
-    let r = match request.first_step {
-        Some(gate) => {
-            let reporter = OpensAtFirstStep {
-                inner: progress,
-                gate,
-            };
-            // Without a first step, the refresh's `finish` (or drop) opens the gate.
-            realise::realise(
-                &project.store,
-                derivations,
-                &drvs,
-                &env,
-                &options,
-                &reporter,
-            )
-        }
-        None => realise::realise(&project.store, derivations, &drvs, &env, &options, progress),
-    }?;
-    Ok((r, enforced))
-}
-
-/// `--check`'s verdict: stored outputs found corrupt, or rebuilt outputs that differ.
-fn check_differences(
-    r: &realise::Realisation,
-    differing: &std::collections::BTreeSet<&StorePath>,
-    progress: &Progress,
-) -> Result<(), CliError> {
-    let corrupt: Vec<&cmod_store::realise::Difference> = r
-        .differences
-        .iter()
-        .map(|(_, d)| d)
-        .filter(|d| d.stored_corrupt)
-        .collect();
-    if !corrupt.is_empty() {
-        let mut message = format!(
-            "{} stored output(s) are corrupt: their contents no longer hash to what was recorded when they were registered (damage on disk, not a sign that the build is not reproducible)",
-            corrupt.len()
-        );
-        let mut paths = Vec::new();
-        for d in &corrupt {
-            message.push_str("\n  ");
-            message.push_str(&progress.describe_difference(d));
-            paths.push(d.stored.to_string());
-        }
-        paths.dedup();
-        return Err(CliError::Integrity {
-            message,
-            help: Some(format!(
-                "repair them: `cmod store repair {}`",
-                paths.join(" ")
-            )),
-        });
-    }
-    if !r.differences.is_empty() {
-        let mut message = format!(
-            "{} output file(s) of {} derivation(s) differ from the stored copies: the build is not reproducible",
-            r.differences.len(),
-            differing.len()
-        );
-        for (_, d) in &r.differences {
-            message.push_str("\n  ");
-            message.push_str(&progress.describe_difference(d));
-        }
-        let kept = r.differences.iter().any(|(_, d)| d.kept.is_some());
-        return Err(CliError::Integrity {
-            message,
-            help: (!kept).then(|| {
-                "pass --keep-failed to keep each rebuilt copy beside the original (`<path>.check`) for diffing".into()
-            }),
-        });
-    }
-    Ok(())
-}
-
-/// The error for a realisation whose steps failed: every failure with its log hint; a
-/// security violation (exit 3) if a step left an unsafe output; an environment problem
-/// (exit 2: a full disk, an unwritable store) if that is what stopped a step; else a
-/// build failure (exit 1).
-fn failure_error(project: &Project, r: &realise::Realisation) -> CliError {
-    let mut message = String::new();
-    for (drv, e) in &r.failures {
-        message.push_str(&e.to_string());
-        if let realise::BuildError::Failed { kept, .. } = e {
-            if let Some(dir) = kept {
-                message.push_str(&format!(" (build directory kept at {})", dir.display()));
-            }
-            message.push_str(&format!(
-                "\n  the log is kept: `cmod log {}`",
-                project.store.path_of(drv).display()
-            ));
-        }
-        message.push('\n');
-    }
-    if !r.skipped.is_empty() {
-        message.push_str(&format!(
-            "{} dependent step(s) were not attempted",
-            r.skipped.len()
-        ));
-    }
-    let message = message.trim_end().to_string();
-    // A builder that tried to leave an escaping link, a hard link, a device or a
-    // setuid file behind is a security violation, not an ordinary build failure.
-    let violation = r.failures.iter().any(|(_, e)| {
-        matches!(
-            e,
-            realise::BuildError::Sandbox {
-                source: cmod_sandbox::SandboxError::UnsafeOutput { .. },
-                ..
-            } | realise::BuildError::Store {
-                source: cmod_store::StoreError::BadOutput { .. },
-                ..
-            }
-        )
-    });
-    if violation {
-        return CliError::Integrity {
-            message,
-            help: Some(
-                "a build step left an output that could escape the store; nothing was registered"
-                    .into(),
-            ),
-        };
-    }
-    if r.failures
-        .iter()
-        .any(|(_, e)| matches!(e, realise::BuildError::Panicked { .. }))
-    {
-        return CliError::Internal(message);
-    }
-    if let Some(help) = r.failures.iter().find_map(|(_, e)| environment_remedy(e)) {
-        return CliError::usage(message, Some(help));
-    }
-    CliError::BuildFailed { message }
-}
-
-/// The remedy when a step failed because of the machine rather than the code: it ran out
-/// of space, or the store could not be written.
-fn environment_remedy(e: &realise::BuildError) -> Option<String> {
-    match e {
-        realise::BuildError::Failed {
-            no_space: Some(dir),
-            ..
-        } => Some(cmod_store::error::no_space_remedy(dir)),
-        realise::BuildError::Store { source, .. }
-            if source.exit_class() == cmod_schema::diag::ExitClass::Usage =>
-        {
-            source.remedy()
-        }
-        _ => None,
-    }
-}
-
-/// Report an error that happened before building in the JSON contract too.
-fn with_json_finish<T>(progress: &Progress, r: Result<T, CliError>) -> Result<T, CliError> {
-    if let Err(e) = &r {
-        if progress.is_json() {
-            progress.json_line(json!({"reason": "error", "message": e.summary()}));
-            progress.finish(&Summary {
-                targets: json!({}),
-                ..Summary::default()
-            });
-        }
-    }
-    r
-}
 
 /// The key of a realisation memo: the evaluation's fingerprint (everything the
 /// derivations are computed from), the sandbox mode, the modes whose outputs were accepted
@@ -816,30 +465,42 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_full_sandbox_without_landlock_is_warned_about() {
-        let full = |abi| Enforcement {
-            mode: Mode::Full,
-            landlock_abi: abi,
-        };
-        let warning = missing_landlock_warning(&full(None)).unwrap();
-        assert!(
-            warning.starts_with("warning: this kernel has no Landlock")
-                && warning.contains("namespaces only")
-                && warning.contains("CONFIG_SECURITY_LANDLOCK"),
-            "{warning}"
-        );
-        assert_eq!(missing_landlock_warning(&full(Some(7))), None);
-        for mode in [Mode::Off, Mode::Landlock] {
-            let e = Enforcement {
-                mode,
-                landlock_abi: None,
-            };
-            assert_eq!(missing_landlock_warning(&e), None, "{mode}");
+/// `cmod lock [--outputs]`.
+pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
+    let project = load(cli, &args.build)?;
+    let mut lock = crate::commands::lock::prepare(&project, false)?;
+    if args.outputs {
+        let targets = project.targets_named(&[])?;
+        let progress = Progress::new(args.run.message_format, project.store.store_dir());
+        let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
+        let pins = lock
+            .outputs
+            .entry(crate::commands::lock::profile(&project).to_string())
+            .or_default();
+        pins.clear();
+        for (name, p) in Project::shown(&targets).into_iter().zip(&outputs) {
+            let info = project.store.path_info(p)?;
+            pins.insert(
+                name,
+                cmod_schema::lock::LockedOutput {
+                    path: p.clone(),
+                    content_hash: info.content_hash,
+                },
+            );
         }
+        crate::commands::lock::write(&project, &lock)?;
+        errln!(
+            "{:>12} {} output(s) of the `{}` profile in cmod.lock",
+            "Pinned",
+            outputs.len(),
+            crate::commands::lock::profile(&project)
+        );
+    } else {
+        errln!(
+            "{:>12} toolchain and {} package(s) in cmod.lock",
+            "Locked",
+            lock.packages.len()
+        );
     }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use cmod_store::verify::Damage;
 use cmod_store::Store;
 
 use crate::cli::{Cli, RepairArgs};
-use crate::commands::realise::build_outputs;
+use crate::commands::build::build_outputs;
 use crate::commands::share::looks_like_path;
 use crate::diagnostic::CliError;
 use crate::progress::Progress;

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use clap::{Args, Subcommand};
 use cmod_schema::cache::{manifest_cache_section, CacheSettings, UserConfig};
 use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{PathKind, StorePath};
@@ -16,51 +15,11 @@ use cmod_store::trace::TraceEntry;
 use cmod_store::transfer::{CopyError, Trust};
 use cmod_store::Store;
 
-use crate::cli::{BuildOpts, Cli, Command, SharingOpts, StoreCommand};
+use crate::cli::{
+    BuildOpts, Cli, Command, KeyCommand, ServeArgs, SharingOpts, SignArgs, StoreCommand,
+};
 use crate::diagnostic::CliError;
 use crate::project::{load, open_store, package_dir, Project};
-
-#[derive(Debug, Subcommand)]
-pub enum KeyCommand {
-    /// Generate an ed25519 key pair in the `name:base64` form.
-    Generate {
-        /// The key's name (e.g. `cache.example.org-1`).
-        name: String,
-        /// Where to write the secret key (created with mode 0600).
-        #[arg(long, value_name = "FILE")]
-        secret_key: PathBuf,
-        /// Where to write the public key.
-        #[arg(long, value_name = "FILE")]
-        public_key: PathBuf,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct SignArgs {
-    /// The secret key file.
-    #[arg(long, value_name = "FILE")]
-    pub key_file: PathBuf,
-    /// Sign the closure of the given paths too.
-    #[arg(short, long)]
-    pub recursive: bool,
-    /// Store paths, or targets (default: all targets, their build's outputs and trace).
-    pub what: Vec<String>,
-    #[command(flatten)]
-    pub build: BuildOpts,
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Speak the protocol on stdin/stdout (the only mode).
-    #[arg(long, required = true)]
-    pub stdio: bool,
-    /// Require a trusted signature on everything added.
-    #[arg(long)]
-    pub require_sigs: bool,
-    /// Keys trusted with --require-sigs (default: the configured ones).
-    #[arg(long, value_name = "KEY")]
-    pub trusted_public_keys: Vec<String>,
-}
 
 impl From<CopyError> for CliError {
     fn from(e: CopyError) -> Self {
@@ -173,6 +132,7 @@ pub fn sharing_for(cli: &Cli) -> Result<Option<Arc<Sharing>>, CliError> {
         trust,
         jobs: jobs.unwrap_or(4).max(4),
         signing,
+        connect: cli.connect.clone(),
         unavailable: Default::default(),
     })))
 }

@@ -16,7 +16,7 @@ use cmod_sandbox::{Action, ExitKind, Limits, Mode, SandboxError};
 use serde_json::json;
 
 use crate::cli::{Cli, TestArgs};
-use crate::commands::realise::{build_outputs, sandbox_mode};
+use crate::commands::build::{build_outputs, sandbox_mode};
 use crate::diagnostic::CliError;
 use crate::progress::Progress;
 use crate::project::{load_with_tests, Project};

@@ -20,12 +20,12 @@ pub enum Remote {
 }
 
 impl Remote {
-    /// Open `file://`, `http(s)://` or `ssh://` (connecting, for ssh).
-    pub fn open(url: &str) -> Result<Remote, CopyError> {
+    /// Open `file://`, `http(s)://` or `ssh://` (connecting, for ssh) with `connect`.
+    pub fn open(url: &str, connect: &crate::connect::Connect) -> Result<Remote, CopyError> {
         if url.starts_with("ssh://") {
-            Ok(Remote::Ssh(SshStore::connect(url)?))
+            Ok(Remote::Ssh(SshStore::connect(url, connect)?))
         } else {
-            Ok(Remote::Cache(BinaryCache::open(url)?))
+            Ok(Remote::Cache(BinaryCache::open_with(url, connect)?))
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod cache;
+pub mod connect;
 pub mod content;
 pub mod copy;
 pub mod error;

@@ -23,10 +23,7 @@ use crate::registry::write_atomic;
 use crate::sign::SigError;
 use crate::transfer::CopyError;
 
-/// The relative location of a scan entry, in a store's `scans/` or a cache.
-pub fn scan_rel(key: &ContentHash) -> String {
-    format!("scan/{}.json", base32::encode(&key.0))
-}
+pub use crate::cache::scan_rel;
 
 impl Store {
     fn scan_file(&self, key: &ContentHash) -> PathBuf {
@@ -80,7 +77,7 @@ pub fn substitute_scans(
         if url.starts_with("ssh://") {
             continue;
         }
-        let Ok(remote) = Remote::open(url) else {
+        let Ok(remote) = Remote::open(url, &cfg.connect) else {
             continue;
         };
         let entries = match remote.source().scans(&want) {

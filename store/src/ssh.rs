@@ -4,7 +4,8 @@
 //!
 //! Query parameters: `?remote-store=DIR` (the remote's `--store`) and
 //! `?remote-program=PATH` (default `cmod`). Extra `ssh` options come from
-//! `$CMOD_SSHOPTS` (split on whitespace), e.g. `-F ./ssh_config -i key`. `BatchMode` is
+//! [`Connect::ssh_options`] (the command line's `$CMOD_SSHOPTS`, split on whitespace),
+//! e.g. `-F ./ssh_config -i key`. `BatchMode` is
 //! always on, so ssh fails instead of prompting.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,8 +21,9 @@ use cmod_schema::cache::NarInfo;
 use cmod_schema::{ContentHash, StorePath};
 use serde_json::{json, Value};
 
+use crate::connect::Connect;
 use crate::layout::Store;
-use crate::limits::{secs_from_env, SSH_BATCH, SSH_READ_TIMEOUT_SECS};
+use crate::limits::SSH_BATCH;
 use crate::serve::{
     nar_info, pack_to_temp, read_msg, write_archive, write_msg, FrameReader, PROTOCOL,
 };
@@ -124,16 +126,14 @@ impl SshUrl {
 
 impl SshStore {
     /// Start the remote server and shake hands.
-    pub fn connect(url: &str) -> Result<SshStore, CopyError> {
+    pub fn connect(url: &str, connect: &Connect) -> Result<SshStore, CopyError> {
         let u = SshUrl::parse(url)?;
         let mut cmd = Command::new("ssh");
         cmd.args(["-x", "-T", "-o", "BatchMode=yes"]);
         if let Some(p) = u.port {
             cmd.arg("-p").arg(p.to_string());
         }
-        if let Ok(opts) = std::env::var("CMOD_SSHOPTS") {
-            cmd.args(opts.split_whitespace());
-        }
+        cmd.args(&connect.ssh_options);
         let mut remote = vec![quote(&u.remote_program)];
         if let Some(s) = &u.remote_store {
             remote.push("--store".into());
@@ -174,7 +174,7 @@ impl SshStore {
                     1 << 20,
                     IdleReader {
                         inner: r,
-                        idle: secs_from_env("CMOD_SSH_READ_TIMEOUT", SSH_READ_TIMEOUT_SECS),
+                        idle: connect.ssh_read_timeout,
                     },
                 ),
             })),

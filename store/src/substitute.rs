@@ -41,6 +41,8 @@ pub struct Sharing {
     pub jobs: usize,
     /// Keys that sign everything built here.
     pub signing: Vec<SecretKey>,
+    /// How the substituters are reached.
+    pub connect: crate::connect::Connect,
     /// Substituters found unavailable so far by any user of this configuration.
     pub unavailable: Unavailable,
 }
@@ -85,7 +87,7 @@ pub fn refetch(store: &Store, cfg: &Sharing, paths: &[StorePath]) -> Result<Refe
         if missing.is_empty() {
             break;
         }
-        let Ok(remote) = Remote::open(url) else {
+        let Ok(remote) = Remote::open(url, &cfg.connect) else {
             continue;
         };
         for p in missing {
@@ -135,6 +137,7 @@ pub trait Observer {
 struct Remotes<'a> {
     urls: &'a [String],
     unavailable: &'a Unavailable,
+    connect: &'a crate::connect::Connect,
     open: Vec<Option<Remote>>,
     disabled: Vec<bool>,
 }
@@ -153,7 +156,7 @@ impl Remotes<'_> {
             return None;
         }
         if self.open[i].is_none() {
-            match Remote::open(&self.urls[i]) {
+            match Remote::open(&self.urls[i], self.connect) {
                 Ok(r) => self.open[i] = Some(r),
                 Err(e) => {
                     self.fail(i, &e, obs);
@@ -269,6 +272,7 @@ pub fn walk(
     let mut remotes = Remotes {
         urls: &cfg.substituters,
         unavailable: &cfg.unavailable,
+        connect: &cfg.connect,
         open: cfg.substituters.iter().map(|_| None).collect(),
         disabled: vec![false; cfg.substituters.len()],
     };

@@ -67,20 +67,44 @@ pub enum Location {
     Remote(String),
 }
 
-/// Apply `CMOD_GIT_REWRITE` (`prefix=replacement;...`, like git's `insteadOf`) to `url`.
-/// Lockfiles and manifests keep the original URL; only fetching uses the rewrite.
-pub fn rewrite(url: &str) -> String {
-    let Ok(rules) = std::env::var("CMOD_GIT_REWRITE") else {
-        return url.to_string();
-    };
-    for rule in rules.split(';').filter(|r| !r.is_empty()) {
-        if let Some((prefix, replacement)) = rule.split_once('=') {
-            if let Some(rest) = url.strip_prefix(prefix) {
-                return format!("{replacement}{rest}");
-            }
-        }
+/// URL rewrites for fetching (like git's `insteadOf`): lockfiles and manifests keep the
+/// original URL; only fetching uses the rewritten one. The first matching prefix wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrites(Vec<(String, String)>);
+
+impl Rewrites {
+    /// The environment variable the command line reads the rules from.
+    pub const VAR: &'static str = "CMOD_GIT_REWRITE";
+
+    /// Rules written `prefix=replacement;...` (empty rules and ones without `=` are
+    /// skipped).
+    pub fn parse(rules: &str) -> Rewrites {
+        Rewrites(
+            rules
+                .split(';')
+                .filter_map(|r| r.split_once('='))
+                .map(|(p, r)| (p.to_string(), r.to_string()))
+                .collect(),
+        )
     }
-    url.to_string()
+
+    /// The rules in `$CMOD_GIT_REWRITE` (none when it is unset).
+    pub fn from_env() -> Rewrites {
+        std::env::var(Self::VAR)
+            .map(|r| Rewrites::parse(&r))
+            .unwrap_or_default()
+    }
+
+    /// `url` with the first matching prefix replaced.
+    pub fn apply(&self, url: &str) -> String {
+        self.0
+            .iter()
+            .find_map(|(prefix, replacement)| {
+                url.strip_prefix(prefix.as_str())
+                    .map(|rest| format!("{replacement}{rest}"))
+            })
+            .unwrap_or_else(|| url.to_string())
+    }
 }
 
 /// Classify a (rewritten) URL. Relative paths are taken relative to `base`.
@@ -105,6 +129,7 @@ pub fn locate(url: &str, base: &Path) -> Result<Location, GitError> {
 #[derive(Debug, Clone)]
 pub struct GitCache {
     root: PathBuf,
+    rewrites: Rewrites,
 }
 
 /// The tags and branches of a repository, peeled to commits.
@@ -115,8 +140,22 @@ pub struct Refs {
 }
 
 impl GitCache {
+    /// A cache under `root`, fetching every URL as written.
     pub fn new(root: PathBuf) -> GitCache {
-        GitCache { root }
+        GitCache {
+            root,
+            rewrites: Rewrites::default(),
+        }
+    }
+
+    /// This cache, fetching through `rewrites`.
+    pub fn with_rewrites(self, rewrites: Rewrites) -> GitCache {
+        GitCache { rewrites, ..self }
+    }
+
+    /// Where `url` is fetched from (after the rewrites).
+    pub fn rewrite(&self, url: &str) -> String {
+        self.rewrites.apply(url)
     }
 
     /// The cache directory of `url` (the URL as written, before rewriting).
@@ -159,7 +198,7 @@ impl GitCache {
     pub fn fetch(&self, url: &str, base: &Path) -> Result<gix::Repository, GitError> {
         let dir = self.dir(url);
         std::fs::create_dir_all(&self.root).map_err(|e| GitError::io("creating", &self.root, e))?;
-        match locate(&rewrite(url), base)? {
+        match locate(&self.rewrite(url), base)? {
             Location::Local(path) => local_fetch::fetch(&path, &dir, url)?,
             Location::Remote(remote) => remote_fetch(&remote, &dir)?,
         }

@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::view::with_suffix;
 use crate::materialise::{link_target, pin_mtime};
 use crate::{Action, SandboxError, STORE_DIR};
 
@@ -185,6 +184,13 @@ fn parse(text: &str) -> Option<Layout> {
         }
     }
     Some(layout)
+}
+
+/// `path` with `suffix` appended to its last component (`slot` → `slot.links`).
+pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
+use super::kept_links::with_suffix;
 use crate::{Action, SandboxError};
 
 /// A step's view of the store (see the module documentation).
@@ -240,12 +241,6 @@ pub(crate) fn retire_all(views: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Where the temporary view of the step building in `build_dir` lives.

@@ -1,10 +1,11 @@
 //! A binary cache behind any HTTP server: GET (and HEAD) to read, from any static server;
-//! PUT to write (nginx WebDAV, S3 presigned URLs, ...). A bearer token is taken from
-//! `$CMOD_CACHE_TOKEN` when set. Every request is retried with exponential backoff when
+//! PUT to write (nginx WebDAV, S3 presigned URLs, ...). A bearer token is sent when
+//! [`Connect::http_token`] has one (the command line's `$CMOD_CACHE_TOKEN`). Every request is retried with exponential backoff when
 //! the connection fails, times out before the answer's headers, or the server answers 429
 //! or 5xx; a download whose connection breaks mid-body is retried too.
 //!
-//! Time limits (see `crate::limits`): connecting 10 s; `$CMOD_HTTP_READ_TIMEOUT` (30 s)
+//! Time limits ([`Connect`]; defaults in `crate::limits`): connecting 10 s;
+//! `$CMOD_HTTP_READ_TIMEOUT` (30 s)
 //! without a byte, waiting for the headers or within a body; `$CMOD_HTTP_TIMEOUT` (300 s)
 //! for a whole metadata response, and for an archive that plus one second per 64 KiB it
 //! announces. A body that times out is not retried: the server is slow or hostile, and
@@ -20,11 +21,11 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
 
 use super::{Backend, BackendError};
+use crate::connect::Connect;
 use crate::limits::{self, read_bounded, BoundedError, Deadline};
 use crate::transfer::{parallel, CopyError};
 
-/// The environment variable holding the bearer token.
-pub const TOKEN_VAR: &str = "CMOD_CACHE_TOKEN";
+pub use crate::connect::TOKEN_VAR;
 const ATTEMPTS: u32 = 4;
 
 pub struct HttpBackend {
@@ -36,12 +37,11 @@ pub struct HttpBackend {
 }
 
 impl HttpBackend {
-    pub fn new(url: &str) -> Result<HttpBackend, CopyError> {
-        let overall = limits::secs_from_env("CMOD_HTTP_TIMEOUT", limits::HTTP_TIMEOUT_SECS);
+    pub fn new(url: &str, connect: &Connect) -> Result<HttpBackend, CopyError> {
+        let overall = connect.http_timeout;
         // reqwest's blocking timeout applies to each operation: sending, waiting for the
         // headers, and every read of the body. That is the idle timeout.
-        let idle = limits::secs_from_env("CMOD_HTTP_READ_TIMEOUT", limits::HTTP_READ_TIMEOUT_SECS)
-            .min(overall);
+        let idle = connect.http_read_timeout.min(overall);
         let client = Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(idle)
@@ -54,7 +54,7 @@ impl HttpBackend {
         Ok(HttpBackend {
             base: url.trim_end_matches('/').to_string(),
             client,
-            token: std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty()),
+            token: connect.http_token.clone(),
             overall,
         })
     }

@@ -32,9 +32,9 @@ use cmod_schema::cache::{parse_versioned, CacheInfo, NarInfo, CACHE_INFO_FILE};
 use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{base32, ContentHash, StorePath};
 
+use crate::connect::Connect;
 use crate::layout::Store;
 use crate::limits::{self, show_bytes};
-use crate::scans::scan_rel;
 use crate::trace::{TraceEntry, TRACE_VERSION};
 use crate::transfer::{parallel, CopyError, Dest, OnArchive, Source};
 
@@ -96,6 +96,11 @@ fn info_rel(p: &StorePath) -> String {
     format!("info/{}.json", p.hash_part())
 }
 
+/// The relative location of a scan entry, in a cache or in a store's `scans/`.
+pub fn scan_rel(key: &ContentHash) -> String {
+    format!("scan/{}.json", cmod_schema::base32::encode(&key.0))
+}
+
 fn trace_rel(key: &ContentHash) -> String {
     format!("trace/{}.json", base32::encode(&key.0))
 }
@@ -113,15 +118,20 @@ fn kind_of(rel: &str) -> &'static str {
 }
 
 impl BinaryCache {
-    /// Open `file:///dir` or `http(s)://...`.
+    /// Open `file:///dir` or `http(s)://...` with the default [`Connect`] settings.
     pub fn open(url: &str) -> Result<BinaryCache, CopyError> {
+        BinaryCache::open_with(url, &Connect::default())
+    }
+
+    /// Open `file:///dir` or `http(s)://...`, reaching an HTTP cache with `connect`.
+    pub fn open_with(url: &str, connect: &Connect) -> Result<BinaryCache, CopyError> {
         let backend: Box<dyn Backend> = if let Some(dir) = url.strip_prefix("file://") {
             if !dir.starts_with('/') {
                 return Err(CopyError::BadUrl(url.into()));
             }
             Box::new(FileBackend::new(Path::new(dir)))
         } else if url.starts_with("http://") || url.starts_with("https://") {
-            Box::new(HttpBackend::new(url)?)
+            Box::new(HttpBackend::new(url, connect)?)
         } else {
             return Err(CopyError::BadUrl(url.into()));
         };
