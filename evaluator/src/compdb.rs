@@ -415,7 +415,7 @@ struct Stamp {
 fn stamp_file(cache_dir: &Path, output: &Path) -> PathBuf {
     let name = blake3::hash(output.as_os_str().as_encoded_bytes()).to_hex();
     cache_dir
-        .join("compile-commands")
+        .join("compile-commands-v1")
         .join(format!("{}.json", &name[..32]))
 }
 

@@ -280,8 +280,8 @@ fn prepare(
         let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
         let (files, listings) = match &opts.cache_dir {
             Some(d) => (
-                FileCache::load(d.join("files.json")),
-                ListingCache::load(d.join("listings.json")),
+                FileCache::load(d.join(crate::file_cache::FILE_NAME)),
+                ListingCache::load(d.join(crate::sources::listing_cache::FILE_NAME)),
             ),
             None => (FileCache::in_memory(), ListingCache::in_memory()),
         };

@@ -33,6 +33,9 @@ struct SortedTable<'a> {
 }
 
 const VERSION: u32 = 2;
+/// The cache's file name in the cache directory (its format version in the name, so
+/// cmod versions using different formats keep separate files).
+pub const FILE_NAME: &str = "files-v2.json";
 /// Files changed less than this long ago may still change within the same timestamp
 /// tick, so their hashes are not cached (nor, for directories, their listings).
 pub(crate) const RACY_WINDOW_NS: i128 = 2_000_000_000;
@@ -138,6 +141,14 @@ impl FileCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_name_carries_the_format_version() {
+        assert!(
+            FILE_NAME.ends_with(&format!("-v{VERSION}.json")),
+            "{FILE_NAME}"
+        );
+    }
 
     #[test]
     fn reuses_and_invalidates() {

@@ -133,18 +133,7 @@ pub struct SubstitutedScans {
 /// The scan-cache key of `item` (`identity` is the toolchain identity's text form): the
 /// content hash that names its scan entry; the local cache stores it in hex.
 pub fn scan_key(identity: &str, item: &ScanItem) -> ContentHash {
-    let mut h = blake3::Hasher::new();
-    h.update(b"cmod-scan-v1\0");
-    h.update(identity.as_bytes());
-    h.update(b"\0");
-    h.update(item.rel.as_bytes());
-    h.update(b"\0");
-    h.update(item.hash.to_text().as_bytes());
-    for a in &item.args {
-        h.update(b"\0");
-        h.update(a.as_bytes());
-    }
-    ContentHash(*h.finalize().as_bytes())
+    cmod_schema::keys::scan_key(identity, &item.rel, &item.hash, &item.args)
 }
 
 fn hex_key(key: &ContentHash) -> String {
@@ -182,7 +171,10 @@ impl ScanCache {
     pub fn load(root: &Path, cache_dir: Option<&Path>) -> ScanCache {
         let file = cache_dir.map(|d| {
             let key = blake3::hash(root.as_os_str().as_encoded_bytes());
-            d.join(format!("scan-{}.json", &key.to_hex()[..32]))
+            d.join(format!(
+                "scan-v{CACHE_VERSION}-{}.json",
+                &key.to_hex()[..32]
+            ))
         });
         let mut table: CacheTable = file
             .as_deref()

@@ -17,7 +17,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use crate::error::{ErrorKind, EvalError};
 use crate::manifest_file::ManifestFile;
 
-mod listing_cache;
+pub(crate) mod listing_cache;
 mod walk;
 
 pub use listing_cache::ListingCache;

@@ -15,6 +15,7 @@ pub mod canonical;
 pub mod content;
 pub mod derivation;
 pub mod diag;
+pub mod keys;
 pub mod lock;
 pub mod manifest;
 pub mod path_info;

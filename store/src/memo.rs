@@ -41,14 +41,7 @@ pub struct Memo {
 /// The key of a memo: a fingerprint of everything the derivations were computed from,
 /// plus whatever else selects the realisation (sandbox mode, target names).
 pub fn memo_key(fingerprint: &ContentHash, parts: &[&str]) -> ContentHash {
-    let mut h = blake3::Hasher::new();
-    h.update(b"cmod-realise-memo-v1\0");
-    h.update(&fingerprint.0);
-    for p in parts {
-        h.update(&(p.len() as u64).to_le_bytes());
-        h.update(p.as_bytes());
-    }
-    ContentHash(*h.finalize().as_bytes())
+    cmod_schema::keys::memo_key(fingerprint, parts)
 }
 
 impl Memo {

@@ -17,39 +17,9 @@
 
 use crate::scan::ScanItem;
 
-/// Whether a line may take part in preprocessing or module declarations.
-fn relevant(line: &[u8]) -> bool {
-    let has = |needle: &[u8]| line.windows(needle.len()).any(|w| w == needle);
-    line.contains(&b'#') || has(b"%:") || has(b"??=") || has(b"import") || has(b"module")
-}
-
-/// The shape key of `item` with source `text`: the toolchain `identity`, the unit's
-/// path and scan flags, and its relevant lines with their numbers. Equal keys mean the
-/// scanner would find the same things (given the same headers).
+/// The shape key of `item` with source `text` (see [`cmod_schema::keys::scan_shape_key`]).
 pub fn shape_key(identity: &str, item: &ScanItem, text: &[u8]) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(b"cmod-scan-shape-v1\0");
-    h.update(identity.as_bytes());
-    h.update(b"\0");
-    h.update(item.rel.as_bytes());
-    for a in &item.args {
-        h.update(b"\0");
-        h.update(a.as_bytes());
-    }
-    let mut continued = false;
-    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let continues = line.ends_with(b"\\");
-        if continued || continues || relevant(line) {
-            h.update(b"\n");
-            h.update(&(n as u64).to_le_bytes());
-            h.update(line);
-        }
-        continued = continues;
-    }
-    // Units differing only in trailing text still differ in length of the line list.
-    h.update(&(text.split(|&b| b == b'\n').count() as u64).to_le_bytes());
-    h.finalize().to_hex().to_string()
+    cmod_schema::keys::scan_shape_key(identity, &item.rel, &item.args, text)
 }
 
 #[cfg(test)]

@@ -61,6 +61,8 @@ struct Table {
 }
 
 const VERSION: u32 = 1;
+/// The cache's file name in the cache directory (its format version in the name).
+pub const FILE_NAME: &str = "listings-v1.json";
 
 /// The cache; shareable by threads. Persisted with [`ListingCache::save`].
 #[derive(Debug)]
@@ -151,6 +153,14 @@ impl ListingCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_name_carries_the_format_version() {
+        assert!(
+            FILE_NAME.ends_with(&format!("-v{VERSION}.json")),
+            "{FILE_NAME}"
+        );
+    }
 
     #[test]
     fn a_listing_holds_while_the_directory_is_unchanged() {

@@ -145,7 +145,10 @@ pub fn lookup(req: &ToolchainRequest, cache_dir: Option<&Path>) -> Result<Lookup
             )
             .as_bytes(),
         );
-        d.join(format!("toolchain-{}.json", &key.to_hex()[..32]))
+        d.join(format!(
+            "toolchain-v{CACHE_VERSION}-{}.json",
+            &key.to_hex()[..32]
+        ))
     });
     let cached = cache_file
         .as_deref()
@@ -528,20 +531,13 @@ fn identity(
     trees: &[(PathBuf, ContentHash)],
     closure: &[PathBuf],
 ) -> ContentHash {
-    let mut h = blake3::Hasher::new();
-    h.update(b"cmod-toolchain-v1\0");
-    h.update(p.version_output.as_bytes());
-    h.update(b"\0");
-    h.update(stdlib.as_str().as_bytes());
-    for (label, list) in [("file", files), ("tree", trees)] {
-        for (path, hash) in list {
-            h.update(format!("\0{label}\0{}\0{}", path.display(), hash).as_bytes());
-        }
-    }
-    for c in closure {
-        h.update(format!("\0closure\0{}", c.display()).as_bytes());
-    }
-    ContentHash(*h.finalize().as_bytes())
+    cmod_schema::keys::toolchain_identity(&cmod_schema::keys::ToolchainParts {
+        version_output: &p.version_output,
+        stdlib: stdlib.as_str(),
+        files,
+        trees,
+        closure,
+    })
 }
 
 /// Drop directories nested inside other listed directories (files are kept).
