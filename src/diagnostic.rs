@@ -90,11 +90,9 @@ impl CliError {
     /// A failed file operation of the command itself: the machine's state (a full disk,
     /// a read-only mount, permissions) exits 2 with a remedy, anything else 101.
     pub fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> CliError {
-        CliError::Store(StoreError::Io {
-            context,
-            path: path.into(),
-            source,
-        })
+        CliError::Store(StoreError::Io(cmod_schema::diag::IoError::new(
+            context, path, source,
+        )))
     }
 
     pub fn usage(message: impl Into<String>, help: Option<String>) -> CliError {

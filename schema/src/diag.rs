@@ -59,6 +59,32 @@ impl ExitClass {
     }
 }
 
+/// A failed file operation: what was being done, on which path, and the system's error
+/// (kept, so the caller can tell the machine's state, a full disk or a read-only
+/// mount, from a fault). The one shape of I/O error the store and the evaluator share.
+#[derive(Debug, thiserror::Error)]
+#[error("{context} `{}`: {source}", path.display())]
+pub struct IoError {
+    /// What was being done (`writing`, `unpacking`, ...).
+    pub context: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The system's error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl IoError {
+    /// `source` while doing `context` on `path`.
+    pub fn new(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> IoError {
+        IoError {
+            context,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,8 @@ use cmod_store::Store;
 
 use crate::cli::{Cli, CopyArgs};
 use crate::commands::share::{
-    built, looks_like_path, realisation, selected_targets, settings, split_words, trust, Built,
+    built, chosen_substituters, looks_like_path, realisation, selected_targets, settings, trust,
+    Built,
 };
 use crate::diagnostic::CliError;
 use crate::project::{load_sharing, open_store, Project};
@@ -92,12 +93,9 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         started,
     } = plan;
     let substituters = if args.no_substitute || args.build.offline() {
-        Vec::new()
+        Vec::new() // without reading the configuration
     } else {
-        match split_words(&args.substituters) {
-            flags if flags.is_empty() => settings(cli)?.substituters,
-            flags => flags,
-        }
+        chosen_substituters(&args.substituters, false, &settings(cli)?)
     };
     let cfg = Arc::new(Sharing {
         substituters,

@@ -93,6 +93,24 @@ pub fn trust(cli: &Cli, flag_keys: &[String], no_require_sigs: bool) -> Result<T
     trust_from(&keys, !no_require_sigs && s.require_sigs.unwrap_or(true))
 }
 
+/// Parallel downloads while realising, whatever `-j` says (it counts build steps).
+const MIN_DOWNLOADS: usize = 4;
+
+/// The substituters a command asks: none with `none` (`--no-substitute`, or
+/// `--offline`, which promises no fetching, as Nix's does), else those given as flags
+/// (repeated or space-separated), else the configured ones.
+pub(crate) fn chosen_substituters(
+    flags: &[String],
+    none: bool,
+    settings: &CacheSettings,
+) -> Vec<String> {
+    match split_words(flags) {
+        _ if none => Vec::new(),
+        flags if flags.is_empty() => settings.substituters.clone(),
+        flags => flags,
+    }
+}
+
 /// The sharing configuration of a command that realises (`None` for the others): the
 /// configuration files are read here, once, and the value is passed down.
 pub fn sharing_for(cli: &Cli) -> Result<Option<Arc<Sharing>>, CliError> {
@@ -112,15 +130,7 @@ pub fn sharing_for(cli: &Cli) -> Result<Option<Arc<Sharing>>, CliError> {
         _ => return Ok(None),
     };
     let s = settings(cli)?;
-    let flag_subs = split_words(&opts.substituters);
-    // `--offline` promises no fetching, so it asks no substituter (as Nix's does).
-    let substituters = if opts.no_substitute || offline {
-        Vec::new()
-    } else if flag_subs.is_empty() {
-        s.substituters.clone()
-    } else {
-        flag_subs
-    };
+    let substituters = chosen_substituters(&opts.substituters, opts.no_substitute || offline, &s);
     let trust = trust(cli, &opts.trusted_public_keys, opts.no_require_sigs)?;
     let signing = s
         .secret_key_files
@@ -130,7 +140,8 @@ pub fn sharing_for(cli: &Cli) -> Result<Option<Arc<Sharing>>, CliError> {
     Ok(Some(Arc::new(Sharing {
         substituters,
         trust,
-        jobs: jobs.unwrap_or(4).max(4),
+        // `-j` counts build steps; downloads wait on the network, not the CPU.
+        jobs: jobs.unwrap_or(MIN_DOWNLOADS).max(MIN_DOWNLOADS),
         signing,
         connect: cli.connect.clone(),
         unavailable: Default::default(),

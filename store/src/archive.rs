@@ -15,6 +15,7 @@
 //! type; more file bytes than the metadata announces; and truncated or corrupt streams.
 //! The caller deletes the directory on any error and checks the content hash after.
 
+use cmod_schema::diag::IoError;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -31,21 +32,12 @@ pub enum ArchiveError {
     Hostile { member: String, problem: String },
     #[error("the archive is corrupt or truncated: {0}")]
     Corrupt(String),
-    #[error("{context} `{}`: {source}", path.display())]
-    Io {
-        context: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 fn io(context: &'static str, path: &Path, source: std::io::Error) -> ArchiveError {
-    ArchiveError::Io {
-        context,
-        path: path.to_path_buf(),
-        source,
-    }
+    ArchiveError::Io(IoError::new(context, path, source))
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {

@@ -2,19 +2,14 @@
 
 use std::path::PathBuf;
 
-use cmod_schema::diag::ExitClass;
+use cmod_schema::diag::{ExitClass, IoError};
 use cmod_schema::StorePath;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{context} `{}`: {source}", path.display())]
-    Io {
-        context: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("store path `{0}` is not valid (not in the store, or only partially registered)")]
     NotValid(StorePath),
     #[error("`{0}` is not a store path: {1}")]
@@ -83,11 +78,7 @@ impl StoreError {
         path: impl Into<PathBuf>,
         source: std::io::Error,
     ) -> StoreError {
-        StoreError::Io {
-            context,
-            path: path.into(),
-            source,
-        }
+        StoreError::Io(IoError::new(context, path, source))
     }
 
     /// The exit-code class of this error.
@@ -105,8 +96,8 @@ impl StoreError {
             | StoreError::OutLinkDir { .. }
             | StoreError::NotWritable { .. } => ExitClass::Usage,
             // The machine, not cmod: a full disk, a read-only mount, permissions.
-            StoreError::Io { source, .. } if environmental(source).is_some() => ExitClass::Usage,
-            StoreError::Io { .. } => ExitClass::Internal,
+            StoreError::Io(e) if environmental(&e.source).is_some() => ExitClass::Usage,
+            StoreError::Io(_) => ExitClass::Internal,
         }
     }
 
@@ -130,7 +121,7 @@ impl StoreError {
                 owner.map(|o| format!(" (uid {o})")).unwrap_or_default(),
                 dir.display()
             )),
-            StoreError::Io { path, source, .. } => match environmental(source)? {
+            StoreError::Io(IoError { path, source, .. }) => match environmental(source)? {
                 Environment::NoSpace => Some(no_space_remedy(path.parent().unwrap_or(path))),
                 Environment::Unwritable => Some(format!(
                     "check the permissions of `{}` and whether it is on a read-only mount",

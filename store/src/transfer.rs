@@ -304,11 +304,8 @@ pub fn receive_one(
                 return Err(too_large());
             }
             return Err(match e {
-                ArchiveError::Io { .. } => CopyError::Store(StoreError::io(
-                    "unpacking",
-                    &dir,
-                    std::io::Error::other(e.to_string()),
-                )),
+                // The system's error is kept: a full disk is the machine's state.
+                ArchiveError::Io(io) => CopyError::Store(StoreError::Io(io)),
                 other => integrity(other.to_string()),
             });
         }

@@ -155,7 +155,7 @@ fn unpack_checked(scratch: &Path, outcomes: &Outcomes, compressed: &[u8]) {
         }
         Err(ArchiveError::Hostile { .. }) => 1,
         Err(ArchiveError::Corrupt(_)) => 2,
-        Err(ArchiveError::Io { .. }) => 3,
+        Err(ArchiveError::Io(_)) => 3,
     };
     outcomes.0[i].fetch_add(1, Ordering::Relaxed);
     make_writable(&box_dir);

@@ -10,6 +10,7 @@
 mod checkout;
 mod local_fetch;
 
+use cmod_schema::diag::IoError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -39,22 +40,13 @@ pub enum GitError {
     Submodule(String),
     #[error("the repository has an unsafe entry name `{0}`")]
     UnsafeName(String),
-    #[error("{context} `{}`: {source}", path.display())]
-    Io {
-        context: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 impl GitError {
     fn io(context: &'static str, path: &Path, source: std::io::Error) -> GitError {
-        GitError::Io {
-            context,
-            path: path.to_path_buf(),
-            source,
-        }
+        GitError::Io(IoError::new(context, path, source))
     }
 }
 
