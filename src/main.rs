@@ -49,41 +49,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
                 print_live: *print_live,
             },
         ),
-        Command::Store {
-            command:
-                StoreCommand::Verify {
-                    no_contents,
-                    check_contents,
-                    sigs_needed,
-                    repair,
-                    run,
-                },
-        } => {
-            if *repair {
-                commands::repair::verify_and_repair(cli, *no_contents, run)
-            } else if *check_contents || sigs_needed.is_some() {
-                commands::maintenance::verify_nix(
-                    cli,
-                    *check_contents,
-                    sigs_needed.unwrap_or(0),
-                    &run.sharing.trusted_public_keys,
-                )
-            } else {
-                commands::maintenance::verify(cli, *no_contents)
-            }
-        }
-        Command::Store {
-            command: StoreCommand::Repair(args),
-        } => commands::repair::repair(cli, args),
-        Command::Store {
-            command: StoreCommand::Sign(args),
-        } => commands::share::sign(cli, args),
-        Command::Store {
-            command: StoreCommand::Serve(args),
-        } => commands::share::serve(cli, args),
-        Command::Store {
-            command: StoreCommand::Add { path, name },
-        } => commands::share::add(cli, path, name.as_deref()),
+        Command::Store { command } => dispatch_store(cli, command),
         Command::Copy(args) => commands::copy::copy(cli, args),
         Command::Key { command } => commands::share::key(command),
         Command::WhyDepends { a, b, build } => commands::why::why_depends(cli, a, b, build),
@@ -99,6 +65,36 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Fetch { build } => commands::deps::fetch(cli, build),
         Command::CompileCommands(args) => commands::compile_commands::write(cli, args),
         Command::Toolchain { json, build } => commands::inspect::toolchain(cli, *json, build),
+    }
+}
+
+/// `cmod store ...`.
+fn dispatch_store(cli: &Cli, command: &StoreCommand) -> Result<(), CliError> {
+    match command {
+        StoreCommand::Verify {
+            no_contents,
+            check_contents,
+            sigs_needed,
+            repair,
+            run,
+        } => {
+            if *repair {
+                commands::repair::verify_and_repair(cli, *no_contents, run)
+            } else if *check_contents || sigs_needed.is_some() {
+                commands::maintenance::verify_nix(
+                    cli,
+                    *check_contents,
+                    sigs_needed.unwrap_or(0),
+                    &run.sharing.trusted_public_keys,
+                )
+            } else {
+                commands::maintenance::verify(cli, *no_contents)
+            }
+        }
+        StoreCommand::Repair(args) => commands::repair::repair(cli, args),
+        StoreCommand::Sign(args) => commands::share::sign(cli, args),
+        StoreCommand::Serve(args) => commands::share::serve(cli, args),
+        StoreCommand::Add { path, name } => commands::share::add(cli, path, name.as_deref()),
     }
 }
 

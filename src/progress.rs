@@ -349,86 +349,107 @@ impl Reporter for Progress {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if self.format == MessageFormat::Json {
-            let v = match e {
-                Event::Built {
-                    drv,
-                    name,
-                    outputs,
-                    started,
-                    elapsed,
-                } => {
-                    let started_secs = started.saturating_duration_since(self.started);
-                    json!({"reason": "built", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "started_secs": started_secs.as_secs_f64(), "elapsed_secs": elapsed.as_secs_f64()})
-                }
-                Event::Fresh { drv, name, outputs } => {
-                    // The hot line of a no-op: serialised without building a JSON value,
-                    // keys in the same (sorted) order as the other messages.
-                    #[derive(serde::Serialize)]
-                    struct Fresh<'a> {
-                        drv: String,
-                        name: &'a str,
-                        outputs: std::collections::BTreeMap<&'a str, String>,
-                        reason: &'static str,
-                    }
-                    self.queue_json(
-                        &Fresh {
-                            drv: self.abs(drv),
-                            name,
-                            outputs: outputs
-                                .iter()
-                                .map(|(k, p)| (k.as_str(), self.abs(p)))
-                                .collect(),
-                            reason: "fresh",
-                        },
-                        true,
-                    );
-                    return;
-                }
-                Event::Failed {
-                    drv,
-                    name,
-                    derivation,
-                    log,
-                    reason,
-                } => {
-                    json!({"reason": "failed", "drv": self.abs(drv), "name": name, "error": reason, "log": self.shown_log(derivation, log)})
-                }
-                Event::Skipped { drv, name } => {
-                    json!({"reason": "skipped", "drv": self.abs(drv), "name": name})
-                }
-                Event::Checked {
-                    drv,
-                    name,
-                    differences,
-                } => json!({
-                    "reason": "checked",
-                    "drv": self.abs(drv),
-                    "name": name,
-                    "identical": differences.is_empty(),
-                    "differences": differences.iter().map(|d| self.difference_json(d)).collect::<Vec<_>>(),
-                }),
-                Event::Substituted {
-                    drv,
-                    name,
-                    outputs,
-                    from,
-                } => {
-                    json!({"reason": "substituted", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "from": from})
-                }
-                Event::Planned { .. } | Event::Started { .. } | Event::Warning { .. } => return,
-            };
-            self.json_line(v);
-            if let Event::Failed {
+            self.json_event(e);
+        } else {
+            self.human_event(e);
+        }
+    }
+}
+
+impl Progress {
+    /// `e` as a JSON line (a failure's log also on stderr).
+    fn json_event(&self, e: &Event<'_>) {
+        let v = match e {
+            Event::Built {
+                drv,
+                name,
+                outputs,
+                started,
+                elapsed,
+            } => {
+                let started_secs = started.saturating_duration_since(self.started);
+                json!({"reason": "built", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "started_secs": started_secs.as_secs_f64(), "elapsed_secs": elapsed.as_secs_f64()})
+            }
+            Event::Fresh { drv, name, outputs } => {
+                self.fresh_line(drv, name, outputs);
+                return;
+            }
+            Event::Failed {
+                drv,
+                name,
                 derivation,
                 log,
                 reason,
-                ..
-            } = e
-            {
-                errln!("error: {reason}\n{}", self.shown_log(derivation, log));
+            } => {
+                json!({"reason": "failed", "drv": self.abs(drv), "name": name, "error": reason, "log": self.shown_log(derivation, log)})
             }
-            return;
+            Event::Skipped { drv, name } => {
+                json!({"reason": "skipped", "drv": self.abs(drv), "name": name})
+            }
+            Event::Checked {
+                drv,
+                name,
+                differences,
+            } => json!({
+                "reason": "checked",
+                "drv": self.abs(drv),
+                "name": name,
+                "identical": differences.is_empty(),
+                "differences": differences.iter().map(|d| self.difference_json(d)).collect::<Vec<_>>(),
+            }),
+            Event::Substituted {
+                drv,
+                name,
+                outputs,
+                from,
+            } => {
+                json!({"reason": "substituted", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "from": from})
+            }
+            Event::Planned { .. } | Event::Started { .. } | Event::Warning { .. } => return,
+        };
+        self.json_line(v);
+        if let Event::Failed {
+            derivation,
+            log,
+            reason,
+            ..
+        } = e
+        {
+            errln!("error: {reason}\n{}", self.shown_log(derivation, log));
         }
+    }
+
+    /// A `fresh` line, queued (see [`Pending`]): the hot line of a no-op, serialised
+    /// without building a JSON value, keys in the same (sorted) order as the others.
+    fn fresh_line(
+        &self,
+        drv: &cmod_schema::StorePath,
+        name: &str,
+        outputs: &std::collections::BTreeMap<String, cmod_schema::StorePath>,
+    ) {
+        #[derive(serde::Serialize)]
+        struct Fresh<'a> {
+            drv: String,
+            name: &'a str,
+            outputs: std::collections::BTreeMap<&'a str, String>,
+            reason: &'static str,
+        }
+        self.queue_json(
+            &Fresh {
+                drv: self.abs(drv),
+                name,
+                outputs: outputs
+                    .iter()
+                    .map(|(k, p)| (k.as_str(), self.abs(p)))
+                    .collect(),
+                reason: "fresh",
+            },
+            true,
+        );
+    }
+
+    /// `e` for a person: the progress bar on a terminal, else one line per step.
+    fn human_event(&self, e: &Event<'_>) {
         match e {
             Event::Planned { total } => {
                 if std::io::stderr().is_terminal() {

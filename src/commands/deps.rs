@@ -313,30 +313,9 @@ fn label(graph: &PackageGraph, id: PackageId) -> String {
 pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
     let project = crate::project::load_to_read(cli, &args.build)?;
     let graph = &project.eval.packages;
-    let mut dependents: BTreeMap<PackageId, Vec<PackageId>> = BTreeMap::new();
-    for p in &graph.packages {
-        for d in p.deps.iter().chain(&p.dev_deps) {
-            let by = dependents.entry(d.package).or_default();
-            if !by.contains(&p.id) {
-                by.push(p.id);
-            }
-        }
-    }
+    let dependents = dependents_of(graph);
     if args.duplicates {
-        let mut any = false;
-        for (id, by) in &dependents {
-            if by.len() > 1 {
-                any = true;
-                let names: Vec<&str> = by
-                    .iter()
-                    .map(|&b| graph.packages[b].name.as_str())
-                    .collect();
-                outln!("{}\n  required by {}", label(graph, *id), names.join(", "));
-            }
-        }
-        if !any {
-            errln!("no package is required by more than one package");
-        }
+        print_duplicates(graph, &dependents);
         return Ok(());
     }
     let roots: Vec<PackageId> = match &args.invert {
@@ -358,42 +337,16 @@ pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
         }
     };
     let mut printed = BTreeSet::new();
-    fn walk(
-        id: PackageId,
-        prefix: &str,
-        depth: usize,
-        max: Option<usize>,
-        children: &dyn Fn(PackageId) -> Vec<PackageId>,
-        graph: &PackageGraph,
-        printed: &mut BTreeSet<PackageId>,
-    ) {
-        let kids = children(id);
-        if max.is_some_and(|m| depth >= m) {
-            return;
-        }
-        for (i, k) in kids.iter().enumerate() {
-            let last = i + 1 == kids.len();
-            let seen = !printed.insert(*k);
-            outln!(
-                "{prefix}{}{}{}",
-                if last { "└── " } else { "├── " },
-                label(graph, *k),
-                if seen && !children(*k).is_empty() {
-                    " (*)"
-                } else {
-                    ""
-                }
-            );
-            if !seen {
-                let next = format!("{prefix}{}", if last { "    " } else { "│   " });
-                walk(*k, &next, depth + 1, max, children, graph, printed);
-            }
-        }
-    }
     for r in roots {
         outln!("{}", label(graph, r));
         printed.insert(r);
-        walk(r, "", 0, args.depth, &children, graph, &mut printed);
+        let mut tree = Tree {
+            max: args.depth,
+            children: &children,
+            graph,
+            printed: &mut printed,
+        };
+        tree.walk(r, "", 0);
         // A member's dev-dependencies, under their own heading (as `cargo tree` shows them).
         let dev = &graph.packages[r].dev_deps;
         if args.invert.is_none() && !dev.is_empty() && args.depth.is_none_or(|d| d > 0) {
@@ -406,8 +359,77 @@ pub fn tree(cli: &Cli, args: &TreeArgs) -> Result<(), CliError> {
                     children(id)
                 }
             };
-            walk(r, "", 0, args.depth, &only_dev, graph, &mut printed);
+            tree.children = &only_dev;
+            tree.walk(r, "", 0);
         }
     }
     Ok(())
+}
+
+/// Who depends on each package (normal and dev dependencies), each dependent once.
+fn dependents_of(graph: &PackageGraph) -> BTreeMap<PackageId, Vec<PackageId>> {
+    let mut dependents: BTreeMap<PackageId, Vec<PackageId>> = BTreeMap::new();
+    for p in &graph.packages {
+        for d in p.deps.iter().chain(&p.dev_deps) {
+            let by = dependents.entry(d.package).or_default();
+            if !by.contains(&p.id) {
+                by.push(p.id);
+            }
+        }
+    }
+    dependents
+}
+
+/// `tree --duplicates`: every package required by more than one package, with them.
+fn print_duplicates(graph: &PackageGraph, dependents: &BTreeMap<PackageId, Vec<PackageId>>) {
+    let mut any = false;
+    for (id, by) in dependents {
+        if by.len() > 1 {
+            any = true;
+            let names: Vec<&str> = by
+                .iter()
+                .map(|&b| graph.packages[b].name.as_str())
+                .collect();
+            outln!("{}\n  required by {}", label(graph, *id), names.join(", "));
+        }
+    }
+    if !any {
+        errln!("no package is required by more than one package");
+    }
+}
+
+/// Printing a package tree: each package's children once, later mentions marked `(*)`.
+struct Tree<'a, 'p> {
+    max: Option<usize>,
+    children: &'a dyn Fn(PackageId) -> Vec<PackageId>,
+    graph: &'a PackageGraph,
+    printed: &'p mut BTreeSet<PackageId>,
+}
+
+impl Tree<'_, '_> {
+    /// Print the children of `id` at `depth`, each line after `prefix`.
+    fn walk(&mut self, id: PackageId, prefix: &str, depth: usize) {
+        let kids = (self.children)(id);
+        if self.max.is_some_and(|m| depth >= m) {
+            return;
+        }
+        for (i, k) in kids.iter().enumerate() {
+            let last = i + 1 == kids.len();
+            let seen = !self.printed.insert(*k);
+            outln!(
+                "{prefix}{}{}{}",
+                if last { "└── " } else { "├── " },
+                label(self.graph, *k),
+                if seen && !(self.children)(*k).is_empty() {
+                    " (*)"
+                } else {
+                    ""
+                }
+            );
+            if !seen {
+                let next = format!("{prefix}{}", if last { "    " } else { "│   " });
+                self.walk(*k, &next, depth + 1);
+            }
+        }
+    }
 }
