@@ -260,142 +260,210 @@ pub fn walk(
     store: &Store,
     drvs: &BTreeMap<StorePath, Derivation>,
     order: &[StorePath],
-    known: HashMap<StorePath, BTreeMap<String, StorePath>>,
+    known: Outputs,
     sandbox: &str,
     cfg: &Sharing,
     obs: &dyn Observer,
-) -> Result<HashMap<StorePath, BTreeMap<String, StorePath>>, CopyError> {
-    let mut substituted = HashMap::new();
+) -> Result<Outputs, CopyError> {
     if cfg.substituters.is_empty() {
-        return Ok(substituted);
+        return Ok(HashMap::new());
     }
-    let mut remotes = Remotes {
-        urls: &cfg.substituters,
-        unavailable: &cfg.unavailable,
-        connect: &cfg.connect,
-        open: cfg.substituters.iter().map(|_| None).collect(),
-        disabled: vec![false; cfg.substituters.len()],
+    let mut walk = Walk {
+        store,
+        drvs,
+        cfg,
+        obs,
+        remotes: Remotes {
+            urls: &cfg.substituters,
+            unavailable: &cfg.unavailable,
+            connect: &cfg.connect,
+            open: cfg.substituters.iter().map(|_| None).collect(),
+            disabled: vec![false; cfg.substituters.len()],
+        },
+        known,
+        hits: Vec::new(),
     };
-    let mut known = known;
-    let mut frontier = Frontier::new(drvs, order, &known);
-    let mut hits: Vec<Hit> = Vec::new();
+    let mut frontier = Frontier::new(drvs, order, &walk.known);
     loop {
         let level = frontier.take();
         if level.is_empty() {
             break;
         }
+        let level_drvs: Vec<&StorePath> = level.iter().map(|&i| &order[i]).collect();
+        walk.trace_level(&level_drvs, sandbox)?;
+        frontier.release(&level, order, &walk.known);
+    }
+    let failed = walk.download()?;
+    walk.record(&failed)
+}
+
+/// One substitution walk's state: what is known realised, and the trace hits so far.
+struct Walk<'a> {
+    store: &'a Store,
+    drvs: &'a BTreeMap<StorePath, Derivation>,
+    cfg: &'a Sharing,
+    obs: &'a dyn Observer,
+    remotes: Remotes<'a>,
+    /// Outputs of the derivations realised (here, or by a trace hit).
+    known: Outputs,
+    hits: Vec<Hit>,
+}
+
+impl Walk<'_> {
+    /// Resolve the derivations of one level and look their trace keys up: in the store,
+    /// then in one batched query per substituter, in order.
+    fn trace_level(&mut self, level: &[&StorePath], sandbox: &str) -> Result<(), CopyError> {
         let mut want: Vec<(&StorePath, ContentHash)> = Vec::new();
-        for d in level.iter().map(|&i| &order[i]) {
-            let resolved = drvs[d].resolve(|i, o| known.get(i).and_then(|m| m.get(o)).cloned());
+        for &d in level {
+            let known = &self.known;
+            let resolved =
+                self.drvs[d].resolve(|i, o| known.get(i).and_then(|m| m.get(o)).cloned());
             let Some(key) = resolved.ok().and_then(|r| r.trace_key(sandbox).ok()) else {
                 continue;
             };
-            match store.trace_lookup(&key) {
+            match self.store.trace_lookup(&key) {
                 Some(e) => {
-                    known.insert(d.clone(), e.outputs);
+                    self.known.insert(d.clone(), e.outputs);
                 }
                 None => want.push((d, key)),
             }
         }
-        for i in 0..cfg.substituters.len() {
+        for i in 0..self.cfg.substituters.len() {
             if want.is_empty() {
                 break;
             }
-            let Some(remote) = remotes.get(i, obs) else {
-                continue;
-            };
-            let keys: Vec<ContentHash> = want.iter().map(|(_, k)| *k).collect();
-            let fetched = match fetch_traces(remote.source(), &keys, &cfg.trust) {
-                Ok(e) => e,
-                Err(e @ (CopyError::Unreachable { .. } | CopyError::Transport { .. })) => {
-                    remotes.fail(i, &e, obs);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if fetched.ignored > 0 {
-                obs.warn(&format!(
-                    "{} build-trace entr{} from `{}` {} not used ({}; add the signer's key to \
-                     `trusted-public-keys`, or pass --no-require-sigs); {} built here unless \
-                     another substituter has {}",
-                    fetched.ignored,
-                    if fetched.ignored == 1 { "y" } else { "ies" },
-                    cfg.substituters[i],
-                    if fetched.ignored == 1 { "was" } else { "were" },
-                    fetched.why,
-                    if fetched.ignored == 1 {
-                        "that step is"
-                    } else {
-                        "those steps are"
-                    },
-                    if fetched.ignored == 1 { "it" } else { "them" },
-                ));
-            }
-            let entries = fetched.trusted;
-            want.retain(|(d, key)| match entries.get(key) {
-                Some(entry) => {
-                    known.insert((*d).clone(), entry.outputs.clone());
-                    hits.push(Hit {
-                        drv: (*d).clone(),
-                        key: *key,
-                        entry: entry.clone(),
-                        from: i,
-                    });
-                    false
-                }
-                None => true,
-            });
+            self.ask(i, &mut want)?;
         }
-        frontier.release(&level, order, &known);
+        Ok(())
     }
-    // Downloads, one verified transfer per substituter.
-    let mut failed: BTreeSet<usize> = BTreeSet::new();
-    for i in 0..cfg.substituters.len() {
-        let outs: Vec<StorePath> = hits
-            .iter()
-            .filter(|h| h.from == i)
-            .flat_map(|h| h.entry.outputs.values().cloned())
-            .collect();
-        if outs.is_empty() {
-            continue;
-        }
-        let Some(remote) = remotes.get(i, obs) else {
-            failed.insert(i);
-            continue;
+
+    /// Ask substituter `i` for the trace entries of `want`; what it has (trusted) leaves
+    /// `want` and becomes a hit.
+    fn ask(
+        &mut self,
+        i: usize,
+        want: &mut Vec<(&StorePath, ContentHash)>,
+    ) -> Result<(), CopyError> {
+        let Some(remote) = self.remotes.get(i, self.obs) else {
+            return Ok(());
         };
-        let source = remote.source();
-        let got = remote_closure(store, source, &outs)
-            .and_then(|infos| receive(store, source, infos, &cfg.trust, cfg.jobs.max(1)));
-        match got {
-            Ok(_) => {}
-            // A cache whose trace names outputs it does not hold is broken, not
-            // hostile: skip it like an unreachable one.
-            Err(e) if e.is_unavailable_source() => {
-                remotes.fail(i, &e, obs);
-                failed.insert(i);
+        let keys: Vec<ContentHash> = want.iter().map(|(_, k)| *k).collect();
+        let fetched = match fetch_traces(remote.source(), &keys, &self.cfg.trust) {
+            Ok(e) => e,
+            Err(e @ (CopyError::Unreachable { .. } | CopyError::Transport { .. })) => {
+                self.remotes.fail(i, &e, self.obs);
+                return Ok(());
             }
             Err(e) => return Err(e),
+        };
+        if fetched.ignored > 0 {
+            self.obs.warn(&ignored_warning(
+                fetched.ignored,
+                &self.cfg.substituters[i],
+                &fetched.why,
+            ));
         }
-    }
-    // Record (in parallel: every entry is a file of its own), then report in
-    // topological order.
-    hits.retain(|h| {
-        !failed.contains(&h.from) && h.entry.outputs.values().all(|p| store.is_valid(p))
-    });
-    hits.par_iter().try_for_each(|h| {
-        store.trace_record(&h.entry)?;
-        store.record_drv_outputs(&h.drv, &h.key, &h.entry.outputs)
-    })?;
-    for h in hits {
-        obs.substituted(&Substituted {
-            drv: &h.drv,
-            name: &drvs[&h.drv].name,
-            outputs: &h.entry.outputs,
-            from: &cfg.substituters[h.from],
+        let entries = fetched.trusted;
+        want.retain(|(d, key)| match entries.get(key) {
+            Some(entry) => {
+                self.known.insert((*d).clone(), entry.outputs.clone());
+                self.hits.push(Hit {
+                    drv: (*d).clone(),
+                    key: *key,
+                    entry: entry.clone(),
+                    from: i,
+                });
+                false
+            }
+            None => true,
         });
-        substituted.insert(h.drv, h.entry.outputs);
+        Ok(())
     }
-    Ok(substituted)
+
+    /// Download every hit's outputs, one verified transfer per substituter. Returns the
+    /// substituters that failed (skipped like unreachable ones).
+    fn download(&mut self) -> Result<BTreeSet<usize>, CopyError> {
+        let mut failed: BTreeSet<usize> = BTreeSet::new();
+        for i in 0..self.cfg.substituters.len() {
+            let outs: Vec<StorePath> = self
+                .hits
+                .iter()
+                .filter(|h| h.from == i)
+                .flat_map(|h| h.entry.outputs.values().cloned())
+                .collect();
+            if outs.is_empty() {
+                continue;
+            }
+            let Some(remote) = self.remotes.get(i, self.obs) else {
+                failed.insert(i);
+                continue;
+            };
+            let source = remote.source();
+            let got = remote_closure(self.store, source, &outs).and_then(|infos| {
+                receive(
+                    self.store,
+                    source,
+                    infos,
+                    &self.cfg.trust,
+                    self.cfg.jobs.max(1),
+                )
+            });
+            match got {
+                Ok(_) => {}
+                // A cache whose trace names outputs it does not hold is broken, not
+                // hostile: skip it like an unreachable one.
+                Err(e) if e.is_unavailable_source() => {
+                    self.remotes.fail(i, &e, self.obs);
+                    failed.insert(i);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Record the hits whose outputs arrived (in parallel: every entry is a file of its
+    /// own), then report them in topological order; their outputs by derivation.
+    fn record(self, failed: &BTreeSet<usize>) -> Result<Outputs, CopyError> {
+        let store = self.store;
+        let mut hits = self.hits;
+        hits.retain(|h| {
+            !failed.contains(&h.from) && h.entry.outputs.values().all(|p| store.is_valid(p))
+        });
+        hits.par_iter().try_for_each(|h| {
+            store.trace_record(&h.entry)?;
+            store.record_drv_outputs(&h.drv, &h.key, &h.entry.outputs)
+        })?;
+        let mut substituted = HashMap::new();
+        for h in hits {
+            self.obs.substituted(&Substituted {
+                drv: &h.drv,
+                name: &self.drvs[&h.drv].name,
+                outputs: &h.entry.outputs,
+                from: &self.cfg.substituters[h.from],
+            });
+            substituted.insert(h.drv, h.entry.outputs);
+        }
+        Ok(substituted)
+    }
+}
+
+/// The warning for `n` trace entries from `url` not used (`why`: untrusted).
+fn ignored_warning(n: usize, url: &str, why: &str) -> String {
+    let one = n == 1;
+    format!(
+        "{n} build-trace entr{} from `{url}` {} not used ({why}; add the signer's key to \
+         `trusted-public-keys`, or pass --no-require-sigs); {} built here unless \
+         another substituter has {}",
+        if one { "y" } else { "ies" },
+        if one { "was" } else { "were" },
+        if one {
+            "that step is"
+        } else {
+            "those steps are"
+        },
+        if one { "it" } else { "them" },
+    )
 }
 
 #[cfg(test)]
