@@ -204,62 +204,64 @@ pub fn unpack<R: Read>(input: R, dest: &Path, max_size: u64) -> Result<Unpacked,
     dec.window_log_max(crate::limits::ZSTD_WINDOW_LOG_MAX)
         .map_err(|e| ArchiveError::Corrupt(e.to_string()))?;
     let mut ar = tar::Archive::new(dec);
-    let corrupt = |e: std::io::Error| ArchiveError::Corrupt(e.to_string());
-    let mut made: HashMap<PathBuf, Made> = HashMap::new();
-    let mut links: Vec<PathBuf> = Vec::new();
-    let mut size = 0u64;
+    let mut tree = Unpacking {
+        dest,
+        max_size,
+        made: HashMap::new(),
+        links: Vec::new(),
+        size: 0,
+    };
     for entry in ar.entries().map_err(corrupt)? {
-        let mut e = entry.map_err(corrupt)?;
+        tree.member(&mut entry.map_err(corrupt)?)?;
+    }
+    if !tree.made.contains_key(Path::new(ROOT)) {
+        return Err(ArchiveError::Corrupt(format!("it has no `{ROOT}` member")));
+    }
+    // Each link's own target stayed inside; now that the whole tree exists, resolve every
+    // link through the others too (a chain of inside-looking links can still escape).
+    for rel in &tree.links {
+        let inside = rel.strip_prefix(ROOT).unwrap_or(rel);
+        crate::symlinks::check_link_stays_inside(dest, inside)
+            .map_err(|p| hostile(&rel.display().to_string(), p.to_string()))?;
+    }
+    // The tar end marker was read; the compressed stream must end cleanly too.
+    only_zeros_left(ar.into_inner())?;
+    Ok(Unpacked {
+        root: dest.to_path_buf(),
+        size: tree.size,
+    })
+}
+
+fn corrupt(e: std::io::Error) -> ArchiveError {
+    ArchiveError::Corrupt(e.to_string())
+}
+
+/// What an archive has written so far under `dest`.
+struct Unpacking<'a> {
+    dest: &'a Path,
+    /// The most the regular files may add up to.
+    max_size: u64,
+    made: HashMap<PathBuf, Made>,
+    links: Vec<PathBuf>,
+    /// Bytes of regular files so far.
+    size: u64,
+}
+
+impl Unpacking<'_> {
+    /// Check one member and write it; anything hostile is refused before it is written.
+    fn member<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<(), ArchiveError> {
         let name_bytes = e.path_bytes().into_owned();
         let rel = member_path(&name_bytes)?;
         let member = rel.display().to_string();
-        if made.contains_key(&rel) {
-            return Err(hostile(&member, "appears twice"));
-        }
-        match rel.parent() {
-            Some(p) if p.as_os_str().is_empty() => {}
-            Some(p) if made.get(p) == Some(&Made::Dir) => {}
-            _ => return Err(hostile(
-                &member,
-                "comes before (or without) its parent directory, or its parent is not a directory",
-            )),
-        }
-        let at = match rel.strip_prefix(ROOT) {
-            Ok(sub) if sub.as_os_str().is_empty() => dest.to_path_buf(),
-            Ok(sub) => dest.join(sub),
-            Err(_) => return Err(hostile(&member, "is outside the archive's root")),
-        };
-        let kind = e.header().entry_type();
-        match kind {
+        let at = self.place(&rel, &member)?;
+        let made = match e.header().entry_type() {
             tar::EntryType::Directory => {
                 std::fs::create_dir(&at).map_err(|er| io("creating", &at, er))?;
-                made.insert(rel, Made::Dir);
+                Made::Dir
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let len = e.size();
-                size = size.saturating_add(len);
-                if size > max_size {
-                    return Err(hostile(
-                        &member,
-                        format!(
-                            "makes the contents larger than the {max_size} bytes the metadata announces"
-                        ),
-                    ));
-                }
-                let exec = e.header().mode().map_err(corrupt)? & 0o111 != 0;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(if exec { 0o755 } else { 0o644 })
-                    .open(&at)
-                    .map_err(|er| io("creating", &at, er))?;
-                let n = std::io::copy(&mut (&mut e).take(len), &mut f).map_err(corrupt)?;
-                if n != len {
-                    return Err(ArchiveError::Corrupt(format!(
-                        "member `{member}` ends after {n} of {len} bytes"
-                    )));
-                }
-                made.insert(rel, Made::Other);
+                self.file(e, &at, &member)?;
+                Made::Other
             }
             tar::EntryType::Symlink => {
                 let target = e
@@ -269,38 +271,86 @@ pub fn unpack<R: Read>(input: R, dest: &Path, max_size: u64) -> Result<Unpacked,
                 check_link(&member, &rel, &target)?;
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &at)
                     .map_err(|er| io("linking", &at, er))?;
-                links.push(rel.clone());
-                made.insert(rel, Made::Other);
+                self.links.push(rel.clone());
+                Made::Other
             }
-            tar::EntryType::Link => return Err(hostile(&member, "is a hard link")),
-            tar::EntryType::Char | tar::EntryType::Block => {
-                return Err(hostile(&member, "is a device node"))
-            }
-            tar::EntryType::Fifo => return Err(hostile(&member, "is a FIFO")),
-            other => {
-                return Err(hostile(
-                    &member,
-                    format!("has the unsupported member type {other:?}"),
-                ))
-            }
+            other => return Err(refused_kind(&member, other)),
+        };
+        self.made.insert(rel, made);
+        Ok(())
+    }
+
+    /// Where member `rel` goes: new, after its parent directory, inside the root.
+    fn place(&self, rel: &Path, member: &str) -> Result<PathBuf, ArchiveError> {
+        if self.made.contains_key(rel) {
+            return Err(hostile(member, "appears twice"));
+        }
+        match rel.parent() {
+            Some(p) if p.as_os_str().is_empty() => {}
+            Some(p) if self.made.get(p) == Some(&Made::Dir) => {}
+            _ => return Err(hostile(
+                member,
+                "comes before (or without) its parent directory, or its parent is not a directory",
+            )),
+        }
+        match rel.strip_prefix(ROOT) {
+            Ok(sub) if sub.as_os_str().is_empty() => Ok(self.dest.to_path_buf()),
+            Ok(sub) => Ok(self.dest.join(sub)),
+            Err(_) => Err(hostile(member, "is outside the archive's root")),
         }
     }
-    if !made.contains_key(Path::new(ROOT)) {
-        return Err(ArchiveError::Corrupt(format!("it has no `{ROOT}` member")));
+
+    /// Write a regular file member at `at`, within the size the metadata announced.
+    fn file<R: Read>(
+        &mut self,
+        e: &mut tar::Entry<'_, R>,
+        at: &Path,
+        member: &str,
+    ) -> Result<(), ArchiveError> {
+        let len = e.size();
+        self.size = self.size.saturating_add(len);
+        if self.size > self.max_size {
+            return Err(hostile(
+                member,
+                format!(
+                    "makes the contents larger than the {} bytes the metadata announces",
+                    self.max_size
+                ),
+            ));
+        }
+        let exec = e.header().mode().map_err(corrupt)? & 0o111 != 0;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if exec { 0o755 } else { 0o644 })
+            .open(at)
+            .map_err(|er| io("creating", at, er))?;
+        let n = std::io::copy(&mut e.take(len), &mut f).map_err(corrupt)?;
+        if n != len {
+            return Err(ArchiveError::Corrupt(format!(
+                "member `{member}` ends after {n} of {len} bytes"
+            )));
+        }
+        Ok(())
     }
-    // Each link's own target stayed inside; now that the whole tree exists, resolve every
-    // link through the others too (a chain of inside-looking links can still escape).
-    for rel in &links {
-        let inside = rel.strip_prefix(ROOT).unwrap_or(rel);
-        crate::symlinks::check_link_stays_inside(dest, inside)
-            .map_err(|p| hostile(&rel.display().to_string(), p.to_string()))?;
+}
+
+/// Why a member of this type is never unpacked.
+fn refused_kind(member: &str, kind: tar::EntryType) -> ArchiveError {
+    match kind {
+        tar::EntryType::Link => hostile(member, "is a hard link"),
+        tar::EntryType::Char | tar::EntryType::Block => hostile(member, "is a device node"),
+        tar::EntryType::Fifo => hostile(member, "is a FIFO"),
+        other => hostile(member, format!("has the unsupported member type {other:?}")),
     }
-    // The tar end marker was read; the compressed stream must end cleanly too.
-    let mut rest = ar.into_inner();
+}
+
+/// After the tar end marker, only zero padding may follow in the compressed stream.
+fn only_zeros_left(mut rest: impl Read) -> Result<(), ArchiveError> {
     let mut buf = [0u8; 8192];
     loop {
         match rest.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(()),
             Ok(n) if buf[..n].iter().all(|&b| b == 0) => {}
             Ok(_) => {
                 return Err(ArchiveError::Corrupt(
@@ -310,10 +360,6 @@ pub fn unpack<R: Read>(input: R, dest: &Path, max_size: u64) -> Result<Unpacked,
             Err(e) => return Err(corrupt(e)),
         }
     }
-    Ok(Unpacked {
-        root: dest.to_path_buf(),
-        size,
-    })
 }
 
 #[cfg(test)]
