@@ -236,102 +236,34 @@ pub fn serve(
     output: &mut dyn Write,
     trust: Option<&Trust>,
 ) -> std::io::Result<()> {
-    let Some(hello) = read_msg(input)? else {
+    if !handshake(input, output)? {
         return Ok(());
-    };
-    if hello["op"] != "hello" || hello["protocol"].as_u64() != Some(PROTOCOL) {
-        write_msg(
-            output,
-            &json!({"error": format!("unsupported protocol (this server speaks {PROTOCOL}): {hello}")}),
-        )?;
-        return output.flush();
     }
-    write_msg(
-        output,
-        &json!({"protocol": PROTOCOL, "store_format": crate::layout::FORMAT}),
-    )?;
-    output.flush()?;
     let _gc = store
         .gc_guard()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     while let Some(msg) = read_msg(input)? {
-        let op = msg["op"].as_str().unwrap_or_default().to_string();
-        let reply = match op.as_str() {
+        let reply = match msg["op"].as_str().unwrap_or_default() {
             "bye" => return Ok(()),
             "missing" => field::<Vec<StorePath>>(&msg, "paths").map(|ps| {
                 let missing: Vec<&StorePath> = ps.iter().filter(|p| !store.is_valid(p)).collect();
                 json!({ "missing": missing })
             }),
-            "infos" => field::<Vec<StorePath>>(&msg, "paths").and_then(|ps| {
-                let infos: Result<Vec<NarInfo>, CopyError> = ps
-                    .iter()
-                    .filter(|p| store.is_valid(p))
-                    .map(|p| nar_info(store, p))
-                    .collect();
-                infos
-                    .map(|i| json!({ "infos": i }))
-                    .map_err(|e| e.to_string())
-            }),
+            "infos" => field::<Vec<StorePath>>(&msg, "paths").and_then(|ps| infos(store, &ps)),
             "traces" => field::<Vec<ContentHash>>(&msg, "keys").map(|ks| {
                 let t: Vec<TraceEntry> = ks.iter().filter_map(|k| store.trace_lookup(k)).collect();
                 json!({ "traces": t })
             }),
             "get" => match field::<Vec<StorePath>>(&msg, "paths") {
                 Ok(ps) => {
-                    for p in ps {
-                        match store.is_valid(&p).then(|| pack_to_temp(store, &p)) {
-                            Some(Ok((tmp, a))) => {
-                                let r = write_msg(output, &json!({"path": p, "file_hash": a.file_hash, "file_size": a.file_size}))
-                                        .and_then(|_| write_archive(output, &tmp));
-                                let _ = std::fs::remove_file(&tmp);
-                                r?;
-                            }
-                            Some(Err(e)) => write_msg(output, &json!({"error": e.to_string()}))?,
-                            None => write_msg(
-                                output,
-                                &json!({"error": format!("`{p}` is not valid here"), "missing": p}),
-                            )?,
-                        }
-                    }
-                    output.flush()?;
+                    send_archives(store, &ps, output)?;
                     continue;
                 }
                 Err(e) => Err(e),
             },
-            "add" => {
-                let info = field::<NarInfo>(&msg, "info");
-                let mut frames = FrameReader::new(input);
-                let r = match info {
-                    Ok(info) => {
-                        let checked = match trust {
-                            Some(t) => t.check_path("client", &info),
-                            None => Ok(()),
-                        };
-                        checked
-                            .and_then(|_| receive_one(store, "client", &info, &mut frames))
-                            .map(|_| json!({ "ok": info.path }))
-                            .map_err(|e| e.to_string())
-                    }
-                    Err(e) => Err(e),
-                };
-                frames.drain()?;
-                r
-            }
-            "add_traces" => field::<Vec<TraceEntry>>(&msg, "entries").and_then(|es| {
-                for e in &es {
-                    if let Some(t) = trust {
-                        t.check_trace("client", e).map_err(|e| e.to_string())?;
-                    }
-                    if let Some(p) = e.outputs.values().find(|p| !store.is_valid(p)) {
-                        return Err(format!(
-                            "the trace entry of {} names `{p}`, which is not here",
-                            e.drv
-                        ));
-                    }
-                    store.trace_record(e).map_err(|e| e.to_string())?;
-                }
-                Ok(json!({ "ok": es.len() }))
-            }),
+            "add" => add(store, &msg, input, trust)?,
+            "add_traces" => field::<Vec<TraceEntry>>(&msg, "entries")
+                .and_then(|es| add_traces(store, &es, trust)),
             other => Err(format!("unknown request `{other}`")),
         };
         let v = reply.unwrap_or_else(|e| json!({ "error": e }));
@@ -339,4 +271,109 @@ pub fn serve(
         output.flush()?;
     }
     Ok(())
+}
+
+/// Answer the client's `hello`; false (after saying why) when it speaks another
+/// protocol, or hung up first.
+fn handshake(input: &mut dyn Read, output: &mut dyn Write) -> std::io::Result<bool> {
+    let Some(hello) = read_msg(input)? else {
+        return Ok(false);
+    };
+    if hello["op"] != "hello" || hello["protocol"].as_u64() != Some(PROTOCOL) {
+        write_msg(
+            output,
+            &json!({"error": format!("unsupported protocol (this server speaks {PROTOCOL}): {hello}")}),
+        )?;
+        output.flush()?;
+        return Ok(false);
+    }
+    write_msg(
+        output,
+        &json!({"protocol": PROTOCOL, "store_format": crate::layout::FORMAT}),
+    )?;
+    output.flush()?;
+    Ok(true)
+}
+
+/// `infos`: the metadata of those of `paths` that are valid here.
+fn infos(store: &Store, paths: &[StorePath]) -> Result<Value, String> {
+    let infos: Result<Vec<NarInfo>, CopyError> = paths
+        .iter()
+        .filter(|p| store.is_valid(p))
+        .map(|p| nar_info(store, p))
+        .collect();
+    infos
+        .map(|i| json!({ "infos": i }))
+        .map_err(|e| e.to_string())
+}
+
+/// `get`: one header and archive per path (or an error message for one that cannot be
+/// sent), then a flush.
+fn send_archives(
+    store: &Store,
+    paths: &[StorePath],
+    output: &mut dyn Write,
+) -> std::io::Result<()> {
+    for p in paths {
+        match store.is_valid(p).then(|| pack_to_temp(store, p)) {
+            Some(Ok((tmp, a))) => {
+                let r = write_msg(
+                    output,
+                    &json!({"path": p, "file_hash": a.file_hash, "file_size": a.file_size}),
+                )
+                .and_then(|_| write_archive(output, &tmp));
+                let _ = std::fs::remove_file(&tmp);
+                r?;
+            }
+            Some(Err(e)) => write_msg(output, &json!({"error": e.to_string()}))?,
+            None => write_msg(
+                output,
+                &json!({"error": format!("`{p}` is not valid here"), "missing": p}),
+            )?,
+        }
+    }
+    output.flush()
+}
+
+/// `add`: receive one path's archive (its frames are always read to the end, so the
+/// stream stays in step even when the path is refused).
+fn add(
+    store: &Store,
+    msg: &Value,
+    input: &mut dyn Read,
+    trust: Option<&Trust>,
+) -> std::io::Result<Result<Value, String>> {
+    let info = field::<NarInfo>(msg, "info");
+    let mut frames = FrameReader::new(input);
+    let r = info.and_then(|info| {
+        trust
+            .map_or(Ok(()), |t| t.check_path("client", &info))
+            .and_then(|_| receive_one(store, "client", &info, &mut frames))
+            .map(|_| json!({ "ok": info.path }))
+            .map_err(|e| e.to_string())
+    });
+    frames.drain()?;
+    Ok(r)
+}
+
+/// `add_traces`: record trace entries whose outputs are all here (and trusted, when
+/// trust is required).
+fn add_traces(
+    store: &Store,
+    entries: &[TraceEntry],
+    trust: Option<&Trust>,
+) -> Result<Value, String> {
+    for e in entries {
+        if let Some(t) = trust {
+            t.check_trace("client", e).map_err(|e| e.to_string())?;
+        }
+        if let Some(p) = e.outputs.values().find(|p| !store.is_valid(p)) {
+            return Err(format!(
+                "the trace entry of {} names `{p}`, which is not here",
+                e.drv
+            ));
+        }
+        store.trace_record(e).map_err(|e| e.to_string())?;
+    }
+    Ok(json!({ "ok": entries.len() }))
 }
