@@ -170,6 +170,13 @@ impl Evaluation {
 
 /// Evaluate the package or workspace in `dir`. Git dependencies are resolved through
 /// `fetcher` (an error without one).
+///
+/// The phases, in order: load the package graph (manifests, dependencies); **plan**
+/// (sources, targets, flags and the scan plan of every package, beside the toolchain
+/// check); **identify** the toolchain (probing it on an empty cache, with a likely
+/// prescan meanwhile); **scan** every unit (cached by content, the standard library's
+/// modules too); build the module **graph**. Derivations are emitted later, on demand
+/// ([`Evaluation::derived`]).
 pub fn evaluate(
     dir: &Path,
     opts: &EvalOptions,
@@ -182,20 +189,14 @@ pub fn evaluate(
             select: opts.select.clone(),
         },
     )?;
-    let request = toolchain_request(&packages);
-    let (lookup, files, prepared) = prepare(&packages, &request, opts);
-    let lookup = lookup?;
-    let prepared: Vec<Prepared> = prepared.into_iter().collect::<Result<_, _>>()?;
-    let targets: Vec<PackageTargets> = prepared.iter().map(|p| p.targets.clone()).collect();
-    let mut settings = Settings::new(&packages, &targets, opts.profile, request.stdlib, &files)?;
-    let mut all_sources: Vec<PackageSources> = Vec::with_capacity(prepared.len());
-    let mut plans: Vec<ScanPlan> = Vec::with_capacity(prepared.len());
-    for (pkg, prepared) in packages.packages.iter().zip(prepared) {
-        let (sources, plan) = scan_plan(&packages, &targets, &mut settings, pkg, prepared, &files)?;
-        all_sources.push(sources);
-        plans.push(plan);
-    }
-
+    let Planned {
+        lookup,
+        files,
+        targets,
+        mut settings,
+        sources,
+        plans,
+    } = plan(&packages, opts)?;
     // The toolchain's identity keys the scan cache. On an empty cache it takes a few
     // hundred milliseconds to probe and hash, and so does the scan: run the scanner with
     // the tools identification will most likely find, meanwhile (its results are used
@@ -204,41 +205,22 @@ pub fn evaluate(
     let (toolchain, prescans) = identify(lookup, &packages, &plans, opts)?;
     check_package_toolchains(&packages, &toolchain)?;
     settings.find_library_files(&toolchain, &files)?;
-
-    let scopes = header_scopes(&packages, &settings);
-    let mut scanned = scan_all(
-        &packages, plans, &toolchain, &scopes, &files, &prescans, opts,
+    let scanned = scan_phase(
+        &packages, plans, &toolchain, &settings, &files, &prescans, opts,
     )?;
-    let std_scan = std_units::add(
-        &toolchain,
-        &settings,
-        &packages,
-        &files,
-        opts.cache_dir.as_deref(),
-        &mut scanned.raw,
-    )?;
-    let Collected {
-        raw,
-        pchs,
-        mut stats,
-        scan_keys,
-        warnings: scan_warnings,
-    } = scanned;
-    stats.scanned.extend(std_scan);
-    stats.scanned.sort();
-
     let graph = ModuleGraph::build(
         &GraphInput {
             packages: &packages,
             targets: &targets,
         },
-        raw,
+        scanned.raw,
     )?;
     files.save();
     let mut warnings = packages.warnings.clone();
     warnings.extend(graph.warnings.iter().cloned());
     warnings.extend(
-        scan_warnings
+        scanned
+            .warnings
             .into_iter()
             .map(|w| EvalError::new(ErrorKind::Integrity, w)),
     );
@@ -248,15 +230,78 @@ pub fn evaluate(
         graph,
         targets,
         settings,
-        sources: all_sources,
-        pchs,
+        sources,
+        pchs: scanned.pchs,
         profile: opts.profile,
         warnings,
-        stats,
-        scan_keys,
+        stats: scanned.stats,
+        scan_keys: scanned.scan_keys,
         cache_dir: opts.cache_dir.clone(),
         derived: OnceLock::new(),
     })
+}
+
+/// What the planning phase found: the toolchain check's result, the file-hash cache,
+/// and every package's targets, flags, sources and scan plan.
+struct Planned {
+    lookup: Lookup,
+    files: FileCache,
+    targets: Vec<PackageTargets>,
+    settings: Settings,
+    sources: Vec<PackageSources>,
+    plans: Vec<ScanPlan>,
+}
+
+/// The planning phase: sources and targets (beside the toolchain check), the settings,
+/// and a scan plan per package.
+fn plan(packages: &PackageGraph, opts: &EvalOptions) -> Result<Planned, EvalError> {
+    let request = toolchain_request(packages);
+    let (lookup, files, prepared) = prepare(packages, &request, opts);
+    let lookup = lookup?;
+    let prepared: Vec<Prepared> = prepared.into_iter().collect::<Result<_, _>>()?;
+    let targets: Vec<PackageTargets> = prepared.iter().map(|p| p.targets.clone()).collect();
+    let mut settings = Settings::new(packages, &targets, opts.profile, request.stdlib, &files)?;
+    let mut sources: Vec<PackageSources> = Vec::with_capacity(prepared.len());
+    let mut plans: Vec<ScanPlan> = Vec::with_capacity(prepared.len());
+    for (pkg, prepared) in packages.packages.iter().zip(prepared) {
+        let (pkg_sources, plan) =
+            scan_plan(packages, &targets, &mut settings, pkg, prepared, &files)?;
+        sources.push(pkg_sources);
+        plans.push(plan);
+    }
+    Ok(Planned {
+        lookup,
+        files,
+        targets,
+        settings,
+        sources,
+        plans,
+    })
+}
+
+/// The scanning phase: every package's units, then the standard library's modules.
+fn scan_phase(
+    packages: &PackageGraph,
+    plans: Vec<ScanPlan>,
+    toolchain: &ToolchainInfo,
+    settings: &Settings,
+    files: &FileCache,
+    prescans: &[Option<Prescan>],
+    opts: &EvalOptions,
+) -> Result<Collected, EvalError> {
+    let scopes = header_scopes(packages, settings);
+    let mut scanned = scan_all(packages, plans, toolchain, &scopes, files, prescans, opts)?;
+    let std_scan = std_units::add(
+        toolchain,
+        settings,
+        packages,
+        files,
+        opts.cache_dir.as_deref(),
+        &mut scanned.raw,
+    )?;
+    scanned.stats.scanned.extend(std_scan);
+    scanned.stats.scanned.sort();
+    Ok(scanned)
 }
 
 /// The packages' sources, targets and unit hashes, with the toolchain check beside them.
