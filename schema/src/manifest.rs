@@ -547,7 +547,8 @@ impl Serialize for OptLevel {
 /// A dependency. Exactly one source (`path`, `git` or `system`) must be given — or
 /// `workspace = true` to inherit the workspace's entry of the same name; with `git`, at
 /// most one of `tag`, `rev`, `branch` and `version`. `system` names a pkg-config package
-/// of the host (`zlib`), optionally with a `version` requirement. The evaluator checks these rules so it can point at the
+/// of the host (`zlib`), optionally with a `version` requirement. The evaluator checks
+/// these rules so it can point at the
 /// offending line.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -567,7 +568,8 @@ pub struct DependencySpec {
     /// With `git`: the branch whose tip to check out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
-    /// A semver requirement: with `git`, the highest matching tag; with `system`, on the pkg-config version.
+    /// A semver requirement: with `git`, the highest matching tag; with `system`, on the
+    /// pkg-config version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<SemverReq>,
     /// `true`: inherit the workspace's `[workspace.dependencies]` entry of the same name.

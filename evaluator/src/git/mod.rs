@@ -72,7 +72,8 @@ pub enum GitError {
     /// The tree has a submodule, at this path.
     #[error("the repository contains a submodule at `{0}`, which cmod does not support")]
     Submodule(String),
-    /// The tree has an entry (at this path) whose name could escape the checkout: `..`, `.git`, a `/` or a NUL.
+    /// The tree has an entry (at this path) whose name could escape the checkout: `..`,
+    /// `.git`, a `/` or a NUL.
     #[error("the repository has an unsafe entry name `{0}`")]
     UnsafeName(String),
     /// A file-system operation on the cache or the checkout failed.
