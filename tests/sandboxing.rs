@@ -2,6 +2,10 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
 use common::{failure, Sandbox};
 use serde_json::Value;
 
@@ -289,4 +293,117 @@ fn no_silent_fallback_without_user_namespaces() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A seccomp filter (classic BPF) that fails the three Landlock system calls with
+/// `ENOSYS`, as a kernel built without Landlock does, and allows every other call.
+/// 444–446 are their numbers on every architecture.
+fn no_landlock_filter() -> [libc::sock_filter; 6] {
+    let op = |code: u32| code as u16;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: op(code),
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |nr: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K),
+        jt,
+        jf,
+        k: nr,
+    };
+    [
+        // The system call number (`seccomp_data.nr`, at offset 0).
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        jeq(444, 2, 0), // landlock_create_ruleset
+        jeq(445, 1, 0), // landlock_add_rule
+        jeq(446, 0, 1), // landlock_restrict_self
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        ),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+/// Run `cmod --store <store> <args>` in `dir` as on a kernel without Landlock: the
+/// filter is installed before cmod starts and is inherited by everything it starts.
+fn cmod_without_landlock(s: &Sandbox, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cmod"));
+    cmd.arg("--store")
+        .arg(s.store())
+        .args(args)
+        .current_dir(dir);
+    let install = || {
+        let mut filter = no_landlock_filter();
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_mut_ptr(),
+        };
+        // SAFETY: `prctl` with integer arguments and a pointer to `prog`, which lives on
+        // this stack for the call (the kernel copies the filter).
+        let ok = unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                && libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) == 0
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: `install` runs in the forked child before exec and only builds an array on
+    // its stack and makes two `prctl` calls: no allocation, no locks.
+    unsafe { cmd.pre_exec(install) };
+    cmd.output().expect("run cmod")
+}
+
+/// On a kernel without Landlock the full sandbox still builds, with its namespaces only,
+/// and says so once with what to enable; the Landlock-only mode is refused (exit 2) rather
+/// than run unconfined; `--sandbox off` has no Landlock to miss and warns of nothing.
+#[test]
+fn without_landlock_full_warns_landlock_refuses_and_off_is_quiet() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let out = cmod_without_landlock(&s, &dir, &["realise", "--no-link"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("warning: this kernel has no Landlock").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("namespaces only"), "{err}");
+    assert!(
+        err.contains("CONFIG_SECURITY_LANDLOCK"),
+        "the remedy: {err}"
+    );
+    let finished: Vec<&str> = err.lines().filter(|l| l.contains("Finished")).collect();
+    assert_eq!(finished.len(), 1, "{err}");
+    assert!(
+        finished[0].ends_with("; sandbox full, no Landlock"),
+        "{err}"
+    );
+
+    let out = cmod_without_landlock(&s, &dir, &["realise", "--no-link", "--sandbox", "landlock"]);
+    let (code, err) = failure(&out);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the `landlock` sandbox cannot be set up"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("warning: this kernel has no Landlock"),
+        "{err}"
+    );
+
+    let out = cmod_without_landlock(&s, &dir, &["realise", "--no-link", "--sandbox", "off"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Finished"), "it built: {err}");
+    assert!(!err.contains("no Landlock"), "{err}");
 }

@@ -429,6 +429,46 @@ fn a_copy_killed_part_way_leaves_nothing_partial_and_completes_when_retried() {
     );
 }
 
+/// The line `cmod` prints on stderr once a lock acquisition has blocked for a second.
+const BLOCKING: &str = "Blocking waiting for file lock on";
+
+/// Send `sig` to the child process `child`.
+fn signal(child: &std::process::Child, sig: libc::c_int) {
+    // SAFETY: `kill` on the pid of a child this test spawned and has not reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+}
+
+/// Spawn `cmod gc` on the sandbox's store and wait until it says it is blocked on a lock
+/// (`Ok` with that line; gc is then still waiting) or its stderr ends without saying so
+/// (`Err` with what it printed: it ran to the end without waiting).
+fn gc_until_blocked(s: &Sandbox, dir: &Path) -> (std::process::Child, Result<String, String>) {
+    let mut gc = Command::new(env!("CARGO_BIN_EXE_cmod"))
+        .arg("--store")
+        .arg(s.store())
+        .arg("gc")
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(gc.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Drains gc's stderr to the end, so gc never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for l in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(l) if l.contains(BLOCKING) => return (gc, Ok(l)),
+            Ok(l) => seen.push(l),
+            Err(_) => return (gc, Err(seen.join("\n"))),
+        }
+    }
+}
+
 #[test]
 fn gc_during_a_concurrent_realise_deletes_nothing_the_build_needs() {
     let s = Sandbox::new();
@@ -446,7 +486,8 @@ fn gc_during_a_concurrent_realise_deletes_nothing_the_build_needs() {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    // Wait for the first built step, then collect garbage while the rest builds.
+    // Hold the realise at a known point: stopped right after its first built step, with
+    // the GC lock held (shared) and the rest of the build still to do.
     let mut seen = Vec::new();
     for l in lines.by_ref() {
         let l = l.unwrap();
@@ -456,23 +497,36 @@ fn gc_during_a_concurrent_realise_deletes_nothing_the_build_needs() {
             break;
         }
     }
-    let gc_started = Instant::now();
-    let gc = s.cmod(&dir, &["gc"]);
-    let gc_took = gc_started.elapsed();
-    let gc_out = ok(gc);
+    signal(&child, libc::SIGSTOP);
+    // gc cannot get the GC lock while the realise holds it: it blocks, says so naming
+    // the realise as the holder, and is still running when the realise goes on.
+    let (mut gc, blocked) = gc_until_blocked(&s, &dir);
+    let gc_exited = gc.try_wait().unwrap();
+    signal(&child, libc::SIGCONT);
+    let gc_out = gc.wait_with_output().unwrap();
+    let blocked = blocked.unwrap_or_else(|printed| {
+        panic!("gc ran to the end while the stopped realise held the GC lock:\n{printed}")
+    });
+    assert_eq!(
+        gc_exited, None,
+        "gc finished while the realise held the GC lock"
+    );
+    assert!(blocked.contains("the store's GC lock"), "{blocked}");
+    assert!(
+        blocked.contains(&format!("held by process {} (", child.id())),
+        "gc waits for the realise: {blocked}"
+    );
     seen.extend(lines.map(|l| l.unwrap()));
     let status = child.wait().unwrap();
     assert!(status.success(), "{seen:?}");
     let finished: serde_json::Value = serde_json::from_str(seen.last().unwrap()).unwrap();
     assert_eq!(finished["success"], true);
     assert_eq!(finished["built"], 14, "{finished}");
-    // GC ran (it deleted the unrooted build) without touching the running one.
+    // GC ran once the realise was done (it deleted the unrooted build) without touching
+    // what the realise built or used.
+    let gc_out = ok(gc_out);
     assert!(gc_out.contains(&garbage.display().to_string()), "{gc_out}");
     assert!(!garbage.exists());
-    assert!(
-        gc_took > Duration::from_millis(10),
-        "gc waited for the realise"
-    );
     let again = s.realise(&dir, &[]).ok();
     assert!(again.built().is_empty(), "{:?}", again.built());
     let out = run(&dir.join("result"), &[]);

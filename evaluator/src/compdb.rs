@@ -57,20 +57,37 @@ pub struct CompileCommand {
 /// Why a compile database cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum CompdbError {
+    /// Evaluating the project failed.
     #[error(transparent)]
     Eval(#[from] EvalError),
+    /// A path that must go into the database is not UTF-8.
     #[error("the path `{}` is not valid UTF-8, which a compile database (JSON) cannot hold", .0.display())]
     NotUtf8(PathBuf),
+    /// A compile step's source is in no package this database knows (a cmod bug).
     #[error("derivation `{name}` compiles `{at}`, which is not below any package's sources")]
-    UnknownSource { name: String, at: String },
+    UnknownSource {
+        /// The compile step's derivation name.
+        name: String,
+        /// Where the step reads its source, in its build directory.
+        at: String,
+    },
+    /// A compile step has neither a source nor a BMI input (a cmod bug).
     #[error("derivation `{name}` compiles neither a source nor the BMI of another derivation")]
-    NoCompiledInput { name: String },
+    NoCompiledInput {
+        /// The compile step's derivation name.
+        name: String,
+    },
+    /// A compile step reads the BMI of a derivation that was not emitted (a cmod bug).
     #[error("derivation `{name}` compiles `{at}` from `{drv}`, which was not emitted")]
     MissingDerivation {
+        /// The compile step's derivation name.
         name: String,
+        /// Where the step reads the BMI, in its build directory.
         at: String,
+        /// The missing BMI derivation.
         drv: StorePath,
     },
+    /// The database could not be encoded as JSON.
     #[error("cannot encode the compile database: {0}")]
     Encoding(#[from] serde_json::Error),
 }
@@ -97,6 +114,7 @@ pub struct HostRoots {
 }
 
 impl HostRoots {
+    /// Roots from `(package name, directory)` pairs and the standard library's module sources.
     pub fn new(
         packages: impl IntoIterator<Item = (String, PathBuf)>,
         std_modules: Option<PathBuf>,

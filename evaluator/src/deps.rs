@@ -21,6 +21,7 @@ use crate::git::{self, GitCache};
 /// Whether the network may be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
+    /// Fetch git dependencies from their remotes as needed.
     #[default]
     Online,
     /// Use only the store and the git cache.
@@ -30,9 +31,12 @@ pub enum Network {
 /// Which locked git packages to re-resolve.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Update {
+    /// Keep every locked git package as locked.
     #[default]
     Nothing,
+    /// Re-resolve every git package (`cmod update`).
     All,
+    /// Re-resolve the named packages only (`cmod update <pkg>...`).
     Only(BTreeSet<String>),
 }
 
@@ -56,10 +60,15 @@ pub trait TreeStore: Sync {
 
 /// Everything resolution needs besides the manifests.
 pub struct Fetcher<'a> {
+    /// The bare repositories git dependencies are fetched into.
     pub git: GitCache,
+    /// Where checked-out package trees are kept (the store).
     pub trees: &'a dyn TreeStore,
+    /// Whether git dependencies may be fetched.
     pub network: Network,
+    /// The lockfile whose pins resolution keeps, if any.
     pub lock: Option<&'a Lockfile>,
+    /// Which locked pins to let go of.
     pub update: Update,
     /// `cmod update <pkg> --precise <version|rev>`.
     pub precise: Option<(String, String)>,
@@ -68,9 +77,13 @@ pub struct Fetcher<'a> {
 /// How a git dependency is pinned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GitRef {
+    /// `tag = "..."`.
     Tag(String),
+    /// `rev = "..."`: a commit id or a prefix of one.
     Rev(String),
+    /// `branch = "..."`: the branch's tip.
     Branch(String),
+    /// `version = "..."`: the highest tag that parses as a matching version.
     Version(semver::VersionReq),
 }
 
@@ -105,12 +118,17 @@ impl GitRef {
 pub struct GitPackage {
     /// The URL as written in the manifest (before any rewrite).
     pub url: String,
+    /// The pin as written in the manifest.
     pub reference: GitRef,
+    /// The commit it resolved to (hex).
     pub commit: String,
+    /// The content hash of the checked-out tree.
     pub tree: ContentHash,
     /// The checked-out tree in the store.
     pub dir: PathBuf,
+    /// The package name from its manifest.
     pub name: String,
+    /// The package version from its manifest.
     pub version: semver::Version,
 }
 

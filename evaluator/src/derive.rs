@@ -58,8 +58,11 @@ pub const STD_MODULE_DIR: &str = "toolchain/std";
 /// A file or tree the caller must add to the store before building.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
+    /// Where it is on the host.
     pub host: std::path::PathBuf,
+    /// The source store path it becomes.
     pub path: StorePath,
+    /// The content hash of its contents.
     pub hash: ContentHash,
     /// A directory tree rather than one file.
     pub tree: bool,
@@ -68,40 +71,59 @@ pub struct SourceFile {
 /// A buildable target and the derivation output that is its result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// The package the target belongs to.
     pub package: String,
+    /// The target's name.
     pub name: String,
+    /// Library, binary or test.
     pub kind: TargetKind,
+    /// The derivation that builds the result (the archive or the link).
     pub drv: StorePath,
+    /// The name of that derivation's output.
     pub output: String,
 }
 
 /// Everything [`derive`] produces.
 #[derive(Debug, Clone, Default)]
 pub struct Derived {
+    /// Every derivation, by its `.drv` store path.
     pub derivations: BTreeMap<StorePath, Derivation>,
+    /// Files and trees to add to the store before any derivation is built.
     pub sources: Vec<SourceFile>,
+    /// The buildable targets.
     pub targets: Vec<Target>,
 }
 
 /// A precompiled header as scanned for one set of flags: what its step reads.
 #[derive(Debug, Clone)]
 pub struct PchScan {
+    /// The header, in its package.
     pub at: PkgPath,
     /// The flags of the units that use it (without their `pch`).
     pub flags: Arc<UnitFlags>,
+    /// The header's content hash.
     pub hash: ContentHash,
+    /// Package headers it includes.
     pub headers: Vec<HeaderDep>,
+    /// System headers it includes.
     pub system: Vec<SystemHeader>,
 }
 
 /// Inputs of [`derive`].
 pub struct DeriveInput<'a> {
+    /// The loaded packages.
     pub packages: &'a PackageGraph,
+    /// Each package's checked targets (same order as `packages`).
     pub targets: &'a [PackageTargets],
+    /// The checked module graph.
     pub graph: &'a ModuleGraph,
+    /// Each package's units, per target.
     pub sources: &'a [PackageSources],
+    /// Compile and link settings of every package and target.
     pub settings: &'a Settings,
+    /// The precompiled headers, as scanned.
     pub pchs: &'a [PchScan],
+    /// The toolchain every step runs with.
     pub toolchain: &'a ToolchainInfo,
 }
 

@@ -50,6 +50,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The exit class of errors of this kind.
     pub fn exit_class(self) -> ExitClass {
         match self {
             ErrorKind::Scan => ExitClass::Build,
@@ -63,21 +64,29 @@ impl ErrorKind {
 /// A note attached to an error, optionally pointing at another place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
+    /// The place the note points at, if any.
     pub location: Option<Location>,
+    /// The note's text.
     pub message: String,
 }
 
 /// An evaluation error. See the module documentation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EvalError {
+    /// The class of error, which decides the exit code.
     pub kind: ErrorKind,
+    /// What went wrong, as one sentence.
     pub message: String,
+    /// Where in the user's files, if known.
     pub location: Option<Location>,
+    /// Further context, e.g. the other place involved in a conflict.
     pub notes: Vec<Note>,
+    /// What the user can do about it.
     pub help: Option<String>,
 }
 
 impl EvalError {
+    /// An error of `kind` with no location, notes or help.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> EvalError {
         EvalError {
             kind,
@@ -88,21 +97,25 @@ impl EvalError {
         }
     }
 
+    /// Point the error at `location`.
     pub fn at(mut self, location: Location) -> EvalError {
         self.location = Some(location);
         self
     }
 
+    /// Point the error at `location`, or at nothing.
     pub fn at_opt(mut self, location: Option<Location>) -> EvalError {
         self.location = location;
         self
     }
 
+    /// Add what the user can do about it.
     pub fn help(mut self, help: impl Into<String>) -> EvalError {
         self.help = Some(help.into());
         self
     }
 
+    /// Add a note, optionally pointing at another place.
     pub fn note(mut self, location: Option<Location>, message: impl Into<String>) -> EvalError {
         self.notes.push(Note {
             location,
@@ -111,6 +124,7 @@ impl EvalError {
         self
     }
 
+    /// An [`ErrorKind::Io`] error: `cannot <what> <path>: <err>`.
     pub fn io(path: impl Into<PathBuf>, what: &str, err: std::io::Error) -> EvalError {
         let path = path.into();
         EvalError::new(
@@ -119,6 +133,7 @@ impl EvalError {
         )
     }
 
+    /// The exit class of this error.
     pub fn exit_class(&self) -> ExitClass {
         self.kind.exit_class()
     }

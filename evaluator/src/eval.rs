@@ -31,6 +31,7 @@ use plan::{scan_plan, Prepared, ScanPlan};
 /// How to evaluate.
 #[derive(Debug, Clone, Default)]
 pub struct EvalOptions {
+    /// The profile whose settings apply (`dev` or `release`).
     pub profile: ProfileName,
     /// Where the evaluator keeps its caches (toolchain, file hashes, scans); none if unset.
     pub cache_dir: Option<PathBuf>,
@@ -48,14 +49,21 @@ pub struct EvalOptions {
 /// [`Evaluation::fingerprint`], so a caller can tell a no-op without emitting them.
 #[derive(Debug)]
 pub struct Evaluation {
+    /// The loaded packages and their dependency graph.
     pub packages: PackageGraph,
+    /// The toolchain, identified.
     pub toolchain: ToolchainInfo,
+    /// The checked module graph of every unit.
     pub graph: ModuleGraph,
+    /// Each package's checked targets.
     pub targets: Vec<PackageTargets>,
+    /// Compile and link settings of every package and target.
     pub settings: Settings,
+    /// Each package's units, per target.
     pub sources: Vec<PackageSources>,
     /// Every precompiled header, per set of flags, as scanned.
     pub pchs: Vec<PchScan>,
+    /// The profile evaluated.
     pub profile: ProfileName,
     /// Problems that do not stop the build.
     pub warnings: Vec<EvalError>,

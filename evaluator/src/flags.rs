@@ -29,12 +29,15 @@ use crate::sources::Lang;
 /// Which `[profile.*]` a build uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ProfileName {
+    /// The default profile.
     #[default]
     Dev,
+    /// `--release`.
     Release,
 }
 
 impl ProfileName {
+    /// The profile's name in the manifest (`dev`, `release`).
     pub fn as_str(self) -> &'static str {
         match self {
             ProfileName::Dev => "dev",
@@ -47,7 +50,9 @@ impl ProfileName {
 /// the scanner.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PkgPath {
+    /// The package.
     pub package: PackageId,
+    /// The `/`-separated path relative to the package root.
     pub rel: String,
 }
 
@@ -55,9 +60,19 @@ pub struct PkgPath {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PathArg {
     /// `-I`, `-iquote`, `-isystem` or `-idirafter` with a package directory (joined).
-    Dir { flag: &'static str, at: PkgPath },
+    Dir {
+        /// The flag (`-I`).
+        flag: &'static str,
+        /// The directory.
+        at: PkgPath,
+    },
     /// `-include` or `-imacros` with a package file (two arguments).
-    File { flag: &'static str, at: PkgPath },
+    File {
+        /// The flag (`-include`).
+        flag: &'static str,
+        /// The file.
+        at: PkgPath,
+    },
     /// A flag that stays as written: a system directory from pkg-config, or a
     /// force-included header found on the include path (`-include`, `vector`).
     Host(Vec<String>),
@@ -66,18 +81,24 @@ pub enum PathArg {
 /// One checked flag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Flag {
+    /// A flag passed as written.
     Text(String),
+    /// A flag with a package path, rewritten for where it is used.
     Path(PathArg),
 }
 
 /// The compile flags of one unit (without module files and the step itself).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UnitFlags {
+    /// C++ or C.
     pub lang: Lang,
+    /// Flags a BMI and all its consumers must agree on (`-std=`, and the like).
     pub dialect: Vec<String>,
+    /// Flags of this unit only: optimisation, debug information, warnings.
     pub codegen: Vec<String>,
     /// `-D` arguments, in order.
     pub defines: Vec<String>,
+    /// Include paths and force-included files.
     pub paths: Vec<PathArg>,
     /// The target's precompiled header, for units that use it.
     pub pch: Option<PkgPath>,
@@ -185,8 +206,11 @@ const MAX_RESPONSE_DEPTH: usize = 8;
 /// Where flags are read: the manifest, the package they belong to, and the table they
 /// come from (for messages).
 pub struct FlagSource<'a> {
+    /// The manifest the flags are written in.
     pub file: &'a ManifestFile,
+    /// The package that manifest belongs to.
     pub package: PackageId,
+    /// The table they come from (`build`, `lib`), for messages.
     pub table: &'a str,
 }
 

@@ -57,6 +57,7 @@ impl UnitKind {
         )
     }
 
+    /// The kind as a phrase for messages (`exported partition`).
     pub fn describe(self) -> &'static str {
         match self {
             UnitKind::PrimaryInterface => "primary module interface",
@@ -71,6 +72,7 @@ impl UnitKind {
 /// Where a unit's source comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Origin {
+    /// A package's source, owned by one of its targets.
     Package(PackageId, Owner),
     /// The toolchain's standard library module sources (`std.cppm`, `std.compat.cppm`).
     Toolchain,
@@ -79,8 +81,11 @@ pub enum Origin {
 /// An import, fully qualified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Import {
+    /// The module or partition imported, fully qualified (`m:part`).
     pub name: String,
+    /// The line of the import declaration.
     pub line: u32,
+    /// `export import`.
     pub exported: bool,
     /// The unit it resolved to.
     pub provider: Option<UnitId>,
@@ -89,17 +94,23 @@ pub struct Import {
 /// One translation unit.
 #[derive(Debug, Clone)]
 pub struct Unit {
+    /// Which package and target the unit belongs to, or the toolchain.
     pub origin: Origin,
     /// Path relative to the package root (or to the toolchain's module directory).
     pub rel: String,
     /// Absolute host path.
     pub abs: PathBuf,
+    /// The content hash of the source.
     pub hash: ContentHash,
+    /// Interface, partition, implementation or plain unit.
     pub kind: UnitKind,
     /// The module provided (importable units) or implemented (implementation units).
     pub module: Option<String>,
+    /// The line of the module declaration (1 if there is none).
     pub module_line: u32,
+    /// Its imports, in source order.
     pub imports: Vec<Import>,
+    /// Package headers it includes.
     pub headers: Vec<HeaderDep>,
     /// Headers of the system it includes, tracked by path and hash.
     pub system: Vec<SystemHeader>,
@@ -116,6 +127,7 @@ impl Unit {
         }
     }
 
+    /// The package the unit belongs to (`None` for the toolchain's units).
     pub fn package(&self) -> Option<PackageId> {
         match self.origin {
             Origin::Package(p, _) => Some(p),
@@ -123,6 +135,7 @@ impl Unit {
         }
     }
 
+    /// The target the unit belongs to (`None` for the toolchain's units).
     pub fn owner(&self) -> Option<Owner> {
         match self.origin {
             Origin::Package(_, o) => Some(o),
@@ -134,6 +147,7 @@ impl Unit {
 /// A checked module graph.
 #[derive(Debug, Clone)]
 pub struct ModuleGraph {
+    /// Every unit, indexed by [`UnitId`].
     pub units: Vec<Unit>,
     /// For every unit, the providers of its imports (resolved).
     pub edges: Vec<Vec<UnitId>>,
@@ -144,11 +158,17 @@ pub struct ModuleGraph {
 /// A unit as handed to [`ModuleGraph::build`]: scanned, not yet classified.
 #[derive(Debug, Clone)]
 pub struct RawUnit {
+    /// Which package and target the unit belongs to, or the toolchain.
     pub origin: Origin,
+    /// Path relative to the package root (or the toolchain's module directory).
     pub rel: String,
+    /// Absolute host path.
     pub abs: PathBuf,
+    /// The content hash of the source.
     pub hash: ContentHash,
+    /// What the scanner and lexer found.
     pub scanned: Scanned,
+    /// How it is compiled.
     pub flags: Arc<UnitFlags>,
 }
 
@@ -193,7 +213,9 @@ pub(crate) enum Hidden {
 
 /// What a graph is built from.
 pub struct GraphInput<'a> {
+    /// The loaded packages.
     pub packages: &'a PackageGraph,
+    /// Each package's checked targets, for visibility rules.
     pub targets: &'a [PackageTargets],
 }
 

@@ -93,10 +93,15 @@ fn hash_node(path: &Path, dirs: &mut Vec<PathBuf>) -> std::io::Result<ContentHas
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "StampArray", into = "StampArray")]
 pub struct Stamp {
+    /// Size in bytes.
     pub len: u64,
+    /// Modification time, in nanoseconds since the epoch.
     pub mtime_ns: i128,
+    /// Status-change time, in nanoseconds since the epoch.
     pub ctime_ns: i128,
+    /// Inode number.
     pub ino: u64,
+    /// Device number.
     pub dev: u64,
 }
 
@@ -125,6 +130,7 @@ impl From<Stamp> for StampArray {
 }
 
 impl Stamp {
+    /// The stamp of a file from its metadata.
     pub fn of(meta: &std::fs::Metadata) -> Stamp {
         Stamp {
             len: meta.len(),

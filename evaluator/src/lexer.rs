@@ -15,7 +15,9 @@
 pub struct ModuleDecl {
     /// Fully qualified: `m` or `m:part`.
     pub name: String,
+    /// `export module`: an interface or exported partition.
     pub exported: bool,
+    /// 1-based line of the declaration.
     pub line: u32,
 }
 
@@ -33,16 +35,22 @@ pub enum ImportTarget {
 /// An import declaration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportDecl {
+    /// The module, partition or header imported.
     pub target: ImportTarget,
+    /// `export import`.
     pub exported: bool,
+    /// 1-based line of the declaration.
     pub line: u32,
 }
 
 /// Everything the lexer found in one unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Declarations {
+    /// Whether the unit opens with `module;` (a global module fragment).
     pub global_fragment: bool,
+    /// The module declaration, if any.
     pub module: Option<ModuleDecl>,
+    /// The import declarations, in source order.
     pub imports: Vec<ImportDecl>,
 }
 

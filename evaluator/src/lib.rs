@@ -10,6 +10,10 @@
 //!
 //! The entry point is [`evaluate`].
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod cache_io;
 pub mod compdb;
 pub mod deps;

@@ -15,8 +15,11 @@ pub const MANIFEST_NAME: &str = "cmod.toml";
 /// A parsed manifest together with its text, for locating spans.
 #[derive(Debug, Clone)]
 pub struct ManifestFile {
+    /// The file's path.
     pub path: PathBuf,
+    /// The file's text, which spans in `manifest` index.
     pub text: String,
+    /// The parsed manifest.
     pub manifest: Manifest,
 }
 

@@ -38,11 +38,15 @@ pub enum PackageSource {
 /// One loaded package.
 #[derive(Debug, Clone)]
 pub struct Package {
+    /// Index in [`PackageGraph::packages`].
     pub id: PackageId,
+    /// The package name.
     pub name: String,
+    /// The package version.
     pub version: semver::Version,
     /// Canonical directory holding `cmod.toml`.
     pub root: PathBuf,
+    /// Its manifest.
     pub file: ManifestFile,
     /// Direct (non-dev) dependencies.
     pub deps: Vec<Dependency>,
@@ -53,6 +57,7 @@ pub struct Package {
     pub system: Vec<SystemDep>,
     /// Those declared in `[dev-dependencies]`, for the package's tests only.
     pub dev_system: Vec<SystemDep>,
+    /// Where the package comes from.
     pub source: PackageSource,
 }
 
@@ -67,6 +72,7 @@ pub struct SystemDep {
     pub version: Option<semver::VersionReq>,
     /// Whether the package's consumers inherit its compile flags.
     pub public: bool,
+    /// Where the dependency is declared.
     pub location: Location,
 }
 
@@ -91,7 +97,9 @@ impl Package {
 /// An edge of the package graph.
 #[derive(Debug, Clone)]
 pub struct Dependency {
+    /// The dependency's key in the manifest.
     pub name: String,
+    /// The package it resolved to.
     pub package: PackageId,
     /// Where the dependency is declared.
     pub location: Location,
@@ -103,6 +111,7 @@ pub struct Dependency {
 /// All packages of a build, dependencies before their dependents.
 #[derive(Debug, Clone)]
 pub struct PackageGraph {
+    /// Every package, dependencies before their dependents; indexed by [`PackageId`].
     pub packages: Vec<Package>,
     /// The directory holding the workspace (or single package) manifest and `cmod.lock`.
     pub workspace_root: PathBuf,
@@ -155,6 +164,7 @@ impl PackageGraph {
         ))
     }
 
+    /// The first selected member.
     pub fn root(&self) -> &Package {
         &self.packages[self.root]
     }
@@ -204,6 +214,7 @@ impl PackageGraph {
         order
     }
 
+    /// Whether `id` is a workspace member.
     pub fn is_member(&self, id: PackageId) -> bool {
         self.members.contains(&id)
     }

@@ -39,7 +39,9 @@ pub struct HeaderDep {
     /// through another package's public include directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
+    /// Path relative to that package's root.
     pub rel: String,
+    /// The header's content hash.
     pub hash: ContentHash,
 }
 
@@ -47,7 +49,9 @@ pub struct HeaderDep {
 /// directories the toolchain identity covers), by absolute path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemHeader {
+    /// Absolute path on the host.
     pub path: String,
+    /// The header's content hash.
     pub hash: ContentHash,
 }
 
@@ -84,7 +88,9 @@ pub struct Scanned {
     pub provides: Option<(String, bool)>,
     /// Modules required, fully qualified, as the scanner reports them.
     pub requires: Vec<String>,
+    /// Package headers it includes.
     pub headers: Vec<HeaderDep>,
+    /// System headers it includes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub system: Vec<SystemHeader>,
     /// The lexer's view: declaration lines and kinds.
@@ -126,7 +132,9 @@ pub trait ScanSource: Send + Sync + std::fmt::Debug {
 /// What a [`ScanSource`] found.
 #[derive(Debug, Default)]
 pub struct SubstitutedScans {
+    /// Scan results by scan key, as the entries hold them.
     pub found: BTreeMap<ContentHash, serde_json::Value>,
+    /// Why some entries were not used.
     pub warnings: Vec<String>,
 }
 

@@ -18,6 +18,7 @@ use crate::error::{ErrorKind, EvalError};
 pub struct ScanItem {
     /// Package-relative path.
     pub rel: String,
+    /// The unit's content hash.
     pub hash: ContentHash,
     /// `-x <language>` and the preprocessor-relevant flags, with package paths as a build
     /// step sees them (`src/<package>/...`): what the scan key covers.

@@ -36,7 +36,9 @@ pub const DEFAULT_LIB_SOURCES: &[&str] = &["src/**/*.cppm", "src/**/*.cpp", "src
 /// The language a unit is compiled as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Lang {
+    /// C++ (`.cppm`, `.cpp` and the like).
     Cxx,
+    /// C (`.c`).
     C,
 }
 
@@ -80,6 +82,7 @@ fn all_extensions() -> String {
 /// Units of one target: a library, a `[[bin]]` or a `[[test]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSources {
+    /// The target's name.
     pub name: String,
     /// An executable's `main` (its first unit).
     pub main: Option<String>,
@@ -91,7 +94,9 @@ pub struct TargetSources {
 /// order of the manifest's tables.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PackageSources {
+    /// The libraries, in manifest order.
     pub libs: Vec<TargetSources>,
+    /// The `[[bin]]` executables, in manifest order.
     pub bins: Vec<TargetSources>,
     /// The `[[test]]` binaries, when they were asked for (see [`find_sources`]).
     pub tests: Vec<TargetSources>,

@@ -46,6 +46,7 @@ pub struct SystemLib {
     pub pc_file: Option<(String, ContentHash)>,
     /// Whether consumers of the declaring package inherit the compile flags.
     pub public: bool,
+    /// Where the dependency (or `links` entry) is declared.
     pub location: Location,
 }
 

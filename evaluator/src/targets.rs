@@ -21,7 +21,9 @@ use crate::sources::{lib_name, PackageSources};
 /// What a target is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TargetKind {
+    /// A library (`[lib]` or `[[lib]]`): a static archive.
     Lib,
+    /// An executable (`[[bin]]`).
     Bin,
     /// A `[[test]]` binary, built and run by `cmod test` only.
     Test,
@@ -32,16 +34,19 @@ pub enum TargetKind {
 pub enum Owner {
     /// A `[lib]` / `[[lib]]` (index into the package's libraries).
     Lib(usize),
+    /// A `[[bin]]` (index into the package's binaries).
     Bin(usize),
     /// A `[[test]]` binary (index into the package's tests).
     Test(usize),
 }
 
 impl Owner {
+    /// Whether the owner is a library.
     pub fn is_lib(self) -> bool {
         matches!(self, Owner::Lib(_))
     }
 
+    /// Whether the owner is a `[[test]]` binary.
     pub fn is_test(self) -> bool {
         matches!(self, Owner::Test(_))
     }
@@ -50,7 +55,9 @@ impl Owner {
 /// One target, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetInfo {
+    /// Library, binary or test.
     pub kind: TargetKind,
+    /// The target's name.
     pub name: String,
     /// Libraries of the package whose modules and usage requirements this target's units
     /// see (for a library, itself included), in the order they were named.
@@ -68,12 +75,16 @@ pub struct TargetInfo {
 /// Every target of a package.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PackageTargets {
+    /// The libraries, in manifest order.
     pub libs: Vec<TargetInfo>,
+    /// The `[[bin]]` executables, in manifest order.
     pub bins: Vec<TargetInfo>,
+    /// The `[[test]]` binaries, in manifest order.
     pub tests: Vec<TargetInfo>,
 }
 
 impl PackageTargets {
+    /// The target `owner` names, if it exists.
     pub fn get(&self, owner: Owner) -> Option<&TargetInfo> {
         match owner {
             Owner::Lib(i) => self.libs.get(i),

@@ -16,8 +16,11 @@ use crate::manifest_file::{ManifestFile, MANIFEST_NAME};
 /// A workspace root and its member directories (canonical, sorted).
 #[derive(Debug, Clone)]
 pub struct Workspace {
+    /// The directory holding the workspace manifest.
     pub root: PathBuf,
+    /// The workspace manifest.
     pub file: ManifestFile,
+    /// Member directories, canonical and sorted.
     pub members: Vec<PathBuf>,
 }
 

@@ -75,8 +75,11 @@ impl Default for Limits {
 /// as the builder sees the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
+    /// Where the link is, relative to the build directory.
     pub at: PathBuf,
+    /// The `<hash>-<name>` basename of the store path it points into; must be an input.
     pub store_path: String,
+    /// A relative path inside that store path to point at, if not its root.
     pub sub: Option<PathBuf>,
 }
 
@@ -103,6 +106,7 @@ pub struct Action {
     pub outputs: Vec<PathBuf>,
     /// Host file that receives the builder's combined stdout and stderr.
     pub log_path: PathBuf,
+    /// The wall-clock and output-size limits the builder runs under.
     pub limits: Limits,
     /// Where the full sandbox may keep this step's view of the store between runs (a
     /// directory per step identity, chosen by the caller), so the next run updates it
@@ -169,11 +173,14 @@ fn check_relative(p: &Path) -> Result<(), SandboxError> {
 /// How the builder process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitKind {
+    /// It exited with this status code.
     Code(i32),
+    /// It was killed by this signal.
     Signal(i32),
 }
 
 impl ExitKind {
+    /// Whether the builder exited with status 0.
     pub fn success(self) -> bool {
         self == ExitKind::Code(0)
     }
@@ -191,6 +198,7 @@ impl fmt::Display for ExitKind {
 /// What isolation was actually enforced for an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Enforcement {
+    /// The sandbox mode the action ran in.
     pub mode: Mode,
     /// The Landlock ABI level whose rules were enforced, if any.
     pub landlock_abi: Option<u8>,
@@ -199,8 +207,11 @@ pub struct Enforcement {
 /// The result of a completed action.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// How the builder ended.
     pub exit: ExitKind,
+    /// Wall-clock time the whole action took, sandbox setup included.
     pub elapsed: Duration,
+    /// The isolation that was enforced.
     pub enforcement: Enforcement,
 }
 

@@ -14,7 +14,9 @@ pub enum SandboxError {
     /// The requested mode cannot be set up on this machine.
     #[error("the `{mode}` sandbox cannot be set up: {reason}")]
     Unsupported {
+        /// The mode that was asked for.
         mode: Mode,
+        /// What is missing, e.g. the failed step and its error.
         reason: String,
         /// What the user can do about it (shown as help).
         remedy: String,
@@ -22,29 +24,48 @@ pub enum SandboxError {
     /// Setting up the sandbox failed part-way (a mount, a namespace, a Landlock rule).
     #[error("sandbox setup failed at `{step}`: {source}")]
     Setup {
+        /// The step that failed, as a description.
         step: String,
+        /// The error of that step.
         #[source]
         source: std::io::Error,
     },
     /// The action exceeded its wall-clock limit and was killed.
     #[error("the builder exceeded its time limit of {}s and was killed", limit.as_secs_f64())]
-    TimeLimit { limit: Duration },
+    TimeLimit {
+        /// The limit that was exceeded.
+        limit: Duration,
+    },
     /// The action wrote more than its output-size limit; `overrun` says how it was found
     /// and whether the builder was killed for it.
     #[error("{}", output_limit_message(*limit, overrun))]
-    OutputLimit { limit: u64, overrun: OutputOverrun },
+    OutputLimit {
+        /// The limit in bytes.
+        limit: u64,
+        /// How the excess was detected.
+        overrun: OutputOverrun,
+    },
     /// The builder left an output the store must not accept: a symlink or ancestor that
     /// escapes the output, a hard link, a device node, fifo or socket, or a setuid/setgid
     /// file. This is a security violation, not a build failure.
     #[error("unsafe output `{}`: {reason}", path.display())]
-    UnsafeOutput { path: PathBuf, reason: String },
+    UnsafeOutput {
+        /// The offending file (host path).
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The action description itself is malformed (a bug in the caller).
     #[error("invalid sandbox action: {0}")]
     InvalidAction(String),
+    /// A file-system operation of the sandbox itself failed.
     #[error("{context} `{}`: {source}", path.display())]
     Io {
+        /// What was being done (`"finding input"`).
         context: &'static str,
+        /// The path it was done to.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -58,9 +79,19 @@ pub enum OutputOverrun {
     FileTooLarge,
     /// While the builder ran, `what` was measured at `bytes`; the builder and everything
     /// it started were killed.
-    WhileRunning { what: Measured, bytes: u64 },
+    WhileRunning {
+        /// What was measured.
+        what: Measured,
+        /// Its size in bytes.
+        bytes: u64,
+    },
     /// The builder exited on its own, leaving `what` at `bytes`.
-    AfterExit { what: Measured, bytes: u64 },
+    AfterExit {
+        /// What was measured.
+        what: Measured,
+        /// Its size in bytes.
+        bytes: u64,
+    },
 }
 
 /// What was measured against the output-size limit.

@@ -26,6 +26,10 @@
 //! path otherwise). Derivations use it for `-ffile-prefix-map=@builddir@=/build`, which is
 //! a no-op inside the sandbox and makes objects location-independent outside it.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod action;
 mod env;
 mod error;

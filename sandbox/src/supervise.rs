@@ -356,46 +356,52 @@ mod pidfd {
 /// shell between us and the writer swallows the `SIGXFSZ`.
 ///
 /// # Safety
-/// Must only be called in a freshly forked child before exec; it uses only
-/// async-signal-safe calls.
+/// Must only be called in a freshly forked or cloned child before exec: it changes the
+/// calling process's group, umask, limits and personality. It makes only
+/// async-signal-safe calls and does not allocate, so it is fit for such a child.
 pub(crate) unsafe fn child_common(max_file_bytes: u64) -> std::io::Result<()> {
-    if libc::setpgid(0, 0) != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    libc::umask(0o022);
-    let cap = max_file_bytes.saturating_add(1) as libc::rlim_t;
-    let lim = libc::rlimit {
-        rlim_cur: cap,
-        rlim_max: cap,
-    };
-    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // clang 19 folds heap addresses into the signature of a BMI that imports other
-    // modules, so its output varies with address-space randomisation. Builders run with
-    // a fixed layout; the sandbox, not ASLR, is what contains them.
-    #[cfg(target_os = "linux")]
-    {
-        let current = libc::personality(0xffff_ffff);
-        if current == -1
-            || libc::personality(
-                (current as libc::c_ulong) | libc::ADDR_NO_RANDOMIZE as libc::c_ulong,
-            ) == -1
+    // SAFETY: plain integer arguments and a `rlimit` on this stack; the process changed is
+    // the child the caller guarantees we are. (`io::Error::last_os_error` only reads errno;
+    // it does not allocate.)
+    unsafe {
+        if libc::setpgid(0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::umask(0o022);
+        let cap = max_file_bytes.saturating_add(1) as libc::rlim_t;
+        let lim = libc::rlimit {
+            rlim_cur: cap,
+            rlim_max: cap,
+        };
+        if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // clang 19 folds heap addresses into the signature of a BMI that imports other
+        // modules, so its output varies with address-space randomisation. Builders run with
+        // a fixed layout; the sandbox, not ASLR, is what contains them.
+        #[cfg(target_os = "linux")]
+        {
+            let current = libc::personality(0xffff_ffff);
+            if current == -1
+                || libc::personality(
+                    (current as libc::c_ulong) | libc::ADDR_NO_RANDOMIZE as libc::c_ulong,
+                ) == -1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        #[cfg(target_os = "linux")]
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
         {
             return Err(std::io::Error::last_os_error());
         }
+        Ok(())
     }
-    #[cfg(target_os = "linux")]
-    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-        || libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ) != 0
-    {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }

@@ -23,6 +23,7 @@ pub const CACHE_INFO_FILE: &str = "cmod-cache-info";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheInfo {
+    /// Format version of the document ([`CACHE_FORMAT_VERSION`]).
     pub version: u32,
     /// The store format of the paths it holds (`v1`).
     pub store_format: String,
@@ -59,38 +60,61 @@ pub struct ArchiveRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NarInfo {
+    /// Format version of the document ([`CACHE_FORMAT_VERSION`]).
     pub version: u32,
+    /// The store path described.
     pub path: StorePath,
+    /// What the path holds (a source, an output or a derivation).
     pub kind: PathKind,
+    /// Content hash of the unpacked tree, checked after unpacking.
     pub content_hash: ContentHash,
     /// Bytes of regular-file contents once unpacked.
     pub size: u64,
+    /// Other store paths whose hashes occur in the contents (runtime references).
     pub references: BTreeSet<StorePath>,
+    /// The derivation that produced it, for outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deriver: Option<StorePath>,
+    /// The sandbox mode that built it (`full`, `landlock`, `off`), for outputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// The Landlock ABI level enforced while building it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landlock_abi: Option<u8>,
     /// `keyname:base64` signatures over the path fingerprint.
     #[serde(default)]
     pub signatures: BTreeSet<String>,
+    /// Where the compressed archive of the contents is, and its hash and size.
     pub archive: ArchiveRef,
 }
 
 /// Why a document from elsewhere was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
+    /// The bytes do not parse as JSON (the parser's message).
     #[error("it is not valid JSON: {0}")]
     Json(String),
+    /// The document has no integer `version` field.
     #[error("it has no numeric `version` field")]
     NoVersion,
+    /// The document's version is newer than this build of cmod knows.
     #[error(
         "it has format version {found}, newer than this cmod understands ({known}); upgrade cmod"
     )]
-    Newer { found: u64, known: u32 },
+    Newer {
+        /// The document's version.
+        found: u64,
+        /// The newest version this cmod reads.
+        known: u32,
+    },
+    /// The document claims a known version but does not match its schema.
     #[error("it does not match format version {version}: {reason}")]
-    Invalid { version: u32, reason: String },
+    Invalid {
+        /// The version the document claims.
+        version: u32,
+        /// What does not match, from the parser.
+        reason: String,
+    },
 }
 
 /// Parse a versioned document strictly (see the module docs).
@@ -167,6 +191,7 @@ impl CacheSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct UserConfig {
+    /// `[cache]`: substituters, trusted keys, signing keys and whether signatures are required.
     #[serde(default)]
     pub cache: CacheSettings,
 }

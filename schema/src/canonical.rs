@@ -11,8 +11,10 @@ use serde_json::Value;
 /// Why a value has no canonical encoding.
 #[derive(Debug, thiserror::Error)]
 pub enum CanonicalError {
+    /// serde_json refused to represent the value.
     #[error("value cannot be represented as JSON: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// The value contains a floating-point number (shown as text).
     #[error("floating-point numbers have no canonical encoding (found {0})")]
     Float(String),
 }

@@ -136,6 +136,7 @@ impl FileHasher {
         }
     }
 
+    /// Feed the next bytes of the file's contents.
     pub fn update(&mut self, bytes: &[u8]) {
         self.seen += bytes.len() as u64;
         if bytes.len() >= 128 * 1024 {
@@ -155,6 +156,7 @@ impl FileHasher {
         self.seen == self.expected
     }
 
+    /// The file's content hash. Debug builds panic if fewer or more bytes than announced were fed.
     pub fn finish(self) -> ContentHash {
         debug_assert!(self.complete(), "file length changed while hashing");
         ContentHash(*self.inner.finalize().as_bytes())

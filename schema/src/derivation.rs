@@ -89,10 +89,15 @@ pub enum Tool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InputRole {
+    /// A source file or directory of a package.
     Source,
+    /// A directory of headers the step may include.
     Headers,
+    /// A module's BMI (built module interface).
     Bmi,
+    /// An object file, for an archive or a link.
     Object,
+    /// A static archive, for a link.
     Archive,
     /// A precompiled header.
     Pch,
@@ -103,10 +108,17 @@ pub enum InputRole {
 #[serde(untagged)]
 pub enum InputFrom {
     /// An output of another derivation (only in unresolved derivations).
-    Drv { drv: StorePath, output: String },
+    Drv {
+        /// The `.drv` store path of the other derivation.
+        drv: StorePath,
+        /// The name of its output.
+        output: String,
+    },
     /// A store path, or the file or directory `sub` inside it.
     Path {
+        /// The store path the input comes from.
         path: StorePath,
+        /// A relative path inside `path`; `None` means the whole path.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sub: Option<String>,
     },
@@ -116,8 +128,11 @@ pub enum InputFrom {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Input {
+    /// Where the builder sees the input, relative to the build directory.
     pub at: String,
+    /// The store path or derivation output it comes from.
     pub from: InputFrom,
+    /// What kind of input it is.
     pub role: InputRole,
 }
 
@@ -126,9 +141,12 @@ pub struct Input {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Output {
+    /// Where the builder writes it, relative to the build directory.
     pub at: String,
+    /// For a BMI: the module it provides (`m` or `m:part`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
+    /// The name of the store path it is registered under.
     pub name: String,
 }
 
@@ -140,7 +158,9 @@ pub struct Output {
 /// so serde's compact output already *is* the canonical encoding (see
 /// [`Derivation::canonical_bytes`]).
 pub struct Derivation {
+    /// The tool's arguments after argv[0]; `@builddir@` stands for the build directory.
     pub args: Vec<String>,
+    /// Environment variables set for the tool, on top of the sandbox's fixed environment.
     pub env: BTreeMap<String, String>,
     /// Files of the host, outside the store, that the step reads (system headers and
     /// libraries), by absolute path, with their content hashes: the builder sees them at
@@ -150,31 +170,51 @@ pub struct Derivation {
     pub host: BTreeMap<String, ContentHash>,
     /// Sorted by `at`; `at` values are unique.
     pub inputs: Vec<Input>,
+    /// What the step does.
     pub kind: StepKind,
     /// Human-readable name; the `.drv` path is `<hash>-<name>.drv`.
     pub name: String,
+    /// The step's outputs, by output name.
     pub outputs: BTreeMap<String, Output>,
+    /// Which program of the toolchain runs the step.
     pub tool: Tool,
     /// Identity of the toolchain (see `cmod toolchain`).
     pub toolchain: ContentHash,
+    /// Format version ([`DERIVATION_VERSION`]).
     pub version: u32,
 }
 
 /// A derivation that is structurally wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum DerivationError {
+    /// The derivation has a format version this cmod does not read.
     #[error("derivation version {found} is not supported (this cmod reads version {DERIVATION_VERSION})")]
-    Version { found: u32 },
+    Version {
+        /// The version the derivation has.
+        found: u32,
+    },
+    /// A derivation breaks a structural rule.
     #[error("derivation `{name}`: {problem}")]
-    Invalid { name: String, problem: String },
+    Invalid {
+        /// The derivation's name.
+        name: String,
+        /// Which rule it breaks, and where.
+        problem: String,
+    },
+    /// A store path in it is malformed.
     #[error(transparent)]
     Name(#[from] StorePathError),
+    /// It has no canonical encoding.
     #[error(transparent)]
     Encoding(#[from] CanonicalError),
+    /// Resolution needs an output of another derivation that is not in the store yet.
     #[error("derivation `{name}` needs output `{output}` of `{drv}`, which has not been realised")]
     Unrealised {
+        /// The derivation being resolved.
         name: String,
+        /// The derivation whose output is missing.
         drv: StorePath,
+        /// The missing output's name.
         output: String,
     },
 }

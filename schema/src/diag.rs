@@ -7,8 +7,11 @@ use std::path::PathBuf;
 /// A position in a user's file, 1-based.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Location {
+    /// The file the position is in.
     pub file: PathBuf,
+    /// 1-based line.
     pub line: u32,
+    /// 1-based column, in characters.
     pub column: u32,
 }
 
@@ -49,6 +52,7 @@ pub enum ExitClass {
 }
 
 impl ExitClass {
+    /// The process exit code for this class.
     pub fn code(self) -> i32 {
         match self {
             ExitClass::Build => 1,

@@ -9,6 +9,10 @@
 //! This crate does no I/O beyond what serde does; the store, the evaluator and the CLI
 //! all build on it.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod base32;
 pub mod cache;
 pub mod canonical;

@@ -23,7 +23,9 @@ pub const LOCK_HEADER: &str =
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Lockfile {
+    /// Format version ([`LOCK_VERSION`]).
     pub version: u32,
+    /// The toolchain the lock was made with.
     pub toolchain: LockedToolchain,
     /// Dependency packages, sorted by name.
     #[serde(default, rename = "package", skip_serializing_if = "Vec::is_empty")]
@@ -40,9 +42,13 @@ pub struct Lockfile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LockedToolchain {
+    /// The toolchain's identity hash (see `cmod toolchain`).
     pub identity: ContentHash,
+    /// The C++ compiler driver's path.
     pub compiler: String,
+    /// The compiler's version (`19.1.7`).
     pub version: String,
+    /// The C++ standard library (`libstdc++` or `libc++`).
     pub stdlib: String,
 }
 
@@ -50,12 +56,15 @@ pub struct LockedToolchain {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LockedPackage {
+    /// The package name.
     pub name: String,
+    /// The package version from its manifest.
     pub version: String,
     /// `path+<relative path>` or `git+<url>#<commit>`.
     pub source: String,
     /// Content hash of the package's sources (manifest, units and the headers they use).
     pub tree: ContentHash,
+    /// Names of the packages it depends on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<String>,
 }
@@ -82,19 +91,24 @@ pub struct LockedSystem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LockedOutput {
+    /// The store path of the target's output.
     pub path: StorePath,
+    /// The output's content hash, which `--check` compares with a rebuild.
     pub content_hash: ContentHash,
 }
 
 /// Why a lockfile could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// The file is not valid TOML or does not match the lockfile format.
     #[error("{message}")]
     Syntax {
+        /// What is wrong.
         message: String,
         /// Byte range of the offending text.
         span: Option<std::ops::Range<usize>>,
     },
+    /// The lockfile has a format version this cmod does not read.
     #[error("cmod.lock has format version {0}, but this cmod reads version {LOCK_VERSION}")]
     Version(u32),
 }

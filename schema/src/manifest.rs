@@ -22,24 +22,31 @@ pub use target::{CStandard, LibKind, Libs, SourceOverride, Target};
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Manifest {
+    /// `[package]`: name, version and description; absent in a virtual workspace root.
     pub package: Option<Package>,
+    /// `[toolchain]`: the compiler, standards and standard library.
     #[serde(default)]
     pub toolchain: ToolchainSpec,
     /// `[lib]`, or several `[[lib]]`.
     #[serde(default, skip_serializing_if = "Libs::is_empty")]
     pub lib: Libs,
+    /// `[[bin]]`: executables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bin: Vec<Spanned<Target>>,
     /// `[[test]]`: test binaries, built and run by `cmod test`; they alone may import the
     /// modules of `[dev-dependencies]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<Spanned<Target>>,
+    /// `[build]`: flags, defines and include directories for every unit of the package.
     #[serde(default)]
     pub build: BuildSettings,
+    /// `[profile.dev]` and `[profile.release]`.
     #[serde(default)]
     pub profile: Profiles,
+    /// `[dependencies]`: packages and system libraries the package uses.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dependencies: BTreeMap<String, Spanned<DependencySpec>>,
+    /// `[dev-dependencies]`: packages only `[[test]]` targets may use.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dev_dependencies: BTreeMap<String, Spanned<DependencySpec>>,
     /// Present in the root manifest of a workspace (which may then omit `[package]`).
@@ -88,10 +95,14 @@ pub struct WorkspaceSpec {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Package {
+    /// The package name.
     pub name: Spanned<PackageName>,
+    /// The package version (semver).
     pub version: Spanned<SemverVersion>,
+    /// A one-line summary; informational.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// An SPDX license expression; informational.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license: Option<String>,
 }
@@ -102,6 +113,7 @@ pub struct Package {
 pub struct PackageName(String);
 
 impl PackageName {
+    /// Check `s` against the naming rule; the error says why and suggests a valid name.
     pub fn new(s: &str) -> Result<PackageName, String> {
         let ok_first = s.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
         let ok_rest = s
@@ -118,6 +130,7 @@ impl PackageName {
         }
     }
 
+    /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -234,6 +247,7 @@ pub struct ToolchainSpec {
     /// A requirement on the compiler's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<Spanned<SemverReq>>,
+    /// The C++ standard of every C++ unit (default 20).
     #[serde(default)]
     pub cxx_standard: CxxStandard,
     /// The C standard of `.c` units (default 17).
@@ -263,9 +277,12 @@ pub(crate) fn int_or_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::
 /// The C++ standard. Named modules need C++20 or later.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CxxStandard {
+    /// C++20 (`-std=c++20`).
     #[default]
     Cxx20,
+    /// C++23 (`-std=c++23`).
     Cxx23,
+    /// C++26 (`-std=c++2c`).
     Cxx26,
 }
 
@@ -279,6 +296,7 @@ impl CxxStandard {
         }
     }
 
+    /// The two-digit year (`20`, `23`, `26`), as written in the manifest.
     pub fn year(self) -> u32 {
         match self {
             CxxStandard::Cxx20 => 20,
@@ -327,6 +345,7 @@ pub enum Stdlib {
 }
 
 impl Stdlib {
+    /// The name as written in the manifest (`libstdc++`, `libc++`).
     pub fn as_str(self) -> &'static str {
         match self {
             Stdlib::Libstdcxx => "libstdc++",
@@ -339,15 +358,19 @@ impl Stdlib {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BuildSettings {
+    /// Extra flags for every C++ unit of the package.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cxxflags: Vec<Spanned<String>>,
     /// Extra flags for every C unit of the package.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cflags: Vec<Spanned<String>>,
+    /// `NAME` or `NAME=VALUE` for every unit of the package.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub defines: Vec<Spanned<String>>,
+    /// Package-relative include directories for every unit of the package.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include_dirs: Vec<Spanned<String>>,
+    /// Extra flags for every link of the package's executables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ldflags: Vec<Spanned<String>>,
     /// System libraries every link of the package's executables gets (`pthread`, `m`).
@@ -364,7 +387,9 @@ pub struct BuildSettings {
 /// it there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompileCommandsSetting {
+    /// `true`: `compile_commands.json` at the workspace root.
     Default,
+    /// `false`: no compile database.
     Off,
     /// Relative to the workspace root; never empty or absolute.
     Path(String),
@@ -423,8 +448,10 @@ impl Serialize for CompileCommandsSetting {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Profiles {
+    /// `[profile.dev]`, the default profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev: Option<Profile>,
+    /// `[profile.release]`, selected with `--release`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<Profile>,
 }
@@ -433,14 +460,19 @@ pub struct Profiles {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Profile {
+    /// The optimisation level (`-O`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opt_level: Option<OptLevel>,
+    /// Whether to emit debug information (`-g`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debug: Option<bool>,
+    /// Extra flags for every C++ unit built with this profile.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cxxflags: Vec<Spanned<String>>,
+    /// Extra flags for every C unit built with this profile.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cflags: Vec<Spanned<String>>,
+    /// `NAME` or `NAME=VALUE` for every unit built with this profile.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub defines: Vec<Spanned<String>>,
 }
@@ -448,15 +480,22 @@ pub struct Profile {
 /// An optimisation level: `0`–`3`, `"s"` or `"z"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OptLevel {
+    /// No optimisation.
     O0,
+    /// Light optimisation.
     O1,
+    /// Most optimisations.
     O2,
+    /// Aggressive optimisation.
     O3,
+    /// Optimise for size.
     Os,
+    /// Optimise for size aggressively.
     Oz,
 }
 
 impl OptLevel {
+    /// The compiler flag (`-O2`).
     pub fn flag(self) -> &'static str {
         match self {
             OptLevel::O0 => "-O0",
@@ -508,23 +547,32 @@ impl Serialize for OptLevel {
 /// A dependency. Exactly one source (`path`, `git` or `system`) must be given — or
 /// `workspace = true` to inherit the workspace's entry of the same name; with `git`, at
 /// most one of `tag`, `rev`, `branch` and `version`. `system` names a pkg-config package
-/// of the host (`zlib`), optionally with a `version` requirement. The evaluator checks these rules so it can point at the
+/// of the host (`zlib`), optionally with a `version` requirement. The evaluator checks
+/// these rules so it can point at the
 /// offending line.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DependencySpec {
+    /// A local package, by path relative to this manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// A git repository URL (or local path) holding the package.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<String>,
+    /// With `git`: the tag to check out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// With `git`: the commit to check out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rev: Option<String>,
+    /// With `git`: the branch whose tip to check out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// A semver requirement: with `git`, the highest matching tag; with `system`, on the
+    /// pkg-config version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<SemverReq>,
+    /// `true`: inherit the workspace's `[workspace.dependencies]` entry of the same name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<bool>,
     /// A system library found through pkg-config: its module name (`zlib`).
@@ -752,24 +800,57 @@ mod tests {
         );
     }
 
+    /// Parse `text`, which puts the unknown field `not-a-field` in one table, and return
+    /// the line of the error that names it.
+    fn unknown_field_error(text: &str) -> String {
+        let e = parse(text)
+            .expect_err("an unknown field is rejected")
+            .to_string();
+        e.lines()
+            .find(|l| l.starts_with("unknown field `not-a-field`"))
+            .unwrap_or_else(|| panic!("the error does not name the field: {e}"))
+            .to_string()
+    }
+
+    /// The names serde says it expects, from an `unknown field` error line.
+    fn expected_fields(line: &str) -> std::collections::BTreeSet<String> {
+        let (_, expected) = line.split_once("expected").unwrap_or(("", ""));
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect()
+    }
+
     #[test]
     fn known_fields_match_serde() {
-        // Every listed field of [package] must be accepted, and a made-up one rejected.
-        for f in known_fields("package") {
-            let value = if *f == "version" {
-                "\"1.0.0\""
-            } else {
-                "\"a\""
-            };
-            let mut text = String::from("[package]\n");
-            if *f != "name" {
-                text.push_str("name = \"a\"\n");
-            }
-            if *f != "version" {
-                text.push_str("version = \"1.0.0\"\n");
-            }
-            text.push_str(&format!("{f} = {value}\n"));
-            parse(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        // Each table rejects a made-up field, naming it, and what serde expects instead
+        // is exactly what `known_fields` suggests from.
+        let cases = [
+            ("", "not-a-field = 1\n"),
+            (
+                "package",
+                "[package]\nname = \"a\"\nversion = \"1.0.0\"\nnot-a-field = 1\n",
+            ),
+            ("toolchain", "[toolchain]\nnot-a-field = 1\n"),
+            ("lib", "[lib]\nnot-a-field = 1\n"),
+            ("bin", "[[bin]]\nnot-a-field = 1\n"),
+            ("test", "[[test]]\nnot-a-field = 1\n"),
+            ("overrides", "[[lib.overrides]]\nnot-a-field = 1\n"),
+            ("build", "[build]\nnot-a-field = 1\n"),
+            ("profile", "[profile.not-a-field]\n"),
+            ("profile.dev", "[profile.dev]\nnot-a-field = 1\n"),
+            ("profile.release", "[profile.release]\nnot-a-field = 1\n"),
+            ("dependency", "[dependencies]\nx = { not-a-field = 1 }\n"),
+            ("workspace", "[workspace]\nnot-a-field = 1\n"),
+            ("cache", "[cache]\nnot-a-field = 1\n"),
+        ];
+        for (table, text) in cases {
+            let line = unknown_field_error(text);
+            let known: std::collections::BTreeSet<String> =
+                known_fields(table).iter().map(|f| f.to_string()).collect();
+            assert_eq!(expected_fields(&line), known, "[{table}]: {line}");
         }
     }
 }

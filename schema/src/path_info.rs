@@ -17,9 +17,13 @@ pub const PATH_INFO_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathInfo {
+    /// Format version ([`PATH_INFO_VERSION`]).
     pub version: u32,
+    /// The store path described.
     pub path: StorePath,
+    /// What the path holds (a source, an output or a derivation).
     pub kind: PathKind,
+    /// Content hash of the path's tree, which `verify` recomputes.
     pub content_hash: ContentHash,
     /// Total bytes of regular-file contents.
     pub size: u64,

@@ -32,11 +32,13 @@ pub const SCAN_SIG_TAG: &str = "cmod-scan-sig-v1";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScanEntry {
+    /// Format version ([`SCAN_ENTRY_VERSION`]).
     pub version: u32,
     /// The scan-cache key: toolchain identity, unit path, content hash and flags.
     pub key: ContentHash,
     /// What the scan found, as the evaluator writes it.
     pub result: serde_json::Value,
+    /// Detached signatures `keyname:base64` over [`ScanEntry::fingerprint`].
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub signatures: BTreeSet<String>,
 }

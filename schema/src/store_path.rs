@@ -32,12 +32,16 @@ pub const MAX_NAME_LEN: usize = 211;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PathKind {
+    /// Files added from outside the store (package sources).
     Source,
+    /// What a build step produced.
     Output,
+    /// A derivation (`.drv`).
     Drv,
 }
 
 impl PathKind {
+    /// The name used in fingerprints and metadata (`source`, `output`, `drv`).
     pub fn as_str(self) -> &'static str {
         match self {
             PathKind::Source => "source",
@@ -92,10 +96,17 @@ pub type PathSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault
 /// Why a string is not a store path or a valid name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorePathError {
+    /// The text is not `<hash>-<name>` (shown as given).
     #[error("`{0}` is not a store path (expected `<32 base32 chars>-<name>`)")]
     Malformed(String),
+    /// The name part breaks a naming rule.
     #[error("`{name}` is not a valid store path name: {reason}")]
-    BadName { name: String, reason: &'static str },
+    BadName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
 }
 
 /// Check a store path name: 1..=211 characters of `A-Za-z0-9+-._?=`, not starting with `.`.
@@ -194,10 +205,12 @@ impl StorePath {
         out.push_str(self.write_to(&mut buf));
     }
 
+    /// The decoded hash part.
     pub fn hash_bytes(&self) -> &[u8; HASH_BYTES] {
         &self.hash
     }
 
+    /// The name part (after `<hash>-`).
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -13,16 +13,21 @@ use crate::manifest::Stdlib;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolchainInfo {
+    /// Hash of everything that can change the toolchain's output (see the type's docs).
     pub identity: ContentHash,
     /// The semantic version parsed from `--version`, e.g. `19.1.7`.
     pub version: String,
     /// The first line of `--version`, verbatim.
     pub version_text: String,
+    /// The C++ standard library it builds against.
     pub stdlib: Stdlib,
     /// The C++ driver, as invoked (its name selects the driver mode).
     pub cxx: PathBuf,
+    /// `clang-scan-deps`, which reports each unit's module dependencies (P1689).
     pub scan_deps: PathBuf,
+    /// The archiver (`llvm-ar`).
     pub ar: PathBuf,
+    /// The compiler's resource directory (builtin headers, runtime libraries).
     pub resource_dir: PathBuf,
     /// The directory holding libc++'s `std.cppm`, when the stdlib ships one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

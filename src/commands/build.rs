@@ -372,31 +372,3 @@ pub(crate) fn with_json_finish<T>(
     }
     r
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_full_sandbox_without_landlock_is_warned_about() {
-        let full = |abi| Enforcement {
-            mode: Mode::Full,
-            landlock_abi: abi,
-        };
-        let warning = missing_landlock_warning(&full(None)).unwrap();
-        assert!(
-            warning.starts_with("warning: this kernel has no Landlock")
-                && warning.contains("namespaces only")
-                && warning.contains("CONFIG_SECURITY_LANDLOCK"),
-            "{warning}"
-        );
-        assert_eq!(missing_landlock_warning(&full(Some(7))), None);
-        for mode in [Mode::Off, Mode::Landlock] {
-            let e = Enforcement {
-                mode,
-                landlock_abi: None,
-            };
-            assert_eq!(missing_landlock_warning(&e), None, "{mode}");
-        }
-    }
-}

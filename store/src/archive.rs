@@ -28,10 +28,18 @@ pub const ROOT: &str = "p";
 /// Why an archive was refused or could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
+    /// A member that would land outside the tree, or a kind of entry a store path cannot hold.
     #[error("archive member `{member}` {problem}")]
-    Hostile { member: String, problem: String },
+    Hostile {
+        /// The member's path in the archive.
+        member: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The archive cannot be decoded (the decoder's message).
     #[error("the archive is corrupt or truncated: {0}")]
     Corrupt(String),
+    /// Reading or writing a file failed.
     #[error(transparent)]
     Io(#[from] IoError),
 }

@@ -23,6 +23,7 @@ pub const NORMAL_MTIME: i64 = 1;
 /// The result of hashing a tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeInfo {
+    /// The tree's content hash.
     pub hash: ContentHash,
     /// Total bytes of regular files.
     pub size: u64,
@@ -387,6 +388,7 @@ pub struct FileDiff {
     pub file: String,
     /// Size on the left (`None` if absent or not a regular file there).
     pub left_size: Option<u64>,
+    /// Size on the right (`None` if absent or not a regular file there).
     pub right_size: Option<u64>,
     /// First differing byte when both sides are regular files.
     pub first_difference: Option<u64>,

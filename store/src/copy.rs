@@ -15,7 +15,9 @@ use crate::transfer::{receive, CopyError, Dest, Source, Trust};
 
 /// An opened store URL.
 pub enum Remote {
+    /// A binary cache (`file://`, `http(s)://`).
     Cache(BinaryCache),
+    /// Another machine's store, over ssh (`ssh://`).
     Ssh(SshStore),
 }
 
@@ -29,6 +31,7 @@ impl Remote {
         }
     }
 
+    /// The remote as a place to copy paths from.
     pub fn source(&self) -> &dyn Source {
         match self {
             Remote::Cache(c) => c,
@@ -36,6 +39,7 @@ impl Remote {
         }
     }
 
+    /// The remote as a place to copy paths to.
     pub fn dest(&self) -> &dyn Dest {
         match self {
             Remote::Cache(c) => c,
@@ -174,6 +178,7 @@ pub struct FetchedTraces {
     pub trusted: BTreeMap<ContentHash, TraceEntry>,
     /// How many entries were ignored for want of a trusted signature, and why (the last).
     pub ignored: usize,
+    /// The reason the last ignored entry was refused.
     pub why: String,
 }
 

@@ -8,39 +8,77 @@ use cmod_schema::StorePath;
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A file-system operation on the store failed.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// The path is not registered in the store.
     #[error("store path `{0}` is not valid (not in the store, or only partially registered)")]
     NotValid(StorePath),
+    /// A text that should name a store path does not (the text, then why).
     #[error("`{0}` is not a store path: {1}")]
     BadPath(String, String),
+    /// A metadata file cannot be parsed as what it should hold.
     #[error("metadata of `{path}` is corrupt: {reason}")]
-    CorruptMetadata { path: String, reason: String },
+    CorruptMetadata {
+        /// The path whose metadata it is.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A source file's contents changed between hashing and copying it.
     #[error("source `{}` changed while it was being copied into the store (expected {expected}, found {found}); run the command again", host.display())]
     SourceChanged {
+        /// The file on the host.
         host: PathBuf,
+        /// The hash the evaluator saw.
         expected: String,
+        /// The hash of what was copied.
         found: String,
     },
+    /// A builder's output is something the store must not hold.
     #[error("output `{at}` {problem}")]
-    BadOutput { at: String, problem: String },
+    BadOutput {
+        /// The output, relative to the build directory.
+        at: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The store directory has a format marker this cmod does not know.
     #[error("the store at `{}` uses format `{found}`, which this cmod does not understand", root.display())]
-    Format { root: PathBuf, found: String },
+    Format {
+        /// The store's root directory.
+        root: PathBuf,
+        /// The format it names.
+        found: String,
+    },
+    /// No store directory was given and none can be derived from the environment.
     #[error("no store location: none of $CMOD_STORE, $XDG_DATA_HOME and $HOME is set; pass --store DIR, or set CMOD_STORE or XDG_DATA_HOME")]
     NoStoreLocation,
+    /// The store cannot be written by this process.
     #[error("the store `{}` cannot be written here: `{}` {why}", root.display(), dir.display())]
     NotWritable {
+        /// The store's root directory.
         root: PathBuf,
+        /// The directory that could not be written.
         dir: PathBuf,
+        /// Why: a read-only mount or missing permission.
         why: NotWritable,
+        /// The error of the failed write.
         #[source]
         source: std::io::Error,
     },
+    /// The out-link's path holds something other than a symlink.
     #[error("cannot create the out-link `{}`: a file that is not a symlink is there; remove it, or pass --out-link with another name", link.display())]
-    OutLinkInTheWay { link: PathBuf },
+    OutLinkInTheWay {
+        /// The out-link's path.
+        link: PathBuf,
+    },
+    /// The out-link's directory does not exist or is not a directory.
     #[error("cannot create the out-link `{}`: the directory `{}` {problem}; create it first (`mkdir -p {}`), or pass --out-link with a path in an existing directory", link.display(), dir.display(), dir.display())]
     OutLinkDir {
+        /// The out-link's path.
         link: PathBuf,
+        /// Its parent directory.
         dir: PathBuf,
         /// `does not exist` or `is not a directory`.
         problem: &'static str,
@@ -53,7 +91,12 @@ pub enum NotWritable {
     /// It is on a read-only mount.
     ReadOnly,
     /// This user may not write it (`owner`: its owner's uid, when known).
-    Permission { uid: u32, owner: Option<u32> },
+    Permission {
+        /// This process's uid.
+        uid: u32,
+        /// The directory owner's uid, if known.
+        owner: Option<u32>,
+    },
 }
 
 impl std::fmt::Display for NotWritable {

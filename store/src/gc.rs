@@ -19,7 +19,9 @@ use crate::registry::UnreadableMetadata;
 pub struct GcReport {
     /// Deleted (or dead) paths with their sizes.
     pub dead: Vec<(StorePath, u64)>,
+    /// Bytes deleted (or that would be).
     pub freed: u64,
+    /// How many registered paths are reachable from a root and were kept.
     pub alive: usize,
     /// Metadata files that cannot be read: never deleted by GC (`cmod store repair`).
     pub unreadable: Vec<UnreadableMetadata>,
@@ -32,7 +34,9 @@ pub struct GcReport {
 /// be read (their references are unknown).
 #[derive(Debug, Clone, Default)]
 pub struct Liveness {
+    /// Every path reachable from a root.
     pub live: BTreeSet<StorePath>,
+    /// Live paths whose references are unknown because their metadata is unreadable.
     pub unknown_references: Vec<StorePath>,
 }
 

@@ -25,6 +25,7 @@ pub enum ImportError {
     /// The bytes or metadata do not match: an integrity violation.
     #[error("{0}")]
     Mismatch(String),
+    /// The store failed while registering.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -52,6 +53,7 @@ impl NarInfoExt for NarInfo {
 
 /// Conversion of transfer metadata to store metadata.
 pub trait NarInfoExt {
+    /// The store metadata for a path received with this transfer metadata, registered now.
     fn to_path_info(&self) -> PathInfo;
 }
 

@@ -163,6 +163,7 @@ impl Store {
             .ok_or(StoreError::NoStoreLocation)
     }
 
+    /// The store's root directory (the one holding `v1/`).
     pub fn root(&self) -> &Path {
         &self.root
     }

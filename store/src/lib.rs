@@ -6,6 +6,10 @@
 //! It knows formats only through `cmod-schema` and runs builders only through
 //! `cmod-sandbox`; it never reads manifests.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod archive;
 pub mod cache;
 pub mod connect;

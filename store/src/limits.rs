@@ -80,8 +80,10 @@ pub fn show_bytes(n: u64) -> String {
 /// Why a bounded read stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum BoundedError {
+    /// More than this many bytes arrived.
     #[error("more than {} arrived", show_bytes(*.0))]
     TooLarge(u64),
+    /// The reader failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -112,6 +114,7 @@ pub struct Bounded<R> {
 }
 
 impl<R: Read> Bounded<R> {
+    /// Wrap `inner`, allowing at most `limit` bytes.
     pub fn new(inner: R, limit: u64) -> Self {
         Bounded {
             inner,
@@ -153,10 +156,12 @@ impl<R: Read> Read for Bounded<R> {
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
     at: Instant,
+    /// The time allowed in total, for messages.
     pub budget: Duration,
 }
 
 impl Deadline {
+    /// A deadline `budget` from now.
     pub fn after(budget: Duration) -> Deadline {
         Deadline {
             at: Instant::now() + budget,
@@ -164,6 +169,7 @@ impl Deadline {
         }
     }
 
+    /// Whether the deadline has passed.
     pub fn passed(&self) -> bool {
         Instant::now() > self.at
     }

@@ -44,6 +44,7 @@ pub struct Waiting {
 /// A process holding a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
+    /// Its process id.
     pub pid: i32,
     /// Its command line (shortened), or its name.
     pub command: String,
@@ -152,6 +153,7 @@ impl Lock {
         }
     }
 
+    /// The lock file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

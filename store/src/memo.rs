@@ -21,14 +21,18 @@ const MEMO_VERSION: u32 = 2;
 /// One realised derivation, as the memo remembers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoEntry {
+    /// The derivation's `.drv` path.
     pub drv: StorePath,
+    /// The derivation's name.
     pub name: String,
+    /// Its outputs: output name → store path.
     pub outputs: BTreeMap<String, StorePath>,
 }
 
 /// The record of one successful realisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memo {
+    /// Format version of the memo file.
     pub version: u32,
     /// Target name → output path, in the order the targets were requested.
     pub targets: Vec<(String, StorePath)>,
@@ -45,6 +49,7 @@ pub fn memo_key(fingerprint: &ContentHash, parts: &[&str]) -> ContentHash {
 }
 
 impl Memo {
+    /// A memo of the current format version.
     pub fn new(
         targets: Vec<(String, StorePath)>,
         derivations: Vec<MemoEntry>,

@@ -29,20 +29,26 @@ use crate::lock::Lock;
 /// A metadata file that cannot be read as the metadata of its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnreadableMetadata {
+    /// The metadata file.
     pub file: std::path::PathBuf,
     /// The hash part its name gives.
     pub hash: String,
     /// The store path with that hash, when its contents are in the store.
     pub path: Option<StorePath>,
+    /// Why it cannot be read.
     pub reason: String,
 }
 
 /// Details of a registration.
 #[derive(Debug, Clone)]
 pub struct Registration<'a> {
+    /// What the path holds.
     pub kind: PathKind,
+    /// The store path's name (after the hash).
     pub name: &'a str,
+    /// The derivation that produced it, for outputs.
     pub deriver: Option<&'a StorePath>,
+    /// The sandbox mode that built it, for outputs.
     pub sandbox: Option<&'a str>,
     /// The Landlock ABI enforced while building, if any.
     pub landlock_abi: Option<u8>,

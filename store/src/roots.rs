@@ -19,6 +19,7 @@ use crate::registry::write_atomic;
 pub struct Root {
     /// The symlink that roots it.
     pub link: PathBuf,
+    /// The store path the link points at.
     pub target: StorePath,
     /// Paths kept alive alongside (the build closure of the target).
     pub keep: Vec<StorePath>,
@@ -39,6 +40,7 @@ struct KeepFile {
 pub struct KeepList(Box<RawValue>);
 
 impl KeepList {
+    /// The keep list of `paths`.
     pub fn new(paths: &BTreeSet<StorePath>) -> Result<KeepList, StoreError> {
         serde_json::value::to_raw_value(paths)
             .map(KeepList)

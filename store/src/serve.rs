@@ -125,6 +125,7 @@ pub struct FrameReader<'a> {
 }
 
 impl<'a> FrameReader<'a> {
+    /// Read frames from `inner`.
     pub fn new(inner: &'a mut dyn Read) -> Self {
         FrameReader {
             inner,

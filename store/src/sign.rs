@@ -18,18 +18,26 @@ use crate::trace::TraceEntry;
 /// Why a key or signature could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// A key or signature text cannot be parsed.
     #[error("`{text}` is not a valid {what}: {reason}")]
     Malformed {
+        /// What it should be (`public key`, `signature`).
         what: &'static str,
+        /// The text (shortened).
         text: String,
+        /// What is wrong with it.
         reason: String,
     },
+    /// A key file cannot be read.
     #[error("cannot read key file `{}`: {source}", path.display())]
     Read {
+        /// The key file.
         path: std::path::PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The system's random number source failed.
     #[error("cannot generate a key: {0}")]
     Random(std::io::Error),
 }
@@ -56,6 +64,7 @@ fn split<'a>(what: &'static str, text: &'a str) -> Result<(&'a str, Vec<u8>), Ke
 /// A named ed25519 secret key.
 #[derive(Clone)]
 pub struct SecretKey {
+    /// The key's name, which signatures carry (`name:base64`).
     pub name: String,
     key: SigningKey,
 }
@@ -69,6 +78,7 @@ impl std::fmt::Debug for SecretKey {
 /// A named ed25519 public key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {
+    /// The key's name, which signatures carry (`name:base64`).
     pub name: String,
     key: VerifyingKey,
 }
@@ -128,12 +138,14 @@ impl SecretKey {
         SecretKey::parse(&text)
     }
 
+    /// The key as `name:base64` (the secret seed, then the public key).
     pub fn to_text(&self) -> String {
         let mut bytes = self.key.to_bytes().to_vec();
         bytes.extend_from_slice(&self.key.verifying_key().to_bytes());
         format!("{}:{}", self.name, B64.encode(bytes))
     }
 
+    /// The matching public key.
     pub fn public(&self) -> PublicKey {
         PublicKey {
             name: self.name.clone(),
@@ -177,6 +189,7 @@ impl SecretKey {
 }
 
 impl PublicKey {
+    /// Parse `name:base64` (32 bytes of ed25519 public key).
     pub fn parse(text: &str) -> Result<PublicKey, KeyError> {
         let (name, bytes) = split("public key", text)?;
         let bad = |reason: String| KeyError::Malformed {
@@ -195,6 +208,7 @@ impl PublicKey {
         })
     }
 
+    /// The key as `name:base64`.
     pub fn to_text(&self) -> String {
         format!("{}:{}", self.name, B64.encode(self.key.to_bytes()))
     }
@@ -239,15 +253,19 @@ pub struct TrustedKeys {
 /// Why signatures were not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigError {
+    /// No signatures at all.
     #[error("it is not signed")]
     Unsigned,
+    /// Signatures, but none by a trusted key (their key names).
     #[error("it has no signature by a trusted key (signed by: {0})")]
     Untrusted(String),
+    /// A trusted key's signature is malformed or does not verify.
     #[error("{0}")]
     Invalid(String),
 }
 
 impl TrustedKeys {
+    /// Trust exactly `keys`.
     pub fn new(keys: Vec<PublicKey>) -> TrustedKeys {
         TrustedKeys { keys }
     }
@@ -262,6 +280,7 @@ impl TrustedKeys {
         })
     }
 
+    /// Whether no key is trusted.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

@@ -80,13 +80,18 @@ fn quote(s: &str) -> String {
 /// The parts of an ssh URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshUrl {
+    /// The host, with an optional `user@`.
     pub host: String,
+    /// The port, if not ssh's default.
     pub port: Option<u16>,
+    /// `?remote-store=`: the remote's store directory, if not its default.
     pub remote_store: Option<String>,
+    /// `?remote-program=`: the cmod executable on the remote (default `cmod`).
     pub remote_program: String,
 }
 
 impl SshUrl {
+    /// Parse `ssh://[user@]host[:port][?remote-store=DIR&remote-program=CMD]`.
     pub fn parse(url: &str) -> Result<SshUrl, CopyError> {
         let bad = || CopyError::BadUrl(url.into());
         let rest = url.strip_prefix("ssh://").ok_or_else(bad)?;

@@ -36,6 +36,7 @@ use crate::transfer::{receive, CopyError, Trust};
 pub struct Sharing {
     /// Substituter URLs, in order of preference.
     pub substituters: Vec<String>,
+    /// The keys whose signatures are trusted, and whether signatures are required.
     pub trust: Trust,
     /// Parallel downloads.
     pub jobs: usize,
@@ -122,15 +123,21 @@ pub(crate) fn sign_built(
 
 /// A substituted derivation.
 pub struct Substituted<'a> {
+    /// The derivation's `.drv` path.
     pub drv: &'a StorePath,
+    /// The derivation's name.
     pub name: &'a str,
+    /// Its outputs: output name → store path.
     pub outputs: &'a BTreeMap<String, StorePath>,
+    /// The substituter's URL.
     pub from: &'a str,
 }
 
 /// Callbacks of a walk.
 pub trait Observer {
+    /// Report something worth telling that does not stop the walk.
     fn warn(&self, message: &str);
+    /// Report a derivation whose outputs were substituted.
     fn substituted(&self, s: &Substituted<'_>);
 }
 

@@ -17,15 +17,30 @@ pub const MAX_LINKS_FOLLOWED: usize = 40;
 /// Why a link is not allowed to stay.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkProblem {
+    /// The link's target is absolute.
     #[error("is a symlink to the absolute path `{target}`, which points outside the store path")]
-    Absolute { target: String },
+    Absolute {
+        /// The link's target.
+        target: String,
+    },
+    /// The link resolves outside the store path.
     #[error(
         "is a symlink to `{target}`, which escapes the store path{}",
         via.as_ref().map(|v| format!(" (through the link `{v}`)")).unwrap_or_default()
     )]
-    Escapes { target: String, via: Option<String> },
+    Escapes {
+        /// The link's target.
+        target: String,
+        /// The link on the way through which it leads out, when that is not this one.
+        via: Option<String>,
+    },
+    /// Following the link does not end (a loop, or too many links).
     #[error("is a symlink to `{target}` that does not resolve within {MAX_LINKS_FOLLOWED} links (a loop)")]
-    Loop { target: String },
+    Loop {
+        /// The link's target.
+        target: String,
+    },
+    /// A link on the way could not be read.
     #[error("could not be resolved: {0}")]
     Io(String),
 }

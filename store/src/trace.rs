@@ -23,12 +23,17 @@ pub const TRACE_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraceEntry {
+    /// Format version ([`TRACE_VERSION`]).
     pub version: u32,
+    /// The key: the resolved derivation's hash with the sandbox mode.
     pub key: ContentHash,
     /// The (unresolved) derivation whose realisation recorded this entry.
     pub drv: StorePath,
+    /// The sandbox mode the outputs were built in.
     pub sandbox: String,
+    /// The outputs it produced: output name → store path.
     pub outputs: BTreeMap<String, StorePath>,
+    /// Detached signatures `keyname:base64` over the entry's fingerprint.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub signatures: BTreeSet<String>,
 }
@@ -37,7 +42,9 @@ pub struct TraceEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DrvOutputs {
+    /// The key of its latest realisation (see [`TraceEntry::key`]).
     pub key: ContentHash,
+    /// The outputs it produced then.
     pub outputs: BTreeMap<String, StorePath>,
 }
 

@@ -28,26 +28,54 @@ use crate::trace::TraceEntry;
 /// Everything that can go wrong while copying.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
+    /// The source or destination could not be reached.
     #[error("cannot reach `{url}`: {reason}")]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        /// The remote's URL.
+        url: String,
+        /// The connection error.
+        reason: String,
+    },
+    /// The transfer failed after connecting (an error answer, a broken connection).
     #[error("`{url}`: {reason}")]
-    Transport { url: String, reason: String },
+    Transport {
+        /// The remote's URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A path or entry lacks a trusted signature.
     #[error("`{path}` from `{url}` is not trusted: {reason}")]
     Untrusted {
+        /// The remote's URL.
         url: String,
+        /// The store path (or entry) concerned.
         path: String,
+        /// What signature is missing or wrong.
         reason: String,
     },
+    /// Received bytes or metadata do not match what was announced.
     #[error("`{path}` from `{url}` was refused: {reason}")]
     Integrity {
+        /// The remote's URL.
         url: String,
+        /// The store path concerned.
         path: String,
+        /// What does not match.
         reason: String,
     },
+    /// The remote does not have a path asked for.
     #[error("`{url}` does not have `{path}`")]
-    NotFound { url: String, path: String },
+    NotFound {
+        /// The remote's URL.
+        url: String,
+        /// The store path asked for.
+        path: String,
+    },
+    /// The URL's scheme or form is not supported.
     #[error("`{0}` is not a supported store URL (use file:///dir, ssh://[user@]host[:port] or http(s)://host/path)")]
     BadUrl(String),
+    /// The local store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -82,6 +110,7 @@ impl CopyError {
 /// Which signatures received paths and trace entries need.
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
+    /// The public keys whose signatures are accepted.
     pub keys: TrustedKeys,
     /// Require a valid signature by one of `keys` (on by default for every remote source).
     pub require_sigs: bool,
@@ -154,6 +183,7 @@ pub type OnArchive<'a> = dyn Fn(&NarInfo, &mut dyn Read) -> Result<(), CopyError
 
 /// Where paths come from.
 pub trait Source: Sync {
+    /// The source's URL, for messages.
     fn url(&self) -> String;
     /// Metadata of those of `paths` the source has (one batched query).
     fn infos(&self, paths: &[StorePath]) -> Result<BTreeMap<StorePath, NarInfo>, CopyError>;
@@ -171,6 +201,7 @@ pub trait Source: Sync {
 
 /// Where paths go.
 pub trait Dest: Sync {
+    /// The destination's URL, for messages.
     fn url(&self) -> String;
     /// Which of `paths` the destination lacks (one batched query).
     fn missing(&self, paths: &[StorePath]) -> Result<BTreeSet<StorePath>, CopyError>;
@@ -193,6 +224,7 @@ pub struct HashingReader<R> {
 }
 
 impl<R: Read> HashingReader<R> {
+    /// Wrap `inner`.
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
@@ -219,12 +251,14 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// A writer that hashes and counts what passes through it.
 pub struct HashingWriter<W> {
+    /// The wrapped writer.
     pub inner: W,
     hasher: blake3::Hasher,
     count: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Wrap `inner`.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
@@ -233,6 +267,7 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// The hash and length of everything written so far.
     pub fn digest(&self) -> (ContentHash, u64) {
         (ContentHash(*self.hasher.finalize().as_bytes()), self.count)
     }

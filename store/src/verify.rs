@@ -13,18 +13,28 @@ use crate::layout::Store;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// The metadata file cannot be read as the path's metadata.
-    UnreadableMetadata { reason: String },
+    UnreadableMetadata {
+        /// Why it cannot be read.
+        reason: String,
+    },
     /// Registered, but the contents are gone.
     MissingContents,
     /// The contents no longer hash to the recorded content hash (or size).
     CorruptContents {
+        /// What the contents hash to now.
         found: ContentHash,
+        /// Their size now.
         size: u64,
+        /// The hash recorded at registration.
         recorded: ContentHash,
+        /// The size recorded at registration.
         recorded_size: u64,
     },
     /// The contents could not be read to check them.
-    Unreadable { reason: String },
+    Unreadable {
+        /// The read error.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -56,6 +66,7 @@ pub struct Damage {
     pub hash: String,
     /// The path, when known.
     pub path: Option<StorePath>,
+    /// What is wrong.
     pub problem: Problem,
 }
 
@@ -77,7 +88,9 @@ impl Damage {
 /// What verification found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// How many registrations were checked.
     pub checked: usize,
+    /// The damaged ones.
     pub damaged: Vec<Damage>,
 }
 

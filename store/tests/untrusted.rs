@@ -110,6 +110,11 @@ impl Fixture {
 
     /// Copy `top` into a fresh store; return the error and check nothing was written.
     fn refused_with(&self, trust: &Trust) -> CopyError {
+        self.refused_into(trust).0
+    }
+
+    /// [`Fixture::refused_with`], also returning the receiving store's valid paths.
+    fn refused_into(&self, trust: &Trust) -> (CopyError, Vec<StorePath>) {
         let root = self.t.path().join(format!("b-{}", rand_suffix()));
         let b = Store::open(&root).unwrap();
         let cache = BinaryCache::open(&format!("file://{}", self.cache_dir().display())).unwrap();
@@ -125,7 +130,19 @@ impl Fixture {
                 .collect();
             assert!(left.is_empty(), "{d} has leftovers {left:?} after: {e}");
         }
-        e
+        (e, valid)
+    }
+
+    /// A copy refused for its signatures (exit 3) before anything was fetched: not even
+    /// the dependency, whose own signature is good, arrives.
+    fn refused_before_fetching(&self, trust: &Trust) -> String {
+        let (e, valid) = self.refused_into(trust);
+        assert_eq!(e.exit_class().code(), 3, "{e}");
+        assert!(
+            valid.is_empty(),
+            "fetched {valid:?} although a signature failed: {e}"
+        );
+        e.to_string()
     }
 
     fn refused(&self) -> String {
@@ -156,7 +173,7 @@ fn a_good_cache_copies_and_verifies() {
 fn unsigned_wrong_key_and_bad_signatures_are_refused() {
     let f = fixture();
     f.edit_info(&f.path, |v| v["signatures"] = serde_json::json!([]));
-    let e = f.refused();
+    let e = f.refused_before_fetching(&f.trust());
     assert!(e.contains("is not trusted: it is not signed"), "{e}");
     assert!(
         e.contains(&f.path.to_string()) && e.contains("file://"),
@@ -165,16 +182,14 @@ fn unsigned_wrong_key_and_bad_signatures_are_refused() {
 
     let f = fixture();
     let other = SecretKey::from_seed("other-1", [4; 32]).unwrap();
-    let e = f.refused_with(&Trust {
+    let e = f.refused_before_fetching(&Trust {
         keys: TrustedKeys::new(vec![other.public()]),
         require_sigs: true,
     });
     assert!(
-        e.to_string()
-            .contains("no signature by a trusted key (signed by: cache-1)"),
+        e.contains("no signature by a trusted key (signed by: cache-1)"),
         "{e}"
     );
-    // Nothing at all is fetched when a signature fails: even the dependency is absent.
 
     let f = fixture();
     let impostor = SecretKey::from_seed("cache-1", [5; 32]).unwrap();
@@ -183,7 +198,7 @@ fn unsigned_wrong_key_and_bad_signatures_are_refused() {
     f.edit_info(&f.path, |v| {
         v["signatures"] = serde_json::json!([impostor.sign(&fp)])
     });
-    let e = f.refused();
+    let e = f.refused_before_fetching(&f.trust());
     assert!(
         e.contains("the signature by `cache-1` does not verify"),
         "{e}"
@@ -192,7 +207,7 @@ fn unsigned_wrong_key_and_bad_signatures_are_refused() {
     // Metadata altered after signing (a different size) no longer verifies.
     let f = fixture();
     f.edit_info(&f.path, |v| v["size"] = serde_json::json!(1));
-    let e = f.refused();
+    let e = f.refused_before_fetching(&f.trust());
     assert!(e.contains("does not verify"), "{e}");
 }
 
@@ -292,16 +307,38 @@ fn raw(members: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
     zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap()
 }
 
-#[test]
-fn every_hostile_archive_is_refused_before_registration() {
+/// Every file or directory named `name` below `dir` (links are not followed).
+fn entries_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().is_some_and(|n| n == name) {
+            found.push(p.clone());
+        }
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            found.extend(entries_named(&p, name));
+        }
+    }
+    found
+}
+
+/// Hostile archives and the reason each must be refused for. The members that try to
+/// write outside the tree aim at a file named `escaped` below `t` (the test's directory):
+/// `p/../../escaped` from the receiving store's `v1/tmp/recv-*`, and an absolute path.
+fn hostile_archives(t: &Path) -> Vec<(Vec<u8>, &'static str)> {
     use tar::EntryType::*;
     let d: &[u8] = b"";
-    let cases: Vec<(Vec<u8>, &str)> = vec![
+    let absolute = format!("{}/escaped", t.display());
+    assert!(
+        absolute.len() < 100,
+        "a tar name holds 100 bytes: {absolute}"
+    );
+    vec![
         (
             raw(&[("p", Directory, d), ("p/../../escaped", Regular, b"x")]),
             "`..` path component",
         ),
-        (raw(&[("/tmp/escaped", Regular, b"x")]), "absolute path"),
+        (raw(&[(absolute.as_str(), Regular, b"x")]), "absolute path"),
         (
             raw(&[("p", Directory, d), ("p/l", Symlink, b"../../../etc")]),
             "escapes the store path",
@@ -338,13 +375,23 @@ fn every_hostile_archive_is_refused_before_registration() {
             raw(&[("p", Directory, d), ("p/big", Regular, &[0u8; 60_000])]),
             "larger than the",
         ),
-    ];
-    for (archive, want) in cases {
+    ]
+}
+
+#[test]
+fn every_hostile_archive_is_refused_before_registration() {
+    let cases = hostile_archives(Path::new("/")).len();
+    for i in 0..cases {
         let f = fixture();
+        let (archive, want) = hostile_archives(f.t.path()).swap_remove(i);
         std::fs::write(f.nar(&f.path), &archive).unwrap();
         let e = f.refused();
+        let escaped = entries_named(f.t.path(), "escaped");
+        assert!(
+            escaped.is_empty(),
+            "the archive refused for {want:?} wrote {escaped:?}: {e}"
+        );
         assert!(e.contains(want), "expected {want:?} in: {e}");
-        assert!(!f.t.path().join("escaped").exists() && !Path::new("/tmp/escaped").exists());
     }
     let _ = Candidates::new();
 }

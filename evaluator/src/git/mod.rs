@@ -20,26 +20,64 @@ use gix::ObjectId;
 /// What can go wrong with git.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
+    /// The dependency's URL has an unsupported form.
     #[error("`{url}` is not a supported git URL: {reason}")]
-    Url { url: String, reason: String },
+    Url {
+        /// The URL as written.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A repository of the git cache could not be opened.
     #[error("cannot read the git repository at `{}`: {message}", path.display())]
-    Open { path: PathBuf, message: String },
+    Open {
+        /// The repository's directory.
+        path: PathBuf,
+        /// gix's error.
+        message: String,
+    },
+    /// Fetching from the remote failed.
     #[error("fetching `{url}` failed: {message}")]
-    Fetch { url: String, message: String },
+    Fetch {
+        /// The URL fetched.
+        url: String,
+        /// The transport's error.
+        message: String,
+    },
     /// The server's TLS certificate is not trusted (HTTPS goes through reqwest + rustls,
     /// whose roots are the system's, or `SSL_CERT_FILE` / `SSL_CERT_DIR` instead).
     #[error("fetching `{url}` failed: the server's TLS certificate is not trusted: {message}")]
-    Certificate { url: String, message: String },
+    Certificate {
+        /// The URL fetched.
+        url: String,
+        /// The TLS error.
+        message: String,
+    },
+    /// Offline, and the URL has never been fetched.
     #[error("`{url}` is not in the git cache; fetch it while online (`cmod fetch`)")]
-    NotCached { url: String },
+    NotCached {
+        /// The URL as written.
+        url: String,
+    },
+    /// An object the checkout needs is missing or corrupt.
     #[error("git object {id} is missing or unreadable: {message}")]
-    Object { id: String, message: String },
+    Object {
+        /// The object id (hex).
+        id: String,
+        /// gix's error.
+        message: String,
+    },
+    /// A `rev` names no commit of the repository.
     #[error("`{0}` is not a commit of the repository")]
     UnknownRev(String),
+    /// The tree has a submodule, at this path.
     #[error("the repository contains a submodule at `{0}`, which cmod does not support")]
     Submodule(String),
+    /// The tree has an entry (at this path) whose name could escape the checkout: `..`,
+    /// `.git`, a `/` or a NUL.
     #[error("the repository has an unsafe entry name `{0}`")]
     UnsafeName(String),
+    /// A file-system operation on the cache or the checkout failed.
     #[error(transparent)]
     Io(#[from] IoError),
 }
@@ -127,7 +165,9 @@ pub struct GitCache {
 /// The tags and branches of a repository, peeled to commits.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Refs {
+    /// Tag name (without `refs/tags/`) → the commit it points at.
     pub tags: BTreeMap<String, ObjectId>,
+    /// Branch name (without `refs/heads/`) → its tip commit.
     pub branches: BTreeMap<String, ObjectId>,
 }
 

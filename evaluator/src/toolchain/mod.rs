@@ -41,8 +41,11 @@ pub const INSTALL_HINT: &str =
 /// What the manifest asks for.
 #[derive(Debug, Clone, Default)]
 pub struct ToolchainRequest {
+    /// The compiler driver named in `[toolchain]` (else [`DEFAULT_COMPILER`]).
     pub compiler: Option<String>,
+    /// A requirement on the compiler's version.
     pub version: Option<semver::VersionReq>,
+    /// The standard library to build against.
     pub stdlib: Stdlib,
     /// Where `[toolchain]` is written, for errors.
     pub location: Option<Location>,

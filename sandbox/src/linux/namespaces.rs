@@ -233,15 +233,24 @@ pub(crate) unsafe fn clone_child(
     let mut stack = vec![0u8; CHILD_STACK];
     // The stack grows down on every architecture Linux namespaces matter on here.
     let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !0xf;
-    let mut all: libc::sigset_t = std::mem::zeroed();
-    let mut old: libc::sigset_t = std::mem::zeroed();
-    libc::sigfillset(&mut all);
-    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    // SAFETY: an all-zero `sigset_t` is valid storage, which `sigfillset` and
+    // `pthread_sigmask` fill in; both sets live on this stack for the calls.
+    let old: libc::sigset_t = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    };
     // Without CLONE_VM the child gets its own copy of `arg`'s target and of `stack`; with
     // CLONE_VM|CLONE_VFORK it uses ours, and we resume only once it has executed or exited.
-    let pid = libc::clone(entry, top as *mut c_void, flags, arg);
+    // SAFETY: `top` is the 16-byte-aligned end of `stack`, which outlives the child's use
+    // of it (with CLONE_VFORK we resume only after its exec or exit; without CLONE_VM it
+    // has its own copy); `arg` and `entry` are as the caller guarantees.
+    let pid = unsafe { libc::clone(entry, top as *mut c_void, flags, arg) };
     let clone_errno = last_errno();
-    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    // SAFETY: restores the mask saved above, from a live `sigset_t`.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     drop(stack);
     drop(write);
     if pid < 0 {

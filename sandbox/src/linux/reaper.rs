@@ -104,35 +104,44 @@ fn parse_pid(bytes: &[u8]) -> i32 {
 /// SIGKILL every pid listed in `/proc/thread-self/children` (our direct children,
 /// re-parented orphans included). `None` if the kernel has no such file
 /// (`CONFIG_PROC_CHILDREN`).
+///
+/// # Safety
+/// Only in the subreaper: it kills every child of the calling thread, which in cmod
+/// itself would be other builds' processes.
 unsafe fn kill_listed_children() -> Option<bool> {
-    let fd = libc::open(cptr(CHILDREN), libc::O_RDONLY | libc::O_CLOEXEC);
-    if fd < 0 {
-        return None;
-    }
-    let mut found = false;
-    let mut buf = [0u8; 4096];
-    let mut pid: i32 = 0;
-    loop {
-        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-        if n <= 0 {
-            break;
+    // SAFETY: the path is a static NUL-terminated string; `buf` is a live stack buffer of
+    // the length passed to `read`; `fd` is the descriptor opened here. The children
+    // killed are the subreaper's (the caller's contract).
+    unsafe {
+        let fd = libc::open(cptr(CHILDREN), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
         }
-        for &b in buf.iter().take(n as usize) {
-            if b.is_ascii_digit() {
-                pid = pid.saturating_mul(10).saturating_add(i32::from(b - b'0'));
-            } else if pid > 0 {
-                libc::kill(pid, libc::SIGKILL);
-                found = true;
-                pid = 0;
+        let mut found = false;
+        let mut buf = [0u8; 4096];
+        let mut pid: i32 = 0;
+        loop {
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            for &b in buf.iter().take(n as usize) {
+                if b.is_ascii_digit() {
+                    pid = pid.saturating_mul(10).saturating_add(i32::from(b - b'0'));
+                } else if pid > 0 {
+                    libc::kill(pid, libc::SIGKILL);
+                    found = true;
+                    pid = 0;
+                }
             }
         }
+        if pid > 0 {
+            libc::kill(pid, libc::SIGKILL);
+            found = true;
+        }
+        libc::close(fd);
+        Some(found)
     }
-    if pid > 0 {
-        libc::kill(pid, libc::SIGKILL);
-        found = true;
-    }
-    libc::close(fd);
-    Some(found)
 }
 
 /// The ppid field of a `/proc/<pid>/stat` line (after the last `)` of the command name).
@@ -146,23 +155,32 @@ fn stat_ppid(stat: &[u8]) -> i32 {
 
 /// Fallback without `/proc/thread-self/children`: find our children by scanning every
 /// `/proc/<pid>/stat`. `None` if `/proc` cannot be read.
+///
+/// # Safety
+/// As for [`kill_listed_children`].
 unsafe fn kill_children_by_scan() -> Option<bool> {
     let mut found = false;
-    let ok = scan_children(libc::getpid(), |pid| {
-        libc::kill(pid, libc::SIGKILL);
+    // SAFETY: `getpid` has no preconditions.
+    let me = unsafe { libc::getpid() };
+    let ok = scan_children(me, |pid| {
+        // SAFETY: `pid` is a child of the subreaper (the caller's contract).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
         found = true;
     });
     ok.then_some(found)
 }
 
 /// Call `f` with every pid whose parent is `parent`, from `/proc/<pid>/stat`. Returns
-/// false if `/proc` cannot be read. No allocation.
-unsafe fn scan_children(parent: i32, mut f: impl FnMut(i32)) -> bool {
+/// false if `/proc` cannot be read. No allocation, so it is fit for a cloned child.
+fn scan_children(parent: i32, mut f: impl FnMut(i32)) -> bool {
     let me = parent;
-    let dir = libc::open(
-        cptr(b"/proc\0"),
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-    );
+    // SAFETY: the path is a static NUL-terminated string.
+    let dir = unsafe {
+        libc::open(
+            cptr(b"/proc\0"),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     if dir < 0 {
         return false;
     }
@@ -170,57 +188,79 @@ unsafe fn scan_children(parent: i32, mut f: impl FnMut(i32)) -> bool {
     let mut ents = [0u64; 1024];
     let len = std::mem::size_of_val(&ents);
     loop {
-        let n = libc::syscall(libc::SYS_getdents64, dir, ents.as_mut_ptr(), len);
+        // SAFETY: `ents` is a live buffer of `len` bytes; `dir` is the descriptor opened
+        // above.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, ents.as_mut_ptr(), len) };
         if n <= 0 {
             break;
         }
         let base = ents.as_ptr() as *const u8;
         let mut off = 0usize;
         while off < n as usize {
-            let d = base.add(off) as *const libc::dirent64;
-            let reclen = usize::from((*d).d_reclen);
-            let name_at = std::mem::offset_of!(libc::dirent64, d_name);
-            let name = std::slice::from_raw_parts(base.add(off + name_at), reclen - name_at);
+            // SAFETY: the kernel filled the first `n` bytes of `ents` with whole, 8-byte
+            // aligned `dirent64` records, each `d_reclen` bytes long with its
+            // NUL-terminated name inside it; `off` is the start of one of them.
+            let (name, reclen) = unsafe {
+                let d = base.add(off) as *const libc::dirent64;
+                let reclen = usize::from((*d).d_reclen);
+                let name_at = std::mem::offset_of!(libc::dirent64, d_name);
+                let name = std::slice::from_raw_parts(base.add(off + name_at), reclen - name_at);
+                (name, reclen)
+            };
             let pid = parse_pid(name);
-            if pid > 0 && pid != me {
-                // "<pid>/stat\0", relative to the /proc fd.
-                let mut path = [0u8; 32];
-                let digits = name.iter().take_while(|b| b.is_ascii_digit()).count();
-                if digits + 6 <= path.len() {
-                    path[..digits].copy_from_slice(&name[..digits]);
-                    path[digits..digits + 5].copy_from_slice(b"/stat");
-                    let fd =
-                        libc::openat(dir, path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
-                    if fd >= 0 {
-                        let mut stat = [0u8; 512];
-                        let r = libc::read(fd, stat.as_mut_ptr().cast(), stat.len());
-                        libc::close(fd);
-                        if r > 0 && stat_ppid(&stat[..r as usize]) == me {
-                            f(pid);
-                        }
-                    }
-                }
+            if pid > 0 && pid != me && stat_parent_is(dir, name, me) {
+                f(pid);
             }
             off += reclen;
         }
     }
-    libc::close(dir);
+    // SAFETY: `dir` is the descriptor opened above, closed once.
+    unsafe { libc::close(dir) };
     true
+}
+
+/// Whether `/proc/<name>/stat` (relative to the open `/proc` directory `dir`) names
+/// `parent` as the process's parent. No allocation.
+fn stat_parent_is(dir: c_int, name: &[u8], parent: i32) -> bool {
+    // "<pid>/stat\0", relative to the /proc fd.
+    let mut path = [0u8; 32];
+    let digits = name.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits + 6 > path.len() {
+        return false;
+    }
+    path[..digits].copy_from_slice(&name[..digits]);
+    path[digits..digits + 5].copy_from_slice(b"/stat");
+    // SAFETY: `path` is NUL-terminated (zero-filled past "/stat"); `stat` is a live stack
+    // buffer of the length passed to `read`; `fd` is the descriptor opened here.
+    unsafe {
+        let fd = libc::openat(dir, path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let mut stat = [0u8; 512];
+        let r = libc::read(fd, stat.as_mut_ptr().cast(), stat.len());
+        libc::close(fd);
+        r > 0 && stat_ppid(&stat[..r as usize]) == parent
+    }
 }
 
 /// Kill every child of this process (orphans re-parented to us included), reap them, and
 /// repeat until none is left. If the children cannot be enumerated at all (no /proc), give
 /// up after about 200 ms rather than hang.
+///
+/// # Safety
+/// As for [`kill_listed_children`]; it also reaps every child of the calling process.
 unsafe fn sweep() {
     let mut blind = 0;
     loop {
-        let found = kill_listed_children()
-            .or_else(|| kill_children_by_scan())
-            .unwrap_or(false);
+        // SAFETY: the caller's contract is theirs.
+        let found = unsafe { kill_listed_children().or_else(|| kill_children_by_scan()) };
+        let found = found.unwrap_or(false);
         let mut status = 0;
         let flags = if found { 0 } else { libc::WNOHANG };
-        let r = libc::waitpid(-1, &mut status, flags);
-        if r < 0 && *libc::__errno_location() == libc::ECHILD {
+        // SAFETY: `status` lives on this stack; the children reaped are the subreaper's.
+        let r = unsafe { libc::waitpid(-1, &mut status, flags) };
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
             return;
         }
         if r == 0 {
@@ -229,7 +269,8 @@ unsafe fn sweep() {
             if blind > 200 {
                 return;
             }
-            libc::usleep(1000);
+            // SAFETY: `usleep` has no preconditions.
+            unsafe { libc::usleep(1000) };
         }
     }
 }
@@ -239,18 +280,27 @@ fn cptr(s: &'static [u8]) -> *const libc::c_char {
 }
 
 /// Exit the way the builder did.
+///
+/// # Safety
+/// Only in the subreaper: it ends the calling process, by the builder's signal if the
+/// builder died of one.
 unsafe fn mirror(status: c_int) -> ! {
-    if libc::WIFSIGNALED(status) {
-        let sig = libc::WTERMSIG(status);
-        libc::signal(sig, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::kill(libc::getpid(), sig);
-        libc::_exit(128 + sig);
+    // SAFETY: an all-zero `sigset_t` is valid storage that `sigemptyset` initialises, and
+    // it lives on this stack; the process signalled and exited is the subreaper (the
+    // caller's contract).
+    unsafe {
+        if libc::WIFSIGNALED(status) {
+            let sig = libc::WTERMSIG(status);
+            libc::signal(sig, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, sig);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::kill(libc::getpid(), sig);
+            libc::_exit(128 + sig);
+        }
+        libc::_exit(libc::WEXITSTATUS(status))
     }
-    libc::_exit(libc::WEXITSTATUS(status))
 }
 
 /// The subreaper: start the builder, wait for it or for the caller's `SIGTERM`, clean up
@@ -348,8 +398,7 @@ mod tests {
             .spawn()
             .unwrap();
         let mut seen = Vec::new();
-        // SAFETY: the scan only reads /proc.
-        let ok = unsafe { scan_children(std::process::id() as i32, |p| seen.push(p)) };
+        let ok = scan_children(std::process::id() as i32, |p| seen.push(p));
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(ok);

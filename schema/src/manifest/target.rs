@@ -77,12 +77,16 @@ pub struct Target {
 pub struct SourceOverride {
     /// Globs relative to the package root, matched against the target's units.
     pub files: Vec<Spanned<String>>,
+    /// `NAME` or `NAME=VALUE` for the matching sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub defines: Vec<Spanned<String>>,
+    /// Package-relative include directories for the matching sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include_dirs: Vec<Spanned<String>>,
+    /// Extra flags for the matching C++ sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cxxflags: Vec<Spanned<String>>,
+    /// Extra flags for the matching C sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cflags: Vec<Spanned<String>>,
 }
@@ -91,6 +95,7 @@ pub struct SourceOverride {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LibKind {
+    /// A static archive (`lib<name>.a`).
     #[default]
     Static,
 }
@@ -99,12 +104,14 @@ pub enum LibKind {
 /// tables. Kept as the list of tables, with how it was written.
 #[derive(Debug, Clone, Default)]
 pub struct Libs {
+    /// The `[lib]`/`[[lib]]` tables, in manifest order.
     pub tables: Vec<Spanned<Target>>,
     /// Written as `[[lib]]` (an array), not `[lib]`.
     pub array: bool,
 }
 
 impl Libs {
+    /// Whether the manifest has no library.
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
     }
@@ -172,6 +179,7 @@ impl Serialize for Libs {
 /// The C standard for `.c` units (`[toolchain] c-standard`, default 17).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CStandard {
+    /// The year of the standard as two digits: 89, 99, 11, 17 or 23.
     pub year: u32,
     /// GNU dialect (`gnu17`) rather than ISO (`c17`).
     pub gnu: bool,
@@ -193,6 +201,7 @@ impl CStandard {
         format!("-std={}{year:02}", if self.gnu { "gnu" } else { "c" })
     }
 
+    /// The value as written in the manifest (`c17`, `gnu11`).
     pub fn name(self) -> String {
         format!("{}{:02}", if self.gnu { "gnu" } else { "c" }, self.year)
     }

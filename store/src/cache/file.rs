@@ -16,6 +16,7 @@ use super::{Backend, BackendError};
 use crate::limits::{read_bounded, BoundedError};
 use crate::transfer::CopyError;
 
+/// A binary cache in a local directory (`file://`).
 pub struct FileBackend {
     root: PathBuf,
 }
@@ -23,6 +24,7 @@ pub struct FileBackend {
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl FileBackend {
+    /// The cache at directory `root` (not created here).
     pub fn new(root: &Path) -> FileBackend {
         FileBackend {
             root: root.to_path_buf(),

@@ -28,6 +28,7 @@ use crate::transfer::{parallel, CopyError};
 pub use crate::connect::TOKEN_VAR;
 const ATTEMPTS: u32 = 4;
 
+/// A binary cache served over HTTP(S), with retries and time limits.
 pub struct HttpBackend {
     base: String,
     client: Client,
@@ -37,6 +38,7 @@ pub struct HttpBackend {
 }
 
 impl HttpBackend {
+    /// A client for the cache at `url`, with the time limits of `connect`.
     pub fn new(url: &str, connect: &Connect) -> Result<HttpBackend, CopyError> {
         let overall = connect.http_timeout;
         // reqwest's blocking timeout applies to each operation: sending, waiting for the

@@ -54,6 +54,7 @@ pub enum BackendError {
 
 /// A place that stores files by relative name.
 pub trait Backend: Send + Sync {
+    /// The cache's URL, for messages.
     fn url(&self) -> String;
     /// A whole (small) file of at most `limit` bytes, or `None` if absent.
     fn get(&self, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, BackendError>;

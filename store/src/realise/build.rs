@@ -21,8 +21,11 @@ use super::Step;
 /// How builds run.
 #[derive(Debug, Clone)]
 pub struct BuildEnv<'a> {
+    /// The toolchain every step must have been derived with.
     pub toolchain: &'a ToolchainInfo,
+    /// The sandbox mode builders run in.
     pub sandbox: Mode,
+    /// Time and output-size limits of each builder.
     pub limits: Limits,
     /// Keep the build directory of a failed build.
     pub keep_failed: bool,
@@ -36,43 +39,67 @@ pub struct BuildEnv<'a> {
 /// Why one derivation could not be realised.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The builder ran and exited unsuccessfully.
     #[error("{name}: the builder failed with {exit}{}", no_space_note(.no_space.as_deref()))]
     Failed {
+        /// The derivation's name.
         name: String,
+        /// How it ended (`exit code 1`, `signal 9`).
         exit: String,
+        /// The builder's output.
         log: String,
+        /// Where the build directory was kept (`--keep-failed`).
         kept: Option<PathBuf>,
         /// The builder ran out of space (`ENOSPC`, `EDQUOT`) in this directory (the store's
         /// `tmp/`, which holds build directories); see [`out_of_space`].
         no_space: Option<PathBuf>,
     },
+    /// The sandbox could not run the builder, or stopped it at a limit.
     #[error("{name}: {source}")]
     Sandbox {
+        /// The derivation's name.
         name: String,
+        /// The sandbox's error.
         #[source]
         source: SandboxError,
     },
+    /// The store failed while preparing the build or registering its outputs.
     #[error("{name}: {source}")]
     Store {
+        /// The derivation's name.
         name: String,
+        /// The store's error.
         #[source]
         source: StoreError,
     },
+    /// The builder succeeded but left an output unwritten.
     #[error("{name}: the builder exited successfully but did not write output `{at}`")]
     MissingOutput {
+        /// The derivation's name.
         name: String,
+        /// The missing output, relative to the build directory.
         at: String,
+        /// The builder's output.
         log: String,
     },
+    /// The derivation was made for another toolchain than the current one.
     #[error("{name}: it needs toolchain {wanted}, but the current toolchain is {have}")]
     Toolchain {
+        /// The derivation's name.
         name: String,
+        /// The toolchain identity the derivation names.
         wanted: ContentHash,
+        /// The identity of the current toolchain.
         have: ContentHash,
     },
     /// A bug: realising the step panicked. The other steps stop as after a failure.
     #[error("{name}: internal error while realising it ({message}); please report it")]
-    Panicked { name: String, message: String },
+    Panicked {
+        /// The derivation's name.
+        name: String,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 impl BuildError {
@@ -139,7 +166,9 @@ pub struct Difference {
     pub stored: StorePath,
     /// The differing file, relative to the output (empty for a single-file output).
     pub file: String,
+    /// Size of the stored file (`None` if absent or not a regular file).
     pub stored_size: Option<u64>,
+    /// Size of the rebuilt file (`None` if absent or not a regular file).
     pub rebuilt_size: Option<u64>,
     /// The first byte offset at which the contents differ, when both are files.
     pub first_difference: Option<u64>,

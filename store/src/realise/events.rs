@@ -11,57 +11,93 @@ use cmod_schema::StorePath;
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
     /// The plan: how many derivations are needed.
-    Planned { total: usize },
+    Planned {
+        /// The number of derivations.
+        total: usize,
+    },
     /// A derivation started building.
-    Started { drv: &'a StorePath, name: &'a str },
+    Started {
+        /// The derivation's `.drv` path.
+        drv: &'a StorePath,
+        /// The derivation's name.
+        name: &'a str,
+    },
     /// A derivation was built in this run.
     Built {
+        /// The derivation's `.drv` path.
         drv: &'a StorePath,
+        /// The derivation's name.
         name: &'a str,
+        /// Its outputs: output name → store path.
         outputs: &'a BTreeMap<String, StorePath>,
         /// When the step was taken up by a worker, and how long it took from then
         /// (resolution, build, registration).
         started: Instant,
+        /// How long it took since `started`.
         elapsed: Duration,
     },
     /// A derivation's outputs were found in the store (nothing ran).
     Fresh {
+        /// The derivation's `.drv` path.
         drv: &'a StorePath,
+        /// The derivation's name.
         name: &'a str,
+        /// Its outputs: output name → store path.
         outputs: &'a BTreeMap<String, StorePath>,
     },
     /// A derivation failed; `log` is the builder's output (as recorded: paths in it are
     /// the build directory's, e.g. `src/<package>/<file>`, which `derivation`'s inputs
     /// map to the user's files).
     Failed {
+        /// The derivation's `.drv` path.
         drv: &'a StorePath,
+        /// The derivation's name.
         name: &'a str,
+        /// The derivation itself.
         derivation: &'a Derivation,
+        /// The builder's output.
         log: &'a str,
+        /// Why it failed, as one line.
         reason: &'a str,
     },
     /// A derivation was rebuilt for `--check` and compared with its stored outputs;
     /// `differences` is empty when they were bit-identical.
     Checked {
+        /// The derivation's `.drv` path.
         drv: &'a StorePath,
+        /// The derivation's name.
         name: &'a str,
+        /// How the rebuilt outputs differ from the stored ones.
         differences: &'a [super::Difference],
     },
     /// A derivation's outputs were downloaded from a substituter (verified and signed).
     Substituted {
+        /// The derivation's `.drv` path.
         drv: &'a StorePath,
+        /// The derivation's name.
         name: &'a str,
+        /// Its outputs: output name → store path.
         outputs: &'a BTreeMap<String, StorePath>,
+        /// The substituter's URL.
         from: &'a str,
     },
     /// Something worth telling that does not stop the realisation.
-    Warning { message: &'a str },
+    Warning {
+        /// The warning's text.
+        message: &'a str,
+    },
     /// A derivation was not attempted because an input failed.
-    Skipped { drv: &'a StorePath, name: &'a str },
+    Skipped {
+        /// The derivation's `.drv` path.
+        drv: &'a StorePath,
+        /// The derivation's name.
+        name: &'a str,
+    },
 }
 
 /// Receives events; must be callable from worker threads.
 pub trait Reporter: Sync {
+    /// Handle one event.
     fn event(&self, event: &Event<'_>);
 }
 

@@ -41,6 +41,7 @@ pub use reuse::{Outputs, Previous};
 /// Finding a derivation by its path: the evaluator's sorted map, or an [`Index`] of it
 /// built once for the passes of one realisation (thousands of lookups each).
 pub trait DrvLookup: Sync {
+    /// The derivation at `path`, if known.
     fn drv(&self, path: &StorePath) -> Option<&Derivation>;
 }
 
@@ -65,6 +66,7 @@ use crate::layout::Store;
 /// Options of one realisation.
 #[derive(Debug, Clone)]
 pub struct RealiseOptions<'a> {
+    /// How many builders may run at once.
     pub jobs: usize,
     /// Rebuild derivations whose outputs are already in the store and compare the
     /// results bit for bit (`--check`).
@@ -102,6 +104,7 @@ pub struct Realisation {
 }
 
 impl Realisation {
+    /// Whether no derivation failed.
     pub fn success(&self) -> bool {
         self.failures.is_empty()
     }
@@ -124,10 +127,18 @@ impl Realisation {
 /// Errors that stop a realisation before it starts.
 #[derive(Debug, thiserror::Error)]
 pub enum RealiseError {
+    /// A derivation needed by another one is not among those given.
     #[error("derivation `{0}` is needed but was not provided")]
     MissingDerivation(StorePath),
+    /// A `.drv` path does not match its derivation's contents.
     #[error("derivation `{drv}` is not canonical: its contents hash to `{found}`")]
-    DrvMismatch { drv: StorePath, found: StorePath },
+    DrvMismatch {
+        /// The `.drv` path it was given under.
+        drv: StorePath,
+        /// The path its contents hash to.
+        found: StorePath,
+    },
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A substituter offered something that failed verification.
@@ -269,6 +280,7 @@ fn write_derivation(store: &Store, d: &StorePath, drv: &Derivation) -> Result<()
 pub struct Plan {
     /// Derivations that will be built (an upper bound: early cutoff may skip some).
     pub to_build: Vec<StorePath>,
+    /// How many derivations already have their outputs in the store.
     pub fresh: usize,
 }
 

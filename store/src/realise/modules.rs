@@ -17,8 +17,11 @@ use cmod_schema::StorePath;
 /// directory, and the store path it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleFile {
+    /// The module it provides (`m` or `m:part`).
     pub module: String,
+    /// Where it is laid out, relative to the build directory.
     pub at: String,
+    /// The store path of the BMI.
     pub path: StorePath,
 }
 
@@ -26,20 +29,38 @@ pub struct ModuleFile {
 /// together: a cmod bug or a hand-made derivation, never a user's source).
 #[derive(Debug, thiserror::Error)]
 pub enum ClosureError {
+    /// A BMI input comes from a derivation that is not being realised.
     #[error("it reads a BMI from `{drv}`, which is not among the derivations being realised")]
-    Missing { drv: StorePath },
+    Missing {
+        /// The producing derivation.
+        drv: StorePath,
+    },
+    /// An input laid out as a BMI comes from an output that names no module.
     #[error("it reads `{at}` from output `{output}` of `{drv}`, which provides no module")]
     NotAModule {
+        /// Where the step reads it.
         at: String,
+        /// The producing derivation.
         drv: StorePath,
+        /// The output's name.
         output: String,
     },
+    /// A BMI input's producer has not been realised yet.
     #[error("it reads output `{output}` of `{drv}`, which has not been realised")]
-    Unrealised { drv: StorePath, output: String },
+    Unrealised {
+        /// The producing derivation.
+        drv: StorePath,
+        /// The output's name.
+        output: String,
+    },
+    /// Two different BMIs of the closure have the same stable name.
     #[error("its closure has two BMIs at `{at}`: `{first}` and `{second}`")]
     Clash {
+        /// The stable name.
         at: String,
+        /// One BMI at it.
         first: StorePath,
+        /// The other.
         second: StorePath,
     },
 }
