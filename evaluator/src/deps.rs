@@ -254,26 +254,7 @@ impl Fetcher<'_> {
             .locked(name, url, reference)
             .filter(|_| also.is_empty())
         {
-            let version: semver::Version = lock.version.parse().map_err(|e| {
-                EvalError::new(
-                    ErrorKind::Lock,
-                    format!(
-                        "cmod.lock: package `{name}` has version `{}`: {e}",
-                        lock.version
-                    ),
-                )
-            })?;
-            let commit = parse_git_source(&lock.source)
-                .map(|(_, _, c)| c.to_string())
-                .unwrap_or_default();
-            let pkg = self.materialise(
-                name,
-                url,
-                reference,
-                &commit,
-                Some((&lock.tree, &version)),
-                base,
-            )?;
+            let pkg = self.resolve_locked(lock, url, reference, base)?;
             self.warn_if_moved(&pkg, base, warnings);
             return Ok(pkg);
         }
@@ -285,95 +266,48 @@ impl Fetcher<'_> {
             .as_ref()
             .filter(|(p, _)| p == name)
             .map(|(_, v)| v.as_str());
-        let commit =
-            match (reference, precise) {
-                (GitRef::Version(req), Some(v)) => {
-                    let want: semver::Version = v.trim_start_matches('v').parse().map_err(|e| {
-                        EvalError::new(
-                            ErrorKind::Dependency,
-                            format!("--precise `{v}` is not a version: {e}"),
-                        )
-                    })?;
-                    if !req.matches(&want) || also.iter().any(|r| !r.matches(&want)) {
-                        return Err(EvalError::new(
-                            ErrorKind::Dependency,
-                            format!(
-                            "--precise {want} does not satisfy the requirement `{req}` of `{name}`"
-                        ),
-                        ));
-                    }
-                    let tag = refs
-                        .tags
-                        .keys()
-                        .find(|t| t.strip_prefix('v').unwrap_or(t) == want.to_string())
-                        .ok_or_else(|| {
-                            EvalError::new(
-                                ErrorKind::Dependency,
-                                format!("`{url}` has no tag for version {want}"),
-                            )
-                        })?;
-                    refs.tags[tag].to_string()
-                }
-                (_, Some(rev)) => git::resolve_rev(&repo, rev)
-                    .map_err(|e| {
-                        EvalError::new(
-                            ErrorKind::Dependency,
-                            format!("--precise for `{name}`: {e}"),
-                        )
-                    })?
-                    .to_string(),
-                (GitRef::Version(req), None) => {
-                    let mut reqs = vec![req.clone()];
-                    reqs.extend(also.iter().cloned());
-                    match select_version(&refs, &reqs) {
-                        Some((tag, _)) => refs.tags[tag].to_string(),
-                        None => {
-                            let tags: Vec<&str> = refs.tags.keys().map(String::as_str).collect();
-                            return Err(EvalError::new(
-                                ErrorKind::Dependency,
-                                format!(
-                                    "no tag of `{url}` matches {}",
-                                    reqs.iter()
-                                        .map(|r| format!("`{r}`"))
-                                        .collect::<Vec<_>>()
-                                        .join(" and ")
-                                ),
-                            )
-                            .help(format!(
-                                "its tags are: {}",
-                                if tags.is_empty() {
-                                    "(none)".to_string()
-                                } else {
-                                    tags.join(", ")
-                                }
-                            )));
-                        }
-                    }
-                }
-                (GitRef::Tag(t), None) => {
-                    refs.tags.get(t).map(|id| id.to_string()).ok_or_else(|| {
-                        EvalError::new(ErrorKind::Dependency, format!("`{url}` has no tag `{t}`"))
-                            .help(format!(
-                                "its tags are: {}",
-                                refs.tags.keys().cloned().collect::<Vec<_>>().join(", ")
-                            ))
-                    })?
-                }
-                (GitRef::Branch(b), None) => refs
-                    .branches
-                    .get(b)
-                    .map(|id| id.to_string())
-                    .ok_or_else(|| {
-                        EvalError::new(
-                            ErrorKind::Dependency,
-                            format!("`{url}` has no branch `{b}`"),
-                        )
-                    })?,
-                (GitRef::Rev(r), None) => git::resolve_rev(&repo, r)
-                    .map_err(|e| EvalError::new(ErrorKind::Dependency, format!("`{url}`: {e}")))?
-                    .to_string(),
-            };
+        let wanted = Wanted {
+            name,
+            url,
+            reference,
+            also,
+        };
+        let commit = match precise {
+            Some(precise) => wanted.precise_commit(&repo, &refs, precise)?,
+            None => wanted.commit(&repo, &refs)?,
+        };
         self.materialise(name, url, reference, &commit, None, base)
+    }
+
+    /// The package as `cmod.lock` pins it (its commit and tree).
+    fn resolve_locked(
+        &self,
+        lock: &LockedPackage,
+        url: &str,
+        reference: &GitRef,
+        base: &Path,
+    ) -> Result<GitPackage, EvalError> {
+        let name = &lock.name;
+        let version: semver::Version = lock.version.parse().map_err(|e| {
+            EvalError::new(
+                ErrorKind::Lock,
+                format!(
+                    "cmod.lock: package `{name}` has version `{}`: {e}",
+                    lock.version
+                ),
+            )
+        })?;
+        let commit = parse_git_source(&lock.source)
+            .map(|(_, _, c)| c.to_string())
+            .unwrap_or_default();
+        self.materialise(
+            name,
+            url,
+            reference,
+            &commit,
+            Some((&lock.tree, &version)),
+            base,
+        )
     }
 
     /// Get the tree of `commit` into the store (or find it there) and describe the package.
@@ -530,6 +464,108 @@ fn make_writable_and_remove(dir: &Path) -> std::io::Result<()> {
         std::fs::remove_dir_all(dir)?;
     }
     Ok(())
+}
+
+/// What a git dependency asks for: its name and URL (for messages), its reference,
+/// and other requirers' version requirements.
+struct Wanted<'a> {
+    name: &'a str,
+    url: &'a str,
+    reference: &'a GitRef,
+    also: &'a [semver::VersionReq],
+}
+
+impl Wanted<'_> {
+    /// The commit `--precise` pins: the tag of that version (which must satisfy every
+    /// requirement) for a version requirement, else a revision.
+    fn precise_commit(
+        &self,
+        repo: &gix::Repository,
+        refs: &git::Refs,
+        precise: &str,
+    ) -> Result<String, EvalError> {
+        let (name, url) = (self.name, self.url);
+        let GitRef::Version(req) = self.reference else {
+            return git::resolve_rev(repo, precise)
+                .map(|id| id.to_string())
+                .map_err(|e| {
+                    EvalError::new(
+                        ErrorKind::Dependency,
+                        format!("--precise for `{name}`: {e}"),
+                    )
+                });
+        };
+        let want: semver::Version = precise.trim_start_matches('v').parse().map_err(|e| {
+            EvalError::new(
+                ErrorKind::Dependency,
+                format!("--precise `{precise}` is not a version: {e}"),
+            )
+        })?;
+        if !req.matches(&want) || self.also.iter().any(|r| !r.matches(&want)) {
+            return Err(EvalError::new(
+                ErrorKind::Dependency,
+                format!("--precise {want} does not satisfy the requirement `{req}` of `{name}`"),
+            ));
+        }
+        let tag = refs
+            .tags
+            .keys()
+            .find(|t| t.strip_prefix('v').unwrap_or(t) == want.to_string())
+            .ok_or_else(|| {
+                EvalError::new(
+                    ErrorKind::Dependency,
+                    format!("`{url}` has no tag for version {want}"),
+                )
+            })?;
+        Ok(refs.tags[tag].to_string())
+    }
+
+    /// The commit the reference names: the highest tag matching every version
+    /// requirement, the tag, the branch's tip, or the revision.
+    fn commit(&self, repo: &gix::Repository, refs: &git::Refs) -> Result<String, EvalError> {
+        let url = self.url;
+        let dependency = |message: String| EvalError::new(ErrorKind::Dependency, message);
+        let tags_help = || {
+            let tags: Vec<&str> = refs.tags.keys().map(String::as_str).collect();
+            format!(
+                "its tags are: {}",
+                if tags.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    tags.join(", ")
+                }
+            )
+        };
+        match self.reference {
+            GitRef::Version(req) => {
+                let mut reqs = vec![req.clone()];
+                reqs.extend(self.also.iter().cloned());
+                match select_version(refs, &reqs) {
+                    Some((tag, _)) => Ok(refs.tags[tag].to_string()),
+                    None => {
+                        let all: Vec<String> = reqs.iter().map(|r| format!("`{r}`")).collect();
+                        Err(
+                            dependency(format!("no tag of `{url}` matches {}", all.join(" and ")))
+                                .help(tags_help()),
+                        )
+                    }
+                }
+            }
+            GitRef::Tag(t) => {
+                refs.tags.get(t).map(|id| id.to_string()).ok_or_else(|| {
+                    dependency(format!("`{url}` has no tag `{t}`")).help(tags_help())
+                })
+            }
+            GitRef::Branch(b) => refs
+                .branches
+                .get(b)
+                .map(|id| id.to_string())
+                .ok_or_else(|| dependency(format!("`{url}` has no branch `{b}`"))),
+            GitRef::Rev(r) => git::resolve_rev(repo, r)
+                .map(|id| id.to_string())
+                .map_err(|e| dependency(format!("`{url}`: {e}"))),
+        }
+    }
 }
 
 #[cfg(test)]
