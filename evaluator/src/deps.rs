@@ -320,19 +320,20 @@ impl Fetcher<'_> {
         locked: Option<(&ContentHash, &semver::Version)>,
         base: &Path,
     ) -> Result<GitPackage, EvalError> {
+        let package = |tree: ContentHash, dir: PathBuf, version: semver::Version| GitPackage {
+            url: url.into(),
+            reference: reference.clone(),
+            commit: commit.into(),
+            tree,
+            dir,
+            name: name.into(),
+            version,
+        };
         if let Some((tree, version)) = locked {
             let path = StorePath::compute(PathKind::Source, tree, &tree_name(name, version), [])
                 .map_err(|e| EvalError::new(ErrorKind::Internal, e.to_string()))?;
             if let Some(dir) = self.trees.find(&path) {
-                return Ok(GitPackage {
-                    url: url.into(),
-                    reference: reference.clone(),
-                    commit: commit.into(),
-                    tree: *tree,
-                    dir,
-                    name: name.into(),
-                    version: version.clone(),
-                });
+                return Ok(package(*tree, dir, version.clone()));
             }
         }
         let id = git::parse_id(commit).ok_or_else(|| {
@@ -341,85 +342,91 @@ impl Fetcher<'_> {
                 format!("cmod.lock: `{commit}` is not a commit id"),
             )
         })?;
-        let mut repo = self.repo_if_cached(url).filter(|r| git::has_commit(r, &id));
-        if repo.is_none() {
-            let r = self.repo(url, base)?;
-            if git::has_commit(&r, &id) {
-                repo = Some(r);
-            }
-        }
-        let Some(repo) = repo else {
-            // Offline, only the local cache was looked at: the commit may well exist
-            // upstream, it just was never fetched here.
-            if self.network == Network::Offline {
-                return Err(EvalError::new(
-                    ErrorKind::Dependency,
-                    format!("package `{name}` is pinned to commit {commit}, which is not in the local git cache of `{url}` (and its tree is not in the store)"),
-                )
-                .help("run `cmod fetch` without --offline (or --frozen) to fetch it into the cache and the store, then build offline"));
-            }
-            return Err(EvalError::new(
-                ErrorKind::Dependency,
-                format!("package `{name}` is pinned to commit {commit}, which `{url}` no longer has (was its history rewritten?)"),
-            )
-            .help(format!("run `cmod update {name}` to pin a commit that exists")));
-        };
-        let manifest_text = git::read_file(&repo, &id, crate::manifest_file::MANIFEST_NAME)
-            .map_err(|e| EvalError::new(ErrorKind::Dependency, e.to_string()))?
-            .ok_or_else(|| {
-                EvalError::new(
-                    ErrorKind::Dependency,
-                    format!("commit {commit} of `{url}` has no cmod.toml at its root"),
-                )
-            })?;
-        let manifest: Manifest =
-            toml::from_str(&String::from_utf8_lossy(&manifest_text)).map_err(|e| {
-                EvalError::new(
-                    ErrorKind::Dependency,
-                    format!(
-                        "the cmod.toml of `{url}` at {commit} is invalid: {}",
-                        e.message()
-                    ),
-                )
-            })?;
-        let version = manifest
-            .package
-            .as_ref()
-            .map(|p| p.version.get_ref().0.clone())
-            .ok_or_else(|| {
-                EvalError::new(
-                    ErrorKind::Dependency,
-                    format!("the cmod.toml of `{url}` at {commit} has no [package]"),
-                )
-            })?;
+        let repo = self.repo_with(name, url, commit, &id, base)?;
+        let version = manifest_version(&repo, &id, url, commit)?;
         let tmp = self.git.dir(url).with_extension(format!(
             "checkout-{}-{}",
             std::process::id(),
             &commit[..12]
         ));
         let _ = std::fs::remove_dir_all(&tmp);
-        let hash = git::checkout(&repo, &id, &tmp).map_err(|e| {
-            EvalError::new(ErrorKind::Dependency, format!("checking out `{name}`: {e}"))
-        });
-        let result = hash.and_then(|hash| {
-            if let Some((expected, _)) = locked {
-                if *expected != hash {
-                    return Err(EvalError::new(
-                        ErrorKind::Integrity,
-                        format!("package `{name}`: commit {commit} checks out to tree {hash}, but cmod.lock pins tree {expected}"),
-                    )
-                    .help("the git cache or the remote was tampered with; delete the cache entry and fetch from a trusted remote, or re-lock deliberately with `cmod update`"));
-                }
-            }
-            let path = StorePath::compute(PathKind::Source, &hash, &tree_name(name, &version), []).map_err(|e| EvalError::new(ErrorKind::Internal, e.to_string()))?;
-            let dir = match self.trees.find(&path) {
-                Some(d) => d,
-                None => self.trees.add(&tmp, &path, &hash).map_err(|e| EvalError::new(ErrorKind::Internal, format!("adding `{name}` to the store: {e}")))?,
-            };
-            Ok(GitPackage { url: url.into(), reference: reference.clone(), commit: commit.into(), tree: hash, dir, name: name.into(), version: version.clone() })
-        });
+        let stored = self.check_out(
+            &repo,
+            &id,
+            &tmp,
+            (name, commit, &version),
+            locked.map(|l| l.0),
+        );
         let _ = make_writable_and_remove(&tmp);
-        result
+        let (tree, dir) = stored?;
+        Ok(package(tree, dir, version))
+    }
+
+    /// The cached repository of `url` once it has `commit` (fetched if need be, and
+    /// allowed); an error saying why it cannot have it.
+    fn repo_with(
+        &self,
+        name: &str,
+        url: &str,
+        commit: &str,
+        id: &gix::ObjectId,
+        base: &Path,
+    ) -> Result<gix::Repository, EvalError> {
+        if let Some(r) = self.repo_if_cached(url).filter(|r| git::has_commit(r, id)) {
+            return Ok(r);
+        }
+        let r = self.repo(url, base)?;
+        if git::has_commit(&r, id) {
+            return Ok(r);
+        }
+        // Offline, only the local cache was looked at: the commit may well exist
+        // upstream, it just was never fetched here.
+        if self.network == Network::Offline {
+            return Err(EvalError::new(
+                ErrorKind::Dependency,
+                format!("package `{name}` is pinned to commit {commit}, which is not in the local git cache of `{url}` (and its tree is not in the store)"),
+            )
+            .help("run `cmod fetch` without --offline (or --frozen) to fetch it into the cache and the store, then build offline"));
+        }
+        Err(EvalError::new(
+            ErrorKind::Dependency,
+            format!("package `{name}` is pinned to commit {commit}, which `{url}` no longer has (was its history rewritten?)"),
+        )
+        .help(format!("run `cmod update {name}` to pin a commit that exists")))
+    }
+
+    /// Check `id` out at `tmp`, check its tree against the lock's `expected` hash, and
+    /// add it to the store (unless there already). Returns the tree hash and store dir.
+    fn check_out(
+        &self,
+        repo: &gix::Repository,
+        id: &gix::ObjectId,
+        tmp: &Path,
+        (name, commit, version): (&str, &str, &semver::Version),
+        expected: Option<&ContentHash>,
+    ) -> Result<(ContentHash, PathBuf), EvalError> {
+        let hash = git::checkout(repo, id, tmp).map_err(|e| {
+            EvalError::new(ErrorKind::Dependency, format!("checking out `{name}`: {e}"))
+        })?;
+        if let Some(expected) = expected.filter(|e| **e != hash) {
+            return Err(EvalError::new(
+                ErrorKind::Integrity,
+                format!("package `{name}`: commit {commit} checks out to tree {hash}, but cmod.lock pins tree {expected}"),
+            )
+            .help("the git cache or the remote was tampered with; delete the cache entry and fetch from a trusted remote, or re-lock deliberately with `cmod update`"));
+        }
+        let path = StorePath::compute(PathKind::Source, &hash, &tree_name(name, version), [])
+            .map_err(|e| EvalError::new(ErrorKind::Internal, e.to_string()))?;
+        let dir = match self.trees.find(&path) {
+            Some(d) => d,
+            None => self.trees.add(tmp, &path, &hash).map_err(|e| {
+                EvalError::new(
+                    ErrorKind::Internal,
+                    format!("adding `{name}` to the store: {e}"),
+                )
+            })?,
+        };
+        Ok((hash, dir))
     }
 
     fn repo_if_cached(&self, url: &str) -> Option<gix::Repository> {
@@ -566,6 +573,43 @@ impl Wanted<'_> {
                 .map_err(|e| dependency(format!("`{url}`: {e}"))),
         }
     }
+}
+
+/// The version in the `cmod.toml` at the root of `commit` (`id`) of `url`.
+fn manifest_version(
+    repo: &gix::Repository,
+    id: &gix::ObjectId,
+    url: &str,
+    commit: &str,
+) -> Result<semver::Version, EvalError> {
+    let manifest_text = git::read_file(repo, id, crate::manifest_file::MANIFEST_NAME)
+        .map_err(|e| EvalError::new(ErrorKind::Dependency, e.to_string()))?
+        .ok_or_else(|| {
+            EvalError::new(
+                ErrorKind::Dependency,
+                format!("commit {commit} of `{url}` has no cmod.toml at its root"),
+            )
+        })?;
+    let manifest: Manifest =
+        toml::from_str(&String::from_utf8_lossy(&manifest_text)).map_err(|e| {
+            EvalError::new(
+                ErrorKind::Dependency,
+                format!(
+                    "the cmod.toml of `{url}` at {commit} is invalid: {}",
+                    e.message()
+                ),
+            )
+        })?;
+    manifest
+        .package
+        .as_ref()
+        .map(|p| p.version.get_ref().0.clone())
+        .ok_or_else(|| {
+            EvalError::new(
+                ErrorKind::Dependency,
+                format!("the cmod.toml of `{url}` at {commit} has no [package]"),
+            )
+        })
 }
 
 #[cfg(test)]
