@@ -3,7 +3,7 @@
 //! the cached toolchain description is stale.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use cmod_schema::manifest::Stdlib;
 
@@ -52,48 +52,129 @@ fn run(cxx: &Path, args: &[&str]) -> Result<std::process::Output, EvalError> {
 /// Run the driver a few times (concurrently: each run is mostly process start-up) and
 /// parse what it prints.
 pub fn probe(cxx: &Path, stdlib: Stdlib) -> Result<Probe, EvalError> {
-    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = std::env::temp_dir().join(format!("cmod-probe-{}-{n}.o", std::process::id()));
-    std::fs::write(&tmp, b"").map_err(|e| EvalError::io(&tmp, "write", e))?;
-    let tmp_str = tmp.to_string_lossy().into_owned();
-    let stdlib_flag = format!("-stdlib={}", stdlib.as_str());
-    let verbose_args = [
-        stdlib_flag.as_str(),
-        "-E",
-        "-x",
-        "c++",
-        "-v",
-        "/dev/null",
-        "-o",
-        "/dev/null",
-    ];
-    let link_args = [
-        stdlib_flag.as_str(),
-        "-fuse-ld=lld",
-        "-###",
-        &tmp_str,
-        "-o",
-        "/dev/null",
-    ];
-    let (version_out, resource_out, verbose_out, link_out) = std::thread::scope(|s| {
-        let version = s.spawn(|| run(cxx, &["--version"]));
-        let resource = s.spawn(|| run(cxx, &["-print-resource-dir"]));
-        let verbose = s.spawn(|| run(cxx, &verbose_args));
-        let link = run(cxx, &link_args);
-        let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
-            h.join().unwrap_or_else(|_| {
-                Err(EvalError::new(
-                    ErrorKind::Internal,
-                    "a compiler probe thread panicked",
-                ))
-            })
-        };
-        (join(version), join(resource), join(verbose), link)
-    });
-    let _ = std::fs::remove_file(&tmp);
+    let runs = ProbeRuns::run(cxx, stdlib)?;
+    let (version_output, version_text, version) = clang_version(cxx, runs.version?)?;
+    let installed_dir = version_output
+        .lines()
+        .find_map(|l| l.strip_prefix("InstalledDir:"))
+        .map(|s| PathBuf::from(s.trim()))
+        .or_else(|| cxx.canonicalize().ok()?.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
 
-    let out = version_out?;
+    let out = runs.resource?;
+    let resource_dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+
+    let out = runs.verbose?;
+    let verbose = String::from_utf8_lossy(&out.stderr);
+    let include_dirs = parse_include_dirs(&verbose);
+    let gcc_install = verbose
+        .lines()
+        .find_map(|l| l.strip_prefix("Selected GCC installation:"))
+        .map(|d| PathBuf::from(d.trim()));
+
+    let out = runs.link?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let link_line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('"'))
+        .unwrap_or("");
+    let words = split_quoted(link_line);
+    let mut p = Probe {
+        version_output,
+        version_text,
+        version,
+        installed_dir,
+        resource_dir,
+        include_dirs,
+        gcc_install,
+        linker: PathBuf::new(),
+        dynamic_linker: None,
+        link_objects: Vec::new(),
+        lib_dirs: Vec::new(),
+        libs: Vec::new(),
+    };
+    parse_link_line(&words, &runs.object, &mut p);
+    if p.linker.as_os_str().is_empty() {
+        return Err(EvalError::new(
+            ErrorKind::Toolchain,
+            format!("`{} -fuse-ld=lld -###` printed no link line", cxx.display()),
+        )
+        .help("install lld: `apt-get install lld-19`"));
+    }
+    Ok(p)
+}
+
+/// What the driver printed for each probe.
+struct ProbeRuns {
+    /// `--version`.
+    version: Result<Output, EvalError>,
+    /// `-print-resource-dir`.
+    resource: Result<Output, EvalError>,
+    /// `-E -v` of an empty C++ file: the include search list.
+    verbose: Result<Output, EvalError>,
+    /// `-###` of a link with lld: the link line.
+    link: Result<Output, EvalError>,
+    /// The (deleted) object file the link line names.
+    object: String,
+}
+
+impl ProbeRuns {
+    /// Run the four probes at once.
+    fn run(cxx: &Path, stdlib: Stdlib) -> Result<ProbeRuns, EvalError> {
+        static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = std::env::temp_dir().join(format!("cmod-probe-{}-{n}.o", std::process::id()));
+        std::fs::write(&tmp, b"").map_err(|e| EvalError::io(&tmp, "write", e))?;
+        let object = tmp.to_string_lossy().into_owned();
+        let stdlib_flag = format!("-stdlib={}", stdlib.as_str());
+        let verbose_args = [
+            stdlib_flag.as_str(),
+            "-E",
+            "-x",
+            "c++",
+            "-v",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+        ];
+        let link_args = [
+            stdlib_flag.as_str(),
+            "-fuse-ld=lld",
+            "-###",
+            &object,
+            "-o",
+            "/dev/null",
+        ];
+        let runs = std::thread::scope(|s| {
+            let version = s.spawn(|| run(cxx, &["--version"]));
+            let resource = s.spawn(|| run(cxx, &["-print-resource-dir"]));
+            let verbose = s.spawn(|| run(cxx, &verbose_args));
+            let link = run(cxx, &link_args);
+            let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
+                h.join().unwrap_or_else(|_| {
+                    Err(EvalError::new(
+                        ErrorKind::Internal,
+                        "a compiler probe thread panicked",
+                    ))
+                })
+            };
+            ProbeRuns {
+                version: join(version),
+                resource: join(resource),
+                verbose: join(verbose),
+                link,
+                object: object.clone(),
+            }
+        });
+        let _ = std::fs::remove_file(&tmp);
+        Ok(runs)
+    }
+}
+
+/// The driver's `--version` output, its first line, and the clang version in it; an
+/// error when the driver is not clang.
+fn clang_version(cxx: &Path, out: Output) -> Result<(String, String, semver::Version), EvalError> {
     let version_output = String::from_utf8_lossy(&out.stdout).into_owned();
     let version_text = version_output
         .lines()
@@ -117,55 +198,7 @@ pub fn probe(cxx: &Path, stdlib: Stdlib) -> Result<Probe, EvalError> {
             format!("cannot read a version from `{version_text}`"),
         )
     })?;
-    let installed_dir = version_output
-        .lines()
-        .find_map(|l| l.strip_prefix("InstalledDir:"))
-        .map(|s| PathBuf::from(s.trim()))
-        .or_else(|| cxx.canonicalize().ok()?.parent().map(Path::to_path_buf))
-        .unwrap_or_default();
-
-    let out = resource_out?;
-    let resource_dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-
-    let out = verbose_out?;
-    let verbose = String::from_utf8_lossy(&out.stderr);
-    let include_dirs = parse_include_dirs(&verbose);
-    let gcc_install = verbose
-        .lines()
-        .find_map(|l| l.strip_prefix("Selected GCC installation:"))
-        .map(|d| PathBuf::from(d.trim()));
-
-    let out = link_out?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let link_line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('"'))
-        .unwrap_or("");
-    let words = split_quoted(link_line);
-    let mut p = Probe {
-        version_output,
-        version_text,
-        version,
-        installed_dir,
-        resource_dir,
-        include_dirs,
-        gcc_install,
-        linker: PathBuf::new(),
-        dynamic_linker: None,
-        link_objects: Vec::new(),
-        lib_dirs: Vec::new(),
-        libs: Vec::new(),
-    };
-    parse_link_line(&words, &tmp_str, &mut p);
-    if p.linker.as_os_str().is_empty() {
-        return Err(EvalError::new(
-            ErrorKind::Toolchain,
-            format!("`{} -fuse-ld=lld -###` printed no link line", cxx.display()),
-        )
-        .help("install lld: `apt-get install lld-19`"));
-    }
-    Ok(p)
+    Ok((version_output, version_text, version))
 }
 
 /// `Debian clang version 19.1.7 (3~deb12u1)` → 19.1.7.
