@@ -16,10 +16,13 @@
 //! * if the caller dies (killed, crashed), its parent-death signal is that same `SIGTERM`,
 //!   so nothing the builder started outlives cmod (lifetime.rs).
 //!
-//! Both processes are cloned from the multi-threaded caller, so they follow the rules of
-//! child.rs: prepared data only, raw syscalls, no allocation. The builder is started with
-//! `CLONE_VM | CLONE_VFORK` (as `posix_spawn` does): it borrows the subreaper's memory,
-//! on its own prepared stack, until it executes the program, and the subreaper waits.
+//! Both processes descend from the multi-threaded caller without an `execve`, so they
+//! follow the rules of child.rs: prepared data only, raw syscalls, no allocation. The
+//! subreaper is cloned without `CLONE_VM`: it has its own copy of the caller's memory, in
+//! which a lock another thread of the caller held stays held for good. The builder is
+//! started from it with `CLONE_VM | CLONE_VFORK` (as `posix_spawn` does): it shares the
+//! subreaper's memory, on its own prepared stack, until it executes the program, and the
+//! subreaper is suspended meanwhile.
 
 use std::ffi::CString;
 use std::os::raw::{c_int, c_void};
