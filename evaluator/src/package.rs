@@ -355,34 +355,8 @@ impl<'a> Loader<'a> {
         if let Some(&id) = self.by_dir.get(dir) {
             return Ok(id);
         }
-        if let Some(pos) = self.stack.iter().position(|(d, _)| d == dir) {
-            let mut cycle: Vec<String> = self.stack[pos..].iter().map(|(_, n)| n.clone()).collect();
-            cycle.push(self.stack[pos].1.clone());
-            return Err(EvalError::new(
-                ErrorKind::Dependency,
-                format!(
-                    "packages depend on each other in a cycle: {}",
-                    cycle.join(" → ")
-                ),
-            )
-            .at_opt(required_at)
-            .help("remove one of these dependencies; a package graph must be acyclic")
-            .into());
-        }
-        let file = ManifestFile::load(&dir.join(MANIFEST_NAME)).map_err(|e| {
-            match (&required_at, e.kind) {
-                (Some(at), ErrorKind::ManifestMissing) => EvalError::new(
-                    ErrorKind::Dependency,
-                    format!(
-                        "dependency directory `{}` has no `{MANIFEST_NAME}`",
-                        dir.display()
-                    ),
-                )
-                .at(at.clone())
-                .help("point `path` at a directory that contains a cmod package"),
-                _ => e,
-            }
-        })?;
+        self.check_not_in_cycle(dir, &required_at)?;
+        let file = load_manifest(dir, &required_at)?;
         let Some(package) = file.manifest.package.clone() else {
             return Err(EvalError::new(
                 ErrorKind::ManifestInvalid,
@@ -431,6 +405,26 @@ impl<'a> Loader<'a> {
             self.done[id].dev_system = self.system_deps(&file, &file.manifest.dev_dependencies)?;
         }
         Ok(id)
+    }
+
+    /// An error when `dir` is already being loaded further up: its packages depend on
+    /// each other in a cycle.
+    fn check_not_in_cycle(&self, dir: &Path, required_at: &Option<Location>) -> Result<(), Stop> {
+        let Some(pos) = self.stack.iter().position(|(d, _)| d == dir) else {
+            return Ok(());
+        };
+        let mut cycle: Vec<String> = self.stack[pos..].iter().map(|(_, n)| n.clone()).collect();
+        cycle.push(self.stack[pos].1.clone());
+        Err(EvalError::new(
+            ErrorKind::Dependency,
+            format!(
+                "packages depend on each other in a cycle: {}",
+                cycle.join(" → ")
+            ),
+        )
+        .at_opt(required_at.clone())
+        .help("remove one of these dependencies; a package graph must be acyclic")
+        .into())
     }
 
     /// Load the dependencies of one table (`[dependencies]` or `[dev-dependencies]`) of
@@ -578,6 +572,23 @@ impl<'a> Loader<'a> {
             ws.file.location(entry.span()),
         ))
     }
+}
+
+/// The manifest of the package in `dir`; a dependency pointing at a directory without
+/// one is reported where it is required.
+fn load_manifest(dir: &Path, required_at: &Option<Location>) -> Result<ManifestFile, EvalError> {
+    ManifestFile::load(&dir.join(MANIFEST_NAME)).map_err(|e| match (required_at, e.kind) {
+        (Some(at), ErrorKind::ManifestMissing) => EvalError::new(
+            ErrorKind::Dependency,
+            format!(
+                "dependency directory `{}` has no `{MANIFEST_NAME}`",
+                dir.display()
+            ),
+        )
+        .at(at.clone())
+        .help("point `path` at a directory that contains a cmod package"),
+        _ => e,
+    })
 }
 
 /// Check the dependency spec's shape: one source, at most one git pin.

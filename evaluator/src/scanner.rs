@@ -85,31 +85,8 @@ pub(crate) fn run_scanner(
     batch: &[&ScanItem],
 ) -> Result<Vec<RawRule>, EvalError> {
     let work = tempdir_for_scan()?;
-    let mut db = Vec::with_capacity(batch.len());
-    for (n, item) in batch.iter().enumerate() {
-        // The item's flags start with `-x <language>`.
-        let mut args = vec![cxx.to_string_lossy().into_owned()];
-        args.extend(item.host_args.iter().cloned());
-        let dep = work.path.join(format!("{n}.d"));
-        args.extend([
-            "-c".into(),
-            item.rel.clone(),
-            "-o".into(),
-            format!("{n}.o"),
-            "-MMD".into(),
-            "-MF".into(),
-            dep.to_string_lossy().into_owned(),
-            "-MT".into(),
-            format!("{n}.o"),
-        ]);
-        db.push(serde_json::json!({
-            "directory": root,
-            "file": item.rel,
-            "output": format!("{n}.o"),
-            "arguments": args,
-        }));
-    }
     let db_path = work.path.join("compile_commands.json");
+    let db = scan_database(cxx, root, &work.path, batch);
     std::fs::write(&db_path, serde_json::to_vec(&db).unwrap_or_default())
         .map_err(|e| EvalError::io(&db_path, "write", e))?;
     let out = Command::new(scan_deps)
@@ -148,30 +125,70 @@ pub(crate) fn run_scanner(
                 format!("clang-scan-deps reported nothing for `{}`", item.rel),
             )
         })?;
-        let provides = rule["provides"]
-            .as_array()
-            .and_then(|p| p.first())
-            .and_then(|p| {
-                Some((
-                    p["logical-name"].as_str()?.to_string(),
-                    p["is-interface"].as_bool().unwrap_or(true),
-                ))
-            });
-        let requires = rule["requires"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r["logical-name"].as_str().map(str::to_string))
-            .collect();
         let depfile = work.path.join(format!("{n}.d"));
         let deps = read_depfile(scan_deps, root, &item.rel, &depfile)?;
-        results.push(RawRule {
-            provides,
-            requires,
-            deps,
-        });
+        results.push(raw_rule(rule, deps));
     }
     Ok(results)
+}
+
+/// The compilation database the scanner reads for `batch`: unit `n` compiles to `n.o`
+/// and writes its prerequisites to `<work>/n.d`.
+fn scan_database(
+    cxx: &Path,
+    root: &Path,
+    work: &Path,
+    batch: &[&ScanItem],
+) -> Vec<serde_json::Value> {
+    let mut db = Vec::with_capacity(batch.len());
+    for (n, item) in batch.iter().enumerate() {
+        // The item's flags start with `-x <language>`.
+        let mut args = vec![cxx.to_string_lossy().into_owned()];
+        args.extend(item.host_args.iter().cloned());
+        let dep = work.join(format!("{n}.d"));
+        args.extend([
+            "-c".into(),
+            item.rel.clone(),
+            "-o".into(),
+            format!("{n}.o"),
+            "-MMD".into(),
+            "-MF".into(),
+            dep.to_string_lossy().into_owned(),
+            "-MT".into(),
+            format!("{n}.o"),
+        ]);
+        db.push(serde_json::json!({
+            "directory": root,
+            "file": item.rel,
+            "output": format!("{n}.o"),
+            "arguments": args,
+        }));
+    }
+    db
+}
+
+/// One unit's P1689 rule as a [`RawRule`], with its header prerequisites `deps`.
+fn raw_rule(rule: &serde_json::Value, deps: Vec<String>) -> RawRule {
+    let provides = rule["provides"]
+        .as_array()
+        .and_then(|p| p.first())
+        .and_then(|p| {
+            Some((
+                p["logical-name"].as_str()?.to_string(),
+                p["is-interface"].as_bool().unwrap_or(true),
+            ))
+        });
+    let requires = rule["requires"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["logical-name"].as_str().map(str::to_string))
+        .collect();
+    RawRule {
+        provides,
+        requires,
+        deps,
+    }
 }
 
 /// The prerequisites the scanner wrote for `unit` to `depfile`. Without them the unit's
