@@ -311,55 +311,65 @@ pub fn scan_declarations(source: &[u8]) -> Declarations {
             continue;
         };
         if keyword == "module" {
-            match parse_module_name(&mut lx, true) {
-                ParsedName::Empty => out.global_fragment = true,
-                ParsedName::Name(name) => {
-                    // `module :private;` has an empty module part.
-                    if !name.starts_with(':') && out.module.is_none() {
-                        out.module = Some(ModuleDecl {
-                            name,
-                            exported,
-                            line: kw_line,
-                        });
-                    }
-                }
-                ParsedName::Invalid => {}
-            }
+            module_declaration(&mut lx, &mut out, exported, kw_line);
             at_statement_start = true;
         } else {
-            if let Some(h) = lx.header_name() {
-                out.imports.push(ImportDecl {
-                    target: ImportTarget::Header(h),
-                    exported,
-                    line: kw_line,
-                });
-                continue;
-            }
-            let save = (lx.i, lx.line, lx.at_line_start);
-            if let Some((Tok::Str(s), _)) = lx.next() {
-                out.imports.push(ImportDecl {
-                    target: ImportTarget::Header(s),
-                    exported,
-                    line: kw_line,
-                });
-                continue;
-            }
-            (lx.i, lx.line, lx.at_line_start) = save;
-            if let ParsedName::Name(name) = parse_module_name(&mut lx, false) {
-                let target = match name.strip_prefix(':') {
-                    Some(p) => ImportTarget::Partition(p.to_string()),
-                    None => ImportTarget::Module(name),
-                };
-                out.imports.push(ImportDecl {
-                    target,
-                    exported,
-                    line: kw_line,
-                });
-            }
-            at_statement_start = true;
+            at_statement_start = import_declaration(&mut lx, &mut out, exported, kw_line);
         }
     }
     out
+}
+
+/// After `module` (`exported` with `export`, at `line`): the global module fragment,
+/// or the unit's module name (the first one; `module :private;` is not a name).
+fn module_declaration(lx: &mut Lexer<'_>, out: &mut Declarations, exported: bool, line: u32) {
+    match parse_module_name(lx, true) {
+        ParsedName::Empty => out.global_fragment = true,
+        ParsedName::Name(name) => {
+            if !name.starts_with(':') && out.module.is_none() {
+                out.module = Some(ModuleDecl {
+                    name,
+                    exported,
+                    line,
+                });
+            }
+        }
+        ParsedName::Invalid => {}
+    }
+}
+
+/// After `import`: a header unit (`<h>` or `"h"`), a partition or a module. Returns
+/// whether a new statement starts after it (not after a header name).
+fn import_declaration(
+    lx: &mut Lexer<'_>,
+    out: &mut Declarations,
+    exported: bool,
+    line: u32,
+) -> bool {
+    let mut import = |target| {
+        out.imports.push(ImportDecl {
+            target,
+            exported,
+            line,
+        })
+    };
+    if let Some(h) = lx.header_name() {
+        import(ImportTarget::Header(h));
+        return false;
+    }
+    let save = (lx.i, lx.line, lx.at_line_start);
+    if let Some((Tok::Str(s), _)) = lx.next() {
+        import(ImportTarget::Header(s));
+        return false;
+    }
+    (lx.i, lx.line, lx.at_line_start) = save;
+    if let ParsedName::Name(name) = parse_module_name(lx, false) {
+        import(match name.strip_prefix(':') {
+            Some(p) => ImportTarget::Partition(p.to_string()),
+            None => ImportTarget::Module(name),
+        });
+    }
+    true
 }
 
 enum ParsedName {

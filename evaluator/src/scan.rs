@@ -219,15 +219,7 @@ pub fn scan_package(
     let identity = toolchain.identity.to_text();
     let scan_keys: Vec<ContentHash> = items.iter().map(|i| scan_key(&identity, i)).collect();
     let keys: Vec<String> = scan_keys.iter().map(hex_key).collect();
-    let mut results: Vec<Option<Scanned>> = items
-        .iter()
-        .zip(&keys)
-        .map(|(item, key)| {
-            let e = table.entries.get(key)?;
-            (e.rel == item.rel && headers_unchanged(scope, &e.result, files))
-                .then(|| e.result.clone())
-        })
-        .collect();
+    let mut results = cached_results(&table, scope, files, items, &keys);
     let mut misses: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
     // Trusted results from elsewhere, each used only if its headers match the files here.
     let (substituted, warnings) = match source {
@@ -285,6 +277,26 @@ pub fn scan_package(
         keys: scan_keys,
         warnings,
     })
+}
+
+/// Each item's result in `table` under its key (hex), if the entry is for the same unit
+/// and the headers it recorded are unchanged.
+fn cached_results(
+    table: &CacheTable,
+    scope: &HeaderScope,
+    files: &FileCache,
+    items: &[ScanItem],
+    keys: &[String],
+) -> Vec<Option<Scanned>> {
+    items
+        .iter()
+        .zip(keys)
+        .map(|(item, key)| {
+            let e = table.entries.get(key)?;
+            (e.rel == item.rel && headers_unchanged(scope, &e.result, files))
+                .then(|| e.result.clone())
+        })
+        .collect()
 }
 
 /// What a scan found anew: the items' keys, the shape keys of its misses, and which items

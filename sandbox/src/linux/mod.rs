@@ -258,9 +258,10 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     })
 }
 
-fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
-    let start = Instant::now();
-    prepare_build_dir(action, &action.store_dir, &Default::default())?;
+/// What a Landlock-only step may touch: the toolchain and its inputs (read and
+/// execute), its build directory (read and write) and the usual devices. A missing
+/// input is an error.
+fn landlock_rules_for(action: &Action) -> Result<Rules, SandboxError> {
     let mut read_exec: Vec<PathBuf> = action
         .toolchain
         .iter()
@@ -278,12 +279,18 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
         }
         read_exec.push(p);
     }
-    let rules = Rules {
+    Ok(Rules {
         read_exec,
         read_write: vec![action.build_dir.clone()],
         devices: plan::DEVICES.iter().map(PathBuf::from).collect(),
         fresh_proc: false,
-    };
+    })
+}
+
+fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
+    let start = Instant::now();
+    prepare_build_dir(action, &action.store_dir, &Default::default())?;
+    let rules = landlock_rules_for(action)?;
     let ruleset = landlock_rules::prepare(&rules)?.ok_or_else(landlock_unsupported)?;
     let (stdin, log) = open_stdio(action)?;
     let seen = action.build_dir.to_string_lossy().into_owned();

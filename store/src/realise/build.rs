@@ -273,25 +273,38 @@ fn run_builder(
             no_space,
         });
     }
-    for out in resolved.outputs.values() {
-        let produced = build_dir.join(&out.at);
-        if std::fs::symlink_metadata(&produced).is_err() {
-            fail(&run);
-            return Err(BuildError::MissingOutput {
-                name,
-                at: out.at.clone(),
-                log,
-            });
-        }
-        if let Err(e) = content::check_output(&produced, &out.at) {
-            fail(&run);
-            return Err(st(e));
-        }
+    if let Err(e) = check_outputs(resolved, &build_dir, log) {
+        fail(&run);
+        return Err(e);
     }
     Ok(Run {
         landlock_abi: outcome.enforcement.landlock_abi,
         ..run
     })
+}
+
+/// Every declared output of `resolved` exists in `build_dir` and is safe to register
+/// (`log` goes into the error naming a missing one).
+fn check_outputs(
+    resolved: &Derivation,
+    build_dir: &std::path::Path,
+    log: String,
+) -> Result<(), BuildError> {
+    for out in resolved.outputs.values() {
+        let produced = build_dir.join(&out.at);
+        if std::fs::symlink_metadata(&produced).is_err() {
+            return Err(BuildError::MissingOutput {
+                name: resolved.name.clone(),
+                at: out.at.clone(),
+                log,
+            });
+        }
+        content::check_output(&produced, &out.at).map_err(|source| BuildError::Store {
+            name: resolved.name.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// The sandbox action that runs `resolved`'s builder in `build_dir`, logging to
