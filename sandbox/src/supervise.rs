@@ -67,6 +67,18 @@ pub(crate) fn run_unshared(
     })?;
     let pid = Pid::from_raw(child.id() as i32);
     let exit = wait(pid, pid, action)?;
+    conclude(action, log, exit, start, enforcement)
+}
+
+/// After the builder exited (`exit`): close its log and check the outputs' and the
+/// log's sizes against the limit; the step's outcome.
+pub(crate) fn conclude(
+    action: &Action,
+    log: std::fs::File,
+    exit: ExitKind,
+    start: Instant,
+    enforcement: Enforcement,
+) -> Result<Outcome, SandboxError> {
     crate::log_file::release(&log);
     drop(log);
     check_sizes(

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::content::ContentHash;
+use crate::path_info::PathInfo;
 use crate::store_path::{PathKind, StorePath};
 
 /// The version of every document in this module.
@@ -86,6 +87,46 @@ pub struct NarInfo {
     pub signatures: BTreeSet<String>,
     /// Where the compressed archive of the contents is, and its hash and size.
     pub archive: ArchiveRef,
+}
+
+/// The one place where [`NarInfo`]'s fields meet [`PathInfo`]'s. (The two documents
+/// cannot share a flattened struct: `serde(flatten)` does not work with
+/// `deny_unknown_fields`, which documents from other machines need.)
+impl NarInfo {
+    /// The wire form of a store path's metadata, with where its `archive` is.
+    pub fn of(info: PathInfo, archive: ArchiveRef) -> NarInfo {
+        NarInfo {
+            version: CACHE_FORMAT_VERSION,
+            path: info.path,
+            kind: info.kind,
+            content_hash: info.content_hash,
+            size: info.size,
+            references: info.references,
+            deriver: info.deriver,
+            sandbox: info.sandbox,
+            landlock_abi: info.landlock_abi,
+            signatures: info.signatures,
+            archive,
+        }
+    }
+
+    /// The store's metadata of the path this describes, registered at `registered`
+    /// (seconds since the Unix epoch).
+    pub fn path_info(&self, registered: u64) -> PathInfo {
+        PathInfo {
+            version: crate::path_info::PATH_INFO_VERSION,
+            path: self.path.clone(),
+            kind: self.kind,
+            content_hash: self.content_hash,
+            size: self.size,
+            references: self.references.clone(),
+            deriver: self.deriver.clone(),
+            registered,
+            sandbox: self.sandbox.clone(),
+            landlock_abi: self.landlock_abi,
+            signatures: self.signatures.clone(),
+        }
+    }
 }
 
 /// Why a document from elsewhere was refused.

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cmod_schema::cache::NarInfo;
-use cmod_schema::path_info::PATH_INFO_VERSION;
 use cmod_schema::{PathInfo, StorePath};
 
 use crate::content::{self, Candidates};
@@ -28,33 +27,6 @@ pub enum ImportError {
     /// The store failed while registering.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl NarInfoExt for NarInfo {
-    fn to_path_info(&self) -> PathInfo {
-        PathInfo {
-            version: PATH_INFO_VERSION,
-            path: self.path.clone(),
-            kind: self.kind,
-            content_hash: self.content_hash,
-            size: self.size,
-            references: self.references.clone(),
-            deriver: self.deriver.clone(),
-            registered: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            sandbox: self.sandbox.clone(),
-            landlock_abi: self.landlock_abi,
-            signatures: self.signatures.clone(),
-        }
-    }
-}
-
-/// Conversion of transfer metadata to store metadata.
-pub trait NarInfoExt {
-    /// The store metadata for a path received with this transfer metadata, registered now.
-    fn to_path_info(&self) -> PathInfo;
 }
 
 impl Store {
@@ -115,7 +87,11 @@ impl Store {
         if self.durable() {
             content::sync_dir(&self.store_dir())?;
         }
-        let meta = info.to_path_info();
+        let registered = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let meta = info.path_info(registered);
         self.write_path_info(&meta)?;
         Ok(meta)
     }

@@ -28,7 +28,7 @@
 
 use std::io::{Read, Write};
 
-use cmod_schema::cache::{ArchiveRef, NarInfo, CACHE_FORMAT_VERSION};
+use cmod_schema::cache::{ArchiveRef, NarInfo};
 use cmod_schema::{ContentHash, StorePath};
 use serde_json::{json, Value};
 
@@ -203,25 +203,13 @@ pub fn pack_to_temp(
 
 /// Metadata of a valid path for the wire (the archive reference follows with `get`).
 pub fn nar_info(store: &Store, p: &StorePath) -> Result<NarInfo, CopyError> {
-    let i = store.path_info(p)?;
-    Ok(NarInfo {
-        version: CACHE_FORMAT_VERSION,
-        path: i.path,
-        kind: i.kind,
-        content_hash: i.content_hash,
-        size: i.size,
-        references: i.references,
-        deriver: i.deriver,
-        sandbox: i.sandbox,
-        landlock_abi: i.landlock_abi,
-        signatures: i.signatures,
-        archive: ArchiveRef {
-            file: String::new(),
-            file_hash: ContentHash([0; 32]),
-            file_size: 0,
-            compression: "tar+zstd".into(),
-        },
-    })
+    let archive = ArchiveRef {
+        file: String::new(),
+        file_hash: ContentHash([0; 32]),
+        file_size: 0,
+        compression: "tar+zstd".into(),
+    };
+    Ok(NarInfo::of(store.path_info(p)?, archive))
 }
 
 fn field<T: serde::de::DeserializeOwned>(msg: &Value, name: &str) -> Result<T, String> {

@@ -40,7 +40,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::materialise::{link_roots, prepare_build_dir, substitute_args};
-use crate::output_size::check_sizes;
 use crate::{
     env, supervise, Action, Enforcement, Mode, Outcome, SandboxError, BUILD_DIR, STORE_DIR,
 };
@@ -241,21 +240,11 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     drop((stdin, spec));
     // Killing the child (pid 1 of the sandbox's pid namespace) kills every process in it.
     let exit = supervise::wait(pid, pid, action)?;
-    crate::log_file::release(&log);
-    drop(log);
-    check_sizes(
-        &action.build_dir,
-        &action.log_path,
-        action.limits.max_output_bytes,
-    )?;
-    Ok(Outcome {
-        exit,
-        elapsed: start.elapsed(),
-        enforcement: Enforcement {
-            mode: Mode::Full,
-            landlock_abi: ruleset.map(|r| r.abi),
-        },
-    })
+    let enforcement = Enforcement {
+        mode: Mode::Full,
+        landlock_abi: ruleset.map(|r| r.abi),
+    };
+    supervise::conclude(action, log, exit, start, enforcement)
 }
 
 /// What a Landlock-only step may touch: the toolchain and its inputs (read and
@@ -337,19 +326,9 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
         action,
         OnTimeout::AskFirst(Duration::from_secs(5)),
     )?;
-    crate::log_file::release(&log);
-    drop(log);
-    check_sizes(
-        &action.build_dir,
-        &action.log_path,
-        action.limits.max_output_bytes,
-    )?;
-    Ok(Outcome {
-        exit,
-        elapsed: start.elapsed(),
-        enforcement: Enforcement {
-            mode: Mode::Landlock,
-            landlock_abi: Some(ruleset.abi),
-        },
-    })
+    let enforcement = Enforcement {
+        mode: Mode::Landlock,
+        landlock_abi: Some(ruleset.abi),
+    };
+    supervise::conclude(action, log, exit, start, enforcement)
 }

@@ -118,6 +118,16 @@ fn kind_of(rel: &str) -> &'static str {
     }
 }
 
+/// A kind of entry filed by key in a cache: where one lives, its size cap, its name in
+/// messages, how it parses and which key it says it has.
+struct Keyed<'a, T> {
+    rel: fn(&ContentHash) -> String,
+    limit: u64,
+    what: &'static str,
+    parse: &'a (dyn Fn(&[u8]) -> Result<T, String> + Sync),
+    key_of: &'a (dyn Fn(&T) -> ContentHash + Sync),
+}
+
 impl BinaryCache {
     /// Open `file:///dir` or `http(s)://...` with the default [`Connect`] settings.
     pub fn open(url: &str) -> Result<BinaryCache, CopyError> {
@@ -262,6 +272,42 @@ impl BinaryCache {
             .collect())
     }
 
+    /// The entries filed under `keys` (those present), fetched in parallel and each
+    /// checked to be filed under its own key; anything else is an integrity failure.
+    fn keyed<T: Send>(
+        &self,
+        keys: &[&ContentHash],
+        kind: Keyed<'_, T>,
+    ) -> Result<BTreeMap<ContentHash, T>, CopyError> {
+        let url = self.backend.url();
+        let what = kind.what;
+        let got = self.get_many(
+            keys.iter().map(|k| (kind.rel)(k)).collect(),
+            kind.limit,
+            16,
+            |rel, bytes| {
+                (kind.parse)(bytes).map_err(|reason| CopyError::Integrity {
+                    url: url.clone(),
+                    path: rel.into(),
+                    reason: format!("the {what} {reason}"),
+                })
+            },
+        )?;
+        let mut out = BTreeMap::new();
+        for (k, entry) in keys.iter().zip(got) {
+            let Some(entry) = entry else { continue };
+            if (kind.key_of)(&entry) != **k {
+                return Err(CopyError::Integrity {
+                    url: url.clone(),
+                    path: (kind.rel)(k),
+                    reason: format!("the {what} is filed under another key"),
+                });
+            }
+            out.insert(**k, entry);
+        }
+        Ok(out)
+    }
+
     /// The entries of `cmod-cache-index`, if the cache has one (read once per session).
     fn index(&self) -> Result<Option<BTreeSet<String>>, CopyError> {
         if let Some(ix) = self.index.lock().ok().and_then(|g| g.clone()) {
@@ -365,9 +411,8 @@ impl Source for BinaryCache {
 
     fn traces(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, TraceEntry>, CopyError> {
         self.check_readable()?;
-        let url = self.backend.url();
-        let rels = keys.iter().map(trace_rel).collect();
-        let got = self.get_many(rels, limits::TRACE_MAX, 16, |rel, bytes| {
+        let wanted: Vec<&ContentHash> = keys.iter().collect();
+        let parse = |bytes: &[u8]| {
             parse_versioned::<TraceEntry>(bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|t| {
@@ -375,32 +420,23 @@ impl Source for BinaryCache {
                         .then_some(t)
                         .ok_or_else(|| "unsupported version".to_string())
                 })
-                .map_err(|reason| CopyError::Integrity {
-                    url: url.clone(),
-                    path: rel.into(),
-                    reason: format!("the build-trace entry {reason}"),
-                })
-        })?;
-        let mut out = BTreeMap::new();
-        for (k, t) in keys.iter().zip(got) {
-            let Some(t) = t else { continue };
-            if t.key != *k {
-                return Err(CopyError::Integrity {
-                    url: url.clone(),
-                    path: trace_rel(k),
-                    reason: "the build-trace entry is filed under another key".into(),
-                });
-            }
-            out.insert(*k, t);
-        }
-        Ok(out)
+        };
+        self.keyed(
+            &wanted,
+            Keyed {
+                rel: trace_rel,
+                limit: limits::TRACE_MAX,
+                what: "build-trace entry",
+                parse: &parse,
+                key_of: &|t: &TraceEntry| t.key,
+            },
+        )
     }
 
     /// Scan entries for `keys`: one request each, except for keys the index (when the
     /// cache has one) says are absent.
     fn scans(&self, keys: &[ContentHash]) -> Result<BTreeMap<ContentHash, ScanEntry>, CopyError> {
         self.check_readable()?;
-        let url = self.backend.url();
         let index = if self.backend.listable() {
             None
         } else {
@@ -414,31 +450,17 @@ impl Source for BinaryCache {
                     .is_none_or(|ix| ix.contains(scan_rel(k).trim_end_matches(".json")))
             })
             .collect();
-        let got = self.get_many(
-            wanted.iter().map(|k| scan_rel(k)).collect(),
-            limits::SCAN_MAX,
-            16,
-            |rel, bytes| {
-                parse_versioned::<ScanEntry>(bytes).map_err(|e| CopyError::Integrity {
-                    url: url.clone(),
-                    path: rel.into(),
-                    reason: format!("the scan entry {e}"),
-                })
+        let parse = |bytes: &[u8]| parse_versioned::<ScanEntry>(bytes).map_err(|e| e.to_string());
+        self.keyed(
+            &wanted,
+            Keyed {
+                rel: scan_rel,
+                limit: limits::SCAN_MAX,
+                what: "scan entry",
+                parse: &parse,
+                key_of: &|e: &ScanEntry| e.key,
             },
-        )?;
-        let mut out = BTreeMap::new();
-        for (k, e) in wanted.into_iter().zip(got) {
-            let Some(e) = e else { continue };
-            if e.key != *k {
-                return Err(CopyError::Integrity {
-                    url: url.clone(),
-                    path: scan_rel(k),
-                    reason: "the scan entry is filed under another key".into(),
-                });
-            }
-            out.insert(*k, e);
-        }
-        Ok(out)
+        )
     }
 
     fn fetch(&self, infos: &[NarInfo], jobs: usize, each: &OnArchive<'_>) -> Result<(), CopyError> {
