@@ -111,6 +111,23 @@ fn main() {
     let mut clang = closure::clang_closure();
     clang.push(PathBuf::from("/bin/true"));
 
+    let mut variants = variants(&minimal, &clang);
+    // Interleave the variants, so that load from other processes hits all of them alike.
+    for i in 0..n + 10 {
+        for v in &mut variants {
+            v.run_once(i);
+            if i < 10 {
+                v.samples.clear();
+            }
+        }
+    }
+    report(&variants, n, ballast_mb, minimal.len());
+    std::hint::black_box(&ballast);
+}
+
+/// The variants measured: a plain spawn, then each available mode with the minimal and
+/// the clang closure (each with a fresh root: build directories must start empty).
+fn variants(minimal: &[PathBuf], clang: &[PathBuf]) -> Vec<Variant> {
     let mut variants = vec![Variant {
         label: "plain spawn".into(),
         mode: None,
@@ -118,7 +135,7 @@ fn main() {
         root: None,
         samples: vec![],
     }];
-    for (label, toolchain) in [("true closure", &minimal), ("clang closure", &clang)] {
+    for (label, toolchain) in [("true closure", minimal), ("clang closure", clang)] {
         for mode in [Mode::Off, Mode::Landlock, Mode::Full] {
             if let Err(e) = probe(mode) {
                 println!("{mode} unavailable: {e}");
@@ -132,21 +149,18 @@ fn main() {
             variants.push(Variant {
                 label: format!("{mode} ({label} {})", toolchain.len()),
                 mode: Some(mode),
-                toolchain: toolchain.clone(),
+                toolchain: toolchain.to_vec(),
                 root: Some(dir),
                 samples: vec![],
             });
         }
     }
-    // Interleave the variants, so that load from other processes hits all of them alike.
-    for i in 0..n + 10 {
-        for v in &mut variants {
-            v.run_once(i);
-            if i < 10 {
-                v.samples.clear();
-            }
-        }
-    }
+    variants
+}
+
+/// Print each variant's quantiles and its cost over a plain spawn and over `off` with
+/// the same closure.
+fn report(variants: &[Variant], n: usize, ballast_mb: usize, minimal_len: usize) {
     let plain = variants[0].quantile(0.5);
     let off: Vec<Duration> = variants
         .iter()
@@ -156,16 +170,15 @@ fn main() {
     println!(
         "iterations per variant: {n} (interleaved); caller resident ballast: {ballast_mb} MiB"
     );
-    std::hint::black_box(&ballast);
     println!(
         "{:<28} {:>9} {:>9} {:>9} {:>12} {:>12}",
         "variant", "p10 ms", "median", "p90", "+plain", "+off"
     );
-    for v in &variants {
+    for v in variants {
         let med = v.quantile(0.5);
         let off_ref = match v.toolchain.len() {
             0 => None,
-            l if l == minimal.len() => off.first(),
+            l if l == minimal_len => off.first(),
             _ => off.get(1),
         };
         println!(

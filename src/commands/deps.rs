@@ -61,8 +61,20 @@ pub fn update(cli: &Cli, args: &UpdateArgs) -> Result<(), CliError> {
         }
     }
     let new = crate::commands::lock::prepare(&project, false)?;
+    let changed = report_changes(old.as_ref(), &new);
+    if changed == 0 {
+        errln!("{:>12} everything is up to date", "Locked");
+    }
+    Ok(())
+}
+
+/// Print what changed between the `old` lock and the `new` one (added, updated and
+/// removed packages); how many did.
+fn report_changes(
+    old: Option<&cmod_schema::lock::Lockfile>,
+    new: &cmod_schema::lock::Lockfile,
+) -> usize {
     let before: BTreeMap<&str, (&str, &str)> = old
-        .as_ref()
         .map(|l| {
             l.packages
                 .iter()
@@ -91,10 +103,7 @@ pub fn update(cli: &Cli, args: &UpdateArgs) -> Result<(), CliError> {
             changed += 1;
         }
     }
-    if changed == 0 {
-        errln!("{:>12} everything is up to date", "Locked");
-    }
-    Ok(())
+    changed
 }
 
 /// `cmod fetch`: resolve every dependency and put its tree in the store (for later
