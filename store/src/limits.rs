@@ -95,11 +95,51 @@ pub fn read_bounded(
     limit: u64,
     hint: Option<u64>,
 ) -> Result<Vec<u8>, BoundedError> {
-    let start = hint.map_or(0, |h| h.min(limit).saturating_add(1));
-    let mut buf = Vec::with_capacity(start as usize);
-    r.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    let cap = limit.saturating_add(1);
+    let mut r = r.take(cap);
+    let buf = match hint {
+        // The announced length (at most the bound, checked by the caller) is the size.
+        Some(h) => {
+            let mut buf = Vec::with_capacity(h.min(limit).saturating_add(1) as usize);
+            r.read_to_end(&mut buf)?;
+            buf
+        }
+        None => read_in_chunks(&mut r, limit)?,
+    };
     if buf.len() as u64 > limit {
         return Err(BoundedError::TooLarge(limit));
+    }
+    Ok(buf)
+}
+
+/// Everything `r` gives, read into chunks of one size (which the allocator reuses) and
+/// joined once at the end, unless it is more than `limit` bytes: a body of unknown
+/// length that turns out too long costs about its bound in memory, not the sum of every
+/// buffer a doubling `Vec` went through.
+fn read_in_chunks(r: &mut dyn Read, limit: u64) -> Result<Vec<u8>, BoundedError> {
+    const CHUNK: usize = 1 << 20;
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    loop {
+        let n = r
+            .take((CHUNK - chunk.len()) as u64)
+            .read_to_end(&mut chunk)?;
+        if chunk.len() == CHUNK {
+            chunks.push(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
+        } else if n == 0 {
+            break;
+        }
+    }
+    if chunks.is_empty() {
+        return Ok(chunk);
+    }
+    let total = chunks.len() * CHUNK + chunk.len();
+    if total as u64 > limit {
+        return Err(BoundedError::TooLarge(limit));
+    }
+    let mut buf = Vec::with_capacity(total);
+    for c in chunks.iter().chain([&chunk]) {
+        buf.extend_from_slice(c);
     }
     Ok(buf)
 }
@@ -191,6 +231,14 @@ mod tests {
         // An endless source is cut off after the bound.
         let e = read_bounded(&mut std::io::repeat(1), 1 << 20, None).unwrap_err();
         assert_eq!(e.to_string(), "more than 1 MiB (1048576 bytes) arrived");
+        // Without a hint: read in chunks, joined into a buffer of the exact size.
+        let long: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+        let got = read_bounded(&mut &long[..], 3_000_000, None).unwrap();
+        assert_eq!(got, long);
+        assert_eq!(got.capacity(), long.len());
+        let e = read_bounded(&mut &long[..], 2_999_999, None).unwrap_err();
+        assert!(matches!(e, BoundedError::TooLarge(2_999_999)), "{e}");
+        assert!(read_bounded(&mut &[][..], 10, None).unwrap().is_empty());
 
         let mut b = Bounded::new(&data[..], 100);
         assert_eq!(std::io::copy(&mut b, &mut std::io::sink()).unwrap(), 100);
