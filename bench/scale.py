@@ -380,6 +380,24 @@ class Context:
         """`measure` after waiting for a quiet machine (run.py's Quiet counts interference)."""
         return self.quiet.timed(measure, cmd, cwd, env, rss, execs)[0]
 
+    def warm_timed(self, warm, cmd, cwd, env=None, rss=False, execs=False):
+        """`timed`, with `warm()` run untimed after the quiet wait, just before the command.
+
+        This VM evicts file data left idle for some seconds, and a quiet wait is that long:
+        without a warm-up, each timed run would read the compiler, the sources and the
+        tool's own state back from disk (both tools alike, but by chance, so ratios swing
+        2-3x). The warm-up is the same kind of run, so what is timed is the developer's
+        edit loop with warm caches."""
+        return self.quiet.timed_after(warm, measure, cmd, cwd, env, rss, execs)[0]
+
+
+WARM_EDIT = 1000  # edit values of the untimed warm-up edits: far from the timed ones
+
+
+def quietly(cmd, cwd, env=None):
+    """Run a warm-up command untimed; it must succeed."""
+    subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
 
 def check_binary(size, who, edit, path):
     """Run a built `synth` and compare its checksum with the other side's at this edit."""
@@ -444,10 +462,12 @@ def noop_phase(ctx, size):
     """Interleaved no-op rebuilds; each must run nothing."""
     for _ in range(ctx.args.runs):
         if ctx.cmake:
-            out = ctx.timed(ctx.ninja(size), harness.WORK)
+            ninja = ctx.ninja(size)
+            out = ctx.warm_timed(lambda: quietly(ninja, harness.WORK), ninja, harness.WORK)
             size.add("noop/ninja/wall", out.seconds)
             size.add("noop/ninja/edges", harness.ninja_edges("\n".join(t for _, t in out.lines)))
-        out = ctx.timed(ctx.realise(size), size.proj_cmod, size.env)
+        realise = ctx.realise(size)
+        out = ctx.warm_timed(lambda: quietly(realise, size.proj_cmod, size.env), realise, size.proj_cmod, size.env)
         size.add("noop/cmod/wall", out.seconds)
         size.add("noop/cmod/built", cmod_built(cmod_messages(out)))
     if any(size.samples.get("noop/cmod/built", [])) or any(size.samples.get("noop/ninja/edges", [])):
@@ -456,10 +476,18 @@ def noop_phase(ctx, size):
 
 def edit_ninja(ctx, size, value):
     """Edit the CMake copy and rebuild; the first compile's exec, and the first starts in .ninja_log."""
-    gen.edit_impl(size.proj_cmake, value)
+    ninja = ctx.ninja(size)
     log = size.build / ".ninja_log"
-    before = log.read_bytes()
-    out = ctx.timed(ctx.ninja(size), harness.WORK, execs=True)
+    before = b""
+
+    def warm():
+        nonlocal before
+        gen.edit_impl(size.proj_cmake, WARM_EDIT + value)
+        quietly(ninja, harness.WORK)
+        gen.edit_impl(size.proj_cmake, value)
+        before = log.read_bytes()
+
+    out = ctx.warm_timed(warm, ninja, harness.WORK, execs=True)
     first_edge, first_compile = ninja_starts(before, log.read_bytes())
     size.add("edit/ninja/wall", out.seconds)
     size.add("edit/ninja/first_compile", out.first_compile)
@@ -471,8 +499,14 @@ def edit_ninja(ctx, size, value):
 
 def edit_cmod(ctx, size, value):
     """Edit the cmod copy and realise; the first compile's exec, and its step's start from the events."""
-    gen.edit_impl(size.proj_cmod, value)
-    out = ctx.timed(ctx.realise(size), size.proj_cmod, size.env, rss=True, execs=True)
+    realise = ctx.realise(size)
+
+    def warm():
+        gen.edit_impl(size.proj_cmod, WARM_EDIT + value)
+        quietly(realise, size.proj_cmod, size.env)
+        gen.edit_impl(size.proj_cmod, value)
+
+    out = ctx.warm_timed(warm, realise, size.proj_cmod, size.env, rss=True, execs=True)
     messages = cmod_messages(out)
     size.add("edit/cmod/wall", out.seconds)
     size.add("edit/cmod/rss_kib", out.rss_kib)
@@ -687,7 +721,11 @@ value.
 Method. *Cold*: ninja on a freshly configured build dir, cmod with an empty store and
 caches (a new one per run). *CPU* is user+sys of the command's whole process tree (its
 `wait4` rusage). *Edit*: `gen.py --edit-impl` changes one statement in the last module's
-implementation unit, a new value per run, the same values on both sides. *To first
+implementation unit, a new value per run, the same values on both sides. *Warm-up*: this VM
+evicts file data left idle for some seconds, so after the quiet wait each timed no-op and
+edit is preceded, untimed, by the same kind of run on the same side (a no-op; an edit with
+value 1000 + N then rebuilt), and measures the edit loop with warm caches, as a developer
+sees it. Cold builds get no warm-up. *To first
 compile's exec* counts from the spawn of the command to the exec of the first `clang++ ...
 -c` (or `--precompile`, cmod's BMI steps) among its descendants, both on CLOCK_MONOTONIC:
 the kernel's proc connector (netlink, root only) reports every fork and exec with a

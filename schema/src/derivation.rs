@@ -351,8 +351,12 @@ impl Derivation {
     /// already canonical; a test holds it equal to [`crate::canonical::to_vec`], which sorts
     /// explicitly, and the golden vectors freeze the bytes.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, DerivationError> {
-        serde_json::to_vec(self)
-            .map_err(|e| DerivationError::Encoding(CanonicalError::Serialize(e)))
+        // Most derivations encode to a few kilobytes: one allocation instead of a doubling
+        // series of copies.
+        let mut bytes = Vec::with_capacity(4096);
+        serde_json::to_writer(&mut bytes, self)
+            .map_err(|e| DerivationError::Encoding(CanonicalError::Serialize(e)))?;
+        Ok(bytes)
     }
 
     /// The derivations whose outputs this one consumes, deduplicated.

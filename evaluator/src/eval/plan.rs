@@ -50,19 +50,27 @@ impl Prepared {
         for (t, test) in sources.tests.iter().enumerate() {
             owned.extend(test.units.iter().map(|r| (r.clone(), Owner::Test(t))));
         }
-        let hashes = owned
-            .iter()
-            .map(|(rel, _)| {
-                let abs = pkg.root.join(rel);
-                files.hash(&abs).map_err(|e| EvalError::io(&abs, "read", e))
-            })
-            .collect();
+        // The scan cache (a parse of up to a few megabytes) loads beside the hashing (a
+        // `stat` per unit).
+        let (hashes, cache) = std::thread::scope(|s| {
+            let load = || ScanCache::load(&pkg.root, cache_dir);
+            let loader = std::thread::Builder::new().spawn_scoped(s, load).ok();
+            let hashes = owned
+                .iter()
+                .map(|(rel, _)| {
+                    let abs = pkg.root.join(rel);
+                    files.hash(&abs).map_err(|e| EvalError::io(&abs, "read", e))
+                })
+                .collect();
+            let cache = loader.and_then(|t| t.join().ok()).unwrap_or_else(load);
+            (hashes, cache)
+        });
         Prepared {
             sources,
             targets,
             owned,
             hashes,
-            cache: ScanCache::load(&pkg.root, cache_dir),
+            cache,
         }
     }
 }
