@@ -37,11 +37,13 @@ pub enum Command {
     New {
         /// Directory (and package name).
         path: PathBuf,
+        /// Package name (default: the directory's name).
         #[arg(long)]
         name: Option<String>,
     },
     /// Create a new package in the current directory.
     Init {
+        /// Package name (default: the directory's name).
         #[arg(long)]
         name: Option<String>,
     },
@@ -59,12 +61,14 @@ pub enum Command {
     Eval(EvalArgs),
     /// Print one derivation (given a target, a .drv path or an output path).
     ShowDerivation {
+        /// A target name, a `.drv` store path or an output path.
         what: String,
         #[command(flatten)]
         build: BuildOpts,
     },
     /// Print the module graph.
     Graph {
+        /// Output format: Graphviz `dot`, or `json`.
         #[arg(long, value_enum, default_value = "dot")]
         format: GraphFormat,
         #[command(flatten)]
@@ -74,6 +78,7 @@ pub enum Command {
     PathInfo(PathInfoArgs),
     /// Print the build log of a derivation, an output path or a target.
     Log {
+        /// A target name, a `.drv` store path or an output path.
         what: String,
         #[command(flatten)]
         build: BuildOpts,
@@ -149,26 +154,39 @@ pub enum Command {
     CompileCommands(CompileCommandsArgs),
     /// Print the toolchain and its identity.
     Toolchain {
+        /// Print the identity as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         build: BuildOpts,
     },
+    /// Print a shell completion script (e.g. `cmod completions bash >
+    /// ~/.local/share/bash-completion/completions/cmod`).
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page in roff (e.g. `cmod man | man -l -`, or `cmod man realise`).
+    Man {
+        /// The command whose page to print (`store verify` as `store verify`); default:
+        /// cmod's own page.
+        command: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
-    /// Check that every valid path is intact (re-hashing its contents). With
-    /// --check-contents or --sigs-needed, exit with Nix's bits: 1 corrupt, 2 untrusted,
-    /// 4 other failures.
+    /// Check that every valid path is intact (re-hashing its contents); any corrupt or
+    /// under-signed path is listed and exits 3.
     Verify {
         /// Only check that contents exist, without re-hashing.
         #[arg(long)]
         no_contents: bool,
-        /// Re-hash contents (Nix-style exit bits).
+        /// Re-hash contents (as Nix's `--check-contents`).
         #[arg(long)]
         check_contents: bool,
-        /// Require this many valid signatures by trusted keys (Nix-style exit bits).
+        /// Require this many valid signatures by trusted keys on every path.
         #[arg(long, value_name = "N")]
         sigs_needed: Option<usize>,
         /// Repair what is damaged (as `cmod store repair` of the whole store).
@@ -189,6 +207,7 @@ pub enum StoreCommand {
     Serve(ServeArgs),
     /// Add a file or directory to the store as a source path and print it.
     Add {
+        /// The file or directory to add.
         path: PathBuf,
         /// Store path name (default: the file name).
         #[arg(long)]
@@ -349,6 +368,12 @@ pub struct RunArgs {
     pub build: BuildOpts,
     #[command(flatten)]
     pub run: RunOpts,
+    /// Name of the out-link to the binary (a GC root).
+    #[arg(long, short = 'o', value_name = "NAME", default_value = "result")]
+    pub out_link: PathBuf,
+    /// Do not create the out-link.
+    #[arg(long)]
+    pub no_link: bool,
     /// Arguments for the program.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -412,10 +437,13 @@ pub struct AddArgs {
     /// Git repository URL (`https://`, `file://` or a path).
     #[arg(long, value_name = "URL")]
     pub git: Option<String>,
+    /// With --git: the tag to pin (e.g. `v1.2.0`).
     #[arg(long)]
     pub tag: Option<String>,
+    /// With --git: the commit to pin (a full or abbreviated hash).
     #[arg(long)]
     pub rev: Option<String>,
+    /// With --git: the branch to follow (its head is locked in cmod.lock).
     #[arg(long)]
     pub branch: Option<String>,
     /// A semver requirement, e.g. `^1.2`: with --git, on the repository's tags; with
@@ -470,6 +498,9 @@ pub struct PathInfoArgs {
     /// Print closure sizes.
     #[arg(short = 'S', long)]
     pub closure_size: bool,
+    /// Print sizes in binary units (`1.5 MiB`) instead of bytes.
+    #[arg(long)]
+    pub human_readable: bool,
     #[command(flatten)]
     pub build: BuildOpts,
 }

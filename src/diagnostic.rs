@@ -132,6 +132,42 @@ impl CliError {
         }
     }
 
+    /// How to fix it, when cmod knows (the `help` of the human rendering).
+    pub fn help(&self) -> Option<String> {
+        match self {
+            CliError::Eval(e) => e.help.clone(),
+            CliError::Store(e) => e.remedy(),
+            CliError::Copy(e) => copy_help(e),
+            CliError::Usage { help, .. }
+            | CliError::Sandbox { help, .. }
+            | CliError::Integrity { help, .. } => help.clone(),
+            CliError::Key(_) | CliError::BuildFailed { .. } | CliError::TestsFailed { .. } => None,
+            CliError::Internal(_) => {
+                Some("this is a bug in cmod; please report it with the command you ran".into())
+            }
+        }
+    }
+
+    /// The JSON `error` message of `--message-format json`: the message, where it is
+    /// (for manifest errors) and how to fix it, beside the full human rendering.
+    pub fn json(&self) -> serde_json::Value {
+        let location = match self {
+            CliError::Eval(e) => e
+                .location
+                .as_ref()
+                .map(|l| serde_json::json!({"file": l.file, "line": l.line, "column": l.column})),
+            _ => None,
+        };
+        serde_json::json!({
+            "reason": "error",
+            "message": self.summary(),
+            "help": self.help(),
+            "location": location,
+            "exit_code": self.exit_class().code(),
+            "rendered": self.render(),
+        })
+    }
+
     /// The full human rendering.
     pub fn render(&self) -> String {
         match self {

@@ -124,3 +124,44 @@ pub fn install_panic_hook() {
         std::process::exit(cmod_schema::diag::ExitClass::Internal.code());
     }));
 }
+
+/// A size for people: `512 B`, `1.5 KiB`, `12.3 MiB`, `2.0 GiB` (binary units, one
+/// decimal).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A size as bytes, or for people with `human`.
+pub fn size_for(bytes: u64, human: bool) -> String {
+    if human {
+        human_size(bytes)
+    } else {
+        bytes.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1.0 KiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(5 * 1024 * 1024 + 300 * 1024), "5.3 MiB");
+        assert_eq!(human_size(3 << 30), "3.0 GiB");
+        assert_eq!(human_size(u64::MAX), "16384.0 PiB");
+    }
+}

@@ -223,3 +223,132 @@ fn store_paths_do_not_depend_on_the_store_location() {
         "store paths (drv, sources, outputs) must be named identically in any store"
     );
 }
+
+/// The completion scripts come from the same definitions as `--help`: bash's completes
+/// commands and flags when bash runs it; zsh's and fish's are what those shells load.
+#[test]
+fn completions_complete_commands_and_flags() {
+    let s = Sandbox::new();
+    let script = stdout(&s.cmod(s.dir.path(), &["completions", "bash"]));
+    let file = s.dir.path().join("cmod.bash");
+    std::fs::write(&file, &script).unwrap();
+    let complete = |words: &str, cword: usize| {
+        let program = format!(
+            "source '{}'; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE='{words}'; \
+             COMP_POINT=${{#COMP_LINE}}; \
+             _cmod cmod \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["--norc", "-c", &program])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let commands = complete("cmod rea", 1);
+    assert_eq!(commands.trim(), "realise", "{commands}");
+    let flags = complete("cmod realise --sand", 2);
+    assert!(flags.lines().any(|l| l == "--sandbox"), "{flags}");
+    let zsh = stdout(&s.cmod(s.dir.path(), &["completions", "zsh"]));
+    assert!(zsh.starts_with("#compdef cmod"), "{zsh}");
+    assert!(zsh.contains("--print-out-paths"), "{zsh}");
+    let fish = stdout(&s.cmod(s.dir.path(), &["completions", "fish"]));
+    assert!(fish.contains("complete -c cmod"), "{fish}");
+    let (code, err) = failure(&s.cmod(s.dir.path(), &["completions", "tcsh"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bash"), "the error lists the shells: {err}");
+}
+
+/// `cmod man` renders as a real man page (groff), one per command, with every flag's
+/// description; an unknown command is a usage error.
+#[test]
+fn man_pages_render_for_cmod_and_its_commands() {
+    let s = Sandbox::new();
+    let render = |roff: &str| {
+        let file = s.dir.path().join("page.1");
+        std::fs::write(&file, roff).unwrap();
+        let out = std::process::Command::new("groff")
+            .args(["-man", "-Tutf8", "-P-cbou", "-ww"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "groff warns: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let main = render(&stdout(&s.cmod(s.dir.path(), &["man"])));
+    assert!(main.contains("NAME"), "{main}");
+    assert!(main.contains("cmod - A content-addressed store"), "{main}");
+    assert!(
+        main.contains("cmod-realise(1)"),
+        "subcommands are listed: {main}"
+    );
+    let realise = render(&stdout(&s.cmod(s.dir.path(), &["man", "realise"])));
+    assert!(realise.contains("cmod-realise"), "{realise}");
+    assert!(realise.contains("--print-out-paths"), "{realise}");
+    let add = render(&stdout(&s.cmod(s.dir.path(), &["man", "add"])));
+    assert!(
+        add.contains("the tag to pin"),
+        "every flag is described: {add}"
+    );
+    let verify = render(&stdout(&s.cmod(s.dir.path(), &["man", "store", "verify"])));
+    assert!(verify.contains("cmod-store-verify"), "{verify}");
+    let (code, err) = failure(&s.cmod(s.dir.path(), &["man", "store", "nope"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("has no command `nope`") && err.contains("verify"),
+        "{err}"
+    );
+}
+
+/// `path-info` and `why-depends` resolve names as `realise` does (`hello` is the binary
+/// of package `hello`, not its library), accept out-links (`result`, `./result`), say
+/// plainly when an out-link is missing, and print sizes for people on request.
+#[test]
+fn path_info_and_why_depends_take_target_names_and_out_links() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let exe = s.realise(&dir, &["--print-out-paths"]).ok().target("hello");
+    let exe = exe.display().to_string();
+    for what in [
+        "hello",
+        "result",
+        "./result",
+        &format!("{}/result", dir.display()),
+    ] {
+        let shown = stdout(&s.cmod(&dir, &["path-info", what]));
+        assert_eq!(shown.trim(), exe, "`path-info {what}`");
+        let closure = stdout(&s.cmod(&dir, &["path-info", "-S", what]));
+        assert!(
+            closure.starts_with(&format!("{exe}\t")),
+            "`path-info -S {what}`: {closure}"
+        );
+    }
+    let lib = stdout(&s.cmod(&dir, &["path-info", "hello/libhello.a"]));
+    assert!(lib.trim().ends_with("-libhello.a"), "{lib}");
+    // The binary is static: it depends on nothing, which why-depends says of the name.
+    let why = stdout(&s.cmod(&dir, &["why-depends", "hello", "hello/libhello.a"]));
+    assert!(why.contains("does not depend on"), "{why}");
+    let human = stdout(&s.cmod(&dir, &["path-info", "-s", "--human-readable", "result"]));
+    let size = human.trim().rsplit('\t').next().unwrap_or_default();
+    assert!(size.ends_with(" KiB") || size.ends_with(" MiB"), "{human}");
+    let bytes = stdout(&s.cmod(&dir, &["path-info", "-s", "result"]));
+    let size: u64 = bytes.trim().rsplit('\t').next().unwrap().parse().unwrap();
+    assert!(size > 1024, "{bytes}");
+    let (code, err) = failure(&s.cmod(&dir, &["path-info", "./no-such-link"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no such file or directory"), "{err}");
+}

@@ -316,5 +316,30 @@ fn json_contract_reports_errors_before_building_too() {
         .as_str()
         .unwrap()
         .contains("has no interface"));
+    // The error line carries what the human rendering says: where, and how to fix it.
+    let e = errors[0];
+    assert!(e["help"].as_str().is_some_and(|h| !h.is_empty()), "{e}");
+    assert!(
+        e["location"]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("src/impl.cpp")),
+        "{e}"
+    );
+    assert_eq!(e["location"]["line"], 1, "{e}");
+    assert_eq!(e["exit_code"], 2, "{e}");
+    assert!(
+        e["rendered"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("error: ") && t.contains("help")),
+        "{e}"
+    );
     assert_eq!(r.finished()["success"], false);
+    // `finished` says why too.
+    assert!(
+        r.finished()["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("has no interface")),
+        "{}",
+        r.finished()
+    );
 }

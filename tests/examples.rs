@@ -125,4 +125,30 @@ fn cmod_run_passes_arguments() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, tests!\n");
+    // Like realise: a `Running` line, and the binary behind `result`, a GC root.
+    let err = String::from_utf8_lossy(&out.stderr);
+    let exe = std::fs::read_link(dir.join("result")).expect("`cmod run` writes ./result");
+    let running = format!("Running `{} tests`", exe.display());
+    assert!(err.contains(&running), "{running} in: {err}");
+    let gc = s.cmod(&dir, &["gc"]);
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    assert_eq!(run(&dir.join("result"), &["again"]), "Hello, again!\n");
+    // A second run is a no-op through the same memo as realise; --no-link leaves no link.
+    std::fs::remove_file(dir.join("result")).unwrap();
+    let out = s.cmod(&dir, &["run", "--no-link", "-j1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.join("result").exists(), "--no-link");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Finished"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

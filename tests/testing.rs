@@ -295,10 +295,12 @@ fn a_git_dev_dependency_added_with_cmod_add_dev_is_fetched_and_locked() {
         "{}",
         stdout(&out)
     );
+    // Removing the last dev-dependency takes the empty table along: the manifest is
+    // as it was before `cmod add`.
     succeeded(u.cmod(&dir, &["remove", "--dev", "greeting"]));
     assert_eq!(
         std::fs::read_to_string(dir.join("cmod.toml")).unwrap(),
-        format!("{original}\n[dev-dependencies]\n")
+        original
     );
 }
 

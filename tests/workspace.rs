@@ -221,3 +221,143 @@ fn tree_inverts_limits_depth_and_lists_shared_packages() {
     assert!(String::from_utf8_lossy(&dups.stderr)
         .contains("no package is required by more than one package"));
 }
+
+/// A member's own `[toolchain] compiler` cannot take effect (one toolchain builds the
+/// workspace): the build goes on with the root's, and a warning points at the member's
+/// line; the same setting as the root's is not worth a word.
+#[test]
+fn a_members_own_compiler_is_reported_as_ignored() {
+    let s = Sandbox::new();
+    let ws = s.copy_example("workspace");
+    let manifest = ws.join("text/cmod.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "version = \"0.2.0\"\n",
+            "version = \"0.2.0\"\n\n[toolchain]\ncompiler = \"clang++-18\"\n",
+        ),
+    )
+    .unwrap();
+    let r = s.realise(&ws, &["--no-link"]).ok();
+    let err = r.stderr();
+    assert!(
+        err.contains("member `text` sets [toolchain] compiler = `clang++-18`, which is ignored"),
+        "{err}"
+    );
+    assert!(
+        err.contains("text/cmod.toml:6:"),
+        "the member's line: {err}"
+    );
+    assert!(
+        err.contains("`clang++-19` from"),
+        "what is used instead: {err}"
+    );
+    assert_eq!(
+        run(&r.target("app/fractions"), &[]),
+        "42/56 = 3/4, 12^2 = 144\n"
+    );
+    // The root's own compiler, repeated in a member, is no surprise.
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "version = \"0.2.0\"\n",
+            "version = \"0.2.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\n",
+        ),
+    )
+    .unwrap();
+    let again = s.realise(&ws, &["--no-link"]).ok();
+    assert!(
+        !again.stderr().contains("which is ignored"),
+        "{}",
+        again.stderr()
+    );
+}
+
+/// `cmod add NAME` in a member, without --git or --path, inherits NAME from
+/// [workspace.dependencies]; a member missing there, or an unknown name, gets the exact
+/// lines to write. `cmod new` below the workspace root warns that the workspace does not
+/// list the new package.
+#[test]
+fn add_inherits_workspace_dependencies_and_new_names_unlisted_members() {
+    let s = Sandbox::new();
+    let ws = s.copy_example("workspace");
+    let app = ws.join("app");
+    let added = s.cmod(&app, &["add", "core"]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let manifest = std::fs::read_to_string(app.join("cmod.toml")).unwrap();
+    assert!(
+        manifest.contains("core = { workspace = true }"),
+        "{manifest}"
+    );
+    let r = s.realise(&ws, &["--no-link"]).ok();
+    assert_eq!(
+        run(&r.target("app/fractions"), &[]),
+        "42/56 = 3/4, 12^2 = 144\n"
+    );
+
+    let (code, err) = failure(&s.cmod(&app, &["add", "core", "--version", "^2"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("comes from [workspace.dependencies]"), "{err}");
+    let (code, err) = failure(&s.cmod(&ws.join("text"), &["add", "app"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`app` is a member of the workspace, but not in [workspace.dependencies]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("app = { path = \"app\" }"),
+        "the line to write: {err}"
+    );
+    let (code, err) = failure(&s.cmod(&app, &["add", "nowhere"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("give exactly one of --git URL and --path DIR"),
+        "{err}"
+    );
+    assert!(err.contains("[workspace.dependencies]"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(app.join("cmod.toml")).unwrap(),
+        manifest,
+        "failed adds change nothing"
+    );
+
+    let created = s.cmod(&ws, &["new", "tools"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let err = String::from_utf8_lossy(&created.stderr);
+    assert!(
+        err.contains("warning: ") && err.contains("which does not list it"),
+        "{err}"
+    );
+    assert!(err.contains("add \"tools\" to `members`"), "{err}");
+    // A listed one is quiet.
+    let root = std::fs::read_to_string(ws.join("cmod.toml")).unwrap();
+    std::fs::write(
+        ws.join("cmod.toml"),
+        root.replace(
+            "members = [\"app\", \"text\", \"core\"]",
+            "members = [\"app\", \"text\", \"core\", \"more\"]",
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(ws.join("more")).unwrap();
+    let listed = s.cmod(&ws.join("more"), &["init"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&listed.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+}

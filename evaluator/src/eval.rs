@@ -225,6 +225,7 @@ pub fn evaluate(
     )?;
     files.save();
     let mut warnings = packages.warnings.clone();
+    warnings.extend(member_toolchain_warnings(&packages, &toolchain));
     warnings.extend(graph.warnings.iter().cloned());
     warnings.extend(
         scanned
@@ -512,6 +513,46 @@ fn toolchain_request(packages: &PackageGraph) -> ToolchainRequest {
         stdlib: spec.stdlib.unwrap_or_default(),
         location: location(root_file, spec.compiler.as_ref().map(|c| c.span())),
     }
+}
+
+/// A workspace member's `[toolchain] compiler` is not used (the workspace root's
+/// toolchain builds every member): say so where it differs from what the build uses.
+fn member_toolchain_warnings(packages: &PackageGraph, info: &ToolchainInfo) -> Vec<EvalError> {
+    let root = &packages.workspace_file;
+    let root_compiler = root
+        .manifest
+        .toolchain
+        .compiler
+        .as_ref()
+        .map(|c| c.get_ref());
+    packages
+        .members
+        .iter()
+        .map(|&m| &packages.packages[m])
+        .filter(|pkg| pkg.file.path != root.path)
+        .filter_map(|pkg| {
+            let compiler = pkg.file.manifest.toolchain.compiler.as_ref()?;
+            if Some(compiler.get_ref()) == root_compiler {
+                return None;
+            }
+            let used = root_compiler.map_or_else(
+                || format!("the default `{}`", info.cxx.display()),
+                |c| format!("`{c}` from `{}`", root.path.display()),
+            );
+            Some(
+                EvalError::new(
+                    ErrorKind::ManifestInvalid,
+                    format!(
+                        "member `{}` sets [toolchain] compiler = `{}`, which is ignored: one toolchain builds the whole workspace, {used}",
+                        pkg.name,
+                        compiler.get_ref()
+                    ),
+                )
+                .at(pkg.file.location(compiler.span()))
+                .help("set the compiler in the workspace root's cmod.toml, and remove it from the member's"),
+            )
+        })
+        .collect()
 }
 
 /// Every package must agree on the standard library, and every version requirement

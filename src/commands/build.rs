@@ -363,9 +363,10 @@ pub(crate) fn with_json_finish<T>(
 ) -> Result<T, CliError> {
     if let Err(e) = &r {
         if progress.is_json() {
-            progress.json_line(json!({"reason": "error", "message": e.summary()}));
+            progress.json_line(e.json());
             progress.finish(&Summary {
                 targets: json!({}),
+                error: Some(e.summary()),
                 ..Summary::default()
             });
         }

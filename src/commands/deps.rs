@@ -242,6 +242,7 @@ pub fn add(cli: &Cli, args: &AddArgs) -> Result<(), CliError> {
                 None,
             ))
         }
+        (None, None) => inherit_from_workspace(cli, args, &pins, &mut spec)?,
         _ => {
             return Err(CliError::usage(
                 "give exactly one of --git URL and --path DIR",
@@ -260,6 +261,73 @@ pub fn add(cli: &Cli, args: &AddArgs) -> Result<(), CliError> {
     save(&path, &original, &doc)?;
     errln!("{verb:>12} `{}` in {}", args.name, display_path(&path));
     Ok(())
+}
+
+/// `cmod add NAME` without --git or --path in a workspace member: `{ workspace = true }`
+/// when the workspace root's [workspace.dependencies] has NAME; otherwise an error that
+/// says exactly what to write (and where).
+fn inherit_from_workspace(
+    cli: &Cli,
+    args: &AddArgs,
+    pins: &[(&str, &String)],
+    spec: &mut InlineTable,
+) -> Result<(), CliError> {
+    let usage =
+        |help: String| CliError::usage("give exactly one of --git URL and --path DIR", Some(help));
+    let dir = package_dir(cli)?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| CliError::io("open the package directory", &dir, e))?;
+    let Some(ws) = cmod_evaluator::workspace::find(&dir)? else {
+        return Err(usage(
+            "e.g. `--git https://host/repo.git --tag v1.0.0` or `--path ../lib`".into(),
+        ));
+    };
+    let root_manifest = display_path(&ws.file.path);
+    let inherited = ws
+        .file
+        .manifest
+        .workspace
+        .as_ref()
+        .is_some_and(|w| w.get_ref().dependencies.contains_key(&args.name));
+    if inherited {
+        if let Some((flag, _)) = pins.first() {
+            return Err(CliError::usage(
+                format!(
+                    "`{}` comes from [workspace.dependencies] of {root_manifest}",
+                    args.name
+                ),
+                Some(format!("change its --{flag} there, not in the member")),
+            ));
+        }
+        spec.insert("workspace", Value::from(true));
+        return Ok(());
+    }
+    let member = ws.members.iter().find(|m| {
+        ManifestFile::load(&m.join("cmod.toml"))
+            .ok()
+            .and_then(|f| f.manifest.package.map(|p| p.name.get_ref().to_string()))
+            .is_some_and(|n| n == args.name)
+    });
+    Err(match member {
+        Some(m) => {
+            let from_root = m.strip_prefix(&ws.root).unwrap_or(m).display().to_string();
+            CliError::usage(
+                format!(
+                    "`{}` is a member of the workspace, but not in [workspace.dependencies] of {root_manifest}",
+                    args.name
+                ),
+                Some(format!(
+                    "add `{} = {{ path = \"{from_root}\" }}` under [workspace.dependencies] there and run `cmod add {}` again (it writes `{{ workspace = true }}`), or give --path",
+                    args.name, args.name
+                )),
+            )
+        }
+        None => usage(format!(
+            "or list `{}` under [workspace.dependencies] of {root_manifest} to inherit it with `{{ workspace = true }}`",
+            args.name
+        )),
+    })
 }
 
 /// `cmod remove <name>`.
@@ -292,6 +360,14 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> Result<(), CliError> {
                 format!("it has: {}", existing.join(", "))
             }),
         ));
+    }
+    // The last dependency takes its (now empty) table along.
+    if doc
+        .get(key)
+        .and_then(|t| t.as_table_like())
+        .is_some_and(|t| t.is_empty())
+    {
+        doc.remove(key);
     }
     save(&path, &original, &doc)?;
     errln!(

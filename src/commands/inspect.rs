@@ -215,21 +215,14 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
 }
 
 pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
-    let (store, mut paths) =
-        if args.paths.iter().all(|p| p.contains('/') || p.len() > 33) && !args.paths.is_empty() {
-            let store = open_store_to_read(cli)?;
-            let paths = args
-                .paths
-                .iter()
-                .map(|p| store.parse_path(p))
-                .collect::<Result<Vec<_>, _>>()?;
-            (store, paths)
-        } else {
-            let project = load_to_read(cli, &args.build)?;
-            let targets = project.targets_named(&args.paths)?;
-            let outs: Vec<StorePath> = outputs_of(&project, &targets)?.into_values().collect();
-            (project.store, outs)
-        };
+    let store = open_store_to_read(cli)?;
+    let mut paths = if args.paths.is_empty() {
+        let project = load_to_read(cli, &args.build)?;
+        let targets = project.targets_named(&[])?;
+        outputs_of(&project, &targets)?.into_values().collect()
+    } else {
+        crate::commands::why::resolve_all(cli, &store, &args.paths, &args.build)?
+    };
     if args.recursive {
         let mut seen = BTreeSet::new();
         let mut todo: VecDeque<StorePath> = paths.into_iter().collect();
@@ -257,7 +250,8 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
     } else {
         for i in infos {
             if args.size {
-                outln!("{}\t{}", store.path_of(&i.path).display(), i.size);
+                let size = crate::output::size_for(i.size, args.human_readable);
+                outln!("{}\t{size}", store.path_of(&i.path).display());
             } else {
                 outln!("{}", store.path_of(&i.path).display());
             }

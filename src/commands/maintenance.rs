@@ -86,9 +86,9 @@ pub fn gc(cli: &Cli, opts: &GcOpts<'_>) -> Result<(), CliError> {
     }
     let verb = if opts.dry_run { "would free" } else { "freed" };
     errln!(
-        "{} dead path(s), {verb} {} bytes; {} path(s) alive",
+        "{} dead path(s), {verb} {}; {} path(s) alive",
         report.dead.len(),
-        report.freed,
+        crate::output::human_size(report.freed),
         report.alive
     );
     Ok(())

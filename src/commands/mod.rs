@@ -8,6 +8,7 @@ pub mod deps;
 pub mod inspect;
 pub mod lock;
 pub mod maintenance;
+pub mod manual;
 pub mod new;
 pub mod realise;
 pub mod repair;

@@ -50,5 +50,37 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
         write_new(&gitignore, "result\nresult-*\ncompile_commands.json\n")?;
     }
     errln!("     Created package `{pkg}` in {}", dir.display());
+    if let Some((warning, help)) = outside_enclosing_workspace(dir) {
+        err!(
+            "{}",
+            crate::diagnostic::render_diagnostic("warning", &warning, None, Some(&help))
+        );
+    }
     Ok(())
+}
+
+/// The warning (and its help) for a package created below a workspace root that does
+/// not list it as a member (so it builds alone, with a lockfile of its own), if that is
+/// the case.
+fn outside_enclosing_workspace(dir: &Path) -> Option<(String, String)> {
+    let dir = dir.canonicalize().ok()?;
+    if cmod_evaluator::workspace::find(&dir).ok()?.is_some() {
+        return None;
+    }
+    let root = dir.ancestors().skip(1).find(|a| {
+        cmod_evaluator::manifest_file::ManifestFile::load(&a.join("cmod.toml"))
+            .is_ok_and(|f| f.manifest.workspace.is_some())
+    })?;
+    let rel = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
+    Some((
+        format!(
+            "`{}` is inside the workspace at `{}`, which does not list it: it builds alone, with its own cmod.lock",
+            dir.display(),
+            root.display()
+        ),
+        format!(
+            "to make it a member, add \"{rel}\" to `members` under [workspace] in {}",
+            root.join("cmod.toml").display()
+        ),
+    ))
 }

@@ -290,35 +290,7 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     if args.dry_run {
         return dry_run(&project, &names, args, &progress);
     }
-    // An out-link's directory is never created: a missing one is the user's to fix, and
-    // is better said before building than after.
-    if !args.no_link {
-        with_json_finish(
-            &progress,
-            cmod_store::roots::check_out_link_dir(&args.out_link).map_err(CliError::from),
-        )?;
-    }
-    // Hold the GC lock (shared) until the out-links are registered as roots: between a
-    // realisation finishing and its roots existing, a concurrent GC must not run.
-    let _gc = project.store.gc_guard()?;
-    let lock = with_json_finish(
-        &progress,
-        crate::commands::lock::prepare(&project, args.build.locked()),
-    )?;
-    let pinned = Some(&lock).filter(|_| args.build.locked());
-    let first_step = Gate::default();
-    let memo = std::thread::scope(|scope| {
-        let refresh = with_json_finish(
-            &progress,
-            crate::commands::compile_commands::start_refresh(
-                scope,
-                &project,
-                &args.build,
-                &first_step,
-            ),
-        )?;
-        realise_loaded(&project, &names, args, pinned, refresh, &progress)
-    })?;
+    let memo = realise_selected(&project, &names, args, &progress)?;
     // With JSON messages the paths are in the `finished` line (`out_paths`); stdout
     // carries nothing but JSON.
     if args.print_out_paths && !progress.is_json() {
@@ -327,6 +299,46 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// Realise `names` of a loaded project as `realise` does (`run` too): out-links checked
+/// first, under the shared GC lock until they are roots, with the lockfile verified and
+/// the compile database refreshed.
+fn realise_selected(
+    project: &Project,
+    names: &[(String, String)],
+    args: &RealiseArgs,
+    progress: &Progress,
+) -> Result<Memo, CliError> {
+    // An out-link's directory is never created: a missing one is the user's to fix, and
+    // is better said before building than after.
+    if !args.no_link {
+        with_json_finish(
+            progress,
+            cmod_store::roots::check_out_link_dir(&args.out_link).map_err(CliError::from),
+        )?;
+    }
+    // Hold the GC lock (shared) until the out-links are registered as roots: between a
+    // realisation finishing and its roots existing, a concurrent GC must not run.
+    let _gc = project.store.gc_guard()?;
+    let lock = with_json_finish(
+        progress,
+        crate::commands::lock::prepare(project, args.build.locked()),
+    )?;
+    let pinned = Some(&lock).filter(|_| args.build.locked());
+    let first_step = Gate::default();
+    std::thread::scope(|scope| {
+        let refresh = with_json_finish(
+            progress,
+            crate::commands::compile_commands::start_refresh(
+                scope,
+                project,
+                &args.build,
+                &first_step,
+            ),
+        )?;
+        realise_loaded(project, names, args, pinned, refresh, progress)
+    })
 }
 
 /// Realise `names` of a loaded project: from the memo of an identical evaluation if it
@@ -370,68 +382,79 @@ fn realise_loaded(
     }
 }
 
+/// `cmod run`: realise the binary as `realise` would (its out-link, a GC root, is
+/// `result` unless told otherwise; a no-op is as fast), then replace this process with it.
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
     let project = load(cli, &args.build)?;
-    let bins: Vec<Target> = project
-        .targets_named(&[])?
-        .into_iter()
-        .filter(|t| t.kind == cmod_evaluator::derive::TargetKind::Bin)
-        .collect();
-    let target = match &args.bin {
-        Some(name) => bins
-            .iter()
-            .find(|t| &t.name == name)
-            .cloned()
-            .ok_or_else(|| {
-                CliError::usage(
-                    format!("no binary named `{name}`"),
-                    Some(format!(
-                        "binaries: {}",
-                        bins.iter()
-                            .map(|t| t.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                )
-            })?,
-        None => match bins.as_slice() {
-            [one] => one.clone(),
-            [] => {
-                return Err(CliError::usage(
-                    "the package has no [[bin]] to run",
-                    Some("add a [[bin]] table with `name` and `main`".into()),
-                ))
-            }
-            many => {
-                return Err(CliError::usage(
-                    "the package has several binaries",
-                    Some(format!(
-                        "pick one with --bin: {}",
-                        many.iter()
-                            .map(|t| t.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                ))
-            }
-        },
-    };
+    let bin = pick_binary(&project, args.bin.as_deref())?;
     let progress = Progress::new(args.run.message_format, project.store.store_dir());
-    let outputs = build_outputs(
-        &project,
-        std::slice::from_ref(&target),
-        &args.run,
-        &progress,
-    )?;
-    let exe = outputs
+    let as_realise = RealiseArgs {
+        targets: Vec::new(),
+        build: args.build.clone(),
+        run: args.run.clone(),
+        out_link: args.out_link.clone(),
+        no_link: args.no_link,
+        print_out_paths: false,
+        dry_run: false,
+        check: false,
+    };
+    let memo = realise_selected(&project, &[bin], &as_realise, &progress)?;
+    let exe = memo
+        .targets
         .first()
-        .map(|p| project.store.path_of(p))
+        .map(|(_, p)| project.store.path_of(p))
         .ok_or_else(|| CliError::Internal("no output for the binary".into()))?;
+    if !progress.is_json() {
+        let mut shown = vec![exe.display().to_string()];
+        shown.extend(args.args.iter().cloned());
+        errln!("{:>12} `{}`", "Running", shown.join(" "));
+    }
     let err = std::process::Command::new(&exe).args(&args.args).exec();
     Err(CliError::Internal(format!(
         "cannot run `{}`: {err}",
         exe.display()
     )))
+}
+
+/// The binary `cmod run` runs, as (package, name): the one named, else the only one of
+/// the selected members. Known from the evaluation, without emitting derivations.
+fn pick_binary(project: &Project, name: Option<&str>) -> Result<(String, String), CliError> {
+    let bins: Vec<(String, String)> = project
+        .eval
+        .target_names()
+        .into_iter()
+        .filter(|(_, _, kind)| *kind == cmod_evaluator::derive::TargetKind::Bin)
+        .map(|(p, n, _)| (p, n))
+        .collect();
+    let listed = || {
+        bins.iter()
+            .map(|(_, n)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        Some(name) => bins
+            .iter()
+            .find(|(_, n)| n == name)
+            .cloned()
+            .ok_or_else(|| {
+                CliError::usage(
+                    format!("no binary named `{name}`"),
+                    Some(format!("binaries: {}", listed())),
+                )
+            }),
+        None => match bins.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(CliError::usage(
+                "the package has no [[bin]] to run",
+                Some("add a [[bin]] table with `name` and `main`".into()),
+            )),
+            _ => Err(CliError::usage(
+                "the package has several binaries",
+                Some(format!("pick one with --bin: {}", listed())),
+            )),
+        },
+    }
 }
 
 /// Realised outputs of targets, for other commands.

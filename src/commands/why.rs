@@ -10,37 +10,50 @@ use cmod_store::Store;
 use serde_json::json;
 
 use crate::cli::{BuildOpts, Cli, PathInfoArgs};
+use crate::commands::realise::outputs_of;
 use crate::diagnostic::CliError;
-use crate::project::{load_to_read, open_store_to_read};
+use crate::project::{find_package_dir, load_to_read, open_store_to_read};
 
-/// A store path argument, or a target's realised output.
-fn resolve(cli: &Cli, store: &Store, what: &str, build: &BuildOpts) -> Result<StorePath, CliError> {
-    if what.contains('/') || StorePath::from_path_str(what).is_ok() {
-        return Ok(store.parse_path(what)?);
+/// Store path arguments (a store path, a path into the store, an out-link such as
+/// `result`) or target names (resolved as `realise` resolves them: `hello` is the binary
+/// `hello` before the library of package `hello`) to store paths: the targets' realised
+/// outputs. The package is evaluated once, and only if a name needs it.
+pub(crate) fn resolve_all(
+    cli: &Cli,
+    store: &Store,
+    whats: &[String],
+    build: &BuildOpts,
+) -> Result<Vec<StorePath>, CliError> {
+    let in_package = find_package_dir(cli)?.is_some();
+    let mut project = None;
+    let mut out = Vec::with_capacity(whats.len());
+    for what in whats {
+        let on_disk = Path::new(what).symlink_metadata().is_ok();
+        // `member/target` is a name; `/...`, `./...` and `../...` are paths.
+        let path_like = what.starts_with(['/', '.']) || StorePath::from_path_str(what).is_ok();
+        if path_like || !in_package {
+            out.push(store.parse_path(what)?);
+            continue;
+        }
+        if project.is_none() {
+            project = Some(load_to_read(cli, build)?);
+        }
+        let Some(project) = project.as_ref() else {
+            continue;
+        };
+        let selected = match project.select(std::slice::from_ref(what)) {
+            Ok(s) => s,
+            // Not a target, but a file here (an out-link): follow it.
+            Err(_) if on_disk => {
+                out.push(store.parse_path(what)?);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let targets = project.targets(&selected)?;
+        out.extend(outputs_of(project, &targets)?.into_values());
     }
-    let project = load_to_read(cli, build)?;
-    let derived = project.derived()?;
-    let t = derived
-        .targets
-        .iter()
-        .find(|t| t.name == what || t.package == what)
-        .ok_or_else(|| {
-            CliError::usage(
-                format!("`{what}` is neither a store path nor a target"),
-                None,
-            )
-        })?;
-    project
-        .store
-        .drv_outputs(&t.drv)
-        .and_then(|r| r.outputs.get(&t.output).cloned())
-        .filter(|p| store.is_valid(p))
-        .ok_or_else(|| {
-            CliError::usage(
-                format!("target `{what}` has not been realised"),
-                Some("run `cmod realise` first".into()),
-            )
-        })
+    Ok(out)
 }
 
 /// Where (file and offset) the hash part of `needle` occurs inside the tree at `root`.
@@ -85,8 +98,9 @@ fn find_reference(root: &Path, rel: &str, needle: &[u8]) -> Option<String> {
 
 pub fn why_depends(cli: &Cli, a: &str, b: &str, build: &BuildOpts) -> Result<(), CliError> {
     let store = open_store_to_read(cli)?;
-    let from = resolve(cli, &store, a, build)?;
-    let to = resolve(cli, &store, b, build)?;
+    let resolved = resolve_all(cli, &store, &[a.to_string(), b.to_string()], build)?;
+    let [from, to] = <[StorePath; 2]>::try_from(resolved)
+        .map_err(|_| CliError::Internal("two arguments resolved to other than two paths".into()))?;
     let mut parent: HashMap<StorePath, StorePath> = HashMap::new();
     let mut seen = BTreeSet::from([from.clone()]);
     let mut todo = VecDeque::from([from.clone()]);
@@ -143,10 +157,7 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
             .filter(|p| store.is_valid(p))
             .collect()
     } else {
-        args.paths
-            .iter()
-            .map(|p| resolve(cli, &store, p, &args.build))
-            .collect::<Result<Vec<_>, _>>()?
+        resolve_all(cli, &store, &args.paths, &args.build)?
     };
     if args.recursive {
         paths = cmod_store::copy::closure(&store, &paths)?;
@@ -172,12 +183,13 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
             .collect();
         outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
+        let size = |n| crate::output::size_for(n, args.human_readable);
         for (i, c) in rows {
             let loc = store.path_of(&i.path);
             if args.size {
-                outln!("{}\t{}\t{c}", loc.display(), i.size);
+                outln!("{}\t{}\t{}", loc.display(), size(i.size), size(c));
             } else {
-                outln!("{}\t{c}", loc.display());
+                outln!("{}\t{}", loc.display(), size(c));
             }
         }
     }

@@ -201,17 +201,29 @@ impl Store {
     /// Parse a user-given store path (basename or full path) that must be in this store.
     pub fn parse_path(&self, text: &str) -> Result<StorePath, StoreError> {
         let p = Path::new(text);
-        if p.is_absolute() {
-            let resolved = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        // A file-system path (absolute, with a `/`, or an out-link such as `result` in
+        // this directory) is followed to the store path it is or points into.
+        let on_disk = p.is_absolute()
+            || text.contains('/')
+            || (StorePath::from_path_str(text).is_err() && p.symlink_metadata().is_ok());
+        if on_disk {
+            // A path that no longer exists (collected, or a dangling out-link) still
+            // names a store path: the link's target, or the path as given.
+            let resolved = p
+                .canonicalize()
+                .or_else(|_| std::fs::read_link(p))
+                .unwrap_or_else(|_| p.to_path_buf());
             let in_store = resolved
                 .strip_prefix(self.store_dir())
                 .ok()
                 .and_then(|r| r.components().next());
             let Some(first) = in_store else {
-                return Err(StoreError::BadPath(
-                    text.into(),
-                    format!("it is not inside `{}`", self.store_dir().display()),
-                ));
+                let problem = if p.symlink_metadata().is_err() {
+                    "no such file or directory".to_string()
+                } else {
+                    format!("it is not inside `{}`", self.store_dir().display())
+                };
+                return Err(StoreError::BadPath(text.into(), problem));
             };
             return first.as_os_str().to_string_lossy().parse().map_err(
                 |e: cmod_schema::store_path::StorePathError| {
