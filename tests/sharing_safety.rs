@@ -725,3 +725,29 @@ fn unsigned_scan_entries_are_ignored_and_forged_ones_refused() {
         r.stderr()
     );
 }
+
+/// Metadata from a newer cmod is refused with a sentence that says so (and what to do),
+/// and nothing from it is registered.
+#[test]
+fn metadata_of_a_newer_format_is_refused_in_plain_words() {
+    let s = Sandbox::new();
+    let cache = s.dir.path().join("cache");
+    let url = format!("file://{}", cache.display());
+    let (dir, good) = pushed(&s, &url, &[]);
+    for e in std::fs::read_dir(cache.join("info")).unwrap() {
+        let p = e.unwrap().path();
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        v["version"] = serde_json::json!(99);
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+    let store = s.dir.path().join("newer");
+    let out = substituting(&dir, &store, &url, &good);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("its metadata cannot be used: it has format version 99, newer than this cmod understands"),
+        "{err}"
+    );
+    assert!(err.contains("upgrade cmod"), "{err}");
+    let r = Realised::parse(out);
+    assert_eq!(r.finished()["substituted"], 0, "{}", r.stderr());
+}

@@ -436,3 +436,28 @@ int main() {{
     );
     assert!(!dir.join("written-by-test").exists());
 }
+
+/// A package without tests: `cmod test` succeeds with a note saying why nothing ran and
+/// how to add a test, and the usual summary (0 passed) in either message format.
+#[test]
+fn no_tests_is_a_clear_success() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let out = succeeded(s.cmod(&dir, &["test"]));
+    assert!(
+        stdout(&out).contains("test result: ok. 0 passed; 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("note: the selected package(s) have no [[test]] targets"),
+        "{err}"
+    );
+    assert!(err.contains("[[test]]` table"), "{err}");
+    let json = succeeded(s.cmod(&dir, &["test", "--message-format", "json"]));
+    let summary: serde_json::Value = serde_json::from_str(stdout(&json).trim()).unwrap();
+    assert_eq!(summary["reason"], "test-summary");
+    assert_eq!(summary["success"], true);
+    assert_eq!(summary["passed"], 0);
+}

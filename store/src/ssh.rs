@@ -288,7 +288,7 @@ impl SshStore {
                         .and_then(Value::as_str)
                         .unwrap_or(name)
                         .to_string(),
-                    reason: format!("the remote's {name} entry {e}"),
+                    reason: format!("the remote's {name} entry cannot be used: {e}"),
                 })
             })
             .collect()

@@ -391,7 +391,7 @@ impl Source for BinaryCache {
             parse_versioned::<NarInfo>(bytes).map_err(|e| CopyError::Integrity {
                 url: url.clone(),
                 path: rel.into(),
-                reason: format!("its metadata {e}"),
+                reason: format!("its metadata cannot be used: {e}"),
             })
         })?;
         let mut out = BTreeMap::new();
