@@ -12,6 +12,7 @@ mod project;
 mod scan_entries;
 mod scan_source;
 mod source_paths;
+mod warnings;
 
 use clap::Parser;
 

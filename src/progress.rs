@@ -24,6 +24,8 @@ pub struct Progress {
     /// JSON lines not yet on stdout (see [`Pending`]).
     out: Mutex<Pending>,
     substituted: std::sync::atomic::AtomicUsize,
+    /// Compiler warnings shown in this run (built steps' and replayed fresh ones').
+    warnings: std::sync::atomic::AtomicUsize,
     /// Maps build-directory paths in failed steps' diagnostics to the user's files.
     source_roots: OnceLock<SourceRoots>,
 }
@@ -59,7 +61,42 @@ impl Progress {
             started: Instant::now(),
             out: Mutex::new(Pending::default()),
             substituted: Default::default(),
+            warnings: Default::default(),
             source_roots: OnceLock::new(),
+        }
+    }
+
+    /// Show the warnings `log` holds (`count` of them) of a step that was built now
+    /// (`fresh` false; a JSON `built` line carries them itself) or earlier (`fresh`:
+    /// replayed, as Cargo replays cached warnings; JSON gets a `warnings` line).
+    pub fn show_warnings(
+        &self,
+        (drv, name): (&cmod_schema::StorePath, &str),
+        derivation: &cmod_schema::derivation::Derivation,
+        log: &str,
+        count: u32,
+        fresh: bool,
+    ) {
+        self.warnings
+            .fetch_add(count as usize, std::sync::atomic::Ordering::Relaxed);
+        let shown = self.shown_log(derivation, log);
+        match self.format {
+            MessageFormat::Json if fresh => self.json_line(json!({
+                "reason": "warnings",
+                "drv": self.abs(drv),
+                "name": name,
+                "warnings": count,
+                "log": shown,
+                "fresh": true,
+            })),
+            MessageFormat::Json => {}
+            MessageFormat::Human => {
+                let plural = if count == 1 { "" } else { "s" };
+                self.human(&format!(
+                    "{}\nwarning: `{name}` generated {count} warning{plural}",
+                    shown.trim_end()
+                ));
+            }
         }
     }
 
@@ -204,6 +241,7 @@ impl Progress {
         }
         let secs = self.started.elapsed().as_secs_f64();
         let substituted = self.substituted.load(std::sync::atomic::Ordering::Relaxed);
+        let warnings = self.warnings.load(std::sync::atomic::Ordering::Relaxed);
         let Summary {
             success,
             built,
@@ -237,6 +275,7 @@ impl Progress {
                 })),
                 "scanned": scanned,
                 "scans_substituted": scans_substituted,
+                "warnings": warnings,
                 "elapsed_secs": secs,
             })),
             MessageFormat::Human => {
@@ -252,8 +291,13 @@ impl Progress {
                 let isolation = sandbox
                     .map(|e| format!("; {}", describe_enforcement(&e)))
                     .unwrap_or_default();
+                let warned = match warnings {
+                    0 => String::new(),
+                    1 => "; 1 warning".to_string(),
+                    n => format!("; {n} warnings"),
+                };
                 errln!(
-                    "{verb:>12} {total} derivations ({counts}, {failed} failed) in {secs:.2}s{isolation}"
+                    "{verb:>12} {total} derivations ({counts}, {failed} failed{warned}) in {secs:.2}s{isolation}"
                 );
             }
         }
@@ -363,12 +407,21 @@ impl Progress {
             Event::Built {
                 drv,
                 name,
+                derivation,
                 outputs,
+                log,
                 started,
                 elapsed,
             } => {
                 let started_secs = started.saturating_duration_since(self.started);
-                json!({"reason": "built", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "started_secs": started_secs.as_secs_f64(), "elapsed_secs": elapsed.as_secs_f64()})
+                let warnings = crate::warnings::count(log);
+                self.warnings
+                    .fetch_add(warnings as usize, std::sync::atomic::Ordering::Relaxed);
+                let mut line = json!({"reason": "built", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "started_secs": started_secs.as_secs_f64(), "elapsed_secs": elapsed.as_secs_f64(), "warnings": warnings});
+                if !log.trim().is_empty() {
+                    line["log"] = json!(self.shown_log(derivation, log));
+                }
+                line
             }
             Event::Fresh { drv, name, outputs } => {
                 self.fresh_line(drv, name, outputs);
@@ -490,7 +543,22 @@ impl Progress {
                 }
             }
             Event::Warning { .. } => {}
-            Event::Built { .. } | Event::Fresh { .. } | Event::Skipped { .. } => {
+            Event::Built {
+                drv,
+                name,
+                derivation,
+                log,
+                ..
+            } => {
+                let count = crate::warnings::count(log);
+                if count > 0 {
+                    self.show_warnings((drv, name), derivation, log, count, false);
+                }
+                if let Some(bar) = self.bar.lock().ok().and_then(|b| b.clone()) {
+                    bar.inc(1);
+                }
+            }
+            Event::Fresh { .. } | Event::Skipped { .. } => {
                 if let Some(bar) = self.bar.lock().ok().and_then(|b| b.clone()) {
                     bar.inc(1);
                 }

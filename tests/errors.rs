@@ -243,6 +243,22 @@ fn compile_error_names_the_unit_exits_1_and_keeps_the_store_valid() {
         "{stderr}"
     );
     assert!(!stderr.contains("src/bad/"), "{stderr}");
+    // Each diagnostic is shown once; the final error names the step instead of
+    // repeating them.
+    assert_eq!(
+        stderr.matches("error: expected expression").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("the builder failed with").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("could not build `bad-0.1.0-src-broken.cpp.o` (the builder ended with exit code 1; its output is above)"),
+        "{stderr}"
+    );
     // Nothing partial was registered, and everything that was is intact.
     s.assert_store_verifies(&dir);
     // The log stays available, as the compiler wrote it, by derivation and by target.

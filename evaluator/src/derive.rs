@@ -613,6 +613,9 @@ impl<'a> Emitter<'a> {
         let mut host = BTreeMap::new();
         let mut inputs;
         if unit.kind.is_importable() {
+            // Compiling a BMI to an object reads no headers or libraries: clang warns
+            // that `-stdlib` is unused (on every interface), so it is left out.
+            args.retain(|a| !a.starts_with("-stdlib="));
             // Its own BMI brings everything it was built against.
             let own = self.bmi_input(u, dialect)?;
             args.extend([MODULE_MAP_ARG.into(), "-c".into(), own.at.clone()]);

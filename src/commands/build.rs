@@ -76,6 +76,9 @@ pub(crate) struct BuildRequest<'a> {
     pub enforced: Option<Enforcement>,
     /// Opened when the first step starts (or the realisation ends without one).
     pub first_step: Option<&'a Gate>,
+    /// Where each step's warnings are recorded (and what the previous realisation
+    /// recorded, to replay them for fresh steps); a fresh tracker if unset.
+    pub warnings: Option<&'a crate::warnings::Warnings>,
 }
 
 /// Reports through `inner`, opening `gate` at the first step's start.
@@ -204,24 +207,33 @@ fn realise_targets(
         sharing: project.sharing.as_deref(),
     };
     let derivations = &project.derived()?.derivations;
-    let r = match request.first_step {
+    let untracked = crate::warnings::Warnings::default();
+    let gated;
+    let inner: &dyn realise::Reporter = match request.first_step {
+        // Without a first step, the refresh's `finish` (or drop) opens the gate.
         Some(gate) => {
-            let reporter = OpensAtFirstStep {
+            gated = OpensAtFirstStep {
                 inner: progress,
                 gate,
             };
-            // Without a first step, the refresh's `finish` (or drop) opens the gate.
-            realise::realise(
-                &project.store,
-                derivations,
-                &drvs,
-                &env,
-                &options,
-                &reporter,
-            )
+            &gated
         }
-        None => realise::realise(&project.store, derivations, &drvs, &env, &options, progress),
-    }?;
+        None => progress,
+    };
+    let reporter = crate::warnings::Replaying {
+        inner,
+        progress,
+        store: &project.store,
+        warnings: request.warnings.unwrap_or(&untracked),
+    };
+    let r = realise::realise(
+        &project.store,
+        derivations,
+        &drvs,
+        &env,
+        &options,
+        &reporter,
+    )?;
     Ok((r, enforced))
 }
 
@@ -285,7 +297,19 @@ fn check_differences(
 fn failure_error(project: &Project, r: &realise::Realisation) -> CliError {
     let mut message = String::new();
     for (drv, e) in &r.failures {
-        message.push_str(&e.to_string());
+        match e {
+            // Its output was shown when it failed: the summary names it, as Cargo's
+            // "could not compile", rather than repeating the line above the output.
+            realise::BuildError::Failed {
+                name,
+                exit,
+                no_space: None,
+                ..
+            } => message.push_str(&format!(
+                "could not build `{name}` (the builder ended with {exit}; its output is above)"
+            )),
+            e => message.push_str(&e.to_string()),
+        }
         if let realise::BuildError::Failed { kept, .. } = e {
             if let Some(dir) = kept {
                 message.push_str(&format!(" (build directory kept at {})", dir.display()));

@@ -84,6 +84,8 @@ fn report_memo(
     after: impl FnOnce() -> Result<(), CliError>,
 ) -> Result<(), CliError> {
     progress.write_collected(fresh_lines);
+    progress.set_source_roots(crate::source_paths::of_evaluation(&project.eval));
+    crate::warnings::replay_memo(&project.store, memo, progress);
     let pin_check = match pinned {
         Some(lock) => crate::commands::lock::verify_outputs(project, lock, &memo.targets),
         None => Ok(()),
@@ -220,16 +222,18 @@ fn realise_and_memo(
     let (enforced, targets, previous) = std::thread::scope(|s| {
         let probe = s.spawn(|| sandbox_mode(&args.run));
         let previous = s.spawn(|| {
-            let memo = project.store.latest_memo(slot)?;
-            let outputs = memo.derivations.into_iter().map(|e| (e.drv, e.outputs));
-            Some(realise::Previous::checked(
-                &project.store,
-                outputs.collect(),
-            ))
+            let memo = project.store.latest_memo(slot);
+            let warnings = crate::warnings::Warnings::from_memo(memo.as_ref());
+            let previous = memo.map(|memo| {
+                let outputs = memo.derivations.into_iter().map(|e| (e.drv, e.outputs));
+                realise::Previous::checked(&project.store, outputs.collect())
+            });
+            (previous, warnings)
         });
         let targets = project.targets(names);
         (join(probe), targets, join(previous))
     });
+    let (previous, warnings) = previous;
     let targets = with_json_finish(progress, targets)?;
     let enforced = with_json_finish(progress, enforced)?;
     let request = BuildRequest {
@@ -238,6 +242,7 @@ fn realise_and_memo(
         previous: previous.as_ref(),
         enforced: Some(enforced),
         first_step: Some(refresh.first_step()),
+        warnings: Some(&warnings),
     };
     let shown = Project::display_names(names);
     let mut written = None;
@@ -258,6 +263,7 @@ fn realise_and_memo(
                         drv: d.clone(),
                         name: derivations[d].name.clone(),
                         outputs: o.clone(),
+                        warnings: warnings.of(d),
                     })
                     .collect(),
                 KeepList::new(

@@ -27,6 +27,14 @@ pub struct MemoEntry {
     pub name: String,
     /// Its outputs: output name → store path.
     pub outputs: BTreeMap<String, StorePath>,
+    /// How many compiler warnings its build printed (replayed while it is fresh); absent
+    /// when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warnings: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The record of one successful realisation.
@@ -223,6 +231,7 @@ mod tests {
                 drv,
                 name: "app".into(),
                 outputs: BTreeMap::from([("obj".into(), obj.clone())]),
+                warnings: 0,
             }],
             KeepList::new(&[out.clone(), obj.clone()].into()).unwrap(),
         );

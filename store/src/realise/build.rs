@@ -148,7 +148,11 @@ fn out_of_space(log: &str, build_dir: &std::path::Path) -> bool {
 
 /// The result of realising one derivation.
 pub(crate) enum Realised {
-    Built(BTreeMap<String, StorePath>),
+    /// Built here; `log` is what the builder printed (its warnings).
+    Built {
+        outputs: BTreeMap<String, StorePath>,
+        log: String,
+    },
     Fresh(BTreeMap<String, StorePath>),
     /// Rebuilt for `--check` and compared with the stored outputs (which stay in use).
     Checked {
@@ -184,6 +188,8 @@ struct Run {
     build_dir: PathBuf,
     log_path: PathBuf,
     landlock_abi: Option<u8>,
+    /// What the builder printed (warnings, for a successful build).
+    log: String,
 }
 
 impl Run {
@@ -242,6 +248,7 @@ fn run_builder(
         build_dir: build_dir.clone(),
         log_path: log_path.clone(),
         landlock_abi: None,
+        log: String::new(),
     };
     // On failure the build directory is kept only with --keep-failed.
     let fail = |run: &Run| -> Option<PathBuf> {
@@ -273,12 +280,13 @@ fn run_builder(
             no_space,
         });
     }
-    if let Err(e) = check_outputs(resolved, &build_dir, log) {
+    if let Err(e) = check_outputs(resolved, &build_dir, &log) {
         fail(&run);
         return Err(e);
     }
     Ok(Run {
         landlock_abi: outcome.enforcement.landlock_abi,
+        log,
         ..run
     })
 }
@@ -288,7 +296,7 @@ fn run_builder(
 fn check_outputs(
     resolved: &Derivation,
     build_dir: &std::path::Path,
-    log: String,
+    log: &str,
 ) -> Result<(), BuildError> {
     for out in resolved.outputs.values() {
         let produced = build_dir.join(&out.at);
@@ -296,7 +304,7 @@ fn check_outputs(
             return Err(BuildError::MissingOutput {
                 name: resolved.name.clone(),
                 at: out.at.clone(),
-                log,
+                log: log.to_string(),
             });
         }
         content::check_output(&produced, &out.at).map_err(|source| BuildError::Store {
@@ -477,7 +485,10 @@ pub(crate) fn build(
     crate::substitute::sign_built(store, env.signing, &mut entry).map_err(st)?;
     store.trace_record(&entry).map_err(st)?;
     run.discard();
-    Ok(Realised::Built(outputs))
+    Ok(Realised::Built {
+        outputs,
+        log: run.log,
+    })
 }
 
 /// Rebuild `resolved` and compare every output with `stored` bit for bit. The stored

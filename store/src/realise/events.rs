@@ -28,8 +28,13 @@ pub enum Event<'a> {
         drv: &'a StorePath,
         /// The derivation's name.
         name: &'a str,
+        /// The derivation itself (its inputs map the log's paths to the user's files).
+        derivation: &'a Derivation,
         /// Its outputs: output name → store path.
         outputs: &'a BTreeMap<String, StorePath>,
+        /// What the builder printed (a compiler's warnings), as recorded: paths are
+        /// the build directory's, as in [`Event::Failed`].
+        log: &'a str,
         /// When the step was taken up by a worker, and how long it took from then
         /// (resolution, build, registration).
         started: Instant,

@@ -253,11 +253,13 @@ impl Run<'_, '_> {
         let node = &self.nodes[i];
         let (drv, name) = (&node.drv, &s.drvs[&node.drv].name);
         let outputs = match realised {
-            Realised::Built(outputs) => {
+            Realised::Built { outputs, log } => {
                 s.reporter.event(&Event::Built {
                     drv,
                     name,
+                    derivation: s.drvs[&node.drv],
                     outputs: &outputs,
+                    log: &log,
                     started,
                     elapsed: started.elapsed(),
                 });

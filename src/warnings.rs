@@ -1,0 +1,140 @@
+//! Compiler warnings of build steps. A built step's warnings are shown as it finishes
+//! (by [`Progress`]); how many each step had is remembered in the realisation memo; and
+//! when the step is fresh later, its warnings are shown again from its kept log, as
+//! Cargo replays cached warnings, so a warning does not vanish on the second build.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use cmod_schema::derivation::Derivation;
+use cmod_schema::StorePath;
+use cmod_store::memo::Memo;
+use cmod_store::realise::{Event, Reporter};
+use cmod_store::Store;
+
+use crate::progress::Progress;
+
+/// The warnings in a builder's output: clang's `file:line:col: warning: ...` lines.
+pub fn count(log: &str) -> u32 {
+    let n = log.lines().filter(|l| l.contains(": warning: ")).count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// How many warnings each step had: from the previous realisation's memo, and as seen
+/// in this one.
+#[derive(Debug, Default)]
+pub struct Warnings {
+    known: HashMap<StorePath, u32>,
+    seen: Mutex<HashMap<StorePath, u32>>,
+}
+
+impl Warnings {
+    /// What `memo` (the previous realisation of the same targets) recorded.
+    pub fn from_memo(memo: Option<&Memo>) -> Warnings {
+        let known = memo
+            .map(|m| {
+                // Every entry, zeros included: a step the memo knows costs no log read.
+                m.derivations
+                    .iter()
+                    .map(|d| (d.drv.clone(), d.warnings))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Warnings {
+            known,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// The warnings `drv` had in this realisation (built or replayed), for its memo.
+    pub fn of(&self, drv: &StorePath) -> u32 {
+        self.seen
+            .lock()
+            .map(|s| s.get(drv).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn note(&self, drv: &StorePath, n: u32) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(drv.clone(), n);
+        }
+    }
+
+    /// How many warnings fresh step `drv` had when it was built: the previous memo's
+    /// count, else its kept log's (a step found in the build trace but not in the
+    /// memo, a cost paid once: the memo written after this run has it).
+    fn fresh_count(&self, store: &Store, drv: &StorePath) -> u32 {
+        match self.known.get(drv) {
+            Some(n) => *n,
+            None => store.log_for(drv).map_or(0, |log| count(&log)),
+        }
+    }
+}
+
+/// A reporter in front of `inner` that records each step's warnings and replays those
+/// of fresh steps through `progress`.
+pub struct Replaying<'a> {
+    pub inner: &'a dyn Reporter,
+    pub progress: &'a Progress,
+    pub store: &'a Store,
+    pub warnings: &'a Warnings,
+}
+
+impl Reporter for Replaying<'_> {
+    fn event(&self, event: &Event<'_>) {
+        match event {
+            Event::Built { drv, log, .. } => {
+                let n = count(log);
+                if n > 0 {
+                    self.warnings.note(drv, n);
+                }
+            }
+            Event::Fresh { drv, name, .. } => {
+                let n = self.warnings.fresh_count(self.store, drv);
+                if n > 0 {
+                    if let Some((log, derivation)) = kept(self.store, drv) {
+                        self.progress
+                            .show_warnings((drv, name), &derivation, &log, n, true);
+                        self.warnings.note(drv, n);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.inner.event(event);
+    }
+}
+
+/// Replay the warnings of every step `memo` records some for (a no-op realisation).
+pub fn replay_memo(store: &Store, memo: &Memo, progress: &Progress) {
+    for d in memo.derivations.iter().filter(|d| d.warnings > 0) {
+        if let Some((log, derivation)) = kept(store, &d.drv) {
+            progress.show_warnings((&d.drv, &d.name), &derivation, &log, d.warnings, true);
+        }
+    }
+}
+
+/// A step's kept log and its derivation (whose inputs map the log's paths to the
+/// user's files); `None` if either is gone (collected), when nothing is replayed.
+fn kept(store: &Store, drv: &StorePath) -> Option<(String, Derivation)> {
+    let log = store.log_for(drv)?;
+    let bytes = std::fs::read(store.path_of(drv)).ok()?;
+    let derivation = serde_json::from_slice(&bytes).ok()?;
+    Some((log, derivation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn warnings_are_clangs_warning_lines() {
+        let log = "src/a.cpp:3:9: warning: unused variable 'x' [-Wunused-variable]\n    3 |     int x;\n      |         ^\nIn file included from src/a.cpp:1:\nsrc/a.cpp:4:1: warning: no return [-Wreturn-type]\nsrc/a.cpp:2:1: note: declared here\n2 warnings generated.\n";
+        assert_eq!(count(log), 2);
+        assert_eq!(
+            count("src/a.cpp:1:1: error: expected ';'\n1 error generated.\n"),
+            0
+        );
+        assert_eq!(count(""), 0);
+    }
+}
