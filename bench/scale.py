@@ -361,6 +361,10 @@ class Context:
     args: argparse.Namespace
     quiet: harness.Quiet
     tools: tuple
+    # HEAD when the run started (the binary measured is built from it, normally): a run
+    # takes long enough for commits to land meanwhile.
+    commit: str = dataclasses.field(default_factory=lambda: harness.first_line(
+        ["git", "-C", str(harness.REPO), "rev-parse", "--short", "HEAD"]))
 
     @property
     def cmake(self):
@@ -691,7 +695,7 @@ def notes(sizes):
 def header(ctx, sizes, cmod_version):
     """The lines above the table: when, how, on what, with which tools and options."""
     args = ctx.args
-    git = harness.first_line(["git", "-C", str(harness.REPO), "rev-parse", "--short", "HEAD"])
+    git = ctx.commit
     cmake, ninja = ctx.tools
     tools = (f"{harness.first_line([cmake, '--version'])}, ninja {harness.first_line([ninja, '--version'])}, "
              if ctx.cmake else "CMake skipped (--skip-cmake), ")

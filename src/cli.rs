@@ -15,6 +15,16 @@ pub struct Cli {
     /// Path to cmod.toml (default: search upwards from the current directory).
     #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
+    /// Colour on stderr: `auto` (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE
+    /// forces it), `always` or `never`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: crate::colour::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
     /// Where this command substitutes from and what it signs with: made once from the

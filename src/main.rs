@@ -5,6 +5,7 @@
 mod output;
 
 mod cli;
+mod colour;
 mod commands;
 mod diagnostic;
 mod progress;
@@ -120,6 +121,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     output::install_panic_hook();
     let mut cli = Cli::parse();
+    colour::init(cli.color);
     cli.connect = cmod_store::connect::Connect::from_env();
     cli.git_rewrites = cmod_evaluator::git::Rewrites::from_env();
     progress::report_lock_waits(message_format(&cli.command) == cli::MessageFormat::Json);

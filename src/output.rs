@@ -72,7 +72,12 @@ pub fn stdout_bytes(bytes: &[u8]) {
 
 /// Write formatted text to stderr (unbuffered).
 pub fn stderr_fmt(args: fmt::Arguments<'_>) {
-    let r = io::stderr().lock().write_fmt(args);
+    let r = if crate::colour::enabled() {
+        let text = crate::colour::paint(&args.to_string());
+        io::stderr().lock().write_all(text.as_bytes())
+    } else {
+        io::stderr().lock().write_fmt(args)
+    };
     if let Err(e) = r {
         if e.kind() == io::ErrorKind::BrokenPipe {
             closed_pipe();

@@ -225,7 +225,7 @@ impl Progress {
 
     fn human(&self, line: &str) {
         match self.bar.lock().ok().and_then(|b| b.clone()) {
-            Some(bar) => bar.println(line),
+            Some(bar) => bar.println(crate::colour::paint_if_enabled(line)),
             None => errln!("{line}"),
         }
     }

@@ -352,3 +352,67 @@ fn path_info_and_why_depends_take_target_names_and_out_links() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no such file or directory"), "{err}");
 }
+
+/// Colour goes to stderr only, and only when asked for or allowed: `--color always`,
+/// `CLICOLOR_FORCE`, never with `NO_COLOR` or `--color never`, and never into JSON.
+#[test]
+fn colour_follows_the_flag_and_the_environment() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let esc = "\x1b[";
+    let with = |args: &[&str], env: &[(&str, &str)]| {
+        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let out = common::cmod_env(&dir, &s.store(), args, &env);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let quiet = [("NO_COLOR", ""), ("CLICOLOR_FORCE", "")];
+    let built = with(&["--color", "always", "realise", "--no-link"], &quiet);
+    let err = String::from_utf8_lossy(&built.stderr);
+    assert!(err.contains("\x1b[1;32mFinished\x1b[0m"), "{err:?}");
+    assert!(err.contains("\x1b[1;32mCompiling\x1b[0m"), "{err:?}");
+    // Into a pipe, auto is off; CLICOLOR_FORCE turns it on, NO_COLOR wins over it.
+    let auto = with(&["realise", "--no-link"], &quiet);
+    assert!(!String::from_utf8_lossy(&auto.stderr).contains(esc));
+    let forced = with(
+        &["realise", "--no-link"],
+        &[("NO_COLOR", ""), ("CLICOLOR_FORCE", "1")],
+    );
+    assert!(String::from_utf8_lossy(&forced.stderr).contains(esc));
+    let both = with(
+        &["realise", "--no-link"],
+        &[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")],
+    );
+    assert!(!String::from_utf8_lossy(&both.stderr).contains(esc));
+    let never = with(
+        &["--color", "never", "realise", "--no-link"],
+        &[("CLICOLOR_FORCE", "1")],
+    );
+    assert!(!String::from_utf8_lossy(&never.stderr).contains(esc));
+    // Errors are coloured too; stdout (JSON) never is.
+    let json = with(
+        &[
+            "--color",
+            "always",
+            "realise",
+            "--no-link",
+            "--message-format",
+            "json",
+        ],
+        &quiet,
+    );
+    assert!(!String::from_utf8_lossy(&json.stdout).contains(esc));
+    let bad = common::cmod_env(
+        &dir,
+        &s.store(),
+        &["--color", "always", "realise", "nothing"],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("\x1b[1;31merror\x1b[0m:"), "{err:?}");
+    assert_eq!(bad.status.code(), Some(2));
+}
