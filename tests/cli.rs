@@ -224,6 +224,14 @@ fn store_paths_do_not_depend_on_the_store_location() {
     );
 }
 
+/// What a helper tool (bash, groff) printed; it must succeed and say nothing on stderr.
+fn tool_output(command: &mut std::process::Command) -> String {
+    let out = command.output().expect("run the tool");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.is_empty(), "{command:?}: {err}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The completion scripts come from the same definitions as `--help`: bash's completes
 /// commands and flags when bash runs it; zsh's and fish's are what those shells load.
 #[test]
@@ -239,16 +247,7 @@ fn completions_complete_commands_and_flags() {
              _cmod cmod \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
             file.display()
         );
-        let out = std::process::Command::new("bash")
-            .args(["--norc", "-c", &program])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        tool_output(std::process::Command::new("bash").args(["--norc", "-c", &program]))
     };
     let commands = complete("cmod rea", 1);
     assert_eq!(commands.trim(), "realise", "{commands}");
@@ -272,22 +271,12 @@ fn man_pages_render_for_cmod_and_its_commands() {
     let render = |roff: &str| {
         let file = s.dir.path().join("page.1");
         std::fs::write(&file, roff).unwrap();
-        let out = std::process::Command::new("groff")
-            .args(["-man", "-Tutf8", "-P-cbou", "-ww"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.stderr.is_empty(),
-            "groff warns: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        // -ww: every warning; tool_output fails on any of them.
+        tool_output(
+            std::process::Command::new("groff")
+                .args(["-man", "-Tutf8", "-P-cbou", "-ww"])
+                .arg(&file),
+        )
     };
     let main = render(&stdout(&s.cmod(s.dir.path(), &["man"])));
     assert!(main.contains("NAME"), "{main}");

@@ -361,12 +361,15 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> Result<(), CliError> {
             }),
         ));
     }
-    // The last dependency takes its (now empty) table along.
-    if doc
-        .get(key)
-        .and_then(|t| t.as_table_like())
-        .is_some_and(|t| t.is_empty())
-    {
+    // The last dependency takes its (now empty) table along, unless the table carries a
+    // comment of the user's (`# Dependencies go here.` above its header).
+    let commented = |raw: Option<&toml_edit::RawString>| {
+        raw.and_then(toml_edit::RawString::as_str)
+            .is_some_and(|text| text.contains('#'))
+    };
+    if doc.get(key).and_then(Item::as_table).is_some_and(|t| {
+        t.is_empty() && !commented(t.decor().prefix()) && !commented(t.decor().suffix())
+    }) {
         doc.remove(key);
     }
     save(&path, &original, &doc)?;
