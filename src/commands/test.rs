@@ -35,28 +35,32 @@ struct TestRun {
     elapsed: Duration,
 }
 
+/// Nothing to run is a success (as Cargo's `running 0 tests`), said plainly.
+fn report_no_tests(format: crate::cli::MessageFormat) {
+    err!(
+        "{}",
+        crate::diagnostic::render_diagnostic(
+            "note",
+            "the selected package(s) have no [[test]] targets: nothing to run",
+            None,
+            Some("add one with a `[[test]]` table holding `name` and `main`"),
+        )
+    );
+    if format == crate::cli::MessageFormat::Json {
+        outln!(
+            "{}",
+            json!({"reason": "test-summary", "success": true, "passed": 0, "failed": []})
+        );
+    } else {
+        outln!("\ntest result: ok. 0 passed; 0 failed\n");
+    }
+}
+
 pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     let project = load_with_tests(cli, &args.build)?;
     let selected = select(&project, &args.tests)?;
     if selected.is_empty() {
-        // Nothing to run is a success (as Cargo's `running 0 tests`), said plainly.
-        err!(
-            "{}",
-            crate::diagnostic::render_diagnostic(
-                "note",
-                "the selected package(s) have no [[test]] targets: nothing to run",
-                None,
-                Some("add one with a `[[test]]` table holding `name` and `main`"),
-            )
-        );
-        if args.run.message_format == crate::cli::MessageFormat::Json {
-            outln!(
-                "{}",
-                json!({"reason": "test-summary", "success": true, "passed": 0, "failed": []})
-            );
-        } else {
-            outln!("\ntest result: ok. 0 passed; 0 failed\n");
-        }
+        report_no_tests(args.run.message_format);
         return Ok(());
     }
     // Keep the test binaries alive (against a concurrent GC) until they have run.
