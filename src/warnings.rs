@@ -60,14 +60,18 @@ impl Warnings {
         }
     }
 
-    /// How many warnings fresh step `drv` had when it was built: the previous memo's
-    /// count, else its kept log's (a step found in the build trace but not in the
-    /// memo, a cost paid once: the memo written after this run has it).
-    fn fresh_count(&self, store: &Store, drv: &StorePath) -> u32 {
-        match self.known.get(drv) {
-            Some(n) => *n,
-            None => store.log_for(drv).map_or(0, |log| count(&log)),
+    /// Fresh step `drv`'s kept log and how many warnings it holds, if any: the count
+    /// the previous memo recorded (no log is read for a step it knows had none), else
+    /// the log's own (a step found in the build trace but not in the memo, a cost paid
+    /// once: the memo written after this run has it).
+    fn fresh_warnings(&self, store: &Store, drv: &StorePath) -> Option<(String, u32)> {
+        let known = self.known.get(drv).copied();
+        if known == Some(0) {
+            return None;
         }
+        let log = store.log_for(drv)?;
+        let n = known.unwrap_or_else(|| count(&log));
+        (n > 0).then_some((log, n))
     }
 }
 
@@ -90,9 +94,9 @@ impl Reporter for Replaying<'_> {
                 }
             }
             Event::Fresh { drv, name, .. } => {
-                let n = self.warnings.fresh_count(self.store, drv);
-                if n > 0 {
-                    if let Some((log, derivation)) = kept(self.store, drv) {
+                let warned = self.warnings.fresh_warnings(self.store, drv);
+                if let Some((log, n)) = warned {
+                    if let Some(derivation) = derivation_of(self.store, drv) {
                         self.progress
                             .show_warnings((drv, name), &derivation, &log, n, true);
                         self.warnings.note(drv, n);
@@ -108,19 +112,18 @@ impl Reporter for Replaying<'_> {
 /// Replay the warnings of every step `memo` records some for (a no-op realisation).
 pub fn replay_memo(store: &Store, memo: &Memo, progress: &Progress) {
     for d in memo.derivations.iter().filter(|d| d.warnings > 0) {
-        if let Some((log, derivation)) = kept(store, &d.drv) {
+        let log = store.log_for(&d.drv);
+        if let Some((log, derivation)) = log.zip(derivation_of(store, &d.drv)) {
             progress.show_warnings((&d.drv, &d.name), &derivation, &log, d.warnings, true);
         }
     }
 }
 
-/// A step's kept log and its derivation (whose inputs map the log's paths to the
-/// user's files); `None` if either is gone (collected), when nothing is replayed.
-fn kept(store: &Store, drv: &StorePath) -> Option<(String, Derivation)> {
-    let log = store.log_for(drv)?;
+/// A step's derivation (whose inputs map its log's paths to the user's files); `None`
+/// if it is gone (collected), when nothing is replayed.
+fn derivation_of(store: &Store, drv: &StorePath) -> Option<Derivation> {
     let bytes = std::fs::read(store.path_of(drv)).ok()?;
-    let derivation = serde_json::from_slice(&bytes).ok()?;
-    Some((log, derivation))
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[cfg(test)]

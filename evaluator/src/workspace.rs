@@ -135,6 +135,12 @@ pub fn root_of(dir: &Path) -> Result<PathBuf, EvalError> {
 
 /// The workspace `dir` belongs to, if any.
 pub fn find(dir: &Path) -> Result<Option<Workspace>, EvalError> {
+    Ok(enclosing(dir)?.and_then(|(ws, listed)| listed.then_some(ws)))
+}
+
+/// The nearest workspace at or above `dir`, and whether it lists `dir` (its root does);
+/// a package below a workspace that does not list it stands alone.
+pub fn enclosing(dir: &Path) -> Result<Option<(Workspace, bool)>, EvalError> {
     for ancestor in dir.ancestors() {
         let manifest = ancestor.join(MANIFEST_NAME);
         if !manifest.is_file() {
@@ -145,15 +151,13 @@ pub fn find(dir: &Path) -> Result<Option<Workspace>, EvalError> {
             continue;
         }
         let members = member_dirs(&file)?;
-        if ancestor == dir || members.iter().any(|m| m == dir) {
-            return Ok(Some(Workspace {
-                root: ancestor.to_path_buf(),
-                file,
-                members,
-            }));
-        }
-        // A workspace that does not list this package: it stands alone.
-        return Ok(None);
+        let listed = ancestor == dir || members.iter().any(|m| m == dir);
+        let ws = Workspace {
+            root: ancestor.to_path_buf(),
+            file,
+            members,
+        };
+        return Ok(Some((ws, listed)));
     }
     Ok(None)
 }

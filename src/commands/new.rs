@@ -64,13 +64,11 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
 /// the case.
 fn outside_enclosing_workspace(dir: &Path) -> Option<(String, String)> {
     let dir = dir.canonicalize().ok()?;
-    if cmod_evaluator::workspace::find(&dir).ok()?.is_some() {
+    let (ws, listed) = cmod_evaluator::workspace::enclosing(&dir).ok()??;
+    if listed {
         return None;
     }
-    let root = dir.ancestors().skip(1).find(|a| {
-        cmod_evaluator::manifest_file::ManifestFile::load(&a.join("cmod.toml"))
-            .is_ok_and(|f| f.manifest.workspace.is_some())
-    })?;
+    let root = ws.root.as_path();
     let rel = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
     Some((
         format!(

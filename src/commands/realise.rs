@@ -84,8 +84,11 @@ fn report_memo(
     after: impl FnOnce() -> Result<(), CliError>,
 ) -> Result<(), CliError> {
     progress.write_collected(fresh_lines);
-    progress.set_source_roots(crate::source_paths::of_evaluation(&project.eval));
-    crate::warnings::replay_memo(&project.store, memo, progress);
+    // Most no-ops have no warnings to replay, and need not map paths.
+    if memo.derivations.iter().any(|d| d.warnings > 0) {
+        progress.set_source_roots(crate::source_paths::of_evaluation(&project.eval));
+        crate::warnings::replay_memo(&project.store, memo, progress);
+    }
     let pin_check = match pinned {
         Some(lock) => crate::commands::lock::verify_outputs(project, lock, &memo.targets),
         None => Ok(()),
