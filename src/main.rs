@@ -8,6 +8,7 @@ mod cli;
 mod colour;
 mod commands;
 mod diagnostic;
+mod editor_schema;
 mod progress;
 mod project;
 mod scan_entries;

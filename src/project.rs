@@ -222,6 +222,7 @@ fn evaluate_project(cli: &Cli, build: &BuildOpts, how: Load) -> Result<Project, 
     };
     let eval = evaluate_in(&store, &scope, build, update, precise)?;
     print_warnings(&eval.warnings);
+    crate::editor_schema::refresh(&eval.packages);
     Ok(Project {
         store,
         profile: eval.profile,

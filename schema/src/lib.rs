@@ -35,3 +35,12 @@ pub use store_path::{PathKind, StorePath};
 
 /// Where the JSON Schemas live, relative to this crate's manifest directory.
 pub const SCHEMA_DIR: &str = "schemas";
+
+/// The JSON Schema of `cmod.toml` (draft 2020-12, with a description of every key), as
+/// `cmod new` installs it for editors (see [`MANIFEST_SCHEMA_FILE`]).
+pub const MANIFEST_SCHEMA: &str = include_str!("../schemas/manifest.schema.json");
+
+/// Where a project keeps its copy of [`MANIFEST_SCHEMA`], relative to the workspace root:
+/// the `#:schema` line `cmod new` writes at the top of a manifest points there, so taplo
+/// (Even Better TOML) validates the manifest and shows each key's description, offline.
+pub const MANIFEST_SCHEMA_FILE: &str = ".cmod/manifest.schema.json";

@@ -334,3 +334,55 @@ fn lock_schema_matches_the_type() {
     bad["system"][0]["files"]["usr/lib/relative.so"] = json!(h.to_text());
     assert!(!v.is_valid(&bad), "system library files are absolute paths");
 }
+
+/// Every key of a manifest has hover text in editors: each property and definition of the
+/// manifest schema (through `oneOf` branches, array items and `$defs`) has a description.
+#[test]
+fn every_manifest_key_is_described() {
+    fn walk(node: &Value, at: &str, missing: &mut Vec<String>) {
+        let Some(obj) = node.as_object() else {
+            return;
+        };
+        if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+            for (key, prop) in props {
+                let described = prop
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| d.len() >= 10);
+                if !described {
+                    missing.push(format!("{at}.{key}"));
+                }
+                walk(prop, &format!("{at}.{key}"), missing);
+            }
+        }
+        for key in ["$defs"] {
+            if let Some(defs) = obj.get(key).and_then(Value::as_object) {
+                for (name, def) in defs {
+                    if def.get("description").is_none() {
+                        missing.push(format!("#{name}"));
+                    }
+                    walk(def, &format!("#{name}"), missing);
+                }
+            }
+        }
+        for key in ["oneOf", "anyOf", "allOf"] {
+            for branch in obj.get(key).and_then(Value::as_array).into_iter().flatten() {
+                walk(branch, at, missing);
+            }
+        }
+        if let Some(items) = obj.get("items") {
+            walk(items, &format!("{at}[]"), missing);
+        }
+    }
+    let text = cmod_schema::MANIFEST_SCHEMA;
+    let value: Value = serde_json::from_str(text).unwrap();
+    let mut missing = Vec::new();
+    walk(&value, "", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "keys without a description: {missing:?}"
+    );
+    // The embedded copy is the file in schemas/ (what `cmod new` installs for editors).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/manifest.schema.json");
+    assert_eq!(std::fs::read_to_string(path).unwrap(), text);
+}

@@ -34,9 +34,7 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
     let pkg = PackageName::new(&name)
         .map_err(|e| CliError::usage(e, Some("pass --name with a valid package name".into())))?;
     let module = pkg.as_str().replace('-', "_");
-    write_new(&dir.join("cmod.toml"), &format!(
-        "[package]\nname = \"{pkg}\"\nversion = \"0.1.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\ncxx-standard = 20\n\n[lib]\nsources = [\"src/**/*.cppm\", \"src/**/*.cpp\", \"src/**/*.c\"]\n\n[[bin]]\nname = \"{pkg}\"\nmain = \"src/main.cpp\"\n"
-    ))?;
+    let schema_root = write_manifest(dir, &pkg)?;
     write_new(&dir.join(format!("src/{module}.cppm")), &format!(
         "module;\n#include <string>\nexport module {module};\n\nexport namespace {module} {{\nstd::string greeting();\n}}\n"
     ))?;
@@ -47,7 +45,25 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
     let gitignore = dir.join(".gitignore");
     if !gitignore.exists() {
         // Out-links, and the compile database `realise` writes (it holds host paths).
-        write_new(&gitignore, "result\nresult-*\ncompile_commands.json\n")?;
+        // `.cmod/`: the manifest schema editors read (see `editor_schema`).
+        write_new(
+            &gitignore,
+            "result\nresult-*\ncompile_commands.json\n.cmod/\n",
+        )?;
+    }
+    if let Err(e) = crate::editor_schema::install(&schema_root) {
+        err!(
+            "{}",
+            crate::diagnostic::render_diagnostic(
+                "warning",
+                &format!(
+                    "cannot write the manifest schema for editors under `{}`: {e}",
+                    schema_root.display()
+                ),
+                None,
+                Some("`cmod realise` writes it later if the directory becomes writable; only editor hints need it"),
+            )
+        );
     }
     errln!("     Created package `{pkg}` in {}", dir.display());
     if let Some((warning, help)) = outside_enclosing_workspace(dir) {
@@ -57,6 +73,37 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// Write the manifest of new package `pkg` in `dir`, its first line pointing editors at
+/// the manifest schema of the workspace that lists it (once the manifest exists, the
+/// membership can be told), or of `dir` itself. Returns where that schema belongs.
+fn write_manifest(dir: &Path, pkg: &PackageName) -> Result<std::path::PathBuf, CliError> {
+    let body = format!(
+        "[package]\nname = \"{pkg}\"\nversion = \"0.1.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\ncxx-standard = 20\n\n[lib]\nsources = [\"src/**/*.cppm\", \"src/**/*.cpp\", \"src/**/*.c\"]\n\n[[bin]]\nname = \"{pkg}\"\nmain = \"src/main.cpp\"\n"
+    );
+    let path = dir.join("cmod.toml");
+    let own = crate::editor_schema::directive(dir, dir);
+    write_new(&path, &format!("{own}\n{body}"))?;
+    let (canonical, root) = schema_root(dir);
+    if root != canonical {
+        let directive = crate::editor_schema::directive(&canonical, &root);
+        std::fs::write(&path, format!("{directive}\n{body}")).map_err(|e| {
+            CliError::usage(format!("cannot write `{}`: {e}", path.display()), None)
+        })?;
+    }
+    Ok(root)
+}
+
+/// Where the `#:schema` line of a package created in `dir` points: the root of the
+/// workspace that lists it as a member, else `dir` itself; with `dir` made canonical.
+fn schema_root(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let root = match cmod_evaluator::workspace::enclosing(&canonical) {
+        Ok(Some((ws, true))) => ws.root,
+        _ => canonical.clone(),
+    };
+    (canonical, root)
 }
 
 /// The warning (and its help) for a package created below a workspace root that does
