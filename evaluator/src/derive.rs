@@ -32,8 +32,7 @@ use rayon::prelude::*;
 
 pub use cmod_schema::derivation::bmi_file;
 use cmod_schema::derivation::{
-    Derivation, Input, InputFrom, InputRole, Output, StepKind, Tool, DERIVATION_VERSION,
-    MODULE_MAP_ARG,
+    Derivation, Input, InputFrom, InputRole, StepKind, Tool, MODULE_MAP_ARG,
 };
 use cmod_schema::store_path::{sanitize_name, PathKind, StorePath};
 use cmod_schema::toolchain::ToolchainInfo;
@@ -48,7 +47,12 @@ use crate::settings::Settings;
 use crate::sources::{Lang, PackageSources};
 use crate::targets::PackageTargets;
 
+mod emission_cache;
 mod link;
+mod step;
+
+use emission_cache::EmissionCache;
+use step::{BmiPaths, Made, Step};
 
 pub use crate::targets::TargetKind;
 
@@ -125,6 +129,9 @@ pub struct DeriveInput<'a> {
     pub pchs: &'a [PchScan],
     /// The toolchain every step runs with.
     pub toolchain: &'a ToolchainInfo,
+    /// Where the previous emission recorded its derivations' paths, and this one records
+    /// them (see `derive/emission_cache.rs`); none: every path is computed.
+    pub emission_record: Option<std::path::PathBuf>,
 }
 
 /// The archives a package's libraries produce (`lib<name>.a`), which are also the
@@ -151,63 +158,18 @@ fn host_files(system: &[SystemHeader]) -> BTreeMap<String, ContentHash> {
 /// What a unit's compile adds to use a precompiled header: inputs and arguments.
 type PchUse = (Vec<Input>, Vec<String>);
 
-/// One step to emit.
-struct Step {
-    name: String,
-    kind: StepKind,
-    tool: Tool,
-    args: Vec<String>,
-    inputs: Vec<Input>,
-    host: BTreeMap<String, ContentHash>,
-    /// (output key, path in the build directory).
-    output: (&'static str, String),
-    /// The module a BMI output provides.
-    module: Option<String>,
-}
-
-impl Step {
-    /// The derivation of this step with `toolchain`, checked, and its path.
-    fn derivation(mut self, toolchain: ContentHash) -> Result<(StorePath, Derivation), EvalError> {
-        self.inputs.sort();
-        self.inputs.dedup();
-        let (key, at) = self.output;
-        let drv = Derivation {
-            version: DERIVATION_VERSION,
-            name: self.name.clone(),
-            kind: self.kind,
-            toolchain,
-            tool: self.tool,
-            args: self.args,
-            env: BTreeMap::new(),
-            host: self.host,
-            inputs: self.inputs,
-            outputs: BTreeMap::from([(
-                key.to_string(),
-                Output {
-                    at,
-                    module: self.module,
-                    name: self.name,
-                },
-            )]),
-        };
-        let internal = |e: cmod_schema::derivation::DerivationError| {
-            EvalError::new(ErrorKind::Internal, e.to_string())
-        };
-        drv.validate().map_err(internal)?;
-        let path = drv.drv_path().map_err(internal)?;
-        Ok((path, drv))
-    }
-}
-
 pub(crate) struct Emitter<'a> {
     input: &'a DeriveInput<'a>,
     out: Derived,
     /// (unit, dialect) → BMI derivation path.
-    bmis: HashMap<(UnitId, Vec<String>), StorePath>,
-    objects: HashMap<UnitId, StorePath>,
+    bmis: BmiPaths,
+    /// Unit → object derivation path.
+    objects: Vec<Option<StorePath>>,
     /// PCH index → its derivation.
     pch_drvs: HashMap<usize, StorePath>,
-    source_paths: HashMap<(Option<PackageId>, String), StorePath>,
+    /// Package (none: the toolchain) → relative path → source store path.
+    source_paths: HashMap<Option<PackageId>, HashMap<String, StorePath>>,
+    cache: EmissionCache,
 }
 
 impl<'a> Emitter<'a> {
@@ -270,7 +232,7 @@ impl<'a> Emitter<'a> {
         hash: ContentHash,
         tree: bool,
     ) -> Result<StorePath, EvalError> {
-        if let Some(p) = self.source_paths.get(&(package, rel.to_string())) {
+        if let Some(p) = self.source_paths.get(&package).and_then(|m| m.get(rel)) {
             return Ok(p.clone());
         }
         let base = rel.rsplit('/').next().unwrap_or(rel);
@@ -288,7 +250,9 @@ impl<'a> Emitter<'a> {
             tree,
         });
         self.source_paths
-            .insert((package, rel.to_string()), path.clone());
+            .entry(package)
+            .or_default()
+            .insert(rel.to_string(), path.clone());
         Ok(path)
     }
 
@@ -366,8 +330,9 @@ impl<'a> Emitter<'a> {
         u: UnitId,
         dialect: &[String],
     ) -> Result<(Vec<Input>, Vec<String>), EvalError> {
-        let mut inputs = Vec::new();
-        for v in self.input.graph.edges[u].clone() {
+        let graph = self.input.graph;
+        let mut inputs = Vec::with_capacity(graph.edges[u].len());
+        for &v in &graph.edges[u] {
             inputs.push(self.bmi_input(v, dialect)?);
         }
         let args = if inputs.is_empty() {
@@ -393,9 +358,14 @@ impl<'a> Emitter<'a> {
     }
 
     fn emit(&mut self, step: Step) -> Result<StorePath, EvalError> {
-        let (path, drv) = step.derivation(self.input.toolchain.identity)?;
-        self.out.derivations.insert(path.clone(), drv);
-        Ok(path)
+        let made = step.made(self.input.toolchain.identity, &self.cache)?;
+        Ok(self.insert(made))
+    }
+
+    fn insert(&mut self, made: Made) -> StorePath {
+        self.cache.note(made.key, &made.path, made.computed);
+        self.out.derivations.insert(made.path.clone(), made.drv);
+        made.path
     }
 
     /// Emit the objects of `units` not emitted yet. Their steps are made in order (which
@@ -404,18 +374,19 @@ impl<'a> Emitter<'a> {
     fn objects(&mut self, units: &[UnitId]) -> Result<(), EvalError> {
         let mut steps = Vec::new();
         for &u in units {
-            if !self.objects.contains_key(&u) {
+            if self.objects[u].is_none() {
                 steps.push((u, self.object_step(u)?));
             }
         }
         let toolchain = self.input.toolchain.identity;
-        let made: Vec<(UnitId, StorePath, Derivation)> = steps
+        let cache = &self.cache;
+        let made: Vec<(UnitId, Made)> = steps
             .into_par_iter()
-            .map(|(u, step)| step.derivation(toolchain).map(|(p, d)| (u, p, d)))
+            .map(|(u, step)| step.made(toolchain, cache).map(|m| (u, m)))
             .collect::<Result<_, _>>()?;
-        for (u, path, drv) in made {
-            self.out.derivations.insert(path.clone(), drv);
-            self.objects.insert(u, path);
+        for (u, made) in made {
+            let path = self.insert(made);
+            self.objects[u] = Some(path);
         }
         Ok(())
     }
@@ -432,7 +403,7 @@ impl<'a> Emitter<'a> {
             top.1 += 1;
             match graph.edges[v].get(next) {
                 Some(&w) => {
-                    let made = self.bmis.contains_key(&(w, dialect.to_vec()));
+                    let made = self.bmis.get(graph, w, dialect).is_some();
                     if !made && seen.insert(w) {
                         stack.push((w, 0));
                     }
@@ -450,7 +421,7 @@ impl<'a> Emitter<'a> {
 
     /// The BMI derivation of importable unit `u` in `dialect`.
     fn bmi(&mut self, u: UnitId, dialect: &[String]) -> Result<StorePath, EvalError> {
-        if let Some(p) = self.bmis.get(&(u, dialect.to_vec())) {
+        if let Some(p) = self.bmis.get(self.input.graph, u, dialect) {
             return Ok(p.clone());
         }
         self.bmis_below(u, dialect)?;
@@ -488,7 +459,7 @@ impl<'a> Emitter<'a> {
             output: ("bmi", format!("out/{file}")),
             module: Some(module),
         })?;
-        self.bmis.insert((u, dialect.to_vec()), path.clone());
+        self.bmis.insert(self.input.graph, u, dialect, path.clone());
         Ok(path)
     }
 
@@ -594,12 +565,12 @@ impl<'a> Emitter<'a> {
 
     /// The object derivation of unit `u` (own dialect).
     fn object(&mut self, u: UnitId) -> Result<StorePath, EvalError> {
-        if let Some(p) = self.objects.get(&u) {
+        if let Some(p) = &self.objects[u] {
             return Ok(p.clone());
         }
         let step = self.object_step(u)?;
         let path = self.emit(step)?;
-        self.objects.insert(u, path.clone());
+        self.objects[u] = Some(path.clone());
         Ok(path)
     }
 
@@ -701,10 +672,11 @@ pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
     let mut e = Emitter {
         input,
         out: Derived::default(),
-        bmis: HashMap::new(),
-        objects: HashMap::new(),
+        bmis: BmiPaths::new(input.graph.units.len()),
+        objects: vec![None; input.graph.units.len()],
         pch_drvs: HashMap::new(),
         source_paths: HashMap::new(),
+        cache: EmissionCache::load(input.emission_record.clone()),
     };
     // Every importable unit gets its own-dialect BMI even if nothing imports it yet, so a
     // library's interface is checked when the library is built.
@@ -751,5 +723,6 @@ pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
             });
         }
     }
+    e.cache.save();
     Ok(e.out)
 }

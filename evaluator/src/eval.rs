@@ -125,10 +125,30 @@ impl Evaluation {
                     settings: &self.settings,
                     pchs: &self.pchs,
                     toolchain: &self.toolchain,
+                    emission_record: self.emission_record(),
                 })
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// Where this workspace's emissions for the same profile and targets record their
+    /// derivations' paths (one record per such evaluation, so building the tests does
+    /// not evict what building the binaries recorded).
+    fn emission_record(&self) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let mut h = blake3::Hasher::new();
+        h.update(self.packages.workspace_root.as_os_str().as_encoded_bytes());
+        h.update(&[0]);
+        h.update(format!("{:?}", self.profile).as_bytes());
+        for (package, name, kind) in self.target_names() {
+            for part in [package.as_str(), name.as_str(), &format!("{kind:?}")] {
+                h.update(&[0]);
+                h.update(part.as_bytes());
+            }
+        }
+        let name = format!("{}.bin", &h.finalize().to_hex()[..32]);
+        Some(dir.join("emission-v1").join(name))
     }
 
     /// A hash of everything derivation emission reads (see `eval/fingerprint.rs`). Equal

@@ -215,6 +215,16 @@ impl StorePath {
         &self.name
     }
 
+    /// The path with decoded hash part `hash` and name `name` (what [`Self::hash_bytes`]
+    /// and [`Self::name`] return), for compact binary records of paths.
+    pub fn from_parts(hash: [u8; HASH_BYTES], name: &str) -> Result<StorePath, StorePathError> {
+        validate_name(name)?;
+        Ok(StorePath {
+            hash,
+            name: name.to_string(),
+        })
+    }
+
     /// Parse either a basename or a full path whose last component is one.
     pub fn from_path_str(s: &str) -> Result<StorePath, StorePathError> {
         let base = s.trim_end_matches('/').rsplit('/').next().unwrap_or(s);
