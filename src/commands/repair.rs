@@ -67,11 +67,11 @@ pub fn repair_damage(
     (checked, damaged): (usize, &[Damage]),
 ) -> Result<(), CliError> {
     if damaged.is_empty() {
-        errln!("{:>12} {checked} path(s): nothing to repair", "Checked");
+        status!("{:>12} {checked} path(s): nothing to repair", "Checked");
         return Ok(());
     }
     for d in damaged {
-        errln!("{:>12} {}: {}", "Damaged", d.describe(store), d.problem);
+        status!("{:>12} {}: {}", "Damaged", d.describe(store), d.problem);
     }
     store.invalidate_damaged(damaged)?;
     if let Some(project) = project {
@@ -93,7 +93,7 @@ pub fn repair_damage(
         .filter(|d| !d.path.as_ref().is_some_and(|p| store.is_valid(p)))
         .collect();
     let repaired = damaged.len() - left.len();
-    errln!(
+    status!(
         "{:>12} {repaired} of {} damaged path(s)",
         "Repaired",
         damaged.len()
@@ -167,7 +167,7 @@ fn resubstitute(store: &Store, sharing: &Sharing, damaged: &[Damage]) -> Result<
     let paths: Vec<StorePath> = damaged.iter().filter_map(|d| d.path.clone()).collect();
     let r = cmod_store::substitute::refetch(store, sharing, &paths)?;
     for (p, url) in r.fetched {
-        errln!(
+        status!(
             "{:>12} {} from {url}",
             "Fetched",
             store.path_of(&p).display()
