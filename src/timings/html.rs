@@ -22,6 +22,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .counts td:first-child { color: #555; } .summary { display: flex; gap: 64px; }
 svg text { font: 11px monospace; }
 rect.built { fill: #8fb8de; } rect.checked { fill: #b5a2d8; } rect.failed { fill: #e07a6f; }
+svg rect { stroke: #fff; stroke-width: 1; }
 rect.evaluation { fill: #d9d9d9; } rect.critical { stroke: #c0392b; stroke-width: 2; }
 ol.critical li { font-family: monospace; }
 .legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: middle; }
@@ -34,9 +35,9 @@ pub fn render(r: &Report) -> String {
     page.push_str("<title>cmod build timings</title><style>");
     page.push_str(STYLE);
     page.push_str("</style></head><body>\n");
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<h1>cmod build timings</h1><div class=\"command\">{}</div><div>Finished {}</div>\n",
+        "<h1>cmod build timings</h1><div class=\"command\">{}</div><div>Finished {}</div>",
         escape(&r.facts.command),
         r.finished_utc
     );
