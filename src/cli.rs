@@ -29,8 +29,8 @@ pub struct Cli {
     /// only errors and warnings, compilers' warnings included (as Cargo's `-q`).
     #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Say more: list the steps that were fresh (`Fresh <step>`) and each built step's
-    /// time (`Built <step> in 1.23s`).
+    /// Say more: each step's command line (`Running `c++ ...``), each built step's time
+    /// (`Built <step> in 1.23s`) and the steps that were fresh (`Fresh <step>`).
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
     #[command(subcommand)]

@@ -493,6 +493,31 @@ pub fn describe_enforcement(e: &Enforcement) -> String {
     }
 }
 
+/// A step's command line as `-v` shows it: the toolchain program (`c++`, `ar`) and its
+/// arguments, quoted where a shell would need it (`@builddir@` is the step's build
+/// directory, as `cmod show-derivation` shows).
+fn command_line(derivation: &cmod_schema::derivation::Derivation) -> String {
+    let tool = match derivation.tool {
+        cmod_schema::derivation::Tool::Cxx => "c++",
+        cmod_schema::derivation::Tool::Ar => "ar",
+    };
+    let mut line = tool.to_string();
+    for arg in &derivation.args {
+        line.push(' ');
+        let plain = arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=+/.,:@%".contains(c));
+        if plain && !arg.is_empty() {
+            line.push_str(arg);
+        } else {
+            line.push('\'');
+            line.push_str(&arg.replace('\'', "'\\''"));
+            line.push('\'');
+        }
+    }
+    line
+}
+
 /// Lines held by [`Progress::collected`]: JSON for stdout, human lines for stderr.
 #[derive(Debug, Default)]
 pub struct Collected {
@@ -634,8 +659,15 @@ impl Progress {
                     }
                 }
             }
-            Event::Started { drv, name } => {
+            Event::Started {
+                drv,
+                name,
+                derivation,
+            } => {
                 self.status(&format!("{:>12} {name}", "Compiling"));
+                if crate::output::verbose() {
+                    self.status(&format!("{:>12} `{}`", "Running", command_line(derivation)));
+                }
                 self.with_bars(|b| b.started(drv.to_string(), name));
             }
             Event::Checked {

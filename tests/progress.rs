@@ -63,6 +63,19 @@ fn verbose_lists_fresh_steps_and_built_times() {
         .map(str::to_string)
         .collect();
     assert!(names.len() >= 4, "{built}");
+    // Each step's command line, as Cargo's -v shows rustc's.
+    let commands: Vec<&str> = built
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("Running `"))
+        .collect();
+    assert_eq!(commands.len(), names.len(), "{built}");
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.starts_with("c++ ") && c.contains(" -c ")),
+        "{built}"
+    );
+    assert!(commands.iter().any(|c| c.starts_with("ar ")), "{built}");
     for name in &names {
         let timed = built.lines().any(|l| {
             l.trim_start()
