@@ -206,3 +206,36 @@ fn a_no_op_with_timings_reports_nothing_built() {
     assert!(Path::new(said).is_file(), "{said}");
     assert!(said.starts_with(&*dir.join(".cmod/timings").to_string_lossy()));
 }
+
+#[test]
+fn a_failed_build_reports_its_failed_step() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let file = dir.join("src/hello.cpp");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\nint broken( {{\n")).unwrap();
+    let run = s.realise(&dir, &["--timings", "-j1"]);
+    assert!(!run.success());
+    let finished = run.finished().clone();
+    assert_eq!(finished["failed"], 1, "{}", run.stderr());
+    let failed: Vec<&Value> = run
+        .messages
+        .iter()
+        .filter(|m| m["reason"] == "failed")
+        .collect();
+    let (_, html) = report_of(&run, &dir);
+    assert_eq!(shown(&html, "result"), "failed");
+    assert_eq!(shown(&html, "failed"), "1");
+    assert_eq!(shown(&html, "built"), finished["built"].to_string());
+    let d = data(&html);
+    let on_timeline: Vec<&Value> = d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["outcome"] == "failed")
+        .collect();
+    assert_eq!(on_timeline.len(), 1);
+    assert_eq!(on_timeline[0]["name"], failed[0]["name"]);
+    assert!(on_timeline[0]["elapsed_secs"].as_f64().unwrap() > 0.0);
+    assert!(html.contains("<rect class=\"failed"), "drawn as failed");
+}
