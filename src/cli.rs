@@ -316,9 +316,9 @@ pub struct RunOpts {
     pub message_format: MessageFormat,
     /// Write an HTML report of the build's timings (a timeline of the steps on each
     /// worker, the critical path, the slowest steps, evaluation time) to
-    /// `.cmod/timings/cmod-timing-<UTC time>.html` at the workspace root, and to
-    /// `cmod-timing.html` beside it (the latest). For `realise`, `run`, `test` and `lock
-    /// --outputs`.
+    /// `.cmod/timings/cmod-timing-<UTC time>.html` at the workspace root (a time like
+    /// `20261205T144015.123Z`), and to `cmod-timing.html` beside it (the latest). For
+    /// `realise`, `run`, `test` and `lock --outputs`.
     #[arg(long)]
     pub timings: bool,
     #[command(flatten)]

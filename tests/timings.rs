@@ -46,8 +46,14 @@ fn report_of(run: &Realised, root: &Path) -> (PathBuf, String) {
         .strip_prefix("cmod-timing-")
         .and_then(|n| n.strip_suffix("Z.html"))
         .unwrap_or_else(|| panic!("a timestamped name: {name}"));
+    // `20261205T144015.123Z`: UTC, to the millisecond.
+    let digits = stamp.replace(['T', '.'], "");
     assert!(
-        stamp.len() == 15 && stamp.chars().nth(8) == Some('T'),
+        stamp.len() == 19
+            && stamp.chars().nth(8) == Some('T')
+            && stamp.chars().nth(15) == Some('.')
+            && digits.len() == 17
+            && digits.chars().all(|c| c.is_ascii_digit()),
         "{name}"
     );
     let html = std::fs::read_to_string(&path).expect("the report");

@@ -285,11 +285,11 @@ pub fn critical_path(steps: &[Step]) -> Vec<usize> {
     path
 }
 
-/// A UTC time as `2026-12-05T14:40:15Z`, or for a file name `20261205T144015Z`.
+/// A UTC time as `2026-12-05T14:40:15Z`, or for a file name `20261205T144015.123Z`
+/// (with milliseconds: two runs in a second keep two reports).
 pub fn utc(t: SystemTime, compact: bool) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Days to a civil date (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -303,7 +303,8 @@ pub fn utc(t: SystemTime, compact: bool) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     if compact {
-        format!("{year:04}{month:02}{day:02}T{h:02}{m:02}{s:02}Z")
+        let ms = since.subsec_millis();
+        format!("{year:04}{month:02}{day:02}T{h:02}{m:02}{s:02}.{ms:03}Z")
     } else {
         format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
     }
@@ -366,9 +367,9 @@ mod tests {
 
     #[test]
     fn utc_times_are_civil_dates() {
-        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_395_215);
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_796_395_215_042);
         assert_eq!(utc(t, false), "2026-12-04T14:40:15Z");
-        assert_eq!(utc(t, true), "20261204T144015Z");
+        assert_eq!(utc(t, true), "20261204T144015.042Z");
         assert_eq!(utc(SystemTime::UNIX_EPOCH, false), "1970-01-01T00:00:00Z");
     }
 }
