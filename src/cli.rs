@@ -317,8 +317,8 @@ pub struct RunOpts {
     /// Write an HTML report of the build's timings (a timeline of the steps on each
     /// worker, the critical path, the slowest steps, evaluation time) to
     /// `.cmod/timings/cmod-timing-<UTC time>.html` at the workspace root (a time like
-    /// `20261205T144015.123Z`), and to `cmod-timing.html` beside it (the latest). For
-    /// `realise`, `run`, `test` and `lock --outputs`.
+    /// `20261205T144015.123Z`), and to `cmod-timing.html` beside it (the latest). Written
+    /// when steps were realised in a package (`store repair` outside one has none).
     #[arg(long)]
     pub timings: bool,
     #[command(flatten)]

@@ -71,7 +71,8 @@ pub fn repair_damage(
         return Ok(());
     }
     for d in damaged {
-        status!("{:>12} {}: {}", "Damaged", d.describe(store), d.problem);
+        // What is damaged is news even under -q.
+        errln!("{:>12} {}: {}", "Damaged", d.describe(store), d.problem);
     }
     store.invalidate_damaged(damaged)?;
     if let Some(project) = project {
@@ -82,7 +83,8 @@ pub fn repair_damage(
             .cloned()
             .collect();
         let targets = project.targets_named(&names)?;
-        let progress = Progress::new(args.run.message_format, store.store_dir());
+        let progress = Progress::for_run(&args.run, store.store_dir());
+        progress.evaluated(&project.eval.packages.workspace_root);
         build_outputs(project, &targets, &args.run, &progress)?;
     }
     if let Some(sharing) = sharing {
