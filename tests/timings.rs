@@ -245,3 +245,28 @@ fn a_failed_build_reports_its_failed_step() {
     assert!(on_timeline[0]["elapsed_secs"].as_f64().unwrap() > 0.0);
     assert!(html.contains("<rect class=\"failed"), "drawn as failed");
 }
+
+#[test]
+fn a_check_run_reports_its_rebuilt_steps_and_their_critical_path() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    assert!(s.realise(&dir, &[]).success());
+    let check = s.realise(&dir, &["--check", "--timings"]);
+    assert!(check.success(), "{}", check.stderr());
+    let checked = check.finished()["checked"].clone();
+    assert!(checked.as_u64().unwrap() >= 4, "{checked}");
+    let (_, html) = report_of(&check, &dir);
+    assert_eq!(shown(&html, "checked"), checked.to_string());
+    let d = data(&html);
+    let steps = d["steps"].as_array().unwrap();
+    assert_eq!(steps.len() as u64, checked.as_u64().unwrap());
+    assert!(steps.iter().all(|s| s["outcome"] == "checked"));
+    // Compile, archive or link: a chain of at least two steps, each an input of the next.
+    let critical = d["critical_path"].as_array().unwrap();
+    assert!(critical.len() >= 2, "{critical:?}");
+    let step = |name: &Value| steps.iter().find(|s| &s["name"] == name).unwrap();
+    for w in critical.windows(2) {
+        let inputs = step(&w[1])["inputs"].as_array().unwrap();
+        assert!(inputs.contains(&step(&w[0])["drv"]), "{w:?}");
+    }
+}

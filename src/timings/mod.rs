@@ -55,8 +55,8 @@ impl Step {
 /// What the events said so far.
 #[derive(Default)]
 struct Recorded {
-    /// Steps started and not yet ended: `.drv` → when.
-    running: HashMap<String, Instant>,
+    /// Steps started and not yet ended: `.drv` → when, and the `.drv`s of its inputs.
+    running: HashMap<String, (Instant, Vec<String>)>,
     steps: Vec<Step>,
     substituted: usize,
     evaluated: Option<Instant>,
@@ -132,8 +132,11 @@ impl Recorder {
     pub fn record(&self, e: &Event<'_>) {
         let mut r = self.lock();
         match e {
-            Event::Started { drv, .. } => {
-                r.running.insert(drv.to_string(), Instant::now());
+            Event::Started {
+                drv, derivation, ..
+            } => {
+                let inputs = input_drvs(derivation);
+                r.running.insert(drv.to_string(), (Instant::now(), inputs));
             }
             Event::Built {
                 drv,
@@ -153,41 +156,29 @@ impl Recorder {
                     inputs: input_drvs(derivation),
                 });
             }
-            Event::Checked { drv, name, .. } => {
-                self.ended(&mut r, drv, name, Outcome::Checked, &[])
-            }
-            Event::Failed {
-                drv,
-                name,
-                derivation,
-                ..
-            } => {
-                let inputs = input_drvs(derivation);
-                self.ended(&mut r, drv, name, Outcome::Failed, &inputs);
-            }
+            Event::Checked { drv, name, .. } => self.ended(&mut r, drv, name, Outcome::Checked),
+            Event::Failed { drv, name, .. } => self.ended(&mut r, drv, name, Outcome::Failed),
             Event::Substituted { .. } => r.substituted += 1,
             _ => {}
         }
     }
 
-    /// A step that ended without its own timing: timed from its `Started` event.
-    fn ended(
-        &self,
-        r: &mut Recorded,
-        drv: &cmod_schema::StorePath,
-        name: &str,
-        outcome: Outcome,
-        inputs: &[String],
-    ) {
+    /// A step that ended without its own timing: timed from its `Started` event, with the
+    /// inputs its derivation named (a step that failed before it started, resolving its
+    /// inputs, took no time).
+    fn ended(&self, r: &mut Recorded, drv: &cmod_schema::StorePath, name: &str, outcome: Outcome) {
         let now = Instant::now();
-        let started = r.running.remove(&drv.to_string()).unwrap_or(now);
+        let (started, inputs) = r
+            .running
+            .remove(&drv.to_string())
+            .unwrap_or_else(|| (now, Vec::new()));
         r.steps.push(Step {
             name: name.to_string(),
             drv: drv.to_string(),
             outcome,
             start: self.secs(started),
             duration: now.saturating_duration_since(started).as_secs_f64(),
-            inputs: inputs.to_vec(),
+            inputs,
         });
     }
 
