@@ -270,3 +270,75 @@ fn a_check_run_reports_its_rebuilt_steps_and_their_critical_path() {
         assert!(inputs.contains(&step(&w[0])["drv"]), "{w:?}");
     }
 }
+
+#[test]
+fn substituted_steps_are_counted_and_listed_with_their_cache() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    assert!(s.realise(&dir, &["--no-link"]).success());
+    let (sk, pk) = (s.dir.path().join("k.sec"), s.dir.path().join("k.pub"));
+    let key = |args: &[&str]| {
+        let out = s.cmod(&dir, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (sk_arg, pk_arg) = (sk.to_str().unwrap(), pk.to_str().unwrap());
+    key(&[
+        "key",
+        "generate",
+        "t-1",
+        "--secret-key",
+        sk_arg,
+        "--public-key",
+        pk_arg,
+    ]);
+    key(&["store", "sign", "--key-file", sk_arg]);
+    let url = format!("file://{}", s.dir.path().join("cache").display());
+    key(&["copy", "--to", &url]);
+
+    let public = std::fs::read_to_string(&pk).unwrap();
+    let other = s.dir.path().join("other-store");
+    let out = common::cmod_in(
+        &dir,
+        &other,
+        &[
+            "realise",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--timings",
+            "--substituters",
+            &url,
+            "--trusted-public-keys",
+            public.trim(),
+        ],
+    );
+    let run = Realised::parse(out);
+    assert!(run.success(), "{}", run.stderr());
+    let names: BTreeSet<String> = run
+        .messages
+        .iter()
+        .filter(|m| m["reason"] == "substituted")
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.len() >= 4, "{:?}", run.messages);
+    let (_, html) = report_of(&run, &dir);
+    assert_eq!(shown(&html, "substituted"), names.len().to_string());
+    assert_eq!(shown(&html, "built"), "0");
+    let listed: BTreeSet<String> = data(&html)["substituted_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["from"], url.as_str());
+            s["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(listed, names);
+    for name in &names {
+        assert!(html.contains(&format!("<tr><td>{name}</td><td>{url}</td></tr>")));
+    }
+}

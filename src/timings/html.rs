@@ -46,6 +46,7 @@ pub fn render(r: &Report) -> String {
     critical(&mut page, r);
     slowest(&mut page, r);
     every_step(&mut page, r);
+    substituted(&mut page, r);
     data(&mut page, r);
     page.push_str("</body></html>\n");
     page
@@ -83,7 +84,7 @@ fn summary(page: &mut String, r: &Report) {
         ),
         ("built", f.built.to_string()),
         ("fresh", f.fresh.to_string()),
-        ("substituted", r.substituted.to_string()),
+        ("substituted", r.substituted.len().to_string()),
         ("failed", f.failed.to_string()),
         ("checked", f.checked.to_string()),
         ("scanned", f.scanned.to_string()),
@@ -274,6 +275,26 @@ fn every_step(page: &mut String, r: &Report) {
     page.push_str("</table>\n");
 }
 
+/// The steps whose outputs were downloaded instead of built (not on the timeline: their
+/// downloads are not timed one by one).
+fn substituted(page: &mut String, r: &Report) {
+    if r.substituted.is_empty() {
+        return;
+    }
+    page.push_str(
+        "<h2>Substituted</h2><table id=\"substituted\"><tr><th>Step</th><th>From</th></tr>\n",
+    );
+    for (name, from) in &r.substituted {
+        let _ = writeln!(
+            page,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            escape(name),
+            escape(from)
+        );
+    }
+    page.push_str("</table>\n");
+}
+
 /// The report's data as JSON, for tools (`</` escaped so it cannot end the element).
 fn data(page: &mut String, r: &Report) {
     let f = &r.facts;
@@ -296,7 +317,8 @@ fn data(page: &mut String, r: &Report) {
         .collect();
     let value = json!({
         "command": f.command, "success": f.success, "jobs": f.jobs,
-        "built": f.built, "fresh": f.fresh, "substituted": r.substituted,
+        "built": f.built, "fresh": f.fresh, "substituted": r.substituted.len(),
+        "substituted_steps": r.substituted.iter().map(|(name, from)| json!({"name": name, "from": from})).collect::<Vec<_>>(),
         "failed": f.failed, "checked": f.checked, "scanned": f.scanned,
         "scans_substituted": f.scans_substituted, "wall_secs": r.wall,
         "evaluation_secs": r.evaluation, "first_step_secs": r.first_step,

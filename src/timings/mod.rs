@@ -58,7 +58,8 @@ struct Recorded {
     /// Steps started and not yet ended: `.drv` → when, and the `.drv`s of its inputs.
     running: HashMap<String, (Instant, Vec<String>)>,
     steps: Vec<Step>,
-    substituted: usize,
+    /// Steps whose outputs came from a substituter: (name, its URL).
+    substituted: Vec<(String, String)>,
     evaluated: Option<Instant>,
 }
 
@@ -89,7 +90,8 @@ pub struct RunFacts {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub facts: RunFacts,
-    pub substituted: usize,
+    /// Steps whose outputs came from a substituter: (name, its URL), by name.
+    pub substituted: Vec<(String, String)>,
     /// The steps that ran, by start time.
     pub steps: Vec<Step>,
     /// Each step's worker lane (same order as `steps`).
@@ -158,7 +160,9 @@ impl Recorder {
             }
             Event::Checked { drv, name, .. } => self.ended(&mut r, drv, name, Outcome::Checked),
             Event::Failed { drv, name, .. } => self.ended(&mut r, drv, name, Outcome::Failed),
-            Event::Substituted { .. } => r.substituted += 1,
+            Event::Substituted { name, from, .. } => {
+                r.substituted.push((name.to_string(), from.to_string()))
+            }
             _ => {}
         }
     }
@@ -191,7 +195,11 @@ impl Recorder {
         let critical = critical_path(&steps);
         Report {
             facts,
-            substituted: r.substituted,
+            substituted: {
+                let mut s = r.substituted.clone();
+                s.sort();
+                s
+            },
             evaluation: r.evaluated.map(|t| self.secs(t)),
             first_step: steps.first().map(|s| s.start),
             lanes,
