@@ -46,12 +46,8 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
     write_new(&dir.join("src/main.cpp"), &format!("#include <cstdio>\nimport {module};\n\nint main() {{\n    std::puts({module}::greeting().c_str());\n}}\n"))?;
     let gitignore = dir.join(".gitignore");
     if !gitignore.exists() {
-        // Out-links, the compile database `realise` writes (it holds host paths) and
-        // `--timings` reports.
-        write_new(
-            &gitignore,
-            "result\nresult-*\ncompile_commands.json\n.cmod/\n",
-        )?;
+        // Out-links, and the compile database `realise` writes (it holds host paths).
+        write_new(&gitignore, "result\nresult-*\ncompile_commands.json\n")?;
     }
     status!("     Created package `{pkg}` in {}", dir.display());
     if let Some((warning, help)) = outside_enclosing_workspace(dir) {
