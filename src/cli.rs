@@ -25,6 +25,14 @@ pub struct Cli {
         default_value = "auto"
     )]
     pub color: crate::colour::ColorChoice,
+    /// No progress or status lines on stderr (`Compiling`, `Finished`, `Running`...):
+    /// only errors and warnings, compilers' warnings included (as Cargo's `-q`).
+    #[arg(short = 'q', long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more: each step's command line (`Running `c++ ...``), each built step's time
+    /// (`Built <step> in 1.23s`) and the steps that were fresh (`Fresh <step>`).
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
     /// Where this command substitutes from and what it signs with: made once from the
@@ -260,6 +268,17 @@ pub struct BuildOpts {
     pub frozen: bool,
 }
 
+impl Cli {
+    /// The verbosity `-q`/`-v` ask for.
+    pub fn verbosity(&self) -> crate::output::Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => crate::output::Verbosity::Quiet,
+            (_, true) => crate::output::Verbosity::Verbose,
+            _ => crate::output::Verbosity::Normal,
+        }
+    }
+}
+
 impl BuildOpts {
     pub fn locked(&self) -> bool {
         self.locked || self.frozen
@@ -295,6 +314,13 @@ pub struct RunOpts {
     /// Output format of progress messages.
     #[arg(long, value_enum, default_value = "human")]
     pub message_format: MessageFormat,
+    /// Write an HTML report of the build's timings (a timeline of the steps on each
+    /// worker, the critical path, the slowest steps, evaluation time) to
+    /// `.cmod/timings/cmod-timing-<UTC time>.html` at the workspace root (a time like
+    /// `20261205T144015.123Z`), and to `cmod-timing.html` beside it (the latest). Written
+    /// when steps were realised in a package (`store repair` outside one has none).
+    #[arg(long)]
+    pub timings: bool,
     #[command(flatten)]
     pub sharing: SharingOpts,
 }

@@ -14,6 +14,7 @@ mod project;
 mod scan_entries;
 mod scan_source;
 mod source_paths;
+mod timings;
 mod warnings;
 
 use clap::Parser;
@@ -120,8 +121,10 @@ fn message_format(command: &Command) -> cli::MessageFormat {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    output::process_start();
     output::install_panic_hook();
     let mut cli = Cli::parse();
+    output::init(cli.verbosity());
     colour::init(cli.color);
     cli.connect = cmod_store::connect::Connect::from_env();
     cli.git_rewrites = cmod_evaluator::git::Rewrites::from_env();

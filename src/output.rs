@@ -54,6 +54,57 @@ macro_rules! errln {
     };
 }
 
+/// A status line on stderr (`Compiling`, `Finished`, `Running`...): `eprintln!` that
+/// `-q/--quiet` silences. Errors and warnings use `errln!`, which it never silences.
+macro_rules! status {
+    ($($arg:tt)*) => {
+        if !$crate::output::quiet() {
+            $crate::output::stderr_fmt(format_args!("{}\n", format_args!($($arg)*)))
+        }
+    };
+}
+
+/// How much cmod says on stderr (`-q`, default, `-v`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Verbosity {
+    /// `-q`: errors and warnings only, no progress or status lines.
+    Quiet,
+    #[default]
+    Normal,
+    /// `-v`: also the steps that were fresh, and how long each built step took.
+    Verbose,
+}
+
+static VERBOSITY: std::sync::OnceLock<Verbosity> = std::sync::OnceLock::new();
+static PROCESS_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Set the verbosity (once, from the command line) and note when the process started.
+pub fn init(verbosity: Verbosity) {
+    let _ = VERBOSITY.set(verbosity);
+    process_start();
+}
+
+/// The verbosity the command line asked for.
+pub fn verbosity() -> Verbosity {
+    VERBOSITY.get().copied().unwrap_or_default()
+}
+
+/// Whether `-q` silences status lines and progress.
+pub fn quiet() -> bool {
+    verbosity() == Verbosity::Quiet
+}
+
+/// Whether `-v` asks for more.
+pub fn verbose() -> bool {
+    verbosity() == Verbosity::Verbose
+}
+
+/// When the process started (the first call; `main` makes it early): the origin of a
+/// `--timings` report.
+pub fn process_start() -> std::time::Instant {
+    *PROCESS_START.get_or_init(std::time::Instant::now)
+}
+
 /// Write formatted text to stdout (flushed).
 pub fn stdout_fmt(args: fmt::Arguments<'_>) {
     let mut out = io::stdout().lock();

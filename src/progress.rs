@@ -1,25 +1,28 @@
 //! Reporting a realisation: JSON lines on stdout (`--message-format json`), or human
 //! progress on stderr — a progress bar on a terminal, one line per step otherwise.
 
-use std::io::IsTerminal;
+mod bars;
+mod human;
+
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use cmod_sandbox::{Enforcement, Mode};
 use cmod_store::realise::{Event, Reporter};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::cli::MessageFormat;
 use crate::source_paths::SourceRoots;
+use bars::Bars;
 
 /// Reports events in the chosen format.
 pub struct Progress {
     format: MessageFormat,
     /// The store directory as shown in messages, with a trailing `/`.
     store_prefix: String,
-    bar: Mutex<Option<ProgressBar>>,
+    /// The bars on a terminal, once the plan is known.
+    bars: Mutex<Option<Bars>>,
     started: Instant,
     /// JSON lines not yet on stdout (see [`Pending`]).
     out: Mutex<Pending>,
@@ -28,6 +31,10 @@ pub struct Progress {
     warnings: std::sync::atomic::AtomicUsize,
     /// Maps build-directory paths in failed steps' diagnostics to the user's files.
     source_roots: OnceLock<SourceRoots>,
+    /// With `--timings`: the recorder, and the jobs it reports.
+    timings: Option<(crate::timings::Recorder, usize)>,
+    /// Where the timings report goes (the workspace root), once evaluation ended.
+    report_root: OnceLock<PathBuf>,
 }
 
 /// JSON lines not yet written. `fresh` lines (thousands on a large graph, reported
@@ -38,6 +45,8 @@ pub struct Progress {
 #[derive(Default)]
 struct Pending {
     lines: Vec<u8>,
+    /// Human lines (`-v`'s `Fresh` lines) held while collecting.
+    human: String,
     collecting: bool,
 }
 
@@ -57,12 +66,34 @@ impl Progress {
         Progress {
             format,
             store_prefix: store_dir.join("").display().to_string(),
-            bar: Mutex::new(None),
+            bars: Mutex::new(None),
             started: Instant::now(),
             out: Mutex::new(Pending::default()),
             substituted: Default::default(),
             warnings: Default::default(),
             source_roots: OnceLock::new(),
+            timings: None,
+            report_root: OnceLock::new(),
+        }
+    }
+
+    /// Reports for a command run with `run`'s options: with `--timings`, the events are
+    /// recorded for the report [`Progress::finish`] writes.
+    pub fn for_run(run: &crate::cli::RunOpts, store_dir: PathBuf) -> Progress {
+        let mut progress = Progress::new(run.message_format, store_dir);
+        if run.timings {
+            let recorder = crate::timings::Recorder::new(crate::output::process_start());
+            progress.timings = Some((recorder, crate::commands::build::jobs(run)));
+        }
+        progress
+    }
+
+    /// Evaluation ended: the timings report (if asked for) counts it up to now, and is
+    /// written at `workspace_root`.
+    pub fn evaluated(&self, workspace_root: &std::path::Path) {
+        if let Some((recorder, _)) = &self.timings {
+            recorder.mark_evaluated();
+            let _ = self.report_root.set(workspace_root.to_path_buf());
         }
     }
 
@@ -194,7 +225,7 @@ impl Progress {
     /// them, for [`Progress::write_collected`] (or to be dropped). A no-op reports
     /// hundreds of `fresh` lines: collecting them first lets them be prepared before
     /// they are known to be true.
-    pub fn collected(&self, f: impl FnOnce()) -> Vec<u8> {
+    pub fn collected(&self, f: impl FnOnce()) -> Collected {
         self.flush_json();
         if let Ok(mut pending) = self.out.lock() {
             pending.collecting = true;
@@ -202,16 +233,33 @@ impl Progress {
         f();
         let mut pending = self.out.lock().unwrap_or_else(|e| e.into_inner());
         pending.collecting = false;
-        std::mem::take(&mut pending.lines)
+        Collected {
+            json: std::mem::take(&mut pending.lines),
+            human: std::mem::take(&mut pending.human),
+        }
     }
 
-    /// Write lines from [`Progress::collected`] to stdout in one go.
-    pub fn write_collected(&self, lines: &[u8]) {
-        if lines.is_empty() {
-            return;
-        }
+    /// Write lines from [`Progress::collected`] in one go.
+    pub fn write_collected(&self, lines: &Collected) {
         let _guard = self.out.lock();
-        crate::output::stdout_bytes(lines);
+        if !lines.json.is_empty() {
+            crate::output::stdout_bytes(&lines.json);
+        }
+        if !lines.human.is_empty() {
+            err!("{}", lines.human);
+        }
+    }
+
+    /// A status line that waits while lines are collected.
+    fn human_status(&self, line: String) {
+        let mut pending = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.collecting {
+            pending.human.push_str(&line);
+            pending.human.push('\n');
+        } else {
+            drop(pending);
+            self.status(&line);
+        }
     }
 
     /// Write the JSON lines still queued.
@@ -223,10 +271,27 @@ impl Progress {
         }
     }
 
+    /// A line for a person (a warning, an error): above the bars on a terminal.
     fn human(&self, line: &str) {
-        match self.bar.lock().ok().and_then(|b| b.clone()) {
-            Some(bar) => bar.println(crate::colour::paint_if_enabled(line)),
-            None => errln!("{line}"),
+        match self.bars.lock().ok().as_deref() {
+            Some(Some(bars)) => bars.println(line),
+            _ => errln!("{line}"),
+        }
+    }
+
+    /// A status line (`Compiling`...), which `-q` silences.
+    fn status(&self, line: &str) {
+        if !crate::output::quiet() {
+            self.human(line);
+        }
+    }
+
+    /// Run `f` on the bars, if there are bars.
+    fn with_bars(&self, f: impl FnOnce(&mut Bars)) {
+        if let Ok(mut bars) = self.bars.lock() {
+            if let Some(bars) = bars.as_mut() {
+                f(bars);
+            }
         }
     }
 
@@ -236,9 +301,49 @@ impl Progress {
 
     /// The summary at the end: the `finished` JSON message or a human line.
     pub fn finish(&self, summary: &Summary) {
-        if let Some(bar) = self.bar.lock().ok().and_then(|mut b| b.take()) {
-            bar.finish_and_clear();
+        if let Some(bars) = self.bars.lock().ok().and_then(|mut b| b.take()) {
+            bars.clear();
         }
+        let report = self.write_timings(summary);
+        if let (Some(path), MessageFormat::Json) = (&report, self.format) {
+            self.json_line(json!({"reason": "timing-report", "path": path}));
+        }
+        self.summarise(summary);
+        if let (Some(path), MessageFormat::Human) = (&report, self.format) {
+            status!("      Timing report saved to {}", path.display());
+        }
+    }
+
+    /// With `--timings` (and evaluation done), write the report: its path, or `None`
+    /// (a failure to write it is a warning, not the build's failure).
+    fn write_timings(&self, summary: &Summary) -> Option<PathBuf> {
+        let (recorder, jobs) = self.timings.as_ref()?;
+        let root = self.report_root.get()?;
+        let facts = crate::timings::RunFacts {
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            jobs: *jobs,
+            success: summary.success,
+            built: summary.built,
+            fresh: summary.fresh,
+            failed: summary.failed,
+            checked: summary.checked,
+            scanned: summary.scanned,
+            scans_substituted: summary.scans_substituted,
+        };
+        match crate::timings::write(root, &recorder.report(facts)) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                errln!(
+                    "warning: cannot write the timings report under {}: {e}",
+                    root.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// The `finished` JSON message or the human `Finished` line.
+    fn summarise(&self, summary: &Summary) {
         let secs = self.started.elapsed().as_secs_f64();
         let substituted = self.substituted.load(std::sync::atomic::Ordering::Relaxed);
         let warnings = self.warnings.load(std::sync::atomic::Ordering::Relaxed);
@@ -296,9 +401,15 @@ impl Progress {
                     1 => "; 1 warning".to_string(),
                     n => format!("; {n} warnings"),
                 };
-                errln!(
+                let line = format!(
                     "{verb:>12} {total} derivations ({counts}, {failed} failed{warned}) in {secs:.2}s{isolation}"
                 );
+                // A failure's line stays under -q, as Cargo's error does.
+                if *success {
+                    status!("{line}");
+                } else {
+                    errln!("{line}");
+                }
             }
         }
     }
@@ -382,8 +493,18 @@ pub fn describe_enforcement(e: &Enforcement) -> String {
     }
 }
 
+/// Lines held by [`Progress::collected`]: JSON for stdout, human lines for stderr.
+#[derive(Debug, Default)]
+pub struct Collected {
+    json: Vec<u8>,
+    human: String,
+}
+
 impl Reporter for Progress {
     fn event(&self, e: &Event<'_>) {
+        if let Some((recorder, _)) = &self.timings {
+            recorder.record(e);
+        }
         if let Event::Warning { message } = e {
             self.human(&format!("warning: {message}"));
             return;
@@ -499,85 +620,6 @@ impl Progress {
             },
             true,
         );
-    }
-
-    /// `e` for a person: the progress bar on a terminal, else one line per step.
-    fn human_event(&self, e: &Event<'_>) {
-        match e {
-            Event::Planned { total } => {
-                if std::io::stderr().is_terminal() {
-                    let bar = ProgressBar::new(*total as u64);
-                    if let Ok(style) = ProgressStyle::with_template(
-                        "{prefix:>12} [{bar:30}] {pos}/{len} {wide_msg}",
-                    ) {
-                        bar.set_style(style.progress_chars("=> "));
-                    }
-                    bar.set_prefix("Building");
-                    if let Ok(mut b) = self.bar.lock() {
-                        *b = Some(bar);
-                    }
-                }
-            }
-            Event::Started { name, .. } => match self.bar.lock().ok().and_then(|b| b.clone()) {
-                Some(bar) => bar.set_message(name.to_string()),
-                None => errln!("{:>12} {name}", "Compiling"),
-            },
-            Event::Checked {
-                name, differences, ..
-            } => {
-                for d in differences.iter() {
-                    self.human(&format!(
-                        "{:>12} {name}: {}",
-                        "Differs",
-                        self.describe_difference(d)
-                    ));
-                }
-                if let Some(bar) = self.bar.lock().ok().and_then(|b| b.clone()) {
-                    bar.inc(1);
-                }
-            }
-            Event::Substituted { name, from, .. } => {
-                match self.bar.lock().ok().and_then(|b| b.clone()) {
-                    Some(bar) => bar.inc(1),
-                    None => errln!("{:>12} {name} from {from}", "Substituted"),
-                }
-            }
-            Event::Warning { .. } => {}
-            Event::Built {
-                drv,
-                name,
-                derivation,
-                log,
-                ..
-            } => {
-                let count = crate::warnings::count(log);
-                if count > 0 {
-                    self.show_warnings((drv, name), derivation, log, count, false);
-                }
-                if let Some(bar) = self.bar.lock().ok().and_then(|b| b.clone()) {
-                    bar.inc(1);
-                }
-            }
-            Event::Fresh { .. } | Event::Skipped { .. } => {
-                if let Some(bar) = self.bar.lock().ok().and_then(|b| b.clone()) {
-                    bar.inc(1);
-                }
-            }
-            Event::Failed {
-                name,
-                derivation,
-                log,
-                reason,
-                ..
-            } => {
-                let mut text = format!("error: {reason}\n  --> while building {name}\n");
-                for l in self.shown_log(derivation, log).lines() {
-                    text.push_str(l);
-                    text.push('\n');
-                }
-                self.human(text.trim_end());
-            }
-        }
     }
 }
 

@@ -45,7 +45,8 @@ fn missing_landlock_warning(enforced: &Enforcement) -> Option<String> {
     })
 }
 
-fn jobs(run: &RunOpts) -> usize {
+/// The jobs `-j` asks for, else one per core.
+pub(crate) fn jobs(run: &RunOpts) -> usize {
     run.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())

@@ -61,7 +61,7 @@ pub fn write(cli: &Cli, args: &CompileCommandsArgs) -> Result<(), CliError> {
     let output = absolute(&output)?;
     write_atomically(&output, &bytes)?;
     compdb::remember(&store.cache_dir(), &output, &eval.fingerprint(), &bytes);
-    errln!(
+    status!(
         "{:>12} {} ({} units)",
         "Wrote",
         display_path(&output),

@@ -133,7 +133,7 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
     // Scan results after the build they belong to (a reader that finds a scan can
     // find the trace and paths too).
     let scans_sent = remote.dest().send_scans(&scans)?;
-    errln!(
+    status!(
         "{:>12} {} of {} path(s) and {} build-trace entr{} to {url} ({scans_sent} scan entr{}) in {:.2}s",
         "Copied",
         r.copied,
@@ -166,7 +166,7 @@ fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         let _gc = store.gc_guard()?;
         let remote = Remote::open(url, &cli.connect)?;
         let r = copy_from(&store, remote.source(), &roots, &trust, jobs)?;
-        errln!(
+        status!(
             "{:>12} {} of {} path(s) from {url} in {:.2}s",
             "Copied",
             r.copied,
@@ -186,7 +186,7 @@ fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
     let project = load_sharing(cli, &args.build, cfg.clone())?;
     let _gc = project.store.gc_guard()?;
     let (got, of) = substitute_targets(&project, &args.what, mode, &cfg, true)?;
-    errln!(
+    status!(
         "{:>12} the outputs of {got} of {of} derivation(s) from {url} (the rest were already here or not in the cache) in {:.2}s",
         "Copied",
         started.elapsed().as_secs_f64()

@@ -63,7 +63,7 @@ pub fn update(cli: &Cli, args: &UpdateArgs) -> Result<(), CliError> {
     let new = crate::commands::lock::prepare(&project, false)?;
     let changed = report_changes(old.as_ref(), &new);
     if changed == 0 {
-        errln!("{:>12} everything is up to date", "Locked");
+        status!("{:>12} everything is up to date", "Locked");
     }
     Ok(())
 }
@@ -85,8 +85,8 @@ fn report_changes(
     let mut changed = 0;
     for p in &new.packages {
         match before.get(p.name.as_str()) {
-            None => errln!("{:>12} {} v{} ({})", "Adding", p.name, p.version, p.source),
-            Some((v, s)) if *s != p.source => errln!(
+            None => status!("{:>12} {} v{} ({})", "Adding", p.name, p.version, p.source),
+            Some((v, s)) if *s != p.source => status!(
                 "{:>12} {} v{v} -> v{} ({})",
                 "Updating",
                 p.name,
@@ -99,7 +99,7 @@ fn report_changes(
     }
     for (name, (v, _)) in &before {
         if !new.packages.iter().any(|p| p.name == *name) {
-            errln!("{:>12} {name} v{v}", "Removing");
+            status!("{:>12} {name} v{v}", "Removing");
             changed += 1;
         }
     }
@@ -120,7 +120,7 @@ pub fn fetch(cli: &Cli, build: &crate::cli::BuildOpts) -> Result<(), CliError> {
         .count();
     let sources = project.derived()?.sources.len();
     project.add_sources()?;
-    errln!(
+    status!(
         "{:>12} {git} git package(s) and {sources} source file(s) are in the store",
         "Fetched"
     );
@@ -373,7 +373,7 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> Result<(), CliError> {
         doc.remove(key);
     }
     save(&path, &original, &doc)?;
-    errln!(
+    status!(
         "{:>12} `{}` from {}",
         "Removing",
         args.name,

@@ -65,7 +65,7 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
             )
         );
     }
-    errln!("     Created package `{pkg}` in {}", dir.display());
+    status!("     Created package `{pkg}` in {}", dir.display());
     if let Some((warning, help)) = outside_enclosing_workspace(dir) {
         err!(
             "{}",

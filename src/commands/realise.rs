@@ -43,7 +43,7 @@ fn trusted_memo(
     project: &Project,
     key: &ContentHash,
     progress: &Progress,
-) -> Option<(Memo, Vec<u8>)> {
+) -> Option<(Memo, crate::progress::Collected)> {
     let memo = project.store.memo_unchecked(key)?;
     let (valid, fresh_lines) = std::thread::scope(|s| {
         // Beside the check, what killed runs left in the store's `tmp/` (a listing,
@@ -78,7 +78,7 @@ fn trusted_memo(
 fn report_memo(
     project: &Project,
     memo: &Memo,
-    fresh_lines: &[u8],
+    fresh_lines: &crate::progress::Collected,
     pinned: Option<&Lockfile>,
     progress: &Progress,
     after: impl FnOnce() -> Result<(), CliError>,
@@ -288,7 +288,7 @@ fn realise_and_memo(
 
 pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     let store_dir = crate::project::open_store(cli)?.store_dir();
-    let progress = Progress::new(args.run.message_format, store_dir);
+    let progress = Progress::for_run(&args.run, store_dir);
     let (project, names) = with_json_finish(
         &progress,
         load(cli, &args.build).and_then(|p| {
@@ -296,6 +296,7 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
             Ok((p, names))
         }),
     )?;
+    progress.evaluated(&project.eval.packages.workspace_root);
     if args.dry_run {
         return dry_run(&project, &names, args, &progress);
     }
@@ -396,7 +397,8 @@ fn realise_loaded(
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
     let project = load(cli, &args.build)?;
     let bin = pick_binary(&project, args.bin.as_deref())?;
-    let progress = Progress::new(args.run.message_format, project.store.store_dir());
+    let progress = Progress::for_run(&args.run, project.store.store_dir());
+    progress.evaluated(&project.eval.packages.workspace_root);
     let as_realise = RealiseArgs {
         targets: Vec::new(),
         build: args.build.clone(),
@@ -416,7 +418,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
     if !progress.is_json() {
         let mut shown = vec![exe.display().to_string()];
         shown.extend(args.args.iter().cloned());
-        errln!("{:>12} `{}`", "Running", shown.join(" "));
+        status!("{:>12} `{}`", "Running", shown.join(" "));
     }
     let err = std::process::Command::new(&exe).args(&args.args).exec();
     Err(CliError::Internal(format!(
@@ -503,7 +505,8 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
     let mut lock = crate::commands::lock::prepare(&project, false)?;
     if args.outputs {
         let targets = project.targets_named(&[])?;
-        let progress = Progress::new(args.run.message_format, project.store.store_dir());
+        let progress = Progress::for_run(&args.run, project.store.store_dir());
+        progress.evaluated(&project.eval.packages.workspace_root);
         let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
         let pins = lock
             .outputs
@@ -521,14 +524,14 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
             );
         }
         crate::commands::lock::write(&project, &lock)?;
-        errln!(
+        status!(
             "{:>12} {} output(s) of the `{}` profile in cmod.lock",
             "Pinned",
             outputs.len(),
             crate::commands::lock::profile(&project)
         );
     } else {
-        errln!(
+        status!(
             "{:>12} toolchain and {} package(s) in cmod.lock",
             "Locked",
             lock.packages.len()

@@ -67,10 +67,11 @@ pub fn repair_damage(
     (checked, damaged): (usize, &[Damage]),
 ) -> Result<(), CliError> {
     if damaged.is_empty() {
-        errln!("{:>12} {checked} path(s): nothing to repair", "Checked");
+        status!("{:>12} {checked} path(s): nothing to repair", "Checked");
         return Ok(());
     }
     for d in damaged {
+        // What is damaged is news even under -q.
         errln!("{:>12} {}: {}", "Damaged", d.describe(store), d.problem);
     }
     store.invalidate_damaged(damaged)?;
@@ -82,7 +83,8 @@ pub fn repair_damage(
             .cloned()
             .collect();
         let targets = project.targets_named(&names)?;
-        let progress = Progress::new(args.run.message_format, store.store_dir());
+        let progress = Progress::for_run(&args.run, store.store_dir());
+        progress.evaluated(&project.eval.packages.workspace_root);
         build_outputs(project, &targets, &args.run, &progress)?;
     }
     if let Some(sharing) = sharing {
@@ -93,7 +95,7 @@ pub fn repair_damage(
         .filter(|d| !d.path.as_ref().is_some_and(|p| store.is_valid(p)))
         .collect();
     let repaired = damaged.len() - left.len();
-    errln!(
+    status!(
         "{:>12} {repaired} of {} damaged path(s)",
         "Repaired",
         damaged.len()
@@ -167,7 +169,7 @@ fn resubstitute(store: &Store, sharing: &Sharing, damaged: &[Damage]) -> Result<
     let paths: Vec<StorePath> = damaged.iter().filter_map(|d| d.path.clone()).collect();
     let r = cmod_store::substitute::refetch(store, sharing, &paths)?;
     for (p, url) in r.fetched {
-        errln!(
+        status!(
             "{:>12} {} from {url}",
             "Fetched",
             store.path_of(&p).display()

@@ -270,7 +270,7 @@ pub fn key(command: &KeyCommand) -> Result<(), CliError> {
     };
     write(secret_key, &sk.to_text(), 0o600)?;
     write(public_key, &sk.public().to_text(), 0o644)?;
-    errln!("{:>12} key pair `{name}`", "Generated");
+    status!("{:>12} key pair `{name}`", "Generated");
     outln!("{}", sk.public().to_text());
     Ok(())
 }
@@ -304,7 +304,7 @@ pub fn sign(cli: &Cli, args: &SignArgs) -> Result<(), CliError> {
         key.sign_trace(&mut t);
         store.trace_record(&t)?;
     }
-    errln!(
+    status!(
         "{:>12} {} path(s) with `{}`",
         "Signed",
         paths.len(),

@@ -67,7 +67,8 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     let _gc = project.store.gc_guard()?;
     crate::commands::lock::prepare(&project, args.build.locked())?;
     let targets = project.targets_where(&selected, |t| t.kind == TargetKind::Test)?;
-    let progress = Progress::new(args.run.message_format, project.store.store_dir());
+    let progress = Progress::for_run(&args.run, project.store.store_dir());
+    progress.evaluated(&project.eval.packages.workspace_root);
     let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
     let names = Project::display_names(&selected);
     let exes: Vec<PathBuf> = outputs.iter().map(|p| project.store.path_of(p)).collect();
@@ -78,7 +79,7 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     }
     if args.no_run {
         for (name, exe) in names.iter().zip(&exes) {
-            errln!("{:>12} test `{name}` ({})", "Built", exe.display());
+            status!("{:>12} test `{name}` ({})", "Built", exe.display());
         }
         return Ok(());
     }

@@ -21,6 +21,8 @@ pub enum Event<'a> {
         drv: &'a StorePath,
         /// The derivation's name.
         name: &'a str,
+        /// The derivation itself (`cmod -v` shows its command line).
+        derivation: &'a Derivation,
     },
     /// A derivation was built in this run.
     Built {

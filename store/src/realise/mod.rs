@@ -468,6 +468,7 @@ fn realise_one(
     reporter.event(&Event::Started {
         drv: drv_path,
         name: &drv.name,
+        derivation: drv,
     });
     let realised = match found {
         Some(entry) => build::check(store, step, &resolved, &key, entry.outputs, env)?,
