@@ -80,7 +80,7 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
 /// membership can be told), or of `dir` itself. Returns where that schema belongs.
 fn write_manifest(dir: &Path, pkg: &PackageName) -> Result<std::path::PathBuf, CliError> {
     let body = format!(
-        "[package]\nname = \"{pkg}\"\nversion = \"0.1.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\ncxx-standard = 20\n\n[lib]\nsources = [\"src/**/*.cppm\", \"src/**/*.cpp\", \"src/**/*.c\"]\n\n[[bin]]\nname = \"{pkg}\"\nmain = \"src/main.cpp\"\n"
+        "[package]\nname = \"{pkg}\"\nversion = \"0.1.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\ncxx-standard = 20\n\n[build]\ncxxflags = [\"-Wall\", \"-Wextra\"]\n\n[lib]\nsources = [\"src/**/*.cppm\", \"src/**/*.cpp\", \"src/**/*.c\"]\n\n[[bin]]\nname = \"{pkg}\"\nmain = \"src/main.cpp\"\n"
     );
     let path = dir.join("cmod.toml");
     let own = crate::editor_schema::directive(dir, dir);

@@ -221,6 +221,13 @@ fn axis(page: &mut String, end: f64, scale: f64, y: f64) {
 
 /// The critical path, first step first.
 fn critical(page: &mut String, r: &Report) {
+    if r.critical.is_empty() {
+        let _ = writeln!(
+            page,
+            "<h2>Critical path</h2><p>No step ran in this build: every one was already in the store (or substituted).</p><ol class=\"critical\" id=\"critical-path\"></ol>"
+        );
+        return;
+    }
     let total: f64 = r.critical.iter().map(|&i| r.steps[i].duration).sum();
     let _ = writeln!(
         page,
