@@ -90,9 +90,10 @@ impl Progress {
 
     /// Evaluation ended: the timings report (if asked for) counts it up to now, and is
     /// written at `workspace_root`.
-    pub fn evaluated(&self, workspace_root: &std::path::Path) {
+    /// `scan_time` is the part of evaluation spent scanning units.
+    pub fn evaluated(&self, workspace_root: &std::path::Path, scan_time: std::time::Duration) {
         if let Some((recorder, _)) = &self.timings {
-            recorder.mark_evaluated();
+            recorder.mark_evaluated(scan_time);
             let _ = self.report_root.set(workspace_root.to_path_buf());
         }
     }

@@ -118,6 +118,11 @@ fn a_timings_report_shows_every_step_the_counts_and_the_critical_path() {
     assert_eq!(shown(&html, "scanned"), finished["scanned"].to_string());
     assert!(d["evaluation_secs"].as_f64().unwrap() > 0.0);
     assert!(d["first_step_secs"].as_f64() >= d["evaluation_secs"].as_f64());
+    // This first build scanned every unit: a part of evaluation, shown on its own.
+    assert!(finished["scanned"].as_u64().unwrap() > 0);
+    let scan = d["scan_secs"].as_f64().unwrap();
+    assert!(scan > 0.0 && scan <= d["evaluation_secs"].as_f64().unwrap(), "{scan}");
+    assert!(shown(&html, "scan-time").ends_with('s'));
 
     // No more lanes than jobs, and the steps of a lane never overlap.
     let mut by_lane: Vec<Vec<(f64, f64)>> = vec![Vec::new(); 2];

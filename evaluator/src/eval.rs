@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use cmod_schema::toolchain::ToolchainInfo;
 use cmod_schema::ContentHash;
@@ -87,6 +88,9 @@ pub struct EvalStats {
     pub prescanned: Vec<String>,
     /// Units whose scan came from the [`EvalOptions::scan_source`] (`<package>/<path>`).
     pub scans_substituted: Vec<String>,
+    /// Time spent scanning (cache look-ups, the scanner, and its runs that overlapped
+    /// toolchain identification when their results were used).
+    pub scan_time: Duration,
 }
 
 impl Evaluation {
@@ -230,12 +234,20 @@ pub fn evaluate(
     // the tools identification will most likely find, meanwhile (its results are used
     // only if it does find them). With a scan source the results will most likely come
     // from there instead, so identification gets the cores to itself.
-    let (toolchain, prescans) = identify(lookup, &packages, &plans, opts)?;
+    let (toolchain, prescans, prescan_time) = identify(lookup, &packages, &plans, opts)?;
     check_package_toolchains(&packages, &toolchain)?;
     settings.find_library_files(&toolchain, &files)?;
-    let scanned = scan_phase(
+    let scan_started = Instant::now();
+    let mut scanned = scan_phase(
         &packages, plans, &toolchain, &settings, &files, &prescans, opts,
     )?;
+    let prescans_used = !scanned.stats.prescanned.is_empty();
+    scanned.stats.scan_time = scan_started.elapsed()
+        + if prescans_used {
+            prescan_time
+        } else {
+            Duration::ZERO
+        };
     let graph = ModuleGraph::build(
         &GraphInput {
             packages: &packages,
@@ -452,14 +464,15 @@ fn scan_all(
 
 /// The toolchain, identified now if its description was not cached (with the prescans
 /// that overlapped identification).
+/// Also returns how long the overlapping scanner runs took (zero without them).
 fn identify(
     lookup: Lookup,
     packages: &PackageGraph,
     plans: &[ScanPlan],
     opts: &EvalOptions,
-) -> Result<(ToolchainInfo, Vec<Option<Prescan>>), EvalError> {
+) -> Result<(ToolchainInfo, Vec<Option<Prescan>>, Duration), EvalError> {
     match lookup {
-        Lookup::Cached(info) => Ok((*info, Vec::new())),
+        Lookup::Cached(info) => Ok((*info, Vec::new(), Duration::ZERO)),
         Lookup::Missing(pending) => {
             let tools = pending
                 .likely_scanner()
@@ -468,18 +481,20 @@ fn identify(
             std::thread::scope(|scope| {
                 let pre = scope.spawn(|| {
                     let Some((cxx, scanner)) = &tools else {
-                        return Vec::new();
+                        return (Vec::new(), Duration::ZERO);
                     };
-                    packages
+                    let started = Instant::now();
+                    let pre = packages
                         .packages
                         .iter()
                         .zip(plans)
                         .map(|(pkg, plan)| Prescan::run(cxx, scanner, &pkg.root, &plan.unique))
-                        .collect()
+                        .collect();
+                    (pre, started.elapsed())
                 });
                 let info = pending.identify();
-                let pre: Vec<Option<Prescan>> = pre.join().unwrap_or_default();
-                info.map(|i| (i, pre))
+                let (pre, took) = pre.join().unwrap_or_default();
+                info.map(|i| (i, pre, took))
             })
         }
     }

@@ -296,7 +296,10 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
             Ok((p, names))
         }),
     )?;
-    progress.evaluated(&project.eval.packages.workspace_root);
+    progress.evaluated(
+        &project.eval.packages.workspace_root,
+        project.eval.stats.scan_time,
+    );
     if args.dry_run {
         return dry_run(&project, &names, args, &progress);
     }
@@ -398,7 +401,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
     let project = load(cli, &args.build)?;
     let bin = pick_binary(&project, args.bin.as_deref())?;
     let progress = Progress::for_run(&args.run, project.store.store_dir());
-    progress.evaluated(&project.eval.packages.workspace_root);
+    progress.evaluated(
+        &project.eval.packages.workspace_root,
+        project.eval.stats.scan_time,
+    );
     let as_realise = RealiseArgs {
         targets: Vec::new(),
         build: args.build.clone(),
@@ -506,7 +512,10 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
     if args.outputs {
         let targets = project.targets_named(&[])?;
         let progress = Progress::for_run(&args.run, project.store.store_dir());
-        progress.evaluated(&project.eval.packages.workspace_root);
+        progress.evaluated(
+            &project.eval.packages.workspace_root,
+            project.eval.stats.scan_time,
+        );
         let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
         let pins = lock
             .outputs

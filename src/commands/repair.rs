@@ -84,7 +84,10 @@ pub fn repair_damage(
             .collect();
         let targets = project.targets_named(&names)?;
         let progress = Progress::for_run(&args.run, store.store_dir());
-        progress.evaluated(&project.eval.packages.workspace_root);
+        progress.evaluated(
+            &project.eval.packages.workspace_root,
+            project.eval.stats.scan_time,
+        );
         build_outputs(project, &targets, &args.run, &progress)?;
     }
     if let Some(sharing) = sharing {

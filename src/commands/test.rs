@@ -68,7 +68,10 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     crate::commands::lock::prepare(&project, args.build.locked())?;
     let targets = project.targets_where(&selected, |t| t.kind == TargetKind::Test)?;
     let progress = Progress::for_run(&args.run, project.store.store_dir());
-    progress.evaluated(&project.eval.packages.workspace_root);
+    progress.evaluated(
+        &project.eval.packages.workspace_root,
+        project.eval.stats.scan_time,
+    );
     let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
     let names = Project::display_names(&selected);
     let exes: Vec<PathBuf> = outputs.iter().map(|p| project.store.path_of(p)).collect();

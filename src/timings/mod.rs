@@ -8,7 +8,7 @@ mod html;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use cmod_schema::derivation::{Derivation, InputFrom};
 use cmod_store::realise::Event;
@@ -61,6 +61,8 @@ struct Recorded {
     /// Steps whose outputs came from a substituter: (name, its URL).
     substituted: Vec<(String, String)>,
     evaluated: Option<Instant>,
+    /// The part of evaluation spent scanning units.
+    scan_time: Option<Duration>,
 }
 
 /// Records the events of a realisation for its report. Callable from worker threads.
@@ -100,6 +102,8 @@ pub struct Report {
     pub critical: Vec<usize>,
     /// Seconds from the process's start to the end of evaluation, if it was marked.
     pub evaluation: Option<f64>,
+    /// Seconds of evaluation spent scanning units, if it was marked.
+    pub scan: Option<f64>,
     /// Seconds from the process's start to the first step's start.
     pub first_step: Option<f64>,
     /// Seconds from the process's start to the report.
@@ -122,8 +126,10 @@ impl Recorder {
     }
 
     /// Note that evaluation (manifests, dependencies, scans) ended now.
-    pub fn mark_evaluated(&self) {
-        self.lock().evaluated.get_or_insert_with(Instant::now);
+    pub fn mark_evaluated(&self, scan_time: Duration) {
+        let mut r = self.lock();
+        r.evaluated.get_or_insert_with(Instant::now);
+        r.scan_time.get_or_insert(scan_time);
     }
 
     fn secs(&self, at: Instant) -> f64 {
@@ -201,6 +207,7 @@ impl Recorder {
                 s
             },
             evaluation: r.evaluated.map(|t| self.secs(t)),
+            scan: r.scan_time.map(|d| d.as_secs_f64()),
             first_step: steps.first().map(|s| s.start),
             lanes,
             critical,
