@@ -112,17 +112,16 @@ fn quiet_and_verbose_conflict() {
 /// its elapsed time under the bar, and every `Compiling` line kept.
 #[test]
 fn a_terminal_shows_running_steps_with_their_time_and_keeps_the_built_list() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: no `script` (util-linux) to provide a terminal");
-        return;
-    }
     let s = Sandbox::new();
     let dir = s.copy_example("library");
     let log = s.dir.path().join("tty.log");
+    // `script` runs the line with a shell: quote the paths (a checkout may be anywhere,
+    // spaces included).
+    let quote = |p: &str| format!("'{}'", p.replace('\'', "'\\''"));
     let command = format!(
         "{} --store {} --color never realise -j2",
-        env!("CARGO_BIN_EXE_cmod"),
-        s.store().display()
+        quote(env!("CARGO_BIN_EXE_cmod")),
+        quote(&s.store().display().to_string())
     );
     let out = Command::new("script")
         .args(["-qec", &command])
@@ -130,7 +129,7 @@ fn a_terminal_shows_running_steps_with_their_time_and_keeps_the_built_list() {
         .current_dir(&dir)
         .env("TERM", "xterm")
         .output()
-        .expect("run script");
+        .expect("run `script` (util-linux's bsdutils, on every Debian system)");
     let screen = std::fs::read_to_string(&log).expect("the terminal's output");
     assert!(out.status.success(), "{screen}");
     // The run's steps, from a second (JSON) look at the same build: all fresh now.

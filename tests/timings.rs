@@ -121,7 +121,10 @@ fn a_timings_report_shows_every_step_the_counts_and_the_critical_path() {
     // This first build scanned every unit: a part of evaluation, shown on its own.
     assert!(finished["scanned"].as_u64().unwrap() > 0);
     let scan = d["scan_secs"].as_f64().unwrap();
-    assert!(scan > 0.0 && scan <= d["evaluation_secs"].as_f64().unwrap(), "{scan}");
+    assert!(
+        scan > 0.0 && scan <= d["evaluation_secs"].as_f64().unwrap(),
+        "{scan}"
+    );
     assert!(shown(&html, "scan-time").ends_with('s'));
 
     // No more lanes than jobs, and the steps of a lane never overlap.
