@@ -34,7 +34,7 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
     let pkg = PackageName::new(&name)
         .map_err(|e| CliError::usage(e, Some("pass --name with a valid package name".into())))?;
     let module = pkg.as_str().replace('-', "_");
-    let schema_root = write_manifest(dir, &pkg)?;
+    let placed = write_manifest(dir, &pkg)?;
     write_new(&dir.join(format!("src/{module}.cppm")), &format!(
         "module;\n#include <string>\nexport module {module};\n\nexport namespace {module} {{\nstd::string greeting();\n}}\n"
     ))?;
@@ -51,7 +51,8 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
             "result\nresult-*\ncompile_commands.json\n.cmod/\n",
         )?;
     }
-    if let Err(e) = crate::editor_schema::install(&schema_root) {
+    let schema_root = placed.schema_root();
+    if let Err(e) = crate::editor_schema::install(schema_root) {
         err!(
             "{}",
             crate::diagnostic::render_diagnostic(
@@ -66,7 +67,7 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
         );
     }
     status!("     Created package `{pkg}` in {}", dir.display());
-    if let Some((warning, help)) = outside_enclosing_workspace(dir) {
+    if let Some((warning, help)) = outside_enclosing_workspace(&placed) {
         err!(
             "{}",
             crate::diagnostic::render_diagnostic("warning", &warning, None, Some(&help))
@@ -77,46 +78,61 @@ pub fn create(dir: &Path, name: Option<&str>) -> Result<(), CliError> {
 
 /// Write the manifest of new package `pkg` in `dir`, its first line pointing editors at
 /// the manifest schema of the workspace that lists it (once the manifest exists, the
-/// membership can be told), or of `dir` itself. Returns where that schema belongs.
-fn write_manifest(dir: &Path, pkg: &PackageName) -> Result<std::path::PathBuf, CliError> {
+/// membership can be told), or of `dir` itself. Returns where the package stands.
+fn write_manifest(dir: &Path, pkg: &PackageName) -> Result<Placement, CliError> {
     let body = format!(
         "[package]\nname = \"{pkg}\"\nversion = \"0.1.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\ncxx-standard = 20\n\n[build]\ncxxflags = [\"-Wall\", \"-Wextra\"]\n\n[lib]\nsources = [\"src/**/*.cppm\", \"src/**/*.cpp\", \"src/**/*.c\"]\n\n[[bin]]\nname = \"{pkg}\"\nmain = \"src/main.cpp\"\n"
     );
     let path = dir.join("cmod.toml");
     let own = crate::editor_schema::directive(dir, dir);
     write_new(&path, &format!("{own}\n{body}"))?;
-    let (canonical, root) = schema_root(dir);
-    if root != canonical {
-        let directive = crate::editor_schema::directive(&canonical, &root);
+    let placed = Placement::of(dir);
+    let root = placed.schema_root();
+    if root != placed.dir {
+        let directive = crate::editor_schema::directive(&placed.dir, root);
         std::fs::write(&path, format!("{directive}\n{body}")).map_err(|e| {
             CliError::usage(format!("cannot write `{}`: {e}", path.display()), None)
         })?;
     }
-    Ok(root)
+    Ok(placed)
 }
 
-/// Where the `#:schema` line of a package created in `dir` points: the root of the
-/// workspace that lists it as a member, else `dir` itself; with `dir` made canonical.
-fn schema_root(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let root = match cmod_evaluator::workspace::enclosing(&canonical) {
-        Ok(Some((ws, true))) => ws.root,
-        _ => canonical.clone(),
-    };
-    (canonical, root)
+/// Where a new package stands: its directory, made canonical, and the nearest
+/// workspace at or above it with whether that workspace lists it (one ancestor walk,
+/// once the package's manifest exists).
+struct Placement {
+    dir: std::path::PathBuf,
+    workspace: Option<(cmod_evaluator::workspace::Workspace, bool)>,
+}
+
+impl Placement {
+    fn of(dir: &Path) -> Placement {
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let workspace = cmod_evaluator::workspace::enclosing(&dir).ok().flatten();
+        Placement { dir, workspace }
+    }
+
+    /// Where the package's `#:schema` line points: the root of the workspace that lists
+    /// it as a member, else its own directory.
+    fn schema_root(&self) -> &Path {
+        match &self.workspace {
+            Some((ws, true)) => &ws.root,
+            _ => &self.dir,
+        }
+    }
 }
 
 /// The warning (and its help) for a package created below a workspace root that does
 /// not list it as a member (so it builds alone, with a lockfile of its own), if that is
 /// the case.
-fn outside_enclosing_workspace(dir: &Path) -> Option<(String, String)> {
-    let dir = dir.canonicalize().ok()?;
-    let (ws, listed) = cmod_evaluator::workspace::enclosing(&dir).ok()??;
-    if listed {
+fn outside_enclosing_workspace(placed: &Placement) -> Option<(String, String)> {
+    let dir = &placed.dir;
+    let (ws, listed) = placed.workspace.as_ref()?;
+    if *listed {
         return None;
     }
     let root = ws.root.as_path();
-    let rel = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
+    let rel = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
     Some((
         format!(
             "`{}` is inside the workspace at `{}`, which does not list it: it builds alone, with its own cmod.lock",
