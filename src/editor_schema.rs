@@ -30,20 +30,14 @@ pub fn directive(package_dir: &Path, workspace_root: &Path) -> String {
 }
 
 /// Write the schema under `workspace_root` unless the copy there is already current.
-/// Returns whether it wrote. The file is replaced atomically (a temporary file renamed
-/// over it), so an editor never reads half of it.
+/// Returns whether it wrote. The file is replaced atomically, so an editor never reads
+/// half of it.
 pub fn install(workspace_root: &Path) -> std::io::Result<bool> {
     let path = workspace_root.join(MANIFEST_SCHEMA_FILE);
     if std::fs::read(&path).is_ok_and(|old| old == MANIFEST_SCHEMA.as_bytes()) {
         return Ok(false);
     }
-    let dir = path.parent().unwrap_or(workspace_root);
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".manifest.schema.json.{}", std::process::id()));
-    std::fs::write(&tmp, MANIFEST_SCHEMA)?;
-    std::fs::rename(&tmp, &path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })?;
+    cmod_evaluator::cache_io::write_atomic(&path, MANIFEST_SCHEMA.as_bytes())?;
     Ok(true)
 }
 

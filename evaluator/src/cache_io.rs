@@ -11,13 +11,22 @@ use serde::Serialize;
 /// Write `value` as JSON to `path` atomically (temporary file + rename). Errors are
 /// ignored: losing a cache entry only costs time.
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) {
-    let Some(dir) = path.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
     let Ok(bytes) = serde_json::to_vec(value) else {
         return;
     };
+    let _ = write_atomic(path, &bytes);
+}
+
+/// Write `bytes` to `path` atomically: to a temporary file beside it (its directory
+/// created if missing), renamed over it, so a reader sees the old contents or the new,
+/// never a part. Not flushed to stable storage: for caches and other files that can be
+/// made again (see [`replace_file`] for the user's own).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         path.file_name()
@@ -25,9 +34,11 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) {
             .unwrap_or_default(),
         std::process::id()
     ));
-    if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, path).is_err() {
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    written
 }
 
 /// Replace the user's file at `path` with `bytes` so that a crash, a kill or a full disk

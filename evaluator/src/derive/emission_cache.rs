@@ -14,8 +14,7 @@
 //! header), since the mapping from steps to derivations is the binary's.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cmod_schema::derivation::{Input, InputFrom, InputRole, StepKind, Tool, DERIVATION_VERSION};
 use cmod_schema::store_path::{StorePath, HASH_BYTES};
@@ -76,16 +75,7 @@ impl EmissionCache {
         if !self.missed && self.current.len() == self.known.len() {
             return;
         }
-        let bytes = encode(&self.current);
-        let write = || -> std::io::Result<()> {
-            let dir = file.parent().unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir)?;
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-            tmp.write_all(&bytes)?;
-            tmp.persist(&file).map_err(|e| e.error)?;
-            Ok(())
-        };
-        let _ = write();
+        let _ = crate::cache_io::write_atomic(&file, &encode(&self.current));
     }
 }
 
