@@ -154,14 +154,18 @@ impl Recorder {
                 elapsed,
                 ..
             } => {
-                r.running.remove(&drv.to_string());
+                // Its inputs were listed when it started.
+                let inputs = match r.running.remove(&drv.to_string()) {
+                    Some((_, inputs)) => inputs,
+                    None => input_drvs(derivation),
+                };
                 r.steps.push(Step {
                     name: name.to_string(),
                     drv: drv.to_string(),
                     outcome: Outcome::Built,
                     start: self.secs(*started),
                     duration: elapsed.as_secs_f64(),
-                    inputs: input_drvs(derivation),
+                    inputs,
                 });
             }
             Event::Checked { drv, name, .. } => self.ended(&mut r, drv, name, Outcome::Checked),
