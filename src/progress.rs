@@ -296,6 +296,18 @@ impl Progress {
         }
     }
 
+    /// `-v`: the evaluation was skipped, its input journal holding (a line on stderr, with
+    /// JSON messages too: their contract is that of any no-op).
+    pub fn evaluation_skipped(&self) {
+        if crate::output::verbose() {
+            self.status(&format!(
+                "{:>12} evaluation (no input changed since the last one)",
+                "Fresh"
+            ));
+        }
+    }
+
+    /// Whether messages are JSON lines.
     pub fn is_json(&self) -> bool {
         self.format == MessageFormat::Json
     }

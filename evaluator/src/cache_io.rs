@@ -94,6 +94,29 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// What identifies this binary: its version and its executable's size, time and inode,
+/// so a rebuilt cmod never reads a cache record another build wrote.
+pub fn binary_identity() -> [u8; 32] {
+    static IDENTITY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *IDENTITY.get_or_init(identify_binary)
+}
+
+fn identify_binary() -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    if let Some(meta) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| std::fs::metadata(exe).ok())
+    {
+        use std::os::unix::fs::MetadataExt;
+        h.update(&meta.len().to_le_bytes());
+        h.update(&meta.mtime().to_le_bytes());
+        h.update(&meta.mtime_nsec().to_le_bytes());
+        h.update(&meta.ino().to_le_bytes());
+    }
+    *h.finalize().as_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -258,6 +258,7 @@ impl Fetcher<'_> {
             self.warn_if_moved(&pkg, base, warnings);
             return Ok(pkg);
         }
+        untracked("a git dependency was resolved without the lockfile");
         let repo = self.repo(url, base)?;
         let refs =
             git::refs(&repo).map_err(|e| EvalError::new(ErrorKind::Dependency, e.to_string()))?;
@@ -336,6 +337,7 @@ impl Fetcher<'_> {
                 return Ok(package(*tree, dir, version.clone()));
             }
         }
+        untracked("a git dependency was checked out");
         let id = git::parse_id(commit).ok_or_else(|| {
             EvalError::new(
                 ErrorKind::Lock,
@@ -445,6 +447,7 @@ impl Fetcher<'_> {
         let Ok(refs) = git::local_refs(&path) else {
             return;
         };
+        untracked("a local git repository's branches and tags were read");
         let (kind, now) = match &pkg.reference {
             GitRef::Tag(t) => ("tag", refs.tags.get(t)),
             GitRef::Branch(b) => ("branch", refs.branches.get(b)),
@@ -610,6 +613,11 @@ fn manifest_version(
                 format!("the cmod.toml of `{url}` at {commit} has no [package]"),
             )
         })
+}
+
+/// Note, in the input journal, a read that it cannot record (the git repository's state).
+fn untracked(why: &str) {
+    crate::journal::note(|| crate::journal::Input::Untracked(why.into()));
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub struct Evaluation {
     scan_keys: Vec<(PathBuf, String, ContentHash)>,
     cache_dir: Option<PathBuf>,
     derived: OnceLock<Result<Derived, EvalError>>,
+    fingerprint: OnceLock<ContentHash>,
 }
 
 /// The work an evaluation did beyond reading its caches.
@@ -158,7 +159,7 @@ impl Evaluation {
     /// A hash of everything derivation emission reads (see `eval/fingerprint.rs`). Equal
     /// fingerprints mean identical derivations.
     pub fn fingerprint(&self) -> ContentHash {
-        fingerprint::of(self)
+        *self.fingerprint.get_or_init(|| fingerprint::of(self))
     }
 
     /// The selected members' targets as (package, name, kind), each member's binaries
@@ -279,6 +280,7 @@ pub fn evaluate(
         scan_keys: scanned.scan_keys,
         cache_dir: opts.cache_dir.clone(),
         derived: OnceLock::new(),
+        fingerprint: OnceLock::new(),
     })
 }
 

@@ -378,7 +378,7 @@ impl FlagSource<'_> {
         at: &Location,
     ) -> Result<PathArg, EvalError> {
         if let Some(rel) = clean_relative(value) {
-            if self.file.dir().join(&rel).is_file() {
+            if crate::journal::is_file(&self.file.dir().join(&rel)) {
                 return Ok(PathArg::File {
                     flag,
                     at: PkgPath {
@@ -418,15 +418,11 @@ impl FlagSource<'_> {
             )
         })?;
         let path = self.file.dir().join(&clean);
-        let canonical_root = self
-            .file
-            .dir()
-            .canonicalize()
+        let canonical_root = crate::journal::canonicalize(self.file.dir())
             .unwrap_or_else(|_| self.file.dir().to_path_buf());
-        let inside = path
-            .canonicalize()
-            .is_ok_and(|c| c.starts_with(&canonical_root));
-        let text = match std::fs::read_to_string(&path) {
+        let inside =
+            crate::journal::canonicalize(&path).is_ok_and(|c| c.starts_with(&canonical_root));
+        let text = match crate::journal::read_to_string(&path) {
             Ok(t) if inside => t,
             Ok(_) => {
                 return Err(self.error(

@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use cmod_schema::content::{ContentHash, FileHasher};
+
+use crate::journal;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -141,14 +143,35 @@ impl Stamp {
         }
     }
 
-    /// The stamp of `path`, following symlinks.
+    /// The stamp of `path`, following symlinks (noted in the input journal).
     pub fn read(path: &Path) -> std::io::Result<Stamp> {
-        Ok(Stamp::of(&std::fs::metadata(path)?))
+        match std::fs::metadata(path) {
+            Ok(m) => {
+                let stamp = Stamp::of(&m);
+                journal::note(|| journal::Input::Stamp(path.to_path_buf(), stamp));
+                Ok(stamp)
+            }
+            Err(e) => {
+                journal::note_stat_error(path, &e);
+                Err(e)
+            }
+        }
     }
 
-    /// The stamp of `path` itself (a symlink is stamped as a link).
+    /// The stamp of `path` itself (a symlink is stamped as a link; noted in the input
+    /// journal).
     pub fn read_link(path: &Path) -> std::io::Result<Stamp> {
-        Ok(Stamp::of(&std::fs::symlink_metadata(path)?))
+        match std::fs::symlink_metadata(path) {
+            Ok(m) => {
+                let stamp = Stamp::of(&m);
+                journal::note(|| journal::Input::LinkStamp(path.to_path_buf(), stamp));
+                Ok(stamp)
+            }
+            Err(e) => {
+                journal::note_stat_error(path, &e);
+                Err(e)
+            }
+        }
     }
 
     /// Whether the file changed less than `window_ns` before `now_ns`, so a further change

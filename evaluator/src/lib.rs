@@ -25,6 +25,7 @@ pub mod flags;
 pub mod git;
 pub mod graph;
 pub mod hashing;
+pub mod journal;
 pub mod lexer;
 pub mod lockfile;
 pub mod manifest_file;

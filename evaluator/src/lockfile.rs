@@ -25,7 +25,7 @@ pub fn lock_path(eval: &Evaluation) -> PathBuf {
 
 /// Read the lockfile at `path`; `Ok(None)` if there is none.
 pub fn read(path: &Path) -> Result<Option<Lockfile>, EvalError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::journal::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(EvalError::io(path, "read", e)),

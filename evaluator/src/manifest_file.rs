@@ -26,7 +26,7 @@ pub struct ManifestFile {
 impl ManifestFile {
     /// Read and parse `path`.
     pub fn load(path: &Path) -> Result<ManifestFile, EvalError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = crate::journal::read_to_string(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 EvalError::new(
                     ErrorKind::ManifestMissing,

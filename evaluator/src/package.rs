@@ -139,8 +139,7 @@ pub struct LoadOptions<'a> {
 impl PackageGraph {
     /// Load the package or workspace in `dir` with its dependencies.
     pub fn load(dir: &Path, opts: &LoadOptions<'_>) -> Result<PackageGraph, EvalError> {
-        let dir = dir
-            .canonicalize()
+        let dir = crate::journal::canonicalize(dir)
             .map_err(|e| EvalError::io(dir, "open the directory", e))?;
         let ws = workspace::find(&dir)?;
         let mut extra: BTreeMap<String, Vec<semver::VersionReq>> = BTreeMap::new();
@@ -253,7 +252,7 @@ struct Loader<'a> {
 }
 
 fn canonical(dir: &Path, at: &Location) -> Result<PathBuf, EvalError> {
-    dir.canonicalize().map_err(|e| {
+    crate::journal::canonicalize(dir).map_err(|e| {
         EvalError::new(
             ErrorKind::Dependency,
             format!("cannot open `{}`: {e}", dir.display()),

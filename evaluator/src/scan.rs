@@ -221,6 +221,11 @@ pub fn scan_package(
     let keys: Vec<String> = scan_keys.iter().map(hex_key).collect();
     let mut results = cached_results(&table, scope, files, items, &keys);
     let mut misses: Vec<usize> = (0..items.len()).filter(|&i| results[i].is_none()).collect();
+    if !misses.is_empty() {
+        // What the scanner reads (headers found along include paths) is not journaled;
+        // the next evaluation finds these results cached, and is.
+        crate::journal::note(|| crate::journal::Input::Untracked("units were scanned".into()));
+    }
     // Trusted results from elsewhere, each used only if its headers match the files here.
     let (substituted, warnings) = match source {
         Some(src) if !misses.is_empty() => {
@@ -577,8 +582,7 @@ fn sort_headers(
         } else {
             root.join(d)
         };
-        let canonical = abs
-            .canonicalize()
+        let canonical = crate::journal::canonicalize(&abs)
             .map_err(|e| EvalError::io(&abs, "open header", e))?;
         let hash = || {
             files

@@ -336,7 +336,7 @@ fn executable_sources(
     };
     let main = main_field.get_ref().trim_start_matches("./").to_string();
     let main_at = file.location(main_field.span());
-    if !file.dir().join(&main).is_file() {
+    if !crate::journal::is_file(&file.dir().join(&main)) {
         return Err(EvalError::new(
             ErrorKind::ManifestInvalid,
             format!(

@@ -96,6 +96,9 @@ fn install_hint(module: &str) -> String {
 }
 
 fn pkg_config(args: &[&str], at: &Location) -> Result<Result<String, String>, EvalError> {
+    // What pkg-config reads (its search path, `.pc` files and their `Requires`) is not
+    // journaled: an evaluation with system libraries always runs.
+    crate::journal::note(|| crate::journal::Input::Untracked("pkg-config was run".into()));
     let out = Command::new("pkg-config")
         .args(args)
         .env("LC_ALL", "C")

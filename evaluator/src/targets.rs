@@ -261,7 +261,7 @@ fn check_pch(file: &ManifestFile, t: &Spanned<Target>) -> Result<(), EvalError> 
     };
     let rel = pch.get_ref().trim_start_matches("./");
     let inside = !rel.starts_with('/') && !rel.split('/').any(|c| c == "..") && !rel.is_empty();
-    if !inside || !file.dir().join(rel).is_file() {
+    if !inside || !crate::journal::is_file(&file.dir().join(rel)) {
         return Err(EvalError::new(
             ErrorKind::ManifestInvalid,
             format!(

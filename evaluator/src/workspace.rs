@@ -78,6 +78,9 @@ fn member_dirs(file: &ManifestFile) -> Result<Vec<PathBuf>, EvalError> {
             text.split('/').filter(|c| !c.is_empty()).count()
         };
         let before = out.len();
+        // Every directory the walk lists is stamped (after its listing: a change during
+        // the evaluation makes the stamp racy, and the journal is not written).
+        let _ = crate::hashing::Stamp::read(&root);
         for entry in walkdir::WalkDir::new(&root)
             .min_depth(1)
             .max_depth(depth)
@@ -94,10 +97,11 @@ fn member_dirs(file: &ManifestFile) -> Result<Vec<PathBuf>, EvalError> {
             })
             .flatten()
         {
+            let _ = crate::hashing::Stamp::read(entry.path());
             let Ok(rel) = entry.path().strip_prefix(&root) else {
                 continue;
             };
-            if glob.is_match(rel) && entry.path().join(MANIFEST_NAME).is_file() {
+            if glob.is_match(rel) && crate::journal::is_file(&entry.path().join(MANIFEST_NAME)) {
                 out.push(entry.path().to_path_buf());
             }
         }
@@ -118,7 +122,7 @@ fn member_dirs(file: &ManifestFile) -> Result<Vec<PathBuf>, EvalError> {
     }
     let mut canon = Vec::new();
     for d in out {
-        canon.push(d.canonicalize().map_err(|e| EvalError::io(&d, "open", e))?);
+        canon.push(crate::journal::canonicalize(&d).map_err(|e| EvalError::io(&d, "open", e))?);
     }
     canon.sort();
     canon.dedup();
@@ -127,8 +131,7 @@ fn member_dirs(file: &ManifestFile) -> Result<Vec<PathBuf>, EvalError> {
 
 /// The directory holding the lockfile for `dir`: its workspace root, else `dir` itself.
 pub fn root_of(dir: &Path) -> Result<PathBuf, EvalError> {
-    let dir = dir
-        .canonicalize()
+    let dir = crate::journal::canonicalize(dir)
         .map_err(|e| EvalError::io(dir, "open the directory", e))?;
     Ok(find(&dir)?.map(|w| w.root).unwrap_or(dir))
 }
@@ -143,7 +146,7 @@ pub fn find(dir: &Path) -> Result<Option<Workspace>, EvalError> {
 pub fn enclosing(dir: &Path) -> Result<Option<(Workspace, bool)>, EvalError> {
     for ancestor in dir.ancestors() {
         let manifest = ancestor.join(MANIFEST_NAME);
-        if !manifest.is_file() {
+        if !crate::journal::is_file(&manifest) {
             continue;
         }
         let file = ManifestFile::load(&manifest)?;

@@ -6,6 +6,7 @@ pub mod copy;
 pub mod debug;
 pub mod deps;
 pub mod inspect;
+pub mod journaled;
 pub mod lock;
 pub mod maintenance;
 pub mod manual;

@@ -5,6 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
 use cmod_evaluator::derive::Target;
+use cmod_evaluator::journal::Recording;
 use cmod_sandbox::Mode;
 use cmod_schema::lock::Lockfile;
 use cmod_schema::{ContentHash, StorePath};
@@ -12,6 +13,7 @@ use cmod_store::memo::{Memo, MemoEntry};
 use cmod_store::realise;
 use cmod_store::realise::Reporter;
 use cmod_store::roots::KeepList;
+use cmod_store::Store;
 use serde_json::json;
 
 use crate::cli::{Cli, LockArgs, RealiseArgs, RunArgs, RunOpts};
@@ -19,6 +21,7 @@ use crate::commands::build::{
     build_outputs, build_targets, sandbox_mode, with_json_finish, BuildRequest,
 };
 use crate::commands::compile_commands::{Gate, Refresh};
+use crate::commands::journaled;
 use crate::diagnostic::CliError;
 use crate::progress::{Progress, Summary};
 use crate::project::{load, Project};
@@ -26,7 +29,12 @@ use crate::project::{load, Project};
 /// The key of a realisation memo: the evaluation's fingerprint (everything the
 /// derivations are computed from), the sandbox mode, the modes whose outputs were accepted
 /// too, and the selected targets.
-fn memo_key(project: &Project, mode: Mode, run: &RunOpts, names: &[String]) -> ContentHash {
+pub(crate) fn memo_key(
+    project: &Project,
+    mode: Mode,
+    run: &RunOpts,
+    names: &[String],
+) -> ContentHash {
     let mut accepted: Vec<&str> = run.accept_outputs_from.iter().map(String::as_str).collect();
     accepted.sort();
     accepted.dedup();
@@ -39,18 +47,18 @@ fn memo_key(project: &Project, mode: Mode, run: &RunOpts, names: &[String]) -> C
 /// The memo under `key` if it can be trusted (every output it names is still valid),
 /// with its derivations' `fresh` lines already prepared: they are collected while a
 /// second thread checks the outputs, and written only if the memo holds.
-fn trusted_memo(
-    project: &Project,
+pub(crate) fn trusted_memo(
+    store: &Store,
     key: &ContentHash,
     progress: &Progress,
 ) -> Option<(Memo, crate::progress::Collected)> {
-    let memo = project.store.memo_unchecked(key)?;
+    let memo = store.memo_unchecked(key)?;
     let (valid, fresh_lines) = std::thread::scope(|s| {
         // Beside the check, what killed runs left in the store's `tmp/` (a listing,
         // usually of an empty directory) is cleaned, as a full realisation does.
         let check = || {
-            let _ = project.store.clean_temporaries();
-            project.store.memo_outputs_valid(key, &memo)
+            let _ = store.clean_temporaries();
+            store.memo_outputs_valid(key, &memo)
         };
         let spawned = std::thread::Builder::new().spawn_scoped(s, check).ok();
         let lines = progress.collected(|| {
@@ -93,6 +101,18 @@ fn report_memo(
         Some(lock) => crate::commands::lock::verify_outputs(project, lock, &memo.targets),
         None => Ok(()),
     };
+    finish_fresh(&project.store, memo, progress, pin_check, after)
+}
+
+/// The end of a no-op: `after` (unless the pinned outputs' check failed), then the final
+/// message, which lists the memo's targets.
+pub(crate) fn finish_fresh(
+    store: &Store,
+    memo: &Memo,
+    progress: &Progress,
+    pin_check: Result<(), CliError>,
+    after: impl FnOnce() -> Result<(), CliError>,
+) -> Result<(), CliError> {
     let after_result = if pin_check.is_ok() { after() } else { Ok(()) };
     progress.finish(&Summary {
         success: pin_check.is_ok() && after_result.is_ok(),
@@ -100,14 +120,10 @@ fn report_memo(
         targets: serde_json::Value::Object(
             memo.targets
                 .iter()
-                .map(|(n, p)| (n.clone(), json!(project.store.path_of(p))))
+                .map(|(n, p)| (n.clone(), json!(store.path_of(p))))
                 .collect(),
         ),
-        out_paths: memo
-            .targets
-            .iter()
-            .map(|(_, p)| project.store.path_of(p))
-            .collect(),
+        out_paths: memo.targets.iter().map(|(_, p)| store.path_of(p)).collect(),
         error: after_result.as_ref().err().map(CliError::summary),
         ..Summary::default()
     });
@@ -115,8 +131,8 @@ fn report_memo(
 }
 
 /// Point the out-links at the targets' outputs (each a GC root keeping `keep` alive).
-fn link_outputs(
-    project: &Project,
+pub(crate) fn link_outputs(
+    store: &Store,
     args: &RealiseArgs,
     targets: &[(String, StorePath)],
     keep: &KeepList,
@@ -134,7 +150,7 @@ fn link_outputs(
                 name.replace('/', "-")
             ))
         };
-        project.store.add_out_link(&link, p, keep)?;
+        store.add_out_link(&link, p, keep)?;
     }
     Ok(())
 }
@@ -276,7 +292,7 @@ fn realise_and_memo(
                         .collect(),
                 )?,
             );
-            link_outputs(project, args, &memo.targets, &memo.keep)?;
+            link_outputs(&project.store, args, &memo.targets, &memo.keep)?;
             project.store.write_memo(key, &memo)?;
             project.store.set_latest_memo(slot, key)?;
             written = Some(memo);
@@ -287,15 +303,22 @@ fn realise_and_memo(
 }
 
 pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
-    let store_dir = crate::project::open_store(cli)?.store_dir();
-    let progress = Progress::for_run(&args.run, store_dir);
-    let (project, names) = with_json_finish(
-        &progress,
-        load(cli, &args.build).and_then(|p| {
-            let names = p.select(&args.targets)?;
-            Ok((p, names))
-        }),
-    )?;
+    let store = crate::project::open_store(cli)?;
+    let progress = Progress::for_run(&args.run, store.store_dir());
+    let journal = journaled::journal_file(cli, args, &store);
+    if let Some(file) = &journal {
+        if let Some(memo) = journaled::realise_from(&store, file, args, &progress)? {
+            print_out_paths(&store, &memo, args, &progress);
+            return Ok(());
+        }
+    }
+    let recording = Recording::start();
+    let loaded = load(cli, &args.build).and_then(|p| {
+        let names = p.select(&args.targets)?;
+        Ok((p, names))
+    });
+    let recorded = recording.finish();
+    let (project, names) = with_json_finish(&progress, loaded)?;
     progress.evaluated(
         &project.eval.packages.workspace_root,
         project.eval.stats.scan_time,
@@ -304,14 +327,21 @@ pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
         return dry_run(&project, &names, args, &progress);
     }
     let memo = realise_selected(&project, &names, args, &progress)?;
-    // With JSON messages the paths are in the `finished` line (`out_paths`); stdout
-    // carries nothing but JSON.
+    if let Some(file) = &journal {
+        journaled::save(file, recorded, &project, &names, args, &memo);
+    }
+    print_out_paths(&project.store, &memo, args, &progress);
+    Ok(())
+}
+
+/// `--print-out-paths`: the targets' outputs on stdout. With JSON messages the paths are
+/// in the `finished` line (`out_paths`); stdout carries nothing but JSON.
+fn print_out_paths(store: &Store, memo: &Memo, args: &RealiseArgs, progress: &Progress) {
     if args.print_out_paths && !progress.is_json() {
         for (_, p) in &memo.targets {
-            outln!("{}", project.store.path_of(p).display());
+            outln!("{}", store.path_of(p).display());
         }
     }
-    Ok(())
 }
 
 /// Realise `names` of a loaded project as `realise` does (`run` too): out-links checked
@@ -377,13 +407,13 @@ fn realise_loaded(
     let hit = if args.check {
         None
     } else {
-        trusted_memo(project, &key, progress)
+        trusted_memo(&project.store, &key, progress)
     };
     match hit {
         Some((memo, fresh_lines)) => {
             report_memo(project, &memo, &fresh_lines, pinned, progress, || {
                 refresh.finish()?;
-                link_outputs(project, args, &memo.targets, &memo.keep)
+                link_outputs(&project.store, args, &memo.targets, &memo.keep)
             })?;
             Ok(memo)
         }

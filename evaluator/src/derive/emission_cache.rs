@@ -79,28 +79,10 @@ impl EmissionCache {
     }
 }
 
-/// What identifies this binary: its version and its executable's size and time, so a
-/// rebuilt cmod never reads a record another build wrote.
-fn binary_identity() -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    if let Some(meta) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| std::fs::metadata(exe).ok())
-    {
-        use std::os::unix::fs::MetadataExt;
-        h.update(&meta.len().to_le_bytes());
-        h.update(&meta.mtime().to_le_bytes());
-        h.update(&meta.mtime_nsec().to_le_bytes());
-        h.update(&meta.ino().to_le_bytes());
-    }
-    *h.finalize().as_bytes()
-}
-
 fn encode(pairs: &[(StepKey, StorePath)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(MAGIC.len() + 36 + pairs.len() * 96);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&binary_identity());
+    out.extend_from_slice(&crate::cache_io::binary_identity());
     out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (key, path) in pairs {
         out.extend_from_slice(key);
@@ -115,7 +97,7 @@ fn encode(pairs: &[(StepKey, StorePath)]) -> Vec<u8> {
 fn decode(bytes: &[u8]) -> Option<HashMap<StepKey, StorePath>> {
     let rest = bytes.strip_prefix(MAGIC)?;
     let (identity, rest) = rest.split_at_checked(32)?;
-    if identity != binary_identity() {
+    if identity != crate::cache_io::binary_identity() {
         return None;
     }
     let (count, mut rest) = rest.split_at_checked(4)?;

@@ -57,8 +57,7 @@ impl Walk {
 /// Every file under `root`; see the module documentation. Listings come from `listings`
 /// while the directories are unchanged.
 pub(crate) fn package_files(root: &Path, listings: &ListingCache) -> Result<Walk, EvalError> {
-    let canonical_root = root
-        .canonicalize()
+    let canonical_root = crate::journal::canonicalize(root)
         .map_err(|e| EvalError::io(root, "open the package directory", e))?;
     let mut walk = Walk::default();
     let at = Place {
@@ -93,7 +92,7 @@ fn visit(
     })?;
     if skip_package
         && entries.iter().any(|(n, _)| n == MANIFEST_NAME)
-        && dir.join(MANIFEST_NAME).exists()
+        && crate::hashing::Stamp::read(&dir.join(MANIFEST_NAME)).is_ok()
     {
         return Ok(());
     }
@@ -120,9 +119,11 @@ fn visit(
 /// A symlinked file inside the package is one of its files; one that leaves the package
 /// (or dangles) is remembered as escaping; a link to a directory is not entered.
 fn follow_link(link: &Path, root: &Path, rel: String, walk: &mut Walk) {
-    match link.canonicalize() {
-        Ok(target) if target.is_dir() => {}
-        Ok(target) if target.starts_with(root) && target.is_file() => walk.files.push(rel),
+    match crate::journal::canonicalize(link) {
+        Ok(target) if crate::journal::is_dir(&target) => {}
+        Ok(target) if target.starts_with(root) && crate::journal::is_file(&target) => {
+            walk.files.push(rel)
+        }
         Ok(target) => {
             walk.escaping.insert(rel, target);
         }

@@ -108,6 +108,11 @@ impl Pending {
 
     /// Probe and hash the toolchain, and cache the result.
     pub fn identify(self) -> Result<ToolchainInfo, EvalError> {
+        // The probe runs the compiler and `ldd`; the next evaluation finds the cached
+        // identity (its stamps are journaled) instead.
+        crate::journal::note(|| {
+            crate::journal::Input::Untracked("the toolchain was identified".into())
+        });
         let (info, stamps, link_stamps) = compute(&self.cxx, self.req.stdlib)?;
         if let Some(file) = &self.cache_file {
             write_json_atomic(
@@ -205,13 +210,14 @@ fn check_version(req: &ToolchainRequest, info: &ToolchainInfo) -> Result<(), Eva
     ))
 }
 
-/// Look `name` up on `PATH` (or take it as a path if it contains `/`).
+/// Look `name` up on `PATH` (or take it as a path if it contains `/`). What it looked
+/// at (the variable, each candidate's stamp or absence) is noted in the input journal.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
         let p = PathBuf::from(name);
         return is_executable(&p).then_some(p);
     }
-    let path = std::env::var_os("PATH")?;
+    let path = crate::journal::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|p| is_executable(p))
@@ -219,7 +225,12 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    let meta = std::fs::metadata(p);
+    match &meta {
+        Ok(m) => crate::journal::note(|| crate::journal::Input::Stamp(p.into(), Stamp::of(m))),
+        Err(e) => crate::journal::note_stat_error(p, e),
+    }
+    meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn missing_tool(what: &str, looked: &Path, package: &str) -> EvalError {
