@@ -236,3 +236,28 @@ fn environment_options_and_an_enclosing_workspace_are_evaluated() {
         "the workspace's lockfile was not written at its root"
     );
 }
+
+#[test]
+fn cmod_run_takes_the_journal_and_follows_an_edit() {
+    let s = Sandbox::new();
+    let dir = project(&s);
+    let run_it = || {
+        let out = s.cmod(&dir, &["-v", "run"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (stdout, stderr.contains(SKIPPED))
+    };
+    assert_eq!(run_it(), ("42".to_string(), false));
+    settle();
+    assert_eq!(
+        run_it(),
+        ("42".to_string(), false),
+        "journaled a build's reads"
+    );
+    assert_eq!(run_it(), ("42".to_string(), true), "no journal was taken");
+    // `realise` has its own journal: `run`'s does not answer for it.
+    assert!(!skipped(&realise(&s, &dir, &["--no-link"])));
+    std::fs::write(dir.join("src/value.h"), "#define VALUE 7\n").unwrap();
+    assert_eq!(run_it(), ("7".to_string(), false));
+}

@@ -19,11 +19,17 @@ use crate::diagnostic::CliError;
 use crate::progress::Progress;
 use crate::project::Project;
 
-/// Where the journal of this command's evaluation lives: one per package directory,
-/// store, options that select and evaluate targets, and sandbox mode. `None` when the
-/// command is not a plain realisation (a dry run, `--check`, `--locked`, `--timings`), or
-/// outside a package (the full path reports that).
-pub fn journal_file(cli: &Cli, args: &RealiseArgs, store: &Store) -> Option<PathBuf> {
+/// Where the journal of this command's evaluation lives: one per command (`purpose`:
+/// `realise`, or `run` and its binary), package directory, store, options that select
+/// and evaluate targets, and sandbox mode. `None` when the command is not a plain
+/// realisation (a dry run, `--check`, `--locked`, `--timings`), or outside a package
+/// (the full path reports that).
+pub fn journal_file(
+    cli: &Cli,
+    args: &RealiseArgs,
+    store: &Store,
+    purpose: &str,
+) -> Option<PathBuf> {
     if args.dry_run || args.check || args.build.locked() || args.run.timings {
         return None;
     }
@@ -32,6 +38,7 @@ pub fn journal_file(cli: &Cli, args: &RealiseArgs, store: &Store) -> Option<Path
     accepted.sort();
     let parts = [
         "cmod-realise-journal-v1".to_string(),
+        purpose.to_string(),
         dir.display().to_string(),
         store.store_dir().display().to_string(),
         format!("{:?}", cli.manifest_path),

@@ -305,7 +305,7 @@ fn realise_and_memo(
 pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     let store = crate::project::open_store(cli)?;
     let progress = Progress::for_run(&args.run, store.store_dir());
-    let journal = journaled::journal_file(cli, args, &store);
+    let journal = journaled::journal_file(cli, args, &store, "realise");
     if let Some(file) = &journal {
         if let Some(memo) = journaled::realise_from(&store, file, args, &progress)? {
             print_out_paths(&store, &memo, args, &progress);
@@ -428,13 +428,8 @@ fn realise_loaded(
 /// `cmod run`: realise the binary as `realise` would (its out-link, a GC root, is
 /// `result` unless told otherwise; a no-op is as fast), then replace this process with it.
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
-    let project = load(cli, &args.build)?;
-    let bin = pick_binary(&project, args.bin.as_deref())?;
-    let progress = Progress::for_run(&args.run, project.store.store_dir());
-    progress.evaluated(
-        &project.eval.packages.workspace_root,
-        project.eval.stats.scan_time,
-    );
+    let store = crate::project::open_store(cli)?;
+    let progress = Progress::for_run(&args.run, store.store_dir());
     let as_realise = RealiseArgs {
         targets: Vec::new(),
         build: args.build.clone(),
@@ -445,11 +440,37 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
         dry_run: false,
         check: false,
     };
-    let memo = realise_selected(&project, &[bin], &as_realise, &progress)?;
+    // The binary asked for (or the default one) selects the journal.
+    let purpose = format!("run {:?}", args.bin);
+    let journal = journaled::journal_file(cli, &as_realise, &store, &purpose);
+    let fast = match &journal {
+        Some(file) => journaled::realise_from(&store, file, &as_realise, &progress)?,
+        None => None,
+    };
+    let memo = match fast {
+        Some(memo) => memo,
+        None => {
+            let recording = Recording::start();
+            let loaded =
+                load(cli, &args.build).and_then(|p| Ok((pick_binary(&p, args.bin.as_deref())?, p)));
+            let recorded = recording.finish();
+            let (bin, project) = loaded?;
+            progress.evaluated(
+                &project.eval.packages.workspace_root,
+                project.eval.stats.scan_time,
+            );
+            let names = [bin];
+            let memo = realise_selected(&project, &names, &as_realise, &progress)?;
+            if let Some(file) = &journal {
+                journaled::save(file, recorded, &project, &names, &as_realise, &memo);
+            }
+            memo
+        }
+    };
     let exe = memo
         .targets
         .first()
-        .map(|(_, p)| project.store.path_of(p))
+        .map(|(_, p)| store.path_of(p))
         .ok_or_else(|| CliError::Internal("no output for the binary".into()))?;
     if !progress.is_json() {
         let mut shown = vec![exe.display().to_string()];
