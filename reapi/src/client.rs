@@ -77,7 +77,10 @@ impl Capabilities {
             action_cache_update_enabled: cache
                 .action_cache_update_capabilities
                 .is_some_and(|c| c.update_enabled),
-            api_versions: (version(&raw.low_api_version), version(&raw.high_api_version)),
+            api_versions: (
+                version(&raw.low_api_version),
+                version(&raw.high_api_version),
+            ),
             raw,
         }
     }
@@ -128,8 +131,8 @@ impl Client {
         if let Some(c) = self.capabilities.get() {
             return Ok(c.clone());
         }
-        let mut stub =
-            re::capabilities_client::CapabilitiesClient::new(self.channel()).max_decoding_message_size(MAX_MESSAGE);
+        let mut stub = re::capabilities_client::CapabilitiesClient::new(self.channel())
+            .max_decoding_message_size(MAX_MESSAGE);
         let request = self.request(re::GetCapabilitiesRequest {
             instance_name: self.instance_name().to_string(),
         });

@@ -73,10 +73,7 @@ impl Digest {
             let lo = hex_value(pair[1]).ok_or_else(|| invalid("not lowercase hex"))?;
             out[i] = (hi << 4) | lo;
         }
-        Ok(Digest {
-            hash: out,
-            size,
-        })
+        Ok(Digest { hash: out, size })
     }
 
     /// The digest a REAPI message carries.
@@ -240,7 +237,10 @@ mod tests {
         let err = verify("blob", &expected, b"wrong").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&expected.to_string()), "{msg}");
-        assert!(msg.contains(&Digest::of_bytes(b"wrong").to_string()), "{msg}");
+        assert!(
+            msg.contains(&Digest::of_bytes(b"wrong").to_string()),
+            "{msg}"
+        );
         assert!(verify("blob", &expected, b"right").is_ok());
     }
 }

@@ -50,7 +50,10 @@ impl Endpoint {
                 "user names are not supported; send credentials as headers",
             ));
         }
-        if authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if authority
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid("whitespace in the address"));
         }
         let (host, port) = split_host_port(authority).map_err(|r| invalid(&r))?;

@@ -14,12 +14,14 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cas;
 pub mod client;
 pub mod digest;
 pub mod endpoint;
 pub mod error;
 pub mod proto;
 
+pub use cas::{Blob, BlobSource, UploadStats};
 pub use client::{Capabilities, Client};
 pub use digest::{Digest, DigestBuilder};
 pub use endpoint::{Endpoint, HEADERS_ENV};
