@@ -14,15 +14,21 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod action_cache;
+pub mod bots;
 pub mod cas;
 pub mod client;
 pub mod digest;
 pub mod endpoint;
 pub mod error;
+mod execution;
+pub mod merkle;
 pub mod proto;
 
+pub use bots::{Bot, LeaseAssignment, LeaseWork};
 pub use cas::{Blob, BlobSource, UploadStats};
 pub use client::{Capabilities, Client};
 pub use digest::{Digest, DigestBuilder};
 pub use endpoint::{Endpoint, HEADERS_ENV};
 pub use error::{Error, Result};
+pub use merkle::MerkleTree;
