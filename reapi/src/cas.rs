@@ -22,7 +22,7 @@ const FIND_MISSING_CHUNK: usize = 8192;
 /// Bytes per ByteStream message.
 const STREAM_CHUNK: usize = 1024 * 1024;
 /// Room counted for each blob's framing in a batch (digest, status, field tags).
-const PER_BLOB_OVERHEAD: u64 = 256;
+pub(crate) const PER_BLOB_OVERHEAD: u64 = 256;
 
 /// Where the content of a blob to upload is.
 #[derive(Debug, Clone)]

@@ -252,10 +252,11 @@ impl Client {
     /// Downloads and writes `files`: small blobs fetched together, large ones streamed.
     fn write_files(&self, files: &[FileToWrite]) -> Result<()> {
         let limit = self.batch_limit()?;
+        // Blobs that fit a batch are fetched together; larger ones stream to their file.
         let small: Vec<Digest> = files
             .iter()
             .map(|f| f.digest)
-            .filter(|d| d.size() <= limit / 2)
+            .filter(|d| d.size() + crate::cas::PER_BLOB_OVERHEAD <= limit)
             .collect();
         let fetched = self.download(&small)?;
         for f in files {

@@ -2,7 +2,11 @@
 # hashlib for SHA-256 and a hand-written protobuf encoder (no protobuf library), following
 # remote_execution.proto's field numbers. Fields are emitted in field-number order, default
 # values (false, 0) omitted, as proto3's canonical encoding does.
+#
+# Usage: python3 merkle_golden.py [RUST_FILE]; with RUST_FILE (reapi/src/merkle.rs, as
+# scripts/check-golden passes), fails unless the file carries both digests.
 import hashlib
+import sys
 
 def varint(n):
     out = b""
@@ -52,5 +56,12 @@ root = directory(
     [("sub", sub), ("empty", empty)],
     [("link", "b.txt")],
 )
-print("sub ", *blob(sub))
-print("root", *blob(root))
+golden = {"sub": "%s/%d" % blob(sub), "root": "%s/%d" % blob(root)}
+for name, value in golden.items():
+    print(name, value)
+if len(sys.argv) > 1:
+    text = open(sys.argv[1], encoding="utf-8").read()
+    missing = [n for n, v in golden.items() if '"%s"' % v not in text]
+    if missing:
+        sys.exit("%s lacks the golden %s digest(s)" % (sys.argv[1], ", ".join(missing)))
+    print("merkle golden digests: ok")
