@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::proto::build::bazel::remote::execution::v2 as re;
 use crate::proto::google::longrunning::{operation, Operation};
 
-/// How many times a broken operation stream is resumed with `WaitExecution`.
-const MAX_RESUMES: u32 = 5;
+/// How many `WaitExecution` attempts resume a broken operation stream (backoff 0.25 s,
+/// doubling up to 4 s: about 20 s in all).
+const MAX_RESUMES: u32 = 8;
 
 /// The type URL of an `ExecuteResponse` packed in an operation's `Any`.
 const EXECUTE_RESPONSE_TYPE: &str = "build.bazel.remote.execution.v2.ExecuteResponse";
@@ -55,7 +56,6 @@ impl Client {
                 .map_err(|s| self.status_error(call.clone(), s))?
                 .into_inner();
             let mut operation_name: Option<String> = None;
-            let mut resumes = 0;
             loop {
                 let broken = match stream.message().await {
                     Ok(Some(op)) if op.done => return self.finished_operation(op),
@@ -68,31 +68,41 @@ impl Client {
                     Err(status) => return Err(self.status_error(call.clone(), status)),
                 };
                 let Some(name) = operation_name.clone() else {
-                    let detail = "the operation stream ended before naming the operation";
                     return Err(match broken {
                         Some(status) => self.status_error(call.clone(), status),
-                        None => self.protocol_error(detail),
+                        None => self.protocol_error(
+                            "the operation stream ended before naming the operation",
+                        ),
                     });
                 };
-                resumes += 1;
-                if resumes > MAX_RESUMES {
-                    return Err(match broken {
-                        Some(status) => {
-                            self.status_error(format!("WaitExecution for {name}"), status)
-                        }
-                        None => {
-                            self.protocol_error(format!("operation {name} kept ending unfinished"))
-                        }
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(resumes))).await;
-                stream = self
-                    .execution()
-                    .wait_execution(self.request(re::WaitExecutionRequest { name: name.clone() }))
-                    .await
-                    .map_err(|s| self.status_error(format!("WaitExecution for {name}"), s))?
-                    .into_inner();
+                stream = self.resume(&name, broken).await?;
             }
+        })
+    }
+
+    /// Resumes following the operation `name` with `WaitExecution`, retrying with backoff
+    /// while the server is unreachable or restarting (about 20 s in all).
+    async fn resume(
+        &self,
+        name: &str,
+        mut last: Option<tonic::Status>,
+    ) -> Result<tonic::Streaming<Operation>> {
+        let call = format!("WaitExecution for {name}");
+        for attempt in 0..MAX_RESUMES {
+            let backoff = Duration::from_millis(250 << attempt.min(4));
+            tokio::time::sleep(backoff).await;
+            let request = self.request(re::WaitExecutionRequest {
+                name: name.to_string(),
+            });
+            match self.execution().wait_execution(request).await {
+                Ok(answer) => return Ok(answer.into_inner()),
+                Err(status) if is_transient(&status) => last = Some(status),
+                Err(status) => return Err(self.status_error(call, status)),
+            }
+        }
+        Err(match last {
+            Some(status) => self.status_error(call, status),
+            None => self.protocol_error(format!("operation {name} kept ending unfinished")),
         })
     }
 

@@ -295,23 +295,8 @@ fn execution_through_a_bots_api_worker_end_to_end() {
     let grid = BuildGrid::shared();
     let client = grid.client();
     let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("input");
-    sample_tree(&input);
-    let tree = MerkleTree::from_dir(&input).unwrap();
-    client.upload(&tree.blobs()).unwrap();
-    let command = re::Command {
-        arguments: vec!["clang++".into(), "-c".into(), "src/main.cpp".into()],
-        output_paths: vec!["out/main.o".into()],
-        ..re::Command::default()
-    };
-    let command_digest = client.upload_bytes(command.encode_to_vec()).unwrap();
-    let action = re::Action {
-        command_digest: Some(command_digest.to_proto()),
-        input_root_digest: Some(tree.root_digest().to_proto()),
-        ..re::Action::default()
-    };
-    let action_digest = client.upload_bytes(action.encode_to_vec()).unwrap();
-
+    let (action, action_digest, command) =
+        upload_sample_action(&client, &scratch.path().join("input"), "end to end");
     let url = grid.url().to_string();
     let expected = action.clone();
     let bot = std::thread::spawn(move || run_test_bot(&url, expected));
@@ -342,6 +327,71 @@ fn execution_through_a_bots_api_worker_end_to_end() {
     let again = client.execute(&action_digest, false).unwrap();
     assert!(again.cached_result, "{again:?}");
     assert_eq!(again.result.unwrap().output_files, result.output_files);
+}
+
+/// Uploads the sample input root, a Command and its Action; returns the Action, its digest and
+/// the Command.
+fn upload_sample_action(
+    client: &Client,
+    input: &Path,
+    tag: &str,
+) -> (re::Action, Digest, re::Command) {
+    sample_tree(input);
+    let tree = MerkleTree::from_dir(input).unwrap();
+    client.upload(&tree.blobs()).unwrap();
+    let command = re::Command {
+        arguments: vec![
+            "clang++".into(),
+            "-c".into(),
+            "src/main.cpp".into(),
+            tag.into(),
+        ],
+        output_paths: vec!["out/main.o".into()],
+        ..re::Command::default()
+    };
+    let command_digest = client.upload_bytes(command.encode_to_vec()).unwrap();
+    let action = re::Action {
+        command_digest: Some(command_digest.to_proto()),
+        input_root_digest: Some(tree.root_digest().to_proto()),
+        ..re::Action::default()
+    };
+    let action_digest = client.upload_bytes(action.encode_to_vec()).unwrap();
+    (action, action_digest, command)
+}
+
+#[test]
+fn execute_resumes_with_wait_execution_when_the_server_restarts() {
+    // A server of its own: this test crashes it.
+    let mut grid = BuildGrid::start();
+    let client = grid.client();
+    let scratch = tempfile::tempdir().unwrap();
+    let (action, action_digest, command) =
+        upload_sample_action(&client, &scratch.path().join("input"), "restart");
+    let url = grid.url().to_string();
+    let execution = std::thread::spawn(move || {
+        let client = Client::connect(Endpoint::parse(&url)?)?;
+        client.execute(&action_digest, true)
+    });
+    // Queued, with no bot to run it; then the server dies under the open operation stream.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !execution.is_finished(),
+        "execute() returned with no bot running"
+    );
+    grid.crash_and_restart_server();
+    let url = grid.url().to_string();
+    let bot = std::thread::spawn(move || run_test_bot(&url, action));
+    bot.join()
+        .expect("the bot thread")
+        .expect("the bot's calls");
+    let response = execution.join().expect("the execute thread").unwrap();
+    let result = response.result.expect("an ActionResult");
+    let dest = scratch.path().join("outputs");
+    client.materialise_outputs(&result, &dest).unwrap();
+    assert_eq!(
+        fs::read(dest.join("out/main.o")).unwrap(),
+        bot_output(&command)
+    );
 }
 
 #[test]

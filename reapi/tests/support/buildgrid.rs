@@ -30,6 +30,8 @@ pub struct BuildGrid {
     pg_ctl: PathBuf,
     pg_data: PathBuf,
     postgres_user: Option<(u32, u32)>,
+    bgd: PathBuf,
+    config: PathBuf,
     server: Option<Child>,
     url: String,
 }
@@ -62,6 +64,8 @@ impl BuildGrid {
             pg_ctl: pg_bin.join("pg_ctl"),
             pg_data: dir.path().join("pg/data"),
             postgres_user: postgres_user(),
+            bgd: bgd.clone(),
+            config: PathBuf::new(),
             server: None,
             url: String::new(),
             dir,
@@ -77,21 +81,54 @@ impl BuildGrid {
             "bgd migrate apply",
         );
         let port = free_port();
-        let config = grid.write_config(port, &db);
-        let log = grid.log_file("bgd.log");
-        let mut command = Command::new(&bgd);
+        grid.config = grid.write_config(port, &db);
+        grid.url = format!("grpc://127.0.0.1:{port}");
+        grid.start_server();
+        grid
+    }
+
+    /// Starts `bgd server` (in its own process group) and waits until it serves.
+    fn start_server(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("bgd.log"))
+            .expect("open bgd.log");
+        let mut command = Command::new(&self.bgd);
         command
             .arg("server")
             .arg("start")
-            .arg(&config)
+            .arg(&self.config)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .process_group(0);
-        grid.server = Some(command.spawn().expect("start bgd server"));
-        grid.url = format!("grpc://127.0.0.1:{port}");
-        grid.wait_until_serving();
-        grid
+        self.server = Some(command.spawn().expect("start bgd server"));
+        self.wait_until_serving();
+    }
+
+    /// Stops `bgd server`: SIGTERM to its process group, SIGKILL after 5 s.
+    fn stop_server(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let group = Pid::from_raw(server.id() as i32);
+            let _ = killpg(group, Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(server.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = server.wait();
+        }
+    }
+
+    /// Kills BuildGrid (SIGKILL, as a crash would) and starts it again on the same port and
+    /// database: operations and queued jobs survive in PostgreSQL.
+    pub fn crash_and_restart_server(&mut self) {
+        if let Some(server) = &self.server {
+            let _ = killpg(Pid::from_raw(server.id() as i32), Signal::SIGKILL);
+        }
+        self.stop_server();
+        self.start_server();
     }
 
     /// The server's URL (`grpc://127.0.0.1:PORT`).
@@ -209,10 +246,6 @@ instances:
         path
     }
 
-    fn log_file(&self, name: &str) -> fs::File {
-        fs::File::create(self.dir.path().join(name)).expect("create a log file")
-    }
-
     /// Runs `command` to completion, panicking with its output when it fails.
     fn run_checked(&self, command: &mut Command, what: &str) {
         let out = command
@@ -276,16 +309,7 @@ instances:
 
 impl Drop for BuildGrid {
     fn drop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            let group = Pid::from_raw(server.id() as i32);
-            let _ = killpg(group, Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && matches!(server.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = killpg(group, Signal::SIGKILL);
-            let _ = server.wait();
-        }
+        self.stop_server();
         let _ = self
             .as_postgres(&self.pg_ctl)
             .arg("-D")
