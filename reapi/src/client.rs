@@ -5,7 +5,8 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use prost::Message;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, BinaryMetadataValue};
 use tonic::transport::{Channel, ClientTlsConfig};
 
 use crate::endpoint::Endpoint;
@@ -30,8 +31,12 @@ pub struct Client {
     channel: Channel,
     endpoint: Endpoint,
     headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    request_metadata: BinaryMetadataValue,
     capabilities: OnceLock<Capabilities>,
 }
+
+/// The header REAPI servers read the client's identity from (they log it).
+const REQUEST_METADATA_HEADER: &str = "build.bazel.remote.execution.v2.requestmetadata-bin";
 
 /// What the server supports, from `GetCapabilities`.
 #[derive(Debug, Clone)]
@@ -112,11 +117,19 @@ impl Client {
             })
             .collect::<Result<Vec<_>>>()?;
         let channel = runtime.block_on(open_channel(&endpoint))?;
+        let identity = re::RequestMetadata {
+            tool_details: Some(re::ToolDetails {
+                tool_name: "cmod".to_string(),
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            }),
+            ..re::RequestMetadata::default()
+        };
         Ok(Client {
             runtime,
             channel,
             endpoint,
             headers,
+            request_metadata: BinaryMetadataValue::from_bytes(&identity.encode_to_vec()),
             capabilities: OnceLock::new(),
         })
     }
@@ -169,13 +182,14 @@ impl Client {
         self.runtime.block_on(fut)
     }
 
-    /// A request carrying the endpoint's headers.
+    /// A request carrying the endpoint's headers and REAPI's `RequestMetadata` (tool: cmod).
     pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
         for (key, value) in &self.headers {
             metadata.append(key.clone(), value.clone());
         }
+        metadata.insert_bin(REQUEST_METADATA_HEADER, self.request_metadata.clone());
         request
     }
 
