@@ -7,6 +7,8 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cmod_reapi::proto::build::bazel::remote::execution::v2 as re;
@@ -242,11 +244,21 @@ fn bot_output(command: &re::Command) -> Vec<u8> {
     format!("ran: {}\n", command.arguments.join(" ")).into_bytes()
 }
 
-/// A test bot: creates a session, waits for one lease, checks the action and its command,
-/// uploads an output and completes the lease. Returns the lease id.
+/// A test bot without platform properties: see [`run_bot`].
 fn run_test_bot(url: &str, expected_action: re::Action) -> Result<String, Error> {
+    run_bot(url, "cmod-test-bot", &[], expected_action)
+}
+
+/// A test bot: creates a session with `properties`, waits for one lease, checks the action and
+/// its command, uploads an output and completes the lease. Returns the lease id.
+fn run_bot(
+    url: &str,
+    bot_id: &str,
+    properties: &[(&str, &str)],
+    expected_action: re::Action,
+) -> Result<String, Error> {
     let client = Client::connect(Endpoint::parse(url)?)?;
-    let mut bot = Bot::create(&client, "cmod-test-bot", &[], Duration::from_secs(6))?;
+    let mut bot = Bot::create(&client, bot_id, properties, Duration::from_secs(6))?;
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         let Some(lease) = bot.poll()?.into_iter().next() else {
@@ -384,6 +396,81 @@ fn execute_resumes_with_wait_execution_when_the_server_restarts() {
     bot.join()
         .expect("the bot thread")
         .expect("the bot's calls");
+    let response = execution.join().expect("the execute thread").unwrap();
+    let result = response.result.expect("an ActionResult");
+    let dest = scratch.path().join("outputs");
+    client.materialise_outputs(&result, &dest).unwrap();
+    assert_eq!(
+        fs::read(dest.join("out/main.o")).unwrap(),
+        bot_output(&command)
+    );
+}
+
+/// Runs `execute` for `action_digest` on its own connection and thread.
+fn execute_in_thread(
+    url: &str,
+    action_digest: Digest,
+) -> std::thread::JoinHandle<Result<re::ExecuteResponse, Error>> {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let client = Client::connect(Endpoint::parse(&url)?)?;
+        client.execute(&action_digest, true)
+    })
+}
+
+#[test]
+fn leases_go_only_to_a_bot_whose_platform_matches() {
+    // A server of its own: its bots would take other tests' actions, which have no platform.
+    let grid = BuildGrid::start();
+    let client = grid.client();
+    let scratch = tempfile::tempdir().unwrap();
+    let (mut action, _, command) =
+        upload_sample_action(&client, &scratch.path().join("input"), "platform");
+    // OSFamily and ISA are the keys BuildGrid always matches on; properties sorted by name.
+    let property = |name: &str, value: &str| re::platform::Property {
+        name: name.into(),
+        value: value.into(),
+    };
+    action.platform = Some(re::Platform {
+        properties: vec![property("ISA", "x86-64"), property("OSFamily", "linux")],
+    });
+    let action_digest = client.upload_bytes(action.encode_to_vec()).unwrap();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let (url, stop) = (grid.url().to_string(), done.clone());
+    let wrong_bot = std::thread::spawn(move || -> Result<usize, Error> {
+        let client = Client::connect(Endpoint::parse(&url)?)?;
+        let props = [("OSFamily", "linux"), ("ISA", "aarch64")];
+        let mut bot = Bot::create(
+            &client,
+            "cmod-test-bot-aarch64",
+            &props,
+            Duration::from_secs(5),
+        )?;
+        let mut leases = 0;
+        while !stop.load(Ordering::SeqCst) {
+            leases += bot.poll()?.len();
+        }
+        Ok(leases)
+    });
+    let (url, expected) = (grid.url().to_string(), action.clone());
+    let right_bot = std::thread::spawn(move || {
+        let props = [("OSFamily", "linux"), ("ISA", "x86-64")];
+        run_bot(&url, "cmod-test-bot-x86-64", &props, expected)
+    });
+    let execution = execute_in_thread(grid.url(), action_digest);
+    // The bots first: if the right one gets nothing, execute() would wait for ever.
+    let right = right_bot.join();
+    done.store(true, Ordering::SeqCst);
+    let wrong_leases = wrong_bot
+        .join()
+        .expect("the aarch64 bot")
+        .expect("its calls");
+    assert_eq!(
+        wrong_leases, 0,
+        "the aarch64 bot was handed an x86-64 action"
+    );
+    right.expect("the x86-64 bot").expect("its calls");
     let response = execution.join().expect("the execute thread").unwrap();
     let result = response.result.expect("an ActionResult");
     let dest = scratch.path().join("outputs");
