@@ -5,6 +5,8 @@
 //! spaces are exercised): the PostgreSQL cluster (owned by the `postgres` user when the tests
 //! run as root, as PostgreSQL refuses to run as root), its unix socket, the CAS, the config and
 //! the logs. Missing BuildGrid or PostgreSQL fails the test with what to run: never a skip.
+//! Servers of a test process that was killed (so never dropped them) are stopped by the next
+//! start: each directory records its owner's pid and bgd's process group.
 
 use std::fs;
 use std::net::TcpListener;
@@ -60,6 +62,8 @@ impl BuildGrid {
             .expect("create the server directory");
         // Traversable by the postgres user, which owns only pg/.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        fs::write(dir.path().join("owner.pid"), std::process::id().to_string()).expect("owner.pid");
+        reap_stale_servers(&pg_bin.join("pg_ctl"));
         let mut grid = BuildGrid {
             pg_ctl: pg_bin.join("pg_ctl"),
             pg_data: dir.path().join("pg/data"),
@@ -103,7 +107,10 @@ impl BuildGrid {
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .process_group(0);
-        self.server = Some(command.spawn().expect("start bgd server"));
+        let server = command.spawn().expect("start bgd server");
+        // Its process group, for reap_stale_servers should this test process be killed.
+        fs::write(self.dir.path().join("bgd.pid"), server.id().to_string()).expect("bgd.pid");
+        self.server = Some(server);
         self.wait_until_serving();
     }
 
@@ -310,24 +317,74 @@ instances:
 impl Drop for BuildGrid {
     fn drop(&mut self) {
         self.stop_server();
-        let _ = self
-            .as_postgres(&self.pg_ctl)
-            .arg("-D")
-            .arg(&self.pg_data)
-            .args(["-m", "immediate", "-w", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        // If pg_ctl could not stop it, the postmaster's pid is in its pid file.
-        if let Ok(text) = fs::read_to_string(self.pg_data.join("postmaster.pid")) {
-            if let Some(pid) = text
-                .lines()
-                .next()
-                .and_then(|l| l.trim().parse::<i32>().ok())
-            {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+        stop_postgres(&self.pg_ctl, &self.pg_data, self.postgres_user);
+    }
+}
+
+/// Stops the cluster in `data`: `pg_ctl -m immediate stop`, then SIGKILL to the postmaster
+/// named in its pid file if it is still there.
+fn stop_postgres(pg_ctl: &Path, data: &Path, user: Option<(u32, u32)>) {
+    let mut command = Command::new(pg_ctl);
+    if let Some((uid, gid)) = user {
+        command.uid(uid).gid(gid);
+    }
+    if let Some(dir) = data.parent() {
+        command.current_dir(dir);
+    }
+    let _ = command
+        .arg("-D")
+        .arg(data)
+        .args(["-m", "immediate", "-w", "stop"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Some(pid) = first_number(&data.join("postmaster.pid")) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// The number on the first line of the file `p`.
+fn first_number(p: &Path) -> Option<i32> {
+    let text = fs::read_to_string(p).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
+/// Whether the process `pid` exists and is not a zombie (a killed test process may linger as
+/// one until it is reaped).
+fn process_alive(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
+/// Stops the servers left by test processes that were killed before they could drop them
+/// (their directory names the owner's pid), and removes their directories.
+fn reap_stale_servers(pg_ctl: &Path) {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let ours = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("cmod reapi ");
+        let Some(owner) = first_number(&dir.join("owner.pid")).filter(|_| ours) else {
+            continue;
+        };
+        if process_alive(owner) {
+            continue;
         }
+        if let Some(group) = first_number(&dir.join("bgd.pid")) {
+            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        }
+        stop_postgres(pg_ctl, &dir.join("pg/data"), postgres_user());
+        let _ = fs::remove_dir_all(&dir);
     }
 }
 
