@@ -159,6 +159,8 @@ impl<'c> Bot<'c> {
 
     /// Reports the lease `lease_id` failed with a gRPC `code` and `message` (the action could
     /// not be run; an action that ran and failed is a completed lease with its exit code).
+    /// BuildGrid retries the job (on this or another bot) for `UNAVAILABLE` and `INTERNAL`, and
+    /// otherwise ends the execution with this status.
     pub fn fail(&mut self, lease_id: &str, code: tonic::Code, message: &str) -> Result<()> {
         let status = rpc::Status {
             code: code as i32,
@@ -183,7 +185,11 @@ impl<'c> Bot<'c> {
         lease.state = rw::LeaseState::Completed as i32;
         lease.status = Some(status);
         lease.result = result;
-        self.sync()
+        self.sync()?;
+        // Once reported, a lease with this id is new work again: the server retries a job
+        // under the same id (BuildGrid does for UNAVAILABLE and INTERNAL failures).
+        self.seen.remove(lease_id);
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<()> {

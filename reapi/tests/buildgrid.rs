@@ -481,6 +481,87 @@ fn leases_go_only_to_a_bot_whose_platform_matches() {
     );
 }
 
+/// The lease a bot polls for next (within 60 s), with the Action it carries.
+fn next_lease(bot: &mut Bot) -> Result<(String, re::Action), Error> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(lease) = bot.poll()?.into_iter().next() {
+            let LeaseWork::Action(action) = lease.work else {
+                panic!("BuildGrid sends the Action itself");
+            };
+            return Ok((lease.id, action));
+        }
+    }
+    panic!("no lease within 60 s");
+}
+
+#[test]
+fn failed_leases_are_retried_or_end_the_execution_with_their_status() {
+    // A server of its own: its bot must see only this test's actions.
+    let grid = BuildGrid::start();
+    let client = grid.client();
+    let scratch = tempfile::tempdir().unwrap();
+    let (retried, retried_digest, command) =
+        upload_sample_action(&client, &scratch.path().join("a"), "retried");
+    let (refused, refused_digest, _) =
+        upload_sample_action(&client, &scratch.path().join("b"), "refused");
+    let url = grid.url().to_string();
+    let bot = std::thread::spawn(move || -> Result<(), Error> {
+        let client = Client::connect(Endpoint::parse(&url)?)?;
+        let mut bot = Bot::create(&client, "cmod-test-bot-faults", &[], Duration::from_secs(5))?;
+        let mut retried_id: Option<String> = None;
+        for _ in 0..3 {
+            let (id, action) = next_lease(&mut bot)?;
+            if action == refused {
+                // An action this worker cannot run: FAILED_PRECONDITION ends the execution.
+                bot.fail(
+                    &id,
+                    tonic::Code::FailedPrecondition,
+                    "no clang++-19 on this worker",
+                )?;
+            } else if retried_id.is_none() {
+                // A worker that lost its sandbox: UNAVAILABLE, so the job is handed out again.
+                assert_eq!(action, retried);
+                bot.fail(&id, tonic::Code::Unavailable, "sandbox lost")?;
+                retried_id = Some(id);
+            } else {
+                assert_eq!(action, retried);
+                assert_eq!(Some(&id), retried_id.as_ref(), "the same job, retried");
+                let output = client.upload_bytes(bot_output(&command))?;
+                let result = re::ActionResult {
+                    output_files: vec![re::OutputFile {
+                        path: "out/main.o".into(),
+                        digest: Some(output.to_proto()),
+                        ..re::OutputFile::default()
+                    }],
+                    ..re::ActionResult::default()
+                };
+                bot.complete(&id, &result)?;
+            }
+        }
+        Ok(())
+    });
+    let first = execute_in_thread(grid.url(), retried_digest);
+    let second = execute_in_thread(grid.url(), refused_digest);
+    // The bot first: if it fails, the executions would wait for ever.
+    bot.join()
+        .expect("the bot thread")
+        .expect("the bot's calls");
+    let first_response = first.join().expect("the execute thread").unwrap();
+    let second_response = second.join().expect("the execute thread").unwrap();
+
+    let status = first_response.status.clone().unwrap_or_default();
+    assert_eq!(status.code, 0, "{status:?}");
+    let result = first_response.result.expect("an ActionResult");
+    assert_eq!(result.output_files[0].path, "out/main.o");
+    let status = second_response.status.unwrap_or_default();
+    assert_eq!(
+        tonic::Code::from(status.code),
+        tonic::Code::FailedPrecondition
+    );
+    assert!(status.message.contains("no clang++-19"), "{status:?}");
+}
+
 #[test]
 fn an_unreachable_server_gives_a_clear_error_naming_its_url() {
     // A loopback port nobody listens on.
