@@ -1,0 +1,3 @@
+//! Test support: a private BuildGrid server on loopback.
+
+pub mod buildgrid;
