@@ -67,9 +67,9 @@ pub fn secs_from_env(var: &str, default: u64) -> Duration {
 
 /// `n` bytes in words: `1 MiB (1048576 bytes)`.
 pub fn show_bytes(n: u64) -> String {
-    let unit = if n >= 1 << 20 && n % (1 << 20) == 0 {
+    let unit = if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
-    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
         format!("{} KiB", n >> 10)
     } else {
         return format!("{n} bytes");
