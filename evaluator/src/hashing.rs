@@ -145,33 +145,13 @@ impl Stamp {
 
     /// The stamp of `path`, following symlinks (noted in the input journal).
     pub fn read(path: &Path) -> std::io::Result<Stamp> {
-        match std::fs::metadata(path) {
-            Ok(m) => {
-                let stamp = Stamp::of(&m);
-                journal::note(|| journal::Input::Stamp(path.to_path_buf(), stamp));
-                Ok(stamp)
-            }
-            Err(e) => {
-                journal::note_stat_error(path, &e);
-                Err(e)
-            }
-        }
+        journal::metadata(path, true).map(|m| Stamp::of(&m))
     }
 
     /// The stamp of `path` itself (a symlink is stamped as a link; noted in the input
     /// journal).
     pub fn read_link(path: &Path) -> std::io::Result<Stamp> {
-        match std::fs::symlink_metadata(path) {
-            Ok(m) => {
-                let stamp = Stamp::of(&m);
-                journal::note(|| journal::Input::LinkStamp(path.to_path_buf(), stamp));
-                Ok(stamp)
-            }
-            Err(e) => {
-                journal::note_stat_error(path, &e);
-                Err(e)
-            }
-        }
+        journal::metadata(path, false).map(|m| Stamp::of(&m))
     }
 
     /// Whether the file changed less than `window_ns` before `now_ns`, so a further change

@@ -129,32 +129,30 @@ pub fn read_to_string(path: &Path) -> std::io::Result<String> {
     }
 }
 
+/// `path`'s metadata (symlinks followed when `follow`, else a symlink's own), noting
+/// its stamp, or that nothing is there.
+pub fn metadata(path: &Path, follow: bool) -> std::io::Result<std::fs::Metadata> {
+    let meta = if follow {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    };
+    match &meta {
+        Ok(m) if follow => note(|| Input::Stamp(path.to_path_buf(), Stamp::of(m))),
+        Ok(m) => note(|| Input::LinkStamp(path.to_path_buf(), Stamp::of(m))),
+        Err(e) => note_stat_error(path, e),
+    }
+    meta
+}
+
 /// Whether `path` is a regular file (symlinks followed), noting its stamp.
 pub fn is_file(path: &Path) -> bool {
-    match std::fs::metadata(path) {
-        Ok(m) => {
-            note(|| Input::Stamp(path.to_path_buf(), Stamp::of(&m)));
-            m.is_file()
-        }
-        Err(e) => {
-            note_stat_error(path, &e);
-            false
-        }
-    }
+    metadata(path, true).is_ok_and(|m| m.is_file())
 }
 
 /// Whether `path` is a directory (symlinks followed), noting its stamp.
 pub fn is_dir(path: &Path) -> bool {
-    match std::fs::metadata(path) {
-        Ok(m) => {
-            note(|| Input::Stamp(path.to_path_buf(), Stamp::of(&m)));
-            m.is_dir()
-        }
-        Err(e) => {
-            note_stat_error(path, &e);
-            false
-        }
-    }
+    metadata(path, true).is_ok_and(|m| m.is_dir())
 }
 
 /// `path` resolved, noting the result.

@@ -137,17 +137,7 @@ fn action_cache_update_then_get() {
     assert!(client.get_action_result(&action).unwrap().is_none());
     let stdout = client.upload_bytes(b"compiled\n".to_vec()).unwrap();
     let output = client.upload_bytes(b"object code".to_vec()).unwrap();
-    let result = re::ActionResult {
-        output_files: vec![re::OutputFile {
-            path: "out/a.o".into(),
-            digest: Some(output.to_proto()),
-            is_executable: false,
-            ..re::OutputFile::default()
-        }],
-        exit_code: 0,
-        stdout_digest: Some(stdout.to_proto()),
-        ..re::ActionResult::default()
-    };
+    let result = one_output_result("out/a.o".into(), &output, &stdout);
     client
         .update_action_result(&action, result.clone())
         .unwrap();
@@ -166,6 +156,21 @@ fn action_cache_update_then_get() {
 }
 
 /// A directory with nested content, an executable, an empty file and dir, and a space in names.
+/// A successful action's result: one output file at `path` and what it printed.
+fn one_output_result(path: String, output: &Digest, stdout: &Digest) -> re::ActionResult {
+    re::ActionResult {
+        output_files: vec![re::OutputFile {
+            path,
+            digest: Some(output.to_proto()),
+            is_executable: false,
+            ..re::OutputFile::default()
+        }],
+        exit_code: 0,
+        stdout_digest: Some(stdout.to_proto()),
+        ..re::ActionResult::default()
+    }
+}
+
 fn sample_tree(root: &Path) {
     fs::create_dir_all(root.join("src/mod a")).unwrap();
     fs::create_dir_all(root.join("empty dir")).unwrap();
@@ -278,17 +283,7 @@ fn run_bot(
             .map_err(|e| client_protocol(url, e))?;
         let output = client.upload_bytes(bot_output(&command))?;
         let stdout = client.upload_bytes(b"bot stdout\n".to_vec())?;
-        let result = re::ActionResult {
-            output_files: vec![re::OutputFile {
-                path: command.output_paths[0].clone(),
-                digest: Some(output.to_proto()),
-                is_executable: false,
-                ..re::OutputFile::default()
-            }],
-            exit_code: 0,
-            stdout_digest: Some(stdout.to_proto()),
-            ..re::ActionResult::default()
-        };
+        let result = one_output_result(command.output_paths[0].clone(), &output, &stdout);
         bot.complete(&lease.id, &result)?;
         return Ok(lease.id);
     }

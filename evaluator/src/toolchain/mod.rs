@@ -225,12 +225,8 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(p);
-    match &meta {
-        Ok(m) => crate::journal::note(|| crate::journal::Input::Stamp(p.into(), Stamp::of(m))),
-        Err(e) => crate::journal::note_stat_error(p, e),
-    }
-    meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    crate::journal::metadata(p, true)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn missing_tool(what: &str, looked: &Path, package: &str) -> EvalError {
