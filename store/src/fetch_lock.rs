@@ -12,8 +12,7 @@
 //! while it holds them.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cmod_schema::StorePath;
 use nix::fcntl::{Flock, FlockArg};
@@ -43,13 +42,6 @@ fn lock_file(store: &Store, p: &StorePath) -> PathBuf {
         .join(format!("fetch-{}.lock", p.hash_part()))
 }
 
-fn same_file(f: &File, path: &Path) -> bool {
-    match (f.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
 /// Take the fetch lock of `p`: blocking (`wait`), or only if it is free (`None` if
 /// another process holds it).
 pub fn lock(store: &Store, p: &StorePath, wait: bool) -> Result<Option<FetchLock>, StoreError> {
@@ -71,7 +63,7 @@ pub fn lock(store: &Store, p: &StorePath, wait: bool) -> Result<Option<FetchLock
             Err((_, nix::errno::Errno::EWOULDBLOCK)) if !wait => return Ok(None),
             Err((_, e)) => return Err(StoreError::io("locking", &path, e.into())),
         };
-        if same_file(&flock, &path) {
+        if crate::lock::same_file(&flock, &path) {
             return Ok(Some(FetchLock {
                 flock: Some(flock),
                 path,
@@ -81,9 +73,13 @@ pub fn lock(store: &Store, p: &StorePath, wait: bool) -> Result<Option<FetchLock
     }
 }
 
-/// Delete the fetch-lock files a killed process left (nobody holds them): each is taken
-/// without waiting and deleted while held, as a holder does on release, so a process
-/// waiting on it tries again on a fresh file. Returns how many went.
+/// Delete the fetch-lock and build-lock (`key-*`, [`Lock::acquire_ephemeral`]) files
+/// nobody holds: left by a killed process, or by cmod before 2026-12-05, which kept one
+/// build lock per step for good. Each is taken without waiting and deleted while held,
+/// as a holder does on release, so a process waiting on it tries again on a fresh file.
+/// Returns how many went.
+///
+/// [`Lock::acquire_ephemeral`]: crate::lock::Lock::acquire_ephemeral
 pub fn sweep(store: &Store) -> Result<usize, StoreError> {
     let dir = store.dir("locks");
     let entries = std::fs::read_dir(&dir).map_err(|e| StoreError::io("listing", &dir, e))?;
@@ -91,7 +87,7 @@ pub fn sweep(store: &Store) -> Result<usize, StoreError> {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with("fetch-") && name.ends_with(".lock")) {
+        if !((name.starts_with("fetch-") || name.starts_with("key-")) && name.ends_with(".lock")) {
             continue;
         }
         let path = e.path();
@@ -101,7 +97,7 @@ pub fn sweep(store: &Store) -> Result<usize, StoreError> {
         let Ok(flock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
             continue;
         };
-        if same_file(&flock, &path) && std::fs::remove_file(&path).is_ok() {
+        if crate::lock::same_file(&flock, &path) && std::fs::remove_file(&path).is_ok() {
             removed += 1;
         }
     }
@@ -234,5 +230,20 @@ mod tests {
         assert!(lock_file(&s, &b).exists(), "a held lock stays");
         drop(held);
         assert!(!lock_file(&s, &b).exists());
+        // Build locks too: one left unheld goes, a held one stays; other locks stay.
+        let locks = s.dir("locks");
+        std::fs::write(locks.join("key-left.lock"), "").unwrap();
+        std::fs::write(locks.join("paths-0.lock"), "").unwrap();
+        let held =
+            crate::lock::Lock::acquire_ephemeral(&locks.join("key-held.lock"), "a build").unwrap();
+        assert_eq!(sweep(&s).unwrap(), 1);
+        assert!(!locks.join("key-left.lock").exists());
+        assert!(locks.join("key-held.lock").exists());
+        assert!(
+            locks.join("paths-0.lock").exists(),
+            "a registration lock was swept"
+        );
+        drop(held);
+        assert!(!locks.join("key-held.lock").exists());
     }
 }

@@ -28,6 +28,28 @@ pub const NOTICE_AFTER: Duration = Duration::from_secs(1);
 pub struct Lock {
     _flock: Flock<File>,
     path: PathBuf,
+    /// The lock file is removed on release ([`Lock::acquire_ephemeral`]).
+    ephemeral: bool,
+}
+
+impl Drop for Lock {
+    /// An ephemeral lock's file is removed while the lock is still held (the fields,
+    /// and so the `flock`, drop after this): a process waiting on it then finds that the
+    /// file it locked is no longer the one at its path, and tries again on a new one.
+    fn drop(&mut self) {
+        if self.ephemeral {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether the open `file` is the file at `path` now (not one removed, or replaced, while
+/// its lock was waited for).
+pub(crate) fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// A lock acquisition that has been blocked for [`NOTICE_AFTER`].
@@ -137,7 +159,26 @@ impl Lock {
         Ok(Lock {
             _flock: flock,
             path: path.to_path_buf(),
+            ephemeral: false,
         })
+    }
+
+    /// [`Lock::acquire_for`] for a lock file that exists only while someone holds or
+    /// waits for it (a per-key build lock): it is removed on release, and an acquisition
+    /// that finds its file was removed (or replaced) meanwhile tries again, so two holders
+    /// never hold different files of one path. Lock files of that kind left by a killed
+    /// process are swept ([`crate::fetch_lock::sweep`]).
+    pub fn acquire_ephemeral(path: &Path, what: &str) -> Result<Lock, StoreError> {
+        loop {
+            let flock = lock(open(path)?, path, FlockArg::LockExclusive, what)?;
+            if same_file(&flock, path) {
+                return Ok(Lock {
+                    _flock: flock,
+                    path: path.to_path_buf(),
+                    ephemeral: true,
+                });
+            }
+        }
     }
 
     /// Take the lock only if it is free.
@@ -147,6 +188,7 @@ impl Lock {
             Ok(flock) => Ok(Some(Lock {
                 _flock: flock,
                 path: path.to_path_buf(),
+                ephemeral: false,
             })),
             Err((_, Errno::EWOULDBLOCK)) => Ok(None),
             Err((_, e)) => Err(StoreError::io("locking", path, e.into())),
@@ -390,5 +432,34 @@ mod tests {
             describe(Path::new("/s/v1/locks/key-abc.lock")),
             "a build lock"
         );
+    }
+
+    #[test]
+    fn an_ephemeral_lock_excludes_while_its_file_comes_and_goes() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("key-x.lock");
+        let inside = AtomicBool::new(false);
+        let entered = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        let held = Lock::acquire_ephemeral(&path, "a test").unwrap();
+                        assert!(path.is_file(), "held, but its file is gone");
+                        assert!(!inside.swap(true, Ordering::SeqCst), "two holders at once");
+                        std::thread::sleep(Duration::from_micros(200));
+                        inside.store(false, Ordering::SeqCst);
+                        entered.fetch_add(1, Ordering::SeqCst);
+                        drop(held);
+                    }
+                });
+            }
+        });
+        assert_eq!(entered.load(Ordering::SeqCst), 100);
+        assert!(!path.exists(), "the lock file outlived its last holder");
+        // An ordinary lock keeps its file.
+        drop(Lock::acquire(&t.path().join("gc.lock")).unwrap());
+        assert!(t.path().join("gc.lock").exists());
     }
 }

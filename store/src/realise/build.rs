@@ -200,7 +200,7 @@ impl Run {
 }
 
 fn per_key_lock(store: &Store, key: &ContentHash, name: &str) -> Result<Lock, StoreError> {
-    Lock::acquire_for(
+    Lock::acquire_ephemeral(
         &store
             .dir("locks")
             .join(format!("key-{}.lock", &key.to_text()[7..39])),
