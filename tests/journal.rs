@@ -261,3 +261,36 @@ fn cmod_run_takes_the_journal_and_follows_an_edit() {
     std::fs::write(dir.join("src/value.h"), "#define VALUE 7\n").unwrap();
     assert_eq!(run_it(), ("7".to_string(), false));
 }
+
+#[test]
+fn a_relative_manifest_path_from_another_directory_is_another_package() {
+    let s = Sandbox::new();
+    let a = project(&s);
+    let b = s.dir.path().join("elsewhere").join("greet");
+    common::copy_dir(&a, &b);
+    std::fs::write(b.join("src/value.h"), "#define VALUE 5\n").unwrap();
+    let realise_from = |cwd: &Path| {
+        let out = common::cmod_env(
+            cwd,
+            &s.store(),
+            &[
+                "-v",
+                "--manifest-path",
+                "greet/cmod.toml",
+                "realise",
+                "--message-format",
+                "json",
+            ],
+            &[],
+        );
+        Realised::parse(out).ok()
+    };
+    let (a_parent, b_parent) = (a.parent().unwrap(), b.parent().unwrap());
+    realise_from(a_parent);
+    settle();
+    realise_from(a_parent);
+    assert!(skipped(&realise_from(a_parent)), "no journal was taken");
+    let other = realise_from(b_parent);
+    assert!(!skipped(&other), "another package took this one's journal");
+    assert_eq!(printed(&other), "5");
+}

@@ -33,7 +33,10 @@ pub fn journal_file(
     if args.dry_run || args.check || args.build.locked() || args.run.timings {
         return None;
     }
-    let dir = crate::project::package_dir(cli).ok()?;
+    // Absolute, so each package keeps its own journal: `--manifest-path` may be relative,
+    // and one store serves every package. (A relative one is safe anyway: the evaluation
+    // resolved it, and the journal records what it resolved to.)
+    let dir = crate::project::package_dir(cli).ok()?.canonicalize().ok()?;
     let mut accepted = args.run.accept_outputs_from.clone();
     accepted.sort();
     let parts = [
