@@ -305,33 +305,58 @@ fn realise_and_memo(
 pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     let store = crate::project::open_store(cli)?;
     let progress = Progress::for_run(&args.run, store.store_dir());
-    let journal = journaled::journal_file(cli, args, &store, "realise");
+    let select = || {
+        let loaded = load(cli, &args.build).and_then(|p| {
+            let names = p.select(&args.targets)?;
+            Ok((p, names))
+        });
+        with_json_finish(&progress, loaded)
+    };
+    if args.dry_run {
+        let (project, names) = select()?;
+        project_evaluated(&project, &progress);
+        return dry_run(&project, &names, args, &progress);
+    }
+    let memo = realise_journaled(cli, &store, args, &progress, "realise", select)?;
+    print_out_paths(&store, &memo, args, &progress);
+    Ok(())
+}
+
+/// The memo of the targets `select` evaluates and picks: from the journal of `purpose`
+/// (`realise`, or `run` and its binary) while it holds, else by evaluating (every read
+/// recorded), realising, and journaling those reads.
+fn realise_journaled(
+    cli: &Cli,
+    store: &Store,
+    args: &RealiseArgs,
+    progress: &Progress,
+    purpose: &str,
+    select: impl FnOnce() -> Result<(Project, Vec<(String, String)>), CliError>,
+) -> Result<Memo, CliError> {
+    let journal = journaled::journal_file(cli, args, store, purpose);
     if let Some(file) = &journal {
-        if let Some(memo) = journaled::realise_from(&store, file, args, &progress)? {
-            print_out_paths(&store, &memo, args, &progress);
-            return Ok(());
+        if let Some(memo) = journaled::realise_from(store, file, args, progress)? {
+            return Ok(memo);
         }
     }
     let recording = Recording::start();
-    let loaded = load(cli, &args.build).and_then(|p| {
-        let names = p.select(&args.targets)?;
-        Ok((p, names))
-    });
+    let selected = select();
     let recorded = recording.finish();
-    let (project, names) = with_json_finish(&progress, loaded)?;
+    let (project, names) = selected?;
+    project_evaluated(&project, progress);
+    let memo = realise_selected(&project, &names, args, progress)?;
+    if let Some(file) = &journal {
+        journaled::save(file, recorded, &project, &names, args, &memo);
+    }
+    Ok(memo)
+}
+
+/// Tell `progress` the evaluation is done (its root and scan time, for `--timings`).
+fn project_evaluated(project: &Project, progress: &Progress) {
     progress.evaluated(
         &project.eval.packages.workspace_root,
         project.eval.stats.scan_time,
     );
-    if args.dry_run {
-        return dry_run(&project, &names, args, &progress);
-    }
-    let memo = realise_selected(&project, &names, args, &progress)?;
-    if let Some(file) = &journal {
-        journaled::save(file, recorded, &project, &names, args, &memo);
-    }
-    print_out_paths(&project.store, &memo, args, &progress);
-    Ok(())
 }
 
 /// `--print-out-paths`: the targets' outputs on stdout. With JSON messages the paths are
@@ -442,31 +467,12 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
     };
     // The binary asked for (or the default one) selects the journal.
     let purpose = format!("run {:?}", args.bin);
-    let journal = journaled::journal_file(cli, &as_realise, &store, &purpose);
-    let fast = match &journal {
-        Some(file) => journaled::realise_from(&store, file, &as_realise, &progress)?,
-        None => None,
+    let select = || {
+        let project = load(cli, &args.build)?;
+        let bin = pick_binary(&project, args.bin.as_deref())?;
+        Ok((project, vec![bin]))
     };
-    let memo = match fast {
-        Some(memo) => memo,
-        None => {
-            let recording = Recording::start();
-            let loaded =
-                load(cli, &args.build).and_then(|p| Ok((pick_binary(&p, args.bin.as_deref())?, p)));
-            let recorded = recording.finish();
-            let (bin, project) = loaded?;
-            progress.evaluated(
-                &project.eval.packages.workspace_root,
-                project.eval.stats.scan_time,
-            );
-            let names = [bin];
-            let memo = realise_selected(&project, &names, &as_realise, &progress)?;
-            if let Some(file) = &journal {
-                journaled::save(file, recorded, &project, &names, &as_realise, &memo);
-            }
-            memo
-        }
-    };
+    let memo = realise_journaled(cli, &store, &as_realise, &progress, &purpose, select)?;
     let exe = memo
         .targets
         .first()
