@@ -325,6 +325,20 @@ pub struct RunOpts {
     pub sharing: SharingOpts,
 }
 
+impl RunOpts {
+    /// The typed build settings these options ask for.
+    pub fn settings(&self) -> cmod_ops::build::BuildSettings {
+        cmod_ops::build::BuildSettings {
+            jobs: self.jobs,
+            sandbox: self.sandbox.clone(),
+            keep_failed: self.keep_failed,
+            accept_outputs_from: self.accept_outputs_from.clone(),
+            action_timeout: std::time::Duration::from_secs(self.action_timeout),
+            max_output_size: self.max_output_size,
+        }
+    }
+}
+
 /// Where to substitute from and whom to trust (override user configuration and
 /// `[cache]` in cmod.toml).
 #[derive(Debug, Clone, Args, Default)]

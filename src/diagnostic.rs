@@ -76,6 +76,18 @@ impl From<StoreError> for CliError {
     }
 }
 
+impl From<cmod_ops::OpsError> for CliError {
+    fn from(e: cmod_ops::OpsError) -> Self {
+        match e {
+            cmod_ops::OpsError::Eval(e) => CliError::Eval(e),
+            cmod_ops::OpsError::Store(e) => CliError::Store(e),
+            cmod_ops::OpsError::Usage { message, help } => CliError::Usage { message, help },
+            cmod_ops::OpsError::Sandbox { message, help } => CliError::Sandbox { message, help },
+            cmod_ops::OpsError::Internal(message) => CliError::Internal(message),
+        }
+    }
+}
+
 impl From<cmod_store::realise::RealiseError> for CliError {
     fn from(e: cmod_store::realise::RealiseError) -> Self {
         match e {

@@ -12,7 +12,6 @@ mod editor_schema;
 mod progress;
 mod project;
 mod scan_entries;
-mod scan_source;
 mod source_paths;
 mod timings;
 mod warnings;

@@ -1,5 +1,5 @@
 //! The CLI's side of sharing scan results (`cmod_schema::scan_entry`; the evaluator's
-//! source of them is `scan_source`): `cmod store sign` and builds
+//! source of them is `cmod_ops`' `scan_source`): `cmod store sign` and builds
 //! with `secret-key-files` sign the evaluation's scans into the store; `cmod copy --to`
 //! publishes them.
 

@@ -2,10 +2,9 @@
 //! and `store repair` — the sandbox probe, the realiser's options, pinned-output checks,
 //! and turning failures into one error with the right exit class.
 
-use std::time::Duration;
 
 use cmod_evaluator::derive::Target;
-use cmod_sandbox::{Enforcement, Limits, Mode};
+use cmod_sandbox::Enforcement;
 use cmod_schema::lock::Lockfile;
 use cmod_schema::StorePath;
 use cmod_store::realise::{self, BuildEnv, RealiseOptions};
@@ -18,40 +17,18 @@ use crate::progress::{Progress, Summary};
 use crate::project::Project;
 
 /// Parse and probe the requested sandbox mode: what it will enforce, or exit 2 with the
-/// remedy. A full sandbox without Landlock (a kernel without it) still isolates with its
-/// namespaces, but loses the second layer: that is worth a warning.
+/// remedy; a full sandbox without Landlock is worth a warning.
 pub(crate) fn sandbox_mode(run: &RunOpts) -> Result<Enforcement, CliError> {
-    let mode: Mode = run
-        .sandbox
-        .parse()
-        .map_err(|e: String| CliError::usage(e, None))?;
-    let enforced = cmod_sandbox::probe(mode).map_err(|e| CliError::Sandbox {
-        message: e.to_string(),
-        help: e.remedy().map(str::to_string),
-    })?;
-    if let Some(warning) = missing_landlock_warning(&enforced) {
+    let enforced = run.settings().probe_sandbox()?;
+    if let Some(warning) = cmod_ops::build::missing_landlock_warning(&enforced) {
         errln!("{warning}");
     }
     Ok(enforced)
 }
 
-/// The warning for a full sandbox that runs without Landlock, if that is the case.
-fn missing_landlock_warning(enforced: &Enforcement) -> Option<String> {
-    (enforced.mode == Mode::Full && enforced.landlock_abi.is_none()).then(|| {
-        "warning: this kernel has no Landlock, so the full sandbox runs with its namespaces only \
-         (no second layer restricting files and TCP); enable Landlock (CONFIG_SECURITY_LANDLOCK, \
-         `lsm=landlock,...` on the kernel command line) to restore it"
-            .to_string()
-    })
-}
-
 /// The jobs `-j` asks for, else one per core.
 pub(crate) fn jobs(run: &RunOpts) -> usize {
-    run.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
+    run.settings().jobs()
 }
 
 /// Realise `targets` plainly (no `--check`, no pins, nothing to do after): each
@@ -184,24 +161,19 @@ fn realise_targets(
     };
     crate::scan_entries::sign_as_built(project)?;
     let sources = project.sources()?;
+    let settings = run.settings();
     let env = BuildEnv {
         toolchain: &project.eval.toolchain,
         sandbox: enforced.mode,
-        limits: Limits {
-            timeout: Duration::from_secs(run.action_timeout),
-            max_output_bytes: run.max_output_size,
-        },
-        keep_failed: run.keep_failed,
-        accept_from: run
-            .accept_outputs_from
-            .iter()
-            .map(|m| m.parse::<Mode>().map_err(|e| CliError::usage(e, None)))
-            .collect::<Result<_, _>>()?,
+        limits: settings.limits(),
+        keep_failed: settings.keep_failed,
+        accept_from: settings.accepted_modes()?,
         signing: project.sharing.as_deref().map_or(&[], |s| &s.signing),
+        executor: &realise::LocalSandbox,
     };
     let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
     let options = RealiseOptions {
-        jobs: jobs(run),
+        jobs: settings.jobs(),
         check: request.check,
         sources: &sources,
         previous: request.previous,

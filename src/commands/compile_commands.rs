@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use cmod_evaluator::compdb;
-use cmod_evaluator::deps::Update;
 use cmod_evaluator::git::Rewrites;
 use cmod_evaluator::Evaluation;
 use cmod_store::Store;
@@ -33,7 +32,7 @@ fn evaluate_workspace(
         sharing: None,
         git_rewrites,
     };
-    evaluate_in(store, &scope, build, Update::Nothing, None)
+    evaluate_in(store, &scope, build)
 }
 
 /// `cmod compile-commands [-o FILE]`.

@@ -26,22 +26,14 @@ use crate::diagnostic::CliError;
 use crate::progress::{Progress, Summary};
 use crate::project::{load, Project};
 
-/// The key of a realisation memo: the evaluation's fingerprint (everything the
-/// derivations are computed from), the sandbox mode, the modes whose outputs were accepted
-/// too, and the selected targets.
+/// The key of a realisation memo (see `cmod_ops::build::memo_key`).
 pub(crate) fn memo_key(
     project: &Project,
     mode: Mode,
     run: &RunOpts,
     names: &[String],
 ) -> ContentHash {
-    let mut accepted: Vec<&str> = run.accept_outputs_from.iter().map(String::as_str).collect();
-    accepted.sort();
-    accepted.dedup();
-    let accepted = format!("accept:{}", accepted.join(","));
-    let mut parts = vec![mode.as_str(), accepted.as_str()];
-    parts.extend(names.iter().map(String::as_str));
-    cmod_store::memo::memo_key(&project.eval.fingerprint(), &parts)
+    cmod_ops::build::memo_key(&project.eval, mode, &run.accept_outputs_from, names)
 }
 
 /// The memo under `key` if it can be trusted (every output it names is still valid),
@@ -205,24 +197,6 @@ fn dry_run(
     Ok(())
 }
 
-/// The slot of the memos of `names` realised in `mode` from this package: the memo
-/// last written in it holds the derivations an edit can reuse (see
-/// `cmod_store::realise::RealiseOptions::previous`).
-fn memo_slot(project: &Project, mode: Mode, run: &RunOpts, names: &[String]) -> ContentHash {
-    let root = project
-        .eval
-        .packages
-        .root()
-        .root
-        .to_string_lossy()
-        .into_owned();
-    let anchor = ContentHash::of_file(false, root.as_bytes());
-    let mut parts = vec!["latest", mode.as_str()];
-    parts.extend(run.accept_outputs_from.iter().map(String::as_str));
-    parts.extend(names.iter().map(String::as_str));
-    cmod_store::memo::memo_key(&anchor, &parts)
-}
-
 /// Realise `names` (reusing what the slot's latest memo realised), link the outputs and
 /// write the memo under `memos.0`, as the slot's (`memos.1`) latest, once the compile
 /// database is written.
@@ -249,7 +223,7 @@ fn realise_and_memo(
             });
             (previous, warnings)
         });
-        let targets = project.targets(names);
+        let targets = project.targets(names).map_err(CliError::from);
         (join(probe), targets, join(previous))
     });
     let (previous, warnings) = previous;
@@ -443,7 +417,12 @@ fn realise_loaded(
             Ok(memo)
         }
         None => {
-            let slot = memo_slot(project, mode, &args.run, &shown);
+            let slot = cmod_ops::build::memo_slot(
+                &project.eval,
+                mode,
+                &args.run.accept_outputs_from,
+                &shown,
+            );
             let memos = (&key, &slot);
             realise_and_memo(project, args, names, memos, (pinned, refresh), progress)
         }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cmod_evaluator::derive::{Target, TargetKind};
-use cmod_sandbox::{Action, ExitKind, Limits, Mode, SandboxError};
+use cmod_sandbox::{Action, ExitKind, Mode, SandboxError};
 use serde_json::json;
 
 use crate::cli::{Cli, TestArgs};
@@ -268,10 +268,7 @@ fn run_one(
         toolchain: visible,
         outputs: vec![],
         log_path: log.clone(),
-        limits: Limits {
-            timeout: Duration::from_secs(args.run.action_timeout),
-            max_output_bytes: args.run.max_output_size,
-        },
+        limits: args.run.settings().limits(),
 
         view_slot: None,
     };

@@ -48,7 +48,7 @@ pub(crate) fn resolve_all(
                 out.push(store.parse_path(what)?);
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         let targets = project.targets(&selected)?;
         out.extend(outputs_of(project, &targets)?.into_values());

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use cmod_sandbox::{Action, Limits, Link, Mode, SandboxError};
-use cmod_schema::derivation::{Derivation, InputFrom, Tool, MODULE_MAP};
+use cmod_sandbox::{Limits, Mode, SandboxError};
+use cmod_schema::derivation::{Derivation, InputFrom};
 use cmod_schema::toolchain::ToolchainInfo;
 use cmod_schema::{ContentHash, PathKind, StorePath};
 
@@ -15,7 +15,7 @@ use crate::lock::Lock;
 use crate::registry::Registration;
 use crate::trace::{TraceEntry, TRACE_VERSION};
 
-use super::modules::{module_map, ModuleFile};
+use super::executor::{Executor, Job};
 use super::Step;
 
 /// How builds run.
@@ -34,6 +34,8 @@ pub struct BuildEnv<'a> {
     pub accept_from: Vec<Mode>,
     /// Keys that sign every path and trace entry built.
     pub signing: &'a [crate::sign::SecretKey],
+    /// Where builders run ([`LocalSandbox`](super::LocalSandbox) here, or remotely).
+    pub executor: &'a dyn Executor,
 }
 
 /// Why one derivation could not be realised.
@@ -216,7 +218,6 @@ fn run_builder(
     step: &Step<'_>,
     env: &BuildEnv<'_>,
 ) -> Result<Run, BuildError> {
-    let modules = step.modules;
     let name = resolved.name.clone();
     let st = |source: StoreError| BuildError::Store {
         name: name.clone(),
@@ -233,17 +234,6 @@ fn run_builder(
     std::fs::create_dir_all(&build_dir)
         .map_err(|e| st(StoreError::io("creating", &build_dir, e)))?;
     let log_path = build_dir.with_extension("log");
-    if resolved.bmi_inputs().next().is_some() {
-        let map = build_dir.join(MODULE_MAP);
-        std::fs::write(&map, module_map(modules))
-            .map_err(|e| st(StoreError::io("writing", &map, e)))?;
-    }
-    let mut action = action_for(store, resolved, modules, env, &build_dir, &log_path);
-    // One kept view per step identity (the derivation's name: the same unit, edit after
-    // edit), under the store's `views/`, which GC and repair retire.
-    if step.keep_view {
-        action.view_slot = Some(store.dir("views").join(&resolved.name));
-    }
     let run = Run {
         build_dir: build_dir.clone(),
         log_path: log_path.clone(),
@@ -259,34 +249,45 @@ fn run_builder(
             None
         }
     };
-    let outcome = match cmod_sandbox::run(env.sandbox, &action) {
-        Ok(o) => o,
-        Err(source) => {
+    let job = Job {
+        store,
+        drv_path: step.drv_path,
+        resolved,
+        modules: step.modules,
+        build_dir: &build_dir,
+        log_path: &log_path,
+        keep_view: step.keep_view,
+    };
+    let executed = match env.executor.execute(&job, env) {
+        Ok(executed) => executed,
+        Err(e) => {
             fail(&run);
-            return Err(BuildError::Sandbox { name, source });
+            return Err(e);
         }
     };
-    let log = std::fs::read(&log_path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    if !outcome.exit.success() {
-        let no_space = out_of_space(&log, &build_dir).then(|| store.dir("tmp"));
+    // An executor that ran elsewhere returns the log without leaving it here.
+    if !log_path.exists() {
+        std::fs::write(&log_path, &executed.log)
+            .map_err(|e| st(StoreError::io("writing", &log_path, e)))?;
+    }
+    if let Some(exit) = executed.failure {
+        let no_space = out_of_space(&executed.log, &build_dir).then(|| store.dir("tmp"));
         let kept = fail(&run);
         return Err(BuildError::Failed {
             name,
-            exit: outcome.exit.to_string(),
-            log,
+            exit,
+            log: executed.log,
             kept,
             no_space,
         });
     }
-    if let Err(e) = check_outputs(resolved, &build_dir, &log) {
+    if let Err(e) = check_outputs(resolved, &build_dir, &executed.log) {
         fail(&run);
         return Err(e);
     }
     Ok(Run {
-        landlock_abi: outcome.enforcement.landlock_abi,
-        log,
+        landlock_abi: executed.landlock_abi,
+        log: executed.log,
         ..run
     })
 }
@@ -313,87 +314,6 @@ fn check_outputs(
         })?;
     }
     Ok(())
-}
-
-/// The sandbox action that runs `resolved`'s builder in `build_dir`, logging to
-/// `log_path`.
-fn action_for(
-    store: &Store,
-    resolved: &Derivation,
-    modules: &[ModuleFile],
-    env: &BuildEnv<'_>,
-    build_dir: &std::path::Path,
-    log_path: &std::path::Path,
-) -> Action {
-    let mut links: Vec<Link> = resolved
-        .inputs
-        .iter()
-        .filter_map(|i| match &i.from {
-            InputFrom::Path { path, sub } => Some(Link {
-                at: i.at.clone().into(),
-                store_path: path.to_string(),
-                sub: sub.as_ref().map(PathBuf::from),
-            }),
-            InputFrom::Drv { .. } => None,
-        })
-        .collect();
-    // The BMIs of the module closure that are not direct inputs.
-    let direct: BTreeSet<&str> = resolved.inputs.iter().map(|i| i.at.as_str()).collect();
-    let transitive: Vec<&ModuleFile> = modules
-        .iter()
-        .filter(|m| !direct.contains(m.at.as_str()))
-        .collect();
-    links.extend(transitive.iter().map(|m| Link {
-        at: m.at.clone().into(),
-        store_path: m.path.to_string(),
-        sub: None,
-    }));
-    let mut inputs: BTreeSet<String> = resolved
-        .input_paths()
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
-    inputs.extend(transitive.iter().map(|m| m.path.to_string()));
-    let program = match resolved.tool {
-        Tool::Cxx => env.toolchain.cxx.clone(),
-        Tool::Ar => env.toolchain.ar.clone(),
-    };
-    Action {
-        program,
-        args: resolved.args.clone(),
-        env: resolved
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        build_dir: build_dir.to_path_buf(),
-        store_dir: store.store_dir(),
-        inputs: inputs.into_iter().collect(),
-        links,
-        toolchain: closure_with_host_files(&env.toolchain.closure, resolved),
-        outputs: resolved
-            .outputs
-            .values()
-            .map(|o| PathBuf::from(&o.at))
-            .collect(),
-        log_path: log_path.to_path_buf(),
-        limits: env.limits,
-        view_slot: None,
-    }
-}
-
-/// The host paths a step may see: the toolchain's closure plus the derivation's host
-/// files (system libraries, headers outside the toolchain's directories) that the
-/// closure does not already cover.
-fn closure_with_host_files(closure: &[PathBuf], drv: &Derivation) -> Vec<PathBuf> {
-    let mut out = closure.to_vec();
-    for path in drv.host.keys() {
-        let p = PathBuf::from(path);
-        if !closure.iter().any(|c| p.starts_with(c)) {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Keep the log of a failed attempt to build `drv_path` (under `key`) in the store, so

@@ -15,6 +15,7 @@
 
 mod build;
 pub mod events;
+mod executor;
 mod modules;
 mod reuse;
 mod schedule;
@@ -35,6 +36,7 @@ use rayon::prelude::*;
 use build::Realised;
 pub use build::{BuildEnv, BuildError, Difference};
 pub use events::{Event, Reporter, Silent};
+pub use executor::{Executed, Executor, Job, LocalSandbox};
 pub use modules::{module_closure, module_map, ClosureError, ModuleFile};
 pub use reuse::{Outputs, Previous};
 
@@ -595,6 +597,7 @@ mod tests {
             keep_failed: false,
             accept_from: Vec::new(),
             signing: &[],
+            executor: &LocalSandbox,
         };
         let targets = vec![a.drv_path().unwrap(), b.drv_path().unwrap()];
         let drvs: BTreeMap<StorePath, Derivation> = targets.iter().cloned().zip([a, b]).collect();

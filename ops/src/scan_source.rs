@@ -9,8 +9,6 @@ use cmod_schema::ContentHash;
 use cmod_store::substitute::Sharing;
 use cmod_store::Store;
 
-use crate::cli::BuildOpts;
-
 /// Scan entries from the configured substituters (binary caches), signature-checked and
 /// recorded in the store.
 #[derive(Debug)]
@@ -40,9 +38,9 @@ fn kind_of(class: cmod_schema::diag::ExitClass) -> ErrorKind {
 }
 
 /// Where the evaluator may take scans from: `cfg`'s substituters, when it has binary
-/// caches and the network may be used.
-pub fn source(build: &BuildOpts, store: &Store, cfg: &Arc<Sharing>) -> Option<Arc<dyn ScanSource>> {
+/// caches and the network may be used (not `offline`).
+pub fn source(offline: bool, store: &Store, cfg: &Arc<Sharing>) -> Option<Arc<dyn ScanSource>> {
     let any_cache = cfg.substituters.iter().any(|u| !u.starts_with("ssh://"));
-    (any_cache && !build.offline())
+    (any_cache && !offline)
         .then(|| Arc::new(FromSubstituters(store.clone(), cfg.clone())) as Arc<dyn ScanSource>)
 }

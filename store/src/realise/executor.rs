@@ -1,0 +1,309 @@
+//! Where a resolved step's builder runs: the seam between scheduling and execution.
+//!
+//! The scheduler decides *what* runs (resolution, trace lookups, per-key locks, output
+//! registration and the trace entry stay with it, so every executor's outputs are
+//! hashed, registered and signed the same way); an [`Executor`] only runs one builder
+//! and leaves its declared outputs in the step's build directory. [`LocalSandbox`] runs
+//! it here, in `cmod_sandbox`; a remote executor (REAPI) uploads the inputs, executes the
+//! action elsewhere and downloads the outputs into the same directory.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use cmod_sandbox::{Action, Link};
+use cmod_schema::derivation::{Derivation, InputFrom, Tool, MODULE_MAP};
+use cmod_schema::StorePath;
+
+use super::build::{BuildEnv, BuildError};
+use super::modules::{module_map, ModuleFile};
+use crate::error::StoreError;
+use crate::layout::Store;
+
+/// One builder run an [`Executor`] is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// The store the inputs are in (valid, with every path the step reads).
+    pub store: &'a Store,
+    /// The derivation as evaluated (its path names the step in logs and views).
+    pub drv_path: &'a StorePath,
+    /// The derivation with every input resolved to a store path.
+    pub resolved: &'a Derivation,
+    /// The step's module closure: every BMI it reads, direct or transitive, at its
+    /// stable name.
+    pub modules: &'a [ModuleFile],
+    /// The (existing, empty) directory the builder runs in and leaves its outputs in.
+    pub build_dir: &'a Path,
+    /// Where the builder's output goes (a local builder writes it there; otherwise it is
+    /// written there from [`Executed::log`]).
+    pub log_path: &'a Path,
+    /// Keep the step's view of the store between runs (see `KEEP_VIEWS_UP_TO`).
+    pub keep_view: bool,
+}
+
+/// How a builder run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    /// `None` when it succeeded, else how it ended (`exit code 1`, `signal 9`).
+    pub failure: Option<String>,
+    /// What the builder printed.
+    pub log: String,
+    /// The Landlock ABI that confined it, if any (recorded in the outputs' metadata).
+    pub landlock_abi: Option<u8>,
+}
+
+/// Runs builders. Implementations must run the builder exactly as the local sandbox
+/// would (same argument vector, stable names, environment and sandbox mode), so that
+/// outputs are bit-identical whichever executor made them.
+pub trait Executor: Sync + std::fmt::Debug {
+    /// Run `job`'s builder; on success its declared outputs are in `job.build_dir`. An
+    /// `Err` means the builder could not be run at all (not that it failed).
+    fn execute(&self, job: &Job<'_>, env: &BuildEnv<'_>) -> Result<Executed, BuildError>;
+}
+
+/// Runs each builder on this machine in `cmod_sandbox`, in the mode of the [`BuildEnv`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalSandbox;
+
+impl Executor for LocalSandbox {
+    fn execute(&self, job: &Job<'_>, env: &BuildEnv<'_>) -> Result<Executed, BuildError> {
+        let resolved = job.resolved;
+        if resolved.bmi_inputs().next().is_some() {
+            let map = job.build_dir.join(MODULE_MAP);
+            std::fs::write(&map, module_map(job.modules)).map_err(|e| BuildError::Store {
+                name: resolved.name.clone(),
+                source: StoreError::io("writing", &map, e),
+            })?;
+        }
+        let mut action = action_for(job, env);
+        // One kept view per step identity (the derivation's name: the same unit, edit
+        // after edit), under the store's `views/`, which GC and repair retire.
+        if job.keep_view {
+            action.view_slot = Some(job.store.dir("views").join(&resolved.name));
+        }
+        let outcome =
+            cmod_sandbox::run(env.sandbox, &action).map_err(|source| BuildError::Sandbox {
+                name: resolved.name.clone(),
+                source,
+            })?;
+        let log = std::fs::read(job.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        Ok(Executed {
+            failure: (!outcome.exit.success()).then(|| outcome.exit.to_string()),
+            log,
+            landlock_abi: outcome.enforcement.landlock_abi,
+        })
+    }
+}
+
+/// The sandbox action that runs `job`'s builder in its build directory.
+fn action_for(job: &Job<'_>, env: &BuildEnv<'_>) -> Action {
+    let resolved = job.resolved;
+    let mut links: Vec<Link> = resolved
+        .inputs
+        .iter()
+        .filter_map(|i| match &i.from {
+            InputFrom::Path { path, sub } => Some(Link {
+                at: i.at.clone().into(),
+                store_path: path.to_string(),
+                sub: sub.as_ref().map(PathBuf::from),
+            }),
+            InputFrom::Drv { .. } => None,
+        })
+        .collect();
+    // The BMIs of the module closure that are not direct inputs.
+    let direct: BTreeSet<&str> = resolved.inputs.iter().map(|i| i.at.as_str()).collect();
+    let transitive: Vec<&ModuleFile> = job
+        .modules
+        .iter()
+        .filter(|m| !direct.contains(m.at.as_str()))
+        .collect();
+    links.extend(transitive.iter().map(|m| Link {
+        at: m.at.clone().into(),
+        store_path: m.path.to_string(),
+        sub: None,
+    }));
+    let mut inputs: BTreeSet<String> = resolved
+        .input_paths()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    inputs.extend(transitive.iter().map(|m| m.path.to_string()));
+    let program = match resolved.tool {
+        Tool::Cxx => env.toolchain.cxx.clone(),
+        Tool::Ar => env.toolchain.ar.clone(),
+    };
+    Action {
+        program,
+        args: resolved.args.clone(),
+        env: resolved
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        build_dir: job.build_dir.to_path_buf(),
+        store_dir: job.store.store_dir(),
+        inputs: inputs.into_iter().collect(),
+        links,
+        toolchain: closure_with_host_files(&env.toolchain.closure, resolved),
+        outputs: resolved
+            .outputs
+            .values()
+            .map(|o| PathBuf::from(&o.at))
+            .collect(),
+        log_path: job.log_path.to_path_buf(),
+        limits: env.limits,
+        view_slot: None,
+    }
+}
+
+/// The host paths a step may see: the toolchain's closure plus the derivation's host
+/// files (system libraries, headers outside the toolchain's directories) that the
+/// closure does not already cover.
+fn closure_with_host_files(closure: &[PathBuf], drv: &Derivation) -> Vec<PathBuf> {
+    let mut out = closure.to_vec();
+    for path in drv.host.keys() {
+        let p = PathBuf::from(path);
+        if !closure.iter().any(|c| p.starts_with(c)) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use cmod_sandbox::Mode;
+    use cmod_schema::toolchain::ToolchainInfo;
+
+    use super::super::tests_support::step;
+    use super::super::{realise, RealiseOptions, Silent};
+    use super::*;
+
+    /// Writes `<name> built` into every declared output, or fails the builder of the
+    /// step named `fails`, and records the jobs it was given.
+    #[derive(Debug, Default)]
+    struct Recording {
+        fails: Option<&'static str>,
+        ran: Mutex<Vec<String>>,
+    }
+
+    impl Executor for Recording {
+        fn execute(&self, job: &Job<'_>, _: &BuildEnv<'_>) -> Result<Executed, BuildError> {
+            let name = job.resolved.name.clone();
+            self.ran.lock().unwrap().push(name.clone());
+            if self.fails == Some(name.as_str()) {
+                return Ok(Executed {
+                    failure: Some("exit code 3".into()),
+                    log: "error: remote builder says no\n".into(),
+                    landlock_abi: None,
+                });
+            }
+            for out in job.resolved.outputs.values() {
+                let at = job.build_dir.join(&out.at);
+                std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+                std::fs::write(&at, format!("{name} built")).unwrap();
+            }
+            Ok(Executed {
+                failure: None,
+                log: format!("{name}: warning: from afar\n"),
+                landlock_abi: Some(7),
+            })
+        }
+    }
+
+    fn toolchain(identity: cmod_schema::ContentHash) -> ToolchainInfo {
+        serde_json::from_value(serde_json::json!({
+            "identity": identity,
+            "version": "19.1.7",
+            "version_text": "clang version 19.1.7",
+            "stdlib": "libstdc++",
+            "cxx": "/nonexistent/clang++",
+            "scan_deps": "/nonexistent/clang-scan-deps",
+            "ar": "/nonexistent/llvm-ar",
+            "resource_dir": "/nonexistent",
+            "closure": [],
+        }))
+        .unwrap()
+    }
+
+    /// Every step the scheduler builds goes through the configured executor (none runs
+    /// in the local sandbox, whose clang does not exist here); what it leaves in the
+    /// build directory is registered and recorded like a local build's, so the next
+    /// realisation finds it fresh without asking the executor again. A builder that
+    /// fails there fails the step with its log, and its dependents are skipped.
+    #[test]
+    fn steps_run_through_the_configured_executor() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let a = step("a", &[]);
+        let pa = a.drv_path().unwrap();
+        let b = step("b", &[&pa]);
+        let pb = b.drv_path().unwrap();
+        let tc = toolchain(a.toolchain);
+        let drvs = BTreeMap::from([(pa.clone(), a), (pb.clone(), b)]);
+        let opts = RealiseOptions {
+            jobs: 2,
+            check: false,
+            sources: &[],
+            previous: None,
+            sharing: None,
+        };
+        let run = |executor: &Recording| {
+            let env = BuildEnv {
+                toolchain: &tc,
+                sandbox: Mode::Off,
+                limits: Default::default(),
+                keep_failed: false,
+                accept_from: Vec::new(),
+                signing: &[],
+                executor,
+            };
+            realise(
+                &store,
+                &drvs,
+                std::slice::from_ref(&pb),
+                &env,
+                &opts,
+                &Silent,
+            )
+            .unwrap()
+        };
+
+        let failing = Recording {
+            fails: Some("a.o"),
+            ..Default::default()
+        };
+        let r = run(&failing);
+        assert_eq!(*failing.ran.lock().unwrap(), ["a.o"]);
+        assert_eq!(r.skipped, std::slice::from_ref(&pb));
+        match &r.failures[..] {
+            [(d, BuildError::Failed { exit, log, .. })] => {
+                assert_eq!(d, &pa);
+                assert_eq!(exit, "exit code 3");
+                assert!(log.contains("remote builder says no"), "{log}");
+            }
+            other => panic!("unexpected failures {other:?}"),
+        }
+
+        let remote = Recording::default();
+        let r = run(&remote);
+        assert!(r.success(), "{:?}", r.failures);
+        assert_eq!(*remote.ran.lock().unwrap(), ["a.o", "b.o"]);
+        let obj = &r.outputs[&pb]["obj"];
+        assert_eq!(
+            std::fs::read_to_string(store.path_of(obj)).unwrap(),
+            "b.o built"
+        );
+        let info = store.path_info(obj).unwrap();
+        assert_eq!(info.landlock_abi, Some(7));
+
+        let again = Recording::default();
+        let r = run(&again);
+        assert!(again.ran.lock().unwrap().is_empty());
+        assert_eq!(r.fresh, 2);
+    }
+}
