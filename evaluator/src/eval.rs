@@ -210,7 +210,21 @@ impl Evaluation {
 /// prescan meanwhile); **scan** every unit (cached by content, the standard library's
 /// modules too); build the module **graph**. Derivations are emitted later, on demand
 /// ([`Evaluation::derived`]).
+///
+/// The caches it updates (directory listings, scan results, file hashes) are written on
+/// threads of their own, beside the phases that follow, and all written when it returns,
+/// however it ends.
 pub fn evaluate(
+    dir: &Path,
+    opts: &EvalOptions,
+    fetcher: Option<&Fetcher<'_>>,
+) -> Result<Evaluation, EvalError> {
+    let evaluation = evaluate_phases(dir, opts, fetcher);
+    crate::cache_io::finish_writes();
+    evaluation
+}
+
+fn evaluate_phases(
     dir: &Path,
     opts: &EvalOptions,
     fetcher: Option<&Fetcher<'_>>,
@@ -256,7 +270,7 @@ pub fn evaluate(
         },
         scanned.raw,
     )?;
-    files.save();
+    files.save_later();
     let mut warnings = packages.warnings.clone();
     warnings.extend(member_toolchain_warnings(&packages, &toolchain));
     warnings.extend(graph.warnings.iter().cloned());
@@ -389,7 +403,7 @@ fn prepare(
                 ))
             })
             .collect();
-        listings.save();
+        listings.save_later();
         let lookup = match spawned {
             Some(thread) => thread.join().unwrap_or_else(|_| {
                 Err(EvalError::new(

@@ -32,6 +32,19 @@ struct SortedTable<'a> {
     entries: BTreeMap<&'a PathBuf, &'a Entry>,
 }
 
+/// A table handed to another thread to be written sorted, as [`SortedTable`].
+struct Sorted(Table);
+
+impl Serialize for Sorted {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SortedTable {
+            version: self.0.version,
+            entries: self.0.entries.iter().collect(),
+        }
+        .serialize(s)
+    }
+}
+
 const VERSION: u32 = 2;
 /// The cache's file name in the cache directory (its format version in the name, so
 /// cmod versions using different formats keep separate files).
@@ -119,6 +132,17 @@ impl FileCache {
             }
         }
         Ok(hash)
+    }
+
+    /// [`FileCache::save`] on a thread of its own (see `cache_io::write_json_later`).
+    pub fn save_later(self) {
+        let Some(file) = self.file else { return };
+        if !self.dirty.into_inner().unwrap_or(false) {
+            return;
+        }
+        if let Ok(table) = self.table.into_inner() {
+            crate::cache_io::write_json_later(file, Sorted(table));
+        }
     }
 
     /// Write the cache back if it changed (atomically; failures are ignored: it is a cache).

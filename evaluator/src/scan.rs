@@ -23,7 +23,7 @@ use cmod_schema::diag::Location;
 use cmod_schema::toolchain::ToolchainInfo;
 use serde::{Deserialize, Serialize};
 
-use crate::cache_io::{read_json, write_json_atomic};
+use crate::cache_io::read_json;
 use crate::error::{ErrorKind, EvalError};
 use crate::file_cache::FileCache;
 use crate::lexer::{scan_declarations, Declarations, ImportTarget};
@@ -268,7 +268,10 @@ pub fn scan_package(
             shapes: &shapes,
             new: &new,
         };
-        update_cache(&mut table, items, &results, &fresh, cache_file.as_deref());
+        update_cache(&mut table, items, &results, &fresh);
+        if let Some(file) = cache_file {
+            crate::cache_io::write_json_later(file, table);
+        }
     }
     let results = results
         .into_iter()
@@ -312,13 +315,12 @@ struct Fresh<'a> {
     new: &'a [usize],
 }
 
-/// File the `fresh` results in `table`, forget entries no unit uses any more, and save it.
+/// File the `fresh` results in `table`, and forget entries no unit uses any more.
 fn update_cache(
     table: &mut CacheTable,
     items: &[ScanItem],
     results: &[Option<Scanned>],
     fresh: &Fresh<'_>,
-    file: Option<&Path>,
 ) {
     for &i in fresh.new {
         let Some(result) = results[i].clone() else {
@@ -333,9 +335,6 @@ fn update_cache(
     }
     let live: std::collections::BTreeSet<&str> = fresh.keys.iter().map(String::as_str).collect();
     table.entries.retain(|k, _| live.contains(k.as_str()));
-    if let Some(f) = file {
-        write_json_atomic(f, table);
-    }
 }
 
 /// The shape keys of the `misses` whose sources can be read (one that cannot is scanned,

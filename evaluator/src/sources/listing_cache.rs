@@ -137,6 +137,17 @@ impl ListingCache {
         Ok(entries)
     }
 
+    /// [`ListingCache::save`] on a thread of its own (see `cache_io::write_json_later`).
+    pub fn save_later(self) {
+        let Some(file) = self.file else { return };
+        if !self.dirty.into_inner().unwrap_or(false) {
+            return;
+        }
+        if let Ok(table) = self.table.into_inner() {
+            crate::cache_io::write_json_later(file, table);
+        }
+    }
+
     /// Write the cache back if it changed (atomically; failures are ignored: it is a
     /// cache).
     pub fn save(&self) {

@@ -15,7 +15,7 @@ use crate::lock::Lock;
 use crate::registry::Registration;
 use crate::trace::{TraceEntry, TRACE_VERSION};
 
-use super::executor::{Executor, Job};
+use super::executor::{ExecError, Executor, Job};
 use super::Step;
 
 /// How builds run.
@@ -257,12 +257,18 @@ fn run_builder(
         build_dir: &build_dir,
         log_path: &log_path,
         keep_view: step.keep_view,
+        toolchain: env.toolchain,
+        sandbox: env.sandbox,
+        limits: env.limits,
     };
-    let executed = match env.executor.execute(&job, env) {
+    let executed = match env.executor.execute(&job) {
         Ok(executed) => executed,
         Err(e) => {
             fail(&run);
-            return Err(e);
+            return Err(match e {
+                ExecError::Sandbox(source) => BuildError::Sandbox { name, source },
+                ExecError::Store(source) => BuildError::Store { name, source },
+            });
         }
     };
     // An executor that ran elsewhere returns the log without leaving it here.

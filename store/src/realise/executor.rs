@@ -10,11 +10,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use cmod_sandbox::{Action, Link};
+use cmod_sandbox::{Action, Limits, Link, Mode, SandboxError};
 use cmod_schema::derivation::{Derivation, InputFrom, Tool, MODULE_MAP};
+use cmod_schema::toolchain::ToolchainInfo;
 use cmod_schema::StorePath;
 
-use super::build::{BuildEnv, BuildError};
 use super::modules::{module_map, ModuleFile};
 use crate::error::StoreError;
 use crate::layout::Store;
@@ -38,6 +38,24 @@ pub struct Job<'a> {
     pub log_path: &'a Path,
     /// Keep the step's view of the store between runs (see `KEEP_VIEWS_UP_TO`).
     pub keep_view: bool,
+    /// The toolchain the builder runs with (the one the derivation names).
+    pub toolchain: &'a ToolchainInfo,
+    /// The sandbox mode it runs in (part of the step's trace key).
+    pub sandbox: Mode,
+    /// Its time and output-size limits.
+    pub limits: Limits,
+}
+
+/// Why a builder could not be run at all (a builder that ran and failed is an
+/// [`Executed`] with a `failure`).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The sandbox could not run the builder, or stopped it at a limit.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// Preparing the step's files failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// How a builder run ended.
@@ -57,34 +75,28 @@ pub struct Executed {
 pub trait Executor: Sync + std::fmt::Debug {
     /// Run `job`'s builder; on success its declared outputs are in `job.build_dir`. An
     /// `Err` means the builder could not be run at all (not that it failed).
-    fn execute(&self, job: &Job<'_>, env: &BuildEnv<'_>) -> Result<Executed, BuildError>;
+    fn execute(&self, job: &Job<'_>) -> Result<Executed, ExecError>;
 }
 
-/// Runs each builder on this machine in `cmod_sandbox`, in the mode of the [`BuildEnv`].
+/// Runs each builder on this machine in `cmod_sandbox`, in the job's mode.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalSandbox;
 
 impl Executor for LocalSandbox {
-    fn execute(&self, job: &Job<'_>, env: &BuildEnv<'_>) -> Result<Executed, BuildError> {
+    fn execute(&self, job: &Job<'_>) -> Result<Executed, ExecError> {
         let resolved = job.resolved;
         if resolved.bmi_inputs().next().is_some() {
             let map = job.build_dir.join(MODULE_MAP);
-            std::fs::write(&map, module_map(job.modules)).map_err(|e| BuildError::Store {
-                name: resolved.name.clone(),
-                source: StoreError::io("writing", &map, e),
-            })?;
+            std::fs::write(&map, module_map(job.modules))
+                .map_err(|e| StoreError::io("writing", &map, e))?;
         }
-        let mut action = action_for(job, env);
+        let mut action = action_for(job);
         // One kept view per step identity (the derivation's name: the same unit, edit
         // after edit), under the store's `views/`, which GC and repair retire.
         if job.keep_view {
             action.view_slot = Some(job.store.dir("views").join(&resolved.name));
         }
-        let outcome =
-            cmod_sandbox::run(env.sandbox, &action).map_err(|source| BuildError::Sandbox {
-                name: resolved.name.clone(),
-                source,
-            })?;
+        let outcome = cmod_sandbox::run(job.sandbox, &action)?;
         let log = std::fs::read(job.log_path)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
@@ -97,7 +109,7 @@ impl Executor for LocalSandbox {
 }
 
 /// The sandbox action that runs `job`'s builder in its build directory.
-fn action_for(job: &Job<'_>, env: &BuildEnv<'_>) -> Action {
+fn action_for(job: &Job<'_>) -> Action {
     let resolved = job.resolved;
     let mut links: Vec<Link> = resolved
         .inputs
@@ -130,8 +142,8 @@ fn action_for(job: &Job<'_>, env: &BuildEnv<'_>) -> Action {
         .collect();
     inputs.extend(transitive.iter().map(|m| m.path.to_string()));
     let program = match resolved.tool {
-        Tool::Cxx => env.toolchain.cxx.clone(),
-        Tool::Ar => env.toolchain.ar.clone(),
+        Tool::Cxx => job.toolchain.cxx.clone(),
+        Tool::Ar => job.toolchain.ar.clone(),
     };
     Action {
         program,
@@ -145,14 +157,14 @@ fn action_for(job: &Job<'_>, env: &BuildEnv<'_>) -> Action {
         store_dir: job.store.store_dir(),
         inputs: inputs.into_iter().collect(),
         links,
-        toolchain: closure_with_host_files(&env.toolchain.closure, resolved),
+        toolchain: closure_with_host_files(&job.toolchain.closure, resolved),
         outputs: resolved
             .outputs
             .values()
             .map(|o| PathBuf::from(&o.at))
             .collect(),
         log_path: job.log_path.to_path_buf(),
-        limits: env.limits,
+        limits: job.limits,
         view_slot: None,
     }
 }
@@ -177,24 +189,31 @@ mod tests {
     use std::sync::Mutex;
 
     use cmod_sandbox::Mode;
-    use cmod_schema::toolchain::ToolchainInfo;
 
-    use super::super::tests_support::step;
-    use super::super::{realise, RealiseOptions, Silent};
+    use super::super::tests_support::{absent_toolchain, step};
+    use super::super::{realise, BuildEnv, BuildError, RealiseOptions, Silent};
     use super::*;
 
     /// Writes `<name> built` into every declared output, or fails the builder of the
-    /// step named `fails`, and records the jobs it was given.
+    /// step named `fails`, or cannot run the one named `unreachable` at all, and
+    /// records the jobs it was given.
     #[derive(Debug, Default)]
     struct Recording {
         fails: Option<&'static str>,
+        unreachable: Option<&'static str>,
         ran: Mutex<Vec<String>>,
     }
 
     impl Executor for Recording {
-        fn execute(&self, job: &Job<'_>, _: &BuildEnv<'_>) -> Result<Executed, BuildError> {
+        fn execute(&self, job: &Job<'_>) -> Result<Executed, ExecError> {
             let name = job.resolved.name.clone();
             self.ran.lock().unwrap().push(name.clone());
+            if self.unreachable == Some(name.as_str()) {
+                let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                return Err(
+                    StoreError::io("uploading the inputs to", job.build_dir, refused).into(),
+                );
+            }
             if self.fails == Some(name.as_str()) {
                 return Ok(Executed {
                     failure: Some("exit code 3".into()),
@@ -215,21 +234,6 @@ mod tests {
         }
     }
 
-    fn toolchain(identity: cmod_schema::ContentHash) -> ToolchainInfo {
-        serde_json::from_value(serde_json::json!({
-            "identity": identity,
-            "version": "19.1.7",
-            "version_text": "clang version 19.1.7",
-            "stdlib": "libstdc++",
-            "cxx": "/nonexistent/clang++",
-            "scan_deps": "/nonexistent/clang-scan-deps",
-            "ar": "/nonexistent/llvm-ar",
-            "resource_dir": "/nonexistent",
-            "closure": [],
-        }))
-        .unwrap()
-    }
-
     /// Every step the scheduler builds goes through the configured executor (none runs
     /// in the local sandbox, whose clang does not exist here); what it leaves in the
     /// build directory is registered and recorded like a local build's, so the next
@@ -243,7 +247,7 @@ mod tests {
         let pa = a.drv_path().unwrap();
         let b = step("b", &[&pa]);
         let pb = b.drv_path().unwrap();
-        let tc = toolchain(a.toolchain);
+        let tc = absent_toolchain(a.toolchain);
         let drvs = BTreeMap::from([(pa.clone(), a), (pb.clone(), b)]);
         let opts = RealiseOptions {
             jobs: 2,
@@ -288,6 +292,27 @@ mod tests {
             }
             other => panic!("unexpected failures {other:?}"),
         }
+
+        let unreachable = Recording {
+            unreachable: Some("a.o"),
+            ..Default::default()
+        };
+        let r = run(&unreachable);
+        match &r.failures[..] {
+            [(d, e @ BuildError::Store { name, .. })] => {
+                assert_eq!((d, name.as_str()), (&pa, "a.o"));
+                assert!(e.to_string().contains("uploading the inputs to"), "{e}");
+            }
+            other => panic!("unexpected failures {other:?}"),
+        }
+        // Its build directory is not left behind.
+        let tmp = std::fs::read_dir(store.dir("tmp")).unwrap();
+        let left: Vec<_> = tmp.flatten().map(|e| e.file_name()).collect();
+        assert!(
+            left.iter()
+                .all(|n| !n.to_string_lossy().starts_with("build")),
+            "{left:?}"
+        );
 
         let remote = Recording::default();
         let r = run(&remote);

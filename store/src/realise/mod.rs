@@ -23,7 +23,7 @@ mod schedule;
 /// Test helpers shared with the other modules of the store.
 #[cfg(test)]
 pub(crate) mod tests_support {
-    pub(crate) use super::tests::step;
+    pub(crate) use super::tests::{absent_toolchain, step};
 }
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -36,7 +36,7 @@ use rayon::prelude::*;
 use build::Realised;
 pub use build::{BuildEnv, BuildError, Difference};
 pub use events::{Event, Reporter, Silent};
-pub use executor::{Executed, Executor, Job, LocalSandbox};
+pub use executor::{ExecError, Executed, Executor, Job, LocalSandbox};
 pub use modules::{module_closure, module_map, ClosureError, ModuleFile};
 pub use reuse::{Outputs, Previous};
 
@@ -381,7 +381,7 @@ pub fn realise(
                 reporter,
                 keep_views: fresh_order.len() <= KEEP_VIEWS_UP_TO,
             };
-            scheduler.run(&order, &known)
+            scheduler.run(&order, known)
         });
         // The derivations are written whatever happened; a failure to write them fails
         // the realisation (its out-links would keep them).
@@ -525,6 +525,23 @@ mod tests {
         }
     }
 
+    /// A toolchain description with `identity` whose tools do not exist (nothing may run
+    /// it locally).
+    pub(crate) fn absent_toolchain(identity: ContentHash) -> ToolchainInfo {
+        serde_json::from_value(serde_json::json!({
+            "identity": identity,
+            "version": "19.1.7",
+            "version_text": "clang version 19.1.7",
+            "stdlib": "libstdc++",
+            "cxx": "/nonexistent/clang++",
+            "scan_deps": "/nonexistent/clang-scan-deps",
+            "ar": "/nonexistent/llvm-ar",
+            "resource_dir": "/nonexistent",
+            "closure": [],
+        }))
+        .unwrap()
+    }
+
     /// A diamond plus a chain, written level by level: every `.drv` is valid afterwards,
     /// records its input derivations as references, and a second write is a no-op.
     #[test]
@@ -578,18 +595,7 @@ mod tests {
         let store = Store::open(t.path()).unwrap();
         let a = step("a", &[]);
         let b = step("b", &[]);
-        let toolchain: ToolchainInfo = serde_json::from_value(serde_json::json!({
-            "identity": a.toolchain,
-            "version": "19.1.7",
-            "version_text": "clang version 19.1.7",
-            "stdlib": "libstdc++",
-            "cxx": "/nonexistent/clang++",
-            "scan_deps": "/nonexistent/clang-scan-deps",
-            "ar": "/nonexistent/llvm-ar",
-            "resource_dir": "/nonexistent",
-            "closure": [],
-        }))
-        .unwrap();
+        let toolchain = absent_toolchain(a.toolchain);
         let env = BuildEnv {
             toolchain: &toolchain,
             sandbox: Mode::Off,

@@ -26,7 +26,6 @@ struct Node {
 struct State {
     ready: BinaryHeap<(usize, usize)>,
     waiting_on: Vec<usize>,
-    results: Vec<Option<BTreeMap<String, StorePath>>>,
     running: usize,
     finished: usize,
     stop: bool,
@@ -81,56 +80,53 @@ fn nodes_of(drvs: &super::Index<'_>, order: &[StorePath], index: &Positions<'_>)
 }
 
 impl Scheduler<'_> {
-    /// The state before any step runs: `known` outputs taken (reused ones counted
-    /// fresh), the steps whose inputs are all known ready.
-    fn initial_state(&self, nodes: &[Node], known: &Known) -> State {
+    /// The state before any step runs, and each step's outputs where `known` has them
+    /// (moved, not copied: on a large graph that is thousands of maps): reused ones
+    /// counted fresh, substituted ones listed; the steps whose inputs are all known are
+    /// ready. Also the positions of the reused steps.
+    fn initial_state(&self, nodes: &[Node], known: Known) -> (State, Outcomes, Vec<usize>) {
+        let Known {
+            mut reused,
+            mut substituted,
+        } = known;
         let mut state = State {
             waiting_on: vec![0; nodes.len()],
-            results: vec![None; nodes.len()],
             ..Default::default()
         };
+        let mut done: Outcomes = Vec::with_capacity(nodes.len());
+        let mut fresh = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
-            let outputs = if let Some(outputs) = known.reused.get(&n.drv) {
+            let outputs = if let Some(outputs) = reused.remove(&n.drv) {
                 state.out.fresh += 1;
-                outputs
-            } else if let Some(outputs) = known.substituted.get(&n.drv) {
+                fresh.push(i);
+                Some(outputs)
+            } else if let Some(outputs) = substituted.remove(&n.drv) {
                 state.out.substituted.push(n.drv.clone());
-                outputs
+                Some(outputs)
             } else {
-                continue;
+                None
             };
-            state.results[i] = Some(outputs.clone());
-            state.finished += 1;
-            state.out.outputs.insert(n.drv.clone(), outputs.clone());
+            state.finished += usize::from(outputs.is_some());
+            done.push(outputs.map(OnceLock::from).unwrap_or_default());
         }
         for (i, n) in nodes.iter().enumerate() {
-            let pending = n
-                .deps
-                .iter()
-                .filter(|&&j| state.results[j].is_none())
-                .count();
+            let pending = n.deps.iter().filter(|&&j| done[j].get().is_none()).count();
             state.waiting_on[i] = pending;
-            if pending == 0 && state.results[i].is_none() {
+            if pending == 0 && done[i].get().is_none() {
                 state.ready.push((n.priority, i));
             }
         }
-        state
+        (state, done, fresh)
     }
 
     /// Realise every derivation of `order` that `known` does not cover.
-    pub fn run(&self, order: &[StorePath], known: &Known) -> Result<Realisation, RealiseError> {
+    pub fn run(&self, order: &[StorePath], known: Known) -> Result<Realisation, RealiseError> {
         let index: Positions<'_> = order.iter().enumerate().map(|(i, d)| (d, i)).collect();
         let nodes = nodes_of(self.drvs, order, &index);
-        let state = self.initial_state(&nodes, known);
+        let (state, done, fresh) = self.initial_state(&nodes, known);
         let run = Run {
             index,
-            // Realised outputs, readable without the lock (each is set once), for laying
-            // out module closures.
-            done: state
-                .results
-                .iter()
-                .map(|r| r.clone().map(OnceLock::from).unwrap_or_default())
-                .collect(),
+            done,
             shared: (Mutex::new(state), Condvar::new()),
             nodes,
             sched: self,
@@ -143,28 +139,31 @@ impl Scheduler<'_> {
             // Reused steps are reported fresh once the workers are going: on a large
             // graph that is thousands of messages, which the first step need not wait
             // for.
-            for n in run
-                .nodes
-                .iter()
-                .filter(|n| known.reused.contains_key(&n.drv))
-            {
-                self.reporter.event(&Event::Fresh {
-                    drv: &n.drv,
-                    name: &self.drvs[&n.drv].name,
-                    outputs: &known.reused[&n.drv],
-                });
+            for &i in &fresh {
+                let n = &run.nodes[i];
+                if let Some(outputs) = run.done[i].get() {
+                    self.reporter.event(&Event::Fresh {
+                        drv: &n.drv,
+                        name: &self.drvs[&n.drv].name,
+                        outputs,
+                    });
+                }
             }
         });
         run.finish()
     }
 }
 
+/// Each step's outputs once known (reused, substituted or realised), set once and
+/// readable without the lock (for laying out module closures).
+type Outcomes = Vec<OnceLock<BTreeMap<String, StorePath>>>;
+
 /// One scheduling run.
 struct Run<'a, 's> {
     sched: &'s Scheduler<'a>,
     nodes: Vec<Node>,
     index: Positions<'s>,
-    done: Vec<OnceLock<BTreeMap<String, StorePath>>>,
+    done: Outcomes,
     shared: (Mutex<State>, Condvar),
 }
 
@@ -203,7 +202,9 @@ impl Run<'_, '_> {
                     let inputs = self.nodes[i]
                         .deps
                         .iter()
-                        .filter_map(|&j| Some((self.nodes[j].drv.clone(), st.results[j].clone()?)))
+                        .filter_map(|&j| {
+                            Some((self.nodes[j].drv.clone(), self.done[j].get()?.clone()))
+                        })
                         .collect();
                     return Some((i, inputs));
                 }
@@ -298,12 +299,10 @@ impl Run<'_, '_> {
             st.out.failures.push((drv.clone(), error));
             st.stop = true;
         }
-        st.out.outputs.insert(drv.clone(), outputs.clone());
-        let _ = self.done[i].set(outputs.clone());
-        st.results[i] = Some(outputs);
+        let _ = self.done[i].set(outputs);
         for &j in &node.dependents {
             st.waiting_on[j] = st.waiting_on[j].saturating_sub(1);
-            if st.waiting_on[j] == 0 && st.results[j].is_none() {
+            if st.waiting_on[j] == 0 && self.done[j].get().is_none() {
                 st.ready.push((self.nodes[j].priority, j));
             }
         }
@@ -340,13 +339,19 @@ impl Run<'_, '_> {
                 std::io::Error::other("a worker panicked"),
             )
         })?;
-        for (i, n) in self.nodes.iter().enumerate() {
-            if st.results[i].is_none() && !st.out.failures.iter().any(|(d, _)| *d == n.drv) {
-                s.reporter.event(&Event::Skipped {
-                    drv: &n.drv,
-                    name: &s.drvs[&n.drv].name,
-                });
-                st.out.skipped.push(n.drv.clone());
+        for (n, outputs) in self.nodes.into_iter().zip(self.done) {
+            match outputs.into_inner() {
+                Some(outputs) => {
+                    st.out.outputs.insert(n.drv, outputs);
+                }
+                None if !st.out.failures.iter().any(|(d, _)| *d == n.drv) => {
+                    s.reporter.event(&Event::Skipped {
+                        drv: &n.drv,
+                        name: &s.drvs[&n.drv].name,
+                    });
+                    st.out.skipped.push(n.drv);
+                }
+                None => {}
             }
         }
         Ok(st.out)

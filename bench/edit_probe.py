@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Edit → first compile on an already built project, for comparing cmod binaries (A/B).
+
+    python3 bench/edit_probe.py SIZE_DIR STORE [--runs N] [--start V] [--cmod PATH]
+
+SIZE_DIR is one size directory that bench/scale.py left (e.g. bench/work/scale/m600, the
+3,001-unit chain), holding `proj-cmod/`; STORE is a store it was realised into (e.g.
+`$SIZE_DIR/cmod-store-fill`). Each run edits the marked implementation unit
+(`gen.py --edit-impl`, value V, V+1, ...) and times `cmod realise -j2 --store STORE
+--message-format json` with scale.py's `measure`: the wall time, and the time from the
+command's start to the exec of its first compile (kernel process events; needs root).
+One untimed run comes first, so caches keyed by the binary (the emission record) are
+this binary's. Use a different `--start` for each binary: an edit value another binary
+already built is fresh, and compiles nothing.
+
+This is no side-by-side benchmark (scale.py is: it measures Ninja in the same run and
+writes RESULTS.md); it compares two cmod builds on the same store, with the noise of
+one machine, so run each binary's block more than once, interleaved.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gen  # noqa: E402
+import run as harness  # noqa: E402
+import scale  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("size_dir", type=Path)
+    ap.add_argument("store", type=Path)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--start", type=int, default=7000, help="first edit value")
+    ap.add_argument("--cmod", default=os.environ.get("CMOD_BIN", str(harness.REPO / "target" / "release" / "cmod")))
+    args = ap.parse_args()
+    proj = args.size_dir / "proj-cmod"
+    env = harness.cmod_env(args.size_dir / "cmod-home-probe")
+    cmd = [args.cmod, "realise", "-j2", "--store", str(args.store), "--message-format", "json"]
+    gen.edit_impl(proj, args.start + 10_000)
+    scale.measure(cmd, proj, env=env)
+    firsts, walls = [], []
+    for i in range(args.runs):
+        gen.edit_impl(proj, args.start + i)
+        out = scale.measure(cmd, proj, env=env, execs=True)
+        if out.first_compile is None:
+            sys.exit(f"run {i}: no compile was seen (edit value {args.start + i} already built?)")
+        firsts.append(out.first_compile * 1000)
+        walls.append(out.seconds * 1000)
+    show = lambda xs: " ".join(f"{x:.1f}" for x in xs) + f"  median {statistics.median(xs):.1f}"
+    print(f"{args.cmod}: edit -> first compile's exec, ms: {show(firsts)}")
+    print(f"{args.cmod}: whole edit, ms: {show(walls)}")
+
+
+if __name__ == "__main__":
+    main()
