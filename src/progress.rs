@@ -83,7 +83,7 @@ impl Progress {
         let mut progress = Progress::new(run.message_format, store_dir);
         if run.timings {
             let recorder = crate::timings::Recorder::new(crate::output::process_start());
-            progress.timings = Some((recorder, crate::commands::build::jobs(run)));
+            progress.timings = Some((recorder, run.settings().jobs()));
         }
         progress
     }
@@ -548,7 +548,7 @@ impl Progress {
                 elapsed,
             } => {
                 let started_secs = started.saturating_duration_since(self.started);
-                let warnings = crate::warnings::count(log);
+                let warnings = cmod_store::memo::warning_count(log);
                 self.warnings
                     .fetch_add(warnings as usize, std::sync::atomic::Ordering::Relaxed);
                 let mut line = json!({"reason": "built", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "started_secs": started_secs.as_secs_f64(), "elapsed_secs": elapsed.as_secs_f64(), "warnings": warnings});

@@ -2,7 +2,6 @@
 //! and `store repair` — the sandbox probe, the realiser's options, pinned-output checks,
 //! and turning failures into one error with the right exit class.
 
-
 use cmod_evaluator::derive::Target;
 use cmod_sandbox::Enforcement;
 use cmod_schema::lock::Lockfile;
@@ -24,11 +23,6 @@ pub(crate) fn sandbox_mode(run: &RunOpts) -> Result<Enforcement, CliError> {
         errln!("{warning}");
     }
     Ok(enforced)
-}
-
-/// The jobs `-j` asks for, else one per core.
-pub(crate) fn jobs(run: &RunOpts) -> usize {
-    run.settings().jobs()
 }
 
 /// Realise `targets` plainly (no `--check`, no pins, nothing to do after): each

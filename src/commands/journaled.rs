@@ -14,7 +14,7 @@ use cmod_store::memo::Memo;
 use cmod_store::Store;
 
 use crate::cli::{Cli, RealiseArgs};
-use crate::commands::realise::{finish_fresh, link_outputs, memo_key, trusted_memo};
+use crate::commands::memo::{finish_fresh, link_outputs, memo_key, trusted_memo};
 use crate::diagnostic::CliError;
 use crate::progress::Progress;
 use crate::project::Project;

@@ -10,6 +10,7 @@ pub mod journaled;
 pub mod lock;
 pub mod maintenance;
 pub mod manual;
+pub mod memo;
 pub mod new;
 pub mod realise;
 pub mod repair;

@@ -67,7 +67,7 @@ impl Progress {
                 elapsed,
                 ..
             } => {
-                let count = crate::warnings::count(log);
+                let count = cmod_store::memo::warning_count(log);
                 if count > 0 {
                     self.show_warnings((drv, name), derivation, log, count, false);
                 }

@@ -206,6 +206,13 @@ impl DirStamp {
     }
 }
 
+/// The warnings in a builder's output (what a memo entry's `warnings` counts): clang's
+/// `file:line:col: warning: ...` lines.
+pub fn warning_count(log: &str) -> u32 {
+    let n = log.lines().filter(|l| l.contains(": warning: ")).count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +281,16 @@ mod tests {
         crate::content::remove(&s.path_of(&out)).unwrap();
         assert!(!s.memo_outputs_valid(&key, &memo));
         assert_eq!(s.memo(&key), None);
+    }
+
+    #[test]
+    fn warnings_are_clangs_warning_lines() {
+        let log = "src/a.cpp:3:9: warning: unused variable 'x' [-Wunused-variable]\n    3 |     int x;\n      |         ^\nIn file included from src/a.cpp:1:\nsrc/a.cpp:4:1: warning: no return [-Wreturn-type]\nsrc/a.cpp:2:1: note: declared here\n2 warnings generated.\n";
+        assert_eq!(warning_count(log), 2);
+        assert_eq!(
+            warning_count("src/a.cpp:1:1: error: expected ';'\n1 error generated.\n"),
+            0
+        );
+        assert_eq!(warning_count(""), 0);
     }
 }
