@@ -190,8 +190,8 @@ mod tests {
 
     use cmod_sandbox::Mode;
 
-    use super::super::tests_support::{absent_toolchain, step};
-    use super::super::{realise, BuildEnv, BuildError, RealiseOptions, Silent};
+    use super::super::tests_support::{absent_toolchain, step, two_jobs};
+    use super::super::{realise, BuildEnv, BuildError, Silent};
     use super::*;
 
     /// Writes `<name> built` into every declared output, or fails the builder of the
@@ -249,13 +249,7 @@ mod tests {
         let pb = b.drv_path().unwrap();
         let tc = absent_toolchain(a.toolchain);
         let drvs = BTreeMap::from([(pa.clone(), a), (pb.clone(), b)]);
-        let opts = RealiseOptions {
-            jobs: 2,
-            check: false,
-            sources: &[],
-            previous: None,
-            sharing: None,
-        };
+        let opts = two_jobs();
         let run = |executor: &Recording| {
             let env = BuildEnv {
                 toolchain: &tc,

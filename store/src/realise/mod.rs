@@ -23,7 +23,7 @@ mod schedule;
 /// Test helpers shared with the other modules of the store.
 #[cfg(test)]
 pub(crate) mod tests_support {
-    pub(crate) use super::tests::{absent_toolchain, step};
+    pub(crate) use super::tests::{absent_toolchain, step, two_jobs};
 }
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -525,6 +525,17 @@ mod tests {
         }
     }
 
+    /// Two workers; nothing checked, added, reused or substituted.
+    pub(crate) fn two_jobs() -> RealiseOptions<'static> {
+        RealiseOptions {
+            jobs: 2,
+            check: false,
+            sources: &[],
+            previous: None,
+            sharing: None,
+        }
+    }
+
     /// A toolchain description with `identity` whose tools do not exist (nothing may run
     /// it locally).
     pub(crate) fn absent_toolchain(identity: ContentHash) -> ToolchainInfo {
@@ -607,13 +618,7 @@ mod tests {
         };
         let targets = vec![a.drv_path().unwrap(), b.drv_path().unwrap()];
         let drvs: BTreeMap<StorePath, Derivation> = targets.iter().cloned().zip([a, b]).collect();
-        let opts = RealiseOptions {
-            jobs: 2,
-            check: false,
-            sources: &[],
-            previous: None,
-            sharing: None,
-        };
+        let opts = two_jobs();
         let r = realise(&store, &drvs, &targets, &env, &opts, &PanickingReporter).unwrap();
         assert!(!r.failures.is_empty());
         for (_, e) in &r.failures {
