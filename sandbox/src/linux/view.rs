@@ -198,14 +198,23 @@ fn lock_slot(slot: &Path) -> Option<Flock<std::fs::File>> {
     Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
 }
 
-/// Remove a slot's view, its kept links and their record, and its stale mark.
-fn remove_slot(slot: &Path) -> std::io::Result<()> {
-    for path in [
+/// What [`remove_slot`] removes, in order. The record of the kept links goes first: a
+/// removal killed part way may leave some links and not others, and links without their
+/// record are laid out anew by the next step (`kept_links::update`), while a record
+/// without its links would be believed. The stale mark goes last, so until everything
+/// else is gone the next claim removes the slot again.
+fn slot_parts(slot: &Path) -> [PathBuf; 4] {
+    [
+        with_suffix(slot, ".links.list"),
         slot.to_path_buf(),
         with_suffix(slot, ".links"),
-        with_suffix(slot, ".links.list"),
         with_suffix(slot, ".stale"),
-    ] {
+    ]
+}
+
+/// Remove a slot's view, its kept links and their record, and its stale mark.
+fn remove_slot(slot: &Path) -> std::io::Result<()> {
+    for path in slot_parts(slot) {
         let removed = if path.is_dir() {
             std::fs::remove_dir_all(&path)
         } else {
@@ -259,6 +268,52 @@ fn remove(dir: &Path) {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    /// A slot's removal killed after any of its parts (GC retiring views, killed): the
+    /// next step that claims the slot still lays out every link it asks for. (With the
+    /// links removed before their record, a kill between the two left a record of links
+    /// that no longer existed, and a compile found `bmi/<module>.pcm` missing.)
+    #[test]
+    fn a_slot_removal_killed_part_way_leaves_no_false_record() {
+        let roots = std::collections::BTreeSet::from([PathBuf::from("bmi")]);
+        let t = tempfile::tempdir().unwrap();
+        let action = Action {
+            program: "/bin/true".into(),
+            args: vec![],
+            env: vec![],
+            build_dir: t.path().join("build-1-1"),
+            store_dir: t.path().join("store"),
+            inputs: vec!["h1-a.pcm".into()],
+            links: vec![crate::Link {
+                at: "bmi/a.pcm".into(),
+                store_path: "h1-a.pcm".into(),
+                sub: None,
+            }],
+            toolchain: vec![],
+            outputs: vec!["out/x.o".into()],
+            log_path: t.path().join("log"),
+            limits: crate::Limits::default(),
+            view_slot: None,
+        };
+        for done in 0..=slot_parts(Path::new("s")).len() {
+            let slot = t.path().join(format!("slot-{done}"));
+            let links = super::super::kept_links::update(&slot, &action, &roots)
+                .unwrap()
+                .unwrap();
+            assert!(links.join("bmi/a.pcm").symlink_metadata().is_ok());
+            // As `retire_all` removes a slot nobody holds (no stale mark), killed.
+            for part in slot_parts(&slot).iter().take(done) {
+                let _ = std::fs::remove_dir_all(part).or_else(|_| std::fs::remove_file(part));
+            }
+            let links = super::super::kept_links::update(&slot, &action, &roots)
+                .unwrap()
+                .unwrap();
+            assert!(
+                links.join("bmi/a.pcm").symlink_metadata().is_ok(),
+                "killed after {done} part(s): the link is missing"
+            );
+        }
+    }
 
     #[test]
     fn files_are_linked_and_directories_get_mount_points() {
