@@ -202,7 +202,9 @@ impl ScanCache {
     }
 }
 
-/// Scan the units of the package `scope.root`, using and updating its `cache`.
+/// Scan the units of the package `scope.root`, using and updating its `cache`. The
+/// updated cache is written on a thread of its own: `cache_io::finish_writes` waits for
+/// it (as [`crate::evaluate`] does before it returns).
 pub fn scan_package(
     toolchain: &ToolchainInfo,
     scope: &HeaderScope,
