@@ -53,7 +53,7 @@ pub const FILE_NAME: &str = "files-v2.json";
 /// tick, so their hashes are not cached (nor, for directories, their listings).
 pub(crate) const RACY_WINDOW_NS: i128 = 2_000_000_000;
 
-/// The cache; safe to share between threads. Persisted with [`FileCache::save`].
+/// The cache; safe to share between threads. Persisted with [`FileCache::save_later`].
 #[derive(Debug)]
 pub struct FileCache {
     file: Option<PathBuf>,
@@ -134,7 +134,8 @@ impl FileCache {
         Ok(hash)
     }
 
-    /// [`FileCache::save`] on a thread of its own (see `cache_io::write_json_later`).
+    /// Write the cache back if it changed, on a thread of its own (see
+    /// `cache_io::write_json_later`; failures are ignored: it is a cache).
     pub fn save_later(self) {
         let Some(file) = self.file else { return };
         if !self.dirty.into_inner().unwrap_or(false) {
@@ -142,22 +143,6 @@ impl FileCache {
         }
         if let Ok(table) = self.table.into_inner() {
             crate::cache_io::write_json_later(file, Sorted(table));
-        }
-    }
-
-    /// Write the cache back if it changed (atomically; failures are ignored: it is a cache).
-    pub fn save(&self) {
-        let Some(file) = &self.file else { return };
-        let dirty = self.dirty.lock().map(|d| *d).unwrap_or(false);
-        if !dirty {
-            return;
-        }
-        if let Ok(table) = self.table.lock() {
-            let sorted = SortedTable {
-                version: table.version,
-                entries: table.entries.iter().collect(),
-            };
-            crate::cache_io::write_json_atomic(file, &sorted);
         }
     }
 }
@@ -183,7 +168,8 @@ mod tests {
         let mut c = FileCache::load(cache_file.clone());
         c.racy_window_ns = 0;
         let h1 = c.hash(&p).unwrap();
-        c.save();
+        c.save_later();
+        crate::cache_io::finish_writes();
         let c = FileCache::load(cache_file.clone());
         assert_eq!(c.table.lock().unwrap().entries.len(), 1, "entry persisted");
         assert_eq!(c.hash(&p).unwrap(), h1);

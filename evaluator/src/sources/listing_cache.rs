@@ -64,7 +64,7 @@ const VERSION: u32 = 1;
 /// The cache's file name in the cache directory (its format version in the name).
 pub const FILE_NAME: &str = "listings-v1.json";
 
-/// The cache; shareable by threads. Persisted with [`ListingCache::save`].
+/// The cache; shareable by threads. Persisted with [`ListingCache::save_later`].
 #[derive(Debug)]
 pub struct ListingCache {
     file: Option<PathBuf>,
@@ -137,7 +137,8 @@ impl ListingCache {
         Ok(entries)
     }
 
-    /// [`ListingCache::save`] on a thread of its own (see `cache_io::write_json_later`).
+    /// Write the cache back if it changed, on a thread of its own (see
+    /// `cache_io::write_json_later`; failures are ignored: it is a cache).
     pub fn save_later(self) {
         let Some(file) = self.file else { return };
         if !self.dirty.into_inner().unwrap_or(false) {
@@ -145,18 +146,6 @@ impl ListingCache {
         }
         if let Ok(table) = self.table.into_inner() {
             crate::cache_io::write_json_later(file, table);
-        }
-    }
-
-    /// Write the cache back if it changed (atomically; failures are ignored: it is a
-    /// cache).
-    pub fn save(&self) {
-        let Some(file) = &self.file else { return };
-        if !self.dirty.lock().map(|d| *d).unwrap_or(false) {
-            return;
-        }
-        if let Ok(table) = self.table.lock() {
-            crate::cache_io::write_json_atomic(file, &*table);
         }
     }
 }
@@ -184,7 +173,8 @@ mod tests {
         // Just changed: read, not recorded.
         let cache = ListingCache::load(file.clone());
         assert_eq!(cache.list(&dir).unwrap().len(), 2);
-        cache.save();
+        cache.save_later();
+        crate::cache_io::finish_writes();
         assert!(!file.exists(), "a racy listing was recorded");
         // Settled (no racy window here): recorded, and used by the next evaluation.
         let mut cache = ListingCache::load(file.clone());
@@ -194,7 +184,8 @@ mod tests {
             listed,
             vec![("a".into(), Kind::Dir), ("b.cpp".into(), Kind::File)]
         );
-        cache.save();
+        cache.save_later();
+        crate::cache_io::finish_writes();
         let again = ListingCache::load(file.clone());
         assert!(again.table.lock().unwrap().dirs.contains_key(&dir));
         // The recorded listing is what is returned, not a new read: doctor it to see.
