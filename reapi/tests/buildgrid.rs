@@ -137,7 +137,7 @@ fn action_cache_update_then_get() {
     assert!(client.get_action_result(&action).unwrap().is_none());
     let stdout = client.upload_bytes(b"compiled\n".to_vec()).unwrap();
     let output = client.upload_bytes(b"object code".to_vec()).unwrap();
-    let result = one_output_result("out/a.o".into(), &output, &stdout);
+    let result = one_output_result("out/a.o".into(), &output, Some(&stdout));
     client
         .update_action_result(&action, result.clone())
         .unwrap();
@@ -157,7 +157,7 @@ fn action_cache_update_then_get() {
 
 /// A directory with nested content, an executable, an empty file and dir, and a space in names.
 /// A successful action's result: one output file at `path` and what it printed.
-fn one_output_result(path: String, output: &Digest, stdout: &Digest) -> re::ActionResult {
+fn one_output_result(path: String, output: &Digest, stdout: Option<&Digest>) -> re::ActionResult {
     re::ActionResult {
         output_files: vec![re::OutputFile {
             path,
@@ -166,7 +166,7 @@ fn one_output_result(path: String, output: &Digest, stdout: &Digest) -> re::Acti
             ..re::OutputFile::default()
         }],
         exit_code: 0,
-        stdout_digest: Some(stdout.to_proto()),
+        stdout_digest: stdout.map(Digest::to_proto),
         ..re::ActionResult::default()
     }
 }
@@ -283,7 +283,7 @@ fn run_bot(
             .map_err(|e| client_protocol(url, e))?;
         let output = client.upload_bytes(bot_output(&command))?;
         let stdout = client.upload_bytes(b"bot stdout\n".to_vec())?;
-        let result = one_output_result(command.output_paths[0].clone(), &output, &stdout);
+        let result = one_output_result(command.output_paths[0].clone(), &output, Some(&stdout));
         bot.complete(&lease.id, &result)?;
         return Ok(lease.id);
     }
@@ -523,14 +523,7 @@ fn failed_leases_are_retried_or_end_the_execution_with_their_status() {
                 assert_eq!(action, retried);
                 assert_eq!(Some(&id), retried_id.as_ref(), "the same job, retried");
                 let output = client.upload_bytes(bot_output(&command))?;
-                let result = re::ActionResult {
-                    output_files: vec![re::OutputFile {
-                        path: "out/main.o".into(),
-                        digest: Some(output.to_proto()),
-                        ..re::OutputFile::default()
-                    }],
-                    ..re::ActionResult::default()
-                };
+                let result = one_output_result("out/main.o".into(), &output, None);
                 bot.complete(&id, &result)?;
             }
         }
