@@ -193,35 +193,37 @@ pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// An action whose only links are `links` (stable name, store path), each also an input
+/// (for tests of kept links and views).
+#[cfg(test)]
+pub(super) fn action(links: &[(&str, &str)]) -> Action {
+    Action {
+        program: "/bin/true".into(),
+        args: vec![],
+        env: vec![],
+        build_dir: "/nonexistent/build".into(),
+        store_dir: "/nonexistent/store".into(),
+        inputs: links.iter().map(|(_, p)| p.to_string()).collect(),
+        links: links
+            .iter()
+            .map(|(at, p)| crate::Link {
+                at: at.into(),
+                store_path: p.to_string(),
+                sub: None,
+            })
+            .collect(),
+        toolchain: vec![],
+        outputs: vec!["out/x.o".into()],
+        log_path: "/nonexistent/log".into(),
+        limits: crate::Limits::default(),
+        view_slot: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Limits, Link};
     use std::os::unix::fs::MetadataExt;
-
-    fn action(links: &[(&str, &str)]) -> Action {
-        Action {
-            program: "/bin/true".into(),
-            args: vec![],
-            env: vec![],
-            build_dir: "/nonexistent/build".into(),
-            store_dir: "/nonexistent/store".into(),
-            inputs: links.iter().map(|(_, p)| p.to_string()).collect(),
-            links: links
-                .iter()
-                .map(|(at, p)| Link {
-                    at: at.into(),
-                    store_path: p.to_string(),
-                    sub: None,
-                })
-                .collect(),
-            toolchain: vec![],
-            outputs: vec!["out/x.o".into()],
-            log_path: "/nonexistent/log".into(),
-            limits: Limits::default(),
-            view_slot: None,
-        }
-    }
 
     /// Every entry under `dir`: path, link target (if a link), mtime.
     fn listing(dir: &Path) -> Vec<(PathBuf, Option<PathBuf>, i64)> {

@@ -277,24 +277,7 @@ mod tests {
     fn a_slot_removal_killed_part_way_leaves_no_false_record() {
         let roots = std::collections::BTreeSet::from([PathBuf::from("bmi")]);
         let t = tempfile::tempdir().unwrap();
-        let action = Action {
-            program: "/bin/true".into(),
-            args: vec![],
-            env: vec![],
-            build_dir: t.path().join("build-1-1"),
-            store_dir: t.path().join("store"),
-            inputs: vec!["h1-a.pcm".into()],
-            links: vec![crate::Link {
-                at: "bmi/a.pcm".into(),
-                store_path: "h1-a.pcm".into(),
-                sub: None,
-            }],
-            toolchain: vec![],
-            outputs: vec!["out/x.o".into()],
-            log_path: t.path().join("log"),
-            limits: crate::Limits::default(),
-            view_slot: None,
-        };
+        let action = super::super::kept_links::action(&[("bmi/a.pcm", "h1-a.pcm")]);
         for done in 0..=slot_parts(Path::new("s")).len() {
             let slot = t.path().join(format!("slot-{done}"));
             let links = super::super::kept_links::update(&slot, &action, &roots)
