@@ -356,6 +356,17 @@ pub struct SharingOpts {
     /// Accept unsigned paths and trace entries from remote sources (NOT recommended).
     #[arg(long)]
     pub no_require_sigs: bool,
+    /// A REAPI server (`grpc://host:port`, `grpcs://host[:port]`) whose action cache is
+    /// asked before each step is built and told about each step built here (replaces the
+    /// configured `remote-cache`; headers from $CMOD_REMOTE_HEADERS).
+    #[arg(long, value_name = "URL")]
+    pub remote_cache: Option<String>,
+    /// The REAPI instance name on the remote cache's server.
+    #[arg(long, value_name = "NAME")]
+    pub remote_instance_name: Option<String>,
+    /// Do not use a remote cache, even a configured one.
+    #[arg(long, conflicts_with = "remote_cache")]
+    pub no_remote_cache: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod build;
 pub mod error;
 pub mod journal;
 pub mod project;
+pub mod remote;
 mod scan_source;
 
 pub use error::OpsError;

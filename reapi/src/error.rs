@@ -91,8 +91,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the server is gone (not reachable, or it answered that it is unavailable or
+    /// too slow), as opposed to a bad answer to this one call.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } => true,
+            Error::Server { code, .. } => {
+                matches!(
+                    code,
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+                )
+            }
+            _ => false,
+        }
+    }
+
     /// An [`Error::Io`] for `path`.
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,

@@ -10,11 +10,13 @@
 //! - [`Client`]: the connection; capabilities, CAS, action cache, execution, Bots sessions.
 //! - [`Digest`]: a blob's SHA-256 hash and size.
 //! - [`merkle`]: input roots from a directory on disk, and outputs materialised back to disk.
+//! - [`assemble`]: input roots put together from files, blobs and trees placed at paths.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod action_cache;
+pub mod assemble;
 pub mod bots;
 pub mod cas;
 pub mod client;
@@ -25,6 +27,7 @@ mod execution;
 pub mod merkle;
 pub mod proto;
 
+pub use assemble::RootBuilder;
 pub use bots::{Bot, LeaseAssignment, LeaseWork};
 pub use cas::{Blob, BlobSource, UploadStats};
 pub use client::{Capabilities, Client};

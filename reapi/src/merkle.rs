@@ -24,7 +24,7 @@ use crate::proto::build::bazel::remote::execution::v2 as re;
 pub struct MerkleTree {
     root: Digest,
     directories: BTreeMap<Digest, re::Directory>,
-    files: BTreeMap<Digest, PathBuf>,
+    files: BTreeMap<Digest, BlobSource>,
 }
 
 impl MerkleTree {
@@ -32,13 +32,40 @@ impl MerkleTree {
     /// executable bit (any `x` bit of the mode), subdirectories, and relative symlinks (kept as
     /// symlinks). Absolute symlinks, non-UTF-8 names and special files are refused.
     pub fn from_dir(dir: &Path) -> Result<MerkleTree> {
-        let mut tree = MerkleTree {
+        let mut tree = MerkleTree::empty();
+        tree.root = tree.add_dir(dir)?;
+        Ok(tree)
+    }
+
+    /// A tree with no directories yet (the assembler fills it).
+    pub(crate) fn empty() -> MerkleTree {
+        MerkleTree {
             root: Digest::EMPTY,
             directories: BTreeMap::new(),
             files: BTreeMap::new(),
-        };
-        tree.root = tree.add_dir(dir)?;
-        Ok(tree)
+        }
+    }
+
+    pub(crate) fn set_root(&mut self, root: Digest) {
+        self.root = root;
+    }
+
+    pub(crate) fn add_directory(&mut self, digest: Digest, dir: re::Directory) {
+        self.directories.insert(digest, dir);
+    }
+
+    pub(crate) fn add_file_source(&mut self, digest: Digest, source: BlobSource) {
+        self.files.entry(digest).or_insert(source);
+    }
+
+    /// The `Directory` with digest `digest`, if it is part of the tree.
+    pub(crate) fn directory(&self, digest: &Digest) -> Option<&re::Directory> {
+        self.directories.get(digest)
+    }
+
+    /// Where the content of the file with digest `digest` is, if the tree names it.
+    pub(crate) fn file_source(&self, digest: &Digest) -> Option<BlobSource> {
+        self.files.get(digest).cloned()
     }
 
     /// The digest of the root `Directory`: an Action's `input_root_digest`.
@@ -58,9 +85,9 @@ impl MerkleTree {
             digest: *d,
             source: BlobSource::Bytes(dir.encode_to_vec()),
         });
-        let files = self.files.iter().map(|(d, p)| Blob {
+        let files = self.files.iter().map(|(d, source)| Blob {
             digest: *d,
-            source: BlobSource::File(p.clone()),
+            source: source.clone(),
         });
         dirs.chain(files).collect()
     }
@@ -102,7 +129,9 @@ impl MerkleTree {
                 });
             } else if kind.is_file() {
                 let digest = Digest::of_file(&path)?;
-                self.files.entry(digest).or_insert(path);
+                self.files
+                    .entry(digest)
+                    .or_insert_with(|| BlobSource::File(path.clone()));
                 node.files.push(re::FileNode {
                     name,
                     digest: Some(digest.to_proto()),

@@ -201,6 +201,13 @@ pub struct CacheSettings {
     /// Secret keys to sign every path this machine builds with.
     #[serde(default)]
     pub secret_key_files: Vec<String>,
+    /// A REAPI server whose action cache is asked before each step is built and told about
+    /// each step built (`grpc://host:port` or `grpcs://host[:port]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_cache: Option<String>,
+    /// The REAPI instance name on that server (empty by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_instance_name: Option<String>,
 }
 
 impl CacheSettings {
@@ -224,6 +231,11 @@ impl CacheSettings {
         }
         if self.require_sigs.is_none() {
             self.require_sigs = other.require_sigs;
+        }
+        if self.remote_cache.is_none() {
+            self.remote_cache.clone_from(&other.remote_cache);
+            self.remote_instance_name
+                .clone_from(&other.remote_instance_name);
         }
     }
 }
@@ -288,7 +300,7 @@ pub fn manifest_cache_section(text: &str) -> Result<Option<CacheSettings>, Strin
         substituters: table.substituters,
         trusted_public_keys: table.trusted_public_keys,
         require_sigs: table.require_sigs.map(|r| *r.get_ref()),
-        secret_key_files: Vec::new(),
+        ..CacheSettings::default()
     }))
 }
 

@@ -130,6 +130,21 @@ fn config_schema_matches_the_type() {
     let as_json = serde_json::to_value(toml::from_str::<toml::Value>(text).unwrap()).unwrap();
     assert!(c.is_valid(&as_json));
     assert_eq!(cfg.cache.substituters.len(), 1);
+    let remote =
+        "[cache]\nremote-cache = \"grpc://127.0.0.1:8980\"\nremote-instance-name = \"main\"\n";
+    let cfg = UserConfig::parse(remote).unwrap();
+    assert_eq!(
+        cfg.cache.remote_cache.as_deref(),
+        Some("grpc://127.0.0.1:8980")
+    );
+    assert_eq!(cfg.cache.remote_instance_name.as_deref(), Some("main"));
+    assert!(
+        c.is_valid(&serde_json::to_value(toml::from_str::<toml::Value>(remote).unwrap()).unwrap())
+    );
+    let http = remote.replace("grpc://", "http://");
+    assert!(
+        !c.is_valid(&serde_json::to_value(toml::from_str::<toml::Value>(&http).unwrap()).unwrap())
+    );
     let bad = "[cache]\nsubstituter = []\n";
     assert!(UserConfig::parse(bad).is_err());
     assert!(

@@ -156,6 +156,7 @@ fn realise_targets(
     crate::scan_entries::sign_as_built(project)?;
     let sources = project.sources()?;
     let settings = run.settings();
+    let remote = cmod_ops::remote::remote_cache(project.sharing.as_deref(), &project.store)?;
     let env = BuildEnv {
         toolchain: &project.eval.toolchain,
         sandbox: enforced.mode,
@@ -164,6 +165,9 @@ fn realise_targets(
         accept_from: settings.accepted_modes()?,
         signing: project.sharing.as_deref().map_or(&[], |s| &s.signing),
         executor: &realise::LocalSandbox,
+        step_cache: remote
+            .as_ref()
+            .map(cmod_ops::remote::RemoteCache::step_cache),
     };
     let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
     let options = RealiseOptions {

@@ -104,6 +104,7 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         signing: Vec::new(),
         connect: cli.connect.clone(),
         unavailable: Default::default(),
+        remote_cache: None,
     });
     // One shared GC lock from the first substituted path to the end of the push.
     let (_gc, built) = if paths_given {
@@ -182,6 +183,7 @@ fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         signing: Vec::new(),
         connect: cli.connect.clone(),
         unavailable: Default::default(),
+        remote_cache: None,
     });
     let project = load_sharing(cli, &args.build, cfg.clone())?;
     let _gc = project.store.gc_guard()?;

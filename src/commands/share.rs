@@ -10,7 +10,7 @@ use cmod_schema::cache::{manifest_cache_section, CacheSettings, UserConfig};
 use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{PathKind, StorePath};
 use cmod_store::sign::{SecretKey, TrustedKeys};
-use cmod_store::substitute::Sharing;
+use cmod_store::substitute::{RemoteCacheSetting, Sharing};
 use cmod_store::trace::TraceEntry;
 use cmod_store::transfer::{CopyError, Trust};
 use cmod_store::Store;
@@ -145,7 +145,30 @@ pub fn sharing_for(cli: &Cli) -> Result<Option<Arc<Sharing>>, CliError> {
         signing,
         connect: cli.connect.clone(),
         unavailable: Default::default(),
+        remote_cache: chosen_remote_cache(opts, offline, &s),
     })))
+}
+
+/// The remote cache a building command uses: none with `--no-remote-cache` or
+/// `--offline`, else the flag's, else the configured one.
+fn chosen_remote_cache(
+    opts: &SharingOpts,
+    offline: bool,
+    settings: &CacheSettings,
+) -> Option<RemoteCacheSetting> {
+    if opts.no_remote_cache || offline {
+        return None;
+    }
+    let url = opts
+        .remote_cache
+        .clone()
+        .or_else(|| settings.remote_cache.clone())?;
+    let instance_name = opts
+        .remote_instance_name
+        .clone()
+        .or_else(|| settings.remote_instance_name.clone())
+        .unwrap_or_default();
+    Some(RemoteCacheSetting { url, instance_name })
 }
 
 /// Whether a `what` argument names a store path rather than a target.

@@ -54,9 +54,12 @@ impl Progress {
                 }
                 self.with_bars(|b| b.ended(Some(drv.to_string())));
             }
-            Event::Substituted { name, from, .. } => {
+            Event::Substituted {
+                drv, name, from, ..
+            } => {
                 self.status(&format!("{:>12} {name} from {from}", "Substituted"));
-                self.with_bars(|b| b.ended(None));
+                // A step taken from a remote cache was started (its line is removed).
+                self.with_bars(|b| b.ended(Some(drv.to_string())));
             }
             Event::Warning { .. } => {}
             Event::Built {

@@ -33,6 +33,12 @@ impl Store {
     /// Check the unpacked tree at `tree` against `info` and register it. `tree` is
     /// consumed (moved into the store or deleted), on success and on failure alike.
     pub fn import_tree(&self, tree: &Path, info: &NarInfo) -> Result<PathInfo, ImportError> {
+        self.import_tree_as(tree, &info.path_info(0))
+    }
+
+    /// [`Store::import_tree`] for metadata in the store's own form (its `registered` time
+    /// is replaced by now).
+    pub fn import_tree_as(&self, tree: &Path, info: &PathInfo) -> Result<PathInfo, ImportError> {
         let r = self.import_checked(tree, info);
         if r.is_err() {
             let _ = content::remove(tree);
@@ -40,7 +46,7 @@ impl Store {
         r
     }
 
-    fn import_checked(&self, tree: &Path, info: &NarInfo) -> Result<PathInfo, ImportError> {
+    fn import_checked(&self, tree: &Path, info: &PathInfo) -> Result<PathInfo, ImportError> {
         let shown = info.path.to_string();
         if let Some(missing) = info.references.iter().find(|r| !self.is_valid(r)) {
             return Err(ImportError::Mismatch(format!(
@@ -91,7 +97,10 @@ impl Store {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let meta = info.path_info(registered);
+        let meta = PathInfo {
+            registered,
+            ..info.clone()
+        };
         self.write_path_info(&meta)?;
         Ok(meta)
     }

@@ -193,6 +193,11 @@ impl Store {
         self.v.join(name)
     }
 
+    /// What remote services (REAPI) keep in the store: the Action digests of steps.
+    pub fn remote_dir(&self) -> PathBuf {
+        self.v.join("remote")
+    }
+
     /// The evaluator's cache directory.
     pub fn cache_dir(&self) -> PathBuf {
         self.v.join("cache")

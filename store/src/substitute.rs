@@ -46,6 +46,17 @@ pub struct Sharing {
     pub connect: crate::connect::Connect,
     /// Substituters found unavailable so far by any user of this configuration.
     pub unavailable: Unavailable,
+    /// A REAPI server whose action cache is asked before, and told after, each step.
+    pub remote_cache: Option<RemoteCacheSetting>,
+}
+
+/// Where a REAPI action cache is (see the `cmod-remote` crate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCacheSetting {
+    /// `grpc://host:port` or `grpcs://host[:port]`.
+    pub url: String,
+    /// The REAPI instance name (empty by default).
+    pub instance_name: String,
 }
 
 /// Substituters found unavailable (url → why), shared by the clones of one [`Sharing`]:

@@ -15,7 +15,9 @@ use crate::lock::Lock;
 use crate::registry::Registration;
 use crate::trace::{TraceEntry, TRACE_VERSION};
 
+use super::events::{Event, Reporter};
 use super::executor::{ExecError, Executor, Job};
+use super::step_cache::{self, StepCacheError, StepCacheUse};
 use super::Step;
 
 /// How builds run.
@@ -36,6 +38,9 @@ pub struct BuildEnv<'a> {
     pub signing: &'a [crate::sign::SecretKey],
     /// Where builders run ([`LocalSandbox`](super::LocalSandbox) here, or remotely).
     pub executor: &'a dyn Executor,
+    /// A per-step cache asked before each build and told about each (a REAPI action
+    /// cache), with the trust its answers need; `None` for none.
+    pub step_cache: Option<StepCacheUse<'a>>,
 }
 
 /// Why one derivation could not be realised.
@@ -156,6 +161,11 @@ pub(crate) enum Realised {
         log: String,
     },
     Fresh(BTreeMap<String, StorePath>),
+    /// Fetched from the step cache at `from` (checked and imported).
+    Substituted {
+        outputs: BTreeMap<String, StorePath>,
+        from: String,
+    },
     /// Rebuilt for `--check` and compared with the stored outputs (which stay in use).
     Checked {
         outputs: BTreeMap<String, StorePath>,
@@ -201,6 +211,36 @@ impl Run {
     }
 }
 
+/// A new, empty build directory under the store's `tmp/`.
+fn fresh_build_dir(store: &Store) -> Result<PathBuf, StoreError> {
+    let build_dir = store.temp_path("build");
+    std::fs::create_dir_all(&build_dir).map_err(|e| StoreError::io("creating", &build_dir, e))?;
+    Ok(build_dir)
+}
+
+/// The job that runs `resolved`'s builder for `step` in `build_dir`.
+fn job_for<'a>(
+    store: &'a Store,
+    step: &'a Step<'_>,
+    resolved: &'a Derivation,
+    env: &'a BuildEnv<'_>,
+    build_dir: &'a std::path::Path,
+    log_path: &'a std::path::Path,
+) -> Job<'a> {
+    Job {
+        store,
+        drv_path: step.drv_path,
+        resolved,
+        modules: step.modules,
+        build_dir,
+        log_path,
+        keep_view: step.keep_view,
+        toolchain: env.toolchain,
+        sandbox: env.sandbox,
+        limits: env.limits,
+    }
+}
+
 fn per_key_lock(store: &Store, key: &ContentHash, name: &str) -> Result<Lock, StoreError> {
     Lock::acquire_ephemeral(
         &store
@@ -230,9 +270,7 @@ fn run_builder(
             have: env.toolchain.identity,
         });
     }
-    let build_dir = store.temp_path("build");
-    std::fs::create_dir_all(&build_dir)
-        .map_err(|e| st(StoreError::io("creating", &build_dir, e)))?;
+    let build_dir = fresh_build_dir(store).map_err(st)?;
     let log_path = build_dir.with_extension("log");
     let run = Run {
         build_dir: build_dir.clone(),
@@ -249,18 +287,7 @@ fn run_builder(
             None
         }
     };
-    let job = Job {
-        store,
-        drv_path: step.drv_path,
-        resolved,
-        modules: step.modules,
-        build_dir: &build_dir,
-        log_path: &log_path,
-        keep_view: step.keep_view,
-        toolchain: env.toolchain,
-        sandbox: env.sandbox,
-        limits: env.limits,
-    };
+    let job = job_for(store, step, resolved, env, &build_dir, &log_path);
     let executed = match env.executor.execute(&job) {
         Ok(executed) => executed,
         Err(e) => {
@@ -348,6 +375,7 @@ pub(crate) fn build(
     resolved: &Derivation,
     key: &ContentHash,
     env: &BuildEnv<'_>,
+    reporter: &dyn Reporter,
 ) -> Result<Realised, BuildError> {
     let drv_path = step.drv_path;
     let name = resolved.name.clone();
@@ -358,6 +386,11 @@ pub(crate) fn build(
     let _lock = per_key_lock(store, key, &name).map_err(st)?;
     if let Some(entry) = store.trace_lookup(key) {
         return Ok(Realised::Fresh(entry.outputs));
+    }
+    if let Some(cache) = env.step_cache {
+        if let Some(fetched) = from_step_cache(store, step, resolved, key, env, cache, reporter) {
+            return Ok(fetched);
+        }
     }
     let run = run_builder(store, resolved, step, env)
         .map_err(|e| keep_failure_log(store, drv_path, key, e))?;
@@ -410,11 +443,84 @@ pub(crate) fn build(
     };
     crate::substitute::sign_built(store, env.signing, &mut entry).map_err(st)?;
     store.trace_record(&entry).map_err(st)?;
+    if let Some(cache) = env.step_cache {
+        let job = job_for(store, step, resolved, env, &run.build_dir, &run.log_path);
+        if let Err(e) = cache.cache.publish(&job, &entry) {
+            let message = match e {
+                StepCacheError::Unreachable { .. } => format!("{e}; not sharing what is built"),
+                StepCacheError::Failed { .. } => format!("{e}; {name} was built but not shared"),
+            };
+            reporter.event(&Event::Warning { message: &message });
+        }
+    }
     run.discard();
     Ok(Realised::Built {
         outputs,
         log: run.log,
     })
+}
+
+/// Ask the step cache for `resolved` (keyed `key`); the outputs it had, checked and
+/// imported, or `None` (a miss, or an answer refused with a warning: the step is then
+/// built here).
+fn from_step_cache(
+    store: &Store,
+    step: &Step<'_>,
+    resolved: &Derivation,
+    key: &ContentHash,
+    env: &BuildEnv<'_>,
+    cache: StepCacheUse<'_>,
+    reporter: &dyn Reporter,
+) -> Option<Realised> {
+    let warn = |message: String| reporter.event(&Event::Warning { message: &message });
+    let url = cache.cache.url();
+    let build_dir = match fresh_build_dir(store) {
+        Ok(dir) => dir,
+        Err(e) => {
+            warn(format!(
+                "remote cache `{url}` not asked for {}: {e}",
+                resolved.name
+            ));
+            return None;
+        }
+    };
+    let log_path = build_dir.with_extension("log");
+    let job = job_for(store, step, resolved, env, &build_dir, &log_path);
+    let taken = match cache.cache.fetch(&job, key) {
+        Ok(None) => None,
+        Err(e @ StepCacheError::Unreachable { .. }) => {
+            warn(format!("{e}; building locally instead"));
+            None
+        }
+        Err(e) => {
+            warn(format!("{e}; building {} here", resolved.name));
+            None
+        }
+        Ok(Some(cached)) => match step_cache::accept(&job, resolved, key, &cached, &cache) {
+            Ok(outputs) => match store.trace_record(&cached.entry) {
+                Ok(()) => Some(Realised::Substituted {
+                    outputs,
+                    from: url.clone(),
+                }),
+                Err(e) => {
+                    warn(format!(
+                        "remote cache `{url}`: {e}; building {} here",
+                        resolved.name
+                    ));
+                    None
+                }
+            },
+            Err(why) => {
+                warn(format!(
+                    "remote cache `{url}` has a result for {} that was refused: {why}; building it here",
+                    resolved.name
+                ));
+                None
+            }
+        },
+    };
+    let _ = content::remove(&build_dir);
+    taken
 }
 
 /// Rebuild `resolved` and compare every output with `stored` bit for bit. The stored

@@ -259,6 +259,7 @@ mod tests {
                 accept_from: Vec::new(),
                 signing: &[],
                 executor,
+                step_cache: None,
             };
             realise(
                 &store,

@@ -19,6 +19,7 @@ mod executor;
 mod modules;
 mod reuse;
 mod schedule;
+mod step_cache;
 
 /// Test helpers shared with the other modules of the store.
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use events::{Event, Reporter, Silent};
 pub use executor::{ExecError, Executed, Executor, Job, LocalSandbox};
 pub use modules::{module_closure, module_map, ClosureError, ModuleFile};
 pub use reuse::{Outputs, Previous};
+pub use step_cache::{CachedStep, StepCache, StepCacheError, StepCacheUse};
 
 /// Finding a derivation by its path: the evaluator's sorted map, or an [`Index`] of it
 /// built once for the passes of one realisation (thousands of lookups each).
@@ -474,7 +476,7 @@ fn realise_one(
     });
     let realised = match found {
         Some(entry) => build::check(store, step, &resolved, &key, entry.outputs, env)?,
-        None => build::build(store, step, &resolved, &key, env)?,
+        None => build::build(store, step, &resolved, &key, env, reporter)?,
     };
     Ok((realised, key))
 }
@@ -615,6 +617,7 @@ mod tests {
             accept_from: Vec::new(),
             signing: &[],
             executor: &LocalSandbox,
+            step_cache: None,
         };
         let targets = vec![a.drv_path().unwrap(), b.drv_path().unwrap()];
         let drvs: BTreeMap<StorePath, Derivation> = targets.iter().cloned().zip([a, b]).collect();

@@ -276,6 +276,16 @@ impl Run<'_, '_> {
                 st.out.fresh += 1;
                 outputs
             }
+            Realised::Substituted { outputs, from } => {
+                s.reporter.event(&Event::Substituted {
+                    drv,
+                    name,
+                    outputs: &outputs,
+                    from: &from,
+                });
+                st.out.substituted.push(drv.clone());
+                outputs
+            }
             Realised::Checked {
                 outputs,
                 differences,

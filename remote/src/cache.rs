@@ -1,0 +1,279 @@
+//! [`ReapiCache`]: a REAPI action cache (and its CAS) as cmod's step cache.
+//!
+//! - **Lookup**: the step's Action digest (remembered per trace key, else computed) →
+//!   `GetActionResult` → the cmod record it points at → the outputs, downloaded into the
+//!   step's build directory with every blob verified against its SHA-256 digest. The
+//!   realiser then checks the record's signatures and the outputs' BLAKE3 content hashes
+//!   before anything is registered (`cmod_store::realise::StepCache`).
+//! - **Publish**: after a step is built and signed here (a machine without signing keys
+//!   shares nothing: its unsigned results would be refused by readers, and would replace
+//!   signed ones in the action cache): its outputs, its log, its record,
+//!   its Action and Command are uploaded (only what the server lacks), then
+//!   `UpdateActionResult`. The input root's blobs are not: a cache needs only the key, and
+//!   they are other steps' outputs or sources.
+//! - **Unreachable**: the first failure to reach the server is reported (the realiser warns
+//!   and builds locally); the cache is then off for the rest of the run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use cmod_reapi::proto::build::bazel::remote::execution::v2 as re;
+use cmod_reapi::{Blob, Client, Digest, Endpoint, MerkleTree};
+use cmod_schema::{ContentHash, StorePath};
+use cmod_store::realise::{CachedStep, Job, StepCache, StepCacheError};
+use cmod_store::trace::TraceEntry;
+use cmod_store::Store;
+
+use crate::action::{step_action, ActionMemo};
+use crate::digests::{PathDigests, Placed};
+use crate::record::{self, TraceRecord};
+
+/// A REAPI action cache used as cmod's step cache.
+pub struct ReapiCache {
+    endpoint: Endpoint,
+    client: OnceLock<Result<Client, String>>,
+    digests: PathDigests,
+    memo: ActionMemo,
+    /// Set once the server was found unreachable: the cache is off from then on.
+    off: AtomicBool,
+}
+
+impl std::fmt::Debug for ReapiCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReapiCache")
+            .field("url", &self.endpoint.url())
+            .field("off", &self.off)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a call went wrong: the server is gone (the cache is switched off), or this one
+/// answer is unusable.
+enum Trouble {
+    Gone(String),
+    Bad(String),
+}
+
+impl From<cmod_reapi::Error> for Trouble {
+    fn from(e: cmod_reapi::Error) -> Trouble {
+        if let cmod_reapi::Error::Unreachable { detail, .. } = e {
+            Trouble::Gone(detail)
+        } else if e.is_unreachable() {
+            Trouble::Gone(e.to_string())
+        } else {
+            Trouble::Bad(e.to_string())
+        }
+    }
+}
+
+impl ReapiCache {
+    /// A cache at `endpoint` for `store` (nothing is contacted until the first lookup).
+    pub fn new(endpoint: Endpoint, store: &Store) -> ReapiCache {
+        ReapiCache {
+            endpoint,
+            client: OnceLock::new(),
+            digests: PathDigests::default(),
+            memo: ActionMemo::new(store.remote_dir().join("actions")),
+            off: AtomicBool::new(false),
+        }
+    }
+
+    fn client(&self) -> Result<&Client, Trouble> {
+        let slot = self.client.get_or_init(|| {
+            let gone = |e: cmod_reapi::Error| match Trouble::from(e) {
+                Trouble::Gone(why) | Trouble::Bad(why) => why,
+            };
+            let client = Client::connect(self.endpoint.clone()).map_err(gone)?;
+            let caps = client.capabilities().map_err(gone)?;
+            if !caps.supports_sha256() {
+                return Err(format!(
+                    "the server hashes with {:?}; cmod speaks SHA256 only",
+                    caps.digest_functions
+                ));
+            }
+            Ok(client)
+        });
+        slot.as_ref()
+            .map_err(|reason| Trouble::Gone(reason.clone()))
+    }
+
+    fn url(&self) -> String {
+        self.endpoint.url().to_string()
+    }
+
+    /// The step-cache error for `trouble`, switching the cache off if the server is gone;
+    /// `None` if it was off already (the first caller reported it).
+    fn failed(&self, trouble: Trouble) -> Option<StepCacheError> {
+        match trouble {
+            Trouble::Gone(reason) => {
+                (!self.off.swap(true, Ordering::SeqCst)).then(|| StepCacheError::Unreachable {
+                    url: self.url(),
+                    reason,
+                })
+            }
+            Trouble::Bad(reason) => Some(StepCacheError::Failed {
+                url: self.url(),
+                reason,
+            }),
+        }
+    }
+
+    fn action_digest(&self, job: &Job<'_>, key: &ContentHash) -> Result<Digest, Trouble> {
+        if let Some(d) = self.memo.get(key) {
+            return Ok(d);
+        }
+        let action = step_action(job, &self.digests)
+            .map_err(|e| Trouble::Bad(format!("{}: {e}", job.resolved.name)))?;
+        self.memo.put(key, &action.digest);
+        Ok(action.digest)
+    }
+
+    fn lookup(&self, job: &Job<'_>, key: &ContentHash) -> Result<Option<CachedStep>, Trouble> {
+        let client = self.client()?;
+        let digest = self.action_digest(job, key)?;
+        let Some(result) = client.get_action_result(&digest)? else {
+            return Ok(None);
+        };
+        if result.exit_code != 0 {
+            return Ok(None);
+        }
+        let record_digest = record::record_digest(&result)
+            .map_err(Trouble::Bad)?
+            .ok_or_else(|| {
+                Trouble::Bad(format!(
+                    "the result of {} carries no signed cmod record (written by another client?)",
+                    job.resolved.name
+                ))
+            })?;
+        let record =
+            TraceRecord::parse(&client.read_blob(&record_digest)?).map_err(Trouble::Bad)?;
+        client.materialise_outputs(&result, job.build_dir)?;
+        Ok(Some(CachedStep {
+            entry: record.entry,
+            paths: record.paths,
+        }))
+    }
+
+    fn share(&self, job: &Job<'_>, entry: &TraceEntry) -> Result<(), Trouble> {
+        let client = self.client()?;
+        let action = step_action(job, &self.digests)
+            .map_err(|e| Trouble::Bad(format!("{}: {e}", job.resolved.name)))?;
+        self.memo.put(&entry.key, &action.digest);
+        let mut blobs = vec![
+            Blob::from_bytes(action.action),
+            Blob::from_bytes(action.command),
+        ];
+        let mut result = re::ActionResult::default();
+        let mut paths = Vec::new();
+        for (name, out) in &job.resolved.outputs {
+            let Some(path) = entry.outputs.get(name) else {
+                continue;
+            };
+            let info = job.store.path_info(path);
+            paths.push(info.map_err(|e| Trouble::Bad(format!("the metadata of `{path}`: {e}")))?);
+            self.add_output(job.store, path, &out.at, &mut result, &mut blobs)?;
+        }
+        let log = std::fs::read(job.log_path).unwrap_or_default();
+        if !log.is_empty() {
+            let blob = Blob::from_bytes(log);
+            result.stdout_digest = Some(blob.digest.to_proto());
+            blobs.push(blob);
+        }
+        let record = TraceRecord {
+            version: record::RECORD_VERSION,
+            entry: entry.clone(),
+            paths,
+        };
+        let record_blob = Blob::from_bytes(record.to_bytes());
+        result.execution_metadata = Some(re::ExecutedActionMetadata {
+            worker: "cmod".to_string(),
+            auxiliary_metadata: vec![record::pointer(&record_blob.digest)],
+            ..Default::default()
+        });
+        blobs.push(record_blob);
+        let digests: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
+        let missing: std::collections::HashSet<Digest> =
+            client.find_missing(&digests)?.into_iter().collect();
+        blobs.retain(|b| missing.contains(&b.digest));
+        client.upload(&blobs)?;
+        client.update_action_result(&action.digest, result)?;
+        Ok(())
+    }
+
+    /// Describe the output `path` (laid out at `at`) in `result` and queue its blobs.
+    fn add_output(
+        &self,
+        store: &Store,
+        path: &StorePath,
+        at: &str,
+        result: &mut re::ActionResult,
+        blobs: &mut Vec<Blob>,
+    ) -> Result<(), cmod_reapi::Error> {
+        match self.digests.get(store, path, None)? {
+            Placed::File {
+                digest,
+                executable,
+                path: on_disk,
+            } => {
+                blobs.push(Blob {
+                    digest,
+                    source: cmod_reapi::BlobSource::File(on_disk),
+                });
+                result.output_files.push(re::OutputFile {
+                    path: at.to_string(),
+                    digest: Some(digest.to_proto()),
+                    is_executable: executable,
+                    ..Default::default()
+                });
+            }
+            Placed::Tree(tree) => {
+                let tree_blob = tree_blob(&tree);
+                result.output_directories.push(re::OutputDirectory {
+                    path: at.to_string(),
+                    tree_digest: Some(tree_blob.digest.to_proto()),
+                    ..Default::default()
+                });
+                blobs.extend(tree.blobs());
+                blobs.push(tree_blob);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn tree_blob(tree: &MerkleTree) -> Blob {
+    use prost::Message;
+    Blob::from_bytes(tree.to_tree().encode_to_vec())
+}
+
+impl StepCache for ReapiCache {
+    fn url(&self) -> String {
+        ReapiCache::url(self)
+    }
+
+    fn fetch(
+        &self,
+        job: &Job<'_>,
+        key: &ContentHash,
+    ) -> Result<Option<CachedStep>, StepCacheError> {
+        if self.off.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        match self.lookup(job, key) {
+            Ok(found) => Ok(found),
+            Err(e) => self.failed(e).map_or(Ok(None), Err),
+        }
+    }
+
+    fn publish(&self, job: &Job<'_>, entry: &TraceEntry) -> Result<(), StepCacheError> {
+        // An unsigned result would be refused by every reader that requires signatures (the
+        // default) and would replace a signed one: only machines that sign share.
+        if self.off.load(Ordering::SeqCst) || entry.signatures.is_empty() {
+            return Ok(());
+        }
+        match self.share(job, entry) {
+            Ok(()) => Ok(()),
+            Err(e) => self.failed(e).map_or(Ok(()), Err),
+        }
+    }
+}
