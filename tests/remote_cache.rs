@@ -75,6 +75,7 @@ impl Setup {
     fn publish(&self, store: &Path) -> Realised {
         let r = self.realise(store, Some(&self.signing_config), &[]).ok();
         assert_eq!(r.built().len(), 6, "{}", r.stderr());
+        assert!(!r.stderr().contains("not shared"), "{}", r.stderr());
         r
     }
 }

@@ -15,6 +15,8 @@ use crate::OpsError;
 pub struct RemoteCache {
     cache: ReapiCache,
     trust: Trust,
+    url: String,
+    signs: bool,
 }
 
 impl RemoteCache {
@@ -24,6 +26,17 @@ impl RemoteCache {
             cache: &self.cache,
             trust: &self.trust,
         }
+    }
+
+    /// What to tell the user before building: a machine that signs nothing shares
+    /// nothing (the realiser publishes only signed results).
+    pub fn unshared_note(&self) -> Option<String> {
+        (!self.signs).then(|| {
+            format!(
+                "steps built here are not shared with the remote cache `{}`: this machine signs nothing (add `secret-key-files` under [cache] in the user configuration to share them)",
+                self.url
+            )
+        })
     }
 }
 
@@ -41,6 +54,8 @@ pub fn remote_cache(
     Ok(Some(RemoteCache {
         cache: ReapiCache::new(endpoint, store),
         trust: sharing.trust.clone(),
+        url: setting.url.clone(),
+        signs: !sharing.signing.is_empty(),
     }))
 }
 

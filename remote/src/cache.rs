@@ -1,15 +1,14 @@
 //! [`ReapiCache`]: a REAPI action cache (and its CAS) as cmod's step cache.
 //!
 //! - **Lookup**: the step's Action digest (remembered per trace key, else computed) →
-//!   `GetActionResult` → the cmod record it points at → the outputs, downloaded into the
+//!   `GetActionResult` → the cmod record it carries → the outputs, downloaded into the
 //!   step's build directory with every blob verified against its SHA-256 digest. The
 //!   realiser then checks the record's signatures and the outputs' BLAKE3 content hashes
 //!   before anything is registered (`cmod_store::realise::StepCache`).
-//! - **Publish**: after a step is built and signed here (a machine without signing keys
-//!   shares nothing: its unsigned results would be refused by readers, and would replace
-//!   signed ones in the action cache): its outputs, its log, its record,
-//!   its Action and Command are uploaded (only what the server lacks), then
-//!   `UpdateActionResult`. The input root's blobs are not: a cache needs only the key, and
+//! - **Publish**: after a step is built and signed here (the realiser shares nothing
+//!   unsigned): its outputs, its log, its Action and Command are
+//!   uploaded (only what the server lacks), then
+//!   `UpdateActionResult` with the record inside. The input root's blobs are not: a cache needs only the key, and
 //!   they are other steps' outputs or sources.
 //! - **Unreachable**: the first failure to reach the server is reported (the realiser warns
 //!   and builds locally); the cache is then off for the rest of the run.
@@ -137,7 +136,7 @@ impl ReapiCache {
         if result.exit_code != 0 {
             return Ok(None);
         }
-        let record_digest = record::record_digest(&result)
+        let record = record::unpacked(&result)
             .map_err(Trouble::Bad)?
             .ok_or_else(|| {
                 Trouble::Bad(format!(
@@ -145,8 +144,6 @@ impl ReapiCache {
                     job.resolved.name
                 ))
             })?;
-        let record =
-            TraceRecord::parse(&client.read_blob(&record_digest)?).map_err(Trouble::Bad)?;
         client.materialise_outputs(&result, job.build_dir)?;
         Ok(Some(CachedStep {
             entry: record.entry,
@@ -184,13 +181,11 @@ impl ReapiCache {
             entry: entry.clone(),
             paths,
         };
-        let record_blob = Blob::from_bytes(record.to_bytes());
         result.execution_metadata = Some(re::ExecutedActionMetadata {
             worker: "cmod".to_string(),
-            auxiliary_metadata: vec![record::pointer(&record_blob.digest)],
+            auxiliary_metadata: vec![record::packed(&record)],
             ..Default::default()
         });
-        blobs.push(record_blob);
         let digests: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
         let missing: std::collections::HashSet<Digest> =
             client.find_missing(&digests)?.into_iter().collect();
@@ -266,9 +261,7 @@ impl StepCache for ReapiCache {
     }
 
     fn publish(&self, job: &Job<'_>, entry: &TraceEntry) -> Result<(), StepCacheError> {
-        // An unsigned result would be refused by every reader that requires signatures (the
-        // default) and would replace a signed one: only machines that sign share.
-        if self.off.load(Ordering::SeqCst) || entry.signatures.is_empty() {
+        if self.off.load(Ordering::SeqCst) {
             return Ok(());
         }
         match self.share(job, entry) {

@@ -3,25 +3,24 @@
 //! signature, so the record is what a reader trusts (or refuses); the result only says where
 //! the bytes are.
 //!
-//! The record is a CAS blob (canonical JSON, `{"version":1,"entry":…,"paths":[…]}`); the
-//! action result points at it from `execution_metadata.auxiliary_metadata`, as an `Any`
-//! whose type URL is [`RECORD_TYPE_URL`] and whose value is the record's encoded `Digest`.
+//! The record (JSON, `{"version":1,"entry":…,"paths":[…]}`, a few kilobytes) travels inside
+//! the action result, in `execution_metadata.auxiliary_metadata`, as an `Any` whose type URL
+//! is [`RECORD_TYPE_URL`]: one `GetActionResult` brings the result and what vouches for it
+//! (a separate CAS blob cost a round trip per step, a third of a cache hit's time).
 
 use cmod_reapi::proto::build::bazel::remote::execution::v2 as re;
-use cmod_reapi::Digest;
 use cmod_schema::PathInfo;
 use cmod_store::trace::TraceEntry;
-use prost::Message;
 use serde::{Deserialize, Serialize};
 
 /// The format version of records.
 pub const RECORD_VERSION: u32 = 1;
 
-/// The type URL of the `Any` that points at a record.
-pub const RECORD_TYPE_URL: &str = "type.cmod.dev/cmod.TraceRecordDigest.v1";
+/// The type URL of the `Any` that holds a record.
+pub const RECORD_TYPE_URL: &str = "type.cmod.dev/cmod.TraceRecord.v1";
 
 /// The most bytes a record may have (a trace entry and a few outputs' metadata are a few
-/// kilobytes; this bounds what a hostile cache can make a reader download and parse).
+/// kilobytes; this bounds what a hostile cache can make a reader parse).
 pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 
 /// A step's signed build-trace entry and its outputs' metadata.
@@ -57,16 +56,16 @@ impl TraceRecord {
     }
 }
 
-/// The `Any` that points at the record with digest `digest`.
-pub fn pointer(digest: &Digest) -> prost_types::Any {
+/// The `Any` that carries `record` in an action result.
+pub fn packed(record: &TraceRecord) -> prost_types::Any {
     prost_types::Any {
         type_url: RECORD_TYPE_URL.to_string(),
-        value: digest.to_proto().encode_to_vec(),
+        value: record.to_bytes(),
     }
 }
 
-/// The digest of the record `result` points at, if it points at one.
-pub fn record_digest(result: &re::ActionResult) -> Result<Option<Digest>, String> {
+/// The record `result` carries, if it carries one.
+pub fn unpacked(result: &re::ActionResult) -> Result<Option<TraceRecord>, String> {
     let Some(meta) = &result.execution_metadata else {
         return Ok(None);
     };
@@ -77,55 +76,23 @@ pub fn record_digest(result: &re::ActionResult) -> Result<Option<Digest>, String
     else {
         return Ok(None);
     };
-    let proto = re::Digest::decode(any.value.as_slice())
-        .map_err(|e| format!("its record pointer does not decode: {e}"))?;
-    let digest = Digest::from_proto(&proto).map_err(|e| format!("its record pointer: {e}"))?;
-    if digest.size() > MAX_RECORD_BYTES {
+    if any.value.len() as u64 > MAX_RECORD_BYTES {
         return Err(format!(
-            "its record is announced at {} bytes, more than the {MAX_RECORD_BYTES} a record may have",
-            digest.size()
+            "its cmod record has {} bytes, more than the {MAX_RECORD_BYTES} a record may have",
+            any.value.len()
         ));
     }
-    Ok(Some(digest))
+    TraceRecord::parse(&any.value).map(Some)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_pointer_round_trips_and_oversized_or_foreign_ones_are_not_taken() {
-        let digest = Digest::of_bytes(b"{}");
-        let mut result = re::ActionResult {
-            execution_metadata: Some(re::ExecutedActionMetadata {
-                auxiliary_metadata: vec![
-                    prost_types::Any {
-                        type_url: "type.example/other".into(),
-                        value: vec![1, 2, 3],
-                    },
-                    pointer(&digest),
-                ],
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        assert_eq!(record_digest(&result), Ok(Some(digest)));
-        let big = Digest::from_hex(&digest.hash_hex(), MAX_RECORD_BYTES + 1).unwrap();
-        result
-            .execution_metadata
-            .as_mut()
-            .unwrap()
-            .auxiliary_metadata = vec![pointer(&big)];
-        let err = record_digest(&result).unwrap_err();
-        assert!(err.contains("more than"), "{err}");
-        assert_eq!(record_digest(&re::ActionResult::default()), Ok(None));
-    }
-
-    #[test]
-    fn records_of_another_version_or_shape_are_refused() {
+    fn sample() -> TraceRecord {
         use cmod_schema::{ContentHash, PathKind, StorePath};
         let drv = StorePath::compute(PathKind::Drv, &ContentHash([7; 32]), "x.drv", []).unwrap();
-        let record = TraceRecord {
+        TraceRecord {
             version: RECORD_VERSION,
             entry: TraceEntry {
                 version: cmod_store::trace::TRACE_VERSION,
@@ -136,7 +103,42 @@ mod tests {
                 signatures: Default::default(),
             },
             paths: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_record_travels_in_the_result_and_oversized_or_foreign_ones_are_not_taken() {
+        let mut result = re::ActionResult {
+            execution_metadata: Some(re::ExecutedActionMetadata {
+                auxiliary_metadata: vec![
+                    prost_types::Any {
+                        type_url: "type.example/other".into(),
+                        value: vec![1, 2, 3],
+                    },
+                    packed(&sample()),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
         };
+        assert_eq!(unpacked(&result), Ok(Some(sample())));
+        let big = prost_types::Any {
+            type_url: RECORD_TYPE_URL.into(),
+            value: vec![b' '; MAX_RECORD_BYTES as usize + 1],
+        };
+        result
+            .execution_metadata
+            .as_mut()
+            .unwrap()
+            .auxiliary_metadata = vec![big];
+        let err = unpacked(&result).unwrap_err();
+        assert!(err.contains("more than"), "{err}");
+        assert_eq!(unpacked(&re::ActionResult::default()), Ok(None));
+    }
+
+    #[test]
+    fn records_of_another_version_or_shape_are_refused() {
+        let record = sample();
         assert_eq!(TraceRecord::parse(&record.to_bytes()), Ok(record.clone()));
         let newer = TraceRecord {
             version: RECORD_VERSION + 1,

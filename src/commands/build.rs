@@ -197,6 +197,12 @@ fn realise_targets(
         store: &project.store,
         warnings: request.warnings.unwrap_or(&untracked),
     };
+    if let Some(note) = remote
+        .as_ref()
+        .and_then(cmod_ops::remote::RemoteCache::unshared_note)
+    {
+        realise::Reporter::event(&reporter, &realise::Event::Warning { message: &note });
+    }
     let r = realise::realise(
         &project.store,
         derivations,

@@ -443,7 +443,9 @@ pub(crate) fn build(
     };
     crate::substitute::sign_built(store, env.signing, &mut entry).map_err(st)?;
     store.trace_record(&entry).map_err(st)?;
-    if let Some(cache) = env.step_cache {
+    // Only what is signed is shared: an unsigned result would be refused by every reader
+    // that requires signatures (the default), and would replace a signed one.
+    if let Some(cache) = env.step_cache.filter(|_| !entry.signatures.is_empty()) {
         let job = job_for(store, step, resolved, env, &run.build_dir, &run.log_path);
         if let Err(e) = cache.cache.publish(&job, &entry) {
             let message = match e {

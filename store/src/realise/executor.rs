@@ -108,6 +108,41 @@ impl Executor for LocalSandbox {
     }
 }
 
+/// Runs at most `slots` builders of `inner` at once, whoever asks: the scheduler runs more
+/// workers than `-j` when they mostly wait on a remote cache, and builds stay at `-j`.
+#[derive(Debug)]
+pub(crate) struct Throttled<'a> {
+    inner: &'a dyn Executor,
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl<'a> Throttled<'a> {
+    pub(crate) fn new(inner: &'a dyn Executor, slots: usize) -> Throttled<'a> {
+        Throttled {
+            inner,
+            free: std::sync::Mutex::new(slots.max(1)),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+}
+
+impl Executor for Throttled<'_> {
+    fn execute(&self, job: &Job<'_>) -> Result<Executed, ExecError> {
+        {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            while *free == 0 {
+                free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+            }
+            *free -= 1;
+        }
+        let executed = self.inner.execute(job);
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.freed.notify_one();
+        executed
+    }
+}
+
 /// The sandbox action that runs `job`'s builder in its build directory.
 fn action_for(job: &Job<'_>) -> Action {
     let resolved = job.resolved;

@@ -326,6 +326,21 @@ pub fn realise(
     reporter: &dyn Reporter,
 ) -> Result<Realisation, RealiseError> {
     let _gc = store.gc_guard()?;
+    // With a step cache, more workers than -j wait on it; builders still run -j at once.
+    let throttled = env
+        .step_cache
+        .map(|_| executor::Throttled::new(env.executor, opts.jobs));
+    let fetching_env;
+    let env = match &throttled {
+        Some(t) => {
+            fetching_env = BuildEnv {
+                executor: t,
+                ..env.clone()
+            };
+            &fetching_env
+        }
+        None => env,
+    };
     // Build directories and logs of killed runs (their processes are gone).
     store.clean_temporaries()?;
     let index: Index<'_> = drvs.iter().collect();

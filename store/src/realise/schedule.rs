@@ -38,6 +38,9 @@ type Positions<'a> = cmod_schema::store_path::PathMap<&'a StorePath, usize>;
 /// Outputs of the derivations an input of a step names, by derivation.
 type Inputs = HashMap<StorePath, BTreeMap<String, StorePath>>;
 
+/// Workers when a step cache is asked (each waits on a round trip most of the time).
+const STEP_CACHE_WORKERS: usize = 8;
+
 /// What the workers share.
 pub(super) struct Scheduler<'a> {
     pub store: &'a Store,
@@ -131,7 +134,13 @@ impl Scheduler<'_> {
             nodes,
             sched: self,
         };
-        let jobs = self.opts.jobs.max(1).min(run.nodes.len().max(1));
+        // A step cache is mostly waiting on the network: more workers ask it at once (the
+        // environment's executor then holds builds to `jobs`, see `Throttled`).
+        let workers = match self.env.step_cache {
+            Some(_) => self.opts.jobs.max(STEP_CACHE_WORKERS),
+            None => self.opts.jobs,
+        };
+        let jobs = workers.max(1).min(run.nodes.len().max(1));
         std::thread::scope(|s| {
             for _ in 0..jobs {
                 s.spawn(|| run.worker());

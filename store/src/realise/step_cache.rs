@@ -63,8 +63,9 @@ pub trait StepCache: Sync + std::fmt::Debug {
     fn fetch(&self, job: &Job<'_>, key: &ContentHash)
         -> Result<Option<CachedStep>, StepCacheError>;
 
-    /// Share the step `job` describes, just built here and recorded as `entry` (signed
-    /// with the realisation's keys); its outputs are valid in `job.store`.
+    /// Share the step `job` describes, just built here and recorded as `entry`, signed
+    /// with the realisation's keys (a realisation without keys shares nothing); its
+    /// outputs are valid in `job.store`.
     fn publish(&self, job: &Job<'_>, entry: &TraceEntry) -> Result<(), StepCacheError>;
 }
 
@@ -165,3 +166,7 @@ fn import_outputs(
     }
     Ok(outputs)
 }
+
+#[cfg(test)]
+#[path = "step_cache_tests.rs"]
+mod tests;

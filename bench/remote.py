@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Benchmark the REAPI remote cache (issue 13): the generated ~200-TU project realised
+
+* cold, locally, no remote cache (empty store, warm evaluator caches);
+* cold with `--remote-cache` on an empty BuildGrid and a signing key: every step misses,
+  is built here and published (the cost of asking and sharing);
+* fully cached from the REAPI cache (empty store, warm evaluator caches, `--remote-cache`,
+  the publisher's key trusted: 0 built);
+* fully cached from a file:// binary cache holding the same outputs (`cmod copy --to`).
+
+BuildGrid 0.4.4 with PostgreSQL 15 runs on loopback (bench/buildgrid.py). Writes the
+section "Remote cache benchmark (issue 13)" of bench/RESULTS.md (other sections are kept).
+Usage: `cargo build --release && python3 bench/remote.py [--runs 3]`.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import gen
+import run as harness
+from buildgrid import BuildGrid
+from share import cmod_env, fmt, fresh, median, page_in_toolchain, seed_cache, series, settle, sh
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / "bench" / "work" / "remote"
+RESULTS = REPO / "bench" / "RESULTS.md"
+SECTION = "## Remote cache benchmark (issue 13)"
+
+
+def log(msg):
+    print(f"[remote] {msg}", file=sys.stderr, flush=True)
+
+
+def realise(quiet, warm_up, cmod, store, project, home, extra, env_extra=None):
+    """One timed `realise` into `store`; (seconds, the final JSON message)."""
+    env = cmod_env(home)
+    env.update(env_extra or {})
+    cmd = [cmod, "--store", store, "realise", "-j", "2", "--message-format", "json", "--no-link"] + extra
+    (secs, out, _), _ = quiet.timed_after(warm_up, sh, cmd, env, project)
+    fin = json.loads(out.strip().splitlines()[-1])
+    assert fin["success"], fin
+    return secs, fin
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cmod", default=os.environ.get("CMOD_BIN", str(REPO / "target/release/cmod")))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quiet-wait", type=float, default=30)
+    ap.add_argument("--no-write", action="store_true")
+    gen.add_shape_args(ap)
+    args = ap.parse_args(argv)
+    cmod = Path(args.cmod).resolve()
+    quiet = harness.Quiet(args.quiet_wait)
+    fresh(WORK)
+    WORK.mkdir(parents=True)
+    params = gen.params_from(args)
+    project = WORK / "proj"
+    gen.generate(project, params, force=True)
+    warm_up = page_in_toolchain(cmod, WORK / "scratch", project)
+    key_sec, key_pub = WORK / "key.sec", WORK / "key.pub"
+    sh([cmod, "key", "generate", "bench-remote-1", "--secret-key", key_sec, "--public-key", key_pub])
+    pub = key_pub.read_text().strip()
+    signing = WORK / "signing.toml"
+    signing.write_text(f'[cache]\nsecret-key-files = ["{key_sec}"]\n')
+    warm = WORK / "store-warm"
+    sh([cmod, "--store", warm, "eval"], env=cmod_env(WORK / "home"), cwd=project)
+    grid = BuildGrid(WORK / "buildgrid")
+    res = {k: [] for k in ["cold", "publish", "reapi", "file"]}
+    try:
+        settle()
+        for i in range(args.runs):
+            # Each publishing run fills its own, empty server.
+            if i > 0:
+                grid.stop()
+                grid = BuildGrid(WORK / f"buildgrid{i}")
+            for kind in ["cold", "publish"]:
+                log(f"{kind} build {i + 1}")
+                s = WORK / f"store-{kind}{i}"
+                seed_cache(s, warm)
+                extra = ["--remote-cache", grid.url] if kind == "publish" else []
+                env = {"CMOD_CONFIG": str(signing)} if kind == "publish" else {}
+                secs, fin = realise(quiet, warm_up, cmod, s, project, WORK / f"home-{kind}{i}", extra, env)
+                res[kind].append(secs)
+                res["derivations"] = fin["built"]
+        res["cas_bytes"] = grid.cas_bytes()
+        built = WORK / f"store-publish{args.runs - 1}"
+        cache = WORK / "cache-file"
+        sh([cmod, "--store", built, "copy", "--to", f"file://{cache}", "-j", "2"], env=cmod_env(WORK / "home"), cwd=project)
+        settle()
+        for i in range(args.runs):
+            for kind in ["reapi", "file"]:
+                log(f"{kind} substituted build {i + 1}")
+                s = WORK / f"store-{kind}{i}"
+                seed_cache(s, warm)
+                source = ["--remote-cache", grid.url] if kind == "reapi" else ["--substituters", f"file://{cache}"]
+                secs, fin = realise(quiet, warm_up, cmod, s, project, WORK / f"home-{kind}{i}", source + ["--trusted-public-keys", pub])
+                assert fin["built"] == 0 and fin["substituted"] == res["derivations"], fin
+                res[kind].append(secs)
+    finally:
+        grid.stop()
+    (WORK / "results.json").write_text(json.dumps(res, indent=1))
+    section = render(res, args, params, quiet)
+    print(section)
+    if not args.no_write:
+        text = RESULTS.read_text()
+        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+        text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1) if pattern.search(text) else text.rstrip() + "\n\n" + section
+        RESULTS.write_text(text.rstrip() + "\n")
+
+
+def render(res, args, params, quiet):
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    cold, publish, reapi, file = (median(res[k]) for k in ["cold", "publish", "reapi", "file"])
+    n = res["derivations"]
+    return f"""{SECTION}
+
+Measured {datetime.date.today()} at commit {commit} with:
+
+    cargo build --release && python3 bench/remote.py --runs {args.runs}
+
+- Machine: {harness.machine()}; load average at the end {' '.join(load)}. Shared machine: {quiet.summary()}.
+- Project: `bench/gen.py {gen.shape_flags(params)}` ({n} derivations), `realise -j 2`, medians of {args.runs} runs.
+- Server: BuildGrid 0.4.4 (CAS on disk, in-memory action cache) with PostgreSQL 15, on loopback.
+  The CAS held {res['cas_bytes'] / 1e6:.0f} MB after a publishing run.
+
+| measurement | time | ratio |
+| --- | --- | --- |
+| cold, local, no remote cache | {series(res['cold'])} | 1 |
+| cold with `--remote-cache` (every step misses, is built here, signed and published) | {series(res['publish'])} | {publish / cold:.2f}× cold |
+| fully cached from the REAPI cache ({n} steps fetched, 0 built) | {series(res['reapi'])} | **{cold / reapi:.1f}× faster than cold** |
+| fully cached from a file:// binary cache (same outputs) | {series(res['file'])} | {cold / file:.1f}× faster than cold |
+| REAPI cache / file:// cache | | {reapi / file:.2f}× |
+
+Per step, the REAPI cache costs (publishing − cold) / {n} = {(publish - cold) / n * 1000:.1f} ms when it misses
+(two steps at a time), and a hit takes {reapi / n * 1000 * 2:.1f} ms of a worker's time (the whole fetched
+build over {n} steps, two at a time). Every run starts from an empty store seeded with the evaluator's caches
+(a store that evaluated the project once, `v1/cache` copied), so the rows compare building with fetching, not
+evaluation. Commands (`B` = the cmod binary): cold `B --store S realise -j 2`; publishing: the same with
+`--remote-cache grpc://127.0.0.1:PORT` and `secret-key-files` in `CMOD_CONFIG`; REAPI cached: `--remote-cache …
+--trusted-public-keys KEY`; file://: `B copy --to file://C` from the publishing store, then `--substituters
+file://C --trusted-public-keys KEY`.
+"""
+
+
+if __name__ == "__main__":
+    main()
