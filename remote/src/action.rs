@@ -196,3 +196,123 @@ impl ActionMemo {
         self.dir.join(&key.to_text()[7..])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use cmod_sandbox::Mode;
+    use cmod_schema::derivation::Derivation;
+    use cmod_schema::toolchain::ToolchainInfo;
+    use cmod_schema::PathKind;
+    use cmod_store::realise::Job;
+    use cmod_store::Store;
+
+    use super::*;
+
+    /// The step of `reapi/tests/action_golden.py`: one source compiled into an object.
+    const GOLDEN_DERIVATION: &str = r#"{"args":["-c","src/m.cpp","-o","out/m.o"],"env":{"LANG":"C"},"inputs":[{"at":"src/m.cpp","from":{"path":"SOURCE"},"role":"source"}],"kind":"object","name":"m.o","outputs":{"obj":{"at":"out/m.o","name":"m.o"}},"tool":"c++","toolchain":"TOOLCHAIN","version":2}"#;
+
+    fn toolchain() -> ToolchainInfo {
+        serde_json::from_value(serde_json::json!({
+            "identity": ContentHash([0; 32]),
+            "version": "19.1.7",
+            "version_text": "clang version 19.1.7",
+            "stdlib": "libstdc++",
+            "cxx": "/usr/bin/clang++-19",
+            "scan_deps": "/usr/bin/clang-scan-deps-19",
+            "ar": "/usr/bin/llvm-ar-19",
+            "resource_dir": "/usr/lib/llvm-19/lib/clang/19",
+            "closure": [],
+        }))
+        .unwrap()
+    }
+
+    /// The golden step in a store at `root`: its resolved derivation.
+    fn golden_step(store: &Store) -> Derivation {
+        let source = store
+            .add_bytes(
+                PathKind::Source,
+                "m.cpp",
+                b"int f() { return 1; }\n",
+                &BTreeSet::new(),
+            )
+            .unwrap();
+        let text = GOLDEN_DERIVATION
+            .replace("SOURCE", &source.to_string())
+            .replace("TOOLCHAIN", &ContentHash([0; 32]).to_text());
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn digest_in(store: &Store, drv: &Derivation, sandbox: Mode) -> Digest {
+        let tc = toolchain();
+        let job = Job {
+            store,
+            drv_path: &drv.drv_path().unwrap(),
+            resolved: drv,
+            modules: &[],
+            build_dir: std::path::Path::new("/nonexistent"),
+            log_path: std::path::Path::new("/nonexistent.log"),
+            keep_view: false,
+            toolchain: &tc,
+            sandbox,
+            limits: Default::default(),
+        };
+        step_action(&job, &PathDigests::default()).unwrap().digest
+    }
+
+    #[test]
+    fn the_action_of_a_step_is_frozen_and_independent_of_where_the_store_is() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::Builder::new()
+            .prefix("another place ")
+            .tempdir()
+            .unwrap();
+        let (sa, sb) = (
+            Store::open(a.path()).unwrap(),
+            Store::open(b.path()).unwrap(),
+        );
+        let (da, db) = (golden_step(&sa), golden_step(&sb));
+        let source = match &da.inputs[0].from {
+            InputFrom::Path { path, .. } => path.to_string(),
+            InputFrom::Drv { .. } => unreachable!(),
+        };
+        // The values reapi/tests/action_golden.py derives the digest from.
+        assert_eq!(source, "bvq1lkah43wi9g2l0bj0l7ynx2sa0jqc-m.cpp");
+        assert_eq!(
+            String::from_utf8(da.canonical_bytes().unwrap()).unwrap(),
+            GOLDEN_DERIVATION
+                .replace("SOURCE", &source)
+                .replace("TOOLCHAIN", &ContentHash([0; 32]).to_text())
+        );
+        let digest = digest_in(&sa, &da, Mode::Full);
+        assert_eq!(digest, digest_in(&sb, &db, Mode::Full));
+        // Derived independently by remote/tests/action_golden.py (for x86_64 Linux, which
+        // the platform properties name).
+        if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+            assert_eq!(
+                digest.to_string(),
+                "f2f2af8f07af92157a522405a2c5906489fad1cf9dc76493bb8b8cf2976aa0db/280"
+            );
+        }
+        // Everything the step depends on changes it.
+        assert_ne!(digest, digest_in(&sa, &da, Mode::Off));
+        let mut flags = da.clone();
+        flags.args.push("-O2".into());
+        assert_ne!(digest, digest_in(&sa, &flags, Mode::Full));
+        let edited = sa
+            .add_bytes(
+                PathKind::Source,
+                "m.cpp",
+                b"int f() { return 2; }\n",
+                &BTreeSet::new(),
+            )
+            .unwrap();
+        let mut other_source = da.clone();
+        other_source.inputs[0].from = InputFrom::Path {
+            path: edited,
+            sub: None,
+        };
+        assert_ne!(digest, digest_in(&sa, &other_source, Mode::Full));
+    }
+}
