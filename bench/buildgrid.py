@@ -59,6 +59,11 @@ schedulers:
     sql: *sql
     action-cache: *main-action
     storage: *main-storage
+    property-set:
+      !dynamic-property-set
+      match-property-keys:
+        - cmod-toolchain
+        - cmod-sandbox
 instances:
   - name: ''
     services:

@@ -178,6 +178,9 @@ pub enum Command {
         #[command(flatten)]
         build: BuildOpts,
     },
+    /// Serve a REAPI server's build steps (Bots API, e.g. BuildGrid): run each leased
+    /// action in cmod's sandbox with this machine's toolchains, until killed.
+    Worker(WorkerArgs),
     /// Print a shell completion script (e.g. `cmod completions bash >
     /// ~/.local/share/bash-completion/completions/cmod`).
     Completions {
@@ -361,9 +364,17 @@ pub struct SharingOpts {
     /// configured `remote-cache`; headers from $CMOD_REMOTE_HEADERS).
     #[arg(long, value_name = "URL")]
     pub remote_cache: Option<String>,
-    /// The REAPI instance name on the remote cache's server.
+    /// The REAPI instance name on the remote cache's and executor's server.
     #[arg(long, value_name = "NAME")]
     pub remote_instance_name: Option<String>,
+    /// A REAPI server (`grpc://host:port`) that executes every build step on its workers
+    /// (`cmod worker`); outputs are checked and registered here as if built here.
+    #[arg(long, value_name = "URL")]
+    pub remote_executor: Option<String>,
+    /// Build locally, with a warning, when the remote executor is unreachable (default:
+    /// the step fails with a remedy).
+    #[arg(long, requires = "remote_executor")]
+    pub remote_fallback: bool,
     /// Do not use a remote cache, even a configured one.
     #[arg(long, conflicts_with = "remote_cache")]
     pub no_remote_cache: bool,
@@ -647,4 +658,28 @@ pub struct ServeArgs {
     /// Keys trusted with --require-sigs (default: the configured ones).
     #[arg(long, value_name = "KEY")]
     pub trusted_public_keys: Vec<String>,
+}
+
+/// `cmod worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The REAPI server (`grpc://host:port` or `grpcs://host[:port]`); headers from
+    /// $CMOD_REMOTE_HEADERS.
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// The REAPI instance name.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub instance_name: String,
+    /// This worker's bot id (default: `cmod-<hostname>-<pid>`).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// The sandbox mode it runs builders in: `full` (default), `landlock` or `off`.
+    #[arg(long, value_name = "MODE", default_value = "full")]
+    pub sandbox: String,
+    /// Where it lays out each action (default: a directory under the system's temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Wall-clock limit per build step.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub action_timeout: u64,
 }

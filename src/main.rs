@@ -68,6 +68,7 @@ fn dispatch(cli: &Cli) -> Result<(), CliError> {
         Command::Fetch { build } => commands::deps::fetch(cli, build),
         Command::CompileCommands(args) => commands::compile_commands::write(cli, args),
         Command::Toolchain { json, build } => commands::inspect::toolchain(cli, *json, build),
+        Command::Worker(args) => commands::worker::worker(args),
         Command::Completions { shell } => commands::manual::completions(*shell),
         Command::Man { command } => commands::manual::man(command),
     }

@@ -35,3 +35,5 @@ pub use digest::{Digest, DigestBuilder};
 pub use endpoint::{Endpoint, HEADERS_ENV};
 pub use error::{Error, Result};
 pub use merkle::MerkleTree;
+/// gRPC status codes (a bot fails a lease with one).
+pub use tonic::Code;

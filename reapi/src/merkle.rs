@@ -239,6 +239,48 @@ impl Client {
         Ok(())
     }
 
+    /// Writes the input root `root` (a `Directory` digest) under `dest` (created if needed):
+    /// every `Directory` fetched level by level, every blob verified against its digest;
+    /// symlinks are created last. What a worker does before running an action.
+    pub fn materialise_root(&self, root: &Digest, dest: &Path) -> Result<()> {
+        fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+        let mut directories: BTreeMap<Digest, re::Directory> = BTreeMap::new();
+        let mut wanted = vec![*root];
+        while !wanted.is_empty() {
+            let fetched = self.download(&wanted)?;
+            let mut next = Vec::new();
+            for digest in &wanted {
+                let bytes = fetched.get(digest).ok_or_else(|| {
+                    self.protocol_error(format!("directory {digest} is not in the CAS"))
+                })?;
+                let dir = re::Directory::decode(bytes.as_slice()).map_err(|e| {
+                    self.protocol_error(format!("undecodable Directory {digest}: {e}"))
+                })?;
+                for child in &dir.directories {
+                    let d = self.node_digest(&child.digest, &child.name)?;
+                    if !directories.contains_key(&d) && !wanted.contains(&d) {
+                        next.push(d);
+                    }
+                }
+                directories.insert(*digest, dir);
+            }
+            next.sort();
+            next.dedup();
+            wanted = next;
+        }
+        let children: BTreeMap<Digest, &re::Directory> =
+            directories.iter().map(|(d, dir)| (*d, dir)).collect();
+        let (mut files, mut symlinks) = (Vec::new(), Vec::new());
+        self.plan_directory(children[root], dest, &children, &mut files, &mut symlinks)?;
+        self.write_files(&files)?;
+        for (path, target) in symlinks {
+            create_parent(&path)?;
+            let _ = fs::remove_file(&path);
+            std::os::unix::fs::symlink(&target, &path).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
+    }
+
     /// Creates the directory `dir` of a `Tree` at `at` and lists its files and symlinks.
     fn plan_directory(
         &self,

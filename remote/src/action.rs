@@ -4,10 +4,11 @@
 //!   them, the derivation's own environment, the declared outputs (`output_paths`, sorted)
 //!   and the platform properties a worker must match: OS, architecture, the toolchain's
 //!   identity and the sandbox mode.
-//! - **Input root**: the step's build directory as the builder sees it: every input at its
-//!   stable name, the transitive BMIs, the module map, and `.cmod/derivation.json` (the
-//!   resolved derivation's canonical bytes, which pin everything else the step depends on:
-//!   host files, toolchain, flags) for the worker that runs it.
+//! - **Input root**: what the step reads, as a worker needs it to lay out exactly the build
+//!   directory a local step gets: every store path it reads at `store/<name>` (direct inputs
+//!   and the whole module closure), `.cmod/modules.json` (the closure: module, stable name,
+//!   store path) and `.cmod/derivation.json` (the resolved derivation's canonical bytes,
+//!   which pin everything else: stable names, host files, toolchain, flags).
 //!
 //! Equal steps give equal Actions on every machine (nothing host-specific but the
 //! toolchain's paths, which its identity pins too), so the Action's digest is the key under
@@ -18,15 +19,20 @@ use std::path::PathBuf;
 
 use cmod_reapi::proto::build::bazel::remote::execution::v2 as re;
 use cmod_reapi::{Digest, MerkleTree, RootBuilder};
-use cmod_schema::derivation::{InputFrom, Tool, MODULE_MAP};
+use cmod_schema::derivation::{Derivation, InputFrom, Tool};
+use cmod_schema::toolchain::ToolchainInfo;
 use cmod_schema::ContentHash;
-use cmod_store::realise::{module_map, Job};
+use cmod_store::realise::Job;
 use prost::Message;
 
 use crate::digests::PathDigests;
 
 /// Where the resolved derivation is in a step's input root.
 pub const DERIVATION_FILE: &str = ".cmod/derivation.json";
+/// Where the step's module closure is (`[{"module","at","path"}]`, in closure order).
+pub const MODULES_FILE: &str = ".cmod/modules.json";
+/// Where the store paths the step reads are, each under its name.
+pub const STORE_DIR: &str = "store";
 
 /// Platform property names (besides REAPI's `OSFamily` and `ISA`).
 pub const TOOLCHAIN_PROPERTY: &str = "cmod-toolchain";
@@ -57,8 +63,9 @@ pub enum ActionError {
     Derivation(String),
 }
 
-/// The platform properties of steps built by `job`'s toolchain in its sandbox mode, sorted.
-pub fn platform(job: &Job<'_>) -> re::Platform {
+/// The platform properties of steps built by toolchain `toolchain` in sandbox mode
+/// `sandbox`, sorted.
+pub fn platform(toolchain: &ContentHash, sandbox: &str) -> re::Platform {
     let property = |name: &str, value: String| re::platform::Property {
         name: name.to_string(),
         value,
@@ -66,19 +73,18 @@ pub fn platform(job: &Job<'_>) -> re::Platform {
     let mut properties = vec![
         property("ISA", std::env::consts::ARCH.to_string()),
         property("OSFamily", std::env::consts::OS.to_string()),
-        property(SANDBOX_PROPERTY, job.sandbox.as_str().to_string()),
-        property(TOOLCHAIN_PROPERTY, job.toolchain.identity.to_text()),
+        property(SANDBOX_PROPERTY, sandbox.to_string()),
+        property(TOOLCHAIN_PROPERTY, toolchain.to_text()),
     ];
     properties.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
     re::Platform { properties }
 }
 
-/// The Command of `job`'s step.
-pub fn command(job: &Job<'_>) -> re::Command {
-    let resolved = job.resolved;
+/// The Command that runs `resolved` with `toolchain` in sandbox mode `sandbox`.
+pub fn command_of(resolved: &Derivation, toolchain: &ToolchainInfo, sandbox: &str) -> re::Command {
     let program = match resolved.tool {
-        Tool::Cxx => &job.toolchain.cxx,
-        Tool::Ar => &job.toolchain.ar,
+        Tool::Cxx => &toolchain.cxx,
+        Tool::Ar => &toolchain.ar,
     };
     let mut arguments = vec![program.to_string_lossy().into_owned()];
     arguments.extend(resolved.args.iter().cloned());
@@ -97,40 +103,45 @@ pub fn command(job: &Job<'_>) -> re::Command {
             })
             .collect(),
         output_paths,
-        platform: Some(platform(job)),
+        platform: Some(platform(&toolchain.identity, sandbox)),
         ..Default::default()
     }
 }
 
-/// The input root of `job`'s step.
+/// The input root of `job`'s step: every store path it reads under `store/<name>` (the
+/// direct inputs and its module closure), its resolved derivation and its module closure
+/// (`.cmod/`). A worker rebuilds from it exactly the view of the store a local step gets:
+/// clang records an imported BMI's resolved path in the importer's signature, so a worker
+/// must present inputs as the same store paths, not as plain files at their stable names.
 pub fn input_root(job: &Job<'_>, digests: &PathDigests) -> Result<MerkleTree, ActionError> {
     let resolved = job.resolved;
     let mut root = RootBuilder::new();
+    let mut paths = std::collections::BTreeSet::new();
     for input in &resolved.inputs {
-        let InputFrom::Path { path, sub } = &input.from else {
+        let InputFrom::Path { path, .. } = &input.from else {
             return Err(ActionError::Derivation(format!(
                 "{}: input `{}` is not resolved",
                 resolved.name, input.at
             )));
         };
-        digests
-            .get(job.store, path, sub.as_deref())?
-            .add_to(&mut root, &input.at)?;
+        paths.insert(path);
     }
-    let direct: std::collections::BTreeSet<&str> =
-        resolved.inputs.iter().map(|i| i.at.as_str()).collect();
-    for m in job
+    paths.extend(job.modules.iter().map(|m| &m.path));
+    for path in paths {
+        digests
+            .get(job.store, path, None)?
+            .add_to(&mut root, &format!("{STORE_DIR}/{path}"))?;
+    }
+    let modules: Vec<serde_json::Value> = job
         .modules
         .iter()
-        .filter(|m| !direct.contains(m.at.as_str()))
-    {
-        digests
-            .get(job.store, &m.path, None)?
-            .add_to(&mut root, &m.at)?;
-    }
-    if resolved.bmi_inputs().next().is_some() {
-        root.add_bytes(MODULE_MAP, module_map(job.modules).into_bytes(), false)?;
-    }
+        .map(|m| serde_json::json!({"module": m.module, "at": m.at, "path": m.path.to_string()}))
+        .collect();
+    root.add_bytes(
+        MODULES_FILE,
+        serde_json::Value::Array(modules).to_string().into_bytes(),
+        false,
+    )?;
     let drv = resolved
         .canonical_bytes()
         .map_err(|e| ActionError::Derivation(e.to_string()))?;
@@ -141,11 +152,12 @@ pub fn input_root(job: &Job<'_>, digests: &PathDigests) -> Result<MerkleTree, Ac
 /// `job`'s step as an Action.
 pub fn step_action(job: &Job<'_>, digests: &PathDigests) -> Result<StepAction, ActionError> {
     let root = input_root(job, digests)?;
-    let command = command(job).encode_to_vec();
+    let sandbox = job.sandbox.as_str();
+    let command = command_of(job.resolved, job.toolchain, sandbox).encode_to_vec();
     let action = re::Action {
         command_digest: Some(Digest::of_bytes(&command).to_proto()),
         input_root_digest: Some(root.root_digest().to_proto()),
-        platform: Some(platform(job)),
+        platform: Some(platform(&job.toolchain.identity, sandbox)),
         ..Default::default()
     }
     .encode_to_vec();
@@ -292,7 +304,7 @@ mod tests {
         if cfg!(all(target_arch = "x86_64", target_os = "linux")) {
             assert_eq!(
                 digest.to_string(),
-                "f2f2af8f07af92157a522405a2c5906489fad1cf9dc76493bb8b8cf2976aa0db/280"
+                "467832ae7a7e4b0e096663fd24d5a39604434103ddbdaff18a73bf899dc16c93/280"
             );
         }
         // Everything the step depends on changes it.

@@ -10,6 +10,8 @@
 //! - [`digests`]: the SHA-256 digests of store paths, computed once per path.
 //! - [`record`]: the signed record stored beside an action result.
 //! - [`cache`]: [`ReapiCache`], the step cache.
+//! - [`executor`]: [`ReapiExecutor`], steps executed on a REAPI Execution service.
+//! - [`worker`]: `cmod worker`, a Bots API worker that runs actions in cmod's sandbox.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,6 +19,10 @@
 pub mod action;
 pub mod cache;
 pub mod digests;
+pub mod executor;
 pub mod record;
+pub mod worker;
 
 pub use cache::ReapiCache;
+pub use executor::ReapiExecutor;
+pub use worker::{WorkerConfig, WorkerError, WorkerEvent};

@@ -6,7 +6,8 @@
 #
 # The step: `clang++-19 -c src/m.cpp -o out/m.o` with LANG=C, in the `full` sandbox, on
 # x86_64 Linux, toolchain identity blake3:0…0, reading one source file; its input root holds
-# the source at src/m.cpp and the resolved derivation at .cmod/derivation.json.
+# the source's store path under store/, the resolved derivation at .cmod/derivation.json and
+# the (empty) module closure at .cmod/modules.json.
 #
 # Usage: python3 action_golden.py [RUST_FILE]; with RUST_FILE (remote/src/action.rs, as
 # scripts/check-golden passes), fails unless the file carries the digest.
@@ -60,8 +61,8 @@ platform = prop("ISA", "x86_64") + prop("OSFamily", "linux") + prop("cmod-sandbo
 command = b"".join(ld(1, a) for a in ["/usr/bin/clang++-19", "-c", "src/m.cpp", "-o", "out/m.o"])
 command += ld(2, ld(1, "LANG") + ld(2, "C")) + ld(5, platform) + ld(7, "out/m.o")
 root = directory(dirs=[
-    ("src", directory(files=[("m.cpp", b"int f() { return 1; }\n")])),
-    (".cmod", directory(files=[("derivation.json", DERIVATION.encode())])),
+    ("store", directory(files=[(SOURCE_PATH, b"int f() { return 1; }\n")])),
+    (".cmod", directory(files=[("derivation.json", DERIVATION.encode()), ("modules.json", b"[]")])),
 ])
 action = ld(1, digest_msg(command)) + ld(2, digest_msg(root)) + ld(10, platform)
 golden = "%s/%d" % blob(action)

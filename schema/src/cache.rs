@@ -208,6 +208,9 @@ pub struct CacheSettings {
     /// The REAPI instance name on that server (empty by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_instance_name: Option<String>,
+    /// A REAPI server that executes every build step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_executor: Option<String>,
 }
 
 impl CacheSettings {
@@ -232,10 +235,15 @@ impl CacheSettings {
         if self.require_sigs.is_none() {
             self.require_sigs = other.require_sigs;
         }
-        if self.remote_cache.is_none() {
-            self.remote_cache.clone_from(&other.remote_cache);
+        if self.remote_cache.is_none() && self.remote_executor.is_none() {
             self.remote_instance_name
                 .clone_from(&other.remote_instance_name);
+        }
+        if self.remote_cache.is_none() {
+            self.remote_cache.clone_from(&other.remote_cache);
+        }
+        if self.remote_executor.is_none() {
+            self.remote_executor.clone_from(&other.remote_executor);
         }
     }
 }

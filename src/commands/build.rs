@@ -157,6 +157,7 @@ fn realise_targets(
     let sources = project.sources()?;
     let settings = run.settings();
     let remote = cmod_ops::remote::remote_cache(project.sharing.as_deref(), &project.store)?;
+    let remote_executor = cmod_ops::remote::remote_executor(project.sharing.as_deref())?;
     let env = BuildEnv {
         toolchain: &project.eval.toolchain,
         sandbox: enforced.mode,
@@ -164,7 +165,10 @@ fn realise_targets(
         keep_failed: settings.keep_failed,
         accept_from: settings.accepted_modes()?,
         signing: project.sharing.as_deref().map_or(&[], |s| &s.signing),
-        executor: &realise::LocalSandbox,
+        executor: match &remote_executor {
+            Some(e) => e,
+            None => &realise::LocalSandbox,
+        },
         step_cache: remote
             .as_ref()
             .map(cmod_ops::remote::RemoteCache::step_cache),
@@ -353,6 +357,7 @@ fn environment_remedy(e: &realise::BuildError) -> Option<String> {
         {
             source.remedy()
         }
+        realise::BuildError::Remote { help, .. } => help.clone(),
         _ => None,
     }
 }

@@ -105,6 +105,8 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         connect: cli.connect.clone(),
         unavailable: Default::default(),
         remote_cache: None,
+        remote_executor: None,
+        remote_fallback: false,
     });
     // One shared GC lock from the first substituted path to the end of the push.
     let (_gc, built) = if paths_given {
@@ -184,6 +186,8 @@ fn pull(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         connect: cli.connect.clone(),
         unavailable: Default::default(),
         remote_cache: None,
+        remote_executor: None,
+        remote_fallback: false,
     });
     let project = load_sharing(cli, &args.build, cfg.clone())?;
     let _gc = project.store.gc_guard()?;

@@ -17,3 +17,4 @@ pub mod repair;
 pub mod share;
 pub mod test;
 pub mod why;
+pub mod worker;

@@ -10,7 +10,7 @@ use cmod_schema::cache::{manifest_cache_section, CacheSettings, UserConfig};
 use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::{PathKind, StorePath};
 use cmod_store::sign::{SecretKey, TrustedKeys};
-use cmod_store::substitute::{RemoteCacheSetting, Sharing};
+use cmod_store::substitute::{RemoteSetting, Sharing};
 use cmod_store::trace::TraceEntry;
 use cmod_store::transfer::{CopyError, Trust};
 use cmod_store::Store;
@@ -146,7 +146,36 @@ pub fn sharing_for(cli: &Cli) -> Result<Option<Arc<Sharing>>, CliError> {
         connect: cli.connect.clone(),
         unavailable: Default::default(),
         remote_cache: chosen_remote_cache(opts, offline, &s),
+        remote_executor: chosen_remote_executor(opts, offline, &s),
+        remote_fallback: opts.remote_fallback,
     })))
+}
+
+/// The remote executor a building command uses: none with `--offline`, else the flag's,
+/// else the configured one.
+fn chosen_remote_executor(
+    opts: &SharingOpts,
+    offline: bool,
+    settings: &CacheSettings,
+) -> Option<RemoteSetting> {
+    if offline {
+        return None;
+    }
+    let url = opts
+        .remote_executor
+        .clone()
+        .or_else(|| settings.remote_executor.clone())?;
+    Some(RemoteSetting {
+        url,
+        instance_name: instance_name(opts, settings),
+    })
+}
+
+fn instance_name(opts: &SharingOpts, settings: &CacheSettings) -> String {
+    opts.remote_instance_name
+        .clone()
+        .or_else(|| settings.remote_instance_name.clone())
+        .unwrap_or_default()
 }
 
 /// The remote cache a building command uses: none with `--no-remote-cache` or
@@ -155,7 +184,7 @@ fn chosen_remote_cache(
     opts: &SharingOpts,
     offline: bool,
     settings: &CacheSettings,
-) -> Option<RemoteCacheSetting> {
+) -> Option<RemoteSetting> {
     if opts.no_remote_cache || offline {
         return None;
     }
@@ -163,12 +192,10 @@ fn chosen_remote_cache(
         .remote_cache
         .clone()
         .or_else(|| settings.remote_cache.clone())?;
-    let instance_name = opts
-        .remote_instance_name
-        .clone()
-        .or_else(|| settings.remote_instance_name.clone())
-        .unwrap_or_default();
-    Some(RemoteCacheSetting { url, instance_name })
+    Some(RemoteSetting {
+        url,
+        instance_name: instance_name(opts, settings),
+    })
 }
 
 /// Whether a `what` argument names a store path rather than a target.

@@ -47,12 +47,16 @@ pub struct Sharing {
     /// Substituters found unavailable so far by any user of this configuration.
     pub unavailable: Unavailable,
     /// A REAPI server whose action cache is asked before, and told after, each step.
-    pub remote_cache: Option<RemoteCacheSetting>,
+    pub remote_cache: Option<RemoteSetting>,
+    /// A REAPI server that executes every step (`--remote-executor`).
+    pub remote_executor: Option<RemoteSetting>,
+    /// Build locally when the remote executor is unreachable (`--remote-fallback`).
+    pub remote_fallback: bool,
 }
 
-/// Where a REAPI action cache is (see the `cmod-remote` crate).
+/// Where a REAPI service is (see the `cmod-remote` crate).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteCacheSetting {
+pub struct RemoteSetting {
     /// `grpc://host:port` or `grpcs://host[:port]`.
     pub url: String,
     /// The REAPI instance name (empty by default).

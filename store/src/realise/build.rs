@@ -99,6 +99,16 @@ pub enum BuildError {
         /// The identity of the current toolchain.
         have: ContentHash,
     },
+    /// A remote executor could not run the builder.
+    #[error("{name}: the remote executor could not run it: {reason}")]
+    Remote {
+        /// The derivation's name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+        /// How to fix it.
+        help: Option<String>,
+    },
     /// A bug: realising the step panicked. The other steps stop as after a failure.
     #[error("{name}: internal error while realising it ({message}); please report it")]
     Panicked {
@@ -202,6 +212,8 @@ struct Run {
     landlock_abi: Option<u8>,
     /// What the builder printed (warnings, for a successful build).
     log: String,
+    /// What the executor wants the user to know (see [`super::Executed::warning`]).
+    warning: Option<String>,
 }
 
 impl Run {
@@ -277,6 +289,7 @@ fn run_builder(
         log_path: log_path.clone(),
         landlock_abi: None,
         log: String::new(),
+        warning: None,
     };
     // On failure the build directory is kept only with --keep-failed.
     let fail = |run: &Run| -> Option<PathBuf> {
@@ -295,6 +308,7 @@ fn run_builder(
             return Err(match e {
                 ExecError::Sandbox(source) => BuildError::Sandbox { name, source },
                 ExecError::Store(source) => BuildError::Store { name, source },
+                ExecError::Remote { reason, help } => BuildError::Remote { name, reason, help },
             });
         }
     };
@@ -321,6 +335,7 @@ fn run_builder(
     Ok(Run {
         landlock_abi: executed.landlock_abi,
         log: executed.log,
+        warning: executed.warning,
         ..run
     })
 }
@@ -394,6 +409,9 @@ pub(crate) fn build(
     }
     let run = run_builder(store, resolved, step, env)
         .map_err(|e| keep_failure_log(store, drv_path, key, e))?;
+    if let Some(message) = &run.warning {
+        reporter.event(&Event::Warning { message });
+    }
     let cands = candidates(resolved.input_paths());
     // A BMI references the BMIs it was built against: its store path then pins its
     // whole module closure (see `cmod_schema::derivation`).

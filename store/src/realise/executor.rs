@@ -56,6 +56,14 @@ pub enum ExecError {
     /// Preparing the step's files failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A remote executor could not run the builder (unreachable server, refused action).
+    #[error("{reason}")]
+    Remote {
+        /// What went wrong.
+        reason: String,
+        /// How to fix it.
+        help: Option<String>,
+    },
 }
 
 /// How a builder run ended.
@@ -67,6 +75,9 @@ pub struct Executed {
     pub log: String,
     /// The Landlock ABI that confined it, if any (recorded in the outputs' metadata).
     pub landlock_abi: Option<u8>,
+    /// Something the user should know about how it ran (it was built locally because
+    /// the remote executor was unreachable, say); reported as a warning.
+    pub warning: Option<String>,
 }
 
 /// Runs builders. Implementations must run the builder exactly as the local sandbox
@@ -104,6 +115,7 @@ impl Executor for LocalSandbox {
             failure: (!outcome.exit.success()).then(|| outcome.exit.to_string()),
             log,
             landlock_abi: outcome.enforcement.landlock_abi,
+            warning: None,
         })
     }
 }
@@ -254,6 +266,7 @@ mod tests {
                     failure: Some("exit code 3".into()),
                     log: "error: remote builder says no\n".into(),
                     landlock_abi: None,
+                    warning: None,
                 });
             }
             for out in job.resolved.outputs.values() {
@@ -265,6 +278,7 @@ mod tests {
                 failure: None,
                 log: format!("{name}: warning: from afar\n"),
                 landlock_abi: Some(7),
+                warning: None,
             })
         }
     }

@@ -56,6 +56,7 @@ impl Executor for Builder {
             failure: None,
             log: String::new(),
             landlock_abi: None,
+            warning: None,
         })
     }
 }

@@ -1,0 +1,199 @@
+//! `--remote-executor` with `cmod worker`s as BuildGrid's bots: a real BuildGrid (with
+//! PostgreSQL) and two workers on loopback, each with its own directories. Remote outputs
+//! are bit-identical to local ones; a step failing remotely shows its diagnostics; an
+//! unreachable server is a clear error, or a local build with `--remote-fallback`.
+
+mod common;
+mod servers;
+
+#[allow(dead_code)]
+#[path = "../reapi/tests/support/buildgrid.rs"]
+mod buildgrid;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use buildgrid::BuildGrid;
+use common::{run, Realised, Sandbox};
+use servers::cmod_env;
+
+/// A `cmod worker` process, killed on drop; its stderr goes to `log`.
+struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn start(url: &str, dir: &Path, id: &str) -> Worker {
+        let log = dir.join(format!("{id}.log"));
+        let work = dir.join(format!("{id} work"));
+        let child = Command::new(env!("CARGO_BIN_EXE_cmod"))
+            .args(["worker", "--server", url, "--id", id, "--work-dir"])
+            .arg(&work)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let w = Worker { child, log };
+        // Ready once its session is open.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !w.text().contains("serving") {
+            assert!(
+                Instant::now() < deadline,
+                "worker did not start:\n{}",
+                w.text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        w
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn built(&self) -> usize {
+        self.text()
+            .lines()
+            .filter(|l| l.trim_start().starts_with("Built "))
+            .count()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// BuildGrid with two workers.
+struct Grid {
+    grid: BuildGrid,
+    workers: Vec<Worker>,
+}
+
+impl Grid {
+    fn start() -> Grid {
+        let grid = BuildGrid::start();
+        let workers = ["worker-a", "worker-b"]
+            .iter()
+            .map(|id| Worker::start(grid.url(), grid.dir(), id))
+            .collect();
+        Grid { grid, workers }
+    }
+
+    fn built(&self) -> usize {
+        self.workers.iter().map(Worker::built).sum()
+    }
+}
+
+fn realise(dir: &Path, store: &Path, extra: &[&str]) -> Realised {
+    let mut args = vec!["realise", "--message-format", "json", "--no-link"];
+    args.extend_from_slice(extra);
+    Realised::parse(cmod_env(dir, store, &args, &[]))
+}
+
+#[test]
+fn every_step_runs_on_the_workers_and_the_outputs_are_bit_identical_to_local_ones() {
+    let g = Grid::start();
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    let store = s.store();
+    let r = realise(&dir, &store, &["--remote-executor", g.grid.url()]).ok();
+    let steps = r.built().len();
+    assert!(steps >= 10, "{:?}", r.built());
+    // Every step ran on a worker, and both workers took some.
+    assert_eq!(
+        g.built(),
+        steps,
+        "{}\n{}",
+        g.workers[0].text(),
+        g.workers[1].text()
+    );
+    assert!(
+        g.workers.iter().all(|w| w.built() > 0),
+        "{}\n{}",
+        g.workers[0].text(),
+        g.workers[1].text()
+    );
+    let program = r.target("shapes");
+    let shown = run(&program, &[]);
+    assert!(!shown.is_empty());
+    // Rebuilt here, in the local sandbox: bit for bit the same.
+    let check = realise(&dir, &store, &["--check"]).ok();
+    assert_eq!(check.finished()["checked"], steps, "{}", check.stderr());
+    assert_eq!(check.finished()["differing"], 0, "{}", check.stderr());
+    // The metadata says how the remote worker confined the builder.
+    let info = cmod_env(
+        &dir,
+        &store,
+        &["path-info", "--json", program.to_str().unwrap()],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("\"sandbox\": \"full\""), "{text}");
+}
+
+#[test]
+fn a_step_failing_remotely_shows_its_diagnostics_like_a_local_one() {
+    let g = Grid::start();
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let main = dir.join("src/main.cpp");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(
+        &main,
+        text.replace("int main", "int main_oops_undeclared_type x;\nint main"),
+    )
+    .unwrap();
+    let out = cmod_env(
+        &dir,
+        &s.store(),
+        &["realise", "--no-link", "--remote-executor", g.grid.url()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error:"), "{err}");
+    assert!(err.contains("main_oops_undeclared_type"), "{err}");
+    assert!(err.contains("src/main.cpp"), "{err}");
+    assert!(err.contains("on a remote worker"), "{err}");
+}
+
+#[test]
+fn an_unreachable_executor_is_a_clear_error_or_a_local_build_with_fallback() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("grpc://127.0.0.1:{port}");
+    let out = cmod_env(
+        &dir,
+        &s.store(),
+        &["realise", "--no-link", "--remote-executor", &url],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("remote executor `{url}` is unavailable")),
+        "{err}"
+    );
+    assert!(err.contains("--remote-fallback"), "{err}");
+
+    let r = realise(
+        &dir,
+        &s.store(),
+        &["--remote-executor", &url, "--remote-fallback"],
+    )
+    .ok();
+    assert_eq!(r.built().len(), 6);
+    let err = r.stderr();
+    assert_eq!(err.matches("building locally instead").count(), 1, "{err}");
+}
