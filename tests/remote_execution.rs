@@ -163,6 +163,94 @@ fn a_step_failing_remotely_shows_its_diagnostics_like_a_local_one() {
     assert!(err.contains("on a remote worker"), "{err}");
 }
 
+/// A step that takes a few seconds to compile (constant evaluation), beside a quick one.
+const SLOW: &[(&str, &str)] = &[
+    (
+        "cmod.toml",
+        "[package]\nname = \"slowpoke\"\nversion = \"0.1.0\"\n[toolchain]\ncompiler = \"clang++-19\"\n\
+         [build]\ncxxflags = [\"-fconstexpr-steps=2147483647\"]\n\
+         [[bin]]\nname = \"slowpoke\"\nmain = \"main.cpp\"\nsources = [\"slow.cpp\"]\n",
+    ),
+    (
+        "slow.cpp",
+        "constexpr long spin(long n) { long s = 0; for (long i = 0; i < n; ++i) s += i % 7; return s; }\n\
+         static_assert(spin(2500000) > 0);\nint slow() { return 41; }\n",
+    ),
+    (
+        "main.cpp",
+        "#include <cstdio>\nint slow();\nint main() { std::printf(\"%d\\n\", slow() + 1); }\n",
+    ),
+];
+
+/// Which worker lays out the slow step now (its work directory holds `slow.cpp`).
+fn busy_with_slow_step(g: &Grid) -> Option<usize> {
+    g.workers.iter().position(|w| {
+        let work = w.log.with_file_name(format!(
+            "{} work",
+            w.log.file_stem().unwrap().to_string_lossy()
+        ));
+        walk_has(&work, "slow.cpp")
+    })
+}
+
+fn walk_has(dir: &Path, suffix: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        p.to_string_lossy().ends_with(suffix)
+            || (p.is_dir() && !p.is_symlink() && walk_has(&p, suffix))
+    })
+}
+
+#[test]
+fn a_worker_killed_mid_lease_is_replaced_by_another_and_the_build_succeeds() {
+    let mut g = Grid::start();
+    let s = Sandbox::new();
+    let dir = s.project("slowpoke", SLOW);
+    let build = Command::new(env!("CARGO_BIN_EXE_cmod"))
+        .arg("--store")
+        .arg(s.store())
+        .args([
+            "realise",
+            "--message-format",
+            "json",
+            "--no-link",
+            "--remote-executor",
+            g.grid.url(),
+        ])
+        .current_dir(&dir)
+        .env("CMOD_CONFIG", dir.join("no-user-config.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the worker that took the slow step, while it runs it.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let victim = loop {
+        if let Some(i) = busy_with_slow_step(&g) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no worker took the slow step");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let killed = g.workers.remove(victim);
+    drop(killed);
+    let r = Realised::parse(build.wait_with_output().unwrap()).ok();
+    assert_eq!(run(&r.target("slowpoke"), &[]).trim(), "42");
+    // The survivor built the slow step after the server gave the killed worker up.
+    let survivor = &g.workers[0];
+    assert!(
+        survivor
+            .text()
+            .lines()
+            .any(|l| l.contains("Built") && l.contains("slow.cpp.o")),
+        "{}",
+        survivor.text()
+    );
+}
+
 #[test]
 fn an_unreachable_executor_is_a_clear_error_or_a_local_build_with_fallback() {
     let s = Sandbox::new();

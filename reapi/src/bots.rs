@@ -192,6 +192,17 @@ impl<'c> Bot<'c> {
         Ok(())
     }
 
+    /// Tells the server the bot is alive (its leases still running) without taking new
+    /// work: call it while a lease runs longer than the server's keepalive timeout, or the
+    /// server gives the bot up and hands its leases to another. Waits at most `timeout`;
+    /// leases handed out meanwhile are returned by the next [`poll`](Bot::poll).
+    pub fn keep_alive(&mut self, timeout: Duration) -> Result<()> {
+        self.session = self
+            .client
+            .update_bot_session(self.session.clone(), timeout)?;
+        Ok(())
+    }
+
     fn sync(&mut self) -> Result<()> {
         self.session = self
             .client

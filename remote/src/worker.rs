@@ -36,6 +36,8 @@ use crate::executor::ENFORCEMENT_TYPE_URL;
 
 /// How long one `UpdateBotSession` may wait for work.
 const POLL: Duration = Duration::from_secs(10);
+/// How often a busy worker tells the server it is alive.
+const KEEPALIVE: Duration = Duration::from_secs(3);
 
 /// What a worker is and has.
 #[derive(Debug, Clone)]
@@ -153,7 +155,8 @@ pub fn run(
         };
         for lease in leases {
             let started = Instant::now();
-            match serve(cfg, &client, &lease.work) {
+            let served = serve_alive(cfg, &client, &lease.work, &mut bot);
+            match served {
                 Ok((name, result)) => {
                     let failure =
                         (result.exit_code != 0).then(|| format!("exit code {}", result.exit_code));
@@ -172,6 +175,31 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+/// [`serve`] on a thread while this one keeps the bot's session alive (a step may take
+/// longer than the server's keepalive timeout).
+fn serve_alive(
+    cfg: &WorkerConfig,
+    client: &Client,
+    work: &LeaseWork,
+    bot: &mut Bot<'_>,
+) -> Result<(String, re::ActionResult), Refusal> {
+    std::thread::scope(|s| {
+        let running = s.spawn(|| serve(cfg, client, work));
+        let mut last = Instant::now();
+        while !running.is_finished() {
+            std::thread::sleep(Duration::from_millis(50));
+            if last.elapsed() >= KEEPALIVE {
+                // A missed keepalive is retried at the next one.
+                let _ = bot.keep_alive(Duration::from_secs(1));
+                last = Instant::now();
+            }
+        }
+        running
+            .join()
+            .unwrap_or_else(|_| Err((Code::Internal, "the worker panicked running it".into())))
+    })
 }
 
 /// Why a lease was refused: the gRPC code the lease fails with (BuildGrid retries the job

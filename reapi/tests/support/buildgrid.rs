@@ -234,6 +234,8 @@ schedulers:
     sql: *sql
     action-cache: *main-action
     storage: *main-storage
+    bot-session-keepalive-timeout: 10
+    session-expiry-timer-interval: 1
     property-set:
       !dynamic-property-set
       match-property-keys:
