@@ -137,6 +137,56 @@ fn every_step_runs_on_the_workers_and_the_outputs_are_bit_identical_to_local_one
     assert!(text.contains("\"sandbox\": \"full\""), "{text}");
 }
 
+/// Every example (but `with-deps`, whose git dependencies another test sets up) built on
+/// the workers, then rebuilt here bit for bit the same.
+#[test]
+fn every_example_builds_remotely_bit_identically() {
+    let g = Grid::start();
+    let s = Sandbox::new();
+    let packages = [
+        "hello",
+        "library",
+        "multi-lib",
+        "path-deps/app",
+        "workspace",
+        "visibility/game",
+        "pch",
+        "threads",
+        "c-mix",
+        "zlib",
+    ];
+    let mut steps = 0;
+    for package in packages {
+        let example = package.split('/').next().unwrap();
+        s.copy_example(example);
+        let dir = s.dir.path().join(package);
+        let store = s.dir.path().join(format!("store-{example}"));
+        let r = realise(&dir, &store, &["--remote-executor", g.grid.url()]).ok();
+        assert!(!r.built().is_empty(), "{package}");
+        steps += r.built().len();
+        let check = realise(&dir, &store, &["--check"]).ok();
+        assert_eq!(
+            check.finished()["checked"],
+            r.built().len(),
+            "{package}: {}",
+            check.stderr()
+        );
+        assert_eq!(
+            check.finished()["differing"],
+            0,
+            "{package}: {}",
+            check.stderr()
+        );
+    }
+    assert_eq!(
+        g.built(),
+        steps,
+        "{}\n{}",
+        g.workers[0].text(),
+        g.workers[1].text()
+    );
+}
+
 #[test]
 fn a_step_failing_remotely_shows_its_diagnostics_like_a_local_one() {
     let g = Grid::start();
@@ -249,6 +299,69 @@ fn a_worker_killed_mid_lease_is_replaced_by_another_and_the_build_succeeds() {
         "{}",
         survivor.text()
     );
+}
+
+/// A step whose host file differs from the worker's copy is refused by the worker (the
+/// execution ends with FAILED_PRECONDITION and the reason), never built.
+#[test]
+fn a_worker_refuses_a_step_it_cannot_run_identically() {
+    use cmod_reapi::proto::build::bazel::remote::execution::v2 as re;
+    use cmod_reapi::{Blob, Digest, RootBuilder};
+    use prost::Message;
+
+    let g = Grid::start();
+    let s = Sandbox::new();
+    let dir = s.copy_example("hello");
+    let out = cmod_env(&dir, &s.store(), &["toolchain", "--json"], &[]);
+    let toolchain: cmod_schema::toolchain::ToolchainInfo =
+        serde_json::from_slice(&out.stdout).expect("toolchain --json");
+    let mut drv: cmod_schema::derivation::Derivation = serde_json::from_value(serde_json::json!({
+        "args": ["-c", "/dev/null", "-o", "out/x.o"], "env": {}, "inputs": [], "kind": "object",
+        "name": "refused.o", "outputs": {"obj": {"at": "out/x.o", "name": "x.o"}},
+        "tool": "c++", "toolchain": toolchain.identity, "version": 2,
+    }))
+    .unwrap();
+    drv.host.insert(
+        "/etc/hostname".into(),
+        cmod_schema::ContentHash::of_file(false, b"not this machine's hostname\n"),
+    );
+    let mut root = RootBuilder::new();
+    root.add_bytes(
+        ".cmod/derivation.json",
+        drv.canonical_bytes().unwrap(),
+        false,
+    )
+    .unwrap();
+    root.add_bytes(".cmod/modules.json", b"[]".to_vec(), false)
+        .unwrap();
+    let root = root.finish();
+    let command = cmod_remote::action::command_of(&drv, &toolchain, "full").encode_to_vec();
+    let action = re::Action {
+        command_digest: Some(Digest::of_bytes(&command).to_proto()),
+        input_root_digest: Some(root.root_digest().to_proto()),
+        platform: Some(cmod_remote::action::platform(&toolchain.identity, "full")),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let client = g.grid.client();
+    let mut blobs = root.blobs();
+    blobs.push(Blob::from_bytes(command));
+    blobs.push(Blob::from_bytes(action.clone()));
+    client.upload(&blobs).unwrap();
+    let response = client.execute(&Digest::of_bytes(&action), true).unwrap();
+    let status = response.status.unwrap_or_default();
+    assert_eq!(
+        status.code,
+        cmod_reapi::Code::FailedPrecondition as i32,
+        "{status:?}"
+    );
+    assert!(
+        status
+            .message
+            .contains("`/etc/hostname` is not the client's"),
+        "{status:?}"
+    );
+    assert_eq!(g.built(), 0);
 }
 
 #[test]

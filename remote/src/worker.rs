@@ -23,7 +23,7 @@ use std::os::unix::fs::PermissionsExt;
 use cmod_sandbox::{Limits, Mode};
 use cmod_schema::derivation::Derivation;
 use cmod_schema::toolchain::ToolchainInfo;
-use cmod_schema::StorePath;
+use cmod_schema::{ContentHash, StorePath};
 use cmod_store::content::normalise;
 use cmod_store::realise::{Executed, Executor, Job, LocalSandbox, ModuleFile};
 use cmod_store::Store;
@@ -331,6 +331,20 @@ fn step_of<'c>(
                 ),
             )
         })?;
+    // Host files (system headers and libraries) are the client's, by hash: a worker whose
+    // copy differs would build something else under the same key.
+    for (path, wanted) in &drv.host {
+        let have = std::fs::read(path).map(|bytes| ContentHash::of_file(false, &bytes));
+        if have.as_ref().ok() != Some(wanted) {
+            return Err((
+                Code::FailedPrecondition,
+                format!(
+                    "{}: this worker's `{path}` is not the client's (hash {wanted})",
+                    drv.name
+                ),
+            ));
+        }
+    }
     let expected = command_of(&drv, toolchain, cfg.sandbox.as_str());
     if &expected != command {
         return Err((
