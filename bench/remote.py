@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Benchmark the REAPI remote cache (issue 13): the generated ~200-TU project realised
+"""Benchmark the REAPI remote cache and remote execution (issue 13): the generated ~200-TU
+project realised
 
 * cold, locally, no remote cache (empty store, warm evaluator caches);
 * cold with `--remote-cache` on an empty BuildGrid and a signing key: every step misses,
   is built here and published (the cost of asking and sharing);
 * fully cached from the REAPI cache (empty store, warm evaluator caches, `--remote-cache`,
   the publisher's key trusted: 0 built);
-* fully cached from a file:// binary cache holding the same outputs (`cmod copy --to`).
+* fully cached from a file:// binary cache holding the same outputs (`cmod copy --to`);
+* cold with `--remote-executor` on two `cmod worker`s (this machine's two cores): every step
+  uploaded, executed by a worker and downloaded (the protocol's cost per action).
 
 BuildGrid 0.4.4 with PostgreSQL 15 runs on loopback (bench/buildgrid.py). Writes the
-section "Remote cache benchmark (issue 13)" of bench/RESULTS.md (other sections are kept).
+section "Remote cache and execution benchmark (issue 13)" of bench/RESULTS.md (other sections are kept).
 Usage: `cargo build --release && python3 bench/remote.py [--runs 3]`.
 """
 
@@ -30,7 +33,7 @@ from share import cmod_env, fmt, fresh, median, page_in_toolchain, seed_cache, s
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "bench" / "work" / "remote"
 RESULTS = REPO / "bench" / "RESULTS.md"
-SECTION = "## Remote cache benchmark (issue 13)"
+SECTION = "## Remote cache and execution benchmark (issue 13)"
 
 
 def log(msg):
@@ -72,7 +75,7 @@ def main(argv=None):
     warm = WORK / "store-warm"
     sh([cmod, "--store", warm, "eval"], env=cmod_env(WORK / "home"), cwd=project)
     grid = BuildGrid(WORK / "buildgrid")
-    res = {k: [] for k in ["cold", "publish", "reapi", "file"]}
+    res = {k: [] for k in ["cold", "publish", "reapi", "file", "remote"]}
     try:
         settle()
         for i in range(args.runs):
@@ -103,6 +106,20 @@ def main(argv=None):
                 secs, fin = realise(quiet, warm_up, cmod, s, project, WORK / f"home-{kind}{i}", source + ["--trusted-public-keys", pub])
                 assert fin["built"] == 0 and fin["substituted"] == res["derivations"], fin
                 res[kind].append(secs)
+        workers = [subprocess.Popen([cmod, "worker", "--server", grid.url, "--id", f"bench-{i}", "--work-dir", WORK / f"worker-{i}"],
+                                    stdout=subprocess.DEVNULL, stderr=open(WORK / f"worker-{i}.log", "w")) for i in range(2)]
+        try:
+            for i in range(args.runs):
+                log(f"remote build {i + 1}")
+                s = WORK / f"store-remote{i}"
+                seed_cache(s, warm)
+                secs, fin = realise(quiet, warm_up, cmod, s, project, WORK / f"home-remote{i}", ["--remote-executor", grid.url])
+                assert fin["built"] == res["derivations"], fin
+                res["remote"].append(secs)
+        finally:
+            for w in workers:
+                w.kill()
+                w.wait()
     finally:
         grid.stop()
     (WORK / "results.json").write_text(json.dumps(res, indent=1))
@@ -118,7 +135,7 @@ def main(argv=None):
 def render(res, args, params, quiet):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     load = Path("/proc/loadavg").read_text().split()[:3]
-    cold, publish, reapi, file = (median(res[k]) for k in ["cold", "publish", "reapi", "file"])
+    cold, publish, reapi, file, remote = (median(res[k]) for k in ["cold", "publish", "reapi", "file", "remote"])
     n = res["derivations"]
     return f"""{SECTION}
 
@@ -138,6 +155,12 @@ Measured {datetime.date.today()} at commit {commit} with:
 | fully cached from the REAPI cache ({n} steps fetched, 0 built) | {series(res['reapi'])} | **{cold / reapi:.1f}× faster than cold** |
 | fully cached from a file:// binary cache (same outputs) | {series(res['file'])} | {cold / file:.1f}× faster than cold |
 | REAPI cache / file:// cache | | {reapi / file:.2f}× |
+| cold with `--remote-executor` on 2 `cmod worker`s on this machine | {series(res['remote'])} | {remote / cold:.2f}× cold |
+
+Remote execution costs ({remote:.2f} s − {cold:.2f} s) / {n} steps × 2 at a time = {(remote - cold) / n * 2 * 1000:.0f} ms per action here
+(upload of what the server lacks, queueing and leasing through BuildGrid and PostgreSQL, the worker's download of
+the input root and upload of the outputs, the client's download): with N workers of this machine's speed and a graph
+wide enough to keep them busy, a cold build takes about cold × 2 / N + that overhead × steps / N.
 
 A fetched build takes {reapi / n * 1000:.1f} ms of wall time per step ({n} steps; with a remote cache 8 workers
 ask it at once while builders stay at `-j 2`); a step fetches its result only once its inputs are in the store
