@@ -81,6 +81,7 @@ impl From<cmod_ops::OpsError> for CliError {
         match e {
             cmod_ops::OpsError::Eval(e) => CliError::Eval(e),
             cmod_ops::OpsError::Store(e) => CliError::Store(e),
+            cmod_ops::OpsError::Copy(e) => CliError::Copy(e),
             cmod_ops::OpsError::Usage { message, help } => CliError::Usage { message, help },
             cmod_ops::OpsError::Sandbox { message, help } => CliError::Sandbox { message, help },
             cmod_ops::OpsError::Internal(message) => CliError::Internal(message),

@@ -11,7 +11,6 @@ mod diagnostic;
 mod editor_schema;
 mod progress;
 mod project;
-mod scan_entries;
 mod source_paths;
 mod timings;
 mod warnings;

@@ -242,12 +242,7 @@ fn an_unreachable_remote_cache_is_one_warning_and_a_local_build() {
     let s = Sandbox::new();
     let dir = s.copy_example("hello");
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("grpc://127.0.0.1:{port}");
+    let url = common::unreachable_grpc_url();
     let out = cmod_env(
         &dir,
         &s.store(),

@@ -368,12 +368,7 @@ fn a_worker_refuses_a_step_it_cannot_run_identically() {
 fn an_unreachable_executor_is_a_clear_error_or_a_local_build_with_fallback() {
     let s = Sandbox::new();
     let dir = s.copy_example("hello");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("grpc://127.0.0.1:{port}");
+    let url = common::unreachable_grpc_url();
     let out = cmod_env(
         &dir,
         &s.store(),

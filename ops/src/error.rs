@@ -13,6 +13,9 @@ pub enum OpsError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Fetching from, or sending to, another store or cache failed.
+    #[error(transparent)]
+    Copy(#[from] cmod_store::transfer::CopyError),
     /// The request cannot be carried out as given: a target that does not exist, no
     /// package where one was looked for. `help` says what to do instead.
     #[error("{message}")]
@@ -49,6 +52,7 @@ impl OpsError {
         match self {
             OpsError::Eval(e) => e.exit_class(),
             OpsError::Store(e) => e.exit_class(),
+            OpsError::Copy(e) => e.exit_class(),
             OpsError::Usage { .. } | OpsError::Sandbox { .. } => ExitClass::Usage,
             OpsError::Internal(_) => ExitClass::Internal,
         }

@@ -10,7 +10,9 @@ pub mod build;
 pub mod error;
 pub mod journal;
 pub mod project;
+pub mod realise;
 pub mod remote;
+pub mod scan_entries;
 mod scan_source;
 
 pub use error::OpsError;

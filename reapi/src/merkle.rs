@@ -231,12 +231,7 @@ impl Client {
             symlinks.push((self.output_path(dest, &s.path)?, s.target.clone()));
         }
         self.write_files(&files)?;
-        for (path, target) in symlinks {
-            create_parent(&path)?;
-            let _ = fs::remove_file(&path);
-            std::os::unix::fs::symlink(&target, &path).map_err(|e| Error::io(&path, e))?;
-        }
-        Ok(())
+        make_symlinks(symlinks)
     }
 
     /// Writes the input root `root` (a `Directory` digest) under `dest` (created if needed):
@@ -273,12 +268,7 @@ impl Client {
         let (mut files, mut symlinks) = (Vec::new(), Vec::new());
         self.plan_directory(children[root], dest, &children, &mut files, &mut symlinks)?;
         self.write_files(&files)?;
-        for (path, target) in symlinks {
-            create_parent(&path)?;
-            let _ = fs::remove_file(&path);
-            std::os::unix::fs::symlink(&target, &path).map_err(|e| Error::io(&path, e))?;
-        }
-        Ok(())
+        make_symlinks(symlinks)
     }
 
     /// Creates the directory `dir` of a `Tree` at `at` and lists its files and symlinks.
@@ -369,6 +359,17 @@ impl Client {
         }
         Ok(dest.join(p))
     }
+}
+
+/// Creates `symlinks` (path, target), replacing what is there: the last step of
+/// materialising, so nothing is written through them.
+fn make_symlinks(symlinks: Vec<(PathBuf, String)>) -> Result<()> {
+    for (path, target) in symlinks {
+        create_parent(&path)?;
+        let _ = fs::remove_file(&path);
+        std::os::unix::fs::symlink(&target, &path).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
 }
 
 fn create_parent(path: &Path) -> Result<()> {

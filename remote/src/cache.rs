@@ -14,23 +14,22 @@
 //!   and builds locally); the cache is then off for the rest of the run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
 use cmod_reapi::proto::build::bazel::remote::execution::v2 as re;
-use cmod_reapi::{Blob, Client, Digest, Endpoint, MerkleTree};
-use cmod_schema::{ContentHash, StorePath};
+use cmod_reapi::{Blob, Client, Digest, Endpoint};
+use cmod_schema::ContentHash;
 use cmod_store::realise::{CachedStep, Job, StepCache, StepCacheError};
 use cmod_store::trace::TraceEntry;
 use cmod_store::Store;
 
 use crate::action::{step_action, ActionMemo};
-use crate::digests::{PathDigests, Placed};
+use crate::connection::{Connection, Trouble};
+use crate::digests::PathDigests;
 use crate::record::{self, TraceRecord};
 
 /// A REAPI action cache used as cmod's step cache.
 pub struct ReapiCache {
-    endpoint: Endpoint,
-    client: OnceLock<Result<Client, String>>,
+    connection: Connection,
     digests: PathDigests,
     memo: ActionMemo,
     /// Set once the server was found unreachable: the cache is off from then on.
@@ -40,28 +39,9 @@ pub struct ReapiCache {
 impl std::fmt::Debug for ReapiCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReapiCache")
-            .field("url", &self.endpoint.url())
+            .field("url", &self.connection.url())
             .field("off", &self.off)
             .finish_non_exhaustive()
-    }
-}
-
-/// How a call went wrong: the server is gone (the cache is switched off), or this one
-/// answer is unusable.
-enum Trouble {
-    Gone(String),
-    Bad(String),
-}
-
-impl From<cmod_reapi::Error> for Trouble {
-    fn from(e: cmod_reapi::Error) -> Trouble {
-        if let cmod_reapi::Error::Unreachable { detail, .. } = e {
-            Trouble::Gone(detail)
-        } else if e.is_unreachable() {
-            Trouble::Gone(e.to_string())
-        } else {
-            Trouble::Bad(e.to_string())
-        }
     }
 }
 
@@ -69,8 +49,7 @@ impl ReapiCache {
     /// A cache at `endpoint` for `store` (nothing is contacted until the first lookup).
     pub fn new(endpoint: Endpoint, store: &Store) -> ReapiCache {
         ReapiCache {
-            endpoint,
-            client: OnceLock::new(),
+            connection: Connection::new(endpoint),
             digests: PathDigests::default(),
             memo: ActionMemo::new(store.remote_dir().join("actions")),
             off: AtomicBool::new(false),
@@ -78,26 +57,20 @@ impl ReapiCache {
     }
 
     fn client(&self) -> Result<&Client, Trouble> {
-        let slot = self.client.get_or_init(|| {
-            let gone = |e: cmod_reapi::Error| match Trouble::from(e) {
-                Trouble::Gone(why) | Trouble::Bad(why) => why,
-            };
-            let client = Client::connect(self.endpoint.clone()).map_err(gone)?;
-            let caps = client.capabilities().map_err(gone)?;
-            if !caps.supports_sha256() {
-                return Err(format!(
+        self.connection.client(|caps| {
+            if caps.supports_sha256() {
+                Ok(())
+            } else {
+                Err(format!(
                     "the server hashes with {:?}; cmod speaks SHA256 only",
                     caps.digest_functions
-                ));
+                ))
             }
-            Ok(client)
-        });
-        slot.as_ref()
-            .map_err(|reason| Trouble::Gone(reason.clone()))
+        })
     }
 
     fn url(&self) -> String {
-        self.endpoint.url().to_string()
+        self.connection.url().to_string()
     }
 
     /// The step-cache error for `trouble`, switching the cache off if the server is gone;
@@ -110,7 +83,7 @@ impl ReapiCache {
                     reason,
                 })
             }
-            Trouble::Bad(reason) => Some(StepCacheError::Failed {
+            Trouble::Bad(reason) | Trouble::Busy(reason) => Some(StepCacheError::Failed {
                 url: self.url(),
                 reason,
             }),
@@ -168,7 +141,9 @@ impl ReapiCache {
             };
             let info = job.store.path_info(path);
             paths.push(info.map_err(|e| Trouble::Bad(format!("the metadata of `{path}`: {e}")))?);
-            self.add_output(job.store, path, &out.at, &mut result, &mut blobs)?;
+            self.digests
+                .get(job.store, path, None)?
+                .add_output(&out.at, &mut result, &mut blobs);
         }
         let log = std::fs::read(job.log_path).unwrap_or_default();
         if !log.is_empty() {
@@ -194,51 +169,6 @@ impl ReapiCache {
         client.update_action_result(&action.digest, result)?;
         Ok(())
     }
-
-    /// Describe the output `path` (laid out at `at`) in `result` and queue its blobs.
-    fn add_output(
-        &self,
-        store: &Store,
-        path: &StorePath,
-        at: &str,
-        result: &mut re::ActionResult,
-        blobs: &mut Vec<Blob>,
-    ) -> Result<(), cmod_reapi::Error> {
-        match self.digests.get(store, path, None)? {
-            Placed::File {
-                digest,
-                executable,
-                path: on_disk,
-            } => {
-                blobs.push(Blob {
-                    digest,
-                    source: cmod_reapi::BlobSource::File(on_disk),
-                });
-                result.output_files.push(re::OutputFile {
-                    path: at.to_string(),
-                    digest: Some(digest.to_proto()),
-                    is_executable: executable,
-                    ..Default::default()
-                });
-            }
-            Placed::Tree(tree) => {
-                let tree_blob = tree_blob(&tree);
-                result.output_directories.push(re::OutputDirectory {
-                    path: at.to_string(),
-                    tree_digest: Some(tree_blob.digest.to_proto()),
-                    ..Default::default()
-                });
-                blobs.extend(tree.blobs());
-                blobs.push(tree_blob);
-            }
-        }
-        Ok(())
-    }
-}
-
-fn tree_blob(tree: &MerkleTree) -> Blob {
-    use prost::Message;
-    Blob::from_bytes(tree.to_tree().encode_to_vec())
 }
 
 impl StepCache for ReapiCache {

@@ -6,9 +6,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cmod_reapi::{BlobSource, Digest, MerkleTree, RootBuilder};
+use cmod_reapi::proto::build::bazel::remote::execution::v2 as re;
+use cmod_reapi::{Blob, BlobSource, Digest, MerkleTree, RootBuilder};
 use cmod_schema::StorePath;
 use cmod_store::Store;
+use prost::Message;
 
 /// A store path (or a file inside one) in REAPI form.
 #[derive(Debug, Clone)]
@@ -36,6 +38,39 @@ impl Placed {
                 path,
             } => root.add_file(at, *digest, *executable, BlobSource::File(path.clone())),
             Placed::Tree(tree) => root.add_tree(at, tree),
+        }
+    }
+
+    /// Describe it as the output placed at `at` in `result`, and queue its blobs (for a
+    /// directory, its `Tree` too) in `blobs`.
+    pub fn add_output(&self, at: &str, result: &mut re::ActionResult, blobs: &mut Vec<Blob>) {
+        match self {
+            Placed::File {
+                digest,
+                executable,
+                path,
+            } => {
+                blobs.push(Blob {
+                    digest: *digest,
+                    source: BlobSource::File(path.clone()),
+                });
+                result.output_files.push(re::OutputFile {
+                    path: at.to_string(),
+                    digest: Some(digest.to_proto()),
+                    is_executable: *executable,
+                    ..Default::default()
+                });
+            }
+            Placed::Tree(tree) => {
+                let tree_blob = Blob::from_bytes(tree.to_tree().encode_to_vec());
+                result.output_directories.push(re::OutputDirectory {
+                    path: at.to_string(),
+                    tree_digest: Some(tree_blob.digest.to_proto()),
+                    ..Default::default()
+                });
+                blobs.extend(tree.blobs());
+                blobs.push(tree_blob);
+            }
         }
     }
 
@@ -78,11 +113,6 @@ impl PathDigests {
         let placed = Placed::of(&on_disk)?;
         self.lock().insert(key, placed.clone());
         Ok(placed)
-    }
-
-    /// Remember that `path` has the REAPI form `placed` (computed from its contents).
-    pub fn remember(&self, path: &StorePath, placed: Placed) {
-        self.lock().insert((path.clone(), None), placed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(StorePath, Option<String>), Placed>> {

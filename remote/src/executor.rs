@@ -13,23 +13,26 @@
 //! (with a warning, once).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
 use cmod_reapi::proto::build::bazel::remote::execution::v2 as re;
 use cmod_reapi::{Client, Digest, Endpoint};
+
+use crate::connection::{Connection, Trouble};
 use cmod_store::realise::{ExecError, Executed, Executor, Job, LocalSandbox};
 use prost::Message;
 
 use crate::action::step_action;
 use crate::digests::PathDigests;
 
+/// How many times a step is tried again while the server says it is overloaded.
+const BUSY_RETRIES: u32 = 4;
+
 /// The type URL of the `Any` in which a worker reports the Landlock ABI that confined it.
 pub const ENFORCEMENT_TYPE_URL: &str = "type.cmod.dev/cmod.LandlockAbi.v1";
 
 /// Runs each step on a REAPI Execution service.
 pub struct ReapiExecutor {
-    endpoint: Endpoint,
-    client: OnceLock<Result<Client, String>>,
+    connection: Connection,
     digests: PathDigests,
     /// Build here when the server is unreachable (`--remote-fallback`).
     fallback: bool,
@@ -40,27 +43,9 @@ pub struct ReapiExecutor {
 impl std::fmt::Debug for ReapiExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReapiExecutor")
-            .field("url", &self.endpoint.url())
+            .field("url", &self.connection.url())
             .field("fallback", &self.fallback)
             .finish_non_exhaustive()
-    }
-}
-
-/// How one remote execution went wrong.
-enum Trouble {
-    /// The server cannot be reached.
-    Gone(String),
-    /// This step could not be run there.
-    Refused(String),
-}
-
-impl From<cmod_reapi::Error> for Trouble {
-    fn from(e: cmod_reapi::Error) -> Trouble {
-        match e {
-            cmod_reapi::Error::Unreachable { detail, .. } => Trouble::Gone(detail),
-            e if e.is_unreachable() => Trouble::Gone(e.to_string()),
-            e => Trouble::Refused(e.to_string()),
-        }
     }
 }
 
@@ -69,8 +54,7 @@ impl ReapiExecutor {
     /// built locally once the server is found unreachable.
     pub fn new(endpoint: Endpoint, fallback: bool) -> ReapiExecutor {
         ReapiExecutor {
-            endpoint,
-            client: OnceLock::new(),
+            connection: Connection::new(endpoint),
             digests: PathDigests::default(),
             fallback,
             gone: AtomicBool::new(false),
@@ -78,24 +62,19 @@ impl ReapiExecutor {
     }
 
     fn client(&self) -> Result<&Client, Trouble> {
-        let slot = self.client.get_or_init(|| {
-            let text = |e: cmod_reapi::Error| match Trouble::from(e) {
-                Trouble::Gone(why) | Trouble::Refused(why) => why,
-            };
-            let client = Client::connect(self.endpoint.clone()).map_err(text)?;
-            let caps = client.capabilities().map_err(text)?;
-            if !caps.exec_enabled {
-                return Err("the server does not execute actions (execution is disabled)".into());
+        self.connection.client(|caps| {
+            if caps.exec_enabled {
+                Ok(())
+            } else {
+                Err("the server does not execute actions (execution is disabled)".into())
             }
-            Ok(client)
-        });
-        slot.as_ref().map_err(|why| Trouble::Gone(why.clone()))
+        })
     }
 
     fn run_remotely(&self, job: &Job<'_>) -> Result<Executed, Trouble> {
         let client = self.client()?;
         let action = step_action(job, &self.digests)
-            .map_err(|e| Trouble::Refused(format!("its Action: {e}")))?;
+            .map_err(|e| Trouble::Bad(format!("its Action: {e}")))?;
         let mut blobs = action.root.blobs();
         blobs.push(cmod_reapi::Blob::from_bytes(action.action.clone()));
         blobs.push(cmod_reapi::Blob::from_bytes(action.command.clone()));
@@ -103,14 +82,14 @@ impl ReapiExecutor {
         // Never the server's cache: its results carry no signature (see the module docs).
         let response = client.execute(&action.digest, true)?;
         if let Some(status) = response.status.as_ref().filter(|s| s.code != 0) {
-            return Err(Trouble::Refused(format!(
+            return Err(Trouble::Bad(format!(
                 "the server ended the execution with status {}: {}",
                 status.code, status.message
             )));
         }
         let result = response
             .result
-            .ok_or_else(|| Trouble::Refused("the execution answered without a result".into()))?;
+            .ok_or_else(|| Trouble::Bad("the execution answered without a result".into()))?;
         let log = self.log_of(client, &result)?;
         if result.exit_code != 0 {
             return Ok(Executed {
@@ -169,7 +148,19 @@ impl Executor for ReapiExecutor {
         if self.fallback && self.gone.load(Ordering::SeqCst) {
             return LocalSandbox.execute(job);
         }
-        match self.run_remotely(job) {
+        let mut attempt = 0;
+        let outcome = loop {
+            match self.run_remotely(job) {
+                // An overloaded server (BuildGrid refuses calls past its concurrency
+                // limit): again, after a pause that grows (0.25 s doubling, 5 attempts).
+                Err(Trouble::Busy(_)) if attempt < BUSY_RETRIES => {
+                    std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(executed) => Ok(executed),
             Err(Trouble::Gone(why)) if self.fallback => {
                 let first = !self.gone.swap(true, Ordering::SeqCst);
@@ -177,7 +168,7 @@ impl Executor for ReapiExecutor {
                 if first {
                     executed.warning = Some(format!(
                         "remote executor `{}` is unavailable ({why}); building locally instead (--remote-fallback)",
-                        self.endpoint.url()
+                        self.connection.url()
                     ));
                 }
                 Ok(executed)
@@ -185,14 +176,14 @@ impl Executor for ReapiExecutor {
             Err(Trouble::Gone(why)) => Err(ExecError::Remote {
                 reason: format!(
                     "remote executor `{}` is unavailable ({why})",
-                    self.endpoint.url()
+                    self.connection.url()
                 ),
                 help: Some(
                     "start the server (and its workers: `cmod worker --server URL`), or pass --remote-fallback to build locally while it is unavailable".into(),
                 ),
             }),
-            Err(Trouble::Refused(why)) => Err(ExecError::Remote {
-                reason: format!("remote executor `{}`: {why}", self.endpoint.url()),
+            Err(Trouble::Bad(why) | Trouble::Busy(why)) => Err(ExecError::Remote {
+                reason: format!("remote executor `{}`: {why}", self.connection.url()),
                 help: None,
             }),
         }

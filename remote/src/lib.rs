@@ -18,6 +18,7 @@
 
 pub mod action;
 pub mod cache;
+mod connection;
 pub mod digests;
 pub mod executor;
 pub mod record;

@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use cmod_reapi::bots::{Bot, LeaseWork};
 use cmod_reapi::proto::build::bazel::remote::execution::v2 as re;
-use cmod_reapi::{Blob, Client, Code, Digest, Endpoint, MerkleTree};
-use std::os::unix::fs::PermissionsExt;
+use cmod_reapi::{Blob, Client, Code, Digest, Endpoint};
 
 use cmod_sandbox::{Limits, Mode};
 use cmod_schema::derivation::Derivation;
@@ -32,6 +31,7 @@ use prost::Message;
 use crate::action::{
     command_of, DERIVATION_FILE, MODULES_FILE, SANDBOX_PROPERTY, STORE_DIR, TOOLCHAIN_PROPERTY,
 };
+use crate::digests::Placed;
 use crate::executor::ENFORCEMENT_TYPE_URL;
 
 /// How long one `UpdateBotSession` may wait for work.
@@ -395,7 +395,10 @@ fn result_of(
     let mut blobs = Vec::new();
     if executed.failure.is_none() {
         for at in &command.output_paths {
-            add_output(&build.join(at), at, &mut result, &mut blobs)?;
+            let path = build.join(at);
+            if std::fs::symlink_metadata(&path).is_ok() {
+                Placed::of(&path)?.add_output(at, &mut result, &mut blobs);
+            }
         }
     }
     let mut text = executed.log.clone().into_bytes();
@@ -430,39 +433,6 @@ fn exit_code(failure: Option<&str>) -> i32 {
     number("exit code ")
         .or_else(|| number("signal ").map(|s| 128 + s))
         .unwrap_or(1)
-}
-
-/// Describe the output at `path` (placed at `at`) in `result` and queue its blobs.
-fn add_output(
-    path: &Path,
-    at: &str,
-    result: &mut re::ActionResult,
-    blobs: &mut Vec<Blob>,
-) -> Result<(), cmod_reapi::Error> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    if meta.is_dir() {
-        let tree = MerkleTree::from_dir(path)?;
-        let tree_blob = Blob::from_bytes(tree.to_tree().encode_to_vec());
-        result.output_directories.push(re::OutputDirectory {
-            path: at.to_string(),
-            tree_digest: Some(tree_blob.digest.to_proto()),
-            ..Default::default()
-        });
-        blobs.extend(tree.blobs());
-        blobs.push(tree_blob);
-    } else {
-        let blob = Blob::from_file(path)?;
-        result.output_files.push(re::OutputFile {
-            path: at.to_string(),
-            digest: Some(blob.digest.to_proto()),
-            is_executable: meta.permissions().mode() & 0o111 != 0,
-            ..Default::default()
-        });
-        blobs.push(blob);
-    }
-    Ok(())
 }
 
 /// A new, empty directory under `work`.

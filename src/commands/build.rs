@@ -153,7 +153,7 @@ fn realise_targets(
         Some(e) => e,
         None => sandbox_mode(run)?,
     };
-    crate::scan_entries::sign_as_built(project)?;
+    cmod_ops::scan_entries::sign_as_built(project)?;
     let sources = project.sources()?;
     let settings = run.settings();
     let remote = cmod_ops::remote::remote_cache(project.sharing.as_deref(), &project.store)?;

@@ -119,7 +119,9 @@ fn push(cli: &Cli, args: &CopyArgs, url: &str, plan: Plan) -> Result<(), CliErro
         let gc = project.store.gc_guard()?;
         substitute_targets(&project, &args.what, mode, &cfg, false)?;
         if !cfg.substituters.is_empty() {
-            crate::scan_entries::fetch_signed(&project, &args.build)?;
+            for w in cmod_ops::scan_entries::fetch_signed(&project, args.build.offline())? {
+                errln!("warning: {w}");
+            }
         }
         let help = "run `cmod realise` first, or name a cache that has it with \
                     `--substituters URL`";

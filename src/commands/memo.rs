@@ -2,8 +2,6 @@
 //! (reporting its steps fresh), the end of a no-op, and the out-links to its targets.
 //! Shared by `realise`/`run` and the journal, which both answer from a memo.
 
-use std::path::PathBuf;
-
 use cmod_sandbox::Mode;
 use cmod_schema::{ContentHash, StorePath};
 use cmod_store::memo::Memo;
@@ -89,27 +87,27 @@ pub(crate) fn finish_fresh(
     pin_check.and(after_result)
 }
 
-/// Point the out-links at the targets' outputs (each a GC root keeping `keep` alive).
+/// The out-links `args` ask for.
+pub(crate) fn out_links(args: &RealiseArgs) -> cmod_ops::realise::OutLinks<'_> {
+    if args.no_link {
+        cmod_ops::realise::OutLinks::None
+    } else {
+        cmod_ops::realise::OutLinks::At(&args.out_link)
+    }
+}
+
+/// Point the out-links `args` ask for at the targets' outputs (each a GC root keeping
+/// `keep` alive).
 pub(crate) fn link_outputs(
     store: &Store,
     args: &RealiseArgs,
     targets: &[(String, StorePath)],
     keep: &KeepList,
 ) -> Result<(), CliError> {
-    if args.no_link {
-        return Ok(());
-    }
-    for (i, (name, p)) in targets.iter().enumerate() {
-        let link = if i == 0 {
-            args.out_link.clone()
-        } else {
-            PathBuf::from(format!(
-                "{}-{}",
-                args.out_link.display(),
-                name.replace('/', "-")
-            ))
-        };
-        store.add_out_link(&link, p, keep)?;
-    }
-    Ok(())
+    Ok(cmod_ops::realise::link_outputs(
+        store,
+        out_links(args),
+        targets,
+        keep,
+    )?)
 }

@@ -277,7 +277,7 @@ pub(crate) fn built(project: Project, names: &[String], help: &str) -> Result<Bu
         paths.extend(entry.outputs.values().cloned());
         traces.push(entry);
     }
-    let scans = crate::scan_entries::entries(&project);
+    let scans = cmod_ops::scan_entries::entries(&project);
     Ok(Built {
         store: project.store,
         paths,

@@ -253,3 +253,12 @@ pub fn failure(out: &Output) -> (i32, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A `grpc://` URL on loopback where nothing listens (the port was free a moment ago).
+pub fn unreachable_grpc_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port");
+    format!("grpc://127.0.0.1:{port}")
+}

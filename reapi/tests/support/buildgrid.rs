@@ -217,6 +217,7 @@ impl BuildGrid {
   - !channel
     address: "127.0.0.1:{port}"
     insecure-mode: true
+thread-pool-size: 64
 connections:
   - !sql-connection &sql
     connection-string: "{db}"
@@ -236,6 +237,11 @@ schedulers:
     storage: *main-storage
     bot-session-keepalive-timeout: 10
     session-expiry-timer-interval: 1
+    poll-interval: 0.05
+    bot-poll-interval: 0.05
+    assigners:
+      - !priority-age-assigner
+        interval: 0.05
     property-set:
       !dynamic-property-set
       match-property-keys:

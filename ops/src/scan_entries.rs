@@ -1,23 +1,21 @@
-//! The CLI's side of sharing scan results (`cmod_schema::scan_entry`; the evaluator's
-//! source of them is `cmod_ops`' `scan_source`): `cmod store sign` and builds
-//! with `secret-key-files` sign the evaluation's scans into the store; `cmod copy --to`
-//! publishes them.
+//! Sharing a project's scan results (`cmod_schema::scan_entry`; where evaluation takes them
+//! from is `scan_source`): builds with `secret-key-files` sign the evaluation's scans into
+//! the store, `cmod store sign` does on request, and `cmod copy --to` publishes them.
 
 use cmod_schema::scan_entry::ScanEntry;
 use cmod_schema::ContentHash;
 use cmod_store::sign::SecretKey;
 
-use crate::cli::BuildOpts;
-use crate::diagnostic::CliError;
-use crate::project::Project;
+use crate::{OpsError, Project};
 
 /// Before publishing: take from the configured substituters the signed entries of the
 /// evaluation's scans that the store holds unsigned (scanned here, or taken from a cache
 /// before caches' signatures were kept), so a relay passes them on signed. A cache that
-/// does not answer is skipped; a forged signature is an integrity error.
-pub fn fetch_signed(project: &Project, build: &BuildOpts) -> Result<(), CliError> {
-    let Some(cfg) = project.sharing.as_ref().filter(|_| !build.offline()) else {
-        return Ok(());
+/// does not answer is skipped (its warning returned); a forged signature is an integrity
+/// error. Nothing is fetched `offline`.
+pub fn fetch_signed(project: &Project, offline: bool) -> Result<Vec<String>, OpsError> {
+    let Some(cfg) = project.sharing.as_ref().filter(|_| !offline) else {
+        return Ok(Vec::new());
     };
     let keys: Vec<ContentHash> = project
         .eval
@@ -27,13 +25,10 @@ pub fn fetch_signed(project: &Project, build: &BuildOpts) -> Result<(), CliError
         .map(|(key, _)| key)
         .collect();
     if keys.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let got = cmod_store::scans::substitute_scans(&project.store, cfg, &keys)?;
-    for w in got.warnings {
-        errln!("warning: {w}");
-    }
-    Ok(())
+    Ok(got.warnings)
 }
 
 /// The evaluation's scan entries: as signed in the store where they are, else unsigned.
@@ -51,11 +46,11 @@ pub fn entries(project: &Project) -> Vec<ScanEntry> {
 
 /// Sign the evaluation's scan entries with `keys` and record them in the store (only
 /// those not yet signed by every key). Returns how many were (re)written.
-pub fn sign(project: &Project, keys: &[SecretKey]) -> Result<usize, CliError> {
-    if keys.is_empty() {
-        return Ok(0);
-    }
+pub fn sign(project: &Project, keys: &[SecretKey]) -> Result<usize, OpsError> {
     let mut written = 0;
+    if keys.is_empty() {
+        return Ok(written);
+    }
     for mut e in entries(project) {
         let before = e.signatures.clone();
         for k in keys {
@@ -71,7 +66,7 @@ pub fn sign(project: &Project, keys: &[SecretKey]) -> Result<usize, CliError> {
 
 /// With `secret-key-files` configured, sign what this evaluation scanned, as builds are
 /// signed when they happen.
-pub fn sign_as_built(project: &Project) -> Result<(), CliError> {
+pub fn sign_as_built(project: &Project) -> Result<(), OpsError> {
     let Some(cfg) = &project.sharing else {
         return Ok(());
     };
