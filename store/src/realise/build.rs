@@ -464,7 +464,9 @@ pub(crate) fn build(
     // Only what is signed is shared: an unsigned result would be refused by every reader
     // that requires signatures (the default), and would replace a signed one.
     if let Some(cache) = env.step_cache.filter(|_| !entry.signatures.is_empty()) {
-        let job = job_for(store, step, resolved, env, &run.build_dir, &run.log_path);
+        // The log has moved to where `cmod log` finds it.
+        let kept_log = store.log_file(key);
+        let job = job_for(store, step, resolved, env, &run.build_dir, &kept_log);
         if let Err(e) = cache.cache.publish(&job, &entry) {
             let message = match e {
                 StepCacheError::Unreachable { .. } => format!("{e}; not sharing what is built"),

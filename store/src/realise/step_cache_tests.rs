@@ -54,7 +54,7 @@ impl Executor for Builder {
         });
         Ok(Executed {
             failure: None,
-            log: String::new(),
+            log: format!("{}: warning: unused\n", job.resolved.name),
             landlock_abi: None,
             warning: None,
         })
@@ -68,6 +68,8 @@ type Shelved = (CachedStep, BTreeMap<String, Vec<u8>>);
 #[derive(Debug, Default)]
 struct Shelf {
     steps: Mutex<HashMap<ContentHash, Shelved>>,
+    /// The builder's log each publication came with.
+    logs: Mutex<Vec<String>>,
     fetches: Gauge,
 }
 
@@ -106,6 +108,8 @@ impl StepCache for Shelf {
             );
             paths.push(job.store.path_info(path).unwrap());
         }
+        let log = std::fs::read_to_string(job.log_path).unwrap_or_default();
+        self.logs.lock().unwrap().push(log);
         let cached = CachedStep {
             entry: entry.clone(),
             paths,
@@ -195,6 +199,13 @@ fn a_store_takes_what_another_published_only_when_it_is_trusted_and_intact() {
     assert_eq!(builder.gauge.most.load(Ordering::SeqCst), 2);
     assert!(shelf.fetches.most.load(Ordering::SeqCst) > 2);
     assert_eq!(shelf.steps.lock().unwrap().len(), 6);
+    // Each publication carries the builder's log (kept where `cmod log` finds it).
+    let logs = shelf.logs.lock().unwrap().clone();
+    assert_eq!(logs.len(), 6);
+    assert!(
+        logs.iter().all(|l| l.contains(": warning: unused")),
+        "{logs:?}"
+    );
 
     // A store that trusts the key builds nothing.
     let reader = Run {
