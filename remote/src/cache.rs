@@ -109,6 +109,19 @@ impl ReapiCache {
         if result.exit_code != 0 {
             return Ok(None);
         }
+        // Bounded like a build's outputs: a hostile cache cannot fill the disk.
+        let announced: u64 = result
+            .output_files
+            .iter()
+            .filter_map(|f| f.digest.as_ref())
+            .map(|d| u64::try_from(d.size_bytes).unwrap_or(u64::MAX))
+            .fold(0, u64::saturating_add);
+        if announced > job.limits.max_output_bytes {
+            return Err(Trouble::Bad(format!(
+                "the result of {} announces {announced} bytes of outputs, more than a step may write ({})",
+                job.resolved.name, job.limits.max_output_bytes
+            )));
+        }
         let record = record::unpacked(&result)
             .map_err(Trouble::Bad)?
             .ok_or_else(|| {

@@ -148,10 +148,20 @@ impl Executor for Throttled<'_> {
             }
             *free -= 1;
         }
-        let executed = self.inner.execute(job);
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.freed.notify_one();
-        executed
+        // Given back however the builder ends, a panic included (the scheduler turns a
+        // panic into the step's failure and goes on; a lost slot would stall the rest).
+        let _slot = Slot(self);
+        self.inner.execute(job)
+    }
+}
+
+/// A builder slot of a [`Throttled`] executor, given back when dropped.
+struct Slot<'t, 'a>(&'t Throttled<'a>);
+
+impl Drop for Slot<'_, '_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
     }
 }
 

@@ -265,3 +265,62 @@ fn a_store_takes_what_another_published_only_when_it_is_trusted_and_intact() {
         "{warnings:?}"
     );
 }
+
+/// Panics in the builder of the steps named `s0.o` and `s1.o`, builds the others.
+#[derive(Debug, Default)]
+struct Panicky(Builder);
+
+impl Executor for Panicky {
+    fn execute(&self, job: &Job<'_>) -> Result<Executed, ExecError> {
+        if ["s0.o", "s1.o"].contains(&job.resolved.name.as_str()) {
+            std::thread::sleep(Duration::from_millis(20));
+            panic!("builder bug in {}", job.resolved.name);
+        }
+        self.0.execute(job)
+    }
+}
+
+/// With a step cache, builders that panic give their slot back: the steps waiting for one
+/// go on (a lost slot per panic would leave them waiting for ever at `-j 2`).
+#[test]
+fn a_panicking_builder_gives_its_slot_back() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let drvs = six();
+        let shelf = Shelf::default();
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let tc = absent_toolchain(drvs.values().next().unwrap().toolchain);
+        let builder = Panicky::default();
+        let trust = Trust::default();
+        let env = BuildEnv {
+            toolchain: &tc,
+            sandbox: Mode::Off,
+            limits: Default::default(),
+            keep_failed: false,
+            accept_from: Vec::new(),
+            signing: &[],
+            executor: &builder,
+            step_cache: Some(StepCacheUse {
+                cache: &shelf,
+                trust: &trust,
+            }),
+        };
+        let targets: Vec<StorePath> = drvs.keys().cloned().collect();
+        let r = realise(
+            &store,
+            &drvs,
+            &targets,
+            &env,
+            &two_jobs(),
+            &Warnings::default(),
+        );
+        let _ = done.send(r.map(|r| (r.failures.len(), r.built.len())));
+    });
+    let (failures, built) = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the realisation hung: a panicking builder kept its slot")
+        .unwrap();
+    assert_eq!(failures, 2);
+    assert_eq!(built, 4);
+}
