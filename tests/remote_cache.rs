@@ -130,6 +130,24 @@ fn a_fresh_store_takes_every_signed_step_from_the_remote_cache_bit_identically()
         std::fs::read(built.target("hello")).unwrap()
     );
     assert_eq!(run(&r.target("hello"), &[]).trim(), "Hello, modules!");
+    // On a terminal-less stderr, a fetched step is `Substituted`, never `Compiling`.
+    let human = cmod_env(
+        &t.dir,
+        &t.store("b2"),
+        &[
+            "realise",
+            "--no-link",
+            "--remote-cache",
+            t.grid.url(),
+            "--trusted-public-keys",
+            &t.pk,
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&human.stderr);
+    assert!(human.status.success(), "{err}");
+    assert_eq!(err.matches("Substituted").count(), 6, "{err}");
+    assert!(!err.contains("Compiling"), "{err}");
     // Rebuilding here gives the same bits, and the store verifies.
     let check = t
         .realise(&b, None, &["--check", "--trusted-public-keys", &t.pk])

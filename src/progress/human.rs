@@ -58,7 +58,7 @@ impl Progress {
                 drv, name, from, ..
             } => {
                 self.status(&format!("{:>12} {name} from {from}", "Substituted"));
-                // A step taken from a remote cache was started (its line is removed).
+                // Its running line, if one was shown, goes.
                 self.with_bars(|b| b.ended(Some(drv.to_string())));
             }
             Event::Warning { .. } => {}

@@ -407,6 +407,11 @@ pub(crate) fn build(
             return Ok(fetched);
         }
     }
+    reporter.event(&Event::Started {
+        drv: drv_path,
+        name: &step.drv.name,
+        derivation: step.drv,
+    });
     let run = run_builder(store, resolved, step, env)
         .map_err(|e| keep_failure_log(store, drv_path, key, e))?;
     if let Some(message) = &run.warning {

@@ -484,13 +484,17 @@ fn realise_one(
             }
         }
     }
-    reporter.event(&Event::Started {
-        drv: drv_path,
-        name: &drv.name,
-        derivation: drv,
-    });
+    // A build reports its start itself, once it knows it builds (not found meanwhile,
+    // nor taken from a step cache).
     let realised = match found {
-        Some(entry) => build::check(store, step, &resolved, &key, entry.outputs, env)?,
+        Some(entry) => {
+            reporter.event(&Event::Started {
+                drv: drv_path,
+                name: &drv.name,
+                derivation: drv,
+            });
+            build::check(store, step, &resolved, &key, entry.outputs, env)?
+        }
         None => build::build(store, step, &resolved, &key, env, reporter)?,
     };
     Ok((realised, key))
