@@ -156,21 +156,28 @@ pub fn run(
         for lease in leases {
             let started = Instant::now();
             let served = serve_alive(cfg, &client, &lease.work, &mut bot);
-            match served {
+            let reported = match served {
                 Ok((name, result)) => {
                     let failure =
                         (result.exit_code != 0).then(|| format!("exit code {}", result.exit_code));
-                    bot.complete(&lease.id, &result)?;
                     report(&WorkerEvent::Ran {
                         name: &name,
                         failure: failure.as_deref(),
                         elapsed: started.elapsed(),
                     });
+                    bot.complete(&lease.id, &result)
                 }
                 Err((code, why)) => {
-                    bot.fail(&lease.id, code, &why)?;
                     report(&WorkerEvent::Refused { why: &why });
+                    bot.fail(&lease.id, code, &why)
                 }
+            };
+            // A result the server did not take is not lost for the build: the server
+            // gives the lease to another worker once this session expires.
+            if let Err(e) = reported {
+                report(&WorkerEvent::Reconnecting {
+                    why: &e.to_string(),
+                });
             }
         }
     }
