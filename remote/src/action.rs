@@ -129,7 +129,7 @@ pub fn input_root(job: &Job<'_>, digests: &PathDigests) -> Result<MerkleTree, Ac
     paths.extend(job.modules.iter().map(|m| &m.path));
     for path in paths {
         digests
-            .get(job.store, path, None)?
+            .get(job.store, path)?
             .add_to(&mut root, &format!("{STORE_DIR}/{path}"))?;
     }
     let modules: Vec<serde_json::Value> = job

@@ -155,7 +155,7 @@ impl ReapiCache {
             let info = job.store.path_info(path);
             paths.push(info.map_err(|e| Trouble::Bad(format!("the metadata of `{path}`: {e}")))?);
             self.digests
-                .get(job.store, path, None)?
+                .get(job.store, path)?
                 .add_output(&out.at, &mut result, &mut blobs);
         }
         let log = std::fs::read(job.log_path).unwrap_or_default();

@@ -88,34 +88,24 @@ impl Placed {
     }
 }
 
-/// Digests of store paths (or of files inside them, `sub`), remembered.
+/// Digests of store paths, remembered.
 #[derive(Debug, Default)]
 pub struct PathDigests {
-    known: Mutex<HashMap<(StorePath, Option<String>), Placed>>,
+    known: Mutex<HashMap<StorePath, Placed>>,
 }
 
 impl PathDigests {
-    /// The REAPI form of `path` (or of `sub` inside it) in `store`.
-    pub fn get(
-        &self,
-        store: &Store,
-        path: &StorePath,
-        sub: Option<&str>,
-    ) -> cmod_reapi::Result<Placed> {
-        let key = (path.clone(), sub.map(str::to_string));
-        if let Some(p) = self.lock().get(&key) {
+    /// The REAPI form of `path` in `store`.
+    pub fn get(&self, store: &Store, path: &StorePath) -> cmod_reapi::Result<Placed> {
+        if let Some(p) = self.lock().get(path) {
             return Ok(p.clone());
         }
-        let mut on_disk = store.path_of(path);
-        if let Some(sub) = sub {
-            on_disk = on_disk.join(sub);
-        }
-        let placed = Placed::of(&on_disk)?;
-        self.lock().insert(key, placed.clone());
+        let placed = Placed::of(&store.path_of(path))?;
+        self.lock().insert(path.clone(), placed.clone());
         Ok(placed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(StorePath, Option<String>), Placed>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StorePath, Placed>> {
         // A panic while holding the map leaves it consistent (inserts are single calls).
         self.known
             .lock()
