@@ -4,7 +4,7 @@
 //! internal).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cmod_evaluator::compdb::CompdbError;
 use cmod_evaluator::EvalError;
@@ -84,6 +84,10 @@ impl From<cmod_ops::OpsError> for CliError {
             cmod_ops::OpsError::Copy(e) => CliError::Copy(e),
             cmod_ops::OpsError::Usage { message, help } => CliError::Usage { message, help },
             cmod_ops::OpsError::Sandbox { message, help } => CliError::Sandbox { message, help },
+            cmod_ops::OpsError::BuildFailed { message } => CliError::BuildFailed { message },
+            cmod_ops::OpsError::Integrity { message, help } => {
+                CliError::Integrity { message, help }
+            }
             cmod_ops::OpsError::Internal(message) => CliError::Internal(message),
         }
     }
@@ -237,19 +241,7 @@ fn copy_help(e: &CopyError) -> Option<String> {
     }
 }
 
-/// A path shown relative to the current directory when it is below it (`.` for the
-/// current directory itself).
-pub fn display_path(p: &Path) -> String {
-    let shown = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| p.strip_prefix(&cwd).ok().map(|r| r.display().to_string()))
-        .unwrap_or_else(|| p.display().to_string());
-    if shown.is_empty() {
-        ".".into()
-    } else {
-        shown
-    }
-}
+pub use cmod_ops::display::display_path;
 
 /// Render `level: message`, a location arrow with the source line, and a help line.
 pub fn render_diagnostic(

@@ -13,7 +13,6 @@ mod progress;
 mod project;
 mod source_paths;
 mod timings;
-mod warnings;
 
 use clap::Parser;
 

@@ -2,6 +2,7 @@
 //! progress on stderr — a progress bar on a terminal, one line per step otherwise.
 
 mod bars;
+mod events;
 mod human;
 
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ use std::time::Instant;
 use cmod_sandbox::{Enforcement, Mode};
 use cmod_store::realise::{Event, Reporter};
 use serde_json::json;
+
+pub use cmod_ops::realise::Summary;
 
 use crate::cli::MessageFormat;
 use crate::source_paths::SourceRoots;
@@ -35,13 +38,15 @@ pub struct Progress {
     timings: Option<(crate::timings::Recorder, usize)>,
     /// Where the timings report goes (the workspace root), once evaluation ended.
     report_root: OnceLock<PathBuf>,
+    /// Whether the summary has been reported.
+    finished: std::sync::atomic::AtomicBool,
 }
 
 /// JSON lines not yet written. `fresh` lines (thousands on a large graph, reported
 /// while the first steps start) wait here and go out in one write with the next other
 /// line, or once [`Pending::FLUSH_AT`] bytes are queued: one write per line cost more
-/// than the rest of a no-op's report. While [`Progress::collected`] runs, every line
-/// waits.
+/// than the rest of a no-op's report. While lines are held ([`Progress::hold_lines`]),
+/// every line waits.
 #[derive(Default)]
 struct Pending {
     lines: Vec<u8>,
@@ -74,6 +79,7 @@ impl Progress {
             source_roots: OnceLock::new(),
             timings: None,
             report_root: OnceLock::new(),
+            finished: Default::default(),
         }
     }
 
@@ -178,23 +184,7 @@ impl Progress {
 
     /// One human line per differing file of a `--check`.
     pub fn describe_difference(&self, d: &cmod_store::realise::Difference) -> String {
-        let mut path = self.abs(&d.stored);
-        if !d.file.is_empty() {
-            path = format!("{path}/{}", d.file);
-        }
-        let size = |s: Option<u64>| s.map_or("absent".to_string(), |s| format!("{s} bytes"));
-        let mut line = format!(
-            "{path}: stored {}, rebuilt {}",
-            size(d.stored_size),
-            size(d.rebuilt_size)
-        );
-        if let Some(off) = d.first_difference {
-            line.push_str(&format!(", first difference at byte {off}"));
-        }
-        if let Some(k) = &d.kept {
-            line.push_str(&format!(" (rebuilt copy kept at {})", k.display()));
-        }
-        line
+        cmod_ops::realise::describe_difference(d, self.abs(&d.stored))
     }
 
     /// Write one JSON message line to stdout.
@@ -222,32 +212,26 @@ impl Progress {
         }
     }
 
-    /// Run `f` with the JSON lines it reports collected instead of written, and return
-    /// them, for [`Progress::write_collected`] (or to be dropped). A no-op reports
-    /// hundreds of `fresh` lines: collecting them first lets them be prepared before
-    /// they are known to be true.
-    pub fn collected(&self, f: impl FnOnce()) -> Collected {
+    /// Hold every line from now on (JSON lines for stdout, `-v`'s `Fresh` lines for
+    /// stderr) until [`Progress::release_lines`].
+    fn hold_lines(&self) {
         self.flush_json();
         if let Ok(mut pending) = self.out.lock() {
             pending.collecting = true;
         }
-        f();
-        let mut pending = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        pending.collecting = false;
-        Collected {
-            json: std::mem::take(&mut pending.lines),
-            human: std::mem::take(&mut pending.human),
-        }
     }
 
-    /// Write lines from [`Progress::collected`] in one go.
-    pub fn write_collected(&self, lines: &Collected) {
-        let _guard = self.out.lock();
-        if !lines.json.is_empty() {
-            crate::output::stdout_bytes(&lines.json);
+    /// Stop holding lines: write the held ones in one go, or drop them.
+    fn release_lines(&self, write: bool) {
+        let mut pending = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        pending.collecting = false;
+        let json = std::mem::take(&mut pending.lines);
+        let human = std::mem::take(&mut pending.human);
+        if write && !json.is_empty() {
+            crate::output::stdout_bytes(&json);
         }
-        if !lines.human.is_empty() {
-            err!("{}", lines.human);
+        if write && !human.is_empty() {
+            err!("{human}");
         }
     }
 
@@ -312,8 +296,15 @@ impl Progress {
         self.format == MessageFormat::Json
     }
 
+    /// Whether the summary has been reported ([`Progress::finish`]).
+    pub fn has_finished(&self) -> bool {
+        self.finished.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The summary at the end: the `finished` JSON message or a human line.
     pub fn finish(&self, summary: &Summary) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(bars) = self.bars.lock().ok().and_then(|mut b| b.take()) {
             bars.clear();
         }
@@ -368,7 +359,6 @@ impl Progress {
             differing,
             failed,
             targets,
-            out_paths,
             error,
             sandbox,
             scanned,
@@ -384,8 +374,8 @@ impl Progress {
                 "checked": checked,
                 "differing": differing,
                 "failed": failed,
-                "targets": targets,
-                "out_paths": out_paths,
+                "targets": targets.iter().map(|(n, p)| (n.clone(), json!(p))).collect::<serde_json::Map<_, _>>(),
+                "out_paths": targets.iter().map(|(_, p)| p).collect::<Vec<_>>(),
                 "error": error,
                 "sandbox": sandbox.map(|e| json!({
                     "mode": e.mode.as_str(),
@@ -426,33 +416,6 @@ impl Progress {
             }
         }
     }
-}
-
-/// The totals of a realisation, reported last.
-#[derive(Debug, Default)]
-pub struct Summary {
-    pub success: bool,
-    pub built: usize,
-    pub fresh: usize,
-    pub checked: usize,
-    /// Derivations whose `--check` rebuild differed.
-    pub differing: usize,
-    pub failed: usize,
-    /// Target name → output path.
-    pub targets: serde_json::Value,
-    /// The targets' output paths, in the order they were named (`--print-out-paths`
-    /// prints these; JSON messages carry them here instead).
-    pub out_paths: Vec<PathBuf>,
-    /// Why a realisation that built everything still failed (e.g. an out-link could not
-    /// be written).
-    pub error: Option<String>,
-    /// The isolation the sandbox enforced, when build steps could run (not on the
-    /// no-op path, which runs nothing).
-    pub sandbox: Option<Enforcement>,
-    /// Units this run's evaluation scanned with `clang-scan-deps`.
-    pub scanned: usize,
-    /// Units whose scan came from a substituter's scan entries.
-    pub scans_substituted: usize,
 }
 
 /// Report lock acquisitions blocked for a second (`cmod_store::lock`), as Cargo does:
@@ -504,13 +467,6 @@ pub fn describe_enforcement(e: &Enforcement) -> String {
         (mode, Some(abi)) => format!("sandbox {mode}, Landlock ABI {abi}"),
         (mode, None) => format!("sandbox {mode}, no Landlock"),
     }
-}
-
-/// Lines held by [`Progress::collected`]: JSON for stdout, human lines for stderr.
-#[derive(Debug, Default)]
-pub struct Collected {
-    json: Vec<u8>,
-    human: String,
 }
 
 impl Reporter for Progress {

@@ -2,16 +2,14 @@
 //! build options made into [`cmod_ops`]'s typed ones, and evaluation warnings printed.
 //! What loading does is in `cmod_ops::project`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use cmod_evaluator::deps::Update;
-use cmod_evaluator::Evaluation;
-use cmod_ops::project::{self as ops, Access, EvalHow, LoadOptions};
+use cmod_ops::project::{self as ops, Access, LoadOptions};
 use cmod_store::substitute::Sharing;
 use cmod_store::Store;
 
-pub use cmod_ops::project::Scope;
 pub use cmod_ops::Project;
 
 use crate::cli::{BuildOpts, Cli};
@@ -110,27 +108,6 @@ fn load_project(cli: &Cli, access: Access, opts: LoadOptions) -> Result<Project,
     print_warnings(&project.eval.warnings);
     crate::editor_schema::refresh(&project.eval.packages);
     Ok(project)
-}
-
-/// The workspace root of the package in `dir` (the directory holding `cmod.lock`).
-pub fn workspace_root(dir: &Path) -> Result<PathBuf, CliError> {
-    Ok(ops::workspace_root(dir)?)
-}
-
-/// Evaluate `scope` with the store's caches and git checkouts and `build`'s profile and
-/// network, nothing updated, leaving its warnings to the caller.
-pub fn evaluate_in(
-    store: &Store,
-    scope: &Scope<'_>,
-    build: &BuildOpts,
-) -> Result<Evaluation, CliError> {
-    let how = EvalHow {
-        release: build.release,
-        offline: build.offline(),
-        update: Update::Nothing,
-        precise: None,
-    };
-    Ok(ops::evaluate_in(store, scope, how)?)
 }
 
 /// Print evaluation warnings to stderr.

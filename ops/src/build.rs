@@ -68,10 +68,11 @@ impl BuildSettings {
 }
 
 /// The warning for a full sandbox that runs without Landlock (a kernel without it still
-/// isolates with its namespaces, but loses the second layer), if that is the case.
+/// isolates with its namespaces, but loses the second layer), if that is the case (without
+/// the `warning: ` prefix).
 pub fn missing_landlock_warning(enforced: &Enforcement) -> Option<String> {
     (enforced.mode == Mode::Full && enforced.landlock_abi.is_none()).then(|| {
-        "warning: this kernel has no Landlock, so the full sandbox runs with its namespaces only \
+        "this kernel has no Landlock, so the full sandbox runs with its namespaces only \
          (no second layer restricting files and TCP); enable Landlock (CONFIG_SECURITY_LANDLOCK, \
          `lsm=landlock,...` on the kernel command line) to restore it"
             .to_string()

@@ -33,9 +33,46 @@ pub enum OpsError {
         /// How to fix it.
         help: Option<String>,
     },
+    /// One or more build steps failed (each already reported with its output).
+    #[error("{message}")]
+    BuildFailed {
+        /// Every failure, one per line.
+        message: String,
+    },
+    /// An integrity or security violation: outputs that differ from their pins or from
+    /// a `--check` rebuild, corrupt stored outputs, a step leaving an unsafe output.
+    #[error("{message}")]
+    Integrity {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        help: Option<String>,
+    },
     /// A bug in cmod.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<cmod_evaluator::compdb::CompdbError> for OpsError {
+    /// An evaluation error stays one; a bug is internal; anything else (a path that
+    /// cannot be written) is the user's to fix.
+    fn from(e: cmod_evaluator::compdb::CompdbError) -> Self {
+        match e {
+            cmod_evaluator::compdb::CompdbError::Eval(e) => OpsError::Eval(e),
+            e if e.is_internal() => OpsError::Internal(e.to_string()),
+            e => OpsError::usage(e.to_string(), None),
+        }
+    }
+}
+
+impl From<cmod_store::realise::RealiseError> for OpsError {
+    fn from(e: cmod_store::realise::RealiseError) -> Self {
+        match e {
+            cmod_store::realise::RealiseError::Store(s) => OpsError::Store(s),
+            cmod_store::realise::RealiseError::Substitution(c) => OpsError::Copy(c),
+            other => OpsError::Internal(other.to_string()),
+        }
+    }
 }
 
 impl OpsError {
@@ -54,7 +91,18 @@ impl OpsError {
             OpsError::Store(e) => e.exit_class(),
             OpsError::Copy(e) => e.exit_class(),
             OpsError::Usage { .. } | OpsError::Sandbox { .. } => ExitClass::Usage,
+            OpsError::BuildFailed { .. } => ExitClass::Build,
+            OpsError::Integrity { .. } => ExitClass::Integrity,
             OpsError::Internal(_) => ExitClass::Internal,
+        }
+    }
+
+    /// The one-line message (without the `internal error: ` of a bug's rendering), as
+    /// the final message of a realisation carries it.
+    pub fn summary(&self) -> String {
+        match self {
+            OpsError::Internal(message) => message.clone(),
+            e => e.to_string(),
         }
     }
 }

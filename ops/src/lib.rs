@@ -7,8 +7,11 @@
 //! `cmod` binary uses `ops`.
 
 pub mod build;
+pub mod compdb;
+pub mod display;
 pub mod error;
 pub mod journal;
+pub mod lock;
 pub mod project;
 pub mod realise;
 pub mod remote;

@@ -60,7 +60,7 @@ pub fn update(cli: &Cli, args: &UpdateArgs) -> Result<(), CliError> {
             ));
         }
     }
-    let new = crate::commands::lock::prepare(&project, false)?;
+    let new = crate::commands::realise::prepare_lock(&project, false)?;
     let changed = report_changes(old.as_ref(), &new);
     if changed == 0 {
         status!("{:>12} everything is up to date", "Locked");
@@ -110,7 +110,7 @@ fn report_changes(
 /// `--offline` builds), updating cmod.lock unless `--locked`.
 pub fn fetch(cli: &Cli, build: &crate::cli::BuildOpts) -> Result<(), CliError> {
     let project = load(cli, build)?;
-    crate::commands::lock::prepare(&project, build.locked())?;
+    crate::commands::realise::prepare_lock(&project, build.locked())?;
     let git = project
         .eval
         .packages

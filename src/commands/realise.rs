@@ -1,54 +1,25 @@
-//! `cmod realise` (alias `build`), `cmod run` and `cmod lock`.
+//! `cmod realise` (alias `build`), `cmod run` and `cmod lock`: their options made into a
+//! [`RealiseRequest`], and what they print. What realising does is in
+//! `cmod_ops::realise`.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 
 use cmod_evaluator::derive::Target;
-use cmod_evaluator::journal::Recording;
-use cmod_sandbox::Mode;
-use cmod_schema::lock::Lockfile;
-use cmod_schema::{ContentHash, StorePath};
-use cmod_store::memo::{Memo, MemoEntry};
-use cmod_store::realise;
-use cmod_store::roots::KeepList;
+use cmod_ops::journal::JournalKey;
+use cmod_ops::project::EvalHow;
+use cmod_ops::realise::{OutLinks, RealiseRequest};
+use cmod_schema::StorePath;
+use cmod_store::memo::Memo;
 use cmod_store::Store;
 use serde_json::json;
 
 use crate::cli::{Cli, LockArgs, RealiseArgs, RunArgs};
-use crate::commands::build::{
-    build_outputs, build_targets, sandbox_mode, with_json_finish, BuildRequest,
-};
-use crate::commands::compile_commands::{Gate, Refresh};
-use crate::commands::journaled;
-use crate::commands::memo::{finish_fresh, link_outputs, memo_key, trusted_memo};
+use crate::commands::build::{build_outputs, with_json_finish};
 use crate::diagnostic::CliError;
 use crate::progress::Progress;
 use crate::project::{load, Project};
-
-/// A no-op: report the memo's derivations as fresh (the JSON contract still lists them;
-/// `fresh_lines` from [`trusted_memo`]) and verify pinned outputs, without emitting or
-/// resolving a single derivation. `after` runs before the final message, as in
-/// [`build_targets`].
-fn report_memo(
-    project: &Project,
-    memo: &Memo,
-    fresh_lines: &crate::progress::Collected,
-    pinned: Option<&Lockfile>,
-    progress: &Progress,
-    after: impl FnOnce() -> Result<(), CliError>,
-) -> Result<(), CliError> {
-    progress.write_collected(fresh_lines);
-    // Most no-ops have no warnings to replay, and need not map paths.
-    if memo.derivations.iter().any(|d| d.warnings > 0) {
-        progress.set_source_roots(crate::source_paths::of_evaluation(&project.eval));
-        crate::warnings::replay_memo(&project.store, memo, progress);
-    }
-    let pin_check = match pinned {
-        Some(lock) => crate::commands::lock::verify_outputs(project, lock, &memo.targets),
-        None => Ok(()),
-    };
-    finish_fresh(&project.store, memo, progress, pin_check, after)
-}
 
 /// `--dry-run`: list what would be built (JSON lines with `--message-format json`).
 fn dry_run(
@@ -57,20 +28,8 @@ fn dry_run(
     args: &RealiseArgs,
     progress: &Progress,
 ) -> Result<(), CliError> {
-    let plan = with_json_finish(
-        progress,
-        (|| {
-            let mode = sandbox_mode(&args.run)?.mode;
-            let targets = project.targets(names)?;
-            let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
-            Ok(realise::dry_run(
-                &project.store,
-                &project.derived()?.derivations,
-                &drvs,
-                mode.as_str(),
-            )?)
-        })(),
-    )?;
+    let plan = cmod_ops::realise::dry_run(project, names, &args.run.settings(), progress);
+    let plan = with_json_finish(progress, plan.map_err(CliError::from))?;
     let derivations = &project.derived()?.derivations;
     if progress.is_json() {
         for d in &plan.to_build {
@@ -100,132 +59,65 @@ fn dry_run(
     Ok(())
 }
 
-/// Realise `names` (reusing what the slot's latest memo realised), link the outputs and
-/// write the memo under `memos.0`, as the slot's (`memos.1`) latest, once the compile
-/// database is written.
-fn realise_and_memo(
-    project: &Project,
-    args: &RealiseArgs,
-    names: &[(String, String)],
-    memos: (&ContentHash, &ContentHash),
-    (pinned, refresh): (Option<&Lockfile>, Refresh<'_>),
-    progress: &Progress,
-) -> Result<Memo, CliError> {
-    let (key, slot) = memos;
-    // While the derivations are emitted: the sandbox is probed (a few milliseconds), and
-    // what the slot's latest memo realised is checked for validity (a few `stat`s per
-    // path, thousands of paths on a large graph).
-    let (enforced, targets, previous) = std::thread::scope(|s| {
-        let probe = s.spawn(|| sandbox_mode(&args.run));
-        let previous = s.spawn(|| {
-            let memo = project.store.latest_memo(slot);
-            let warnings = crate::warnings::Warnings::from_memo(memo.as_ref());
-            let previous = memo.map(|memo| {
-                let outputs = memo.derivations.into_iter().map(|e| (e.drv, e.outputs));
-                realise::Previous::checked(&project.store, outputs.collect())
-            });
-            (previous, warnings)
+/// The realisation `args` ask for; its input journal is `purpose`'s (`realise`, or `run`
+/// and its binary) for the package in `package_dir`, unless `--timings` wants the
+/// evaluation timed.
+fn request<'a>(
+    cli: &'a Cli,
+    args: &'a RealiseArgs,
+    purpose: &'a str,
+    package_dir: Option<&'a Path>,
+) -> RealiseRequest<'a> {
+    let journal = package_dir
+        .filter(|_| !args.run.timings)
+        .map(|package_dir| JournalKey {
+            purpose,
+            package_dir,
+            manifest_path: cli.manifest_path.as_deref(),
+            targets: &args.targets,
+            release: args.build.release,
+            offline: args.build.offline(),
+            select: &args.build.package,
+            sandbox: &args.run.sandbox,
+            accepted: &args.run.accept_outputs_from,
         });
-        let targets = project.targets(names).map_err(CliError::from);
-        (join(probe), targets, join(previous))
-    });
-    let (previous, warnings) = previous;
-    let targets = with_json_finish(progress, targets)?;
-    let enforced = with_json_finish(progress, enforced)?;
-    let request = BuildRequest {
-        check: args.check,
-        pinned,
-        previous: previous.as_ref(),
-        enforced: Some(enforced),
-        first_step: Some(refresh.first_step()),
-        warnings: Some(&warnings),
-    };
-    let shown = Project::display_names(names);
-    let mut written = None;
-    build_targets(
-        project,
-        &targets,
-        &args.run,
-        &request,
-        progress,
-        |outputs, r| {
-            refresh.finish()?;
-            let derivations = &project.derived()?.derivations;
-            let memo = Memo::new(
-                shown.iter().cloned().zip(outputs.iter().cloned()).collect(),
-                r.outputs
-                    .iter()
-                    .map(|(d, o)| MemoEntry {
-                        drv: d.clone(),
-                        name: derivations[d].name.clone(),
-                        outputs: o.clone(),
-                        warnings: warnings.of(d),
-                    })
-                    .collect(),
-                KeepList::new(
-                    &r.closure(derivations)
-                        .into_iter()
-                        .chain(project.source_trees())
-                        .collect(),
-                )?,
-            );
-            link_outputs(&project.store, args, &memo.targets, &memo.keep)?;
-            project.store.write_memo(key, &memo)?;
-            project.store.set_latest_memo(slot, key)?;
-            written = Some(memo);
-            Ok(())
+    RealiseRequest {
+        settings: args.run.settings(),
+        eval: EvalHow {
+            release: args.build.release,
+            offline: args.build.offline(),
+            update: cmod_evaluator::deps::Update::Nothing,
+            precise: None,
         },
-    )?;
-    written.ok_or_else(|| CliError::Internal("the realisation left no memo".into()))
+        check: args.check,
+        locked: args.build.locked(),
+        out_links: match args.no_link {
+            true => OutLinks::None,
+            false => OutLinks::At(&args.out_link),
+        },
+        journal,
+    }
 }
 
 pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     let store = crate::project::open_store(cli)?;
     let progress = Progress::for_run(&args.run, store.store_dir());
     let select = || {
-        let loaded = load(cli, &args.build).and_then(|p| {
-            let names = p.select(&args.targets)?;
-            Ok((p, names))
-        });
-        with_json_finish(&progress, loaded)
+        let project = load(cli, &args.build)?;
+        let names = project.select(&args.targets)?;
+        Ok((project, names))
     };
     if args.dry_run {
-        let (project, names) = select()?;
+        let (project, names) = with_json_finish(&progress, select())?;
         project_evaluated(&project, &progress);
         return dry_run(&project, &names, args, &progress);
     }
-    let memo = realise_journaled(cli, &store, args, &progress, "realise", select)?;
+    let dir = crate::project::package_dir(cli).ok();
+    let request = request(cli, args, "realise", dir.as_deref());
+    let memo = cmod_ops::realise::realise(&store, &request, &progress, select);
+    let memo = with_json_finish(&progress, memo)?;
     print_out_paths(&store, &memo, args, &progress);
     Ok(())
-}
-
-/// The memo of the targets `select` evaluates and picks: from the journal of `purpose`
-/// (`realise`, or `run` and its binary) while it holds, else by evaluating (every read
-/// recorded), realising, and journaling those reads.
-fn realise_journaled(
-    cli: &Cli,
-    store: &Store,
-    args: &RealiseArgs,
-    progress: &Progress,
-    purpose: &str,
-    select: impl FnOnce() -> Result<(Project, Vec<(String, String)>), CliError>,
-) -> Result<Memo, CliError> {
-    let journal = journaled::journal_file(cli, args, store, purpose);
-    if let Some(file) = &journal {
-        if let Some(memo) = journaled::realise_from(store, file, args, progress)? {
-            return Ok(memo);
-        }
-    }
-    let recording = Recording::start();
-    let selected = select();
-    let recorded = recording.finish();
-    let (project, names) = selected?;
-    project_evaluated(&project, progress);
-    let memo = realise_selected(&project, &names, args, progress)?;
-    if let Some(file) = &journal {
-        journaled::save(file, recorded, &project, &names, args, &memo);
-    }
-    Ok(memo)
 }
 
 /// Tell `progress` the evaluation is done (its root and scan time, for `--timings`).
@@ -242,92 +134,6 @@ fn print_out_paths(store: &Store, memo: &Memo, args: &RealiseArgs, progress: &Pr
     if args.print_out_paths && !progress.is_json() {
         for (_, p) in &memo.targets {
             outln!("{}", store.path_of(p).display());
-        }
-    }
-}
-
-/// Realise `names` of a loaded project as `realise` does (`run` too): out-links checked
-/// first, under the shared GC lock until they are roots, with the lockfile verified and
-/// the compile database refreshed.
-fn realise_selected(
-    project: &Project,
-    names: &[(String, String)],
-    args: &RealiseArgs,
-    progress: &Progress,
-) -> Result<Memo, CliError> {
-    // An out-link's directory is never created: a missing one is the user's to fix, and
-    // is better said before building than after.
-    if !args.no_link {
-        with_json_finish(
-            progress,
-            cmod_store::roots::check_out_link_dir(&args.out_link).map_err(CliError::from),
-        )?;
-    }
-    // Hold the GC lock (shared) until the out-links are registered as roots: between a
-    // realisation finishing and its roots existing, a concurrent GC must not run.
-    let _gc = project.store.gc_guard()?;
-    let lock = with_json_finish(
-        progress,
-        crate::commands::lock::prepare(project, args.build.locked()),
-    )?;
-    let pinned = Some(&lock).filter(|_| args.build.locked());
-    let first_step = Gate::default();
-    std::thread::scope(|scope| {
-        let refresh = with_json_finish(
-            progress,
-            crate::commands::compile_commands::start_refresh(
-                scope,
-                project,
-                &args.build,
-                &first_step,
-            ),
-        )?;
-        realise_loaded(project, names, args, pinned, refresh, progress)
-    })
-}
-
-/// Realise `names` of a loaded project: from the memo of an identical evaluation if it
-/// holds, else reusing what the last realisation of the same targets built. The compile
-/// database (`refresh`) is waited for before the final message.
-fn realise_loaded(
-    project: &Project,
-    names: &[(String, String)],
-    args: &RealiseArgs,
-    pinned: Option<&Lockfile>,
-    refresh: Refresh<'_>,
-    progress: &Progress,
-) -> Result<Memo, CliError> {
-    let mode: Mode = with_json_finish(
-        progress,
-        args.run
-            .sandbox
-            .parse()
-            .map_err(|e: String| CliError::usage(e, None)),
-    )?;
-    let shown = Project::display_names(names);
-    let key = memo_key(project, mode, &args.run, &shown);
-    let hit = if args.check {
-        None
-    } else {
-        trusted_memo(&project.store, &key, progress)
-    };
-    match hit {
-        Some((memo, fresh_lines)) => {
-            report_memo(project, &memo, &fresh_lines, pinned, progress, || {
-                refresh.finish()?;
-                link_outputs(&project.store, args, &memo.targets, &memo.keep)
-            })?;
-            Ok(memo)
-        }
-        None => {
-            let slot = cmod_ops::build::memo_slot(
-                &project.eval,
-                mode,
-                &args.run.accept_outputs_from,
-                &shown,
-            );
-            let memos = (&key, &slot);
-            realise_and_memo(project, args, names, memos, (pinned, refresh), progress)
         }
     }
 }
@@ -354,7 +160,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
         let bin = pick_binary(&project, args.bin.as_deref())?;
         Ok((project, vec![bin]))
     };
-    let memo = realise_journaled(cli, &store, &as_realise, &progress, &purpose, select)?;
+    let dir = crate::project::package_dir(cli).ok();
+    let request = request(cli, &as_realise, &purpose, dir.as_deref());
+    let memo = cmod_ops::realise::realise(&store, &request, &progress, select);
+    let memo = with_json_finish(&progress, memo)?;
     let exe = memo
         .targets
         .first()
@@ -437,28 +246,18 @@ pub fn outputs_of(
         .collect()
 }
 
-/// The result of a scoped thread (its panic, if any, continues on this thread).
-fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    handle
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
 /// `cmod lock [--outputs]`.
 pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
     let project = load(cli, &args.build)?;
-    let mut lock = crate::commands::lock::prepare(&project, false)?;
+    let mut lock = prepare_lock(&project, false)?;
     if args.outputs {
         let targets = project.targets_named(&[])?;
         let progress = Progress::for_run(&args.run, project.store.store_dir());
-        progress.evaluated(
-            &project.eval.packages.workspace_root,
-            project.eval.stats.scan_time,
-        );
+        project_evaluated(&project, &progress);
         let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
         let pins = lock
             .outputs
-            .entry(crate::commands::lock::profile(&project).to_string())
+            .entry(cmod_ops::lock::profile(&project).to_string())
             .or_default();
         pins.clear();
         for (name, p) in Project::shown(&targets).into_iter().zip(&outputs) {
@@ -471,12 +270,12 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
                 },
             );
         }
-        crate::commands::lock::write(&project, &lock)?;
+        cmod_ops::lock::write(&project, &lock)?;
         status!(
             "{:>12} {} output(s) of the `{}` profile in cmod.lock",
             "Pinned",
             outputs.len(),
-            crate::commands::lock::profile(&project)
+            cmod_ops::lock::profile(&project)
         );
     } else {
         status!(
@@ -486,4 +285,16 @@ pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+/// The lock a command works under (see `cmod_ops::lock::prepare`), its warning shown.
+pub(crate) fn prepare_lock(
+    project: &Project,
+    locked: bool,
+) -> Result<cmod_schema::lock::Lockfile, CliError> {
+    let prepared = cmod_ops::lock::prepare(project, locked)?;
+    if let Some(warning) = prepared.warning {
+        errln!("warning: {warning}");
+    }
+    Ok(prepared.lock)
 }

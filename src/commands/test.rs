@@ -65,7 +65,7 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     }
     // Keep the test binaries alive (against a concurrent GC) until they have run.
     let _gc = project.store.gc_guard()?;
-    crate::commands::lock::prepare(&project, args.build.locked())?;
+    crate::commands::realise::prepare_lock(&project, args.build.locked())?;
     let targets = project.targets_where(&selected, |t| t.kind == TargetKind::Test)?;
     let progress = Progress::for_run(&args.run, project.store.store_dir());
     progress.evaluated(
@@ -86,7 +86,7 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    let mode = sandbox_mode(&args.run)?.mode;
+    let mode = sandbox_mode(&args.run, &progress)?.mode;
     let json = progress.is_json();
     if !json {
         outln!(

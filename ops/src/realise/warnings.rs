@@ -1,5 +1,5 @@
 //! Compiler warnings of build steps. A built step's warnings are shown as it finishes
-//! (by [`Progress`]); how many each step had is remembered in the realisation memo; and
+//! (by the [`Events`] reporting it); how many each step had is remembered in the realisation memo; and
 //! when the step is fresh later, its warnings are shown again from its kept log, as
 //! Cargo replays cached warnings, so a warning does not vanish on the second build.
 
@@ -12,7 +12,7 @@ use cmod_store::memo::{warning_count, Memo};
 use cmod_store::realise::{Event, Reporter};
 use cmod_store::Store;
 
-use crate::progress::Progress;
+use super::Events;
 
 /// How many warnings each step had: from the previous realisation's memo, and as seen
 /// in this one.
@@ -70,10 +70,10 @@ impl Warnings {
 }
 
 /// A reporter in front of `inner` that records each step's warnings and replays those
-/// of fresh steps through `progress`.
-pub struct Replaying<'a> {
+/// of fresh steps through `events`.
+pub(super) struct Replaying<'a> {
     pub inner: &'a dyn Reporter,
-    pub progress: &'a Progress,
+    pub events: &'a dyn Events,
     pub store: &'a Store,
     pub warnings: &'a Warnings,
 }
@@ -91,8 +91,8 @@ impl Reporter for Replaying<'_> {
                 let warned = self.warnings.fresh_warnings(self.store, drv);
                 if let Some((log, n)) = warned {
                     if let Some(derivation) = derivation_of(self.store, drv) {
-                        self.progress
-                            .show_warnings((drv, name), &derivation, &log, n, true);
+                        self.events
+                            .replayed_warnings((drv, name), &derivation, &log, n);
                         self.warnings.note(drv, n);
                     }
                 }
@@ -104,11 +104,11 @@ impl Reporter for Replaying<'_> {
 }
 
 /// Replay the warnings of every step `memo` records some for (a no-op realisation).
-pub fn replay_memo(store: &Store, memo: &Memo, progress: &Progress) {
+pub(super) fn replay_memo(store: &Store, memo: &Memo, events: &dyn Events) {
     for d in memo.derivations.iter().filter(|d| d.warnings > 0) {
         let log = store.log_for(&d.drv);
         if let Some((log, derivation)) = log.zip(derivation_of(store, &d.drv)) {
-            progress.show_warnings((&d.drv, &d.name), &derivation, &log, d.warnings, true);
+            events.replayed_warnings((&d.drv, &d.name), &derivation, &log, d.warnings);
         }
     }
 }

@@ -1,6 +1,5 @@
 //! The lockfile side of building: keep `cmod.lock` current, refuse to change it under
-//! `--locked`, write pins, and verify pinned outputs. (`cmod lock` itself is with the
-//! commands that build, in `realise`.)
+//! `--locked`, write pins, and verify pinned outputs.
 
 use cmod_evaluator::lockfile::{self, lock_path};
 use cmod_evaluator::{ErrorKind, EvalError};
@@ -8,29 +7,30 @@ use cmod_schema::lock::Lockfile;
 use cmod_schema::StorePath;
 use cmod_store::content;
 
-use crate::diagnostic::CliError;
-use crate::project::Project;
+use crate::{OpsError, Project};
 
-pub(crate) fn profile(project: &Project) -> &'static str {
+/// The name of the profile the project was evaluated for (`dev`, `release`): the table of
+/// `cmod.lock`'s pinned outputs that applies.
+pub fn profile(project: &Project) -> &'static str {
     project.profile.as_str()
 }
 
-/// Write `lock` unless the file already says exactly that.
-pub(crate) fn write(project: &Project, lock: &Lockfile) -> Result<bool, CliError> {
+/// Write `lock` unless the file already says exactly that; whether it was written.
+pub fn write(project: &Project, lock: &Lockfile) -> Result<bool, OpsError> {
     let path = lock_path(&project.eval);
     let text = lock.render();
     if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(false);
     }
     cmod_evaluator::cache_io::replace_file(&path, text.as_bytes())
-        .map_err(|e| CliError::Eval(EvalError::io(&path, "write", e)))?;
+        .map_err(|e| OpsError::Eval(EvalError::io(&path, "write", e)))?;
     Ok(true)
 }
 
-/// The lock `realise` works under. With `locked`, the existing lock must exist and match
-/// the current state (exit 2 otherwise). Without it, the lock is brought up to date;
-/// pinned outputs survive only while nothing they depend on changed.
-pub fn prepare(project: &Project, locked: bool) -> Result<Lockfile, CliError> {
+/// The lock a build works under ([`Prepared`]). With `locked`, the existing lock must
+/// exist and match the current state (exit 2 otherwise). Without it, the lock is brought
+/// up to date; pinned outputs survive only while nothing they depend on changed.
+pub fn prepare(project: &Project, locked: bool) -> Result<Prepared, OpsError> {
     let path = lock_path(&project.eval);
     let old = lockfile::read(&path)?;
     let mut now = lockfile::current(&project.eval);
@@ -44,7 +44,10 @@ pub fn prepare(project: &Project, locked: bool) -> Result<Lockfile, CliError> {
         (Some(old), true) => {
             let changes = lockfile::changes(&old, &now);
             if changes.is_empty() {
-                Ok(old)
+                Ok(Prepared {
+                    lock: old,
+                    warning: None,
+                })
             } else {
                 Err(EvalError::new(
                     ErrorKind::Lock,
@@ -59,18 +62,29 @@ pub fn prepare(project: &Project, locked: bool) -> Result<Lockfile, CliError> {
             }
         }
         (old, false) => {
+            let mut warning = None;
             if let Some(old) = old {
                 let changes = lockfile::changes(&old, &now);
                 if changes.is_empty() {
                     now.outputs = old.outputs;
                 } else if !old.outputs.is_empty() {
-                    errln!("warning: cmod.lock: pinned outputs dropped because {}; run `cmod lock --outputs` to pin new ones", changes[0]);
+                    warning = Some(format!("cmod.lock: pinned outputs dropped because {}; run `cmod lock --outputs` to pin new ones", changes[0]));
                 }
             }
             write(project, &now)?;
-            Ok(now)
+            Ok(Prepared { lock: now, warning })
         }
     }
+}
+
+/// The lock a build works under, and what the user should be warned of (pinned outputs
+/// dropped because what they depend on changed).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The lock as it is now on disk.
+    pub lock: Lockfile,
+    /// A warning (without the `warning: ` prefix) to show.
+    pub warning: Option<String>,
 }
 
 /// Check realised target outputs (name, path) against the outputs pinned in `lock` for
@@ -78,13 +92,14 @@ pub fn prepare(project: &Project, locked: bool) -> Result<Lockfile, CliError> {
 /// the metadata's recorded hash trusted, so a pinned output corrupted in a long-lived (CI)
 /// store is caught even when nothing was rebuilt; only the final target outputs are
 /// pinned, so this is a few files (about 1 ms for the examples' binaries and archives).
-/// A realised target without a pin for the profile cannot be verified: that is a warning
-/// on stderr.
+/// A realised target without a pin for the profile cannot be verified: that is a warning,
+/// given to `warn` (without the `warning: ` prefix).
 pub fn verify_outputs(
     project: &Project,
     lock: &Lockfile,
     outputs: &[(String, StorePath)],
-) -> Result<(), CliError> {
+    warn: &dyn Fn(&str),
+) -> Result<(), OpsError> {
     let profile = profile(project);
     let pinned = lock.outputs.get(profile);
     let mut wrong = Vec::new();
@@ -112,18 +127,18 @@ pub fn verify_outputs(
         }
     }
     if !unpinned.is_empty() {
-        errln!(
-            "warning: cmod.lock pins no output of {} for the `{profile}` profile, so --locked cannot verify {}; run `cmod lock --outputs{}` to pin {}",
+        warn(&format!(
+            "cmod.lock pins no output of {} for the `{profile}` profile, so --locked cannot verify {}; run `cmod lock --outputs{}` to pin {}",
             unpinned.join(", "),
             if unpinned.len() == 1 { "it" } else { "them" },
             if profile == "release" { " --release" } else { "" },
             if unpinned.len() == 1 { "it" } else { "them" },
-        );
+        ));
     }
     if wrong.is_empty() {
         Ok(())
     } else {
-        Err(CliError::Integrity {
+        Err(OpsError::Integrity {
             message: format!("realised outputs differ from those pinned in cmod.lock:\n  - {}", wrong.join("\n  - ")),
             help: Some("if the change is intended, re-pin with `cmod lock --outputs`; otherwise the build or the store is not trustworthy (`cmod store verify` checks the whole store)".into()),
         })

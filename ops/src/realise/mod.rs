@@ -1,0 +1,241 @@
+//! Realising a package's targets, as `cmod realise` and `cmod run` do: from the input
+//! journal when nothing the last evaluation read changed, else by evaluating; then from
+//! the memo of an identical evaluation when its outputs are still valid (a no-op), else by
+//! building, reusing what the last realisation of the same targets built; with the
+//! lockfile kept current (and verified under `--locked`), the compile database refreshed
+//! beside the build, out-links written and the memo recorded. Everything is reported
+//! through [`Events`], which the command line renders; nothing here prints.
+
+mod links;
+mod memo;
+mod steps;
+mod verdict;
+pub mod warnings;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cmod_evaluator::journal::Recording;
+use cmod_evaluator::{EvalError, Evaluation};
+use cmod_sandbox::Enforcement;
+use cmod_schema::derivation::Derivation;
+use cmod_schema::lock::Lockfile;
+use cmod_schema::StorePath;
+use cmod_store::memo::Memo;
+use cmod_store::realise::{self, Reporter};
+use cmod_store::Store;
+
+use crate::build::BuildSettings;
+use crate::compdb::{Gate, Refresh};
+use crate::journal::JournalKey;
+use crate::project::EvalHow;
+use crate::{OpsError, Project};
+
+pub use links::{link_outputs, OutLinks};
+pub use steps::{build_outputs, build_targets, probe_sandbox, BuildRequest};
+pub use verdict::describe_difference;
+
+/// What a realisation tells the one who asked for it, besides each step's events (the
+/// [`Reporter`] it extends): the command line renders these as progress, JSON lines and
+/// the final line.
+pub trait Events: Reporter {
+    /// Evaluation ended (or was skipped, with a zero `scan_time`): the workspace root and
+    /// the part of the evaluation spent scanning units.
+    fn evaluated(&self, workspace_root: &Path, scan_time: Duration);
+    /// The evaluation was skipped: no input changed since the journaled one.
+    fn evaluation_skipped(&self);
+    /// Warnings about the manifests (as evaluation warnings are).
+    fn evaluation_warnings(&self, warnings: &[&EvalError]);
+    /// The evaluation whose sources the steps compile (to map their diagnostics' paths).
+    fn sources(&self, eval: &Evaluation);
+    /// A fresh step's compiler warnings, from its kept log, shown again as Cargo replays
+    /// cached warnings: `count` of them in `log`.
+    fn replayed_warnings(
+        &self,
+        step: (&StorePath, &str),
+        derivation: &Derivation,
+        log: &str,
+        count: u32,
+    );
+    /// Hold back every line reported from now on, until [`Events::release_lines`]. A
+    /// no-op reports thousands of `fresh` steps: holding them lets them be prepared
+    /// while the memo they come from is still being checked.
+    fn hold_lines(&self);
+    /// Stop holding lines; write those held, or drop them when they proved untrue.
+    fn release_lines(&self, write: bool);
+    /// A note that only matters to someone looking closely (`-v`).
+    fn note(&self, message: &str);
+    /// The realisation ended (successfully or not): its totals.
+    fn finished(&self, summary: &Summary);
+}
+
+/// Report a warning (without its `warning: ` prefix) through `events`.
+pub(crate) fn warn(events: &dyn Events, message: &str) {
+    events.event(&realise::Event::Warning { message });
+}
+
+/// The totals of a realisation, reported last.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Whether everything asked for was done.
+    pub success: bool,
+    /// Steps built.
+    pub built: usize,
+    /// Steps already realised.
+    pub fresh: usize,
+    /// Steps rebuilt by `--check`.
+    pub checked: usize,
+    /// Derivations whose `--check` rebuild differed.
+    pub differing: usize,
+    /// Steps that failed.
+    pub failed: usize,
+    /// Each target's name and output path, in the order they were named.
+    pub targets: Vec<(String, PathBuf)>,
+    /// Why a realisation that built everything still failed (e.g. an out-link could not
+    /// be written).
+    pub error: Option<String>,
+    /// The isolation the sandbox enforced, when build steps could run (not on the
+    /// no-op path, which runs nothing).
+    pub sandbox: Option<Enforcement>,
+    /// Units this run's evaluation scanned with `clang-scan-deps`.
+    pub scanned: usize,
+    /// Units whose scan came from a substituter's scan entries.
+    pub scans_substituted: usize,
+}
+
+/// How to realise: the build settings, the profile and network (which the compile
+/// database's evaluation of the whole workspace shares), `--check`, `--locked`, the
+/// out-links, and the input journal to answer from and keep.
+pub struct RealiseRequest<'a> {
+    /// How steps are built.
+    pub settings: BuildSettings,
+    /// How the package was evaluated (profile and network).
+    pub eval: EvalHow,
+    /// Rebuild every step and compare with the stored outputs.
+    pub check: bool,
+    /// The lockfile must not change, and pinned outputs are verified.
+    pub locked: bool,
+    /// Where the targets' out-links go.
+    pub out_links: OutLinks<'a>,
+    /// The journal of this realisation's evaluation, when it may be answered from one
+    /// (never with `--check` or `--locked`, which must evaluate).
+    pub journal: Option<JournalKey<'a>>,
+}
+
+/// Realise the targets `select` evaluates and picks (package, name): from the input
+/// journal while it holds, else by evaluating (every read recorded), realising (see
+/// [`realise_selected`]), and journaling those reads. The memo of the realisation.
+pub fn realise<E: From<OpsError>>(
+    store: &Store,
+    request: &RealiseRequest<'_>,
+    events: &dyn Events,
+    select: impl FnOnce() -> Result<(Project, Vec<(String, String)>), E>,
+) -> Result<Memo, E> {
+    let journal = request
+        .journal
+        .as_ref()
+        .filter(|_| !request.check && !request.locked)
+        .and_then(|key| crate::journal::journal_file(store, key));
+    if let Some(file) = &journal {
+        if let Some(memo) = memo::realise_from_journal(store, file, request, events)? {
+            return Ok(memo);
+        }
+    }
+    let recording = Recording::start();
+    let selected = select();
+    let recorded = recording.finish();
+    let (project, names) = selected?;
+    events.evaluated(
+        &project.eval.packages.workspace_root,
+        project.eval.stats.scan_time,
+    );
+    let memo = realise_selected(&project, &names, request, events)?;
+    if let Some(file) = &journal {
+        let saved = memo::memo_key(&project, &request.settings, &names)
+            .map_err(|e| e.summary())
+            .and_then(|key| crate::journal::save(file, recorded, &project, &key, &memo));
+        if let Err(why) = saved {
+            let _ = std::fs::remove_file(file);
+            events.note(&format!("the evaluation was not journaled: {why}"));
+        }
+    }
+    Ok(memo)
+}
+
+/// Realise `names` of a loaded project: out-links checked first, under the shared GC lock
+/// until they are roots, with the lockfile prepared (verified under `--locked`) and the
+/// compile database refreshed beside the build.
+pub fn realise_selected(
+    project: &Project,
+    names: &[(String, String)],
+    request: &RealiseRequest<'_>,
+    events: &dyn Events,
+) -> Result<Memo, OpsError> {
+    // An out-link's directory is never created: a missing one is the user's to fix, and
+    // is better said before building than after.
+    if let OutLinks::At(base) = request.out_links {
+        cmod_store::roots::check_out_link_dir(base)?;
+    }
+    // Hold the GC lock (shared) until the out-links are registered as roots: between a
+    // realisation finishing and its roots existing, a concurrent GC must not run.
+    let _gc = project.store.gc_guard()?;
+    let prepared = crate::lock::prepare(project, request.locked)?;
+    if let Some(warning) = &prepared.warning {
+        warn(events, warning);
+    }
+    let pinned = Some(&prepared.lock).filter(|_| request.locked);
+    let first_step = Gate::default();
+    std::thread::scope(|scope| {
+        let refresh =
+            crate::compdb::start_refresh(scope, project, &request.eval, &first_step, events)?;
+        realise_loaded(project, names, request, (pinned, refresh), events)
+    })
+}
+
+/// Realise `names` of a loaded project: from the memo of an identical evaluation if it
+/// holds, else reusing what the last realisation of the same targets built. The compile
+/// database (`refresh`) is waited for before the final message.
+fn realise_loaded(
+    project: &Project,
+    names: &[(String, String)],
+    request: &RealiseRequest<'_>,
+    (pinned, refresh): (Option<&Lockfile>, Refresh<'_>),
+    events: &dyn Events,
+) -> Result<Memo, OpsError> {
+    let key = memo::memo_key(project, &request.settings, names)?;
+    let hit = match request.check {
+        true => None,
+        false => memo::trusted_memo(&project.store, &key, events),
+    };
+    match hit {
+        Some((memo, held)) => {
+            memo::report_memo(project, &memo, held, pinned, events, || {
+                refresh.finish()?;
+                link_outputs(&project.store, request.out_links, &memo.targets, &memo.keep)
+            })?;
+            Ok(memo)
+        }
+        None => {
+            let memos = (&key, &memo::memo_slot(project, &request.settings, names)?);
+            memo::realise_and_memo(project, request, names, memos, (pinned, refresh), events)
+        }
+    }
+}
+
+/// What `--dry-run` reports: the steps that would be built.
+pub fn dry_run(
+    project: &Project,
+    names: &[(String, String)],
+    settings: &BuildSettings,
+    events: &dyn Events,
+) -> Result<realise::Plan, OpsError> {
+    let mode = probe_sandbox(settings, events)?.mode;
+    let targets = project.targets(names)?;
+    let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    Ok(realise::dry_run(
+        &project.store,
+        &project.derived()?.derivations,
+        &drvs,
+        mode.as_str(),
+    )?)
+}
