@@ -57,9 +57,10 @@ pub trait Events: Reporter {
         log: &str,
         count: u32,
     );
-    /// Hold back every line reported from now on, until [`Events::release_lines`]. A
-    /// no-op reports thousands of `fresh` steps: holding them lets them be prepared
-    /// while the memo they come from is still being checked.
+    /// Hold back what the step events ([`Reporter::event`]) reported from now on show,
+    /// until [`Events::release_lines`]; the other events are shown as they come. A no-op
+    /// reports thousands of `fresh` steps: holding them lets them be prepared while the
+    /// memo they come from is still being checked.
     fn hold_lines(&self);
     /// Stop holding lines; write those held, or drop them when they proved untrue.
     fn release_lines(&self, write: bool);
