@@ -95,11 +95,7 @@ impl From<cmod_ops::OpsError> for CliError {
 
 impl From<cmod_store::realise::RealiseError> for CliError {
     fn from(e: cmod_store::realise::RealiseError) -> Self {
-        match e {
-            cmod_store::realise::RealiseError::Store(s) => CliError::Store(s),
-            cmod_store::realise::RealiseError::Substitution(c) => CliError::Copy(c),
-            other => CliError::Internal(other.to_string()),
-        }
+        CliError::from(cmod_ops::OpsError::from(e))
     }
 }
 

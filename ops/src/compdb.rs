@@ -12,8 +12,8 @@ use cmod_evaluator::{ErrorKind, EvalError, Evaluation};
 use cmod_store::Store;
 
 use crate::display::display_path;
+use crate::events::Events;
 use crate::project::{evaluate_in, workspace_root, EvalHow, Scope};
-use crate::realise::Events;
 use crate::{OpsError, Project};
 
 /// Evaluate the workspace of the package in `dir` (every member, or the `select`ed

@@ -10,6 +10,7 @@ pub mod build;
 pub mod compdb;
 pub mod display;
 pub mod error;
+pub mod events;
 pub mod journal;
 pub mod lock;
 pub mod project;

@@ -34,14 +34,7 @@ pub(super) fn memo_key(
     settings: &BuildSettings,
     names: &[(String, String)],
 ) -> Result<ContentHash, OpsError> {
-    let shown = Project::display_names(names);
-    let accepted = &settings.accept_outputs_from;
-    Ok(crate::build::memo_key(
-        &project.eval,
-        mode(settings)?,
-        accepted,
-        &shown,
-    ))
+    keyed(crate::build::memo_key, project, settings, names)
 }
 
 /// The slot whose latest memo holds what the last realisation of `names` built (see
@@ -51,14 +44,20 @@ pub(super) fn memo_slot(
     settings: &BuildSettings,
     names: &[(String, String)],
 ) -> Result<ContentHash, OpsError> {
+    keyed(crate::build::memo_slot, project, settings, names)
+}
+
+/// `key` of the evaluation, the sandbox mode, the accepted modes and the targets as
+/// shown.
+fn keyed(
+    key: fn(&cmod_evaluator::Evaluation, Mode, &[String], &[String]) -> ContentHash,
+    project: &Project,
+    settings: &BuildSettings,
+    names: &[(String, String)],
+) -> Result<ContentHash, OpsError> {
     let shown = Project::display_names(names);
     let accepted = &settings.accept_outputs_from;
-    Ok(crate::build::memo_slot(
-        &project.eval,
-        mode(settings)?,
-        accepted,
-        &shown,
-    ))
+    Ok(key(&project.eval, mode(settings)?, accepted, &shown))
 }
 
 /// Lines held back by [`Events::hold_lines`]: written by [`HeldLines::write`], dropped
