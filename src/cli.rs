@@ -682,4 +682,8 @@ pub struct WorkerArgs {
     /// Wall-clock limit per build step.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub action_timeout: u64,
+    /// How much of the store paths actions ship to keep between actions, so the next
+    /// action fetches only what it lacks (0 keeps none).
+    #[arg(long, value_name = "MIB", default_value_t = 4096)]
+    pub keep_store_mib: u64,
 }

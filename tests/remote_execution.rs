@@ -60,6 +60,24 @@ impl Worker {
             .filter(|l| l.trim_start().starts_with("Built "))
             .count()
     }
+
+    /// Over every step it built: the store paths the actions shipped, and those it had
+    /// kept from earlier actions (`(K of N input paths kept)`).
+    fn inputs(&self) -> (usize, usize) {
+        let mut total = (0, 0);
+        for line in self.text().lines() {
+            let Some(at) = line.rfind(" input paths kept)") else {
+                continue;
+            };
+            let counts = &line[..at];
+            let counts = &counts[counts.rfind('(').map_or(0, |i| i + 1)..];
+            if let Some((kept, shipped)) = counts.split_once(" of ") {
+                total.0 += shipped.parse::<usize>().unwrap();
+                total.1 += kept.parse::<usize>().unwrap();
+            }
+        }
+        total
+    }
 }
 
 impl Drop for Worker {
@@ -116,6 +134,18 @@ fn every_step_runs_on_the_workers_and_the_outputs_are_bit_identical_to_local_one
     assert!(
         g.workers.iter().all(|w| w.built() > 0),
         "{}\n{}",
+        g.workers[0].text(),
+        g.workers[1].text()
+    );
+    // Later steps on a worker find most of their inputs kept from earlier ones.
+    let (shipped, kept): (usize, usize) = g
+        .workers
+        .iter()
+        .map(Worker::inputs)
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    assert!(
+        kept > 0 && kept < shipped,
+        "{kept} of {shipped}\n{}\n{}",
         g.workers[0].text(),
         g.workers[1].text()
     );

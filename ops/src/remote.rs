@@ -92,6 +92,8 @@ pub struct WorkerOptions {
     pub work_dir: Option<PathBuf>,
     /// Each builder's time limit.
     pub action_timeout: Duration,
+    /// How many bytes of shipped store paths to keep between actions.
+    pub keep_bytes: u64,
 }
 
 /// The worker `opts` describe: its toolchains (the default compiler with each standard
@@ -140,6 +142,7 @@ pub fn worker_config(opts: &WorkerOptions) -> Result<WorkerConfig, OpsError> {
         sandbox,
         limits: settings.limits(),
         work_dir,
+        keep_bytes: opts.keep_bytes,
     })
 }
 

@@ -212,7 +212,7 @@ impl Client {
     }
 
     /// An [`Error::Protocol`] for this server.
-    pub(crate) fn protocol_error(&self, detail: impl Into<String>) -> Error {
+    pub fn protocol_error(&self, detail: impl Into<String>) -> Error {
         Error::Protocol {
             url: self.endpoint.url().to_string(),
             detail: detail.into(),

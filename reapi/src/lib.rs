@@ -34,6 +34,6 @@ pub use client::{Capabilities, Client};
 pub use digest::{Digest, DigestBuilder};
 pub use endpoint::{Endpoint, HEADERS_ENV};
 pub use error::{Error, Result};
-pub use merkle::MerkleTree;
+pub use merkle::{MerkleTree, Present};
 /// gRPC status codes (a bot fails a lease with one).
 pub use tonic::Code;

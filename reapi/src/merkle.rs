@@ -190,16 +190,55 @@ struct FileToWrite {
     executable: bool,
 }
 
+/// An entry of an input root that the one materialising it may already have in place
+/// (see [`Client::materialise_root_except`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Present {
+    /// A file with this content and executable bit.
+    File {
+        /// Its content's digest.
+        digest: Digest,
+        /// Whether it is executable.
+        executable: bool,
+    },
+    /// A directory with this `Directory` digest.
+    Directory(Digest),
+}
+
+/// Whether the entry at a path (relative to the root) is already in place as described:
+/// then it is neither fetched nor written.
+pub type Have<'a> = &'a dyn Fn(&Path, Present) -> bool;
+
+/// What materialising lists before writing: files, symlinks, and what to leave out.
+struct Plan<'a> {
+    files: Vec<FileToWrite>,
+    symlinks: Vec<(PathBuf, String)>,
+    /// The root the paths `have` is asked about are relative to.
+    root: &'a Path,
+    have: Have<'a>,
+}
+
+impl Plan<'_> {
+    fn has(&self, at: &Path, entry: Present) -> bool {
+        at.strip_prefix(self.root)
+            .is_ok_and(|rel| (self.have)(rel, entry))
+    }
+}
+
 impl Client {
     /// Writes `result`'s output files, directories and symlinks under `dest` (created if
     /// needed), every blob verified against its digest. Output paths must be relative and stay
     /// inside `dest`; symlinks are created last, so nothing is written through them.
     pub fn materialise_outputs(&self, result: &re::ActionResult, dest: &Path) -> Result<()> {
         fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-        let mut files = Vec::new();
-        let mut symlinks = Vec::new();
+        let mut plan = Plan {
+            files: Vec::new(),
+            symlinks: Vec::new(),
+            root: dest,
+            have: &|_, _| false,
+        };
         for f in &result.output_files {
-            files.push(FileToWrite {
+            plan.files.push(FileToWrite {
                 path: self.output_path(dest, &f.path)?,
                 digest: self.node_digest(&f.digest, &f.path)?,
                 executable: f.is_executable,
@@ -219,7 +258,7 @@ impl Client {
                 .root
                 .as_ref()
                 .ok_or_else(|| self.protocol_error(format!("Tree {tree_digest} has no root")))?;
-            self.plan_directory(top, &root, &children, &mut files, &mut symlinks)?;
+            self.plan_directory(top, &root, &children, &mut plan)?;
         }
         // The deprecated lists are what older servers fill; a link in both is made twice, harmlessly.
         #[allow(deprecated)]
@@ -228,23 +267,37 @@ impl Client {
             .iter()
             .chain(&result.output_directory_symlinks);
         for s in result.output_symlinks.iter().chain(deprecated_links) {
-            symlinks.push((self.output_path(dest, &s.path)?, s.target.clone()));
+            plan.symlinks
+                .push((self.output_path(dest, &s.path)?, s.target.clone()));
         }
-        self.write_files(&files)?;
-        make_symlinks(symlinks)
+        self.write_files(&plan.files)?;
+        make_symlinks(plan.symlinks)
     }
 
     /// Writes the input root `root` (a `Directory` digest) under `dest` (created if needed):
     /// every `Directory` fetched level by level, every blob verified against its digest;
     /// symlinks are created last. What a worker does before running an action.
     pub fn materialise_root(&self, root: &Digest, dest: &Path) -> Result<()> {
+        self.materialise_root_except(root, dest, &|_, _| false)
+    }
+
+    /// [`Client::materialise_root`], leaving out every entry that `have` says is already
+    /// in place at its path (a worker's store paths kept from earlier actions): neither
+    /// its blobs nor, for a directory, its `Directory` messages are fetched.
+    pub fn materialise_root_except(
+        &self,
+        root: &Digest,
+        dest: &Path,
+        have: Have<'_>,
+    ) -> Result<()> {
         fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
         let mut directories: BTreeMap<Digest, re::Directory> = BTreeMap::new();
-        let mut wanted = vec![*root];
+        let mut wanted = vec![(*root, PathBuf::new())];
         while !wanted.is_empty() {
-            let fetched = self.download(&wanted)?;
-            let mut next = Vec::new();
-            for digest in &wanted {
+            let digests: Vec<Digest> = wanted.iter().map(|(d, _)| *d).collect();
+            let fetched = self.download(&digests)?;
+            let mut next: Vec<(Digest, PathBuf)> = Vec::new();
+            for (digest, rel) in &wanted {
                 let bytes = fetched.get(digest).ok_or_else(|| {
                     self.protocol_error(format!("directory {digest} is not in the CAS"))
                 })?;
@@ -253,59 +306,69 @@ impl Client {
                 })?;
                 for child in &dir.directories {
                     let d = self.node_digest(&child.digest, &child.name)?;
-                    if !directories.contains_key(&d) && !wanted.contains(&d) {
-                        next.push(d);
+                    let at = rel.join(self.node_name(&child.name)?);
+                    let known = directories.contains_key(&d) || next.iter().any(|(n, _)| *n == d);
+                    if !known && !have(&at, Present::Directory(d)) {
+                        next.push((d, at));
                     }
                 }
                 directories.insert(*digest, dir);
             }
-            next.sort();
-            next.dedup();
+            next.retain(|(d, _)| !directories.contains_key(d));
             wanted = next;
         }
         let children: BTreeMap<Digest, &re::Directory> =
             directories.iter().map(|(d, dir)| (*d, dir)).collect();
-        let (mut files, mut symlinks) = (Vec::new(), Vec::new());
-        self.plan_directory(children[root], dest, &children, &mut files, &mut symlinks)?;
-        self.write_files(&files)?;
-        make_symlinks(symlinks)
+        let mut plan = Plan {
+            files: Vec::new(),
+            symlinks: Vec::new(),
+            root: dest,
+            have,
+        };
+        self.plan_directory(children[root], dest, &children, &mut plan)?;
+        self.write_files(&plan.files)?;
+        make_symlinks(plan.symlinks)
     }
 
-    /// Creates the directory `dir` of a `Tree` at `at` and lists its files and symlinks.
+    /// Creates the directory `dir` of a `Tree` at `at` and lists its files and symlinks,
+    /// leaving out what the plan already has.
     fn plan_directory(
         &self,
         dir: &re::Directory,
         at: &Path,
         children: &BTreeMap<Digest, &re::Directory>,
-        files: &mut Vec<FileToWrite>,
-        symlinks: &mut Vec<(PathBuf, String)>,
+        plan: &mut Plan<'_>,
     ) -> Result<()> {
         fs::create_dir_all(at).map_err(|e| Error::io(at, e))?;
         for f in &dir.files {
-            files.push(FileToWrite {
-                path: at.join(self.node_name(&f.name)?),
-                digest: self.node_digest(&f.digest, &f.name)?,
-                executable: f.is_executable,
-            });
+            let path = at.join(self.node_name(&f.name)?);
+            let digest = self.node_digest(&f.digest, &f.name)?;
+            let executable = f.is_executable;
+            if !plan.has(&path, Present::File { digest, executable }) {
+                plan.files.push(FileToWrite {
+                    path,
+                    digest,
+                    executable,
+                });
+            }
         }
         for s in &dir.symlinks {
-            symlinks.push((at.join(self.node_name(&s.name)?), s.target.clone()));
+            plan.symlinks
+                .push((at.join(self.node_name(&s.name)?), s.target.clone()));
         }
         for d in &dir.directories {
             let digest = self.node_digest(&d.digest, &d.name)?;
+            let path = at.join(self.node_name(&d.name)?);
+            if plan.has(&path, Present::Directory(digest)) {
+                continue;
+            }
             let child = children.get(&digest).ok_or_else(|| {
                 self.protocol_error(format!(
                     "directory {} ({digest}) is not in its Tree",
                     d.name
                 ))
             })?;
-            self.plan_directory(
-                child,
-                &at.join(self.node_name(&d.name)?),
-                children,
-                files,
-                symlinks,
-            )?;
+            self.plan_directory(child, &path, children, plan)?;
         }
         Ok(())
     }

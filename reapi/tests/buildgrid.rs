@@ -245,6 +245,83 @@ fn an_input_root_uploads_reads_back_and_materialises() {
 }
 
 /// What the test bot "runs": the output it writes for a command.
+/// An input root materialised around what is already in place: the entries `have`
+/// accepts (a directory by its `Directory` digest, a file by content and executable bit)
+/// are neither fetched nor written; everything else is, as `materialise_root` writes it.
+#[test]
+fn an_input_root_materialises_without_what_is_already_in_place() {
+    let grid = BuildGrid::shared();
+    let client = grid.client();
+    let scratch = tempfile::tempdir().unwrap();
+    let input = scratch.path().join("input root");
+    sample_tree(&input);
+    let tree = MerkleTree::from_dir(&input).unwrap();
+    client.upload(&tree.blobs()).unwrap();
+    let whole = scratch.path().join("whole");
+    client
+        .materialise_root(&tree.root_digest(), &whole)
+        .unwrap();
+    assert_eq!(
+        MerkleTree::from_dir(&whole).unwrap().root_digest(),
+        tree.root_digest()
+    );
+
+    let src = tree
+        .root_directory()
+        .directories
+        .iter()
+        .find(|d| d.name == "src")
+        .unwrap();
+    let src_digest = Digest::from_proto(src.digest.as_ref().unwrap()).unwrap();
+    let script = Digest::of_bytes(b"#!/bin/sh\nexit 0\n");
+    let asked = std::sync::Mutex::new(Vec::new());
+    let have = |rel: &Path, entry: cmod_reapi::Present| {
+        asked.lock().unwrap().push(rel.display().to_string());
+        match entry {
+            cmod_reapi::Present::Directory(d) => rel == Path::new("src") && d == src_digest,
+            cmod_reapi::Present::File { digest, executable } => {
+                rel == Path::new("build.sh") && digest == script && executable
+            }
+        }
+    };
+    let partial = scratch.path().join("partial");
+    client
+        .materialise_root_except(&tree.root_digest(), &partial, &have)
+        .unwrap();
+    assert!(
+        !partial.join("src").exists(),
+        "a directory in place is left out"
+    );
+    assert!(
+        !partial.join("build.sh").exists(),
+        "a file in place is left out"
+    );
+    assert_eq!(fs::read(partial.join("empty")).unwrap(), b"");
+    assert!(partial.join("empty dir").is_dir());
+    assert_eq!(
+        fs::read_link(partial.join("main link")).unwrap(),
+        Path::new("src/main.cpp")
+    );
+    // Nothing below a directory left out is even looked at.
+    let asked = asked.into_inner().unwrap();
+    assert!(asked.iter().all(|p| !p.starts_with("src/")), "{asked:?}");
+
+    // A file whose executable bit differs from what is in place is written.
+    let other = scratch.path().join("other");
+    let not_executable = |rel: &Path, entry: cmod_reapi::Present| {
+        rel == Path::new("build.sh")
+            && entry
+                == cmod_reapi::Present::File {
+                    digest: script,
+                    executable: false,
+                }
+    };
+    client
+        .materialise_root_except(&tree.root_digest(), &other, &not_executable)
+        .unwrap();
+    assert!(other.join("build.sh").exists());
+}
+
 fn bot_output(command: &re::Command) -> Vec<u8> {
     format!("ran: {}\n", command.arguments.join(" ")).into_bytes()
 }

@@ -21,6 +21,7 @@ pub mod cache;
 mod connection;
 pub mod digests;
 pub mod executor;
+mod kept_store;
 pub mod record;
 pub mod worker;
 

@@ -23,7 +23,6 @@ use cmod_sandbox::{Limits, Mode};
 use cmod_schema::derivation::Derivation;
 use cmod_schema::toolchain::ToolchainInfo;
 use cmod_schema::{ContentHash, StorePath};
-use cmod_store::content::normalise;
 use cmod_store::realise::{Executed, Executor, Job, LocalSandbox, ModuleFile};
 use cmod_store::Store;
 use prost::Message;
@@ -33,6 +32,7 @@ use crate::action::{
 };
 use crate::digests::Placed;
 use crate::executor::ENFORCEMENT_TYPE_URL;
+use crate::kept_store::{shipped_paths, KeptStore};
 
 /// How long one `UpdateBotSession` may wait for work.
 const POLL: Duration = Duration::from_secs(10);
@@ -52,8 +52,12 @@ pub struct WorkerConfig {
     pub sandbox: Mode,
     /// Each builder's limits.
     pub limits: Limits,
-    /// Where it lays out each action (emptied before and after each).
+    /// Where it lays out each action (emptied before and after each), and keeps the store
+    /// paths actions shipped (`store/`, emptied when it starts).
     pub work_dir: PathBuf,
+    /// How many bytes of shipped store paths it keeps between actions (about; `0` keeps
+    /// none).
+    pub keep_bytes: u64,
 }
 
 /// What a worker reports as it goes.
@@ -68,6 +72,9 @@ pub enum WorkerEvent<'a> {
     Ran {
         /// The step's name.
         name: &'a str,
+        /// The store paths the action shipped, and how many of them were kept here from
+        /// earlier actions (not fetched again).
+        inputs: (usize, usize),
         /// How it ended, when it failed.
         failure: Option<&'a str>,
         /// How long the lease took here.
@@ -135,6 +142,12 @@ pub fn run(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    let store_dir = cfg.work_dir.join("store");
+    let mut kept =
+        KeptStore::open(&store_dir, cfg.keep_bytes).map_err(|e| WorkerError::WorkDir {
+            path: store_dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
     let mut bot = Bot::create(&client, &cfg.bot_id, &pairs, POLL)?;
     report(&WorkerEvent::Ready {
         properties: &properties,
@@ -155,13 +168,18 @@ pub fn run(
         };
         for lease in leases {
             let started = Instant::now();
-            let served = serve_alive(cfg, &client, &lease.work, &mut bot);
+            let served = serve_alive(cfg, &client, &lease.work, &mut bot, &mut kept);
             let reported = match served {
-                Ok((name, result)) => {
+                Ok(Served {
+                    name,
+                    result,
+                    inputs,
+                }) => {
                     let failure =
                         (result.exit_code != 0).then(|| format!("exit code {}", result.exit_code));
                     report(&WorkerEvent::Ran {
                         name: &name,
+                        inputs,
                         failure: failure.as_deref(),
                         elapsed: started.elapsed(),
                     });
@@ -191,9 +209,10 @@ fn serve_alive(
     client: &Client,
     work: &LeaseWork,
     bot: &mut Bot<'_>,
-) -> Result<(String, re::ActionResult), Refusal> {
+    kept: &mut KeptStore,
+) -> Result<Served, Refusal> {
     std::thread::scope(|s| {
-        let running = s.spawn(|| serve(cfg, client, work));
+        let running = s.spawn(|| serve(cfg, client, work, kept));
         let mut last = Instant::now();
         while !running.is_finished() {
             std::thread::sleep(Duration::from_millis(50));
@@ -209,6 +228,14 @@ fn serve_alive(
     })
 }
 
+/// A lease served: the step's name, its result, and the store paths it shipped and
+/// those of them this worker had kept.
+struct Served {
+    name: String,
+    result: re::ActionResult,
+    inputs: (usize, usize),
+}
+
 /// Why a lease was refused: the gRPC code the lease fails with (BuildGrid retries the job
 /// elsewhere for `UNAVAILABLE` and `INTERNAL`) and the message.
 type Refusal = (Code, String);
@@ -218,7 +245,8 @@ fn serve(
     cfg: &WorkerConfig,
     client: &Client,
     work: &LeaseWork,
-) -> Result<(String, re::ActionResult), Refusal> {
+    kept: &mut KeptStore,
+) -> Result<Served, Refusal> {
     let unavailable = |e: cmod_reapi::Error| (Code::Unavailable, e.to_string());
     let invalid = |why: String| (Code::InvalidArgument, why);
     let action = match work {
@@ -241,15 +269,27 @@ fn serve(
     let command = re::Command::decode(bytes.as_slice())
         .map_err(|e| invalid(format!("undecodable Command: {e}")))?;
     let dir = fresh_dir(&cfg.work_dir).map_err(|e| (Code::Internal, e))?;
+    kept.trim().map_err(|e| (Code::Internal, e))?;
     let outcome = (|| {
         let root = dir.join("root");
+        let listing = shipped_paths(client, &root_digest).map_err(unavailable)?;
+        let shipped = Path::new(STORE_DIR);
+        let reused = listing
+            .iter()
+            .filter(|(name, entry)| kept.has(&shipped.join(name), **entry))
+            .count();
         client
-            .materialise_root(&root_digest, &root)
+            .materialise_root_except(&root_digest, &root, &|rel, entry| kept.has(rel, entry))
             .map_err(unavailable)?;
         let step = step_of(cfg, &root, &command)?;
-        let (executed, build) = run_step(&step, cfg, &root, &dir)?;
+        kept.take(&root.join(STORE_DIR), &listing)?;
+        let (executed, build) = run_step(&step, cfg, kept.store(), &dir)?;
         let result = result_of(cfg, client, &command, &build, &executed).map_err(unavailable)?;
-        Ok((step.drv.name, result))
+        Ok(Served {
+            name: step.drv.name,
+            result,
+            inputs: (listing.len(), reused),
+        })
     })();
     let _ = std::fs::remove_dir_all(&dir);
     outcome
@@ -262,34 +302,23 @@ struct LeasedStep<'c> {
     toolchain: &'c ToolchainInfo,
 }
 
-/// Lay out the step's store paths in a private store under `dir` and run its builder
-/// exactly as a local step runs ([`LocalSandbox`]): the same view of the store, the same
-/// stable names, the same sandbox. The result and the build directory holding the outputs.
+/// Run the step's builder on the worker's store (holding every store path the action
+/// shipped) exactly as a local step runs ([`LocalSandbox`]): the same view of the store,
+/// the same stable names, the same sandbox. The result and the build directory (under
+/// `dir`) holding the outputs.
 fn run_step(
     step: &LeasedStep<'_>,
     cfg: &WorkerConfig,
-    root: &Path,
+    store: &Store,
     dir: &Path,
 ) -> Result<(Executed, PathBuf), Refusal> {
     let internal = |why: String| (Code::Internal, why);
-    let store = Store::open(&dir.join("store")).map_err(|e| internal(e.to_string()))?;
-    let shipped = root.join(STORE_DIR);
-    for entry in std::fs::read_dir(&shipped).map_err(|e| internal(e.to_string()))? {
-        let entry = entry.map_err(|e| internal(e.to_string()))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let path = StorePath::from_path_str(&name)
-            .map_err(|e| (Code::InvalidArgument, format!("`{STORE_DIR}/{name}`: {e}")))?;
-        let dest = store.path_of(&path);
-        std::fs::rename(entry.path(), &dest).map_err(|e| internal(e.to_string()))?;
-        normalise(&dest).map_err(|e| internal(e.to_string()))?;
-    }
     let build = dir.join("build");
     std::fs::create_dir_all(&build).map_err(|e| internal(e.to_string()))?;
     let log = dir.join("build.log");
     let drv_path = step.drv.drv_path().map_err(|e| internal(e.to_string()))?;
     let job = Job {
-        store: &store,
+        store,
         drv_path: &drv_path,
         resolved: &step.drv,
         modules: &step.modules,

@@ -17,6 +17,7 @@ pub fn worker(args: &WorkerArgs) -> Result<(), CliError> {
         sandbox: args.sandbox.clone(),
         work_dir: args.work_dir.clone(),
         action_timeout: std::time::Duration::from_secs(args.action_timeout),
+        keep_bytes: args.keep_store_mib.saturating_mul(1 << 20),
     })?;
     let stop = AtomicBool::new(false);
     let report = |e: &WorkerEvent<'_>| match e {
@@ -31,10 +32,15 @@ pub fn worker(args: &WorkerArgs) -> Result<(), CliError> {
         }
         WorkerEvent::Ran {
             name,
+            inputs: (shipped, kept),
             failure,
             elapsed,
         } => match failure {
-            None => errln!("{:>12} {name} in {:.2}s", "Built", elapsed.as_secs_f64()),
+            None => errln!(
+                "{:>12} {name} in {:.2}s ({kept} of {shipped} input paths kept)",
+                "Built",
+                elapsed.as_secs_f64()
+            ),
             Some(f) => errln!("{:>12} {name}: {f}", "Failed"),
         },
         WorkerEvent::Refused { why } => errln!("{:>12} a lease: {why}", "Refused"),
