@@ -8,8 +8,10 @@ project realised
 * fully cached from the REAPI cache (empty store, warm evaluator caches, `--remote-cache`,
   the publisher's key trusted: 0 built);
 * fully cached from a file:// binary cache holding the same outputs (`cmod copy --to`);
-* cold with `--remote-executor` on two `cmod worker`s (this machine's two cores): every step
-  uploaded, executed by a worker and downloaded (the protocol's cost per action).
+* cold with `--remote-executor` on two fresh `cmod worker`s (this machine's two cores): every
+  step uploaded, executed by a worker and downloaded (the protocol's cost per action), with
+  workers keeping nothing between actions (`--keep-store-mib 0`) and keeping the store paths
+  actions ship (the default).
 
 BuildGrid 0.4.4 with PostgreSQL 15 runs on loopback (bench/buildgrid.py). Writes the
 section "Remote cache and execution benchmark (issue 13)" of bench/RESULTS.md (other sections are kept).
@@ -22,6 +24,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -53,6 +56,35 @@ def realise(quiet, warm_up, cmod, store, project, home, extra, env_extra=None, j
     return secs, fin
 
 
+def remote_run(quiet, warm_up, cmod, grid, project, warm, name, keep):
+    """One cold build on two fresh `cmod worker`s (each with `keep` flags): its time, its
+    final message, and (shipped, kept) input store paths summed over the workers' logs."""
+    logs = [WORK / f"worker-{name}-{w}.log" for w in range(2)]
+    workers = [subprocess.Popen([cmod, "worker", "--server", grid.url, "--id", f"bench-{name}-{w}",
+                                 "--work-dir", WORK / f"worker-{name}-{w}"] + keep,
+                                stdout=subprocess.DEVNULL, stderr=open(logs[w], "w")) for w in range(2)]
+    try:
+        for log_file in logs:
+            deadline = time.monotonic() + 60
+            while "serving" not in log_file.read_text():
+                assert time.monotonic() < deadline, log_file.read_text()
+                time.sleep(0.1)
+        s = WORK / f"store-{name}"
+        seed_cache(s, warm)
+        # -j counts steps in flight: with remote execution they wait on the network.
+        secs, fin = realise(quiet, warm_up, cmod, s, project, WORK / f"home-{name}", ["--remote-executor", grid.url], jobs=REMOTE_JOBS)
+    finally:
+        for w in workers:
+            w.kill()
+            w.wait()
+    shipped = kept = 0
+    for log_file in logs:
+        for m in re.finditer(r"\((\d+) of (\d+) input paths kept\)", log_file.read_text()):
+            kept += int(m.group(1))
+            shipped += int(m.group(2))
+    return secs, fin, (shipped, kept)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cmod", default=os.environ.get("CMOD_BIN", str(REPO / "target/release/cmod")))
@@ -77,7 +109,7 @@ def main(argv=None):
     warm = WORK / "store-warm"
     sh([cmod, "--store", warm, "eval"], env=cmod_env(WORK / "home"), cwd=project)
     grid = BuildGrid(WORK / "buildgrid")
-    res = {k: [] for k in ["cold", "publish", "reapi", "file", "remote"]}
+    res = {k: [] for k in ["cold", "publish", "reapi", "file", "remote", "remote_nokeep", "kept"]}
     try:
         settle()
         for i in range(args.runs):
@@ -108,21 +140,16 @@ def main(argv=None):
                 secs, fin = realise(quiet, warm_up, cmod, s, project, WORK / f"home-{kind}{i}", source + ["--trusted-public-keys", pub])
                 assert fin["built"] == 0 and fin["substituted"] == res["derivations"], fin
                 res[kind].append(secs)
-        workers = [subprocess.Popen([cmod, "worker", "--server", grid.url, "--id", f"bench-{i}", "--work-dir", WORK / f"worker-{i}"],
-                                    stdout=subprocess.DEVNULL, stderr=open(WORK / f"worker-{i}.log", "w")) for i in range(2)]
-        try:
-            for i in range(args.runs):
-                log(f"remote build {i + 1}")
-                s = WORK / f"store-remote{i}"
-                seed_cache(s, warm)
-                # -j counts steps in flight: with remote execution they wait on the network.
-                secs, fin = realise(quiet, warm_up, cmod, s, project, WORK / f"home-remote{i}", ["--remote-executor", grid.url], jobs=REMOTE_JOBS)
+        for i in range(args.runs):
+            # Workers keeping nothing between actions (as before they kept their store), then
+            # as shipped; fresh workers for every run, so no run finds another's paths kept.
+            for kind, keep in [("remote_nokeep", ["--keep-store-mib", "0"]), ("remote", [])]:
+                log(f"remote build {i + 1} ({kind})")
+                secs, fin, kept = remote_run(quiet, warm_up, cmod, grid, project, warm, f"{kind}{i}", keep)
                 assert fin["built"] == res["derivations"], fin
-                res["remote"].append(secs)
-        finally:
-            for w in workers:
-                w.kill()
-                w.wait()
+                res[kind].append(secs)
+                if kind == "remote":
+                    res["kept"].append(kept)
     finally:
         grid.stop()
     (WORK / "results.json").write_text(json.dumps(res, indent=1))
@@ -138,7 +165,9 @@ def main(argv=None):
 def render(res, args, params, quiet):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     load = Path("/proc/loadavg").read_text().split()[:3]
-    cold, publish, reapi, file, remote = (median(res[k]) for k in ["cold", "publish", "reapi", "file", "remote"])
+    cold, publish, reapi, file, remote, nokeep = (median(res[k]) for k in ["cold", "publish", "reapi", "file", "remote", "remote_nokeep"])
+    shipped = sum(k[0] for k in res["kept"])
+    kept = sum(k[1] for k in res["kept"])
     n = res["derivations"]
     return f"""{SECTION}
 
@@ -158,7 +187,9 @@ Measured {datetime.date.today()} at commit {commit} with:
 | fully cached from the REAPI cache ({n} steps fetched, 0 built) | {series(res['reapi'])} | **{cold / reapi:.1f}× faster than cold** |
 | fully cached from a file:// binary cache (same outputs) | {series(res['file'])} | {cold / file:.1f}× faster than cold |
 | REAPI cache / file:// cache | | {reapi / file:.2f}× |
-| cold with `--remote-executor` on 2 `cmod worker`s on this machine, `-j {REMOTE_JOBS}` | {series(res['remote'])} | {remote / cold:.2f}× cold |
+| cold with `--remote-executor` on 2 `cmod worker --keep-store-mib 0`s (every action's whole input root fetched) on this machine, `-j {REMOTE_JOBS}` | {series(res['remote_nokeep'])} | {nokeep / cold:.2f}× cold |
+| cold with `--remote-executor` on 2 `cmod worker`s (keeping shipped store paths, the default), `-j {REMOTE_JOBS}` | {series(res['remote'])} | {remote / cold:.2f}× cold |
+| workers keeping / keeping nothing | | {remote / nokeep:.2f}× |
 
 With the two workers kept busy (`-j {REMOTE_JOBS}` steps in flight), a remote action costs a worker {remote * 2 / n * 1000:.0f} ms
 ({remote:.2f} s × 2 workers / {n} steps) against {cold * 2 / n * 1000:.0f} ms for the same step built locally
@@ -167,8 +198,9 @@ compiling (downloading and laying out its input root, the module closure's BMIs 
 queueing and leasing through BuildGrid and PostgreSQL add latency that more steps in flight hide. With N workers of this
 machine's speed and a graph wide enough to keep them busy, a cold build takes about {remote * 2:.0f} s / N here
 (and the local build {cold:.2f} s on 2 cores): remote execution pays off from N ≈ {remote / cold * 2:.0f} workers on this
-project. The worker downloads each action's whole input root (it keeps no store between actions); a worker-side cache of
-store paths would remove most of that cost.
+project. Each worker keeps the store paths actions ship and fetches only those it lacks: over the
+measured runs, {kept} of the {shipped} input store paths the actions shipped were already kept on the worker that
+took them ({kept / max(shipped, 1) * 100:.0f}%); with `--keep-store-mib 0` every action fetches its whole input root.
 
 A fetched build takes {reapi / n * 1000:.1f} ms of wall time per step ({n} steps; with a remote cache 8 workers
 ask it at once while builders stay at `-j 2`); a step fetches its result only once its inputs are in the store
