@@ -58,7 +58,8 @@ def realise(quiet, warm_up, cmod, store, project, home, extra, env_extra=None, j
 
 def remote_run(quiet, warm_up, cmod, grid, project, warm, name, keep):
     """One cold build on two fresh `cmod worker`s (each with `keep` flags): its time, its
-    final message, and (shipped, kept) input store paths summed over the workers' logs."""
+    final message, and (shipped, kept, busy) summed over the workers' logs: input store paths
+    shipped, those already kept, and seconds spent serving leases."""
     logs = [WORK / f"worker-{name}-{w}.log" for w in range(2)]
     workers = [subprocess.Popen([cmod, "worker", "--server", grid.url, "--id", f"bench-{name}-{w}",
                                  "--work-dir", WORK / f"worker-{name}-{w}"] + keep,
@@ -78,11 +79,14 @@ def remote_run(quiet, warm_up, cmod, grid, project, warm, name, keep):
             w.kill()
             w.wait()
     shipped = kept = 0
+    busy = 0.0
     for log_file in logs:
-        for m in re.finditer(r"\((\d+) of (\d+) input paths kept\)", log_file.read_text()):
+        text = log_file.read_text()
+        for m in re.finditer(r"\((\d+) of (\d+) input paths kept\)", text):
             kept += int(m.group(1))
             shipped += int(m.group(2))
-    return secs, fin, (shipped, kept)
+        busy += sum(float(m.group(1)) for m in re.finditer(r" in ([0-9.]+)s \(", text))
+    return secs, fin, (shipped, kept, busy)
 
 
 def main(argv=None):
@@ -109,7 +113,7 @@ def main(argv=None):
     warm = WORK / "store-warm"
     sh([cmod, "--store", warm, "eval"], env=cmod_env(WORK / "home"), cwd=project)
     grid = BuildGrid(WORK / "buildgrid")
-    res = {k: [] for k in ["cold", "publish", "reapi", "file", "remote", "remote_nokeep", "kept"]}
+    res = {k: [] for k in ["cold", "publish", "reapi", "file", "remote", "remote_nokeep", "kept", "kept_nokeep"]}
     try:
         settle()
         for i in range(args.runs):
@@ -148,8 +152,7 @@ def main(argv=None):
                 secs, fin, kept = remote_run(quiet, warm_up, cmod, grid, project, warm, f"{kind}{i}", keep)
                 assert fin["built"] == res["derivations"], fin
                 res[kind].append(secs)
-                if kind == "remote":
-                    res["kept"].append(kept)
+                res["kept" if kind == "remote" else "kept_nokeep"].append(kept)
     finally:
         grid.stop()
     (WORK / "results.json").write_text(json.dumps(res, indent=1))
@@ -166,9 +169,14 @@ def render(res, args, params, quiet):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     load = Path("/proc/loadavg").read_text().split()[:3]
     cold, publish, reapi, file, remote, nokeep = (median(res[k]) for k in ["cold", "publish", "reapi", "file", "remote", "remote_nokeep"])
+    n = res["derivations"]
     shipped = sum(k[0] for k in res["kept"])
     kept = sum(k[1] for k in res["kept"])
-    n = res["derivations"]
+    # Worker-side time per action (materialising, building, uploading), and the share of
+    # the run the workers spent serving leases rather than waiting for one.
+    per_action = sum(k[2] for k in res["kept"]) / (n * len(res["kept"]))
+    per_action_nokeep = sum(k[2] for k in res["kept_nokeep"]) / (n * len(res["kept_nokeep"]))
+    busy_share = sum(k[2] for k in res["kept"]) / (2 * sum(res["remote"]))
     return f"""{SECTION}
 
 Measured {datetime.date.today()} at commit {commit} with:
@@ -194,8 +202,10 @@ Measured {datetime.date.today()} at commit {commit} with:
 With the two workers kept busy (`-j {REMOTE_JOBS}` steps in flight), a remote action costs a worker {remote * 2 / n * 1000:.0f} ms
 ({remote:.2f} s × 2 workers / {n} steps) against {cold * 2 / n * 1000:.0f} ms for the same step built locally
 ({cold:.2f} s × 2 cores / {n}): the difference, {(remote - cold) * 2 / n * 1000:.0f} ms, is what an action costs a worker beyond
-compiling (downloading and laying out its input root, the module closure's BMIs included, and uploading its outputs);
-queueing and leasing through BuildGrid and PostgreSQL add latency that more steps in flight hide. With N workers of this
+compiling. The workers' own logs split it: a worker spends {per_action * 1000:.0f} ms serving one action (materialising its
+input root, building in the sandbox, uploading the outputs; {per_action_nokeep * 1000:.0f} ms when it keeps nothing between
+actions), and was serving leases {busy_share * 100:.0f}% of the run: the rest is waiting for the next lease, i.e. queueing and
+leasing through BuildGrid and PostgreSQL, which more steps in flight or faster server polling would hide. With N workers of this
 machine's speed and a graph wide enough to keep them busy, a cold build takes about {remote * 2:.0f} s / N here
 (and the local build {cold:.2f} s on 2 cores): remote execution pays off from N ≈ {remote / cold * 2:.0f} workers on this
 project. Each worker keeps the store paths actions ship and fetches only those it lacks: over the
