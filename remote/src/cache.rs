@@ -83,6 +83,12 @@ impl ReapiCache {
                     reason,
                 })
             }
+            Trouble::Refused(reason) => {
+                (!self.off.swap(true, Ordering::SeqCst)).then(|| StepCacheError::Refused {
+                    url: self.url(),
+                    reason,
+                })
+            }
             Trouble::Bad(reason) | Trouble::Busy(reason) => Some(StepCacheError::Failed {
                 url: self.url(),
                 reason,

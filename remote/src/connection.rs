@@ -6,9 +6,12 @@ use std::sync::OnceLock;
 use cmod_reapi::{Capabilities, Client, Endpoint};
 
 /// How a call went wrong: the server is gone (unreachable, or it said it is unavailable
-/// or too slow), or this one answer is unusable.
+/// or too slow), it refused this client's credentials, or this one answer is unusable.
+#[derive(Clone)]
 pub(crate) enum Trouble {
     Gone(String),
+    /// `UNAUTHENTICATED` or `PERMISSION_DENIED`: no call will do better in this run.
+    Refused(String),
     Bad(String),
     /// The server is overloaded (`RESOURCE_EXHAUSTED`): worth trying again shortly.
     Busy(String),
@@ -17,7 +20,9 @@ pub(crate) enum Trouble {
 impl Trouble {
     fn text(self) -> String {
         match self {
-            Trouble::Gone(why) | Trouble::Bad(why) | Trouble::Busy(why) => why,
+            Trouble::Gone(why) | Trouble::Refused(why) | Trouble::Bad(why) | Trouble::Busy(why) => {
+                why
+            }
         }
     }
 }
@@ -31,6 +36,13 @@ impl From<cmod_reapi::Error> for Trouble {
                 code: cmod_reapi::Code::ResourceExhausted,
                 ..
             } => Trouble::Busy(e.to_string()),
+            e @ cmod_reapi::Error::Server {
+                code: cmod_reapi::Code::Unauthenticated | cmod_reapi::Code::PermissionDenied,
+                ..
+            } => Trouble::Refused(format!(
+                "{e}; the headers sent come from ${}",
+                cmod_reapi::HEADERS_ENV
+            )),
             e => Trouble::Bad(e.to_string()),
         }
     }
@@ -39,7 +51,7 @@ impl From<cmod_reapi::Error> for Trouble {
 /// A client connected at first use, its server's capabilities checked once.
 pub(crate) struct Connection {
     endpoint: Endpoint,
-    client: OnceLock<Result<Client, String>>,
+    client: OnceLock<Result<Client, Trouble>>,
 }
 
 impl Connection {
@@ -55,18 +67,22 @@ impl Connection {
     }
 
     /// The client, connected (and the capabilities accepted by `check`) at the first call;
-    /// if that failed, every call says why, as the server being gone.
+    /// if that failed, every call says why: as the server refusing this client when it
+    /// did, else as the server being gone.
     pub(crate) fn client(
         &self,
         check: impl FnOnce(&Capabilities) -> Result<(), String>,
     ) -> Result<&Client, Trouble> {
         let slot = self.client.get_or_init(|| {
-            let client =
-                Client::connect(self.endpoint.clone()).map_err(|e| Trouble::from(e).text())?;
-            let caps = client.capabilities().map_err(|e| Trouble::from(e).text())?;
-            check(&caps)?;
+            let gone = |e: cmod_reapi::Error| match Trouble::from(e) {
+                refused @ Trouble::Refused(_) => refused,
+                other => Trouble::Gone(other.text()),
+            };
+            let client = Client::connect(self.endpoint.clone()).map_err(gone)?;
+            let caps = client.capabilities().map_err(gone)?;
+            check(&caps).map_err(Trouble::Gone)?;
             Ok(client)
         });
-        slot.as_ref().map_err(|why| Trouble::Gone(why.clone()))
+        slot.as_ref().map_err(Trouble::clone)
     }
 }

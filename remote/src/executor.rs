@@ -162,7 +162,7 @@ impl Executor for ReapiExecutor {
         };
         match outcome {
             Ok(executed) => Ok(executed),
-            Err(Trouble::Gone(why)) if self.fallback => {
+            Err(Trouble::Gone(why) | Trouble::Refused(why)) if self.fallback => {
                 let first = !self.gone.swap(true, Ordering::SeqCst);
                 let mut executed = LocalSandbox.execute(job)?;
                 if first {
@@ -173,6 +173,16 @@ impl Executor for ReapiExecutor {
                 }
                 Ok(executed)
             }
+            Err(Trouble::Refused(why)) => Err(ExecError::Remote {
+                reason: format!(
+                    "remote executor `{}` refused this client ({why})",
+                    self.connection.url()
+                ),
+                help: Some(format!(
+                    "give the credentials the server expects in ${} (e.g. `authorization=Bearer TOKEN`), or pass --remote-fallback to build locally",
+                    cmod_reapi::HEADERS_ENV
+                )),
+            }),
             Err(Trouble::Gone(why)) => Err(ExecError::Remote {
                 reason: format!(
                     "remote executor `{}` is unavailable ({why})",

@@ -36,6 +36,22 @@ pub struct BuildGrid {
     config: PathBuf,
     server: Option<Child>,
     url: String,
+    secured: Secured,
+}
+
+/// How a server is secured; the default is plain gRPC, the unnamed instance and no
+/// authentication.
+#[derive(Debug, Clone, Default)]
+pub struct Secured {
+    /// Serve TLS with this certificate and key (PEM files) at `grpcs://localhost:PORT`. The
+    /// test process must trust the certificate's issuer (`SSL_CERT_FILE`) before starting.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Accept only requests bearing a JWT signed (HS256) with the secret in this file.
+    pub jwt_secret: Option<PathBuf>,
+    /// The `authorization` header value the harness itself sends (`Bearer <token>`).
+    pub authorization: Option<String>,
+    /// The instance name (the only one served).
+    pub instance: String,
 }
 
 impl BuildGrid {
@@ -54,6 +70,11 @@ impl BuildGrid {
 
     /// Starts PostgreSQL and BuildGrid; panics with the logs when they do not come up.
     pub fn start() -> BuildGrid {
+        BuildGrid::start_with(Secured::default())
+    }
+
+    /// [`BuildGrid::start`], secured as `secured` says.
+    pub fn start_with(secured: Secured) -> BuildGrid {
         let bgd = buildgrid_bin();
         let pg_bin = postgres_bin_dir();
         let dir = tempfile::Builder::new()
@@ -73,6 +94,7 @@ impl BuildGrid {
             server: None,
             url: String::new(),
             dir,
+            secured,
         };
         let pg_port = free_port();
         grid.start_postgres(&pg_bin, pg_port);
@@ -86,7 +108,10 @@ impl BuildGrid {
         );
         let port = free_port();
         grid.config = grid.write_config(port, &db);
-        grid.url = format!("grpc://127.0.0.1:{port}");
+        grid.url = match grid.secured.tls {
+            Some(_) => format!("grpcs://localhost:{port}"),
+            None => format!("grpc://127.0.0.1:{port}"),
+        };
         grid.start_server();
         grid
     }
@@ -143,9 +168,21 @@ impl BuildGrid {
         &self.url
     }
 
-    /// A client of this server.
+    /// A client of this server (its instance, the harness's authorization).
     pub fn client(&self) -> Client {
-        Client::connect(Endpoint::parse(&self.url).expect("endpoint")).expect("connect")
+        Client::connect(self.endpoint()).expect("connect")
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        let mut endpoint = Endpoint::parse(&self.url)
+            .expect("endpoint")
+            .with_instance_name(self.secured.instance.clone());
+        if let Some(value) = &self.secured.authorization {
+            endpoint = endpoint
+                .with_header("authorization", value)
+                .expect("authorization header");
+        }
+        endpoint
     }
 
     /// The directory holding everything of this server (for scratch files too).
@@ -212,12 +249,27 @@ impl BuildGrid {
     fn write_config(&self, port: u16, db: &str) -> PathBuf {
         let cas = self.dir.path().join("cas");
         fs::create_dir_all(&cas).expect("create cas dir");
+        let channel = match &self.secured.tls {
+            Some((cert, key)) => format!(
+                "    insecure-mode: false\n    credentials:\n      tls-server-key: {}\n      tls-server-cert: {}\n",
+                yaml_string(key),
+                yaml_string(cert)
+            ),
+            None => "    insecure-mode: true\n".to_string(),
+        };
+        let authorization = match &self.secured.jwt_secret {
+            Some(secret) => format!(
+                "authorization:\n  method: jwt\n  secret: {}\n  algorithm: hs256\n",
+                yaml_string(secret)
+            ),
+            None => String::new(),
+        };
+        let instance = yaml_string(Path::new(&self.secured.instance));
         let config = format!(
             r#"server:
   - !channel
     address: "127.0.0.1:{port}"
-    insecure-mode: true
-thread-pool-size: 64
+{channel}{authorization}thread-pool-size: 64
 connections:
   - !sql-connection &sql
     connection-string: "{db}"
@@ -248,7 +300,7 @@ schedulers:
         - cmod-toolchain
         - cmod-sandbox
 instances:
-  - name: ''
+  - name: {instance}
     services:
       - !action-cache
         cache: *main-action
@@ -284,7 +336,7 @@ instances:
 
     fn wait_until_serving(&mut self) {
         let started = Instant::now();
-        let endpoint = Endpoint::parse(&self.url).expect("endpoint");
+        let endpoint = self.endpoint();
         loop {
             if let Ok(client) = Client::connect(endpoint.clone()) {
                 if client.capabilities().is_ok() {
@@ -411,6 +463,27 @@ fn free_port() -> u16 {
 fn yaml_string(p: &Path) -> String {
     let s = p.to_str().expect("UTF-8 temp path");
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A JWT signed (HS256) with `secret`, expiring `seconds` from now (negative: already
+/// expired), made by PyJWT from BuildGrid's own environment.
+pub fn jwt(secret: &str, seconds: i64) -> String {
+    let python = buildgrid_bin().with_file_name("python3");
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import jwt, sys, time; print(jwt.encode({'sub': 'cmod-test', 'exp': int(time.time()) + int(sys.argv[2])}, sys.argv[1], algorithm='HS256'))",
+            secret,
+            &seconds.to_string(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 const INSTALL_HINT: &str = "run scripts/install-deps (it installs PostgreSQL and BuildGrid)";

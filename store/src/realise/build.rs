@@ -474,7 +474,9 @@ pub(crate) fn build(
         let job = job_for(store, step, resolved, env, &run.build_dir, &kept_log);
         if let Err(e) = cache.cache.publish(&job, &entry) {
             let message = match e {
-                StepCacheError::Unreachable { .. } => format!("{e}; not sharing what is built"),
+                StepCacheError::Unreachable { .. } | StepCacheError::Refused { .. } => {
+                    format!("{e}; not sharing what is built")
+                }
                 StepCacheError::Failed { .. } => format!("{e}; {name} was built but not shared"),
             };
             reporter.event(&Event::Warning { message: &message });
@@ -515,7 +517,7 @@ fn from_step_cache(
     let job = job_for(store, step, resolved, env, &build_dir, &log_path);
     let taken = match cache.cache.fetch(&job, key) {
         Ok(None) => None,
-        Err(e @ StepCacheError::Unreachable { .. }) => {
+        Err(e @ (StepCacheError::Unreachable { .. } | StepCacheError::Refused { .. })) => {
             warn(format!("{e}; building locally instead"));
             None
         }

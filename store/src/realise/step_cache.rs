@@ -33,6 +33,15 @@ pub enum StepCacheError {
         /// The transport's error.
         reason: String,
     },
+    /// The service refused this client (its credentials); it is not asked again in this
+    /// run.
+    #[error("remote cache `{url}` refused this client ({reason})")]
+    Refused {
+        /// The service's URL.
+        url: String,
+        /// The service's answer.
+        reason: String,
+    },
     /// The service answered, but not with something usable.
     #[error("remote cache `{url}`: {reason}")]
     Failed {
