@@ -11,91 +11,17 @@ mod servers;
 #[path = "../reapi/tests/support/buildgrid.rs"]
 mod buildgrid;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use buildgrid::{jwt, BuildGrid, Secured};
 use common::{Realised, Sandbox};
-use servers::{cmod_env, keypair};
+use servers::{cmod_env, keypair, make_certificates};
 
 const INSTANCE: &str = "ci/main";
 
 /// A wrong setting: what it is, the environment and instance name it runs with, and what
 /// its one warning must say.
 type WrongCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a [&'a str]);
-
-/// `openssl` with `args` in `dir`, which must succeed.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl (scripts/install-deps installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A test CA and a server certificate for `localhost` that it signed, in `dir`: (CA
-/// certificate, server certificate, server key).
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=cmod test CA"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req", "-subj", "/CN=localhost", "-keyout", "server.key"];
-    csr.extend(ec);
-    csr.extend(["-out", "server.csr"]);
-    openssl(dir, &csr);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "2",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
-}
 
 /// `realise --remote-cache <url> --remote-instance-name <instance>` of `dir` in `store`,
 /// with `env`.
@@ -129,7 +55,7 @@ fn a_tls_server_with_jwt_auth_and_a_named_instance_serves_the_cache_and_refuses_
     let dir = s.copy_example("hello");
     let certs = s.dir.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
-    let (ca, cert, key) = certificates(&certs);
+    let (ca, cert, key) = make_certificates(&certs);
     let secret = "a secret shared with the server";
     let secret_file = certs.join("jwt.secret");
     std::fs::write(&secret_file, secret).unwrap();
@@ -239,12 +165,18 @@ fn a_tls_server_with_jwt_auth_and_a_named_instance_serves_the_cache_and_refuses_
             "--remote-instance-name",
             INSTANCE,
         ],
-        &[("SSL_CERT_FILE", ca_text), ("CMOD_REMOTE_HEADERS", &expired)],
+        &[
+            ("SSL_CERT_FILE", ca_text),
+            ("CMOD_REMOTE_HEADERS", &expired),
+        ],
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("refused this client"), "{err}");
-    assert!(err.contains("$CMOD_REMOTE_HEADERS (e.g. `authorization=Bearer"), "{err}");
+    assert!(
+        err.contains("$CMOD_REMOTE_HEADERS (e.g. `authorization=Bearer"),
+        "{err}"
+    );
     for (i, (what, env, instance, said)) in cases.iter().enumerate() {
         let store = s.dir.path().join(format!("wrong-{i}"));
         let r = realise(&dir, &store, &url, instance, env).ok();

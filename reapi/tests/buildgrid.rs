@@ -182,15 +182,21 @@ fn sample_tree(root: &Path) {
     std::os::unix::fs::symlink("src/main.cpp", root.join("main link")).unwrap();
 }
 
+/// [`sample_tree`] at `<scratch>/input root`, its Merkle tree uploaded.
+fn uploaded_sample_tree(client: &Client, scratch: &Path) -> MerkleTree {
+    let input = scratch.join("input root");
+    sample_tree(&input);
+    let tree = MerkleTree::from_dir(&input).unwrap();
+    client.upload(&tree.blobs()).unwrap();
+    tree
+}
+
 #[test]
 fn an_input_root_uploads_reads_back_and_materialises() {
     let grid = BuildGrid::shared();
     let client = grid.client();
     let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("input root");
-    sample_tree(&input);
-    let tree = MerkleTree::from_dir(&input).unwrap();
-    client.upload(&tree.blobs()).unwrap();
+    let tree = uploaded_sample_tree(&client, scratch.path());
     let all: Vec<Digest> = tree.blobs().iter().map(|b| b.digest).collect();
     assert!(client.find_missing(&all).unwrap().is_empty());
     // The root Directory reads back, decodes, and is what was built.
@@ -253,10 +259,7 @@ fn an_input_root_materialises_without_what_is_already_in_place() {
     let grid = BuildGrid::shared();
     let client = grid.client();
     let scratch = tempfile::tempdir().unwrap();
-    let input = scratch.path().join("input root");
-    sample_tree(&input);
-    let tree = MerkleTree::from_dir(&input).unwrap();
-    client.upload(&tree.blobs()).unwrap();
+    let tree = uploaded_sample_tree(&client, scratch.path());
     let whole = scratch.path().join("whole");
     client
         .materialise_root(&tree.root_digest(), &whole)

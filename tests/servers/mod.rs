@@ -159,9 +159,10 @@ pub struct Nginx {
 
 pub const TOKEN: &str = "s3cret-token";
 
-/// A CA and a server certificate for `127.0.0.1` signed by it (ECDSA P-256, two days),
-/// made with the `openssl` command. Returns (ca.crt, server.crt, server.key).
-fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+/// A CA and a server certificate for `127.0.0.1` and `localhost` signed by it (ECDSA
+/// P-256, two days), made with the `openssl` command. Returns (ca.crt, server.crt,
+/// server.key).
+pub fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let (ca, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
     let (crt, key, csr) = (
         dir.join("server.crt"),
@@ -171,7 +172,7 @@ fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ext = dir.join("server.ext");
     std::fs::write(
         &ext,
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
          keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
