@@ -99,7 +99,14 @@ fn a_tls_server_with_jwt_auth_and_a_named_instance_serves_the_cache_and_refuses_
         published.stderr()
     );
 
-    // A fresh store that trusts the key takes every step from the server.
+    // A fresh store that trusts the key takes every step from the server, its token from
+    // `remote-headers` in the user configuration this time.
+    let with_token = s.dir.path().join("token.toml");
+    std::fs::write(
+        &with_token,
+        format!("[cache]\nremote-headers = [{token:?}]\n"),
+    )
+    .unwrap();
     let hit = Realised::parse(cmod_env(
         &dir,
         &s.dir.path().join("b"),
@@ -115,7 +122,10 @@ fn a_tls_server_with_jwt_auth_and_a_named_instance_serves_the_cache_and_refuses_
             "--trusted-public-keys",
             &pk,
         ],
-        &[("SSL_CERT_FILE", ca_text), ("CMOD_REMOTE_HEADERS", &token)],
+        &[
+            ("SSL_CERT_FILE", ca_text),
+            ("CMOD_CONFIG", with_token.to_str().unwrap()),
+        ],
     ))
     .ok();
     assert_eq!(hit.built().len(), 0, "{}", hit.stderr());

@@ -103,6 +103,7 @@ pub fn worker_config(opts: &WorkerOptions) -> Result<WorkerConfig, OpsError> {
         &RemoteSetting {
             url: opts.server.clone(),
             instance_name: opts.instance_name.clone(),
+            headers: Vec::new(),
         },
         "--server",
     )?;
@@ -156,10 +157,25 @@ fn nix_hostname() -> Option<String> {
 fn endpoint(setting: &RemoteSetting, flag: &str) -> Result<Endpoint, OpsError> {
     let help = || {
         Some(format!(
-            "give {flag} grpc://HOST:PORT (or grpcs://HOST[:PORT]) and headers as `name=value` pairs in ${HEADERS_ENV}"
+            "give {flag} grpc://HOST:PORT (or grpcs://HOST[:PORT]) and headers as `name=value` pairs in ${HEADERS_ENV} or `remote-headers` under [cache] in the user configuration"
         ))
     };
+    let configured = |mut e: Endpoint| {
+        // One header per entry: a value may hold commas.
+        for entry in &setting.headers {
+            let Some((name, value)) = entry.split_once('=') else {
+                // Keep the entry out of the message: it may be a bare secret.
+                return Err(cmod_reapi::Error::InvalidHeader {
+                    header: "(a `remote-headers` entry without `=`)".to_string(),
+                    reason: "entries are name=value".to_string(),
+                });
+            };
+            e = e.with_header(name.trim(), value.trim())?;
+        }
+        Ok(e)
+    };
     Endpoint::parse(&setting.url)
+        .and_then(configured)
         .and_then(|e| e.with_headers_from_env(HEADERS_ENV))
         .map(|e| e.with_instance_name(setting.instance_name.clone()))
         .map_err(|e| OpsError::usage(format!("{flag}: {e}"), help()))

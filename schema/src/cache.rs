@@ -211,6 +211,10 @@ pub struct CacheSettings {
     /// A REAPI server that executes every build step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_executor: Option<String>,
+    /// Headers sent with every call to those servers, as `name=value` (e.g.
+    /// `authorization=Bearer TOKEN`); `$CMOD_REMOTE_HEADERS` adds to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_headers: Vec<String>,
 }
 
 impl CacheSettings {
@@ -238,6 +242,7 @@ impl CacheSettings {
         if self.remote_cache.is_none() && self.remote_executor.is_none() {
             self.remote_instance_name
                 .clone_from(&other.remote_instance_name);
+            self.remote_headers.clone_from(&other.remote_headers);
         }
         if self.remote_cache.is_none() {
             self.remote_cache.clone_from(&other.remote_cache);

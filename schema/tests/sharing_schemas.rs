@@ -130,9 +130,9 @@ fn config_schema_matches_the_type() {
     let as_json = serde_json::to_value(toml::from_str::<toml::Value>(text).unwrap()).unwrap();
     assert!(c.is_valid(&as_json));
     assert_eq!(cfg.cache.substituters.len(), 1);
-    let remote =
-        "[cache]\nremote-cache = \"grpc://127.0.0.1:8980\"\nremote-instance-name = \"main\"\n";
+    let remote = "[cache]\nremote-cache = \"grpc://127.0.0.1:8980\"\nremote-instance-name = \"main\"\nremote-headers = [\"authorization=Bearer abc\"]\n";
     let cfg = UserConfig::parse(remote).unwrap();
+    assert_eq!(cfg.cache.remote_headers, ["authorization=Bearer abc"]);
     assert_eq!(
         cfg.cache.remote_cache.as_deref(),
         Some("grpc://127.0.0.1:8980")

@@ -168,6 +168,7 @@ fn chosen_remote_executor(
     Some(RemoteSetting {
         url,
         instance_name: instance_name(opts, settings),
+        headers: settings.remote_headers.clone(),
     })
 }
 
@@ -195,6 +196,7 @@ fn chosen_remote_cache(
     Some(RemoteSetting {
         url,
         instance_name: instance_name(opts, settings),
+        headers: settings.remote_headers.clone(),
     })
 }
 

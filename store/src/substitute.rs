@@ -61,6 +61,9 @@ pub struct RemoteSetting {
     pub url: String,
     /// The REAPI instance name (empty by default).
     pub instance_name: String,
+    /// Headers sent with every call, as `name=value` (the configured ones; the
+    /// environment's are added where the connection is made).
+    pub headers: Vec<String>,
 }
 
 /// Substituters found unavailable (url → why), shared by the clones of one [`Sharing`]:
