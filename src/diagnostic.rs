@@ -85,6 +85,7 @@ impl From<cmod_ops::OpsError> for CliError {
             cmod_ops::OpsError::Usage { message, help } => CliError::Usage { message, help },
             cmod_ops::OpsError::Sandbox { message, help } => CliError::Sandbox { message, help },
             cmod_ops::OpsError::BuildFailed { message } => CliError::BuildFailed { message },
+            cmod_ops::OpsError::TestsFailed { message } => CliError::TestsFailed { message },
             cmod_ops::OpsError::Integrity { message, help } => {
                 CliError::Integrity { message, help }
             }

@@ -39,6 +39,12 @@ pub enum OpsError {
         /// Every failure, one per line.
         message: String,
     },
+    /// One or more tests failed (each already reported with its output).
+    #[error("{message}")]
+    TestsFailed {
+        /// How many failed, and which.
+        message: String,
+    },
     /// An integrity or security violation: outputs that differ from their pins or from
     /// a `--check` rebuild, corrupt stored outputs, a step leaving an unsafe output.
     #[error("{message}")]
@@ -91,7 +97,7 @@ impl OpsError {
             OpsError::Store(e) => e.exit_class(),
             OpsError::Copy(e) => e.exit_class(),
             OpsError::Usage { .. } | OpsError::Sandbox { .. } => ExitClass::Usage,
-            OpsError::BuildFailed { .. } => ExitClass::Build,
+            OpsError::BuildFailed { .. } | OpsError::TestsFailed { .. } => ExitClass::Build,
             OpsError::Integrity { .. } => ExitClass::Integrity,
             OpsError::Internal(_) => ExitClass::Internal,
         }

@@ -18,6 +18,7 @@ pub mod realise;
 pub mod remote;
 pub mod scan_entries;
 mod scan_source;
+pub mod test;
 
 pub use error::OpsError;
 pub use project::{Access, LoadOptions, Project, Scope};
