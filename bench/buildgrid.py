@@ -2,6 +2,7 @@
 as the tests' harness, `reapi/tests/support/buildgrid.rs`): started by `BuildGrid(dir)`,
 stopped by `.stop()`. Needs what `scripts/install-deps` installs."""
 
+import json
 import os
 import pwd
 import shutil
@@ -38,52 +39,25 @@ def postgres_bin():
     return versions[-1][1]
 
 
-CONFIG = """server:
-  - !channel
-    address: "127.0.0.1:{port}"
-    insecure-mode: true
-thread-pool-size: 64
-connections:
-  - !sql-connection &sql
-    connection-string: "{db}"
-storages:
-  - !disk-storage &main-storage
-    path: "{cas}"
-caches:
-  - !lru-action-cache &main-action
-    storage: *main-storage
-    max-cached-refs: 200000
-    allow-updates: true
-    cache-failed-actions: true
-schedulers:
-  - !sql-scheduler &state-database
-    sql: *sql
-    action-cache: *main-action
-    storage: *main-storage
-    bot-session-keepalive-timeout: 10
-    session-expiry-timer-interval: 1
-    poll-interval: 0.05
-    bot-poll-interval: 0.05
-    assigners:
-      - !priority-age-assigner
-        interval: 0.05
-    property-set:
-      !dynamic-property-set
-      match-property-keys:
-        - cmod-toolchain
-        - cmod-sandbox
-instances:
-  - name: ''
-    services:
-      - !action-cache
-        cache: *main-action
-      - !execution
-        scheduler: *state-database
-      - !cas
-        storage: *main-storage
-      - !bytestream
-        storage: *main-storage
-"""
+# The tests' harness and the benchmarks share one configuration template.
+CONFIG_TEMPLATE = Path(__file__).resolve().parent.parent / "reapi/tests/support/buildgrid.yml"
+
+
+def config_text(port, db, cas):
+    """The configuration of a plain-gRPC server on `port`, unnamed instance, no auth."""
+    values = {
+        "{port}": str(port),
+        "{db}": db,
+        "{cas}": json.dumps(str(cas)),
+        "{instance}": '""',
+        "{max_refs}": "200000",
+        "{channel}": "    insecure-mode: true\n",
+        "{authorization}": "",
+    }
+    text = CONFIG_TEMPLATE.read_text()
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text
 
 
 class BuildGrid:
@@ -111,7 +85,7 @@ class BuildGrid:
         port = free_port()
         (self.dir / "cas").mkdir()
         config = self.dir / "bgd.yml"
-        config.write_text(CONFIG.format(port=port, db=db, cas=self.dir / "cas"))
+        config.write_text(config_text(port, db, self.dir / "cas"))
         self.url = f"grpc://127.0.0.1:{port}"
         log = open(self.dir / "bgd.log", "a")
         self.server = subprocess.Popen([self.bgd, "server", "start", config], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)

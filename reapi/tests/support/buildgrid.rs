@@ -23,6 +23,8 @@ use nix::unistd::Pid;
 
 /// The BuildGrid version scripts/install-deps installs.
 const BUILDGRID_VERSION: &str = "0.4.4";
+/// The configuration, with placeholders (shared with bench/buildgrid.py).
+const CONFIG_TEMPLATE: &str = include_str!("buildgrid.yml");
 /// How long BuildGrid may take to answer its first Capabilities call.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -265,54 +267,14 @@ impl BuildGrid {
             None => String::new(),
         };
         let instance = yaml_string(Path::new(&self.secured.instance));
-        let config = format!(
-            r#"server:
-  - !channel
-    address: "127.0.0.1:{port}"
-{channel}{authorization}thread-pool-size: 64
-connections:
-  - !sql-connection &sql
-    connection-string: "{db}"
-storages:
-  - !disk-storage &main-storage
-    path: {cas}
-caches:
-  - !lru-action-cache &main-action
-    storage: *main-storage
-    max-cached-refs: 1024
-    allow-updates: true
-    cache-failed-actions: true
-schedulers:
-  - !sql-scheduler &state-database
-    sql: *sql
-    action-cache: *main-action
-    storage: *main-storage
-    bot-session-keepalive-timeout: 10
-    session-expiry-timer-interval: 1
-    poll-interval: 0.05
-    bot-poll-interval: 0.05
-    assigners:
-      - !priority-age-assigner
-        interval: 0.05
-    property-set:
-      !dynamic-property-set
-      match-property-keys:
-        - cmod-toolchain
-        - cmod-sandbox
-instances:
-  - name: {instance}
-    services:
-      - !action-cache
-        cache: *main-action
-      - !execution
-        scheduler: *state-database
-      - !cas
-        storage: *main-storage
-      - !bytestream
-        storage: *main-storage
-"#,
-            cas = yaml_string(&cas)
-        );
+        let config = CONFIG_TEMPLATE
+            .replace("{port}", &port.to_string())
+            .replace("{db}", db)
+            .replace("{cas}", &yaml_string(&cas))
+            .replace("{instance}", &instance)
+            .replace("{max_refs}", "1024")
+            .replace("{channel}", &channel)
+            .replace("{authorization}", &authorization);
         let path = self.dir.path().join("bgd config.yml");
         fs::write(&path, config).expect("write the BuildGrid config");
         path

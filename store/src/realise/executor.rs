@@ -245,10 +245,8 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    use cmod_sandbox::Mode;
-
-    use super::super::tests_support::{absent_toolchain, step, two_jobs};
-    use super::super::{realise, BuildEnv, BuildError, Silent};
+    use super::super::tests_support::{absent_toolchain, step, test_env, two_jobs};
+    use super::super::{realise, BuildError, Silent};
     use super::*;
 
     /// Writes `<name> built` into every declared output, or fails the builder of the
@@ -310,16 +308,7 @@ mod tests {
         let drvs = BTreeMap::from([(pa.clone(), a), (pb.clone(), b)]);
         let opts = two_jobs();
         let run = |executor: &Recording| {
-            let env = BuildEnv {
-                toolchain: &tc,
-                sandbox: Mode::Off,
-                limits: Default::default(),
-                keep_failed: false,
-                accept_from: Vec::new(),
-                signing: &[],
-                executor,
-                step_cache: None,
-            };
+            let env = test_env(&tc, executor);
             realise(
                 &store,
                 &drvs,

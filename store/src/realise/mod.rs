@@ -24,7 +24,7 @@ mod step_cache;
 /// Test helpers shared with the other modules of the store.
 #[cfg(test)]
 pub(crate) mod tests_support {
-    pub(crate) use super::tests::{absent_toolchain, step, two_jobs};
+    pub(crate) use super::tests::{absent_toolchain, step, test_env, two_jobs};
 }
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -557,6 +557,24 @@ mod tests {
         }
     }
 
+    /// The environment of a test realisation: `toolchain`, no sandbox, default limits,
+    /// outputs of no other mode accepted, nothing signed, `executor`, no step cache.
+    pub(crate) fn test_env<'a>(
+        toolchain: &'a ToolchainInfo,
+        executor: &'a dyn Executor,
+    ) -> BuildEnv<'a> {
+        BuildEnv {
+            toolchain,
+            sandbox: Mode::Off,
+            limits: Default::default(),
+            keep_failed: false,
+            accept_from: Vec::new(),
+            signing: &[],
+            executor,
+            step_cache: None,
+        }
+    }
+
     /// A toolchain description with `identity` whose tools do not exist (nothing may run
     /// it locally).
     pub(crate) fn absent_toolchain(identity: ContentHash) -> ToolchainInfo {
@@ -628,16 +646,7 @@ mod tests {
         let a = step("a", &[]);
         let b = step("b", &[]);
         let toolchain = absent_toolchain(a.toolchain);
-        let env = BuildEnv {
-            toolchain: &toolchain,
-            sandbox: Mode::Off,
-            limits: Default::default(),
-            keep_failed: false,
-            accept_from: Vec::new(),
-            signing: &[],
-            executor: &LocalSandbox,
-            step_cache: None,
-        };
+        let env = test_env(&toolchain, &LocalSandbox);
         let targets = vec![a.drv_path().unwrap(), b.drv_path().unwrap()];
         let drvs: BTreeMap<StorePath, Derivation> = targets.iter().cloned().zip([a, b]).collect();
         let opts = two_jobs();

@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cmod_sandbox::Mode;
 use cmod_schema::derivation::Derivation;
 use cmod_schema::{ContentHash, StorePath};
 
 use super::super::executor::{ExecError, Executed, Executor, Job};
-use super::super::tests_support::{absent_toolchain, step, two_jobs};
+use super::super::tests_support::{absent_toolchain, step, test_env, two_jobs};
 use super::super::{realise, BuildEnv, Event, Realisation, Reporter};
 use super::*;
 use crate::sign::{SecretKey, TrustedKeys};
@@ -157,17 +156,12 @@ impl Run<'_> {
         let first = self.drvs.values().next().unwrap();
         let tc = absent_toolchain(first.toolchain);
         let env = BuildEnv {
-            toolchain: &tc,
-            sandbox: Mode::Off,
-            limits: Default::default(),
-            keep_failed: false,
-            accept_from: Vec::new(),
             signing: self.signing,
-            executor: builder,
             step_cache: Some(StepCacheUse {
                 cache: self.shelf,
                 trust: &self.trust,
             }),
+            ..test_env(&tc, builder)
         };
         let targets: Vec<StorePath> = self.drvs.keys().cloned().collect();
         let warnings = Warnings::default();
@@ -294,17 +288,11 @@ fn a_panicking_builder_gives_its_slot_back() {
         let builder = Panicky::default();
         let trust = Trust::default();
         let env = BuildEnv {
-            toolchain: &tc,
-            sandbox: Mode::Off,
-            limits: Default::default(),
-            keep_failed: false,
-            accept_from: Vec::new(),
-            signing: &[],
-            executor: &builder,
             step_cache: Some(StepCacheUse {
                 cache: &shelf,
                 trust: &trust,
             }),
+            ..test_env(&tc, &builder)
         };
         let targets: Vec<StorePath> = drvs.keys().cloned().collect();
         let r = realise(
