@@ -13,7 +13,9 @@
 //! - **Unreachable**: the first failure to reach the server is reported (the realiser warns
 //!   and builds locally); the cache is then off for the rest of the run.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use cmod_reapi::proto::build::bazel::remote::execution::v2 as re;
 use cmod_reapi::{Blob, Client, Digest, Endpoint};
@@ -32,8 +34,31 @@ pub struct ReapiCache {
     connection: Connection,
     digests: PathDigests,
     memo: ActionMemo,
+    /// The encoded Action and Command of each step looked up and missed, by trace key,
+    /// until it is built and published: a miss then costs one assembly of the input root,
+    /// not two.
+    missed: Mutex<HashMap<ContentHash, Encoded>>,
     /// Set once the server was found unreachable: the cache is off from then on.
     off: AtomicBool,
+}
+
+/// A step's Action, encoded, with its Command: what publishing uploads.
+struct Encoded {
+    digest: Digest,
+    action: Vec<u8>,
+    command: Vec<u8>,
+}
+
+impl Encoded {
+    fn of(job: &Job<'_>, digests: &PathDigests) -> Result<Encoded, Trouble> {
+        let action = step_action(job, digests)
+            .map_err(|e| Trouble::Bad(format!("{}: {e}", job.resolved.name)))?;
+        Ok(Encoded {
+            digest: action.digest,
+            action: action.action,
+            command: action.command,
+        })
+    }
 }
 
 impl std::fmt::Debug for ReapiCache {
@@ -52,6 +77,7 @@ impl ReapiCache {
             connection: Connection::new(endpoint),
             digests: PathDigests::default(),
             memo: ActionMemo::new(store.remote_dir().join("actions")),
+            missed: Mutex::default(),
             off: AtomicBool::new(false),
         }
     }
@@ -100,10 +126,13 @@ impl ReapiCache {
         if let Some(d) = self.memo.get(key) {
             return Ok(d);
         }
-        let action = step_action(job, &self.digests)
-            .map_err(|e| Trouble::Bad(format!("{}: {e}", job.resolved.name)))?;
-        self.memo.put(key, &action.digest);
-        Ok(action.digest)
+        let encoded = Encoded::of(job, &self.digests)?;
+        let digest = encoded.digest;
+        self.memo.put(key, &digest);
+        if let Ok(mut missed) = self.missed.lock() {
+            missed.insert(*key, encoded);
+        }
+        Ok(digest)
     }
 
     fn lookup(&self, job: &Job<'_>, key: &ContentHash) -> Result<Option<CachedStep>, Trouble> {
@@ -145,8 +174,15 @@ impl ReapiCache {
 
     fn share(&self, job: &Job<'_>, entry: &TraceEntry) -> Result<(), Trouble> {
         let client = self.client()?;
-        let action = step_action(job, &self.digests)
-            .map_err(|e| Trouble::Bad(format!("{}: {e}", job.resolved.name)))?;
+        let assembled = self
+            .missed
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&entry.key));
+        let action = match assembled {
+            Some(encoded) => encoded,
+            None => Encoded::of(job, &self.digests)?,
+        };
         self.memo.put(&entry.key, &action.digest);
         let mut blobs = vec![
             Blob::from_bytes(action.action),
