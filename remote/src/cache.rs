@@ -216,10 +216,7 @@ impl ReapiCache {
             auxiliary_metadata: vec![record::packed(&record)],
             ..Default::default()
         });
-        let digests: Vec<Digest> = blobs.iter().map(|b| b.digest).collect();
-        let missing: std::collections::HashSet<Digest> =
-            client.find_missing(&digests)?.into_iter().collect();
-        blobs.retain(|b| missing.contains(&b.digest));
+        // `upload` asks the server which blobs it lacks and sends only those.
         client.upload(&blobs)?;
         client.update_action_result(&action.digest, result)?;
         Ok(())
