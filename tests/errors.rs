@@ -144,18 +144,22 @@ fn unexported_partition_is_a_warning_not_an_error() {
 }
 
 #[test]
-fn header_units_are_not_supported_yet() {
+fn a_header_unit_that_does_not_exist_is_named_at_its_import() {
     let s = Sandbox::new();
     let dir = project(
         &s,
-        &[("src/a.cppm", "export module hu;\nimport <vector>;\n")],
+        &[(
+            "src/a.cppm",
+            "export module hu;\n// the next line names no header\nimport <no_such_header.h>;\nimport \"nor_this.h\";\n",
+        )],
     );
     let err = fails(&s, &dir, 2);
     assert!(
-        err.contains("header units are not supported yet: `import <vector>;`"),
+        err.contains("header unit `<no_such_header.h>` does not exist"),
         "{err}"
     );
-    assert!(err.contains("src/a.cppm:2:1"), "{err}");
+    assert!(err.contains("src/a.cppm:3:1"), "{err}");
+    assert!(err.contains("help: check the header's name"), "{err}");
 }
 
 #[test]

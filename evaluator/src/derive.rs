@@ -48,6 +48,7 @@ use crate::sources::{Lang, PackageSources};
 use crate::targets::PackageTargets;
 
 mod emission_cache;
+mod header_unit;
 mod link;
 mod step;
 
@@ -127,6 +128,8 @@ pub struct DeriveInput<'a> {
     pub settings: &'a Settings,
     /// The precompiled headers, as scanned.
     pub pchs: &'a [PchScan],
+    /// The header units, as scanned, and which units import which.
+    pub header_units: &'a crate::eval::header_units::HeaderUnits,
     /// The toolchain every step runs with.
     pub toolchain: &'a ToolchainInfo,
     /// Where the previous emission recorded its derivations' paths, and this one records
@@ -150,6 +153,13 @@ fn object_file(rel: &str) -> String {
     format!("{}.o", sanitize_name(&rel.replace('/', "-")))
 }
 
+/// Whether `arg` names an include directory (`-Idir`, `-isystemdir`, ...).
+fn is_include_dir(arg: &str) -> bool {
+    ["-I", "-isystem", "-iquote", "-idirafter"]
+        .iter()
+        .any(|f| arg.starts_with(f))
+}
+
 /// The host files of `system` headers.
 fn host_files(system: &[SystemHeader]) -> BTreeMap<String, ContentHash> {
     system.iter().map(|h| (h.path.clone(), h.hash)).collect()
@@ -167,6 +177,8 @@ pub(crate) struct Emitter<'a> {
     objects: Vec<Option<StorePath>>,
     /// PCH index → its derivation.
     pch_drvs: HashMap<usize, StorePath>,
+    /// (header unit, dialect) → its derivation and the module its BMI names.
+    header_unit_drvs: HashMap<(usize, Vec<String>), (StorePath, String)>,
     /// Package (none: the toolchain) → relative path → source store path.
     source_paths: HashMap<Option<PackageId>, HashMap<String, StorePath>>,
     cache: EmissionCache,
@@ -335,11 +347,15 @@ impl<'a> Emitter<'a> {
         for &v in &graph.edges[u] {
             inputs.push(self.bmi_input(v, dialect)?);
         }
-        let args = if inputs.is_empty() {
-            Vec::new()
-        } else {
-            vec![MODULE_MAP_ARG.to_string()]
-        };
+        let header_units = self.header_unit_inputs(u, dialect)?;
+        let mut args = Vec::new();
+        if !header_units.is_empty() {
+            args.push(header_unit::QUIET_HEADER_UNITS.to_string());
+        }
+        inputs.extend(header_units);
+        if !inputs.is_empty() {
+            args.push(MODULE_MAP_ARG.to_string());
+        }
         Ok((inputs, args))
     }
 
@@ -585,8 +601,8 @@ impl<'a> Emitter<'a> {
         let mut inputs;
         if unit.kind.is_importable() {
             // Compiling a BMI to an object reads no headers or libraries: clang warns
-            // that `-stdlib` is unused (on every interface), so it is left out.
-            args.retain(|a| !a.starts_with("-stdlib="));
+            // that `-stdlib` and include directories are unused, so they are left out.
+            args.retain(|a| !a.starts_with("-stdlib=") && !is_include_dir(a));
             // Its own BMI brings everything it was built against.
             let own = self.bmi_input(u, dialect)?;
             args.extend([MODULE_MAP_ARG.into(), "-c".into(), own.at.clone()]);
@@ -675,6 +691,7 @@ pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
         bmis: BmiPaths::new(input.graph.units.len()),
         objects: vec![None; input.graph.units.len()],
         pch_drvs: HashMap::new(),
+        header_unit_drvs: HashMap::new(),
         source_paths: HashMap::new(),
         cache: EmissionCache::load(input.emission_record.clone()),
     };

@@ -24,6 +24,7 @@ use crate::targets::{package_targets, PackageTargets};
 use crate::toolchain::{Lookup, ToolchainRequest};
 
 mod fingerprint;
+pub mod header_units;
 mod plan;
 mod std_units;
 
@@ -64,6 +65,8 @@ pub struct Evaluation {
     pub sources: Vec<PackageSources>,
     /// Every precompiled header, per set of flags, as scanned.
     pub pchs: Vec<PchScan>,
+    /// Every header unit, and which units import which.
+    pub header_units: header_units::HeaderUnits,
     /// The profile evaluated.
     pub profile: ProfileName,
     /// Problems that do not stop the build.
@@ -129,6 +132,7 @@ impl Evaluation {
                     sources: &self.sources,
                     settings: &self.settings,
                     pchs: &self.pchs,
+                    header_units: &self.header_units,
                     toolchain: &self.toolchain,
                     emission_record: self.emission_record(),
                 })
@@ -288,6 +292,7 @@ fn evaluate_phases(
         settings,
         sources,
         pchs: scanned.pchs,
+        header_units: scanned.header_units,
         profile: opts.profile,
         warnings,
         stats: scanned.stats,
@@ -358,6 +363,14 @@ fn scan_phase(
     )?;
     scanned.stats.scanned.extend(std_scan);
     scanned.stats.scanned.sort();
+    scanned.header_units = header_units::header_units(
+        packages,
+        &scanned.raw,
+        toolchain,
+        &scopes,
+        files,
+        opts.cache_dir.as_deref(),
+    )?;
     Ok(scanned)
 }
 
@@ -422,6 +435,7 @@ fn prepare(
 struct Collected {
     raw: Vec<RawUnit>,
     pchs: Vec<PchScan>,
+    header_units: header_units::HeaderUnits,
     stats: EvalStats,
     scan_keys: Vec<(PathBuf, String, ContentHash)>,
     warnings: Vec<String>,

@@ -26,10 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::cache_io::read_json;
 use crate::error::{ErrorKind, EvalError};
 use crate::file_cache::FileCache;
-use crate::lexer::{scan_declarations, Declarations, ImportTarget};
+use crate::lexer::{scan_declarations, Declarations};
 pub use crate::scanner::ScanItem;
 use crate::scanner::{run_scanner, Prescan, RawRule};
 
+pub mod header_imports;
 mod shape;
 
 /// A header a unit includes, inside a package of the graph.
@@ -400,11 +401,17 @@ fn scan_misses(
 ) -> Result<Vec<Scanned>, EvalError> {
     let root = scope.root.as_path();
     let mut decls = Vec::with_capacity(misses.len());
+    let mut rewrites = Vec::with_capacity(misses.len());
     for &i in misses {
+        if header_imports::is_system_header_item(&items[i]) {
+            rewrites.push(None);
+            decls.push(Declarations::default());
+            continue;
+        }
         let path = root.join(&items[i].rel);
         let text = std::fs::read(&path).map_err(|e| EvalError::io(&path, "read", e))?;
         let d = scan_declarations(&text);
-        reject_header_units(&path, &d)?;
+        rewrites.push(header_imports::rewrite_for_scanner(&text, &d));
         decls.push(d);
     }
     // The scanner's findings: from a prescan run with these very tools and items while
@@ -414,7 +421,21 @@ fn scan_misses(
         Some(p) => misses.iter().map(|&i| p.rules[i].clone()).collect(),
         None => {
             let batch: Vec<&ScanItem> = misses.iter().map(|&i| &items[i]).collect();
-            run_scanner(&toolchain.cxx, &toolchain.scan_deps, root, &batch)?
+            run_scanner(
+                &toolchain.cxx,
+                &toolchain.scan_deps,
+                root,
+                &batch,
+                &rewrites,
+            )
+            .map_err(|e| {
+                let units: Vec<_> = misses
+                    .iter()
+                    .zip(&decls)
+                    .map(|(&i, d)| (root.join(&items[i].rel), d))
+                    .collect();
+                header_imports::missing_header_unit(e, &units)
+            })?
         }
     };
     let mut out = Vec::with_capacity(raw.len());
@@ -487,32 +508,6 @@ fn headers_unchanged(scope: &HeaderScope, s: &Scanned, files: &FileCache) -> boo
             .hash(Path::new(&h.path))
             .is_ok_and(|now| now == h.hash)
     })
-}
-
-fn reject_header_units(path: &Path, d: &Declarations) -> Result<(), EvalError> {
-    let text = || std::fs::read_to_string(path).unwrap_or_default();
-    for imp in &d.imports {
-        if let ImportTarget::Header(h) = &imp.target {
-            let column = text()
-                .lines()
-                .nth(imp.line as usize - 1)
-                .and_then(|l| l.find("import"))
-                .map_or(1, |c| c as u32 + 1);
-            return Err(EvalError::new(
-                ErrorKind::Unsupported,
-                format!("header units are not supported yet: `import {h};`"),
-            )
-            .at(Location {
-                file: path.to_path_buf(),
-                line: imp.line,
-                column,
-            })
-            .help(format!(
-                "include the header in the global module fragment instead: `module;` then `#include {h}` before the module declaration"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// What one dependency of a unit is.

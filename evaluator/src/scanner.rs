@@ -57,7 +57,7 @@ impl Prescan {
             return None;
         }
         let batch: Vec<&ScanItem> = items.iter().collect();
-        let rules = run_scanner(cxx, scan_deps, root, &batch).ok()?;
+        let rules = run_scanner(cxx, scan_deps, root, &batch, &[]).ok()?;
         Some(Prescan {
             cxx: cxx.to_path_buf(),
             scan_deps: scan_deps.to_path_buf(),
@@ -78,15 +78,20 @@ impl Prescan {
     }
 }
 
+/// Run the scanner over `batch`. `rewrites[n]`, where present, is the text the scanner
+/// reads for item `n` instead of its file (a unit with header-unit imports, see
+/// `scan::header_imports`); what the scanner says about the copy is said of the unit.
 pub(crate) fn run_scanner(
     cxx: &Path,
     scan_deps: &Path,
     root: &Path,
     batch: &[&ScanItem],
+    rewrites: &[Option<Vec<u8>>],
 ) -> Result<Vec<RawRule>, EvalError> {
     let work = tempdir_for_scan()?;
     let db_path = work.path.join("compile_commands.json");
-    let db = scan_database(cxx, root, &work.path, batch);
+    let copies = write_rewrites(&work.path, batch, rewrites)?;
+    let db = scan_database(cxx, root, &work.path, batch, &copies);
     std::fs::write(&db_path, serde_json::to_vec(&db).unwrap_or_default())
         .map_err(|e| EvalError::io(&db_path, "write", e))?;
     let out = Command::new(scan_deps)
@@ -101,7 +106,12 @@ pub(crate) fn run_scanner(
                 format!("cannot run `{}`: {e}", scan_deps.display()),
             )
         })?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    for (copy, item) in copies.iter().zip(batch) {
+        if let Some(copy) = copy {
+            stderr = stderr.replace(&copy.to_string_lossy().into_owned(), &item.rel);
+        }
+    }
     if !out.status.success() {
         return Err(scan_failure(root, &stderr));
     }
@@ -126,7 +136,13 @@ pub(crate) fn run_scanner(
             )
         })?;
         let depfile = work.path.join(format!("{n}.d"));
-        let deps = read_depfile(scan_deps, root, &item.rel, &depfile)?;
+        let mut deps = read_depfile(scan_deps, root, &item.rel, &depfile)?;
+        if let Some(Some(copy)) = copies.get(n) {
+            let copy = copy.to_string_lossy();
+            for d in deps.iter_mut().filter(|d| **d == copy) {
+                d.clone_from(&item.rel);
+            }
+        }
         results.push(raw_rule(rule, deps));
     }
     Ok(results)
@@ -139,16 +155,23 @@ fn scan_database(
     root: &Path,
     work: &Path,
     batch: &[&ScanItem],
+    copies: &[Option<PathBuf>],
 ) -> Vec<serde_json::Value> {
     let mut db = Vec::with_capacity(batch.len());
     for (n, item) in batch.iter().enumerate() {
         // The item's flags start with `-x <language>`.
         let mut args = vec![cxx.to_string_lossy().into_owned()];
+        let copy = copies.get(n).and_then(Option::as_ref);
+        if let Some(dir) = copy.and(root.join(&item.rel).parent().map(Path::to_path_buf)) {
+            // Quoted includes of the copy are searched for beside the original first.
+            args.push(format!("-iquote{}", dir.display()));
+        }
         args.extend(item.host_args.iter().cloned());
         let dep = work.join(format!("{n}.d"));
+        let file = copy.map_or_else(|| item.rel.clone(), |c| c.to_string_lossy().into_owned());
         args.extend([
             "-c".into(),
-            item.rel.clone(),
+            file.clone(),
             "-o".into(),
             format!("{n}.o"),
             "-MMD".into(),
@@ -159,12 +182,35 @@ fn scan_database(
         ]);
         db.push(serde_json::json!({
             "directory": root,
-            "file": item.rel,
+            "file": file,
             "output": format!("{n}.o"),
             "arguments": args,
         }));
     }
     db
+}
+
+/// Write each rewritten text into its own directory of `work` under the unit's file
+/// name; the copies' paths, by item.
+fn write_rewrites(
+    work: &Path,
+    batch: &[&ScanItem],
+    rewrites: &[Option<Vec<u8>>],
+) -> Result<Vec<Option<PathBuf>>, EvalError> {
+    let mut copies = Vec::with_capacity(batch.len());
+    for (n, item) in batch.iter().enumerate() {
+        let Some(Some(text)) = rewrites.get(n) else {
+            copies.push(None);
+            continue;
+        };
+        let dir = work.join(format!("unit-{n}"));
+        let name = Path::new(&item.rel).file_name().unwrap_or_default();
+        let copy = dir.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| EvalError::io(&dir, "create", e))?;
+        std::fs::write(&copy, text).map_err(|e| EvalError::io(&copy, "write", e))?;
+        copies.push(Some(copy));
+    }
+    Ok(copies)
 }
 
 /// One unit's P1689 rule as a [`RawRule`], with its header prerequisites `deps`.

@@ -46,7 +46,6 @@ const ACCOUNTED: &[(&str, &str, usize, &str)] = &[
     ("sources/walk.rs", "is_file", 1, "only in an error's message"),
     ("sources/walk.rs", "read_link", 1, "after a failed canonicalize, which is noted untracked"),
     ("scan.rs", "fs::read", 2, "units read on scan misses, which are noted untracked"),
-    ("scan.rs", "read_to_string", 1, "a rejected unit read again for its error's column"),
     ("scanner.rs", "Command", 1, "the scanner runs only on misses (untracked)"),
     ("scanner.rs", "read_to_string", 1, "the scanner's output (untracked)"),
     ("system.rs", "Command", 1, "pkg-config, noted untracked"),

@@ -49,9 +49,28 @@ pub const MODULE_MAP: &str = "modules.rsp";
 /// The argument that makes the compiler read [`MODULE_MAP`].
 pub const MODULE_MAP_ARG: &str = "@modules.rsp";
 
+/// Whether a BMI output's `module` names a header unit: its header as spelled (`<vector>`,
+/// `"cfg.h"`), then `@` and a digest of how it is built. Module names never start with
+/// `<` or `"`. The module map names a header unit's BMI by its path alone
+/// (`-fmodule-file=<at>`: the compiler matches it to the header it was built from).
+pub fn is_header_unit(module: &str) -> bool {
+    module.starts_with('<') || module.starts_with('"')
+}
+
 /// The stable file name of a module's BMI (`m:p` → `m-p.pcm`): outputs are written at
-/// `out/<file>` and read at `bmi/<file>`.
+/// `out/<file>` and read at `bmi/<file>`. A header unit's (see [`is_header_unit`]) is
+/// `hu-<header>-<digest>.pcm` (`<bits/vector.h>@1f2e…` → `hu-bits-vector.h-1f2e….pcm`).
 pub fn bmi_file(module: &str) -> String {
+    if is_header_unit(module) {
+        let (header, digest) = module.rsplit_once('@').unwrap_or((module, ""));
+        let name = header.trim_matches(|c| c == '<' || c == '>' || c == '"');
+        let name = name.trim_start_matches(['.', '/']).replace('/', "-");
+        return format!(
+            "hu-{}-{}.pcm",
+            crate::store_path::sanitize_name(&name),
+            crate::store_path::sanitize_name(digest)
+        );
+    }
     format!(
         "{}.pcm",
         crate::store_path::sanitize_name(&module.replace(':', "-"))
@@ -66,6 +85,8 @@ pub enum StepKind {
     Bmi,
     /// Precompile a header (`-x c++-header`) for a target's units (`-include-pch`).
     Pch,
+    /// Precompile a header unit (`-fmodule-header`) for the units that import it.
+    HeaderUnit,
     /// Compile a BMI or a source file into an object.
     Object,
     /// Collect objects into a static archive.

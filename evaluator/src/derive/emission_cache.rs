@@ -147,6 +147,7 @@ fn kind_tag(kind: StepKind) -> u8 {
         StepKind::Object => 3,
         StepKind::Archive => 4,
         StepKind::Link => 5,
+        StepKind::HeaderUnit => 6,
     }
 }
 

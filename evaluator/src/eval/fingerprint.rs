@@ -35,7 +35,7 @@ impl Fields {
 pub(super) fn of(e: &Evaluation) -> ContentHash {
     let mut h = Fields(blake3::Hasher::new());
     h.put(concat!(
-        "cmod-eval-fingerprint-v3 ",
+        "cmod-eval-fingerprint-v4 ",
         env!("CARGO_PKG_VERSION")
     ));
     h.put(e.profile.as_str());
@@ -116,6 +116,36 @@ fn units(h: &mut Fields, e: &Evaluation) {
         for s in &pch.system {
             h.put(&s.path);
             h.hash(&s.hash);
+        }
+    }
+    header_units(h, e, &place);
+}
+
+/// Every header unit, and which units import which.
+fn header_units(h: &mut Fields, e: &Evaluation, place: &dyn Fn(&PkgPath) -> String) {
+    let hu = &e.header_units;
+    h.count(hu.scans.len());
+    for s in &hu.scans {
+        h.put(&format!("{:?} {} {}", s.source, s.spelling, s.importer));
+        h.hash(&s.hash);
+        h.list(s.flags.render(place).iter());
+        h.count(s.headers.len());
+        for hd in &s.headers {
+            h.put(hd.package.as_deref().unwrap_or(""));
+            h.put(&hd.rel);
+            h.hash(&hd.hash);
+        }
+        h.count(s.system.len());
+        for sys in &s.system {
+            h.put(&sys.path);
+            h.hash(&sys.hash);
+        }
+    }
+    h.count(hu.uses.len());
+    for uses in &hu.uses {
+        h.count(uses.len());
+        for u in uses {
+            h.put(&format!("{} {} {}", u.index, u.line, u.exported));
         }
     }
 }

@@ -130,11 +130,18 @@ pub fn module_closure(
     Ok(out)
 }
 
-/// The module map's text: `-fmodule-file=<module>=<at>`, one line per BMI.
+/// The module map's text: `-fmodule-file=<module>=<at>`, one line per BMI; a header
+/// unit's BMI by its path alone, `-fmodule-file=<at>` (clang has no other form for them).
 pub fn module_map(files: &[ModuleFile]) -> String {
     files
         .iter()
-        .map(|f| format!("-fmodule-file={}={}\n", f.module, f.at))
+        .map(|f| {
+            if cmod_schema::derivation::is_header_unit(&f.module) {
+                format!("-fmodule-file={}\n", f.at)
+            } else {
+                format!("-fmodule-file={}={}\n", f.module, f.at)
+            }
+        })
         .collect()
 }
 
