@@ -1,0 +1,2 @@
+#pragma once
+#define SORTED_DESCENDING 1

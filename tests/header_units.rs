@@ -1,0 +1,109 @@
+//! Header units (`import <vector>;`, `import "cfg.h";`, `export import <string>;`) with the
+//! real clang-19 in the full sandbox: the shipped examples under libstdc++ and libc++
+//! (realised, run, rebuilt bit for bit with `--check`, no-op), one header unit shared by
+//! every importer with the same flags, a header edit reaching its importers, and a macro
+//! of a header unit deciding what a later `#if` imports.
+
+mod common;
+
+use common::{run, Sandbox};
+
+/// The built derivations whose names contain `part`.
+fn named<'a>(built: &'a [String], part: &str) -> Vec<&'a String> {
+    built.iter().filter(|n| n.contains(part)).collect()
+}
+
+#[test]
+fn system_and_user_header_units_under_libstdcxx() {
+    let s = Sandbox::new();
+    s.copy_example("header-units");
+    let app = s.dir.path().join("header-units/app");
+    let r = s.realise(&app, &[]).ok();
+    let built = r.built();
+    // One header unit per header: banner's module, text and count (same flags) and
+    // main.cpp all import `<banner/style.h>`; `<vector>` is imported by two modules.
+    assert_eq!(
+        named(&built, "-hu-include-banner-style.h-").len(),
+        1,
+        "{built:?}"
+    );
+    assert_eq!(named(&built, "-hu-vector-").len(), 1, "{built:?}");
+    assert_eq!(named(&built, "-hu-string-").len(), 1, "{built:?}");
+    assert_eq!(named(&built, "-hu-cstdio-").len(), 1, "{built:?}");
+    assert_eq!(built.len(), 15, "{built:?}");
+    assert_eq!(run(&r.target("app"), &[]), "hi!hi! 2 ok!ok! loud 10\n");
+    let check = s.realise(&app, &["--check"]).ok();
+    assert_eq!(check.finished()["checked"], 15);
+    assert_eq!(check.finished()["differing"], 0);
+    let again = s.realise(&app, &[]).ok();
+    assert!(again.built().is_empty(), "{:?}", again.built());
+
+    // The header changes: its header unit and everything that imports it is rebuilt.
+    let style = s
+        .dir
+        .path()
+        .join("header-units/banner/include/banner/style.h");
+    let text = std::fs::read_to_string(&style).unwrap();
+    std::fs::write(&style, text.replace("BANNER_REPEAT 2", "BANNER_REPEAT 3")).unwrap();
+    let edited = s.realise(&app, &[]).ok();
+    let rebuilt = edited.built();
+    assert_eq!(
+        named(&rebuilt, "-hu-include-banner-style.h-").len(),
+        1,
+        "{rebuilt:?}"
+    );
+    assert!(named(&rebuilt, "-hu-vector-").is_empty(), "{rebuilt:?}");
+    assert_eq!(
+        run(&edited.target("app"), &[]),
+        "hi!hi!hi! 3 ok!ok!ok! loud 10\n"
+    );
+}
+
+#[test]
+fn system_and_user_header_units_under_libcxx() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("header-units-libcxx");
+    let r = s.realise(&dir, &[]).ok();
+    let built = r.built();
+    for part in [
+        "-hu-vector-",
+        "-hu-algorithm-",
+        "-hu-cstdio-",
+        "-hu-src-settings.h-",
+    ] {
+        assert_eq!(named(&built, part).len(), 1, "{part}: {built:?}");
+    }
+    assert_eq!(run(&r.target("sorted"), &[]), "3 2 1 (libc++)\n");
+    let check = s.realise(&dir, &["--check"]).ok();
+    assert_eq!(check.finished()["differing"], 0);
+    assert_eq!(check.finished()["checked"], built.len());
+    assert!(s.realise(&dir, &[]).ok().built().is_empty());
+}
+
+/// The scanner sees a header unit's macros as the compile will: a `#if` on one decides
+/// whether a module is imported, and so which modules are built and linked.
+#[test]
+fn a_header_units_macro_decides_a_later_import() {
+    let s = Sandbox::new();
+    let dir = s.project(
+        "macros",
+        &[
+            (
+                "cmod.toml",
+                "[package]\nname = \"macros\"\nversion = \"0.1.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\ncxx-standard = 20\n\n[lib]\nname = \"macros\"\nsources = [\"src/*.cppm\"]\n\n[[bin]]\nname = \"macros\"\nmain = \"main.cpp\"\n",
+            ),
+            ("src/feature.h", "#define USE_FANCY 1\n"),
+            ("src/fancy.cppm", "export module fancy;\nexport int fancy() { return 7; }\n"),
+            ("src/plain.cppm", "export module plain;\nexport int plain() { return 1; }\n"),
+            (
+                "main.cpp",
+                "import \"src/feature.h\";\n#if USE_FANCY\nimport fancy;\nint value() { return fancy(); }\n#else\nimport plain;\nint value() { return plain(); }\n#endif\nimport <cstdio>;\nint main() { std::printf(\"%d\\n\", value()); }\n",
+            ),
+        ],
+    );
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(run(&r.target("macros"), &[]), "7\n");
+    std::fs::write(dir.join("src/feature.h"), "#define USE_FANCY 0\n").unwrap();
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(run(&r.target("macros"), &[]), "1\n");
+}
