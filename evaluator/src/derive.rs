@@ -530,13 +530,25 @@ impl<'a> Emitter<'a> {
 
     /// A precompiled header's header (as `role`) and every package header it includes.
     fn pch_sources(&mut self, scan: &PchScan, role: InputRole) -> Result<Vec<Input>, EvalError> {
-        let mut inputs = self.header_inputs(scan.at.package, &scan.headers)?;
+        self.header_with_includes(&scan.at, scan.hash, &scan.headers, role)
+    }
+
+    /// The header at `at` (with content hash `hash`, as `role`) and the package headers it
+    /// includes (`headers`, relative to its package).
+    fn header_with_includes(
+        &mut self,
+        at: &PkgPath,
+        hash: ContentHash,
+        headers: &[HeaderDep],
+        role: InputRole,
+    ) -> Result<Vec<Input>, EvalError> {
+        let mut inputs = self.header_inputs(at.package, headers)?;
         let own = HeaderDep {
             package: None,
-            rel: scan.at.rel.clone(),
-            hash: scan.hash,
+            rel: at.rel.clone(),
+            hash,
         };
-        let mut header = self.header_inputs(scan.at.package, &[own])?;
+        let mut header = self.header_inputs(at.package, &[own])?;
         for i in &mut header {
             i.role = role;
         }

@@ -23,7 +23,6 @@ use super::{host_files, Emitter};
 use crate::error::EvalError;
 use crate::eval::header_units::{HeaderSource, HeaderUnitScan};
 use crate::graph::UnitId;
-use crate::scan::HeaderDep;
 
 /// The warning every use of a header unit draws in clang 19.
 pub(super) const QUIET_HEADER_UNITS: &str = "-Wno-experimental-header-units";
@@ -115,20 +114,11 @@ impl Emitter<'_> {
     /// header (as its source). A system header unit's own header is pinned by the
     /// toolchain identity or its host files.
     fn header_unit_sources(&mut self, scan: &HeaderUnitScan) -> Result<Vec<Input>, EvalError> {
-        let HeaderSource::Package(at) = &scan.source else {
-            return self.header_inputs(scan.importer, &scan.headers);
-        };
-        let mut inputs = self.header_inputs(at.package, &scan.headers)?;
-        let own = HeaderDep {
-            package: None,
-            rel: at.rel.clone(),
-            hash: scan.hash,
-        };
-        let mut header = self.header_inputs(at.package, &[own])?;
-        for i in &mut header {
-            i.role = InputRole::Source;
+        match &scan.source {
+            HeaderSource::System(_) => self.header_inputs(scan.importer, &scan.headers),
+            HeaderSource::Package(at) => {
+                self.header_with_includes(at, scan.hash, &scan.headers, InputRole::Source)
+            }
         }
-        inputs.extend(header);
-        Ok(inputs)
     }
 }

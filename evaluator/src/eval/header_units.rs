@@ -291,17 +291,9 @@ fn item(
     w: &(HeaderSource, String, Arc<UnitFlags>, PackageId),
 ) -> Result<ScanItem, EvalError> {
     let (source, _, flags, _) = w;
-    let sandbox = |at: &PkgPath| format!("src/{}/{}", packages.packages[at.package].name, at.rel);
-    let host = |at: &PkgPath| {
-        packages.packages[at.package]
-            .root
-            .join(&at.rel)
-            .to_string_lossy()
-            .into_owned()
-    };
-    let (kind, rel, hash) = match source {
+    let (lead, rel, hash) = match source {
         HeaderSource::System(name) => (
-            "system",
+            ["-fmodule-header=system", "-xc++-system-header"],
             name.clone(),
             ContentHash::of_file(false, name.as_bytes()),
         ),
@@ -310,22 +302,14 @@ fn item(
             let hash = files
                 .hash(&abs)
                 .map_err(|e| EvalError::io(&abs, "read", e))?;
-            ("user", at.rel.clone(), hash)
+            (
+                ["-fmodule-header=user", "-xc++-user-header"],
+                at.rel.clone(),
+                hash,
+            )
         }
     };
-    let mut args = vec![
-        format!("-fmodule-header={kind}"),
-        format!("-xc++-{kind}-header"),
-    ];
-    let mut host_args = args.clone();
-    args.extend(flags.render(&sandbox));
-    host_args.extend(flags.render(&host));
-    Ok(ScanItem {
-        rel,
-        hash,
-        args,
-        host_args,
-    })
+    Ok(super::plan::item(packages, &rel, hash, &lead, flags, None))
 }
 
 #[cfg(test)]

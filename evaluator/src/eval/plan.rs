@@ -111,11 +111,13 @@ fn language_flag(rel: &str, lang: Lang) -> &'static str {
 /// The scan item of `rel` compiled with `flags` (and force-including `pch`, for the
 /// units that will use the precompiled header): its flags as a build step sees them
 /// (the key) and on the host.
-fn item(
+/// `lead` is what comes before the flags: `-x <language>`, or how a header unit is
+/// compiled (`-fmodule-header=user -xc++-user-header`).
+pub(super) fn item(
     packages: &PackageGraph,
     rel: &str,
     hash: ContentHash,
-    x: &str,
+    lead: &[&str],
     flags: &UnitFlags,
     pch: Option<&PkgPath>,
 ) -> ScanItem {
@@ -127,7 +129,7 @@ fn item(
             .to_string_lossy()
             .into_owned()
     };
-    let mut args = vec!["-x".to_string(), x.to_string()];
+    let mut args: Vec<String> = lead.iter().map(|a| a.to_string()).collect();
     let mut host_args = args.clone();
     args.extend(flags.render(&sandbox));
     host_args.extend(flags.render(&host));
@@ -187,7 +189,10 @@ pub(super) fn scan_plan(
             .pch
             .as_ref()
             .filter(|_| lang == Lang::Cxx && x == "c++");
-        let i = add(&mut plan, item(packages, &rel, hash, x, &flags, pch));
+        let i = add(
+            &mut plan,
+            item(packages, &rel, hash, &["-x", x], &flags, pch),
+        );
         if let Some(at) = pch {
             let without = Arc::new(UnitFlags {
                 pch: None,
@@ -204,7 +209,7 @@ pub(super) fn scan_plan(
                     .map_err(|e| EvalError::io(&abs, "read", e))?;
                 let j = add(
                     &mut plan,
-                    item(packages, &at.rel, h, "c++-header", &without, None),
+                    item(packages, &at.rel, h, &["-x", "c++-header"], &without, None),
                 );
                 plan.pchs.push((at.clone(), without, h, j));
             }
