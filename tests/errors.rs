@@ -278,6 +278,19 @@ fn compile_error_names_the_unit_exits_1_and_keeps_the_store_valid() {
         text.contains("src/bad/src/broken.cpp:2:30: error: expected expression"),
         "{text}"
     );
+    // The command as printed, without `--store`, finds the store from the path (the
+    // default store of this environment is elsewhere).
+    let home = s.dir.path().join("home");
+    let as_printed = std::process::Command::new(env!("CARGO_BIN_EXE_cmod"))
+        .args(["log", drv])
+        .current_dir(&dir)
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env_remove("CMOD_STORE")
+        .output()
+        .unwrap();
+    assert!(as_printed.status.success(), "{}", failure(&as_printed).1);
+    assert_eq!(as_printed.stdout, by_drv.stdout);
     let by_target = s.cmod(&dir, &["log", "libbad.a"]);
     let (code, note) = failure(&by_target);
     assert_eq!(code, 0, "{note}");

@@ -32,6 +32,26 @@ fn system_and_user_header_units_under_libstdcxx() {
     assert_eq!(named(&built, "-hu-cstdio-").len(), 1, "{built:?}");
     assert_eq!(built.len(), 15, "{built:?}");
     assert_eq!(run(&r.target("app"), &[]), "hi!hi! 2 ok!ok! loud 10\n");
+    // `cmod graph` shows each header unit once, and who imports it.
+    let graph = s.cmod(&app, &["graph", "--format", "json"]);
+    let graph: serde_json::Value = serde_json::from_slice(&graph.stdout).expect("graph JSON");
+    let style = "header unit \"banner/include/banner/style.h\"";
+    let hus: Vec<&str> = graph["header_units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(hus.iter().filter(|h| **h == style).count(), 1, "{hus:?}");
+    assert!(hus.contains(&"header unit <vector>"), "{hus:?}");
+    let main = graph["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["path"] == "main.cpp")
+        .unwrap();
+    assert_eq!(main["header_units"][1]["id"], style, "{main}");
+    assert_eq!(main["header_units"][1]["line"], 5, "{main}");
     let check = s.realise(&app, &["--check"]).ok();
     assert_eq!(check.finished()["checked"], 15);
     assert_eq!(check.finished()["differing"], 0);

@@ -302,3 +302,37 @@ fn libraries_of_one_name_in_two_packages_link_into_one_binary() {
     let r = s.realise(&app, &[]).ok();
     assert_eq!(run(&r.target("app"), &[]), "3\n");
 }
+
+/// A store kept inside the package (`--store ./store`) is never searched for sources: it
+/// holds copies of the units (`<hash>-m.cppm`), which a `**` glob would otherwise pick up
+/// as a second provider of every module on the next build.
+#[test]
+fn a_store_inside_the_package_is_not_searched_for_sources() {
+    let s = Sandbox::new();
+    let dir = project(
+        &s,
+        &format!("{HEAD}\n[lib]\nname = \"m\"\nsources = [\"**/*.cppm\"]\n\n[[bin]]\nname = \"p\"\nmain = \"main.cpp\"\n"),
+        &[
+            ("src/m.cppm", "export module m;\nexport int f() { return 4; }\n"),
+            ("main.cpp", "import m;\nint main() { return f() == 4 ? 0 : 1; }\n"),
+        ],
+    );
+    let inside = dir.join("store");
+    let realise = || common::cmod_in(&dir, &inside, &["realise", "--message-format", "json"]);
+    let first = common::Realised::parse(realise()).ok();
+    assert!(!first.built().is_empty());
+    assert!(inside.join("CACHEDIR.TAG").is_file());
+    let copies = std::fs::read_dir(inside.join("v1/store"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with("-m.cppm")
+        })
+        .count();
+    assert_eq!(copies, 1, "the unit's source is in the store");
+    let again = common::Realised::parse(realise()).ok();
+    assert!(again.built().is_empty(), "{:?}", again.built());
+}

@@ -405,7 +405,8 @@ fn prepare(
             .iter()
             .map(|pkg| {
                 let tests = opts.with_tests && packages.selected.contains(&pkg.id);
-                let sources = find_sources_with(&pkg.file, tests, &listings)?;
+                let generated = crate::generate::generate(&pkg.file, opts.cache_dir.as_deref())?;
+                let sources = find_sources_with(&pkg.file, tests, &listings, generated)?;
                 let targets = package_targets(&pkg.file, &sources)?;
                 Ok(Prepared::new(
                     pkg,

@@ -22,6 +22,7 @@ pub mod error;
 mod eval;
 pub mod file_cache;
 pub mod flags;
+pub mod generate;
 pub mod git;
 pub mod graph;
 pub mod hashing;
@@ -41,4 +42,5 @@ pub mod toolchain;
 pub mod workspace;
 
 pub use error::{ErrorKind, EvalError};
+pub use eval::header_units;
 pub use eval::{evaluate, EvalOptions, EvalStats, Evaluation};

@@ -346,7 +346,7 @@ fn shapes_of(identity: &str, scope: &HeaderScope, items: &[ScanItem], misses: &[
     misses
         .iter()
         .filter_map(|&i| {
-            let text = std::fs::read(scope.root.join(&items[i].rel)).ok()?;
+            let text = std::fs::read(items[i].host_file(&scope.root)).ok()?;
             let shape = shape::shape_key(identity, &items[i], &text);
             Some((i, (shape, scan_declarations(&text))))
         })
@@ -408,7 +408,7 @@ fn scan_misses(
             decls.push(Declarations::default());
             continue;
         }
-        let path = root.join(&items[i].rel);
+        let path = items[i].host_file(root);
         let text = std::fs::read(&path).map_err(|e| EvalError::io(&path, "read", e))?;
         let d = scan_declarations(&text);
         rewrites.push(header_imports::rewrite_for_scanner(&text, &d));
@@ -573,6 +573,10 @@ fn sort_headers(
     let mut headers: Vec<HeaderDep> = Vec::new();
     let mut system: Vec<SystemHeader> = Vec::new();
     for d in deps {
+        if d == unit {
+            // The unit itself (a generated one exists only where it was written).
+            continue;
+        }
         let abs = if Path::new(d).is_absolute() {
             PathBuf::from(d)
         } else {

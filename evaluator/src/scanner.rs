@@ -25,6 +25,15 @@ pub struct ScanItem {
     pub args: Vec<String>,
     /// The same flags with package paths on the host, for running the scanner.
     pub host_args: Vec<String>,
+    /// Where the unit's bytes are when not at `rel` in the package (a generated unit).
+    pub source: Option<PathBuf>,
+}
+
+impl ScanItem {
+    /// The unit's file on this machine, for a package rooted at `root`.
+    pub fn host_file(&self, root: &Path) -> PathBuf {
+        self.source.clone().unwrap_or_else(|| root.join(&self.rel))
+    }
 }
 
 /// What the scanner reported for one unit, before its dependencies are sorted into
@@ -200,7 +209,8 @@ fn write_rewrites(
     let mut copies = Vec::with_capacity(batch.len());
     for (n, item) in batch.iter().enumerate() {
         let Some(Some(text)) = rewrites.get(n) else {
-            copies.push(None);
+            // A generated unit is read where it was written.
+            copies.push(item.source.clone());
             continue;
         };
         let dir = work.join(format!("unit-{n}"));

@@ -100,6 +100,19 @@ pub struct PackageSources {
     pub bins: Vec<TargetSources>,
     /// The `[[test]]` binaries, when they were asked for (see [`find_sources`]).
     pub tests: Vec<TargetSources>,
+    /// The package's generated files (`[[generate]]`), by their declared paths: units
+    /// like its own files, whose bytes are elsewhere.
+    pub generated: crate::generate::Generated,
+}
+
+impl PackageSources {
+    /// Where the bytes of unit `rel` of the package rooted at `root` are on this machine.
+    pub fn host_path(&self, root: &Path, rel: &str) -> std::path::PathBuf {
+        match self.generated.get(rel) {
+            Some(g) => g.host.clone(),
+            None => root.join(rel),
+        }
+    }
 }
 
 /// The name of library `index` of the package: its `name`, else (a lone library) the
@@ -224,14 +237,21 @@ impl ExecutableEntry<'_> {
 /// Expand the package's source patterns. The `[[test]]` entries are always checked (and
 /// their files never belong to a library), but their units are returned only `with_tests`.
 pub fn find_sources(file: &ManifestFile, with_tests: bool) -> Result<PackageSources, EvalError> {
-    find_sources_with(file, with_tests, &ListingCache::in_memory())
+    find_sources_with(
+        file,
+        with_tests,
+        &ListingCache::in_memory(),
+        Default::default(),
+    )
 }
 
-/// [`find_sources`], reading directory listings through `listings`.
+/// [`find_sources`], reading directory listings through `listings`; the `generated` files
+/// are found by `sources` patterns as the package's own are.
 pub fn find_sources_with(
     file: &ManifestFile,
     with_tests: bool,
     listings: &ListingCache,
+    generated: crate::generate::Generated,
 ) -> Result<PackageSources, EvalError> {
     let m = &file.manifest;
     let entries: Vec<ExecutableEntry<'_>> = m
@@ -257,7 +277,9 @@ pub fn find_sources_with(
         .at(file.location_or_file(0..0))
         .help("add a [lib] table with `sources`, or a [[bin]] with `name` and `main`"));
     }
-    let walk = package_files(file.dir(), listings)?;
+    let mut walk = package_files(file.dir(), listings)?;
+    walk.files.extend(generated.keys().cloned());
+    walk.files.sort();
     let mut bins = Vec::new();
     let mut tests = Vec::new();
     let mut executable_files = BTreeSet::new();
@@ -274,7 +296,12 @@ pub fn find_sources_with(
         }
     }
     let libs = lib_sources(file, &walk, &executable_files)?;
-    Ok(PackageSources { libs, bins, tests })
+    Ok(PackageSources {
+        libs,
+        bins,
+        tests,
+        generated,
+    })
 }
 
 /// An executable's name is unique among the package's binaries and tests and is a plain

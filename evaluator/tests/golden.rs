@@ -20,6 +20,7 @@ fn item(host_args: &[&str]) -> ScanItem {
         .map(String::from)
         .to_vec(),
         host_args: host_args.iter().map(|a| a.to_string()).collect(),
+        source: None,
     }
 }
 

@@ -15,7 +15,9 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use toml::Spanned;
 
+mod generate;
 mod target;
+pub use generate::Generate;
 pub use target::{CStandard, LibKind, Libs, SourceOverride, Target};
 
 /// The whole manifest.
@@ -37,6 +39,9 @@ pub struct Manifest {
     /// modules of `[dev-dependencies]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<Spanned<Target>>,
+    /// `[[generate]]`: files the build writes from templates before compiling them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generate: Vec<Spanned<Generate>>,
     /// `[build]`: flags, defines and include directories for every unit of the package.
     #[serde(default)]
     pub build: BuildSettings,

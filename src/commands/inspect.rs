@@ -109,6 +109,14 @@ impl UnitNames<'_> {
         }
     }
 
+    /// The generator that writes unit `u`, if a generator does.
+    fn generator(&self, u: usize) -> Option<String> {
+        let unit = &self.eval.graph.units[u];
+        let p = unit.package()?;
+        let g = self.eval.sources[p].generated.get(&unit.rel)?;
+        Some(g.generator.clone())
+    }
+
     fn target(&self, u: usize) -> String {
         use cmod_evaluator::graph::Owner;
         match self.eval.graph.units[u].origin {
@@ -169,10 +177,22 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
                         "module": unit.module,
                         "imports": unit.imports.iter().map(|i| json!({"module": i.name, "line": i.line, "exported": i.exported})).collect::<Vec<_>>(),
                         "depends_on": g.edges[u].iter().map(|&v| label(v)).collect::<Vec<_>>(),
+                        "generated_by": names.generator(u),
+                        "header_units": project.eval.header_units.of(u).iter().map(|h| json!({
+                            "id": header_unit_label(&project.eval, h.index),
+                            "line": h.line,
+                            "exported": h.exported,
+                        })).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
-            outln!("{}", pretty(&json!({ "units": units })));
+            let header_units: Vec<serde_json::Value> = (0..project.eval.header_units.scans.len())
+                .map(|i| header_unit_json(&project.eval, i))
+                .collect();
+            outln!(
+                "{}",
+                pretty(&json!({ "units": units, "header_units": header_units }))
+            );
         }
         GraphFormat::Dot => {
             outln!(
@@ -193,10 +213,13 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
                 }
                 for &u in units {
                     let unit = &g.units[u];
-                    let text = match &unit.module {
+                    let mut text = match &unit.module {
                         Some(name) => format!("{}\\n{} ({:?})", label(u), name, unit.kind),
                         None => format!("{}\\n({:?})", label(u), unit.kind),
                     };
+                    if let Some(generator) = names.generator(u) {
+                        text.push_str(&format!("\\nwritten by [[generate]] {generator}"));
+                    }
                     outln!("    \"{}\" [label=\"{text}\"];", label(u));
                 }
                 if !m.is_empty() {
@@ -208,10 +231,74 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
                     outln!("  \"{}\" -> \"{}\";", label(u), label(v));
                 }
             }
+            let hu = &project.eval.header_units;
+            // DOT ids are quoted: a user header's name holds quotes of its own.
+            let hu_id = |i| header_unit_label(&project.eval, i).replace('"', "\\\"");
+            for i in 0..hu.scans.len() {
+                let id = hu_id(i);
+                outln!("  \"{id}\" [shape=note, label=\"{id}\"];");
+            }
+            for u in 0..g.units.len() {
+                for h in hu.of(u) {
+                    outln!(
+                        "  \"{}\" -> \"{}\" [style=dashed];",
+                        label(u),
+                        hu_id(h.index)
+                    );
+                }
+            }
             outln!("}}");
         }
     }
     Ok(())
+}
+
+/// The root of the store holding `path`, if it is written `<root>/v1/store/<name>`.
+fn store_root_of(path: &str) -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(path);
+    let dir = p.parent().filter(|_| p.is_absolute())?;
+    dir.ends_with("v1/store")
+        .then(|| dir.parent()?.parent().map(std::path::Path::to_path_buf))
+        .flatten()
+}
+
+/// A header unit as `cmod graph` names it: `header unit <vector>` (with its package and a
+/// number when one header is built with several sets of flags).
+fn header_unit_label(eval: &cmod_evaluator::Evaluation, index: usize) -> String {
+    use cmod_evaluator::header_units::HeaderSource;
+    let scans = &eval.header_units.scans;
+    let header = |i: usize| match &scans[i].source {
+        HeaderSource::System(name) => format!("<{name}>"),
+        HeaderSource::Package(at) => {
+            format!("\"{}/{}\"", eval.packages.packages[at.package].name, at.rel)
+        }
+    };
+    let name = header(index);
+    let same = (0..scans.len()).filter(|&i| header(i) == name).count();
+    if same > 1 {
+        format!("header unit {name} #{index}")
+    } else {
+        format!("header unit {name}")
+    }
+}
+
+fn header_unit_json(eval: &cmod_evaluator::Evaluation, index: usize) -> serde_json::Value {
+    use cmod_evaluator::header_units::HeaderSource;
+    let scan = &eval.header_units.scans[index];
+    let (kind, path) = match &scan.source {
+        HeaderSource::System(name) => ("system", name.clone()),
+        HeaderSource::Package(at) => ("user", at.rel.clone()),
+    };
+    json!({
+        "id": header_unit_label(eval, index),
+        "kind": kind,
+        "header": path,
+        "package": eval.packages.packages[match &scan.source {
+            HeaderSource::Package(at) => at.package,
+            HeaderSource::System(_) => scan.importer,
+        }].name,
+        "includes": scan.headers.iter().map(|h| h.rel.clone()).collect::<Vec<_>>(),
+    })
 }
 
 pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
@@ -261,7 +348,14 @@ pub fn path_info(cli: &Cli, args: &PathInfoArgs) -> Result<(), CliError> {
 }
 
 pub fn log(cli: &Cli, what: &str, build: &BuildOpts) -> Result<(), CliError> {
-    let store = open_store_to_read(cli)?;
+    // A failed build names the log by its full path, in whichever store built it: that
+    // path opens its own store unless `--store` says which.
+    let store = match (cli.store.as_deref(), store_root_of(what)) {
+        (None, Some(root)) => {
+            cmod_ops::project::open_store(Some(&root), cmod_ops::project::Access::Read)?
+        }
+        _ => open_store_to_read(cli)?,
+    };
     if let Ok(path) = store.parse_path(what) {
         return match store.log_for(&path) {
             Some(text) => {

@@ -69,6 +69,27 @@ pub(crate) fn is_unwritable(e: &std::io::Error) -> bool {
     )
 }
 
+/// The name and first line of a cache directory tag (bford.info/cachedir): backup tools
+/// skip a directory holding one, and so does cmod's own source walk, so a store kept
+/// inside a package (`--store ./store`) is never searched for sources.
+pub const CACHEDIR_TAG: (&str, &str) = (
+    "CACHEDIR.TAG",
+    "Signature: 8a477f597d28d172789f06886806bc55\n# This is a cmod store (https://bford.info/cachedir).\n",
+);
+
+/// Tag `root` as a cache directory unless it is (one `open` when it is). Failing costs
+/// only the tag, so it is not an error.
+fn tag_as_cache(root: &Path) {
+    let (name, text) = CACHEDIR_TAG;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(root.join(name))
+    {
+        let _ = std::io::Write::write_all(&mut f, text.as_bytes());
+    }
+}
+
 impl Store {
     /// Open (creating if needed) the store at `root` for reading and writing. A store
     /// that cannot be written here (a read-only mount, another user's store) is
@@ -96,6 +117,7 @@ impl Store {
                 return Err(not_writable(&root, &dir, e.into()));
             }
         }
+        tag_as_cache(&root);
         Ok(Store {
             root,
             v,

@@ -58,7 +58,7 @@ impl Prepared {
             let hashes = owned
                 .iter()
                 .map(|(rel, _)| {
-                    let abs = pkg.root.join(rel);
+                    let abs = sources.host_path(&pkg.root, rel);
                     files.hash(&abs).map_err(|e| EvalError::io(&abs, "read", e))
                 })
                 .collect();
@@ -87,6 +87,8 @@ pub(super) struct ScanPlan {
     /// index in `unique`.
     pchs: Vec<(PkgPath, Arc<UnitFlags>, ContentHash, usize)>,
     cache: ScanCache,
+    /// The package's generated units (their bytes are not in the package).
+    generated: crate::generate::Generated,
 }
 
 /// What scanning one package produced.
@@ -142,6 +144,7 @@ pub(super) fn item(
         hash,
         args,
         host_args,
+        source: None,
     }
 }
 
@@ -168,6 +171,7 @@ pub(super) fn scan_plan(
         unique: Vec::new(),
         pchs: Vec::new(),
         cache,
+        generated: sources.generated.clone(),
     };
     let mut seen: HashMap<ScanItem, usize> = HashMap::new();
     let mut add = |plan: &mut ScanPlan, it: ScanItem| -> usize {
@@ -189,10 +193,9 @@ pub(super) fn scan_plan(
             .pch
             .as_ref()
             .filter(|_| lang == Lang::Cxx && x == "c++");
-        let i = add(
-            &mut plan,
-            item(packages, &rel, hash, &["-x", x], &flags, pch),
-        );
+        let mut it = item(packages, &rel, hash, &["-x", x], &flags, pch);
+        it.source = plan.generated.get(&rel).map(|g| g.host.clone());
+        let i = add(&mut plan, it);
         if let Some(at) = pch {
             let without = Arc::new(UnitFlags {
                 pch: None,
@@ -238,6 +241,7 @@ impl ScanPlan {
             unique,
             pchs,
             cache,
+            generated,
         } = self;
         let scan = scan_package(toolchain, scope, &unique, files, cache, prescan, source)?;
         let p = pkg.id;
@@ -252,7 +256,9 @@ impl ScanPlan {
                     })?;
                 Ok(RawUnit {
                     origin: Origin::Package(p, owner),
-                    abs: pkg.root.join(&rel),
+                    abs: generated
+                        .get(&rel)
+                        .map_or_else(|| pkg.root.join(&rel), |g| g.host.clone()),
                     rel,
                     hash,
                     scanned,

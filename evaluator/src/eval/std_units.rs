@@ -68,6 +68,7 @@ pub(super) fn add(
             hash,
             args,
             host_args,
+            source: None,
         });
     }
     let scope = HeaderScope {

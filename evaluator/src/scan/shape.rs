@@ -33,6 +33,7 @@ mod tests {
             hash: ContentHash::of_file(false, text.as_bytes()),
             args: vec!["-x".into(), "c++".into()],
             host_args: vec![],
+            source: None,
         };
         shape_key("tc", &item, text.as_bytes())
     }
@@ -52,6 +53,7 @@ mod tests {
             hash: ContentHash::of_file(false, text.as_bytes()),
             args: vec!["-x".into(), "c++".into()],
             host_args: vec![],
+            source: None,
         };
         let identity = ContentHash::of_file(false, b"toolchain").to_text();
         let key = shape_key(&identity, &item, text.as_bytes());

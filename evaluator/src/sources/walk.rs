@@ -1,5 +1,6 @@
-//! Listing a package's files: sorted, depth first, skipping hidden entries and nested
-//! packages (directories with their own `cmod.toml`). Symlinked files are followed when
+//! Listing a package's files: sorted, depth first, skipping hidden entries, nested
+//! packages (directories with their own `cmod.toml`) and cache directories (holding a
+//! `CACHEDIR.TAG`: a cmod store kept inside the package, Cargo's `target/`). Symlinked files are followed when
 //! their target is a file inside the package, and remembered as escaping when it is not;
 //! symlinked directories (such as `result*` out-links) are never entered.
 
@@ -10,6 +11,9 @@ use cmod_schema::diag::Location;
 
 use crate::error::{ErrorKind, EvalError};
 use crate::manifest_file::MANIFEST_NAME;
+
+/// The file that marks a cache directory (see the module documentation).
+const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
 
 use super::listing_cache::{Kind, ListingCache};
 
@@ -94,6 +98,9 @@ fn visit(
         && entries.iter().any(|(n, _)| n == MANIFEST_NAME)
         && crate::hashing::Stamp::read(&dir.join(MANIFEST_NAME)).is_ok()
     {
+        return Ok(());
+    }
+    if skip_package && entries.iter().any(|(n, _)| n == CACHEDIR_TAG) {
         return Ok(());
     }
     for (name, kind) in entries {

@@ -1,0 +1,272 @@
+//! Generated files (`[[generate]]`): template substitution, done while a package is
+//! loaded, before its sources are listed.
+//!
+//! A template generator is a pure function of the template's text and the values it is
+//! given, so cmod computes it itself instead of starting a program (there is nothing to
+//! sandbox): `@NAME@` and `${NAME}` become the value of `NAME` from the generator's
+//! `vars`, or the built-in `PACKAGE_NAME` and `PACKAGE_VERSION`; a name without a value is
+//! an error at the template's line. The result is written under the store's cache
+//! directory (`cache/generated/<package>/<output>`), only when it differs from what is
+//! there, so an unchanged output keeps its file and its stamp; from there it is hashed,
+//! scanned and added to the store like any unit (at `src/<package>/<output>` in the
+//! build: the path the manifest declares), so a template edit that leaves the output as
+//! it was rebuilds nothing (early cutoff by content). The template is read through the
+//! input journal, so editing it makes the next no-op evaluate.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cmod_schema::diag::Location;
+use cmod_schema::manifest::Generate;
+
+use crate::error::{ErrorKind, EvalError};
+use crate::manifest_file::ManifestFile;
+
+/// One generated file: which generator writes it and where its bytes are on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    /// The generator's name.
+    pub generator: String,
+    /// Where the file was written.
+    pub host: PathBuf,
+}
+
+/// The package's generated files by their declared (package-relative) paths.
+pub type Generated = BTreeMap<String, GeneratedFile>;
+
+/// Run the package's generators (see the module documentation), writing their outputs
+/// under `cache_dir` (a temporary directory without one).
+pub fn generate(file: &ManifestFile, cache_dir: Option<&Path>) -> Result<Generated, EvalError> {
+    let mut out = Generated::new();
+    if file.manifest.generate.is_empty() {
+        return Ok(out);
+    }
+    let root = file.dir();
+    let base = cache_dir
+        .map_or_else(std::env::temp_dir, Path::to_path_buf)
+        .join("generated")
+        .join(&blake3::hash(root.as_os_str().as_encoded_bytes()).to_hex()[..16]);
+    let mut names: BTreeMap<String, ()> = BTreeMap::new();
+    for g in &file.manifest.generate {
+        let g = g.get_ref();
+        let name = g.name.get_ref().clone();
+        if names.insert(name.clone(), ()).is_some() {
+            return Err(manifest_error(
+                file,
+                g.name.span(),
+                format!("two generators are named `{name}`"),
+                "give each [[generate]] its own `name`",
+            ));
+        }
+        let rel = checked_output(file, g)?;
+        if out.contains_key(&rel) {
+            return Err(manifest_error(
+                file,
+                g.output.span(),
+                format!("`{rel}` is written by two generators"),
+                "give each generator its own `output`",
+            ));
+        }
+        let text = substitute(file, g)?;
+        let host = base.join(&rel);
+        write_if_changed(&host, text.as_bytes())?;
+        out.insert(
+            rel,
+            GeneratedFile {
+                generator: name,
+                host,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn manifest_error(
+    file: &ManifestFile,
+    span: std::ops::Range<usize>,
+    message: String,
+    help: &str,
+) -> EvalError {
+    EvalError::new(ErrorKind::ManifestInvalid, message)
+        .at(file.location_or_file(span))
+        .help(help)
+}
+
+/// The generator's output path, normalised: inside the package, a translation unit, and
+/// not a file the package already has.
+fn checked_output(file: &ManifestFile, g: &Generate) -> Result<String, EvalError> {
+    let written = g.output.get_ref();
+    let mut parts: Vec<&str> = Vec::new();
+    for part in written.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop().ok_or_else(|| {
+                    manifest_error(
+                        file,
+                        g.output.span(),
+                        format!("output `{written}` is outside the package"),
+                        "write the output at a path inside the package, e.g. `gen/version.cppm`",
+                    )
+                })?;
+            }
+            p => parts.push(p),
+        }
+    }
+    let rel = parts.join("/");
+    if rel.is_empty() || written.starts_with('/') {
+        return Err(manifest_error(
+            file,
+            g.output.span(),
+            format!("output `{written}` is not a path inside the package"),
+            "write the output at a path inside the package, e.g. `gen/version.cppm`",
+        ));
+    }
+    if !crate::sources::is_unit(&rel) {
+        return Err(manifest_error(file, g.output.span(), format!("generator `{}` writes `{rel}`, which is not a translation unit", g.name.get_ref()), "a generator writes a unit (`.cppm`, `.cpp`, `.c` and the like) that a target's `sources` names; generated headers are not supported yet"));
+    }
+    if crate::journal::is_file(&file.dir().join(&rel)) {
+        return Err(manifest_error(
+            file,
+            g.output.span(),
+            format!(
+                "`{rel}` is both a file of the package and generator `{}`'s output",
+                g.name.get_ref()
+            ),
+            "rename the output (e.g. `gen/...`) or remove the file",
+        ));
+    }
+    Ok(rel)
+}
+
+/// The template's text with every `@NAME@` and `${NAME}` replaced.
+fn substitute(file: &ManifestFile, g: &Generate) -> Result<String, EvalError> {
+    let path = file.dir().join(g.template.get_ref());
+    let text = crate::journal::read_to_string(&path).map_err(|e| {
+        EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!(
+                "generator `{}` cannot read its template `{}`: {e}",
+                g.name.get_ref(),
+                g.template.get_ref()
+            ),
+        )
+        .at(file.location_or_file(g.template.span()))
+        .help("`template` is a file of the package, relative to the directory of cmod.toml")
+    })?;
+    let mut vars: BTreeMap<&str, &str> = g
+        .vars
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.get_ref().as_str()))
+        .collect();
+    let package = file.manifest.package.as_ref();
+    let (pname, pversion) = package.map_or((String::new(), String::new()), |p| {
+        (
+            p.name.get_ref().to_string(),
+            p.version.get_ref().0.to_string(),
+        )
+    });
+    vars.entry("PACKAGE_NAME").or_insert(&pname);
+    vars.entry("PACKAGE_VERSION").or_insert(&pversion);
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        out.push_str(&substitute_line(line, &vars).map_err(|(column, name)| {
+            EvalError::new(
+                ErrorKind::ManifestInvalid,
+                format!(
+                    "template `{}` uses `{name}`, which generator `{}` gives no value",
+                    g.template.get_ref(),
+                    g.name.get_ref()
+                ),
+            )
+            .at(Location {
+                file: path.clone(),
+                line: n as u32 + 1,
+                column: column as u32 + 1,
+            })
+            .help(format!(
+                "add `{name} = \"...\"` to the `vars` of [[generate]] `{}` in cmod.toml",
+                g.name.get_ref()
+            ))
+        })?);
+    }
+    Ok(out)
+}
+
+/// One line with its placeholders replaced, or the column and name of one without a value.
+fn substitute_line(line: &str, vars: &BTreeMap<&str, &str>) -> Result<String, (usize, String)> {
+    let bytes = line.as_bytes();
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let found = match bytes[i] {
+            b'@' => placeholder(line, i + 1, b'@').map(|(name, end)| (name, end + 1)),
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                placeholder(line, i + 2, b'}').map(|(name, end)| (name, end + 1))
+            }
+            _ => None,
+        };
+        match found {
+            Some((name, next)) => {
+                let value = vars.get(name).ok_or_else(|| (i, name.to_string()))?;
+                out.push_str(value);
+                i = next;
+            }
+            None => {
+                let c = line[i..].chars().next().unwrap_or(' ');
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An identifier starting at `start` and ending right before `close`: (it, close's index).
+fn placeholder(line: &str, start: usize, close: u8) -> Option<(&str, usize)> {
+    let bytes = line.as_bytes();
+    let first = *bytes.get(start)?;
+    if !(first.is_ascii_alphabetic() || first == b'_') {
+        return None;
+    }
+    let len = bytes[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    (bytes.get(start + len) == Some(&close)).then(|| (&line[start..start + len], start + len))
+}
+
+/// Write `bytes` at `path` unless it holds them already (its stamp then stays as it was).
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, "create", e))?;
+    }
+    crate::cache_io::write_atomic(path, bytes).map_err(|e| EvalError::io(path, "write", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_placeholder_forms_are_replaced_and_others_left_alone() {
+        let vars = BTreeMap::from([("V", "1.2"), ("N", "demo")]);
+        assert_eq!(
+            substitute_line("@N@ ${V} a@b.c $x ${ 1} @@ @N\n", &vars).unwrap(),
+            "demo 1.2 a@b.c $x ${ 1} @@ @N\n"
+        );
+    }
+
+    #[test]
+    fn a_placeholder_without_a_value_names_its_column() {
+        let vars = BTreeMap::from([("V", "1")]);
+        assert_eq!(
+            substitute_line("x = ${MISSING};", &vars),
+            Err((4, "MISSING".into()))
+        );
+        assert_eq!(substitute_line("@V@@W@", &vars), Err((3, "W".into())));
+    }
+}

@@ -1,0 +1,2 @@
+export module stamped;
+export import :version;
