@@ -139,3 +139,28 @@ fn generator_mistakes_in_the_manifest_are_named_at_their_line() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// A graph error that involves a generated unit names the generator and the path the
+/// manifest declares.
+#[test]
+fn an_import_cycle_through_a_generated_module_names_the_generator() {
+    let s = Sandbox::new();
+    let dir = s.project(
+        "cycle",
+        &[
+            (
+                "cmod.toml",
+                "[package]\nname = \"cycle\"\nversion = \"0.1.0\"\n\n[lib]\nname = \"cycle\"\nsources = [\"src/*.cppm\", \"gen/a.cppm\"]\n\n[[generate]]\nname = \"make-a\"\ntemplate = \"src/a.cppm.in\"\noutput = \"gen/a.cppm\"\n",
+            ),
+            ("src/a.cppm.in", "export module a;\nimport b;\n"),
+            ("src/b.cppm", "export module b;\nimport a;\n"),
+        ],
+    );
+    let (code, err) = failure(&s.cmod(&dir, &["realise"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cycle"), "{err}");
+    assert!(
+        err.contains("is `gen/a.cppm`, written by [[generate]] `make-a`"),
+        "{err}"
+    );
+}

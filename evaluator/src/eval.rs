@@ -273,7 +273,8 @@ fn evaluate_phases(
             targets: &targets,
         },
         scanned.raw,
-    )?;
+    )
+    .map_err(|e| crate::generate::name_generators(e, &sources))?;
     files.save_later();
     let mut warnings = packages.warnings.clone();
     warnings.extend(member_toolchain_warnings(&packages, &toolchain));

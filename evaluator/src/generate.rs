@@ -43,7 +43,7 @@ pub fn generate(file: &ManifestFile, cache_dir: Option<&Path>) -> Result<Generat
     }
     let root = file.dir();
     let base = cache_dir
-        .map_or_else(std::env::temp_dir, Path::to_path_buf)
+        .map_or_else(|| std::env::temp_dir().join("cmod"), Path::to_path_buf)
         .join("generated")
         .join(&blake3::hash(root.as_os_str().as_encoded_bytes()).to_hex()[..16]);
     let mut names: BTreeMap<String, ()> = BTreeMap::new();
@@ -234,6 +234,42 @@ fn placeholder(line: &str, start: usize, close: u8) -> Option<(&str, usize)> {
         .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
         .count();
     (bytes.get(start + len) == Some(&close)).then(|| (&line[start..start + len], start + len))
+}
+
+/// `error` with a note for each generated file it points at, naming the generator that
+/// wrote it and the path the manifest declares (the location itself is where the file
+/// was written, which is where its lines can be read).
+pub fn name_generators(
+    mut error: EvalError,
+    sources: &[crate::sources::PackageSources],
+) -> EvalError {
+    let mut places: Vec<PathBuf> = error.location.iter().map(|l| l.file.clone()).collect();
+    places.extend(
+        error
+            .notes
+            .iter()
+            .filter_map(|n| n.location.as_ref())
+            .map(|l| l.file.clone()),
+    );
+    places.sort();
+    places.dedup();
+    for place in places {
+        let written = sources
+            .iter()
+            .flat_map(|s| s.generated.iter())
+            .find(|(_, g)| g.host == place);
+        if let Some((rel, g)) = written {
+            error = error.note(
+                None,
+                format!(
+                    "`{}` is `{rel}`, written by [[generate]] `{}`",
+                    place.display(),
+                    g.generator
+                ),
+            );
+        }
+    }
+    error
 }
 
 /// Write `bytes` at `path` unless it holds them already (its stamp then stays as it was).
