@@ -598,6 +598,7 @@ pub fn known_fields(table: &str) -> &'static [&'static str] {
             "lib",
             "bin",
             "test",
+            "generate",
             "build",
             "profile",
             "dependencies",
@@ -605,6 +606,7 @@ pub fn known_fields(table: &str) -> &'static [&'static str] {
             "workspace",
             "cache",
         ],
+        "generate" => &["name", "template", "output", "vars"],
         "package" => &["name", "version", "description", "license"],
         "toolchain" => &[
             "compiler",

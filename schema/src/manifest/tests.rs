@@ -177,6 +177,7 @@ fn known_fields_match_serde() {
         ("lib", "[lib]\nnot-a-field = 1\n"),
         ("bin", "[[bin]]\nnot-a-field = 1\n"),
         ("test", "[[test]]\nnot-a-field = 1\n"),
+        ("generate", "[[generate]]\nnot-a-field = 1\n"),
         ("overrides", "[[lib.overrides]]\nnot-a-field = 1\n"),
         ("build", "[build]\nnot-a-field = 1\n"),
         ("profile", "[profile.not-a-field]\n"),
