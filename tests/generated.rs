@@ -164,3 +164,29 @@ fn an_import_cycle_through_a_generated_module_names_the_generator() {
         "{err}"
     );
 }
+
+/// A binary's `main` and a module can both be generated; built-in values fill in.
+#[test]
+fn a_generated_main_imports_a_generated_module() {
+    let s = Sandbox::new();
+    let dir = s.project(
+        "genme",
+        &[
+            (
+                "cmod.toml",
+                "[package]\nname = \"genme\"\nversion = \"3.1.0\"\n\n[[bin]]\nname = \"genme\"\nmain = \"gen/main.cpp\"\nsources = [\"gen/*.cppm\"]\n\n[[generate]]\nname = \"main\"\ntemplate = \"tpl/main.cpp.in\"\noutput = \"gen/main.cpp\"\nvars = { GREETING = \"hi there\" }\n\n[[generate]]\nname = \"answer\"\ntemplate = \"tpl/answer.cppm.in\"\noutput = \"gen/answer.cppm\"\nvars = { ANSWER = \"42\" }\n",
+            ),
+            (
+                "tpl/main.cpp.in",
+                "import answer;\n#include <cstdio>\nint main() { std::printf(\"@GREETING@ from @PACKAGE_NAME@ @PACKAGE_VERSION@: %d\\n\", answer()); }\n",
+            ),
+            ("tpl/answer.cppm.in", "export module answer;\nexport int answer() { return ${ANSWER}; }\n"),
+        ],
+    );
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(
+        run(&r.target("genme"), &[]),
+        "hi there from genme 3.1.0: 42\n"
+    );
+    assert!(s.realise(&dir, &[]).ok().built().is_empty());
+}

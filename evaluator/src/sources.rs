@@ -279,7 +279,6 @@ pub fn find_sources_with(
     }
     let mut walk = package_files(file.dir(), listings)?;
     walk.files.extend(generated.keys().cloned());
-    walk.files.sort();
     let mut bins = Vec::new();
     let mut tests = Vec::new();
     let mut executable_files = BTreeSet::new();
@@ -363,7 +362,9 @@ fn executable_sources(
     };
     let main = main_field.get_ref().trim_start_matches("./").to_string();
     let main_at = file.location(main_field.span());
-    if !crate::journal::is_file(&file.dir().join(&main)) {
+    // A file the walk listed (or a generated one, listed with them) exists.
+    let listed = walk.files.iter().any(|f| *f == main);
+    if !listed && !crate::journal::is_file(&file.dir().join(&main)) {
         return Err(EvalError::new(
             ErrorKind::ManifestInvalid,
             format!(
