@@ -363,7 +363,7 @@ fn executable_sources(
     let main = main_field.get_ref().trim_start_matches("./").to_string();
     let main_at = file.location(main_field.span());
     // A file the walk listed (or a generated one, listed with them) exists.
-    let listed = walk.files.iter().any(|f| *f == main);
+    let listed = walk.files.contains(&main);
     if !listed && !crate::journal::is_file(&file.dir().join(&main)) {
         return Err(EvalError::new(
             ErrorKind::ManifestInvalid,
