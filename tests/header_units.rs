@@ -127,3 +127,60 @@ fn a_header_units_macro_decides_a_later_import() {
     let r = s.realise(&dir, &[]).ok();
     assert_eq!(run(&r.target("macros"), &[]), "1\n");
 }
+
+fn two_libraries(s: &Sandbox, name: &str, main: &str, bin_uses: &str) -> std::path::PathBuf {
+    s.project(
+        name,
+        &[
+            (
+                "cmod.toml",
+                &format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\n\n[[lib]]\nname = \"one\"\nsources = [\"b1/*.cppm\"]\ndefines = [\"FLAVOUR=1\"]\n\n[[lib]]\nname = \"two\"\nsources = [\"b2/*.cppm\"]\ndefines = [\"FLAVOUR=2\"]\nuses = [\"one\"]\n\n[[bin]]\nname = \"{name}\"\nmain = \"main.cpp\"\nuses = [{bin_uses}]\n"),
+            ),
+            ("b1/one.cppm", "export module one;\nimport <vector>;\nexport int one() { return static_cast<int>(std::vector<int>(1).size()); }\n"),
+            ("b2/two.cppm", "export module two;\nimport <vector>;\nexport int two() { return static_cast<int>(std::vector<int>(2).size()); }\n"),
+            ("main.cpp", main),
+        ],
+    )
+}
+
+/// Libraries with different defines import `<vector>`: an importer of a module takes the
+/// header unit that module was built against (clang accepts one per header), so one
+/// header unit serves both; two modules built against two different ones cannot meet in
+/// one unit, which is an error at the second import.
+#[test]
+fn one_header_unit_per_header_in_a_translation_unit() {
+    let s = Sandbox::new();
+    // `two` uses `one` but does not import it: each library builds its own `<vector>`.
+    let dir = two_libraries(
+        &s,
+        "apart",
+        "import one;\n// two comes next\nimport two;\nint main() { return one() + two() - 3; }\n",
+        "\"one\", \"two\"",
+    );
+    let (code, err) = common::failure(&s.cmod(&dir, &["realise"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("header unit `<vector>` reaches `main.cpp` built two ways, through `one` and through `two`"),
+        "{err}"
+    );
+    assert!(err.contains("main.cpp:3:1"), "{err}");
+    assert!(
+        err.contains("help: give the targets whose units import `<vector>` the same defines"),
+        "{err}"
+    );
+
+    // Through one module only, the other library's flags do not matter.
+    let dir = two_libraries(
+        &s,
+        "through",
+        "import two;\nint main() { return two() - 2; }\n",
+        "\"two\"",
+    );
+    let mut files = std::fs::read_to_string(dir.join("b2/two.cppm")).unwrap();
+    files = files.replace("import <vector>;\n", "import <vector>;\nimport one;\n");
+    std::fs::write(dir.join("b2/two.cppm"), files).unwrap();
+    let r = s.realise(&dir, &[]).ok();
+    let built = r.built();
+    assert_eq!(named(&built, "-hu-vector-").len(), 1, "{built:?}");
+    assert!(s.realise(&dir, &["--check"]).ok().finished()["differing"] == 0);
+}

@@ -179,6 +179,8 @@ pub(crate) struct Emitter<'a> {
     pch_drvs: HashMap<usize, StorePath>,
     /// (header unit, dialect) → its derivation and the module its BMI names.
     header_unit_drvs: HashMap<(usize, Vec<String>), (StorePath, String)>,
+    /// BMI derivation → the header units it was built against, transitively.
+    header_unit_closures: HashMap<StorePath, std::sync::Arc<header_unit::HeaderUnitClosure>>,
     /// Package (none: the toolchain) → relative path → source store path.
     source_paths: HashMap<Option<PackageId>, HashMap<String, StorePath>>,
     cache: EmissionCache,
@@ -341,13 +343,13 @@ impl<'a> Emitter<'a> {
         &mut self,
         u: UnitId,
         dialect: &[String],
-    ) -> Result<(Vec<Input>, Vec<String>), EvalError> {
+    ) -> Result<(Vec<Input>, Vec<String>, header_unit::HeaderUnitClosure), EvalError> {
         let graph = self.input.graph;
         let mut inputs = Vec::with_capacity(graph.edges[u].len());
         for &v in &graph.edges[u] {
             inputs.push(self.bmi_input(v, dialect)?);
         }
-        let header_units = self.header_unit_inputs(u, dialect)?;
+        let (header_units, closure) = self.header_unit_inputs(u, dialect)?;
         let mut args = Vec::new();
         if !header_units.is_empty() {
             args.push(header_unit::QUIET_HEADER_UNITS.to_string());
@@ -356,7 +358,7 @@ impl<'a> Emitter<'a> {
         if !inputs.is_empty() {
             args.push(MODULE_MAP_ARG.to_string());
         }
-        Ok((inputs, args))
+        Ok((inputs, args, closure))
     }
 
     /// The input of importable unit `v`'s BMI (built in `dialect`) at its stable name.
@@ -451,7 +453,7 @@ impl<'a> Emitter<'a> {
             name = format!("{}-{}-{file}", self.ident(u), &h[..8]);
         }
         let mut inputs = self.source_inputs(u)?;
-        let (bmi_inputs, module_flags) = self.module_inputs(u, dialect)?;
+        let (bmi_inputs, module_flags, header_units) = self.module_inputs(u, dialect)?;
         inputs.extend(bmi_inputs);
         let mut args = self.unit_flags(u, dialect);
         args.extend(module_flags);
@@ -475,6 +477,10 @@ impl<'a> Emitter<'a> {
             output: ("bmi", format!("out/{file}")),
             module: Some(module),
         })?;
+        if !header_units.is_empty() {
+            self.header_unit_closures
+                .insert(path.clone(), std::sync::Arc::new(header_units));
+        }
         self.bmis.insert(self.input.graph, u, dialect, path.clone());
         Ok(path)
     }
@@ -621,7 +627,7 @@ impl<'a> Emitter<'a> {
             inputs = vec![own];
         } else {
             let module_args;
-            (inputs, module_args) = self.module_inputs(u, dialect)?;
+            (inputs, module_args, _) = self.module_inputs(u, dialect)?;
             args.extend(module_args);
             inputs.extend(self.source_inputs(u)?);
             if let Some((pch_inputs, pch_args)) = self.pch_for(u)? {
@@ -704,6 +710,7 @@ pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
         objects: vec![None; input.graph.units.len()],
         pch_drvs: HashMap::new(),
         header_unit_drvs: HashMap::new(),
+        header_unit_closures: HashMap::new(),
         source_paths: HashMap::new(),
         cache: EmissionCache::load(input.emission_record.clone()),
     };

@@ -15,29 +15,48 @@
 //! with `-Wno-pragma-system-header-outside-header` (libstdc++'s headers say
 //! `#pragma GCC system_header`, which clang flags when the header is the main file).
 
+use std::collections::BTreeMap;
+
 use cmod_schema::derivation::{bmi_file, Input, InputFrom, InputRole, StepKind, Tool};
+use cmod_schema::diag::Location;
 use cmod_schema::store_path::StorePath;
 
 use super::step::Step;
 use super::{host_files, Emitter};
-use crate::error::EvalError;
+use crate::error::{ErrorKind, EvalError};
 use crate::eval::header_units::{HeaderSource, HeaderUnitScan};
 use crate::graph::UnitId;
+
+/// The header units a BMI was built against, transitively, by header: clang accepts one
+/// BMI per header in a translation unit, so an importer uses the one its imports bring
+/// (see [`Emitter::header_unit_inputs`]).
+pub(super) type HeaderUnitClosure = BTreeMap<HeaderSource, (StorePath, String)>;
 
 /// The warning every use of a header unit draws in clang 19.
 pub(super) const QUIET_HEADER_UNITS: &str = "-Wno-experimental-header-units";
 
 impl Emitter<'_> {
-    /// The BMI inputs of the header units unit `u` imports, in `dialect`.
+    /// The BMI inputs of the header units unit `u` imports, in `dialect`, and the header
+    /// units its BMI is built against, transitively. A header that a module `u` imports
+    /// already brings as a header unit is taken from there, even if `u`'s own flags
+    /// differ (clang accepts one BMI per header in a translation unit, and a header unit
+    /// does not depend on its importer's macros); two imports bringing the same header
+    /// built two ways cannot be compiled together, which is an error naming both.
     pub(super) fn header_unit_inputs(
         &mut self,
         u: UnitId,
         dialect: &[String],
-    ) -> Result<Vec<Input>, EvalError> {
+    ) -> Result<(Vec<Input>, HeaderUnitClosure), EvalError> {
+        let mut closure = self.inherited_header_units(u, dialect)?;
         let uses = self.input.header_units.of(u).to_vec();
         let mut inputs = Vec::with_capacity(uses.len());
         for use_ in uses {
-            let (drv, module) = self.header_unit(use_.index, dialect)?;
+            let source = self.input.header_units.scans[use_.index].source.clone();
+            let (drv, module) = match closure.get(&source) {
+                Some(made) => made.clone(),
+                None => self.header_unit(use_.index, dialect)?,
+            };
+            closure.insert(source, (drv.clone(), module.clone()));
             inputs.push(Input {
                 at: format!("bmi/{}", bmi_file(&module)),
                 role: InputRole::Bmi,
@@ -47,7 +66,75 @@ impl Emitter<'_> {
                 },
             });
         }
-        Ok(inputs)
+        Ok((inputs, closure))
+    }
+
+    /// The header units the modules `u` imports (already emitted in `dialect`) were
+    /// built against.
+    fn inherited_header_units(
+        &self,
+        u: UnitId,
+        dialect: &[String],
+    ) -> Result<HeaderUnitClosure, EvalError> {
+        let graph = self.input.graph;
+        let mut closure = HeaderUnitClosure::new();
+        let mut from: BTreeMap<HeaderSource, UnitId> = BTreeMap::new();
+        for &v in &graph.edges[u] {
+            let Some(drv) = self.bmis.get(graph, v, dialect) else {
+                continue;
+            };
+            let Some(theirs) = self.header_unit_closures.get(drv) else {
+                continue;
+            };
+            for (source, made) in theirs.iter() {
+                match closure.get(source) {
+                    Some(mine) if mine.0 != made.0 => {
+                        return Err(self.two_ways(u, source, from[source], v));
+                    }
+                    Some(_) => {}
+                    None => {
+                        closure.insert(source.clone(), made.clone());
+                        from.insert(source.clone(), v);
+                    }
+                }
+            }
+        }
+        Ok(closure)
+    }
+
+    /// The error for a header that reaches unit `u` as two header units, through the
+    /// modules of units `a` and `b`.
+    fn two_ways(&self, u: UnitId, source: &HeaderSource, a: UnitId, b: UnitId) -> EvalError {
+        let graph = self.input.graph;
+        let unit = &graph.units[u];
+        let header = match source {
+            HeaderSource::System(name) => format!("<{name}>"),
+            HeaderSource::Package(at) => format!("\"{}\"", at.rel),
+        };
+        let module = |v: UnitId| graph.units[v].module.clone().unwrap_or_default();
+        let line = |v: UnitId| {
+            unit.imports
+                .iter()
+                .find(|i| i.provider == Some(v))
+                .map_or(1, |i| i.line)
+        };
+        EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!(
+                "header unit `{header}` reaches `{}` built two ways, through `{}` and through `{}`: their units import it with different flags, and clang accepts one header unit per header in a translation unit",
+                unit.rel,
+                module(a),
+                module(b)
+            ),
+        )
+        .at(Location {
+            file: unit.abs.clone(),
+            line: line(b),
+            column: 1,
+        })
+        .help(format!(
+            "give the targets whose units import `{header}` the same defines, include directories and flags (e.g. in [build]), or #include it in one of them"
+        ))
     }
 
     /// The derivation of header unit `index` in `dialect`, and the module its BMI names.

@@ -33,7 +33,7 @@ use crate::scan::header_imports::{header_imports, HeaderImport};
 use crate::scan::{scan_package, HeaderDep, HeaderScope, ScanCache, ScanItem, SystemHeader};
 
 /// Where a header unit's header is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HeaderSource {
     /// Found by the compiler on its own include path (`vector`).
     System(String),
