@@ -13,7 +13,7 @@
 //! it was rebuilds nothing (early cutoff by content). The template is read through the
 //! input journal, so editing it makes the next no-op evaluate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use cmod_schema::diag::Location;
@@ -46,11 +46,11 @@ pub fn generate(file: &ManifestFile, cache_dir: Option<&Path>) -> Result<Generat
         .map_or_else(|| std::env::temp_dir().join("cmod"), Path::to_path_buf)
         .join("generated")
         .join(&blake3::hash(root.as_os_str().as_encoded_bytes()).to_hex()[..16]);
-    let mut names: BTreeMap<String, ()> = BTreeMap::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
     for g in &file.manifest.generate {
         let g = g.get_ref();
         let name = g.name.get_ref().clone();
-        if names.insert(name.clone(), ()).is_some() {
+        if !names.insert(name.clone()) {
             return Err(manifest_error(
                 file,
                 g.name.span(),
@@ -96,24 +96,14 @@ fn manifest_error(
 /// not a file the package already has.
 fn checked_output(file: &ManifestFile, g: &Generate) -> Result<String, EvalError> {
     let written = g.output.get_ref();
-    let mut parts: Vec<&str> = Vec::new();
-    for part in written.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop().ok_or_else(|| {
-                    manifest_error(
-                        file,
-                        g.output.span(),
-                        format!("output `{written}` is outside the package"),
-                        "write the output at a path inside the package, e.g. `gen/version.cppm`",
-                    )
-                })?;
-            }
-            p => parts.push(p),
-        }
-    }
-    let rel = parts.join("/");
+    let rel = crate::paths::normalize_relative(written).ok_or_else(|| {
+        manifest_error(
+            file,
+            g.output.span(),
+            format!("output `{written}` is outside the package"),
+            "write the output at a path inside the package, e.g. `gen/version.cppm`",
+        )
+    })?;
     if rel.is_empty() || written.starts_with('/') {
         return Err(manifest_error(
             file,

@@ -1,4 +1,5 @@
-//! Small path helpers shared by error messages and the lockfile.
+//! Small path helpers shared by error messages, the lockfile, header-unit resolution and
+//! generators.
 
 use std::path::Path;
 
@@ -21,9 +22,35 @@ pub fn relative(from: &Path, to: &Path) -> String {
     }
 }
 
+/// A package-relative, `/`-separated path with `.` and empty parts dropped and `..`
+/// applied (`a/./b/../c` → `a/c`); `None` if it climbs out of the package.
+pub fn normalize_relative(rel: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in rel.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_paths_are_normalised_inside_the_package() {
+        assert_eq!(
+            normalize_relative("src/./a/../cfg.h").as_deref(),
+            Some("src/cfg.h")
+        );
+        assert_eq!(normalize_relative("cfg.h").as_deref(), Some("cfg.h"));
+        assert_eq!(normalize_relative("../outside.h"), None);
+    }
 
     #[test]
     fn relative_paths() {

@@ -107,10 +107,7 @@ impl Emitter<'_> {
     fn two_ways(&self, u: UnitId, source: &HeaderSource, a: UnitId, b: UnitId) -> EvalError {
         let graph = self.input.graph;
         let unit = &graph.units[u];
-        let header = match source {
-            HeaderSource::System(name) => format!("<{name}>"),
-            HeaderSource::Package(at) => format!("\"{}\"", at.rel),
-        };
+        let header = source.written();
         let module = |v: UnitId| graph.units[v].module.clone().unwrap_or_default();
         let line = |v: UnitId| {
             unit.imports
@@ -173,11 +170,7 @@ impl Emitter<'_> {
             );
         }
         let digest = blake3::hash(args.join("\0").as_bytes()).to_hex();
-        let header = match &scan.source {
-            HeaderSource::System(name) => format!("<{name}>"),
-            HeaderSource::Package(at) => format!("\"{}\"", at.rel),
-        };
-        let module = format!("{header}@{}", &digest[..16]);
+        let module = format!("{}@{}", scan.source.written(), &digest[..16]);
         let file = bmi_file(&module);
         args.extend(["-o".into(), format!("out/{file}")]);
         let inputs = self.header_unit_sources(&scan)?;

@@ -8,6 +8,7 @@
 use cmod_schema::ContentHash;
 
 use crate::flags::PkgPath;
+use crate::scan::{HeaderDep, SystemHeader};
 
 use super::Evaluation;
 
@@ -92,17 +93,7 @@ fn units(h: &mut Fields, e: &Evaluation) {
         h.list(u.imports.iter().map(|i| &i.name));
         h.list(u.flags.render(&place).iter());
         h.put(&format!("{:?}", u.flags.pch));
-        h.count(u.headers.len());
-        for hd in &u.headers {
-            h.put(hd.package.as_deref().unwrap_or(""));
-            h.put(&hd.rel);
-            h.hash(&hd.hash);
-        }
-        h.count(u.system.len());
-        for s in &u.system {
-            h.put(&s.path);
-            h.hash(&s.hash);
-        }
+        header_deps(h, &u.headers, &u.system);
     }
     h.count(e.pchs.len());
     for pch in &e.pchs {
@@ -121,6 +112,21 @@ fn units(h: &mut Fields, e: &Evaluation) {
     header_units(h, e, &place);
 }
 
+/// The package and system headers a unit or header unit includes.
+fn header_deps(h: &mut Fields, headers: &[HeaderDep], system: &[SystemHeader]) {
+    h.count(headers.len());
+    for hd in headers {
+        h.put(hd.package.as_deref().unwrap_or(""));
+        h.put(&hd.rel);
+        h.hash(&hd.hash);
+    }
+    h.count(system.len());
+    for s in system {
+        h.put(&s.path);
+        h.hash(&s.hash);
+    }
+}
+
 /// Every header unit, and which units import which.
 fn header_units(h: &mut Fields, e: &Evaluation, place: &dyn Fn(&PkgPath) -> String) {
     let hu = &e.header_units;
@@ -129,17 +135,7 @@ fn header_units(h: &mut Fields, e: &Evaluation, place: &dyn Fn(&PkgPath) -> Stri
         h.put(&format!("{:?} {} {}", s.source, s.spelling, s.importer));
         h.hash(&s.hash);
         h.list(s.flags.render(place).iter());
-        h.count(s.headers.len());
-        for hd in &s.headers {
-            h.put(hd.package.as_deref().unwrap_or(""));
-            h.put(&hd.rel);
-            h.hash(&hd.hash);
-        }
-        h.count(s.system.len());
-        for sys in &s.system {
-            h.put(&sys.path);
-            h.hash(&sys.hash);
-        }
+        header_deps(h, &s.headers, &s.system);
     }
     h.count(hu.uses.len());
     for uses in &hu.uses {

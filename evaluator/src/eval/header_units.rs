@@ -41,6 +41,17 @@ pub enum HeaderSource {
     Package(PkgPath),
 }
 
+impl HeaderSource {
+    /// The header as a header unit's BMI names it: `<vector>`, or a user header by its
+    /// package path, `"include/cfg.h"`.
+    pub fn written(&self) -> String {
+        match self {
+            HeaderSource::System(name) => format!("<{name}>"),
+            HeaderSource::Package(at) => format!("\"{}\"", at.rel),
+        }
+    }
+}
+
 /// One header unit: its header, the flags it is compiled with and what it includes.
 #[derive(Debug, Clone)]
 pub struct HeaderUnitScan {
@@ -193,7 +204,7 @@ fn resolve(
         } else {
             format!("{}/{name}", dir.rel)
         };
-        let Some(rel) = normalize(&joined) else {
+        let Some(rel) = crate::paths::normalize_relative(&joined) else {
             continue;
         };
         let abs = packages.packages[dir.package].root.join(&rel);
@@ -205,21 +216,6 @@ fn resolve(
         }
     }
     HeaderSource::System(name.to_string())
-}
-
-/// `a/./b/../c` → `a/c`; `None` if it climbs out of the package.
-fn normalize(rel: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in rel.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
-    Some(parts.join("/"))
 }
 
 /// Scan every wanted header unit, one scanner run per package that imports some.
@@ -310,16 +306,4 @@ fn item(
         }
     };
     Ok(super::plan::item(packages, &rel, hash, &lead, flags, None))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize;
-
-    #[test]
-    fn paths_are_normalised_inside_the_package() {
-        assert_eq!(normalize("src/./a/../cfg.h").as_deref(), Some("src/cfg.h"));
-        assert_eq!(normalize("cfg.h").as_deref(), Some("cfg.h"));
-        assert_eq!(normalize("../outside.h"), None);
-    }
 }
