@@ -48,12 +48,15 @@ use crate::sources::{Lang, PackageSources};
 use crate::targets::PackageTargets;
 
 mod emission_cache;
+mod generator;
 mod header_unit;
 mod link;
 mod step;
 
 use emission_cache::EmissionCache;
 use step::{BmiPaths, Made, Step};
+
+pub use generator::{GeneratorRun, PROGRAM_DIR};
 
 pub use crate::targets::TargetKind;
 
@@ -97,6 +100,8 @@ pub struct Derived {
     pub sources: Vec<SourceFile>,
     /// The buildable targets.
     pub targets: Vec<Target>,
+    /// The run derivation of every generator that runs a program.
+    pub generators: Vec<GeneratorRun>,
 }
 
 /// A precompiled header as scanned for one set of flags: what its step reads.
@@ -737,6 +742,9 @@ pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
             });
             archives.insert((p, l), a);
         }
+    }
+    for p in 0..input.packages.packages.len() {
+        e.generators(p, &archives)?;
     }
     // Binaries (and tests, when evaluated with them) of the selected members only;
     // dependencies contribute their libraries.

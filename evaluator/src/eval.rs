@@ -26,6 +26,7 @@ use crate::toolchain::{Lookup, ToolchainRequest};
 mod fingerprint;
 pub mod header_units;
 mod plan;
+pub mod staged;
 mod std_units;
 
 use plan::{scan_plan, Prepared, ScanPlan};
@@ -44,6 +45,9 @@ pub struct EvalOptions {
     /// Where to look for scan results the local cache lacks before running the scanner
     /// (the substituters' scan entries).
     pub scan_source: Option<std::sync::Arc<dyn ScanSource>>,
+    /// The outputs of the generators that run a program and have run; the others are
+    /// pending, and what could read their outputs is left out (see `eval/staged.rs`).
+    pub programs_ran: crate::generate::ProgramOutputs,
 }
 
 /// The result of evaluating a package directory. Derivations are emitted on first use
@@ -67,6 +71,8 @@ pub struct Evaluation {
     pub pchs: Vec<PchScan>,
     /// Every header unit, and which units import which.
     pub header_units: header_units::HeaderUnits,
+    /// What was left out because generators that run a program have not run.
+    pub pending: staged::Pending,
     /// The profile evaluated.
     pub profile: ProfileName,
     /// Problems that do not stop the build.
@@ -233,13 +239,14 @@ fn evaluate_phases(
     opts: &EvalOptions,
     fetcher: Option<&Fetcher<'_>>,
 ) -> Result<Evaluation, EvalError> {
-    let packages = PackageGraph::load(
+    let mut packages = PackageGraph::load(
         dir,
         &LoadOptions {
             fetcher,
             select: opts.select.clone(),
         },
     )?;
+    let pending = staged::leave_out_pending(&mut packages, &opts.programs_ran);
     let Planned {
         lookup,
         files,
@@ -247,7 +254,7 @@ fn evaluate_phases(
         mut settings,
         sources,
         plans,
-    } = plan(&packages, opts)?;
+    } = plan(&packages, opts, &pending.cut)?;
     // The toolchain's identity keys the scan cache. On an empty cache it takes a few
     // hundred milliseconds to probe and hash, and so does the scan: run the scanner with
     // the tools identification will most likely find, meanwhile (its results are used
@@ -294,6 +301,7 @@ fn evaluate_phases(
         sources,
         pchs: scanned.pchs,
         header_units: scanned.header_units,
+        pending,
         profile: opts.profile,
         warnings,
         stats: scanned.stats,
@@ -317,9 +325,9 @@ struct Planned {
 
 /// The planning phase: sources and targets (beside the toolchain check), the settings,
 /// and a scan plan per package.
-fn plan(packages: &PackageGraph, opts: &EvalOptions) -> Result<Planned, EvalError> {
+fn plan(packages: &PackageGraph, opts: &EvalOptions, cut: &[bool]) -> Result<Planned, EvalError> {
     let request = toolchain_request(packages);
-    let (lookup, files, prepared) = prepare(packages, &request, opts);
+    let (lookup, files, prepared) = prepare(packages, &request, opts, cut);
     let lookup = lookup?;
     let prepared: Vec<Prepared> = prepared.into_iter().collect::<Result<_, _>>()?;
     let targets: Vec<PackageTargets> = prepared.iter().map(|p| p.targets.clone()).collect();
@@ -386,6 +394,7 @@ fn prepare(
     packages: &PackageGraph,
     request: &ToolchainRequest,
     opts: &EvalOptions,
+    cut: &[bool],
 ) -> (
     Result<Lookup, EvalError>,
     FileCache,
@@ -406,8 +415,20 @@ fn prepare(
             .iter()
             .map(|pkg| {
                 let tests = opts.with_tests && packages.selected.contains(&pkg.id);
-                let generated = crate::generate::generate(&pkg.file, opts.cache_dir.as_deref())?;
-                let sources = find_sources_with(&pkg.file, tests, &listings, generated)?;
+                let m = &pkg.file.manifest;
+                if cut[pkg.id] && m.lib.is_empty() && m.bin.is_empty() {
+                    // Everything of it waits on a generator (see `eval/staged.rs`).
+                    let (sources, targets) = Default::default();
+                    let cache = opts.cache_dir.as_deref();
+                    return Ok(Prepared::new(pkg, sources, targets, &files, cache));
+                }
+                let generated = crate::generate::generate(
+                    &pkg.file,
+                    opts.cache_dir.as_deref(),
+                    &opts.programs_ran,
+                )?;
+                let mut sources = find_sources_with(&pkg.file, tests, &listings, generated)?;
+                crate::generate::program::hash_inputs(&pkg.root, &mut sources.programs, &files)?;
                 let targets = package_targets(&pkg.file, &sources)?;
                 Ok(Prepared::new(
                     pkg,

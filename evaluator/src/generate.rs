@@ -17,10 +17,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use cmod_schema::diag::Location;
-use cmod_schema::manifest::Generate;
+use cmod_schema::manifest::{Generate, Spanned};
+use cmod_schema::ContentHash;
 
 use crate::error::{ErrorKind, EvalError};
 use crate::manifest_file::ManifestFile;
+
+pub mod program;
 
 /// One generated file: which generator writes it and where its bytes are on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +37,71 @@ pub struct GeneratedFile {
 /// The package's generated files by their declared (package-relative) paths.
 pub type Generated = BTreeMap<String, GeneratedFile>;
 
-/// Run the package's generators (see the module documentation), writing their outputs
-/// under `cache_dir` (a temporary directory without one).
-pub fn generate(file: &ManifestFile, cache_dir: Option<&Path>) -> Result<Generated, EvalError> {
-    let mut out = Generated::new();
+/// Where the outputs of generators that run a program are, once they have run: by
+/// (package root, generator name), each declared path's file on this machine (in the
+/// store). A generator missing here has not run: its outputs are pending.
+pub type ProgramOutputs = BTreeMap<(PathBuf, String), BTreeMap<String, PathBuf>>;
+
+/// A generator that runs a `[[bin]]` of its package (`run`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramGenerator {
+    /// The generator's name.
+    pub name: String,
+    /// The `[[bin]]` it runs.
+    pub bin: String,
+    /// The program's arguments.
+    pub args: Vec<String>,
+    /// The `inputs` patterns as written, with where each is in the manifest.
+    pub patterns: Vec<(String, Location)>,
+    /// The package files it reads (the patterns expanded, sorted).
+    pub inputs: Vec<String>,
+    /// Their content hashes, in the same order (once the package's files are hashed).
+    pub input_hashes: Vec<ContentHash>,
+    /// The files it writes, package-relative, in manifest order.
+    pub outputs: Vec<String>,
+    /// Whether it has run (its outputs are listed with the package's files).
+    pub ran: bool,
+    /// Where its `[[generate]]` table is.
+    pub location: Location,
+}
+
+/// What a package's generators write: the files known now, and the generators that run
+/// a program.
+#[derive(Debug, Clone, Default)]
+pub struct Generators {
+    /// Every generated file that exists (templates', and programs' that have run).
+    pub files: Generated,
+    /// The generators that run a program.
+    pub programs: Vec<ProgramGenerator>,
+}
+
+/// Whether the package in `file` has a generator that runs a program and has not run
+/// (its outputs are not in `ran`).
+pub fn has_pending_programs(file: &ManifestFile, ran: &ProgramOutputs) -> bool {
+    file.manifest.generate.iter().any(|g| {
+        g.get_ref().run.is_some()
+            && !ran.contains_key(&(file.dir().to_path_buf(), g.get_ref().name.get_ref().clone()))
+    })
+}
+
+/// The names of the `[[bin]]`s the package's generators run.
+pub fn generator_bins(file: &ManifestFile) -> BTreeSet<String> {
+    file.manifest
+        .generate
+        .iter()
+        .filter_map(|g| g.get_ref().run.as_ref().map(|r| r.get_ref().clone()))
+        .collect()
+}
+
+/// Run the package's template generators (see the module documentation), writing their
+/// outputs under `cache_dir` (a temporary directory without one), and check those that
+/// run a program, whose outputs are listed when `ran` has them.
+pub fn generate(
+    file: &ManifestFile,
+    cache_dir: Option<&Path>,
+    ran: &ProgramOutputs,
+) -> Result<Generators, EvalError> {
+    let mut out = Generators::default();
     if file.manifest.generate.is_empty() {
         return Ok(out);
     }
@@ -47,8 +111,8 @@ pub fn generate(file: &ManifestFile, cache_dir: Option<&Path>) -> Result<Generat
         .join("generated")
         .join(&blake3::hash(root.as_os_str().as_encoded_bytes()).to_hex()[..16]);
     let mut names: BTreeSet<String> = BTreeSet::new();
-    for g in &file.manifest.generate {
-        let g = g.get_ref();
+    for spanned in &file.manifest.generate {
+        let g = spanned.get_ref();
         let name = g.name.get_ref().clone();
         if !names.insert(name.clone()) {
             return Err(manifest_error(
@@ -58,30 +122,97 @@ pub fn generate(file: &ManifestFile, cache_dir: Option<&Path>) -> Result<Generat
                 "give each [[generate]] its own `name`",
             ));
         }
-        let rel = checked_output(file, g)?;
-        if out.contains_key(&rel) {
-            return Err(manifest_error(
+        let mut claim = |rel: String, span: std::ops::Range<usize>, host: Option<PathBuf>| {
+            if out.files.contains_key(&rel) || out.programs.iter().any(|p| p.outputs.contains(&rel))
+            {
+                return Err(manifest_error(
+                    file,
+                    span,
+                    format!("`{rel}` is written by two generators"),
+                    "give each generator its own outputs",
+                ));
+            }
+            if let Some(host) = host {
+                let generator = name.clone();
+                out.files.insert(rel, GeneratedFile { generator, host });
+            }
+            Ok(())
+        };
+        match (&g.template, &g.run) {
+            (Some(template), None) => {
+                let output = template_output(file, g, template)?;
+                let rel = checked_output(file, g, output)?;
+                let text = substitute(file, g, template)?;
+                let host = base.join(&rel);
+                write_if_changed(&host, text.as_bytes())?;
+                claim(rel, output.span(), Some(host))?;
+            }
+            (None, Some(run)) => {
+                let program = crate::generate::program::check(file, g, run, ran)?;
+                for (rel, span) in program
+                    .outputs
+                    .iter()
+                    .zip(g.outputs.iter().map(|o| o.span()))
+                {
+                    let host = ran
+                        .get(&(root.to_path_buf(), name.clone()))
+                        .and_then(|files| files.get(rel).cloned());
+                    claim(rel.clone(), span, host)?;
+                }
+                out.programs.push(program);
+            }
+            (Some(_), Some(run)) => {
+                return Err(manifest_error(
+                    file,
+                    run.span(),
+                    format!("generator `{name}` has both `template` and `run`"),
+                    "a generator either fills a `template` or runs a program: split it in two",
+                ))
+            }
+            (None, None) => return Err(manifest_error(
                 file,
-                g.output.span(),
-                format!("`{rel}` is written by two generators"),
-                "give each generator its own `output`",
-            ));
+                spanned.span(),
+                format!("generator `{name}` has neither `template` nor `run`"),
+                "add `template = \"<file>\"` with `output`, or `run = \"<bin>\"` with `outputs`",
+            )),
         }
-        let text = substitute(file, g)?;
-        let host = base.join(&rel);
-        write_if_changed(&host, text.as_bytes())?;
-        out.insert(
-            rel,
-            GeneratedFile {
-                generator: name,
-                host,
-            },
-        );
     }
     Ok(out)
 }
 
-fn manifest_error(
+/// A template generator's `output`, which it must have (and no `run` fields).
+fn template_output<'g>(
+    file: &ManifestFile,
+    g: &'g Generate,
+    template: &Spanned<String>,
+) -> Result<&'g Spanned<String>, EvalError> {
+    let stray = [
+        (!g.args.is_empty(), "args"),
+        (!g.inputs.is_empty(), "inputs"),
+        (!g.outputs.is_empty(), "outputs"),
+    ];
+    if let Some((_, field)) = stray.iter().find(|(set, _)| *set) {
+        return Err(manifest_error(
+            file,
+            template.span(),
+            format!(
+                "generator `{}` fills a template but has `{field}`, which only a generator that runs a program has",
+                g.name.get_ref()
+            ),
+            "a template generator has `template`, `output` and `vars`",
+        ));
+    }
+    g.output.as_ref().ok_or_else(|| {
+        manifest_error(
+            file,
+            template.span(),
+            format!("generator `{}` has no `output`", g.name.get_ref()),
+            "add `output = \"gen/<file>\"`: where the filled template is written",
+        )
+    })
+}
+
+pub(crate) fn manifest_error(
     file: &ManifestFile,
     span: std::ops::Range<usize>,
     message: String,
@@ -94,12 +225,16 @@ fn manifest_error(
 
 /// The generator's output path, normalised: inside the package, a translation unit, and
 /// not a file the package already has.
-fn checked_output(file: &ManifestFile, g: &Generate) -> Result<String, EvalError> {
-    let written = g.output.get_ref();
+pub(crate) fn checked_output(
+    file: &ManifestFile,
+    g: &Generate,
+    output: &Spanned<String>,
+) -> Result<String, EvalError> {
+    let written = output.get_ref();
     let rel = crate::paths::normalize_relative(written).ok_or_else(|| {
         manifest_error(
             file,
-            g.output.span(),
+            output.span(),
             format!("output `{written}` is outside the package"),
             "write the output at a path inside the package, e.g. `gen/version.cppm`",
         )
@@ -107,18 +242,18 @@ fn checked_output(file: &ManifestFile, g: &Generate) -> Result<String, EvalError
     if rel.is_empty() || written.starts_with('/') {
         return Err(manifest_error(
             file,
-            g.output.span(),
+            output.span(),
             format!("output `{written}` is not a path inside the package"),
             "write the output at a path inside the package, e.g. `gen/version.cppm`",
         ));
     }
     if !crate::sources::is_unit(&rel) {
-        return Err(manifest_error(file, g.output.span(), format!("generator `{}` writes `{rel}`, which is not a translation unit", g.name.get_ref()), "a generator writes a unit (`.cppm`, `.cpp`, `.c` and the like) that a target's `sources` names; generated headers are not supported yet"));
+        return Err(manifest_error(file, output.span(), format!("generator `{}` writes `{rel}`, which is not a translation unit", g.name.get_ref()), "a generator writes a unit (`.cppm`, `.cpp`, `.c` and the like) that a target's `sources` names; generated headers are not supported yet"));
     }
     if crate::journal::is_file(&file.dir().join(&rel)) {
         return Err(manifest_error(
             file,
-            g.output.span(),
+            output.span(),
             format!(
                 "`{rel}` is both a file of the package and generator `{}`'s output",
                 g.name.get_ref()
@@ -130,18 +265,22 @@ fn checked_output(file: &ManifestFile, g: &Generate) -> Result<String, EvalError
 }
 
 /// The template's text with every `@NAME@` and `${NAME}` replaced.
-fn substitute(file: &ManifestFile, g: &Generate) -> Result<String, EvalError> {
-    let path = file.dir().join(g.template.get_ref());
+fn substitute(
+    file: &ManifestFile,
+    g: &Generate,
+    template: &Spanned<String>,
+) -> Result<String, EvalError> {
+    let path = file.dir().join(template.get_ref());
     let text = crate::journal::read_to_string(&path).map_err(|e| {
         EvalError::new(
             ErrorKind::ManifestInvalid,
             format!(
                 "generator `{}` cannot read its template `{}`: {e}",
                 g.name.get_ref(),
-                g.template.get_ref()
+                template.get_ref()
             ),
         )
-        .at(file.location_or_file(g.template.span()))
+        .at(file.location_or_file(template.span()))
         .help("`template` is a file of the package, relative to the directory of cmod.toml")
     })?;
     let mut vars: BTreeMap<&str, &str> = g
@@ -165,7 +304,7 @@ fn substitute(file: &ManifestFile, g: &Generate) -> Result<String, EvalError> {
                 ErrorKind::ManifestInvalid,
                 format!(
                     "template `{}` uses `{name}`, which generator `{}` gives no value",
-                    g.template.get_ref(),
+                    template.get_ref(),
                     g.name.get_ref()
                 ),
             )

@@ -43,4 +43,5 @@ pub mod workspace;
 
 pub use error::{ErrorKind, EvalError};
 pub use eval::header_units;
+pub use eval::staged;
 pub use eval::{evaluate, EvalOptions, EvalStats, Evaluation};

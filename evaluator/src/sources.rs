@@ -103,6 +103,8 @@ pub struct PackageSources {
     /// The package's generated files (`[[generate]]`), by their declared paths: units
     /// like its own files, whose bytes are elsewhere.
     pub generated: crate::generate::Generated,
+    /// The package's generators that run a program, their inputs expanded.
+    pub programs: Vec<crate::generate::ProgramGenerator>,
 }
 
 impl PackageSources {
@@ -246,13 +248,18 @@ pub fn find_sources(file: &ManifestFile, with_tests: bool) -> Result<PackageSour
 }
 
 /// [`find_sources`], reading directory listings through `listings`; the `generated` files
-/// are found by `sources` patterns as the package's own are.
+/// are found by `sources` patterns as the package's own are, and the inputs of the
+/// generators that run a program are expanded against the package's files.
 pub fn find_sources_with(
     file: &ManifestFile,
     with_tests: bool,
     listings: &ListingCache,
-    generated: crate::generate::Generated,
+    generators: crate::generate::Generators,
 ) -> Result<PackageSources, EvalError> {
+    let crate::generate::Generators {
+        files: generated,
+        mut programs,
+    } = generators;
     let m = &file.manifest;
     let entries: Vec<ExecutableEntry<'_>> = m
         .bin
@@ -278,6 +285,9 @@ pub fn find_sources_with(
         .help("add a [lib] table with `sources`, or a [[bin]] with `name` and `main`"));
     }
     let mut walk = package_files(file.dir(), listings)?;
+    for program in &mut programs {
+        program.inputs = crate::generate::program::expand_inputs(program, &walk.files)?;
+    }
     walk.files.extend(generated.keys().cloned());
     let mut bins = Vec::new();
     let mut tests = Vec::new();
@@ -300,6 +310,7 @@ pub fn find_sources_with(
         bins,
         tests,
         generated,
+        programs,
     })
 }
 

@@ -158,8 +158,13 @@ pub fn package_targets(
             }
         })
         .collect();
+    let generator_bins = crate::generate::generator_bins(file);
     let executable = |t: &Spanned<Target>, name: &str, kind: TargetKind| {
-        executable_info(file, t.get_ref(), name, kind, &lib_names, &uses)
+        let generator = kind == TargetKind::Bin && generator_bins.contains(name);
+        match generator {
+            true => generator_info(file, t, name),
+            false => executable_info(file, t.get_ref(), name, kind, &lib_names, &uses),
+        }
     };
     let bins = m
         .bin
@@ -174,6 +179,31 @@ pub fn package_targets(
         .map(|(t, s)| executable(t, &s.name, TargetKind::Test))
         .collect::<Result<_, _>>()?;
     Ok(PackageTargets { libs, bins, tests })
+}
+
+/// A `[[bin]]` a generator runs: it uses no library of its package, whose units may be
+/// what it generates (it is built before they exist; see `eval/staged.rs`).
+fn generator_info(
+    file: &ManifestFile,
+    t: &Spanned<Target>,
+    name: &str,
+) -> Result<TargetInfo, EvalError> {
+    if let Some(first) = t.get_ref().uses.first() {
+        return Err(EvalError::new(
+            ErrorKind::ManifestInvalid,
+            format!("`{name}` is a generator's program, which cannot use the package's libraries"),
+        )
+        .at(file.location_or_file(first.span()))
+        .help("a generator's program is built before the files it generates exist: remove `uses`, and move what it shares with the package into a dependency"));
+    }
+    Ok(TargetInfo {
+        kind: TargetKind::Bin,
+        name: name.to_string(),
+        visible_libs: Vec::new(),
+        linked_libs: Vec::new(),
+        public_libs: Vec::new(),
+        public_modules: None,
+    })
 }
 
 /// An executable's target: the libraries it uses (all of them when it names none).

@@ -2,12 +2,14 @@
 //! evaluating (with the store's caches, git checkouts and scan substituters), adding
 //! sources, and choosing targets.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cmod_evaluator::deps::{Fetcher, Network, TreeStore, Update};
-use cmod_evaluator::derive::{Target, TargetKind};
+use cmod_evaluator::derive::{GeneratorRun, Target, TargetKind};
 use cmod_evaluator::flags::ProfileName;
+use cmod_evaluator::generate::ProgramOutputs;
 use cmod_evaluator::git::{GitCache, Rewrites};
 use cmod_evaluator::lockfile::{self, LOCK_NAME};
 use cmod_evaluator::{evaluate, EvalOptions, Evaluation};
@@ -206,8 +208,70 @@ pub fn workspace_root(dir: &Path) -> Result<PathBuf, OpsError> {
 }
 
 /// Evaluate `scope` with the store's caches and git checkouts, leaving its warnings to
-/// the caller.
+/// the caller. Generators that run a program and have been realised (their run
+/// derivation's outputs are recorded in the store and valid) count as run: the
+/// evaluation is repeated with their outputs until nothing more is found (see
+/// `cmod_evaluator::eval::staged`), so what is still pending has never been built.
 pub fn evaluate_in(store: &Store, scope: &Scope<'_>, how: EvalHow) -> Result<Evaluation, OpsError> {
+    let mut ran = ProgramOutputs::new();
+    loop {
+        let eval = evaluate_once(store, scope, how.clone(), &ran)?;
+        if eval.pending.is_empty() {
+            return Ok(eval);
+        }
+        let found = realised_generators(store, &eval)?;
+        if found.is_empty() {
+            return Ok(eval);
+        }
+        ran.extend(found);
+    }
+}
+
+/// The outputs of the generators `eval` left pending whose run has been realised, with
+/// every output valid.
+pub fn realised_generators(store: &Store, eval: &Evaluation) -> Result<ProgramOutputs, OpsError> {
+    let mut found = ProgramOutputs::new();
+    for run in pending_runs(eval)? {
+        let Some(record) = store.drv_outputs(&run.drv) else {
+            continue;
+        };
+        let files: Option<BTreeMap<String, PathBuf>> = run
+            .outputs
+            .iter()
+            .map(|(rel, output)| {
+                let path = record.outputs.get(output).filter(|p| store.is_valid(p))?;
+                Some((rel.clone(), store.path_of(path)))
+            })
+            .collect();
+        if let Some(files) = files {
+            found.insert((run.root.clone(), run.name.clone()), files);
+        }
+    }
+    Ok(found)
+}
+
+/// The run derivations of the generators `eval` left pending that it can build (those
+/// whose program does not itself wait on a generator).
+pub fn pending_runs(eval: &Evaluation) -> Result<Vec<GeneratorRun>, OpsError> {
+    if eval.pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(eval
+        .derived()?
+        .generators
+        .iter()
+        .filter(|r| !r.ran)
+        .cloned()
+        .collect())
+}
+
+/// One evaluation of `scope`, with the generators of `ran` counted as run.
+fn evaluate_once(
+    store: &Store,
+    scope: &Scope<'_>,
+    how: EvalHow,
+    ran: &ProgramOutputs,
+) -> Result<Evaluation, OpsError> {
     let opts = EvalOptions {
         profile: if how.release {
             ProfileName::Release
@@ -220,6 +284,7 @@ pub fn evaluate_in(store: &Store, scope: &Scope<'_>, how: EvalHow) -> Result<Eva
         scan_source: scope
             .sharing
             .and_then(|s| crate::scan_source::source(how.offline, store, s)),
+        programs_ran: ran.clone(),
     };
     let lock_file = workspace_root(scope.dir)?.join(LOCK_NAME);
     let lock = lockfile::read(&lock_file)?;

@@ -186,10 +186,12 @@ fn realise(
     evaluations: &AtomicUsize,
 ) -> Result<Vec<(String, StorePath)>, OpsError> {
     let store = cmod_ops::project::open_store(Some(&setup.store_root), Access::Write)?;
-    let memo = cmod_ops::realise::realise(&store, request, events, || {
+    let load = || {
         evaluations.fetch_add(1, Ordering::Relaxed);
-        setup.load()
-    })?;
+        setup.load().map(|(project, _)| project)
+    };
+    let pick = |project: &Project| project.select(&[]);
+    let memo = cmod_ops::realise::realise(&store, request, events, load, pick)?;
     Ok(memo.targets)
 }
 

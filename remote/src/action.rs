@@ -82,11 +82,13 @@ pub fn platform(toolchain: &ContentHash, sandbox: &str) -> re::Platform {
 
 /// The Command that runs `resolved` with `toolchain` in sandbox mode `sandbox`.
 pub fn command_of(resolved: &Derivation, toolchain: &ToolchainInfo, sandbox: &str) -> re::Command {
+    // A generator's program is one of its inputs, run from the working directory.
     let program = match resolved.tool {
-        Tool::Cxx => &toolchain.cxx,
-        Tool::Ar => &toolchain.ar,
+        Tool::Cxx => toolchain.cxx.to_string_lossy().into_owned(),
+        Tool::Ar => toolchain.ar.to_string_lossy().into_owned(),
+        Tool::Program => format!("./{}", resolved.program_input().unwrap_or_default()),
     };
-    let mut arguments = vec![program.to_string_lossy().into_owned()];
+    let mut arguments = vec![program];
     arguments.extend(resolved.args.iter().cloned());
     let mut output_paths: Vec<String> = resolved.outputs.values().map(|o| o.at.clone()).collect();
     output_paths.sort();

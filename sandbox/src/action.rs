@@ -86,7 +86,10 @@ pub struct Link {
 /// One builder invocation.
 #[derive(Debug, Clone)]
 pub struct Action {
-    /// Absolute host path of the program (part of the toolchain closure).
+    /// Absolute host path of the program (part of the toolchain closure), or
+    /// [`crate::BUILD_DIR_PLACEHOLDER`]`/<path>` for a program among the inputs (a
+    /// generator built by an earlier step), run where the builder sees its build
+    /// directory.
     pub program: PathBuf,
     /// Arguments after argv[0]; [`crate::BUILD_DIR_PLACEHOLDER`] is substituted.
     pub args: Vec<String>,
@@ -115,10 +118,28 @@ pub struct Action {
 }
 
 impl Action {
+    /// The program as the builder's process sees it, the build directory being at
+    /// `build_dir_seen` (see [`Action::program`]).
+    pub(crate) fn program_seen(&self, build_dir_seen: &Path) -> PathBuf {
+        match self.program.strip_prefix(crate::BUILD_DIR_PLACEHOLDER) {
+            Ok(rest) => build_dir_seen.join(rest),
+            Err(_) => self.program.clone(),
+        }
+    }
+
     /// Reject actions whose relative paths could escape the build directory or whose
     /// inputs are not plain store-path basenames.
     pub(crate) fn validate(&self) -> Result<(), SandboxError> {
-        if !self.program.is_absolute() {
+        let in_build_dir = self
+            .program
+            .strip_prefix(crate::BUILD_DIR_PLACEHOLDER)
+            .is_ok_and(|rest| {
+                !rest.as_os_str().is_empty()
+                    && rest
+                        .components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)))
+            });
+        if !self.program.is_absolute() && !in_build_dir {
             return Err(SandboxError::InvalidAction(format!(
                 "program `{}` is not an absolute path",
                 self.program.display()

@@ -64,10 +64,10 @@ fn canonical_action(action: &Action) -> Result<Action, SandboxError> {
     a.build_dir = std::fs::canonicalize(&action.build_dir)
         .map_err(|e| SandboxError::io("finding build directory", &action.build_dir, e))?;
     a.store_dir = canonical(&action.store_dir);
-    a.program = canonical(&action.program);
+    a.program = canonical(&action.program_seen(&a.build_dir));
     let mut tools: Vec<PathBuf> = action.toolchain.clone();
     tools.extend(action.toolchain.iter().map(|p| canonical(p)));
-    tools.push(action.program.clone());
+    tools.push(a.program.clone());
     tools.sort();
     tools.dedup();
     a.toolchain = tools;
@@ -83,7 +83,7 @@ pub(crate) fn run(mode: Mode, action: &Action) -> Result<Outcome, SandboxError> 
     prepare_build_dir(&canon, &canon.store_dir, &Default::default())?;
     let profile = macos_profile::generate(&canon)?;
     let mut cmd = Command::new(SANDBOX_EXEC);
-    cmd.arg("-p").arg(&profile).arg(&action.program);
+    cmd.arg("-p").arg(&profile).arg(&canon.program);
     supervise::run_unshared(
         cmd,
         action,

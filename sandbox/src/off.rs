@@ -11,7 +11,7 @@ pub(crate) fn run(action: &Action) -> Result<Outcome, SandboxError> {
     let start = Instant::now();
     prepare_build_dir(action, &action.store_dir, &Default::default())?;
     supervise::run_unshared(
-        Command::new(&action.program),
+        Command::new(action.program_seen(&action.build_dir)),
         action,
         &action.build_dir,
         format!("spawning `{}`", action.program.display()),

@@ -93,6 +93,10 @@ pub enum StepKind {
     Archive,
     /// Link objects and archives into an executable.
     Link,
+    /// Run a package's generator program (`[[generate]]` with `run`), which writes
+    /// source files; its outputs are `out/<path>` for each declared file, and nothing
+    /// else may be written under `out/`.
+    Generate,
 }
 
 /// Which program of the toolchain runs the step.
@@ -104,6 +108,9 @@ pub enum Tool {
     Cxx,
     /// The archiver.
     Ar,
+    /// The program that is the derivation's input of role [`InputRole::Program`] (a
+    /// binary built by an earlier step), run from its place in the build directory.
+    Program,
 }
 
 /// Why an input is there; informational, but part of the hash.
@@ -122,6 +129,8 @@ pub enum InputRole {
     Archive,
     /// A precompiled header.
     Pch,
+    /// The program a [`Tool::Program`] step runs.
+    Program,
 }
 
 /// Where an input comes from.
@@ -289,6 +298,16 @@ impl Derivation {
             seen.insert(input.at.as_str());
         }
         self.validate_modules()?;
+        let programs = self
+            .inputs
+            .iter()
+            .filter(|i| i.role == InputRole::Program)
+            .count();
+        if (self.tool == Tool::Program) != (programs == 1) {
+            return Err(invalid(format!(
+                "a `program` step has exactly one program input, other steps none ({programs} here)"
+            )));
+        }
         for path in self.host.keys() {
             let clean = path
                 .strip_prefix('/')
@@ -360,6 +379,15 @@ impl Derivation {
             }
         }
         Ok(())
+    }
+
+    /// Where the program of a [`Tool::Program`] step is, relative to the build directory:
+    /// its input of role [`InputRole::Program`].
+    pub fn program_input(&self) -> Option<&str> {
+        self.inputs
+            .iter()
+            .find(|i| i.role == InputRole::Program)
+            .map(|i| i.at.as_str())
     }
 
     /// The BMI inputs (the modules this step imports directly).

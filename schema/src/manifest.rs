@@ -606,7 +606,9 @@ pub fn known_fields(table: &str) -> &'static [&'static str] {
             "workspace",
             "cache",
         ],
-        "generate" => &["name", "template", "output", "vars"],
+        "generate" => &[
+            "name", "template", "output", "vars", "run", "args", "inputs", "outputs",
+        ],
         "package" => &["name", "version", "description", "license"],
         "toolchain" => &[
             "compiler",

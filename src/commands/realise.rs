@@ -102,19 +102,17 @@ fn request<'a>(
 pub fn realise(cli: &Cli, args: &RealiseArgs) -> Result<(), CliError> {
     let store = crate::project::open_store(cli)?;
     let progress = Progress::for_run(&args.run, store.store_dir());
-    let select = || {
-        let project = load(cli, &args.build)?;
-        let names = project.select(&args.targets)?;
-        Ok((project, names))
-    };
+    let load = || load(cli, &args.build);
+    let pick = |project: &Project| Ok(project.select(&args.targets)?);
     if args.dry_run {
-        let (project, names) = with_json_finish(&progress, select())?;
+        let selected = load().and_then(|project| pick(&project).map(|names| (project, names)));
+        let (project, names) = with_json_finish(&progress, selected)?;
         project_evaluated(&project, &progress);
         return dry_run(&project, &names, args, &progress);
     }
     let dir = crate::project::package_dir(cli).ok();
     let request = request(cli, args, "realise", dir.as_deref());
-    let memo = cmod_ops::realise::realise(&store, &request, &progress, select);
+    let memo = cmod_ops::realise::realise(&store, &request, &progress, load, pick);
     let memo = with_json_finish(&progress, memo)?;
     print_out_paths(&store, &memo, args, &progress);
     Ok(())
@@ -155,14 +153,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), CliError> {
     };
     // The binary asked for (or the default one) selects the journal.
     let purpose = format!("run {:?}", args.bin);
-    let select = || {
-        let project = load(cli, &args.build)?;
-        let bin = pick_binary(&project, args.bin.as_deref())?;
-        Ok((project, vec![bin]))
-    };
+    let load = || load(cli, &args.build);
+    let pick = |project: &Project| Ok(vec![pick_binary(project, args.bin.as_deref())?]);
     let dir = crate::project::package_dir(cli).ok();
     let request = request(cli, &as_realise, &purpose, dir.as_deref());
-    let memo = cmod_ops::realise::realise(&store, &request, &progress, select);
+    let memo = cmod_ops::realise::realise(&store, &request, &progress, load, pick);
     let memo = with_json_finish(&progress, memo)?;
     let exe = memo
         .targets

@@ -16,7 +16,11 @@ impl Progress {
         name: &str,
         derivation: &cmod_schema::derivation::Derivation,
     ) {
-        self.status(&format!("{:>12} {name}", "Compiling"));
+        let verb = match derivation.kind {
+            cmod_schema::derivation::StepKind::Generate => "Generating",
+            _ => "Compiling",
+        };
+        self.status(&format!("{verb:>12} {name}"));
         if crate::output::verbose() {
             self.status(&format!("{:>12} `{}`", "Running", command_line(derivation)));
         }
@@ -113,6 +117,7 @@ fn command_line(derivation: &cmod_schema::derivation::Derivation) -> String {
     let tool = match derivation.tool {
         cmod_schema::derivation::Tool::Cxx => "c++",
         cmod_schema::derivation::Tool::Ar => "ar",
+        cmod_schema::derivation::Tool::Program => derivation.program_input().unwrap_or("run"),
     };
     let mut line = tool.to_string();
     for arg in &derivation.args {

@@ -148,6 +148,7 @@ fn kind_tag(kind: StepKind) -> u8 {
         StepKind::Archive => 4,
         StepKind::Link => 5,
         StepKind::HeaderUnit => 6,
+        StepKind::Generate => 7,
     }
 }
 
@@ -155,6 +156,7 @@ fn tool_tag(tool: Tool) -> u8 {
     match tool {
         Tool::Cxx => 1,
         Tool::Ar => 2,
+        Tool::Program => 3,
     }
 }
 
@@ -166,6 +168,7 @@ fn role_tag(role: InputRole) -> u8 {
         InputRole::Object => 4,
         InputRole::Archive => 5,
         InputRole::Pch => 6,
+        InputRole::Program => 7,
     }
 }
 

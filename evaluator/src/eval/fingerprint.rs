@@ -36,7 +36,7 @@ impl Fields {
 pub(super) fn of(e: &Evaluation) -> ContentHash {
     let mut h = Fields(blake3::Hasher::new());
     h.put(concat!(
-        "cmod-eval-fingerprint-v4 ",
+        "cmod-eval-fingerprint-v5 ",
         env!("CARGO_PKG_VERSION")
     ));
     h.put(e.profile.as_str());
@@ -60,6 +60,14 @@ pub(super) fn of(e: &Evaluation) -> ContentHash {
                 h.put(&t.name);
                 h.list(t.units.iter());
             }
+        }
+        // Generators that run a program: what their run derivations read.
+        h.count(s.programs.len());
+        for g in &s.programs {
+            h.put(&g.name);
+            h.put(if g.ran { "ran" } else { "pending" });
+            h.list(g.inputs.iter());
+            g.input_hashes.iter().for_each(|x| h.hash(x));
         }
     }
     let system = e.settings.all_system_libs();

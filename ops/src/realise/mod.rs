@@ -28,7 +28,7 @@ use crate::{OpsError, Project};
 pub(crate) use crate::events::warn;
 pub use crate::events::{Events, Summary};
 pub use links::{link_outputs, OutLinks};
-pub use steps::{build_outputs, build_targets, probe_sandbox, BuildRequest};
+pub use steps::{build_outputs, build_targets, probe_sandbox, run_generators, BuildRequest};
 pub use verdict::describe_difference;
 
 /// How to realise: the build settings, the profile and network (which the compile
@@ -50,14 +50,17 @@ pub struct RealiseRequest<'a> {
     pub journal: Option<JournalKey<'a>>,
 }
 
-/// Realise the targets `select` evaluates and picks (package, name): from the input
-/// journal while it holds, else by evaluating (every read recorded), realising (see
-/// [`realise_selected`]), and journaling those reads. The memo of the realisation.
+/// Realise the targets `pick` chooses (package, name) of the project `load` evaluates:
+/// from the input journal while it holds, else by evaluating (every read recorded, the
+/// generators that run a program built and run first: see [`load_with_generators`]),
+/// realising (see [`realise_selected`]), and journaling those reads. The memo of the
+/// realisation.
 pub fn realise<E: From<OpsError>>(
     store: &Store,
     request: &RealiseRequest<'_>,
     events: &dyn Events,
-    select: impl FnOnce() -> Result<(Project, Vec<(String, String)>), E>,
+    load: impl Fn() -> Result<Project, E>,
+    pick: impl FnOnce(&Project) -> Result<Vec<(String, String)>, E>,
 ) -> Result<Memo, E> {
     let journal = request
         .journal
@@ -70,7 +73,8 @@ pub fn realise<E: From<OpsError>>(
         }
     }
     let recording = Recording::start();
-    let selected = select();
+    let selected = load_with_generators(request, events, load)
+        .and_then(|project| pick(&project).map(|names| (project, names)));
     let recorded = recording.finish();
     let (project, names) = selected?;
     events.evaluated(
@@ -88,6 +92,44 @@ pub fn realise<E: From<OpsError>>(
         }
     }
     Ok(memo)
+}
+
+/// The project `load` evaluates once every generator that runs a program has run: while
+/// the evaluation leaves some pending, those it can build are built and run (see
+/// [`run_generators`]) and it is evaluated again, which finds their outputs. Each round
+/// runs at least one generator, so this ends; a round that can run none is an error.
+pub fn load_with_generators<E: From<OpsError>>(
+    request: &RealiseRequest<'_>,
+    events: &dyn Events,
+    load: impl Fn() -> Result<Project, E>,
+) -> Result<Project, E> {
+    loop {
+        let project = load()?;
+        if project.eval.pending.is_empty() {
+            if request.check {
+                // The evaluation took the generators' recorded outputs: rebuild them too.
+                let runs = &project.derived()?.generators;
+                run_generators(&project, runs, &request.settings, true, events)?;
+            }
+            return Ok(project);
+        }
+        let runs = crate::project::pending_runs(&project.eval)?;
+        let ran = run_generators(&project, &runs, &request.settings, request.check, events)?;
+        if ran == 0 {
+            let waiting: Vec<String> = project
+                .eval
+                .pending
+                .generators
+                .iter()
+                .map(|(p, g)| format!("`{g}` of `{p}`"))
+                .collect();
+            return Err(OpsError::usage(
+                format!("generators {} cannot run: their programs wait on generated files", waiting.join(", ")),
+                Some("a generator's program cannot use its own package's generated files, nor a library that needs them".into()),
+            )
+            .into());
+        }
+    }
 }
 
 /// Realise `names` of a loaded project: out-links checked first, under the shared GC lock

@@ -39,6 +39,48 @@ pub fn build_outputs(
     build_targets(project, targets, settings, &request, events, |_, _| Ok(())).map(|(o, _)| o)
 }
 
+/// Build and run the generators `runs` of `project` (their programs first), as a
+/// realisation does (`check`: rebuilt and compared, so a generator whose
+/// output depends on something it does not declare shows as a difference). Their
+/// outputs are then recorded in the store, where the next evaluation finds them. A
+/// failing program fails like any step: its log is shown and nothing is registered.
+pub fn run_generators(
+    project: &Project,
+    runs: &[cmod_evaluator::derive::GeneratorRun],
+    settings: &BuildSettings,
+    check: bool,
+    events: &dyn Events,
+) -> Result<usize, OpsError> {
+    let targets: Vec<Target> = runs
+        .iter()
+        .flat_map(|run| {
+            run.outputs.iter().map(|(rel, output)| Target {
+                package: run.package.clone(),
+                name: format!("{}:{rel}", run.name),
+                kind: cmod_evaluator::derive::TargetKind::Bin,
+                drv: run.drv.clone(),
+                output: output.clone(),
+            })
+        })
+        .collect();
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    events.sources(&project.eval);
+    let request = BuildRequest {
+        check,
+        ..BuildRequest::default()
+    };
+    let (r, _) = realise_targets(project, &targets, settings, &request, events)?;
+    if !r.success() {
+        return Err(verdict::failure_error(project, &r));
+    }
+    let differing: std::collections::BTreeSet<&StorePath> =
+        r.differences.iter().map(|(d, _)| d).collect();
+    verdict::check_differences(&project.store, &r, &differing)?;
+    Ok(runs.len())
+}
+
 /// How [`build_targets`] realises: `--check`, the outputs `--locked` pins, and the
 /// previous realisation of the same targets (whose unchanged steps are reused).
 #[derive(Default)]

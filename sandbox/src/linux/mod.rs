@@ -221,12 +221,13 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     let (stdin, log) = open_stdio(action)?;
 
     let (mut spec, what) = spec_base(&plan, &build)?;
-    let mut argv = vec![cpath(&action.program)?];
+    let program = action.program_seen(Path::new(BUILD_DIR));
+    let mut argv = vec![cpath(&program)?];
     for a in substitute_args(&action.args, BUILD_DIR) {
         argv.push(cstr(a, "an argument")?);
     }
     spec.cwd = cstr(BUILD_DIR, "cwd")?;
-    spec.program = cpath(&action.program)?;
+    spec.program = cpath(&program)?;
     spec.argv = CVec::new(argv);
     spec.envp = CVec::new(env_cstrings(BUILD_DIR, action)?);
     spec.stdio = Some((stdin.as_raw_fd(), log.as_raw_fd()));
@@ -283,14 +284,15 @@ fn run_landlock(action: &Action) -> Result<Outcome, SandboxError> {
     let ruleset = landlock_rules::prepare(&rules)?.ok_or_else(landlock_unsupported)?;
     let (stdin, log) = open_stdio(action)?;
     let seen = action.build_dir.to_string_lossy().into_owned();
-    let mut argv = vec![cpath(&action.program)?];
+    let program = action.program_seen(&action.build_dir);
+    let mut argv = vec![cpath(&program)?];
     for a in substitute_args(&action.args, &seen) {
         argv.push(cstr(a, "an argument")?);
     }
     let mut builder_stack = vec![0u8; BUILDER_STACK];
     let top = (builder_stack.as_mut_ptr() as usize + BUILDER_STACK) & !0xf;
     let mut spec = ReaperSpec {
-        program: cpath(&action.program)?,
+        program: cpath(&program)?,
         argv: CVec::new(argv),
         envp: CVec::new(env_cstrings(&seen, action)?),
         cwd: cpath(&action.build_dir)?,

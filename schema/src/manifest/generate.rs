@@ -1,9 +1,13 @@
 //! `[[generate]]`: files a package's build writes before compiling them. A generator
-//! names the file it writes (`output`, package-relative: where the build sees it, and how
-//! targets' `sources` name it) and how it is made: `template`, a package file in which
-//! `@VAR@` and `${VAR}` are replaced by the values of `vars` (and the built-in
-//! `PACKAGE_NAME` and `PACKAGE_VERSION`), the most common generator of real projects (a
-//! `version.cppm.in` becoming a module).
+//! names the files it writes (package-relative: where the build sees them, and how
+//! targets' `sources` name them) and how they are made, one of:
+//! * `template` (with `output`): a package file in which `@VAR@` and `${VAR}` are
+//!   replaced by the values of `vars` (and the built-in `PACKAGE_NAME` and
+//!   `PACKAGE_VERSION`), the most common generator of real projects (a `version.cppm.in`
+//!   becoming a module);
+//! * `run` (with `outputs`): a `[[bin]]` of the package, built first and run in the
+//!   sandbox with `args`, seeing only its declared `inputs`; it writes each of `outputs`
+//!   under `out/` in its working directory.
 
 use std::collections::BTreeMap;
 
@@ -17,10 +21,26 @@ pub struct Generate {
     /// The generator's name, unique in the package (for messages and `cmod graph`).
     pub name: Spanned<String>,
     /// The template file, relative to the package root.
-    pub template: Spanned<String>,
-    /// The file it writes, relative to the package root (it need not exist there).
-    pub output: Spanned<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Spanned<String>>,
+    /// The file a template generator writes, relative to the package root (it need not
+    /// exist there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Spanned<String>>,
     /// The values of `@NAME@` and `${NAME}` in the template.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, Spanned<String>>,
+    /// The `[[bin]]` of the package that writes the files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Spanned<String>>,
+    /// The program's arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Spanned<String>>,
+    /// The package files the program reads (paths or globs, package-relative): all it
+    /// sees of the package, at their paths in its working directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Spanned<String>>,
+    /// The files the program writes, package-relative; it writes each at `out/<path>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<Spanned<String>>,
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use cmod_sandbox::{Limits, Mode, SandboxError};
-use cmod_schema::derivation::{Derivation, InputFrom};
+use cmod_schema::derivation::{Derivation, InputFrom, StepKind};
 use cmod_schema::toolchain::ToolchainInfo;
 use cmod_schema::{ContentHash, PathKind, StorePath};
 
@@ -85,6 +85,16 @@ pub enum BuildError {
         /// The derivation's name.
         name: String,
         /// The missing output, relative to the build directory.
+        at: String,
+        /// The builder's output.
+        log: String,
+    },
+    /// A generator wrote a file under `out/` that is not one of its declared outputs.
+    #[error("{name}: the program wrote `{at}`, which is not one of its declared outputs")]
+    UndeclaredOutput {
+        /// The derivation's name.
+        name: String,
+        /// The undeclared file, relative to the build directory.
         at: String,
         /// The builder's output.
         log: String,
@@ -361,7 +371,53 @@ fn check_outputs(
             source,
         })?;
     }
+    if resolved.kind == StepKind::Generate {
+        if let Some(at) = undeclared_output(resolved, build_dir) {
+            return Err(BuildError::UndeclaredOutput {
+                name: resolved.name.clone(),
+                at,
+                log: log.to_string(),
+            });
+        }
+    }
     Ok(())
+}
+
+/// The first file in a generator's build directory that is neither one of its inputs
+/// nor one of its declared outputs (a generator writes exactly the files it declares, so
+/// every consumer knows what it reads). The sandbox's private `/tmp` (`.tmp`) is not
+/// looked at.
+fn undeclared_output(resolved: &Derivation, build_dir: &std::path::Path) -> Option<String> {
+    let known: BTreeSet<&str> = resolved
+        .outputs
+        .values()
+        .map(|o| o.at.as_str())
+        .chain(resolved.inputs.iter().map(|i| i.at.as_str()))
+        .collect();
+    let mut stack = vec![build_dir.to_path_buf()];
+    let mut found: Vec<String> = Vec::new();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(build_dir)
+                .ok()?
+                .to_string_lossy()
+                .into_owned();
+            if rel == ".tmp" || known.contains(rel.as_str()) {
+                continue;
+            }
+            match entry.file_type().is_ok_and(|t| t.is_dir()) {
+                true => stack.push(path),
+                false => found.push(rel),
+            }
+        }
+    }
+    found.sort();
+    found.into_iter().next()
 }
 
 /// Keep the log of a failed attempt to build `drv_path` (under `key`) in the store, so
@@ -372,7 +428,10 @@ fn keep_failure_log(
     key: &ContentHash,
     mut error: BuildError,
 ) -> BuildError {
-    if let BuildError::Failed { log, .. } | BuildError::MissingOutput { log, .. } = &mut error {
+    if let BuildError::Failed { log, .. }
+    | BuildError::MissingOutput { log, .. }
+    | BuildError::UndeclaredOutput { log, .. } = &mut error
+    {
         if let Err(e) = store.keep_failed_log(key, drv_path, log.as_bytes()) {
             log.push_str(&format!(
                 "\nnote: this log could not be kept in the store: {e}\n"

@@ -201,6 +201,9 @@ fn action_for(job: &Job<'_>) -> Action {
     let program = match resolved.tool {
         Tool::Cxx => job.toolchain.cxx.clone(),
         Tool::Ar => job.toolchain.ar.clone(),
+        // A generator: its program is an input, run from its place in the build directory.
+        Tool::Program => Path::new(cmod_sandbox::BUILD_DIR_PLACEHOLDER)
+            .join(resolved.program_input().unwrap_or_default()),
     };
     Action {
         program,

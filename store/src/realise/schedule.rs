@@ -332,9 +332,9 @@ impl Run<'_, '_> {
         let node = &self.nodes[i];
         let drv = &self.sched.drvs[&node.drv];
         let (log, reason) = match &e {
-            BuildError::Failed { log, .. } | BuildError::MissingOutput { log, .. } => {
-                (log.clone(), e.to_string())
-            }
+            BuildError::Failed { log, .. }
+            | BuildError::MissingOutput { log, .. }
+            | BuildError::UndeclaredOutput { log, .. } => (log.clone(), e.to_string()),
             other => (String::new(), other.to_string()),
         };
         self.sched.reporter.event(&Event::Failed {
