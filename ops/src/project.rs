@@ -305,6 +305,33 @@ fn evaluate_once(
 }
 
 impl Project {
+    /// What this evaluation could not evaluate yet, for a person: which generators have
+    /// not run and which targets wait on them; `None` when nothing is pending.
+    pub fn pending_note(&self) -> Option<String> {
+        let pending = &self.eval.pending;
+        if pending.is_empty() {
+            return None;
+        }
+        let list = |items: &[(String, String)]| {
+            items
+                .iter()
+                .map(|(p, n)| format!("`{p}/{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut note = format!(
+            "generator(s) {} have not run: their outputs are not scanned yet",
+            list(&pending.generators)
+        );
+        if !pending.targets.is_empty() {
+            note.push_str(&format!(
+                ", and target(s) {} are pending until they have (`cmod realise` runs them first)",
+                list(&pending.targets)
+            ));
+        }
+        Some(note)
+    }
+
     /// The derivations (emitted on first use).
     pub fn derived(&self) -> Result<&cmod_evaluator::derive::Derived, OpsError> {
         Ok(self.eval.derived()?)
@@ -364,10 +391,25 @@ impl Project {
             match found.as_slice() {
                 [(p, t, _)] => out.push((p.clone(), t.clone())),
                 [] => {
+                    let pending = &self.eval.pending.targets;
+                    let waiting = pending
+                        .iter()
+                        .find(|(p, t)| in_pkg(p) && t == name)
+                        .or_else(|| {
+                            pending.iter().find(|(p, t)| {
+                                in_pkg(p) && (*p == name || *t == format!("lib{name}.a"))
+                            })
+                        });
+                    if let Some((p, t)) = waiting {
+                        return Err(OpsError::usage(
+                            format!("target `{p}/{t}` waits on generators that have not run"),
+                            Some(self.pending_note().unwrap_or_default()),
+                        ));
+                    }
                     return Err(OpsError::usage(
                         format!("no target `{n}`"),
                         Some(format!("the targets are: {}", known())),
-                    ))
+                    ));
                 }
                 many => {
                     let options: Vec<String> =

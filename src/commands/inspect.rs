@@ -22,7 +22,16 @@ fn pretty(v: &serde_json::Value) -> String {
 pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<(), CliError> {
     let project = load_to_read(cli, &args.build)?;
     let targets = project.targets_named(&args.targets)?;
-    let roots: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    let mut roots: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    // A generator that has not run is shown with what it needs; its consumers are not.
+    roots.extend(
+        cmod_ops::project::pending_runs(&project.eval)?
+            .into_iter()
+            .map(|r| r.drv),
+    );
+    if let Some(note) = project.pending_note() {
+        errln!("note: {note}");
+    }
     let derivations = &project.derived()?.derivations;
     let order = needed(derivations, &roots)?;
     if args.json {
@@ -191,7 +200,11 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
                 .collect();
             outln!(
                 "{}",
-                pretty(&json!({ "units": units, "header_units": header_units }))
+                pretty(&json!({
+                    "units": units,
+                    "header_units": header_units,
+                    "generators": generators(&project.eval),
+                }))
             );
         }
         GraphFormat::Dot => {
@@ -247,10 +260,62 @@ pub fn graph(cli: &Cli, format: GraphFormat, build: &BuildOpts) -> Result<(), Cl
                     );
                 }
             }
+            for generator in generators(&project.eval) {
+                let id = format!(
+                    "[[generate]] {}/{}",
+                    generator["package"].as_str().unwrap_or(""),
+                    generator["name"].as_str().unwrap_or("")
+                );
+                let how = match generator["run"].as_str() {
+                    Some(bin) => format!("runs {bin}"),
+                    None => "template".to_string(),
+                };
+                let pending = if generator["ran"] == json!(false) {
+                    "\\n(not run yet)"
+                } else {
+                    ""
+                };
+                outln!("  \"{id}\" [shape=component, label=\"{id}\\n{how}{pending}\"];");
+                for output in generator["outputs"].as_array().into_iter().flatten() {
+                    let unit = format!(
+                        "{}/{}",
+                        generator["package"].as_str().unwrap_or(""),
+                        output.as_str().unwrap_or("")
+                    );
+                    outln!("  \"{id}\" -> \"{unit}\" [style=dotted];");
+                }
+            }
             outln!("}}");
         }
     }
     Ok(())
+}
+
+/// Every package's generators for `cmod graph`: templates and programs, what they write
+/// and, for programs, what they run and read, and whether they have run.
+fn generators(eval: &cmod_evaluator::Evaluation) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for (pkg, sources) in eval.packages.packages.iter().zip(&eval.sources) {
+        let mut templates: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (rel, file) in &sources.generated {
+            if !sources.programs.iter().any(|p| p.name == file.generator) {
+                templates.entry(&file.generator).or_default().push(rel);
+            }
+        }
+        for (name, outputs) in templates {
+            out.push(json!({
+                "package": pkg.name, "name": name, "kind": "template",
+                "outputs": outputs, "ran": true,
+            }));
+        }
+        for p in &sources.programs {
+            out.push(json!({
+                "package": pkg.name, "name": p.name, "kind": "program", "run": p.bin,
+                "args": p.args, "inputs": p.inputs, "outputs": p.outputs, "ran": p.ran,
+            }));
+        }
+    }
+    out
 }
 
 /// The root of the store holding `path`, if it is written `<root>/v1/store/<name>`.

@@ -39,14 +39,27 @@ fn dry_run(
                 "name": derivations[d].name,
             }));
         }
+        for (package, target) in &project.eval.pending.targets {
+            progress.json_line(json!({
+                "reason": "pending",
+                "package": package,
+                "target": target,
+                "generators": project.eval.pending.generators.iter()
+                    .map(|(p, g)| format!("{p}/{g}")).collect::<Vec<_>>(),
+            }));
+        }
         progress.json_line(json!({
             "reason": "finished",
             "success": true,
             "dry_run": true,
             "would_build": plan.to_build.len(),
             "fresh": plan.fresh,
+            "pending": project.eval.pending.targets.len(),
         }));
         return Ok(());
+    }
+    if let Some(note) = project.pending_note() {
+        errln!("note: {note}");
     }
     errln!(
         "{} derivation(s) would be built, {} are fresh:",

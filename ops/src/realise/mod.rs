@@ -201,7 +201,13 @@ pub fn dry_run(
 ) -> Result<realise::Plan, OpsError> {
     let mode = probe_sandbox(settings, events)?.mode;
     let targets = project.targets(names)?;
-    let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    let mut drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
+    // Generators that have not run would run first; what waits on them is pending.
+    drvs.extend(
+        crate::project::pending_runs(&project.eval)?
+            .into_iter()
+            .map(|r| r.drv),
+    );
     Ok(realise::dry_run(
         &project.store,
         &project.derived()?.derivations,

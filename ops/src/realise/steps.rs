@@ -73,12 +73,46 @@ pub fn run_generators(
     };
     let (r, _) = realise_targets(project, &targets, settings, &request, events)?;
     if !r.success() {
-        return Err(verdict::failure_error(project, &r));
+        return Err(generator_failure(project, runs, &r));
     }
     let differing: std::collections::BTreeSet<&StorePath> =
         r.differences.iter().map(|(d, _)| d).collect();
     verdict::check_differences(&project.store, &r, &differing)?;
     Ok(runs.len())
+}
+
+/// The error for generators that failed: as any step's, and for a program that wrote a
+/// file it does not declare or missed one it does, which generator and how to fix it.
+fn generator_failure(
+    project: &Project,
+    runs: &[cmod_evaluator::derive::GeneratorRun],
+    r: &realise::Realisation,
+) -> OpsError {
+    let mut error = verdict::failure_error(project, r);
+    if let OpsError::BuildFailed { message } = &mut error {
+        for (drv, e) in &r.failures {
+            let Some(run) = runs.iter().find(|run| &run.drv == drv) else {
+                continue;
+            };
+            let what = match e {
+                realise::BuildError::UndeclaredOutput { at, .. } => {
+                    format!("wrote `{at}`, which its `outputs` do not list")
+                }
+                realise::BuildError::MissingOutput { at, .. } => {
+                    format!("did not write `{at}`, which its `outputs` list")
+                }
+                _ => continue,
+            };
+            message.push_str(&format!(
+                "\n  generator `{}` of `{}` {what}\n  help: list exactly the files the program writes in `outputs` of [[generate]] `{}` ({})",
+                run.name,
+                run.package,
+                run.name,
+                run.root.join("cmod.toml").display()
+            ));
+        }
+    }
+    error
 }
 
 /// How [`build_targets`] realises: `--check`, the outputs `--locked` pins, and the
