@@ -246,7 +246,7 @@ fn evaluate_phases(
             select: opts.select.clone(),
         },
     )?;
-    let pending = staged::leave_out_pending(&mut packages, &opts.programs_ran);
+    let pending = staged::leave_out_pending(&mut packages, &opts.programs_ran)?;
     let Planned {
         lookup,
         files,

@@ -11,6 +11,7 @@
 
 use cmod_schema::manifest::Target;
 
+use crate::error::EvalError;
 use crate::generate::{generator_bins, has_pending_programs, ProgramOutputs};
 use crate::package::PackageGraph;
 
@@ -35,7 +36,10 @@ impl Pending {
 
 /// Cut the manifests of the packages that wait on a generator that has not run (see the
 /// module documentation) and say what was left out.
-pub(crate) fn leave_out_pending(packages: &mut PackageGraph, ran: &ProgramOutputs) -> Pending {
+pub(crate) fn leave_out_pending(
+    packages: &mut PackageGraph,
+    ran: &ProgramOutputs,
+) -> Result<Pending, EvalError> {
     let n = packages.packages.len();
     let mut pending = Pending {
         cut: vec![false; n],
@@ -55,6 +59,7 @@ pub(crate) fn leave_out_pending(packages: &mut PackageGraph, ran: &ProgramOutput
         }
         pending.cut[p] = true;
         if own {
+            crate::generate::program::check_runs(&pkg.file)?;
             for g in &pkg.file.manifest.generate {
                 let g = g.get_ref();
                 if g.run.is_some() {
@@ -94,5 +99,5 @@ pub(crate) fn leave_out_pending(packages: &mut PackageGraph, ran: &ProgramOutput
             .targets
             .extend(left_out.into_iter().map(|t| (name.clone(), t)));
     }
-    pending
+    Ok(pending)
 }

@@ -36,27 +36,7 @@ pub(crate) fn check(
             "a generator that runs a program has `run`, `args`, `inputs` and `outputs` (a list)",
         ));
     }
-    let bins: Vec<&str> = file
-        .manifest
-        .bin
-        .iter()
-        .filter_map(|b| b.get_ref().name.as_ref().map(|n| n.get_ref().as_str()))
-        .collect();
-    if !bins.contains(&run.get_ref().as_str()) {
-        let help = match bins.is_empty() {
-            true => "add a [[bin]] with this `name` whose program writes the outputs".to_string(),
-            false => format!("the package's binaries are: {}", bins.join(", ")),
-        };
-        return Err(manifest_error(
-            file,
-            run.span(),
-            format!(
-                "generator `{name}` runs `{}`, which is not a [[bin]] of this package",
-                run.get_ref()
-            ),
-            &help,
-        ));
-    }
+    check_run(file, g, run)?;
     if g.outputs.is_empty() {
         return Err(manifest_error(
             file,
@@ -94,6 +74,45 @@ pub(crate) fn check(
         ran: ran.contains_key(&(file.dir().to_path_buf(), name.clone())),
         location: file.location_or_file(g.name.span()),
     })
+}
+
+/// Every generator of the package that runs a program names one of its `[[bin]]`s (checked
+/// before staged evaluation cuts the manifest down; see `eval/staged.rs`).
+pub(crate) fn check_runs(file: &ManifestFile) -> Result<(), EvalError> {
+    for g in &file.manifest.generate {
+        let g = g.get_ref();
+        if let Some(run) = &g.run {
+            check_run(file, g, run)?;
+        }
+    }
+    Ok(())
+}
+
+/// `run` names a `[[bin]]` of the package.
+fn check_run(file: &ManifestFile, g: &Generate, run: &Spanned<String>) -> Result<(), EvalError> {
+    let bins: Vec<&str> = file
+        .manifest
+        .bin
+        .iter()
+        .filter_map(|b| b.get_ref().name.as_ref().map(|n| n.get_ref().as_str()))
+        .collect();
+    if bins.contains(&run.get_ref().as_str()) {
+        return Ok(());
+    }
+    let help = match bins.is_empty() {
+        true => "add a [[bin]] with this `name` whose program writes the outputs".to_string(),
+        false => format!("the package's binaries are: {}", bins.join(", ")),
+    };
+    Err(manifest_error(
+        file,
+        run.span(),
+        format!(
+            "generator `{}` runs `{}`, which is not a [[bin]] of this package",
+            g.name.get_ref(),
+            run.get_ref()
+        ),
+        &help,
+    ))
 }
 
 /// The package files `program`'s input patterns name (`files`: every file of the

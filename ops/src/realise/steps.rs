@@ -77,7 +77,23 @@ pub fn run_generators(
     }
     let differing: std::collections::BTreeSet<&StorePath> =
         r.differences.iter().map(|(d, _)| d).collect();
-    verdict::check_differences(&project.store, &r, &differing)?;
+    verdict::check_differences(&project.store, &r, &differing).map_err(|e| {
+        let names: Vec<String> = runs
+            .iter()
+            .filter(|run| differing.contains(&run.drv))
+            .map(|run| format!("`{}` of `{}`", run.name, run.package))
+            .collect();
+        match (e, names.is_empty()) {
+            (OpsError::Integrity { message, help }, false) => OpsError::Integrity {
+                message: format!(
+                    "{message}\n  generator {} wrote different files when run again: what it writes depends on something it does not declare (the time, randomness, the environment)",
+                    names.join(", ")
+                ),
+                help,
+            },
+            (e, _) => e,
+        }
+    })?;
     Ok(runs.len())
 }
 
