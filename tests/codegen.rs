@@ -213,10 +213,42 @@ fn a_program_generator_builds_and_runs_before_its_consumers() {
         "\"in/*.cppm\"",
         "\"gen/a.cppm\"",
     );
-    let dir = copy_project(&s, "copier", &g, &[]);
+    let test = "[[test]]\nname = \"t\"\nmain = \"tests/t.cpp\"\n\n";
+    let dir = copy_project(
+        &s,
+        "copier",
+        &format!("{test}{g}"),
+        &[(
+            "tests/t.cpp",
+            "import a;\nint main() { return a() == 41 ? 0 : 1; }\n",
+        )],
+    );
+    // `cmod test` runs the generator first (its test imports the generated module).
+    let tested = s.cmod(&dir, &["test"]);
+    let out = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        tested.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    assert!(out.contains("1 passed"), "{out}");
     let r = s.realise(&dir, &[]).ok();
     assert_eq!(run(&r.target("app"), &[]), "42\n");
     assert!(s.realise(&dir, &[]).ok().built().is_empty());
+    // So does `cmod lock --outputs`, which pins every target's output.
+    let a = "export module a;\nexport int a() { return 9; }\n";
+    std::fs::write(dir.join("in/a.cppm"), a).unwrap();
+    let lock = s.cmod(&dir, &["lock", "--outputs"]);
+    assert!(
+        lock.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lock.stderr)
+    );
+    let pins = std::fs::read_to_string(dir.join("cmod.lock")).unwrap();
+    assert!(
+        pins.contains("libcopier.a") && pins.contains("app"),
+        "{pins}"
+    );
 }
 
 #[test]

@@ -256,42 +256,52 @@ pub fn outputs_of(
 
 /// `cmod lock [--outputs]`.
 pub fn lock(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
-    let project = load(cli, &args.build)?;
-    let mut lock = prepare_lock(&project, false)?;
     if args.outputs {
-        let targets = project.targets_named(&[])?;
-        let progress = Progress::for_run(&args.run, project.store.store_dir());
-        project_evaluated(&project, &progress);
-        let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
-        let pins = lock
-            .outputs
-            .entry(cmod_ops::lock::profile(&project).to_string())
-            .or_default();
-        pins.clear();
-        for (name, p) in Project::shown(&targets).into_iter().zip(&outputs) {
-            let info = project.store.path_info(p)?;
-            pins.insert(
-                name,
-                cmod_schema::lock::LockedOutput {
-                    path: p.clone(),
-                    content_hash: info.content_hash,
-                },
-            );
-        }
-        cmod_ops::lock::write(&project, &lock)?;
-        status!(
-            "{:>12} {} output(s) of the `{}` profile in cmod.lock",
-            "Pinned",
-            outputs.len(),
-            cmod_ops::lock::profile(&project)
-        );
-    } else {
-        status!(
-            "{:>12} toolchain and {} package(s) in cmod.lock",
-            "Locked",
-            lock.packages.len()
+        return lock_outputs(cli, args);
+    }
+    let project = load(cli, &args.build)?;
+    let lock = prepare_lock(&project, false)?;
+    status!(
+        "{:>12} toolchain and {} package(s) in cmod.lock",
+        "Locked",
+        lock.packages.len()
+    );
+    Ok(())
+}
+
+/// `cmod lock --outputs`: build every target (generators first) and pin its output.
+fn lock_outputs(cli: &Cli, args: &LockArgs) -> Result<(), CliError> {
+    let store = crate::project::open_store(cli)?;
+    let progress = Progress::for_run(&args.run, store.store_dir());
+    let settings = args.run.settings();
+    let load = || load(cli, &args.build);
+    let project = cmod_ops::realise::load_with_generators(&settings, false, &progress, load)?;
+    let mut lock = prepare_lock(&project, false)?;
+    let targets = project.targets_named(&[])?;
+    project_evaluated(&project, &progress);
+    let outputs = build_outputs(&project, &targets, &args.run, &progress)?;
+    let pins = lock
+        .outputs
+        .entry(cmod_ops::lock::profile(&project).to_string())
+        .or_default();
+    pins.clear();
+    for (name, p) in Project::shown(&targets).into_iter().zip(&outputs) {
+        let info = project.store.path_info(p)?;
+        pins.insert(
+            name,
+            cmod_schema::lock::LockedOutput {
+                path: p.clone(),
+                content_hash: info.content_hash,
+            },
         );
     }
+    cmod_ops::lock::write(&project, &lock)?;
+    status!(
+        "{:>12} {} output(s) of the `{}` profile in cmod.lock",
+        "Pinned",
+        outputs.len(),
+        cmod_ops::lock::profile(&project)
+    );
     Ok(())
 }
 

@@ -37,7 +37,12 @@ fn report_no_tests(format: crate::cli::MessageFormat) {
 }
 
 pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
-    let project = load_with_tests(cli, &args.build)?;
+    let store = crate::project::open_store(cli)?;
+    let progress = Progress::for_run(&args.run, store.store_dir());
+    // Generators that run a program run first: the tests may import what they write.
+    let settings = args.run.settings();
+    let load = || load_with_tests(cli, &args.build);
+    let project = cmod_ops::realise::load_with_generators(&settings, false, &progress, load)?;
     let selected = cmod_ops::test::select(&project, &args.tests)?;
     if selected.is_empty() {
         report_no_tests(args.run.message_format);
@@ -47,7 +52,6 @@ pub fn test(cli: &Cli, args: &TestArgs) -> Result<(), CliError> {
     let _gc = project.store.gc_guard()?;
     crate::commands::realise::prepare_lock(&project, args.build.locked())?;
     let targets = project.targets_where(&selected, |t| t.kind == TargetKind::Test)?;
-    let progress = Progress::for_run(&args.run, project.store.store_dir());
     progress.evaluated(
         &project.eval.packages.workspace_root,
         project.eval.stats.scan_time,

@@ -73,7 +73,7 @@ pub fn realise<E: From<OpsError>>(
         }
     }
     let recording = Recording::start();
-    let selected = load_with_generators(request, events, load)
+    let selected = load_with_generators(&request.settings, request.check, events, load)
         .and_then(|project| pick(&project).map(|names| (project, names)));
     let recorded = recording.finish();
     let (project, names) = selected?;
@@ -96,25 +96,27 @@ pub fn realise<E: From<OpsError>>(
 
 /// The project `load` evaluates once every generator that runs a program has run: while
 /// the evaluation leaves some pending, those it can build are built and run (see
-/// [`run_generators`]) and it is evaluated again, which finds their outputs. Each round
-/// runs at least one generator, so this ends; a round that can run none is an error.
+/// [`run_generators`]; with `check`, rebuilt and compared) and it is evaluated again,
+/// which finds their outputs. Each round runs at least one generator, so this ends; a
+/// round that can run none is an error.
 pub fn load_with_generators<E: From<OpsError>>(
-    request: &RealiseRequest<'_>,
+    settings: &BuildSettings,
+    check: bool,
     events: &dyn Events,
     load: impl Fn() -> Result<Project, E>,
 ) -> Result<Project, E> {
     loop {
         let project = load()?;
         if project.eval.pending.is_empty() {
-            if request.check {
+            if check {
                 // The evaluation took the generators' recorded outputs: rebuild them too.
                 let runs = &project.derived()?.generators;
-                run_generators(&project, runs, &request.settings, true, events)?;
+                run_generators(&project, runs, settings, true, events)?;
             }
             return Ok(project);
         }
         let runs = crate::project::pending_runs(&project.eval)?;
-        let ran = run_generators(&project, &runs, &request.settings, request.check, events)?;
+        let ran = run_generators(&project, &runs, settings, check, events)?;
         if ran == 0 {
             let waiting: Vec<String> = project
                 .eval
