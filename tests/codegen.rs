@@ -388,3 +388,63 @@ fn program_generator_mistakes_in_the_manifest_are_named_at_their_line() {
     );
     assert!(err.contains("cmod.toml:12:"), "{err}");
 }
+
+/// A generator may run a `[[bin]]` of a dependency (`run = "<dependency>/<bin>"`): the
+/// dependency's program is built (with its own library) and run like a local one.
+#[test]
+fn a_generator_runs_a_binary_of_a_dependency() {
+    let s = Sandbox::new();
+    s.project(
+        "ws/tools",
+        &[
+            (
+                "cmod.toml",
+                "[package]\nname = \"tools\"\nversion = \"1.2.0\"\n\n[lib]\nname = \"tools\"\nsources = [\"src/*.cppm\"]\n\n[[bin]]\nname = \"copy\"\nmain = \"copy.cpp\"\n",
+            ),
+            ("copy.cpp", COPY_TOOL),
+            ("src/tools.cppm", "export module tools;\nexport int version() { return 12; }\n"),
+        ],
+    );
+    let app = s.project(
+        "ws/app",
+        &[
+            (
+                "cmod.toml",
+                "[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[bin]]\nname = \"app\"\nmain = \"main.cpp\"\nsources = [\"gen/*.cppm\"]\n\n[dependencies]\ntools = { path = \"../tools\" }\n\n[[generate]]\nname = \"make-a\"\nrun = \"tools/copy\"\nargs = [\"in/a.cppm=gen/a.cppm\"]\ninputs = [\"in/a.cppm\"]\noutputs = [\"gen/a.cppm\"]\n",
+            ),
+            ("in/a.cppm", "export module a;\nexport int a() { return 30; }\n"),
+            (
+                "main.cpp",
+                "#include <cstdio>\nimport a;\nimport tools;\nint main() { std::printf(\"%d\\n\", a() + version()); }\n",
+            ),
+        ],
+    );
+    let r = s.realise(&app, &[]).ok();
+    assert!(
+        r.built().contains(&"app-0.1.0-run-make-a".to_string()),
+        "{:?}",
+        r.built()
+    );
+    assert_eq!(run(&r.target("app"), &[]), "42\n");
+    assert!(s.realise(&app, &[]).ok().built().is_empty());
+
+    // A binary the dependency does not have, and a dependency the package does not have.
+    let manifest = app.join("cmod.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    for (run_as, message) in [
+        (
+            "tools/nope",
+            "generator `make-a` runs `tools/nope`, but package `tools` has no [[bin]] `nope`",
+        ),
+        (
+            "other/copy",
+            "generator `make-a` runs `other/copy`, but `other` is not a dependency of this package",
+        ),
+    ] {
+        std::fs::write(&manifest, text.replace("tools/copy", run_as)).unwrap();
+        let (code, err) = failure(&s.cmod(&app, &["realise"]));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(message), "{err}");
+        assert!(err.contains("cmod.toml:15:"), "{err}");
+    }
+}

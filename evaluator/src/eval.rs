@@ -254,7 +254,7 @@ fn evaluate_phases(
         mut settings,
         sources,
         plans,
-    } = plan(&packages, opts, &pending.cut)?;
+    } = plan(&packages, opts, &pending)?;
     // The toolchain's identity keys the scan cache. On an empty cache it takes a few
     // hundred milliseconds to probe and hash, and so does the scan: run the scanner with
     // the tools identification will most likely find, meanwhile (its results are used
@@ -325,9 +325,13 @@ struct Planned {
 
 /// The planning phase: sources and targets (beside the toolchain check), the settings,
 /// and a scan plan per package.
-fn plan(packages: &PackageGraph, opts: &EvalOptions, cut: &[bool]) -> Result<Planned, EvalError> {
+fn plan(
+    packages: &PackageGraph,
+    opts: &EvalOptions,
+    pending: &staged::Pending,
+) -> Result<Planned, EvalError> {
     let request = toolchain_request(packages);
-    let (lookup, files, prepared) = prepare(packages, &request, opts, cut);
+    let (lookup, files, prepared) = prepare(packages, &request, opts, pending);
     let lookup = lookup?;
     let prepared: Vec<Prepared> = prepared.into_iter().collect::<Result<_, _>>()?;
     let targets: Vec<PackageTargets> = prepared.iter().map(|p| p.targets.clone()).collect();
@@ -394,7 +398,7 @@ fn prepare(
     packages: &PackageGraph,
     request: &ToolchainRequest,
     opts: &EvalOptions,
-    cut: &[bool],
+    pending: &staged::Pending,
 ) -> (
     Result<Lookup, EvalError>,
     FileCache,
@@ -415,28 +419,23 @@ fn prepare(
             .iter()
             .map(|pkg| {
                 let tests = opts.with_tests && packages.selected.contains(&pkg.id);
+                let cache = opts.cache_dir.as_deref();
                 let m = &pkg.file.manifest;
-                if cut[pkg.id] && m.lib.is_empty() && m.bin.is_empty() {
+                let nothing_left = pending.cut[pkg.id] && m.lib.is_empty() && m.bin.is_empty();
+                if nothing_left && !pending.runnable[pkg.id] {
                     // Everything of it waits on a generator (see `eval/staged.rs`).
                     let (sources, targets) = Default::default();
-                    let cache = opts.cache_dir.as_deref();
                     return Ok(Prepared::new(pkg, sources, targets, &files, cache));
                 }
-                let generated = crate::generate::generate(
-                    &pkg.file,
-                    opts.cache_dir.as_deref(),
-                    &opts.programs_ran,
-                )?;
-                let mut sources = find_sources_with(&pkg.file, tests, &listings, generated)?;
+                let generated = crate::generate::generate(&pkg.file, cache, &opts.programs_ran)?;
+                let mut sources = match nothing_left {
+                    // Only its generators remain, running dependencies' programs.
+                    true => crate::sources::generator_inputs(&pkg.file, &listings, generated)?,
+                    false => find_sources_with(&pkg.file, tests, &listings, generated)?,
+                };
                 crate::generate::program::hash_inputs(&pkg.root, &mut sources.programs, &files)?;
                 let targets = package_targets(&pkg.file, &sources)?;
-                Ok(Prepared::new(
-                    pkg,
-                    sources,
-                    targets,
-                    &files,
-                    opts.cache_dir.as_deref(),
-                ))
+                Ok(Prepared::new(pkg, sources, targets, &files, cache))
             })
             .collect();
         listings.save_later();

@@ -1,5 +1,6 @@
 //! Generated files (`[[generate]]`): template substitution, done while a package is
-//! loaded, before its sources are listed.
+//! loaded, before its sources are listed; and the generators that run a program, checked
+//! here and listed with their outputs once they have run (see [`program`]).
 //!
 //! A template generator is a pure function of the template's text and the values it is
 //! given, so cmod computes it itself instead of starting a program (there is nothing to
@@ -47,6 +48,9 @@ pub type ProgramOutputs = BTreeMap<(PathBuf, String), BTreeMap<String, PathBuf>>
 pub struct ProgramGenerator {
     /// The generator's name.
     pub name: String,
+    /// The dependency (its key in `[dependencies]`) whose `[[bin]]` it runs; `None`: a
+    /// `[[bin]]` of its own package.
+    pub dependency: Option<String>,
     /// The `[[bin]]` it runs.
     pub bin: String,
     /// The program's arguments.
@@ -61,7 +65,7 @@ pub struct ProgramGenerator {
     pub outputs: Vec<String>,
     /// Whether it has run (its outputs are listed with the package's files).
     pub ran: bool,
-    /// Where its `[[generate]]` table is.
+    /// Where its `run` is in the manifest.
     pub location: Location,
 }
 
@@ -84,12 +88,14 @@ pub fn has_pending_programs(file: &ManifestFile, ran: &ProgramOutputs) -> bool {
     })
 }
 
-/// The names of the `[[bin]]`s the package's generators run.
+/// The names of the package's own `[[bin]]`s its generators run (not a dependency's:
+/// `run = "<dependency>/<bin>"`).
 pub fn generator_bins(file: &ManifestFile) -> BTreeSet<String> {
     file.manifest
         .generate
         .iter()
         .filter_map(|g| g.get_ref().run.as_ref().map(|r| r.get_ref().clone()))
+        .filter(|run| !run.contains('/'))
         .collect()
 }
 

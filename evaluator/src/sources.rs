@@ -247,6 +247,24 @@ pub fn find_sources(file: &ManifestFile, with_tests: bool) -> Result<PackageSour
     )
 }
 
+/// A package with no targets left but generators that run a dependency's program (see
+/// `eval/staged.rs`): only those generators, their inputs expanded.
+pub fn generator_inputs(
+    file: &ManifestFile,
+    listings: &ListingCache,
+    generators: crate::generate::Generators,
+) -> Result<PackageSources, EvalError> {
+    let walk = package_files(file.dir(), listings)?;
+    let mut programs = generators.programs;
+    for program in &mut programs {
+        program.inputs = crate::generate::program::expand_inputs(program, &walk.files)?;
+    }
+    Ok(PackageSources {
+        programs,
+        ..PackageSources::default()
+    })
+}
+
 /// [`find_sources`], reading directory listings through `listings`; the `generated` files
 /// are found by `sources` patterns as the package's own are, and the inputs of the
 /// generators that run a program are expanded against the package's files.

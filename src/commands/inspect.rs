@@ -310,7 +310,11 @@ fn generators(eval: &cmod_evaluator::Evaluation) -> Vec<serde_json::Value> {
         }
         for p in &sources.programs {
             out.push(json!({
-                "package": pkg.name, "name": p.name, "kind": "program", "run": p.bin,
+                "package": pkg.name, "name": p.name, "kind": "program",
+                "run": match &p.dependency {
+                    Some(d) => format!("{d}/{}", p.bin),
+                    None => p.bin.clone(),
+                },
                 "args": p.args, "inputs": p.inputs, "outputs": p.outputs, "ran": p.ran,
             }));
         }

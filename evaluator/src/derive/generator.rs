@@ -51,21 +51,60 @@ impl Emitter<'_> {
     ) -> Result<(), EvalError> {
         let programs = self.input.sources[p].programs.clone();
         for program in &programs {
-            let bin = self.input.sources[p]
-                .bins
-                .iter()
-                .position(|b| b.name == program.bin)
-                .ok_or_else(|| {
-                    EvalError::new(
-                        ErrorKind::Internal,
-                        format!("generator `{}` runs an unknown binary", program.name),
-                    )
-                })?;
-            let exe = self.link(p, Owner::Bin(bin), archives)?;
+            let (q, bin) = self.program_of(p, program)?;
+            let exe = self.link(q, Owner::Bin(bin), archives)?;
             let run = self.generator_run(p, program, exe)?;
             self.out.generators.push(run);
         }
         Ok(())
+    }
+
+    /// The package and `[[bin]]` index of the program `program` (of package `p`) runs.
+    fn program_of(
+        &self,
+        p: PackageId,
+        program: &ProgramGenerator,
+    ) -> Result<(PackageId, usize), EvalError> {
+        let pkg = &self.input.packages.packages[p];
+        let q = match &program.dependency {
+            None => p,
+            Some(key) => pkg
+                .deps
+                .iter()
+                .find(|d| &d.name == key)
+                .map(|d| d.package)
+                .ok_or_else(|| {
+                    EvalError::new(
+                        ErrorKind::Internal,
+                        format!(
+                            "generator `{}` runs a binary of unknown `{key}`",
+                            program.name
+                        ),
+                    )
+                })?,
+        };
+        let bins = &self.input.sources[q].bins;
+        match bins.iter().position(|b| b.name == program.bin) {
+            Some(b) => Ok((q, b)),
+            None => {
+                let names: Vec<&str> = bins.iter().map(|b| b.name.as_str()).collect();
+                let dep = &self.input.packages.packages[q].name;
+                Err(EvalError::new(
+                    ErrorKind::ManifestInvalid,
+                    format!(
+                        "generator `{}` runs `{}`, but package `{dep}` has no [[bin]] `{}`",
+                        program.name,
+                        program.dependency.clone().unwrap_or_default() + "/" + &program.bin,
+                        program.bin
+                    ),
+                )
+                .at(program.location.clone())
+                .help(match names.is_empty() {
+                    true => format!("package `{dep}` has no binaries"),
+                    false => format!("the binaries of `{dep}` are: {}", names.join(", ")),
+                }))
+            }
+        }
     }
 
     fn generator_run(

@@ -25,6 +25,9 @@ pub struct Pending {
     /// Per package: whether its manifest was cut down to its generators' binaries (or to
     /// nothing).
     pub(crate) cut: Vec<bool>,
+    /// Per package: whether its generators can run in this stage (it waits on none of its
+    /// dependencies'), so their programs are built even if no target of it remains.
+    pub(crate) runnable: Vec<bool>,
 }
 
 impl Pending {
@@ -43,6 +46,7 @@ pub(crate) fn leave_out_pending(
     let n = packages.packages.len();
     let mut pending = Pending {
         cut: vec![false; n],
+        runnable: vec![false; n],
         ..Pending::default()
     };
     // Dependencies come before their dependents, so one pass sees every cause first.
@@ -58,6 +62,7 @@ pub(crate) fn leave_out_pending(
             continue;
         }
         pending.cut[p] = true;
+        pending.runnable[p] = own && !inherited;
         if own {
             crate::generate::program::check_runs(&pkg.file)?;
             for g in &pkg.file.manifest.generate {

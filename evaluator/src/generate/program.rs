@@ -59,9 +59,14 @@ pub(crate) fn check(
         }
         outputs.push(rel);
     }
+    let (dependency, bin) = match run.get_ref().split_once('/') {
+        Some((d, b)) => (Some(d.to_string()), b.to_string()),
+        None => (None, run.get_ref().clone()),
+    };
     Ok(ProgramGenerator {
         name: name.clone(),
-        bin: run.get_ref().clone(),
+        dependency,
+        bin,
         args: g.args.iter().map(|a| a.get_ref().clone()).collect(),
         patterns: g
             .inputs
@@ -72,7 +77,7 @@ pub(crate) fn check(
         input_hashes: Vec::new(),
         outputs,
         ran: ran.contains_key(&(file.dir().to_path_buf(), name.clone())),
-        location: file.location_or_file(g.name.span()),
+        location: file.location_or_file(run.span()),
     })
 }
 
@@ -88,8 +93,24 @@ pub(crate) fn check_runs(file: &ManifestFile) -> Result<(), EvalError> {
     Ok(())
 }
 
-/// `run` names a `[[bin]]` of the package.
+/// `run` names a `[[bin]]` of the package, or is `<dependency>/<bin>` with a dependency
+/// of the package (whose binaries are checked when its generator is emitted).
 fn check_run(file: &ManifestFile, g: &Generate, run: &Spanned<String>) -> Result<(), EvalError> {
+    if let Some((dependency, _)) = run.get_ref().split_once('/') {
+        if file.manifest.dependencies.contains_key(dependency) {
+            return Ok(());
+        }
+        return Err(manifest_error(
+            file,
+            run.span(),
+            format!(
+                "generator `{}` runs `{}`, but `{dependency}` is not a dependency of this package",
+                g.name.get_ref(),
+                run.get_ref()
+            ),
+            &format!("add `{dependency}` to [dependencies], or run a [[bin]] of this package"),
+        ));
+    }
     let bins: Vec<&str> = file
         .manifest
         .bin

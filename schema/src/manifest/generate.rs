@@ -5,9 +5,9 @@
 //!   replaced by the values of `vars` (and the built-in `PACKAGE_NAME` and
 //!   `PACKAGE_VERSION`), the most common generator of real projects (a `version.cppm.in`
 //!   becoming a module);
-//! * `run` (with `outputs`): a `[[bin]]` of the package, built first and run in the
-//!   sandbox with `args`, seeing only its declared `inputs`; it writes each of `outputs`
-//!   under `out/` in its working directory.
+//! * `run` (with `outputs`): a `[[bin]]` of the package (or `<dependency>/<bin>`), built
+//!   first and run in the sandbox with `args`, seeing only its declared `inputs` (at
+//!   their package paths in its working directory), where it writes each of `outputs`.
 
 use std::collections::BTreeMap;
 
@@ -30,7 +30,8 @@ pub struct Generate {
     /// The values of `@NAME@` and `${NAME}` in the template.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, Spanned<String>>,
-    /// The `[[bin]]` of the package that writes the files.
+    /// The program that writes the files: a `[[bin]]` of the package, or
+    /// `<dependency>/<bin>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<Spanned<String>>,
     /// The program's arguments.
@@ -40,7 +41,8 @@ pub struct Generate {
     /// sees of the package, at their paths in its working directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<Spanned<String>>,
-    /// The files the program writes, package-relative; it writes each at `out/<path>`.
+    /// The files the program writes, package-relative; it writes each at that path in its
+    /// working directory.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<Spanned<String>>,
 }
