@@ -50,7 +50,11 @@ fn a_generator_program_writes_a_module_and_its_table_partition() {
     assert_eq!(g["inputs"], serde_json::json!(["data/colours.txt"]));
     assert_eq!(
         g["outputs"],
-        serde_json::json!(["gen/colours.cppm", "gen/colours-table.cppm"])
+        serde_json::json!([
+            "gen/colours.cppm",
+            "gen/colours-table.cppm",
+            "gen/colours.cpp"
+        ])
     );
     let written_by: Vec<&str> = graph["units"]
         .as_array()
@@ -59,7 +63,25 @@ fn a_generator_program_writes_a_module_and_its_table_partition() {
         .filter(|u| u["generated_by"] == "colours")
         .filter_map(|u| u["path"].as_str())
         .collect();
-    assert_eq!(written_by, ["gen/colours-table.cppm", "gen/colours.cppm"]);
+    assert_eq!(
+        written_by,
+        [
+            "gen/colours-table.cppm",
+            "gen/colours.cpp",
+            "gen/colours.cppm"
+        ]
+    );
+    let kinds: Vec<&str> = graph["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["generated_by"] == "colours")
+        .filter_map(|u| u["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["ExportedPartition", "Implementation", "PrimaryInterface"]
+    );
 
     let check = s.realise(&dir, &["--check"]).ok();
     assert_eq!(check.finished()["differing"], 0);
