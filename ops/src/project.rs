@@ -220,7 +220,8 @@ pub fn evaluate_in(store: &Store, scope: &Scope<'_>, how: EvalHow) -> Result<Eva
             return Ok(eval);
         }
         let found = realised_generators(store, &eval)?;
-        if found.is_empty() {
+        // Only what is new can change the next evaluation (this also ends the loop).
+        if found.keys().all(|k| ran.contains_key(k)) {
             return Ok(eval);
         }
         ran.extend(found);

@@ -67,7 +67,8 @@ pub(crate) fn leave_out_pending(
             crate::generate::program::check_runs(&pkg.file)?;
             for g in &pkg.file.manifest.generate {
                 let g = g.get_ref();
-                if g.run.is_some() {
+                let key = (pkg.file.dir().to_path_buf(), g.name.get_ref().clone());
+                if g.run.is_some() && !ran.contains_key(&key) {
                     pending
                         .generators
                         .push((pkg.name.clone(), g.name.get_ref().clone()));
@@ -85,13 +86,15 @@ pub(crate) fn leave_out_pending(
         let mut left_out: Vec<String> = (0..pkg.file.manifest.lib.tables.len())
             .map(|l| format!("lib{}.a", crate::sources::lib_name(&pkg.file, l)))
             .collect();
+        // Binaries are targets of the selected members only (tests are not listed).
+        let selected = packages.selected.contains(&p);
         let manifest = &mut packages.packages[p].file.manifest;
         let target_name = |t: &Target| t.name.as_ref().map(|n| n.get_ref().clone());
         left_out.extend(
             manifest
                 .bin
                 .iter()
-                .chain(&manifest.test)
+                .filter(|_| selected)
                 .filter_map(|t| target_name(t.get_ref()))
                 .filter(|t| !keep.contains(t)),
         );

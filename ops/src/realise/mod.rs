@@ -105,6 +105,7 @@ pub fn load_with_generators<E: From<OpsError>>(
     events: &dyn Events,
     load: impl Fn() -> Result<Project, E>,
 ) -> Result<Project, E> {
+    let mut ran_before: std::collections::BTreeSet<StorePath> = Default::default();
     loop {
         let project = load()?;
         if project.eval.pending.is_empty() {
@@ -116,6 +117,14 @@ pub fn load_with_generators<E: From<OpsError>>(
             return Ok(project);
         }
         let runs = crate::project::pending_runs(&project.eval)?;
+        // A generator run again is one whose outputs the evaluation did not take: a bug,
+        // which must not loop.
+        if runs.iter().any(|r| !ran_before.insert(r.drv.clone())) {
+            return Err(OpsError::Internal(
+                "a generator's outputs were not found after it ran".into(),
+            )
+            .into());
+        }
         let ran = run_generators(&project, &runs, settings, check, events)?;
         if ran == 0 {
             let waiting: Vec<String> = project
