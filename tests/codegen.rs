@@ -39,6 +39,21 @@ fn a_generator_program_writes_a_module_and_its_table_partition() {
         !dir.join("gen").exists(),
         "nothing is written into the package"
     );
+    // The compile database names a generated unit where its bytes are (the store).
+    let db = std::fs::read_to_string(dir.join("compile_commands.json")).unwrap();
+    let db: serde_json::Value = serde_json::from_str(&db).unwrap();
+    let table = db
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| {
+            e["file"]
+                .as_str()
+                .filter(|f| f.ends_with("colours-table.cppm"))
+        })
+        .expect("an entry for the generated partition");
+    assert!(std::path::Path::new(table).is_file(), "{table}");
+    assert!(table.starts_with(s.store().to_str().unwrap()), "{table}");
 
     let graph = s.cmod(&dir, &["graph", "--format", "json"]);
     let graph: serde_json::Value = serde_json::from_slice(&graph.stdout).expect("graph JSON");

@@ -504,3 +504,30 @@ fn c_units_several_libraries_private_modules_and_pch_users_are_understood() {
     s.realise(&game, &[]).ok();
     clangd_understands(&game, &game.join("src/main.cpp"));
 }
+
+/// Generated units (a program's and a template's) are named where their bytes are, and
+/// clangd understands the units that import them, and the generated units themselves.
+#[test]
+fn generated_units_are_understood_by_clangd() {
+    let s = Sandbox::new();
+    for (example, importers) in [
+        ("codegen", &["main.cpp", "src/paint.cppm"][..]),
+        ("generated", &["main.cpp", "src/stamped.cppm"][..]),
+    ] {
+        let dir = canonical(&s.copy_example(example));
+        s.realise(&dir, &[]).ok();
+        let entries = database(&dir.join("compile_commands.json"));
+        assert_host_paths(&entries);
+        for f in importers {
+            clangd_understands(&dir, &dir.join(f));
+        }
+        let generated: Vec<PathBuf> = files(&entries)
+            .into_iter()
+            .filter(|f| !f.starts_with(&dir))
+            .collect();
+        assert!(!generated.is_empty(), "{entries:#?}");
+        for f in generated {
+            clangd_understands(&dir, &f);
+        }
+    }
+}

@@ -111,6 +111,9 @@ pub struct HostRoots {
     packages: BTreeMap<String, PathBuf>,
     /// The standard library's module sources (`toolchain/std`).
     std_modules: Option<PathBuf>,
+    /// Generated units (`src/<package>/<path>` → where they were written): they are not
+    /// in their package's directory.
+    generated: BTreeMap<String, PathBuf>,
 }
 
 impl HostRoots {
@@ -122,18 +125,27 @@ impl HostRoots {
         HostRoots {
             packages: packages.into_iter().collect(),
             std_modules,
+            generated: BTreeMap::new(),
         }
     }
 
-    /// Every package's directory and the toolchain's module sources of `eval`.
+    /// Every package's directory, its generated units and the toolchain's module sources
+    /// of `eval`.
     pub fn of(eval: &Evaluation) -> HostRoots {
-        HostRoots::new(
+        let mut roots = HostRoots::new(
             eval.packages
                 .packages
                 .iter()
                 .map(|p| (p.name.clone(), p.root.clone())),
             eval.toolchain.std_module_dir.clone(),
-        )
+        );
+        for (pkg, sources) in eval.packages.packages.iter().zip(&eval.sources) {
+            for (rel, file) in &sources.generated {
+                let at = format!("src/{}/{rel}", pkg.name);
+                roots.generated.insert(at, file.host.clone());
+            }
+        }
+        roots
     }
 
     /// The host directory `at` lies in (a package's, or the standard library modules')
@@ -154,6 +166,9 @@ impl HostRoots {
 
     /// The host path that the build-directory path `at` stands for, if it is a source.
     pub fn host_path(&self, at: &str) -> Option<PathBuf> {
+        if let Some(written) = self.generated.get(at) {
+            return Some(written.clone());
+        }
         let (root, rest) = self.split(at)?;
         Some(if rest.is_empty() {
             root.to_path_buf()
