@@ -79,13 +79,18 @@ pub struct Generators {
     pub programs: Vec<ProgramGenerator>,
 }
 
+/// Whether generator `name` of the package in `file` has run (its outputs are in `ran`).
+pub fn has_run(file: &ManifestFile, name: &str, ran: &ProgramOutputs) -> bool {
+    ran.contains_key(&(file.dir().to_path_buf(), name.to_string()))
+}
+
 /// Whether the package in `file` has a generator that runs a program and has not run
 /// (its outputs are not in `ran`).
 pub fn has_pending_programs(file: &ManifestFile, ran: &ProgramOutputs) -> bool {
-    file.manifest.generate.iter().any(|g| {
-        g.get_ref().run.is_some()
-            && !ran.contains_key(&(file.dir().to_path_buf(), g.get_ref().name.get_ref().clone()))
-    })
+    file.manifest
+        .generate
+        .iter()
+        .any(|g| g.get_ref().run.is_some() && !has_run(file, g.get_ref().name.get_ref(), ran))
 }
 
 /// The names of the package's own `[[bin]]`s its generators run (not a dependency's:

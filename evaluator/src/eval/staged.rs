@@ -12,7 +12,7 @@
 use cmod_schema::manifest::Target;
 
 use crate::error::EvalError;
-use crate::generate::{generator_bins, has_pending_programs, ProgramOutputs};
+use crate::generate::{generator_bins, has_pending_programs, has_run, ProgramOutputs};
 use crate::package::PackageGraph;
 
 /// What an evaluation left out until generators run.
@@ -67,8 +67,7 @@ pub(crate) fn leave_out_pending(
             crate::generate::program::check_runs(&pkg.file)?;
             for g in &pkg.file.manifest.generate {
                 let g = g.get_ref();
-                let key = (pkg.file.dir().to_path_buf(), g.name.get_ref().clone());
-                if g.run.is_some() && !ran.contains_key(&key) {
+                if g.run.is_some() && !has_run(&pkg.file, g.name.get_ref(), ran) {
                     pending
                         .generators
                         .push((pkg.name.clone(), g.name.get_ref().clone()));

@@ -76,7 +76,7 @@ pub(crate) fn check(
         inputs: Vec::new(),
         input_hashes: Vec::new(),
         outputs,
-        ran: ran.contains_key(&(file.dir().to_path_buf(), name.clone())),
+        ran: super::has_run(file, name, ran),
         location: file.location_or_file(run.span()),
     })
 }
