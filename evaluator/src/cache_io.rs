@@ -26,6 +26,12 @@ static PENDING: (std::sync::Mutex<usize>, std::sync::Condvar) =
 /// takes ~4 ms). [`finish_writes`] waits for it. If no thread can be started the value
 /// is not written: it is a cache.
 pub fn write_json_later<T: Serialize + Send + 'static>(path: PathBuf, value: T) {
+    write_later(path, move || serde_json::to_vec(&value).unwrap_or_default());
+}
+
+/// Write the bytes `make` returns to `path` atomically, on a thread of its own (making
+/// them there too); an empty result writes nothing. [`finish_writes`] waits for it.
+pub fn write_later(path: PathBuf, make: impl FnOnce() -> Vec<u8> + Send + 'static) {
     let (count, _) = &PENDING;
     if let Ok(mut n) = count.lock() {
         *n += 1;
@@ -38,7 +44,10 @@ pub fn write_json_later<T: Serialize + Send + 'static>(path: PathBuf, value: T) 
         all_done.notify_all();
     };
     let write = move || {
-        write_json_atomic(&path, &value);
+        let bytes = make();
+        if !bytes.is_empty() {
+            let _ = write_atomic(&path, &bytes);
+        }
         done();
     };
     if std::thread::Builder::new()

@@ -40,20 +40,24 @@ use cmod_schema::ContentHash;
 
 use crate::error::{ErrorKind, EvalError};
 use crate::flags::{PkgPath, UnitFlags};
-use crate::graph::{ModuleGraph, Origin, Owner, UnitId, UnitKind};
+use crate::graph::{ModuleGraph, Origin, Owner, UnitId};
 use crate::package::{PackageGraph, PackageId};
 use crate::scan::{HeaderDep, SystemHeader};
 use crate::settings::Settings;
 use crate::sources::{Lang, PackageSources};
 use crate::targets::PackageTargets;
 
+mod body_codec;
 mod emission_cache;
 mod generator;
 mod header_unit;
 mod link;
+mod pch;
+mod recipe;
 mod step;
 
 use emission_cache::EmissionCache;
+use recipe::Recipes;
 use step::{BmiPaths, Made, Step};
 
 pub use generator::{GeneratorRun, PROGRAM_DIR};
@@ -188,7 +192,10 @@ pub(crate) struct Emitter<'a> {
     header_unit_closures: HashMap<StorePath, std::sync::Arc<header_unit::HeaderUnitClosure>>,
     /// Package (none: the toolchain) → relative path → source store path.
     source_paths: HashMap<Option<PackageId>, HashMap<String, StorePath>>,
+    /// Source store path → its place in `out.sources`.
+    source_index: HashMap<StorePath, usize>,
     cache: EmissionCache,
+    recipes: Recipes,
 }
 
 impl<'a> Emitter<'a> {
@@ -262,7 +269,7 @@ impl<'a> Emitter<'a> {
         };
         let path = StorePath::compute(PathKind::Source, &hash, &name, [])
             .map_err(|e| EvalError::new(ErrorKind::Internal, e.to_string()))?;
-        self.out.sources.push(SourceFile {
+        self.register_source(SourceFile {
             host,
             path: path.clone(),
             hash,
@@ -397,18 +404,25 @@ impl<'a> Emitter<'a> {
     fn objects(&mut self, units: &[UnitId]) -> Result<(), EvalError> {
         let mut steps = Vec::new();
         for &u in units {
-            if self.objects[u].is_none() {
-                steps.push((u, self.object_step(u)?));
+            if self.objects[u].is_some() {
+                continue;
+            }
+            let dialect = self.input.graph.units[u].flags.dialect.clone();
+            let recipe = self.recipe_key(StepKind::Object, u, &dialect)?;
+            match self.reuse_recipe(recipe) {
+                Some(path) => self.objects[u] = Some(path),
+                None => steps.push((u, recipe, self.object_step(u)?)),
             }
         }
         let toolchain = self.input.toolchain.identity;
         let cache = &self.cache;
-        let made: Vec<(UnitId, Made)> = steps
+        let made: Vec<(UnitId, _, Made)> = steps
             .into_par_iter()
-            .map(|(u, step)| step.made(toolchain, cache).map(|m| (u, m)))
+            .map(|(u, recipe, step)| step.made(toolchain, cache).map(|m| (u, recipe, m)))
             .collect::<Result<_, _>>()?;
-        for (u, made) in made {
+        for (u, recipe, made) in made {
             let path = self.insert(made);
+            self.remember_recipe(recipe, &path);
             self.objects[u] = Some(path);
         }
         Ok(())
@@ -448,6 +462,11 @@ impl<'a> Emitter<'a> {
             return Ok(p.clone());
         }
         self.bmis_below(u, dialect)?;
+        let recipe = self.recipe_key(StepKind::Bmi, u, dialect)?;
+        if let Some(path) = self.reuse_recipe(recipe) {
+            self.bmis.insert(self.input.graph, u, dialect, path.clone());
+            return Ok(path);
+        }
         let input = self.input;
         let unit = &input.graph.units[u];
         let module = unit.module.clone().unwrap_or_default();
@@ -482,6 +501,7 @@ impl<'a> Emitter<'a> {
             output: ("bmi", format!("out/{file}")),
             module: Some(module),
         })?;
+        self.remember_recipe(recipe, &path);
         if !header_units.is_empty() {
             self.header_unit_closures
                 .insert(path.clone(), std::sync::Arc::new(header_units));
@@ -490,125 +510,20 @@ impl<'a> Emitter<'a> {
         Ok(path)
     }
 
-    /// The precompiled header for unit `u`, if it uses one: its input and flags.
-    fn pch_for(&mut self, u: UnitId) -> Result<Option<PchUse>, EvalError> {
-        let unit = &self.input.graph.units[u];
-        let uses = unit.flags.lang == Lang::Cxx
-            && matches!(unit.kind, UnitKind::Implementation | UnitKind::Plain);
-        let Some(at) = unit.flags.pch.clone().filter(|_| uses) else {
-            return Ok(None);
-        };
-        let without = UnitFlags {
-            pch: None,
-            ..(*unit.flags).clone()
-        };
-        let Some(index) = self
-            .input
-            .pchs
-            .iter()
-            .position(|s| s.at == at && *s.flags == without)
-        else {
-            return Err(EvalError::new(
-                ErrorKind::Internal,
-                format!("precompiled header `{}` was not scanned", at.rel),
-            ));
-        };
-        let drv = match self.pch_drvs.get(&index) {
-            Some(d) => d.clone(),
-            None => {
-                let d = self.pch(index)?;
-                self.pch_drvs.insert(index, d.clone());
-                d
-            }
-        };
-        let scan = self.input.pchs[index].clone();
-        let file = self.pch_file(index);
-        let mut inputs = vec![Input {
-            at: format!("pch/{file}"),
-            role: InputRole::Pch,
-            from: InputFrom::Drv {
-                drv,
-                output: "pch".into(),
-            },
-        }];
-        // clang checks that the header and everything it includes still exist.
-        inputs.extend(self.pch_sources(&scan, InputRole::Headers)?);
-        Ok(Some((
-            inputs,
-            vec!["-include-pch".into(), format!("pch/{file}")],
-        )))
-    }
-
-    /// A precompiled header's header (as `role`) and every package header it includes.
-    fn pch_sources(&mut self, scan: &PchScan, role: InputRole) -> Result<Vec<Input>, EvalError> {
-        self.header_with_includes(&scan.at, scan.hash, &scan.headers, role)
-    }
-
-    /// The header at `at` (with content hash `hash`, as `role`) and the package headers it
-    /// includes (`headers`, relative to its package).
-    fn header_with_includes(
-        &mut self,
-        at: &PkgPath,
-        hash: ContentHash,
-        headers: &[HeaderDep],
-        role: InputRole,
-    ) -> Result<Vec<Input>, EvalError> {
-        let mut inputs = self.header_inputs(at.package, headers)?;
-        let own = HeaderDep {
-            package: None,
-            rel: at.rel.clone(),
-            hash,
-        };
-        let mut header = self.header_inputs(at.package, &[own])?;
-        for i in &mut header {
-            i.role = role;
-        }
-        inputs.extend(header);
-        Ok(inputs)
-    }
-
-    fn pch_file(&self, index: usize) -> String {
-        let at = &self.input.pchs[index].at;
-        format!("{}-{index}.pch", sanitize_name(&at.rel.replace('/', "-")))
-    }
-
-    /// The derivation of precompiled header `index`.
-    fn pch(&mut self, index: usize) -> Result<StorePath, EvalError> {
-        let scan = self.input.pchs[index].clone();
-        let pkg = &self.input.packages.packages[scan.at.package];
-        let ident = pkg.ident();
-        let file = self.pch_file(index);
-        let mut args = scan.flags.render(&self.place());
-        args.push(format!("-ffile-prefix-map={}=/build", "@builddir@"));
-        args.extend([
-            "-Xclang".into(),
-            "-fno-pch-timestamp".into(),
-            "-x".into(),
-            "c++-header".into(),
-            (self.place())(&scan.at),
-            "-o".into(),
-            format!("out/{file}"),
-        ]);
-        let inputs = self.pch_sources(&scan, InputRole::Source)?;
-        self.emit(Step {
-            name: format!("{ident}-{file}"),
-            kind: StepKind::Pch,
-            tool: Tool::Cxx,
-            args,
-            inputs,
-            host: host_files(&scan.system),
-            output: ("pch", format!("out/{file}")),
-            module: None,
-        })
-    }
-
     /// The object derivation of unit `u` (own dialect).
     fn object(&mut self, u: UnitId) -> Result<StorePath, EvalError> {
         if let Some(p) = &self.objects[u] {
             return Ok(p.clone());
         }
+        let dialect = self.input.graph.units[u].flags.dialect.clone();
+        let recipe = self.recipe_key(StepKind::Object, u, &dialect)?;
+        if let Some(path) = self.reuse_recipe(recipe) {
+            self.objects[u] = Some(path.clone());
+            return Ok(path);
+        }
         let step = self.object_step(u)?;
         let path = self.emit(step)?;
+        self.remember_recipe(recipe, &path);
         self.objects[u] = Some(path.clone());
         Ok(path)
     }
@@ -708,6 +623,15 @@ impl<'a> Emitter<'a> {
 /// Emit every derivation of every package's libraries and of the selected members'
 /// executables.
 pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
+    match derive_with(input, true)? {
+        Some(derived) => Ok(derived),
+        // A recipe record damaged past its index: made again without reading it.
+        None => Ok(derive_with(input, false)?.unwrap_or_default()),
+    }
+}
+
+/// [`derive`], reading the recipe record if `read_recipes`; `None` if it read a damaged one.
+fn derive_with(input: &DeriveInput<'_>, read_recipes: bool) -> Result<Option<Derived>, EvalError> {
     let mut e = Emitter {
         input,
         out: Derived::default(),
@@ -717,8 +641,18 @@ pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
         header_unit_drvs: HashMap::new(),
         header_unit_closures: HashMap::new(),
         source_paths: HashMap::new(),
+        source_index: HashMap::new(),
         cache: EmissionCache::load(input.emission_record.clone()),
+        recipes: Recipes::default(),
     };
+    e.recipes = Recipes::load(
+        input
+            .emission_record
+            .as_ref()
+            .map(|r| r.with_extension("recipes")),
+        read_recipes,
+        recipe::context(&e),
+    );
     // Every importable unit gets its own-dialect BMI even if nothing imports it yet, so a
     // library's interface is checked when the library is built.
     let mut archives: BTreeMap<(PackageId, usize), (StorePath, String)> = BTreeMap::new();
@@ -767,6 +701,10 @@ pub fn derive(input: &DeriveInput<'_>) -> Result<Derived, EvalError> {
             });
         }
     }
+    if !e.add_reused_bodies() {
+        return Ok(None);
+    }
     e.cache.save();
-    Ok(e.out)
+    e.recipes.save();
+    Ok(Some(e.out))
 }

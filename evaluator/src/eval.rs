@@ -312,6 +312,14 @@ fn evaluate_phases(
     })
 }
 
+/// Cache writes started on behalf of the evaluation (the recipe record, written after
+/// derivations are emitted) are finished before it goes.
+impl Drop for Evaluation {
+    fn drop(&mut self) {
+        crate::cache_io::finish_writes();
+    }
+}
+
 /// What the planning phase found: the toolchain check's result, the file-hash cache,
 /// and every package's targets, flags, sources and scan plan.
 struct Planned {

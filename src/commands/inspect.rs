@@ -484,7 +484,7 @@ fn no_log(what: &str) -> CliError {
 /// (`clang++-19` with libstdc++).
 pub fn toolchain(cli: &Cli, as_json: bool, build: &BuildOpts) -> Result<(), CliError> {
     let t = match find_package_dir(cli)? {
-        Some(_) => load_to_read(cli, build)?.eval.toolchain,
+        Some(_) => load_to_read(cli, build)?.eval.toolchain.clone(),
         None => {
             let store = open_store_to_read(cli)?;
             discover(&ToolchainRequest::default(), Some(&store.cache_dir()))?

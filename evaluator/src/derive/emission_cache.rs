@@ -118,24 +118,24 @@ fn decode(bytes: &[u8]) -> Option<HashMap<StepKey, StorePath>> {
 
 /// A hasher fed with length-prefixed fields, so that no two different steps feed the
 /// same bytes.
-struct Feed(blake3::Hasher);
+pub(super) struct Feed(pub(super) blake3::Hasher);
 
 impl Feed {
-    fn bytes(&mut self, b: &[u8]) {
+    pub(super) fn bytes(&mut self, b: &[u8]) {
         self.0.update(&(b.len() as u64).to_le_bytes());
         self.0.update(b);
     }
-    fn str(&mut self, s: &str) {
+    pub(super) fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
     }
-    fn tag(&mut self, t: u8) {
+    pub(super) fn tag(&mut self, t: u8) {
         self.0.update(&[t]);
     }
-    fn path(&mut self, p: &StorePath) {
+    pub(super) fn path(&mut self, p: &StorePath) {
         self.0.update(p.hash_bytes());
         self.str(p.name());
     }
-    fn hash(&mut self, h: &ContentHash) {
+    pub(super) fn hash(&mut self, h: &ContentHash) {
         self.0.update(&h.0);
     }
 }
