@@ -148,6 +148,29 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// The header of a binary cache record: `magic`, this binary's identity, and the number
+/// of entries that follow.
+pub(crate) fn record_header(magic: &[u8], entries: usize, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(magic.len() + 36 + capacity);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&binary_identity());
+    out.extend_from_slice(&(entries as u32).to_le_bytes());
+    out
+}
+
+/// The number of entries of a record [`record_header`] began, and the bytes after the
+/// header; `None` if `bytes` is no such record of this binary (damaged, or another
+/// build's: the mapping a record holds is the binary's).
+pub(crate) fn record_entries<'a>(bytes: &'a [u8], magic: &[u8]) -> Option<(usize, &'a [u8])> {
+    let rest = bytes.strip_prefix(magic)?;
+    let (identity, rest) = rest.split_at_checked(32)?;
+    if identity != binary_identity() {
+        return None;
+    }
+    let (count, rest) = rest.split_at_checked(4)?;
+    Some((u32::from_le_bytes(count.try_into().ok()?) as usize, rest))
+}
+
 /// What identifies this binary: its version and its executable's size, time and inode,
 /// so a rebuilt cmod never reads a cache record another build wrote.
 pub fn binary_identity() -> [u8; 32] {

@@ -33,6 +33,7 @@ const ACCOUNTED: &[(&str, &str, usize, &str)] = &[
     ("cache_io.rs", "symlink_metadata", 1, "the evaluator's own caches"),
     ("cache_io.rs", "File::open", 1, "the evaluator's own caches"),
     ("derive/emission_cache.rs", "fs::read", 1, "a cache of derivation paths"),
+    ("derive/recipe.rs", "fs::read", 1, "a cache of derivations keyed by what they are made from"),
     ("generate.rs", "fs::read", 1, "a generated file compared with its replacement, a function of the template and the manifest (both journaled by content); the file itself is then hashed by stamp"),
     ("compdb.rs", "fs::read", 1, "the compile database, an output (journaled by content by the caller)"),
     ("hashing.rs", "symlink_metadata", 1, "tree hashing during toolchain identification (untracked)"),

@@ -80,10 +80,7 @@ impl EmissionCache {
 }
 
 fn encode(pairs: &[(StepKey, StorePath)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(MAGIC.len() + 36 + pairs.len() * 96);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&crate::cache_io::binary_identity());
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    let mut out = crate::cache_io::record_header(MAGIC, pairs.len(), pairs.len() * 96);
     for (key, path) in pairs {
         out.extend_from_slice(key);
         out.extend_from_slice(path.hash_bytes());
@@ -95,13 +92,7 @@ fn encode(pairs: &[(StepKey, StorePath)]) -> Vec<u8> {
 
 /// The pairs of a record, or `None` if it is damaged or another binary's.
 fn decode(bytes: &[u8]) -> Option<HashMap<StepKey, StorePath>> {
-    let rest = bytes.strip_prefix(MAGIC)?;
-    let (identity, rest) = rest.split_at_checked(32)?;
-    if identity != crate::cache_io::binary_identity() {
-        return None;
-    }
-    let (count, mut rest) = rest.split_at_checked(4)?;
-    let count = u32::from_le_bytes(count.try_into().ok()?) as usize;
+    let (count, mut rest) = crate::cache_io::record_entries(bytes, MAGIC)?;
     let mut out = HashMap::with_capacity(count.min(1 << 20));
     for _ in 0..count {
         let (key, after) = rest.split_at_checked(32)?;

@@ -123,10 +123,8 @@ impl Recipes {
         }
         let (old, fresh, current) = (self.old, self.fresh, self.current);
         crate::cache_io::write_later(file, move || {
-            let mut out = Vec::with_capacity(old.len() + fresh.len());
-            out.extend_from_slice(MAGIC);
-            out.extend_from_slice(&crate::cache_io::binary_identity());
-            out.extend_from_slice(&(current.len() as u32).to_le_bytes());
+            let capacity = old.len() + fresh.len();
+            let mut out = crate::cache_io::record_header(MAGIC, current.len(), capacity);
             for (key, slot) in &current {
                 let bytes = match slot {
                     Slot::Old(r) => &old[r.clone()],
@@ -144,13 +142,7 @@ impl Recipes {
 /// Where each entry's encoding is in a record, or `None` if it is damaged or another
 /// binary's.
 fn index(bytes: &[u8]) -> Option<HashMap<RecipeKey, Range<usize>>> {
-    let rest = bytes.strip_prefix(MAGIC)?;
-    let (identity, rest) = rest.split_at_checked(32)?;
-    if identity != crate::cache_io::binary_identity() {
-        return None;
-    }
-    let (count, mut rest) = rest.split_at_checked(4)?;
-    let count = u32::from_le_bytes(count.try_into().ok()?) as usize;
+    let (count, mut rest) = crate::cache_io::record_entries(bytes, MAGIC)?;
     let mut out = HashMap::with_capacity(count.min(1 << 20));
     for _ in 0..count {
         let (key, after) = rest.split_at_checked(32)?;
