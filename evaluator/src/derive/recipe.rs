@@ -15,10 +15,11 @@
 //! Only units of packages without header-unit imports (their own or their imports') and
 //! without a precompiled header take part; the others are made as before. The record is
 //! a cache: a missing or damaged one only costs the making, and one written by another
-//! build of cmod is not read (its identity is in the header). A test compares emission
-//! with and without the record after edits of sources and flags
-//! (`tests/emission_cache.rs`), and a unit test shows that each thing a step is made
-//! from changes its key.
+//! build of cmod is not read (its identity is in the header). `tests/emission_cache.rs`
+//! compares emission with and without the records after edits of a body, an interface,
+//! the imports, the included headers and the flags (leaving the unit's content hash or
+//! the BMIs it reads out of the key fails it), and shows that bodies are taken from the
+//! record.
 
 use std::collections::HashMap;
 use std::ops::Range;
