@@ -407,8 +407,9 @@ impl<'a> Emitter<'a> {
             if self.objects[u].is_some() {
                 continue;
             }
-            let dialect = self.input.graph.units[u].flags.dialect.clone();
-            let recipe = self.recipe_key(StepKind::Object, u, &dialect)?;
+            let input = self.input;
+            let dialect = &input.graph.units[u].flags.dialect;
+            let recipe = self.recipe_key(StepKind::Object, u, dialect)?;
             match self.reuse_recipe(recipe) {
                 Some(path) => self.objects[u] = Some(path),
                 None => steps.push((u, recipe, self.object_step(u)?)),
@@ -515,8 +516,9 @@ impl<'a> Emitter<'a> {
         if let Some(p) = &self.objects[u] {
             return Ok(p.clone());
         }
-        let dialect = self.input.graph.units[u].flags.dialect.clone();
-        let recipe = self.recipe_key(StepKind::Object, u, &dialect)?;
+        let input = self.input;
+        let dialect = &input.graph.units[u].flags.dialect;
+        let recipe = self.recipe_key(StepKind::Object, u, dialect)?;
         if let Some(path) = self.reuse_recipe(recipe) {
             self.objects[u] = Some(path.clone());
             return Ok(path);

@@ -131,7 +131,7 @@ impl Feed {
     }
 }
 
-fn kind_tag(kind: StepKind) -> u8 {
+pub(super) fn kind_tag(kind: StepKind) -> u8 {
     match kind {
         StepKind::Bmi => 1,
         StepKind::Pch => 2,

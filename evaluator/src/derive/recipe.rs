@@ -32,7 +32,7 @@ use rayon::prelude::*;
 use cmod_schema::derivation::{Derivation, InputFrom, StepKind};
 use cmod_schema::store_path::StorePath;
 
-use super::emission_cache::Feed;
+use super::emission_cache::{kind_tag, Feed};
 use super::{body_codec, Emitter, SourceFile};
 use crate::error::EvalError;
 use crate::flags::UnitFlags;
@@ -208,7 +208,7 @@ impl Emitter<'_> {
         let flags = self.flags_digest(&unit.flags);
         let mut f = Feed(blake3::Hasher::new());
         f.bytes(&self.recipes.context);
-        f.str(&format!("{kind:?}"));
+        f.tag(kind_tag(kind));
         f.0.update(&(dialect.len() as u64).to_le_bytes());
         dialect.iter().for_each(|d| f.str(d));
         f.bytes(&flags);
