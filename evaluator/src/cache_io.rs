@@ -171,6 +171,47 @@ pub(crate) fn record_entries<'a>(bytes: &'a [u8], magic: &[u8]) -> Option<(usize
     Some((u32::from_le_bytes(count.try_into().ok()?) as usize, rest))
 }
 
+/// Append `b` to `out` as a length-prefixed field (a little-endian `u32` length, then
+/// the bytes): the field of the binary cache records ([`Fields`] reads it back).
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Reads the fields of a binary cache record from the front; every read past the end is
+/// `None` (a damaged record).
+pub(crate) struct Fields<'a>(pub(crate) &'a [u8]);
+
+impl<'a> Fields<'a> {
+    /// The next `n` bytes.
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    /// The next byte.
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    /// A length written as a little-endian `u32`.
+    pub(crate) fn len(&mut self) -> Option<usize> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
+    }
+
+    /// A field [`put_bytes`] wrote.
+    pub(crate) fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.len()?;
+        self.take(n)
+    }
+
+    /// Whether everything was read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// What identifies this binary: its version and its executable's size, time and inode,
 /// so a rebuilt cmod never reads a cache record another build wrote.
 pub fn binary_identity() -> [u8; 32] {

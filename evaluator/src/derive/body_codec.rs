@@ -15,6 +15,7 @@ use cmod_schema::store_path::{StorePath, HASH_BYTES};
 use cmod_schema::ContentHash;
 
 use super::SourceFile;
+use crate::cache_io::Fields;
 
 const KINDS: [StepKind; 7] = [
     StepKind::Bmi,
@@ -48,8 +49,7 @@ impl Writer<'_> {
         self.0.extend_from_slice(&(n as u32).to_le_bytes());
     }
     fn bytes(&mut self, b: &[u8]) {
-        self.len(b.len());
-        self.0.extend_from_slice(b);
+        crate::cache_io::put_bytes(self.0, b);
     }
     fn str(&mut self, s: &str) {
         self.bytes(s.as_bytes());
@@ -63,38 +63,24 @@ impl Writer<'_> {
     }
 }
 
-/// Reads fields back; every read fails (`None`) past the end.
-struct Reader<'a>(&'a [u8]);
+/// Reads fields back (the records' [`Fields`], and this form's own); every read fails
+/// (`None`) past the end.
+struct Reader<'a>(Fields<'a>);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn len(&mut self) -> Option<usize> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
-    }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = self.len()?;
-        self.take(n)
-    }
     fn str(&mut self) -> Option<String> {
-        Some(std::str::from_utf8(self.bytes()?).ok()?.to_string())
+        Some(std::str::from_utf8(self.0.bytes()?).ok()?.to_string())
     }
     fn path(&mut self) -> Option<StorePath> {
-        let hash: [u8; HASH_BYTES] = self.take(HASH_BYTES)?.try_into().ok()?;
-        let name = std::str::from_utf8(self.bytes()?).ok()?;
+        let hash: [u8; HASH_BYTES] = self.0.take(HASH_BYTES)?.try_into().ok()?;
+        let name = std::str::from_utf8(self.0.bytes()?).ok()?;
         StorePath::from_parts(hash, name).ok()
     }
     fn hash(&mut self) -> Option<ContentHash> {
-        Some(ContentHash(self.take(32)?.try_into().ok()?))
+        Some(ContentHash(self.0.take(32)?.try_into().ok()?))
     }
     fn tagged<T: Copy>(&mut self, all: &[T]) -> Option<T> {
-        all.get(usize::from(self.u8()?)).copied()
+        all.get(usize::from(self.0.u8()?)).copied()
     }
 }
 
@@ -167,47 +153,49 @@ pub(super) fn encode(
 
 /// The store path at the start of what [`encode`] wrote.
 pub(super) fn decode_path(bytes: &[u8]) -> Option<StorePath> {
-    Reader(bytes).path()
+    Reader(Fields(bytes)).path()
 }
 
 /// What [`encode`] wrote (all of `bytes`), or `None` if it is damaged.
 pub(super) fn decode(bytes: &[u8]) -> Option<(StorePath, Derivation, Vec<SourceFile>)> {
-    let mut r = Reader(bytes);
+    let mut r = Reader(Fields(bytes));
     let path = r.path()?;
-    let version = u32::from_le_bytes(r.take(4)?.try_into().ok()?);
+    let version = u32::from_le_bytes(r.0.take(4)?.try_into().ok()?);
     let name = r.str()?;
     let kind = r.tagged(&KINDS)?;
     let toolchain = r.hash()?;
     let tool = r.tagged(&TOOLS)?;
-    let args = (0..r.len()?).map(|_| r.str()).collect::<Option<Vec<_>>>()?;
-    let env = (0..r.len()?)
+    let args = (0..r.0.len()?)
+        .map(|_| r.str())
+        .collect::<Option<Vec<_>>>()?;
+    let env = (0..r.0.len()?)
         .map(|_| Some((r.str()?, r.str()?)))
         .collect::<Option<BTreeMap<_, _>>>()?;
-    let host = (0..r.len()?)
+    let host = (0..r.0.len()?)
         .map(|_| Some((r.str()?, r.hash()?)))
         .collect::<Option<BTreeMap<_, _>>>()?;
-    let inputs = (0..r.len()?)
+    let inputs = (0..r.0.len()?)
         .map(|_| decode_input(&mut r))
         .collect::<Option<Vec<_>>>()?;
-    let outputs = (0..r.len()?)
+    let outputs = (0..r.0.len()?)
         .map(|_| {
             let key = r.str()?;
             let at = r.str()?;
             let name = r.str()?;
-            let module = match r.u8()? {
+            let module = match r.0.u8()? {
                 0 => None,
                 _ => Some(r.str()?),
             };
             Some((key, Output { at, module, name }))
         })
         .collect::<Option<BTreeMap<_, _>>>()?;
-    let sources = (0..r.len()?)
+    let sources = (0..r.0.len()?)
         .map(|_| {
             Some(SourceFile {
-                host: PathBuf::from(std::ffi::OsStr::from_bytes(r.bytes()?)),
+                host: PathBuf::from(std::ffi::OsStr::from_bytes(r.0.bytes()?)),
                 path: r.path()?,
                 hash: r.hash()?,
-                tree: r.u8()? != 0,
+                tree: r.0.u8()? != 0,
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -229,7 +217,7 @@ pub(super) fn decode(bytes: &[u8]) -> Option<(StorePath, Derivation, Vec<SourceF
 fn decode_input(r: &mut Reader<'_>) -> Option<Input> {
     let at = r.str()?;
     let role = r.tagged(&ROLES)?;
-    let from = match r.u8()? {
+    let from = match r.0.u8()? {
         0 => InputFrom::Drv {
             drv: r.path()?,
             output: r.str()?,

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::{bytes_of, os, Input};
+use crate::cache_io::Fields;
 use crate::hashing::Stamp;
 
 const MAGIC: &[u8] = b"cmod-journal-v1\n";
@@ -21,8 +22,7 @@ struct Writer(Vec<u8>);
 
 impl Writer {
     fn bytes(&mut self, b: &[u8]) {
-        self.0.extend_from_slice(&(b.len() as u32).to_le_bytes());
-        self.0.extend_from_slice(b);
+        crate::cache_io::put_bytes(&mut self.0, b);
     }
     fn stamp(&mut self, s: &Stamp) {
         self.0.extend_from_slice(&s.len.to_le_bytes());
@@ -80,26 +80,17 @@ pub(super) fn encode<'a>(inputs: impl Iterator<Item = &'a Input>, payload: &[u8]
     w.0
 }
 
-struct Reader<'a>(&'a [u8]);
+struct Reader<'a>(Fields<'a>);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(head)
-    }
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
-        self.take(len as usize)
-    }
     fn path(&mut self) -> Option<PathBuf> {
-        Some(PathBuf::from(os(self.bytes()?)))
+        Some(PathBuf::from(os(self.0.bytes()?)))
     }
     fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        Some(u64::from_le_bytes(self.0.take(8)?.try_into().ok()?))
     }
     fn i128(&mut self) -> Option<i128> {
-        Some(i128::from_le_bytes(self.take(16)?.try_into().ok()?))
+        Some(i128::from_le_bytes(self.0.take(16)?.try_into().ok()?))
     }
     fn stamp(&mut self) -> Option<Stamp> {
         Some(Stamp {
@@ -111,16 +102,14 @@ impl<'a> Reader<'a> {
         })
     }
     fn input(&mut self) -> Option<Input> {
-        let (&tag, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(match tag {
+        Some(match self.0.u8()? {
             STAMP => Input::Stamp(self.path()?, self.stamp()?),
             LINK_STAMP => Input::LinkStamp(self.path()?, self.stamp()?),
             ABSENT => Input::Absent(self.path()?),
-            CONTENT => Input::Content(self.path()?, self.take(32)?.try_into().ok()?),
+            CONTENT => Input::Content(self.path()?, self.0.take(32)?.try_into().ok()?),
             CANONICAL => Input::Canonical(self.path()?, self.path()?),
-            ENV_SET => Input::Env(os(self.bytes()?), Some(os(self.bytes()?))),
-            ENV_UNSET => Input::Env(os(self.bytes()?), None),
+            ENV_SET => Input::Env(os(self.0.bytes()?), Some(os(self.0.bytes()?))),
+            ENV_UNSET => Input::Env(os(self.0.bytes()?), None),
             _ => return None,
         })
     }
@@ -128,11 +117,11 @@ impl<'a> Reader<'a> {
 
 /// The inputs and payload of a journal, or `None` if it is damaged or another binary's.
 pub(super) fn decode(bytes: &[u8]) -> Option<(Vec<Input>, &[u8])> {
-    let mut r = Reader(bytes.strip_prefix(MAGIC)?);
-    if r.take(32)? != crate::cache_io::binary_identity() {
+    let mut r = Reader(Fields(bytes.strip_prefix(MAGIC)?));
+    if r.0.take(32)? != crate::cache_io::binary_identity() {
         return None;
     }
-    let payload = r.bytes()?;
+    let payload = r.0.bytes()?;
     let mut inputs = Vec::new();
     while !r.0.is_empty() {
         inputs.push(r.input()?);
