@@ -152,6 +152,8 @@ fn refresh_for_realise(
         return Ok(());
     }
     first_step.wait();
+    // From here on it runs beside the build's steps, which come first.
+    cmod_store::realise::background::lower_this_threads_priority();
     let bytes = compdb::to_json(&compdb::of_evaluation(eval)?)?;
     create_parent(&output)?;
     write_atomically(&output, &bytes)?;

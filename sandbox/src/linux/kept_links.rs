@@ -11,7 +11,11 @@
 //! [`LINK_MTIME`](crate::materialise::LINK_MTIME), read-only.
 //!
 //! The record is removed before anything changes and written back after, so a run killed
-//! halfway leaves no record and the next one lays the directories out from nothing.
+//! halfway leaves no record and the next one lays the directories out from nothing. The
+//! record has a section per root, headed by a digest of what that root's layout is made
+//! from (its links): a root whose digest is the recorded one is left as it is and its
+//! section copied, so after an edit the unit's `src` root is laid out again and its
+//! thousands of BMIs under `bmi` are not compared one by one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -37,26 +41,151 @@ pub(crate) fn update(
     action: &Action,
     roots: &BTreeSet<PathBuf>,
 ) -> Result<Option<PathBuf>, SandboxError> {
-    let Some(wanted) = wanted(action, roots) else {
-        return Ok(None);
-    };
     let dir = with_suffix(slot, ".links");
     let list = with_suffix(slot, ".links.list");
-    let recorded = match std::fs::read_to_string(&list).ok().and_then(|t| parse(&t)) {
-        Some(recorded) => {
-            remove_file(&list)?;
-            recorded
-        }
-        None => {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| SandboxError::io("removing", &dir, e))?;
-            }
-            Layout::default()
-        }
+    let Some(digests) = root_digests(action, roots) else {
+        return Ok(None);
     };
-    apply(&dir, &recorded, &wanted, roots)?;
-    std::fs::write(&list, render(&wanted)).map_err(|e| SandboxError::io("writing", &list, e))?;
+    let text = std::fs::read_to_string(&list).ok();
+    let recorded = text.as_deref().and_then(Record::parse);
+    let unchanged = |r: &Record<'_>| {
+        r.roots.len() == digests.len()
+            && digests
+                .iter()
+                .all(|(root, d)| r.roots.get(root.as_str()).is_some_and(|(rd, _)| rd == d))
+    };
+    match &recorded {
+        Some(r) if unchanged(r) => return Ok(Some(dir)),
+        Some(_) => remove_file(&list)?,
+        None if dir.exists() => {
+            std::fs::remove_dir_all(&dir).map_err(|e| SandboxError::io("removing", &dir, e))?;
+        }
+        None => {}
+    }
+    let mut out = format!("{HEADER}\n");
+    for (root, digest) in &digests {
+        let old = recorded.as_ref().and_then(|r| r.roots.get(root.as_str()));
+        out.push_str(&format!("R\t{root}\t{digest}\n"));
+        if let Some((_, lines)) = old.filter(|(d, _)| d == digest) {
+            lines.iter().for_each(|l| {
+                out.push_str(l);
+                out.push('\n');
+            });
+            continue;
+        }
+        let root_set = BTreeSet::from([PathBuf::from(root)]);
+        let before = match old.and_then(|(_, lines)| parse(lines)) {
+            Some(before) => before,
+            None => {
+                let at = dir.join(root);
+                if at.exists() {
+                    std::fs::remove_dir_all(&at)
+                        .map_err(|e| SandboxError::io("removing", &at, e))?;
+                }
+                Layout::default()
+            }
+        };
+        let Some(wanted) = wanted(action, &root_set) else {
+            return Ok(None);
+        };
+        apply(&dir, &before, &wanted, &root_set)?;
+        out.push_str(&render(&wanted));
+    }
+    std::fs::write(&list, out).map_err(|e| SandboxError::io("writing", &list, e))?;
     Ok(Some(dir))
+}
+
+/// Each root's digest of what its layout is made from (its links), by root; `None` if a
+/// root or a link under one cannot be recorded.
+fn root_digests(action: &Action, roots: &BTreeSet<PathBuf>) -> Option<BTreeMap<String, String>> {
+    let mut digests: BTreeMap<&Path, Digest> = BTreeMap::new();
+    for root in roots {
+        let mut d = Digest::new(HEADER);
+        d.bytes(STORE_DIR.as_bytes());
+        d.bytes(recordable(root)?.as_bytes());
+        digests.insert(root, d);
+    }
+    for link in &action.links {
+        let Some(d) = roots
+            .iter()
+            .find(|r| link.at.starts_with(r))
+            .and_then(|r| digests.get_mut(r.as_path()))
+        else {
+            continue;
+        };
+        d.bytes(recorded_bytes(&link.at)?);
+        d.bytes(recorded_bytes(Path::new(&link.store_path))?);
+        match &link.sub {
+            Some(sub) => d.bytes(recorded_bytes(sub)?),
+            None => d.count(usize::MAX),
+        }
+    }
+    digests
+        .into_iter()
+        .map(|(root, d)| Some((recordable(root)?, d.hex())))
+        .collect()
+}
+
+/// The bytes of `p`, if it can be recorded.
+fn recorded_bytes(p: &Path) -> Option<&[u8]> {
+    p.to_str()
+        .filter(|s| !s.contains(['\t', '\n']))
+        .map(str::as_bytes)
+}
+
+/// A record read back: each root's digest and lines (see [`render`]).
+struct Record<'a> {
+    roots: BTreeMap<&'a str, (&'a str, Vec<&'a str>)>,
+}
+
+impl<'a> Record<'a> {
+    /// The sections of `text`, or `None` if it is not a record of this format.
+    fn parse(text: &'a str) -> Option<Record<'a>> {
+        let mut lines = text.lines();
+        if lines.next()? != HEADER {
+            return None;
+        }
+        let mut roots: BTreeMap<&str, (&str, Vec<&str>)> = BTreeMap::new();
+        let mut current = None;
+        for line in lines {
+            if let Some(section) = line.strip_prefix("R\t") {
+                let (root, digest) = section.split_once('\t')?;
+                roots.insert(root, (digest, Vec::new()));
+                current = Some(root);
+            } else {
+                roots.get_mut(current?)?.1.push(line);
+            }
+        }
+        Some(Record { roots })
+    }
+}
+
+/// A digest of length-prefixed fields.
+struct Digest(blake3::Hasher);
+
+impl Digest {
+    /// A digest of a record of kind `kind`.
+    fn new(kind: &str) -> Digest {
+        let mut d = Digest(blake3::Hasher::new());
+        d.bytes(kind.as_bytes());
+        d
+    }
+
+    /// Add a number (a count of the fields that follow).
+    fn count(&mut self, n: usize) {
+        self.0.update(&(n as u64).to_le_bytes());
+    }
+
+    /// Add a field.
+    fn bytes(&mut self, b: &[u8]) {
+        self.count(b.len());
+        self.0.update(b);
+    }
+
+    /// The digest, in hexadecimal.
+    fn hex(&self) -> String {
+        self.0.finalize().to_hex().to_string()
+    }
 }
 
 /// The layout `action` asks for under `roots`, or `None` if a path cannot be recorded.
@@ -150,12 +279,13 @@ fn recordable(p: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
-const HEADER: &str = "cmod-kept-links-v1";
+const HEADER: &str = "cmod-kept-links-v2";
 
-/// The record: a header line, then `L\t<at>\t<target>` per link and `D\t<dir>` per
-/// directory.
+/// A root's lines of the record: `L\t<at>\t<target>` per link and `D\t<dir>` per
+/// directory. The record is a header line, then per root an `R\t<root>\t<digest>` line
+/// and its lines.
 fn render(layout: &Layout) -> String {
-    let mut text = format!("{HEADER}\n");
+    let mut text = String::new();
     for (at, target) in &layout.links {
         text.push_str(&format!("L\t{at}\t{target}\n"));
     }
@@ -165,11 +295,8 @@ fn render(layout: &Layout) -> String {
     text
 }
 
-fn parse(text: &str) -> Option<Layout> {
-    let mut lines = text.lines();
-    if lines.next()? != HEADER {
-        return None;
-    }
+/// A root's lines of the record, read back.
+fn parse(lines: &[&str]) -> Option<Layout> {
     let mut layout = Layout::default();
     for line in lines {
         let fields: Vec<&str> = line.split('\t').collect();
@@ -287,6 +414,72 @@ mod tests {
         update(&slot, &a, &roots).unwrap();
         assert!(!dir.join("bmi/stray").exists());
         assert!(dir.join("bmi/a.pcm").symlink_metadata().is_ok());
+    }
+
+    /// After an edit only the root whose links changed is laid out again: the other's
+    /// links stay as they were (the same inodes), and the result is a fresh layout.
+    #[test]
+    fn only_the_roots_whose_links_changed_are_laid_out_again() {
+        let roots = BTreeSet::from([PathBuf::from("bmi"), PathBuf::from("src")]);
+        let kept = tempfile::tempdir().unwrap();
+        let slot = kept.path().join("step");
+        let bmis = [("bmi/a.pcm", "h1-a.pcm"), ("bmi/m/b.pcm", "h1-b.pcm")];
+        let first = action(&[bmis[0], bmis[1], ("src/p/u.cpp", "h1-u.cpp")]);
+        let edited = action(&[bmis[0], bmis[1], ("src/p/u.cpp", "h2-u.cpp")]);
+        let dir = update(&slot, &first, &roots).unwrap().unwrap();
+        let inode = |p: &str| std::fs::symlink_metadata(dir.join(p)).unwrap().ino();
+        let (a, b) = (inode("bmi/a.pcm"), inode("bmi/m/b.pcm"));
+        update(&slot, &edited, &roots).unwrap();
+        assert_eq!((inode("bmi/a.pcm"), inode("bmi/m/b.pcm")), (a, b));
+        assert_eq!(
+            std::fs::read_link(dir.join("src/p/u.cpp")).unwrap(),
+            Path::new("/cmod/store/h2-u.cpp")
+        );
+        let fresh = tempfile::tempdir().unwrap();
+        let fresh_dir = update(&fresh.path().join("step"), &edited, &roots)
+            .unwrap()
+            .unwrap();
+        assert_eq!(listing(&dir), listing(&fresh_dir));
+        // Unchanged again: nothing to do, and still the same layout.
+        update(&slot, &edited, &roots).unwrap();
+        assert_eq!(listing(&dir), listing(&fresh_dir));
+    }
+
+    /// A root that was not in the last record starts from nothing, whatever its
+    /// directory held.
+    #[test]
+    fn a_root_missing_from_the_record_starts_from_nothing() {
+        let both = BTreeSet::from([PathBuf::from("bmi"), PathBuf::from("src")]);
+        let bmi_only = BTreeSet::from([PathBuf::from("bmi")]);
+        let kept = tempfile::tempdir().unwrap();
+        let slot = kept.path().join("step");
+        let a = action(&[("bmi/a.pcm", "h1-a.pcm"), ("src/u.cpp", "h1-u.cpp")]);
+        let dir = update(&slot, &a, &both).unwrap().unwrap();
+        update(&slot, &a, &bmi_only).unwrap();
+        std::fs::write(dir.join("src/stray"), b"left over").unwrap();
+        update(&slot, &a, &both).unwrap();
+        assert!(!dir.join("src/stray").exists());
+        assert!(dir.join("src/u.cpp").symlink_metadata().is_ok());
+    }
+
+    /// A record of another format (the first version's) is not believed.
+    #[test]
+    fn a_record_of_another_format_starts_from_nothing() {
+        let roots = BTreeSet::from([PathBuf::from("bmi")]);
+        let kept = tempfile::tempdir().unwrap();
+        let slot = kept.path().join("step");
+        let a = action(&[("bmi/a.pcm", "h1-a.pcm")]);
+        let dir = update(&slot, &a, &roots).unwrap().unwrap();
+        std::fs::write(dir.join("bmi/stray"), b"left over").unwrap();
+        let list = with_suffix(&slot, ".links.list");
+        std::fs::write(
+            &list,
+            "cmod-kept-links-v1\nL\tbmi/a.pcm\t/cmod/store/h1-a.pcm\n",
+        )
+        .unwrap();
+        update(&slot, &a, &roots).unwrap();
+        assert!(!dir.join("bmi/stray").exists());
+        assert!(std::fs::read_to_string(&list).unwrap().starts_with(HEADER));
     }
 
     /// A path that cannot be recorded keeps nothing.

@@ -13,9 +13,11 @@
 //! Ready derivations are started longest-remaining-chain first. After the first failure
 //! no new build starts; running ones finish, and dependents are reported as skipped.
 
+pub mod background;
 mod build;
 pub mod events;
 mod executor;
+mod graph;
 mod modules;
 mod reuse;
 mod schedule;
@@ -38,6 +40,7 @@ use build::Realised;
 pub use build::{BuildEnv, BuildError, Difference};
 pub use events::{Event, Reporter, Silent};
 pub use executor::{ExecError, Executed, Executor, Job, LocalSandbox};
+pub use graph::Needed;
 pub use modules::{module_closure, module_map, ClosureError, ModuleFile};
 pub use reuse::{Outputs, Previous};
 pub use step_cache::{CachedStep, StepCache, StepCacheError, StepCacheUse};
@@ -134,6 +137,9 @@ pub enum RealiseError {
     /// A derivation needed by another one is not among those given.
     #[error("derivation `{0}` is needed but was not provided")]
     MissingDerivation(StorePath),
+    /// A derivation reads itself, through its inputs.
+    #[error("derivation `{0}` depends on itself")]
+    Cycle(StorePath),
     /// A `.drv` path does not match its derivation's contents.
     #[error("derivation `{drv}` is not canonical: its contents hash to `{found}`")]
     DrvMismatch {
@@ -168,39 +174,11 @@ impl crate::substitute::Observer for Observe<'_> {
 }
 
 /// The derivations needed for `targets`, in topological order (inputs first).
-pub fn needed<'a>(
-    drvs: &'a impl DrvLookup,
-    targets: &'a [StorePath],
+pub fn needed(
+    drvs: &impl DrvLookup,
+    targets: &[StorePath],
 ) -> Result<Vec<StorePath>, RealiseError> {
-    // Depth-first, inputs before the derivation, with an explicit stack: a chain of
-    // thousands of derivations must not exhaust a thread's stack.
-    type Frame<'a> = (&'a StorePath, std::vec::IntoIter<&'a StorePath>);
-    fn frame<'a>(drvs: &'a impl DrvLookup, d: &'a StorePath) -> Result<Frame<'a>, RealiseError> {
-        let drv = drvs
-            .drv(d)
-            .ok_or_else(|| RealiseError::MissingDerivation(d.clone()))?;
-        let inputs: Vec<&StorePath> = drv.input_drvs().into_iter().collect();
-        Ok((d, inputs.into_iter()))
-    }
-    let mut order = Vec::new();
-    let mut seen: cmod_schema::store_path::PathSet<&StorePath> = Default::default();
-    for t in targets {
-        if !seen.insert(t) {
-            continue;
-        }
-        let mut stack = vec![frame(drvs, t)?];
-        while let Some((d, inputs)) = stack.last_mut() {
-            match inputs.next() {
-                Some(i) if seen.insert(i) => stack.push(frame(drvs, i)?),
-                Some(_) => {}
-                None => {
-                    order.push((*d).clone());
-                    stack.pop();
-                }
-            }
-        }
-    }
-    Ok(order)
+    Ok(Needed::of(drvs, targets)?.order)
 }
 
 /// The sources among `all` that the derivations of `order` read.
@@ -344,10 +322,11 @@ pub fn realise(
     // Build directories and logs of killed runs (their processes are gone).
     store.clean_temporaries()?;
     let index: Index<'_> = drvs.iter().collect();
-    let order = needed(&index, targets)?;
+    let needed = Needed::of(&index, targets)?;
+    let order = &needed.order;
     reporter.event(&Event::Planned { total: order.len() });
     let reused = match opts.previous.filter(|_| !opts.check) {
-        Some(previous) => reuse::reusable(&index, &order, previous),
+        Some(previous) => reuse::reusable(&needed, previous),
         None => Outputs::new(),
     };
 
@@ -362,7 +341,10 @@ pub fn realise(
         .collect();
     std::thread::scope(|scope| {
         // All of them: a reused step's `.drv` was not checked (see `reuse::Previous`).
-        let drv_writer = scope.spawn(|| write_derivations(store, drvs, &order));
+        let drv_writer = scope.spawn(|| {
+            background::lower_this_threads_priority();
+            write_derivations(store, drvs, order)
+        });
         let sources_writer = scope.spawn(|| -> Result<(), RealiseError> {
             // Reused derivations are valid, and so are their references (sources).
             Ok(store.add_sources(&sources_read(drvs, &fresh_order, opts.sources))?)
@@ -372,7 +354,7 @@ pub fn realise(
             Some(cfg) => crate::substitute::walk(
                 store,
                 drvs,
-                &order,
+                order,
                 reused.clone(),
                 env.sandbox.as_str(),
                 cfg,
@@ -398,7 +380,7 @@ pub fn realise(
                 reporter,
                 keep_views: fresh_order.len() <= KEEP_VIEWS_UP_TO,
             };
-            scheduler.run(&order, known)
+            scheduler.run(&needed, known)
         });
         // The derivations are written whatever happened; a failure to write them fails
         // the realisation (its out-links would keep them).

@@ -11,10 +11,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use cmod_schema::derivation::InputFrom;
 use cmod_schema::StorePath;
 
-use super::DrvLookup;
+use super::Needed;
 use crate::layout::Store;
 
 /// Outputs of derivations, by derivation.
@@ -44,21 +43,17 @@ impl Previous {
     }
 }
 
-/// The derivations of `order` (topologically sorted) that `previous` realised (with
-/// valid outputs) and whose input derivations are all reusable too.
-pub fn reusable(drvs: &impl DrvLookup, order: &[StorePath], previous: &Previous) -> Outputs {
+/// The derivations of `needed` that `previous` realised (with valid outputs) and whose
+/// input derivations are all reusable too.
+pub fn reusable(needed: &Needed<'_>, previous: &Previous) -> Outputs {
     let mut reused = Outputs::new();
-    for d in order {
+    let mut is_reused = vec![false; needed.order.len()];
+    for (i, d) in needed.order.iter().enumerate() {
         let Some(outputs) = previous.0.get(d) else {
             continue;
         };
-        let inputs_reused = drvs.drv(d).is_some_and(|drv| {
-            drv.inputs.iter().all(|i| match &i.from {
-                InputFrom::Drv { drv, .. } => reused.contains_key(drv),
-                InputFrom::Path { .. } => true,
-            })
-        });
-        if inputs_reused {
+        if needed.deps[i].iter().all(|&j| is_reused[j]) {
+            is_reused[i] = true;
             reused.insert(d.clone(), outputs.clone());
         }
     }
@@ -109,6 +104,9 @@ mod tests {
             (pd.clone(), d),
         ]);
         let order = [pa.clone(), pb.clone(), pc.clone(), pd.clone()];
+        let targets = [pc.clone(), pd.clone()];
+        let needed = Needed::of(&drvs, &targets).unwrap();
+        assert_eq!(needed.order, order);
         let previous_of = |outs: &[StorePath]| -> Outputs {
             order
                 .iter()
@@ -118,14 +116,14 @@ mod tests {
         };
         let checked = |p: &Outputs| Previous::checked(&store, p.clone());
         let previous = previous_of(&outs);
-        let all = reusable(&drvs, &order, &checked(&previous));
+        let all = reusable(&needed, &checked(&previous));
         assert_eq!(all.len(), 4);
         crate::content::remove(&store.path_of(&outs[0])).unwrap();
-        let some = reusable(&drvs, &order, &checked(&previous));
+        let some = reusable(&needed, &checked(&previous));
         let kept: BTreeSet<&StorePath> = some.keys().collect();
         assert_eq!(kept, BTreeSet::from([&pd]));
         // Derivations the previous realisation did not have are never reused.
         let partial: Outputs = previous.into_iter().filter(|(d, _)| *d != pd).collect();
-        assert!(!reusable(&drvs, &order, &checked(&partial)).contains_key(&pd));
+        assert!(!reusable(&needed, &checked(&partial)).contains_key(&pd));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use cmod_schema::{ContentHash, StorePath};
 
 use super::build::Realised;
+use super::graph::{Needed, Positions};
 use super::modules::module_closure;
 use super::{realise_one, BuildEnv, BuildError, Event, Known, RealiseError, RealiseOptions};
 use super::{Realisation, Reporter, Step};
@@ -32,9 +33,6 @@ struct State {
     out: Realisation,
 }
 
-/// Each derivation's position in the topological order.
-type Positions<'a> = cmod_schema::store_path::PathMap<&'a StorePath, usize>;
-
 /// Outputs of the derivations an input of a step names, by derivation.
 type Inputs = HashMap<StorePath, BTreeMap<String, StorePath>>;
 
@@ -52,15 +50,16 @@ pub(super) struct Scheduler<'a> {
     pub keep_views: bool,
 }
 
-/// The derivation graph of `order` (topologically sorted): each node's inputs and
-/// dependents, and its priority (the longest chain of dependents: what the most work
-/// waits on starts first).
-fn nodes_of(drvs: &super::Index<'_>, order: &[StorePath], index: &Positions<'_>) -> Vec<Node> {
-    let mut nodes: Vec<Node> = order
+/// The nodes of `needed`: each one's inputs and dependents, and its priority (the
+/// longest chain of dependents: what the most work waits on starts first).
+fn nodes_of(needed: &Needed<'_>) -> Vec<Node> {
+    let mut nodes: Vec<Node> = needed
+        .order
         .iter()
-        .map(|d| Node {
+        .zip(&needed.deps)
+        .map(|(d, deps)| Node {
             drv: d.clone(),
-            deps: drvs[d].input_drvs().into_iter().map(|i| index[i]).collect(),
+            deps: deps.clone(),
             dependents: Vec::new(),
             priority: 1,
         })
@@ -122,10 +121,10 @@ impl Scheduler<'_> {
         (state, done, fresh)
     }
 
-    /// Realise every derivation of `order` that `known` does not cover.
-    pub fn run(&self, order: &[StorePath], known: Known) -> Result<Realisation, RealiseError> {
-        let index: Positions<'_> = order.iter().enumerate().map(|(i, d)| (d, i)).collect();
-        let nodes = nodes_of(self.drvs, order, &index);
+    /// Realise every derivation of `needed` that `known` does not cover.
+    pub fn run(&self, needed: &Needed<'_>, known: Known) -> Result<Realisation, RealiseError> {
+        let index = &needed.positions;
+        let nodes = nodes_of(needed);
         let (state, done, fresh) = self.initial_state(&nodes, known);
         let run = Run {
             index,
@@ -145,19 +144,22 @@ impl Scheduler<'_> {
             for _ in 0..jobs {
                 s.spawn(|| run.worker());
             }
-            // Reused steps are reported fresh once the workers are going: on a large
-            // graph that is thousands of messages, which the first step need not wait
-            // for.
-            for &i in &fresh {
-                let n = &run.nodes[i];
-                if let Some(outputs) = run.done[i].get() {
-                    self.reporter.event(&Event::Fresh {
-                        drv: &n.drv,
-                        name: &self.drvs[&n.drv].name,
-                        outputs,
-                    });
+            // Reused steps are reported fresh once the workers are going, beside them: on
+            // a large graph that is thousands of messages, which the first step need not
+            // wait for.
+            s.spawn(|| {
+                super::background::lower_this_threads_priority();
+                for &i in &fresh {
+                    let n = &run.nodes[i];
+                    if let Some(outputs) = run.done[i].get() {
+                        self.reporter.event(&Event::Fresh {
+                            drv: &n.drv,
+                            name: &self.drvs[&n.drv].name,
+                            outputs,
+                        });
+                    }
                 }
-            }
+            });
         });
         run.finish()
     }
@@ -171,7 +173,7 @@ type Outcomes = Vec<OnceLock<BTreeMap<String, StorePath>>>;
 struct Run<'a, 's> {
     sched: &'s Scheduler<'a>,
     nodes: Vec<Node>,
-    index: Positions<'s>,
+    index: &'s Positions<'s>,
     done: Outcomes,
     shared: (Mutex<State>, Condvar),
 }
