@@ -119,6 +119,13 @@ pub enum BuildError {
         /// How to fix it.
         help: Option<String>,
     },
+    /// The sources the step reads could not be added to the store (the realisation
+    /// reports why).
+    #[error("{name}: the sources it reads could not be added to the store")]
+    SourcesUnavailable {
+        /// The derivation's name.
+        name: String,
+    },
     /// A bug: realising the step panicked. The other steps stop as after a failure.
     #[error("{name}: internal error while realising it ({message}); please report it")]
     Panicked {

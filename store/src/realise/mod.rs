@@ -21,6 +21,7 @@ mod graph;
 mod modules;
 mod reuse;
 mod schedule;
+mod sources;
 mod step_cache;
 
 /// Test helpers shared with the other modules of the store.
@@ -43,6 +44,7 @@ pub use executor::{ExecError, Executed, Executor, Job, LocalSandbox};
 pub use graph::Needed;
 pub use modules::{module_closure, module_map, ClosureError, ModuleFile};
 pub use reuse::{Outputs, Previous};
+use sources::SourcesAdded;
 pub use step_cache::{CachedStep, StepCache, StepCacheError, StepCacheUse};
 
 /// Finding a derivation by its path: the evaluator's sorted map, or an [`Index`] of it
@@ -330,15 +332,17 @@ pub fn realise(
         None => Outputs::new(),
     };
 
-    // Sources are written while substituters are asked for the outputs (substitution
-    // works from the derivations in memory); both are done before anything is built. The
-    // `.drv` files are written beside the whole build (nothing a step does needs them)
-    // and waited for at the end: an edit's first compile does not wait for a write.
+    // Sources are added while substituters are asked for the outputs (substitution
+    // works from the derivations in memory) and while the first steps are prepared (a
+    // builder runs only once they are in: `SourcesAdded`). The `.drv` files are written
+    // beside the whole build (nothing a step does needs them) and waited for at the end:
+    // an edit's first compile waits for neither write.
     let fresh_order: Vec<StorePath> = order
         .iter()
         .filter(|d| !reused.contains_key(*d))
         .cloned()
         .collect();
+    let sources = SourcesAdded::default();
     std::thread::scope(|scope| {
         // All of them: a reused step's `.drv` was not checked (see `reuse::Previous`).
         let drv_writer = scope.spawn(|| {
@@ -347,10 +351,15 @@ pub fn realise(
         });
         let sources_writer = scope.spawn(|| -> Result<(), RealiseError> {
             // Reused derivations are valid, and so are their references (sources).
-            Ok(store.add_sources(&sources_read(drvs, &fresh_order, opts.sources))?)
+            let read = sources_read(drvs, &fresh_order, opts.sources);
+            Ok(sources.add(|| store.add_sources(&read))?)
         });
-        // Substitute what the configured substituters have (never for --check).
-        let substituted = match opts.sharing.filter(|_| !opts.check) {
+        // Substitute what the configured substituters have (never for --check; with
+        // none, without copying the reused steps' outputs for the walk).
+        let asked = opts
+            .sharing
+            .filter(|cfg| !opts.check && !cfg.substituters.is_empty());
+        let substituted = match asked {
             Some(cfg) => crate::substitute::walk(
                 store,
                 drvs,
@@ -367,10 +376,10 @@ pub fn realise(
             h.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         };
-        let realisation = join(sources_writer).and_then(|()| {
+        let realisation = substituted.and_then(|substituted| {
             let known = Known {
                 reused,
-                substituted: substituted?,
+                substituted,
             };
             let scheduler = schedule::Scheduler {
                 store,
@@ -379,12 +388,17 @@ pub fn realise(
                 opts,
                 reporter,
                 keep_views: fresh_order.len() <= KEEP_VIEWS_UP_TO,
+                sources: &sources,
             };
             scheduler.run(&needed, known)
         });
-        // The derivations are written whatever happened; a failure to write them fails
-        // the realisation (its out-links would keep them).
+        // The sources and derivations are written whatever happened. A failure to add
+        // the sources comes first (the steps that waited for them failed of it); a
+        // failure to write the derivations fails the realisation (its out-links would
+        // keep them).
+        let added = join(sources_writer);
         let written = join(drv_writer);
+        added?;
         let realisation = realisation?;
         written?;
         Ok(realisation)
@@ -418,6 +432,9 @@ pub(crate) struct Step<'a> {
     pub drv_path: &'a StorePath,
     pub drv: &'a Derivation,
     pub modules: &'a [ModuleFile],
+    /// Whether the realisation's sources are in the store, waited for before a builder
+    /// runs.
+    pub sources: &'a SourcesAdded,
     /// Keep the step's sandbox view between runs (see [`KEEP_VIEWS_UP_TO`]).
     pub keep_view: bool,
 }
@@ -465,6 +482,9 @@ fn realise_one(
                 return Ok((Realised::Fresh(entry.outputs), other));
             }
         }
+    }
+    if !step.sources.wait() {
+        return Err(BuildError::SourcesUnavailable { name });
     }
     // A build reports its start itself, once it knows it builds (not found meanwhile,
     // nor taken from a step cache).

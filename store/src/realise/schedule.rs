@@ -48,6 +48,8 @@ pub(super) struct Scheduler<'a> {
     pub reporter: &'a dyn Reporter,
     /// Whether the steps keep their sandbox views (see `KEEP_VIEWS_UP_TO`).
     pub keep_views: bool,
+    /// Whether the sources are in the store yet.
+    pub sources: &'a super::SourcesAdded,
 }
 
 /// The nodes of `needed`: each one's inputs and dependents, and its priority (the
@@ -246,6 +248,7 @@ impl Run<'_, '_> {
                 drv,
                 modules: &modules,
                 keep_view: s.keep_views,
+                sources: s.sources,
             };
             realise_one(s.store, &step, inputs, s.env, s.opts.check, s.reporter)
         }))

@@ -1,0 +1,138 @@
+//! The sources a realisation adds to the store (the user's files its derivations read),
+//! added beside the scheduling of the first steps: a step's module closure and
+//! resolution need only the sources' paths, and only its builder needs their contents.
+//! After a one-line edit, adding the edited file (copying, hashing, flushing it to
+//! stable storage) then overlaps the preparation of its compile instead of preceding it.
+
+/// Whether the sources a realisation adds to the store are there. They are added beside
+/// the scheduling of the first steps (their module closures and resolution, which need
+/// only their paths), and a step waits for them before its builder runs.
+#[derive(Debug, Default)]
+pub(crate) struct SourcesAdded {
+    added: std::sync::Mutex<Option<bool>>,
+    done: std::sync::Condvar,
+}
+
+impl SourcesAdded {
+    /// Add the sources with `add`, then release the steps waiting: with its success, or
+    /// with a failure if it fails or panics (nobody waits for ever).
+    pub(super) fn add<E>(&self, add: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+        struct Release<'a>(&'a SourcesAdded, bool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut added) = self.0.added.lock() {
+                    *added = Some(self.1);
+                }
+                self.0.done.notify_all();
+            }
+        }
+        let mut release = Release(self, false);
+        let result = add();
+        release.1 = result.is_ok();
+        result
+    }
+
+    /// Wait until the sources are added; whether they were.
+    pub(super) fn wait(&self) -> bool {
+        let Ok(mut added) = self.added.lock() else {
+            return false;
+        };
+        loop {
+            match *added {
+                Some(ok) => return ok,
+                None => match self.done.wait(added) {
+                    Ok(next) => added = next,
+                    Err(_) => return false,
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use cmod_schema::derivation::{Derivation, Input, InputFrom, InputRole};
+    use cmod_schema::{ContentHash, PathKind, StorePath};
+
+    use super::super::tests::{absent_toolchain, step, test_env, two_jobs};
+    use super::super::{realise, ExecError, Executed, Executor, Job, RealiseError, Silent};
+    use super::SourcesAdded;
+    use crate::error::StoreError;
+    use crate::layout::Store;
+
+    /// Counts the builders it is asked to run (and runs none).
+    #[derive(Debug, Default)]
+    struct Counting(Mutex<usize>);
+
+    impl Executor for Counting {
+        fn execute(&self, job: &Job<'_>) -> Result<Executed, ExecError> {
+            *self.0.lock().unwrap() += 1;
+            Err(StoreError::NotValid(job.drv_path.clone()).into())
+        }
+    }
+
+    /// A source that cannot be added (it changed after the evaluator hashed it) fails
+    /// the realisation with that error, and no builder runs without its sources.
+    #[test]
+    fn a_source_that_cannot_be_added_fails_the_realisation_before_any_builder() {
+        let (t, user) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = Store::open(t.path()).unwrap();
+        let host = user.path().join("a.cpp");
+        std::fs::write(&host, "int edited;").unwrap();
+        let seen = ContentHash::of_file(false, b"int before;");
+        let source = StorePath::compute(PathKind::Source, &seen, "a.cpp", []).unwrap();
+        let mut drv: Derivation = step("a", &[]);
+        drv.inputs.push(Input {
+            at: "src/a.cpp".into(),
+            from: InputFrom::Path {
+                path: source.clone(),
+                sub: None,
+            },
+            role: InputRole::Source,
+        });
+        drv.inputs.sort();
+        let toolchain = absent_toolchain(drv.toolchain);
+        let counting = Counting::default();
+        let env = test_env(&toolchain, &counting);
+        let targets = vec![drv.drv_path().unwrap()];
+        let drvs = BTreeMap::from([(targets[0].clone(), drv)]);
+        let sources = [(host.as_path(), &source, &seen)];
+        let opts = super::super::RealiseOptions {
+            sources: &sources,
+            ..two_jobs()
+        };
+        match realise(&store, &drvs, &targets, &env, &opts, &Silent) {
+            Err(RealiseError::Store(StoreError::SourceChanged { host: h, .. })) => {
+                assert_eq!(h, host)
+            }
+            other => panic!("expected the source's error, got {other:?}"),
+        }
+        assert_eq!(*counting.0.lock().unwrap(), 0, "a builder ran");
+        assert!(!store.is_valid(&source));
+    }
+
+    /// Waiters learn whether the sources were added; a panic while adding them releases
+    /// them too, with a failure (nobody waits for ever).
+    #[test]
+    fn waiters_are_released_however_adding_ends() {
+        let added = SourcesAdded::default();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| added.wait());
+            added.add(|| Ok::<(), ()>(())).unwrap();
+            assert!(waiter.join().unwrap());
+        });
+        let failed = SourcesAdded::default();
+        assert_eq!(failed.add(|| Err::<(), _>("no")), Err("no"));
+        assert!(!failed.wait());
+        let panicked = SourcesAdded::default();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| panicked.wait());
+            let adding = s.spawn(|| panicked.add(|| -> Result<(), ()> { panic!("adding") }));
+            assert!(adding.join().is_err());
+            assert!(!waiter.join().unwrap());
+        });
+    }
+}
