@@ -37,6 +37,7 @@ use super::{body_codec, Emitter, SourceFile};
 use crate::error::EvalError;
 use crate::flags::UnitFlags;
 use crate::graph::{Origin, UnitId};
+use crate::targets::Owner;
 
 /// The hash of what a step is made from (see the module documentation).
 pub(super) type RecipeKey = [u8; 32];
@@ -185,10 +186,10 @@ impl Emitter<'_> {
     ) -> Result<Option<RecipeKey>, EvalError> {
         let graph = self.input.graph;
         let unit = &graph.units[u];
-        let takes_part = matches!(unit.origin, Origin::Package(..))
-            && unit.flags.pch.is_none()
-            && self.input.header_units.of(u).is_empty();
-        if !takes_part {
+        let Origin::Package(package, owner) = unit.origin else {
+            return Ok(None);
+        };
+        if unit.flags.pch.is_some() || !self.input.header_units.of(u).is_empty() {
             return Ok(None);
         }
         let mut read = Vec::with_capacity(graph.edges[u].len() + 1);
@@ -212,7 +213,16 @@ impl Emitter<'_> {
         f.0.update(&(dialect.len() as u64).to_le_bytes());
         dialect.iter().for_each(|d| f.str(d));
         f.bytes(&flags);
-        f.str(&format!("{:?}/{:?}", unit.origin, unit.kind));
+        let (owner_tag, owner_index) = match owner {
+            Owner::Lib(i) => (0, i),
+            Owner::Bin(i) => (1, i),
+            Owner::Test(i) => (2, i),
+        };
+        for n in [package, owner_index] {
+            f.0.update(&(n as u64).to_le_bytes());
+        }
+        f.tag(owner_tag);
+        f.tag(unit.kind as u8);
         f.str(&unit.rel);
         f.bytes(unit.abs.as_os_str().as_bytes());
         f.hash(&unit.hash);

@@ -400,20 +400,29 @@ mod tests {
         }
     }
 
-    /// Without its record (a run killed halfway), the directories are laid out anew, so
-    /// whatever was left in them is gone.
+    /// Without its record (a run killed halfway), or with one of another format (the
+    /// first version's), the directories are laid out anew, so whatever was left in them
+    /// is gone.
     #[test]
-    fn a_missing_record_starts_from_nothing() {
-        let roots = BTreeSet::from([PathBuf::from("bmi")]);
-        let kept = tempfile::tempdir().unwrap();
-        let slot = kept.path().join("step");
-        let a = action(&[("bmi/a.pcm", "h1-a.pcm")]);
-        let dir = update(&slot, &a, &roots).unwrap().unwrap();
-        std::fs::write(dir.join("bmi/stray"), b"left over").unwrap();
-        std::fs::remove_file(with_suffix(&slot, ".links.list")).unwrap();
-        update(&slot, &a, &roots).unwrap();
-        assert!(!dir.join("bmi/stray").exists());
-        assert!(dir.join("bmi/a.pcm").symlink_metadata().is_ok());
+    fn a_missing_or_foreign_record_starts_from_nothing() {
+        let v1 = "cmod-kept-links-v1\nL\tbmi/a.pcm\t/cmod/store/h1-a.pcm\n";
+        for foreign in [None, Some(v1)] {
+            let roots = BTreeSet::from([PathBuf::from("bmi")]);
+            let kept = tempfile::tempdir().unwrap();
+            let slot = kept.path().join("step");
+            let a = action(&[("bmi/a.pcm", "h1-a.pcm")]);
+            let dir = update(&slot, &a, &roots).unwrap().unwrap();
+            std::fs::write(dir.join("bmi/stray"), b"left over").unwrap();
+            let list = with_suffix(&slot, ".links.list");
+            match foreign {
+                None => std::fs::remove_file(&list).unwrap(),
+                Some(text) => std::fs::write(&list, text).unwrap(),
+            }
+            update(&slot, &a, &roots).unwrap();
+            assert!(!dir.join("bmi/stray").exists(), "{foreign:?}");
+            assert!(dir.join("bmi/a.pcm").symlink_metadata().is_ok());
+            assert!(std::fs::read_to_string(&list).unwrap().starts_with(HEADER));
+        }
     }
 
     /// After an edit only the root whose links changed is laid out again: the other's
@@ -460,26 +469,6 @@ mod tests {
         update(&slot, &a, &both).unwrap();
         assert!(!dir.join("src/stray").exists());
         assert!(dir.join("src/u.cpp").symlink_metadata().is_ok());
-    }
-
-    /// A record of another format (the first version's) is not believed.
-    #[test]
-    fn a_record_of_another_format_starts_from_nothing() {
-        let roots = BTreeSet::from([PathBuf::from("bmi")]);
-        let kept = tempfile::tempdir().unwrap();
-        let slot = kept.path().join("step");
-        let a = action(&[("bmi/a.pcm", "h1-a.pcm")]);
-        let dir = update(&slot, &a, &roots).unwrap().unwrap();
-        std::fs::write(dir.join("bmi/stray"), b"left over").unwrap();
-        let list = with_suffix(&slot, ".links.list");
-        std::fs::write(
-            &list,
-            "cmod-kept-links-v1\nL\tbmi/a.pcm\t/cmod/store/h1-a.pcm\n",
-        )
-        .unwrap();
-        update(&slot, &a, &roots).unwrap();
-        assert!(!dir.join("bmi/stray").exists());
-        assert!(std::fs::read_to_string(&list).unwrap().starts_with(HEADER));
     }
 
     /// A path that cannot be recorded keeps nothing.

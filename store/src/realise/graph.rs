@@ -4,6 +4,9 @@
 //! after a one-line edit of a large graph those passes are most of what is left between
 //! the evaluation and the first compile.
 
+use std::collections::hash_map::Entry;
+
+use cmod_schema::derivation::InputFrom;
 use cmod_schema::store_path::PathMap;
 use cmod_schema::StorePath;
 
@@ -23,6 +26,9 @@ pub struct Needed<'a> {
     pub positions: Positions<'a>,
 }
 
+/// The position of a derivation found but not placed yet (its inputs are being visited).
+const VISITING: usize = usize::MAX;
+
 /// A derivation being visited: its inputs, and how many of them have been visited.
 struct Frame<'a> {
     drv: &'a StorePath,
@@ -39,23 +45,35 @@ impl<'a> Needed<'a> {
             let drv = drvs
                 .drv(d)
                 .ok_or_else(|| RealiseError::MissingDerivation(d.clone()))?;
+            // As `Derivation::input_drvs` has them (sorted, each once), without a set.
+            let mut inputs: Vec<&StorePath> = drv
+                .inputs
+                .iter()
+                .filter_map(|i| match &i.from {
+                    InputFrom::Drv { drv, .. } => Some(drv),
+                    InputFrom::Path { .. } => None,
+                })
+                .collect();
+            inputs.sort_unstable();
+            inputs.dedup();
             Ok(Frame {
                 drv: d,
-                inputs: drv.input_drvs().into_iter().collect(),
+                inputs,
                 next: 0,
             })
         };
-        let mut seen: cmod_schema::store_path::PathSet<&StorePath> = Default::default();
         let mut out = Needed::default();
         for t in targets {
-            if !seen.insert(t) {
-                continue;
-            }
+            match out.positions.entry(t) {
+                Entry::Occupied(_) => continue,
+                Entry::Vacant(e) => e.insert(VISITING),
+            };
             let mut stack = vec![frame(t)?];
             while let Some(top) = stack.last_mut() {
                 if let Some(&input) = top.inputs.get(top.next) {
                     top.next += 1;
-                    if seen.insert(input) {
+                    if let Entry::Vacant(e) = out.positions.entry(input) {
+                        e.insert(VISITING);
                         stack.push(frame(input)?);
                     }
                 } else if let Some(done) = stack.pop() {
@@ -74,7 +92,7 @@ impl<'a> Needed<'a> {
         let deps = frame
             .inputs
             .iter()
-            .map(|i| self.positions.get(i).copied())
+            .map(|i| self.positions.get(i).copied().filter(|&p| p != VISITING))
             .collect::<Option<Vec<usize>>>()
             .ok_or_else(|| RealiseError::Cycle(frame.drv.clone()))?;
         self.positions.insert(frame.drv, self.order.len());
