@@ -106,31 +106,20 @@ fn root_digests(action: &Action, roots: &BTreeSet<PathBuf>) -> Option<BTreeMap<S
         digests.insert(root, d);
     }
     for link in &action.links {
-        let Some(d) = roots
-            .iter()
-            .find(|r| link.at.starts_with(r))
-            .and_then(|r| digests.get_mut(r.as_path()))
-        else {
+        let Some(d) = root_of(link, roots).and_then(|r| digests.get_mut(r.as_path())) else {
             continue;
         };
-        d.bytes(recorded_bytes(&link.at)?);
-        d.bytes(recorded_bytes(Path::new(&link.store_path))?);
+        d.bytes(recordable(&link.at)?.as_bytes());
+        d.bytes(recordable(Path::new(&link.store_path))?.as_bytes());
         match &link.sub {
-            Some(sub) => d.bytes(recorded_bytes(sub)?),
+            Some(sub) => d.bytes(recordable(sub)?.as_bytes()),
             None => d.count(usize::MAX),
         }
     }
     digests
         .into_iter()
-        .map(|(root, d)| Some((recordable(root)?, d.hex())))
+        .map(|(root, d)| Some((recordable(root)?.to_string(), d.hex())))
         .collect()
-}
-
-/// The bytes of `p`, if it can be recorded.
-fn recorded_bytes(p: &Path) -> Option<&[u8]> {
-    p.to_str()
-        .filter(|s| !s.contains(['\t', '\n']))
-        .map(str::as_bytes)
 }
 
 /// A record read back: each root's digest and lines (see [`render`]).
@@ -192,7 +181,7 @@ impl Digest {
 fn wanted(action: &Action, roots: &BTreeSet<PathBuf>) -> Option<Layout> {
     let mut layout = Layout::default();
     for link in &action.links {
-        let Some(root) = roots.iter().find(|r| link.at.starts_with(r)) else {
+        let Some(root) = root_of(link, roots) else {
             continue;
         };
         let target = link_target(link, Path::new(STORE_DIR));
@@ -201,10 +190,10 @@ fn wanted(action: &Action, roots: &BTreeSet<PathBuf>) -> Option<Layout> {
         };
         let mut d = link.at.parent();
         while let Some(p) = d.filter(|p| p.starts_with(root) && *p != root.as_path()) {
-            layout.dirs.insert(recordable(p)?);
+            layout.dirs.insert(recordable(p)?.to_string());
             d = p.parent();
         }
-        layout.links.insert(at, target);
+        layout.links.insert(at.to_string(), target.to_string());
     }
     Some(layout)
 }
@@ -273,10 +262,13 @@ fn remove_file(path: &Path) -> Result<(), SandboxError> {
 }
 
 /// `p` as a field of the record (tab-separated lines of UTF-8), if it can be one.
-fn recordable(p: &Path) -> Option<String> {
-    p.to_str()
-        .filter(|s| !s.contains(['\t', '\n']))
-        .map(str::to_string)
+fn recordable(p: &Path) -> Option<&str> {
+    p.to_str().filter(|s| !s.contains(['\t', '\n']))
+}
+
+/// The root among `roots` that `link` is laid out under, if any.
+fn root_of<'a>(link: &crate::Link, roots: &'a BTreeSet<PathBuf>) -> Option<&'a PathBuf> {
+    roots.iter().find(|r| link.at.starts_with(r))
 }
 
 const HEADER: &str = "cmod-kept-links-v2";
