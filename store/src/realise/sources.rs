@@ -34,18 +34,10 @@ impl SourcesAdded {
 
     /// Wait until the sources are added; whether they were.
     pub(super) fn wait(&self) -> bool {
-        let Ok(mut added) = self.added.lock() else {
-            return false;
-        };
-        loop {
-            match *added {
-                Some(ok) => return ok,
-                None => match self.done.wait(added) {
-                    Ok(next) => added = next,
-                    Err(_) => return false,
-                },
-            }
-        }
+        self.added
+            .lock()
+            .and_then(|added| self.done.wait_while(added, |added| added.is_none()))
+            .is_ok_and(|added| *added == Some(true))
     }
 }
 
