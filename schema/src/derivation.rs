@@ -400,9 +400,10 @@ impl Derivation {
     /// already canonical; a test holds it equal to [`crate::canonical::to_vec`], which sorts
     /// explicitly, and the golden vectors freeze the bytes.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, DerivationError> {
-        // Most derivations encode to a few kilobytes: one allocation instead of a doubling
-        // series of copies.
-        let mut bytes = Vec::with_capacity(4096);
+        // Most derivations encode to a few kilobytes, an archive or link step's a few
+        // hundred bytes per input: one allocation instead of a doubling series of copies
+        // (each faulting in fresh pages, for a step with thousands of inputs).
+        let mut bytes = Vec::with_capacity(4096 + 256 * self.inputs.len());
         serde_json::to_writer(&mut bytes, self)
             .map_err(|e| DerivationError::Encoding(CanonicalError::Serialize(e)))?;
         Ok(bytes)

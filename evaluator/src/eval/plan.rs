@@ -123,21 +123,60 @@ pub(super) fn item(
     flags: &UnitFlags,
     pch: Option<&PkgPath>,
 ) -> ScanItem {
-    let sandbox = |at: &PkgPath| format!("src/{}/{}", packages.packages[at.package].name, at.rel);
-    let host = |at: &PkgPath| {
-        packages.packages[at.package]
-            .root
-            .join(&at.rel)
-            .to_string_lossy()
-            .into_owned()
-    };
-    let mut args: Vec<String> = lead.iter().map(|a| a.to_string()).collect();
-    let mut host_args = args.clone();
-    args.extend(flags.render(&sandbox));
-    host_args.extend(flags.render(&host));
+    let rendered = RenderedFlags::of(packages, flags);
+    item_with(packages, rel, hash, lead, &rendered, pch)
+}
+
+/// A unit's flags rendered as a build step sees them and as they are on the host.
+struct RenderedFlags {
+    sandbox: Vec<String>,
+    host: Vec<String>,
+}
+
+impl RenderedFlags {
+    fn of(packages: &PackageGraph, flags: &UnitFlags) -> RenderedFlags {
+        RenderedFlags {
+            sandbox: flags.render(&|at| sandbox_path(packages, at)),
+            host: flags.render(&|at| host_path(packages, at)),
+        }
+    }
+}
+
+/// Where a package file is as a build step sees it.
+fn sandbox_path(packages: &PackageGraph, at: &PkgPath) -> String {
+    format!("src/{}/{}", packages.packages[at.package].name, at.rel)
+}
+
+/// Where a package file is on this machine.
+fn host_path(packages: &PackageGraph, at: &PkgPath) -> String {
+    packages.packages[at.package]
+        .root
+        .join(&at.rel)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// [`item`], with the flags already rendered.
+fn item_with(
+    packages: &PackageGraph,
+    rel: &str,
+    hash: ContentHash,
+    lead: &[&str],
+    flags: &RenderedFlags,
+    pch: Option<&PkgPath>,
+) -> ScanItem {
+    let extra = if pch.is_some() { 2 } else { 0 };
+    let mut args: Vec<String> = Vec::with_capacity(lead.len() + flags.sandbox.len() + extra);
+    let mut host_args: Vec<String> = Vec::with_capacity(lead.len() + flags.host.len() + extra);
+    for a in lead {
+        args.push(a.to_string());
+        host_args.push(a.to_string());
+    }
+    args.extend(flags.sandbox.iter().cloned());
+    host_args.extend(flags.host.iter().cloned());
     if let Some(p) = pch {
-        args.extend(["-include".into(), sandbox(p)]);
-        host_args.extend(["-include".into(), host(p)]);
+        args.extend(["-include".into(), sandbox_path(packages, p)]);
+        host_args.extend(["-include".into(), host_path(packages, p)]);
     }
     ScanItem {
         rel: rel.to_string(),
@@ -145,6 +184,44 @@ pub(super) fn item(
         args,
         host_args,
         source: None,
+    }
+}
+
+/// The distinct scan items of a package, each once (a file listed by two targets with
+/// the same flags is scanned once). Items are told apart by a hash first, so an item is
+/// neither cloned nor hashed twice to be looked up.
+#[derive(Default)]
+struct UniqueItems<S = std::collections::hash_map::RandomState> {
+    items: Vec<ScanItem>,
+    /// Hashes the items.
+    hasher: S,
+    /// The first item with each hash.
+    first: HashMap<u64, usize>,
+    /// Later items whose hash an earlier, different item has (rare).
+    collided: Vec<(u64, usize)>,
+}
+
+impl<S: std::hash::BuildHasher> UniqueItems<S> {
+    /// The index of `it` among the distinct items, added if it is new.
+    fn add(&mut self, it: ScanItem) -> usize {
+        let h = self.hasher.hash_one(&it);
+        let next = self.items.len();
+        match self.first.entry(h) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(next);
+            }
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let same = std::iter::once(*e.get())
+                    .chain(self.collided.iter().filter(|c| c.0 == h).map(|c| c.1))
+                    .find(|&i| self.items[i] == it);
+                if let Some(i) = same {
+                    return i;
+                }
+                self.collided.push((h, next));
+            }
+        }
+        self.items.push(it);
+        next
     }
 }
 
@@ -173,13 +250,11 @@ pub(super) fn scan_plan(
         cache,
         generated: sources.generated.clone(),
     };
-    let mut seen: HashMap<ScanItem, usize> = HashMap::new();
-    let mut add = |plan: &mut ScanPlan, it: ScanItem| -> usize {
-        *seen.entry(it.clone()).or_insert_with(|| {
-            plan.unique.push(it);
-            plan.unique.len() - 1
-        })
-    };
+    let mut unique: UniqueItems = UniqueItems::default();
+    unique.first.reserve(owned.len());
+    // Units of a target share their flags (one `Arc`): rendered once per target. The
+    // flags stay alive in `plan.owned`, so an address is never reused meanwhile.
+    let mut rendered: HashMap<*const UnitFlags, RenderedFlags> = HashMap::new();
     for ((rel, owner), hash) in owned.into_iter().zip(hashes) {
         let lang = language(&rel).ok_or_else(|| {
             EvalError::new(
@@ -193,9 +268,12 @@ pub(super) fn scan_plan(
             .pch
             .as_ref()
             .filter(|_| lang == Lang::Cxx && x == "c++");
-        let mut it = item(packages, &rel, hash, &["-x", x], &flags, pch);
+        let flags_rendered = rendered
+            .entry(Arc::as_ptr(&flags))
+            .or_insert_with(|| RenderedFlags::of(packages, &flags));
+        let mut it = item_with(packages, &rel, hash, &["-x", x], flags_rendered, pch);
         it.source = plan.generated.get(&rel).map(|g| g.host.clone());
-        let i = add(&mut plan, it);
+        let i = unique.add(it);
         if let Some(at) = pch {
             let without = Arc::new(UnitFlags {
                 pch: None,
@@ -210,16 +288,21 @@ pub(super) fn scan_plan(
                 let h = files
                     .hash(&abs)
                     .map_err(|e| EvalError::io(&abs, "read", e))?;
-                let j = add(
-                    &mut plan,
-                    item(packages, &at.rel, h, &["-x", "c++-header"], &without, None),
-                );
+                let j = unique.add(item(
+                    packages,
+                    &at.rel,
+                    h,
+                    &["-x", "c++-header"],
+                    &without,
+                    None,
+                ));
                 plan.pchs.push((at.clone(), without, h, j));
             }
         }
         plan.owned.push((rel, owner, flags, hash));
         plan.index.push(i);
     }
+    plan.unique = unique.items;
     Ok((sources, plan))
 }
 
@@ -294,5 +377,68 @@ impl ScanPlan {
                 .collect(),
             warnings: scan.warnings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_item(rel: &str, flag: &str) -> ScanItem {
+        ScanItem {
+            rel: rel.into(),
+            hash: ContentHash::of_file(false, rel.as_bytes()),
+            args: vec!["-x".into(), "c++".into(), flag.into()],
+            host_args: vec!["-x".into(), "c++".into(), flag.into()],
+            source: None,
+        }
+    }
+
+    /// Hashes every item alike: every lookup after the first goes through collisions.
+    #[derive(Default)]
+    struct AllCollide;
+
+    impl std::hash::BuildHasher for AllCollide {
+        type Hasher = AllCollideHasher;
+        fn build_hasher(&self) -> AllCollideHasher {
+            AllCollideHasher
+        }
+    }
+
+    struct AllCollideHasher;
+
+    impl std::hash::Hasher for AllCollideHasher {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    fn indices<S: std::hash::BuildHasher>(unique: &mut UniqueItems<S>) -> Vec<usize> {
+        let items = [
+            scan_item("a.cpp", "-DX"),
+            scan_item("b.cpp", "-DX"),
+            scan_item("a.cpp", "-DX"),
+            scan_item("a.cpp", "-DY"),
+            scan_item("b.cpp", "-DX"),
+            scan_item("a.cpp", "-DY"),
+        ];
+        items.into_iter().map(|it| unique.add(it)).collect()
+    }
+
+    /// Equal items get one index, different ones their own, whatever their hashes.
+    #[test]
+    fn equal_items_share_an_index_and_different_ones_do_not() {
+        let mut hashed: UniqueItems = UniqueItems::default();
+        let mut colliding = UniqueItems::<AllCollide>::default();
+        for (got, unique) in [
+            (indices(&mut hashed), &hashed.items),
+            (indices(&mut colliding), &colliding.items),
+        ] {
+            assert_eq!(got, vec![0, 1, 0, 2, 1, 2]);
+            assert_eq!(unique.len(), 3);
+            assert_eq!(unique[2], scan_item("a.cpp", "-DY"));
+        }
+        assert_eq!(colliding.collided.len(), 2);
     }
 }

@@ -62,7 +62,12 @@ impl<'a> Needed<'a> {
                 next: 0,
             })
         };
-        let mut out = Needed::default();
+        let n = drvs.count();
+        let mut out = Needed {
+            order: Vec::with_capacity(n),
+            deps: Vec::with_capacity(n),
+            positions: Positions::with_capacity_and_hasher(n, Default::default()),
+        };
         for t in targets {
             match out.positions.entry(t) {
                 Entry::Occupied(_) => continue,

@@ -52,11 +52,17 @@ pub use step_cache::{CachedStep, StepCache, StepCacheError, StepCacheUse};
 pub trait DrvLookup: Sync {
     /// The derivation at `path`, if known.
     fn drv(&self, path: &StorePath) -> Option<&Derivation>;
+    /// How many derivations there are (a capacity hint: a realisation usually needs
+    /// nearly all of them).
+    fn count(&self) -> usize;
 }
 
 impl DrvLookup for BTreeMap<StorePath, Derivation> {
     fn drv(&self, path: &StorePath) -> Option<&Derivation> {
         self.get(path)
+    }
+    fn count(&self) -> usize {
+        self.len()
     }
 }
 
@@ -66,6 +72,9 @@ pub type Index<'a> = cmod_schema::store_path::PathMap<&'a StorePath, &'a Derivat
 impl DrvLookup for Index<'_> {
     fn drv(&self, path: &StorePath) -> Option<&Derivation> {
         self.get(path).copied()
+    }
+    fn count(&self) -> usize {
+        self.len()
     }
 }
 

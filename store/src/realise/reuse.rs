@@ -46,7 +46,9 @@ impl Previous {
 /// The derivations of `needed` that `previous` realised (with valid outputs) and whose
 /// input derivations are all reusable too.
 pub fn reusable(needed: &Needed<'_>, previous: &Previous) -> Outputs {
-    let mut reused = Outputs::new();
+    // Sized for all of them (the common case, an edit, reuses nearly every step): no
+    // growth, whose copies fault in fresh pages on a large graph.
+    let mut reused = Outputs::with_capacity(previous.0.len().min(needed.order.len()));
     let mut is_reused = vec![false; needed.order.len()];
     for (i, d) in needed.order.iter().enumerate() {
         let Some(outputs) = previous.0.get(d) else {
