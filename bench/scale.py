@@ -329,6 +329,7 @@ class Size:
         self.proj_cmod = self.dir / "proj-cmod"
         self.cold = args.no_cold_above is None or self.tus <= args.no_cold_above
         self.built = args.no_build_above is None or self.tus <= args.no_build_above
+        self.keep_fill = args.keep_fill
         self.store = self.env = None
         self.samples = defaultdict(list)
         self.notes = []
@@ -338,6 +339,15 @@ class Size:
         """Record one sample (None, for a measurement that did not apply, is dropped)."""
         if value is not None:
             self.samples[key].append(value)
+
+    def kept_fill(self):
+        """Whether this size keeps the fill a previous run left (see `--keep-fill`)."""
+        return self.keep_fill and not self.cold and self.proj_cmod.is_dir() and self.proj_cmake.is_dir()
+
+    def use_store(self, tag):
+        """Switch cmod to the store and caches `cmod-store-<tag>`, `cmod-home-<tag>` as they are."""
+        self.store, home = self.dir / f"cmod-store-{tag}", self.dir / f"cmod-home-{tag}"
+        self.env = harness.cmod_env(home)
 
     def fresh_store(self, tag):
         """Switch cmod to an empty store and caches `cmod-store-<tag>`, `cmod-home-<tag>`."""
@@ -435,19 +445,30 @@ def cold_cmod(ctx, size, run_index):
 
 
 def fill(ctx, size):
-    """One cold build per side outside the measurements (no quiet wait), for skipped cold sizes."""
+    """One cold build per side outside the measurements (no quiet wait), for skipped cold sizes.
+
+    With `--keep-fill`, what an earlier run (or an interrupted fill) left is completed
+    instead: ninja continues in its configured build dir, cmod realises into the same
+    store, and only what is missing is built."""
+    kept = size.kept_fill()
     if ctx.cmake:
-        harness.configure(ctx.tools, size.proj_cmake, size.build)
+        if not (kept and (size.build / "build.ninja").exists()):
+            harness.configure(ctx.tools, size.proj_cmake, size.build)
         size.add("fill/ninja/wall", measure(ctx.ninja(size), harness.WORK).seconds)
         check_binary(size, "cmake+ninja", 0, size.build / harness.BIN)
-    size.fresh_store("fill")
+    if kept:
+        size.use_store("fill")
+    else:
+        size.fresh_store("fill")
     size.add("fill/cmod/wall", measure(ctx.realise(size), size.proj_cmod, size.env).seconds)
     check_binary(size, "cmod", 0, harness.cmod_binary(size.proj_cmod))
     took = ", ".join(f"{side} {harness.fmt_time(size.samples[f'fill/{side}/wall'][0])}"
                      for side in ("cmod", "ninja") if f"fill/{side}/wall" in size.samples)
+    how = ("completed from an earlier run's fill (--keep-fill; times are of the completion only)"
+           if kept else "filled by one cold build each outside the measurements")
     size.notes.append(f"{size.tus:,} TUs: cold builds not measured (above --no-cold-above "
-                      f"{ctx.args.no_cold_above}); cmod's store and ninja's build dir were filled by "
-                      f"one cold build each outside the measurements, without waiting for a quiet machine ({took})")
+                      f"{ctx.args.no_cold_above}); cmod's store and ninja's build dir were {how}, "
+                      f"without waiting for a quiet machine ({took})")
     harness.log(f"{size.tus} TUs: filled without timing")
 
 
@@ -564,10 +585,17 @@ def evaluation_only(ctx, size):
 
 def bench_size(ctx, size):
     """Generate both copies of the project and run every phase; a failure becomes a note."""
-    shutil.rmtree(size.dir, ignore_errors=True)
-    gen.generate(size.proj_cmake, size.params)
-    gen.generate(size.proj_cmod, size.params)
-    harness.log(f"{size.tus} TUs in {size.dir}")
+    if size.kept_fill():
+        # Back to the generated sources on both sides (an earlier run left each at its
+        # own last edit value, cmod's at its last dry-run's), so the fill's binaries agree.
+        gen.edit_impl(size.proj_cmake, 0)
+        gen.edit_impl(size.proj_cmod, 0)
+        harness.log(f"{size.tus} TUs in {size.dir}: keeping its projects and fill (--keep-fill)")
+    else:
+        shutil.rmtree(size.dir, ignore_errors=True)
+        gen.generate(size.proj_cmake, size.params)
+        gen.generate(size.proj_cmod, size.params)
+        harness.log(f"{size.tus} TUs in {size.dir}")
     phase = evaluation_only
     try:
         phases = PHASES if size.built else evaluation_only(ctx, size)
@@ -772,6 +800,9 @@ def parse_args(argv):
                     help="no timed cold builds for sizes above TUS translation units")
     ap.add_argument("--no-build-above", type=int, metavar="TUS",
                     help="sizes with more TUs build nothing: only eval and dry-run are measured")
+    ap.add_argument("--keep-fill", action="store_true",
+                    help="sizes above --no-cold-above keep the projects, store and build dir an earlier run "
+                         "(or an interrupted fill) left and complete them, instead of starting over")
     ap.add_argument("--skip-cmake", action="store_true", help="measure cmod only")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     ap.add_argument("--quiet-wait", type=float, default=30,
