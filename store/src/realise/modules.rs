@@ -8,9 +8,10 @@
 //! step's key needs none of it, because its direct BMIs' store paths already pin their
 //! closures (a BMI is registered with references to the BMIs it was built against).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use cmod_schema::derivation::{Derivation, InputFrom};
+use cmod_schema::store_path::PathSet;
 use cmod_schema::StorePath;
 
 /// One BMI a step sees: the module it provides, where it is laid out in the build
@@ -85,9 +86,13 @@ pub fn module_closure(
 ) -> Result<Vec<ModuleFile>, ClosureError> {
     let mut todo: Vec<Pending<'_>> = Vec::new();
     push_inputs(&mut todo, drv);
-    let mut seen: HashSet<(&StorePath, &str)> = HashSet::new();
-    let mut by_at: HashMap<&str, usize> = HashMap::new();
-    let mut out: Vec<ModuleFile> = Vec::new();
+    // A closure can hold most of the derivations (a chain of modules): sized for that up
+    // front (untouched capacity costs no pages), not grown by copies.
+    let most = drvs.count();
+    let mut seen: PathSet<(&StorePath, &str)> =
+        PathSet::with_capacity_and_hasher(most, Default::default());
+    let mut by_at: HashMap<&str, usize> = HashMap::with_capacity(most);
+    let mut out: Vec<ModuleFile> = Vec::with_capacity(most);
     while let Some((d, output, at)) = todo.pop() {
         if !seen.insert((d, output)) {
             continue;
@@ -133,16 +138,21 @@ pub fn module_closure(
 /// The module map's text: `-fmodule-file=<module>=<at>`, one line per BMI; a header
 /// unit's BMI by its path alone, `-fmodule-file=<at>` (clang has no other form for them).
 pub fn module_map(files: &[ModuleFile]) -> String {
-    files
+    let size: usize = files
         .iter()
-        .map(|f| {
-            if cmod_schema::derivation::is_header_unit(&f.module) {
-                format!("-fmodule-file={}\n", f.at)
-            } else {
-                format!("-fmodule-file={}={}\n", f.module, f.at)
-            }
-        })
-        .collect()
+        .map(|f| "-fmodule-file==\n".len() + f.module.len() + f.at.len())
+        .sum();
+    let mut map = String::with_capacity(size);
+    for f in files {
+        map.push_str("-fmodule-file=");
+        if !cmod_schema::derivation::is_header_unit(&f.module) {
+            map.push_str(&f.module);
+            map.push('=');
+        }
+        map.push_str(&f.at);
+        map.push('\n');
+    }
+    map
 }
 
 #[cfg(test)]
@@ -223,6 +233,16 @@ mod tests {
         assert_eq!(
             module_map(&files[3..]),
             "-fmodule-file=d=bmi/d.pcm\n-fmodule-file=d:p=bmi/d-p.pcm\n"
+        );
+        // A header unit's BMI is named by its path alone.
+        let header_unit = ModuleFile {
+            module: "<vector>@1f2e".into(),
+            at: "bmi/hu-vector-1f2e.pcm".into(),
+            path: out_path("hu"),
+        };
+        assert_eq!(
+            module_map(&[header_unit, files[0].clone()]),
+            "-fmodule-file=bmi/hu-vector-1f2e.pcm\n-fmodule-file=a=bmi/a.pcm\n"
         );
         // A step without imports sees no BMI.
         assert!(module_closure(&drvs, &drvs[&a], |_, _| None)

@@ -25,8 +25,11 @@ pub type Outputs = HashMap<StorePath, BTreeMap<String, StorePath>>;
 ///
 /// The check is a couple of `stat`s per path and needs nothing of the new evaluation, so
 /// a caller runs it beside derivation emission; [`reusable`] is then a walk in memory.
+///
+/// A `Previous` serves one realisation: [`reusable`] moves the entries it reuses out of
+/// it (thousands of output maps on a large graph, which copying would allocate again).
 #[derive(Debug, Default)]
-pub struct Previous(Outputs);
+pub struct Previous(std::sync::Mutex<Outputs>);
 
 impl Previous {
     /// The entries of `outputs` whose outputs are all valid in `store`. (Their `.drv`
@@ -34,29 +37,33 @@ impl Previous {
     /// the build, so a third of the lookups leave the way to the first compile.)
     pub fn checked(store: &Store, outputs: Outputs) -> Previous {
         let check = store.validity_check();
-        Previous(
+        Previous(std::sync::Mutex::new(
             outputs
                 .into_iter()
                 .filter(|(_, outputs)| outputs.values().all(|o| check.is_valid(o)))
                 .collect(),
-        )
+        ))
     }
 }
 
 /// The derivations of `needed` that `previous` realised (with valid outputs) and whose
-/// input derivations are all reusable too.
+/// input derivations are all reusable too, moved out of `previous`.
 pub fn reusable(needed: &Needed<'_>, previous: &Previous) -> Outputs {
+    let mut left = previous
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Sized for all of them (the common case, an edit, reuses nearly every step): no
     // growth, whose copies fault in fresh pages on a large graph.
-    let mut reused = Outputs::with_capacity(previous.0.len().min(needed.order.len()));
+    let mut reused = Outputs::with_capacity(left.len().min(needed.order.len()));
     let mut is_reused = vec![false; needed.order.len()];
     for (i, d) in needed.order.iter().enumerate() {
-        let Some(outputs) = previous.0.get(d) else {
+        if !needed.deps[i].iter().all(|&j| is_reused[j]) {
             continue;
-        };
-        if needed.deps[i].iter().all(|&j| is_reused[j]) {
+        }
+        if let Some((d, outputs)) = left.remove_entry(d) {
             is_reused[i] = true;
-            reused.insert(d.clone(), outputs.clone());
+            reused.insert(d, outputs);
         }
     }
     reused
@@ -124,6 +131,13 @@ mod tests {
         let some = reusable(&needed, &checked(&previous));
         let kept: BTreeSet<&StorePath> = some.keys().collect();
         assert_eq!(kept, BTreeSet::from([&pd]));
+        // What is reused is moved out of `previous`; the rest stays (`b` and `c`, whose
+        // input `a` is not reused).
+        let once = checked(&previous);
+        assert_eq!(reusable(&needed, &once).len(), 1);
+        assert!(reusable(&needed, &once).is_empty());
+        let left: BTreeSet<StorePath> = once.0.lock().unwrap().keys().cloned().collect();
+        assert_eq!(left, BTreeSet::from([pb.clone(), pc.clone()]));
         // Derivations the previous realisation did not have are never reused.
         let partial: Outputs = previous.into_iter().filter(|(d, _)| *d != pd).collect();
         assert!(!reusable(&needed, &checked(&partial)).contains_key(&pd));
