@@ -16,9 +16,11 @@ use super::{Realisation, Reporter, Step};
 use crate::error::StoreError;
 use crate::layout::Store;
 
-struct Node {
+/// One step of the run: its derivation, its inputs (positions, borrowed from the
+/// [`Needed`] graph), its dependents and its priority.
+struct Node<'n> {
     drv: StorePath,
-    deps: Vec<usize>,
+    deps: &'n [usize],
     dependents: Vec<usize>,
     priority: usize,
 }
@@ -54,20 +56,20 @@ pub(super) struct Scheduler<'a> {
 
 /// The nodes of `needed`: each one's inputs and dependents, and its priority (the
 /// longest chain of dependents: what the most work waits on starts first).
-fn nodes_of(needed: &Needed<'_>) -> Vec<Node> {
+fn nodes_of<'n>(needed: &'n Needed<'_>) -> Vec<Node<'n>> {
     let mut nodes: Vec<Node> = needed
         .order
         .iter()
         .zip(&needed.deps)
         .map(|(d, deps)| Node {
             drv: d.clone(),
-            deps: deps.clone(),
+            deps,
             dependents: Vec::new(),
             priority: 1,
         })
         .collect();
     for i in 0..nodes.len() {
-        for j in nodes[i].deps.clone() {
+        for &j in nodes[i].deps {
             nodes[j].dependents.push(i);
         }
     }
@@ -88,7 +90,7 @@ impl Scheduler<'_> {
     /// (moved, not copied: on a large graph that is thousands of maps): reused ones
     /// counted fresh, substituted ones listed; the steps whose inputs are all known are
     /// ready. Also the positions of the reused steps.
-    fn initial_state(&self, nodes: &[Node], known: Known) -> (State, Outcomes, Vec<usize>) {
+    fn initial_state(&self, nodes: &[Node<'_>], known: Known) -> (State, Outcomes, Vec<usize>) {
         let Known {
             mut reused,
             mut substituted,
@@ -174,7 +176,7 @@ type Outcomes = Vec<OnceLock<BTreeMap<String, StorePath>>>;
 /// One scheduling run.
 struct Run<'a, 's> {
     sched: &'s Scheduler<'a>,
-    nodes: Vec<Node>,
+    nodes: Vec<Node<'s>>,
     index: &'s Positions<'s>,
     done: Outcomes,
     shared: (Mutex<State>, Condvar),
