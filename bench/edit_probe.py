@@ -13,6 +13,10 @@ One untimed run comes first, so caches keyed by the binary (the emission record)
 this binary's. Use a different `--start` for each binary: an edit value another binary
 already built is fresh, and compiles nothing.
 
+With `--no-recipes`, the speculative builds' recipes (`STORE/v1/cache/ahead-v1`) are
+removed before each edit: every edit is then timed as the first edit of its file after a
+large build (docs/ARCHITECTURE.md, "Speculative builds"), where nothing is built ahead.
+
 This is no side-by-side benchmark (scale.py is: it measures Ninja in the same run and
 writes RESULTS.md); it compares two cmod builds on the same store, with the noise of
 one machine, so run each binary's block more than once, interleaved.
@@ -20,6 +24,7 @@ one machine, so run each binary's block more than once, interleaved.
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -36,6 +41,7 @@ def main():
     ap.add_argument("store", type=Path)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--start", type=int, default=7000, help="first edit value")
+    ap.add_argument("--no-recipes", action="store_true", help="remove the speculative builds' recipes before each edit")
     ap.add_argument("--cmod", default=os.environ.get("CMOD_BIN", str(harness.REPO / "target" / "release" / "cmod")))
     args = ap.parse_args()
     proj = args.size_dir / "proj-cmod"
@@ -45,6 +51,8 @@ def main():
     scale.measure(cmd, proj, env=env)
     firsts, walls = [], []
     for i in range(args.runs):
+        if args.no_recipes:
+            shutil.rmtree(args.store / "v1" / "cache" / "ahead-v1", ignore_errors=True)
         gen.edit_impl(proj, args.start + i)
         out = scale.measure(cmd, proj, env=env, execs=True)
         if out.first_compile is None:

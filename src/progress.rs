@@ -502,6 +502,7 @@ impl Progress {
                 log,
                 started,
                 elapsed,
+                speculative,
             } => {
                 let started_secs = started.saturating_duration_since(self.started);
                 let warnings = cmod_store::memo::warning_count(log);
@@ -510,6 +511,9 @@ impl Progress {
                 let mut line = json!({"reason": "built", "drv": self.abs(drv), "name": name, "outputs": self.outputs_json(outputs), "started_secs": started_secs.as_secs_f64(), "elapsed_secs": elapsed.as_secs_f64(), "warnings": warnings});
                 if !log.trim().is_empty() {
                     line["log"] = json!(self.shown_log(derivation, log));
+                }
+                if *speculative {
+                    line["speculative"] = json!(true);
                 }
                 line
             }

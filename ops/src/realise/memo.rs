@@ -9,7 +9,7 @@ use cmod_sandbox::Mode;
 use cmod_schema::lock::Lockfile;
 use cmod_schema::ContentHash;
 use cmod_store::memo::{Memo, MemoEntry};
-use cmod_store::realise;
+use cmod_store::realise::{self, Speculation};
 use cmod_store::roots::KeepList;
 use cmod_store::Store;
 
@@ -216,7 +216,7 @@ pub(super) fn realise_and_memo(
     request: &RealiseRequest<'_>,
     names: &[(String, String)],
     (key, slot): (&ContentHash, &ContentHash),
-    (pinned, refresh): (Option<&Lockfile>, Refresh<'_>),
+    (pinned, refresh, ahead): (Option<&Lockfile>, Refresh<'_>, Option<&Speculation>),
     events: &dyn Events,
 ) -> Result<Memo, OpsError> {
     // While the derivations are emitted: the sandbox is probed (a few milliseconds), and
@@ -244,6 +244,7 @@ pub(super) fn realise_and_memo(
         enforced: Some(enforced?),
         first_step: Some(refresh.first_step()),
         warnings: Some(&warnings),
+        speculation: ahead,
     };
     let shown = Project::display_names(names);
     let mut written = None;

@@ -16,8 +16,10 @@ use cmod_evaluator::journal::Recording;
 use cmod_schema::lock::Lockfile;
 use cmod_schema::StorePath;
 use cmod_store::memo::Memo;
-use cmod_store::realise;
+use cmod_store::realise::{self, Speculation};
 use cmod_store::Store;
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::build::BuildSettings;
 use crate::compdb::{Gate, Refresh};
@@ -67,6 +69,9 @@ pub fn realise<E: From<OpsError>>(
         .as_ref()
         .filter(|_| !request.check && !request.locked)
         .and_then(|key| crate::journal::journal_file(store, key));
+    let ahead = journal
+        .as_deref()
+        .map(|file| speculation(store, file, &request.settings));
     if let Some(file) = &journal {
         if let Some(memo) = memo::realise_from_journal(store, file, request, events)? {
             return Ok(memo);
@@ -81,7 +86,10 @@ pub fn realise<E: From<OpsError>>(
         &project.eval.packages.workspace_root,
         project.eval.stats.scan_time,
     );
-    let memo = realise_selected(&project, &names, request, events)?;
+    let memo = realise_selected(&project, &names, request, ahead.as_deref(), events)?;
+    if let Some(ahead) = &ahead {
+        ahead.finish();
+    }
     if let Some(file) = &journal {
         let saved = memo::memo_key(&project, &request.settings, &names)
             .map_err(|e| e.summary())
@@ -92,6 +100,19 @@ pub fn realise<E: From<OpsError>>(
         }
     }
     Ok(memo)
+}
+
+/// The speculative builds of the request journaled in `journal` (its recipes are kept
+/// beside it): started, unless `-j1` (a build ahead takes a core of its own) or
+/// `--keep-failed` (a failed build ahead keeps nothing) asks otherwise; the steps built
+/// are recorded either way.
+fn speculation(store: &Store, journal: &Path, settings: &BuildSettings) -> Arc<Speculation> {
+    let name = journal.file_stem().unwrap_or_default();
+    let ahead = Speculation::new(store.cache_dir().join("ahead-v1").join(name));
+    if settings.jobs() > 1 && !settings.keep_failed {
+        ahead.start(store, settings.limits(), &realise::LocalSandbox);
+    }
+    ahead
 }
 
 /// The project `load` evaluates once every generator that runs a program has run: while
@@ -145,11 +166,13 @@ pub fn load_with_generators<E: From<OpsError>>(
 
 /// Realise `names` of a loaded project: out-links checked first, under the shared GC lock
 /// until they are roots, with the lockfile prepared (verified under `--locked`) and the
-/// compile database refreshed beside the build.
+/// compile database refreshed beside the build; builds started `ahead` are taken where
+/// they fit.
 pub fn realise_selected(
     project: &Project,
     names: &[(String, String)],
     request: &RealiseRequest<'_>,
+    ahead: Option<&Speculation>,
     events: &dyn Events,
 ) -> Result<Memo, OpsError> {
     // An out-link's directory is never created: a missing one is the user's to fix, and
@@ -169,7 +192,7 @@ pub fn realise_selected(
     std::thread::scope(|scope| {
         let refresh =
             crate::compdb::start_refresh(scope, project, &request.eval, &first_step, events)?;
-        realise_loaded(project, names, request, (pinned, refresh), events)
+        realise_loaded(project, names, request, (pinned, refresh, ahead), events)
     })
 }
 
@@ -180,7 +203,7 @@ fn realise_loaded(
     project: &Project,
     names: &[(String, String)],
     request: &RealiseRequest<'_>,
-    (pinned, refresh): (Option<&Lockfile>, Refresh<'_>),
+    (pinned, refresh, ahead): (Option<&Lockfile>, Refresh<'_>, Option<&Speculation>),
     events: &dyn Events,
 ) -> Result<Memo, OpsError> {
     let key = memo::memo_key(project, &request.settings, names)?;
@@ -198,7 +221,8 @@ fn realise_loaded(
         }
         None => {
             let memos = (&key, &memo::memo_slot(project, &request.settings, names)?);
-            memo::realise_and_memo(project, request, names, memos, (pinned, refresh), events)
+            let with = (pinned, refresh, ahead);
+            memo::realise_and_memo(project, request, names, memos, with, events)
         }
     }
 }

@@ -148,6 +148,9 @@ pub struct BuildRequest<'a> {
     /// Where each step's warnings are recorded (and what the previous realisation
     /// recorded, to replay them for fresh steps); a fresh tracker if unset.
     pub warnings: Option<&'a Warnings>,
+    /// Builds started ahead of the evaluation, and where built steps' recipes go (see
+    /// [`realise::Speculation`]); never used with a remote executor or cache.
+    pub speculation: Option<&'a realise::Speculation>,
 }
 
 /// Reports through `inner`, opening `gate` at the first step's start.
@@ -259,6 +262,9 @@ fn realise_targets(
             None => &realise::LocalSandbox,
         },
         step_cache: remote.as_ref().map(crate::remote::RemoteCache::step_cache),
+        speculation: request
+            .speculation
+            .filter(|_| remote.is_none() && remote_executor.is_none()),
     };
     let drvs: Vec<StorePath> = targets.iter().map(|t| t.drv.clone()).collect();
     let options = RealiseOptions {

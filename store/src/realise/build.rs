@@ -17,6 +17,7 @@ use crate::trace::{TraceEntry, TRACE_VERSION};
 
 use super::events::{Event, Reporter};
 use super::executor::{ExecError, Executor, Job};
+use super::speculate::Speculation;
 use super::step_cache::{self, StepCacheError, StepCacheUse};
 use super::Step;
 
@@ -41,6 +42,10 @@ pub struct BuildEnv<'a> {
     /// A per-step cache asked before each build and told about each (a REAPI action
     /// cache), with the trust its answers need; `None` for none.
     pub step_cache: Option<StepCacheUse<'a>>,
+    /// Builds started ahead of the evaluation, taken in place of running a builder when
+    /// their key is the step's, and where the recipes of steps built are recorded; `None`
+    /// for none (see [`Speculation`]).
+    pub speculation: Option<&'a Speculation>,
 }
 
 /// Why one derivation could not be realised.
@@ -182,10 +187,12 @@ fn out_of_space(log: &str, build_dir: &std::path::Path) -> bool {
 
 /// The result of realising one derivation.
 pub(crate) enum Realised {
-    /// Built here; `log` is what the builder printed (its warnings).
+    /// Built here; `log` is what the builder printed (its warnings); `speculative` when
+    /// its builder was started ahead of the evaluation (see [`Speculation`]).
     Built {
         outputs: BTreeMap<String, StorePath>,
         log: String,
+        speculative: bool,
     },
     Fresh(BTreeMap<String, StorePath>),
     /// Fetched from the step cache at `from` (checked and imported).
@@ -223,7 +230,7 @@ pub struct Difference {
 }
 
 /// A finished, successful builder run whose outputs are still in its build directory.
-struct Run {
+pub(crate) struct Run {
     build_dir: PathBuf,
     log_path: PathBuf,
     landlock_abi: Option<u8>,
@@ -234,7 +241,7 @@ struct Run {
 }
 
 impl Run {
-    fn discard(&self) {
+    pub(crate) fn discard(&self) {
         let _ = content::remove(&self.build_dir);
         let _ = std::fs::remove_file(&self.log_path);
     }
@@ -281,7 +288,7 @@ fn per_key_lock(store: &Store, key: &ContentHash, name: &str) -> Result<Lock, St
 
 /// Run the builder of `resolved` in a fresh build directory and check that it produced
 /// every declared output safely.
-fn run_builder(
+pub(super) fn run_builder(
     store: &Store,
     resolved: &Derivation,
     step: &Step<'_>,
@@ -478,7 +485,10 @@ pub(crate) fn build(
         name: &step.drv.name,
         derivation: step.drv,
     });
-    let run = run_builder(store, resolved, step, env)
+    let ahead = env.speculation.and_then(|s| s.take(key));
+    let speculative = ahead.is_some();
+    let run = ahead
+        .unwrap_or_else(|| run_builder(store, resolved, step, env))
         .map_err(|e| keep_failure_log(store, drv_path, key, e))?;
     if let Some(message) = &run.warning {
         reporter.event(&Event::Warning { message });
@@ -552,6 +562,7 @@ pub(crate) fn build(
     Ok(Realised::Built {
         outputs,
         log: run.log,
+        speculative,
     })
 }
 

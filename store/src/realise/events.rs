@@ -42,6 +42,9 @@ pub enum Event<'a> {
         started: Instant,
         /// How long it took since `started`.
         elapsed: Duration,
+        /// Its builder was started ahead of the evaluation, when the edit was seen (see
+        /// [`super::Speculation`]); `started` is when the realiser took it.
+        speculative: bool,
     },
     /// A derivation's outputs were found in the store (nothing ran).
     Fresh {

@@ -22,6 +22,7 @@ mod modules;
 mod reuse;
 mod schedule;
 mod sources;
+mod speculate;
 mod step_cache;
 
 /// Test helpers shared with the other modules of the store.
@@ -45,6 +46,7 @@ pub use graph::Needed;
 pub use modules::{module_closure, module_map, ClosureError, ModuleFile};
 pub use reuse::{Outputs, Previous};
 use sources::SourcesAdded;
+pub use speculate::Speculation;
 pub use step_cache::{CachedStep, StepCache, StepCacheError, StepCacheUse};
 
 /// Finding a derivation by its path: the evaluator's sorted map, or an [`Index`] of it
@@ -460,10 +462,10 @@ fn realise_one(
     step: &Step<'_>,
     inputs: &HashMap<StorePath, BTreeMap<String, StorePath>>,
     env: &BuildEnv<'_>,
-    check: bool,
+    opts: &RealiseOptions<'_>,
     reporter: &dyn Reporter,
 ) -> Result<(Realised, ContentHash), BuildError> {
-    let (drv_path, drv) = (step.drv_path, step.drv);
+    let (drv_path, drv, check) = (step.drv_path, step.drv, opts.check);
     let name = drv.name.clone();
     let st = |e: cmod_schema::derivation::DerivationError| BuildError::Store {
         name: name.clone(),
@@ -508,6 +510,10 @@ fn realise_one(
         }
         None => build::build(store, step, &resolved, &key, env, reporter)?,
     };
+    // The next edit of the same file can start this step's build ahead.
+    if let (Realised::Built { .. }, true, Some(s)) = (&realised, step.keep_view, env.speculation) {
+        s.record(step, &resolved, env, opts.sources);
+    }
     Ok((realised, key))
 }
 
@@ -583,6 +589,7 @@ mod tests {
             signing: &[],
             executor,
             step_cache: None,
+            speculation: None,
         }
     }
 

@@ -16,7 +16,7 @@ use cmod_schema::StorePath;
 
 /// One BMI a step sees: the module it provides, where it is laid out in the build
 /// directory, and the store path it comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModuleFile {
     /// The module it provides (`m` or `m:part`).
     pub module: String,

@@ -252,7 +252,7 @@ impl Run<'_, '_> {
                 keep_view: s.keep_views,
                 sources: s.sources,
             };
-            realise_one(s.store, &step, inputs, s.env, s.opts.check, s.reporter)
+            realise_one(s.store, &step, inputs, s.env, s.opts, s.reporter)
         }))
         .unwrap_or_else(|payload| Err(BuildError::from_panic(&drv.name, payload.as_ref())))
     }
@@ -270,7 +270,11 @@ impl Run<'_, '_> {
         let node = &self.nodes[i];
         let (drv, name) = (&node.drv, &s.drvs[&node.drv].name);
         let outputs = match realised {
-            Realised::Built { outputs, log } => {
+            Realised::Built {
+                outputs,
+                log,
+                speculative,
+            } => {
                 s.reporter.event(&Event::Built {
                     drv,
                     name,
@@ -279,6 +283,7 @@ impl Run<'_, '_> {
                     log: &log,
                     started,
                     elapsed: started.elapsed(),
+                    speculative,
                 });
                 st.out.built.push(drv.clone());
                 outputs

@@ -1,0 +1,451 @@
+//! Speculative builds: after an edit, the edited unit's compile starts while the project
+//! is still being evaluated.
+//!
+//! On a large graph, evaluating after a one-line edit (every unit's stamp, the scan
+//! results, the module graph, the derivations, the realiser's passes) takes longer than
+//! anything else before the compile that edit needs, and that compile is usually of the
+//! file edited last time. So when a small realisation (an edit: see
+//! [`super::KEEP_VIEWS_UP_TO`]) builds a compile step that reads exactly one source
+//! file, it records a **recipe** beside the request's input journal: the resolved
+//! derivation, which input is the source (and the host file it came from, with its
+//! content hash), the module closure, the sandbox mode and the toolchain. The next
+//! realisation of the same request, before it evaluates, hashes the recorded host files
+//! and, for one that changed, adds it to the store and runs the recipe's builder with
+//! the new source in place of the old one, on a thread of its own.
+//!
+//! Nothing a speculative run produces is registered or recorded. When the realiser
+//! reaches a step to build, it computes the step's trace key from its own evaluation, as
+//! always; only if a speculative run has exactly that key (the same canonical resolved
+//! derivation, in the same sandbox mode) does it take that run in place of running the
+//! builder, and registers it as its own build. Equal keys mean the same argument vector,
+//! inputs, toolchain identity and host files, and the direct BMIs' store paths pin the
+//! module closure, so the run is the build the realiser would have made. A recipe that
+//! no longer fits (the edit changed the unit's imports or flags, a BMI it reads was
+//! rebuilt, the toolchain changed) gives another key: its run is discarded, and the step
+//! is built as usual. A builder that fails is taken too (its key matches: the same
+//! compile fails the same way), so an edit that breaks the build reports its error
+//! sooner.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use cmod_sandbox::{Limits, Mode};
+use cmod_schema::derivation::{Derivation, InputFrom, InputRole, StepKind};
+use cmod_schema::toolchain::ToolchainInfo;
+use cmod_schema::{ContentHash, PathKind, StorePath};
+
+use super::build::{run_builder, BuildEnv, BuildError, Run};
+use super::executor::Executor;
+use super::modules::ModuleFile;
+use super::sources::SourcesAdded;
+use super::Step;
+use crate::layout::Store;
+
+/// The format of a recipe; a recipe of another version is not read.
+const RECIPE_VERSION: u32 = 1;
+
+/// Recipes kept per request (the most recently recorded).
+const KEEP: usize = 16;
+
+/// Speculative builds started per realisation, one after the other on one thread: an
+/// edit changes a file or two, and each takes a core the evaluation also wants.
+const MOST_AHEAD: usize = 2;
+
+/// What a speculative build of one step needs (see the module documentation).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recipe {
+    version: u32,
+    /// The source file on the host.
+    host: PathBuf,
+    /// The content hash of the source when the step was built.
+    source_hash: ContentHash,
+    /// Where the step reads its source (the input's `at`).
+    source_at: String,
+    /// The derivation as evaluated (it names the step in logs).
+    drv_path: StorePath,
+    /// The sandbox mode it was built in.
+    sandbox: String,
+    /// The derivation with every input resolved.
+    resolved: Derivation,
+    /// Every BMI it read, at its stable name.
+    modules: Vec<ModuleFile>,
+    /// The toolchain it was built with.
+    toolchain: ToolchainInfo,
+}
+
+/// One speculative run, while it runs and once it has ended.
+enum Slot {
+    Running,
+    Ended(Result<Run, BuildError>),
+}
+
+#[derive(Default)]
+struct State {
+    /// Whether every speculative run has been announced (its key is in `runs`).
+    planned: bool,
+    /// The speculative runs, by trace key.
+    runs: HashMap<ContentHash, Slot>,
+    /// The recipe each run was made from (its head file, as read), by trace key, until
+    /// the run is taken.
+    heads: HashMap<ContentHash, Head>,
+}
+
+/// The speculative builds of one realisation, and where its recipes are recorded.
+pub struct Speculation {
+    /// The request's recipes.
+    dir: PathBuf,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl std::fmt::Debug for Speculation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Speculation")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Speculation {
+    /// Speculation for the request whose recipes are kept in `dir`. It builds nothing
+    /// until [`Speculation::start`]; the steps it is given to record are recorded.
+    pub fn new(dir: PathBuf) -> Arc<Speculation> {
+        Arc::new(Speculation {
+            dir,
+            state: Mutex::new(State {
+                planned: true,
+                ..State::default()
+            }),
+            changed: Condvar::new(),
+        })
+    }
+
+    /// Build ahead, on a thread of its own, every recorded step whose source changed
+    /// (at most [`MOST_AHEAD`]), with `limits`, by `executor` (the one the realisation
+    /// will use: [`LocalSandbox`](super::LocalSandbox)).
+    pub fn start(self: &Arc<Self>, store: &Store, limits: Limits, executor: &'static dyn Executor) {
+        self.lock().planned = false;
+        let (me, store) = (Arc::clone(self), store.clone());
+        let spawned = std::thread::Builder::new()
+            .name("cmod-speculate".into())
+            .spawn(move || me.run(&store, limits, executor));
+        if spawned.is_err() {
+            self.end_planning(&mut self.lock());
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The thread: announce every run, then build them one after the other. Whatever
+    /// happens (a panic included), planning ends and no run stays `Running`.
+    fn run(&self, store: &Store, limits: Limits, executor: &dyn Executor) {
+        struct Ended<'a>(&'a Speculation);
+        impl Drop for Ended<'_> {
+            fn drop(&mut self) {
+                let mut st = self.0.lock();
+                st.runs.retain(|_, slot| !matches!(slot, Slot::Running));
+                self.0.end_planning(&mut st);
+            }
+        }
+        let _ended = Ended(self);
+        // Held while building: GC must not delete the inputs a run reads.
+        let Ok(_gc) = store.gc_guard() else {
+            return;
+        };
+        let ahead: Vec<Ahead> = changed_recipes(&self.dir)
+            .into_iter()
+            .filter_map(|(head, recipe, hash)| Ahead::of(head, recipe, hash))
+            .filter(|a| store.trace_lookup(&a.key).is_none())
+            .take(MOST_AHEAD)
+            .collect();
+        {
+            let mut st = self.lock();
+            for a in &ahead {
+                st.runs.insert(a.key, Slot::Running);
+                st.heads.insert(a.key, a.head.clone());
+            }
+            self.end_planning(&mut st);
+        }
+        for a in ahead {
+            let ended = a.build(store, limits, executor);
+            let mut st = self.lock();
+            match ended {
+                Some(result) => st.runs.insert(a.key, Slot::Ended(result)),
+                None => st.runs.remove(&a.key),
+            };
+            self.changed.notify_all();
+        }
+    }
+
+    fn end_planning(&self, st: &mut State) {
+        st.planned = true;
+        self.changed.notify_all();
+    }
+
+    /// The speculative run of the step keyed `key`, once it has ended (waited for), if
+    /// there is one.
+    pub(crate) fn take(&self, key: &ContentHash) -> Option<Result<Run, BuildError>> {
+        let st = self.lock();
+        let mut st = self
+            .changed
+            .wait_while(st, |s| {
+                !s.planned || matches!(s.runs.get(key), Some(Slot::Running))
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        let slot = st.runs.remove(key)?;
+        st.heads.remove(key);
+        match slot {
+            Slot::Ended(result) => Some(result),
+            Slot::Running => None,
+        }
+    }
+
+    /// After a realisation that succeeded: the recipes whose runs it did not take (or
+    /// that could not run) no longer fit their step, and would be built ahead again at
+    /// every realisation, so they are forgotten; the step's next build records a new one.
+    pub fn finish(&self) {
+        let st = self.lock();
+        for head in st.heads.values() {
+            // Unless the step was built meanwhile, and its recipe recorded again.
+            if std::fs::read_to_string(&head.file).is_ok_and(|t| t == head.text) {
+                let _ = std::fs::remove_file(&head.file);
+                let _ = std::fs::remove_file(head.file.with_extension("json"));
+            }
+        }
+    }
+
+    /// Record the recipe of `step`, just built as `resolved` in `env`, if it is a
+    /// compile that reads exactly one source file (found in `sources`: host file, store
+    /// path, content hash). Best effort: a recipe that cannot be written is not needed.
+    pub(crate) fn record(
+        &self,
+        step: &Step<'_>,
+        resolved: &Derivation,
+        env: &BuildEnv<'_>,
+        sources: &[(&Path, &StorePath, &ContentHash)],
+    ) {
+        if !matches!(resolved.kind, StepKind::Bmi | StepKind::Object) {
+            return;
+        }
+        let mut read = resolved
+            .inputs
+            .iter()
+            .filter(|i| i.role == InputRole::Source);
+        let (Some(input), None) = (read.next(), read.next()) else {
+            return;
+        };
+        let InputFrom::Path { path, sub: None } = &input.from else {
+            return;
+        };
+        let Some((host, _, hash)) = sources.iter().find(|(_, p, _)| *p == path) else {
+            return;
+        };
+        let recipe = Recipe {
+            version: RECIPE_VERSION,
+            host: host.to_path_buf(),
+            source_hash: **hash,
+            source_at: input.at.clone(),
+            drv_path: step.drv_path.clone(),
+            sandbox: env.sandbox.as_str().into(),
+            resolved: resolved.clone(),
+            modules: step.modules.to_vec(),
+            toolchain: env.toolchain.clone(),
+        };
+        let _ = write_recipe(&self.dir, &recipe);
+    }
+}
+
+impl Drop for Speculation {
+    /// Runs nobody took are discarded with their build directories.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for slot in st.runs.values() {
+            if let Slot::Ended(Ok(run)) = slot {
+                run.discard();
+            }
+        }
+    }
+}
+
+/// A recipe's head file (its source's content hash and host file) and what it held.
+#[derive(Debug, Clone)]
+struct Head {
+    file: PathBuf,
+    text: String,
+}
+
+/// A step to build ahead: its recipe with the new source in place.
+struct Ahead {
+    head: Head,
+    recipe: Recipe,
+    mode: Mode,
+    resolved: Derivation,
+    /// The new source: its store path and content hash.
+    source: (StorePath, ContentHash),
+    key: ContentHash,
+}
+
+impl Ahead {
+    /// `recipe` (whose head is `head`) with its source now hashing to `hash`; `None` if
+    /// the recipe does not fit together.
+    fn of(head: Head, recipe: Recipe, hash: ContentHash) -> Option<Ahead> {
+        let mode: Mode = recipe.sandbox.parse().ok()?;
+        let mut resolved = recipe.resolved.clone();
+        let input = resolved
+            .inputs
+            .iter_mut()
+            .find(|i| i.at == recipe.source_at && i.role == InputRole::Source)?;
+        let InputFrom::Path { path, sub: None } = &input.from else {
+            return None;
+        };
+        let new = StorePath::compute(PathKind::Source, &hash, path.name(), []).ok()?;
+        input.from = InputFrom::Path {
+            path: new.clone(),
+            sub: None,
+        };
+        let key = resolved.trace_key(mode.as_str()).ok()?;
+        Some(Ahead {
+            head,
+            recipe,
+            mode,
+            resolved,
+            source: (new, hash),
+            key,
+        })
+    }
+
+    /// Add the new source to the store and run the builder: `None` if it could not run
+    /// (a failed builder is a result; a sandbox that could not start is not).
+    fn build(
+        &self,
+        store: &Store,
+        limits: Limits,
+        executor: &dyn Executor,
+    ) -> Option<Result<Run, BuildError>> {
+        let (path, hash) = &self.source;
+        store.add_source(&self.recipe.host, path, hash).ok()?;
+        let sources = SourcesAdded::default();
+        sources.add(|| Ok::<(), ()>(())).ok()?;
+        let step = Step {
+            drv_path: &self.recipe.drv_path,
+            drv: &self.resolved,
+            modules: &self.recipe.modules,
+            sources: &sources,
+            keep_view: true,
+        };
+        let env = BuildEnv {
+            toolchain: &self.recipe.toolchain,
+            sandbox: self.mode,
+            limits,
+            keep_failed: false,
+            accept_from: Vec::new(),
+            signing: &[],
+            executor,
+            step_cache: None,
+            speculation: None,
+        };
+        match run_builder(store, &self.resolved, &step, &env) {
+            Ok(run) => Some(Ok(run)),
+            Err(e @ BuildError::Failed { .. }) => Some(Err(e)),
+            Err(_) => None,
+        }
+    }
+}
+
+/// The recipes in `dir` whose host file no longer hashes as recorded (each with its head
+/// file and the hash now).
+fn changed_recipes(dir: &Path) -> Vec<(Head, Recipe, ContentHash)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let file = entry.path();
+        if file.extension().is_none_or(|e| e != "head") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Some((recorded, host)) = parse_head(&text) else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(&host) else {
+            continue;
+        };
+        let now = ContentHash::of_file(false, &bytes);
+        if now == recorded {
+            continue;
+        }
+        let recipe = std::fs::read(file.with_extension("json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Recipe>(&b).ok())
+            .filter(|r| r.version == RECIPE_VERSION && r.host == host);
+        if let Some(recipe) = recipe {
+            out.push((Head { file, text }, recipe, now));
+        }
+    }
+    out
+}
+
+/// A recipe's head: the source's recorded content hash and its host file.
+fn parse_head(text: &str) -> Option<(ContentHash, PathBuf)> {
+    let (hash, host) = text.split_once('\n')?;
+    Some((hash.parse().ok()?, PathBuf::from(host)))
+}
+
+/// Write `recipe` (its body, then its head, each replaced atomically) and drop the
+/// oldest recipes beyond [`KEEP`].
+fn write_recipe(dir: &Path, recipe: &Recipe) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut id = blake3::Hasher::new();
+    id.update(recipe.host.as_os_str().as_encoded_bytes());
+    id.update(b"\0");
+    id.update(recipe.resolved.name.as_bytes());
+    let id = &id.finalize().to_hex()[..32];
+    let body = serde_json::to_vec(recipe).map_err(std::io::Error::other)?;
+    let head = format!(
+        "{}\n{}",
+        recipe.source_hash.to_text(),
+        recipe.host.display()
+    );
+    replace(&dir.join(format!("{id}.json")), &body)?;
+    replace(&dir.join(format!("{id}.head")), head.as_bytes())?;
+    forget_oldest(dir)
+}
+
+/// Write `path` through a temporary file beside it.
+fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Remove the oldest recipes (by their head's time) beyond [`KEEP`].
+fn forget_oldest(dir: &Path) -> std::io::Result<()> {
+    let mut heads: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "head"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    if heads.len() <= KEEP {
+        return Ok(());
+    }
+    heads.sort();
+    for (_, head) in &heads[..heads.len() - KEEP] {
+        std::fs::remove_file(head)?;
+        let _ = std::fs::remove_file(head.with_extension("json"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "speculate_tests.rs"]
+mod tests;

@@ -1,0 +1,422 @@
+//! Speculative builds with a builder that writes its outputs in memory's stead: a run
+//! ahead is taken only under the step's own key (a failure too), another is discarded,
+//! and recipes are read only when their source changed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use cmod_schema::derivation::{Derivation, Input, InputFrom, InputRole};
+use cmod_schema::{ContentHash, PathKind, StorePath};
+
+use super::super::executor::{ExecError, Executed, Executor, Job};
+use super::super::tests_support::{absent_toolchain, step, test_env, two_jobs};
+use super::super::{realise, Event, Realisation, RealiseOptions, Reporter};
+use super::*;
+
+/// Writes `<args> built` into every output, or fails; counts its runs.
+#[derive(Debug, Default)]
+struct Builder {
+    runs: AtomicUsize,
+    fails: bool,
+}
+
+impl Executor for Builder {
+    fn execute(&self, job: &Job<'_>) -> Result<Executed, ExecError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        for out in job.resolved.outputs.values() {
+            let at = job.build_dir.join(&out.at);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::fs::write(&at, format!("{:?} built", job.resolved.args)).unwrap();
+        }
+        Ok(Executed {
+            failure: self.fails.then(|| "exit code 1".to_string()),
+            log: "a.cpp:1: error: nope\n".repeat(self.fails as usize),
+            landlock_abi: None,
+            warning: None,
+        })
+    }
+}
+
+fn runs(b: &Builder) -> usize {
+    b.runs.load(Ordering::SeqCst)
+}
+
+/// A builder for a speculation thread, which needs one that lives for ever.
+fn leaked(fails: bool) -> &'static Builder {
+    Box::leak(Box::new(Builder {
+        runs: AtomicUsize::new(0),
+        fails,
+    }))
+}
+
+/// Records each built step's name and whether it was built ahead.
+#[derive(Default)]
+struct Built(Mutex<Vec<(String, bool)>>);
+
+impl Reporter for Built {
+    fn event(&self, e: &Event<'_>) {
+        if let Event::Built {
+            name, speculative, ..
+        } = e
+        {
+            self.0
+                .lock()
+                .unwrap()
+                .push((name.to_string(), *speculative));
+        }
+    }
+}
+
+/// The user's source `a.cpp` in `dir` with `text` (written unless it has it: a build
+/// ahead may be reading it): its content hash and store path.
+fn source(dir: &Path, text: &str) -> (std::path::PathBuf, ContentHash, StorePath) {
+    let host = dir.join("a.cpp");
+    if std::fs::read_to_string(&host).ok().as_deref() != Some(text) {
+        std::fs::write(&host, text).unwrap();
+    }
+    let hash = ContentHash::of_file(false, text.as_bytes());
+    let path = StorePath::compute(PathKind::Source, &hash, "a.cpp", []).unwrap();
+    (host, hash, path)
+}
+
+/// The compile of `source` with `flag`.
+fn compile(source: &StorePath, flag: &str) -> Derivation {
+    let mut drv = step("a", &[]);
+    drv.args = vec![flag.into(), "src/a.cpp".into()];
+    drv.inputs.push(Input {
+        at: "src/a.cpp".into(),
+        from: InputFrom::Path {
+            path: source.clone(),
+            sub: None,
+        },
+        role: InputRole::Source,
+    });
+    drv
+}
+
+/// A store, the user's directory and the directory of the recipes.
+struct World {
+    _t: tempfile::TempDir,
+    store: Store,
+    user: std::path::PathBuf,
+    recipes: std::path::PathBuf,
+}
+
+fn world() -> World {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(&t.path().join("store")).unwrap();
+    let user = t.path().join("user");
+    std::fs::create_dir_all(&user).unwrap();
+    let recipes = t.path().join("recipes");
+    World {
+        _t: t,
+        store,
+        user,
+        recipes,
+    }
+}
+
+/// Realise `drv` (reading `host` as its source) with `builder` and `ahead`.
+fn realise_with(
+    w: &World,
+    drv: Derivation,
+    (host, hash, path): (&Path, &ContentHash, &StorePath),
+    builder: &dyn Executor,
+    ahead: &Speculation,
+) -> (Realisation, Vec<(String, bool)>) {
+    let toolchain = absent_toolchain(drv.toolchain);
+    let env = BuildEnv {
+        speculation: Some(ahead),
+        ..test_env(&toolchain, builder)
+    };
+    let target = drv.drv_path().unwrap();
+    let drvs = BTreeMap::from([(target.clone(), drv)]);
+    let sources = [(host, path, hash)];
+    let opts = RealiseOptions {
+        sources: &sources,
+        ..two_jobs()
+    };
+    let built = Built::default();
+    let r = realise(&w.store, &drvs, &[target], &env, &opts, &built).unwrap();
+    (r, built.0.into_inner().unwrap())
+}
+
+/// Build `-O1` of the first text (which records its recipe), then write `second` and
+/// start building ahead with `ahead_builder`.
+fn edited(w: &World, second: &str, ahead_builder: &'static Builder) -> Arc<Speculation> {
+    let (host, hash, path) = source(&w.user, "int a = 1;");
+    let first = Builder::default();
+    let recorder = Speculation::new(w.recipes.clone());
+    let (r, built) = realise_with(
+        w,
+        compile(&path, "-O1"),
+        (&host, &hash, &path),
+        &first,
+        &recorder,
+    );
+    assert!(r.success(), "{:?}", r.failures);
+    assert_eq!(built, vec![("a.o".to_string(), false)]);
+    assert_eq!(runs(&first), 1);
+    source(&w.user, second);
+    let ahead = Speculation::new(w.recipes.clone());
+    ahead.start(&w.store, Default::default(), ahead_builder);
+    ahead
+}
+
+#[test]
+fn a_build_ahead_is_taken_when_its_key_is_the_steps() {
+    let w = world();
+    let ahead_builder = leaked(false);
+    let ahead = edited(&w, "int a = 2;", ahead_builder);
+    let (host, hash, path) = source(&w.user, "int a = 2;");
+    let realiser = Builder::default();
+    let (r, built) = realise_with(
+        &w,
+        compile(&path, "-O1"),
+        (&host, &hash, &path),
+        &realiser,
+        &ahead,
+    );
+    assert!(r.success(), "{:?}", r.failures);
+    assert_eq!(built, vec![("a.o".to_string(), true)]);
+    assert_eq!((runs(ahead_builder), runs(&realiser)), (1, 0));
+    // Registered as the realiser's own build: valid, with the run's contents.
+    let out = &r.outputs.values().next().unwrap()["obj"];
+    let bytes = std::fs::read(w.store.path_of(out)).unwrap();
+    assert_eq!(bytes, br#"["-O1", "src/a.cpp"] built"#);
+    assert!(w.store.is_valid(&path), "the new source was added");
+}
+
+#[test]
+fn a_build_ahead_under_another_key_is_discarded() {
+    let w = world();
+    let ahead_builder = leaked(false);
+    let ahead = edited(&w, "int a = 3;", ahead_builder);
+    let (host, hash, path) = source(&w.user, "int a = 3;");
+    // The run ahead has ended before the realiser looks (it must still not take it).
+    while ahead
+        .lock()
+        .runs
+        .values()
+        .any(|s| matches!(s, Slot::Running))
+        || !ahead.lock().planned
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(runs(ahead_builder), 1);
+    let realiser = Builder::default();
+    // The edit also changed the flags: the recipe no longer fits.
+    let (r, built) = realise_with(
+        &w,
+        compile(&path, "-O2"),
+        (&host, &hash, &path),
+        &realiser,
+        &ahead,
+    );
+    assert!(r.success(), "{:?}", r.failures);
+    assert_eq!(built, vec![("a.o".to_string(), false)]);
+    assert_eq!(runs(&realiser), 1);
+    let out = &r.outputs.values().next().unwrap()["obj"];
+    let bytes = std::fs::read(w.store.path_of(out)).unwrap();
+    assert_eq!(bytes, br#"["-O2", "src/a.cpp"] built"#);
+    // The recipe the realiser recorded for the step stays (the one that did not fit is
+    // forgotten: see the next test); the run ahead leaves nothing once dropped.
+    let head = || {
+        let heads: Vec<_> = std::fs::read_dir(&w.recipes)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(heads.len(), 2, "a head and its body: {heads:?}");
+        let head = heads
+            .iter()
+            .find(|p| p.extension().is_some_and(|x| x == "head"))
+            .unwrap();
+        std::fs::read_to_string(head).unwrap()
+    };
+    assert!(head().starts_with(&hash.to_text()), "{}", head());
+    ahead.finish();
+    assert!(head().starts_with(&hash.to_text()), "{}", head());
+    let builds = |store: &Store| {
+        std::fs::read_dir(store.dir("tmp"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("build")
+            })
+            .count()
+    };
+    assert_eq!(
+        builds(&w.store),
+        2,
+        "the run ahead's build directory and log"
+    );
+    drop(ahead);
+    assert_eq!(builds(&w.store), 0, "discarded with the speculation");
+}
+
+#[test]
+fn a_recipe_whose_run_nobody_took_is_forgotten() {
+    let w = world();
+    let ahead_builder = leaked(false);
+    let ahead = edited(&w, "int a = 5;", ahead_builder);
+    // The realisation never asks for the step (it left the build, say).
+    assert!(ahead.take(&ContentHash::of_file(false, b"any")).is_none());
+    while ahead
+        .lock()
+        .runs
+        .values()
+        .any(|s| matches!(s, Slot::Running))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(runs(ahead_builder), 1);
+    assert_eq!(std::fs::read_dir(&w.recipes).unwrap().count(), 2);
+    ahead.finish();
+    assert_eq!(std::fs::read_dir(&w.recipes).unwrap().count(), 0);
+}
+
+#[test]
+fn a_failed_build_ahead_is_the_steps_failure() {
+    let w = world();
+    let ahead_builder = leaked(true);
+    let ahead = edited(&w, "int a = ;", ahead_builder);
+    let (host, hash, path) = source(&w.user, "int a = ;");
+    let realiser = Builder::default();
+    let (r, built) = realise_with(
+        &w,
+        compile(&path, "-O1"),
+        (&host, &hash, &path),
+        &realiser,
+        &ahead,
+    );
+    assert!(built.is_empty());
+    assert_eq!((runs(ahead_builder), runs(&realiser)), (1, 0));
+    match &r.failures[..] {
+        [(_, BuildError::Failed { log, exit, .. })] => {
+            assert_eq!(exit, "exit code 1");
+            assert!(log.contains("error: nope"), "{log}");
+        }
+        other => panic!("expected the failure of the run ahead, got {other:?}"),
+    }
+}
+
+#[test]
+fn nothing_is_built_ahead_while_the_source_is_unchanged_or_the_recipe_damaged() {
+    let w = world();
+    let ahead_builder = leaked(false);
+    // Unchanged: the recipe's source hashes as recorded.
+    let ahead = edited(&w, "int a = 1;", ahead_builder);
+    assert!(ahead.take(&ContentHash::of_file(false, b"any")).is_none());
+    drop(ahead);
+    // Damaged: changed source, unreadable recipe.
+    source(&w.user, "int a = 4;");
+    for e in std::fs::read_dir(&w.recipes).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            std::fs::write(&p, "{ not json").unwrap();
+        }
+    }
+    let ahead = Speculation::new(w.recipes.clone());
+    ahead.start(&w.store, Default::default(), ahead_builder);
+    assert!(ahead.take(&ContentHash::of_file(false, b"any")).is_none());
+    assert_eq!(runs(ahead_builder), 0);
+}
+
+fn no_head() -> Head {
+    Head {
+        file: std::path::PathBuf::new(),
+        text: String::new(),
+    }
+}
+
+/// The recipe of `recorded`, which read `host` (hashing `hash`) at `src/a.cpp`.
+fn recipe_of(host: &Path, hash: ContentHash, recorded: &Derivation) -> Recipe {
+    Recipe {
+        version: RECIPE_VERSION,
+        host: host.to_path_buf(),
+        source_hash: hash,
+        source_at: "src/a.cpp".into(),
+        drv_path: recorded.drv_path().unwrap(),
+        sandbox: "off".into(),
+        resolved: recorded.clone(),
+        modules: Vec::new(),
+        toolchain: absent_toolchain(recorded.toolchain),
+    }
+}
+
+#[test]
+fn a_recipe_replaces_only_its_source() {
+    let w = world();
+    let (host, hash, path) = source(&w.user, "int a = 1;");
+    let recorded = compile(&path, "-O1");
+    let (_, new_hash, new_path) = source(&w.user, "int a = 2;");
+    let a = Ahead::of(no_head(), recipe_of(&host, hash, &recorded), new_hash).unwrap();
+    assert_eq!(a.source, (new_path.clone(), new_hash));
+    assert_eq!(a.resolved, compile(&new_path, "-O1"));
+    assert_eq!(a.key, compile(&new_path, "-O1").trace_key("off").unwrap());
+    assert_ne!(a.key, recorded.trace_key("off").unwrap());
+    // A recipe whose source input is not where it says, or whose mode is unknown, does
+    // not fit.
+    let misplaced = Recipe {
+        source_at: "src/b.cpp".into(),
+        ..recipe_of(&host, hash, &recorded)
+    };
+    assert!(Ahead::of(no_head(), misplaced, new_hash).is_none());
+    let unknown = Recipe {
+        sandbox: "sideways".into(),
+        ..recipe_of(&host, hash, &recorded)
+    };
+    assert!(Ahead::of(no_head(), unknown, new_hash).is_none());
+}
+
+#[test]
+fn only_the_newest_recipes_are_kept() {
+    let w = world();
+    let (host, hash, path) = source(&w.user, "int a = 1;");
+    let mut recipe = recipe_of(&host, hash, &compile(&path, "-O1"));
+    for i in 0..KEEP + 3 {
+        recipe.host = w.user.join(format!("f{i}.cpp"));
+        write_recipe(&w.recipes, &recipe).unwrap();
+        let head = std::fs::read_dir(&w.recipes)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.ends_with(&format!("/f{i}.cpp"))))
+            .unwrap();
+        let at =
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
+        std::fs::File::options()
+            .write(true)
+            .open(&head)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+    }
+    let files = |ext: &str| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&w.recipes)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == ext))
+            .collect()
+    };
+    let mut kept: Vec<String> = files("head")
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    kept.sort();
+    let mut want: Vec<String> = (3..KEEP + 3).map(|i| format!("f{i}.cpp")).collect();
+    want.sort();
+    assert_eq!(kept, want);
+    assert_eq!(files("json").len(), KEEP);
+}

@@ -1,0 +1,146 @@
+//! Speculative builds with real clang in the real sandbox, on a copy of
+//! `examples/library` (14 steps: its cold build is small enough to record a recipe for
+//! every compile). After an edit, the edited unit's compile starts before the
+//! evaluation ends; it is taken only when it is the build the evaluation asks for.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{failure, run, Realised, Sandbox};
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "`{from}` not in {}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|n| format!("geometry-1.2.0-{n}")).collect();
+    v.sort();
+    v
+}
+
+/// The steps built ahead of the evaluation, sorted.
+fn ahead(r: &Realised) -> Vec<String> {
+    let mut v: Vec<String> = r
+        .messages
+        .iter()
+        .filter(|m| m["reason"] == "built" && m["speculative"] == true)
+        .map(|m| m["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The output `out` of the step `name` built in `r`.
+fn built_output(r: &Realised, name: &str, out: &str) -> PathBuf {
+    let m = r
+        .messages
+        .iter()
+        .find(|m| m["reason"] == "built" && m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} was not built: {:?}", r.built()));
+    PathBuf::from(m["outputs"][out].as_str().unwrap())
+}
+
+const AREA: &str = "src/area.cpp";
+const AREA_O: &str = "geometry-1.2.0-src-area.cpp.o";
+
+#[test]
+fn an_edited_unit_is_built_ahead_and_matches_a_build_without_it() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    s.realise(&dir, &[]).ok();
+    edit(
+        &dir.join(AREA),
+        "return 0.5 * s.a * s.b;",
+        "return s.a * s.b / 2.0 + 0.0 * s.a;",
+    );
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(
+        r.built(),
+        names(&["src-area.cpp.o", "libgeometry.a", "shapes"])
+    );
+    assert_eq!(ahead(&r), vec![AREA_O.to_string()]);
+    assert!(run(&r.target("shapes"), &[]).contains("total 19.14"));
+
+    // The same sources built from scratch in another store, one job (nothing ahead):
+    // the same object, byte for byte, under the same content-addressed name.
+    let other = Sandbox::new();
+    let copy = other.dir.path().join("library");
+    common::copy_dir(&dir, &copy);
+    let fresh = other.realise(&copy, &["-j1"]).ok();
+    assert!(ahead(&fresh).is_empty());
+    let (a, b) = (
+        built_output(&r, AREA_O, "obj"),
+        built_output(&fresh, AREA_O, "obj"),
+    );
+    assert_eq!(a.file_name(), b.file_name());
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    s.assert_store_verifies(&dir);
+}
+
+#[test]
+fn an_edit_that_changes_the_units_imports_is_built_by_the_realiser() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    s.realise(&dir, &[]).ok();
+    // The recipe reads `geometry:detail`; the edited unit no longer does, so its step
+    // has other inputs and the run ahead (with the old ones) is not the step's build.
+    edit(&dir.join(AREA), "import :detail;\n", "");
+    edit(&dir.join(AREA), "detail::pi", "3.14159265358979323846");
+    let r = s.realise(&dir, &[]).ok();
+    // (The object comes out as before: early cutoff spares the archive and the link.)
+    assert_eq!(r.built(), vec![AREA_O.to_string()]);
+    assert!(ahead(&r).is_empty(), "{:?}", ahead(&r));
+    assert!(run(&r.target("shapes"), &[]).contains("total 19.14"));
+    s.assert_store_verifies(&dir);
+}
+
+#[test]
+fn a_broken_edit_fails_once_and_its_fix_is_built_ahead() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    s.realise(&dir, &[]).ok();
+    edit(&dir.join(AREA), "return s.a * s.b;", "return s.a * ;");
+    let out = s.cmod(&dir, &["realise"]);
+    let (code, err) = failure(&out);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        err.matches("error: expected expression").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("src/area.cpp:11:"), "{err}");
+    edit(&dir.join(AREA), "return s.a * ;", "return s.a * s.b;");
+    edit(
+        &dir.join(AREA),
+        "return 0.5 * s.a * s.b;",
+        "return s.b * s.a * 0.5;",
+    );
+    let r = s.realise(&dir, &[]).ok();
+    assert_eq!(ahead(&r), vec![AREA_O.to_string()]);
+    assert!(run(&r.target("shapes"), &[]).contains("total 19.14"));
+}
+
+#[test]
+fn one_job_builds_nothing_ahead() {
+    let s = Sandbox::new();
+    let dir = s.copy_example("library");
+    s.realise(&dir, &[]).ok();
+    edit(&dir.join(AREA), "return s.a * s.b;", "return s.b * s.a;");
+    let r = s.realise(&dir, &["-j1"]).ok();
+    assert_eq!(
+        r.built(),
+        names(&["src-area.cpp.o", "libgeometry.a", "shapes"])
+    );
+    assert!(ahead(&r).is_empty());
+    // The recipes were still recorded: the next edit with two jobs is built ahead.
+    edit(
+        &dir.join(AREA),
+        "return s.b * s.a;",
+        "return s.a * s.b * 1.0;",
+    );
+    let r = s.realise(&dir, &["-j2"]).ok();
+    assert_eq!(ahead(&r), vec![AREA_O.to_string()]);
+}
