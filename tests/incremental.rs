@@ -3,13 +3,7 @@
 
 mod common;
 
-use common::{run, Sandbox};
-
-fn edit(path: &std::path::Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "`{from}` not in {}", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
+use common::{edit, run, Sandbox};
 
 fn names(list: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = list.iter().map(|n| format!("geometry-1.2.0-{n}")).collect();

@@ -48,6 +48,30 @@ pub struct BuildEnv<'a> {
     pub speculation: Option<&'a Speculation>,
 }
 
+impl<'a> BuildEnv<'a> {
+    /// Builds by `executor` in `sandbox` with `toolchain` and `limits`, and nothing else:
+    /// no failed build kept, no other mode's outputs, nothing signed, no step cache, no
+    /// builds ahead.
+    pub fn plain(
+        toolchain: &'a ToolchainInfo,
+        sandbox: Mode,
+        limits: Limits,
+        executor: &'a dyn Executor,
+    ) -> BuildEnv<'a> {
+        BuildEnv {
+            toolchain,
+            sandbox,
+            limits,
+            keep_failed: false,
+            accept_from: Vec::new(),
+            signing: &[],
+            executor,
+            step_cache: None,
+            speculation: None,
+        }
+    }
+}
+
 /// Why one derivation could not be realised.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

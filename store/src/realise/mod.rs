@@ -580,17 +580,7 @@ mod tests {
         toolchain: &'a ToolchainInfo,
         executor: &'a dyn Executor,
     ) -> BuildEnv<'a> {
-        BuildEnv {
-            toolchain,
-            sandbox: Mode::Off,
-            limits: Default::default(),
-            keep_failed: false,
-            accept_from: Vec::new(),
-            signing: &[],
-            executor,
-            step_cache: None,
-            speculation: None,
-        }
+        BuildEnv::plain(toolchain, Mode::Off, Default::default(), executor)
     }
 
     /// A toolchain description with `identity` whose tools do not exist (nothing may run

@@ -339,17 +339,7 @@ impl Ahead {
             sources: &sources,
             keep_view: true,
         };
-        let env = BuildEnv {
-            toolchain: &self.recipe.toolchain,
-            sandbox: self.mode,
-            limits,
-            keep_failed: false,
-            accept_from: Vec::new(),
-            signing: &[],
-            executor,
-            step_cache: None,
-            speculation: None,
-        };
+        let env = BuildEnv::plain(&self.recipe.toolchain, self.mode, limits, executor);
         match run_builder(store, &self.resolved, &step, &env) {
             Ok(run) => Some(Ok(run)),
             Err(e @ BuildError::Failed { .. }) => Some(Err(e)),

@@ -165,27 +165,40 @@ fn edited(w: &World, second: &str, ahead_builder: &'static Builder) -> Arc<Specu
     ahead
 }
 
+/// Realise the compile of the edited `a.cpp` (holding `text`) with `flag`, building ahead
+/// with `ahead`; what was built, and how many builders the realiser ran itself.
+fn realise_edited(
+    w: &World,
+    ahead: &Speculation,
+    text: &str,
+    flag: &str,
+) -> (Realisation, Vec<(String, bool)>, usize) {
+    let (host, hash, path) = source(&w.user, text);
+    let realiser = Builder::default();
+    let (r, built) = realise_with(
+        w,
+        compile(&path, flag),
+        (&host, &hash, &path),
+        &realiser,
+        ahead,
+    );
+    (r, built, runs(&realiser))
+}
+
 #[test]
 fn a_build_ahead_is_taken_when_its_key_is_the_steps() {
     let w = world();
     let ahead_builder = leaked(false);
     let ahead = edited(&w, "int a = 2;", ahead_builder);
-    let (host, hash, path) = source(&w.user, "int a = 2;");
-    let realiser = Builder::default();
-    let (r, built) = realise_with(
-        &w,
-        compile(&path, "-O1"),
-        (&host, &hash, &path),
-        &realiser,
-        &ahead,
-    );
+    let (r, built, realiser) = realise_edited(&w, &ahead, "int a = 2;", "-O1");
     assert!(r.success(), "{:?}", r.failures);
     assert_eq!(built, vec![("a.o".to_string(), true)]);
-    assert_eq!((runs(ahead_builder), runs(&realiser)), (1, 0));
+    assert_eq!((runs(ahead_builder), realiser), (1, 0));
     // Registered as the realiser's own build: valid, with the run's contents.
     let out = &r.outputs.values().next().unwrap()["obj"];
     let bytes = std::fs::read(w.store.path_of(out)).unwrap();
     assert_eq!(bytes, br#"["-O1", "src/a.cpp"] built"#);
+    let (_, _, path) = source(&w.user, "int a = 2;");
     assert!(w.store.is_valid(&path), "the new source was added");
 }
 
@@ -194,7 +207,7 @@ fn a_build_ahead_under_another_key_is_discarded() {
     let w = world();
     let ahead_builder = leaked(false);
     let ahead = edited(&w, "int a = 3;", ahead_builder);
-    let (host, hash, path) = source(&w.user, "int a = 3;");
+    let (_, hash, _) = source(&w.user, "int a = 3;");
     // The run ahead has ended before the realiser looks (it must still not take it).
     while ahead
         .lock()
@@ -206,18 +219,11 @@ fn a_build_ahead_under_another_key_is_discarded() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert_eq!(runs(ahead_builder), 1);
-    let realiser = Builder::default();
     // The edit also changed the flags: the recipe no longer fits.
-    let (r, built) = realise_with(
-        &w,
-        compile(&path, "-O2"),
-        (&host, &hash, &path),
-        &realiser,
-        &ahead,
-    );
+    let (r, built, realiser) = realise_edited(&w, &ahead, "int a = 3;", "-O2");
     assert!(r.success(), "{:?}", r.failures);
     assert_eq!(built, vec![("a.o".to_string(), false)]);
-    assert_eq!(runs(&realiser), 1);
+    assert_eq!(realiser, 1);
     let out = &r.outputs.values().next().unwrap()["obj"];
     let bytes = std::fs::read(w.store.path_of(out)).unwrap();
     assert_eq!(bytes, br#"["-O2", "src/a.cpp"] built"#);
@@ -285,17 +291,9 @@ fn a_failed_build_ahead_is_the_steps_failure() {
     let w = world();
     let ahead_builder = leaked(true);
     let ahead = edited(&w, "int a = ;", ahead_builder);
-    let (host, hash, path) = source(&w.user, "int a = ;");
-    let realiser = Builder::default();
-    let (r, built) = realise_with(
-        &w,
-        compile(&path, "-O1"),
-        (&host, &hash, &path),
-        &realiser,
-        &ahead,
-    );
+    let (r, built, realiser) = realise_edited(&w, &ahead, "int a = ;", "-O1");
     assert!(built.is_empty());
-    assert_eq!((runs(ahead_builder), runs(&realiser)), (1, 0));
+    assert_eq!((runs(ahead_builder), realiser), (1, 0));
     match &r.failures[..] {
         [(_, BuildError::Failed { log, exit, .. })] => {
             assert_eq!(exit, "exit code 1");
