@@ -28,7 +28,7 @@ mod step_cache;
 /// Test helpers shared with the other modules of the store.
 #[cfg(test)]
 pub(crate) mod tests_support {
-    pub(crate) use super::tests::{absent_toolchain, step, test_env, two_jobs};
+    pub(crate) use super::tests::{absent_toolchain, compile_of, step, test_env, two_jobs};
 }
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -561,6 +561,21 @@ mod tests {
             toolchain: ContentHash::of_file(false, b"toolchain"),
             version: DERIVATION_VERSION,
         }
+    }
+
+    /// Step `a` compiling the source store path `source`, which it reads at `src/a.cpp`.
+    pub(crate) fn compile_of(source: &StorePath) -> Derivation {
+        let mut drv = step("a", &[]);
+        drv.inputs.push(Input {
+            at: "src/a.cpp".into(),
+            from: InputFrom::Path {
+                path: source.clone(),
+                sub: None,
+            },
+            role: InputRole::Source,
+        });
+        drv.inputs.sort();
+        drv
     }
 
     /// Two workers; nothing checked, added, reused or substituted.

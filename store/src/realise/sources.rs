@@ -46,10 +46,10 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    use cmod_schema::derivation::{Derivation, Input, InputFrom, InputRole};
+    use cmod_schema::derivation::Derivation;
     use cmod_schema::{ContentHash, PathKind, StorePath};
 
-    use super::super::tests::{absent_toolchain, step, test_env, two_jobs};
+    use super::super::tests::{absent_toolchain, compile_of, test_env, two_jobs};
     use super::super::{realise, ExecError, Executed, Executor, Job, RealiseError, Silent};
     use super::SourcesAdded;
     use crate::error::StoreError;
@@ -76,16 +76,7 @@ mod tests {
         std::fs::write(&host, "int edited;").unwrap();
         let seen = ContentHash::of_file(false, b"int before;");
         let source = StorePath::compute(PathKind::Source, &seen, "a.cpp", []).unwrap();
-        let mut drv: Derivation = step("a", &[]);
-        drv.inputs.push(Input {
-            at: "src/a.cpp".into(),
-            from: InputFrom::Path {
-                path: source.clone(),
-                sub: None,
-            },
-            role: InputRole::Source,
-        });
-        drv.inputs.sort();
+        let drv: Derivation = compile_of(&source);
         let toolchain = absent_toolchain(drv.toolchain);
         let counting = Counting::default();
         let env = test_env(&toolchain, &counting);

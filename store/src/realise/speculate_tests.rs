@@ -7,11 +7,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use cmod_schema::derivation::{Derivation, Input, InputFrom, InputRole};
+use cmod_schema::derivation::Derivation;
 use cmod_schema::{ContentHash, PathKind, StorePath};
 
 use super::super::executor::{ExecError, Executed, Executor, Job};
-use super::super::tests_support::{absent_toolchain, step, test_env, two_jobs};
+use super::super::tests_support::{absent_toolchain, compile_of, test_env, two_jobs};
 use super::super::{realise, Event, Realisation, RealiseOptions, Reporter};
 use super::*;
 
@@ -83,17 +83,22 @@ fn source(dir: &Path, text: &str) -> (std::path::PathBuf, ContentHash, StorePath
 
 /// The compile of `source` with `flag`.
 fn compile(source: &StorePath, flag: &str) -> Derivation {
-    let mut drv = step("a", &[]);
+    let mut drv = compile_of(source);
     drv.args = vec![flag.into(), "src/a.cpp".into()];
-    drv.inputs.push(Input {
-        at: "src/a.cpp".into(),
-        from: InputFrom::Path {
-            path: source.clone(),
-            sub: None,
-        },
-        role: InputRole::Source,
-    });
     drv
+}
+
+/// Wait until every run of `ahead` has ended (and its planning too).
+fn wait_for_runs(ahead: &Speculation) {
+    while !ahead.lock().planned
+        || ahead
+            .lock()
+            .runs
+            .values()
+            .any(|s| matches!(s, Slot::Running))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// A store, the user's directory and the directory of the recipes.
@@ -209,15 +214,7 @@ fn a_build_ahead_under_another_key_is_discarded() {
     let ahead = edited(&w, "int a = 3;", ahead_builder);
     let (_, hash, _) = source(&w.user, "int a = 3;");
     // The run ahead has ended before the realiser looks (it must still not take it).
-    while ahead
-        .lock()
-        .runs
-        .values()
-        .any(|s| matches!(s, Slot::Running))
-        || !ahead.lock().planned
-    {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_for_runs(&ahead);
     assert_eq!(runs(ahead_builder), 1);
     // The edit also changed the flags: the recipe no longer fits.
     let (r, built, realiser) = realise_edited(&w, &ahead, "int a = 3;", "-O2");
@@ -272,14 +269,7 @@ fn a_recipe_whose_run_nobody_took_is_forgotten() {
     let ahead = edited(&w, "int a = 5;", ahead_builder);
     // The realisation never asks for the step (it left the build, say).
     assert!(ahead.take(&ContentHash::of_file(false, b"any")).is_none());
-    while ahead
-        .lock()
-        .runs
-        .values()
-        .any(|s| matches!(s, Slot::Running))
-    {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_for_runs(&ahead);
     assert_eq!(runs(ahead_builder), 1);
     assert_eq!(std::fs::read_dir(&w.recipes).unwrap().count(), 2);
     ahead.finish();
