@@ -138,3 +138,57 @@ fn one_job_builds_nothing_ahead() {
     let r = s.realise(&dir, &["-j2"]).ok();
     assert_eq!(ahead(&r), vec![AREA_O.to_string()]);
 }
+
+/// A project whose interface `core` is read by `UNITS` implementation units: an edit of
+/// the interface rebuilds more steps than an edit's recipes are recorded for.
+const UNITS: usize = 18;
+
+fn fan_out_project(s: &Sandbox) -> PathBuf {
+    let decls: String = (0..UNITS)
+        .map(|i| format!("export int f{i}();\n"))
+        .collect();
+    let calls: String = (0..UNITS).map(|i| format!(" + f{i}()")).collect();
+    let mut files = vec![
+        (
+            "cmod.toml".to_string(),
+            "[package]\nname = \"fan\"\nversion = \"0.1.0\"\n\n[toolchain]\ncompiler = \"clang++-19\"\ncxx-standard = 20\n\n[lib]\nsources = [\"src/**/*.cppm\", \"src/**/*.cpp\"]\n\n[[bin]]\nname = \"fan\"\nmain = \"main.cpp\"\n".to_string(),
+        ),
+        ("src/core.cppm".into(), format!("export module core;\n{decls}// edits\n")),
+        (
+            "main.cpp".into(),
+            format!("#include <cstdio>\nimport core;\nint main() {{ std::printf(\"sum %d\\n\", 0{calls}); }}\n"),
+        ),
+    ];
+    for i in 0..UNITS {
+        files.push((
+            format!("src/f{i}.cpp"),
+            format!("module core;\nint f{i}() {{ return {i}; }}\n"),
+        ));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    s.project("fan", &files)
+}
+
+#[test]
+fn an_edited_interface_that_rebuilds_much_is_built_ahead_at_its_next_edit() {
+    let s = Sandbox::new();
+    let dir = fan_out_project(&s);
+    let cold = s.realise(&dir, &[]).ok();
+    assert!(cold.built().len() > UNITS, "{:?}", cold.built());
+    let core = dir.join("src/core.cppm");
+    // Each edit changes the interface: its BMI, and every unit reading it, are rebuilt.
+    edit(&core, "// edits\n", "export int g1();\n// edits\n");
+    let first = s.realise(&dir, &[]).ok();
+    assert!(first.built().len() > UNITS, "{:?}", first.built());
+    assert!(ahead(&first).is_empty(), "{:?}", ahead(&first));
+    edit(&core, "// edits\n", "export int g2();\n// edits\n");
+    let second = s.realise(&dir, &[]).ok();
+    assert!(second.built().len() > UNITS, "{:?}", second.built());
+    assert_eq!(ahead(&second), vec!["fan-0.1.0-core.pcm".to_string()]);
+    let sum: usize = (0..UNITS).sum();
+    assert!(run(&second.target("fan"), &[]).contains(&format!("sum {sum}")));
+    s.assert_store_verifies(&dir);
+}

@@ -350,7 +350,8 @@ impl Project {
 
     /// Copy every source the derivations read into the store.
     pub fn add_sources(&self) -> Result<(), OpsError> {
-        Ok(self.store.add_sources(&self.sources()?)?)
+        self.store.add_sources(&self.sources()?)?;
+        Ok(())
     }
 
     /// The targets selected by `names` as (package, target), all of the selected members'

@@ -402,26 +402,33 @@ impl Store {
     }
 
     /// [`add_source`](Store::add_source) for many `(host, path, expected)` at once, in
-    /// parallel (sources reference nothing, so their order does not matter).
+    /// parallel (sources reference nothing, so their order does not matter). Returns the
+    /// paths added now: the contents the store did not hold yet (an edited file's).
     pub fn add_sources(
         &self,
         sources: &[(&Path, &StorePath, &ContentHash)],
-    ) -> Result<(), StoreError> {
-        sources
+    ) -> Result<Vec<StorePath>, StoreError> {
+        let added: Vec<Option<&StorePath>> = sources
             .par_iter()
-            .try_for_each(|(host, path, expected)| self.add_source(host, path, expected))
+            .map(|(host, path, expected)| {
+                let now = self.add_source(host, path, expected)?;
+                Ok::<_, StoreError>(now.then_some(*path))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(added.into_iter().flatten().cloned().collect())
     }
 
     /// Add a user file (or tree) that the evaluator hashed as `expected` under store path
     /// `path`. The copy is re-hashed; if the file changed meanwhile, nothing is added.
+    /// Returns whether it was added now (`false`: the store held it already).
     pub fn add_source(
         &self,
         host: &Path,
         path: &StorePath,
         expected: &ContentHash,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         if self.is_valid(path) {
-            return Ok(());
+            return Ok(false);
         }
         let tmp = self.temp_path("source");
         content::copy_in(host, &tmp, true)?;
@@ -449,7 +456,7 @@ impl Store {
                 reason: format!("registered as `{}`", info.path),
             });
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Add bytes as a file store path of `kind` (used for `.drv` files).
@@ -598,13 +605,34 @@ mod tests {
         std::fs::write(&host, "int main() {}").unwrap();
         let good = ContentHash::of_file(false, b"int main() {}");
         let path = StorePath::compute(PathKind::Source, &good, "main.cpp", []).unwrap();
-        s.add_source(&host, &path, &good).unwrap();
+        assert!(s.add_source(&host, &path, &good).unwrap(), "added now");
         assert!(s.is_valid(&path));
+        assert!(!s.add_source(&host, &path, &good).unwrap(), "held already");
         let stale = ContentHash::of_file(false, b"old contents");
         let p2 = StorePath::compute(PathKind::Source, &stale, "main.cpp", []).unwrap();
         let e = s.add_source(&host, &p2, &stale).unwrap_err();
         assert!(matches!(e, StoreError::SourceChanged { .. }), "{e}");
         assert!(!s.is_valid(&p2));
+    }
+
+    /// `add_sources` returns the contents the store did not hold (an edited file's).
+    #[test]
+    fn add_sources_returns_what_it_added_now() {
+        let (t, s) = store();
+        let source = |name: &str, text: &str| {
+            let host = t.path().join(name);
+            std::fs::write(&host, text).unwrap();
+            let hash = ContentHash::of_file(false, text.as_bytes());
+            let path = StorePath::compute(PathKind::Source, &hash, name, []).unwrap();
+            (host, path, hash)
+        };
+        let (a, b) = (source("a.cpp", "int a;"), source("b.cpp", "int b;"));
+        let first = s.add_sources(&[(&a.0, &a.1, &a.2)]).unwrap();
+        assert_eq!(first, vec![a.1.clone()]);
+        let then = s
+            .add_sources(&[(&a.0, &a.1, &a.2), (&b.0, &b.1, &b.2)])
+            .unwrap();
+        assert_eq!(then, vec![b.1.clone()]);
     }
 
     #[test]

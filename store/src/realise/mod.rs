@@ -511,8 +511,8 @@ fn realise_one(
         None => build::build(store, step, &resolved, &key, env, reporter)?,
     };
     // The next edit of the same file can start this step's build ahead.
-    if let (Realised::Built { .. }, true, Some(s)) = (&realised, step.keep_view, env.speculation) {
-        s.record(step, &resolved, env, opts.sources);
+    if let (Realised::Built { speculative, .. }, Some(s)) = (&realised, env.speculation) {
+        s.record(step, &resolved, env, opts.sources, *speculative);
     }
     Ok((realised, key))
 }

@@ -4,6 +4,8 @@
 //! After a one-line edit, adding the edited file (copying, hashing, flushing it to
 //! stable storage) then overlaps the preparation of its compile instead of preceding it.
 
+use cmod_schema::StorePath;
+
 /// Whether the sources a realisation adds to the store are there. They are added beside
 /// the scheduling of the first steps (their module closures and resolution, which need
 /// only their paths), and a step waits for them before its builder runs.
@@ -11,12 +13,21 @@
 pub(crate) struct SourcesAdded {
     added: std::sync::Mutex<Option<bool>>,
     done: std::sync::Condvar,
+    /// The sources whose contents were new to the store, when there were at most
+    /// [`EDITED_UP_TO`] of them (an edit), else none.
+    edited: std::sync::OnceLock<Vec<StorePath>>,
 }
 
+/// At most this many sources new to the store make a realisation an edit: the steps
+/// that read them record their recipes for a build ahead (see `speculate`), however
+/// many steps the edit rebuilds. More (a cold build, a checkout) record none.
+pub(crate) const EDITED_UP_TO: usize = 4;
+
 impl SourcesAdded {
-    /// Add the sources with `add`, then release the steps waiting: with its success, or
-    /// with a failure if it fails or panics (nobody waits for ever).
-    pub(super) fn add<E>(&self, add: impl FnOnce() -> Result<(), E>) -> Result<(), E> {
+    /// Add the sources with `add` (which returns those new to the store), then release
+    /// the steps waiting: with its success, or with a failure if it fails or panics
+    /// (nobody waits for ever).
+    pub(super) fn add<E>(&self, add: impl FnOnce() -> Result<Vec<StorePath>, E>) -> Result<(), E> {
         struct Release<'a>(&'a SourcesAdded, bool);
         impl Drop for Release<'_> {
             fn drop(&mut self) {
@@ -27,9 +38,18 @@ impl SourcesAdded {
             }
         }
         let mut release = Release(self, false);
-        let result = add();
-        release.1 = result.is_ok();
-        result
+        let new = add()?;
+        if new.len() <= EDITED_UP_TO {
+            let _ = self.edited.set(new);
+        }
+        release.1 = true;
+        Ok(())
+    }
+
+    /// Whether `path` is an edited source: new to the store, in a realisation that
+    /// added few (at most [`EDITED_UP_TO`]). Known once the sources are added.
+    pub(super) fn is_edited(&self, path: &StorePath) -> bool {
+        self.edited.get().is_some_and(|e| e.contains(path))
     }
 
     /// Wait until the sources are added; whether they were.
@@ -97,6 +117,28 @@ mod tests {
         assert!(!store.is_valid(&source));
     }
 
+    /// A realisation that adds few new sources (an edit) knows them as edited; one that
+    /// adds more (a cold build) knows none, and nothing is edited before the adding ends.
+    #[test]
+    fn few_new_sources_are_edited_and_many_are_not() {
+        let paths: Vec<StorePath> = (0..=super::EDITED_UP_TO)
+            .map(|i| {
+                let hash = ContentHash::of_file(false, format!("int v{i};").as_bytes());
+                StorePath::compute(PathKind::Source, &hash, "a.cpp", []).unwrap()
+            })
+            .collect();
+        let (few, last) = paths.split_at(super::EDITED_UP_TO);
+        let edit = SourcesAdded::default();
+        assert!(!edit.is_edited(&few[0]), "edited before the adding");
+        edit.add(|| Ok::<_, ()>(few.to_vec())).unwrap();
+        assert!(few.iter().all(|p| edit.is_edited(p)));
+        assert!(!edit.is_edited(&last[0]), "not added, yet edited");
+        let cold = SourcesAdded::default();
+        cold.add(|| Ok::<_, ()>(paths.clone())).unwrap();
+        assert!(cold.wait());
+        assert!(paths.iter().all(|p| !cold.is_edited(p)));
+    }
+
     /// Waiters learn whether the sources were added; a panic while adding them releases
     /// them too, with a failure (nobody waits for ever).
     #[test]
@@ -104,16 +146,16 @@ mod tests {
         let added = SourcesAdded::default();
         std::thread::scope(|s| {
             let waiter = s.spawn(|| added.wait());
-            added.add(|| Ok::<(), ()>(())).unwrap();
+            added.add(|| Ok::<_, ()>(Vec::new())).unwrap();
             assert!(waiter.join().unwrap());
         });
         let failed = SourcesAdded::default();
-        assert_eq!(failed.add(|| Err::<(), _>("no")), Err("no"));
+        assert_eq!(failed.add(|| Err::<Vec<_>, _>("no")), Err("no"));
         assert!(!failed.wait());
         let panicked = SourcesAdded::default();
         std::thread::scope(|s| {
             let waiter = s.spawn(|| panicked.wait());
-            let adding = s.spawn(|| panicked.add(|| -> Result<(), ()> { panic!("adding") }));
+            let adding = s.spawn(|| panicked.add(|| -> Result<Vec<_>, ()> { panic!("adding") }));
             assert!(adding.join().is_err());
             assert!(!waiter.join().unwrap());
         });

@@ -4,9 +4,11 @@
 //! On a large graph, evaluating after a one-line edit (every unit's stamp, the scan
 //! results, the module graph, the derivations, the realiser's passes) takes longer than
 //! anything else before the compile that edit needs, and that compile is usually of the
-//! file edited last time. So when a small realisation (an edit: see
-//! [`super::KEEP_VIEWS_UP_TO`]) builds a compile step that reads exactly one source
-//! file, it records a **recipe** beside the request's input journal: the resolved
+//! file edited last time. So when an edit (a realisation of at most
+//! [`super::KEEP_VIEWS_UP_TO`] steps to build, or a step reading one of a larger
+//! realisation's few edited sources: [`super::sources::EDITED_UP_TO`]) builds a compile
+//! step that reads exactly one source file, it records a **recipe** beside the
+//! request's input journal: the resolved
 //! derivation, which input is the source (and the host file it came from, with its
 //! content hash), the module closure, the sandbox mode and the toolchain. The next
 //! realisation of the same request, before it evaluates, hashes the recorded host files
@@ -220,15 +222,19 @@ impl Speculation {
         }
     }
 
-    /// Record the recipe of `step`, just built as `resolved` in `env`, if it is a
-    /// compile that reads exactly one source file (found in `sources`: host file, store
-    /// path, content hash). Best effort: a recipe that cannot be written is not needed.
+    /// Record the recipe of `step`, just built as `resolved` in `env` (`ahead`: by a
+    /// speculative run), if it is a compile that reads exactly one source file (found in
+    /// `sources`: host file, store path, content hash) and its realisation is an edit:
+    /// it builds few steps ([`KEEP_VIEWS_UP_TO`](super::KEEP_VIEWS_UP_TO)), or the file
+    /// is one of its few edited sources (an edited interface rebuilds much), or it was
+    /// built ahead. Best effort: a recipe that cannot be written is not needed.
     pub(crate) fn record(
         &self,
         step: &Step<'_>,
         resolved: &Derivation,
         env: &BuildEnv<'_>,
         sources: &[(&Path, &StorePath, &ContentHash)],
+        ahead: bool,
     ) {
         if !matches!(resolved.kind, StepKind::Bmi | StepKind::Object) {
             return;
@@ -243,6 +249,9 @@ impl Speculation {
         let InputFrom::Path { path, sub: None } = &input.from else {
             return;
         };
+        if !(step.keep_view || ahead || step.sources.is_edited(path)) {
+            return;
+        }
         let Some((host, _, hash)) = sources.iter().find(|(_, p, _)| *p == path) else {
             return;
         };
@@ -331,7 +340,7 @@ impl Ahead {
         let (path, hash) = &self.source;
         store.add_source(&self.recipe.host, path, hash).ok()?;
         let sources = SourcesAdded::default();
-        sources.add(|| Ok::<(), ()>(())).ok()?;
+        sources.add(|| Ok::<_, ()>(Vec::new())).ok()?;
         let step = Step {
             drv_path: &self.recipe.drv_path,
             drv: &self.resolved,

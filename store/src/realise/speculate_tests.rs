@@ -408,3 +408,72 @@ fn only_the_newest_recipes_are_kept() {
     assert_eq!(kept, want);
     assert_eq!(files("json").len(), KEEP);
 }
+
+/// The hosts of the recipes recorded in `dir`, sorted.
+fn recorded_hosts(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<_> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "head"))
+        .map(|p| parse_head(&std::fs::read_to_string(p).unwrap()).unwrap().1)
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+/// Realise the compiles of every `u<i>.cpp` in the user's directory with `flag`; how
+/// many builders ran.
+fn realise_units(w: &World, units: usize, flag: &str) -> usize {
+    let files: Vec<(std::path::PathBuf, ContentHash, StorePath)> = (0..units)
+        .map(|i| {
+            let (name, host) = (format!("u{i}.cpp"), w.user.join(format!("u{i}.cpp")));
+            let hash = ContentHash::of_file(false, &std::fs::read(&host).unwrap());
+            let path = StorePath::compute(PathKind::Source, &hash, &name, []).unwrap();
+            (host, hash, path)
+        })
+        .collect();
+    let drvs: BTreeMap<StorePath, Derivation> = files
+        .iter()
+        .map(|(_, _, path)| {
+            let drv = compile(path, flag);
+            (drv.drv_path().unwrap(), drv)
+        })
+        .collect();
+    let sources: Vec<(&Path, &StorePath, &ContentHash)> =
+        files.iter().map(|(h, c, p)| (h.as_path(), p, c)).collect();
+    let opts = RealiseOptions {
+        sources: &sources,
+        ..two_jobs()
+    };
+    let (builder, recorder) = (Builder::default(), Speculation::new(w.recipes.clone()));
+    let toolchain = absent_toolchain(compile_of(&files[0].2).toolchain);
+    let env = BuildEnv {
+        speculation: Some(&recorder),
+        ..test_env(&toolchain, &builder)
+    };
+    let targets: Vec<StorePath> = drvs.keys().cloned().collect();
+    let r = realise(&w.store, &drvs, &targets, &env, &opts, &Built::default()).unwrap();
+    assert!(r.success(), "{:?}", r.failures);
+    runs(&builder)
+}
+
+/// A realisation that builds more steps than an edit's keeps no recipes, except for the
+/// steps that read one of its few edited sources: an edited interface rebuilds much, and
+/// its next edit is built ahead all the same. A cold build (every source new) records
+/// none.
+#[test]
+fn a_large_realisation_records_the_recipes_of_its_edited_sources_only() {
+    let w = world();
+    let units = super::super::KEEP_VIEWS_UP_TO + 2;
+    for i in 0..units {
+        std::fs::write(w.user.join(format!("u{i}.cpp")), format!("int u{i};")).unwrap();
+    }
+    assert_eq!(realise_units(&w, units, "-O1"), units);
+    assert_eq!(recorded_hosts(&w.recipes), Vec::<std::path::PathBuf>::new());
+    // One file edited, and a flag every step reads: every step is rebuilt.
+    std::fs::write(w.user.join("u3.cpp"), "int u3 = 1;").unwrap();
+    assert_eq!(realise_units(&w, units, "-O2"), units);
+    assert_eq!(recorded_hosts(&w.recipes), vec![w.user.join("u3.cpp")]);
+}
