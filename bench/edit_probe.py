@@ -13,6 +13,11 @@ One untimed run comes first, so caches keyed by the binary (the emission record)
 this binary's. Use a different `--start` for each binary: an edit value another binary
 already built is fresh, and compiles nothing.
 
+With `--interface K`, each edit is of module K's primary interface instead (a comment
+whose length varies, `gen.edit_interface`): its BMI and every importer downstream are
+rebuilt, a realisation far larger than an implementation-unit edit's. The interface is
+restored at the end.
+
 With `--no-recipes`, the speculative builds' recipes (`STORE/v1/cache/ahead-v1`) are
 removed before each edit: every edit is then timed as the first edit of its file after a
 large build (docs/ARCHITECTURE.md, "Speculative builds"), where nothing is built ahead.
@@ -42,26 +47,40 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--start", type=int, default=7000, help="first edit value")
     ap.add_argument("--no-recipes", action="store_true", help="remove the speculative builds' recipes before each edit")
+    ap.add_argument("--interface", type=int, metavar="K", help="edit module K's primary interface, not the implementation unit")
     ap.add_argument("--cmod", default=os.environ.get("CMOD_BIN", str(harness.REPO / "target" / "release" / "cmod")))
     args = ap.parse_args()
     proj = args.size_dir / "proj-cmod"
     env = harness.cmod_env(args.size_dir / "cmod-home-probe")
     cmd = [args.cmod, "realise", "-j2", "--store", str(args.store), "--message-format", "json"]
-    gen.edit_impl(proj, args.start + 10_000)
+    def edit(value):
+        if args.interface is None:
+            gen.edit_impl(proj, value)
+        else:
+            gen.edit_interface(proj, args.interface, value)
+
+    edit(args.start + 10_000)
     scale.measure(cmd, proj, env=env)
-    firsts, walls = [], []
-    for i in range(args.runs):
-        if args.no_recipes:
-            shutil.rmtree(args.store / "v1" / "cache" / "ahead-v1", ignore_errors=True)
-        gen.edit_impl(proj, args.start + i)
-        out = scale.measure(cmd, proj, env=env, execs=True)
-        if out.first_compile is None:
-            sys.exit(f"run {i}: no compile was seen (edit value {args.start + i} already built?)")
-        firsts.append(out.first_compile * 1000)
-        walls.append(out.seconds * 1000)
+    firsts, walls, steps = [], [], []
+    try:
+        for i in range(args.runs):
+            if args.no_recipes:
+                shutil.rmtree(args.store / "v1" / "cache" / "ahead-v1", ignore_errors=True)
+            edit(args.start + i)
+            out = scale.measure(cmd, proj, env=env, execs=True)
+            if out.first_compile is None:
+                sys.exit(f"run {i}: no compile was seen (edit value {args.start + i} already built?)")
+            firsts.append(out.first_compile * 1000)
+            walls.append(out.seconds * 1000)
+            built = [m for _, m in scale.cmod_messages(out) if m.get("reason") == "built"]
+            steps.append(f"{len(built)}/{sum(1 for m in built if m.get('speculative'))}")
+    finally:
+        if args.interface is not None:
+            gen.edit_interface(proj, args.interface, None)
     show = lambda xs: " ".join(f"{x:.1f}" for x in xs) + f"  median {statistics.median(xs):.1f}"
     print(f"{args.cmod}: edit -> first compile's exec, ms: {show(firsts)}")
     print(f"{args.cmod}: whole edit, ms: {show(walls)}")
+    print(f"{args.cmod}: steps built / built ahead: {' '.join(steps)}")
 
 
 if __name__ == "__main__":

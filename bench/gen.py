@@ -358,6 +358,23 @@ def edit_impl(project, value):
     raise FileNotFoundError(f"no implementation unit with {EDIT_MARKER!r} under {project}/src")
 
 
+INTERFACE_EDIT = "// bench:interface-edit"
+
+
+def edit_interface(project, index, value):
+    """Set a trailing comment of module number `index`'s primary interface to one made
+    of `value` (its length varies with it, so the BMI's recorded offsets change: every
+    importer is rebuilt). `value` None removes it. Returns the path of the edited file."""
+    dirs = sorted(p for p in Path(project, "src").iterdir() if p.is_dir())
+    width = len(dirs[0].name) - 1
+    path = Path(project, "src", f"m{index:0{width}d}", f"m{index:0{width}d}.cppm")
+    text = path.read_text().split(INTERFACE_EDIT)[0]
+    if value is not None:
+        text += f"{INTERFACE_EDIT} {'x' * (value % 50)} {value}\n"
+    path.write_text(text)
+    return path
+
+
 def add_shape_args(ap):
     """Add the project-shape options (shared with run.py) to parser `ap`."""
     ap.add_argument("--modules", type=int, default=40)
