@@ -94,6 +94,9 @@ struct State {
     /// The recipe each run was made from (its head file, as read), by trace key, until
     /// the run is taken.
     heads: HashMap<ContentHash, Head>,
+    /// The sources the runs added to the store (new to it: edited files, which the
+    /// realisation then finds there already).
+    added: Vec<StorePath>,
 }
 
 /// The speculative builds of one realisation, and where its recipes are recorded.
@@ -175,7 +178,12 @@ impl Speculation {
             self.end_planning(&mut st);
         }
         for a in ahead {
-            let ended = a.build(store, limits, executor);
+            let (path, hash) = &a.source;
+            let added = store.add_source(&a.recipe.host, path, hash);
+            if let Ok(true) = added {
+                self.lock().added.push(path.clone());
+            }
+            let ended = added.ok().and_then(|_| a.build(store, limits, executor));
             let mut st = self.lock();
             match ended {
                 Some(result) => st.runs.insert(a.key, Slot::Ended(result)),
@@ -226,8 +234,8 @@ impl Speculation {
     /// speculative run), if it is a compile that reads exactly one source file (found in
     /// `sources`: host file, store path, content hash) and its realisation is an edit:
     /// it builds few steps ([`KEEP_VIEWS_UP_TO`](super::KEEP_VIEWS_UP_TO)), or the file
-    /// is one of its few edited sources (an edited interface rebuilds much), or it was
-    /// built ahead. Best effort: a recipe that cannot be written is not needed.
+    /// is one of its few edited sources (an edited interface rebuilds much; a file a
+    /// run ahead added counts), or it was built ahead. Best effort: a recipe that cannot be written is not needed.
     pub(crate) fn record(
         &self,
         step: &Step<'_>,
@@ -249,7 +257,8 @@ impl Speculation {
         let InputFrom::Path { path, sub: None } = &input.from else {
             return;
         };
-        if !(step.keep_view || ahead || step.sources.is_edited(path)) {
+        let edited = || step.sources.is_edited(path) || self.lock().added.contains(path);
+        if !(step.keep_view || ahead || edited()) {
             return;
         }
         let Some((host, _, hash)) = sources.iter().find(|(_, p, _)| *p == path) else {
@@ -329,16 +338,14 @@ impl Ahead {
         })
     }
 
-    /// Add the new source to the store and run the builder: `None` if it could not run
-    /// (a failed builder is a result; a sandbox that could not start is not).
+    /// Run the builder (the new source is in the store): `None` if it could not run (a
+    /// failed builder is a result; a sandbox that could not start is not).
     fn build(
         &self,
         store: &Store,
         limits: Limits,
         executor: &dyn Executor,
     ) -> Option<Result<Run, BuildError>> {
-        let (path, hash) = &self.source;
-        store.add_source(&self.recipe.host, path, hash).ok()?;
         let sources = SourcesAdded::default();
         sources.add(|| Ok::<_, ()>(Vec::new())).ok()?;
         let step = Step {

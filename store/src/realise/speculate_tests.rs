@@ -423,9 +423,9 @@ fn recorded_hosts(dir: &Path) -> Vec<std::path::PathBuf> {
     hosts
 }
 
-/// Realise the compiles of every `u<i>.cpp` in the user's directory with `flag`; how
-/// many builders ran.
-fn realise_units(w: &World, units: usize, flag: &str) -> usize {
+/// Realise the compiles of every `u<i>.cpp` in the user's directory with `flag`, with
+/// `ahead`; how many builders ran.
+fn realise_units(w: &World, units: usize, flag: &str, ahead: &Speculation) -> usize {
     let files: Vec<(std::path::PathBuf, ContentHash, StorePath)> = (0..units)
         .map(|i| {
             let (name, host) = (format!("u{i}.cpp"), w.user.join(format!("u{i}.cpp")));
@@ -447,10 +447,10 @@ fn realise_units(w: &World, units: usize, flag: &str) -> usize {
         sources: &sources,
         ..two_jobs()
     };
-    let (builder, recorder) = (Builder::default(), Speculation::new(w.recipes.clone()));
+    let builder = Builder::default();
     let toolchain = absent_toolchain(compile_of(&files[0].2).toolchain);
     let env = BuildEnv {
-        speculation: Some(&recorder),
+        speculation: Some(ahead),
         ..test_env(&toolchain, &builder)
     };
     let targets: Vec<StorePath> = drvs.keys().cloned().collect();
@@ -470,10 +470,55 @@ fn a_large_realisation_records_the_recipes_of_its_edited_sources_only() {
     for i in 0..units {
         std::fs::write(w.user.join(format!("u{i}.cpp")), format!("int u{i};")).unwrap();
     }
-    assert_eq!(realise_units(&w, units, "-O1"), units);
+    let recorder = || Speculation::new(w.recipes.clone());
+    assert_eq!(realise_units(&w, units, "-O1", &recorder()), units);
     assert_eq!(recorded_hosts(&w.recipes), Vec::<std::path::PathBuf>::new());
     // One file edited, and a flag every step reads: every step is rebuilt.
     std::fs::write(w.user.join("u3.cpp"), "int u3 = 1;").unwrap();
-    assert_eq!(realise_units(&w, units, "-O2"), units);
+    assert_eq!(realise_units(&w, units, "-O2", &recorder()), units);
     assert_eq!(recorded_hosts(&w.recipes), vec![w.user.join("u3.cpp")]);
+}
+
+/// The head of the only recipe in `dir`.
+fn only_head(dir: &Path) -> String {
+    let heads: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "head"))
+        .collect();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    std::fs::read_to_string(&heads[0]).unwrap()
+}
+
+/// When a run ahead added the edited source (so the realisation finds it in the store
+/// already) and was not taken, the large realisation still records the step's recipe
+/// anew: the next edit is built ahead from it, and `finish` keeps it.
+#[test]
+fn a_source_a_run_ahead_added_counts_as_edited() {
+    let w = world();
+    let units = super::super::KEEP_VIEWS_UP_TO + 2;
+    for i in 0..units {
+        std::fs::write(w.user.join(format!("u{i}.cpp")), format!("int u{i};")).unwrap();
+    }
+    let recorder = || Speculation::new(w.recipes.clone());
+    assert_eq!(realise_units(&w, units, "-O1", &recorder()), units);
+    // A small edit records the recipe of u3's step.
+    std::fs::write(w.user.join("u3.cpp"), "int u3 = 1;").unwrap();
+    assert_eq!(realise_units(&w, units, "-O1", &recorder()), 1);
+    assert_eq!(recorded_hosts(&w.recipes), vec![w.user.join("u3.cpp")]);
+    // Edited again: built ahead with -O1, but every step now has -O2 (not taken).
+    std::fs::write(w.user.join("u3.cpp"), "int u3 = 2;").unwrap();
+    let ahead_builder = leaked(false);
+    let ahead = Speculation::new(w.recipes.clone());
+    ahead.start(&w.store, Default::default(), ahead_builder);
+    wait_for_runs(&ahead);
+    assert_eq!(runs(ahead_builder), 1);
+    assert_eq!(realise_units(&w, units, "-O2", &ahead), units);
+    ahead.finish();
+    let now = ContentHash::of_file(false, b"int u3 = 2;");
+    assert!(
+        only_head(&w.recipes).starts_with(&now.to_text()),
+        "{}",
+        only_head(&w.recipes)
+    );
 }
