@@ -363,8 +363,9 @@ INTERFACE_EDIT = "// bench:interface-edit"
 
 def edit_interface(project, index, value):
     """Set a trailing comment of module number `index`'s primary interface to one made
-    of `value` (its length varies with it, so the BMI's recorded offsets change: every
-    importer is rebuilt). `value` None removes it. Returns the path of the edited file."""
+    of `value` (the BMI embeds its source and records its size, so it changes, and so
+    does every importer's downstream: all are rebuilt). `value` None removes it. Returns
+    the path of the edited file."""
     dirs = sorted(p for p in Path(project, "src").iterdir() if p.is_dir())
     width = len(dirs[0].name) - 1
     path = Path(project, "src", f"m{index:0{width}d}", f"m{index:0{width}d}.cppm")
