@@ -459,6 +459,18 @@ fn realise_units(w: &World, units: usize, flag: &str, ahead: &Speculation) -> us
     runs(&builder)
 }
 
+/// Write more units `u<i>.cpp` than an edit builds, and build them all with `-O1` (a
+/// cold build); how many.
+fn cold_units(w: &World) -> usize {
+    let units = super::super::KEEP_VIEWS_UP_TO + 2;
+    for i in 0..units {
+        std::fs::write(w.user.join(format!("u{i}.cpp")), format!("int u{i};")).unwrap();
+    }
+    let recorder = Speculation::new(w.recipes.clone());
+    assert_eq!(realise_units(w, units, "-O1", &recorder), units);
+    units
+}
+
 /// A realisation that builds more steps than an edit's keeps no recipes, except for the
 /// steps that read one of its few edited sources: an edited interface rebuilds much, and
 /// its next edit is built ahead all the same. A cold build (every source new) records
@@ -466,12 +478,8 @@ fn realise_units(w: &World, units: usize, flag: &str, ahead: &Speculation) -> us
 #[test]
 fn a_large_realisation_records_the_recipes_of_its_edited_sources_only() {
     let w = world();
-    let units = super::super::KEEP_VIEWS_UP_TO + 2;
-    for i in 0..units {
-        std::fs::write(w.user.join(format!("u{i}.cpp")), format!("int u{i};")).unwrap();
-    }
+    let units = cold_units(&w);
     let recorder = || Speculation::new(w.recipes.clone());
-    assert_eq!(realise_units(&w, units, "-O1", &recorder()), units);
     assert_eq!(recorded_hosts(&w.recipes), Vec::<std::path::PathBuf>::new());
     // One file edited, and a flag every step reads: every step is rebuilt.
     std::fs::write(w.user.join("u3.cpp"), "int u3 = 1;").unwrap();
@@ -496,12 +504,8 @@ fn only_head(dir: &Path) -> String {
 #[test]
 fn a_source_a_run_ahead_added_counts_as_edited() {
     let w = world();
-    let units = super::super::KEEP_VIEWS_UP_TO + 2;
-    for i in 0..units {
-        std::fs::write(w.user.join(format!("u{i}.cpp")), format!("int u{i};")).unwrap();
-    }
+    let units = cold_units(&w);
     let recorder = || Speculation::new(w.recipes.clone());
-    assert_eq!(realise_units(&w, units, "-O1", &recorder()), units);
     // A small edit records the recipe of u3's step.
     std::fs::write(w.user.join("u3.cpp"), "int u3 = 1;").unwrap();
     assert_eq!(realise_units(&w, units, "-O1", &recorder()), 1);
