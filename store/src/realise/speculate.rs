@@ -8,9 +8,9 @@
 //! [`super::KEEP_VIEWS_UP_TO`] steps to build, or a step reading one of a larger
 //! realisation's few edited sources: [`super::sources::EDITED_UP_TO`]) builds a compile
 //! step that reads exactly one source file, it records a **recipe** beside the
-//! request's input journal: the resolved
-//! derivation, which input is the source (and the host file it came from, with its
-//! content hash), the module closure, the sandbox mode and the toolchain. The next
+//! request's input journal: the resolved derivation, which input is the source (and
+//! the host file it came from, with its content hash), the module closure, the sandbox
+//! mode and the toolchain. The next
 //! realisation of the same request, before it evaluates, hashes the recorded host files
 //! and, for one that changed, adds it to the store and runs the recipe's builder with
 //! the new source in place of the old one, on a thread of its own.
@@ -179,10 +179,16 @@ impl Speculation {
         }
         for a in ahead {
             let (path, hash) = &a.source;
-            let added = store.add_source(&a.recipe.host, path, hash);
-            if let Ok(true) = added {
-                self.lock().added.push(path.clone());
-            }
+            // Under the lock, so a realiser that finds the source in the store already
+            // (and records after its build) sees it among `added`.
+            let added = {
+                let mut st = self.lock();
+                let added = store.add_source(&a.recipe.host, path, hash);
+                if let Ok(true) = added {
+                    st.added.push(path.clone());
+                }
+                added
+            };
             let ended = added.ok().and_then(|_| a.build(store, limits, executor));
             let mut st = self.lock();
             match ended {
@@ -235,7 +241,8 @@ impl Speculation {
     /// `sources`: host file, store path, content hash) and its realisation is an edit:
     /// it builds few steps ([`KEEP_VIEWS_UP_TO`](super::KEEP_VIEWS_UP_TO)), or the file
     /// is one of its few edited sources (an edited interface rebuilds much; a file a
-    /// run ahead added counts), or it was built ahead. Best effort: a recipe that cannot be written is not needed.
+    /// run ahead added counts), or it was built ahead. Best effort: a recipe that
+    /// cannot be written is not needed.
     pub(crate) fn record(
         &self,
         step: &Step<'_>,
