@@ -409,14 +409,21 @@ fn only_the_newest_recipes_are_kept() {
     assert_eq!(files("json").len(), KEEP);
 }
 
-/// The hosts of the recipes recorded in `dir`, sorted.
-fn recorded_hosts(dir: &Path) -> Vec<std::path::PathBuf> {
+/// The head files of the recipes recorded in `dir` (none if it does not exist).
+fn head_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut hosts: Vec<_> = entries
+    entries
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "head"))
+        .collect()
+}
+
+/// The hosts of the recipes recorded in `dir`, sorted.
+fn recorded_hosts(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut hosts: Vec<_> = head_files(dir)
+        .into_iter()
         .map(|p| parse_head(&std::fs::read_to_string(p).unwrap()).unwrap().1)
         .collect();
     hosts.sort();
@@ -489,11 +496,7 @@ fn a_large_realisation_records_the_recipes_of_its_edited_sources_only() {
 
 /// The head of the only recipe in `dir`.
 fn only_head(dir: &Path) -> String {
-    let heads: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "head"))
-        .collect();
+    let heads = head_files(dir);
     assert_eq!(heads.len(), 1, "{heads:?}");
     std::fs::read_to_string(&heads[0]).unwrap()
 }
