@@ -509,7 +509,7 @@ pub(crate) fn build(
         name: &step.drv.name,
         derivation: step.drv,
     });
-    let ahead = env.speculation.and_then(|s| s.take(key));
+    let ahead = env.speculation.and_then(|s| s.take(key, step.modules));
     let speculative = ahead.is_some();
     let run = ahead
         .unwrap_or_else(|| run_builder(store, resolved, step, env))

@@ -156,7 +156,7 @@ pub fn module_map(files: &[ModuleFile]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use cmod_schema::derivation::{
         Input, InputRole, Output, StepKind, Tool, DERIVATION_VERSION, MODULE_MAP_ARG,
@@ -165,7 +165,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     /// A BMI derivation for `module` importing `deps` (derivation, module).
-    fn bmi(module: &str, deps: &[(&StorePath, &str)]) -> Derivation {
+    pub(crate) fn bmi(module: &str, deps: &[(&StorePath, &str)]) -> Derivation {
         let file = cmod_schema::derivation::bmi_file(module);
         let mut d = Derivation {
             version: DERIVATION_VERSION,
@@ -201,7 +201,7 @@ mod tests {
         d
     }
 
-    fn out_path(module: &str) -> StorePath {
+    pub(crate) fn out_path(module: &str) -> StorePath {
         let h = ContentHash::of_file(false, module.as_bytes());
         StorePath::compute(PathKind::Output, &h, "x.pcm", []).unwrap()
     }

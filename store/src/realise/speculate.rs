@@ -28,9 +28,9 @@
 //! compile fails the same way), so an edit that breaks the build reports its error
 //! sooner.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,8 +43,10 @@ use super::build::{run_builder, BuildEnv, BuildError, Run};
 use super::executor::Executor;
 use super::modules::ModuleFile;
 use super::sources::SourcesAdded;
-use super::Step;
+use super::{DrvLookup, Step};
 use crate::layout::Store;
+
+mod units;
 
 /// The format of a recipe; a recipe of another version is not read.
 const RECIPE_VERSION: u32 = 1;
@@ -91,12 +93,18 @@ struct State {
     planned: bool,
     /// The speculative runs, by trace key.
     runs: HashMap<ContentHash, Slot>,
-    /// The recipe each run was made from (its head file, as read), by trace key, until
-    /// the run is taken.
-    heads: HashMap<ContentHash, Head>,
+    /// The recipes each run was made from (their head files, as read), by trace key,
+    /// until the run is taken.
+    heads: HashMap<ContentHash, Vec<Head>>,
     /// The sources the runs added to the store (new to it: edited files, which the
     /// realisation then finds there already).
     added: Vec<StorePath>,
+    /// The closure each run laid out, by trace key: a run is taken only with the
+    /// step's own.
+    closures: HashMap<ContentHash, Vec<ModuleFile>>,
+    /// The unit recipes recorded in this realisation (host file, id), for the stamp
+    /// index.
+    recorded: Vec<(PathBuf, String)>,
 }
 
 /// The speculative builds of one realisation, and where its recipes are recorded.
@@ -105,6 +113,9 @@ pub struct Speculation {
     dir: PathBuf,
     state: Mutex<State>,
     changed: Condvar,
+    /// The realisation's sources by store path (host file, content hash), indexed at
+    /// the first recording.
+    hosts: OnceLock<HashMap<StorePath, (PathBuf, ContentHash)>>,
 }
 
 impl std::fmt::Debug for Speculation {
@@ -126,6 +137,7 @@ impl Speculation {
                 ..State::default()
             }),
             changed: Condvar::new(),
+            hosts: OnceLock::new(),
         })
     }
 
@@ -163,17 +175,14 @@ impl Speculation {
         let Ok(_gc) = store.gc_guard() else {
             return;
         };
-        let ahead: Vec<Ahead> = changed_recipes(&self.dir)
-            .into_iter()
-            .filter_map(|(head, recipe, hash)| Ahead::of(head, recipe, hash))
-            .filter(|a| store.trace_lookup(&a.key).is_none())
-            .take(MOST_AHEAD)
-            .collect();
+        let ahead = self.plan(store);
         {
             let mut st = self.lock();
             for a in &ahead {
                 st.runs.insert(a.key, Slot::Running);
-                st.heads.insert(a.key, a.head.clone());
+                let heads = std::iter::once(&a.head).chain(&a.also).cloned();
+                st.heads.insert(a.key, heads.collect());
+                st.closures.insert(a.key, a.recipe.modules.clone());
             }
             self.end_planning(&mut st);
         }
@@ -199,14 +208,51 @@ impl Speculation {
         }
     }
 
+    /// The steps to build ahead: those of the recent recipes whose source changed, then
+    /// those of the unit recipes (their closures walked through the module table), each
+    /// step once and none whose key the store already has; at most [`MOST_AHEAD`].
+    fn plan(&self, store: &Store) -> Vec<Ahead> {
+        let mut ahead: Vec<Ahead> = Vec::new();
+        let mut table: Option<Option<units::ModuleTable>> = None;
+        let recent = changed_recipes(&self.dir).into_iter().map(|c| (c, false));
+        let unit = units::changed(&self.dir).into_iter().map(|c| (c, true));
+        for ((head, mut recipe, hash), unit) in recent.chain(unit) {
+            if ahead.len() == MOST_AHEAD {
+                break;
+            }
+            if unit {
+                let table = table.get_or_insert_with(|| units::ModuleTable::load(&self.dir));
+                let Some(modules) = table.as_ref().and_then(|t| t.closure(&recipe.resolved)) else {
+                    continue;
+                };
+                recipe.modules = modules;
+            }
+            let Some(a) = Ahead::of(head, recipe, hash) else {
+                continue;
+            };
+            match ahead.iter_mut().find(|b| b.key == a.key) {
+                // Forgotten with it if its run is not taken.
+                Some(b) => b.also.push(a.head),
+                None if store.trace_lookup(&a.key).is_none() => ahead.push(a),
+                None => {}
+            }
+        }
+        ahead
+    }
+
     fn end_planning(&self, st: &mut State) {
         st.planned = true;
         self.changed.notify_all();
     }
 
-    /// The speculative run of the step keyed `key`, once it has ended (waited for), if
-    /// there is one.
-    pub(crate) fn take(&self, key: &ContentHash) -> Option<Result<Run, BuildError>> {
+    /// The speculative run of the step keyed `key` that laid out `modules` (the step's
+    /// closure), once it has ended (waited for), if there is one. A run under the key
+    /// with another closure (a module table that did not fit) is discarded.
+    pub(crate) fn take(
+        &self,
+        key: &ContentHash,
+        modules: &[ModuleFile],
+    ) -> Option<Result<Run, BuildError>> {
         let st = self.lock();
         let mut st = self
             .changed
@@ -216,9 +262,14 @@ impl Speculation {
             .unwrap_or_else(|e| e.into_inner());
         let slot = st.runs.remove(key)?;
         st.heads.remove(key);
+        let fits = st.closures.remove(key).is_some_and(|c| c == modules);
         match slot {
-            Slot::Ended(result) => Some(result),
-            Slot::Running => None,
+            Slot::Ended(Ok(run)) if !fits => {
+                run.discard();
+                None
+            }
+            Slot::Ended(result) if fits => Some(result),
+            Slot::Ended(_) | Slot::Running => None,
         }
     }
 
@@ -227,7 +278,7 @@ impl Speculation {
     /// every realisation, so they are forgotten; the step's next build records a new one.
     pub fn finish(&self) {
         let st = self.lock();
-        for head in st.heads.values() {
+        for head in st.heads.values().flatten() {
             // Unless the step was built meanwhile, and its recipe recorded again.
             if std::fs::read_to_string(&head.file).is_ok_and(|t| t == head.text) {
                 let _ = std::fs::remove_file(&head.file);
@@ -264,25 +315,59 @@ impl Speculation {
         let InputFrom::Path { path, sub: None } = &input.from else {
             return;
         };
-        let edited = || step.sources.is_edited(path) || self.lock().added.contains(path);
-        if !(step.keep_view || ahead || edited()) {
-            return;
-        }
-        let Some((host, _, hash)) = sources.iter().find(|(_, p, _)| *p == path) else {
+        let Some((host, hash)) = self.host_of(sources, path) else {
             return;
         };
-        let recipe = Recipe {
+        let mut recipe = Recipe {
             version: RECIPE_VERSION,
-            host: host.to_path_buf(),
-            source_hash: **hash,
+            host,
+            source_hash: hash,
             source_at: input.at.clone(),
             drv_path: step.drv_path.clone(),
             sandbox: env.sandbox.as_str().into(),
             resolved: resolved.clone(),
-            modules: step.modules.to_vec(),
+            modules: Vec::new(),
             toolchain: env.toolchain.clone(),
         };
-        let _ = write_recipe(&self.dir, &recipe);
+        if let Ok(id) = units::write(&self.dir, &recipe) {
+            self.lock().recorded.push((recipe.host.clone(), id));
+        }
+        let edited = || step.sources.is_edited(path) || self.lock().added.contains(path);
+        if step.keep_view || ahead || edited() {
+            recipe.modules = step.modules.to_vec();
+            let _ = write_recipe(&self.dir, &recipe);
+        }
+    }
+
+    /// The host file and content hash of the source at `path`, found among `sources`
+    /// (the realisation's, the same at every call: indexed at the first).
+    fn host_of(
+        &self,
+        sources: &[(&Path, &StorePath, &ContentHash)],
+        path: &StorePath,
+    ) -> Option<(PathBuf, ContentHash)> {
+        let hosts = self.hosts.get_or_init(|| {
+            sources
+                .iter()
+                .map(|(h, p, c)| ((*p).clone(), (h.to_path_buf(), **c)))
+                .collect()
+        });
+        hosts.get(path).cloned()
+    }
+
+    /// After a realisation (its derivations `drvs` and the `outputs` of every step it
+    /// realised; `bmis_changed`: it built or substituted a BMI): note the unit recipes
+    /// it recorded in the stamp index, and rewrite the module table if it changed (see
+    /// `units`). Best effort, as recording.
+    pub(crate) fn remember(
+        &self,
+        drvs: &impl DrvLookup,
+        outputs: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
+        bmis_changed: bool,
+    ) {
+        let recorded = std::mem::take(&mut self.lock().recorded);
+        let _ = units::index(&self.dir, &recorded);
+        let _ = units::write_table(&self.dir, drvs, outputs, bmis_changed);
     }
 }
 
@@ -308,6 +393,8 @@ struct Head {
 /// A step to build ahead: its recipe with the new source in place.
 struct Ahead {
     head: Head,
+    /// Other recipes of the same step that gave the same run.
+    also: Vec<Head>,
     recipe: Recipe,
     mode: Mode,
     resolved: Derivation,
@@ -337,6 +424,7 @@ impl Ahead {
         let key = resolved.trace_key(mode.as_str()).ok()?;
         Some(Ahead {
             head,
+            also: Vec::new(),
             recipe,
             mode,
             resolved,
@@ -417,11 +505,7 @@ fn parse_head(text: &str) -> Option<(ContentHash, PathBuf)> {
 /// oldest recipes beyond [`KEEP`].
 fn write_recipe(dir: &Path, recipe: &Recipe) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let mut id = blake3::Hasher::new();
-    id.update(recipe.host.as_os_str().as_encoded_bytes());
-    id.update(b"\0");
-    id.update(recipe.resolved.name.as_bytes());
-    let id = &id.finalize().to_hex()[..32];
+    let id = recipe_id(recipe);
     let body = serde_json::to_vec(recipe).map_err(std::io::Error::other)?;
     let head = format!(
         "{}\n{}",
@@ -431,6 +515,15 @@ fn write_recipe(dir: &Path, recipe: &Recipe) -> std::io::Result<()> {
     replace(&dir.join(format!("{id}.json")), &body)?;
     replace(&dir.join(format!("{id}.head")), head.as_bytes())?;
     forget_oldest(dir)
+}
+
+/// A recipe's file name: its host file and step name, hashed.
+fn recipe_id(recipe: &Recipe) -> String {
+    let mut id = blake3::Hasher::new();
+    id.update(recipe.host.as_os_str().as_encoded_bytes());
+    id.update(b"\0");
+    id.update(recipe.resolved.name.as_bytes());
+    id.finalize().to_hex()[..32].to_string()
 }
 
 /// Write `path` through a temporary file beside it.

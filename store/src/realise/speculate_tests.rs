@@ -227,11 +227,12 @@ fn a_build_ahead_under_another_key_is_discarded() {
     // The recipe the realiser recorded for the step stays (the one that did not fit is
     // forgotten: see the next test); the run ahead leaves nothing once dropped.
     let head = || {
-        let heads: Vec<_> = std::fs::read_dir(&w.recipes)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(heads.len(), 2, "a head and its body: {heads:?}");
+        let heads = recipe_files(&w.recipes);
+        assert_eq!(
+            heads.len(),
+            3,
+            "a head, its body and a unit recipe: {heads:?}"
+        );
         let head = heads
             .iter()
             .find(|p| p.extension().is_some_and(|x| x == "head"))
@@ -268,12 +269,33 @@ fn a_recipe_whose_run_nobody_took_is_forgotten() {
     let ahead_builder = leaked(false);
     let ahead = edited(&w, "int a = 5;", ahead_builder);
     // The realisation never asks for the step (it left the build, say).
-    assert!(ahead.take(&ContentHash::of_file(false, b"any")).is_none());
+    assert!(ahead
+        .take(&ContentHash::of_file(false, b"any"), &[])
+        .is_none());
     wait_for_runs(&ahead);
     assert_eq!(runs(ahead_builder), 1);
-    assert_eq!(std::fs::read_dir(&w.recipes).unwrap().count(), 2);
+    assert_eq!(recipe_files(&w.recipes).len(), 3);
     ahead.finish();
-    assert_eq!(std::fs::read_dir(&w.recipes).unwrap().count(), 0);
+    assert_eq!(recipe_files(&w.recipes), Vec::<std::path::PathBuf>::new());
+}
+
+/// The recipe files in `dir`: the recent recipes' heads and bodies, and the unit
+/// recipes (not the stamp index or the module table).
+fn recipe_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let list = |dir: &Path| -> Vec<std::path::PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries.map(|e| e.unwrap().path()).collect()
+    };
+    let mut files: Vec<_> = list(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "head" || x == "json"))
+        .filter(|p| !p.ends_with("units.json") && !p.ends_with("modules.json"))
+        .chain(list(&dir.join("units")))
+        .collect();
+    files.sort();
+    files
 }
 
 #[test]
@@ -299,7 +321,9 @@ fn nothing_is_built_ahead_while_the_source_is_unchanged_or_the_recipe_damaged() 
     let ahead_builder = leaked(false);
     // Unchanged: the recipe's source hashes as recorded.
     let ahead = edited(&w, "int a = 1;", ahead_builder);
-    assert!(ahead.take(&ContentHash::of_file(false, b"any")).is_none());
+    assert!(ahead
+        .take(&ContentHash::of_file(false, b"any"), &[])
+        .is_none());
     drop(ahead);
     // Damaged: changed source, unreadable recipe.
     source(&w.user, "int a = 4;");
@@ -311,7 +335,9 @@ fn nothing_is_built_ahead_while_the_source_is_unchanged_or_the_recipe_damaged() 
     }
     let ahead = Speculation::new(w.recipes.clone());
     ahead.start(&w.store, Default::default(), ahead_builder);
-    assert!(ahead.take(&ContentHash::of_file(false, b"any")).is_none());
+    assert!(ahead
+        .take(&ContentHash::of_file(false, b"any"), &[])
+        .is_none());
     assert_eq!(runs(ahead_builder), 0);
 }
 
@@ -528,4 +554,52 @@ fn a_source_a_run_ahead_added_counts_as_edited() {
         "{}",
         only_head(&w.recipes)
     );
+}
+
+/// A cold build records no recent recipe but a unit recipe for every compile: the first
+/// edit of any of its files is built ahead (and only that file's step), and taken.
+#[test]
+fn the_first_edit_after_a_cold_build_is_built_ahead_from_its_unit_recipe() {
+    let w = world();
+    let units = cold_units(&w);
+    assert_eq!(recorded_hosts(&w.recipes), Vec::<std::path::PathBuf>::new());
+    assert_eq!(recipe_files(&w.recipes).len(), units);
+    std::fs::write(w.user.join("u7.cpp"), "int u7 = 1;").unwrap();
+    let ahead_builder = leaked(false);
+    let ahead = Speculation::new(w.recipes.clone());
+    ahead.start(&w.store, Default::default(), ahead_builder);
+    wait_for_runs(&ahead);
+    assert_eq!(runs(ahead_builder), 1);
+    // The realiser builds nothing itself: the edited step's run ahead is taken.
+    assert_eq!(realise_units(&w, units, "-O1", &ahead), 0);
+    ahead.finish();
+    // Recorded again after its build: the next realisation builds nothing ahead.
+    let again = leaked(false);
+    let next = Speculation::new(w.recipes.clone());
+    next.start(&w.store, Default::default(), again);
+    wait_for_runs(&next);
+    assert_eq!(runs(again), 0);
+}
+
+/// A run ahead under the step's key whose module closure is not the one the realiser
+/// lays out (a module table that did not fit) is discarded, and the step is built.
+#[test]
+fn a_build_ahead_that_laid_out_another_closure_is_discarded() {
+    let w = world();
+    let ahead_builder = leaked(false);
+    let ahead = edited(&w, "int a = 6;", ahead_builder);
+    wait_for_runs(&ahead);
+    assert_eq!(runs(ahead_builder), 1);
+    let other = ModuleFile {
+        module: "m".into(),
+        at: "bmi/m.pcm".into(),
+        path: super::super::modules::tests::out_path("m"),
+    };
+    for closure in ahead.lock().closures.values_mut() {
+        closure.push(other.clone());
+    }
+    let (r, built, realiser) = realise_edited(&w, &ahead, "int a = 6;", "-O1");
+    assert!(r.success(), "{:?}", r.failures);
+    assert_eq!(built, vec![("a.o".to_string(), false)]);
+    assert_eq!(realiser, 1);
 }

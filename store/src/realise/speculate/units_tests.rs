@@ -1,0 +1,220 @@
+//! The module table gives the realiser's closure, and the stamp index finds the files
+//! that changed.
+
+use std::collections::BTreeMap;
+
+use cmod_schema::derivation::Derivation;
+use cmod_schema::toolchain::ToolchainInfo;
+use cmod_schema::{ContentHash, PathKind, StorePath};
+
+use super::*;
+use crate::realise::module_closure;
+use crate::realise::modules::tests::{bmi, out_path};
+use crate::realise::tests_support::{absent_toolchain, compile_of};
+
+type Outputs = BTreeMap<StorePath, BTreeMap<String, StorePath>>;
+
+/// A diamond a ← b, a ← c, (b, c) ← d, with the partition d:p that d imports, and
+/// every BMI realised at a path of its own: the derivations, their outputs, and a
+/// consumer reading d.
+fn diamond() -> (BTreeMap<StorePath, Derivation>, Outputs, Derivation) {
+    let mut drvs = BTreeMap::new();
+    let mut add = |d: Derivation| {
+        let p = d.drv_path().unwrap();
+        drvs.insert(p.clone(), d);
+        p
+    };
+    let a = add(bmi("a", &[]));
+    let b = add(bmi("b", &[(&a, "a")]));
+    let c = add(bmi("c", &[(&a, "a")]));
+    let dp = add(bmi("d:p", &[(&c, "c")]));
+    let d = add(bmi("d", &[(&b, "b"), (&dp, "d:p")]));
+    let consumer = bmi("e", &[(&d, "d")]);
+    let outputs = realised(&drvs);
+    (drvs, outputs, consumer)
+}
+
+fn realised(drvs: &BTreeMap<StorePath, Derivation>) -> Outputs {
+    drvs.iter()
+        .map(|(p, d)| {
+            let module = d.outputs["bmi"].module.clone().unwrap();
+            (
+                p.clone(),
+                BTreeMap::from([("bmi".into(), out_path(&module))]),
+            )
+        })
+        .collect()
+}
+
+fn resolve(drv: &Derivation, outputs: &Outputs) -> Derivation {
+    drv.resolve(|d, o| outputs.get(d)?.get(o).cloned()).unwrap()
+}
+
+#[test]
+fn the_module_table_gives_the_closure_the_realiser_walks() {
+    let t = tempfile::tempdir().unwrap();
+    let (drvs, outputs, consumer) = diamond();
+    write_table(t.path(), &drvs, &outputs, true).unwrap();
+    let table = ModuleTable::load(t.path()).unwrap();
+    let want = module_closure(&drvs, &consumer, |d, o| outputs.get(d)?.get(o).cloned()).unwrap();
+    assert_eq!(want.len(), 5);
+    assert_eq!(table.closure(&resolve(&consumer, &outputs)), Some(want));
+    // A step without imports sees no BMI.
+    let plain = resolve(&bmi("z", &[]), &outputs);
+    assert_eq!(table.closure(&plain), Some(Vec::new()));
+}
+
+#[test]
+fn a_bmi_the_table_does_not_know_gives_no_closure() {
+    let t = tempfile::tempdir().unwrap();
+    let (drvs, mut outputs, consumer) = diamond();
+    let resolved = resolve(&consumer, &outputs);
+    // The consumer's direct BMI is not in the table.
+    let d = consumer.bmi_inputs().next().unwrap().from.clone();
+    let cmod_schema::derivation::InputFrom::Drv { drv: d, .. } = d else {
+        panic!("{d:?}")
+    };
+    let d_out = outputs.remove(&d).unwrap();
+    write_table(t.path(), &drvs, &outputs, true).unwrap();
+    assert_eq!(
+        ModuleTable::load(t.path()).unwrap().closure(&resolved),
+        None
+    );
+    // The consumer's direct BMI is, but not a BMI it was built against.
+    outputs.insert(d, d_out);
+    let a = drvs
+        .iter()
+        .find(|(_, v)| v.outputs["bmi"].module.as_deref() == Some("a"));
+    outputs.remove(a.unwrap().0);
+    write_table(t.path(), &drvs, &outputs, true).unwrap();
+    assert_eq!(
+        ModuleTable::load(t.path()).unwrap().closure(&resolved),
+        None
+    );
+}
+
+#[test]
+fn the_module_table_is_rewritten_only_when_its_bmis_changed_or_it_is_missing() {
+    let t = tempfile::tempdir().unwrap();
+    let (drvs, outputs, consumer) = diamond();
+    let none = Outputs::new();
+    // Missing: written even though no BMI was built.
+    write_table(t.path(), &drvs, &outputs, false).unwrap();
+    let resolved = resolve(&consumer, &outputs);
+    assert!(ModuleTable::load(t.path())
+        .unwrap()
+        .closure(&resolved)
+        .is_some());
+    // Present and unchanged: kept (an empty realisation would empty it).
+    write_table(t.path(), &drvs, &none, false).unwrap();
+    assert!(ModuleTable::load(t.path())
+        .unwrap()
+        .closure(&resolved)
+        .is_some());
+    write_table(t.path(), &drvs, &none, true).unwrap();
+    assert_eq!(
+        ModuleTable::load(t.path()).unwrap().closure(&resolved),
+        None
+    );
+    // A table of another version is not read.
+    std::fs::write(t.path().join("modules.json"), br#"{"version":0,"bmis":[]}"#).unwrap();
+    assert!(ModuleTable::load(t.path()).is_none());
+}
+
+#[test]
+fn two_bmis_at_one_stable_name_give_no_closure() {
+    let t = tempfile::tempdir().unwrap();
+    let a1 = bmi("a", &[]);
+    let mut a2 = bmi("a", &[]);
+    a2.name = "q-a.pcm".into();
+    let (p1, p2) = (a1.drv_path().unwrap(), a2.drv_path().unwrap());
+    let b = bmi("b", &[(&p1, "a")]);
+    let c = bmi("c", &[(&p2, "a")]);
+    let (pb, pc) = (b.drv_path().unwrap(), c.drv_path().unwrap());
+    let consumer = bmi("d", &[(&pb, "b"), (&pc, "c")]);
+    let drvs = BTreeMap::from([(p1.clone(), a1), (p2.clone(), a2), (pb, b), (pc, c)]);
+    let outputs: Outputs = drvs
+        .keys()
+        .map(|d| {
+            let path = out_path(&d.to_string());
+            (d.clone(), BTreeMap::from([("bmi".into(), path)]))
+        })
+        .collect();
+    write_table(t.path(), &drvs, &outputs, true).unwrap();
+    let resolved = resolve(&consumer, &outputs);
+    assert_eq!(
+        ModuleTable::load(t.path()).unwrap().closure(&resolved),
+        None
+    );
+}
+
+/// A unit recipe of the compile of `host` (holding `text`).
+fn unit_recipe(host: &Path, text: &str) -> Recipe {
+    std::fs::write(host, text).unwrap();
+    let hash = ContentHash::of_file(false, text.as_bytes());
+    let name = host.file_name().unwrap().to_str().unwrap();
+    let source = StorePath::compute(PathKind::Source, &hash, name, []).unwrap();
+    let mut resolved = compile_of(&source);
+    resolved.name = format!("{name}.o");
+    let toolchain: ToolchainInfo = absent_toolchain(resolved.toolchain);
+    Recipe {
+        version: RECIPE_VERSION,
+        host: host.to_path_buf(),
+        source_hash: hash,
+        source_at: "src/a.cpp".into(),
+        drv_path: resolved.drv_path().unwrap(),
+        sandbox: "full".into(),
+        resolved,
+        modules: Vec::new(),
+        toolchain,
+    }
+}
+
+fn changed_hosts(dir: &Path) -> Vec<(PathBuf, ContentHash)> {
+    let mut v: Vec<_> = changed(dir)
+        .into_iter()
+        .map(|(head, recipe, now)| {
+            assert_eq!(std::fs::read_to_string(&head.file).unwrap(), head.text);
+            (recipe.host, now)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_stamp_index_finds_the_files_whose_content_changed() {
+    let t = tempfile::tempdir().unwrap();
+    let (dir, user) = (t.path().join("recipes"), t.path().join("user"));
+    std::fs::create_dir_all(&user).unwrap();
+    let hosts: Vec<PathBuf> = (0..3).map(|i| user.join(format!("u{i}.cpp"))).collect();
+    let mut recorded = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let id = write(&dir, &unit_recipe(host, &format!("int u{i};"))).unwrap();
+        recorded.push((host.clone(), id));
+    }
+    index(&dir, &recorded).unwrap();
+    assert_eq!(changed_hosts(&dir), vec![]);
+    // u0 edited; u1 written again with the same bytes (its stamp moved, not its hash);
+    // u2's recipe lost.
+    std::fs::write(&hosts[0], "int u0 = 1;").unwrap();
+    std::fs::remove_file(&hosts[1]).unwrap();
+    std::fs::write(&hosts[1], "int u1;").unwrap();
+    std::fs::write(&hosts[2], "int u2 = 2;").unwrap();
+    std::fs::remove_file(dir.join("units").join(format!("{}.json", recorded[2].1))).unwrap();
+    let now = ContentHash::of_file(false, b"int u0 = 1;");
+    assert_eq!(changed_hosts(&dir), vec![(hosts[0].clone(), now)]);
+    // Recorded again after its build: no longer changed.
+    let id = write(&dir, &unit_recipe(&hosts[0], "int u0 = 1;")).unwrap();
+    index(&dir, &[(hosts[0].clone(), id)]).unwrap();
+    assert_eq!(changed_hosts(&dir), vec![]);
+    // An index of another version is not read.
+    std::fs::write(&hosts[0], "int u0 = 3;").unwrap();
+    let text = std::fs::read_to_string(dir.join("units.json")).unwrap();
+    std::fs::write(
+        dir.join("units.json"),
+        text.replace("\"version\":1", "\"version\":9"),
+    )
+    .unwrap();
+    assert_eq!(changed_hosts(&dir), vec![]);
+}
