@@ -22,6 +22,13 @@ With `--no-recipes`, the speculative builds' recipes (`STORE/v1/cache/ahead-v1`)
 removed before each edit: every edit is then timed as the first edit of its file after a
 large build (docs/ARCHITECTURE.md, "Speculative builds"), where nothing is built ahead.
 
+With `--first-edit`, each edit is timed as the first edit of its file after a cold build
+(or a checkout): before it, the recent recipes (`ahead-v1/<request>/*.head` and their
+bodies) and the steps' kept views (`STORE/v1/views`) are removed, and only what a cold
+build leaves stays: the unit recipes, the stamp index and the module table, from which
+the edited unit is built ahead. The store must have been filled by a binary that records
+unit recipes (a cold build), or the edit finds no recipe.
+
 This is no side-by-side benchmark (scale.py is: it measures Ninja in the same run and
 writes RESULTS.md); it compares two cmod builds on the same store, with the noise of
 one machine, so run each binary's block more than once, interleaved.
@@ -47,6 +54,7 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--start", type=int, default=7000, help="first edit value")
     ap.add_argument("--no-recipes", action="store_true", help="remove the speculative builds' recipes before each edit")
+    ap.add_argument("--first-edit", action="store_true", help="remove the recent recipes and kept views before each edit (keep the unit recipes)")
     ap.add_argument("--interface", type=int, metavar="K", help="edit module K's primary interface, not the implementation unit")
     ap.add_argument("--cmod", default=os.environ.get("CMOD_BIN", str(harness.REPO / "target" / "release" / "cmod")))
     args = ap.parse_args()
@@ -66,6 +74,8 @@ def main():
         for i in range(args.runs):
             if args.no_recipes:
                 shutil.rmtree(args.store / "v1" / "cache" / "ahead-v1", ignore_errors=True)
+            if args.first_edit:
+                forget_recent_recipes(args.store)
             edit(args.start + i)
             out = scale.measure(cmd, proj, env=env, execs=True)
             if out.first_compile is None:
@@ -81,6 +91,16 @@ def main():
     print(f"{args.cmod}: edit -> first compile's exec, ms: {show(firsts)}")
     print(f"{args.cmod}: whole edit, ms: {show(walls)}")
     print(f"{args.cmod}: steps built / built ahead: {' '.join(steps)}")
+
+
+def forget_recent_recipes(store):
+    """Remove what only an edit leaves behind: the recent recipes (with their closures)
+    and every step's kept view; a cold build leaves neither."""
+    for request in (store / "v1" / "cache" / "ahead-v1").glob("*"):
+        for f in request.iterdir():
+            if f.suffix in (".head", ".json") and f.name not in ("units.json", "modules.json"):
+                f.unlink()
+    shutil.rmtree(store / "v1" / "views", ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,18 @@
 //! and, for one that changed, adds it to the store and runs the recipe's builder with
 //! the new source in place of the old one, on a thread of its own.
 //!
+//! Every compile built (a cold build's too) also records a **unit recipe**, without the
+//! module closure, which is walked through a table of the request's BMIs instead: the
+//! first edit of a file after a large build is built ahead from it (see [`units`]).
+//!
 //! Nothing a speculative run produces is registered or recorded. When the realiser
 //! reaches a step to build, it computes the step's trace key from its own evaluation, as
 //! always; only if a speculative run has exactly that key (the same canonical resolved
-//! derivation, in the same sandbox mode) does it take that run in place of running the
-//! builder, and registers it as its own build. Equal keys mean the same argument vector,
-//! inputs, toolchain identity and host files, and the direct BMIs' store paths pin the
-//! module closure, so the run is the build the realiser would have made. A recipe that
+//! derivation, in the same sandbox mode) and laid out the module closure the realiser
+//! lays out does it take that run in place of running the builder, and registers it as
+//! its own build. Equal keys mean the same argument vector, inputs, toolchain identity
+//! and host files, and with the same closure the run is the build the realiser would
+//! have made. A recipe that
 //! no longer fits (the edit changed the unit's imports or flags, a BMI it reads was
 //! rebuilt, the toolchain changed) gives another key: its run is discarded, and the step
 //! is built as usual. A builder that fails is taken too (its key matches: the same
