@@ -413,23 +413,10 @@ pub fn realise(
         let realisation = realisation?;
         written?;
         if let Some(speculation) = env.speculation {
-            remember_for_speculation(speculation, &index, &realisation);
+            speculation.remember(&index, &realisation.outputs);
         }
         Ok(realisation)
     })
-}
-
-/// Let the speculation note what `realisation` recorded and the BMIs it realised (the
-/// module table changes only when a BMI was built or substituted).
-fn remember_for_speculation(s: &Speculation, index: &Index<'_>, realisation: &Realisation) {
-    let provides_module = |d: &StorePath| {
-        index
-            .drv(d)
-            .is_some_and(|drv| drv.outputs.values().any(|o| o.module.is_some()))
-    };
-    let mut new = realisation.built.iter().chain(&realisation.substituted);
-    let bmis_changed = new.any(provides_module);
-    s.remember(index, &realisation.outputs, bmis_changed);
 }
 
 /// Outputs known before scheduling: reused from the previous realisation, and

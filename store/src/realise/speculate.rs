@@ -110,6 +110,8 @@ struct State {
     /// The unit recipes recorded in this realisation (host file, id), for the stamp
     /// index.
     recorded: Vec<(PathBuf, String)>,
+    /// The stamp index's host files found gone (see `units::Changed`).
+    gone: Vec<PathBuf>,
 }
 
 /// The speculative builds of one realisation, and where its recipes are recorded.
@@ -220,7 +222,9 @@ impl Speculation {
         let mut ahead: Vec<Ahead> = Vec::new();
         let mut table: Option<Option<units::ModuleTable>> = None;
         let recent = changed_recipes(&self.dir).into_iter().map(|c| (c, false));
-        let unit = units::changed(&self.dir).into_iter().map(|c| (c, true));
+        let changed = units::changed(&self.dir);
+        self.lock().gone = changed.gone;
+        let unit = changed.recipes.into_iter().map(|c| (c, true));
         for ((head, mut recipe, hash), unit) in recent.chain(unit) {
             if ahead.len() == MOST_AHEAD {
                 break;
@@ -361,18 +365,22 @@ impl Speculation {
     }
 
     /// After a realisation (its derivations `drvs` and the `outputs` of every step it
-    /// realised; `bmis_changed`: it built or substituted a BMI): note the unit recipes
-    /// it recorded in the stamp index, and rewrite the module table if it changed (see
-    /// `units`). Best effort, as recording.
+    /// realised): note the unit recipes it recorded in the stamp index, and rewrite the
+    /// module table if its BMIs are others (see `units`). Best effort, as recording.
     pub(crate) fn remember(
         &self,
         drvs: &impl DrvLookup,
         outputs: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
-        bmis_changed: bool,
     ) {
-        let recorded = std::mem::take(&mut self.lock().recorded);
-        let _ = units::index(&self.dir, &recorded);
-        let _ = units::write_table(&self.dir, drvs, outputs, bmis_changed);
+        let (recorded, gone) = {
+            let mut st = self.lock();
+            (
+                std::mem::take(&mut st.recorded),
+                std::mem::take(&mut st.gone),
+            )
+        };
+        let _ = units::index(&self.dir, &recorded, &gone);
+        let _ = units::write_table(&self.dir, drvs, outputs);
     }
 }
 

@@ -18,7 +18,9 @@
 //!   is missing, and then nothing is built ahead.
 //!
 //! Both are rewritten at the end of a realisation that changed them (an edit rewrites
-//! the index's few moved stamps, and the table only if it built a BMI). The realiser
+//! the index's few moved stamps, and the table only if its BMIs are not the table's, by
+//! a digest kept beside it). When more than [`EDITED_UP_TO`] files moved (a checkout,
+//! a pull), nothing is built from unit recipes: that is no edit. The realiser
 //! takes a run ahead only if its key and the closure it laid out are the step's own, so
 //! a table that does not fit costs a wasted compile, never a wrong build.
 
@@ -32,6 +34,7 @@ use cmod_schema::derivation::{Derivation, InputFrom};
 use cmod_schema::{ContentHash, StorePath};
 
 use super::{recipe_id, replace, Head, Recipe, RECIPE_VERSION};
+use crate::realise::sources::EDITED_UP_TO;
 use crate::realise::{DrvLookup, ModuleFile};
 
 /// The format of the stamp index and the module table; another version is not read.
@@ -101,13 +104,20 @@ pub(super) fn write(dir: &Path, recipe: &Recipe) -> std::io::Result<String> {
 }
 
 /// Note in the stamp index of `dir` the unit recipes `recorded` (host file, id), with
-/// each host's stamp now.
-pub(super) fn index(dir: &Path, recorded: &[(PathBuf, String)]) -> std::io::Result<()> {
+/// each host's stamp now, and drop the host files found `gone`.
+pub(super) fn index(
+    dir: &Path,
+    recorded: &[(PathBuf, String)],
+    gone: &[PathBuf],
+) -> std::io::Result<()> {
     if recorded.is_empty() {
         return Ok(());
     }
     let mut index = read_index(dir);
     index.version = UNITS_VERSION;
+    for host in gone {
+        index.hosts.remove(host);
+    }
     for (host, id) in recorded {
         match stamp_of(host) {
             Some(stamp) => {
@@ -128,17 +138,43 @@ pub(super) fn index(dir: &Path, recorded: &[(PathBuf, String)]) -> std::io::Resu
     replace(&index_file(dir), &bytes)
 }
 
-/// The unit recipes of `dir` whose host file changed since they were recorded (its stamp
-/// moved and its content hash is another), each with its file (as the head) and the
-/// content hash now. Their closures are not filled in yet (see [`ModuleTable`]).
-pub(super) fn changed(dir: &Path) -> Vec<(Head, Recipe, ContentHash)> {
+/// What the stamp index says changed since the last realisation that recorded.
+#[derive(Debug, Default)]
+pub(super) struct Changed {
+    /// The unit recipes whose host file changed (its stamp moved and its content hash is
+    /// another), each with its file (as the head) and the content hash now; none when
+    /// more than [`EDITED_UP_TO`] files moved (a checkout, not an edit). Their closures
+    /// are not filled in yet (see [`ModuleTable`]).
+    pub recipes: Vec<(Head, Recipe, ContentHash)>,
+    /// Host files that no longer exist: dropped from the index when it is next written.
+    pub gone: Vec<PathBuf>,
+}
+
+/// What changed among the host files of `dir`'s stamp index (see [`Changed`]).
+pub(super) fn changed(dir: &Path) -> Changed {
     let index = read_index(dir);
+    let mut moved = Vec::new();
+    let mut gone = Vec::new();
+    for (host, entry) in &index.hosts {
+        match stamp_of(host) {
+            Some(stamp) if stamp == entry.stamp => {}
+            Some(_) => moved.push((host, entry)),
+            None => gone.push(host.clone()),
+        }
+    }
+    let recipes = if moved.len() <= EDITED_UP_TO {
+        changed_recipes(dir, &moved)
+    } else {
+        Vec::new()
+    };
+    Changed { recipes, gone }
+}
+
+/// The unit recipes of the `moved` host files whose content changed.
+fn changed_recipes(dir: &Path, moved: &[(&PathBuf, &Indexed)]) -> Vec<(Head, Recipe, ContentHash)> {
     let units = units_dir(dir);
     let mut out = Vec::new();
-    for (host, entry) in &index.hosts {
-        if stamp_of(host) == Some(entry.stamp) {
-            continue;
-        }
+    for (host, entry) in moved {
         let Ok(bytes) = std::fs::read(host) else {
             continue;
         };
@@ -150,7 +186,7 @@ pub(super) fn changed(dir: &Path) -> Vec<(Head, Recipe, ContentHash)> {
             };
             let recipe = serde_json::from_str::<Recipe>(&text)
                 .ok()
-                .filter(|r| r.version == RECIPE_VERSION && r.host == *host)
+                .filter(|r| r.version == RECIPE_VERSION && r.host == **host)
                 .filter(|r| r.source_hash != now && r.modules.is_empty());
             if let Some(recipe) = recipe {
                 out.push((Head { file, text }, recipe, now));
@@ -176,16 +212,35 @@ struct Table {
     bmis: Vec<Bmi>,
 }
 
-/// Write the module table of `dir` from a realisation's derivations and outputs, if it
-/// is missing or `changed` (the realisation built or substituted a BMI).
+/// The BMIs of a realisation (its derivations' module outputs, as realised), hashed: the
+/// module table is rewritten only when they differ from the table's.
+fn bmis_digest(
+    drvs: &impl DrvLookup,
+    outputs: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
+) -> String {
+    let mut h = blake3::Hasher::new();
+    for (d, outs) in outputs {
+        let Some(drv) = drvs.drv(d) else { continue };
+        for (name, _) in drv.outputs.iter().filter(|(_, o)| o.module.is_some()) {
+            if let Some(path) = outs.get(name) {
+                h.update(path.to_string().as_bytes());
+                h.update(b"\n");
+            }
+        }
+    }
+    h.finalize().to_hex()[..32].to_string()
+}
+
+/// Write the module table of `dir` from a realisation's derivations and outputs, unless
+/// the table there already holds these BMIs (the digest beside it says so).
 pub(super) fn write_table(
     dir: &Path,
     drvs: &impl DrvLookup,
     outputs: &BTreeMap<StorePath, BTreeMap<String, StorePath>>,
-    changed: bool,
 ) -> std::io::Result<()> {
-    let file = table_file(dir);
-    if !changed && file.exists() {
+    let digest = bmis_digest(drvs, outputs);
+    let digest_file = dir.join("modules.digest");
+    if std::fs::read_to_string(&digest_file).is_ok_and(|d| d == digest) {
         return Ok(());
     }
     let mut bmis = Vec::new();
@@ -224,7 +279,9 @@ pub(super) fn write_table(
     };
     let bytes = serde_json::to_vec(&table).map_err(std::io::Error::other)?;
     std::fs::create_dir_all(dir)?;
-    replace(&file, &bytes)
+    // The table first: a digest never names a table that was not written.
+    replace(&table_file(dir), &bytes)?;
+    replace(&digest_file, digest.as_bytes())
 }
 
 /// The module table of a request, read to walk unit recipes' closures.

@@ -54,7 +54,7 @@ fn resolve(drv: &Derivation, outputs: &Outputs) -> Derivation {
 fn the_module_table_gives_the_closure_the_realiser_walks() {
     let t = tempfile::tempdir().unwrap();
     let (drvs, outputs, consumer) = diamond();
-    write_table(t.path(), &drvs, &outputs, true).unwrap();
+    write_table(t.path(), &drvs, &outputs).unwrap();
     let table = ModuleTable::load(t.path()).unwrap();
     let want = module_closure(&drvs, &consumer, |d, o| outputs.get(d)?.get(o).cloned()).unwrap();
     assert_eq!(want.len(), 5);
@@ -75,7 +75,7 @@ fn a_bmi_the_table_does_not_know_gives_no_closure() {
         panic!("{d:?}")
     };
     let d_out = outputs.remove(&d).unwrap();
-    write_table(t.path(), &drvs, &outputs, true).unwrap();
+    write_table(t.path(), &drvs, &outputs).unwrap();
     assert_eq!(
         ModuleTable::load(t.path()).unwrap().closure(&resolved),
         None
@@ -86,7 +86,7 @@ fn a_bmi_the_table_does_not_know_gives_no_closure() {
         .iter()
         .find(|(_, v)| v.outputs["bmi"].module.as_deref() == Some("a"));
     outputs.remove(a.unwrap().0);
-    write_table(t.path(), &drvs, &outputs, true).unwrap();
+    write_table(t.path(), &drvs, &outputs).unwrap();
     assert_eq!(
         ModuleTable::load(t.path()).unwrap().closure(&resolved),
         None
@@ -94,30 +94,38 @@ fn a_bmi_the_table_does_not_know_gives_no_closure() {
 }
 
 #[test]
-fn the_module_table_is_rewritten_only_when_its_bmis_changed_or_it_is_missing() {
+fn the_module_table_is_rewritten_only_when_its_bmis_are_others() {
     let t = tempfile::tempdir().unwrap();
-    let (drvs, outputs, consumer) = diamond();
-    let none = Outputs::new();
-    // Missing: written even though no BMI was built.
-    write_table(t.path(), &drvs, &outputs, false).unwrap();
+    let (drvs, mut outputs, consumer) = diamond();
+    write_table(t.path(), &drvs, &outputs).unwrap();
     let resolved = resolve(&consumer, &outputs);
     assert!(ModuleTable::load(t.path())
         .unwrap()
         .closure(&resolved)
         .is_some());
-    // Present and unchanged: kept (an empty realisation would empty it).
-    write_table(t.path(), &drvs, &none, false).unwrap();
-    assert!(ModuleTable::load(t.path())
-        .unwrap()
-        .closure(&resolved)
-        .is_some());
-    write_table(t.path(), &drvs, &none, true).unwrap();
+    // The same BMIs: the table is not written again (a marker put in its place stays).
+    let table = t.path().join("modules.json");
+    std::fs::write(&table, br#"{"version":1,"bmis":[]}"#).unwrap();
+    write_table(t.path(), &drvs, &outputs).unwrap();
     assert_eq!(
         ModuleTable::load(t.path()).unwrap().closure(&resolved),
         None
     );
+    // Another BMI for `a`: written again, with it.
+    let a = drvs
+        .iter()
+        .find(|(_, v)| v.outputs["bmi"].module.as_deref() == Some("a"));
+    outputs.insert(
+        a.unwrap().0.clone(),
+        BTreeMap::from([("bmi".into(), out_path("a2"))]),
+    );
+    write_table(t.path(), &drvs, &outputs).unwrap();
+    let closure = ModuleTable::load(t.path())
+        .unwrap()
+        .closure(&resolve(&consumer, &outputs));
+    assert!(closure.unwrap().iter().any(|f| f.path == out_path("a2")));
     // A table of another version is not read.
-    std::fs::write(t.path().join("modules.json"), br#"{"version":0,"bmis":[]}"#).unwrap();
+    std::fs::write(&table, br#"{"version":0,"bmis":[]}"#).unwrap();
     assert!(ModuleTable::load(t.path()).is_none());
 }
 
@@ -140,7 +148,7 @@ fn two_bmis_at_one_stable_name_give_no_closure() {
             (d.clone(), BTreeMap::from([("bmi".into(), path)]))
         })
         .collect();
-    write_table(t.path(), &drvs, &outputs, true).unwrap();
+    write_table(t.path(), &drvs, &outputs).unwrap();
     let resolved = resolve(&consumer, &outputs);
     assert_eq!(
         ModuleTable::load(t.path()).unwrap().closure(&resolved),
@@ -172,6 +180,7 @@ fn unit_recipe(host: &Path, text: &str) -> Recipe {
 
 fn changed_hosts(dir: &Path) -> Vec<(PathBuf, ContentHash)> {
     let mut v: Vec<_> = changed(dir)
+        .recipes
         .into_iter()
         .map(|(head, recipe, now)| {
             assert_eq!(std::fs::read_to_string(&head.file).unwrap(), head.text);
@@ -193,7 +202,7 @@ fn the_stamp_index_finds_the_files_whose_content_changed() {
         let id = write(&dir, &unit_recipe(host, &format!("int u{i};"))).unwrap();
         recorded.push((host.clone(), id));
     }
-    index(&dir, &recorded).unwrap();
+    index(&dir, &recorded, &[]).unwrap();
     assert_eq!(changed_hosts(&dir), vec![]);
     // u0 edited; u1 written again with the same bytes (its stamp moved, not its hash);
     // u2's recipe lost.
@@ -206,7 +215,7 @@ fn the_stamp_index_finds_the_files_whose_content_changed() {
     assert_eq!(changed_hosts(&dir), vec![(hosts[0].clone(), now)]);
     // Recorded again after its build: no longer changed.
     let id = write(&dir, &unit_recipe(&hosts[0], "int u0 = 1;")).unwrap();
-    index(&dir, &[(hosts[0].clone(), id)]).unwrap();
+    index(&dir, &[(hosts[0].clone(), id)], &[]).unwrap();
     assert_eq!(changed_hosts(&dir), vec![]);
     // An index of another version is not read.
     std::fs::write(&hosts[0], "int u0 = 3;").unwrap();
@@ -217,4 +226,50 @@ fn the_stamp_index_finds_the_files_whose_content_changed() {
     )
     .unwrap();
     assert_eq!(changed_hosts(&dir), vec![]);
+}
+
+/// Recorded files `u0..u<n>` in `user`, indexed in `dir`, with their recipe ids.
+fn recorded_units(dir: &Path, user: &Path, n: usize) -> Vec<(PathBuf, String)> {
+    std::fs::create_dir_all(user).unwrap();
+    let recorded: Vec<(PathBuf, String)> = (0..n)
+        .map(|i| {
+            let host = user.join(format!("u{i}.cpp"));
+            let id = write(dir, &unit_recipe(&host, &format!("int u{i};"))).unwrap();
+            (host, id)
+        })
+        .collect();
+    index(dir, &recorded, &[]).unwrap();
+    recorded
+}
+
+/// More files changed than an edit changes (a checkout): no unit recipe is offered.
+#[test]
+fn many_changed_files_are_no_edit() {
+    let t = tempfile::tempdir().unwrap();
+    let (dir, user) = (t.path().join("recipes"), t.path().join("user"));
+    let recorded = recorded_units(&dir, &user, EDITED_UP_TO + 1);
+    for (i, (host, _)) in recorded.iter().enumerate().skip(1) {
+        std::fs::write(host, format!("int u{i} = 1;")).unwrap();
+    }
+    assert_eq!(changed_hosts(&dir).len(), EDITED_UP_TO);
+    std::fs::write(&recorded[0].0, "int u0 = 1;").unwrap();
+    assert_eq!(changed_hosts(&dir), vec![]);
+}
+
+/// A deleted file is reported gone and dropped from the index at its next writing.
+#[test]
+fn a_deleted_file_leaves_the_index() {
+    let t = tempfile::tempdir().unwrap();
+    let (dir, user) = (t.path().join("recipes"), t.path().join("user"));
+    let recorded = recorded_units(&dir, &user, 2);
+    std::fs::remove_file(&recorded[0].0).unwrap();
+    let gone = changed(&dir).gone;
+    assert_eq!(gone, vec![recorded[0].0.clone()]);
+    index(&dir, &recorded[1..], &gone).unwrap();
+    let text = std::fs::read_to_string(dir.join("units.json")).unwrap();
+    assert!(
+        !text.contains("u0.cpp") && text.contains("u1.cpp"),
+        "{text}"
+    );
+    assert!(changed(&dir).gone.is_empty());
 }
