@@ -101,6 +101,8 @@ def forget_recent_recipes(store):
             if f.suffix in (".head", ".json") and f.name not in ("units.json", "modules.json"):
                 f.unlink()
     shutil.rmtree(store / "v1" / "views", ignore_errors=True)
+    # A cold build ends long before the first edit: its writes are on disk by then.
+    os.sync()
 
 
 if __name__ == "__main__":

@@ -85,6 +85,14 @@ fn a_kept_view_shows_what_a_fresh_one_shows() {
         kept_first.contains("/build/bmi/sub/b.pcm l /cmod/store/"),
         "{kept_first}"
     );
+    // The first run laid its links out inside the sandbox, and kept them on the host
+    // beside the builder, for the next run.
+    let kept_link = fx.root().join("views/step.links/bmi/sub/b.pcm");
+    assert_eq!(
+        std::fs::read_link(&kept_link).unwrap(),
+        Path::new("/cmod/store").join(&b)
+    );
+    assert!(fx.root().join("views/step.links.list").exists());
 
     let kept_second = seen(&action(&fx, "k2", &second, Some(&slot)));
     let fresh_second = seen(&action(&fx, "f2", &second, None));

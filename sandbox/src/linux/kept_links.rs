@@ -95,6 +95,13 @@ pub(crate) fn update(
     Ok(Some(dir))
 }
 
+/// Whether the view slot `slot` has a record of kept links (of any layout: [`update`]
+/// brings it up to date by difference).
+pub(crate) fn recorded(slot: &Path) -> bool {
+    let list = with_suffix(slot, ".links.list");
+    std::fs::read_to_string(list).is_ok_and(|text| Record::parse(&text).is_some())
+}
+
 /// Each root's digest of what its layout is made from (its links), by root; `None` if a
 /// root or a link under one cannot be recorded.
 fn root_digests(action: &Action, roots: &BTreeSet<PathBuf>) -> Option<BTreeMap<String, String>> {

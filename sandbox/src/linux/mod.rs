@@ -198,7 +198,7 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
     prepare_build_dir(action, Path::new(STORE_DIR), &link_roots)?;
     // Removed (by drop) when the step ends, however it ends.
     let mut view = view::InputView::create(action)?;
-    view.keep_links(action, &link_roots)?;
+    let links_later = view.keep_links(action, &link_roots)?;
     let plan = plan::plan(Some(action), Some(&view), &link_roots)?;
     let build = plan
         .build_dir
@@ -240,7 +240,13 @@ fn run_full(action: &Action) -> Result<Outcome, SandboxError> {
         .map_err(|f| exec_error(f.into_error(Mode::Full), action))?;
     drop((stdin, spec));
     // Killing the child (pid 1 of the sandbox's pid namespace) kills every process in it.
-    let exit = supervise::wait(pid, pid, action)?;
+    // A first kept run's links are laid out on the host meanwhile, for the next run.
+    let exit = std::thread::scope(|s| {
+        if links_later {
+            s.spawn(|| view.lay_out_kept_links(action, &link_roots));
+        }
+        supervise::wait(pid, pid, action)
+    })?;
     let enforcement = Enforcement {
         mode: Mode::Full,
         landlock_abi: ruleset.map(|r| r.abi),

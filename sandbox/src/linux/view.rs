@@ -101,16 +101,33 @@ impl InputView {
     }
 
     /// For a kept view, keep the links under `roots` beside it too (the sandbox then
-    /// binds them instead of making them).
+    /// binds them instead of making them). When none are recorded yet (the step's first
+    /// kept run), `Ok(true)`: this run lays its links out inside the sandbox, on a tmpfs
+    /// (a host file system allocates a block for each long symlink: hundreds of ms for
+    /// a deep closure), and [`InputView::lay_out_kept_links`] makes the kept ones beside
+    /// the builder, for the next run.
     pub fn keep_links(
         &mut self,
         action: &Action,
         roots: &std::collections::BTreeSet<PathBuf>,
-    ) -> Result<(), SandboxError> {
-        if self.kept.is_some() && !roots.is_empty() {
-            self.links = super::kept_links::update(&self.dir, action, roots)?;
+    ) -> Result<bool, SandboxError> {
+        if self.kept.is_none() || roots.is_empty() {
+            return Ok(false);
         }
-        Ok(())
+        if !super::kept_links::recorded(&self.dir) {
+            return Ok(true);
+        }
+        self.links = super::kept_links::update(&self.dir, action, roots)?;
+        Ok(false)
+    }
+
+    /// Lay out the kept links of this (kept) view for the next run, as
+    /// [`InputView::keep_links`] would have; best effort (the next run lays out what is
+    /// not recorded).
+    pub fn lay_out_kept_links(&self, action: &Action, roots: &std::collections::BTreeSet<PathBuf>) {
+        if self.kept.is_some() {
+            let _ = super::kept_links::update(&self.dir, action, roots);
+        }
     }
 
     /// Put `input` into the view without a relative link: a hard link by path if it is a

@@ -215,15 +215,21 @@ impl Speculation {
         }
     }
 
-    /// The steps to build ahead: those of the recent recipes whose source changed, then
-    /// those of the unit recipes (their closures walked through the module table), each
-    /// step once and none whose key the store already has; at most [`MOST_AHEAD`].
+    /// The steps to build ahead: those of the recent recipes whose source changed, or
+    /// else (the first edit of a file since its step was built) those of the unit
+    /// recipes, their closures walked through the module table; each step once and none
+    /// whose key the store already has; at most [`MOST_AHEAD`]. The edit loop (a file
+    /// edited again) reads no more than its few recent recipes.
     fn plan(&self, store: &Store) -> Vec<Ahead> {
         let mut ahead: Vec<Ahead> = Vec::new();
         let mut table: Option<Option<units::ModuleTable>> = None;
-        let recent = changed_recipes(&self.dir).into_iter().map(|c| (c, false));
-        let changed = units::changed(&self.dir);
+        let recent = changed_recipes(&self.dir);
+        let changed = match recent.is_empty() {
+            true => units::changed(&self.dir),
+            false => units::Changed::default(),
+        };
         self.lock().gone = changed.gone;
+        let recent = recent.into_iter().map(|c| (c, false));
         let unit = changed.recipes.into_iter().map(|c| (c, true));
         for ((head, mut recipe, hash), unit) in recent.chain(unit) {
             if ahead.len() == MOST_AHEAD {
@@ -236,9 +242,14 @@ impl Speculation {
                 };
                 recipe.modules = modules;
             }
-            let Some(a) = Ahead::of(head, recipe, hash) else {
+            let twin = (!unit)
+                .then(|| units::head_of(&self.dir, &recipe))
+                .flatten();
+            let Some(mut a) = Ahead::of(head, recipe, hash) else {
                 continue;
             };
+            // The step's unit recipe goes with its recent one if the run is not taken.
+            a.also.extend(twin);
             match ahead.iter_mut().find(|b| b.key == a.key) {
                 // Forgotten with it if its run is not taken.
                 Some(b) => b.also.push(a.head),

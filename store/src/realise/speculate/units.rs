@@ -103,6 +103,14 @@ pub(super) fn write(dir: &Path, recipe: &Recipe) -> std::io::Result<String> {
     Ok(id)
 }
 
+/// The unit recipe of the same step as `recipe` (same host file and step name), as its
+/// head, if there is one.
+pub(super) fn head_of(dir: &Path, recipe: &Recipe) -> Option<Head> {
+    let file = units_dir(dir).join(format!("{}.json", recipe_id(recipe)));
+    let text = std::fs::read_to_string(&file).ok()?;
+    Some(Head { file, text })
+}
+
 /// Note in the stamp index of `dir` the unit recipes `recorded` (host file, id), with
 /// each host's stamp now, and drop the host files found `gone`.
 pub(super) fn index(
