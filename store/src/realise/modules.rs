@@ -206,9 +206,9 @@ pub(crate) mod tests {
         StorePath::compute(PathKind::Output, &h, "x.pcm", []).unwrap()
     }
 
-    /// A diamond a ← b, a ← c, (b, c) ← d, plus the partition d:p that d imports.
-    #[test]
-    fn a_closure_holds_every_transitive_bmi_once_sorted_by_module() {
+    /// A diamond a ← b, a ← c, (b, c) ← d, plus the partition d:p that d imports: the
+    /// derivations, and a consumer `e` reading d.
+    pub(crate) fn diamond() -> (BTreeMap<StorePath, Derivation>, Derivation) {
         let mut drvs = BTreeMap::new();
         let mut add = |d: Derivation| {
             let p = d.drv_path().unwrap();
@@ -220,7 +220,13 @@ pub(crate) mod tests {
         let c = add(bmi("c", &[(&a, "a")]));
         let dp = add(bmi("d:p", &[(&c, "c")]));
         let d = add(bmi("d", &[(&b, "b"), (&dp, "d:p")]));
-        let consumer = bmi("e", &[(&d, "d")]);
+        (drvs, bmi("e", &[(&d, "d")]))
+    }
+
+    #[test]
+    fn a_closure_holds_every_transitive_bmi_once_sorted_by_module() {
+        let (drvs, consumer) = diamond();
+        let a = drvs.iter().find(|(_, d)| d.name == "p-a.pcm").unwrap().0;
         let realised = |drv: &StorePath, _: &str| {
             let module = drvs[drv].outputs["bmi"].module.clone()?;
             Some(out_path(&module))
@@ -245,7 +251,7 @@ pub(crate) mod tests {
             "-fmodule-file=bmi/hu-vector-1f2e.pcm\n-fmodule-file=a=bmi/a.pcm\n"
         );
         // A step without imports sees no BMI.
-        assert!(module_closure(&drvs, &drvs[&a], |_, _| None)
+        assert!(module_closure(&drvs, &drvs[a], |_, _| None)
             .unwrap()
             .is_empty());
     }

@@ -14,22 +14,10 @@ use crate::realise::tests_support::{absent_toolchain, compile_of};
 
 type Outputs = BTreeMap<StorePath, BTreeMap<String, StorePath>>;
 
-/// A diamond a ← b, a ← c, (b, c) ← d, with the partition d:p that d imports, and
-/// every BMI realised at a path of its own: the derivations, their outputs, and a
-/// consumer reading d.
+/// The realiser's diamond (see `modules`), every BMI realised at a path of its own:
+/// the derivations, their outputs, and a consumer reading d.
 fn diamond() -> (BTreeMap<StorePath, Derivation>, Outputs, Derivation) {
-    let mut drvs = BTreeMap::new();
-    let mut add = |d: Derivation| {
-        let p = d.drv_path().unwrap();
-        drvs.insert(p.clone(), d);
-        p
-    };
-    let a = add(bmi("a", &[]));
-    let b = add(bmi("b", &[(&a, "a")]));
-    let c = add(bmi("c", &[(&a, "a")]));
-    let dp = add(bmi("d:p", &[(&c, "c")]));
-    let d = add(bmi("d", &[(&b, "b"), (&dp, "d:p")]));
-    let consumer = bmi("e", &[(&d, "d")]);
+    let (drvs, consumer) = crate::realise::modules::tests::diamond();
     let outputs = realised(&drvs);
     (drvs, outputs, consumer)
 }
