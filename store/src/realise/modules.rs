@@ -273,8 +273,9 @@ pub(crate) mod tests {
         ));
     }
 
-    #[test]
-    fn two_bmis_at_one_name_are_an_error() {
+    /// Two BMIs of module `a` (of two packages) that a consumer `d` reaches at one
+    /// stable name, through `b` and `c`: the derivations and the consumer.
+    pub(crate) fn clashing() -> (BTreeMap<StorePath, Derivation>, Derivation) {
         let a1 = bmi("a", &[]);
         let mut a2 = bmi("a", &[]);
         a2.name = "q-a.pcm".into();
@@ -283,7 +284,13 @@ pub(crate) mod tests {
         let c = bmi("c", &[(&p2, "a")]);
         let (pb, pc) = (b.drv_path().unwrap(), c.drv_path().unwrap());
         let consumer = bmi("d", &[(&pb, "b"), (&pc, "c")]);
-        let drvs = BTreeMap::from([(p1.clone(), a1), (p2.clone(), a2), (pb, b), (pc, c)]);
+        let drvs = BTreeMap::from([(p1, a1), (p2, a2), (pb, b), (pc, c)]);
+        (drvs, consumer)
+    }
+
+    #[test]
+    fn two_bmis_at_one_name_are_an_error() {
+        let (drvs, consumer) = clashing();
         let err = module_closure(&drvs, &consumer, |d, _| Some(out_path(&d.to_string())));
         assert!(matches!(err, Err(ClosureError::Clash { ref at, .. }) if at == "bmi/a.pcm"));
     }

@@ -120,15 +120,7 @@ fn the_module_table_is_rewritten_only_when_its_bmis_are_others() {
 #[test]
 fn two_bmis_at_one_stable_name_give_no_closure() {
     let t = tempfile::tempdir().unwrap();
-    let a1 = bmi("a", &[]);
-    let mut a2 = bmi("a", &[]);
-    a2.name = "q-a.pcm".into();
-    let (p1, p2) = (a1.drv_path().unwrap(), a2.drv_path().unwrap());
-    let b = bmi("b", &[(&p1, "a")]);
-    let c = bmi("c", &[(&p2, "a")]);
-    let (pb, pc) = (b.drv_path().unwrap(), c.drv_path().unwrap());
-    let consumer = bmi("d", &[(&pb, "b"), (&pc, "c")]);
-    let drvs = BTreeMap::from([(p1.clone(), a1), (p2.clone(), a2), (pb, b), (pc, c)]);
+    let (drvs, consumer) = crate::realise::modules::tests::clashing();
     let outputs: Outputs = drvs
         .keys()
         .map(|d| {
