@@ -20,7 +20,6 @@ import platform
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import run as bench
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import gen
 import run as harness
 from buildgrid import BuildGrid
-from share import cmod_env, fmt, fresh, median, page_in_toolchain, seed_cache, series, settle, sh
+from share import cmod_env, fresh, median, page_in_toolchain, seed_cache, series, settle, sh
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "bench" / "work" / "remote"

@@ -215,14 +215,14 @@ def ensure_venv():
     return cmake, ninja
 
 
-def configure(tools, src, build):
-    """Fresh CMake configure of `src` into `build`; returns wall seconds."""
+def configure(tools, src, build, compiler=CLANG):
+    """Fresh CMake configure of `src` into `build` with `compiler`; returns wall seconds."""
     cmake, ninja = tools
     shutil.rmtree(build, ignore_errors=True)
     cmd = [
         cmake, "-S", src, "-B", build, "-G", "Ninja",
         f"-DCMAKE_MAKE_PROGRAM={ninja}",
-        f"-DCMAKE_CXX_COMPILER={CLANG}",
+        f"-DCMAKE_CXX_COMPILER={compiler}",
         f"-DCMAKE_CXX_COMPILER_CLANG_SCAN_DEPS={SCAN_DEPS}",
     ]
     return run(cmd, cwd=WORK)[0]
