@@ -88,6 +88,16 @@ fn compile(source: &StorePath, flag: &str) -> Derivation {
     drv
 }
 
+/// A speculation over `w`'s recipes with a counting builder of its own, started and
+/// waited for until its runs ended.
+fn ran_ahead(w: &World) -> (Arc<Speculation>, &'static Builder) {
+    let builder = leaked(false);
+    let ahead = Speculation::new(w.recipes.clone());
+    ahead.start(&w.store, Default::default(), builder);
+    wait_for_runs(&ahead);
+    (ahead, builder)
+}
+
 /// Wait until every run of `ahead` has ended (and its planning too).
 fn wait_for_runs(ahead: &Speculation) {
     while !ahead.lock().planned
@@ -541,10 +551,7 @@ fn a_source_a_run_ahead_added_counts_as_edited() {
     assert_eq!(recorded_hosts(&w.recipes), vec![w.user.join("u3.cpp")]);
     // Edited again: built ahead with -O1, but every step now has -O2 (not taken).
     std::fs::write(w.user.join("u3.cpp"), "int u3 = 2;").unwrap();
-    let ahead_builder = leaked(false);
-    let ahead = Speculation::new(w.recipes.clone());
-    ahead.start(&w.store, Default::default(), ahead_builder);
-    wait_for_runs(&ahead);
+    let (ahead, ahead_builder) = ran_ahead(&w);
     assert_eq!(runs(ahead_builder), 1);
     assert_eq!(realise_units(&w, units, "-O2", &ahead), units);
     ahead.finish();
@@ -565,19 +572,13 @@ fn the_first_edit_after_a_cold_build_is_built_ahead_from_its_unit_recipe() {
     assert_eq!(recorded_hosts(&w.recipes), Vec::<std::path::PathBuf>::new());
     assert_eq!(recipe_files(&w.recipes).len(), units);
     std::fs::write(w.user.join("u7.cpp"), "int u7 = 1;").unwrap();
-    let ahead_builder = leaked(false);
-    let ahead = Speculation::new(w.recipes.clone());
-    ahead.start(&w.store, Default::default(), ahead_builder);
-    wait_for_runs(&ahead);
+    let (ahead, ahead_builder) = ran_ahead(&w);
     assert_eq!(runs(ahead_builder), 1);
     // The realiser builds nothing itself: the edited step's run ahead is taken.
     assert_eq!(realise_units(&w, units, "-O1", &ahead), 0);
     ahead.finish();
     // Recorded again after its build: the next realisation builds nothing ahead.
-    let again = leaked(false);
-    let next = Speculation::new(w.recipes.clone());
-    next.start(&w.store, Default::default(), again);
-    wait_for_runs(&next);
+    let (_next, again) = ran_ahead(&w);
     assert_eq!(runs(again), 0);
 }
 
