@@ -15,6 +15,7 @@ driver. Both sides name it as their compiler: CMake's configure and cmod's toolc
 probes run the real driver through it, and the toolchain identity covers it.
 """
 
+import functools
 import os
 import subprocess
 import tempfile
@@ -28,8 +29,10 @@ STAND_IN = REAL_CXX.with_name("standin-clang++")
 TEMPLATE_SOURCE = "__attribute__((weak)) int main(void) { return 0; }\n"
 
 
+@functools.cache
 def install():
-    """Build stand_in.c into STAND_IN (static: a cmod sandbox shows it no libraries)."""
+    """Build stand_in.c into STAND_IN (static: a cmod sandbox shows it no libraries),
+    once per run, whatever the number of stand-in sizes."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "template.c").write_text(TEMPLATE_SOURCE)
